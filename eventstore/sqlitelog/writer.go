@@ -1,0 +1,235 @@
+package sqlitelog
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/eventstore/integrity"
+)
+
+// writer is the only goroutine that writes. It drains all queued requests into
+// one transaction so that their events share one fsync.
+func (l *Log) writer() {
+	defer close(l.done)
+	for {
+		var first *appendReq
+		select {
+		case first = <-l.reqs:
+		case <-l.stop:
+			l.drainClosed()
+			return
+		}
+		batch, n := []*appendReq{first}, len(first.events)
+	fill:
+		for n < l.cfg.MaxBatch {
+			select {
+			case r := <-l.reqs:
+				batch = append(batch, r)
+				n += len(r.events)
+			default:
+				break fill
+			}
+		}
+		l.commit(batch)
+	}
+}
+
+// drainClosed fails requests that raced with Close.
+func (l *Log) drainClosed() {
+	for {
+		select {
+		case r := <-l.reqs:
+			r.err = eventstore.ErrClosed
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+// batchState tracks what the open transaction has written, so that events in
+// the same batch see each other (ids, message keys, stream sequence numbers).
+type batchState struct {
+	tx        *sql.Tx
+	next      int64
+	prev      [32]byte
+	frontier  *integrity.Frontier
+	ids       map[string]*eventstore.Event
+	keys      map[string]*eventstore.Event
+	streamSeq map[string]int64
+	now       time.Time
+}
+
+func (l *Log) commit(batch []*appendReq) {
+	ctx := context.Background()
+	err := l.commitTx(ctx, batch)
+	if err != nil {
+		l.cfg.Logger.Error("event log commit failed", "path", l.cfg.Path, "events", len(batch), "err", err)
+		for _, r := range batch {
+			r.results, r.err = nil, fmt.Errorf("sqlitelog: commit: %w", err)
+		}
+	}
+	for _, r := range batch {
+		close(r.done)
+	}
+	if err == nil {
+		l.signalCommit()
+	}
+}
+
+func (l *Log) commitTx(ctx context.Context, batch []*appendReq) error {
+	tx, err := l.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	st := &batchState{tx: tx, next: l.next, prev: l.prev, frontier: l.frontier.Clone(),
+		ids: map[string]*eventstore.Event{}, keys: map[string]*eventstore.Event{},
+		streamSeq: map[string]int64{}, now: l.cfg.Now().UTC()}
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO events (off, id, tenant, stream, stream_seq, type, version, message_key,
+		correlation_id, causation_id, metadata, data, recorded_at, prev_hash, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return fmt.Errorf("prepare insert: %w", err)
+	}
+	defer ins.Close()
+	for _, r := range batch {
+		r.results, r.err = l.appendRequest(ctx, st, ins, r)
+	}
+	if st.next != l.next {
+		if err := l.writeCheckpoint(ctx, st); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	l.next, l.prev, l.frontier = st.next, st.prev, st.frontier
+	return nil
+}
+
+// appendRequest appends one request's events until the first that fails.
+func (l *Log) appendRequest(ctx context.Context, st *batchState, ins *sql.Stmt, r *appendReq) ([]eventstore.Result, error) {
+	if err := r.ctx.Err(); err != nil {
+		return nil, err
+	}
+	results := make([]eventstore.Result, 0, len(r.events))
+	for i := range r.events {
+		res, err := l.appendOne(ctx, st, ins, r.events[i])
+		if err != nil {
+			return results, fmt.Errorf("event %d (%s): %w", i, r.events[i].ID, err)
+		}
+		results = append(results, res)
+	}
+	return results, nil
+}
+
+func (l *Log) appendOne(ctx context.Context, st *batchState, ins *sql.Stmt, e eventstore.Event) (eventstore.Result, error) {
+	if err := e.Validate(); err != nil {
+		return eventstore.Result{}, err
+	}
+	if old, err := l.lookupID(ctx, st, e.ID); err != nil {
+		return eventstore.Result{}, err
+	} else if old != nil {
+		if !sameContent(old, &e) {
+			return eventstore.Result{}, eventstore.ErrConflict
+		}
+		return eventstore.Result{Position: old.Position, Existing: true}, nil
+	}
+	if e.MessageKey != "" {
+		old, err := l.lookupKey(ctx, st, e.Tenant, e.MessageKey)
+		if err != nil {
+			return eventstore.Result{}, err
+		}
+		if old != nil {
+			return eventstore.Result{}, &eventstore.DuplicateError{Key: e.MessageKey, Existing: *old}
+		}
+	}
+	seq, err := l.nextStreamSeq(ctx, st, e.Tenant, e.Stream)
+	if err != nil {
+		return eventstore.Result{}, err
+	}
+	e.Position = eventstore.Position{Partition: 0, Offset: st.next}
+	e.StreamSeq, e.RecordedAt, e.PrevHash = seq, st.now, st.prev
+	leaf := integrity.LeafHash(&e)
+	if _, err := ins.ExecContext(ctx, e.Position.Offset, e.ID, e.Tenant, e.Stream, e.StreamSeq, e.Type, e.Version,
+		e.MessageKey, e.CorrelationID, e.CausationID, encodeMetadata(e.Metadata), nonNil(e.Data),
+		e.RecordedAt.UnixNano(), e.PrevHash[:], leaf[:]); err != nil {
+		return eventstore.Result{}, fmt.Errorf("insert at offset %d: %w", e.Position.Offset, err)
+	}
+	st.frontier.Append(leaf)
+	st.prev, st.next = leaf, st.next+1
+	stored := e
+	st.ids[e.ID] = &stored
+	if e.MessageKey != "" {
+		st.keys[e.Tenant+"\x00"+e.MessageKey] = &stored
+	}
+	st.streamSeq[e.Tenant+"\x00"+e.Stream] = seq
+	return eventstore.Result{Position: e.Position}, nil
+}
+
+func (l *Log) lookupID(ctx context.Context, st *batchState, id string) (*eventstore.Event, error) {
+	if e, ok := st.ids[id]; ok {
+		return e, nil
+	}
+	return l.queryOne(ctx, st.tx, `WHERE id = ?`, id)
+}
+
+func (l *Log) lookupKey(ctx context.Context, st *batchState, tenant, key string) (*eventstore.Event, error) {
+	if e, ok := st.keys[tenant+"\x00"+key]; ok {
+		return e, nil
+	}
+	return l.queryOne(ctx, st.tx, `WHERE tenant = ? AND message_key = ?`, tenant, key)
+}
+
+func (l *Log) nextStreamSeq(ctx context.Context, st *batchState, tenant, stream string) (int64, error) {
+	if s, ok := st.streamSeq[tenant+"\x00"+stream]; ok {
+		return s + 1, nil
+	}
+	var seq sql.NullInt64
+	if err := st.tx.QueryRowContext(ctx, `SELECT max(stream_seq) FROM events WHERE tenant = ? AND stream = ?`, tenant, stream).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("read stream %s sequence: %w", stream, err)
+	}
+	return seq.Int64 + 1, nil
+}
+
+func (l *Log) writeCheckpoint(ctx context.Context, st *batchState) error {
+	c := eventstore.Checkpoint{Partition: 0, Size: st.next, Root: st.frontier.Root(), Time: st.now}
+	if err := integrity.Sign(l.cfg.Signer, l.logID, &c); err != nil {
+		return err
+	}
+	if _, err := st.tx.ExecContext(ctx, `INSERT INTO checkpoints (size, root, time, key_id, signature, frontier) VALUES (?,?,?,?,?,?)`,
+		c.Size, c.Root[:], c.Time.UnixNano(), c.KeyID, c.Signature, encodeFrontier(st.frontier)); err != nil {
+		return fmt.Errorf("insert checkpoint at size %d: %w", c.Size, err)
+	}
+	return nil
+}
+
+// sameContent decides whether a retried event is the one already stored. The
+// log-assigned fields are ignored; everything the appender chose must match.
+func sameContent(a, b *eventstore.Event) bool {
+	if a.Tenant != b.Tenant || a.Stream != b.Stream || a.Type != b.Type || a.Version != b.Version ||
+		a.MessageKey != b.MessageKey || a.CorrelationID != b.CorrelationID || a.CausationID != b.CausationID ||
+		!bytes.Equal(a.Data, b.Data) || len(a.Metadata) != len(b.Metadata) {
+		return false
+	}
+	for k, v := range a.Metadata {
+		if w, ok := b.Metadata[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+var errCorruptRow = errors.New("corrupt row")
