@@ -1,0 +1,236 @@
+// Package blob stores raw message bytes and parts by their SHA-256, in a
+// directory. Writes stream through a temporary file that is fsynced and
+// renamed into place, so a blob is either complete or absent; reads verify
+// the hash as the bytes stream past, so a blob that rotted on disk is
+// reported, never silently delivered. Nothing is held in memory whole: a
+// 1 GiB message costs a 32 KiB buffer.
+package blob
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Ref names a stored blob.
+type Ref struct {
+	// SHA256 is the lowercase hex SHA-256 of the content.
+	SHA256 string `json:"sha256"`
+	// Size is the content length in bytes.
+	Size int64 `json:"size"`
+}
+
+// Errors reported by the store.
+var (
+	ErrNotFound = errors.New("blob: not found")
+	ErrTooLarge = errors.New("blob: content exceeds the size limit")
+	ErrCorrupt  = errors.New("blob: content does not match its hash")
+	ErrBadRef   = errors.New("blob: malformed reference")
+)
+
+// Store is a content-addressed directory.
+type Store struct {
+	dir string
+}
+
+// Open returns the store in dir, creating it when missing.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o750); err != nil {
+		return nil, fmt.Errorf("blob: create %s: %w", dir, err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) path(sum string) string {
+	return filepath.Join(s.dir, "sha256", sum[:2], sum[2:4], sum)
+}
+
+func validSum(sum string) bool {
+	if len(sum) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(sum)
+	return err == nil && sum == lowerHex(sum)
+}
+
+func lowerHex(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'F' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// Put streams r into the store and returns its reference. Content larger than
+// maxSize (when maxSize > 0) is refused with ErrTooLarge and not stored.
+// Storing the same content twice is harmless and returns the same Ref.
+func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (Ref, error) {
+	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "put-*")
+	if err != nil {
+		return Ref{}, fmt.Errorf("blob: create temporary file: %w", err)
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}()
+	h := sha256.New()
+	src := r
+	if maxSize > 0 {
+		src = io.LimitReader(r, maxSize+1)
+	}
+	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: src})
+	if err != nil {
+		return Ref{}, fmt.Errorf("blob: write: %w", err)
+	}
+	if maxSize > 0 && n > maxSize {
+		return Ref{}, fmt.Errorf("%w (%d bytes)", ErrTooLarge, maxSize)
+	}
+	ref := Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
+	if err := tmp.Sync(); err != nil {
+		return Ref{}, fmt.Errorf("blob: sync %s: %w", ref.SHA256, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return Ref{}, fmt.Errorf("blob: close %s: %w", ref.SHA256, err)
+	}
+	final := s.path(ref.SHA256)
+	if _, err := os.Stat(final); err == nil {
+		return ref, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o750); err != nil {
+		return Ref{}, fmt.Errorf("blob: create directory for %s: %w", ref.SHA256, err)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return Ref{}, fmt.Errorf("blob: move %s into place: %w", ref.SHA256, err)
+	}
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return Ref{}, fmt.Errorf("blob: sync directory of %s: %w", ref.SHA256, err)
+	}
+	return ref, nil
+}
+
+// PutBytes stores a byte slice.
+func (s *Store) PutBytes(ctx context.Context, b []byte) (Ref, error) {
+	return s.Put(ctx, bytesReader(b), 0)
+}
+
+// Open returns a reader of the blob's content. The reader fails with
+// ErrCorrupt at the end if the bytes read do not hash to the reference, and
+// if the size differs; callers must read to EOF before trusting the bytes.
+func (s *Store) Open(ctx context.Context, ref Ref) (io.ReadCloser, error) {
+	if !validSum(ref.SHA256) {
+		return nil, fmt.Errorf("%w: %q", ErrBadRef, ref.SHA256)
+	}
+	f, err := os.Open(s.path(ref.SHA256))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, ref.SHA256)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob: open %s: %w", ref.SHA256, err)
+	}
+	return &verifyingReader{ctx: ctx, f: f, h: sha256.New(), want: ref}, nil
+}
+
+// ReadAll reads a whole blob into memory, verified, refusing blobs above max.
+func (s *Store) ReadAll(ctx context.Context, ref Ref, max int64) ([]byte, error) {
+	if max > 0 && ref.Size > max {
+		return nil, fmt.Errorf("%w: %s has %d bytes, limit %d", ErrTooLarge, ref.SHA256, ref.Size, max)
+	}
+	rc, err := s.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// Verify re-reads a blob and checks its hash and size.
+func (s *Store) Verify(ctx context.Context, ref Ref) error {
+	rc, err := s.Open(ctx, ref)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+// Has reports whether the blob is present (without verifying it).
+func (s *Store) Has(ref Ref) bool {
+	if !validSum(ref.SHA256) {
+		return false
+	}
+	_, err := os.Stat(s.path(ref.SHA256))
+	return err == nil
+}
+
+type verifyingReader struct {
+	ctx  context.Context
+	f    *os.File
+	h    hash.Hash
+	n    int64
+	want Ref
+}
+
+func (r *verifyingReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := r.f.Read(p)
+	r.h.Write(p[:n])
+	r.n += int64(n)
+	if err == io.EOF {
+		if got := hex.EncodeToString(r.h.Sum(nil)); got != r.want.SHA256 || r.n != r.want.Size {
+			return n, fmt.Errorf("%w: %s read as %s (%d bytes, want %d)", ErrCorrupt, r.want.SHA256, got, r.n, r.want.Size)
+		}
+	}
+	return n, err
+}
+
+func (r *verifyingReader) Close() error { return r.f.Close() }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+type sliceReader struct {
+	b []byte
+}
+
+func bytesReader(b []byte) io.Reader { return &sliceReader{b: b} }
+
+func (s *sliceReader) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.b)
+	s.b = s.b[n:]
+	return n, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,181 @@
+// Package gateway is Poststelle's domain: the events every receipt and every
+// decision is recorded as, how they are encoded in the log, and the pipeline
+// of projections that turns one event into the next (see ARCHITECTURE.md).
+//
+// Event payloads are JSON objects with camelCase field names. Each payload type
+// has a name (the log's event type) and a schema version; a reader refuses
+// versions it does not know instead of guessing. Adding an optional field is
+// compatible and keeps the version; removing or re-interpreting a field makes
+// a new version. The full wire format is documented in docs/wire-format.md.
+package gateway
+
+import (
+	"time"
+
+	"github.com/poststelle/poststelle/eventstore/blob"
+)
+
+// DefaultTenant is the authority an installation serves until tenants are
+// configured.
+const DefaultTenant = "default"
+
+// Channel names the way a message reached the authority or leaves it.
+type Channel string
+
+// The channels the law opens to an authority.
+const (
+	ChannelSMTP   Channel = "smtp"
+	ChannelIMAP   Channel = "imap"
+	ChannelDeMail Channel = "demail"
+	ChannelEGVP   Channel = "egvp"
+	ChannelPortal Channel = "portal"
+	ChannelAPI    Channel = "api"
+)
+
+// Address is a participant's address as the channel states it: an e-mail
+// address, a De-Mail address, a SAFE-ID, or a portal postbox reference.
+type Address struct {
+	Address string `json:"address"`
+	Name    string `json:"name,omitempty"`
+}
+
+// Part is one MIME part, attachment or container entry of a message.
+type Part struct {
+	// Path locates the part in the message's tree, e.g. "1.2" (MIME numbering).
+	Path      string   `json:"path"`
+	MediaType string   `json:"mediaType"`
+	Filename  string   `json:"filename,omitempty"`
+	Blob      blob.Ref `json:"blob"`
+	// Kind classifies parts the projections care about: "body", "attachment",
+	// "signature" (detached CMS), "signed-data" (enveloping CMS), "encrypted",
+	// "message" (a nested message), "container".
+	Kind string `json:"kind,omitempty"`
+	// Problems lists what could not be understood about this part.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Header is a transport header kept as evidence.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// TransportEvidence records how a message arrived: what the sender's side and
+// our side said at the protocol level, for the Prüfprotokoll and for disputes
+// about the moment of receipt.
+type TransportEvidence struct {
+	// RemoteAddr is the peer's network address, if the channel has one.
+	RemoteAddr string `json:"remoteAddr,omitempty"`
+	// Envelope holds protocol-level addresses (SMTP MAIL FROM / RCPT TO,
+	// IMAP mailbox and UID, OSCI addressees).
+	Envelope map[string]string `json:"envelope,omitempty"`
+	// Received lists the message's trace headers as received.
+	Received []string `json:"received,omitempty"`
+	// TLS describes the transport security, e.g. "TLS 1.3 TLS_AES_128_GCM_SHA256".
+	TLS string `json:"tls,omitempty"`
+	// Untrusted lists headers that only a trusted channel may set and that
+	// arrived on a channel that cannot vouch for them. They never change a
+	// message's legal status.
+	Untrusted []Header `json:"untrusted,omitempty"`
+}
+
+// MessageReceived records that the authority received a message. Its time is
+// the Eingangszeitpunkt: the receipt is durable when this event is.
+type MessageReceived struct {
+	Channel          Channel   `json:"channel"`
+	ChannelMessageID string    `json:"channelMessageId,omitempty"`
+	From             Address   `json:"from"`
+	To               []Address `json:"to,omitempty"`
+	Cc               []Address `json:"cc,omitempty"`
+	Subject          string    `json:"subject,omitempty"`
+	ReceivedAt       time.Time `json:"receivedAt"`
+	// Raw refers to the message's bytes exactly as received.
+	Raw   blob.Ref `json:"raw"`
+	Parts []Part   `json:"parts,omitempty"`
+	// Metadata holds channel-specific routing facts (XJustiz recipient,
+	// FIT-Connect destination, file numbers) for the routing rules.
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	Transport TransportEvidence `json:"transport"`
+	// Problems lists what could not be parsed; the raw bytes are kept anyway
+	// and triage sees the list.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// MessageRouted records which offices a message belongs to and who decided.
+type MessageRouted struct {
+	Offices []string `json:"offices"`
+	// Rule is the id of the rule that matched, empty for a manual decision.
+	Rule string `json:"rule,omitempty"`
+	// RulesVersion identifies the rule set that decided (its SHA-256).
+	RulesVersion string `json:"rulesVersion,omitempty"`
+	// DecidedBy is "rules" or the person who assigned the message in triage.
+	DecidedBy string `json:"decidedBy"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// RoutingFailed records that no rule placed the message; it goes to triage.
+type RoutingFailed struct {
+	Reason       string `json:"reason"`
+	RulesVersion string `json:"rulesVersion,omitempty"`
+}
+
+// MessageDelivered records that an office's queue or mailbox received a message.
+type MessageDelivered struct {
+	Office string `json:"office"`
+	// Via names the delivery path: "queue", "imap", "webhook".
+	Via string `json:"via"`
+	// Target is the webhook URL or mailbox, where there is one.
+	Target string `json:"target,omitempty"`
+}
+
+// MessageAcknowledged records that an office took a message into its care.
+type MessageAcknowledged struct {
+	Office string `json:"office"`
+	By     string `json:"by"`
+	Via    string `json:"via"`
+}
+
+// ReplyRequested records an office's answer, to be sent on the sender's channel.
+type ReplyRequested struct {
+	ReplyID string  `json:"replyId"`
+	Office  string  `json:"office"`
+	Author  string  `json:"author"`
+	Channel Channel `json:"channel"`
+	To      Address `json:"to"`
+	Subject string  `json:"subject"`
+	// Body is the text of the answer, stored as a blob.
+	Body        blob.Ref `json:"body"`
+	Attachments []Part   `json:"attachments,omitempty"`
+	// InReplyTo is the channel message id the answer refers to.
+	InReplyTo string `json:"inReplyTo,omitempty"`
+}
+
+// ReplySent records that the channel accepted an answer.
+type ReplySent struct {
+	ReplyID          string  `json:"replyId"`
+	Channel          Channel `json:"channel"`
+	ChannelMessageID string  `json:"channelMessageId,omitempty"`
+	Attempt          int     `json:"attempt"`
+	// Response is what the peer answered (SMTP reply, OSCI receipt id, ...).
+	Response string `json:"response,omitempty"`
+}
+
+// ReplyFailed records a failed attempt to send an answer.
+type ReplyFailed struct {
+	ReplyID   string    `json:"replyId"`
+	Attempt   int       `json:"attempt"`
+	Error     string    `json:"error"`
+	Permanent bool      `json:"permanent"`
+	RetryAt   time.Time `json:"retryAt,omitzero"`
+}
+
+// ProcessingFailed records that a projection kept failing on an event. The
+// pipeline's poison queue appends it instead of blocking the stream, and
+// triage shows it.
+type ProcessingFailed struct {
+	Handler  string `json:"handler"`
+	EventID  string `json:"eventId"`
+	Type     string `json:"type"`
+	Attempts int    `json:"attempts"`
+	Error    string `json:"error"`
+}
