@@ -1,0 +1,351 @@
+// Package kafkalog is the event log on Apache Kafka, for installations that
+// run several gateway processes against one cluster (see ARCHITECTURE.md).
+//
+// # Layout
+//
+// The log is one topic with a fixed number of partitions. An event's record
+// key is its tenant and stream, and its partition is FNV-1a(key) mod
+// partitions, so the events of one message stay in one partition, in order.
+// The record value holds the fields the appender supplies (see record.go);
+// the record's timestamp (CreateTime, set by the appender) is the event's
+// RecordedAt. Checkpoints go to a second topic, "<topic>.checkpoints", with
+// one partition per log partition.
+//
+// # The fold
+//
+// Kafka accepts any record on any partition from any producer, and kafka-go
+// has no idempotent producer, so a retried produce can store a record twice.
+// The log is therefore defined on the read side: every process folds each
+// partition's records in Kafka offset order with deterministic rules
+// (partitionState.fold): a repeated event id is skipped, a message key that
+// an earlier event of the partition holds is refused, a record that does not
+// decode or sits on the wrong partition is skipped. Each accepted record gets
+// the next dense log offset (0, 1, 2, …), its stream sequence, and its
+// integrity link to the previous accepted event of the partition; a
+// partition's leaves are integrity.LeafHash over the accepted events with
+// those positions. Because the fold is a pure function of the topic, all
+// processes derive the same log, the same leaves and the same tree heads.
+// Skipped records are not part of the log; an auditor replaying the topic
+// with the same rules skips the same records.
+//
+// # Appending and idempotency
+//
+// Append checks the local fold (fast path for retries and known keys),
+// produces the records with acks=all, and then waits until its own records
+// (recognised by a per-call nonce header) come back through the fold; the
+// fold's verdict is the result. So across processes:
+//   - a re-append of a known id returns Existing=true; the same id with other
+//     content returns ErrConflict — guaranteed within a stream's partition,
+//     and checked against the local fold across partitions;
+//   - a MessageKey is unique per tenant within a partition: two processes
+//     racing with the same key into the same partition get one success and
+//     one DuplicateError, decided by Kafka's order. Across partitions the
+//     check uses the local fold only, so two processes that append the same
+//     key into two different streams at the same instant can both succeed.
+//     Adapters that derive the stream of a new message from its message key
+//     get the strict guarantee.
+//
+// Each process keeps its fold in memory and rebuilds it from the topic when
+// it opens (about 150 bytes per event plus ids and keys).
+//
+// # Checkpoints
+//
+// A notary runs in every process, in the consumer group "<group>.notary":
+// the member that owns a partition signs the tree head of its fold of that
+// partition every CheckpointInterval and writes it to the checkpoints topic.
+// Heads are deterministic, so a handover cannot produce two different heads
+// of the same size unless the topic itself differs between readers.
+//
+// # Subscribing
+//
+// Subscribe joins the consumer group "<group>.<name>" with kafka-go's
+// ConsumerGroup; for each partition assigned in a generation it asks the
+// StartFunc for the log offset and delivers the fold's events from there.
+// Offsets are never committed to Kafka: projections keep them with their
+// read model, which is what makes a rebalance exactly-once in effect.
+package kafkalog
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/poststelle/poststelle/eventstore"
+)
+
+// Config configures the Kafka log. The gateway's YAML maps onto it as
+// eventstore: {backend: kafka, kafka: {brokers, topic, partitions, group,
+// replication_factor, checkpoint_interval}}.
+type Config struct {
+	// Brokers are the bootstrap addresses, e.g. ["127.0.0.1:9092"].
+	Brokers []string
+	// Topic is the event topic; it is created when missing.
+	Topic string
+	// Partitions is the event topic's partition count (default 12). It is
+	// part of the log's format: an existing topic must have exactly this many.
+	Partitions int32
+	// ReplicationFactor for topics this log creates (default 1; use 3 with
+	// min.insync.replicas=2 in production).
+	ReplicationFactor int
+	// Group prefixes the consumer groups of Subscribe and of the notary
+	// (default: Topic).
+	Group string
+	// LogID names the log in signed checkpoints (default "kafka:" + Topic).
+	LogID string
+	// Signer signs checkpoints; required.
+	Signer crypto.Signer
+	// CheckpointInterval is how often the notary signs heads (default 5 s).
+	CheckpointInterval time.Duration
+	// BatchTimeout bounds how long the producer waits to fill a batch
+	// (default 1 ms).
+	BatchTimeout time.Duration
+	// SessionTimeout is how long the group coordinator waits for a silent
+	// member before moving its partitions (default 10 s).
+	SessionTimeout time.Duration
+	// Dialer connects to the brokers (default kafka.DefaultDialer); set it
+	// for TLS or SASL.
+	Dialer *kafka.Dialer
+	// Logger receives operational messages (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Log is the Kafka event log. It implements eventstore.Log and eventstore.Heads.
+type Log struct {
+	cfg     Config
+	log     *slog.Logger
+	client  *kafka.Client
+	writer  *kafka.Writer
+	cpTopic string
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	done   chan struct{} // closed at Close
+	wg     sync.WaitGroup
+	closed sync.Once
+
+	mu      sync.Mutex
+	parts   []*partitionState
+	notify  chan struct{}           // closed and replaced after each folded record
+	waiters map[string]chan verdict // nonce -> the appender waiting for it
+}
+
+var (
+	_ eventstore.Log   = (*Log)(nil)
+	_ eventstore.Heads = (*Log)(nil)
+)
+
+// Open connects to the cluster, creates the topics when missing, folds the
+// existing records of every partition, and starts the notary.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	transport := &kafka.Transport{Dial: cfg.Dialer.DialFunc, DialTimeout: 10 * time.Second, MetadataTTL: 10 * time.Second}
+	if cfg.Dialer.TLS != nil {
+		transport.TLS = cfg.Dialer.TLS
+	}
+	if cfg.Dialer.SASLMechanism != nil {
+		transport.SASL = cfg.Dialer.SASLMechanism
+	}
+	l := &Log{
+		cfg:     cfg,
+		log:     cfg.Logger.With("topic", cfg.Topic),
+		client:  &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second, Transport: transport},
+		cpTopic: cfg.Topic + ".checkpoints",
+		done:    make(chan struct{}),
+		notify:  make(chan struct{}),
+		waiters: map[string]chan verdict{},
+	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	for range cfg.Partitions {
+		l.parts = append(l.parts, newPartitionState())
+	}
+	if err := l.ensureTopics(ctx); err != nil {
+		l.cancel()
+		return nil, err
+	}
+	l.writer = &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Topic:        cfg.Topic,
+		Balancer:     streamBalancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: cfg.BatchTimeout,
+		BatchSize:    1000,
+		BatchBytes:   16 << 20,
+		MaxAttempts:  10,
+		// Retries after a broker failure are the reason duplicates exist;
+		// the fold skips them.
+		WriteBackoffMin: 50 * time.Millisecond,
+		WriteBackoffMax: 2 * time.Second,
+		Transport:       transport,
+	}
+	for p := range cfg.Partitions {
+		l.wg.Go(func() { l.tail(l.ctx, p) })
+	}
+	if err := l.Sync(ctx); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("kafkalog: fold topic %s: %w", cfg.Topic, err)
+	}
+	l.wg.Go(func() { l.notary(l.ctx) })
+	return l, nil
+}
+
+func (c *Config) defaults() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("kafkalog: config: brokers: at least one broker address is required")
+	case c.Topic == "":
+		return errors.New("kafkalog: config: topic is required")
+	case c.Signer == nil:
+		return errors.New("kafkalog: config: a checkpoint signer is required")
+	case c.Partitions < 0 || c.Partitions > 10000:
+		return fmt.Errorf("kafkalog: config: partitions %d out of range 1..10000", c.Partitions)
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 12
+	}
+	if c.ReplicationFactor <= 0 {
+		c.ReplicationFactor = 1
+	}
+	if c.Group == "" {
+		c.Group = c.Topic
+	}
+	if c.LogID == "" {
+		c.LogID = "kafka:" + c.Topic
+	}
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = 5 * time.Second
+	}
+	if c.BatchTimeout <= 0 {
+		c.BatchTimeout = time.Millisecond
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.Dialer == nil {
+		c.Dialer = kafka.DefaultDialer
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// ensureTopics creates the event and checkpoint topics, or checks that the
+// existing ones have the configured partition count.
+func (l *Log) ensureTopics(ctx context.Context) error {
+	// The log is evidence: never let Kafka delete or compact it.
+	entries := []kafka.ConfigEntry{
+		{ConfigName: "cleanup.policy", ConfigValue: "delete"},
+		{ConfigName: "retention.ms", ConfigValue: "-1"},
+		{ConfigName: "retention.bytes", ConfigValue: "-1"},
+		{ConfigName: "message.timestamp.type", ConfigValue: "CreateTime"},
+		{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(2 << 20)},
+	}
+	var topics []kafka.TopicConfig
+	for _, name := range []string{l.cfg.Topic, l.cpTopic} {
+		topics = append(topics, kafka.TopicConfig{Topic: name, NumPartitions: int(l.cfg.Partitions),
+			ReplicationFactor: l.cfg.ReplicationFactor, ConfigEntries: entries})
+	}
+	res, err := l.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("kafkalog: create topics %s: %w", l.cfg.Topic, err)
+	}
+	for name, terr := range res.Errors {
+		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("kafkalog: create topic %s: %w", name, terr)
+		}
+	}
+	// Metadata may lag behind creation; wait until every partition has a leader.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := l.checkTopics(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (l *Log) checkTopics(ctx context.Context) error {
+	md, err := l.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{l.cfg.Topic, l.cpTopic}})
+	if err != nil {
+		return fmt.Errorf("kafkalog: metadata of %s: %w", l.cfg.Topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			return fmt.Errorf("kafkalog: metadata of topic %s: %w", t.Name, t.Error)
+		}
+		if len(t.Partitions) != int(l.cfg.Partitions) {
+			return fmt.Errorf("kafkalog: topic %s has %d partitions, the log is configured for %d (the partition count is part of the log's format)",
+				t.Name, len(t.Partitions), l.cfg.Partitions)
+		}
+		for _, p := range t.Partitions {
+			if p.Error != nil || p.Leader.Host == "" {
+				return fmt.Errorf("kafkalog: topic %s partition %d has no leader yet", t.Name, p.ID)
+			}
+		}
+	}
+	if len(md.Topics) != 2 {
+		return fmt.Errorf("kafkalog: metadata lists %d of 2 topics", len(md.Topics))
+	}
+	return nil
+}
+
+// LogID implements eventstore.Heads.
+func (l *Log) LogID() string { return l.cfg.LogID }
+
+// Partitions implements eventstore.Log.
+func (l *Log) Partitions(context.Context) (int32, error) { return l.cfg.Partitions, nil }
+
+// End implements eventstore.Log. It reports this process's fold; call Sync
+// first to include appends other processes finished just now.
+func (l *Log) End(_ context.Context, partition int32) (int64, error) {
+	if err := l.checkPartition(partition); err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int64(len(l.parts[partition].koffs)), nil
+}
+
+func (l *Log) checkPartition(p int32) error {
+	if p < 0 || p >= l.cfg.Partitions {
+		return fmt.Errorf("kafkalog: partition %d out of range 0..%d", p, l.cfg.Partitions-1)
+	}
+	select {
+	case <-l.done:
+		return eventstore.ErrClosed
+	default:
+		return nil
+	}
+}
+
+// Close stops the tails, the notary and the producer. Pending appends fail
+// with ErrClosed.
+func (l *Log) Close() error {
+	var err error
+	l.closed.Do(func() {
+		close(l.done)
+		l.cancel()
+		if l.writer != nil {
+			err = l.writer.Close()
+		}
+		l.wg.Wait()
+	})
+	return err
+}
+
+// brokerAddr is the first broker's address, for requests that need one.
+func (l *Log) brokerAddr() net.Addr { return kafka.TCP(l.cfg.Brokers...) }
