@@ -89,6 +89,9 @@ type Certificate struct {
 	// not interpret; path validation must reject the certificate for them
 	// unless the caller handles them.
 	UnhandledCriticalExtensions []asn1.ObjectIdentifier
+	// ExtensionErrors lists non-critical extensions that could not be
+	// interpreted; their fields stay empty.
+	ExtensionErrors []string
 
 	SubjectKeyID   []byte
 	AuthorityKeyID []byte

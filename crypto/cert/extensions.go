@@ -41,7 +41,13 @@ func (c *Certificate) parseExtensions(exts cryptobyte.String) error {
 		c.Extensions = append(c.Extensions, e)
 		handled, err := c.applyExtension(e)
 		if err != nil {
-			return fmt.Errorf("extension %s: %w", e.Id, err)
+			if e.Critical {
+				return fmt.Errorf("critical extension %s: %w", e.Id, err)
+			}
+			// A malformed non-critical extension (seen: non-minimal
+			// lengths in certificate policies of an Italian QTSP) is
+			// recorded, not fatal: it may be ignored by definition.
+			c.ExtensionErrors = append(c.ExtensionErrors, fmt.Sprintf("extension %s: %v", e.Id, err))
 		}
 		if !handled && e.Critical {
 			c.UnhandledCriticalExtensions = append(c.UnhandledCriticalExtensions, e.Id)

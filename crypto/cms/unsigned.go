@@ -1,0 +1,325 @@
+package cms
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/subtle"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/sigalg"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+var timestampAttrs = []struct {
+	oid    asn1.ObjectIdentifier
+	kind   TimestampKind
+	signed bool
+}{
+	{OIDAttrContentTimeStamp, TimestampContent, true},
+	{OIDAttrSignatureTimeStamp, TimestampSignature, false},
+	{OIDAttrEscTimeStamp, TimestampESC, false},
+	{OIDAttrCertCRLTimestamp, TimestampCertCRL, false},
+	{OIDAttrArchiveTimestampV1, TimestampArchiveV1, false},
+	{OIDAttrArchiveTimestampV2, TimestampArchiveV2, false},
+	{OIDAttrArchiveTimestampV3, TimestampArchiveV3, false},
+}
+
+func (v *verifier) unsignedAttributes(r *SignerResult, si *SignerInfo, depth int) {
+	for _, a := range Attributes(si.UnsignedAttrs, OIDAttrCertValues) {
+		for _, val := range a.Values {
+			r.CertificateValues = append(r.CertificateValues, parseCertSequence(val)...)
+		}
+	}
+	for _, a := range Attributes(si.UnsignedAttrs, OIDAttrRevocationValues) {
+		for _, val := range a.Values {
+			rv, err := ParseRevocationValues(val)
+			if err != nil {
+				r.add(CheckFormat, Failed, "revocation-values attribute: "+err.Error())
+				continue
+			}
+			r.RevocationValues.CRLs = append(r.RevocationValues.CRLs, rv.CRLs...)
+			r.RevocationValues.OCSPResponses = append(r.RevocationValues.OCSPResponses, rv.OCSPResponses...)
+		}
+	}
+	for i, a := range Attributes(si.UnsignedAttrs, OIDAttrCounterSignature) {
+		for _, val := range a.Values {
+			s := cryptobyte.String(val)
+			csi, err := parseSignerInfo(&s, v.sd.origin)
+			if err != nil || !s.Empty() {
+				cr := &SignerResult{Index: i}
+				cr.add(CheckFormat, Failed, fmt.Sprintf("countersignature: %v", err))
+				r.CounterSignatures = append(r.CounterSignatures, cr)
+				continue
+			}
+			parentSig := si.Signature
+			t := target{counter: true, digest: func(h crypto.Hash) []byte { return hashOf(h, parentSig) }}
+			cr := v.verifyTarget(csi, t, depth+1)
+			cr.Index = len(r.CounterSignatures)
+			r.CounterSignatures = append(r.CounterSignatures, cr)
+		}
+	}
+	for _, ta := range timestampAttrs {
+		attrs := si.UnsignedAttrs
+		if ta.signed {
+			attrs = si.SignedAttrs
+		}
+		for _, a := range Attributes(attrs, ta.oid) {
+			for _, val := range a.Values {
+				r.Timestamps = append(r.Timestamps, v.timestamp(r, si, ta.kind, a, val, depth))
+			}
+		}
+	}
+}
+
+func parseCertSequence(der []byte) []*cert.Certificate {
+	s := cryptobyte.String(der)
+	var seq cryptobyte.String
+	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) {
+		return nil
+	}
+	var out []*cert.Certificate
+	for !seq.Empty() && len(out) < maxCertificates {
+		var el cryptobyte.String
+		if !seq.ReadASN1Element(&el, cbasn1.SEQUENCE) {
+			break
+		}
+		if c, err := cert.Parse(el); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ParseRevocationValues parses a CAdES revocationValues attribute value.
+func ParseRevocationValues(der []byte) (RevocationValues, error) {
+	var rv RevocationValues
+	s := cryptobyte.String(der)
+	var seq cryptobyte.String
+	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) || !s.Empty() {
+		return rv, errors.New("malformed RevocationValues")
+	}
+	read := func(tag int) ([][]byte, error) {
+		var list cryptobyte.String
+		var has bool
+		if !seq.ReadOptionalASN1(&list, &has, cbasn1.Tag(tag).Constructed().ContextSpecific()) {
+			return nil, errors.New("malformed RevocationValues")
+		}
+		if !has {
+			return nil, nil
+		}
+		var inner cryptobyte.String
+		if !list.ReadASN1(&inner, cbasn1.SEQUENCE) || !list.Empty() {
+			return nil, errors.New("malformed RevocationValues list")
+		}
+		var out [][]byte
+		for !inner.Empty() {
+			var el cryptobyte.String
+			if !inner.ReadASN1Element(&el, cbasn1.SEQUENCE) || len(out) >= maxCRLs {
+				return nil, errors.New("malformed revocation value")
+			}
+			out = append(out, el)
+		}
+		return out, nil
+	}
+	var err error
+	if rv.CRLs, err = read(0); err != nil {
+		return rv, err
+	}
+	if rv.OCSPResponses, err = read(1); err != nil {
+		return rv, err
+	}
+	return rv, nil
+}
+
+func (v *verifier) timestamp(r *SignerResult, si *SignerInfo, kind TimestampKind, attr Attribute, val []byte, depth int) *TimestampResult {
+	tr := &TimestampResult{Kind: kind, Raw: val}
+	if len(val) == 0 || val[0] != 0x30 {
+		// Seen in ETSI plugtests: the token wrapped in an OCTET STRING.
+		tr.Checks = append(tr.Checks, Check{CheckFormat, Failed, "timestamp attribute value is not a ContentInfo"})
+		return tr
+	}
+	tok, err := parseContentInfo(val, v.sd.origin)
+	if err != nil {
+		tr.Checks = append(tr.Checks, Check{CheckFormat, Failed, err.Error()})
+		return tr
+	}
+	tr.Token = tok
+	if !tok.EContentType.Equal(OIDTSTInfo) || !tok.HasContent {
+		tr.Checks = append(tr.Checks, Check{CheckTimestampContent, Failed, "token does not encapsulate a TSTInfo"})
+		return tr
+	}
+	info, err := parseTSTInfoImprint(tok.Content)
+	if err != nil {
+		tr.Checks = append(tr.Checks, Check{CheckTimestampContent, Failed, err.Error()})
+		return tr
+	}
+	tr.GenTime, tr.ImprintHash, tr.Imprint = info.genTime, info.hash, info.imprint
+	tr.Checks = append(tr.Checks, Check{CheckTimestampContent, Passed, ""})
+	if len(tok.Signers) == 0 {
+		tr.Checks = append(tr.Checks, Check{CheckSignatureValue, Failed, "token has no signer"})
+	} else {
+		tv := &verifier{sd: tok, digests: map[crypto.Hash][]byte{}}
+		tv.certs = append(append(append([]*cert.Certificate(nil), tok.Certificates...), v.certs...), r.CertificateValues...)
+		tr.Signer = tv.verifySigner(tok.Signers[0], depth+1)
+	}
+	tr.Checks = append(tr.Checks, v.imprintCheck(r, si, kind, attr, info))
+	return tr
+}
+
+func (v *verifier) imprintCheck(r *SignerResult, si *SignerInfo, kind TimestampKind, attr Attribute, info tstImprint) Check {
+	if info.hash == 0 {
+		return Check{CheckTimestampImprint, NotChecked, "unsupported imprint hash"}
+	}
+	var want []byte
+	switch kind {
+	case TimestampSignature:
+		want = hashOf(info.hash, si.Signature)
+	case TimestampContent:
+		want = v.contentDigest(info.hash)
+		if want == nil {
+			return Check{CheckTimestampImprint, NotChecked, "signed content not available"}
+		}
+	case TimestampArchiveV2:
+		data, ok := v.archiveV2Input(si, attr)
+		if !ok {
+			return Check{CheckTimestampImprint, NotChecked, "signed content not available"}
+		}
+		if bytes.Equal(hashOf(info.hash, data), info.imprint) {
+			return Check{CheckTimestampImprint, Passed, "archive-time-stamp v2 imprint"}
+		}
+		return Check{CheckTimestampImprint, NotChecked, "archive-time-stamp v2 imprint does not match our computation"}
+	default:
+		return Check{CheckTimestampImprint, NotChecked, string(kind) + " imprint is not verified"}
+	}
+	if subtle.ConstantTimeCompare(want, info.imprint) != 1 {
+		return Check{CheckTimestampImprint, Failed, fmt.Sprintf("imprint %X, expected %X", info.imprint, want)}
+	}
+	return Check{CheckTimestampImprint, Passed, sigalg.HashName(info.hash)}
+}
+
+// archiveV2Input builds the input of an archive-time-stamp v2 (ETSI TS 101
+// 733 annex K): eContent octets, certificates and crls fields, then the
+// SignerInfo fields and the unsigned attributes preceding this one.
+func (v *verifier) archiveV2Input(si *SignerInfo, attr Attribute) ([]byte, bool) {
+	var b bytes.Buffer
+	switch {
+	case v.sd.HasContent:
+		b.Write(v.sd.Content)
+	case v.opts.DetachedContent != nil:
+		b.Write(v.opts.DetachedContent)
+	default:
+		return nil, false
+	}
+	s := cryptobyte.String(v.sd.Raw)
+	var ci, body, sdSeq cryptobyte.String
+	if !s.ReadASN1(&ci, cbasn1.SEQUENCE) || !ci.SkipASN1(cbasn1.OBJECT_IDENTIFIER) ||
+		!ci.ReadASN1(&body, cbasn1.Tag(0).Constructed().ContextSpecific()) || !body.ReadASN1(&sdSeq, cbasn1.SEQUENCE) ||
+		!sdSeq.SkipASN1(cbasn1.INTEGER) || !sdSeq.SkipASN1(cbasn1.SET) || !sdSeq.SkipASN1(cbasn1.SEQUENCE) {
+		return nil, false
+	}
+	for _, tag := range []cbasn1.Tag{cbasn1.Tag(0).Constructed().ContextSpecific(), cbasn1.Tag(1).Constructed().ContextSpecific()} {
+		if !sdSeq.PeekASN1Tag(tag) {
+			continue
+		}
+		var el cryptobyte.String
+		if !sdSeq.ReadASN1Element(&el, tag) {
+			return nil, false
+		}
+		b.Write(el)
+	}
+	// SignerInfo fields up to and including the signature.
+	sis := cryptobyte.String(si.Raw)
+	var fields cryptobyte.String
+	if !sis.ReadASN1(&fields, cbasn1.SEQUENCE) {
+		return nil, false
+	}
+	for !fields.Empty() {
+		var el cryptobyte.String
+		var tag cbasn1.Tag
+		if !fields.ReadAnyASN1Element(&el, &tag) {
+			return nil, false
+		}
+		if tag == cbasn1.Tag(1).Constructed().ContextSpecific() {
+			break
+		}
+		b.Write(el)
+	}
+	for _, a := range si.UnsignedAttrs {
+		if bytes.Equal(a.Raw, attr.Raw) {
+			break
+		}
+		b.Write(a.Raw)
+	}
+	return b.Bytes(), true
+}
+
+type tstImprint struct {
+	hash    crypto.Hash
+	imprint []byte
+	genTime time.Time
+}
+
+// parseTSTInfoImprint reads the fields of a TSTInfo that cms needs; the
+// complete TSTInfo is parsed by crypto/tsp.
+func parseTSTInfoImprint(der []byte) (tstImprint, error) {
+	var out tstImprint
+	s := cryptobyte.String(der)
+	var seq, mi, hashed, gt cryptobyte.String
+	var ai sigalg.AlgorithmIdentifier
+	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.SkipASN1(cbasn1.INTEGER) || !seq.SkipASN1(cbasn1.OBJECT_IDENTIFIER) ||
+		!seq.ReadASN1(&mi, cbasn1.SEQUENCE) || !sigalg.ReadAlgorithmIdentifier(&mi, &ai) ||
+		!mi.ReadASN1(&hashed, cbasn1.OCTET_STRING) || !mi.Empty() ||
+		!seq.SkipASN1(cbasn1.INTEGER) || !seq.ReadASN1(&gt, cbasn1.GeneralizedTime) {
+		return out, errors.New("malformed TSTInfo")
+	}
+	t, err := ParseGeneralizedTime(gt)
+	if err != nil {
+		return out, fmt.Errorf("TSTInfo genTime: %w", err)
+	}
+	out.genTime, out.imprint = t, hashed
+	if h, err := sigalg.DigestAlgorithm(ai); err == nil {
+		out.hash = h
+	}
+	return out, nil
+}
+
+// ParseGeneralizedTime parses the content octets of a GeneralizedTime in
+// the DER profile of RFC 3161: YYYYMMDDhhmmss[.fraction]Z. Fractions are
+// common in TSTInfo and refused by cryptobyte.
+func ParseGeneralizedTime(b []byte) (time.Time, error) {
+	str := string(b)
+	if len(str) < 15 || str[len(str)-1] != 'Z' {
+		return time.Time{}, errors.New("malformed GeneralizedTime")
+	}
+	body := str[:len(str)-1]
+	main, frac := body, ""
+	if i := bytes.IndexByte(b, '.'); i >= 0 {
+		main, frac = body[:i], body[i+1:]
+		if frac == "" || len(frac) > 9 || frac[len(frac)-1] == '0' {
+			return time.Time{}, errors.New("malformed GeneralizedTime fraction")
+		}
+	}
+	if len(main) != 14 {
+		return time.Time{}, errors.New("malformed GeneralizedTime")
+	}
+	t, err := time.Parse("20060102150405", main)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("malformed GeneralizedTime: %w", err)
+	}
+	if frac != "" {
+		for _, c := range frac {
+			if c < '0' || c > '9' {
+				return time.Time{}, errors.New("malformed GeneralizedTime fraction")
+			}
+		}
+		ns, _ := strconv.Atoi(frac + "000000000"[:9-len(frac)])
+		t = t.Add(time.Duration(ns))
+	}
+	return t.UTC(), nil
+}
