@@ -28,7 +28,12 @@ type berConverter struct {
 	// constructed element (the tag of signedAttrs) to its input bytes: the
 	// signature covers signed attributes as transmitted, which may differ
 	// from the normalized form in non-minimal lengths.
-	original map[int][]byte
+	original []originalSpan
+}
+
+type originalSpan struct {
+	off  int // in out; shifted when an ancestor's length octets are inserted
+	orig []byte
 }
 
 var errTruncated = errors.New("truncated element")
@@ -36,14 +41,18 @@ var errTruncated = errors.New("truncated element")
 // normalizeBER converts in as described at berConverter. The input must
 // hold exactly one element, optionally followed by zero padding.
 func normalizeBER(in []byte) (out []byte, original map[int][]byte, err error) {
-	c := &berConverter{in: in, out: make([]byte, 0, len(in)+len(in)/8+16), original: map[int][]byte{}}
+	c := &berConverter{in: in, out: make([]byte, 0, len(in)+len(in)/8+16)}
 	if err := c.element(0, false); err != nil {
 		return nil, nil, fmt.Errorf("ber offset %d: %w", c.pos, err)
 	}
 	if c.pos != len(in) && !allZero(in[c.pos:]) {
 		return nil, nil, fmt.Errorf("ber: %d bytes of trailing data", len(in)-c.pos)
 	}
-	return c.out, c.original, nil
+	original = make(map[int][]byte, len(c.original))
+	for _, sp := range c.original {
+		original[sp.off] = sp.orig
+	}
+	return c.out, original, nil
 }
 
 // allZero reports whether b is zero padding, which some signing tools
@@ -184,7 +193,7 @@ func (c *berConverter) element(depth int, flatten bool) error {
 	if !flatten {
 		c.insertLength(start)
 		if length >= 0 && len(tag) == 1 && tag[0] == 0xa0 {
-			c.original[elemStart] = c.in[inStart:c.pos]
+			c.original = append(c.original, originalSpan{elemStart, c.in[inStart:c.pos]})
 		}
 	}
 	return nil
@@ -198,6 +207,12 @@ func (c *berConverter) insertLength(start int) {
 	c.out = append(c.out, l...) // grow
 	copy(c.out[start+len(l):], c.out[start:start+n])
 	copy(c.out[start:], l)
+	// Descendants recorded in original moved by len(l); they are the
+	// most recent entries (post-order), so the walk stops at the first
+	// entry before this element.
+	for i := len(c.original) - 1; i >= 0 && c.original[i].off >= start; i-- {
+		c.original[i].off += len(l)
+	}
 }
 
 func appendLength(b []byte, n int) []byte {

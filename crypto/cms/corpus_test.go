@@ -11,6 +11,11 @@ import (
 	"github.com/poststelle/poststelle/internal/corpus"
 )
 
+func corpusFile(t testing.TB, elem ...string) string {
+	t.Helper()
+	return corpus.Path(t, append([]string{"signatures"}, elem...)...)
+}
+
 func readCorpus(t testing.TB, elem ...string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(corpus.Path(t, elem...))
