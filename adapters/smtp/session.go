@@ -1,0 +1,221 @@
+package smtp
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/poststelle/poststelle/adapters/mailmsg"
+	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway"
+)
+
+// session is one SMTP connection's state.
+type session struct {
+	s    *Server
+	conn *gosmtp.Conn
+
+	from    string
+	opts    gosmtp.MailOptions
+	rcpts   []string
+	started time.Time
+}
+
+var (
+	errTemporary = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0},
+		Message: "local problem recording the message, please try again later"}
+	errTooLarge = &gosmtp.SMTPError{Code: 552, EnhancedCode: gosmtp.EnhancedCode{5, 3, 4},
+		Message: "message exceeds the maximum size"}
+	errTLSRequired = &gosmtp.SMTPError{Code: 530, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0},
+		Message: "must issue STARTTLS first"}
+	errRecipient = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1},
+		Message: "no such recipient here"}
+	errBadAddress = &gosmtp.SMTPError{Code: 501, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3},
+		Message: "malformed recipient address"}
+)
+
+func (ss *session) Reset() {
+	ss.from, ss.opts, ss.rcpts = "", gosmtp.MailOptions{}, nil
+}
+
+func (ss *session) Logout() error {
+	ss.s.sessions.Add(-1)
+	return nil
+}
+
+func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
+	if ss.s.cfg.RequireTLS {
+		if _, ok := ss.conn.TLSConnectionState(); !ok {
+			return errTLSRequired
+		}
+	}
+	ss.Reset()
+	ss.from = from
+	if opts != nil {
+		ss.opts = *opts
+	}
+	ss.started = ss.s.deps.Now()
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+	addr, ok := normalizeAddress(to)
+	if !ok {
+		return errBadAddress
+	}
+	if !ss.s.accept.accepts(addr) {
+		ss.s.deps.Logger.Info("smtp: recipient refused", "rcpt", addr, "remote", ss.remote())
+		return errRecipient
+	}
+	if !slices.Contains(ss.rcpts, addr) {
+		ss.rcpts = append(ss.rcpts, addr)
+	}
+	return nil
+}
+
+// Data stores the message, walks it and records it, in this order, and
+// answers 250 only when the record is durable.
+func (ss *session) Data(r io.Reader) error {
+	d := ss.s.deps
+	ctx := context.Background()
+	ref, err := d.Blobs.Put(ctx, r, ss.s.cfg.MaxMessageBytes)
+	if err != nil {
+		return ss.storeFailed(err)
+	}
+	receivedAt := d.Now().UTC()
+	msg, err := mailmsg.Walk(ctx, d.Blobs, ref, ss.s.cfg.Limits)
+	if err != nil {
+		d.Logger.Error("smtp: message not walked", "sha256", ref.SHA256, "err", err)
+		return errTemporary
+	}
+	key := ss.messageKey(ref)
+	rec := ss.receipt(ref, msg, receivedAt)
+	receipt, err := d.Intake.Record(ctx, d.Tenant, key, rec)
+	if err != nil {
+		d.Logger.Error("smtp: message not recorded", "sha256", ref.SHA256, "err", err)
+		if errors.Is(err, eventstore.ErrInvalidEvent) {
+			return &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0},
+				Message: "message cannot be recorded: " + err.Error()}
+		}
+		return errTemporary
+	}
+	if d.AfterRecord != nil {
+		d.AfterRecord(receipt)
+	}
+	d.Logger.Info("smtp: message received", "event", receipt.EventID, "duplicate", receipt.Duplicate,
+		"from", ss.from, "rcpts", len(ss.rcpts), "size", ref.Size, "remote", ss.remote(),
+		"problems", len(msg.Problems), "elapsed", d.Now().Sub(ss.started).Round(time.Millisecond))
+	// go-smtp sends the code and text of a returned SMTPError as the reply,
+	// which lets the 250 name the receipt.
+	text := "OK: recorded as " + receipt.EventID
+	if receipt.Duplicate {
+		text = "OK: already recorded as " + receipt.EventID
+	}
+	return &gosmtp.SMTPError{Code: 250, EnhancedCode: gosmtp.EnhancedCode{2, 0, 0}, Message: text}
+}
+
+// storeFailed maps a failure to store DATA to a reply: too large is
+// permanent; the client vanishing needs no reply; anything else is ours and
+// temporary.
+func (ss *session) storeFailed(err error) error {
+	var se *gosmtp.SMTPError
+	switch {
+	case errors.As(err, &se):
+		if se.Code == gosmtp.ErrDataTooLarge.Code {
+			ss.s.deps.Logger.Info("smtp: message refused, too large", "remote", ss.remote(), "limit", ss.s.cfg.MaxMessageBytes)
+			return errTooLarge
+		}
+		return se
+	case errors.Is(err, blob.ErrTooLarge):
+		return errTooLarge
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return err
+	}
+	ss.s.deps.Logger.Error("smtp: message not stored", "remote", ss.remote(), "err", err)
+	return errTemporary
+}
+
+// messageKey identifies one delivery: the same bytes with the same envelope
+// are the same message, so a resend after a lost 250 is recognised.
+func (ss *session) messageKey(ref blob.Ref) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d:%s;", len(ss.from), ss.from)
+	rcpts := slices.Clone(ss.rcpts)
+	slices.Sort(rcpts)
+	for _, r := range rcpts {
+		fmt.Fprintf(h, "%d:%s;", len(r), r)
+	}
+	return gateway.MessageKey(gateway.ChannelSMTP, ref.SHA256+"/"+hex.EncodeToString(h.Sum(nil)[:16]))
+}
+
+func (ss *session) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time) *gateway.MessageReceived {
+	from := msg.From
+	if from.Address == "" {
+		from = gateway.Address{Address: ss.from}
+	}
+	env := map[string]string{
+		"mailFrom":   ss.from,
+		"rcptTo":     strings.Join(ss.rcpts, ", "),
+		"helo":       ss.conn.Hostname(),
+		"receivedBy": ss.s.cfg.Hostname,
+		"size":       strconv.FormatInt(ref.Size, 10),
+	}
+	if ss.opts.Body != "" {
+		env["body"] = string(ss.opts.Body)
+	}
+	if ss.opts.UTF8 {
+		env["smtputf8"] = "true"
+	}
+	if ss.opts.EnvelopeID != "" {
+		env["envid"] = ss.opts.EnvelopeID
+	}
+	rec := &gateway.MessageReceived{
+		Channel:          gateway.ChannelSMTP,
+		ChannelMessageID: msg.MessageID,
+		From:             from,
+		To:               msg.To,
+		Cc:               msg.Cc,
+		Subject:          msg.Subject,
+		ReceivedAt:       at,
+		Raw:              ref,
+		Parts:            msg.Parts,
+		Problems:         msg.Problems,
+		Transport: gateway.TransportEvidence{
+			RemoteAddr: ss.remote(),
+			Envelope:   env,
+			Received:   msg.Received,
+			TLS:        tlsDescription(ss.conn),
+			Untrusted:  msg.Untrusted,
+		},
+	}
+	if msg.Date != "" {
+		rec.Metadata = map[string]string{"date": msg.Date}
+	}
+	return rec
+}
+
+func (ss *session) remote() string {
+	if nc := ss.conn.Conn(); nc != nil {
+		return nc.RemoteAddr().String()
+	}
+	return ""
+}
+
+func tlsDescription(c *gosmtp.Conn) string {
+	st, ok := c.TLSConnectionState()
+	if !ok {
+		return ""
+	}
+	return tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
+}

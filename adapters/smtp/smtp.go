@@ -1,0 +1,230 @@
+// Package smtp is the SMTP receiver: Poststelle as a mail exchanger or as
+// the next hop of the authority's relay. It answers 250 to a message only
+// after the raw bytes are in the blob store and the MessageReceived event
+// is durable in the log, and 4xx whenever that could not be done, so that
+// the sending server keeps the message and retries. The stored bytes are
+// exactly what the sender transmitted: our own trace is recorded in the
+// event's transport evidence instead of a Received header.
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/poststelle/poststelle/adapters/mailmsg"
+	"github.com/poststelle/poststelle/gateway"
+)
+
+// Config configures the receiver. The YAML names are those of the
+// poststelle configuration file.
+type Config struct {
+	// Listen is the TCP address to listen on (default 127.0.0.1:2525).
+	Listen string `yaml:"listen"`
+	// Hostname is announced in the greeting and recorded as the receiving
+	// host (default: the machine's host name).
+	Hostname string `yaml:"hostname"`
+	// MaxMessageBytes is announced with SIZE and enforced while DATA
+	// streams in (default 32 MiB).
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// MaxRecipients caps RCPT TO per message (default 100).
+	MaxRecipients int `yaml:"max_recipients"`
+	// MaxConnections caps concurrent sessions; more are told 421 (default 100).
+	MaxConnections int `yaml:"max_connections"`
+	// TLSCertFile and TLSKeyFile (PEM) enable STARTTLS.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// RequireTLS refuses MAIL FROM before STARTTLS.
+	RequireTLS bool `yaml:"require_tls"`
+	// AcceptAll accepts mail for every recipient (a catch-all).
+	AcceptAll bool `yaml:"accept_all"`
+	// AcceptDomains accepts every recipient in these domains.
+	AcceptDomains []string `yaml:"accept_domains"`
+	// AcceptAddresses accepts these recipients.
+	AcceptAddresses []string `yaml:"accept_addresses"`
+	// ReadTimeout and WriteTimeout bound each network read and write
+	// (default 5 minutes, as RFC 5321 section 4.5.3.2 suggests).
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// ShutdownTimeout is how long Run waits for sessions to finish when its
+	// context ends before it closes them (default 10 seconds).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Limits bound the MIME walk of each message.
+	Limits mailmsg.Limits `yaml:"-"`
+	// TLSConfig, when set, is used instead of the certificate files.
+	TLSConfig *tls.Config `yaml:"-"`
+}
+
+// Recorder records a received message; *gateway.Intake is one.
+type Recorder interface {
+	Record(ctx context.Context, tenant, messageKey string, msg *gateway.MessageReceived) (gateway.Receipt, error)
+}
+
+// Deps are the receiver's collaborators.
+type Deps struct {
+	// Intake appends the receipt events.
+	Intake Recorder
+	// Blobs stores the raw messages and their parts; *blob.Store is one.
+	Blobs mailmsg.Store
+	// Logger receives operational messages (default slog.Default()).
+	Logger *slog.Logger
+	// Tenant is the authority the received messages belong to.
+	Tenant string
+	// Now returns the time of receipt (default time.Now).
+	Now func() time.Time
+	// AfterRecord, when set, runs after a message is recorded and before
+	// the sender is answered. Fault-injection tests use it to kill the
+	// process in the window a lost 250 would fall into.
+	AfterRecord func(gateway.Receipt)
+}
+
+// Server is a running SMTP receiver.
+type Server struct {
+	cfg      Config
+	deps     Deps
+	accept   recipientPolicy
+	srv      *gosmtp.Server
+	ln       net.Listener
+	sessions atomic.Int64
+}
+
+// New checks the configuration and binds the listening socket, so that a
+// busy port is reported at start-up and Addr is known before Run.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if deps.Intake == nil || deps.Blobs == nil {
+		return nil, errors.New("smtp: Deps.Intake and Deps.Blobs are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Tenant == "" {
+		deps.Tenant = gateway.DefaultTenant
+	}
+	accept, err := newRecipientPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg := cfg.TLSConfig
+	if tlsCfg == nil && cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("smtp: load TLS certificate %s: %w", cfg.TLSCertFile, err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.RequireTLS && tlsCfg == nil {
+		return nil, errors.New("smtp: require_tls needs tls_cert_file and tls_key_file")
+	}
+	s := &Server{cfg: cfg, deps: deps, accept: accept}
+	s.srv = gosmtp.NewServer(s)
+	s.srv.Domain = cfg.Hostname
+	s.srv.MaxMessageBytes = cfg.MaxMessageBytes
+	s.srv.MaxRecipients = cfg.MaxRecipients
+	s.srv.ReadTimeout = cfg.ReadTimeout
+	s.srv.WriteTimeout = cfg.WriteTimeout
+	s.srv.TLSConfig = tlsCfg
+	s.srv.EnableSMTPUTF8 = true
+	s.srv.ErrorLog = slogPrinter{deps.Logger}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("smtp: listen on %s: %w", cfg.Listen, err)
+	}
+	s.ln = ln
+	return s, nil
+}
+
+func withDefaults(cfg Config) (Config, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:2525"
+	}
+	if cfg.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		cfg.Hostname = h
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 32 << 20
+	}
+	if cfg.MaxRecipients <= 0 {
+		cfg.MaxRecipients = 100
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 100
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 5 * time.Minute
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 5 * time.Minute
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return cfg, errors.New("smtp: tls_cert_file and tls_key_file must be set together")
+	}
+	return cfg, nil
+}
+
+// Addr is the address the receiver listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run serves until ctx ends, then stops accepting, lets sessions finish for
+// up to the shutdown timeout and closes the rest. A message whose DATA was
+// cut off is not acknowledged, so its sender retries.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	s.deps.Logger.Info("smtp: receiving", "addr", s.ln.Addr().String(), "hostname", s.cfg.Hostname,
+		"starttls", s.srv.TLSConfig != nil, "max_message_bytes", s.cfg.MaxMessageBytes)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("smtp: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil && !errors.Is(err, gosmtp.ErrServerClosed) {
+		s.srv.Close()
+	}
+	<-errc
+	return nil
+}
+
+// NewSession implements gosmtp.Backend.
+func (s *Server) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
+	if s.sessions.Add(1) > int64(s.cfg.MaxConnections) {
+		s.sessions.Add(-1)
+		return nil, &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "too many connections, try again later"}
+	}
+	return &session{s: s, conn: c}, nil
+}
+
+// slogPrinter adapts go-smtp's error log to slog.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, v ...any) {
+	p.l.Warn("smtp: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+func (p slogPrinter) Println(v ...any) {
+	p.l.Warn("smtp: " + strings.TrimSpace(fmt.Sprintln(v...)))
+}
