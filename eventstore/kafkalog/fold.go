@@ -141,7 +141,9 @@ func (l *Log) tail(ctx context.Context, partition int32) {
 		ReadBackoffMin: 20 * time.Millisecond,
 		ReadBackoffMax: 500 * time.Millisecond,
 		Dialer:         l.cfg.Dialer,
-		ErrorLogger:    kafka.LoggerFunc(func(f string, a ...any) { l.log.Debug("kafkalog: tail reader", "partition", partition, "msg", fmt.Sprintf(f, a...)) }),
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			l.log.Debug("kafkalog: tail reader", "partition", partition, "msg", fmt.Sprintf(f, a...))
+		}),
 	})
 	defer r.Close()
 	l.mu.Lock()

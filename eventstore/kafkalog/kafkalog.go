@@ -271,12 +271,16 @@ func (l *Log) ensureTopics(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if errors.Is(err, errPartitionCount) || time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// errPartitionCount means an existing topic has another partition count: the
+// count is part of the log's format (it places streams), so it cannot change.
+var errPartitionCount = errors.New("kafkalog: partition count differs")
 
 func (l *Log) checkTopics(ctx context.Context) error {
 	md, err := l.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{l.cfg.Topic, l.cpTopic}})
@@ -288,8 +292,8 @@ func (l *Log) checkTopics(ctx context.Context) error {
 			return fmt.Errorf("kafkalog: metadata of topic %s: %w", t.Name, t.Error)
 		}
 		if len(t.Partitions) != int(l.cfg.Partitions) {
-			return fmt.Errorf("kafkalog: topic %s has %d partitions, the log is configured for %d (the partition count is part of the log's format)",
-				t.Name, len(t.Partitions), l.cfg.Partitions)
+			return fmt.Errorf("%w: topic %s has %d partitions, the log is configured for %d",
+				errPartitionCount, t.Name, len(t.Partitions), l.cfg.Partitions)
 		}
 		for _, p := range t.Partitions {
 			if p.Error != nil || p.Leader.Host == "" {

@@ -87,7 +87,11 @@ func decodeEvent(b []byte) (eventstore.Event, error) {
 	}
 	d := decoder{b: b[len(recordMagic):]}
 	e.ID, e.Tenant, e.Stream, e.Type = d.str("id"), d.str("tenant"), d.str("stream"), d.str("type")
-	e.Version = int(d.u32("version") & 0x7fffffff)
+	version := d.u32("version")
+	if version > 1<<31-1 {
+		return e, fmt.Errorf("%w: version %d out of range", errMalformed, version)
+	}
+	e.Version = int(version)
 	e.MessageKey, e.CorrelationID, e.CausationID = d.str("message key"), d.str("correlation id"), d.str("causation id")
 	nmeta := d.u32("metadata count")
 	if nmeta > maxMetadata {
@@ -95,9 +99,13 @@ func decodeEvent(b []byte) (eventstore.Event, error) {
 	}
 	if nmeta > 0 {
 		e.Metadata = make(map[string]string, nmeta)
-		for range nmeta {
+		prev := ""
+		for i := range nmeta {
 			k := d.str("metadata key")
-			e.Metadata[k] = d.str("metadata value")
+			if i > 0 && k <= prev && d.err == nil {
+				d.err = fmt.Errorf("%w: metadata keys not strictly sorted", errMalformed)
+			}
+			e.Metadata[k], prev = d.str("metadata value"), k
 		}
 	}
 	e.Data = d.bytes("data", eventstore.MaxDataSize)
@@ -106,9 +114,6 @@ func decodeEvent(b []byte) (eventstore.Event, error) {
 	}
 	if len(d.b) != 0 {
 		return e, fmt.Errorf("%w: %d trailing bytes", errMalformed, len(d.b))
-	}
-	if nmeta > 0 && len(e.Metadata) != int(nmeta) {
-		return e, fmt.Errorf("%w: repeated metadata key", errMalformed)
 	}
 	if err := e.Validate(); err != nil {
 		return e, fmt.Errorf("%w: %w", errMalformed, err)
