@@ -228,3 +228,15 @@ func appendLength(b []byte, n int) []byte {
 	}
 	return append(b, 0x84, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
+
+// NormalizeBER converts one BER element to the definite-length,
+// minimal-length form with joined OCTET STRINGs that strict DER parsers
+// (cryptobyte) read; DER input is returned unchanged. It runs in linear
+// time and rejects nesting deeper than MaxDepth.
+func NormalizeBER(in []byte) ([]byte, error) {
+	out, _, err := normalizeBER(in)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	return out, nil
+}
