@@ -107,18 +107,26 @@ const (
 // parts there too. The error is non-nil only when reading the message or
 // storing a part failed; hostile or broken content yields problems instead.
 func Walk(ctx context.Context, store Store, raw blob.Ref, lim Limits) (*Message, error) {
-	lim = lim.withDefaults(raw.Size)
 	rc, err := store.Open(ctx, raw)
 	if err != nil {
 		return nil, fmt.Errorf("mailmsg: open message %s: %w", raw.SHA256, err)
 	}
 	defer rc.Close()
-	w := &walker{ctx: ctx, store: store, lim: lim, budget: lim.MaxStoredBytes}
-	msg, err := w.message(rc)
+	msg, err := WalkReader(ctx, store, rc, raw.Size, lim)
 	if err != nil {
 		return nil, fmt.Errorf("mailmsg: walk message %s: %w", raw.SHA256, err)
 	}
 	return msg, nil
+}
+
+// WalkReader walks a message as it streams from r, for a caller that
+// stores the raw bytes at the same time. size (the message size or its
+// upper bound) sets the default storage budget. It does not read r to its
+// end when a limit stops the walk.
+func WalkReader(ctx context.Context, store Store, r io.Reader, size int64, lim Limits) (*Message, error) {
+	lim = lim.withDefaults(size)
+	w := &walker{ctx: ctx, store: store, lim: lim, budget: lim.MaxStoredBytes}
+	return w.message(r)
 }
 
 type walker struct {

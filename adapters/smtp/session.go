@@ -84,21 +84,43 @@ func (ss *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	return nil
 }
 
-// Data stores the message, walks it and records it, in this order, and
-// answers 250 only when the record is durable.
+// Data stores the message and walks its MIME structure as it streams in,
+// then records it, and answers 250 only when the record is durable. The
+// raw bytes and the parts are written concurrently (ParallelStore), so that
+// their fsyncs overlap on the way to the 250.
 func (ss *session) Data(r io.Reader) error {
 	d := ss.s.deps
 	ctx := context.Background()
-	ref, err := d.Blobs.Put(ctx, r, ss.s.cfg.MaxMessageBytes)
+	parts := mailmsg.NewParallelStore(d.Blobs, 8, 256<<10)
+	pr, pw := io.Pipe()
+	type walked struct {
+		msg *mailmsg.Message
+		err error
+	}
+	walkc := make(chan walked, 1)
+	go func() {
+		msg, err := mailmsg.WalkReader(ctx, parts, pr, ss.s.cfg.MaxMessageBytes, ss.s.cfg.Limits)
+		// The walk may stop early at a limit; the raw bytes must still flow.
+		io.Copy(io.Discard, pr)
+		walkc <- walked{msg, err}
+	}()
+	ref, err := d.Blobs.Put(ctx, io.TeeReader(r, pw), ss.s.cfg.MaxMessageBytes)
+	if err != nil {
+		pw.CloseWithError(err)
+	} else {
+		pw.Close()
+	}
+	w := <-walkc
+	werr := parts.Wait()
 	if err != nil {
 		return ss.storeFailed(err)
 	}
 	receivedAt := d.Now().UTC()
-	msg, err := mailmsg.Walk(ctx, d.Blobs, ref, ss.s.cfg.Limits)
-	if err != nil {
+	if err := errors.Join(w.err, werr); err != nil {
 		d.Logger.Error("smtp: message not walked", "sha256", ref.SHA256, "err", err)
 		return errTemporary
 	}
+	msg := w.msg
 	key := ss.messageKey(ref)
 	rec := ss.receipt(ref, msg, receivedAt)
 	receipt, err := d.Intake.Record(ctx, d.Tenant, key, rec)

@@ -1,0 +1,242 @@
+// Command bench measures the SMTP receiver against the raw event log in
+// one run: messages per second and the p99 receive-to-durable latency (from
+// MAIL FROM to the 250 that follows the durable append) for 10 KiB messages
+// sent by concurrent go-smtp clients, side by side with the rate at which
+// the same number of receipt-sized events is appended to the log directly
+// by as many appenders, and the ratio of the two.
+//
+//	go run ./test/integration/mail/bench -n 4000 -senders 16
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/poststelle/poststelle/adapters/smtp"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/eventstore/sqlitelog"
+	"github.com/poststelle/poststelle/gateway"
+)
+
+// profile names the CPU profile file, empty for none.
+var profile string
+
+func main() {
+	n := flag.Int("n", 4000, "messages (and raw events)")
+	senders := flag.Int("senders", 16, "concurrent SMTP senders and raw appenders")
+	size := flag.Int("size", 10<<10, "message size in bytes")
+	dir := flag.String("dir", "", "working directory (default: a temporary one, removed afterwards)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the SMTP run to this file")
+	flag.Parse()
+	profile = *cpuprofile
+	if err := run(*n, *senders, *size, *dir); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	count   int
+	elapsed time.Duration
+	lat     []time.Duration
+}
+
+func (r result) rate() float64 { return float64(r.count) / r.elapsed.Seconds() }
+
+func (r result) pct(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.lat)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+func run(n, senders, size int, dir string) error {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "poststelle-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	raw, err := rawAppend(filepath.Join(dir, "raw"), n, senders)
+	if err != nil {
+		return fmt.Errorf("raw append: %w", err)
+	}
+	intake, err := smtpIntake(filepath.Join(dir, "smtp"), n, senders, size)
+	if err != nil {
+		return fmt.Errorf("smtp intake: %w", err)
+	}
+	fmt.Printf("%-44s %10s %10s %10s\n", "", "msgs/s", "p50", "p99")
+	fmt.Printf("%-44s %10.0f %10s %10s\n", fmt.Sprintf("raw sqlitelog append (%d appenders)", senders), raw.rate(),
+		raw.pct(0.5).Round(10*time.Microsecond), raw.pct(0.99).Round(10*time.Microsecond))
+	fmt.Printf("%-44s %10.0f %10s %10s\n", fmt.Sprintf("SMTP intake, %d B messages (%d senders)", size, senders), intake.rate(),
+		intake.pct(0.5).Round(10*time.Microsecond), intake.pct(0.99).Round(10*time.Microsecond))
+	fmt.Printf("ratio SMTP/raw: %.0f%% (goal ≥ 50%%), %d messages each\n", 100*intake.rate()/raw.rate(), n)
+	return nil
+}
+
+func openLog(dir string) (*sqlitelog.Log, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	return sqlitelog.Open(context.Background(), sqlitelog.Config{Path: filepath.Join(dir, "log.db"),
+		Signer: ed25519.NewKeyFromSeed(make([]byte, 32)), Logger: slog.New(slog.DiscardHandler)})
+}
+
+// rawAppend appends n receipt events of realistic size, as the SMTP
+// receiver would, from the given number of goroutines.
+func rawAppend(dir string, n, workers int) (result, error) {
+	l, err := openLog(dir)
+	if err != nil {
+		return result{}, err
+	}
+	defer l.Close()
+	in := &gateway.Intake{Log: l}
+	rec := sampleReceipt()
+	return parallel(n, workers, func(i int) error {
+		_, err := in.Record(context.Background(), gateway.DefaultTenant, fmt.Sprintf("smtp:raw-%d", i), rec)
+		return err
+	})
+}
+
+func sampleReceipt() *gateway.MessageReceived {
+	return &gateway.MessageReceived{Channel: gateway.ChannelSMTP, ChannelMessageID: "<m@example.org>",
+		From: gateway.Address{Address: "sender@example.org"}, To: []gateway.Address{{Address: "poststelle@kreis.example"}},
+		Subject: "Benchmark", ReceivedAt: time.Now().UTC(),
+		Raw:   blob.Ref{SHA256: strings.Repeat("ab", 32), Size: 10240},
+		Parts: []gateway.Part{{Path: "1", MediaType: "text/plain", Kind: "body", Blob: blob.Ref{SHA256: strings.Repeat("cd", 32), Size: 9000}}},
+		Transport: gateway.TransportEvidence{RemoteAddr: "127.0.0.1:40000",
+			Envelope: map[string]string{"mailFrom": "sender@example.org", "rcptTo": "poststelle@kreis.example", "helo": "bench"}}}
+}
+
+func smtpIntake(dir string, n, senders, size int) (result, error) {
+	l, err := openLog(dir)
+	if err != nil {
+		return result{}, err
+	}
+	defer l.Close()
+	blobs, err := blob.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		return result{}, err
+	}
+	srv, err := smtp.New(smtp.Config{Listen: "127.0.0.1:0", Hostname: "bench", AcceptAll: true, MaxConnections: senders + 4},
+		smtp.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return result{}, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	clients := make(chan *gosmtp.Client, senders)
+	for range senders {
+		c, err := gosmtp.Dial(srv.Addr().String())
+		if err != nil {
+			return result{}, err
+		}
+		if err := c.Hello("bench.example.org"); err != nil {
+			return result{}, err
+		}
+		clients <- c
+	}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	res, err := parallel(n, senders, func(i int) error {
+		c := <-clients
+		defer func() { clients <- c }()
+		return sendOne(c, message(i, size))
+	})
+	for range senders {
+		c := <-clients
+		c.Quit()
+	}
+	return res, err
+}
+
+func sendOne(c *gosmtp.Client, msg []byte) error {
+	if err := c.Mail("sender@example.org", nil); err != nil {
+		return err
+	}
+	if err := c.Rcpt("poststelle@kreis.example", nil); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return err
+	}
+	return w.Close()
+}
+
+// message builds a distinct text message of about size bytes.
+func message(i, size int) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: Sender <sender@example.org>\r\nTo: poststelle@kreis.example\r\nSubject: Antrag %d\r\n"+
+		"Message-ID: <%d@bench.example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n", i, i)
+	line := "Sehr geehrte Damen und Herren, hiermit beantrage ich die Genehmigung.\r\n"
+	for b.Len() < size {
+		b.WriteString(line)
+	}
+	return []byte(b.String()[:size-2] + "\r\n")
+}
+
+// parallel runs n operations on the given number of workers and measures
+// each operation's latency.
+func parallel(n, workers int, op func(i int) error) (result, error) {
+	var next atomic.Int64
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t0 := time.Now()
+				if err := op(i); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	return result{count: n, elapsed: time.Since(start), lat: lat}, firstErr
+}
