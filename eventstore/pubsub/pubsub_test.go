@@ -1,0 +1,72 @@
+package pubsub_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+
+	"github.com/poststelle/poststelle/eventstore/pubsub"
+	"github.com/poststelle/poststelle/eventstore/sqlitelog"
+)
+
+// shared is one log and offsets database for the whole Watermill suite: its
+// constructors create several publishers and subscribers that must see each
+// other's messages, as separate gateway processes on one log would.
+type shared struct {
+	once    sync.Once
+	log     *sqlitelog.Log
+	offsets *pubsub.SQLOffsets
+}
+
+func (s *shared) init(t *testing.T) {
+	s.once.Do(func() {
+		dir, err := filepath.Abs(filepath.Join(t.TempDir(), ".."))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := ed25519.NewKeyFromSeed(make([]byte, 32))
+		s.log, err = sqlitelog.Open(context.Background(), sqlitelog.Config{Path: filepath.Join(dir, "log.db"), Signer: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "state.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.SetMaxOpenConns(1)
+		if s.offsets, err = pubsub.NewSQLOffsets(context.Background(), db); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestWatermillConformance(t *testing.T) {
+	var s shared
+	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+		s.init(t)
+		cfg := pubsub.SubscriberConfig{Group: group, Offsets: s.offsets}
+		if group == "" {
+			cfg.Offsets = nil
+		}
+		sub, err := pubsub.NewSubscriber(s.log, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pubsub.NewPublisher(s.log), sub
+	}
+	tests.TestPubSub(t, tests.Features{
+		ConsumerGroups:                   true,
+		GuaranteedOrder:                  true,
+		Persistent:                       true,
+		NewSubscriberReceivesOldMessages: true,
+	},
+		func(t *testing.T) (message.Publisher, message.Subscriber) { return newPubSub(t, "") },
+		newPubSub,
+	)
+}
