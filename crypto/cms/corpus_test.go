@@ -87,6 +87,7 @@ var cadesSamples = []sample{
 	}},
 	{file: "Signature-C-B-B-8.p7m", intact: true, valid: true},
 	{file: "Signature-C-B-LTA-10.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, _ *SignedData) {
+		archiveV2Valid(t, r)
 		if r.SigningCertificateRefUnique || len(r.SigningCertificateRefs) != 4 {
 			t.Errorf("refs %d unique %v, DSS: 4 refs, not unique", len(r.SigningCertificateRefs), r.SigningCertificateRefUnique)
 		}
@@ -162,6 +163,7 @@ var cadesSamples = []sample{
 				t.Errorf("DSS: reference not unique")
 			}
 			tsValid(t, timestampsOf(r, TimestampSignature)[0])
+			archiveV2Valid(t, r)
 		}},
 	{file: "dss-1419/CAdES-BpB-att-SHA256-SHA3_256withRSA.p7m", check: mixedDigests},
 	{file: "dss-1419/CAdES-BpB-att-SHA256-SHA3_256withRSAandMGF1.p7m", intact: true, valid: true},
@@ -178,6 +180,7 @@ var cadesSamples = []sample{
 			t.Errorf("want 1 signature and 1 archive-v2 timestamp")
 		}
 		tsValid(t, timestampsOf(r, TimestampSignature)[0])
+		archiveV2Valid(t, r)
 	}},
 	{file: "dss-1892/detached_with_counter_sig.p7m", content: "dss-1892/signed_content.bin", intact: true, valid: true,
 		check: func(t *testing.T, r *SignerResult, _ *SignedData) {
@@ -224,10 +227,21 @@ func derSorted(t *testing.T, r *SignerResult, _ *SignedData) {
 }
 
 func notUniqueRef(t *testing.T, r *SignerResult, _ *SignedData) {
+	archiveV2Valid(t, r) // DSS: exactly 1 archive timestamp
 	if r.SigningCertificateRefUnique {
 		t.Errorf("DSS: signing-certificate reference not unique")
 	}
 	wantCheck(t, r, CheckSigningCertificateRef, Passed)
+}
+
+// archiveV2Valid: exactly one archive-time-stamp v2, signature and imprint valid.
+func archiveV2Valid(t *testing.T, r *SignerResult) {
+	t.Helper()
+	ats := timestampsOf(r, TimestampArchiveV2)
+	if len(ats) != 1 {
+		t.Fatalf("%d archive-v2 timestamps, want 1", len(ats))
+	}
+	tsValid(t, ats[0])
 }
 
 func lastCheck(ts *TimestampResult, id CheckID) Check {

@@ -186,14 +186,17 @@ func (v *verifier) imprintCheck(r *SignerResult, si *SignerInfo, kind TimestampK
 			return Check{CheckTimestampImprint, NotChecked, "signed content not available"}
 		}
 	case TimestampArchiveV2:
-		data, ok := v.archiveV2Input(si, attr)
+		withTag, withoutTag, ok := v.archiveV2Input(si, info.genTime)
 		if !ok {
 			return Check{CheckTimestampImprint, NotChecked, "signed content not available"}
 		}
-		if bytes.Equal(hashOf(info.hash, data), info.imprint) {
-			return Check{CheckTimestampImprint, Passed, "archive-time-stamp v2 imprint"}
+		if bytes.Equal(hashOf(info.hash, withTag), info.imprint) {
+			return Check{CheckTimestampImprint, Passed, "archive-time-stamp v2 (TS 101 733 v2.2.1)"}
 		}
-		return Check{CheckTimestampImprint, NotChecked, "archive-time-stamp v2 imprint does not match our computation"}
+		if bytes.Equal(hashOf(info.hash, withoutTag), info.imprint) {
+			return Check{CheckTimestampImprint, Passed, "archive-time-stamp v2 (TS 101 733 v1.8.3, unsigned attributes without tag)"}
+		}
+		return Check{CheckTimestampImprint, Failed, "archive-time-stamp v2 imprint matches neither the v2.2.1 nor the v1.8.3 computation"}
 	default:
 		return Check{CheckTimestampImprint, NotChecked, string(kind) + " imprint is not verified"}
 	}
@@ -203,25 +206,28 @@ func (v *verifier) imprintCheck(r *SignerResult, si *SignerInfo, kind TimestampK
 	return Check{CheckTimestampImprint, Passed, sigalg.HashName(info.hash)}
 }
 
-// archiveV2Input builds the input of an archive-time-stamp v2 (ETSI TS 101
-// 733 annex K): eContent octets, certificates and crls fields, then the
-// SignerInfo fields and the unsigned attributes preceding this one.
-func (v *verifier) archiveV2Input(si *SignerInfo, attr Attribute) ([]byte, bool) {
+// archiveV2Input builds the two candidate inputs of an archive-time-stamp
+// v2 (ETSI TS 101 733 annex K): the encapContentInfo element, the detached
+// content if any, the certificates and crls fields, the SignerInfo fields
+// with DER signed attributes, and the unsigned attributes except archive
+// timestamps not older than this one. Version 2.2.1 wraps the unsigned
+// attributes in their [1] tag and length, 1.8.3 did not; annex K note 3
+// recommends accepting both.
+func (v *verifier) archiveV2Input(si *SignerInfo, genTime time.Time) (withTag, withoutTag []byte, ok bool) {
 	var b bytes.Buffer
-	switch {
-	case v.sd.HasContent:
-		b.Write(v.sd.Content)
-	case v.opts.DetachedContent != nil:
-		b.Write(v.opts.DetachedContent)
-	default:
-		return nil, false
-	}
 	s := cryptobyte.String(v.sd.Raw)
-	var ci, body, sdSeq cryptobyte.String
+	var ci, body, sdSeq, eci cryptobyte.String
 	if !s.ReadASN1(&ci, cbasn1.SEQUENCE) || !ci.SkipASN1(cbasn1.OBJECT_IDENTIFIER) ||
 		!ci.ReadASN1(&body, cbasn1.Tag(0).Constructed().ContextSpecific()) || !body.ReadASN1(&sdSeq, cbasn1.SEQUENCE) ||
-		!sdSeq.SkipASN1(cbasn1.INTEGER) || !sdSeq.SkipASN1(cbasn1.SET) || !sdSeq.SkipASN1(cbasn1.SEQUENCE) {
-		return nil, false
+		!sdSeq.SkipASN1(cbasn1.INTEGER) || !sdSeq.SkipASN1(cbasn1.SET) || !sdSeq.ReadASN1Element(&eci, cbasn1.SEQUENCE) {
+		return nil, nil, false
+	}
+	b.Write(eci)
+	if !v.sd.HasContent {
+		if v.opts.DetachedContent == nil {
+			return nil, nil, false
+		}
+		b.Write(v.opts.DetachedContent)
 	}
 	for _, tag := range []cbasn1.Tag{cbasn1.Tag(0).Constructed().ContextSpecific(), cbasn1.Tag(1).Constructed().ContextSpecific()} {
 		if !sdSeq.PeekASN1Tag(tag) {
@@ -229,34 +235,58 @@ func (v *verifier) archiveV2Input(si *SignerInfo, attr Attribute) ([]byte, bool)
 		}
 		var el cryptobyte.String
 		if !sdSeq.ReadASN1Element(&el, tag) {
-			return nil, false
+			return nil, nil, false
 		}
 		b.Write(el)
 	}
-	// SignerInfo fields up to and including the signature.
 	sis := cryptobyte.String(si.Raw)
 	var fields cryptobyte.String
 	if !sis.ReadASN1(&fields, cbasn1.SEQUENCE) {
-		return nil, false
+		return nil, nil, false
 	}
 	for !fields.Empty() {
 		var el cryptobyte.String
 		var tag cbasn1.Tag
 		if !fields.ReadAnyASN1Element(&el, &tag) {
-			return nil, false
+			return nil, nil, false
 		}
-		if tag == cbasn1.Tag(1).Constructed().ContextSpecific() {
-			break
+		switch tag {
+		case cbasn1.Tag(1).Constructed().ContextSpecific():
+			continue
+		case cbasn1.Tag(0).Constructed().ContextSpecific():
+			if sorted := derSortedSet(si.SignedAttrs); sorted != nil {
+				b.WriteByte(0xa0)
+				b.Write(sorted[1:])
+				continue
+			}
 		}
 		b.Write(el)
 	}
+	var attrs []byte
 	for _, a := range si.UnsignedAttrs {
-		if bytes.Equal(a.Raw, attr.Raw) {
-			break
+		if a.Type.Equal(OIDAttrArchiveTimestampV2) || a.Type.Equal(OIDAttrArchiveTimestampV3) {
+			if t, err := tokenGenTime(a, v.sd.origin); err != nil || !t.Before(genTime) {
+				continue
+			}
 		}
-		b.Write(a.Raw)
+		attrs = append(attrs, a.Raw...)
 	}
-	return b.Bytes(), true
+	prefix := b.Bytes()
+	withoutTag = append(append([]byte(nil), prefix...), attrs...)
+	withTag = append(append(append([]byte(nil), prefix...), append([]byte{0xa1}, appendLength(nil, len(attrs))...)...), attrs...)
+	return withTag, withoutTag, true
+}
+
+func tokenGenTime(a Attribute, o *origin) (time.Time, error) {
+	if len(a.Values) != 1 {
+		return time.Time{}, errors.New("not one value")
+	}
+	tok, err := parseContentInfo(a.Values[0], o)
+	if err != nil {
+		return time.Time{}, err
+	}
+	info, err := parseTSTInfoImprint(tok.Content)
+	return info.genTime, err
 }
 
 type tstImprint struct {
