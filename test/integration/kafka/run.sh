@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# run.sh — start the Kafka broker, run the Kafka integration tests against it,
+# stop the broker. Exits non-zero when anything fails. Used by .ci/run.
+#
+# Needs: Java 17+, Maven (apt-get install -y openjdk-17-jre-headless maven), Go.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+export KAFKA_PORT="${KAFKA_PORT:-19092}"
+export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+
+started=0
+cleanup() {
+  if [[ $started == 1 ]]; then bash "$here/broker.sh" stop || true; fi
+}
+trap cleanup EXIT
+if ! bash "$here/broker.sh" status >/dev/null 2>&1; then
+  bash "$here/broker.sh" start
+  started=1
+fi
+cd "$root"
+go test -tags integration -count=1 -timeout 20m "$@" ./test/integration/kafka/...
+# The unit tests of the backend against the same broker (they use kfake otherwise).
+go test -count=1 -timeout 10m ./eventstore/kafkalog/...
