@@ -28,6 +28,9 @@ func (l *Log) Append(ctx context.Context, events ...eventstore.Event) ([]eventst
 		return nil, eventstore.ErrClosed
 	default:
 	}
+	if l.writer == nil {
+		return nil, errReadOnly
+	}
 	results := make([]eventstore.Result, len(events))
 	var msgs []kafka.Message
 	var waits []pending

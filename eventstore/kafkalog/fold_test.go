@@ -243,3 +243,33 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenReader audits a log without a signer: it learns the partition
+// count from the topic, verifies every partition, and refuses appends.
+func TestOpenReader(t *testing.T) {
+	topic := topicName(t)
+	l := openTest(t, topic)
+	for i := range 20 {
+		if _, err := l.Append(context.Background(), tev(fmt.Sprintf("e%d", i), fmt.Sprintf("s%d", i%5), "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := OpenReader(context.Background(), Config{Brokers: brokers(), Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if n, _ := r.Partitions(context.Background()); n != l.cfg.Partitions {
+		t.Fatalf("reader sees %d partitions, want %d", n, l.cfg.Partitions)
+	}
+	sum, err := integrity.VerifyLog(context.Background(), r, testKey.Public(), nil)
+	if err != nil || sum.Events != 20 {
+		t.Fatalf("verify through the reader: %d events, %v", sum.Events, err)
+	}
+	if _, err := r.Append(context.Background(), tev("x", "s", "x")); !errors.Is(err, errReadOnly) {
+		t.Fatalf("append on a reader: %v", err)
+	}
+	if _, err := OpenReader(context.Background(), Config{Brokers: brokers(), Topic: topic + "-missing"}); err == nil {
+		t.Fatal("opened a missing topic")
+	}
+}

@@ -145,6 +145,23 @@ var (
 // Open connects to the cluster, creates the topics when missing, folds the
 // existing records of every partition, and starts the notary.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if cfg.Signer == nil {
+		return nil, errors.New("kafkalog: config: a checkpoint signer is required")
+	}
+	return open(ctx, cfg, false)
+}
+
+// OpenReader opens an existing log for reading and auditing (log verify,
+// log replay): it needs no signer, creates nothing, writes no checkpoints,
+// and refuses appends. A zero Partitions takes the topic's count.
+func OpenReader(ctx context.Context, cfg Config) (*Log, error) {
+	return open(ctx, cfg, true)
+}
+
+// errReadOnly is returned by Append on a log opened with OpenReader.
+var errReadOnly = errors.New("kafkalog: log opened read-only")
+
+func open(ctx context.Context, cfg Config, readOnly bool) (*Log, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -165,37 +182,70 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		waiters: map[string]chan verdict{},
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	for range cfg.Partitions {
-		l.parts = append(l.parts, newPartitionState())
+	var err error
+	if readOnly {
+		err = l.discoverPartitions(ctx)
+	} else {
+		if l.cfg.Partitions == 0 {
+			l.cfg.Partitions = defaultPartitions
+		}
+		err = l.ensureTopics(ctx)
 	}
-	if err := l.ensureTopics(ctx); err != nil {
+	if err != nil {
 		l.cancel()
 		return nil, err
 	}
-	l.writer = &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Brokers...),
-		Topic:        cfg.Topic,
-		Balancer:     streamBalancer{},
-		RequiredAcks: kafka.RequireAll,
-		BatchTimeout: cfg.BatchTimeout,
-		BatchSize:    1000,
-		BatchBytes:   16 << 20,
-		MaxAttempts:  10,
-		// Retries after a broker failure are the reason duplicates exist;
-		// the fold skips them.
-		WriteBackoffMin: 50 * time.Millisecond,
-		WriteBackoffMax: 2 * time.Second,
-		Transport:       transport,
+	for range l.cfg.Partitions {
+		l.parts = append(l.parts, newPartitionState())
 	}
-	for p := range cfg.Partitions {
+	if !readOnly {
+		l.writer = &kafka.Writer{
+			Addr:         kafka.TCP(cfg.Brokers...),
+			Topic:        cfg.Topic,
+			Balancer:     streamBalancer{},
+			RequiredAcks: kafka.RequireAll,
+			BatchTimeout: cfg.BatchTimeout,
+			BatchSize:    1000,
+			BatchBytes:   16 << 20,
+			MaxAttempts:  10,
+			// Retries after a broker failure are the reason duplicates exist;
+			// the fold skips them.
+			WriteBackoffMin: 50 * time.Millisecond,
+			WriteBackoffMax: 2 * time.Second,
+			Transport:       transport,
+		}
+	}
+	for p := range l.cfg.Partitions {
 		l.wg.Go(func() { l.tail(l.ctx, p) })
 	}
 	if err := l.Sync(ctx); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("kafkalog: fold topic %s: %w", cfg.Topic, err)
 	}
-	l.wg.Go(func() { l.notary(l.ctx) })
+	if !readOnly {
+		l.wg.Go(func() { l.notary(l.ctx) })
+	}
 	return l, nil
+}
+
+// defaultPartitions is the event topic's partition count unless configured.
+const defaultPartitions = 12
+
+// discoverPartitions takes the partition count of an existing topic.
+func (l *Log) discoverPartitions(ctx context.Context) error {
+	md, err := l.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{l.cfg.Topic}})
+	if err != nil {
+		return fmt.Errorf("kafkalog: metadata of %s: %w", l.cfg.Topic, err)
+	}
+	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		return fmt.Errorf("kafkalog: topic %s: not found", l.cfg.Topic)
+	}
+	n := int32(len(md.Topics[0].Partitions))
+	if l.cfg.Partitions != 0 && l.cfg.Partitions != n {
+		return fmt.Errorf("%w: topic %s has %d partitions, the log is configured for %d", errPartitionCount, l.cfg.Topic, n, l.cfg.Partitions)
+	}
+	l.cfg.Partitions = n
+	return nil
 }
 
 func (c *Config) defaults() error {
@@ -204,13 +254,8 @@ func (c *Config) defaults() error {
 		return errors.New("kafkalog: config: brokers: at least one broker address is required")
 	case c.Topic == "":
 		return errors.New("kafkalog: config: topic is required")
-	case c.Signer == nil:
-		return errors.New("kafkalog: config: a checkpoint signer is required")
 	case c.Partitions < 0 || c.Partitions > 10000:
 		return fmt.Errorf("kafkalog: config: partitions %d out of range 1..10000", c.Partitions)
-	}
-	if c.Partitions == 0 {
-		c.Partitions = 12
 	}
 	if c.ReplicationFactor <= 0 {
 		c.ReplicationFactor = 1
