@@ -2,6 +2,7 @@ package cms
 
 import (
 	"bytes"
+	"crypto"
 	"errors"
 	"os"
 	"strings"
@@ -134,4 +135,20 @@ func FuzzParseSignedData(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestVerificationBudget(t *testing.T) {
+	sd, err := Parse(readCorpus(t, "signatures", "cades", "dss-2011", "cades-enveloping.pkcs7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := 0
+	v := &verifier{sd: sd, digests: map[crypto.Hash][]byte{}, budget: &budget, certs: sd.Certificates}
+	r := v.verifySigner(sd.Signers[0], 0)
+	if c, _ := r.Check(CheckSignatureValue); c.Outcome != NotChecked || !strings.Contains(c.Detail, "budget") {
+		t.Fatalf("signature check with exhausted budget: %+v", c)
+	}
+	if r.Valid || r.Intact {
+		t.Fatal("valid without verification")
+	}
 }

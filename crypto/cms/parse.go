@@ -34,6 +34,13 @@ const (
 	maxAttrValues   = 64
 	// maxNesting bounds countersignatures and timestamps inside timestamps.
 	maxNesting = 4
+	// maxVerifications bounds the public-key operations of one Verify call
+	// (signers, countersignatures, timestamps, candidate certificates and
+	// attribute encodings): hostile input must not buy unbounded CPU.
+	maxVerifications = 256
+	// maxTimestamps bounds the timestamps evaluated per signer; each may
+	// hash the whole content.
+	maxTimestamps = 16
 )
 
 // ErrFormat is wrapped by all parse errors, so callers can map them to
@@ -457,6 +464,9 @@ func parseAttributes(el cryptobyte.String, tag cbasn1.Tag) ([]Attribute, error) 
 				return nil, formatErr("malformed value of attribute %s", a.Type)
 			}
 			a.Values = append(a.Values, v)
+		}
+		if len(a.Values) == 0 {
+			return nil, formatErr("attribute %s without values", a.Type)
 		}
 		attrs = append(attrs, a)
 	}

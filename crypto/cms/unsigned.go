@@ -71,6 +71,10 @@ func (v *verifier) unsignedAttributes(r *SignerResult, si *SignerInfo, depth int
 		}
 		for _, a := range Attributes(attrs, ta.oid) {
 			for _, val := range a.Values {
+				if len(r.Timestamps) >= maxTimestamps {
+					r.add(CheckFormat, NotChecked, fmt.Sprintf("more than %d timestamps; the rest are not evaluated", maxTimestamps))
+					return
+				}
 				r.Timestamps = append(r.Timestamps, v.timestamp(r, si, ta.kind, a, val, depth))
 			}
 		}
@@ -164,7 +168,7 @@ func (v *verifier) timestamp(r *SignerResult, si *SignerInfo, kind TimestampKind
 	if len(tok.Signers) == 0 {
 		tr.Checks = append(tr.Checks, Check{CheckSignatureValue, Failed, "token has no signer"})
 	} else {
-		tv := &verifier{sd: tok, digests: map[crypto.Hash][]byte{}}
+		tv := &verifier{sd: tok, digests: map[crypto.Hash][]byte{}, budget: v.budget}
 		tv.certs = append(append(append([]*cert.Certificate(nil), tok.Certificates...), v.certs...), r.CertificateValues...)
 		tr.Signer = tv.verifySigner(tok.Signers[0], depth+1)
 	}

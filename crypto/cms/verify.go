@@ -41,7 +41,8 @@ type Result struct {
 // Verify checks every signer. It never returns an error: problems are
 // reported as failed or not-checked checks per signer.
 func (sd *SignedData) Verify(opts VerifyOptions) *Result {
-	v := &verifier{sd: sd, opts: opts, digests: map[crypto.Hash][]byte{}}
+	budget := maxVerifications
+	v := &verifier{sd: sd, opts: opts, digests: map[crypto.Hash][]byte{}, budget: &budget}
 	v.certs = append(append([]*cert.Certificate(nil), sd.Certificates...), opts.ExtraCertificates...)
 	res := &Result{SignedData: sd}
 	for i, si := range sd.Signers {
@@ -58,7 +59,12 @@ type verifier struct {
 	certs []*cert.Certificate
 	// digests caches the content digest per algorithm: content can be large.
 	digests map[crypto.Hash][]byte
+	// budget counts the public-key operations left, shared with the
+	// verifiers of nested timestamp tokens.
+	budget *int
 }
+
+var errBudget = errors.New("verification budget exhausted (too many signatures, certificates or timestamps)")
 
 // contentDigest returns the digest of the signed content, or nil when it is
 // not available (detached without content).
@@ -333,6 +339,9 @@ func (v *verifier) trySignatureEncodings(si *SignerInfo, c *cert.Certificate) (s
 	if err == nil || si.SignedAttrsRaw == nil || !errors.Is(err, sigalg.ErrSignature) {
 		return EncodingTransmitted, err
 	}
+	if *v.budget <= 0 {
+		return EncodingTransmitted, errBudget
+	}
 	if si.SignedAttrsNormalized != nil && v.trySignatureOver(si, c, si.SignedAttrsNormalized) == nil {
 		return EncodingNormalized, nil
 	}
@@ -364,6 +373,10 @@ func derSortedSet(attrs []Attribute) []byte {
 }
 
 func (v *verifier) trySignatureOver(si *SignerInfo, c *cert.Certificate, signed []byte) error {
+	if *v.budget <= 0 {
+		return errBudget
+	}
+	*v.budget--
 	h, err := sigalg.DigestAlgorithm(si.DigestAlgorithm)
 	if err != nil {
 		return err
@@ -414,7 +427,7 @@ func (v *verifier) signatureValue(r *SignerResult, si *SignerInfo) {
 			detail += ", signed attributes " + enc
 		}
 		r.add(CheckSignatureValue, Passed, detail)
-	case errors.Is(err, sigalg.ErrUnsupported), errors.Is(err, errNoContent):
+	case errors.Is(err, sigalg.ErrUnsupported), errors.Is(err, errNoContent), errors.Is(err, errBudget):
 		r.add(CheckSignatureValue, NotChecked, err.Error())
 	default:
 		detail := err.Error()
