@@ -75,3 +75,5 @@ func appendBytes(b, s []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 	return append(b, s...)
 }
+
+func recordHash(encoded []byte) [32]byte { return tlog.RecordHash(encoded) }

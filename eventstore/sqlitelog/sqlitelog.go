@@ -94,11 +94,10 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		wdb.Close()
 		return nil, err
 	}
-	if l.rdb, err = sql.Open("sqlite", dsn(cfg.Path, true)); err != nil {
+	if l.rdb, err = openDB(cfg.Path, true); err != nil {
 		wdb.Close()
-		return nil, fmt.Errorf("sqlitelog: open readers on %s: %w", cfg.Path, err)
+		return nil, err
 	}
-	l.rdb.SetMaxOpenConns(4)
 	go l.writer()
 	return l, nil
 }
@@ -247,9 +246,23 @@ func (l *Log) Close() error {
 	l.closed.Do(func() {
 		close(l.stop)
 		<-l.done
-		err = errors.Join(l.wdb.Close(), l.rdb.Close())
+		err = l.wdb.Close()
 	})
-	return err
+	if l.wdb == nil {
+		return l.rdb.Close()
+	}
+	return errors.Join(err, l.rdb.Close())
+}
+
+func openDB(path string, readOnly bool) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn(path, readOnly))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitelog: open %s: %w", path, err)
+	}
+	if readOnly {
+		db.SetMaxOpenConns(4)
+	}
+	return db, nil
 }
 
 // Checkpoints implements eventstore.Heads.

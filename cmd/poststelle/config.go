@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/poststelle/poststelle/adapters/imap"
+	"github.com/poststelle/poststelle/adapters/smtp"
+)
+
+// Config is the gateway's YAML configuration. Every field has a default, so
+// an empty file (or none) runs the embedded demo set-up.
+type Config struct {
+	// DataDir holds the embedded log, the blobs, the state database and the
+	// keys (default ./data).
+	DataDir string `yaml:"data_dir"`
+	// Tenant is the authority this installation serves (default "default").
+	Tenant string `yaml:"tenant"`
+	// LogLevel is debug, info, warn or error (default info).
+	LogLevel string `yaml:"log_level"`
+	Keys     struct {
+		// SigningKey is the PKCS#8 PEM private key that signs checkpoints
+		// (default <data_dir>/keys/gateway.key; created on first start).
+		SigningKey string `yaml:"signing_key"`
+		// PublicKey is written beside it for auditors.
+		PublicKey string `yaml:"public_key"`
+	} `yaml:"keys"`
+	EventStore EventStoreConfig `yaml:"eventstore"`
+	// SMTP is the receiving SMTP server; nil disables it. The demo set-up
+	// listens on 127.0.0.1:2525 and accepts any recipient.
+	SMTP *smtp.Config `yaml:"smtp"`
+	// IMAP lists the mailboxes to collect from.
+	IMAP imap.Config `yaml:"imap"`
+	// Demo routes every message to the office "demo" until routing rules
+	// are configured.
+	Demo *bool `yaml:"demo"`
+}
+
+// EventStoreConfig selects the log backend.
+type EventStoreConfig struct {
+	// Backend is "sqlite" (default) or "kafka".
+	Backend string      `yaml:"backend"`
+	Kafka   KafkaConfig `yaml:"kafka"`
+}
+
+// KafkaConfig is the YAML form of kafkalog.Config.
+type KafkaConfig struct {
+	Brokers            []string      `yaml:"brokers"`
+	Topic              string        `yaml:"topic"`
+	Partitions         int32         `yaml:"partitions"`
+	ReplicationFactor  int           `yaml:"replication_factor"`
+	Group              string        `yaml:"group"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
+// maxConfigSize caps the configuration file.
+const maxConfigSize = 1 << 20
+
+// loadConfig reads path ("" means none: all defaults) and validates it.
+func loadConfig(path string) (*Config, error) {
+	c := &Config{}
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if len(raw) > maxConfigSize {
+			return nil, fmt.Errorf("config: %s is larger than 1 MiB", path)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil && !errors.Is(err, errEOF(err)) {
+			return nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+	} else {
+		c.SMTP = &smtp.Config{Listen: "127.0.0.1:2525", AcceptAll: true}
+	}
+	c.setDefaults()
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+// errEOF lets an empty file count as "all defaults".
+func errEOF(err error) error {
+	if err != nil && err.Error() == "EOF" {
+		return err
+	}
+	return errors.New("not EOF")
+}
+
+func (c *Config) setDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.Tenant == "" {
+		c.Tenant = "default"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.Keys.SigningKey == "" {
+		c.Keys.SigningKey = filepath.Join(c.DataDir, "keys", "gateway.key")
+	}
+	if c.Keys.PublicKey == "" {
+		c.Keys.PublicKey = strings.TrimSuffix(c.Keys.SigningKey, ".key") + ".pub"
+	}
+	if c.EventStore.Backend == "" {
+		c.EventStore.Backend = "sqlite"
+	}
+	if c.Demo == nil {
+		on := true
+		c.Demo = &on
+	}
+}
+
+// validate names the first bad field, as a YAML path.
+func (c *Config) validate() error {
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.EventStore.Backend {
+	case "sqlite":
+	case "kafka":
+		k := c.EventStore.Kafka
+		if len(k.Brokers) == 0 {
+			return errors.New("eventstore.kafka.brokers: at least one broker address is required")
+		}
+		for i, b := range k.Brokers {
+			if _, _, err := net.SplitHostPort(b); err != nil {
+				return fmt.Errorf("eventstore.kafka.brokers[%d]: %q is not host:port", i, b)
+			}
+		}
+		if k.Topic == "" {
+			return errors.New("eventstore.kafka.topic: required")
+		}
+		if k.Partitions < 0 {
+			return errors.New("eventstore.kafka.partitions: must be positive")
+		}
+	default:
+		return fmt.Errorf("eventstore.backend: %q is not sqlite or kafka", c.EventStore.Backend)
+	}
+	if c.SMTP != nil && c.SMTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.SMTP.Listen); err != nil {
+			return fmt.Errorf("smtp.listen: %q is not host:port", c.SMTP.Listen)
+		}
+	}
+	return nil
+}

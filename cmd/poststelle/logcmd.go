@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/poststelle/poststelle/crypto/keys"
+	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/eventstore/integrity"
+	"github.com/poststelle/poststelle/eventstore/kafkalog"
+	"github.com/poststelle/poststelle/eventstore/sqlitelog"
+	"github.com/poststelle/poststelle/gateway"
+)
+
+func keysGenerate(cfg *Config) (crypto.Signer, error) {
+	if err := os.MkdirAll(filepath.Dir(cfg.Keys.SigningKey), 0o700); err != nil {
+		return nil, err
+	}
+	return keys.Generate(cfg.Keys.SigningKey, cfg.Keys.PublicKey)
+}
+
+func runLog(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) int {
+	switch sub {
+	case "verify":
+		return runLogVerify(ctx, args, stdout, stderr)
+	case "replay":
+		return runLogReplay(ctx, args, stdout, stderr)
+	case "prove":
+		return runLogProve(ctx, args, stdout, stderr)
+	case "check-proof":
+		return runLogCheckProof(args, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "poststelle: unknown log command %q (verify, replay, prove, check-proof)\n", sub)
+		return exitUsage
+	}
+}
+
+// logFlags are shared by the commands that read a log.
+type logFlags struct {
+	config *string
+	db     *string
+	kafka  *string
+	topic  *string
+}
+
+func addLogFlags(fs interface {
+	String(name, value, usage string) *string
+}, cfg *string) logFlags {
+	return logFlags{config: cfg,
+		db:    fs.String("db", "", "embedded log `file` to read (default: <data_dir>/log.db of the configuration)"),
+		kafka: fs.String("kafka", "", "read the log from these Kafka `brokers` (comma-separated) instead"),
+		topic: fs.String("topic", "poststelle.events", "Kafka `topic` of the log, with --kafka"),
+	}
+}
+
+// openAudited opens a log read-only for auditing.
+func (f logFlags) open(ctx context.Context) (integrity.AuditedLog, *Config, error) {
+	cfg, err := loadConfig(*f.config)
+	if err != nil {
+		return nil, nil, err
+	}
+	if *f.kafka != "" || cfg.EventStore.Backend == "kafka" {
+		brokers, topic := cfg.EventStore.Kafka.Brokers, cfg.EventStore.Kafka.Topic
+		if *f.kafka != "" {
+			brokers, topic = splitComma(*f.kafka), *f.topic
+		}
+		// The Kafka log folds the topic on open; this process joins as one
+		// more gateway member, so it needs the gateway's key.
+		signer, err := keys.LoadSigner(cfg.Keys.SigningKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: brokers, Topic: topic, Partitions: cfg.EventStore.Kafka.Partitions,
+			Group: cfg.EventStore.Kafka.Group, Signer: signer})
+		return l, cfg, err
+	}
+	path := *f.db
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "log.db")
+	}
+	l, err := sqlitelog.OpenReadOnly(ctx, path)
+	return l, cfg, err
+}
+
+func splitComma(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
+
+func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, cfgPath := newFlags("log verify", stderr)
+	lf := addLogFlags(fs, cfgPath)
+	keyPath := fs.String("key", "", "the gateway's public key `file` (default: the configured public key)")
+	checkBlobs := fs.Bool("blobs", false, "also re-hash every stored message and part the events refer to")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	l, cfg, err := lf.open(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle: open log:", err)
+		return exitUsage
+	}
+	defer l.Close()
+	if *keyPath == "" {
+		*keyPath = cfg.Keys.PublicKey
+	}
+	pub, err := keys.LoadPublic(*keyPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle:", err)
+		return exitUsage
+	}
+	var each func(*eventstore.Event) error
+	if *checkBlobs {
+		each, err = blobChecker(ctx, cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "poststelle:", err)
+			return exitUsage
+		}
+	}
+	start := time.Now()
+	sum, err := integrity.VerifyLog(ctx, l, pub, each)
+	var prob *integrity.Problem
+	switch {
+	case errors.As(err, &prob):
+		fmt.Fprintf(stdout, "BROKEN: partition %d, offset %d: %s\n", prob.Partition, prob.Offset, prob.Reason)
+		return exitFailed
+	case err != nil:
+		fmt.Fprintln(stderr, "poststelle: verify:", err)
+		return exitUsage
+	}
+	elapsed := time.Since(start)
+	for i, p := range sum.Partitions {
+		fmt.Fprintf(stdout, "partition %d: %d events, %d signed checkpoints, %d events after the newest checkpoint, head %x\n",
+			i, p.Events, p.Checkpoints, p.Uncovered, p.Root)
+	}
+	fmt.Fprintf(stdout, "OK: %d events intact, verified in %s (%.0f events/s)\n", sum.Events, elapsed.Round(time.Millisecond),
+		float64(sum.Events)/max(elapsed.Seconds(), 1e-9))
+	return exitOK
+}
+
+// blobChecker re-hashes the blobs MessageReceived events refer to.
+func blobChecker(ctx context.Context, cfg *Config) (func(*eventstore.Event) error, error) {
+	store, err := blob.Open(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	reg := gateway.NewRegistry()
+	return func(e *eventstore.Event) error {
+		if e.Type != "MessageReceived" {
+			return nil
+		}
+		p, err := reg.Decode(e)
+		if err != nil {
+			return err
+		}
+		m := p.(*gateway.MessageReceived)
+		refs := []blob.Ref{m.Raw}
+		for _, part := range m.Parts {
+			refs = append(refs, part.Blob)
+		}
+		for _, r := range refs {
+			if r.SHA256 == "" {
+				continue
+			}
+			if err := store.Verify(ctx, r); err != nil {
+				return fmt.Errorf("event %s: %w", e.ID, err)
+			}
+		}
+		return nil
+	}, nil
+}
+
+// replayedEvent is the JSON line form of an event.
+type replayedEvent struct {
+	Partition     int32             `json:"partition"`
+	Offset        int64             `json:"offset"`
+	ID            string            `json:"id"`
+	Tenant        string            `json:"tenant"`
+	Stream        string            `json:"stream"`
+	StreamSeq     int64             `json:"streamSeq"`
+	Type          string            `json:"type"`
+	Version       int               `json:"version"`
+	MessageKey    string            `json:"messageKey,omitempty"`
+	CorrelationID string            `json:"correlationId,omitempty"`
+	CausationID   string            `json:"causationId,omitempty"`
+	RecordedAt    time.Time         `json:"recordedAt"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+	Data          json.RawMessage   `json:"data"`
+}
+
+func runLogReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, cfgPath := newFlags("log replay", stderr)
+	lf := addLogFlags(fs, cfgPath)
+	from := fs.Int64("from", 0, "start at this `offset` (in every partition)")
+	since := fs.String("since", "", "only events recorded at or after this RFC 3339 `time`")
+	typ := fs.String("type", "", "only events of this `type`")
+	stream := fs.String("stream", "", "only the events of this `stream`")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	var sinceT time.Time
+	if *since != "" {
+		t, err := time.Parse(time.RFC3339, *since)
+		if err != nil {
+			fmt.Fprintln(stderr, "poststelle: --since:", err)
+			return exitUsage
+		}
+		sinceT = t
+	}
+	l, _, err := lf.open(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle: open log:", err)
+		return exitUsage
+	}
+	defer l.Close()
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	enc := json.NewEncoder(out)
+	parts, err := l.Partitions(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle:", err)
+		return exitFailed
+	}
+	var n, seen int64
+	for p := range parts {
+		for off := *from; ; {
+			evs, err := l.Read(ctx, p, off, 2000)
+			if err != nil {
+				fmt.Fprintf(stderr, "poststelle: read partition %d at offset %d: %v\n", p, off, err)
+				return exitFailed
+			}
+			if len(evs) == 0 {
+				break
+			}
+			for i := range evs {
+				e := &evs[i]
+				seen++
+				if (*typ != "" && e.Type != *typ) || (*stream != "" && e.Stream != *stream) || e.RecordedAt.Before(sinceT) {
+					continue
+				}
+				if err := enc.Encode(toReplayed(e)); err != nil {
+					return exitFailed
+				}
+				n++
+			}
+			off = evs[len(evs)-1].Position.Offset + 1
+			fmt.Fprintf(stderr, "\rpartition %d: offset %d, %d events printed", p, off, n)
+		}
+	}
+	fmt.Fprintf(stderr, "\rreplayed %d of %d events%s\n", n, seen, "                    ")
+	return exitOK
+}
+
+func toReplayed(e *eventstore.Event) replayedEvent {
+	data := json.RawMessage(e.Data)
+	if !json.Valid(e.Data) {
+		data, _ = json.Marshal(e.Data) // base64 for non-JSON payloads
+	}
+	return replayedEvent{Partition: e.Position.Partition, Offset: e.Position.Offset, ID: e.ID, Tenant: e.Tenant,
+		Stream: e.Stream, StreamSeq: e.StreamSeq, Type: e.Type, Version: e.Version, MessageKey: e.MessageKey,
+		CorrelationID: e.CorrelationID, CausationID: e.CausationID, RecordedAt: e.RecordedAt, Metadata: e.Metadata, Data: data}
+}
+
+func runLogProve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, cfgPath := newFlags("log prove", stderr)
+	lf := addLogFlags(fs, cfgPath)
+	stream := fs.String("stream", "", "the message's `stream` id (see log replay)")
+	tenant := fs.String("tenant", gateway.DefaultTenant, "the stream's `tenant`")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *stream == "" {
+		fmt.Fprintln(stderr, "poststelle: log prove needs --stream")
+		return exitUsage
+	}
+	l, _, err := lf.open(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle: open log:", err)
+		return exitUsage
+	}
+	defer l.Close()
+	proof, err := integrity.ProveStream(ctx, l, *tenant, *stream)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle:", err)
+		return exitFailed
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(proof); err != nil {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func runLogCheckProof(args []string, stdout, stderr io.Writer) int {
+	fs, _ := newFlags("log check-proof", stderr)
+	keyPath := fs.String("key", "", "the gateway's public key `file`")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *keyPath == "" || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: poststelle log check-proof --key PUBLIC-KEY PROOF.json")
+		return exitUsage
+	}
+	pub, err := keys.LoadPublic(*keyPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle:", err)
+		return exitUsage
+	}
+	raw, err := os.ReadFile(fs.Arg(0))
+	if err != nil || len(raw) > 64<<20 {
+		fmt.Fprintln(stderr, "poststelle: read proof:", err)
+		return exitUsage
+	}
+	var sp integrity.StreamProof
+	if err := json.Unmarshal(raw, &sp); err != nil {
+		fmt.Fprintln(stderr, "poststelle: parse proof:", err)
+		return exitUsage
+	}
+	leaves, err := integrity.CheckStreamProof(pub, &sp)
+	if err != nil {
+		fmt.Fprintln(stdout, "INVALID:", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "OK: %d events of the message are in log %s\n", len(leaves), sp.LogID)
+	return exitOK
+}

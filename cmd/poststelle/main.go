@@ -1,0 +1,146 @@
+// Command poststelle is the digital mailroom gateway: one binary that
+// receives, records, verifies, routes and answers, and the tools to audit its
+// log.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `poststelle — the digital mailroom for public authorities
+
+Usage:
+  poststelle serve [--config FILE]           run the gateway (no config: embedded demo in ./data)
+  poststelle log verify [flags]              check the whole event log; exit 0 intact, 1 broken
+  poststelle log replay [flags]              print events as JSON lines (progress on stderr)
+  poststelle log prove --stream ID [flags]   prove one message's events are in the log
+  poststelle log check-proof --key PUB FILE  verify such a proof offline
+  poststelle keys init [--config FILE]       create the gateway's signing key
+  poststelle bench [flags]                   measure append and verify rates
+  poststelle help                            show this text
+
+Start with:  poststelle serve
+then send a mail:  swaks --server 127.0.0.1:2525 --to poststelle@example.org
+and look:         poststelle log replay
+
+Every command takes --config FILE (YAML; see README.md). Run a command with
+-h for its flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes shared by the subcommands.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the check failed (a broken log, an invalid signature)
+	exitUsage  = 2 // unusable input or usage
+)
+
+// run executes a command line and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, stderr)
+	case "log":
+		if len(rest) == 0 {
+			fmt.Fprint(stderr, usage)
+			return exitUsage
+		}
+		return runLog(ctx, rest[0], rest[1:], stdout, stderr)
+	case "keys":
+		if len(rest) == 0 || rest[0] != "init" {
+			fmt.Fprintln(stderr, "usage: poststelle keys init [--config FILE]")
+			return exitUsage
+		}
+		return runKeysInit(rest[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "poststelle: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+}
+
+// newFlags returns a flag set whose errors go to stderr and which knows --config.
+func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("poststelle "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := fs.String("config", "", "YAML configuration `file` (default: none, the embedded demo set-up)")
+	return fs, cfg
+}
+
+// parse parses flags; it returns false with the exit code when the caller
+// should stop.
+func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+	fs, cfgPath := newFlags("serve", stderr)
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle:", err)
+		return exitUsage
+	}
+	logger := newLogger(stderr, cfg.LogLevel)
+	if err := serve(ctx, cfg, logger); err != nil {
+		logger.Error("gateway stopped", "err", err)
+		return exitFailed
+	}
+	logger.Info("gateway stopped")
+	return exitOK
+}
+
+func runKeysInit(args []string, stdout, stderr io.Writer) int {
+	fs, cfgPath := newFlags("keys init", stderr)
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle:", err)
+		return exitUsage
+	}
+	if _, err := keysGenerate(cfg); err != nil {
+		fmt.Fprintln(stderr, "poststelle:", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "signing key: %s\npublic key (give this to auditors): %s\n", cfg.Keys.SigningKey, cfg.Keys.PublicKey)
+	return exitOK
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/poststelle/poststelle/adapters/imap"
+	"github.com/poststelle/poststelle/adapters/smtp"
+	"github.com/poststelle/poststelle/crypto/keys"
+	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/eventstore/kafkalog"
+	"github.com/poststelle/poststelle/eventstore/pubsub"
+	"github.com/poststelle/poststelle/eventstore/sqlitelog"
+	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/pipeline"
+	"github.com/poststelle/poststelle/gateway/projection"
+)
+
+// gatewayParts are the opened stores every subcommand shares.
+type gatewayParts struct {
+	cfg    *Config
+	logger *slog.Logger
+	signer crypto.Signer
+	log    eventstore.Log
+	blobs  *blob.Store
+	state  *sql.DB
+}
+
+func (g *gatewayParts) Close() error {
+	var errs []error
+	if g.state != nil {
+		errs = append(errs, g.state.Close())
+	}
+	if g.log != nil {
+		errs = append(errs, g.log.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// openGateway opens the key, the log, the blob store and the state database.
+func openGateway(ctx context.Context, cfg *Config, logger *slog.Logger) (*gatewayParts, error) {
+	g := &gatewayParts{cfg: cfg, logger: logger}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	signer, created, err := keys.LoadOrGenerate(cfg.Keys.SigningKey, cfg.Keys.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		logger.Info("created the gateway's signing key", "key", cfg.Keys.SigningKey, "public_key", cfg.Keys.PublicKey)
+	}
+	g.signer = signer
+	if g.log, err = openLog(ctx, cfg, signer, logger); err != nil {
+		return nil, err
+	}
+	if g.blobs, err = blob.Open(filepath.Join(cfg.DataDir, "blobs")); err != nil {
+		g.Close()
+		return nil, err
+	}
+	if g.state, err = openState(filepath.Join(cfg.DataDir, "state.db")); err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func openLog(ctx context.Context, cfg *Config, signer crypto.Signer, logger *slog.Logger) (eventstore.Log, error) {
+	if cfg.EventStore.Backend == "kafka" {
+		k := cfg.EventStore.Kafka
+		return kafkalog.Open(ctx, kafkalog.Config{Brokers: k.Brokers, Topic: k.Topic, Partitions: k.Partitions,
+			ReplicationFactor: k.ReplicationFactor, Group: k.Group, CheckpointInterval: k.CheckpointInterval,
+			Signer: signer, Logger: logger})
+	}
+	return sqlitelog.Open(ctx, sqlitelog.Config{Path: filepath.Join(cfg.DataDir, "log.db"), Signer: signer, Logger: logger})
+}
+
+func openState(path string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
+}
+
+// serve runs everything configured until ctx ends.
+func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
+	g, err := openGateway(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	reg := gateway.NewRegistry()
+	offsets, err := pubsub.NewSQLOffsets(ctx, g.state)
+	if err != nil {
+		return err
+	}
+	var handlers []pipeline.Handler
+	if *cfg.Demo {
+		handlers = append(handlers, demoRouting())
+	}
+	pipe, err := pipeline.New(pipeline.Config{Log: g.log, Offsets: offsets, Registry: reg, Logger: logger}, handlers...)
+	if err != nil {
+		return err
+	}
+	runner := &projection.Runner{Log: g.log, DB: g.state, Registry: reg, Logger: logger}
+	intake := &gateway.Intake{Log: g.log}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var tasks taskGroup
+	tasks.Go(ctx, cancel, "pipeline", func(ctx context.Context) error { return pipe.Run(ctx) })
+	tasks.Go(ctx, cancel, "messages projection", func(ctx context.Context) error { return runner.Run(ctx, projection.Messages{}) })
+	tasks.Go(ctx, cancel, "announcer", func(ctx context.Context) error { return announce(ctx, g.log, reg, logger) })
+	if cfg.SMTP != nil {
+		srv, err := smtp.New(*cfg.SMTP, smtp.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
+		if err != nil {
+			return fmt.Errorf("smtp: %w", err)
+		}
+		tasks.Go(ctx, cancel, "smtp", srv.Run)
+	}
+	if len(cfg.IMAP.Mailboxes) > 0 {
+		w, err := imap.New(cfg.IMAP, imap.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
+		if err != nil {
+			return fmt.Errorf("imap: %w", err)
+		}
+		tasks.Go(ctx, cancel, "imap", w.Run)
+	}
+	logger.Info("poststelle is running", "data_dir", cfg.DataDir, "eventstore", cfg.EventStore.Backend, "smtp", smtpAddr(cfg),
+		"imap_mailboxes", len(cfg.IMAP.Mailboxes), "demo", *cfg.Demo)
+	return tasks.Wait()
+}
+
+func smtpAddr(cfg *Config) string {
+	if cfg.SMTP == nil {
+		return "off"
+	}
+	if cfg.SMTP.Listen == "" {
+		return "127.0.0.1:2525"
+	}
+	return cfg.SMTP.Listen
+}
+
+// demoRouting sends every message to the office "demo" until routing rules
+// are configured.
+func demoRouting() pipeline.Handler {
+	return pipeline.Handler{Name: "demo-routing", Topic: "MessageReceived",
+		Handle: func(ctx context.Context, cause *eventstore.Event, p gateway.Payload) ([]gateway.Payload, error) {
+			return []gateway.Payload{&gateway.MessageRouted{Offices: []string{"demo"}, DecidedBy: "rules", Rule: "demo-catch-all",
+				Reason: "demo set-up: every message goes to the office demo"}}, nil
+		}}
+}
+
+// announce logs each new event, so that an operator sees the gateway work.
+func announce(ctx context.Context, l eventstore.Log, reg *gateway.Registry, logger *slog.Logger) error {
+	return l.Subscribe(ctx, "announce", func(ctx context.Context, p int32) (int64, error) { return l.End(ctx, p) },
+		func(ctx context.Context, e eventstore.Event) error {
+			attrs := []any{"type", e.Type, "stream", e.Stream, "offset", e.Position.Offset}
+			if p, err := reg.Decode(&e); err == nil {
+				switch m := p.(type) {
+				case *gateway.MessageReceived:
+					attrs = append(attrs, "channel", m.Channel, "from", m.From.Address, "subject", m.Subject, "bytes", m.Raw.Size, "parts", len(m.Parts))
+				case *gateway.MessageRouted:
+					attrs = append(attrs, "offices", m.Offices, "rule", m.Rule)
+				case *gateway.ProcessingFailed:
+					attrs = append(attrs, "handler", m.Handler, "error", m.Error)
+				}
+			}
+			logger.Info("event recorded", attrs...)
+			return nil
+		})
+}
+
+// taskGroup runs long-lived tasks; the first to fail stops the others.
+type taskGroup struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+}
+
+func (t *taskGroup) Go(ctx context.Context, cancel context.CancelFunc, name string, f func(context.Context) error) {
+	t.wg.Go(func() {
+		err := f(ctx)
+		if err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			t.mu.Lock()
+			t.errs = append(t.errs, fmt.Errorf("%s: %w", name, err))
+			t.mu.Unlock()
+			cancel()
+		}
+	})
+}
+
+func (t *taskGroup) Wait() error {
+	t.wg.Wait()
+	return errors.Join(t.errs...)
+}
