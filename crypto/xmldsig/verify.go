@@ -501,4 +501,3 @@ func ParseAndVerify(data []byte, lim Limits, opts Options) (*Document, *Signatur
 	}
 	return doc, sig, nil
 }
-
