@@ -21,12 +21,12 @@ import (
 //	     └─ ocsp responder (id-kp-OCSPSigning) issued by int
 type testPKI struct {
 	dir  string
-	t    *testing.T
+	t    testing.TB
 	now  time.Time
 	cert map[string]*cert.Certificate
 }
 
-func opensslRun(t *testing.T, dir string, args ...string) {
+func opensslRun(t testing.TB, dir string, args ...string) {
 	t.Helper()
 	cmd := exec.Command("openssl", args...)
 	cmd.Dir = dir
@@ -94,7 +94,7 @@ basicConstraints = critical,CA:false
 1.2.3.4.5 = critical,DER:0500
 `
 
-func newTestPKI(t *testing.T) *testPKI {
+func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
 	p := &testPKI{dir: t.TempDir(), t: t, now: time.Now().UTC().Truncate(time.Second), cert: map[string]*cert.Certificate{}}
 	conf := strings.ReplaceAll(caConf, "QCSTATEMENTS", qcStatementsHex())

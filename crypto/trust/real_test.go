@@ -61,6 +61,10 @@ func TestDTrustRootCRL(t *testing.T) {
 	}
 }
 
+func certsFromP7MCorpus(t *testing.T, name string) []*cert.Certificate {
+	return certsFromP7M(t, corpus.Path(t, "signatures", "cades", name))
+}
+
 // certsFromP7M extracts the certificates of a CMS file with the openssl CLI.
 func certsFromP7M(t *testing.T, path string) []*cert.Certificate {
 	t.Helper()
