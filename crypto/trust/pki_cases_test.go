@@ -51,6 +51,14 @@ func TestGeneratedPKI(t *testing.T) {
 		{"unknown critical extension", Input{Leaf: p.cert["badcrit"], Intermediates: ints, CRLs: crls, Time: now}, Indeterminate, SubChainConstraintsFailure, SigNA},
 		{"leaf key usage required", Input{Leaf: p.cert["ocsp"], Intermediates: ints, CRLs: crls, Time: now, RequireKeyUsage: x509.KeyUsageContentCommitment}, Indeterminate, SubChainConstraintsFailure, SigNA},
 	}
+	t.Run("intermediate from the store pool", func(t *testing.T) {
+		ps := p.store()
+		ps.AddIntermediates(p.cert["int"])
+		r := ps.Validate(Input{Leaf: p.cert["leaf"], CRLs: crls, Time: now})
+		if r.Indication != Passed || len(r.Chain) != 3 {
+			t.Fatalf("%s/%s", r.Indication, r.SubIndication)
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := s.Validate(tc.in)

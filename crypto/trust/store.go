@@ -51,6 +51,14 @@ type Store struct {
 	bySubjectKey map[string][]*Anchor
 	// services identified by SKI or subject name only (no certificate).
 	skiServices map[string][]ServiceRef
+	// pool holds known intermediate CA certificates (not trusted).
+	pool []*cert.Certificate
+}
+
+// AddIntermediates adds untrusted CA certificates that path building may
+// use besides those supplied with a signature.
+func (s *Store) AddIntermediates(certs ...*cert.Certificate) {
+	s.pool = append(s.pool, certs...)
 }
 
 // NewStore returns an empty store.

@@ -121,7 +121,8 @@ type pathBuilder struct {
 }
 
 func (s *Store) buildPaths(leaf *cert.Certificate, intermediates []*cert.Certificate) ([][]*cert.Certificate, string) {
-	b := &pathBuilder{store: s, pool: intermediates, sigOK: map[[2][32]byte]error{}}
+	pool := append(append([]*cert.Certificate(nil), intermediates...), s.pool...)
+	b := &pathBuilder{store: s, pool: pool, sigOK: map[[2][32]byte]error{}}
 	b.extend([]*cert.Certificate{leaf})
 	detail := "no path from " + subject(leaf) + " to a trust anchor"
 	if len(b.notes) > 0 {
