@@ -15,7 +15,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/integrity"
 )
 
-func openTest(t *testing.T, topic string) *Log {
+func openTest(t testing.TB, topic string) *Log {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -205,7 +205,7 @@ func open(ctx context.Context, cfg Config, readOnly bool) (*Log, error) {
 			Balancer:     streamBalancer{},
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: cfg.BatchTimeout,
-			BatchSize:    1000,
+			BatchSize:    128, // kafka-go allocates a slice of this many messages per batch
 			BatchBytes:   16 << 20,
 			MaxAttempts:  10,
 			// Retries after a broker failure are the reason duplicates exist;

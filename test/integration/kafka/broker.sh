@@ -38,7 +38,7 @@ fetch() {
   log "fetching Kafka from Maven Central into $libs"
   rm -rf "$libs"
   # shellcheck disable=SC2086
-  mvn -q -B ${MAVEN_OPTS_EXTRA:-} -f "$here/pom.xml" dependency:copy-dependencies \
+  mvn -q -B -Dstyle.color=never ${MAVEN_OPTS_EXTRA:-} -f "$here/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$libs"
   touch "$libs/.complete"
 }

@@ -33,10 +33,13 @@ func main() {
 	size := flag.Int("size", 1024, "payload bytes per event")
 	conc := flag.String("appenders", "1,64", "comma-separated appender counts")
 	perAppender := flag.Int("seconds", 10, "seconds per measurement")
+	batchTimeout := flag.Duration("batch-timeout", 0, "producer batch timeout (default: kafkalog's)")
+	skipE2E := flag.Bool("no-e2e", false, "skip the end-to-end measurement")
 	kafkaRate := flag.Float64("kafka-rate", 0, "records/s of Kafka's ProducerPerformance in the same run")
 	kafkaLine := flag.String("kafka-line", "", "ProducerPerformance's summary line")
 	flag.Parse()
-	if err := run(strings.Split(*brokers, ","), int32(*partitions), *size, *conc, time.Duration(*perAppender)*time.Second, *kafkaRate, *kafkaLine); err != nil {
+	opts := options{batchTimeout: *batchTimeout, skipE2E: *skipE2E}
+	if err := run(strings.Split(*brokers, ","), int32(*partitions), *size, *conc, time.Duration(*perAppender)*time.Second, *kafkaRate, *kafkaLine, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -51,11 +54,16 @@ type result struct {
 
 func (r result) rate() float64 { return float64(r.events) / r.elapsed.Seconds() }
 
-func run(brokers []string, partitions int32, size int, conc string, dur time.Duration, kafkaRate float64, kafkaLine string) error {
+type options struct {
+	batchTimeout time.Duration
+	skipE2E      bool
+}
+
+func run(brokers []string, partitions int32, size int, conc string, dur time.Duration, kafkaRate float64, kafkaLine string, opts options) error {
 	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 	cfg := func(topic string) kafkalog.Config {
 		return kafkalog.Config{Brokers: brokers, Topic: topic, Partitions: partitions, Signer: key,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			BatchTimeout: opts.batchTimeout, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	}
 	ctx := context.Background()
 	var results []result
@@ -77,9 +85,12 @@ func run(brokers []string, partitions int32, size int, conc string, dur time.Dur
 		r.name = fmt.Sprintf("kafkalog Append, %d appender(s)", n)
 		results = append(results, r)
 	}
-	e2e, err := endToEnd(ctx, cfg(fmt.Sprintf("bench-e2e-%d", time.Now().UnixNano())), size, dur)
-	if err != nil {
-		return err
+	var e2e result
+	if !opts.skipE2E {
+		var err error
+		if e2e, err = endToEnd(ctx, cfg(fmt.Sprintf("bench-e2e-%d", time.Now().UnixNano())), size, dur); err != nil {
+			return err
+		}
 	}
 
 	fmt.Printf("\nKafka event log benchmark: %d-byte events, %d partitions, acks=all, brokers %s\n\n", size, partitions, strings.Join(brokers, ","))
@@ -94,7 +105,9 @@ func run(brokers []string, partitions int32, size int, conc string, dur time.Dur
 		}
 		fmt.Printf("%-44s %12.0f %10s %10s %8s\n", r.name, r.rate(), round(r.p50), round(r.p99), ratio)
 	}
-	fmt.Printf("%-44s %12.0f %10s %10s %8s\n", e2e.name, e2e.rate(), round(e2e.p50), round(e2e.p99), "-")
+	if !opts.skipE2E {
+		fmt.Printf("%-44s %12.0f %10s %10s %8s\n", e2e.name, e2e.rate(), round(e2e.p50), round(e2e.p99), "-")
+	}
 	if kafkaLine != "" {
 		fmt.Printf("\nProducerPerformance: %s\n", kafkaLine)
 	}
