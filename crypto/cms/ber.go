@@ -41,6 +41,10 @@ var errTruncated = errors.New("truncated element")
 // normalizeBER converts in as described at berConverter. The input must
 // hold exactly one element, optionally followed by zero padding.
 func normalizeBER(in []byte) (out []byte, original map[int][]byte, err error) {
+	// Most input is already DER-like: check without copying first.
+	if end, ok := cleanElement(in, 0, 0); ok && (end == len(in) || allZero(in[end:])) {
+		return in[:end:end], nil, nil
+	}
 	c := &berConverter{in: in, out: make([]byte, 0, len(in)+len(in)/8+16)}
 	if err := c.element(0, false); err != nil {
 		return nil, nil, fmt.Errorf("ber offset %d: %w", c.pos, err)
@@ -53,6 +57,39 @@ func normalizeBER(in []byte) (out []byte, original map[int][]byte, err error) {
 		original[sp.off] = sp.orig
 	}
 	return c.out, original, nil
+}
+
+// cleanElement reports whether the element at in[pos:] and everything in
+// it uses minimal definite lengths and no constructed OCTET STRING, so that
+// normalization would not change it; end is where the element ends.
+func cleanElement(in []byte, pos, depth int) (end int, ok bool) {
+	if depth > MaxDepth {
+		return 0, false
+	}
+	c := berConverter{in: in, pos: pos}
+	tag, constructed, length, err := c.header()
+	if err != nil || length < 0 || isEOC(tag, length) {
+		return 0, false
+	}
+	hdrLen := c.pos - pos - len(tag)
+	if minimal := len(appendLength(nil, length)); hdrLen != minimal {
+		return 0, false
+	}
+	end = c.pos + length
+	if !constructed {
+		return end, true
+	}
+	if len(tag) == 1 && tag[0] == 0x24 {
+		return 0, false
+	}
+	for p := c.pos; p < end; {
+		next, ok := cleanElement(in[:end], p, depth+1)
+		if !ok {
+			return 0, false
+		}
+		p = next
+	}
+	return end, true
 }
 
 // allZero reports whether b is zero padding, which some signing tools

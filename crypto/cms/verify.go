@@ -191,7 +191,7 @@ func (v *verifier) findCertificate(r *SignerResult, si *SignerInfo) {
 		return
 	case 1:
 		r.Certificate = found[0]
-		r.add(CheckSigningCertificate, Passed, found[0].String())
+		r.add(CheckSigningCertificate, Passed, "")
 		return
 	}
 	// Several distinct certificates match (same key identifier, or
