@@ -23,6 +23,10 @@ func TestHostileInputs(t *testing.T) {
 	deepSegments := append([]byte{0x30, 0x80, 0x06, 0x01, 0x01}, bytes.Repeat([]byte{0x24, 0x80}, hostileSize/2)...)
 	siblings := append(append([]byte{0x30, 0x80}, bytes.Repeat([]byte{0x05, 0x00}, hostileSize/2)...), 0, 0)
 	segments := append(append([]byte{0x24, 0x80}, bytes.Repeat([]byte{0x04, 0x01, 'x'}, hostileSize/3)...), 0, 0)
+	deepDefinite := []byte{0x05, 0x00}
+	for i := 0; i < 100; i++ {
+		deepDefinite = append(append([]byte{0x30}, appendLength(nil, len(deepDefinite))...), deepDefinite...)
+	}
 	tests := []struct {
 		name        string
 		in          []byte
@@ -32,6 +36,7 @@ func TestHostileInputs(t *testing.T) {
 		{"nested indefinite", deepIndef, "nesting deeper", MaxDepth + 2},
 		{"nested constructed OCTET STRING", deepSegments, "nesting deeper", MaxDepth + 3},
 		{"many siblings", siblings, "", hostileSize/2 + 1},
+		{"nested definite (DER fast path)", deepDefinite, "nesting deeper", MaxDepth + 2},
 		{"one-byte segments", segments, "", hostileSize/3 + 1},
 		{"huge length", []byte{0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x00}, "exceeds", 1},
 		{"5-byte length", []byte{0x30, 0x85, 0x01, 0, 0, 0, 0}, "too large", 1},
