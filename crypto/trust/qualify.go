@@ -11,9 +11,9 @@ import (
 	"github.com/poststelle/poststelle/crypto/trustedlist"
 )
 
-// EIDASDate is when Regulation (EU) 910/2014 took effect for trust services;
+// eidasDate is when Regulation (EU) 910/2014 took effect for trust services;
 // before it the Directive 1999/93/EC statuses and policies apply.
-var EIDASDate = time.Date(2016, 7, 1, 0, 0, 0, 0, time.UTC)
+var eidasDate = time.Date(2016, 7, 1, 0, 0, 0, 0, time.UTC)
 
 // Certificate qualification names (DSS CertificateQualification, readable form).
 const (
@@ -284,7 +284,7 @@ func grantedStatus(status string, t time.Time) bool {
 		return true
 	case trustedlist.StatusUnderSupervision, trustedlist.StatusSupervisionInCessation,
 		trustedlist.StatusAccredited, trustedlist.StatusSetByNationalLaw:
-		return t.Before(EIDASDate)
+		return t.Before(eidasDate)
 	}
 	return false
 }
@@ -298,7 +298,7 @@ func verdict(leaf *cert.Certificate, st trustedlist.ServiceState, name string, t
 		}
 	}
 	has := func(u string) bool { return slices.Contains(v.qualifiers, u) }
-	preEIDAS := leaf.NotBefore.Before(EIDASDate)
+	preEIDAS := leaf.NotBefore.Before(eidasDate)
 	// QC: the certificate's claim, overridden by QCStatement / NotQualified.
 	v.qc = leaf.QC != nil && leaf.QC.Compliance || hasPolicy(leaf, oidQCPn, oidQCPl, oidQCPnQSCD, oidQCPlQSCD) ||
 		preEIDAS && hasPolicy(leaf, oidQCPPublic, oidQCPPublicSSCD)
@@ -309,7 +309,7 @@ func verdict(leaf *cert.Certificate, st trustedlist.ServiceState, name string, t
 		v.qc = false
 	}
 	v.typ = certType(leaf, v.qualifiers, t)
-	if !t.Before(EIDASDate) && !serviceAllowsType(st, v.typ) {
+	if !t.Before(eidasDate) && !serviceAllowsType(st, v.typ) {
 		v.qc = false
 	}
 	// QSCD: the certificate's claim, overridden by the SSCD/QSCD qualifiers.

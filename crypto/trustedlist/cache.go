@@ -99,7 +99,7 @@ func (c *Cache) Store(ctx context.Context, name string, data []byte, cfg Config)
 func readCapped(path string, lim xmldsig.Limits) ([]byte, error) {
 	max := lim.MaxBytes
 	if max <= 0 {
-		max = xmldsig.DefaultLimits.MaxBytes
+		max = xmldsig.DefaultLimits().MaxBytes
 	}
 	f, err := os.Open(path)
 	if err != nil {

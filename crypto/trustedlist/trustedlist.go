@@ -75,8 +75,8 @@ const (
 	ASIRootCAQC                 = sieURI + "RootCA-QC"
 )
 
-// DefaultAcceptedVersions are the TSL versions Load accepts by default.
-var DefaultAcceptedVersions = []int{5, 6}
+// DefaultAcceptedVersions returns the TSL versions Load accepts by default.
+func DefaultAcceptedVersions() []int { return []int{5, 6} }
 
 // ErrVersion is wrapped when a list's TSLVersionIdentifier is not accepted.
 var ErrVersion = errors.New("trustedlist: TSL version not accepted")
@@ -295,7 +295,7 @@ func Load(data []byte, cfg Config) (*TrustedList, error) {
 	tl.SHA256 = sha256.Sum256(data)
 	accepted := cfg.AcceptedVersions
 	if len(accepted) == 0 {
-		accepted = DefaultAcceptedVersions
+		accepted = DefaultAcceptedVersions()
 	}
 	if !slices.Contains(accepted, tl.Version) {
 		return tl, fmt.Errorf("%w: version %d, accepted %v", ErrVersion, tl.Version, accepted)

@@ -27,15 +27,12 @@ type Limits struct {
 
 // DefaultLimits fit the largest real trusted lists (the EU LOTL and big
 // national TLs are a few MB with tens of thousands of elements).
-var DefaultLimits = Limits{
-	MaxBytes:      16 << 20,
-	MaxDepth:      64,
-	MaxNodes:      2_000_000,
-	MaxAttributes: 64,
+func DefaultLimits() Limits {
+	return Limits{MaxBytes: 16 << 20, MaxDepth: 64, MaxNodes: 2_000_000, MaxAttributes: 64}
 }
 
 func (l Limits) withDefaults() Limits {
-	d := DefaultLimits
+	d := DefaultLimits()
 	if l.MaxBytes > 0 {
 		d.MaxBytes = l.MaxBytes
 	}

@@ -370,6 +370,9 @@ func verifyReference(doc *Document, sigEl, r *Element) (Reference, error) {
 	if len(ref.Transforms) > 2 {
 		return ref, fmt.Errorf("%w: %d transforms", ErrFormat, len(ref.Transforms))
 	}
+	// Same-document references select node sets without comments, even
+	// for a #WithComments canonicalization (XML-DSig 4.4.3.3).
+	c14n.Comments = false
 	var exclude *Element
 	if enveloped {
 		exclude = sigEl
