@@ -1,0 +1,117 @@
+// Package replies sends an office's answer back on the channel the sender
+// used (the Rückkanal). It holds the reply-channel policy (Plan), the seam
+// every outbound channel adapter plugs into (Outbound), the pipeline handler
+// that turns ReplyRequested into ReplySent or ReplyFailed, and the retry
+// scheduler that re-attempts failed replies when they are due.
+//
+// The log is the only state: whether a reply was sent, how often it failed
+// and when it is due again all follow from the ReplyRequested, ReplySent and
+// ReplyFailed events of the message's stream. The scheduler's table is a
+// projection of those events, so retries survive restarts and a rebuilt
+// state database picks them up again.
+//
+// Delivery is at least once: a crash after the channel accepted a reply and
+// before ReplySent is durable sends it again on restart. Outbound adapters
+// make the resend recognisable (for e-mail, a Message-ID derived from the
+// ReplyID).
+package replies
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+
+	"github.com/poststelle/poststelle/gateway"
+)
+
+// ErrNoOutbound means the sender's channel has no outbound adapter yet. Plan
+// still returns the channel and address: record the ReplyRequested anyway, so
+// that the Sender records a permanent ReplyFailed and triage sees the answer
+// instead of it being dropped.
+var ErrNoOutbound = errors.New("replies: no outbound adapter for this channel yet")
+
+// ErrNoSender means the received message names no address to answer to.
+var ErrNoSender = errors.New("replies: the received message has no sender address to answer")
+
+// ReplyToKey is the MessageReceived.Metadata key under which an e-mail intake
+// records the message's Reply-To address. Plan prefers it to From.
+const ReplyToKey = "replyTo"
+
+// Plan is the reply-channel policy: an answer goes back on the channel the
+// message came in on, to the sender's address on that channel. E-mail that
+// arrived by SMTP or was collected over IMAP is answered by e-mail
+// (ChannelSMTP), to the recorded Reply-To address when the intake recorded
+// one and to From otherwise.
+//
+// De-Mail, EGVP and portal messages are answered on their own channel; until
+// their outbound adapters exist Plan returns the channel and address together
+// with an error wrapping ErrNoOutbound (see there). A later channel issue
+// removes its channel from that case and registers its Outbound with the
+// Sender.
+func Plan(received *gateway.MessageReceived) (gateway.Channel, gateway.Address, error) {
+	if received == nil {
+		return "", gateway.Address{}, errors.New("replies: plan: no received message")
+	}
+	switch received.Channel {
+	case gateway.ChannelSMTP, gateway.ChannelIMAP:
+		addr, err := emailSender(received)
+		if err != nil {
+			return "", gateway.Address{}, err
+		}
+		return gateway.ChannelSMTP, addr, nil
+	case gateway.ChannelDeMail, gateway.ChannelEGVP, gateway.ChannelPortal:
+		if received.From.Address == "" {
+			return "", gateway.Address{}, ErrNoSender
+		}
+		return received.Channel, received.From, fmt.Errorf("%w: %s", ErrNoOutbound, received.Channel)
+	case gateway.ChannelAPI:
+		return received.Channel, received.From, fmt.Errorf("%w: %s (messages handed in through the API have no reply channel)", ErrNoOutbound, received.Channel)
+	default:
+		return "", gateway.Address{}, fmt.Errorf("replies: plan: unknown channel %q", received.Channel)
+	}
+}
+
+// emailSender picks the address an e-mail is answered to.
+func emailSender(received *gateway.MessageReceived) (gateway.Address, error) {
+	if rt := received.Metadata[ReplyToKey]; rt != "" {
+		if a, err := ParseMailbox(rt); err == nil {
+			return a, nil
+		}
+	}
+	if received.From.Address == "" {
+		return gateway.Address{}, ErrNoSender
+	}
+	a, err := ParseMailbox(received.From.Address)
+	if err != nil {
+		return gateway.Address{}, fmt.Errorf("replies: plan: sender address %q: %w", received.From.Address, err)
+	}
+	if a.Name == "" {
+		a.Name = received.From.Name
+	}
+	return a, nil
+}
+
+// ParseMailbox validates one e-mail address (with or without a display
+// name) the way it will be used in a header: no CR, LF or NUL anywhere, one
+// mailbox only, and an address with a local part and a domain.
+func ParseMailbox(s string) (gateway.Address, error) {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return gateway.Address{}, errors.New("address contains a line break or NUL")
+	}
+	if len(s) > 998 {
+		return gateway.Address{}, errors.New("address is longer than a header line")
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return gateway.Address{}, fmt.Errorf("parse address: %w", err)
+	}
+	at := strings.LastIndexByte(a.Address, '@')
+	if at <= 0 || at == len(a.Address)-1 {
+		return gateway.Address{}, fmt.Errorf("address %q has no local part or domain", a.Address)
+	}
+	if strings.ContainsAny(a.Name, "\r\n\x00") {
+		return gateway.Address{}, errors.New("display name contains a line break or NUL")
+	}
+	return gateway.Address{Address: a.Address, Name: a.Name}, nil
+}
