@@ -73,14 +73,7 @@ func (f logFlags) open(ctx context.Context) (integrity.AuditedLog, *Config, erro
 		if *f.kafka != "" {
 			brokers, topic = splitComma(*f.kafka), *f.topic
 		}
-		// The Kafka log folds the topic on open; this process joins as one
-		// more gateway member, so it needs the gateway's key.
-		signer, err := keys.LoadSigner(cfg.Keys.SigningKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		l, err := kafkalog.Open(ctx, kafkalog.Config{Brokers: brokers, Topic: topic, Partitions: cfg.EventStore.Kafka.Partitions,
-			Group: cfg.EventStore.Kafka.Group, Signer: signer})
+		l, err := kafkalog.OpenReader(ctx, kafkalog.Config{Brokers: brokers, Topic: topic, Partitions: cfg.EventStore.Kafka.Partitions})
 		return l, cfg, err
 	}
 	path := *f.db
