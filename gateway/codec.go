@@ -30,6 +30,8 @@ func (ReplyRequested) EventType() string      { return "ReplyRequested" }
 func (ReplySent) EventType() string           { return "ReplySent" }
 func (ReplyFailed) EventType() string         { return "ReplyFailed" }
 func (ProcessingFailed) EventType() string    { return "ProcessingFailed" }
+func (SignaturesVerified) EventType() string  { return "SignaturesVerified" }
+func (TimestampApplied) EventType() string    { return "TimestampApplied" }
 
 func (MessageReceived) SchemaVersion() int     { return 1 }
 func (MessageRouted) SchemaVersion() int       { return 1 }
@@ -40,6 +42,8 @@ func (ReplyRequested) SchemaVersion() int      { return 1 }
 func (ReplySent) SchemaVersion() int           { return 1 }
 func (ReplyFailed) SchemaVersion() int         { return 1 }
 func (ProcessingFailed) SchemaVersion() int    { return 1 }
+func (SignaturesVerified) SchemaVersion() int  { return 1 }
+func (TimestampApplied) SchemaVersion() int    { return 1 }
 
 // Registry maps event types to payload constructors. It is built once by
 // NewRegistry and never changed afterwards; later issues register their
@@ -61,6 +65,8 @@ func NewRegistry() *Registry {
 		func() Payload { return &ReplySent{} },
 		func() Payload { return &ReplyFailed{} },
 		func() Payload { return &ProcessingFailed{} },
+		func() Payload { return &SignaturesVerified{} },
+		func() Payload { return &TimestampApplied{} },
 	} {
 		r.types[f().EventType()] = f
 	}

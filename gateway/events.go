@@ -179,3 +179,53 @@ type ProcessingFailed struct {
 	Attempts int    `json:"attempts"`
 	Error    string `json:"error"`
 }
+
+// SignatureSummary is one verified signature, as the routing rules and the
+// office queues need it; the full report is in the blob Report refers to.
+type SignatureSummary struct {
+	// Part is the path of the part that holds the signature.
+	Part string `json:"part"`
+	// Format is "CAdES", "PAdES", "XAdES", "S/MIME", ...
+	Format string `json:"format,omitempty"`
+	// Indication is TOTAL_PASSED, INDETERMINATE or TOTAL_FAILED (ETSI EN 319 102-1).
+	Indication    string `json:"indication"`
+	SubIndication string `json:"subIndication,omitempty"`
+	// Qualification uses DSS's names: QESig, QESeal, AdESig-QC, AdESig, ...
+	Qualification string    `json:"qualification,omitempty"`
+	Signer        string    `json:"signer,omitempty"`
+	SigningTime   time.Time `json:"signingTime,omitzero"`
+}
+
+// SignaturesVerified records the verification of every signature found in a
+// message, and whether the message satisfies the written form
+// (schriftformersetzend) by a valid qualified signature or seal.
+type SignaturesVerified struct {
+	Signatures []SignatureSummary `json:"signatures"`
+	// WrittenFormSatisfied is true when at least one signature is a valid
+	// QES (or a qualified seal, where the law accepts one).
+	WrittenFormSatisfied bool   `json:"writtenFormSatisfied"`
+	WrittenFormReason    string `json:"writtenFormReason,omitempty"`
+	// Report refers to the full machine-readable report (JSON); ReportHTML
+	// to the human-readable Prüfprotokoll.
+	Report     blob.Ref `json:"report"`
+	ReportHTML blob.Ref `json:"reportHtml,omitzero"`
+	// ValidationTime is the time the signatures were validated at.
+	ValidationTime time.Time `json:"validationTime"`
+	// Verifier names the software and version that decided.
+	Verifier string `json:"verifier,omitempty"`
+}
+
+// TimestampApplied records a trusted RFC 3161 timestamp over a message's raw
+// bytes: evidence of the Eingangszeitpunkt independent of the gateway's clock.
+type TimestampApplied struct {
+	// TSA is the authority's URL or name.
+	TSA string `json:"tsa"`
+	// Token is the DER TimeStampToken in the blob store.
+	Token blob.Ref `json:"token"`
+	// GenTime is the time the TSA asserts.
+	GenTime time.Time `json:"genTime"`
+	// Imprint is the hex SHA-256 the token covers (the raw message's hash).
+	Imprint string `json:"imprint"`
+	Serial  string `json:"serial,omitempty"`
+	Policy  string `json:"policy,omitempty"`
+}
