@@ -1,0 +1,536 @@
+package offices
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway"
+)
+
+// Inbox is the read model of the office queues and the triage queue: a
+// projection of MessageReceived, MessageRouted, RoutingFailed,
+// ProcessingFailed, MessageDelivered, MessageAcknowledged and the Reply*
+// events. Dropping its tables and replaying the log rebuilds it identically
+// (see Dump). Register it with a projection.Runner.
+type Inbox struct {
+	// Notifier, when set, is told after every change, so that long polls
+	// and event streams wake without polling the database.
+	Notifier *Notifier
+}
+
+// Name implements projection.Projection.
+func (Inbox) Name() string { return "office-inbox" }
+
+var inboxSchema = []string{
+	// The receipt of every message, kept until it is routed: the office
+	// rows copy it, so that an inbox listing is one indexed query.
+	`CREATE TABLE IF NOT EXISTS inbox_received (
+		tenant TEXT NOT NULL, stream TEXT NOT NULL, received TEXT NOT NULL,
+		PRIMARY KEY (tenant, stream)) STRICT`,
+	`CREATE TABLE IF NOT EXISTS office_messages (
+		office TEXT NOT NULL, tenant TEXT NOT NULL, stream TEXT NOT NULL,
+		seq INTEGER NOT NULL,
+		received_at TEXT NOT NULL DEFAULT '', channel TEXT NOT NULL DEFAULT '',
+		sender TEXT NOT NULL DEFAULT '', subject TEXT NOT NULL DEFAULT '',
+		state TEXT NOT NULL,
+		routed_at TEXT NOT NULL, routing TEXT NOT NULL,
+		delivered_via TEXT NOT NULL DEFAULT '',
+		acknowledged_by TEXT NOT NULL DEFAULT '', acknowledged_via TEXT NOT NULL DEFAULT '',
+		acknowledged_at TEXT NOT NULL DEFAULT '',
+		received TEXT NOT NULL DEFAULT '{}', report TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (office, tenant, stream)) STRICT`,
+	`CREATE UNIQUE INDEX IF NOT EXISTS office_messages_seq ON office_messages (office, seq)`,
+	`CREATE INDEX IF NOT EXISTS office_messages_stream ON office_messages (tenant, stream)`,
+	`CREATE TABLE IF NOT EXISTS triage_items (
+		tenant TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL,
+		kind TEXT NOT NULL, reason TEXT NOT NULL, since TEXT NOT NULL,
+		state TEXT NOT NULL, assigned_to TEXT NOT NULL DEFAULT '', assigned_by TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (tenant, stream)) STRICT`,
+	`CREATE TABLE IF NOT EXISTS office_replies (
+		reply_id TEXT NOT NULL PRIMARY KEY, tenant TEXT NOT NULL, stream TEXT NOT NULL,
+		office TEXT NOT NULL, author TEXT NOT NULL, channel TEXT NOT NULL, recipient TEXT NOT NULL,
+		subject TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+		error TEXT NOT NULL DEFAULT '', requested_at TEXT NOT NULL, updated_at TEXT NOT NULL) STRICT`,
+	`CREATE INDEX IF NOT EXISTS office_replies_stream ON office_replies (tenant, stream)`,
+}
+
+// Setup implements projection.Projection.
+func (Inbox) Setup(ctx context.Context, tx *sql.Tx) error {
+	for _, s := range inboxSchema {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("offices: create inbox tables: %w", err)
+		}
+	}
+	return nil
+}
+
+// Reset implements projection.Projection.
+func (Inbox) Reset(ctx context.Context, tx *sql.Tx) error {
+	for _, t := range []string{"inbox_received", "office_messages", "triage_items", "office_replies"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+t); err != nil {
+			return fmt.Errorf("offices: reset %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// Message states in an office queue.
+const (
+	StateNew          = "new"
+	StateDelivered    = "delivered"
+	StateAcknowledged = "acknowledged"
+)
+
+// Apply implements projection.Projection.
+func (in Inbox) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p gateway.Payload) error {
+	at := e.RecordedAt.UTC().Format(time.RFC3339Nano)
+	var err error
+	switch m := p.(type) {
+	case *gateway.MessageReceived:
+		err = applyReceived(ctx, tx, e, m)
+	case *gateway.MessageRouted:
+		err = applyRouted(ctx, tx, e, m, at)
+	case *gateway.RoutingFailed:
+		err = openTriage(ctx, tx, e, "routing", m.Reason, at)
+	case *gateway.ProcessingFailed:
+		err = openTriage(ctx, tx, e, "processing", m.Handler+": "+m.Error, at)
+	case *gateway.MessageDelivered:
+		err = applyDelivered(ctx, tx, e, m)
+	case *gateway.MessageAcknowledged:
+		_, err = tx.ExecContext(ctx, `UPDATE office_messages SET state = ?, acknowledged_by = ?, acknowledged_via = ?, acknowledged_at = ?
+			WHERE office = ? AND tenant = ? AND stream = ? AND state != ?`,
+			StateAcknowledged, m.By, m.Via, at, m.Office, e.Tenant, e.Stream, StateAcknowledged)
+	case *gateway.ReplyRequested:
+		_, err = tx.ExecContext(ctx, `INSERT INTO office_replies (reply_id, tenant, stream, office, author, channel, recipient, subject, state, requested_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?) ON CONFLICT (reply_id) DO NOTHING`,
+			m.ReplyID, e.Tenant, e.Stream, m.Office, m.Author, string(m.Channel), m.To.Address, m.Subject, at, at)
+	case *gateway.ReplySent:
+		_, err = tx.ExecContext(ctx, `UPDATE office_replies SET state = 'sent', attempts = ?, error = '', updated_at = ? WHERE reply_id = ?`,
+			m.Attempt, at, m.ReplyID)
+	case *gateway.ReplyFailed:
+		state := "retrying"
+		if m.Permanent {
+			state = "failed"
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE office_replies SET state = ?, attempts = ?, error = ?, updated_at = ? WHERE reply_id = ? AND state != 'sent'`,
+			state, m.Attempt, m.Error, at, m.ReplyID)
+	default:
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("offices: inbox: %s %s: %w", e.Type, e.ID, err)
+	}
+	if in.Notifier != nil {
+		in.Notifier.Broadcast()
+	}
+	return nil
+}
+
+func applyReceived(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageReceived) error {
+	j, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO inbox_received (tenant, stream, received) VALUES (?, ?, ?)
+		ON CONFLICT (tenant, stream) DO UPDATE SET received = excluded.received`, e.Tenant, e.Stream, string(j))
+	return err
+}
+
+func applyRouted(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageRouted, at string) error {
+	var received string
+	err := tx.QueryRowContext(ctx, `SELECT received FROM inbox_received WHERE tenant = ? AND stream = ?`, e.Tenant, e.Stream).Scan(&received)
+	if errors.Is(err, sql.ErrNoRows) {
+		received = "{}"
+	} else if err != nil {
+		return err
+	}
+	var rec gateway.MessageReceived
+	if err := json.Unmarshal([]byte(received), &rec); err != nil {
+		return fmt.Errorf("decode stored receipt: %w", err)
+	}
+	routing, err := json.Marshal(Routing{Rule: m.Rule, RulesVersion: m.RulesVersion, DecidedBy: m.DecidedBy, Reason: m.Reason, EventID: e.ID})
+	if err != nil {
+		return err
+	}
+	receivedAt := ""
+	if !rec.ReceivedAt.IsZero() {
+		receivedAt = rec.ReceivedAt.UTC().Format(time.RFC3339Nano)
+	}
+	for _, office := range m.Offices {
+		_, err := tx.ExecContext(ctx, `INSERT INTO office_messages (office, tenant, stream, seq, received_at, channel, sender, subject,
+				state, routed_at, routing, received)
+			VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM office_messages WHERE office = ?), ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (office, tenant, stream) DO NOTHING`,
+			office, e.Tenant, e.Stream, office, receivedAt, string(rec.Channel), rec.From.Address, rec.Subject,
+			StateNew, at, string(routing), received)
+		if err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE triage_items SET state = 'assigned', assigned_to = ?, assigned_by = ? WHERE tenant = ? AND stream = ?`,
+		strings.Join(m.Offices, ","), m.DecidedBy, e.Tenant, e.Stream)
+	return err
+}
+
+func openTriage(ctx context.Context, tx *sql.Tx, e *eventstore.Event, kind, reason, at string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO triage_items (tenant, stream, seq, kind, reason, since, state)
+		VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM triage_items), ?, ?, ?, 'open')
+		ON CONFLICT (tenant, stream) DO UPDATE SET kind = excluded.kind, reason = excluded.reason, state = 'open',
+			assigned_to = '', assigned_by = ''`,
+		e.Tenant, e.Stream, kind, reason, at)
+	return err
+}
+
+func applyDelivered(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageDelivered) error {
+	var via string
+	err := tx.QueryRowContext(ctx, `SELECT delivered_via FROM office_messages WHERE office = ? AND tenant = ? AND stream = ?`,
+		m.Office, e.Tenant, e.Stream).Scan(&via)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // delivered to an office the message was not routed to: nothing to show
+	}
+	if err != nil {
+		return err
+	}
+	vias := splitList(via)
+	if !contains(vias, m.Via) {
+		vias = append(vias, m.Via)
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE office_messages SET delivered_via = ?,
+		state = CASE WHEN state = ? THEN ? ELSE state END WHERE office = ? AND tenant = ? AND stream = ?`,
+		strings.Join(vias, ","), StateNew, StateDelivered, m.Office, e.Tenant, e.Stream)
+	return err
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Routing is how a message came to an office.
+type Routing struct {
+	Rule         string `json:"rule,omitempty"`
+	RulesVersion string `json:"rulesVersion,omitempty"`
+	DecidedBy    string `json:"decidedBy"`
+	Reason       string `json:"reason,omitempty"`
+	// EventID is the MessageRouted event's id.
+	EventID string `json:"eventId"`
+}
+
+// Message is a message in an office queue.
+type Message struct {
+	Office string `json:"office"`
+	Tenant string `json:"tenant"`
+	Stream string `json:"stream"`
+	// Seq orders the office's queue; ListInbox's since is a Seq.
+	Seq              int64             `json:"seq"`
+	Channel          gateway.Channel   `json:"channel"`
+	ChannelMessageID string            `json:"channelMessageId,omitempty"`
+	From             gateway.Address   `json:"from"`
+	To               []gateway.Address `json:"to,omitempty"`
+	Cc               []gateway.Address `json:"cc,omitempty"`
+	Subject          string            `json:"subject"`
+	ReceivedAt       time.Time         `json:"receivedAt"`
+	State            string            `json:"state"`
+	RoutedAt         time.Time         `json:"routedAt"`
+	Routing          Routing           `json:"routing"`
+	DeliveredVia     []string          `json:"deliveredVia,omitempty"`
+	AcknowledgedBy   string            `json:"acknowledgedBy,omitempty"`
+	AcknowledgedVia  string            `json:"acknowledgedVia,omitempty"`
+	AcknowledgedAt   *time.Time        `json:"acknowledgedAt,omitempty"`
+	Raw              blob.Ref          `json:"raw"`
+	Parts            []gateway.Part    `json:"parts,omitempty"`
+	Metadata         map[string]string `json:"metadata,omitempty"`
+	Problems         []string          `json:"problems,omitempty"`
+	// Report is the verification report (Prüfprotokoll) once signatures
+	// were verified; null until then.
+	Report json.RawMessage `json:"report,omitempty"`
+}
+
+// ErrNotFound means the office has no such message.
+var ErrNotFound = errors.New("offices: no such message in this office")
+
+const messageColumns = `office, tenant, stream, seq, state, routed_at, routing, delivered_via,
+	acknowledged_by, acknowledged_via, acknowledged_at, received, report`
+
+// ListInbox returns the office's messages with Seq above since, oldest first.
+func ListInbox(ctx context.Context, db *sql.DB, office string, since int64) ([]Message, error) {
+	return ListInboxPage(ctx, db, Query{Office: office, Since: since})
+}
+
+// Query selects messages of an office queue.
+type Query struct {
+	Office string
+	Since  int64
+	// Limit caps the result (0: no limit).
+	Limit int
+	// State, when set, selects one state.
+	State string
+}
+
+// ListInboxPage returns a page of an office's queue, oldest first.
+func ListInboxPage(ctx context.Context, db *sql.DB, q Query) ([]Message, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := db.QueryContext(ctx, `SELECT `+messageColumns+` FROM office_messages
+		WHERE office = ? AND seq > ? AND (? = '' OR state = ?) ORDER BY seq LIMIT ?`, q.Office, q.Since, q.State, q.State, limit)
+	if err != nil {
+		return nil, fmt.Errorf("offices: list %s: %w", q.Office, err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("offices: list %s: %w", q.Office, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("offices: list %s: %w", q.Office, err)
+	}
+	return out, nil
+}
+
+// GetMessage returns one message of an office's queue, or ErrNotFound.
+func GetMessage(ctx context.Context, db *sql.DB, office, stream string) (Message, error) {
+	row := db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM office_messages WHERE office = ? AND stream = ?`, office, stream)
+	m, err := scanMessage(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, ErrNotFound
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("offices: get %s/%s: %w", office, stream, err)
+	}
+	return m, nil
+}
+
+// LatestSeq returns the highest Seq in the office's queue (0 when empty).
+func LatestSeq(ctx context.Context, db *sql.DB, office string) (int64, error) {
+	var n int64
+	err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM office_messages WHERE office = ?`, office).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("offices: latest of %s: %w", office, err)
+	}
+	return n, nil
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanMessage(s scanner) (Message, error) {
+	var m Message
+	var routedAt, routing, via, ackAt, received, report string
+	if err := s.Scan(&m.Office, &m.Tenant, &m.Stream, &m.Seq, &m.State, &routedAt, &routing, &via,
+		&m.AcknowledgedBy, &m.AcknowledgedVia, &ackAt, &received, &report); err != nil {
+		return Message{}, err
+	}
+	var rec gateway.MessageReceived
+	if err := json.Unmarshal([]byte(received), &rec); err != nil {
+		return Message{}, fmt.Errorf("decode receipt of %s: %w", m.Stream, err)
+	}
+	if err := json.Unmarshal([]byte(routing), &m.Routing); err != nil {
+		return Message{}, fmt.Errorf("decode routing of %s: %w", m.Stream, err)
+	}
+	m.Channel, m.ChannelMessageID, m.From, m.To, m.Cc = rec.Channel, rec.ChannelMessageID, rec.From, rec.To, rec.Cc
+	m.Subject, m.ReceivedAt, m.Raw, m.Parts, m.Metadata, m.Problems = rec.Subject, rec.ReceivedAt, rec.Raw, rec.Parts, rec.Metadata, rec.Problems
+	m.RoutedAt, _ = time.Parse(time.RFC3339Nano, routedAt)
+	m.DeliveredVia = splitList(via)
+	if ackAt != "" {
+		t, _ := time.Parse(time.RFC3339Nano, ackAt)
+		m.AcknowledgedAt = &t
+	}
+	if report != "" {
+		m.Report = json.RawMessage(report)
+	}
+	return m, nil
+}
+
+// Reply is an answer an office asked to send, and what became of it.
+type Reply struct {
+	ReplyID     string    `json:"replyId"`
+	Office      string    `json:"office"`
+	Author      string    `json:"author"`
+	Channel     string    `json:"channel"`
+	To          string    `json:"to"`
+	Subject     string    `json:"subject"`
+	State       string    `json:"state"`
+	Attempts    int       `json:"attempts"`
+	Error       string    `json:"error,omitempty"`
+	RequestedAt time.Time `json:"requestedAt"`
+}
+
+// ListReplies returns the replies an office requested to a message.
+func ListReplies(ctx context.Context, db *sql.DB, office, stream string) ([]Reply, error) {
+	rows, err := db.QueryContext(ctx, `SELECT reply_id, office, author, channel, recipient, subject, state, attempts, error, requested_at
+		FROM office_replies WHERE office = ? AND stream = ? ORDER BY requested_at, reply_id`, office, stream)
+	if err != nil {
+		return nil, fmt.Errorf("offices: replies of %s: %w", stream, err)
+	}
+	defer rows.Close()
+	var out []Reply
+	for rows.Next() {
+		var r Reply
+		var at string
+		if err := rows.Scan(&r.ReplyID, &r.Office, &r.Author, &r.Channel, &r.To, &r.Subject, &r.State, &r.Attempts, &r.Error, &at); err != nil {
+			return nil, fmt.Errorf("offices: replies of %s: %w", stream, err)
+		}
+		r.RequestedAt, _ = time.Parse(time.RFC3339Nano, at)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// TriageItem is a message waiting for the mailroom.
+type TriageItem struct {
+	Tenant string `json:"tenant"`
+	Stream string `json:"stream"`
+	Seq    int64  `json:"seq"`
+	// Kind is "routing" (no rule placed it) or "processing" (a handler
+	// kept failing on it).
+	Kind       string    `json:"kind"`
+	Reason     string    `json:"reason"`
+	Since      time.Time `json:"since"`
+	State      string    `json:"state"`
+	AssignedTo string    `json:"assignedTo,omitempty"`
+	AssignedBy string    `json:"assignedBy,omitempty"`
+	// Received is the message's receipt, when there is one.
+	Received *gateway.MessageReceived `json:"received,omitempty"`
+}
+
+// ListTriage returns triage items with Seq above since, oldest first; open
+// only unless all.
+func ListTriage(ctx context.Context, db *sql.DB, since int64, all bool, limit int) ([]TriageItem, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := db.QueryContext(ctx, `SELECT t.tenant, t.stream, t.seq, t.kind, t.reason, t.since, t.state, t.assigned_to, t.assigned_by,
+			COALESCE(r.received, '')
+		FROM triage_items t LEFT JOIN inbox_received r ON r.tenant = t.tenant AND r.stream = t.stream
+		WHERE t.seq > ? AND (? OR t.state = 'open') ORDER BY t.seq LIMIT ?`, since, all, limit)
+	if err != nil {
+		return nil, fmt.Errorf("offices: list triage: %w", err)
+	}
+	defer rows.Close()
+	var out []TriageItem
+	for rows.Next() {
+		it, err := scanTriage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("offices: list triage: %w", err)
+		}
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
+// GetTriage returns the triage item of a stream, or ErrNotFound.
+func GetTriage(ctx context.Context, db *sql.DB, stream string) (TriageItem, error) {
+	row := db.QueryRowContext(ctx, `SELECT t.tenant, t.stream, t.seq, t.kind, t.reason, t.since, t.state, t.assigned_to, t.assigned_by,
+			COALESCE(r.received, '')
+		FROM triage_items t LEFT JOIN inbox_received r ON r.tenant = t.tenant AND r.stream = t.stream WHERE t.stream = ?`, stream)
+	it, err := scanTriage(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return TriageItem{}, ErrNotFound
+	}
+	if err != nil {
+		return TriageItem{}, fmt.Errorf("offices: triage item %s: %w", stream, err)
+	}
+	return it, nil
+}
+
+func scanTriage(s scanner) (TriageItem, error) {
+	var it TriageItem
+	var since, received string
+	if err := s.Scan(&it.Tenant, &it.Stream, &it.Seq, &it.Kind, &it.Reason, &since, &it.State, &it.AssignedTo, &it.AssignedBy, &received); err != nil {
+		return it, err
+	}
+	it.Since, _ = time.Parse(time.RFC3339Nano, since)
+	if received != "" {
+		it.Received = &gateway.MessageReceived{}
+		if err := json.Unmarshal([]byte(received), it.Received); err != nil {
+			return it, fmt.Errorf("decode receipt of %s: %w", it.Stream, err)
+		}
+	}
+	return it, nil
+}
+
+// Dump renders the whole read model as text in key order; two dumps are
+// equal when a rebuild reproduced the same state. Queue sequence numbers are
+// left out: on a partitioned log they depend on how partitions interleave.
+func Dump(ctx context.Context, db *sql.DB) (string, error) {
+	var b strings.Builder
+	queries := []string{
+		`SELECT 'received', tenant, stream, received FROM inbox_received ORDER BY tenant, stream`,
+		`SELECT 'office', office, stream, json_array(tenant, received_at, channel, sender, subject, state, routed_at, routing,
+			delivered_via, acknowledged_by, acknowledged_via, acknowledged_at, received, report)
+			FROM office_messages ORDER BY office, tenant, stream`,
+		`SELECT 'triage', tenant, stream, json_array(kind, reason, since, state, assigned_to, assigned_by) FROM triage_items ORDER BY tenant, stream`,
+		`SELECT 'reply', reply_id, stream, json_array(tenant, office, author, channel, recipient, subject, state, attempts, error, requested_at, updated_at)
+			FROM office_replies ORDER BY reply_id`,
+	}
+	for _, q := range queries {
+		rows, err := db.QueryContext(ctx, q)
+		if err != nil {
+			return "", fmt.Errorf("offices: dump: %w", err)
+		}
+		for rows.Next() {
+			var a, c, d, e string
+			if err := rows.Scan(&a, &c, &d, &e); err != nil {
+				rows.Close()
+				return "", fmt.Errorf("offices: dump: %w", err)
+			}
+			fmt.Fprintf(&b, "%s\t%s\t%s\t%s\n", a, c, d, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", fmt.Errorf("offices: dump: %w", err)
+		}
+	}
+	return b.String(), nil
+}
+
+// Notifier wakes waiters when the inbox changed. The zero value is not
+// usable; make one with NewNotifier.
+type Notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// NewNotifier returns a notifier.
+func NewNotifier() *Notifier { return &Notifier{ch: make(chan struct{})} }
+
+// Changed returns a channel that is closed at the next change. Take it
+// before reading the database, so no change between the read and the wait
+// is missed.
+func (n *Notifier) Changed() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+// Broadcast wakes every waiter.
+func (n *Notifier) Broadcast() {
+	n.mu.Lock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+	n.mu.Unlock()
+}
