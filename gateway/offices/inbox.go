@@ -33,7 +33,8 @@ var inboxSchema = []string{
 	// The receipt of every message, kept until it is routed: the office
 	// rows copy it, so that an inbox listing is one indexed query.
 	`CREATE TABLE IF NOT EXISTS inbox_received (
-		tenant TEXT NOT NULL, stream TEXT NOT NULL, received TEXT NOT NULL,
+		tenant TEXT NOT NULL, stream TEXT NOT NULL, received TEXT NOT NULL DEFAULT '{}',
+		report TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (tenant, stream)) STRICT`,
 	`CREATE TABLE IF NOT EXISTS office_messages (
 		office TEXT NOT NULL, tenant TEXT NOT NULL, stream TEXT NOT NULL,
@@ -104,6 +105,8 @@ func (in Inbox) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p ga
 		err = openTriage(ctx, tx, e, "processing", m.Handler+": "+m.Error, at)
 	case *gateway.MessageDelivered:
 		err = applyDelivered(ctx, tx, e, m)
+	case *gateway.SignaturesVerified:
+		err = applyVerified(ctx, tx, e, m)
 	case *gateway.MessageAcknowledged:
 		_, err = tx.ExecContext(ctx, `UPDATE office_messages SET state = ?, acknowledged_by = ?, acknowledged_via = ?, acknowledged_at = ?
 			WHERE office = ? AND tenant = ? AND stream = ? AND state != ?`,
@@ -144,12 +147,25 @@ func applyReceived(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gate
 	return err
 }
 
+// applyVerified keeps the verification summary for the office queues; it
+// may arrive before or after the routing decision.
+func applyVerified(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.SignaturesVerified) error {
+	j, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO inbox_received (tenant, stream, report) VALUES (?, ?, ?)
+		ON CONFLICT (tenant, stream) DO UPDATE SET report = excluded.report`, e.Tenant, e.Stream, string(j)); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE office_messages SET report = ? WHERE tenant = ? AND stream = ?`, string(j), e.Tenant, e.Stream)
+	return err
+}
+
 func applyRouted(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageRouted, at string) error {
-	var received string
-	err := tx.QueryRowContext(ctx, `SELECT received FROM inbox_received WHERE tenant = ? AND stream = ?`, e.Tenant, e.Stream).Scan(&received)
-	if errors.Is(err, sql.ErrNoRows) {
-		received = "{}"
-	} else if err != nil {
+	received, report := "{}", ""
+	err := tx.QueryRowContext(ctx, `SELECT received, report FROM inbox_received WHERE tenant = ? AND stream = ?`, e.Tenant, e.Stream).Scan(&received, &report)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
 	var rec gateway.MessageReceived
@@ -166,11 +182,11 @@ func applyRouted(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gatewa
 	}
 	for _, office := range m.Offices {
 		_, err := tx.ExecContext(ctx, `INSERT INTO office_messages (office, tenant, stream, seq, received_at, channel, sender, subject,
-				state, routed_at, routing, received)
-			VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM office_messages WHERE office = ?), ?, ?, ?, ?, ?, ?, ?, ?)
+				state, routed_at, routing, received, report)
+			VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM office_messages WHERE office = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (office, tenant, stream) DO NOTHING`,
 			office, e.Tenant, e.Stream, office, receivedAt, string(rec.Channel), rec.From.Address, rec.Subject,
-			StateNew, at, string(routing), received)
+			StateNew, at, string(routing), received, report)
 		if err != nil {
 			return err
 		}
@@ -260,9 +276,10 @@ type Message struct {
 	Parts            []gateway.Part    `json:"parts,omitempty"`
 	Metadata         map[string]string `json:"metadata,omitempty"`
 	Problems         []string          `json:"problems,omitempty"`
-	// Report is the verification report (Prüfprotokoll) once signatures
-	// were verified; null until then.
-	Report json.RawMessage `json:"report,omitempty"`
+	// Report is the SignaturesVerified summary (with the references to the
+	// full report and the Prüfprotokoll) once signatures were verified;
+	// absent until then.
+	Report *gateway.SignaturesVerified `json:"report,omitempty"`
 }
 
 // ErrNotFound means the office has no such message.
@@ -360,7 +377,10 @@ func scanMessage(s scanner) (Message, error) {
 		m.AcknowledgedAt = &t
 	}
 	if report != "" {
-		m.Report = json.RawMessage(report)
+		m.Report = &gateway.SignaturesVerified{}
+		if err := json.Unmarshal([]byte(report), m.Report); err != nil {
+			return Message{}, fmt.Errorf("decode report of %s: %w", m.Stream, err)
+		}
 	}
 	return m, nil
 }
@@ -479,7 +499,7 @@ func scanTriage(s scanner) (TriageItem, error) {
 func Dump(ctx context.Context, db *sql.DB) (string, error) {
 	var b strings.Builder
 	queries := []string{
-		`SELECT 'received', tenant, stream, received FROM inbox_received ORDER BY tenant, stream`,
+		`SELECT 'received', tenant, stream, json_array(received, report) FROM inbox_received ORDER BY tenant, stream`,
 		`SELECT 'office', office, stream, json_array(tenant, received_at, channel, sender, subject, state, routed_at, routing,
 			delivered_via, acknowledged_by, acknowledged_via, acknowledged_at, received, report)
 			FROM office_messages ORDER BY office, tenant, stream`,

@@ -282,6 +282,7 @@ func TestInboxLifecycleAndRebuild(t *testing.T) {
 	r1 := e.receive(t, "1", "Bauantrag")
 	routed := e.follow(t, "routing", r1, &gateway.MessageRouted{Offices: []string{"bauamt", "ordnungsamt"}, Rule: "r1", RulesVersion: "v1", DecidedBy: "rules"})
 	e.follow(t, QueueDeliveryHandler, routed, &gateway.MessageDelivered{Office: "bauamt", Via: "queue"})
+	e.follow(t, "verify", r1, &gateway.SignaturesVerified{WrittenFormSatisfied: true, Signatures: []gateway.SignatureSummary{{Part: "2", Indication: "TOTAL_PASSED", Qualification: "QESig"}}})
 	r2 := e.receive(t, "2", "???")
 	e.follow(t, "routing", r2, &gateway.RoutingFailed{Reason: "no rule matched", RulesVersion: "v1"})
 	if err := e.run.CatchUp(ctx, in); err != nil {
@@ -298,7 +299,8 @@ func TestInboxLifecycleAndRebuild(t *testing.T) {
 	}
 	m := msgs[0]
 	if m.Subject != "Bauantrag" || m.State != StateDelivered || m.Routing.Rule != "r1" || m.Routing.EventID != routed.ID ||
-		m.From.Address != "buerger@example.org" || len(m.Parts) != 1 || m.DeliveredVia[0] != "queue" || m.Seq != 1 {
+		m.From.Address != "buerger@example.org" || len(m.Parts) != 1 || m.DeliveredVia[0] != "queue" || m.Seq != 1 ||
+		m.Report == nil || !m.Report.WrittenFormSatisfied {
 		t.Fatalf("message: %+v", m)
 	}
 	if o, _ := GetMessage(ctx, e.db, "ordnungsamt", r1.Stream); o.State != StateNew {
