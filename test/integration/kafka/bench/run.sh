@@ -26,13 +26,26 @@ cp="$(bash "$kdir/broker.sh" classpath)"
 topic="bench-perf-$(date +%s)"
 java -Xmx256m -cp "$cp" -Dlog4j2.configurationFile="$kdir/log4j2.properties" org.apache.kafka.tools.TopicCommand \
   --bootstrap-server "$brokers" --create --topic "$topic" --partitions "$partitions" --replication-factor 1 >/dev/null 2>&1
+perf() { # one ProducerPerformance run; prints its summary line
+  java -Xmx512m -cp "$cp" -Dlog4j2.configurationFile="$kdir/log4j2.properties" org.apache.kafka.tools.ProducerPerformance \
+    --topic "$topic" --num-records "$records" --record-size 1024 --throughput -1 \
+    --producer-props bootstrap.servers="$brokers" acks=all 2>/dev/null | grep 'records sent' | tail -n 1
+}
+rate_of() { sed -E 's/.* records sent, ([0-9.]+) records\/sec.*/\1/' <<<"$1"; }
+# The machine is shared: ProducerPerformance runs before and after ours, and
+# the ratio is taken against the mean of both.
 echo "running Kafka ProducerPerformance: $records records of 1024 bytes, acks=all" >&2
-perf_out="$(java -Xmx512m -cp "$cp" -Dlog4j2.configurationFile="$kdir/log4j2.properties" org.apache.kafka.tools.ProducerPerformance \
-  --topic "$topic" --num-records "$records" --record-size 1024 --throughput -1 \
-  --producer-props bootstrap.servers="$brokers" acks=all 2>/dev/null)"
-line="$(grep 'records sent' <<<"$perf_out" | tail -n 1)"
-rate="$(sed -E 's/.* records sent, ([0-9.]+) records\/sec.*/\1/' <<<"$line")"
+before="$(perf)"
 echo "running kafkalog appenders" >&2
 cd "$root"
-go run ./test/integration/kafka/bench -brokers "$brokers" -partitions "$partitions" -seconds "$seconds" \
-  -kafka-rate "$rate" -kafka-line "$line"
+out="$(go run ./test/integration/kafka/bench -brokers "$brokers" -partitions "$partitions" -seconds "$seconds" \
+  -kafka-rate "$(rate_of "$before")" -kafka-line "$before")"
+grep -v '^best-kafkalog-rate' <<<"$out"
+echo "running Kafka ProducerPerformance again" >&2
+after="$(perf)"
+ours="$(grep '^best-kafkalog-rate' <<<"$out" | cut -d' ' -f2)"
+echo "ProducerPerformance after: $after"
+awk -v a="$(rate_of "$before")" -v b="$(rate_of "$after")" -v o="$ours" 'BEGIN {
+  m = (a + b) / 2
+  printf "\nsummary: ProducerPerformance %.0f / %.0f records/s (mean %.0f); kafkalog best %.0f events/s; ratio %.2f (goal >= 0.50)\n", a, b, m, o, o / m
+}'
