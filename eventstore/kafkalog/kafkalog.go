@@ -295,6 +295,10 @@ func (l *Log) ensureTopics(ctx context.Context) error {
 		{ConfigName: "message.timestamp.type", ConfigValue: "CreateTime"},
 		{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(2 << 20)},
 	}
+	if l.cfg.ReplicationFactor >= 3 {
+		// An acknowledged append must survive the loss of a broker.
+		entries = append(entries, kafka.ConfigEntry{ConfigName: "min.insync.replicas", ConfigValue: "2"})
+	}
 	var topics []kafka.TopicConfig
 	for _, name := range []string{l.cfg.Topic, l.cpTopic} {
 		topics = append(topics, kafka.TopicConfig{Topic: name, NumPartitions: int(l.cfg.Partitions),
