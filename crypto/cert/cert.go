@@ -150,7 +150,9 @@ func Parse(der []byte) (*Certificate, error) {
 // or from a single DER certificate.
 func ParseAll(data []byte) ([]*Certificate, error) {
 	trimmed := bytes.TrimSpace(data)
-	if !bytes.HasPrefix(trimmed, []byte("-----BEGIN")) {
+	// PEM may be preceded by explanatory text (RFC 7468 section 5.2), such
+	// as openssl's "subject=" lines; DER always starts with a SEQUENCE.
+	if (len(trimmed) > 0 && trimmed[0] == 0x30) || !bytes.Contains(trimmed, []byte("-----BEGIN")) {
 		c, err := Parse(data)
 		if err != nil {
 			return nil, err
