@@ -115,3 +115,28 @@ func ParseMailbox(s string) (gateway.Address, error) {
 	}
 	return gateway.Address{Address: a.Address, Name: a.Name}, nil
 }
+
+// officeCopyDomain is the right-hand side of the Message-ID of an office's
+// copy of a message (the IMAP mailbox shows copies, not originals). A mail
+// client's answer to a copy carries the id in In-Reply-To, which is how the
+// submission endpoint finds the message being answered.
+const officeCopyDomain = ".poststelle.invalid"
+
+// OfficeCopyID is the Message-ID of the office's copy of a message's stream.
+func OfficeCopyID(office, stream string) string {
+	return "<" + stream + "@" + office + officeCopyDomain + ">"
+}
+
+// ParseOfficeCopyID returns the office and stream an OfficeCopyID names.
+func ParseOfficeCopyID(id string) (office, stream string, ok bool) {
+	id = strings.TrimSpace(id)
+	if len(id) < 2 || len(id) > 500 || id[0] != '<' || id[len(id)-1] != '>' {
+		return "", "", false
+	}
+	stream, host, found := strings.Cut(id[1:len(id)-1], "@")
+	office, isCopy := strings.CutSuffix(host, officeCopyDomain)
+	if !found || !isCopy || stream == "" || office == "" || strings.ContainsAny(stream+office, "<>@ \t\r\n") {
+		return "", "", false
+	}
+	return office, stream, true
+}

@@ -361,3 +361,16 @@ func TestScheduleRebuildIsIdentical(t *testing.T) {
 		t.Fatalf("rebuild differs:\n%+v\n%+v", before, after)
 	}
 }
+
+func TestOfficeCopyID(t *testing.T) {
+	id := replies.OfficeCopyID("bauamt", "msg-abc")
+	if office, stream, ok := replies.ParseOfficeCopyID(id); !ok || office != "bauamt" || stream != "msg-abc" {
+		t.Fatalf("round trip of %s: %s %s %v", id, office, stream, ok)
+	}
+	for _, bad := range []string{"", "<>", "<a@b>", "<msg@bauamt.poststelle.invalid", "<@bauamt.poststelle.invalid>",
+		"<msg@.poststelle.invalid>", "<m sg@bauamt.poststelle.invalid>", "<a@b@bauamt.poststelle.invalid>"} {
+		if _, _, ok := replies.ParseOfficeCopyID(bad); ok {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
