@@ -681,4 +681,3 @@ func headerContains(h textproto.Header, key, value string) bool {
 }
 
 var _ imapserver.Session = (*session)(nil)
-
