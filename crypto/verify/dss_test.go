@@ -1,0 +1,161 @@
+package verify
+
+import (
+	"context"
+	"crypto"
+	"encoding/base64"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/poststelle/poststelle/crypto/report"
+	"github.com/poststelle/poststelle/internal/corpus"
+)
+
+// oracleDir holds the DSS oracle's inputs (anchors, jobs) and golden results.
+const oracleDir = "../../test/integration/dss"
+
+// differenceFiles register explained disagreements; the DSS engineer's file
+// first, ours (crypto/verify/DIFFERENCES.md) second.
+var differenceFiles = []string{"../report/DIFFERENCES.md", "DIFFERENCES.md"}
+
+func knownDifferences(t *testing.T) []report.KnownDifference {
+	t.Helper()
+	var all []report.KnownDifference
+	for _, p := range differenceFiles {
+		f, err := os.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		known, err := report.ParseKnownDifferences(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		all = append(all, known...)
+	}
+	return all
+}
+
+// goldenFiles lists the oracle results for CAdES and timestamp samples;
+// PAdES and XAdES belong to the next issue.
+func goldenFiles(t *testing.T) map[string]*report.DSSResult {
+	t.Helper()
+	root := filepath.Join(oracleDir, "golden")
+	out := map[string]*report.DSSResult{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".json") {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		res, err := report.ParseDSS(f)
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(res.Input.Signature, "cades/") && !strings.HasPrefix(res.Input.Signature, "tsp/") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		out[strings.TrimSuffix(filepath.ToSlash(rel), ".json")] = res
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) == 0 {
+		t.Fatal("no DSS golden results for CAdES or timestamps")
+	}
+	return out
+}
+
+// runLikeDSS verifies a golden file's input with the same content, trust and
+// validation time the oracle used. A nil report means we refused the input.
+func runLikeDSS(t *testing.T, d *report.DSSResult) *report.Report {
+	t.Helper()
+	sigDir := corpus.Path(t, "signatures")
+	data, err := os.ReadFile(filepath.Join(sigDir, filepath.FromSlash(d.Input.Signature)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := d.At()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Time: at, Name: d.Input.Signature}
+	for _, det := range d.Input.Detached {
+		if b64, ok := strings.CutPrefix(det, "sha256:"); ok {
+			opts.DetachedDigest, err = base64.StdEncoding.DecodeString(b64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts.DetachedDigestAlgorithm = crypto.SHA256
+			continue
+		}
+		opts.Detached, err = os.ReadFile(filepath.Join(sigDir, filepath.FromSlash(det)))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var tc TrustConfig
+	for _, tr := range d.Input.Trust {
+		if p, ok := strings.CutPrefix(tr, "corpus:"); ok {
+			tc.Paths = append(tc.Paths, filepath.Join(sigDir, filepath.FromSlash(p)))
+		} else {
+			tc.Paths = append(tc.Paths, filepath.Join(oracleDir, filepath.FromSlash(tr)))
+		}
+		if strings.HasSuffix(tr, ".xml") {
+			// The oracle accepts TSL v4-6 signed by the key in the list's
+			// own KeyInfo; do the same to compare like with like.
+			tc.TLSignerFromKeyInfo, tc.TLVersions = true, []int{4, 5, 6}
+		}
+	}
+	if len(tc.Paths) > 0 {
+		opts.Trust, err = LoadTrust(context.Background(), tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Verify(context.Background(), data, opts)
+	if err != nil {
+		return nil
+	}
+	return rep
+}
+
+// TestCompareWithDSS runs every CAdES and RFC 3161 sample the DSS oracle
+// validated, with the oracle's inputs, and fails on any disagreement in
+// indication, sub-indication or qualification that DIFFERENCES.md does not
+// explain.
+func TestCompareWithDSS(t *testing.T) {
+	known := knownDifferences(t)
+	golden := goldenFiles(t)
+	names := make([]string, 0, len(golden))
+	for n := range golden {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var unexplained []string
+	for _, name := range names {
+		d := golden[name]
+		ours := runLikeDSS(t, d)
+		diffs := report.CompareDSS(ours, d)
+		for _, u := range report.Unexplained(name, diffs, known) {
+			unexplained = append(unexplained, "| "+name+" | "+u.Item+" | "+u.Field+" | "+u.Ours+" | "+u.DSS+" | |")
+		}
+	}
+	if len(unexplained) > 0 {
+		t.Errorf("%d disagreements with DSS are not explained in DIFFERENCES.md:\n%s", len(unexplained), strings.Join(unexplained, "\n"))
+	}
+	t.Logf("compared %d golden results", len(names))
+}

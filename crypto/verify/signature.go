@@ -1,0 +1,553 @@
+package verify
+
+import (
+	"crypto/sha256"
+	"encoding/asn1"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/cms"
+	"github.com/poststelle/poststelle/crypto/report"
+	"github.com/poststelle/poststelle/crypto/trust"
+	"github.com/poststelle/poststelle/crypto/tsp"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// evidence is the validation material a signature carries: certificates,
+// CRLs and OCSP responses, parsed once and shared by its signers and their
+// timestamps. Unparseable items are remembered as problems, not fatal.
+type evidence struct {
+	certs    []*cert.Certificate
+	crls     []*trust.CRL
+	ocsp     []*trust.OCSPResponse
+	problems []string
+}
+
+func newEvidence(sd *cms.SignedData) *evidence {
+	ev := &evidence{}
+	ev.add(sd)
+	return ev
+}
+
+// add merges what sd carries (a signature's SignedData or a timestamp token's).
+func (ev *evidence) add(sd *cms.SignedData) {
+	ev.certs = append(ev.certs, sd.Certificates...)
+	for i, raw := range sd.CRLs {
+		ev.addCRL(raw, fmt.Sprintf("CRL %d", i+1))
+	}
+	for i, raw := range sd.OCSPResponses {
+		// RFC 5940 carries a complete OCSPResponse; some producers put the
+		// BasicOCSPResponse there.
+		r, err := trust.ParseOCSPResponse(raw)
+		if err != nil {
+			r, err = trust.ParseBasicOCSPResponse(raw)
+		}
+		if err != nil {
+			ev.problems = append(ev.problems, fmt.Sprintf("OCSP response %d: %v", i+1, err))
+			continue
+		}
+		ev.ocsp = append(ev.ocsp, r)
+	}
+	for i, raw := range sd.OtherRevocationInfo {
+		// Some CAdES producers (ETSI plugtests, DSS) put a BasicOCSPResponse
+		// under the OCSP basic-response OID instead of RFC 5940's
+		// id-ri-ocsp-response.
+		basic, ok := otherBasicOCSP(raw)
+		if !ok {
+			continue
+		}
+		r, err := trust.ParseBasicOCSPResponse(basic)
+		if err != nil {
+			ev.problems = append(ev.problems, fmt.Sprintf("other revocation info %d: %v", i+1, err))
+			continue
+		}
+		ev.ocsp = append(ev.ocsp, r)
+	}
+	for _, e := range sd.CertificateErrors {
+		ev.problems = append(ev.problems, "certificate: "+e)
+	}
+}
+
+// oidOCSPBasic is id-pkix-ocsp-basic.
+var oidOCSPBasic = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 1}
+
+// otherBasicOCSP returns the BasicOCSPResponse of an OtherRevocationInfoFormat
+// ([1] IMPLICIT SEQUENCE { format OID, info ANY }) of type id-pkix-ocsp-basic.
+func otherBasicOCSP(raw []byte) ([]byte, bool) {
+	in := cryptobyte.String(raw)
+	var body cryptobyte.String
+	var format asn1.ObjectIdentifier
+	var info cryptobyte.String
+	if !in.ReadASN1(&body, cbasn1.Tag(1).Constructed().ContextSpecific()) ||
+		!body.ReadASN1ObjectIdentifier(&format) || !format.Equal(oidOCSPBasic) ||
+		!body.ReadASN1Element(&info, cbasn1.SEQUENCE) {
+		return nil, false
+	}
+	return info, true
+}
+
+func (ev *evidence) addCRL(raw []byte, what string) {
+	c, err := trust.ParseCRL(raw)
+	if err != nil {
+		ev.problems = append(ev.problems, fmt.Sprintf("%s: %v", what, err))
+		return
+	}
+	ev.crls = append(ev.crls, c)
+}
+
+// withSigner returns the evidence extended by a signer's CAdES-LT values
+// (certificate-values and revocation-values attributes).
+func (ev *evidence) withSigner(sr *cms.SignerResult) *evidence {
+	if len(sr.CertificateValues) == 0 && len(sr.RevocationValues.CRLs) == 0 && len(sr.RevocationValues.OCSPResponses) == 0 {
+		return ev
+	}
+	out := &evidence{
+		certs:    append(append([]*cert.Certificate(nil), ev.certs...), sr.CertificateValues...),
+		crls:     append([]*trust.CRL(nil), ev.crls...),
+		ocsp:     append([]*trust.OCSPResponse(nil), ev.ocsp...),
+		problems: append([]string(nil), ev.problems...),
+	}
+	for i, raw := range sr.RevocationValues.CRLs {
+		out.addCRL(raw, fmt.Sprintf("revocation-values CRL %d", i+1))
+	}
+	for i, raw := range sr.RevocationValues.OCSPResponses {
+		r, err := trust.ParseBasicOCSPResponse(raw)
+		if err != nil {
+			out.problems = append(out.problems, fmt.Sprintf("revocation-values OCSP %d: %v", i+1, err))
+			continue
+		}
+		out.ocsp = append(out.ocsp, r)
+	}
+	return out
+}
+
+// withTimestampTokens returns the evidence extended by what the timestamp
+// tokens carry.
+func (ev *evidence) withTimestampTokens(ts []*cms.TimestampResult) *evidence {
+	out := ev
+	for _, tr := range ts {
+		if tr.Token == nil {
+			continue
+		}
+		if out == ev {
+			out = &evidence{
+				certs:    append([]*cert.Certificate(nil), ev.certs...),
+				crls:     append([]*trust.CRL(nil), ev.crls...),
+				ocsp:     append([]*trust.OCSPResponse(nil), ev.ocsp...),
+				problems: append([]string(nil), ev.problems...),
+			}
+		}
+		out.add(tr.Token)
+		if tr.Signer != nil {
+			out = out.withSigner(tr.Signer)
+		}
+	}
+	return out
+}
+
+// addSignature evaluates one signer and its countersigners and appends them.
+func (v *verifier) addSignature(rep *report.Report, sr *cms.SignerResult, parent *evidence, id, parentID, note string) {
+	ev := parent.withSigner(sr)
+	s := report.Signature{
+		ID:                 id,
+		Format:             signatureFormat(sr),
+		CounterSignatureOf: parentID,
+		Signer:             certificate(sr.Certificate),
+		Timestamps:         []report.Timestamp{},
+		Chain:              []report.Certificate{},
+	}
+	if !sr.SigningTime.IsZero() {
+		t := sr.SigningTime.UTC()
+		s.SigningTime = &t
+	}
+	s.Checks = cmsChecks(sr.Checks)
+	if note != "" {
+		s.Checks = append(s.Checks, report.Check{ID: "cms.mime-canonicalization", Description: "signed MIME entity", Result: report.CheckWarning, Detail: note})
+	}
+	for _, p := range ev.problems {
+		s.Checks = append(s.Checks, report.Check{ID: "evidence.unreadable", Description: "validation data carried by the signature", Result: report.CheckWarning, Detail: p})
+	}
+
+	// Validation data inside the timestamp tokens (CAdES-LT/LTA producers
+	// put the TSA's and sometimes the signer's revocation data there) serves
+	// the whole signature, as in DSS.
+	ev = ev.withTimestampTokens(sr.Timestamps)
+
+	// Timestamps over the signature value prove that the signature existed
+	// at their genTime, once they are themselves valid.
+	var poe time.Time
+	for _, tr := range sr.Timestamps {
+		ts := v.embeddedTimestamp(tr, ev)
+		s.Timestamps = append(s.Timestamps, ts)
+		if ts.Indication == report.Passed && provesSignature(tr.Kind) && (poe.IsZero() || tr.GenTime.Before(poe)) {
+			poe = tr.GenTime
+		}
+	}
+	best := v.time
+	if !poe.IsZero() {
+		best = poe.UTC()
+	}
+	s.BestSignatureTime = &best
+
+	ind, sub := cmsVerdict(sr)
+	var chain *trust.Result
+	if sr.Certificate != nil {
+		chain = v.store.Validate(trust.Input{
+			Leaf: sr.Certificate, Intermediates: ev.certs, CRLs: ev.crls, OCSP: ev.ocsp,
+			Time: v.time, POE: poe,
+		})
+		s.Chain = chainCertificates(chain)
+		s.Checks = append(s.Checks, trustChecks(chain)...)
+		if ind == "" {
+			ind, sub = chainVerdict(chain, true)
+		}
+	}
+	if ind == "" {
+		ind, sub = report.Indeterminate, report.NoSigningCertificateFound
+	}
+	s.Indication, s.SubIndication = ind, sub
+	s.Qualification = qualification(chain, ind)
+	rep.Signatures = append(rep.Signatures, s)
+	for i, cs := range sr.CounterSignatures {
+		v.addSignature(rep, cs, ev, fmt.Sprintf("%s-C%d", id, i+1), id, "")
+	}
+}
+
+// provesSignature reports whether a timestamp of this kind covers the
+// signature value (directly or through an archive timestamp), so that its
+// genTime is a proof of existence of the signature.
+func provesSignature(k cms.TimestampKind) bool {
+	switch k {
+	case cms.TimestampSignature, cms.TimestampArchiveV1, cms.TimestampArchiveV2, cms.TimestampArchiveV3, cms.TimestampESC:
+		return true
+	}
+	return false
+}
+
+// cmsVerdict maps the cryptographic checks to EN 319 102-1: a broken
+// content digest or signature value fails the signature outright; a
+// missing signing certificate, content or algorithm leaves it
+// indeterminate. An empty indication means the CMS checks are fine and the
+// certificate chain decides.
+func cmsVerdict(sr *cms.SignerResult) (report.Indication, report.SubIndication) {
+	outcome := func(id cms.CheckID) (cms.Outcome, bool) {
+		c, ok := sr.Check(id)
+		return c.Outcome, ok
+	}
+	if o, ok := outcome(cms.CheckFormat); ok && o == cms.Failed {
+		return report.TotalFailed, report.FormatFailure
+	}
+	if o, ok := outcome(cms.CheckSigningCertificate); ok && o == cms.Failed {
+		// A certificate matches the signer identifier but is not the
+		// signer's (its key or the signed reference disagree).
+		return report.Indeterminate, report.NoSigningCertificateFound
+	}
+	if o, ok := outcome(cms.CheckMessageDigest); ok && o == cms.Failed {
+		return report.TotalFailed, report.HashFailure
+	}
+	if o, ok := outcome(cms.CheckSignatureValue); ok && o == cms.Failed {
+		return report.TotalFailed, report.SigCryptoFailure
+	}
+	if o, ok := outcome(cms.CheckDigestAlgorithmConsistency); ok && o == cms.Failed {
+		return report.TotalFailed, report.SigCryptoFailure
+	}
+	for _, id := range []cms.CheckID{cms.CheckSignedAttributes, cms.CheckContentType} {
+		if o, ok := outcome(id); ok && o == cms.Failed {
+			return report.TotalFailed, report.FormatFailure
+		}
+	}
+	if sr.Certificate == nil {
+		return report.Indeterminate, report.NoSigningCertificateFound
+	}
+	if o, ok := outcome(cms.CheckSigningCertificateRef); ok && o == cms.Failed {
+		// The signed reference names another certificate: the signing
+		// certificate is not identified (as DSS decides).
+		return report.Indeterminate, report.NoSigningCertificateFound
+	}
+	if o, ok := outcome(cms.CheckMessageDigest); ok && o == cms.NotChecked {
+		return report.Indeterminate, report.SignedDataNotFound
+	}
+	if o, ok := outcome(cms.CheckAlgorithms); ok && o != cms.Passed {
+		return report.Indeterminate, report.CryptoConstraintsFailureNoPOE
+	}
+	if o, ok := outcome(cms.CheckSignatureValue); ok && o != cms.Passed {
+		return report.Indeterminate, report.CryptoConstraintsFailureNoPOE
+	}
+	if !sr.Intact {
+		return report.Indeterminate, report.SigCryptoFailure
+	}
+	return "", ""
+}
+
+// chainVerdict maps trust's result. signature selects the signature
+// indications (TOTAL_*) instead of the building-block ones (for timestamps).
+func chainVerdict(r *trust.Result, signature bool) (report.Indication, report.SubIndication) {
+	sub := report.SubIndication(r.SubIndication)
+	// trust says TRY_LATER both for stale and for absent revocation data;
+	// without any, EN 319 102-1 has nothing to wait for, and DSS reports
+	// the chain as not conclusive.
+	if sub == report.TryLater && noRevocationData(r) {
+		sub = report.CertificateChainGeneralFailure
+	}
+	switch r.Indication {
+	case trust.Passed:
+		if signature {
+			return report.TotalPassed, report.NoSubIndication
+		}
+		return report.Passed, report.NoSubIndication
+	case trust.Failed:
+		if signature {
+			return report.TotalFailed, sub
+		}
+		return report.Failed, sub
+	}
+	return report.Indeterminate, sub
+}
+
+func noRevocationData(r *trust.Result) bool {
+	for _, rs := range r.Revocation {
+		if rs.Status == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// qualification follows DSS: without a chain to a trusted-list service the
+// certificate's qualification is not determined, and neither is the
+// signature's, whatever its indication (trust.SignatureQualification says
+// "Not AdES" for a failed signature there; DSS and we say N/A, since the
+// failure is already in the indication).
+func qualification(chain *trust.Result, ind report.Indication) report.Qualification {
+	if chain == nil || chain.Qualification == nil || chain.Qualification.Final.Name == trust.CertNA {
+		return report.QualificationNotApplicable
+	}
+	return report.Qualification(chain.SignatureQualification(string(ind)))
+}
+
+// embeddedTimestamp evaluates a timestamp attribute of a signature.
+func (v *verifier) embeddedTimestamp(tr *cms.TimestampResult, ev *evidence) report.Timestamp {
+	ts := report.Timestamp{Type: timestampType(tr.Kind), GenTime: tr.GenTime.UTC(), Qualification: report.TimestampQualificationNotApplicable}
+	tok, err := tsp.ParseToken(tr.Raw)
+	if err != nil {
+		ts.Indication, ts.SubIndication = report.Failed, report.FormatFailure
+		ts.Checks = append(cmsChecks(tr.Checks), report.Check{ID: "tsp.token", Description: "timestamp token", Result: report.CheckFailed, Detail: err.Error()})
+		return ts
+	}
+	res := tok.Verify(tsp.VerifyOptions{ExtraCertificates: ev.certs})
+	// The imprint over the signature value was checked by crypto/cms, which
+	// knows what each kind of timestamp covers.
+	imprint, _ := findCheck(tr.Checks, cms.CheckTimestampImprint)
+	v.finishTimestamp(&ts, tok, res, imprint, ev)
+	return ts
+}
+
+// standaloneToken evaluates an RFC 3161 token given on its own, against the
+// detached data if any.
+func (v *verifier) standaloneToken(tok *tsp.Token) report.Timestamp {
+	ts := report.Timestamp{Type: report.DetachedTimestamp, GenTime: tok.Info.GenTime.UTC(), Qualification: report.TimestampQualificationNotApplicable}
+	opts := tsp.VerifyOptions{Data: v.opts.Detached}
+	if opts.Data == nil && v.opts.DetachedDigest != nil && v.opts.DetachedDigestAlgorithm == tok.Info.Hash {
+		opts.Digest = v.opts.DetachedDigest
+	}
+	res := tok.Verify(opts)
+	imprint, _ := res.Check(tsp.CheckImprint)
+	v.finishTimestamp(&ts, tok, res, imprint, newEvidence(tok.SignedData))
+	return ts
+}
+
+// finishTimestamp combines the token checks, the imprint and the TSA's
+// certificate chain into the timestamp's verdict.
+func (v *verifier) finishTimestamp(ts *report.Timestamp, tok *tsp.Token, res *tsp.Result, imprint cms.Check, ev *evidence) {
+	var checks []cms.Check
+	for _, c := range res.Checks {
+		if c.ID != tsp.CheckImprint {
+			checks = append(checks, c)
+		}
+	}
+	checks = append(checks, imprint)
+	ts.Checks = cmsChecks(checks)
+	ts.TSA = certificate(res.TSACertificate)
+
+	tokEv := &evidence{certs: append(append([]*cert.Certificate(nil), res.Certificates...), ev.certs...), crls: ev.crls, ocsp: ev.ocsp}
+	tokEv.add(tok.SignedData)
+	var chain *trust.Result
+	if res.TSACertificate != nil {
+		// Missing revocation data for a TSA certificate is recorded, not
+		// held against the timestamp: DSS's default policy does the same,
+		// and a TSA's key is protected far better than a signer's card.
+		chain = v.store.Validate(trust.Input{Leaf: res.TSACertificate, Intermediates: tokEv.certs, CRLs: tokEv.crls, OCSP: tokEv.ocsp, Time: v.time})
+		ts.Checks = append(ts.Checks, trustChecks(chain)...)
+	}
+	ts.Indication, ts.SubIndication = timestampVerdict(res, imprint, chain)
+}
+
+func timestampVerdict(res *tsp.Result, imprint cms.Check, chain *trust.Result) (report.Indication, report.SubIndication) {
+	if imprint.Outcome == cms.Failed {
+		return report.Failed, report.HashFailure
+	}
+	if c, ok := res.Signer.Check(cms.CheckSigningCertificate); ok && c.Outcome == cms.Failed {
+		return report.Indeterminate, report.NoSigningCertificateFound
+	}
+	if c, ok := res.Signer.Check(cms.CheckSignatureValue); ok && c.Outcome == cms.Failed && res.Signer.Certificate != nil {
+		return report.Failed, report.SigCryptoFailure
+	}
+	if imprint.Outcome != cms.Passed {
+		return report.Indeterminate, report.SignedDataNotFound
+	}
+	if ind, sub := cmsVerdict(res.Signer); ind != "" {
+		if ind == report.TotalFailed {
+			ind = report.Failed
+		}
+		return ind, sub
+	}
+	if c, ok := res.Check(tsp.CheckTSAExtKeyUsage); ok && c.Outcome != cms.Passed {
+		return report.Indeterminate, report.ChainConstraintsFailure
+	}
+	if imprint.Outcome != cms.Passed {
+		return report.Indeterminate, report.SignedDataNotFound
+	}
+	return chainVerdict(chain, false)
+}
+
+func findCheck(cs []cms.Check, id cms.CheckID) (cms.Check, bool) {
+	for _, c := range cs {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return cms.Check{ID: id, Outcome: cms.NotChecked, Detail: "not performed"}, false
+}
+
+func timestampType(k cms.TimestampKind) report.TimestampType {
+	switch k {
+	case cms.TimestampSignature:
+		return report.SignatureTimestamp
+	case cms.TimestampContent:
+		return report.ContentTimestamp
+	case cms.TimestampESC, cms.TimestampCertCRL:
+		return report.ValidationDataTimestamp
+	}
+	return report.ArchiveTimestamp
+}
+
+// signatureFormat names the CAdES level found, in DSS's spelling.
+func signatureFormat(sr *cms.SignerResult) string {
+	if sr.SignerInfo == nil || sr.SignerInfo.SignedAttrsRaw == nil {
+		return "PKCS7"
+	}
+	level := "B"
+	has := func(k ...cms.TimestampKind) bool {
+		for _, t := range sr.Timestamps {
+			for _, kk := range k {
+				if t.Kind == kk {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	switch {
+	case has(cms.TimestampArchiveV1, cms.TimestampArchiveV2, cms.TimestampArchiveV3):
+		level = "LTA"
+	case len(sr.CertificateValues) > 0 || len(sr.RevocationValues.CRLs)+len(sr.RevocationValues.OCSPResponses) > 0:
+		level = "LT"
+	case has(cms.TimestampSignature):
+		level = "T"
+	}
+	return "CAdES-BASELINE-" + level
+}
+
+// certificate identifies c for the report; nil stays nil.
+func certificate(c *cert.Certificate) *report.Certificate {
+	if c == nil {
+		return nil
+	}
+	sum := sha256.Sum256(c.Raw)
+	serial := ""
+	if c.SerialNumber != nil {
+		serial = c.SerialNumber.String()
+	}
+	return &report.Certificate{
+		Subject: c.Subject.String(), Issuer: c.Issuer.String(), Serial: serial,
+		SHA256: hex.EncodeToString(sum[:]), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(),
+	}
+}
+
+func chainCertificates(r *trust.Result) []report.Certificate {
+	out := []report.Certificate{}
+	for i, c := range r.Chain {
+		rc := certificate(c)
+		rc.Trusted = i == len(r.Chain)-1 && r.Anchor != nil
+		out = append(out, *rc)
+	}
+	return out
+}
+
+var cmsDescriptions = map[cms.CheckID]string{
+	cms.CheckFormat:                     "SignerInfo and attributes are well-formed",
+	cms.CheckAlgorithms:                 "digest and signature algorithms are supported",
+	cms.CheckSigningCertificate:         "the signing certificate is present",
+	cms.CheckSignedAttributes:           "mandatory signed attributes present exactly once",
+	cms.CheckContentType:                "content-type attribute matches the content",
+	cms.CheckMessageDigest:              "message digest matches the signed content",
+	cms.CheckDigestAlgorithmConsistency: "signature algorithm uses the declared digest",
+	cms.CheckSignatureValue:             "signature value verifies with the signing certificate's key",
+	cms.CheckSigningCertificateRef:      "signed reference to the signing certificate matches",
+	cms.CheckTimestampImprint:           "timestamp imprint matches the timestamped data",
+	cms.CheckTimestampContent:           "timestamp token holds a well-formed TSTInfo",
+	tsp.CheckTSAExtKeyUsage:             "TSA certificate has the critical timeStamping extended key usage only",
+}
+
+func cmsChecks(cs []cms.Check) []report.Check {
+	out := make([]report.Check, 0, len(cs))
+	for _, c := range cs {
+		desc := cmsDescriptions[c.ID]
+		if desc == "" {
+			desc = string(c.ID)
+		}
+		res := report.CheckOK
+		switch c.Outcome {
+		case cms.Failed:
+			res = report.CheckFailed
+		case cms.NotChecked:
+			res = report.CheckWarning
+		}
+		out = append(out, report.Check{ID: "cms." + string(c.ID), Description: desc, Result: res, Detail: c.Detail})
+	}
+	return out
+}
+
+func trustChecks(r *trust.Result) []report.Check {
+	var out []report.Check
+	add := func(cs []trust.Check) {
+		for _, c := range cs {
+			res := report.CheckOK
+			switch c.Result {
+			case trust.Failed:
+				res = report.CheckFailed
+			case trust.Indeterminate:
+				res = report.CheckWarning
+			case trust.Info:
+				res = report.CheckInfo
+			}
+			desc := c.Name
+			if c.Subject != "" {
+				desc += " of " + c.Subject
+			}
+			detail := c.Detail
+			if c.SubIndication != "" {
+				detail = c.SubIndication + ": " + detail
+			}
+			out = append(out, report.Check{ID: "trust." + c.Name, Description: desc, Result: res, Detail: detail})
+		}
+	}
+	add(r.Checks)
+	if r.Qualification != nil {
+		add(r.Qualification.Checks)
+	}
+	return out
+}

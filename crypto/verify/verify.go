@@ -1,0 +1,245 @@
+// Package verify decides on signed files as a whole: it recognises the
+// format (CMS/CAdES attached or detached, S/MIME, RFC 3161 tokens), runs the
+// cryptographic checks of crypto/cms and crypto/tsp, validates every signing
+// and TSA certificate with crypto/trust at the validation time, using the
+// certificates and revocation data the signature carries and the verified
+// signature timestamps as proof of existence, and combines all of it into a
+// crypto/report Report with the ETSI EN 319 102-1 indication, sub-indication
+// and the eIDAS qualification of each signature.
+//
+// PAdES and XAdES are recognised and refused as unsupported (ErrUnsupported);
+// they come with the next issue.
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/poststelle/poststelle/crypto/cms"
+	"github.com/poststelle/poststelle/crypto/report"
+	"github.com/poststelle/poststelle/crypto/trust"
+	"github.com/poststelle/poststelle/crypto/tsp"
+)
+
+// MaxInputSize caps a signed file, as crypto/cms caps an enveloping
+// signature: the document travels inside it.
+const MaxInputSize = cms.MaxSize
+
+// Errors for input that cannot be verified at all. Callers map them to
+// "unusable input" (exit status 2 of poststelle verify).
+var (
+	// ErrUnsupported is wrapped for formats that are recognised but not
+	// verified here (PDF, XML, ZIP containers).
+	ErrUnsupported = errors.New("verify: unsupported format")
+	// ErrMalformed is wrapped for input that is no signature we can read.
+	ErrMalformed = errors.New("verify: not a readable signature")
+)
+
+// Options control one verification.
+type Options struct {
+	// Trust holds the anchors and trusted lists; nil means none, so no
+	// chain can be built.
+	Trust *trust.Store
+	// Time is the validation time; zero means now. It is never taken from
+	// the signature.
+	Time time.Time
+	// Detached is the content of a detached signature (or the data a
+	// standalone timestamp covers).
+	Detached []byte
+	// DetachedDigest and DetachedDigestAlgorithm stand in for Detached
+	// when only the content's digest is known.
+	DetachedDigest          []byte
+	DetachedDigestAlgorithm crypto.Hash
+	// MIMEContent marks Detached as a MIME entity (the signed part of a
+	// multipart/signed): when its bytes as stored do not match, the
+	// canonical CRLF form (RFC 8551 section 3.1.1) is tried too.
+	MIMEContent bool
+	// Name identifies the document in the report (a file name).
+	Name string
+	// Tool names the verifier in the report; default "poststelle".
+	Tool        string
+	WrittenForm report.WrittenFormPolicy
+}
+
+// Verify verifies every signature in data and returns the report. An error
+// (wrapping ErrMalformed or ErrUnsupported) means there was nothing to
+// verify; a report with failed signatures is not an error.
+func Verify(ctx context.Context, data []byte, opts Options) (*report.Report, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(data) > MaxInputSize {
+		return nil, fmt.Errorf("%w: %d bytes, more than the %d accepted", ErrMalformed, len(data), MaxInputSize)
+	}
+	v := newVerifier(opts)
+	sum := sha256.Sum256(data)
+	rep := &report.Report{
+		Tool:           v.opts.Tool,
+		ValidationTime: v.time,
+		Document:       report.Document{Name: opts.Name, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))},
+		Signatures:     []report.Signature{},
+	}
+	var err error
+	switch f := Detect(data); f {
+	case FormatCMS:
+		err = v.cmsFile(rep, data)
+	case FormatPEM:
+		err = v.pemFile(rep, data)
+	case FormatMIME:
+		err = v.mime(rep, data)
+	case FormatPDF:
+		err = fmt.Errorf("%w: PDF (PAdES) signatures are not verified yet", ErrUnsupported)
+	case FormatXML:
+		err = fmt.Errorf("%w: XML (XAdES) signatures are not verified yet", ErrUnsupported)
+	case FormatZIP:
+		err = fmt.Errorf("%w: ZIP containers (ASiC) are not verified yet", ErrUnsupported)
+	default:
+		err = fmt.Errorf("%w: neither CMS, S/MIME nor an RFC 3161 timestamp", ErrMalformed)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep.ApplyWrittenForm(opts.WrittenForm)
+	return rep, nil
+}
+
+// AllPassed reports whether r holds at least one signature or standalone
+// timestamp and every one of them passed: the exit status 0 of
+// poststelle verify.
+func AllPassed(r *report.Report) bool {
+	if r == nil || len(r.Signatures)+len(r.Timestamps) == 0 {
+		return false
+	}
+	for _, s := range r.Signatures {
+		if s.Indication != report.TotalPassed {
+			return false
+		}
+	}
+	for _, t := range r.Timestamps {
+		if t.Indication != report.Passed {
+			return false
+		}
+	}
+	return true
+}
+
+type verifier struct {
+	opts  Options
+	time  time.Time
+	store *trust.Store
+	// signatures numbers the top-level signatures across the entities of
+	// one file.
+	signatures int
+}
+
+func newVerifier(opts Options) *verifier {
+	v := &verifier{opts: opts, time: opts.Time, store: opts.Trust}
+	if v.time.IsZero() {
+		v.time = time.Now()
+	}
+	v.time = v.time.UTC().Truncate(time.Second)
+	if v.opts.Tool == "" {
+		v.opts.Tool = "poststelle"
+	}
+	if v.store == nil {
+		v.store = trust.NewStore()
+	}
+	return v
+}
+
+// cmsFile handles a DER/BER ContentInfo: SignedData, a bare timestamp token,
+// or a TimeStampResp.
+func (v *verifier) cmsFile(rep *report.Report, data []byte) error {
+	sd, err := cms.Parse(data)
+	if err != nil {
+		resp, rerr := tsp.ParseResponse(data)
+		if rerr != nil || resp.Token == nil {
+			return fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		rep.Timestamps = append(rep.Timestamps, v.standaloneToken(resp.Token))
+		return nil
+	}
+	if sd.EContentType.Equal(cms.OIDTSTInfo) {
+		tok, err := tsp.ParseToken(data)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		rep.Timestamps = append(rep.Timestamps, v.standaloneToken(tok))
+		return nil
+	}
+	if len(sd.Signers) == 0 {
+		return fmt.Errorf("%w: SignedData without signers (certificates only)", ErrMalformed)
+	}
+	v.signedData(rep, sd, v.opts.Detached)
+	return nil
+}
+
+// pemFile accepts a PEM-wrapped CMS object ("PKCS7" or "CMS" blocks).
+func (v *verifier) pemFile(rep *report.Report, data []byte) error {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return fmt.Errorf("%w: unreadable PEM", ErrMalformed)
+	}
+	return v.cmsFile(rep, block.Bytes)
+}
+
+// signedData verifies every signer (and countersigner) of sd.
+func (v *verifier) signedData(rep *report.Report, sd *cms.SignedData, content []byte) {
+	res, note := v.verifyCMS(sd, content)
+	ev := newEvidence(sd)
+	for _, sr := range res.Signers {
+		v.signatures++
+		v.addSignature(rep, sr, ev, fmt.Sprintf("S-%d", v.signatures), "", note)
+	}
+}
+
+// verifyCMS runs the CMS checks; for MIME content it retries with CRLF line
+// ends when the bytes as stored do not match and the canonical form does.
+func (v *verifier) verifyCMS(sd *cms.SignedData, content []byte) (*cms.Result, string) {
+	opts := cms.VerifyOptions{DetachedContent: content}
+	if content == nil && v.opts.DetachedDigest != nil {
+		opts.DetachedDigest, opts.DetachedDigestAlgorithm = v.opts.DetachedDigest, v.opts.DetachedDigestAlgorithm
+	}
+	res := sd.Verify(opts)
+	if !v.opts.MIMEContent || sd.HasContent || content == nil || !digestFailed(res) {
+		return res, ""
+	}
+	canon := canonicalLineEnds(content)
+	if bytes.Equal(canon, content) {
+		return res, ""
+	}
+	alt := sd.Verify(cms.VerifyOptions{DetachedContent: canon})
+	if digestFailed(alt) {
+		return res, ""
+	}
+	return alt, "the signed MIME entity matched only after converting its line ends to CRLF (RFC 8551 section 3.1.1)"
+}
+
+func digestFailed(res *cms.Result) bool {
+	for _, sr := range res.Signers {
+		if c, ok := sr.Check(cms.CheckMessageDigest); ok && c.Outcome == cms.Failed {
+			return true
+		}
+	}
+	return false
+}
+
+// canonicalLineEnds turns bare LF into CRLF.
+func canonicalLineEnds(b []byte) []byte {
+	var out bytes.Buffer
+	out.Grow(len(b) + len(b)/32)
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			out.WriteByte('\r')
+		}
+		out.WriteByte(c)
+	}
+	return out.Bytes()
+}
