@@ -37,6 +37,10 @@ func brokers(tb testing.TB) []string {
 }
 
 func config(tb testing.TB, topic string, partitions int32) kafkalog.Config {
+	level := slog.LevelError
+	if os.Getenv("KAFKALOG_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
 	return kafkalog.Config{
 		Brokers:            brokers(tb),
 		Topic:              topic,
@@ -44,7 +48,7 @@ func config(tb testing.TB, topic string, partitions int32) kafkalog.Config {
 		Signer:             testKey,
 		CheckpointInterval: 200 * time.Millisecond,
 		SessionTimeout:     6 * time.Second,
-		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -20,31 +19,25 @@ import (
 // adapter of the event log (package pubsub) on the Kafka backend, with the
 // features the adapter claims on the embedded backend.
 func TestWatermillConformance(t *testing.T) {
-	var once sync.Once
-	var log *kafkalog.Log
-	var offsets *pubsub.SQLOffsets
-	setup := func(t *testing.T) {
-		once.Do(func() {
-			dir, err := filepath.Abs(filepath.Join(t.TempDir(), ".."))
-			if err != nil {
-				t.Fatal(err)
-			}
-			log, err = kafkalog.Open(context.Background(), config(t, uniqueTopic("watermill"), 4))
-			if err != nil {
-				t.Fatal(err)
-			}
-			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "state.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)")
-			if err != nil {
-				t.Fatal(err)
-			}
-			db.SetMaxOpenConns(1)
-			if offsets, err = pubsub.NewSQLOffsets(context.Background(), db); err != nil {
-				t.Fatal(err)
-			}
-		})
+	// One log and one offsets database for the whole suite, living as long
+	// as the top-level test: its constructors create publishers and
+	// subscribers that must see each other, as gateway processes would.
+	log, err := kafkalog.Open(context.Background(), config(t, uniqueTopic("watermill"), 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "state.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1)
+	offsets, err := pubsub.NewSQLOffsets(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
 	}
 	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-		setup(t)
 		cfg := pubsub.SubscriberConfig{Group: group, Offsets: offsets}
 		if group == "" {
 			cfg.Offsets = nil
