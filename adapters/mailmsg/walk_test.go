@@ -407,7 +407,7 @@ func TestWalkBadInput(t *testing.T) {
 		{"nested-message bomb by depth", messageBomb(100, 10), Limits{}, "nested deeper than 16", 17, 17},
 		{"nested-message bomb by size", messageBomb(12, 100000), Limits{MaxStoredBytes: 400000}, "storage budget", 1, 12},
 		{"header over limit", append([]byte("Subject: "+strings.Repeat("x", 300<<10)+"\r\n\r\n"), "body"...), Limits{}, "too large", 0, 0},
-		{"part header over limit", crlf("Content-Type: multipart/mixed; boundary=x\n\n--x\nX: "+strings.Repeat("y", 70000)+"\n\nbody\n--x--\n"), Limits{MaxHeaderBytes: 65536}, "part 1 header", 0, 0},
+		{"part header over limit", crlf("Content-Type: multipart/mixed; boundary=x\n\n--x\nX: " + strings.Repeat("y", 70000) + "\n\nbody\n--x--\n"), Limits{MaxHeaderBytes: 65536}, "part 1 header", 0, 0},
 		{"multipart/signed with one part", crlf("Content-Type: multipart/signed; boundary=s\n\n--s\nContent-Type: text/plain\n\nx\n--s--\n"), Limits{}, "instead of 2", 2, 2},
 	}
 	for _, tc := range tests {

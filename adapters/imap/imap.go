@@ -1,0 +1,251 @@
+// Package imap takes in the authority's mailboxes over IMAP: for each
+// configured mailbox it fetches every message not yet taken in, stores the
+// raw RFC 5322 bytes as fetched, appends MessageReceived, and only then
+// marks the message done on the server (moves it to a folder or sets a
+// flag). It waits with IDLE where the server offers it and polls otherwise,
+// reconnects with backoff, and runs each mailbox on its own so that one
+// failing mailbox does not stop the others.
+//
+// Exactly once, across crashes at any point: the set of messages still to
+// take in is what the server shows as not done, so nothing recorded-but-not-
+// marked is lost; and the message key is the account plus the SHA-256 of
+// the raw bytes, so a message fetched again after a crash between record and
+// mark, or a copy that reappears under a new UID or UIDVALIDITY, is
+// recognised as recorded and only marked. No local state file is needed;
+// UIDVALIDITY and UID are recorded as evidence.
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/poststelle/poststelle/adapters/mailmsg"
+	"github.com/poststelle/poststelle/gateway"
+)
+
+// TLS modes.
+const (
+	TLSImplicit = "implicit"
+	TLSStartTLS = "starttls"
+	TLSNone     = "none"
+)
+
+// Done actions.
+const (
+	DoneMove = "move"
+	DoneFlag = "flag"
+)
+
+// Config configures the mailboxes to take in.
+type Config struct {
+	Mailboxes []MailboxConfig `yaml:"mailboxes"`
+	// MaxMessageBytes caps one message (default 64 MiB). A larger message
+	// is left in the mailbox and reported in the log.
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// Limits bound the MIME walk of each message.
+	Limits mailmsg.Limits `yaml:"-"`
+}
+
+// MailboxConfig is one mailbox.
+type MailboxConfig struct {
+	// Name identifies the mailbox in logs and evidence (default
+	// username@host/folder).
+	Name string `yaml:"name"`
+	Host string `yaml:"host"`
+	// Port defaults to 993 for implicit TLS and 143 otherwise.
+	Port int `yaml:"port"`
+	// TLS is "implicit" (default), "starttls", or "none", which is allowed
+	// only for a loopback host.
+	TLS string `yaml:"tls"`
+	// CAFile adds PEM roots for a server with a private CA.
+	CAFile   string `yaml:"ca_file"`
+	Username string `yaml:"username"`
+	// PasswordFile or PasswordEnv (exactly one) holds the password; it is
+	// read at each login and never logged.
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+	// Folder is the folder to take in (default INBOX).
+	Folder string `yaml:"folder"`
+	// Done is "move" (default) or "flag".
+	Done string `yaml:"done"`
+	// DoneFolder receives messages taken in (default Poststelle-Eingegangen),
+	// created when missing.
+	DoneFolder string `yaml:"done_folder"`
+	// DoneFlag marks messages taken in (default $PoststelleReceived).
+	DoneFlag string `yaml:"done_flag"`
+	// PollInterval is how often to look for new messages without IDLE, and
+	// how often to refresh IDLE (default 1 minute).
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// Tenant overrides Deps.Tenant for this mailbox.
+	Tenant string `yaml:"tenant"`
+}
+
+// Recorder records a received message; *gateway.Intake is one.
+type Recorder interface {
+	Record(ctx context.Context, tenant, messageKey string, msg *gateway.MessageReceived) (gateway.Receipt, error)
+}
+
+// Deps are the intake's collaborators.
+type Deps struct {
+	Intake Recorder
+	// Blobs stores the raw messages and their parts; *blob.Store is one.
+	Blobs  mailmsg.Store
+	Logger *slog.Logger
+	// Tenant is the authority the messages belong to.
+	Tenant string
+	// Now returns the time of receipt (default time.Now).
+	Now func() time.Time
+	// AfterRecord, when set, runs after a message is recorded and before it
+	// is marked done. Fault-injection tests use it to kill the process there.
+	AfterRecord func(mailbox string, uid uint32)
+}
+
+// Watcher takes in the configured mailboxes.
+type Watcher struct {
+	cfg   Config
+	deps  Deps
+	boxes []*mailbox
+}
+
+// New checks the configuration.
+func New(cfg Config, deps Deps) (*Watcher, error) {
+	if deps.Intake == nil || deps.Blobs == nil {
+		return nil, errors.New("imap: Deps.Intake and Deps.Blobs are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Tenant == "" {
+		deps.Tenant = gateway.DefaultTenant
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 64 << 20
+	}
+	w := &Watcher{cfg: cfg, deps: deps}
+	names := map[string]bool{}
+	for i, mc := range cfg.Mailboxes {
+		m, err := newMailbox(w, mc)
+		if err != nil {
+			return nil, fmt.Errorf("imap: mailboxes[%d]: %w", i, err)
+		}
+		if names[m.cfg.Name] {
+			return nil, fmt.Errorf("imap: mailboxes[%d]: name %q used twice", i, m.cfg.Name)
+		}
+		names[m.cfg.Name] = true
+		w.boxes = append(w.boxes, m)
+	}
+	return w, nil
+}
+
+// Run takes in every mailbox until ctx ends.
+func (w *Watcher) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, m := range w.boxes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.run(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func withMailboxDefaults(mc MailboxConfig) (MailboxConfig, error) {
+	mc.TLS = strings.ToLower(mc.TLS)
+	if mc.TLS == "" {
+		mc.TLS = TLSImplicit
+	}
+	if mc.Folder == "" {
+		mc.Folder = "INBOX"
+	}
+	if mc.Done == "" {
+		mc.Done = DoneMove
+	}
+	if mc.DoneFolder == "" {
+		mc.DoneFolder = "Poststelle-Eingegangen"
+	}
+	if mc.DoneFlag == "" {
+		mc.DoneFlag = "$PoststelleReceived"
+	}
+	if mc.PollInterval <= 0 {
+		mc.PollInterval = time.Minute
+	}
+	if mc.Port == 0 {
+		mc.Port = 143
+		if mc.TLS == TLSImplicit {
+			mc.Port = 993
+		}
+	}
+	if mc.Name == "" {
+		mc.Name = mc.Username + "@" + mc.Host + "/" + mc.Folder
+	}
+	switch {
+	case mc.Host == "":
+		return mc, errors.New("host is required")
+	case mc.Username == "":
+		return mc, errors.New("username is required")
+	case (mc.PasswordFile == "") == (mc.PasswordEnv == ""):
+		return mc, errors.New("set exactly one of password_file and password_env")
+	case mc.TLS != TLSImplicit && mc.TLS != TLSStartTLS && mc.TLS != TLSNone:
+		return mc, fmt.Errorf("tls %q: want implicit, starttls or none", mc.TLS)
+	case mc.TLS == TLSNone && !isLoopback(mc.Host):
+		return mc, fmt.Errorf("tls none is allowed only for a loopback host, not %q", mc.Host)
+	case mc.Done != DoneMove && mc.Done != DoneFlag:
+		return mc, fmt.Errorf("done %q: want move or flag", mc.Done)
+	case mc.Done == DoneMove && strings.EqualFold(mc.DoneFolder, mc.Folder):
+		return mc, errors.New("done_folder must differ from folder")
+	}
+	return mc, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (mc MailboxConfig) password() (string, error) {
+	if mc.PasswordEnv != "" {
+		p, ok := os.LookupEnv(mc.PasswordEnv)
+		if !ok {
+			return "", fmt.Errorf("password variable %s is not set", mc.PasswordEnv)
+		}
+		return p, nil
+	}
+	b, err := os.ReadFile(mc.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("read password file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+func (mc MailboxConfig) tlsConfig() (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: mc.Host, MinVersion: tls.VersionTLS12}
+	if mc.CAFile != "" {
+		pem, err := os.ReadFile(mc.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", mc.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}

@@ -1,0 +1,166 @@
+//go:build integration
+
+package mail
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+
+	"github.com/poststelle/poststelle/adapters/imap"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway"
+)
+
+// TestIMAPKilledBetweenRecordAndMove kills the intake process (SIGKILL)
+// after it recorded the third message and before it moved it, then starts
+// it again: every message is recorded exactly once and ends up moved.
+func TestIMAPKilledBetweenRecordAndMove(t *testing.T) {
+	u := user(1)
+	subjects := appendMessages(t, u, "kill-move", 8)
+	dir := t.TempDir()
+	cc := childConfig{Dir: dir, IMAP: imap.Config{Mailboxes: []imap.MailboxConfig{mailboxConfig(t, u, imap.TLSStartTLS)}}, KillAfter: 3}
+
+	startChild(t, "imap", cc).waitKilled(t, 60*time.Second)
+	if n := len(received(t, dir)); n != 3 {
+		t.Fatalf("%d messages recorded before the kill, want 3", n)
+	}
+	if inbox, _ := count(t, u, "INBOX", ""); inbox != 6 {
+		t.Fatalf("INBOX holds %d messages after the kill, want 6 (the third recorded but not moved)", inbox)
+	}
+
+	cc.KillAfter = 0
+	c := startChild(t, "imap", cc)
+	eventually(t, 60*time.Second, "the INBOX is empty", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 0 })
+	c.stop(t)
+
+	msgs := received(t, dir)
+	subjectsOnce(t, msgs, subjects)
+	if done, _ := count(t, u, "Poststelle-Eingegangen", ""); done != len(subjects) {
+		t.Errorf("done folder holds %d messages, want %d", done, len(subjects))
+	}
+	m := msgs[0]
+	if m.Channel != gateway.ChannelIMAP || m.Transport.Envelope["uid"] == "" || m.Transport.Envelope["uidValidity"] == "" ||
+		!strings.HasPrefix(m.Transport.TLS, "TLS 1.") || m.From.Address != "b0@example.org" {
+		t.Errorf("evidence %+v", m)
+	}
+}
+
+// TestIMAPKilledBetweenRecordAndFlag is the same with done = flag over
+// implicit TLS.
+func TestIMAPKilledBetweenRecordAndFlag(t *testing.T) {
+	u := user(2)
+	subjects := appendMessages(t, u, "kill-flag", 5)
+	dir := t.TempDir()
+	mc := mailboxConfig(t, u, imap.TLSImplicit)
+	mc.Done = imap.DoneFlag
+	cc := childConfig{Dir: dir, IMAP: imap.Config{Mailboxes: []imap.MailboxConfig{mc}}, KillAfter: 2}
+
+	startChild(t, "imap", cc).waitKilled(t, 60*time.Second)
+	if _, flagged := count(t, u, "INBOX", "$PoststelleReceived"); flagged != 1 {
+		t.Fatalf("%d messages flagged after the kill, want 1", flagged)
+	}
+	cc.KillAfter = 0
+	c := startChild(t, "imap", cc)
+	eventually(t, 60*time.Second, "every message is flagged", func() bool {
+		_, f := count(t, u, "INBOX", "$PoststelleReceived")
+		return f == len(subjects)
+	})
+	c.stop(t)
+	subjectsOnce(t, received(t, dir), subjects)
+}
+
+// TestIMAPSurvivesDovecotRestart restarts Dovecot in the middle of a run
+// (between record and move of the fifth message) and then delivers more
+// mail while the intake waits in IDLE: every message is recorded once.
+func TestIMAPSurvivesDovecotRestart(t *testing.T) {
+	u := user(3)
+	subjects := appendMessages(t, u, "restart", 12)
+	dir := t.TempDir()
+	l, err := openLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	blobs, err := blob.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := strings.Fields(env(t, envCtl))
+	var once sync.Once
+	var records int
+	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{mailboxConfig(t, u, imap.TLSNone)}},
+		imap.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+			AfterRecord: func(string, uint32) {
+				records++
+				if records == 5 {
+					once.Do(func() {
+						out, err := exec.Command(ctl[0], append(ctl[1:], "restart")...).CombinedOutput()
+						if err != nil {
+							t.Errorf("restart dovecot: %v\n%s", err, out)
+						}
+					})
+				}
+			}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	eventually(t, 90*time.Second, "the first batch is taken in", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 0 })
+	more := appendMessages(t, u, "after-restart", 4)
+	eventually(t, 30*time.Second, "the second batch is taken in", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 0 })
+	cancel()
+	<-done
+	subjectsOnce(t, received(t, dir), append(subjects, more...))
+}
+
+// TestIMAPOneFailingMailbox shows that a mailbox with a wrong password does
+// not keep another from being taken in.
+func TestIMAPOneFailingMailbox(t *testing.T) {
+	good, bad := user(4), user(5)
+	subjects := appendMessages(t, good, "isolated", 3)
+	dir := t.TempDir()
+	l, err := openLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	blobs, _ := blob.Open(filepath.Join(dir, "blobs"))
+	badCfg := mailboxConfig(t, bad, imap.TLSNone)
+	badCfg.PasswordEnv = "POSTSTELLE_IT_WRONG_PW"
+	os.Setenv(badCfg.PasswordEnv, "wrong")
+	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{badCfg, mailboxConfig(t, good, imap.TLSNone)}},
+		imap.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	eventually(t, 30*time.Second, "the good mailbox is taken in", func() bool { n, _ := count(t, good, "INBOX", ""); return n == 0 })
+	cancel()
+	<-done
+	l.Close()
+	subjectsOnce(t, received(t, dir), subjects)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+var _ = goimap.FlagSeen

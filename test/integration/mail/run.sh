@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Mail integration tests against real peers: installs Dovecot and swaks
+# when missing, starts a private Dovecot on 127.0.0.1, runs the tests, and
+# stops Dovecot again whatever happens.
+#
+#   test/integration/mail/run.sh [go test flags]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+
+need=()
+command -v dovecot >/dev/null || need+=(dovecot-imapd)
+command -v swaks >/dev/null || need+=(swaks)
+command -v openssl >/dev/null || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+work=$(mktemp -d /tmp/poststelle-mail-it.XXXXXX)
+chmod 755 "$work" # Dovecot's unprivileged processes read their files below it
+dovecot_dir=$work/dovecot
+cleanup() {
+	"$here/dovecot.sh" "$dovecot_dir" stop || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+imap_port=$(port)
+imaps_port=$(port)
+"$here/dovecot.sh" "$dovecot_dir" setup "$imap_port" "$imaps_port"
+"$here/dovecot.sh" "$dovecot_dir" start
+
+export POSTSTELLE_IT_IMAP_ADDR=127.0.0.1:$imap_port
+export POSTSTELLE_IT_IMAPS_ADDR=127.0.0.1:$imaps_port
+export POSTSTELLE_IT_DOVECOT_CA=$dovecot_dir/cert.pem
+export POSTSTELLE_IT_DOVECOT_CTL="$here/dovecot.sh $dovecot_dir"
+export POSTSTELLE_IT_SWAKS=$(command -v swaks)
+
+cd "$repo"
+go test -tags integration -count=1 "$@" ./test/integration/mail/...
