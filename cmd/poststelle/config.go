@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/poststelle/poststelle/adapters/imap"
 	"github.com/poststelle/poststelle/adapters/smtp"
 )
 
@@ -36,6 +37,8 @@ type Config struct {
 	// SMTP is the receiving SMTP server; nil disables it. The demo set-up
 	// listens on 127.0.0.1:2525 and accepts any recipient.
 	SMTP *smtp.Config `yaml:"smtp"`
+	// IMAP lists the mailboxes to collect from.
+	IMAP imap.Config `yaml:"imap"`
 	// Demo routes every message to the office "demo" until routing rules
 	// are configured.
 	Demo *bool `yaml:"demo"`

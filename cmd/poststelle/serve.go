@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/poststelle/poststelle/adapters/imap"
 	"github.com/poststelle/poststelle/adapters/smtp"
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/eventstore"
@@ -127,8 +128,15 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		}
 		tasks.Go(ctx, cancel, "smtp", srv.Run)
 	}
+	if len(cfg.IMAP.Mailboxes) > 0 {
+		w, err := imap.New(cfg.IMAP, imap.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
+		if err != nil {
+			return fmt.Errorf("imap: %w", err)
+		}
+		tasks.Go(ctx, cancel, "imap", w.Run)
+	}
 	logger.Info("poststelle is running", "data_dir", cfg.DataDir, "eventstore", cfg.EventStore.Backend, "smtp", smtpAddr(cfg),
-		"demo", *cfg.Demo)
+		"imap_mailboxes", len(cfg.IMAP.Mailboxes), "demo", *cfg.Demo)
 	return tasks.Wait()
 }
 
