@@ -1,0 +1,472 @@
+package smtpout
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/poststelle/poststelle/adapters/mailmsg"
+	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/replies"
+)
+
+// SubmissionConfig configures the offices' SMTP submission endpoint.
+type SubmissionConfig struct {
+	// Listen is the TCP address (default 127.0.0.1:1587).
+	Listen string `yaml:"listen"`
+	// Hostname is announced in the greeting (default "poststelle").
+	Hostname string `yaml:"hostname"`
+	// TLSCertFile and TLSKeyFile (PEM) enable STARTTLS. Without TLS the
+	// endpoint takes passwords only on a loopback address.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// MaxMessageBytes caps one submitted reply (default 25 MiB).
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// TLSConfig, when set, is used instead of the certificate files.
+	TLSConfig *tls.Config `yaml:"-"`
+}
+
+// Authenticator checks an office member's password; *offices.Directory is one.
+type Authenticator interface {
+	Authenticate(ctx context.Context, user, password string) (offices.Principal, error)
+}
+
+// BlobWriter stores submitted bytes; *blob.Store is one.
+type BlobWriter interface {
+	Put(ctx context.Context, r io.Reader, maxSize int64) (blob.Ref, error)
+	PutBytes(ctx context.Context, b []byte) (blob.Ref, error)
+}
+
+// SubmissionDeps are the endpoint's collaborators.
+type SubmissionDeps struct {
+	Directory Authenticator
+	Log       eventstore.Log
+	// State is the state database with the office inbox read model, to
+	// find the message a reply answers.
+	State  *sql.DB
+	Blobs  BlobWriter
+	Logger *slog.Logger
+}
+
+// Submission is the offices' SMTP submission endpoint: a member's mail
+// client answers a message by sending mail here. The mail must be an answer
+// (In-Reply-To naming the office's copy of a received message, or the
+// original's Message-ID); it becomes a ReplyRequested for that message and
+// goes out on the sender's channel by the reply-channel policy, whatever
+// the mail's own To says. Anything else is refused with a 5xx.
+type Submission struct {
+	cfg  SubmissionConfig
+	deps SubmissionDeps
+	srv  *gosmtp.Server
+	ln   net.Listener
+}
+
+// Submission limits.
+const (
+	maxSubmissionParts = 50
+	maxMIMEDepth       = 4
+)
+
+// NewSubmission checks the configuration and listens.
+func NewSubmission(cfg SubmissionConfig, deps SubmissionDeps) (*Submission, error) {
+	if deps.Directory == nil || deps.Log == nil || deps.State == nil || deps.Blobs == nil {
+		return nil, errors.New("smtpout: submission: Directory, Log, State and Blobs are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:1587"
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = "poststelle"
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 25 << 20
+	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("smtpout: submission listen %q: %w", cfg.Listen, err)
+	}
+	if cfg.TLSConfig == nil && cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("smtpout: submission certificate: %w", err)
+		}
+		cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.TLSConfig == nil && !isLoopback(host) {
+		return nil, fmt.Errorf("smtpout: submission on %s needs TLS (tls_cert_file/tls_key_file): passwords travel plain otherwise", host)
+	}
+	s := &Submission{cfg: cfg, deps: deps}
+	srv := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
+	srv.Domain = cfg.Hostname
+	srv.MaxMessageBytes = cfg.MaxMessageBytes
+	srv.MaxRecipients = 10
+	srv.ReadTimeout, srv.WriteTimeout = 5*time.Minute, 5*time.Minute
+	srv.TLSConfig = cfg.TLSConfig
+	srv.AllowInsecureAuth = isLoopback(host)
+	srv.ErrorLog = slogPrinter{deps.Logger}
+	s.srv = srv
+	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("smtpout: submission: %w", err)
+	}
+	return s, nil
+}
+
+// Addr is the address the endpoint listens on.
+func (s *Submission) Addr() net.Addr { return s.ln.Addr() }
+
+// Run serves until ctx ends.
+func (s *Submission) Run(ctx context.Context) error {
+	s.deps.Logger.Info("office SMTP submission listening", "addr", s.ln.Addr().String(), "starttls", s.cfg.TLSConfig != nil)
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.srv.Shutdown(sctx)
+		<-errc
+		return ctx.Err()
+	case err := <-errc:
+		return fmt.Errorf("smtpout: submission: %w", err)
+	}
+}
+
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, v ...any) {
+	p.l.Warn("smtp submission: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+func (p slogPrinter) Println(v ...any) {
+	p.l.Warn("smtp submission: " + strings.TrimSpace(fmt.Sprintln(v...)))
+}
+
+func (s *Submission) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
+	return &submitSession{s: s, conn: c}, nil
+}
+
+type submitSession struct {
+	s    *Submission
+	conn *gosmtp.Conn
+	p    *offices.Principal
+}
+
+var (
+	errAuthRequired = &gosmtp.SMTPError{Code: 530, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+	errAuthFailed   = &gosmtp.SMTPError{Code: 535, EnhancedCode: gosmtp.EnhancedCode{5, 7, 8}, Message: "Authentication failed"}
+	errNotAnswer    = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1},
+		Message: "Poststelle accepts only answers: In-Reply-To must name a message of your office"}
+	errTempFailure = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Cannot record the reply now; try again later"}
+)
+
+func (ss *submitSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (ss *submitSession) Auth(mech string) (sasl.Server, error) {
+	if mech != sasl.Plain {
+		return nil, gosmtp.ErrAuthUnknownMechanism
+	}
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		if identity != "" && identity != user {
+			return errAuthFailed
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p, err := ss.s.deps.Directory.Authenticate(ctx, user, pass)
+		if err != nil {
+			ss.s.deps.Logger.Warn("office SMTP submission login failed", "user", user, "remote", ss.remote())
+			return errAuthFailed
+		}
+		ss.p = &p
+		return nil
+	}), nil
+}
+
+func (ss *submitSession) remote() string {
+	if nc := ss.conn.Conn(); nc != nil {
+		return nc.RemoteAddr().String()
+	}
+	return ""
+}
+
+func (ss *submitSession) Reset()        {}
+func (ss *submitSession) Logout() error { return nil }
+
+func (ss *submitSession) Mail(string, *gosmtp.MailOptions) error {
+	if ss.p == nil {
+		return errAuthRequired
+	}
+	return nil
+}
+
+// Rcpt accepts any recipient: the policy, not the mail, decides where the
+// answer goes.
+func (ss *submitSession) Rcpt(string, *gosmtp.RcptOptions) error {
+	if ss.p == nil {
+		return errAuthRequired
+	}
+	return nil
+}
+
+func (ss *submitSession) Data(r io.Reader) error {
+	if ss.p == nil {
+		return errAuthRequired
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	raw, err := io.ReadAll(io.LimitReader(r, ss.s.cfg.MaxMessageBytes+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(raw)) > ss.s.cfg.MaxMessageBytes {
+		return &gosmtp.SMTPError{Code: 552, EnhancedCode: gosmtp.EnhancedCode{5, 3, 4}, Message: "Message too large"}
+	}
+	err = ss.s.submit(ctx, ss.p, raw)
+	var se *gosmtp.SMTPError
+	if err != nil && !errors.As(err, &se) {
+		ss.s.deps.Logger.Error("office SMTP submission failed", "user", ss.p.User, "err", err)
+		return errTempFailure
+	}
+	return err
+}
+
+// submit turns a submitted mail into a ReplyRequested.
+func (s *Submission) submit(ctx context.Context, p *offices.Principal, raw []byte) error {
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "Cannot parse the message header"}
+	}
+	orig, err := s.answered(ctx, p, m.Header)
+	if err != nil {
+		return err
+	}
+	body, atts, err := s.content(ctx, m)
+	if err != nil {
+		return &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "Cannot read the message: " + err.Error()}
+	}
+	bodyRef, err := s.deps.Blobs.PutBytes(ctx, body)
+	if err != nil {
+		return err
+	}
+	rawRef, err := s.deps.Blobs.PutBytes(ctx, raw)
+	if err != nil {
+		return err
+	}
+	received := &gateway.MessageReceived{Channel: orig.Channel, ChannelMessageID: orig.ChannelMessageID, From: orig.From, Metadata: orig.Metadata}
+	ch, to, planErr := replies.Plan(received)
+	if planErr != nil && !errors.Is(planErr, replies.ErrNoOutbound) {
+		return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3}, Message: "The message cannot be answered: " + planErr.Error()}
+	}
+	subject := decodeWords(m.Header.Get("Subject"))
+	if headerSafe("subject", subject) != nil || len(subject) > maxSubjectLen {
+		subject = ""
+	}
+	// A client resending after a lost answer submits the same bytes: the
+	// same ReplyID and event id then record nothing new.
+	sum := sha256.Sum256([]byte(p.User + "\x00" + rawRef.SHA256))
+	replyID := "smtp-" + hex.EncodeToString(sum[:16])
+	req := &gateway.ReplyRequested{ReplyID: replyID, Office: orig.Office, Author: p.User, Channel: ch, To: to, Subject: subject,
+		Body: bodyRef, Attachments: atts, InReplyTo: originalMessageID(orig)}
+	ev, err := gateway.Encode(gateway.Meta{ID: gateway.DerivedEventID("smtp-submission", replyID, 0), Tenant: orig.Tenant,
+		Stream: orig.Stream, CorrelationID: orig.Stream, CausationID: orig.Routing.EventID,
+		Metadata: map[string]string{"via": "smtp-submission", "submission": rawRef.SHA256}}, req)
+	if err != nil {
+		return err
+	}
+	if _, err := s.deps.Log.Append(ctx, ev); err != nil && !errors.Is(err, eventstore.ErrConflict) {
+		return fmt.Errorf("record reply %s: %w", replyID, err)
+	}
+	s.deps.Logger.Info("office reply submitted", "user", p.User, "office", orig.Office, "stream", orig.Stream, "reply", replyID, "channel", ch)
+	return nil
+}
+
+func originalMessageID(m offices.Message) string {
+	for _, c := range []string{m.Metadata["messageId"], m.ChannelMessageID} {
+		if id := firstMsgID(c); id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
+// answered finds the office message the mail answers: its In-Reply-To names
+// the office copy (what the office IMAP server shows) or the original.
+func (s *Submission) answered(ctx context.Context, p *offices.Principal, h mail.Header) (offices.Message, error) {
+	ids := msgIDs(h.Get("In-Reply-To"))
+	if len(ids) == 0 {
+		return offices.Message{}, errNotAnswer
+	}
+	for _, id := range ids {
+		if office, stream, ok := replies.ParseOfficeCopyID(id); ok {
+			if !p.CanAct(office) {
+				return offices.Message{}, errNotAnswer
+			}
+			m, err := offices.GetMessage(ctx, s.deps.State, office, stream)
+			if errors.Is(err, offices.ErrNotFound) {
+				return offices.Message{}, errNotAnswer
+			}
+			return m, err
+		}
+	}
+	for _, office := range p.Offices {
+		if !p.CanAct(office) {
+			continue
+		}
+		msgs, err := offices.ListInbox(ctx, s.deps.State, office, 0)
+		if err != nil {
+			return offices.Message{}, err
+		}
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if orig := originalMessageID(msgs[i]); orig != "" && orig == ids[0] {
+				return msgs[i], nil
+			}
+		}
+	}
+	return offices.Message{}, errNotAnswer
+}
+
+// content extracts the answer's text (the first text/plain part) and its
+// attachments.
+func (s *Submission) content(ctx context.Context, m *mail.Message) ([]byte, []gateway.Part, error) {
+	var (
+		text  []byte
+		found bool
+		atts  []gateway.Part
+		parts int
+	)
+	var walk func(h map[string][]string, body io.Reader, depth int, path string) error
+	walk = func(h map[string][]string, body io.Reader, depth int, path string) error {
+		if parts++; parts > maxSubmissionParts {
+			return errors.New("too many parts")
+		}
+		get := func(k string) string {
+			if v := h[k]; len(v) > 0 {
+				return v[0]
+			}
+			return ""
+		}
+		mt, params, err := mime.ParseMediaType(get("Content-Type"))
+		if err != nil {
+			mt, params = "text/plain", map[string]string{}
+		}
+		if strings.HasPrefix(mt, "multipart/") {
+			if depth >= maxMIMEDepth || params["boundary"] == "" {
+				return errors.New("multipart nesting too deep or without boundary")
+			}
+			mr := multipart.NewReader(body, params["boundary"])
+			for n := 1; ; n++ {
+				part, err := mr.NextRawPart()
+				if err == io.EOF {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if err := walk(map[string][]string(part.Header), part, depth+1, joinPath(path, n)); err != nil {
+					return err
+				}
+			}
+		}
+		data, err := decodeBody(get("Content-Transfer-Encoding"), body)
+		if err != nil {
+			return err
+		}
+		disp, dparams, _ := mime.ParseMediaType(get("Content-Disposition"))
+		if mt == "text/plain" && !found && disp != "attachment" {
+			found = true
+			text, err = toUTF8(params["charset"], data)
+			return err
+		}
+		name := dparams["filename"]
+		if name == "" {
+			name = params["name"]
+		}
+		if headerSafe("filename", name) != nil || strings.ContainsAny(name, `/\`) || len(name) > maxFilenameLen {
+			name = ""
+		}
+		ref, err := s.deps.Blobs.PutBytes(ctx, data)
+		if err != nil {
+			return err
+		}
+		atts = append(atts, gateway.Part{Path: path, MediaType: mt, Filename: name, Blob: ref, Kind: "attachment"})
+		return nil
+	}
+	if err := walk(map[string][]string(m.Header), m.Body, 0, ""); err != nil {
+		return nil, nil, err
+	}
+	return text, atts, nil
+}
+
+func joinPath(path string, n int) string {
+	if path == "" {
+		return fmt.Sprint(n)
+	}
+	return fmt.Sprintf("%s.%d", path, n)
+}
+
+func decodeBody(cte string, r io.Reader) ([]byte, error) {
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "base64":
+		return io.ReadAll(base64.NewDecoder(base64.StdEncoding, &base64Cleaner{r: r}))
+	case "quoted-printable":
+		return io.ReadAll(quotedprintable.NewReader(r))
+	default:
+		return io.ReadAll(r)
+	}
+}
+
+func toUTF8(charset string, b []byte) ([]byte, error) {
+	switch strings.ToLower(charset) {
+	case "", "utf-8", "us-ascii":
+		if !utf8.Valid(b) {
+			return nil, errors.New("text is not UTF-8")
+		}
+		return b, nil
+	}
+	r, err := mailmsg.CharsetReader(charset, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
+}
+
+// base64Cleaner drops the line breaks and spaces base64 bodies carry.
+type base64Cleaner struct{ r io.Reader }
+
+func (c *base64Cleaner) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	j := 0
+	for _, b := range p[:n] {
+		if b != '\r' && b != '\n' && b != ' ' && b != '\t' {
+			p[j] = b
+			j++
+		}
+	}
+	if j == 0 && n > 0 && err == nil {
+		return c.Read(p)
+	}
+	return j, err
+}
