@@ -1,0 +1,429 @@
+// Package verification holds the gateway's projections that decide what a
+// received message is worth legally: every signature in it is verified
+// (SignaturesVerified, with the JSON report and the HTML Prüfprotokoll as
+// blobs, and the written-form flag), and the raw message gets a trusted RFC
+// 3161 timestamp from the configured TSAs (TimestampApplied).
+package verification
+
+import (
+	"bytes"
+	"context"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/poststelle/poststelle/crypto/report"
+	"github.com/poststelle/poststelle/crypto/trust"
+	"github.com/poststelle/poststelle/crypto/tsp"
+	"github.com/poststelle/poststelle/crypto/verify"
+	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/pipeline"
+)
+
+// Handler names. They name consumer groups and enter the ids of appended
+// events, so they never change.
+const (
+	HandlerVerify    = "verify-signatures"
+	HandlerTimestamp = "timestamp-receipt"
+)
+
+// DefaultMaxPartSize caps the bytes of one signature part read for
+// verification (enveloping signatures carry the document).
+const DefaultMaxPartSize = 64 << 20
+
+// Part kinds of adapters/mailmsg this package relies on.
+const (
+	kindSignature     = "signature"
+	kindSignedData    = "signed-data"
+	kindSignedContent = "signed-content"
+)
+
+// Config configures verification and timestamping (the `verification:`
+// section of poststelle's YAML configuration).
+type Config struct {
+	// TrustAnchors are certificate files or directories (PEM/DER).
+	TrustAnchors []string `yaml:"trustAnchors"`
+	// TrustedLists are ETSI TS 119 612 lists (*.xml) or directories of them
+	// (an offline copy of the LOTL and the national lists).
+	TrustedLists []string `yaml:"trustedLists"`
+	// TLSigners are PEM files with the certificates allowed to sign the
+	// trusted lists given (the LOTL's signers from the Official Journal).
+	TLSigners []string `yaml:"tlSigners"`
+	// AcceptSeal lets a qualified seal satisfy the written form.
+	AcceptSeal bool `yaml:"acceptSeal"`
+	// MaxPartSize caps one signature part (default DefaultMaxPartSize).
+	MaxPartSize int64 `yaml:"maxPartSize"`
+	// TSAs obtain the receipt timestamp, tried in order; none: no
+	// timestamping handler.
+	TSAs []TSAConfig `yaml:"tsas"`
+	// TSAAttempts per TSA (default 2) and the pause between them (default 1s).
+	TSAAttempts   int           `yaml:"tsaAttempts"`
+	TSARetryDelay time.Duration `yaml:"tsaRetryDelay"`
+}
+
+// TSAConfig is one time-stamping authority.
+type TSAConfig struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Policy is the TSA policy OID to request, e.g. "1.2.3.4"; empty: the
+	// TSA's default.
+	Policy string `yaml:"policy"`
+}
+
+// Blobs is what the handlers need of the blob store (*blob.Store).
+type Blobs interface {
+	ReadAll(ctx context.Context, ref blob.Ref, max int64) ([]byte, error)
+	PutBytes(ctx context.Context, b []byte) (blob.Ref, error)
+}
+
+// Deps are the handlers' collaborators.
+type Deps struct {
+	Blobs  Blobs
+	Logger *slog.Logger
+	// HTTP is used for TSA requests; nil: tsp's default client.
+	HTTP *http.Client
+	// Verifier names the software in SignaturesVerified (e.g. "poststelle 0.3.0").
+	Verifier string
+}
+
+// Handlers builds the verification handler and, when TSAs are configured,
+// the timestamping handler. Loading the trust configuration can fail, which
+// is a configuration error for serve.
+func Handlers(ctx context.Context, cfg Config, deps Deps) ([]pipeline.Handler, error) {
+	if deps.Blobs == nil {
+		return nil, errors.New("verification: no blob store")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Verifier == "" {
+		deps.Verifier = "poststelle"
+	}
+	if cfg.MaxPartSize <= 0 {
+		cfg.MaxPartSize = DefaultMaxPartSize
+	}
+	store, err := verify.LoadTrust(ctx, verify.TrustConfig{
+		Paths:     append(append([]string(nil), cfg.TrustAnchors...), cfg.TrustedLists...),
+		TLSigners: cfg.TLSigners,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verification: trust: %w", err)
+	}
+	v := &verifier{cfg: cfg, deps: deps, trust: store}
+	hs := []pipeline.Handler{{Name: HandlerVerify, Topic: "MessageReceived", Handle: v.handle}}
+	if len(cfg.TSAs) > 0 {
+		ts, err := newStamper(cfg, deps)
+		if err != nil {
+			return nil, err
+		}
+		hs = append(hs, pipeline.Handler{Name: HandlerTimestamp, Topic: "MessageReceived", Handle: ts.handle})
+	}
+	return hs, nil
+}
+
+type verifier struct {
+	cfg   Config
+	deps  Deps
+	trust *trust.Store
+}
+
+// handle verifies every signature part of a received message.
+func (v *verifier) handle(ctx context.Context, cause *eventstore.Event, p gateway.Payload) ([]gateway.Payload, error) {
+	m, ok := p.(*gateway.MessageReceived)
+	if !ok {
+		return nil, fmt.Errorf("verification: %T is not MessageReceived", p)
+	}
+	// The written form is decided for the moment of receipt; it also makes
+	// a replay produce the same report.
+	at := m.ReceivedAt
+	if at.IsZero() {
+		at = cause.RecordedAt
+	}
+	at = at.UTC().Truncate(time.Second)
+	rep := &report.Report{
+		Tool: v.deps.Verifier, ValidationTime: at,
+		Document:   report.Document{Name: m.Subject, SHA256: m.Raw.SHA256, Size: m.Raw.Size},
+		Signatures: []report.Signature{},
+	}
+	var sums []gateway.SignatureSummary
+	for i := range m.Parts {
+		part := &m.Parts[i]
+		if !isSignaturePart(part) {
+			continue
+		}
+		sigs, err := v.verifyPart(ctx, m, part, at)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range sigs {
+			rep.Signatures = append(rep.Signatures, s)
+			sums = append(sums, summary(part, s))
+		}
+	}
+	rep.ApplyWrittenForm(report.WrittenFormPolicy{AcceptSeal: v.cfg.AcceptSeal})
+	out := &gateway.SignaturesVerified{
+		Signatures:           sums,
+		WrittenFormSatisfied: rep.WrittenFormSatisfied,
+		WrittenFormReason:    rep.WrittenFormReason,
+		ValidationTime:       at,
+		Verifier:             v.deps.Verifier,
+	}
+	if out.Signatures == nil {
+		out.Signatures = []gateway.SignatureSummary{}
+		out.WrittenFormReason = "no signature"
+	}
+	var err error
+	if out.Report, out.ReportHTML, err = v.storeReport(ctx, rep); err != nil {
+		return nil, err
+	}
+	return []gateway.Payload{out}, nil
+}
+
+// isSignaturePart: CMS parts as adapters/mailmsg classifies them, and
+// .p7s/.p7m files it may have left as plain attachments.
+func isSignaturePart(p *gateway.Part) bool {
+	switch p.Kind {
+	case kindSignature, kindSignedData:
+		return true
+	case kindSignedContent:
+		return false
+	}
+	switch strings.ToLower(path.Ext(p.Filename)) {
+	case ".p7s", ".p7m":
+		return true
+	}
+	return false
+}
+
+// verifyPart verifies one signature part; its signatures' ids are prefixed
+// with the part path so that they are unique in the message's report.
+func (v *verifier) verifyPart(ctx context.Context, m *gateway.MessageReceived, part *gateway.Part, at time.Time) ([]report.Signature, error) {
+	if part.Blob.Size > v.cfg.MaxPartSize {
+		return []report.Signature{unverifiable(part, report.Indeterminate, fmt.Sprintf("part of %d bytes exceeds the limit of %d bytes", part.Blob.Size, v.cfg.MaxPartSize))}, nil
+	}
+	data, err := v.deps.Blobs.ReadAll(ctx, part.Blob, v.cfg.MaxPartSize)
+	if err != nil {
+		return nil, fmt.Errorf("verification: read part %s: %w", part.Path, err)
+	}
+	opts := verify.Options{Trust: v.trust, Time: at, Name: partName(part), Tool: v.deps.Verifier}
+	if part.Kind != kindSignedData {
+		content, mime, err := v.detachedContent(ctx, m, part)
+		if err != nil {
+			return nil, err
+		}
+		opts.Detached, opts.MIMEContent = content, mime
+	}
+	rep, err := verify.Verify(ctx, data, opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return []report.Signature{unverifiable(part, report.TotalFailed, err.Error())}, nil
+	}
+	for i := range rep.Signatures {
+		s := &rep.Signatures[i]
+		s.ID = "part " + part.Path + " " + s.ID
+		if s.CounterSignatureOf != "" {
+			s.CounterSignatureOf = "part " + part.Path + " " + s.CounterSignatureOf
+		}
+	}
+	return rep.Signatures, nil
+}
+
+// detachedContent finds what a detached signature signs: for S/MIME the
+// multipart/signed entity's first part, which adapters/mailmsg stores
+// byte-exact as a signed-content part at the multipart's path (or at
+// "<path>.0" for a message's top level) while the signature is its second
+// part "<path>.2"; for an attachment "x.p7s" the attachment "x". Nil when
+// none is found: the signature is then reported without content.
+func (v *verifier) detachedContent(ctx context.Context, m *gateway.MessageReceived, sig *gateway.Part) ([]byte, bool, error) {
+	parent, last := "", sig.Path
+	if i := strings.LastIndexByte(sig.Path, '.'); i >= 0 {
+		parent, last = sig.Path[:i], sig.Path[i+1:]
+	}
+	var content *gateway.Part
+	mime := false
+	if last == "2" {
+		for i := range m.Parts {
+			p := &m.Parts[i]
+			if p.Kind == kindSignedContent && (p.Path == parent || p.Path == join(parent, "0")) {
+				content, mime = p, true
+			}
+		}
+	}
+	if content == nil && sig.Filename != "" {
+		base := strings.TrimSuffix(sig.Filename, path.Ext(sig.Filename))
+		for i := range m.Parts {
+			p := &m.Parts[i]
+			if p != sig && p.Filename == base {
+				content = p
+				break
+			}
+		}
+	}
+	if content == nil {
+		return nil, false, nil
+	}
+	if content.Blob.Size > v.cfg.MaxPartSize {
+		return nil, false, nil
+	}
+	b, err := v.deps.Blobs.ReadAll(ctx, content.Blob, v.cfg.MaxPartSize)
+	if err != nil {
+		return nil, false, fmt.Errorf("verification: read signed content %s: %w", content.Path, err)
+	}
+	return b, mime, nil
+}
+
+func join(parent, child string) string {
+	if parent == "" {
+		return child
+	}
+	return parent + "." + child
+}
+
+func partName(p *gateway.Part) string {
+	if p.Filename != "" {
+		return p.Filename
+	}
+	return "part " + p.Path
+}
+
+// unverifiable stands for a signature part we could not read at all.
+func unverifiable(part *gateway.Part, ind report.Indication, why string) report.Signature {
+	sub := report.FormatFailure
+	if ind == report.Indeterminate {
+		sub = report.NoSubIndication
+	}
+	return report.Signature{
+		ID: "part " + part.Path, Indication: ind, SubIndication: sub,
+		Qualification: report.QualificationNotApplicable,
+		Timestamps:    []report.Timestamp{}, Chain: []report.Certificate{},
+		Checks: []report.Check{{ID: "part.readable", Description: "the part holds a signature we can read", Result: report.CheckFailed, Detail: why}},
+	}
+}
+
+func summary(part *gateway.Part, s report.Signature) gateway.SignatureSummary {
+	format := "CAdES"
+	if part.Kind == kindSignature && (part.MediaType == "application/pkcs7-signature" || part.MediaType == "application/x-pkcs7-signature") ||
+		strings.HasPrefix(part.MediaType, "application/pkcs7-mime") || strings.HasPrefix(part.MediaType, "application/x-pkcs7-mime") {
+		format = "S/MIME"
+	}
+	out := gateway.SignatureSummary{
+		Part: part.Path, Format: format,
+		Indication: string(s.Indication), SubIndication: string(s.SubIndication), Qualification: string(s.Qualification),
+	}
+	if s.Signer != nil {
+		out.Signer = s.Signer.Subject
+	}
+	if s.SigningTime != nil {
+		out.SigningTime = *s.SigningTime
+	}
+	return out
+}
+
+func (v *verifier) storeReport(ctx context.Context, rep *report.Report) (blob.Ref, blob.Ref, error) {
+	var js, html bytes.Buffer
+	if err := report.WriteJSON(&js, rep); err != nil {
+		return blob.Ref{}, blob.Ref{}, fmt.Errorf("verification: render report: %w", err)
+	}
+	if err := report.WriteHTML(&html, rep); err != nil {
+		return blob.Ref{}, blob.Ref{}, fmt.Errorf("verification: render Prüfprotokoll: %w", err)
+	}
+	jr, err := v.deps.Blobs.PutBytes(ctx, js.Bytes())
+	if err != nil {
+		return blob.Ref{}, blob.Ref{}, fmt.Errorf("verification: store report: %w", err)
+	}
+	hr, err := v.deps.Blobs.PutBytes(ctx, html.Bytes())
+	if err != nil {
+		return blob.Ref{}, blob.Ref{}, fmt.Errorf("verification: store Prüfprotokoll: %w", err)
+	}
+	return jr, hr, nil
+}
+
+// stamper obtains receipt timestamps.
+type stamper struct {
+	client *tsp.Client
+	deps   Deps
+}
+
+func newStamper(cfg Config, deps Deps) (*stamper, error) {
+	c := &tsp.Client{HTTP: deps.HTTP, Attempts: cfg.TSAAttempts, RetryDelay: cfg.TSARetryDelay, Logger: deps.Logger}
+	for i, t := range cfg.TSAs {
+		if t.URL == "" {
+			return nil, fmt.Errorf("verification: TSA %d has no url", i+1)
+		}
+		tsa := tsp.TSA{Name: t.Name, URL: t.URL}
+		if tsa.Name == "" {
+			tsa.Name = t.URL
+		}
+		if t.Policy != "" {
+			oid, err := parseOID(t.Policy)
+			if err != nil {
+				return nil, fmt.Errorf("verification: TSA %s policy: %w", tsa.Name, err)
+			}
+			tsa.Policy = oid
+		}
+		c.TSAs = append(c.TSAs, tsa)
+	}
+	return &stamper{client: c, deps: deps}, nil
+}
+
+// handle timestamps the raw message's SHA-256. A failure of every TSA is
+// returned, so the pipeline retries and finally records ProcessingFailed.
+func (s *stamper) handle(ctx context.Context, cause *eventstore.Event, p gateway.Payload) ([]gateway.Payload, error) {
+	m, ok := p.(*gateway.MessageReceived)
+	if !ok {
+		return nil, fmt.Errorf("verification: %T is not MessageReceived", p)
+	}
+	digest, err := hex.DecodeString(m.Raw.SHA256)
+	if err != nil || len(digest) != 32 {
+		s.deps.Logger.Warn("message without raw bytes reference; not timestamped", "stream", cause.Stream)
+		return nil, nil
+	}
+	stamp, err := s.client.Timestamp(ctx, digest)
+	if err != nil {
+		return nil, fmt.Errorf("verification: timestamp: %w", err)
+	}
+	ref, err := s.deps.Blobs.PutBytes(ctx, stamp.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("verification: store timestamp token: %w", err)
+	}
+	info := stamp.Token.Info
+	out := &gateway.TimestampApplied{TSA: stamp.TSA, Token: ref, GenTime: info.GenTime.UTC(), Imprint: m.Raw.SHA256}
+	if info.SerialNumber != nil {
+		out.Serial = info.SerialNumber.String()
+	}
+	if info.Policy != nil {
+		out.Policy = info.Policy.String()
+	}
+	return []gateway.Payload{out}, nil
+}
+
+func parseOID(s string) (asn1.ObjectIdentifier, error) {
+	var oid asn1.ObjectIdentifier
+	for _, f := range strings.Split(s, ".") {
+		n := 0
+		if f == "" || len(f) > 9 {
+			return nil, fmt.Errorf("malformed OID %q", s)
+		}
+		for _, c := range f {
+			if c < '0' || c > '9' {
+				return nil, fmt.Errorf("malformed OID %q", s)
+			}
+			n = n*10 + int(c-'0')
+		}
+		oid = append(oid, n)
+	}
+	if len(oid) < 2 {
+		return nil, fmt.Errorf("malformed OID %q", s)
+	}
+	return oid, nil
+}
