@@ -91,6 +91,7 @@ func (ss *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 func (ss *session) Data(r io.Reader) error {
 	d := ss.s.deps
 	ctx := context.Background()
+	t0 := d.Now()
 	parts := mailmsg.NewParallelStore(d.Blobs, 8, 256<<10)
 	pr, pw := io.Pipe()
 	type walked struct {
@@ -116,6 +117,7 @@ func (ss *session) Data(r io.Reader) error {
 		return ss.storeFailed(err)
 	}
 	receivedAt := d.Now().UTC()
+	stored := receivedAt.Sub(t0)
 	if err := errors.Join(w.err, werr); err != nil {
 		d.Logger.Error("smtp: message not walked", "sha256", ref.SHA256, "err", err)
 		return errTemporary
@@ -137,7 +139,8 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	d.Logger.Info("smtp: message received", "event", receipt.EventID, "duplicate", receipt.Duplicate,
 		"from", ss.from, "rcpts", len(ss.rcpts), "size", ref.Size, "remote", ss.remote(),
-		"problems", len(msg.Problems), "elapsed", d.Now().Sub(ss.started).Round(time.Millisecond))
+		"problems", len(msg.Problems), "data_stored", stored.Round(time.Microsecond),
+		"recorded", d.Now().Sub(receivedAt).Round(time.Microsecond), "since_mail", d.Now().Sub(ss.started).Round(time.Millisecond))
 	// go-smtp sends the code and text of a returned SMTPError as the reply,
 	// which lets the 250 name the receipt.
 	text := "OK: recorded as " + receipt.EventID

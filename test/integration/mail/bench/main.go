@@ -136,7 +136,7 @@ func smtpIntake(dir string, n, senders, size int) (result, error) {
 		return result{}, err
 	}
 	srv, err := smtp.New(smtp.Config{Listen: "127.0.0.1:0", Hostname: "bench", AcceptAll: true, MaxConnections: senders + 4},
-		smtp.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
+		smtp.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: benchLogger()})
 	if err != nil {
 		return result{}, err
 	}
@@ -239,4 +239,14 @@ func parallel(n, workers int, op func(i int) error) (result, error) {
 	}
 	wg.Wait()
 	return result{count: n, elapsed: time.Since(start), lat: lat}, firstErr
+}
+
+// benchLogger discards the receiver's log unless BENCH_LOG names a file.
+func benchLogger() *slog.Logger {
+	if p := os.Getenv("BENCH_LOG"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			return slog.New(slog.NewTextHandler(f, nil))
+		}
+	}
+	return slog.New(slog.DiscardHandler)
 }
