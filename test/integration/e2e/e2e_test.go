@@ -1,0 +1,199 @@
+//go:build integration
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"net"
+	"net/mail"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/replies"
+)
+
+const citizenMail = "From: Erika Muster <user2@test>\r\n" +
+	"To: Stadt Musterstadt <user1@test>\r\n" +
+	"Subject: Bauantrag Gartenhaus =?utf-8?q?Flurst=C3=BCck?= 12\r\n" +
+	"Message-ID: <bauantrag-1@test>\r\n" +
+	"References: <vorgespraech-1@test>\r\n" +
+	"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n" +
+	"MIME-Version: 1.0\r\n" +
+	"Content-Type: text/plain; charset=utf-8\r\n" +
+	"\r\n" +
+	"Sehr geehrte Damen und Herren, anbei mein Bauantrag.\r\n"
+
+// listing is one message as the office's mail client listed it.
+type listing struct {
+	UID               int      `json:"uid"`
+	Flags             []string `json:"flags"`
+	Size              int      `json:"size"`
+	BodyLen           int      `json:"bodyLen"`
+	SHA256            string   `json:"sha256"`
+	MessageID         string   `json:"messageId"`
+	Subject           string   `json:"subject"`
+	From              string   `json:"from"`
+	Parts             []string `json:"parts"`
+	OriginalMessageID string   `json:"originalMessageId"`
+	Report            string   `json:"report"`
+}
+
+func (g *gatewayUnderTest) client(t *testing.T, args ...string) []byte {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(g.imapServer.Addr().String())
+	if args[0] == "submit" {
+		host, port, _ = net.SplitHostPort(g.submission.Addr().String())
+	}
+	full := append([]string{"office_client.py", args[0], host, port}, args[1:]...)
+	cmd := exec.Command("python3", full...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("office_client.py %s: %v\n%s", args[0], err, stderr.String())
+	}
+	return out
+}
+
+func (g *gatewayUnderTest) listInbox(t *testing.T, user, password string) []listing {
+	t.Helper()
+	var got []listing
+	must(t, json.Unmarshal(g.client(t, "list", user, password, g.certFile()), &got))
+	return got
+}
+
+func (g *gatewayUnderTest) certFile() string { return filepath.Join(g.dir, "officeimap", "cert.pem") }
+
+func TestMailroomEndToEnd(t *testing.T) {
+	g := startGateway(t)
+	ctx := context.Background()
+
+	// 1. The citizen's mail arrives in the authority's Dovecot mailbox.
+	deliver(t, authorityMailbox, citizen, []byte(citizenMail))
+
+	// 2. The gateway's IMAP intake takes it in and the rules route it.
+	g.waitEvents(t, "MessageReceived", 1)
+	routed := g.waitEvents(t, "MessageRouted", 1)[0].(*gateway.MessageRouted)
+	if !reflect.DeepEqual(routed.Offices, []string{"bauamt"}) || routed.Rule != "bauantraege" {
+		t.Fatalf("routed %+v", routed)
+	}
+	var inbox []offices.Message
+	waitFor(t, "the message in the Bauamt's queue", func() bool {
+		inbox, _ = offices.ListInbox(ctx, g.state, "bauamt", 0)
+		return len(inbox) == 1
+	})
+	stream := inbox[0].Stream
+
+	// 3. The office reads it with a real IMAP client (imaplib, STARTTLS
+	// verified against the gateway's self-signed certificate).
+	list := g.listInbox(t, officeUser, officePassword)
+	if len(list) != 1 {
+		t.Fatalf("office IMAP lists %d messages", len(list))
+	}
+	m := list[0]
+	if m.UID != 1 || len(m.Flags) != 0 || m.Size != m.BodyLen || m.OriginalMessageID != "<bauantrag-1@test>" ||
+		m.MessageID != replies.OfficeCopyID("bauamt", stream) || !strings.Contains(m.Report, "Prüfprotokoll") ||
+		!strings.Contains(m.Report, officeimapNoReport) {
+		t.Fatalf("office sees %+v", m)
+	}
+	if got := strings.Join(m.Parts, ","); got != "multipart/mixed,text/plain,text/html,message/rfc822,text/plain" {
+		t.Fatalf("copy structure %s", got)
+	}
+	// The other office does not see it.
+	if other := g.listInbox(t, otherUser, otherPassword); len(other) != 0 {
+		t.Fatalf("the Ordnungsamt sees %d messages", len(other))
+	}
+	// Reading it acknowledges it.
+	var read struct{ Flags []string }
+	must(t, json.Unmarshal(g.client(t, "read", officeUser, officePassword, g.certFile(), "1"), &read))
+	if !reflect.DeepEqual(read.Flags, []string{`\Seen`}) {
+		t.Fatalf("flags after reading %v", read.Flags)
+	}
+	ack := g.waitEvents(t, "MessageAcknowledged", 1)[0].(*gateway.MessageAcknowledged)
+	if ack.Office != "bauamt" || ack.By != officeUser || ack.Via != "imap" {
+		t.Fatalf("acknowledgement %+v", ack)
+	}
+
+	// 4. The office answers from its mail client through the submission
+	// endpoint, replying to the copy it read.
+	g.client(t, "submit", officeUser, officePassword, m.MessageID, "Re: Bauantrag Gartenhaus", "Sehr geehrte Frau Muster,\nIhr Antrag ist eingegangen.\n")
+	sent := g.waitEvents(t, "ReplySent", 1)[0].(*gateway.ReplySent)
+	if sent.Attempt != 1 || sent.Channel != gateway.ChannelSMTP {
+		t.Fatalf("sent %+v", sent)
+	}
+
+	// 5. The answer arrives in the citizen's Dovecot mailbox, threaded.
+	reply := fetchCitizenMail(t, "Re: Bauantrag Gartenhaus")
+	h := reply.Header
+	if h.Get("In-Reply-To") != "<bauantrag-1@test>" || h.Get("References") != "<vorgespraech-1@test> <bauantrag-1@test>" {
+		t.Fatalf("threading: In-Reply-To %q References %q", h.Get("In-Reply-To"), h.Get("References"))
+	}
+	if h.Get("Message-Id") != sent.ChannelMessageID {
+		t.Fatalf("Message-ID %q, recorded %q", h.Get("Message-Id"), sent.ChannelMessageID)
+	}
+	if from, _ := h.AddressList("From"); len(from) != 1 || from[0].Address != "user1@test" {
+		t.Fatalf("from %v", from)
+	}
+	if to, _ := h.AddressList("To"); len(to) != 1 || to[0].Address != citizen {
+		t.Fatalf("to %v (the policy answers the sender, whatever the office's To said)", to)
+	}
+
+	// 6. Replay: the office mailbox rebuilt from the log lists the same.
+	before := g.listInbox(t, officeUser, officePassword)
+	must(t, g.runner.Rebuild(ctx, offices.Inbox{}))
+	must(t, g.runner.CatchUp(ctx, offices.Inbox{}))
+	after := g.listInbox(t, officeUser, officePassword)
+	if !reflect.DeepEqual(before, after) || len(after) != 1 || !reflect.DeepEqual(after[0].Flags, []string{`\Seen`}) {
+		t.Fatalf("office mailbox differs after replay:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+const officeimapNoReport = "no signatures verified yet"
+
+// fetchCitizenMail waits for a mail with the subject in the citizen's
+// Dovecot INBOX and returns it parsed.
+func fetchCitizenMail(t *testing.T, subject string) *mail.Message {
+	t.Helper()
+	pem, err := os.ReadFile(env(t, envCA))
+	must(t, err)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c, err := imapclient.DialTLS(env(t, envIMAPS), &imapclient.Options{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+	must(t, err)
+	defer c.Close()
+	must(t, c.Login(citizen, "secret-user2").Wait())
+	var raw []byte
+	waitFor(t, "the reply in the citizen's mailbox", func() bool {
+		if _, err := c.Select("INBOX", &goimap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.UIDSearch(&goimap.SearchCriteria{Header: []goimap.SearchCriteriaHeaderField{{Key: "Subject", Value: subject}}}, nil).Wait()
+		if err != nil || len(res.AllUIDs()) == 0 {
+			return false
+		}
+		msgs, err := c.Fetch(goimap.UIDSetNum(res.AllUIDs()...), &goimap.FetchOptions{BodySection: []*goimap.FetchItemBodySection{{Peek: true}}}).Collect()
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("fetch reply: %d messages, %v", len(msgs), err)
+		}
+		raw = msgs[0].BodySection[0].Bytes
+		return true
+	})
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	must(t, err)
+	_ = time.Second
+	return m
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# End-to-end test of the mailroom against real peers: installs Dovecot and
+# Python when missing, starts a private Dovecot on 127.0.0.1 (the shared
+# test/integration/mail/dovecot.sh), runs the tests, and stops Dovecot
+# again whatever happens. Exits non-zero when a test fails.
+#
+#   test/integration/e2e/run.sh [go test flags]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+dovecot_sh=$repo/test/integration/mail/dovecot.sh
+
+need=()
+command -v dovecot >/dev/null || need+=(dovecot-imapd)
+[ -x /usr/lib/dovecot/dovecot-lda ] || need+=(dovecot-core)
+command -v openssl >/dev/null || need+=(openssl)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+work=$(mktemp -d /tmp/poststelle-e2e.XXXXXX)
+chmod 755 "$work" # Dovecot's unprivileged processes read their files below it
+dovecot_dir=$work/dovecot
+cleanup() {
+	"$dovecot_sh" "$dovecot_dir" stop || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+imap_port=$(port)
+imaps_port=$(port)
+"$dovecot_sh" "$dovecot_dir" setup "$imap_port" "$imaps_port"
+"$dovecot_sh" "$dovecot_dir" start
+
+export POSTSTELLE_IT_IMAPS_ADDR=127.0.0.1:$imaps_port
+export POSTSTELLE_IT_DOVECOT_CA=$dovecot_dir/cert.pem
+export POSTSTELLE_IT_DOVECOT_DIR=$dovecot_dir
+
+cd "$repo"
+go test -tags integration -count=1 "$@" ./test/integration/e2e/...
