@@ -19,6 +19,7 @@ import (
 // constructors create several publishers and subscribers that must see each
 // other's messages, as separate gateway processes on one log would.
 type shared struct {
+	dir     string // the top-level test's directory: subtests' directories vanish when they end
 	once    sync.Once
 	log     *sqlitelog.Log
 	offsets *pubsub.SQLOffsets
@@ -26,10 +27,8 @@ type shared struct {
 
 func (s *shared) init(t *testing.T) {
 	s.once.Do(func() {
-		dir, err := filepath.Abs(filepath.Join(t.TempDir(), ".."))
-		if err != nil {
-			t.Fatal(err)
-		}
+		dir := s.dir
+		var err error
 		key := ed25519.NewKeyFromSeed(make([]byte, 32))
 		s.log, err = sqlitelog.Open(context.Background(), sqlitelog.Config{Path: filepath.Join(dir, "log.db"), Signer: key})
 		if err != nil {
@@ -47,7 +46,7 @@ func (s *shared) init(t *testing.T) {
 }
 
 func TestWatermillConformance(t *testing.T) {
-	var s shared
+	s := shared{dir: t.TempDir()}
 	newPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		s.init(t)
 		cfg := pubsub.SubscriberConfig{Group: group, Offsets: s.offsets}
