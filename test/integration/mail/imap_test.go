@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	goimap "github.com/emersion/go-imap/v2"
-
 	"github.com/poststelle/poststelle/adapters/imap"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
@@ -163,4 +161,59 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-var _ = goimap.FlagSeen
+// TestIMAPDeliveredByLDAWithIDLE delivers through Dovecot's own delivery
+// agent while the intake waits in IDLE with a long poll interval, so the
+// messages can only arrive through IDLE's notification; a multipart message
+// with an attachment shows its parts in the receipt.
+func TestIMAPDeliveredByLDAWithIDLE(t *testing.T) {
+	u := user(6)
+	conf := env(t, "POSTSTELLE_IT_DOVECOT_CONF")
+	dir := t.TempDir()
+	l, err := openLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	blobs, _ := blob.Open(filepath.Join(dir, "blobs"))
+	mc := mailboxConfig(t, u, imap.TLSNone)
+	mc.PollInterval = 10 * time.Minute
+	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{mc}},
+		imap.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(time.Second) // let the intake reach IDLE on the empty INBOX
+
+	messages := []string{
+		"From: a@example.org\nTo: user6@test\nSubject: lda plain\n\nHallo.\n",
+		"From: b@example.org\nTo: user6@test\nSubject: lda attachment\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=x\n\n" +
+			"--x\nContent-Type: text/plain\n\nsiehe Anhang\n--x\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=antrag.pdf\n" +
+			"Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n--x--\n",
+	}
+	for _, m := range messages {
+		lda := exec.Command("/usr/lib/dovecot/dovecot-lda", "-c", conf, "-d", u.name, "-f", "sender@example.org")
+		lda.Stdin = strings.NewReader(m)
+		out, err := lda.CombinedOutput()
+		if err != nil {
+			t.Fatalf("dovecot-lda: %v\n%s", err, out)
+		}
+	}
+	eventually(t, 30*time.Second, "the delivered messages are taken in", func() bool {
+		n, _ := count(t, u, "INBOX", "")
+		d, _ := count(t, u, "Poststelle-Eingegangen", "")
+		return n == 0 && d == len(messages)
+	})
+	cancel()
+	<-done
+	msgs := received(t, dir)
+	subjectsOnce(t, msgs, []string{"lda plain", "lda attachment"})
+	for _, m := range msgs {
+		if m.Subject == "lda attachment" && (len(m.Parts) != 2 || m.Parts[1].Filename != "antrag.pdf" || m.Parts[1].Kind != "attachment") {
+			t.Errorf("parts %+v", m.Parts)
+		}
+	}
+}

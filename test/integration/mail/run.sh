@@ -36,6 +36,7 @@ imaps_port=$(port)
 export POSTSTELLE_IT_IMAP_ADDR=127.0.0.1:$imap_port
 export POSTSTELLE_IT_IMAPS_ADDR=127.0.0.1:$imaps_port
 export POSTSTELLE_IT_DOVECOT_CA=$dovecot_dir/cert.pem
+export POSTSTELLE_IT_DOVECOT_CONF=$dovecot_dir/dovecot.conf
 export POSTSTELLE_IT_DOVECOT_CTL="$here/dovecot.sh $dovecot_dir"
 export POSTSTELLE_IT_SWAKS=$(command -v swaks)
 
