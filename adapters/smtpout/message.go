@@ -85,9 +85,28 @@ func (o *Outbound) build(ctx context.Context, req *gateway.ReplyRequested, orig 
 		writeField(&b, "References", strings.Join(th.references, " "))
 	}
 	writeField(&b, "MIME-Version", "1.0")
+	entity, err := o.entity(ctx, req, body)
+	if err != nil {
+		return nil, "", err
+	}
+	if o.smime != nil {
+		if entity, err = o.smime.sign(entity); err != nil {
+			return nil, "", fmt.Errorf("s/mime: %w", err)
+		}
+	}
+	b.Write(entity)
+	if int64(b.Len()) > o.cfg.MaxMessageBytes {
+		return nil, "", fmt.Errorf("reply exceeds %d bytes", o.cfg.MaxMessageBytes)
+	}
+	return b.Bytes(), msgID, nil
+}
+
+// entity renders the reply's MIME entity: its content headers and body.
+func (o *Outbound) entity(ctx context.Context, req *gateway.ReplyRequested, body []byte) ([]byte, error) {
+	var b bytes.Buffer
 	if len(req.Attachments) == 0 {
 		writeTextPart(&b, body)
-		return b.Bytes(), msgID, nil
+		return b.Bytes(), nil
 	}
 	boundary := newBoundary()
 	writeField(&b, "Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": boundary}))
@@ -97,14 +116,14 @@ func (o *Outbound) build(ctx context.Context, req *gateway.ReplyRequested, orig 
 	for i, a := range req.Attachments {
 		fmt.Fprintf(&b, "\r\n--%s\r\n", boundary)
 		if err := o.writeAttachment(ctx, &b, a); err != nil {
-			return nil, "", fmt.Errorf("attachment %d: %w", i+1, err)
+			return nil, fmt.Errorf("attachment %d: %w", i+1, err)
 		}
 		if int64(b.Len()) > o.cfg.MaxMessageBytes {
-			return nil, "", fmt.Errorf("reply exceeds %d bytes", o.cfg.MaxMessageBytes)
+			return nil, fmt.Errorf("reply exceeds %d bytes", o.cfg.MaxMessageBytes)
 		}
 	}
 	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
-	return b.Bytes(), msgID, nil
+	return b.Bytes(), nil
 }
 
 func (o *Outbound) body(ctx context.Context, req *gateway.ReplyRequested) ([]byte, error) {

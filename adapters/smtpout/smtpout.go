@@ -57,6 +57,8 @@ type Config struct {
 	Relay           RelayConfig `yaml:"relay"`
 	// MaxMessageBytes caps one rendered reply (default 25 MiB).
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// SMIME, when set, signs every reply with the authority's seal.
+	SMIME *SMIMEConfig `yaml:"smime"`
 }
 
 // RelayConfig is the SMTP relay replies go through.
@@ -93,6 +95,7 @@ type Outbound struct {
 	envelopeFrom string
 	domain       string
 	tls          *tls.Config
+	smime        *smimeSigner
 }
 
 var _ replies.Outbound = (*Outbound)(nil)
@@ -140,6 +143,11 @@ func New(cfg Config, deps Deps) (*Outbound, error) {
 	}
 	if o.tls, err = relayDefaults(&cfg.Relay); err != nil {
 		return nil, fmt.Errorf("smtpout: relay: %w", err)
+	}
+	if cfg.SMIME != nil {
+		if o.smime, err = loadSMIME(*cfg.SMIME); err != nil {
+			return nil, fmt.Errorf("smtpout: smime: %w", err)
+		}
 	}
 	o.cfg = cfg
 	return o, nil
