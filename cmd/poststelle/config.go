@@ -14,6 +14,7 @@ import (
 
 	"github.com/poststelle/poststelle/adapters/imap"
 	"github.com/poststelle/poststelle/adapters/smtp"
+	"github.com/poststelle/poststelle/gateway/verification"
 )
 
 // Config is the gateway's YAML configuration. Every field has a default, so
@@ -39,6 +40,8 @@ type Config struct {
 	SMTP *smtp.Config `yaml:"smtp"`
 	// IMAP lists the mailboxes to collect from.
 	IMAP imap.Config `yaml:"imap"`
+	// Verification configures signature verification and receipt timestamps.
+	Verification verification.Config `yaml:"verification"`
 	// Demo routes every message to the office "demo" until routing rules
 	// are configured.
 	Demo *bool `yaml:"demo"`

@@ -22,7 +22,11 @@ import (
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/projection"
+	"github.com/poststelle/poststelle/gateway/verification"
 )
+
+// version names this build in the evidence it produces.
+const version = "0.1.0"
 
 // gatewayParts are the opened stores every subcommand shares.
 type gatewayParts struct {
@@ -104,7 +108,11 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	var handlers []pipeline.Handler
+	handlers, err := verification.Handlers(ctx, cfg.Verification, verification.Deps{Blobs: g.blobs,
+		Logger: logger.With("component", "verification"), Verifier: "poststelle " + version})
+	if err != nil {
+		return fmt.Errorf("verification: %w", err)
+	}
 	if *cfg.Demo {
 		handlers = append(handlers, demoRouting())
 	}
@@ -171,6 +179,10 @@ func announce(ctx context.Context, l eventstore.Log, reg *gateway.Registry, logg
 					attrs = append(attrs, "channel", m.Channel, "from", m.From.Address, "subject", m.Subject, "bytes", m.Raw.Size, "parts", len(m.Parts))
 				case *gateway.MessageRouted:
 					attrs = append(attrs, "offices", m.Offices, "rule", m.Rule)
+				case *gateway.SignaturesVerified:
+					attrs = append(attrs, "signatures", len(m.Signatures), "written_form", m.WrittenFormSatisfied, "reason", m.WrittenFormReason)
+				case *gateway.TimestampApplied:
+					attrs = append(attrs, "tsa", m.TSA, "gen_time", m.GenTime)
 				case *gateway.ProcessingFailed:
 					attrs = append(attrs, "handler", m.Handler, "error", m.Error)
 				}

@@ -50,23 +50,23 @@ const (
 // section of poststelle's YAML configuration).
 type Config struct {
 	// TrustAnchors are certificate files or directories (PEM/DER).
-	TrustAnchors []string `yaml:"trustAnchors"`
+	TrustAnchors []string `yaml:"trust_anchors"`
 	// TrustedLists are ETSI TS 119 612 lists (*.xml) or directories of them
 	// (an offline copy of the LOTL and the national lists).
-	TrustedLists []string `yaml:"trustedLists"`
+	TrustedLists []string `yaml:"trusted_lists"`
 	// TLSigners are PEM files with the certificates allowed to sign the
 	// trusted lists given (the LOTL's signers from the Official Journal).
-	TLSigners []string `yaml:"tlSigners"`
+	TLSigners []string `yaml:"tl_signers"`
 	// AcceptSeal lets a qualified seal satisfy the written form.
-	AcceptSeal bool `yaml:"acceptSeal"`
+	AcceptSeal bool `yaml:"accept_seal"`
 	// MaxPartSize caps one signature part (default DefaultMaxPartSize).
-	MaxPartSize int64 `yaml:"maxPartSize"`
+	MaxPartSize int64 `yaml:"max_part_size"`
 	// TSAs obtain the receipt timestamp, tried in order; none: no
 	// timestamping handler.
 	TSAs []TSAConfig `yaml:"tsas"`
 	// TSAAttempts per TSA (default 2) and the pause between them (default 1s).
-	TSAAttempts   int           `yaml:"tsaAttempts"`
-	TSARetryDelay time.Duration `yaml:"tsaRetryDelay"`
+	TSAAttempts   int           `yaml:"tsa_attempts"`
+	TSARetryDelay time.Duration `yaml:"tsa_retry_delay"`
 }
 
 // TSAConfig is one time-stamping authority.
