@@ -1,0 +1,142 @@
+package officeapi
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/pipeline"
+	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/gateway/routing"
+)
+
+// WiringConfig is what `poststelle serve` reads from its configuration.
+type WiringConfig struct {
+	// OfficesFile is the offices configuration (gateway/offices); empty
+	// runs the demo set-up: office "demo", login in
+	// <DataDir>/demo-credentials.txt.
+	OfficesFile string
+	// RulesFile is the routing rule set; empty means the catch-all to the
+	// demo office in the demo set-up and "everything to triage" otherwise.
+	RulesFile string
+	// RulesCheckInterval is how often the rule file's mtime is checked
+	// (default 2 s); SIGHUP reloads at once.
+	RulesCheckInterval time.Duration
+	// RoutingAfterVerification routes on SignaturesVerified instead of
+	// MessageReceived, so written-form rules see the verification result.
+	// Turn it on only when the verification handler runs.
+	RoutingAfterVerification bool
+	API                      Config
+	DataDir                  string
+}
+
+// WiringDeps are the stores serve has opened.
+type WiringDeps struct {
+	Log    eventstore.Log
+	DB     *sql.DB
+	Blobs  *blob.Store
+	Logger *slog.Logger
+	Tenant string
+}
+
+// Wiring is the office side of the gateway, ready to be added to serve.
+type Wiring struct {
+	// Handlers go into pipeline.New: routing, queue delivery, webhooks.
+	Handlers []pipeline.Handler
+	// Inbox is the read model to run with the projection runner.
+	Inbox     offices.Inbox
+	Directory *offices.Directory
+	Notifier  *offices.Notifier
+	Rules     *routing.Engine
+	Server    *Server
+	// Demo is the demo login when the demo set-up runs.
+	Demo *offices.Credentials
+}
+
+// Wire loads offices and rules and builds the API, the handlers and the
+// read model.
+func Wire(cfg WiringConfig, deps WiringDeps) (*Wiring, error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	w := &Wiring{Notifier: offices.NewNotifier()}
+	w.Inbox = offices.Inbox{Notifier: w.Notifier}
+	var ocfg offices.Config
+	var err error
+	if cfg.OfficesFile == "" {
+		var creds offices.Credentials
+		ocfg, creds, err = offices.EnsureDemo(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		w.Demo = &creds
+	} else if ocfg, err = offices.LoadConfig(cfg.OfficesFile); err != nil {
+		return nil, err
+	}
+	if w.Directory, err = offices.NewDirectory(ocfg); err != nil {
+		return nil, err
+	}
+	known := func(id string) bool { _, ok := w.Directory.Office(id); return ok }
+	switch {
+	case cfg.RulesFile != "":
+		w.Rules, err = routing.Load(cfg.RulesFile, routing.Options{KnownOffice: known}, deps.Logger)
+	case w.Demo != nil:
+		var set *routing.Set
+		set, err = routing.CatchAll(offices.DemoOffice)
+		w.Rules = routing.Static(set)
+	default:
+		deps.Logger.Warn("no routing rules configured: every message goes to triage")
+		var set *routing.Set
+		set, err = routing.Parse(nil, routing.Options{})
+		w.Rules = routing.Static(set)
+	}
+	if err != nil {
+		return nil, err
+	}
+	hc := routing.HandlerConfig{Engine: w.Rules, Log: deps.Log}
+	route := routing.Handler(hc)
+	if cfg.RoutingAfterVerification {
+		route = routing.VerifiedHandler(hc)
+	}
+	w.Handlers = []pipeline.Handler{route, offices.QueueDelivery(),
+		WebhookHandler(cfg.API.Webhook, WebhookDeps{Log: deps.Log, Directory: w.Directory, Logger: deps.Logger})}
+	w.Server, err = New(cfg.API, Deps{Log: deps.Log, DB: deps.DB, Blobs: deps.Blobs, Directory: w.Directory,
+		Notifier: w.Notifier, Logger: deps.Logger, Tenant: deps.Tenant, Plan: replies.Plan})
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Server.Listen(); err != nil {
+		return nil, err
+	}
+	if w.Demo != nil {
+		deps.Logger.Info("demo office: log in to the office API (and IMAP) with these credentials",
+			"api", "http://"+w.Server.Addr().String()+"/offices/demo/messages", "user", w.Demo.User, "password", w.Demo.Password,
+			"file", cfg.DataDir+"/"+offices.DemoCredentialsFile)
+	}
+	return w, nil
+}
+
+// Run serves the API and watches the rule file until ctx ends.
+func (w *Wiring) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- w.Rules.Watch(ctx, 0) }()
+	go func() { errc <- w.Server.Run(ctx) }()
+	err := <-errc
+	cancel()
+	err2 := <-errc
+	if errors.Is(err, context.Canceled) {
+		err = err2
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("office side: %w", err)
+	}
+	return ctx.Err()
+}
