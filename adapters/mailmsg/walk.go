@@ -57,6 +57,9 @@ type Limits struct {
 	// (default 4 × the raw size + 1 MiB). Nested messages store their
 	// content once per level, so this stops a nested-message bomb.
 	MaxStoredBytes int64
+	// MaxUnpackBytes caps an enveloping CMS SignedData that is read into
+	// memory to unpack its content (default 32 MiB).
+	MaxUnpackBytes int64
 }
 
 func (l Limits) withDefaults(rawSize int64) Limits {
@@ -68,6 +71,9 @@ func (l Limits) withDefaults(rawSize int64) Limits {
 	}
 	if l.MaxHeaderBytes <= 0 {
 		l.MaxHeaderBytes = 256 << 10
+	}
+	if l.MaxUnpackBytes <= 0 {
+		l.MaxUnpackBytes = 32 << 20
 	}
 	if l.MaxStoredBytes <= 0 {
 		l.MaxStoredBytes = 4*rawSize + 1<<20
@@ -242,11 +248,11 @@ func (w *walker) entity(hdr Header, body *bufio.Reader, p string, depth int, isM
 		default:
 			return w.multipart(ct, body, p, depth, isMessage)
 		}
-		return w.leaf(hdr, ct, body, leafPath, KindAttachment)
+		return w.leaf(hdr, ct, body, leafPath, KindAttachment, depth)
 	case ct.mediaType == "message/rfc822" || ct.mediaType == "message/global":
 		return w.nestedMessage(hdr, ct, body, leafPath, depth)
 	}
-	return w.leaf(hdr, ct, body, leafPath, "")
+	return w.leaf(hdr, ct, body, leafPath, "", depth)
 }
 
 func (w *walker) multipart(ct contentType, body *bufio.Reader, p string, depth int, isMessage bool) error {
@@ -352,7 +358,7 @@ func (w *walker) fromStore(ref blob.Ref, walk func(io.Reader) error) error {
 
 // leaf decodes and stores a part's content. kind, when set, overrides the
 // classification.
-func (w *walker) leaf(hdr Header, ct contentType, body io.Reader, p, kind string) error {
+func (w *walker) leaf(hdr Header, ct contentType, body io.Reader, p, kind string, depth int) error {
 	dec := transferDecoder(hdr.Get("Content-Transfer-Encoding"), body, w.partProblem(p))
 	head := &headReader{r: dec}
 	ref, ok, err := w.put(head, p)
@@ -371,8 +377,14 @@ func (w *walker) leaf(hdr Header, ct contentType, body io.Reader, p, kind string
 	if problem != "" {
 		part.Problems = append(part.Problems, problem)
 	}
-	w.add(part)
-	return nil
+	if !w.add(part) || !ok || part.Kind != KindSignedData {
+		return nil
+	}
+	return w.unpackSignedData(part, isPKCS7Mime(ct.mediaType), depth)
+}
+
+func isPKCS7Mime(mediaType string) bool {
+	return mediaType == "application/pkcs7-mime" || mediaType == "application/x-pkcs7-mime"
 }
 
 // put stores a part within the message's storage budget. ok is false when

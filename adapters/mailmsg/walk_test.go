@@ -294,15 +294,16 @@ func TestWalkSMIMEClassification(t *testing.T) {
 		content           []byte
 		kind              string
 		problem           bool
+		inner             string // kind and file name of the unpacked part 1.1, "" for none
 	}{
-		{"opaque signed with smime-type", `application/pkcs7-mime; smime-type=signed-data; name=smime.p7m`, "", opaque, KindSignedData, false},
-		{"opaque signed without smime-type", `application/x-pkcs7-mime`, "", opaque, KindSignedData, false},
-		{"enveloped", `application/pkcs7-mime; smime-type=enveloped-data`, "", enveloped, KindEncrypted, false},
-		{"enveloped mislabelled", `application/pkcs7-mime; smime-type=signed-data`, "", enveloped, KindEncrypted, true},
-		{"p7m as octet-stream", `application/octet-stream`, `attachment; filename="Antrag.pdf.p7m"`, opaque, KindSignedData, false},
-		{"p7s as octet-stream", `application/octet-stream`, `attachment; filename="Antrag.pdf.p7s"`, sign(t, []byte("x"), true), KindSignature, false},
-		{"p7s that is not CMS", `application/pkcs7-signature`, ``, []byte("not der"), KindSignature, true},
-		{"pkcs7-mime that is not CMS", `application/pkcs7-mime`, ``, []byte("\x30\x03\x02\x01\x01"), KindSignedData, true},
+		{"opaque signed with smime-type", `application/pkcs7-mime; smime-type=signed-data; name=smime.p7m`, "", opaque, KindSignedData, false, "body "},
+		{"opaque signed without smime-type", `application/x-pkcs7-mime`, "", opaque, KindSignedData, false, "body "},
+		{"enveloped", `application/pkcs7-mime; smime-type=enveloped-data`, "", enveloped, KindEncrypted, false, ""},
+		{"enveloped mislabelled", `application/pkcs7-mime; smime-type=signed-data`, "", enveloped, KindEncrypted, true, ""},
+		{"p7m as octet-stream", `application/octet-stream`, `attachment; filename="Antrag.pdf.p7m"`, opaque, KindSignedData, false, "attachment Antrag.pdf"},
+		{"p7s as octet-stream", `application/octet-stream`, `attachment; filename="Antrag.pdf.p7s"`, sign(t, []byte("x"), true), KindSignature, false, ""},
+		{"p7s that is not CMS", `application/pkcs7-signature`, ``, []byte("not der"), KindSignature, true, ""},
+		{"pkcs7-mime that is not CMS", `application/pkcs7-mime`, ``, []byte("\x30\x03\x02\x01\x01"), KindSignedData, true, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -312,8 +313,21 @@ func TestWalkSMIMEClassification(t *testing.T) {
 			}
 			raw += "\r\n" + wrap64(tc.content) + "\r\n"
 			msg, st := walkBytes(t, []byte(raw), Limits{})
-			if len(msg.Parts) != 1 {
+			want := 1
+			if tc.inner != "" {
+				want = 2
+			}
+			if len(msg.Parts) != want {
 				t.Fatalf("parts %+v", msg.Parts)
+			}
+			if tc.inner != "" {
+				in := msg.Parts[1]
+				if in.Path != "1.1" || in.Kind+" "+in.Filename != tc.inner {
+					t.Errorf("unpacked part %+v, want %q", in, tc.inner)
+				}
+				if tc.kind == KindSignedData && tc.inner == "body " && string(st.get(t, in.Blob)) != "inner" {
+					t.Errorf("unpacked content %q", st.get(t, in.Blob))
+				}
 			}
 			p := msg.Parts[0]
 			if p.Kind != tc.kind || (len(p.Problems) > 0) != tc.problem {

@@ -1,0 +1,95 @@
+package mailmsg
+
+import (
+	"bytes"
+	"encoding/asn1"
+	"fmt"
+	"io"
+	"mime"
+	"path"
+	"strings"
+
+	"github.com/poststelle/poststelle/crypto/cms"
+	"github.com/poststelle/poststelle/gateway"
+)
+
+// oidData is id-data, the content type of signed MIME entities and files.
+var oidData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
+
+// unpackSignedData opens an enveloping CMS SignedData part and walks what it
+// signs, below the part's path: for S/MIME (application/pkcs7-mime) a MIME
+// entity, for a .p7m file the signed document, stored as part p.1. The
+// signature itself is verified elsewhere; this only makes the content
+// visible. The CMS object is read into memory, so it is bounded by
+// Limits.MaxUnpackBytes.
+func (w *walker) unpackSignedData(part gateway.Part, mimeInside bool, depth int) error {
+	p := part.Path
+	if depth >= w.lim.MaxDepth {
+		w.problemf("part %s: nested deeper than %d levels; signed content not unpacked", p, w.lim.MaxDepth)
+		return nil
+	}
+	if part.Blob.Size > w.lim.MaxUnpackBytes {
+		w.problemf("part %s: signed-data of %d bytes is over the %d byte unpacking limit; stored, not unpacked", p, part.Blob.Size, w.lim.MaxUnpackBytes)
+		return nil
+	}
+	rc, err := w.store.Open(w.ctx, part.Blob)
+	if err != nil {
+		return fmt.Errorf("open part %s: %w", p, err)
+	}
+	der, err := io.ReadAll(io.LimitReader(rc, w.lim.MaxUnpackBytes+1))
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("read part %s: %w", p, err)
+	}
+	sd, err := cms.Parse(der)
+	switch {
+	case err != nil:
+		w.problemf("part %s: signed-data not unpacked: %v", p, err)
+		return nil
+	case !sd.HasContent:
+		w.problemf("part %s: signed-data carries no content", p)
+		return nil
+	case !sd.EContentType.Equal(oidData):
+		w.problemf("part %s: signed content of type %v not unpacked", p, sd.EContentType)
+		return nil
+	}
+	if mimeInside {
+		hdr, br, ok, err := w.header(sourceReader{bytes.NewReader(sd.Content)}, "signed content "+p)
+		if err != nil || !ok {
+			return err
+		}
+		return w.entity(hdr, br, p, depth+1, true)
+	}
+	return w.signedDocument(part, sd.Content, depth)
+}
+
+// signedDocument stores the document inside a .p7m file as part p.1, named
+// after the file without its .p7m ending.
+func (w *walker) signedDocument(part gateway.Part, content []byte, depth int) error {
+	cp := join(part.Path, "1")
+	ref, ok, err := w.put(bytes.NewReader(content), cp)
+	if err != nil || !ok {
+		return err
+	}
+	name := strings.TrimSuffix(part.Filename, path.Ext(part.Filename))
+	mt := "application/octet-stream"
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+		if m, _, err := mime.ParseMediaType(t); err == nil {
+			mt = m
+		}
+	}
+	head := content[:min(len(content), peekSize)]
+	kind, problem := classify(mt, nil, name, true, head)
+	inner := gateway.Part{Path: cp, MediaType: mt, Filename: name, Blob: ref, Kind: kind}
+	if problem != "" {
+		inner.Problems = []string{problem}
+	}
+	if !w.add(inner) {
+		return nil
+	}
+	if kind == KindSignedData {
+		// A document signed more than once (file.pdf.p7m.p7m).
+		return w.unpackSignedData(inner, false, depth+1)
+	}
+	return nil
+}
