@@ -123,4 +123,3 @@ func BenchmarkRawAppend(b *testing.B) {
 		return err
 	})
 }
-
