@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Re-runs every job of jobs.tsv at the validation time recorded in its golden
+# file and fails when DSS's verdicts differ from golden/ (one JVM, ~1-2 min).
+# Prints "dss: N passed, M failed".
+# Usage: check.sh [TESTDATA_DIR]
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+corpus="${1:-${POSTSTELLE_TESTDATA:-$here/../../../../shared/testdata}}/signatures"
+test -f "$corpus/MANIFEST.tsv" || { echo "check.sh: corpus not found at $corpus" >&2; exit 2; }
+exec "$here/validate.sh" --check --jobs "$here/jobs.tsv" --corpus "$corpus" --base "$here" --out "$here/golden"
