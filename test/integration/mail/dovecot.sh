@@ -19,7 +19,7 @@ setup() {
 		-subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
 		-keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
 	: >"$dir/users"
-	for u in user1 user2 user3 user4 user5 user6; do
+	for u in user1 user2 user3 user4 user5 user6 user7 user8; do
 		echo "$u@test:{PLAIN}secret-$u" >>"$dir/users"
 	done
 	cat >"$conf" <<CONF

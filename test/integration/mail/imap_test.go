@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	goimap "github.com/emersion/go-imap/v2"
+
 	"github.com/poststelle/poststelle/adapters/imap"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
@@ -215,5 +217,73 @@ func TestIMAPDeliveredByLDAWithIDLE(t *testing.T) {
 		if m.Subject == "lda attachment" && (len(m.Parts) != 2 || m.Parts[1].Filename != "antrag.pdf" || m.Parts[1].Kind != "attachment") {
 			t.Errorf("parts %+v", m.Parts)
 		}
+	}
+}
+
+// TestIMAPCopiesAndOversize: a message that was taken in and then copied
+// back into a watched folder (a new UID, perhaps another folder) is
+// recognised by its content and not recorded again; a message over the
+// size limit stays in the mailbox without holding up the others.
+func TestIMAPCopiesAndOversize(t *testing.T) {
+	u := user(7)
+	dir := t.TempDir()
+	l, err := openLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	blobs, _ := blob.Open(filepath.Join(dir, "blobs"))
+	inbox := mailboxConfig(t, u, imap.TLSNone)
+	inbox.Name = "inbox"
+	other := inbox
+	other.Name, other.Folder, other.DoneFolder = "other", "Weitergeleitet", "Poststelle-Eingegangen"
+	c := dialDovecot(t, u)
+	if err := c.Create("Weitergeleitet", nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
+		t.Fatal(err)
+	}
+	c.Close()
+	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{inbox, other}, MaxMessageBytes: 4096},
+		imap.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	first := appendMessages(t, u, "copied", 2)
+	appendRaw(t, u, "INBOX", "Subject: too big\r\n\r\n"+strings.Repeat("x", 8000)+"\r\n")
+	later := appendMessages(t, u, "after the big one", 1)
+	eventually(t, 30*time.Second, "all but the big message are taken in", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 1 })
+
+	// Copy what was taken in back into a watched folder: new UIDs, same bytes.
+	c = dialDovecot(t, u)
+	if _, err := c.Select("Poststelle-Eingegangen", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Copy(goimap.SeqSetNum(1, 2), "Weitergeleitet").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	eventually(t, 30*time.Second, "the copies are handled", func() bool { n, _ := count(t, u, "Weitergeleitet", ""); return n == 0 })
+	cancel()
+	<-done
+	subjectsOnce(t, received(t, dir), append(first, later...))
+	if n, _ := count(t, u, "INBOX", ""); n != 1 {
+		t.Errorf("INBOX holds %d messages, want the oversized one", n)
+	}
+}
+
+// appendRaw delivers one message as given.
+func appendRaw(t testing.TB, u imapUser, folder, raw string) {
+	t.Helper()
+	c := dialDovecot(t, u)
+	defer c.Close()
+	cmd := c.Append(folder, int64(len(raw)), nil)
+	cmd.Write([]byte(raw))
+	cmd.Close()
+	if _, err := cmd.Wait(); err != nil {
+		t.Fatal(err)
 	}
 }
