@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/poststelle/poststelle/eventstore"
@@ -104,8 +105,12 @@ func Wire(cfg WiringConfig, deps WiringDeps) (*Wiring, error) {
 	if cfg.RoutingAfterVerification {
 		route = routing.VerifiedHandler(hc)
 	}
-	w.Handlers = []pipeline.Handler{route, offices.QueueDelivery(),
-		WebhookHandler(cfg.API.Webhook, WebhookDeps{Log: deps.Log, Directory: w.Directory, Logger: deps.Logger})}
+	w.Handlers = []pipeline.Handler{route, offices.QueueDelivery()}
+	// The webhook handler runs only where webhooks are configured: every
+	// handler costs a durable position update per event.
+	if slices.ContainsFunc(ocfg.Offices, func(o offices.Office) bool { return len(o.Webhooks) > 0 }) {
+		w.Handlers = append(w.Handlers, WebhookHandler(cfg.API.Webhook, WebhookDeps{Log: deps.Log, Directory: w.Directory, Logger: deps.Logger}))
+	}
 	w.Server, err = New(cfg.API, Deps{Log: deps.Log, DB: deps.DB, Blobs: deps.Blobs, Directory: w.Directory,
 		Notifier: w.Notifier, Logger: deps.Logger, Tenant: deps.Tenant, Plan: replies.Plan})
 	if err != nil {

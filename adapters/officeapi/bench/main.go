@@ -1,0 +1,407 @@
+// Command bench measures the office side end to end on the embedded
+// default: messages of 10 KiB are recorded (raw bytes into the blob store,
+// MessageReceived into the SQLite log, as the SMTP adapter does), routed by
+// 1,000 rules, and become visible to the office over Server-Sent Events; it
+// reports messages per second and latency percentiles next to the raw append
+// rate. With -serve it runs the same embedded gateway (SMTP intake, routing,
+// office API) until killed, for the integration tests.
+//
+//	go run ./adapters/officeapi/bench -n 3000 -rate 1000
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/poststelle/poststelle/adapters/officeapi"
+	"github.com/poststelle/poststelle/adapters/smtp"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/eventstore/pubsub"
+	"github.com/poststelle/poststelle/eventstore/sqlitelog"
+	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/pipeline"
+	"github.com/poststelle/poststelle/gateway/projection"
+)
+
+func main() {
+	serve := flag.Bool("serve", false, "run the embedded gateway until SIGTERM (integration tests)")
+	data := flag.String("data", "", "data directory (default: a temporary one)")
+	officesFile := flag.String("offices", "", "offices configuration (-serve; default: the demo set-up)")
+	rulesFile := flag.String("rules", "", "routing rules (-serve)")
+	smtpAddr := flag.String("smtp", "127.0.0.1:0", "SMTP listen address (-serve)")
+	apiAddr := flag.String("api", "127.0.0.1:0", "office API listen address")
+	n := flag.Int("n", 3000, "messages to send")
+	rate := flag.Int("rate", 1000, "messages per second to offer (0: as fast as possible)")
+	size := flag.Int("size", 10<<10, "message size in bytes")
+	flag.StringVar(&stateSync, "state-sync", "FULL", "synchronous pragma of the state database (serve uses FULL)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if *serve {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	dir := *data
+	if dir == "" {
+		d, err := os.MkdirTemp("", "poststelle-bench-")
+		if err != nil {
+			fail(err)
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	if *serve {
+		g, err := start(ctx, dir, *officesFile, *rulesFile, *smtpAddr, *apiAddr, logger)
+		if err != nil {
+			fail(err)
+		}
+		fmt.Printf("READY api=%s smtp=%s\n", g.api, g.smtp)
+		err = g.wait()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			fail(err)
+		}
+		return
+	}
+	if err := bench(ctx, dir, *apiAddr, *n, *rate, *size, logger); err != nil {
+		fail(err)
+	}
+}
+
+var stateSync string
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+// embedded is the gateway as `poststelle serve` assembles it on the
+// embedded default, with the office side from officeapi.Wire.
+type embedded struct {
+	log    *sqlitelog.Log
+	db     *sql.DB
+	blobs  *blob.Store
+	intake *gateway.Intake
+	api    string
+	smtp   string
+	errc   chan error
+	tasks  int
+}
+
+func start(ctx context.Context, dir, officesFile, rulesFile, smtpAddr, apiAddr string, logger *slog.Logger) (*embedded, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	g := &embedded{errc: make(chan error, 8)}
+	if g.log, err = sqlitelog.Open(ctx, sqlitelog.Config{Path: filepath.Join(dir, "log.db"), Signer: key, Logger: logger}); err != nil {
+		return nil, err
+	}
+	// The same settings as serve's state database.
+	if g.db, err = sql.Open("sqlite", "file:"+filepath.Join(dir, "state.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous("+stateSync+")&_pragma=busy_timeout(10000)&_txlock=immediate"); err != nil {
+		return nil, err
+	}
+	g.db.SetMaxOpenConns(1)
+	if g.blobs, err = blob.Open(filepath.Join(dir, "blobs")); err != nil {
+		return nil, err
+	}
+	g.intake = &gateway.Intake{Log: g.log}
+	w, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: officesFile, RulesFile: rulesFile, DataDir: dir,
+		API: officeapi.Config{Listen: apiAddr, Webhook: officeapi.WebhookConfig{Backoff: 100 * time.Millisecond}}},
+		officeapi.WiringDeps{Log: g.log, DB: g.db, Blobs: g.blobs, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	g.api = w.Server.Addr().String()
+	reg := gateway.NewRegistry()
+	offsets, err := pubsub.NewSQLOffsets(ctx, g.db)
+	if err != nil {
+		return nil, err
+	}
+	pipe, err := pipeline.New(pipeline.Config{Log: g.log, Offsets: offsets, Registry: reg, Logger: logger, RetryInterval: 100 * time.Millisecond}, w.Handlers...)
+	if err != nil {
+		return nil, err
+	}
+	runner := &projection.Runner{Log: g.log, DB: g.db, Registry: reg, Logger: logger}
+	g.goTask(func() error { return pipe.Run(ctx) })
+	g.goTask(func() error { return runner.Run(ctx, w.Inbox) })
+	g.goTask(func() error { return w.Run(ctx) })
+	if smtpAddr != "" {
+		srv, err := smtp.New(smtp.Config{Listen: smtpAddr, AcceptAll: true}, smtp.Deps{Intake: g.intake, Blobs: g.blobs, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		g.smtp = srv.Addr().String()
+		g.goTask(func() error { return srv.Run(ctx) })
+	}
+	select {
+	case <-pipe.Running():
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("pipeline did not start")
+	}
+	return g, nil
+}
+
+func (g *embedded) goTask(f func() error) {
+	g.tasks++
+	go func() { g.errc <- f() }()
+}
+
+// wait returns when the first task ends (at shutdown, or on failure).
+func (g *embedded) wait() error {
+	err := <-g.errc
+	for range g.tasks - 1 {
+		<-g.errc
+	}
+	g.db.Close()
+	g.log.Close()
+	return err
+}
+
+// ruleSet writes 1,000 rules shaped like a large authority's, all
+// unmatched by the benchmark messages except the final catch-all, and the
+// offices they name.
+func ruleSet(dir, token string) (officesFile, rulesFile string, err error) {
+	var rules, offs strings.Builder
+	rules.WriteString("rules:\n")
+	offs.WriteString("offices:\n  - id: bench\n    members: [{user: bench, token_hash: \"" + offices.HashToken(token) + "\"}]\n")
+	n := 0
+	add := func(match, office string) {
+		fmt.Fprintf(&rules, "  - id: r%04d\n    match: %s\n    offices: [%s]\n", n, match, office)
+		fmt.Fprintf(&offs, "  - id: %s\n", office)
+		n++
+	}
+	for i := range 350 {
+		add(fmt.Sprintf("{recipient: [fb%d@stadt.example]}", i), fmt.Sprintf("fb%d", i))
+	}
+	for i := range 150 {
+		add(fmt.Sprintf("{sender_domain: partner%d.example}", i), fmt.Sprintf("p%d", i))
+	}
+	for i := range 200 {
+		add(fmt.Sprintf(`{file_number: ['\bA%d-\d{4}/\d{1,6}\b']}`, i), fmt.Sprintf("az%d", i))
+	}
+	for i := range 100 {
+		add(fmt.Sprintf(`{subject: '(?i)thema %d\b'}`, i), fmt.Sprintf("t%d", i))
+	}
+	for i := range 100 {
+		add(fmt.Sprintf("{channel: egvp, xjustiz_recipient: DE.Justiz.%d}", i), fmt.Sprintf("j%d", i))
+	}
+	for i := range 99 {
+		add(fmt.Sprintf("{recipient_domain: amt%d.stadt.example}", i), fmt.Sprintf("d%d", i))
+	}
+	fmt.Fprintf(&rules, "  - id: catch-all\n    offices: [bench]\n")
+	officesFile, rulesFile = filepath.Join(dir, "offices.yaml"), filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(officesFile, []byte(offs.String()), 0o600); err != nil {
+		return "", "", err
+	}
+	return officesFile, rulesFile, os.WriteFile(rulesFile, []byte(rules.String()), 0o600)
+}
+
+func bench(ctx context.Context, dir, apiAddr string, n, rate, size int, logger *slog.Logger) error {
+	fmt.Printf("messages %d of %d bytes, offered rate %d/s, 1,000 rules (worst case: catch-all decides), embedded SQLite log, state db synchronous=%s\n", n, size, rate, stateSync)
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+	// Raw append rate first, on its own log: what the log alone sustains.
+	if err := rawAppend(ctx, filepath.Join(dir, "raw"), n, body, logger); err != nil {
+		return err
+	}
+	token, err := offices.NewToken()
+	if err != nil {
+		return err
+	}
+	gdir := filepath.Join(dir, "gw")
+	os.MkdirAll(gdir, 0o750)
+	officesFile, rulesFile, err := ruleSet(gdir, token)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, err := start(ctx, gdir, officesFile, rulesFile, "", apiAddr, logger)
+	if err != nil {
+		return err
+	}
+	sent := make([]time.Time, n)
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, n)
+	seen := make(chan struct{})
+	sseReady := make(chan struct{})
+	go func() {
+		err := readEvents(ctx, g.api, token, sseReady, func(subject string) {
+			i, err := strconv.Atoi(strings.TrimPrefix(subject, "bench "))
+			if err != nil || i < 0 || i >= n {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			lat = append(lat, time.Since(sent[i]))
+			if len(lat) == n {
+				close(seen)
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			logger.Error("event stream", "err", err)
+		}
+	}()
+	<-sseReady
+	begin := time.Now()
+	if err := offer(ctx, g, n, rate, body, sent, &mu); err != nil {
+		return err
+	}
+	offered := time.Since(begin)
+	select {
+	case <-seen:
+	case <-time.After(5 * time.Minute):
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Errorf("only %d of %d messages reached the office", len(lat), n)
+	}
+	total := time.Since(begin)
+	mu.Lock()
+	slices.Sort(lat)
+	mu.Unlock()
+	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
+	fmt.Printf("end to end (receive → routed → SSE):  offered %.0f msg/s, delivered %.0f msg/s; latency p50 %v  p90 %v  p99 %v  max %v\n",
+		float64(n)/offered.Seconds(), float64(n)/total.Seconds(), pct(0.50).Round(time.Microsecond), pct(0.90).Round(time.Microsecond),
+		pct(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+	cancel()
+	g.wait()
+	return nil
+}
+
+// rawAppend measures recording alone: blob + MessageReceived, with the
+// same concurrency the offer loop uses.
+func rawAppend(ctx context.Context, dir string, n int, body []byte, logger *slog.Logger) error {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	os.MkdirAll(dir, 0o750)
+	l, err := sqlitelog.Open(ctx, sqlitelog.Config{Path: filepath.Join(dir, "log.db"), Signer: key, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	blobs, err := blob.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		return err
+	}
+	in := &gateway.Intake{Log: l}
+	begin := time.Now()
+	err = parallel(n, func(i int) error {
+		_, err := record(ctx, in, blobs, i, body, "raw")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	d := time.Since(begin)
+	fmt.Printf("raw append (blob + MessageReceived, %d appenders):  %.0f msg/s\n", appenders, float64(n)/d.Seconds())
+	return nil
+}
+
+const appenders = 32
+
+func parallel(n int, f func(i int) error) error {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range appenders {
+		wg.Go(func() {
+			for i := range next {
+				if err := f(i); err != nil {
+					once.Do(func() { first = err })
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+func record(ctx context.Context, in *gateway.Intake, blobs *blob.Store, i int, body []byte, prefix string) (gateway.Receipt, error) {
+	raw := fmt.Appendf(nil, "From: buerger%d@example.org\r\nTo: post@stadt.example\r\nSubject: bench %d\r\nMessage-ID: <%s-%d@example.org>\r\n\r\n", i, i, prefix, i)
+	raw = append(raw, body[:max(0, len(body)-len(raw))]...)
+	ref, err := blobs.PutBytes(ctx, raw)
+	if err != nil {
+		return gateway.Receipt{}, err
+	}
+	return in.Record(ctx, "", gateway.MessageKey(gateway.ChannelSMTP, fmt.Sprintf("%s-%d", prefix, i)), &gateway.MessageReceived{
+		Channel: gateway.ChannelSMTP, ChannelMessageID: fmt.Sprintf("<%s-%d@example.org>", prefix, i),
+		From: gateway.Address{Address: fmt.Sprintf("buerger%d@example.org", i)}, To: []gateway.Address{{Address: "post@stadt.example"}},
+		Subject: fmt.Sprintf("bench %d", i), ReceivedAt: time.Now().UTC(), Raw: ref,
+		Parts: []gateway.Part{{Path: "1", MediaType: "text/plain", Kind: "body", Blob: ref}}})
+}
+
+// offer records messages at the offered rate; the clock for a message's
+// latency starts when its recording starts.
+func offer(ctx context.Context, g *embedded, n, rate int, body []byte, sent []time.Time, mu *sync.Mutex) error {
+	begin := time.Now()
+	return parallel(n, func(i int) error {
+		if rate > 0 {
+			if d := time.Until(begin.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		mu.Lock()
+		sent[i] = time.Now()
+		mu.Unlock()
+		_, err := record(ctx, g.intake, g.blobs, i, body, "e2e")
+		return err
+	})
+}
+
+// readEvents follows the office's event stream.
+func readEvents(ctx context.Context, api, token string, ready chan struct{}, got func(subject string)) error {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+api+"/offices/bench/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		close(ready)
+		return err
+	}
+	defer resp.Body.Close()
+	close(ready)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("event stream: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 4<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var m struct {
+			Subject string `json:"subject"`
+		}
+		if json.Unmarshal([]byte(data), &m) == nil {
+			got(m.Subject)
+		}
+	}
+	return sc.Err()
+}

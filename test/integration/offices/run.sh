@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Office-side integration tests: builds the embedded gateway harness
+# (adapters/officeapi/bench -serve), starts it on 127.0.0.1, sends mail over
+# SMTP with curl and drives the office API with curl (list, SSE, download,
+# acknowledge, triage), with a webhook receiver checking signatures.
+#
+#   test/integration/offices/run.sh [go test flags]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+if ! command -v curl >/dev/null; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq curl >/dev/null
+fi
+cd "$repo"
+exec go test -tags integration -count=1 "$@" ./test/integration/offices/
