@@ -359,3 +359,41 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxConnections(t *testing.T) {
+	f := start(t, func(c *Config, _ *Deps) { c.MaxConnections = 1 })
+	first, err := gosmtp.Dial(f.srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if err := first.Hello("one.example"); err != nil {
+		t.Fatal(err)
+	}
+	second, err := gosmtp.Dial(f.srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if err := second.Hello("two.example"); smtpCode(err) != 421 {
+		t.Errorf("second session: %v, want 421", err)
+	}
+	first.Quit()
+	// The slot is free again once the first session ended.
+	eventually := time.Now().Add(5 * time.Second)
+	for {
+		third, err := gosmtp.Dial(f.srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = third.Hello("three.example")
+		third.Close()
+		if err == nil {
+			break
+		}
+		if time.Now().After(eventually) {
+			t.Fatalf("third session after the first ended: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
