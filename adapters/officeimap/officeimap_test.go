@@ -447,3 +447,41 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectionLimit(t *testing.T) {
+	e := newEnv(t, func(c *officeimap.Config) { c.MaxConnections = 2 })
+	var held []*imapclient.Client
+	for range 2 {
+		c, err := imapclient.DialInsecure(e.srv.Addr().String(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Noop().Wait(); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	third, err := imapclient.DialInsecure(e.srv.Addr().String(), nil)
+	if err == nil {
+		defer third.Close()
+		if err := third.Login("alice", passwords["alice"]).Wait(); err == nil {
+			t.Fatal("a third connection was served")
+		}
+	}
+	// A freed slot serves again (once the server noticed the close).
+	held[0].Close()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c, err := imapclient.DialInsecure(e.srv.Addr().String(), nil)
+		if err == nil {
+			err = c.Login("alice", passwords["alice"]).Wait()
+			c.Close()
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection after a slot was freed: %v", err)
+		}
+	}
+}

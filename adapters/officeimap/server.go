@@ -33,6 +33,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -67,6 +68,9 @@ type Config struct {
 	// PollInterval is how often an idle session looks for new messages and
 	// acknowledgements (default 2 seconds).
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// MaxConnections caps concurrent connections; more are greeted with
+	// BYE (default 100).
+	MaxConnections int `yaml:"max_connections"`
 	// TLSConfig, when set, is used instead of the certificate files.
 	TLSConfig *tls.Config `yaml:"-"`
 }
@@ -126,6 +130,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 2 * time.Second
 	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 100
+	}
 	host, _, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("officeimap: listen %q: %w", cfg.Listen, err)
@@ -160,6 +167,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("officeimap: %w", err)
 	}
+	ln = &limitListener{Listener: ln, slots: make(chan struct{}, cfg.MaxConnections)}
 	if cfg.TLS == TLSImplicit {
 		ln = tls.NewListener(ln, cfg.TLSConfig)
 	}
@@ -261,4 +269,39 @@ type slogPrinter struct{ l *slog.Logger }
 
 func (p slogPrinter) Printf(format string, v ...any) {
 	p.l.Warn("office imap: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+// limitListener refuses connections beyond a limit, so that idle clients
+// cannot exhaust the server.
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &slotConn{Conn: c, free: func() { <-l.slots }}, nil
+		default:
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write([]byte("* BYE too many connections, try again later\r\n"))
+			c.Close()
+		}
+	}
+}
+
+type slotConn struct {
+	net.Conn
+	once sync.Once
+	free func()
+}
+
+func (c *slotConn) Close() error {
+	c.once.Do(c.free)
+	return c.Conn.Close()
 }
