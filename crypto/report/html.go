@@ -16,6 +16,9 @@ var pruefprotokoll = template.Must(template.New("pruefprotokoll").Funcs(template
 	"time":    htmlTime,
 	"timePtr": htmlTimePtr,
 	"inc":     func(i int) int { return i + 1 },
+	// clean escapes control characters from the document (as in WriteText);
+	// html/template then escapes markup.
+	"clean": clean,
 	"indicationClass": func(i Indication) string {
 		switch i {
 		case TotalPassed, Passed:
@@ -41,7 +44,7 @@ var pruefprotokoll = template.Must(template.New("pruefprotokoll").Funcs(template
 // WriteHTML writes r as a Prüfprotokoll: a self-contained, printable HTML
 // page (inline CSS, no scripts, no external resources) with German labels and
 // English in parallel. Everything from the document is escaped by
-// html/template.
+// html/template, and control characters in it are shown escaped.
 func WriteHTML(w io.Writer, r *Report) error {
 	if err := pruefprotokoll.Execute(w, r); err != nil {
 		return fmt.Errorf("report: write html: %w", err)

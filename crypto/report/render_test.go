@@ -156,7 +156,7 @@ func TestWriteHTMLGolden(t *testing.T) {
 	}
 	checkGolden(t, "report.html", buf.Bytes())
 	out := buf.String()
-	for _, bad := range []string{"<script>", "<b>bold</b>", "<link", "src=", "http://", "https://"} {
+	for _, bad := range []string{"<script>", "<b>bold</b>", "<link", "src=", "http://", "https://", "\x1b"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("html output contains %q: not escaped or not self-contained", bad)
 		}
