@@ -14,9 +14,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -128,28 +128,85 @@ func TestMailroomEndToEnd(t *testing.T) {
 		t.Fatalf("acknowledgement %+v", ack)
 	}
 
-	// 4. The office answers from its mail client through the submission
-	// endpoint, replying to the copy it read.
-	g.client(t, "submit", officeUser, officePassword, m.MessageID, "Re: Bauantrag Gartenhaus", "Sehr geehrte Frau Muster,\nIhr Antrag ist eingegangen.\n")
-	sent := g.waitEvents(t, "ReplySent", 1)[0].(*gateway.ReplySent)
-	if sent.Attempt != 1 || sent.Channel != gateway.ChannelSMTP {
-		t.Fatalf("sent %+v", sent)
+	// 4. The office reads it over the API too (curl), and only its members may.
+	var list1 struct {
+		Messages []offices.Message `json:"messages"`
+	}
+	waitFor(t, "the acknowledgement in the API listing", func() bool {
+		code, out := g.curl(t, officeUser, officePassword, "GET", "/offices/bauamt/messages", "")
+		if code != 200 {
+			t.Fatalf("API list: %d %s", code, out)
+		}
+		must(t, json.Unmarshal(out, &list1))
+		return len(list1.Messages) == 1 && list1.Messages[0].State == offices.StateAcknowledged
+	})
+	if got := list1.Messages[0]; got.Stream != stream || got.From.Address != citizen || got.AcknowledgedBy != officeUser {
+		t.Fatalf("API lists %+v", got)
+	}
+	if code, out := g.curl(t, officeUser, officePassword, "GET", "/offices/bauamt/messages/"+stream+"/raw", ""); code != 200 || string(out) != citizenMail {
+		t.Fatalf("API raw download: %d, %d bytes", code, len(out))
+	}
+	if code, _ := g.curl(t, otherUser, otherPassword, "GET", "/offices/bauamt/messages", ""); code != 403 && code != 404 {
+		t.Fatalf("the Ordnungsamt reads the Bauamt's queue: %d", code)
 	}
 
-	// 5. The answer arrives in the citizen's Dovecot mailbox, threaded.
-	reply := fetchCitizenMail(t, "Re: Bauantrag Gartenhaus")
-	h := reply.Header
-	if h.Get("In-Reply-To") != "<bauantrag-1@test>" || h.Get("References") != "<vorgespraech-1@test> <bauantrag-1@test>" {
-		t.Fatalf("threading: In-Reply-To %q References %q", h.Get("In-Reply-To"), h.Get("References"))
+	// 5. The office answers through the API (the relay refuses the first
+	// attempt with 451, so the reply is retried) ...
+	g.sink.refuseNext(1)
+	code, out := g.curl(t, officeUser, officePassword, "POST", "/offices/bauamt/messages/"+stream+"/replies",
+		`{"subject": "Re: Ihr Bauantrag (API)", "body": "Sehr geehrte Frau Muster,\nwir haben Ihren Antrag erhalten.\n"}`, "Idempotency-Key: e2e-1")
+	if code != 202 {
+		t.Fatalf("API reply: %d %s", code, out)
 	}
-	if h.Get("Message-Id") != sent.ChannelMessageID {
-		t.Fatalf("Message-ID %q, recorded %q", h.Get("Message-Id"), sent.ChannelMessageID)
+	var accepted struct {
+		ReplyID string          `json:"replyId"`
+		To      gateway.Address `json:"to"`
 	}
-	if from, _ := h.AddressList("From"); len(from) != 1 || from[0].Address != "user1@test" {
-		t.Fatalf("from %v", from)
+	must(t, json.Unmarshal(out, &accepted))
+	if accepted.To.Address != citizen {
+		t.Fatalf("planned recipient %+v", accepted.To)
 	}
-	if to, _ := h.AddressList("To"); len(to) != 1 || to[0].Address != citizen {
-		t.Fatalf("to %v (the policy answers the sender, whatever the office's To said)", to)
+	if code, _ := g.curl(t, officeUser, officePassword, "POST", "/offices/bauamt/messages/"+stream+"/replies",
+		`{"subject": "Re: Ihr Bauantrag (API)", "body": "Sehr geehrte Frau Muster,\nwir haben Ihren Antrag erhalten.\n"}`, "Idempotency-Key: e2e-1"); code != 200 {
+		t.Fatalf("repeated API reply: %d", code)
+	}
+	// ... and from its mail client through the submission endpoint,
+	// replying to the copy it read.
+	g.client(t, "submit", officeUser, officePassword, m.MessageID, "Re: Bauantrag Gartenhaus (Mail)", "Sehr geehrte Frau Muster,\nanbei die Eingangsbestaetigung.\n")
+	sentEvents := g.waitEvents(t, "ReplySent", 2)
+	failed := g.events(t, "ReplyFailed")
+	if len(failed) != 1 || failed[0].(*gateway.ReplyFailed).Permanent || failed[0].(*gateway.ReplyFailed).ReplyID != accepted.ReplyID {
+		t.Fatalf("failed attempts %+v", failed)
+	}
+	if len(g.events(t, "ReplyRequested")) != 2 {
+		t.Fatal("the repeated API request recorded a second reply")
+	}
+
+	// The answers arrive in the citizen's Dovecot mailbox, threaded.
+	for _, subject := range []string{"Re: Ihr Bauantrag (API)", "Re: Bauantrag Gartenhaus (Mail)"} {
+		reply := fetchCitizenMail(t, subject)
+		h := reply.Header
+		if h.Get("In-Reply-To") != "<bauantrag-1@test>" || h.Get("References") != "<vorgespraech-1@test> <bauantrag-1@test>" {
+			t.Fatalf("%s: In-Reply-To %q References %q", subject, h.Get("In-Reply-To"), h.Get("References"))
+		}
+		found := false
+		for _, p := range sentEvents {
+			sent := p.(*gateway.ReplySent)
+			wantAttempt := 1
+			if sent.ReplyID == accepted.ReplyID {
+				wantAttempt = 2
+			}
+			found = found || (sent.ChannelMessageID == h.Get("Message-Id") && sent.Attempt == wantAttempt && sent.Channel == gateway.ChannelSMTP)
+		}
+		if !found {
+			t.Fatalf("%s: Message-ID %q not recorded as sent", subject, h.Get("Message-Id"))
+		}
+		if from, _ := h.AddressList("From"); len(from) != 1 || from[0].Address != "user1@test" {
+			t.Fatalf("%s: from %v", subject, from)
+		}
+		if to, _ := h.AddressList("To"); len(to) != 1 || to[0].Address != citizen {
+			t.Fatalf("%s: to %v (the policy answers the sender, whatever the office's To said)", subject, to)
+		}
 	}
 
 	// 6. Replay: the office mailbox rebuilt from the log lists the same.
@@ -163,6 +220,29 @@ func TestMailroomEndToEnd(t *testing.T) {
 }
 
 const officeimapNoReport = "no signatures verified yet"
+
+// curl calls the office API with HTTP Basic authentication and returns the
+// status code and body.
+func (g *gatewayUnderTest) curl(t *testing.T, user, password, method, path, body string, headers ...string) (int, []byte) {
+	t.Helper()
+	args := []string{"-sS", "-u", user + ":" + password, "-X", method, "-w", "\n%{http_code}"}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	if body != "" {
+		args = append(args, "-H", "Content-Type: application/json", "--data-binary", body)
+	}
+	out, err := exec.Command("curl", append(args, g.api+path)...).Output()
+	if err != nil {
+		t.Fatalf("curl %s %s: %v", method, path, err)
+	}
+	i := bytes.LastIndexByte(out, '\n')
+	code, err := strconv.Atoi(string(out[i+1:]))
+	if err != nil {
+		t.Fatalf("curl %s %s: no status in %q", method, path, out)
+	}
+	return code, out[:i]
+}
 
 // fetchCitizenMail waits for a mail with the subject in the citizen's
 // Dovecot INBOX and returns it parsed.
@@ -194,6 +274,5 @@ func fetchCitizenMail(t *testing.T, subject string) *mail.Message {
 	})
 	m, err := mail.ReadMessage(bytes.NewReader(raw))
 	must(t, err)
-	_ = time.Second
 	return m
 }

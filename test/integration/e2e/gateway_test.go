@@ -3,7 +3,8 @@
 // Package e2e runs the whole mailroom against real peers: Dovecot delivers
 // a citizen's mail into the authority's mailbox, the gateway's IMAP intake
 // takes it in, the routing rules place it in an office, the office reads it
-// with a real IMAP client (Python's imaplib) and answers, and the answer
+// with a real IMAP client (Python's imaplib) and over the API (curl) and
+// answers through the API and from its mail client, and the answer
 // arrives in the citizen's Dovecot mailbox through the gateway's SMTP
 // outbound, threaded to the original. run.sh starts the peers.
 package e2e
@@ -28,6 +29,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/poststelle/poststelle/adapters/imap"
+	"github.com/poststelle/poststelle/adapters/officeapi"
 	"github.com/poststelle/poststelle/adapters/officeimap"
 	"github.com/poststelle/poststelle/adapters/smtpout"
 	"github.com/poststelle/poststelle/eventstore"
@@ -39,7 +41,6 @@ import (
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/replies"
-	"github.com/poststelle/poststelle/gateway/routing"
 )
 
 // The peers' addresses come from run.sh.
@@ -91,6 +92,7 @@ type gatewayUnderTest struct {
 	submission *smtpout.Submission
 	sink       *ldaSink
 	logger     *slog.Logger
+	api        string // the office API's base URL
 }
 
 func startGateway(t *testing.T) *gatewayUnderTest {
@@ -107,11 +109,16 @@ func startGateway(t *testing.T) *gatewayUnderTest {
 	g.blobs, err = blob.Open(filepath.Join(g.dir, "blobs"))
 	must(t, err)
 
-	dir := directory(t)
 	rulesFile := filepath.Join(g.dir, "rules.yaml")
 	must(t, os.WriteFile(rulesFile, []byte(rules), 0o600))
-	engine, err := routing.Load(rulesFile, routing.Options{}, g.logger)
+	officesFile := filepath.Join(g.dir, "offices.yaml")
+	must(t, os.WriteFile(officesFile, officesYAML(t), 0o600))
+	// The office side as serve wires it (engineer A's officeapi.Wire).
+	office, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: officesFile, RulesFile: rulesFile, DataDir: g.dir,
+		API: officeapi.Config{Listen: "127.0.0.1:0"}}, officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: g.logger})
 	must(t, err)
+	g.api = "http://" + office.Server.Addr().String()
+	dir := office.Directory
 
 	g.sink = startSink(t)
 	host, port, _ := net.SplitHostPort(g.sink.addr)
@@ -127,10 +134,10 @@ func startGateway(t *testing.T) *gatewayUnderTest {
 	offsets, err := pubsub.NewSQLOffsets(ctx, g.state)
 	must(t, err)
 	pipe, err := pipeline.New(pipeline.Config{Log: g.log, Offsets: offsets, Registry: reg, Logger: g.logger},
-		routing.Handler(routing.HandlerConfig{Engine: engine, Log: g.log}), offices.QueueDelivery(), sender.Handler())
+		append(office.Handlers, sender.Handler())...)
 	must(t, err)
 	g.runner = &projection.Runner{Log: g.log, DB: g.state, Registry: reg, Logger: g.logger}
-	notifier := offices.NewNotifier()
+	notifier := office.Notifier
 
 	intake := &gateway.Intake{Log: g.log}
 	imapsHost, imapsPort, _ := net.SplitHostPort(env(t, envIMAPS))
@@ -152,7 +159,8 @@ func startGateway(t *testing.T) *gatewayUnderTest {
 	var wg sync.WaitGroup
 	for _, task := range []func(context.Context) error{
 		pipe.Run,
-		func(ctx context.Context) error { return g.runner.Run(ctx, offices.Inbox{Notifier: notifier}) },
+		func(ctx context.Context) error { return g.runner.Run(ctx, office.Inbox) },
+		office.Run,
 		sender.Run,
 		watcher.Run,
 		g.imapServer.Run,
@@ -169,18 +177,20 @@ func startGateway(t *testing.T) *gatewayUnderTest {
 	return g
 }
 
-func directory(t *testing.T) *offices.Directory {
+func officesYAML(t *testing.T) []byte {
 	t.Helper()
 	hb, err := offices.HashPassword(officePassword)
 	must(t, err)
 	ho, err := offices.HashPassword(otherPassword)
 	must(t, err)
-	d, err := offices.NewDirectory(offices.Config{Offices: []offices.Office{
-		{ID: "bauamt", Name: "Bauamt", Members: []offices.Member{{User: officeUser, PasswordHash: hb}}},
-		{ID: "ordnungsamt", Name: "Ordnungsamt", Members: []offices.Member{{User: otherUser, PasswordHash: ho}}},
-	}})
-	must(t, err)
-	return d
+	return fmt.Appendf(nil, `offices:
+  - id: bauamt
+    name: Bauamt
+    members: [{user: %s, password_hash: '%s'}]
+  - id: ordnungsamt
+    name: Ordnungsamt
+    members: [{user: %s, password_hash: '%s'}]
+`, officeUser, hb, otherUser, ho)
 }
 
 // events returns the log's events of one type.
@@ -241,6 +251,15 @@ type ldaSink struct {
 	conf string
 	mu   sync.Mutex
 	got  [][]byte
+	// refuse answers the next DATA commands with 451, as a relay that is
+	// briefly unavailable would.
+	refuse int
+}
+
+func (s *ldaSink) refuseNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = n
 }
 
 func startSink(t *testing.T) *ldaSink {
@@ -283,6 +302,13 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	ss.s.mu.Lock()
+	refuse := ss.s.refuse > 0
+	ss.s.refuse--
+	ss.s.mu.Unlock()
+	if refuse {
+		return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "relay busy, try later"}
 	}
 	for _, rcpt := range ss.to {
 		cmd := exec.Command("/usr/lib/dovecot/dovecot-lda", "-c", ss.s.conf, "-d", rcpt, "-f", ss.from)
