@@ -39,10 +39,11 @@ func main() {
 	senders := flag.Int("senders", 16, "concurrent SMTP senders and raw appenders")
 	size := flag.Int("size", 10<<10, "message size in bytes")
 	dir := flag.String("dir", "", "working directory (default: a temporary one, removed afterwards)")
+	rounds := flag.Int("rounds", 3, "alternate raw and SMTP runs this many times, so that a load change on a shared machine hits both")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the SMTP run to this file")
 	flag.Parse()
 	profile = *cpuprofile
-	if err := run(*n, *senders, *size, *dir); err != nil {
+	if err := run(*n, *senders, *size, *rounds, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -52,6 +53,10 @@ type result struct {
 	count   int
 	elapsed time.Duration
 	lat     []time.Duration
+}
+
+func (r result) add(o result) result {
+	return result{count: r.count + o.count, elapsed: r.elapsed + o.elapsed, lat: append(r.lat, o.lat...)}
 }
 
 func (r result) rate() float64 { return float64(r.count) / r.elapsed.Seconds() }
@@ -65,7 +70,7 @@ func (r result) pct(p float64) time.Duration {
 	return s[min(len(s)-1, int(float64(len(s))*p))]
 }
 
-func run(n, senders, size int, dir string) error {
+func run(n, senders, size, rounds int, dir string) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "poststelle-bench-")
 		if err != nil {
@@ -74,20 +79,29 @@ func run(n, senders, size int, dir string) error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	raw, err := rawAppend(filepath.Join(dir, "raw"), n, senders)
-	if err != nil {
-		return fmt.Errorf("raw append: %w", err)
-	}
-	intake, err := smtpIntake(filepath.Join(dir, "smtp"), n, senders, size)
-	if err != nil {
-		return fmt.Errorf("smtp intake: %w", err)
+	rounds = max(rounds, 1)
+	var raw, intake result
+	for r := range rounds {
+		per := n / rounds
+		if r == rounds-1 {
+			per = n - per*(rounds-1)
+		}
+		rr, err := rawAppend(filepath.Join(dir, fmt.Sprintf("raw%d", r)), per, senders)
+		if err != nil {
+			return fmt.Errorf("raw append: %w", err)
+		}
+		ir, err := smtpIntake(filepath.Join(dir, fmt.Sprintf("smtp%d", r)), per, senders, size)
+		if err != nil {
+			return fmt.Errorf("smtp intake: %w", err)
+		}
+		raw, intake = raw.add(rr), intake.add(ir)
 	}
 	fmt.Printf("%-44s %10s %10s %10s\n", "", "msgs/s", "p50", "p99")
 	fmt.Printf("%-44s %10.0f %10s %10s\n", fmt.Sprintf("raw sqlitelog append (%d appenders)", senders), raw.rate(),
 		raw.pct(0.5).Round(10*time.Microsecond), raw.pct(0.99).Round(10*time.Microsecond))
 	fmt.Printf("%-44s %10.0f %10s %10s\n", fmt.Sprintf("SMTP intake, %d B messages (%d senders)", size, senders), intake.rate(),
 		intake.pct(0.5).Round(10*time.Microsecond), intake.pct(0.99).Round(10*time.Microsecond))
-	fmt.Printf("ratio SMTP/raw: %.0f%% (goal ≥ 50%%), %d messages each\n", 100*intake.rate()/raw.rate(), n)
+	fmt.Printf("ratio SMTP/raw: %.0f%% (goal ≥ 50%%), %d messages each in %d alternating rounds\n", 100*intake.rate()/raw.rate(), n, rounds)
 	return nil
 }
 
