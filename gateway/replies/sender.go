@@ -182,10 +182,12 @@ func (s *Sender) attempt(ctx context.Context, req *gateway.ReplyRequested, origi
 		f.Permanent = true
 		f.Error = clip(fmt.Sprintf("giving up after %d attempts: %s", n, err))
 	}
-	if !f.Permanent {
-		f.RetryAt = s.deps.Now().Add(s.backoff(n)).UTC()
+	if f.Permanent {
+		log.Warn("reply failed permanently; it goes to triage", "err", err)
+		return f
 	}
-	log.Warn("reply failed", "permanent", f.Permanent, "retry_at", f.RetryAt, "err", err)
+	f.RetryAt = s.deps.Now().Add(s.backoff(n)).UTC()
+	log.Warn("reply failed; will retry", "retry_at", f.RetryAt, "err", err)
 	return f
 }
 
@@ -195,7 +197,7 @@ func (s *Sender) send(ctx context.Context, req *gateway.ReplyRequested, original
 	}
 	out := s.deps.Outbound[req.Channel]
 	if out == nil {
-		return SentInfo{}, Permanent(fmt.Errorf("%w: %s", ErrNoOutbound, req.Channel))
+		return SentInfo{}, Permanent(fmt.Errorf("%w: none is configured for %s", ErrNoOutbound, req.Channel))
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
 	defer cancel()
