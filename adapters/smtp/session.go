@@ -164,6 +164,10 @@ func (ss *session) storeFailed(err error) error {
 		return se
 	case errors.Is(err, blob.ErrTooLarge):
 		return errTooLarge
+	case errors.Is(err, gosmtp.ErrTooLongLine):
+		ss.s.deps.Logger.Info("smtp: message refused, line too long", "remote", ss.remote(), "limit", ss.s.cfg.MaxLineBytes)
+		return &gosmtp.SMTPError{Code: 552, EnhancedCode: gosmtp.EnhancedCode{5, 3, 4},
+			Message: fmt.Sprintf("message has a line longer than %d bytes", ss.s.cfg.MaxLineBytes)}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return err
 	}

@@ -36,6 +36,10 @@ type Config struct {
 	// MaxMessageBytes is announced with SIZE and enforced while DATA
 	// streams in (default 32 MiB).
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// MaxLineBytes caps one line of the dialogue and of the message
+	// (default 64 KiB). RFC 5321 allows 1000, but mail in the wild has
+	// longer lines, and refusing them would only bounce legitimate mail.
+	MaxLineBytes int `yaml:"max_line_bytes"`
 	// MaxRecipients caps RCPT TO per message (default 100).
 	MaxRecipients int `yaml:"max_recipients"`
 	// MaxConnections caps concurrent sessions; more are told 421 (default 100).
@@ -136,6 +140,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.srv.Domain = cfg.Hostname
 	s.srv.MaxMessageBytes = cfg.MaxMessageBytes
 	s.srv.MaxRecipients = cfg.MaxRecipients
+	s.srv.MaxLineLength = cfg.MaxLineBytes
 	s.srv.ReadTimeout = cfg.ReadTimeout
 	s.srv.WriteTimeout = cfg.WriteTimeout
 	s.srv.TLSConfig = tlsCfg
@@ -165,6 +170,9 @@ func withDefaults(cfg Config) (Config, error) {
 	}
 	if cfg.MaxRecipients <= 0 {
 		cfg.MaxRecipients = 100
+	}
+	if cfg.MaxLineBytes <= 0 {
+		cfg.MaxLineBytes = 64 << 10
 	}
 	if cfg.MaxConnections <= 0 {
 		cfg.MaxConnections = 100
