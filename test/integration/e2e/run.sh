@@ -15,6 +15,7 @@ command -v dovecot >/dev/null || need+=(dovecot-imapd)
 [ -x /usr/lib/dovecot/dovecot-lda ] || need+=(dovecot-core)
 command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
