@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/poststelle/poststelle/adapters/mailmsg"
+	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 )
@@ -38,7 +39,7 @@ type mailbox struct {
 	mu          sync.Mutex
 	tlsState    string
 	uidValidity uint32
-	tooLarge    map[uint32]bool // UIDs left in place (per UIDVALIDITY)
+	tooLarge    map[uint32]bool // UIDs skipped and left in place (per UIDVALIDITY)
 }
 
 func newMailbox(w *Watcher, mc MailboxConfig) (*mailbox, error) {
@@ -258,11 +259,15 @@ func (m *mailbox) wait(ctx context.Context, c *imapclient.Client) error {
 func (m *mailbox) ingest(ctx context.Context, c *imapclient.Client, uidValidity uint32, uid goimap.UID) error {
 	d := m.w.deps
 	ref, internal, found, err := m.fetch(ctx, c, uid)
-	if errors.Is(err, blob.ErrTooLarge) {
-		m.log.Error("imap: message over the size limit left in the mailbox", "uid", uid, "limit", m.w.cfg.MaxMessageBytes)
-		m.mu.Lock()
-		m.tooLarge[uint32(uid)] = true
-		m.mu.Unlock()
+	var refused *goimap.Error
+	switch {
+	case errors.Is(err, blob.ErrTooLarge):
+		m.skip(uid, "imap: message over the size limit left in the mailbox", "limit", m.w.cfg.MaxMessageBytes)
+		return nil
+	case errors.As(err, &refused) && refused.Code != goimap.ResponseCodeUnavailable:
+		// The server answered NO or BAD for this message (say, a damaged
+		// file in its store): skip it rather than stall the mailbox.
+		m.skip(uid, "imap: server refused to deliver the message; left in the mailbox", "err", err)
 		return nil
 	}
 	if err != nil || !found {
@@ -279,6 +284,10 @@ func (m *mailbox) ingest(ctx context.Context, c *imapclient.Client, uidValidity 
 	}
 	key := gateway.MessageKey(gateway.ChannelIMAP, m.account+"/"+ref.SHA256)
 	receipt, err := d.Intake.Record(ctx, tenant, key, m.receipt(ref, msg, receivedAt, uidValidity, uid, internal))
+	if errors.Is(err, eventstore.ErrInvalidEvent) {
+		m.skip(uid, "imap: the log refused the receipt; message left in the mailbox", "err", err)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("record uid %d: %w", uid, err)
 	}
@@ -291,6 +300,15 @@ func (m *mailbox) ingest(ctx context.Context, c *imapclient.Client, uidValidity 
 	m.log.Info("imap: message received", "uid", uid, "event", receipt.EventID, "duplicate", receipt.Duplicate,
 		"size", ref.Size, "problems", len(msg.Problems))
 	return nil
+}
+
+// skip leaves a message in the mailbox for this UIDVALIDITY, logged, so
+// that it does not hold up the messages after it; a person must look at it.
+func (m *mailbox) skip(uid goimap.UID, msg string, args ...any) {
+	m.log.Error(msg, append([]any{"uid", uid}, args...)...)
+	m.mu.Lock()
+	m.tooLarge[uint32(uid)] = true
+	m.mu.Unlock()
 }
 
 // fetch streams BODY.PEEK[] of one message into the blob store. found is
