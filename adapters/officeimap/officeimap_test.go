@@ -37,7 +37,7 @@ type env struct {
 	n      int
 }
 
-var passwords = map[string]string{"alice": "alice-pw-1", "bob": "bob-pw-1", "root": "root-pw-1", "audit": "audit-pw-1"}
+var passwords = map[string]string{"alice": "alice-pw-1", "bob": "bob-pw-1", "root": "root-pw-1", "audit": "audit-pw-1", "mail": "mail-pw-1"}
 
 func hash(t *testing.T, user string) string {
 	h, err := offices.HashPassword(passwords[user])
@@ -73,6 +73,7 @@ func newEnv(t *testing.T, mod func(*officeimap.Config)) *env {
 		},
 		Admins:   []offices.Member{{User: "root", PasswordHash: hash(t, "root")}},
 		Auditors: []offices.Member{{User: "audit", PasswordHash: hash(t, "audit")}},
+		Mailroom: []offices.Member{{User: "mail", PasswordHash: hash(t, "mail")}},
 	}
 	if e.dir2, err = offices.NewDirectory(cfg); err != nil {
 		t.Fatal(err)
@@ -370,6 +371,16 @@ func TestAuthorisation(t *testing.T) {
 			t.Fatalf("%s acknowledged for an office", user)
 		}
 		c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{}}}).Collect()
+	}
+	// The mailroom works in triage, not in office mailboxes.
+	mr := e.login(t, "mail")
+	if got := list(t, mr); len(got) != 0 {
+		t.Fatalf("the mailroom sees %d office messages", len(got))
+	}
+	for _, box := range []string{"bauamt", "ordnungsamt"} {
+		if _, err := mr.Select(box, nil).Wait(); err == nil {
+			t.Fatalf("the mailroom selected %s", box)
+		}
 	}
 	if n := len(e.acks(t)); n != 0 {
 		t.Fatalf("%d acknowledgements by non-members", n)
