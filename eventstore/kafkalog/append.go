@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/poststelle/poststelle/eventstore"
 )
 
@@ -28,11 +26,11 @@ func (l *Log) Append(ctx context.Context, events ...eventstore.Event) ([]eventst
 		return nil, eventstore.ErrClosed
 	default:
 	}
-	if l.writer == nil {
+	if l.readOnly {
 		return nil, errReadOnly
 	}
 	results := make([]eventstore.Result, len(events))
-	var msgs []kafka.Message
+	var recs []produceRecord
 	var waits []pending
 	var stopErr error
 	stopAt := len(events)
@@ -57,11 +55,10 @@ func (l *Log) Append(ctx context.Context, events ...eventstore.Event) ([]eventst
 		}
 		w := pending{index: i, nonce: newNonce(), ch: make(chan verdict, 1)}
 		waits = append(waits, w)
-		msgs = append(msgs, kafka.Message{Key: key, Value: value, Time: now,
-			Headers: []kafka.Header{{Key: nonceHeader, Value: []byte(w.nonce)}}})
+		recs = append(recs, produceRecord{partition: p, key: key, value: value, time: now, nonce: w.nonce})
 	}
-	if len(msgs) > 0 {
-		if err := l.produce(ctx, msgs, waits); err != nil {
+	if len(recs) > 0 {
+		if err := l.produce(ctx, recs, waits); err != nil {
 			return results[:waits[0].index], err
 		}
 	}
@@ -102,13 +99,13 @@ func (l *Log) precheck(ctx context.Context, p int32, e *eventstore.Event, d [32]
 
 // produce writes the records and registers the waiters first, so that no
 // verdict can arrive before its waiter.
-func (l *Log) produce(ctx context.Context, msgs []kafka.Message, waits []pending) error {
+func (l *Log) produce(ctx context.Context, recs []produceRecord, waits []pending) error {
 	l.mu.Lock()
 	for _, w := range waits {
 		l.waiters[w.nonce] = w.ch
 	}
 	l.mu.Unlock()
-	err := l.writer.WriteMessages(ctx, msgs...)
+	err := l.write(ctx, recs)
 	if err == nil {
 		return nil
 	}
@@ -124,7 +121,7 @@ func (l *Log) produce(ctx context.Context, msgs []kafka.Message, waits []pending
 	}
 	// Some records may have been stored; a retry of the same events is
 	// idempotent and reports them as existing.
-	return fmt.Errorf("kafkalog: produce %d records to %s: %w", len(msgs), l.cfg.Topic, err)
+	return fmt.Errorf("kafkalog: produce %d records to %s: %w", len(recs), l.cfg.Topic, err)
 }
 
 // await waits for the fold's verdict on one produced record.

@@ -1,6 +1,7 @@
 package kafkalog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	fetchAPI "github.com/segmentio/kafka-go/protocol/fetch"
 
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/integrity"
@@ -128,52 +130,177 @@ func (s *partitionState) decorate(e *eventstore.Event, partition int32, off int6
 	}
 }
 
-// tail folds a partition's records as they arrive until ctx ends. It reads
-// with a partition reader (no consumer group), so it can start at offset 0.
-func (l *Log) tail(ctx context.Context, partition int32) {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        l.cfg.Brokers,
-		Topic:          l.cfg.Topic,
-		Partition:      int(partition),
-		MinBytes:       1,
-		MaxBytes:       16 << 20,
-		MaxWait:        250 * time.Millisecond,
-		ReadBackoffMin: 20 * time.Millisecond,
-		ReadBackoffMax: 500 * time.Millisecond,
-		Dialer:         l.cfg.Dialer,
-		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
-			l.log.Debug("kafkalog: tail reader", "partition", partition, "msg", fmt.Sprintf(f, a...))
-		}),
-	})
-	defer r.Close()
-	l.mu.Lock()
-	start := l.parts[partition].next
-	l.mu.Unlock()
-	if err := r.SetOffset(start); err != nil {
-		l.log.Error("kafkalog: position tail reader", "partition", partition, "err", err)
-		return
+// tailMaxWait is how long a fetch waits at the broker for a new record. The
+// broker answers as soon as any fetched partition has one (MinBytes 1), so it
+// bounds only idle polling, not latency.
+const tailMaxWait = 250 * time.Millisecond
+
+// tail folds the records of every partition as they arrive until ctx ends.
+// It sends one fetch request per leader broker covering all partitions that
+// broker leads, rather than one per partition: under load one round trip
+// then brings the records of every partition, which is what lets Append's
+// wait for the fold keep up with the producer. When a fetcher fails (a
+// leader moved, a broker restarted) the partitions are regrouped by their
+// current leaders. Positions live in the fold (partitionState.next), so a
+// regrouped fetcher resumes exactly where the fold stands.
+func (l *Log) tail(ctx context.Context) {
+	for ctx.Err() == nil {
+		groups, _, err := l.leaderGroups(ctx)
+		if err == nil {
+			err = l.fetchGroups(ctx, groups)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		l.log.Debug("kafkalog: tail", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	for {
-		m, err := r.FetchMessage(ctx)
+}
+
+// leaderGroups groups the partitions by their leader in the transport's
+// cached metadata, which is what routes the fetch requests.
+func (l *Log) leaderGroups(ctx context.Context) ([][]int32, []int, error) {
+	md, err := l.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{l.cfg.Topic}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafkalog: metadata of %s: %w", l.cfg.Topic, err)
+	}
+	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		return nil, nil, fmt.Errorf("kafkalog: metadata of %s: topic missing", l.cfg.Topic)
+	}
+	byLeader := map[int][]int32{}
+	var leaders []int
+	for _, p := range md.Topics[0].Partitions {
+		if p.Error != nil || p.ID < 0 || p.ID >= int(l.cfg.Partitions) {
+			return nil, nil, fmt.Errorf("kafkalog: metadata of %s/%d: %v", l.cfg.Topic, p.ID, p.Error)
+		}
+		if _, ok := byLeader[p.Leader.ID]; !ok {
+			leaders = append(leaders, p.Leader.ID)
+		}
+		byLeader[p.Leader.ID] = append(byLeader[p.Leader.ID], int32(p.ID))
+	}
+	groups := make([][]int32, 0, len(leaders))
+	n := 0
+	for _, id := range leaders {
+		groups = append(groups, byLeader[id])
+		n += len(byLeader[id])
+	}
+	if n != int(l.cfg.Partitions) {
+		return nil, nil, fmt.Errorf("kafkalog: metadata of %s lists %d of %d partitions", l.cfg.Topic, n, l.cfg.Partitions)
+	}
+	return groups, leaders, nil
+}
+
+// fetchGroups runs one fetcher per leader until the first one fails.
+func (l *Log) fetchGroups(ctx context.Context, groups [][]int32) error {
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(groups))
+	for _, ps := range groups {
+		go func() { errs <- l.fetchLoop(gctx, ps) }()
+	}
+	err := <-errs
+	cancel()
+	for range len(groups) - 1 {
+		<-errs
+	}
+	return err
+}
+
+// fetchLoop folds the records of partitions led by one broker until a fetch
+// fails or ctx ends.
+func (l *Log) fetchLoop(ctx context.Context, ps []int32) error {
+	parts := make([]fetchAPI.RequestPartition, len(ps))
+	for round := 0; ; round++ {
+		// Rotate the order: a broker fills a response in request order, so a
+		// long backlog on one partition must not starve the others.
+		l.mu.Lock()
+		for i := range ps {
+			p := ps[(i+round)%len(ps)]
+			parts[i] = fetchAPI.RequestPartition{Partition: p, CurrentLeaderEpoch: -1,
+				FetchOffset: l.parts[p].next, LogStartOffset: -1, PartitionMaxBytes: 4 << 20}
+		}
+		l.mu.Unlock()
+		rctx, cancel := context.WithTimeout(ctx, tailMaxWait+30*time.Second)
+		m, err := l.client.Transport.RoundTrip(rctx, l.brokerAddr(), &fetchAPI.Request{
+			ReplicaID: -1, MaxWaitTime: int32(tailMaxWait / time.Millisecond), MinBytes: 1, MaxBytes: 16 << 20,
+			SessionID: -1, SessionEpoch: -1,
+			Topics: []fetchAPI.RequestTopic{{Topic: l.cfg.Topic, Partitions: parts}},
+		})
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
-				return
-			}
-			l.log.Warn("kafkalog: tail partition", "partition", partition, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
+			cancel()
+			return fmt.Errorf("kafkalog: fetch %s: %w", l.cfg.Topic, err)
+		}
+		err = l.foldResponse(m)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// foldResponse folds the records of one fetch response.
+func (l *Log) foldResponse(m kafka.Response) error {
+	res, ok := m.(*fetchAPI.Response)
+	if !ok {
+		return fmt.Errorf("kafkalog: fetch %s: unexpected response %T", l.cfg.Topic, m)
+	}
+	if res.ErrorCode != 0 {
+		return fmt.Errorf("kafkalog: fetch %s: %w", l.cfg.Topic, kafka.Error(res.ErrorCode))
+	}
+	var firstErr error
+	for _, t := range res.Topics {
+		if t.Topic != l.cfg.Topic {
 			continue
 		}
-		rec := rawRecord{offset: m.Offset, time: m.Time, key: m.Key, value: m.Value}
-		for _, h := range m.Headers {
-			if h.Key == nonceHeader {
+		for _, pr := range t.Partitions {
+			p := pr.Partition
+			if p < 0 || p >= l.cfg.Partitions {
+				continue
+			}
+			if pr.ErrorCode != 0 {
+				firstErr = cmp.Or(firstErr, fmt.Errorf("kafkalog: fetch %s/%d: %w", l.cfg.Topic, p, kafka.Error(pr.ErrorCode)))
+				continue
+			}
+			if err := l.foldRecords(p, pr.RecordSet.Records); err != nil {
+				firstErr = cmp.Or(firstErr, err)
+			}
+		}
+	}
+	return firstErr
+}
+
+// foldRecords folds the records of one partition from a fetch response.
+func (l *Log) foldRecords(p int32, rr kafka.RecordReader) error {
+	if rr == nil {
+		return nil
+	}
+	for {
+		r, err := rr.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("kafkalog: fetch %s/%d: read record: %w", l.cfg.Topic, p, err)
+		}
+		rec := rawRecord{offset: r.Offset, time: r.Time}
+		if rec.key, err = readBytes(r.Key, maxFieldLen); err == nil {
+			rec.value, err = readBytes(r.Value, maxRecordValue)
+		}
+		if err != nil {
+			// Too large to be an event: the fold rejects it like any other
+			// record that does not decode.
+			rec.key, rec.value = nil, nil
+		}
+		for _, h := range r.Headers {
+			if h.Key == nonceHeader && len(h.Value) <= 64 {
 				rec.nonce = string(h.Value)
 			}
 		}
-		l.apply(partition, &rec)
+		l.apply(p, &rec)
 	}
 }
 

@@ -104,9 +104,6 @@ type Config struct {
 	Signer crypto.Signer
 	// CheckpointInterval is how often the notary signs heads (default 5 s).
 	CheckpointInterval time.Duration
-	// BatchTimeout bounds how long the producer waits to fill a batch
-	// (default 1 ms).
-	BatchTimeout time.Duration
 	// SessionTimeout is how long the group coordinator waits for a silent
 	// member before moving its partitions (default 10 s).
 	SessionTimeout time.Duration
@@ -119,11 +116,11 @@ type Config struct {
 
 // Log is the Kafka event log. It implements eventstore.Log and eventstore.Heads.
 type Log struct {
-	cfg     Config
-	log     *slog.Logger
-	client  *kafka.Client
-	writer  *kafka.Writer
-	cpTopic string
+	cfg      Config
+	log      *slog.Logger
+	client   *kafka.Client
+	readOnly bool
+	cpTopic  string
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -135,6 +132,10 @@ type Log struct {
 	parts   []*partitionState
 	notify  chan struct{}           // closed and replaced after each folded record
 	waiters map[string]chan verdict // nonce -> the appender waiting for it
+
+	produceQ chan *produceJob // Append calls waiting for the producer
+	leaderMu sync.Mutex
+	leaderOf []int // partition -> leader broker id, nil until known
 }
 
 var (
@@ -173,13 +174,14 @@ func open(ctx context.Context, cfg Config, readOnly bool) (*Log, error) {
 		transport.SASL = cfg.Dialer.SASLMechanism
 	}
 	l := &Log{
-		cfg:     cfg,
-		log:     cfg.Logger.With("topic", cfg.Topic),
-		client:  &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second, Transport: transport},
-		cpTopic: cfg.Topic + ".checkpoints",
-		done:    make(chan struct{}),
-		notify:  make(chan struct{}),
-		waiters: map[string]chan verdict{},
+		cfg:      cfg,
+		log:      cfg.Logger.With("topic", cfg.Topic),
+		client:   &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second, Transport: transport},
+		cpTopic:  cfg.Topic + ".checkpoints",
+		readOnly: readOnly,
+		done:     make(chan struct{}),
+		notify:   make(chan struct{}),
+		waiters:  map[string]chan verdict{},
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	var err error
@@ -199,25 +201,10 @@ func open(ctx context.Context, cfg Config, readOnly bool) (*Log, error) {
 		l.parts = append(l.parts, newPartitionState())
 	}
 	if !readOnly {
-		l.writer = &kafka.Writer{
-			Addr:         kafka.TCP(cfg.Brokers...),
-			Topic:        cfg.Topic,
-			Balancer:     streamBalancer{},
-			RequiredAcks: kafka.RequireAll,
-			BatchTimeout: cfg.BatchTimeout,
-			BatchSize:    128, // kafka-go allocates a slice of this many messages per batch
-			BatchBytes:   16 << 20,
-			MaxAttempts:  10,
-			// Retries after a broker failure are the reason duplicates exist;
-			// the fold skips them.
-			WriteBackoffMin: 50 * time.Millisecond,
-			WriteBackoffMax: 2 * time.Second,
-			Transport:       transport,
-		}
+		l.produceQ = make(chan *produceJob, produceQueue)
+		l.wg.Go(func() { l.producer(l.ctx) })
 	}
-	for p := range l.cfg.Partitions {
-		l.wg.Go(func() { l.tail(l.ctx, p) })
-	}
+	l.wg.Go(func() { l.tail(l.ctx) })
 	if err := l.Sync(ctx); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("kafkalog: fold topic %s: %w", cfg.Topic, err)
@@ -268,9 +255,6 @@ func (c *Config) defaults() error {
 	}
 	if c.CheckpointInterval <= 0 {
 		c.CheckpointInterval = 5 * time.Second
-	}
-	if c.BatchTimeout <= 0 {
-		c.BatchTimeout = time.Millisecond
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 10 * time.Second
@@ -392,9 +376,6 @@ func (l *Log) Close() error {
 	l.closed.Do(func() {
 		close(l.done)
 		l.cancel()
-		if l.writer != nil {
-			err = l.writer.Close()
-		}
 		l.wg.Wait()
 	})
 	return err

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,13 +34,26 @@ func main() {
 	size := flag.Int("size", 1024, "payload bytes per event")
 	conc := flag.String("appenders", "1,64", "comma-separated appender counts")
 	perAppender := flag.Int("seconds", 10, "seconds per measurement")
-	batchTimeout := flag.Duration("batch-timeout", 0, "producer batch timeout (default: kafkalog's)")
 	skipE2E := flag.Bool("no-e2e", false, "skip the end-to-end measurement")
 	kafkaRate := flag.Float64("kafka-rate", 0, "records/s of Kafka's ProducerPerformance in the same run")
 	kafkaLine := flag.String("kafka-line", "", "ProducerPerformance's summary line")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measurements to this file")
 	flag.Parse()
-	opts := options{batchTimeout: *batchTimeout, skipE2E: *skipE2E}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	opts := options{skipE2E: *skipE2E}
 	if err := run(strings.Split(*brokers, ","), int32(*partitions), *size, *conc, time.Duration(*perAppender)*time.Second, *kafkaRate, *kafkaLine, opts); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -55,15 +69,14 @@ type result struct {
 func (r result) rate() float64 { return float64(r.events) / r.elapsed.Seconds() }
 
 type options struct {
-	batchTimeout time.Duration
-	skipE2E      bool
+	skipE2E bool
 }
 
 func run(brokers []string, partitions int32, size int, conc string, dur time.Duration, kafkaRate float64, kafkaLine string, opts options) error {
 	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 	cfg := func(topic string) kafkalog.Config {
 		return kafkalog.Config{Brokers: brokers, Topic: topic, Partitions: partitions, Signer: key,
-			BatchTimeout: opts.batchTimeout, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	}
 	ctx := context.Background()
 	var results []result
