@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 )
 
@@ -127,4 +128,24 @@ func BenchmarkPut64KiB(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkPutConcurrent16 stores 10 KiB blobs from 16 goroutines, as 16
+// SMTP senders do; the barrier lets them share syncs.
+func BenchmarkPutConcurrent16(b *testing.B) {
+	s, _ := Open(b.TempDir())
+	var n atomic.Int64
+	b.SetParallelism(8) // 8 × GOMAXPROCS(2) = 16 writers
+	b.RunParallel(func(pb *testing.PB) {
+		data := make([]byte, 10<<10)
+		for pb.Next() {
+			i := n.Add(1)
+			data[0], data[1], data[2] = byte(i), byte(i>>8), byte(i>>16)
+			if _, err := s.PutBytes(context.Background(), data); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "blobs/s")
 }
