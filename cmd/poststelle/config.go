@@ -13,7 +13,11 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/poststelle/poststelle/adapters/imap"
+	"github.com/poststelle/poststelle/adapters/officeapi"
+	"github.com/poststelle/poststelle/adapters/officeimap"
 	"github.com/poststelle/poststelle/adapters/smtp"
+	"github.com/poststelle/poststelle/adapters/smtpout"
+	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/gateway/verification"
 )
 
@@ -42,9 +46,36 @@ type Config struct {
 	IMAP imap.Config `yaml:"imap"`
 	// Verification configures signature verification and receipt timestamps.
 	Verification verification.Config `yaml:"verification"`
-	// Demo routes every message to the office "demo" until routing rules
-	// are configured.
-	Demo *bool `yaml:"demo"`
+	// Offices is the offices configuration file (gateway/offices: offices,
+	// members, webhooks, mailroom, admins, auditors). Empty runs the demo
+	// office "demo" with its login in <data_dir>/demo-credentials.txt.
+	Offices string `yaml:"offices"`
+	// Routing selects the rule set.
+	Routing RoutingConfig `yaml:"routing"`
+	// OfficeAPI is the offices' HTTP API (default 127.0.0.1:8080).
+	OfficeAPI officeapi.Config `yaml:"office_api"`
+	// OfficeIMAP is the offices' IMAP server (default 127.0.0.1:1143,
+	// STARTTLS with a self-signed certificate made on first run).
+	OfficeIMAP officeimap.Config `yaml:"office_imap"`
+	// Submission is the offices' SMTP submission endpoint for answers from
+	// a mail client (default 127.0.0.1:1587; TLS required off loopback).
+	Submission smtpout.SubmissionConfig `yaml:"smtp_submission"`
+	// SMTPOut is the relay e-mail answers go through; without it an e-mail
+	// answer fails permanently and shows in triage.
+	SMTPOut *smtpout.Config `yaml:"smtp_out"`
+	// Replies tunes how answers are retried.
+	Replies replies.Config `yaml:"replies"`
+}
+
+// RoutingConfig selects the routing rules.
+type RoutingConfig struct {
+	// Rules is the YAML rule file (gateway/routing); reloaded when it
+	// changes and on SIGHUP. Empty: the demo catch-all, or everything to
+	// triage when offices are configured.
+	Rules string `yaml:"rules"`
+	// AfterVerification routes on SignaturesVerified instead of
+	// MessageReceived, so that written-form rules see the verification.
+	AfterVerification bool `yaml:"after_verification"`
 }
 
 // EventStoreConfig selects the log backend.
@@ -119,10 +150,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.EventStore.Backend == "" {
 		c.EventStore.Backend = "sqlite"
-	}
-	if c.Demo == nil {
-		on := true
-		c.Demo = &on
 	}
 }
 

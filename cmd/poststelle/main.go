@@ -13,6 +13,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/poststelle/poststelle/adapters/officeapi"
+	"github.com/poststelle/poststelle/gateway/routing"
 )
 
 const usage = `poststelle — the digital mailroom for public authorities
@@ -25,6 +28,7 @@ Usage:
   poststelle log check-proof --key PUB FILE  verify such a proof offline
   poststelle keys init [--config FILE]       create the gateway's signing key
   poststelle bench [flags]                   measure append and verify rates
+  poststelle route test --config FILE MSG.eml show which offices a message goes to, and why
   poststelle help                            show this text
 
 Start with:  poststelle serve
@@ -73,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runKeysInit(rest[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
+	case "route":
+		return runRoute(rest, stdout, stderr)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
@@ -145,4 +151,26 @@ func runKeysInit(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "signing key: %s\npublic key (give this to auditors): %s\n", cfg.Keys.SigningKey, cfg.Keys.PublicKey)
 	return exitOK
+}
+
+// runRoute is `poststelle route test --config FILE MESSAGE.eml`. FILE is the
+// gateway configuration (its routing.rules is used) or a rule file itself.
+func runRoute(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "test" {
+		fmt.Fprintln(stderr, "usage: poststelle route test --config FILE MESSAGE.eml")
+		return exitUsage
+	}
+	fs, cfgPath := newFlags("route test", stderr)
+	if code, ok := parse(fs, args[1:]); !ok {
+		return code
+	}
+	if *cfgPath == "" || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: poststelle route test --config FILE MESSAGE.eml")
+		return exitUsage
+	}
+	rules := *cfgPath
+	if cfg, err := loadConfig(*cfgPath); err == nil && cfg.Routing.Rules != "" {
+		rules = cfg.Routing.Rules
+	}
+	return routing.TestCommand(stdout, rules, fs.Arg(0), officeapi.ParseEML)
 }

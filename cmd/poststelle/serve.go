@@ -12,7 +12,10 @@ import (
 	"sync"
 
 	"github.com/poststelle/poststelle/adapters/imap"
+	"github.com/poststelle/poststelle/adapters/officeapi"
+	"github.com/poststelle/poststelle/adapters/officeimap"
 	"github.com/poststelle/poststelle/adapters/smtp"
+	"github.com/poststelle/poststelle/adapters/smtpout"
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
@@ -22,6 +25,7 @@ import (
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/projection"
+	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/gateway/verification"
 )
 
@@ -87,8 +91,14 @@ func openLog(ctx context.Context, cfg *Config, signer crypto.Signer, logger *slo
 	return sqlitelog.Open(ctx, sqlitelog.Config{Path: filepath.Join(cfg.DataDir, "log.db"), Signer: signer, Logger: logger})
 }
 
+// openState opens the state database: read models and subscription
+// positions. It commits with synchronous=NORMAL: a power cut may undo its
+// newest transactions, never corrupt it, and everything in it is derived from
+// the log, where handlers append with deterministic ids and projections keep
+// their position in the same transaction — so undone work is simply redone.
+// The log itself stays synchronous=FULL.
 func openState(path string) (*sql.DB, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open state database %s: %w", path, err)
 	}
@@ -113,8 +123,37 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("verification: %w", err)
 	}
-	if *cfg.Demo {
-		handlers = append(handlers, demoRouting())
+	office, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: cfg.Offices, RulesFile: cfg.Routing.Rules,
+		RoutingAfterVerification: cfg.Routing.AfterVerification, API: cfg.OfficeAPI, DataDir: cfg.DataDir},
+		officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
+	if err != nil {
+		return fmt.Errorf("offices: %w", err)
+	}
+	handlers = append(handlers, office.Handlers...)
+	// Answers go back on the sender's channel: one Outbound per channel.
+	outbound := map[gateway.Channel]replies.Outbound{}
+	if cfg.SMTPOut != nil {
+		o, err := smtpout.New(*cfg.SMTPOut, smtpout.Deps{Blobs: g.blobs, Logger: logger.With("component", "smtpout")})
+		if err != nil {
+			return fmt.Errorf("smtp_out: %w", err)
+		}
+		outbound[gateway.ChannelSMTP] = o
+	}
+	sender, err := replies.New(cfg.Replies, replies.Deps{Log: g.log, Registry: reg, State: g.state, Outbound: outbound,
+		Logger: logger.With("component", "replies")})
+	if err != nil {
+		return fmt.Errorf("replies: %w", err)
+	}
+	handlers = append(handlers, sender.Handler())
+	officeIMAP, err := officeimap.New(cfg.OfficeIMAP, officeimap.Deps{Directory: office.Directory, State: g.state, Log: g.log,
+		Blobs: g.blobs, DataDir: cfg.DataDir, Logger: logger.With("component", "officeimap"), Changed: office.Notifier.Changed})
+	if err != nil {
+		return fmt.Errorf("office_imap: %w", err)
+	}
+	submission, err := smtpout.NewSubmission(cfg.Submission, smtpout.SubmissionDeps{Directory: office.Directory, Log: g.log,
+		State: g.state, Blobs: g.blobs, Logger: logger.With("component", "submission")})
+	if err != nil {
+		return fmt.Errorf("smtp_submission: %w", err)
 	}
 	pipe, err := pipeline.New(pipeline.Config{Log: g.log, Offsets: offsets, Registry: reg, Logger: logger}, handlers...)
 	if err != nil {
@@ -128,6 +167,11 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	var tasks taskGroup
 	tasks.Go(ctx, cancel, "pipeline", func(ctx context.Context) error { return pipe.Run(ctx) })
 	tasks.Go(ctx, cancel, "messages projection", func(ctx context.Context) error { return runner.Run(ctx, projection.Messages{}) })
+	tasks.Go(ctx, cancel, "office inbox", func(ctx context.Context) error { return runner.Run(ctx, office.Inbox) })
+	tasks.Go(ctx, cancel, "office api", office.Run)
+	tasks.Go(ctx, cancel, "reply retries", sender.Run)
+	tasks.Go(ctx, cancel, "office imap", officeIMAP.Run)
+	tasks.Go(ctx, cancel, "smtp submission", submission.Run)
 	tasks.Go(ctx, cancel, "announcer", func(ctx context.Context) error { return announce(ctx, g.log, reg, logger) })
 	if cfg.SMTP != nil {
 		srv, err := smtp.New(*cfg.SMTP, smtp.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
@@ -144,7 +188,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		tasks.Go(ctx, cancel, "imap", w.Run)
 	}
 	logger.Info("poststelle is running", "data_dir", cfg.DataDir, "eventstore", cfg.EventStore.Backend, "smtp", smtpAddr(cfg),
-		"imap_mailboxes", len(cfg.IMAP.Mailboxes), "demo", *cfg.Demo)
+		"imap_mailboxes", len(cfg.IMAP.Mailboxes), "offices", officesSource(cfg))
 	return tasks.Wait()
 }
 
@@ -158,14 +202,11 @@ func smtpAddr(cfg *Config) string {
 	return cfg.SMTP.Listen
 }
 
-// demoRouting sends every message to the office "demo" until routing rules
-// are configured.
-func demoRouting() pipeline.Handler {
-	return pipeline.Handler{Name: "demo-routing", Topic: "MessageReceived",
-		Handle: func(ctx context.Context, cause *eventstore.Event, p gateway.Payload) ([]gateway.Payload, error) {
-			return []gateway.Payload{&gateway.MessageRouted{Offices: []string{"demo"}, DecidedBy: "rules", Rule: "demo-catch-all",
-				Reason: "demo set-up: every message goes to the office demo"}}, nil
-		}}
+func officesSource(cfg *Config) string {
+	if cfg.Offices == "" {
+		return "demo (login in " + filepath.Join(cfg.DataDir, "demo-credentials.txt") + ")"
+	}
+	return cfg.Offices
 }
 
 // announce logs each new event, so that an operator sees the gateway work.
