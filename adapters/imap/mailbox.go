@@ -403,5 +403,9 @@ func (m *mailbox) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time, uidV
 	if msg.Date != "" {
 		rec.Metadata["date"] = msg.Date
 	}
+	// The reply-channel policy answers Reply-To when there is one.
+	if rt := msg.Header.Get("Reply-To"); rt != "" {
+		rec.Metadata["replyTo"] = rt
+	}
 	return rec
 }

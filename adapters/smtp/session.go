@@ -231,6 +231,13 @@ func (ss *session) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time) *ga
 	if msg.Date != "" {
 		rec.Metadata = map[string]string{"date": msg.Date}
 	}
+	// The reply-channel policy answers Reply-To when there is one.
+	if rt := msg.Header.Get("Reply-To"); rt != "" {
+		if rec.Metadata == nil {
+			rec.Metadata = map[string]string{}
+		}
+		rec.Metadata["replyTo"] = rt
+	}
 	return rec
 }
 
