@@ -278,6 +278,8 @@ func (l *Log) foldRecords(p int32, rr kafka.RecordReader) error {
 	if rr == nil {
 		return nil
 	}
+	var recs []rawRecord
+	defer func() { l.apply(p, recs) }()
 	for {
 		r, err := rr.ReadRecord()
 		if errors.Is(err, io.EOF) {
@@ -300,26 +302,33 @@ func (l *Log) foldRecords(p int32, rr kafka.RecordReader) error {
 				rec.nonce = string(h.Value)
 			}
 		}
-		l.apply(p, &rec)
+		recs = append(recs, rec)
 	}
 }
 
-// apply folds one record and wakes whoever waits for it.
-func (l *Log) apply(partition int32, rec *rawRecord) {
+// apply folds records of one partition in order and wakes whoever waits for
+// them. It takes the lock once per fetched batch, not per record.
+func (l *Log) apply(partition int32, recs []rawRecord) {
+	if len(recs) == 0 {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.parts[partition]
-	if rec.offset < s.next {
-		return // a reader re-delivered after a reconnect
-	}
-	v, _ := s.fold(partition, l.cfg.Partitions, rec)
-	if v.kind == rejected {
-		l.log.Warn("kafkalog: record rejected by the fold", "partition", partition, "kafka_offset", rec.offset, "reason", v.detail)
-	}
-	if rec.nonce != "" {
-		if ch, ok := l.waiters[rec.nonce]; ok {
-			ch <- v
-			delete(l.waiters, rec.nonce)
+	for i := range recs {
+		rec := &recs[i]
+		if rec.offset < s.next {
+			continue // fetched again after a reconnect, or before the fetch offset
+		}
+		v, _ := s.fold(partition, l.cfg.Partitions, rec)
+		if v.kind == rejected {
+			l.log.Warn("kafkalog: record rejected by the fold", "partition", partition, "kafka_offset", rec.offset, "reason", v.detail)
+		}
+		if rec.nonce != "" {
+			if ch, ok := l.waiters[rec.nonce]; ok {
+				ch <- v
+				delete(l.waiters, rec.nonce)
+			}
 		}
 	}
 	close(l.notify)

@@ -29,8 +29,8 @@ import (
 const (
 	produceQueue       = 4096             // Append calls waiting for the producer
 	produceMaxRecords  = 8192             // records in one request
-	produceMaxBytes    = 8 << 20          // record bytes in one request (values are ≤ 2 MiB)
-	produceInFlight    = 2                // requests in flight at once
+	produceMaxBytes    = 1 << 20          // record bytes in one request, below the topic's max.message.bytes (2 MiB) per partition batch
+	produceInFlight    = 1                // requests in flight at once (2 and more measured slower: smaller batches)
 	produceAttempts    = 10               // sends of one record before its Append fails
 	produceAckTimeout  = 10 * time.Second // how long the broker waits for the replicas
 	produceBackoffMin  = 50 * time.Millisecond
@@ -88,6 +88,7 @@ func (l *Log) producer(ctx context.Context) {
 	results := make(chan []*produceJob, produceInFlight)
 	inFlight := 0
 	var retry []*produceJob
+	var carry *produceJob // taken from the queue but did not fit the last request
 	var backoff time.Duration
 	for {
 		// Retries are resent after everything in flight has come back, so
@@ -95,7 +96,7 @@ func (l *Log) producer(ctx context.Context) {
 		if inFlight == produceInFlight || (len(retry) > 0 && inFlight > 0) {
 			select {
 			case <-ctx.Done():
-				l.stopProducer(results, inFlight, retry)
+				l.stopProducer(results, inFlight, retry, carry)
 				return
 			case failed := <-results:
 				inFlight--
@@ -107,15 +108,15 @@ func (l *Log) producer(ctx context.Context) {
 		if len(retry) > 0 {
 			select {
 			case <-ctx.Done():
-				l.stopProducer(results, inFlight, retry)
+				l.stopProducer(results, inFlight, retry, carry)
 				return
 			case <-time.After(backoff):
 			}
 			batch, retry = retry, nil
-		} else {
+		} else if carry == nil {
 			select {
 			case <-ctx.Done():
-				l.stopProducer(results, inFlight, retry)
+				l.stopProducer(results, inFlight, retry, carry)
 				return
 			case j := <-l.produceQ:
 				batch = append(batch, j)
@@ -125,7 +126,7 @@ func (l *Log) producer(ctx context.Context) {
 				continue
 			}
 		}
-		if batch = l.fillBatch(batch); len(batch) == 0 {
+		if batch, carry = l.fillBatch(batch, carry); len(batch) == 0 {
 			continue
 		}
 		inFlight++
@@ -134,21 +135,31 @@ func (l *Log) producer(ctx context.Context) {
 }
 
 // fillBatch adds queued jobs up to the request limits and drops jobs whose
-// caller gave up before anything was sent.
-func (l *Log) fillBatch(batch []*produceJob) []*produceJob {
+// caller gave up before anything was sent. A job that does not fit any more
+// is returned as the next request's first.
+func (l *Log) fillBatch(batch []*produceJob, carry *produceJob) ([]*produceJob, *produceJob) {
 	n, size := 0, 0
 	for _, j := range batch {
 		n, size = n+len(j.recs), size+j.size()
 	}
 	for n < produceMaxRecords && size < produceMaxBytes {
-		select {
-		case j := <-l.produceQ:
-			batch = append(batch, j)
-			n, size = n+len(j.recs), size+j.size()
-			continue
-		default:
+		j := carry
+		if j == nil {
+			select {
+			case j = <-l.produceQ:
+			default:
+			}
 		}
-		break
+		if j == nil {
+			break
+		}
+		carry = nil
+		if len(batch) > 0 && (n+len(j.recs) > produceMaxRecords || size+j.size() > produceMaxBytes) {
+			carry = j
+			break
+		}
+		batch = append(batch, j)
+		n, size = n+len(j.recs), size+j.size()
 	}
 	kept := batch[:0]
 	for _, j := range batch {
@@ -158,7 +169,7 @@ func (l *Log) fillBatch(batch []*produceJob) []*produceJob {
 		}
 		kept = append(kept, j)
 	}
-	return kept
+	return kept, carry
 }
 
 // settle queues the failed jobs of a round for a retry, or fails them when
@@ -180,13 +191,16 @@ func (l *Log) settle(failed, retry []*produceJob, backoff time.Duration) ([]*pro
 }
 
 // stopProducer fails every job that has not been settled when the log closes.
-func (l *Log) stopProducer(results chan []*produceJob, inFlight int, retry []*produceJob) {
+func (l *Log) stopProducer(results chan []*produceJob, inFlight int, retry []*produceJob, carry *produceJob) {
 	fail := func(jobs []*produceJob) {
 		for _, j := range jobs {
 			j.done <- eventstore.ErrClosed
 		}
 	}
 	fail(retry)
+	if carry != nil {
+		fail([]*produceJob{carry})
+	}
 	for range inFlight {
 		fail(<-results)
 	}

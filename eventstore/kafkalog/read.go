@@ -133,10 +133,15 @@ func readBytes(b kafka.Bytes, max int) ([]byte, error) {
 		return nil, nil
 	}
 	defer b.Close()
-	if b.Len() > max {
-		return nil, fmt.Errorf("%d bytes exceed %d", b.Len(), max)
+	n := b.Len()
+	if n > max {
+		return nil, fmt.Errorf("%d bytes exceed %d", n, max)
 	}
-	return io.ReadAll(io.LimitReader(b, int64(max)))
+	out := make([]byte, n)
+	if _, err := io.ReadFull(b, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ReadStream implements eventstore.Log.
