@@ -19,7 +19,7 @@ import (
 )
 
 // ErrUnsupported is wrapped by every error about an algorithm, curve or
-// parameter set that is recognised as valid ASN.1 but not implemented.
+// parameter set that is recognised as valid ASN.1 but unsupported here.
 var ErrUnsupported = errors.New("unsupported algorithm")
 
 // ErrSignature is wrapped when a well-formed signature does not verify:

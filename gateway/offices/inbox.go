@@ -125,6 +125,11 @@ func (in Inbox) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p ga
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE office_replies SET state = ?, attempts = ?, error = ?, updated_at = ? WHERE reply_id = ? AND state != 'sent'`,
 			state, m.Attempt, m.Error, at, m.ReplyID)
+		if err == nil && m.Permanent {
+			// An answer that cannot be sent must not fail silently: the
+			// mailroom sees it in triage and takes another way.
+			err = openTriage(ctx, tx, e, "reply", fmt.Sprintf("answer %s could not be sent: %s", m.ReplyID, m.Error), at)
+		}
 	default:
 		return nil
 	}

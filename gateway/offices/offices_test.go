@@ -354,6 +354,17 @@ func TestInboxLifecycleAndRebuild(t *testing.T) {
 		t.Fatalf("assigned message not in the queue: %+v", msgs)
 	}
 
+	// An answer that fails for good goes to triage.
+	rq2 := e.follow(t, "reply2", routed, &gateway.ReplyRequested{ReplyID: "rep-2", Office: "bauamt", Author: "mueller",
+		Channel: gateway.ChannelSMTP, To: gateway.Address{Address: "buerger@example.org"}, Subject: "Re: Bauantrag"})
+	e.follow(t, "sender", rq2, &gateway.ReplyFailed{ReplyID: "rep-2", Attempt: 8, Error: "550 mailbox unknown", Permanent: true})
+	if err := e.run.CatchUp(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if it, err := GetTriage(ctx, e.db, r1.Stream); err != nil || it.Kind != "reply" || it.State != "open" || !strings.Contains(it.Reason, "rep-2") {
+		t.Fatalf("failed answer not in triage: %+v %v", it, err)
+	}
+
 	before, err := Dump(ctx, e.db)
 	if err != nil {
 		t.Fatal(err)
