@@ -59,6 +59,26 @@ type Log struct {
 	next     int64
 	prev     [32]byte
 	frontier *integrity.Frontier
+	seqCache map[string]int64 // tenant\x00stream → newest committed sequence number
+	// Statements prepared once on the writer's connection.
+	insert, insertCheckpoint *sql.Stmt
+}
+
+// prepare readies the writer's statements. OR IGNORE turns a duplicate id
+// or message key into "no row inserted", which conflict() then explains; it
+// spares a lookup per event.
+func (l *Log) prepare(ctx context.Context) error {
+	var err error
+	l.insert, err = l.wdb.PrepareContext(ctx, `INSERT OR IGNORE INTO events (off, id, tenant, stream, stream_seq, type, version,
+		message_key, correlation_id, causation_id, metadata, data, recorded_at, prev_hash, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return fmt.Errorf("sqlitelog: prepare insert: %w", err)
+	}
+	l.insertCheckpoint, err = l.wdb.PrepareContext(ctx, `INSERT INTO checkpoints (size, root, time, key_id, signature, frontier) VALUES (?,?,?,?,?,?)`)
+	if err != nil {
+		return fmt.Errorf("sqlitelog: prepare checkpoint insert: %w", err)
+	}
+	return nil
 }
 
 type appendReq struct {
@@ -89,8 +109,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	wdb.SetMaxOpenConns(1)
 	l := &Log{cfg: cfg, wdb: wdb, reqs: make(chan *appendReq, 1024), stop: make(chan struct{}),
-		done: make(chan struct{}), notify: make(chan struct{}), groups: map[string]*sync.Mutex{}}
-	if err := l.init(ctx); err != nil {
+		done: make(chan struct{}), notify: make(chan struct{}), groups: map[string]*sync.Mutex{}, seqCache: map[string]int64{}}
+	if err := errors.Join(l.init(ctx), l.prepare(ctx)); err != nil {
 		wdb.Close()
 		return nil, err
 	}
@@ -115,6 +135,10 @@ func dsn(path string, readOnly bool) string {
 	}
 	return "file:" + path + "?" + q.Encode()
 }
+
+// Schema is the embedded log's SQL schema. It is exported for the benchmark
+// harness, which measures raw inserts into the same tables as a baseline.
+const Schema = schema
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;

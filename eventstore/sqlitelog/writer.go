@@ -91,11 +91,7 @@ func (l *Log) commitTx(ctx context.Context, batch []*appendReq) error {
 	st := &batchState{tx: tx, next: l.next, prev: l.prev, frontier: l.frontier.Clone(),
 		ids: map[string]*eventstore.Event{}, keys: map[string]*eventstore.Event{},
 		streamSeq: map[string]int64{}, now: l.cfg.Now().UTC()}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO events (off, id, tenant, stream, stream_seq, type, version, message_key,
-		correlation_id, causation_id, metadata, data, recorded_at, prev_hash, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-	if err != nil {
-		return fmt.Errorf("prepare insert: %w", err)
-	}
+	ins := tx.StmtContext(ctx, l.insert)
 	defer ins.Close()
 	for _, r := range batch {
 		r.results, r.err = l.appendRequest(ctx, st, ins, r)
@@ -109,6 +105,7 @@ func (l *Log) commitTx(ctx context.Context, batch []*appendReq) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	l.next, l.prev, l.frontier = st.next, st.prev, st.frontier
+	l.rememberSeqs(st)
 	return nil
 }
 
@@ -132,20 +129,13 @@ func (l *Log) appendOne(ctx context.Context, st *batchState, ins *sql.Stmt, e ev
 	if err := e.Validate(); err != nil {
 		return eventstore.Result{}, err
 	}
-	if old, err := l.lookupID(ctx, st, e.ID); err != nil {
-		return eventstore.Result{}, err
-	} else if old != nil {
-		if !sameContent(old, &e) {
-			return eventstore.Result{}, eventstore.ErrConflict
-		}
-		return eventstore.Result{Position: old.Position, Existing: true}, nil
+	// Retries within the batch are found here; against the table, the
+	// insert's own conflict check finds them without a query per event.
+	if old := st.ids[e.ID]; old != nil {
+		return existing(old, &e)
 	}
 	if e.MessageKey != "" {
-		old, err := l.lookupKey(ctx, st, e.Tenant, e.MessageKey)
-		if err != nil {
-			return eventstore.Result{}, err
-		}
-		if old != nil {
+		if old := st.keys[e.Tenant+"\x00"+e.MessageKey]; old != nil {
 			return eventstore.Result{}, &eventstore.DuplicateError{Key: e.MessageKey, Existing: *old}
 		}
 	}
@@ -156,10 +146,14 @@ func (l *Log) appendOne(ctx context.Context, st *batchState, ins *sql.Stmt, e ev
 	e.Position = eventstore.Position{Partition: 0, Offset: st.next}
 	e.StreamSeq, e.RecordedAt, e.PrevHash = seq, st.now, st.prev
 	leaf := integrity.LeafHash(&e)
-	if _, err := ins.ExecContext(ctx, e.Position.Offset, e.ID, e.Tenant, e.Stream, e.StreamSeq, e.Type, e.Version,
+	res, err := ins.ExecContext(ctx, e.Position.Offset, e.ID, e.Tenant, e.Stream, e.StreamSeq, e.Type, e.Version,
 		e.MessageKey, e.CorrelationID, e.CausationID, encodeMetadata(e.Metadata), nonNil(e.Data),
-		e.RecordedAt.UnixNano(), e.PrevHash[:], leaf[:]); err != nil {
+		e.RecordedAt.UnixNano(), e.PrevHash[:], leaf[:])
+	if err != nil {
 		return eventstore.Result{}, fmt.Errorf("insert at offset %d: %w", e.Position.Offset, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return l.conflict(ctx, st, &e)
 	}
 	st.frontier.Append(leaf)
 	st.prev, st.next = leaf, st.next+1
@@ -172,22 +166,44 @@ func (l *Log) appendOne(ctx context.Context, st *batchState, ins *sql.Stmt, e ev
 	return eventstore.Result{Position: e.Position}, nil
 }
 
-func (l *Log) lookupID(ctx context.Context, st *batchState, id string) (*eventstore.Event, error) {
-	if e, ok := st.ids[id]; ok {
-		return e, nil
+// conflict explains an insert the table refused: the id exists (a retry, or
+// a reuse with other content) or the message key is taken.
+func (l *Log) conflict(ctx context.Context, st *batchState, e *eventstore.Event) (eventstore.Result, error) {
+	old, err := l.queryOne(ctx, st.tx, `WHERE id = ?`, e.ID)
+	if err != nil {
+		return eventstore.Result{}, err
 	}
-	return l.queryOne(ctx, st.tx, `WHERE id = ?`, id)
+	if old != nil {
+		return existing(old, e)
+	}
+	if e.MessageKey != "" {
+		old, err := l.queryOne(ctx, st.tx, `WHERE tenant = ? AND message_key = ?`, e.Tenant, e.MessageKey)
+		if err != nil {
+			return eventstore.Result{}, err
+		}
+		if old != nil {
+			return eventstore.Result{}, &eventstore.DuplicateError{Key: e.MessageKey, Existing: *old}
+		}
+	}
+	return eventstore.Result{}, fmt.Errorf("insert of %s refused without a known conflict (stream %s sequence %d)", e.ID, e.Stream, e.StreamSeq)
 }
 
-func (l *Log) lookupKey(ctx context.Context, st *batchState, tenant, key string) (*eventstore.Event, error) {
-	if e, ok := st.keys[tenant+"\x00"+key]; ok {
-		return e, nil
+func existing(old, e *eventstore.Event) (eventstore.Result, error) {
+	if !sameContent(old, e) {
+		return eventstore.Result{}, eventstore.ErrConflict
 	}
-	return l.queryOne(ctx, st.tx, `WHERE tenant = ? AND message_key = ?`, tenant, key)
+	return eventstore.Result{Position: old.Position, Existing: true}, nil
 }
 
+// nextStreamSeq numbers an event within its stream. The writer is the only
+// one who appends, so it remembers the newest numbers of recent streams and
+// asks the table only for streams it has not seen lately.
 func (l *Log) nextStreamSeq(ctx context.Context, st *batchState, tenant, stream string) (int64, error) {
-	if s, ok := st.streamSeq[tenant+"\x00"+stream]; ok {
+	k := tenant + "\x00" + stream
+	if s, ok := st.streamSeq[k]; ok {
+		return s + 1, nil
+	}
+	if s, ok := l.seqCache[k]; ok {
 		return s + 1, nil
 	}
 	var seq sql.NullInt64
@@ -197,12 +213,26 @@ func (l *Log) nextStreamSeq(ctx context.Context, st *batchState, tenant, stream 
 	return seq.Int64 + 1, nil
 }
 
+// rememberSeqs keeps a committed batch's stream numbers; the cache is
+// bounded and simply starts over when full.
+func (l *Log) rememberSeqs(st *batchState) {
+	if len(l.seqCache)+len(st.streamSeq) > maxSeqCache {
+		l.seqCache = make(map[string]int64, len(st.streamSeq))
+	}
+	for k, v := range st.streamSeq {
+		l.seqCache[k] = v
+	}
+}
+
+// maxSeqCache bounds the writer's memory of stream numbers.
+const maxSeqCache = 100_000
+
 func (l *Log) writeCheckpoint(ctx context.Context, st *batchState) error {
 	c := eventstore.Checkpoint{Partition: 0, Size: st.next, Root: st.frontier.Root(), Time: st.now}
 	if err := integrity.Sign(l.cfg.Signer, l.logID, &c); err != nil {
 		return err
 	}
-	if _, err := st.tx.ExecContext(ctx, `INSERT INTO checkpoints (size, root, time, key_id, signature, frontier) VALUES (?,?,?,?,?,?)`,
+	if _, err := st.tx.StmtContext(ctx, l.insertCheckpoint).ExecContext(ctx,
 		c.Size, c.Root[:], c.Time.UnixNano(), c.KeyID, c.Signature, encodeFrontier(st.frontier)); err != nil {
 		return fmt.Errorf("insert checkpoint at size %d: %w", c.Size, err)
 	}
