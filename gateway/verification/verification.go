@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/report"
@@ -337,13 +338,19 @@ func (v *verifier) storeReport(ctx context.Context, rep *report.Report) (blob.Re
 	if err := report.WriteHTML(&html, rep); err != nil {
 		return blob.Ref{}, blob.Ref{}, fmt.Errorf("verification: render Prüfprotokoll: %w", err)
 	}
-	jr, err := v.deps.Blobs.PutBytes(ctx, js.Bytes())
-	if err != nil {
-		return blob.Ref{}, blob.Ref{}, fmt.Errorf("verification: store report: %w", err)
+	// Both are written at once: each write waits for its fsyncs, and this
+	// handler runs one message at a time.
+	var jr, hr blob.Ref
+	var jerr, herr error
+	var wg sync.WaitGroup
+	wg.Go(func() { jr, jerr = v.deps.Blobs.PutBytes(ctx, js.Bytes()) })
+	hr, herr = v.deps.Blobs.PutBytes(ctx, html.Bytes())
+	wg.Wait()
+	if jerr != nil {
+		return blob.Ref{}, blob.Ref{}, fmt.Errorf("verification: store report: %w", jerr)
 	}
-	hr, err := v.deps.Blobs.PutBytes(ctx, html.Bytes())
-	if err != nil {
-		return blob.Ref{}, blob.Ref{}, fmt.Errorf("verification: store Prüfprotokoll: %w", err)
+	if herr != nil {
+		return blob.Ref{}, blob.Ref{}, fmt.Errorf("verification: store Prüfprotokoll: %w", herr)
 	}
 	return jr, hr, nil
 }
