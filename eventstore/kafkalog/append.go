@@ -44,7 +44,7 @@ func (l *Log) Append(ctx context.Context, events ...eventstore.Event) ([]eventst
 		value := encodeEvent(e)
 		key := recordKey(e.Tenant, e.Stream)
 		p := partitionFor(key, l.cfg.Partitions)
-		res, known, err := l.precheck(ctx, p, e, digest(value))
+		res, known, err := l.precheck(ctx, p, e, value)
 		if err != nil {
 			stopErr, stopAt = err, i
 			break
@@ -76,12 +76,12 @@ func (l *Log) Append(ctx context.Context, events ...eventstore.Event) ([]eventst
 
 // precheck answers from the local fold when the event or its message key is
 // known already, so that retries do not produce records at all.
-func (l *Log) precheck(ctx context.Context, p int32, e *eventstore.Event, d [32]byte) (eventstore.Result, bool, error) {
+func (l *Log) precheck(ctx context.Context, p int32, e *eventstore.Event, value []byte) (eventstore.Result, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for q, s := range l.parts {
 		if prev, ok := s.ids[e.ID]; ok {
-			if int32(q) != p || prev.digest != d {
+			if int32(q) != p || prev.digest != digest(value) {
 				return eventstore.Result{}, false, fmt.Errorf("kafkalog: append %s: %w", e.ID, eventstore.ErrConflict)
 			}
 			return eventstore.Result{Position: eventstore.Position{Partition: p, Offset: prev.off}, Existing: true}, true, nil
