@@ -3,18 +3,18 @@ package officeapi
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/poststelle/poststelle/internal/gatewaytest"
 
 	_ "modernc.org/sqlite"
 
@@ -47,24 +47,8 @@ const (
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	l, err := sqlitelog.Open(ctx, sqlitelog.Config{Path: filepath.Join(dir, "log.db"), Signer: ed25519.NewKeyFromSeed(make([]byte, 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "state.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	blobs, err := blob.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &testEnv{t: t, log: l, db: db, blobs: blobs, tokens: map[string]string{}, streams: map[string]string{}}
+	g := gatewaytest.New(t)
+	e := &testEnv{t: t, log: g.Log, db: g.State, blobs: g.Blobs, tokens: map[string]string{}, streams: map[string]string{}}
 	tok := func(name string) string {
 		s, _ := offices.NewToken()
 		e.tokens[name] = s
@@ -81,13 +65,14 @@ func newTestEnv(t *testing.T) *testEnv {
 		Admins:   []offices.Member{{User: "root", TokenHash: tok("admin")}},
 		Auditors: []offices.Member{{User: "pruefer", TokenHash: tok("auditor")}},
 	}
+	var err error
 	if e.dir, err = offices.NewDirectory(cfg); err != nil {
 		t.Fatal(err)
 	}
 	n := offices.NewNotifier()
 	e.inbox = offices.Inbox{Notifier: n}
-	e.runner = &projection.Runner{Log: l, DB: db, Registry: gateway.NewRegistry()}
-	s, err := New(Config{MaxReplyBytes: 4096, MaxWait: 5 * time.Second}, Deps{Log: l, DB: db, Blobs: blobs, Directory: e.dir, Notifier: n, Plan: replies.Plan})
+	e.runner = &projection.Runner{Log: g.Log, DB: g.State, Registry: gateway.NewRegistry()}
+	s, err := New(Config{MaxReplyBytes: 4096, MaxWait: 5 * time.Second}, Deps{Log: g.Log, DB: g.State, Blobs: g.Blobs, Directory: e.dir, Notifier: n, Plan: replies.Plan})
 	if err != nil {
 		t.Fatal(err)
 	}

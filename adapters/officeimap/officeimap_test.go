@@ -3,7 +3,6 @@ package officeimap_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/tls"
 	"database/sql"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poststelle/poststelle/internal/gatewaytest"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -50,22 +51,9 @@ func hash(t *testing.T, user string) string {
 func newEnv(t *testing.T, mod func(*officeimap.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{dir: t.TempDir()}
+	g := gatewaytest.New(t)
+	e := &env{dir: g.Dir, log: g.Log, state: g.State, blobs: g.Blobs}
 	var err error
-	e.log, err = sqlitelog.Open(ctx, sqlitelog.Config{Path: filepath.Join(e.dir, "log.db"), Signer: ed25519.NewKeyFromSeed(make([]byte, 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.log.Close() })
-	e.state, err = sql.Open("sqlite", "file:"+filepath.Join(e.dir, "state.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.state.SetMaxOpenConns(1)
-	t.Cleanup(func() { e.state.Close() })
-	if e.blobs, err = blob.Open(filepath.Join(e.dir, "blobs")); err != nil {
-		t.Fatal(err)
-	}
 	cfg := offices.Config{
 		Offices: []offices.Office{
 			{ID: "bauamt", Name: "Bauamt", Members: []offices.Member{{User: "alice", PasswordHash: hash(t, "alice")}}},

@@ -2,7 +2,6 @@ package offices
 
 import (
 	"context"
-	"crypto/ed25519"
 	"database/sql"
 	"encoding/base64"
 	"errors"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poststelle/poststelle/internal/gatewaytest"
 
 	"golang.org/x/crypto/argon2"
 	_ "modernc.org/sqlite"
@@ -225,20 +226,8 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
-	t.Helper()
-	dir := t.TempDir()
-	l, err := sqlitelog.Open(context.Background(), sqlitelog.Config{Path: filepath.Join(dir, "log.db"), Signer: ed25519.NewKeyFromSeed(make([]byte, 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "state.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	return &env{log: l, db: db, run: &projection.Runner{Log: l, DB: db, Registry: gateway.NewRegistry()}}
+	g := gatewaytest.New(t)
+	return &env{log: g.Log, db: g.State, run: &projection.Runner{Log: g.Log, DB: g.State, Registry: gateway.NewRegistry()}}
 }
 
 func (e *env) receive(t *testing.T, id, subject string) *eventstore.Event {

@@ -2,14 +2,14 @@ package pipeline_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/poststelle/poststelle/internal/gatewaytest"
 
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/pubsub"
@@ -26,24 +26,8 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
-	t.Helper()
-	dir := t.TempDir()
-	l, err := sqlitelog.Open(context.Background(), sqlitelog.Config{Path: filepath.Join(dir, "log.db"), Signer: ed25519.NewKeyFromSeed(make([]byte, 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "state.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	off, err := pubsub.NewSQLOffsets(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{log: l, db: db, off: off}
+	g := gatewaytest.New(t)
+	return &env{log: g.Log, db: g.State, off: g.Offsets}
 }
 
 func receive(t *testing.T, l eventstore.Log, n int) {

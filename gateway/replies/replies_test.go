@@ -2,7 +2,6 @@ package replies_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/poststelle/poststelle/internal/gatewaytest"
 
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/pubsub"
@@ -97,25 +98,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{dir: t.TempDir(), now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
-	l, err := sqlitelog.Open(context.Background(), sqlitelog.Config{Path: filepath.Join(e.dir, "log.db"), Signer: ed25519.NewKeyFromSeed(make([]byte, 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	e.log = l
-	e.state = openState(t, filepath.Join(e.dir, "state.db"))
-	return e
-}
-
-func openState(t *testing.T, path string) *sql.DB {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	return db
+	g := gatewaytest.New(t)
+	return &env{dir: g.Dir, log: g.Log, state: g.State, now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
 }
 
 func (e *env) clock() time.Time {
@@ -269,7 +253,7 @@ func TestRetriesUntilSentAndSurvivesRestart(t *testing.T) {
 	}
 
 	// A restart with a fresh state database: the schedule is rebuilt from the log.
-	e.state = openState(t, filepath.Join(e.dir, "state2.db"))
+	e.state = gatewaytest.OpenState(t, filepath.Join(e.dir, "state2.db"))
 	s = e.sender(t, out)
 	e.advance(90 * time.Second) // second backoff is 2 minutes
 	retryRound(t, e, s)

@@ -3,13 +3,13 @@ package verification_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"database/sql"
 	"encoding/base64"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poststelle/poststelle/internal/gatewaytest"
 
 	"github.com/poststelle/poststelle/adapters/mailmsg"
 	"github.com/poststelle/poststelle/crypto/report"
@@ -32,28 +32,8 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
-	t.Helper()
-	dir := t.TempDir()
-	l, err := sqlitelog.Open(context.Background(), sqlitelog.Config{Path: filepath.Join(dir, "log.db"), Signer: ed25519.NewKeyFromSeed(make([]byte, 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "state.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	off, err := pubsub.NewSQLOffsets(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs, err := blob.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{log: l, off: off, blobs: bs}
+	g := gatewaytest.New(t)
+	return &env{log: g.Log, off: g.Offsets, blobs: g.Blobs}
 }
 
 // receive stores raw, walks it as the mail adapters do and records it.
