@@ -200,6 +200,11 @@ type SubscriberConfig struct {
 	Offsets Offsets
 	// NackDelay waits before redelivering a nacked message (default 100 ms).
 	NackDelay time.Duration
+	// MaxInFlight is how many events of a partition may await their Ack at
+	// once (default 1: strictly one at a time). Above 1, events of
+	// different streams are handled concurrently, while each stream's events
+	// still go one at a time, in order.
+	MaxInFlight int
 	// Logger receives operational messages.
 	Logger *slog.Logger
 }
@@ -224,6 +229,9 @@ func NewSubscriber(l eventstore.Log, cfg SubscriberConfig) (*Subscriber, error) 
 	}
 	if cfg.NackDelay == 0 {
 		cfg.NackDelay = 100 * time.Millisecond
+	}
+	if cfg.MaxInFlight < 1 {
+		cfg.MaxInFlight = 1
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -262,14 +270,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 func (s *Subscriber) follow(ctx context.Context, topic string, out chan<- *message.Message) {
 	group := s.cfg.Group + "/" + topic
 	for backoff := 100 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, 5*time.Second) {
-		err := s.log.Subscribe(ctx, group,
-			func(ctx context.Context, p int32) (int64, error) { return s.cfg.Offsets.Load(ctx, group, p) },
-			func(ctx context.Context, e eventstore.Event) error {
-				if e.Type != topic {
-					return nil
-				}
-				return s.deliver(ctx, group, &e, out)
-			})
+		err := s.subscribeOnce(ctx, group, topic, out)
 		if ctx.Err() != nil {
 			return
 		}
@@ -281,9 +282,58 @@ func (s *Subscriber) follow(ctx context.Context, topic string, out chan<- *messa
 	}
 }
 
-// deliver hands one event over until it is acknowledged, then saves the
-// group's position.
-func (s *Subscriber) deliver(ctx context.Context, group string, e *eventstore.Event, out chan<- *message.Message) error {
+// subscribeOnce follows the log until ctx ends or something fails. Each
+// partition gets a window of events in flight; each event is handed over by
+// its own goroutine until acknowledged.
+func (s *Subscriber) subscribeOnce(ctx context.Context, group, topic string, out chan<- *message.Message) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	var mu sync.Mutex
+	windows := map[int32]*window{}
+	var flying sync.WaitGroup
+	// Events still in flight when the subscription ends are abandoned (and
+	// delivered again on resumption: their position was never saved).
+	defer func() { cancel(nil); flying.Wait() }()
+	start := func(ctx context.Context, p int32) (int64, error) {
+		off, err := s.cfg.Offsets.Load(ctx, group, p)
+		if err == nil {
+			mu.Lock()
+			windows[p] = newWindow(s.cfg.MaxInFlight, off)
+			mu.Unlock()
+		}
+		return off, err
+	}
+	err := s.log.Subscribe(ctx, group, start, func(ctx context.Context, e eventstore.Event) error {
+		mu.Lock()
+		w := windows[e.Position.Partition]
+		mu.Unlock()
+		if e.Type != topic {
+			w.seen(e.Position.Offset)
+			return nil
+		}
+		if err := w.acquire(ctx, &e); err != nil {
+			return err
+		}
+		flying.Go(func() {
+			if err := s.deliver(ctx, &e, out); err != nil {
+				cancel(err)
+				return
+			}
+			if safe, moved := w.release(&e); moved {
+				if err := s.cfg.Offsets.Save(ctx, group, e.Position.Partition, safe); err != nil {
+					cancel(err)
+				}
+			}
+		})
+		return context.Cause(ctx)
+	})
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
+// deliver hands one event over until it is acknowledged.
+func (s *Subscriber) deliver(ctx context.Context, e *eventstore.Event, out chan<- *message.Message) error {
 	for {
 		m := ToMessage(e)
 		msgCtx, cancel := context.WithCancel(ctx)
@@ -297,7 +347,7 @@ func (s *Subscriber) deliver(ctx context.Context, group string, e *eventstore.Ev
 		select {
 		case <-m.Acked():
 			cancel()
-			return s.cfg.Offsets.Save(ctx, group, e.Position.Partition, e.Position.Offset+1)
+			return nil
 		case <-m.Nacked():
 			cancel()
 			select {

@@ -50,6 +50,11 @@ type Config struct {
 	MaxRetries int
 	// RetryInterval is the first backoff (default 200 ms), doubled up to 10 s.
 	RetryInterval time.Duration
+	// MaxInFlight is how many events each handler works on at once (default
+	// 16); events of one message are still handled one at a time, in order.
+	// Handlers wait mostly on durable appends, which concurrent handlers
+	// share through the log's group commit.
+	MaxInFlight int
 }
 
 // Pipeline is a running set of handlers.
@@ -71,6 +76,9 @@ func New(cfg Config, handlers ...Handler) (*Pipeline, error) {
 	if cfg.RetryInterval == 0 {
 		cfg.RetryInterval = 200 * time.Millisecond
 	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = 16
+	}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second},
 		watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
 	if err != nil {
@@ -89,7 +97,8 @@ func (p *Pipeline) add(h Handler) error {
 	if h.Name == "" || h.Topic == "" || h.Handle == nil {
 		return errors.New("pipeline: handler needs a name, a topic and a function")
 	}
-	sub, err := pubsub.NewSubscriber(p.cfg.Log, pubsub.SubscriberConfig{Group: "pipeline/" + h.Name, Offsets: p.cfg.Offsets, Logger: p.cfg.Logger})
+	sub, err := pubsub.NewSubscriber(p.cfg.Log, pubsub.SubscriberConfig{Group: "pipeline/" + h.Name, Offsets: p.cfg.Offsets,
+		Logger: p.cfg.Logger, MaxInFlight: p.cfg.MaxInFlight})
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func main() {
 	n := flag.Int("n", 3000, "messages to send")
 	rate := flag.Int("rate", 1000, "messages per second to offer (0: as fast as possible)")
 	size := flag.Int("size", 10<<10, "message size in bytes")
-	flag.StringVar(&stateSync, "state-sync", "FULL", "synchronous pragma of the state database (serve uses FULL)")
+	flag.StringVar(&stateSync, "state-sync", "NORMAL", "synchronous pragma of the state database (serve uses NORMAL)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
