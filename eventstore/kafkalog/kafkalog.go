@@ -33,7 +33,11 @@
 // Append checks the local fold (fast path for retries and known keys),
 // produces the records with acks=all, and then waits until its own records
 // (recognised by a per-call nonce header) come back through the fold; the
-// fold's verdict is the result. So across processes:
+// fold's verdict is the result. Concurrent Append calls share their
+// round trips: one producer sends everything queued in one produce request
+// per leader broker (one request in flight; the next fills meanwhile), and
+// one fetcher per leader folds all the partitions it leads from one fetch
+// request (produce.go, fold.go). So across processes:
 //   - a re-append of a known id returns Existing=true; the same id with other
 //     content returns ErrConflict — guaranteed within a stream's partition,
 //     and checked against the local fold across partitions;

@@ -78,6 +78,10 @@ func (l *Log) write(ctx context.Context, recs []produceRecord) error {
 	select {
 	case err := <-j.done:
 		return err
+	case <-ctx.Done():
+		// The records may still be stored; a retry of the same events is
+		// idempotent. The producer drops the job if it has not sent it yet.
+		return ctx.Err()
 	case <-l.done:
 		return eventstore.ErrClosed
 	}
