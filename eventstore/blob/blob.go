@@ -39,19 +39,51 @@ type Store struct {
 	dir string
 }
 
-// Open returns the store in dir, creating it when missing.
+// Open returns the store in dir, creating it when missing. It creates the
+// 256 fan-out directories up front and makes their entries durable once, so
+// that storing a blob only ever adds a file to a directory that is already
+// on disk: fsyncing that one directory then makes the blob durable.
 func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o750); err != nil {
-		return nil, fmt.Errorf("blob: create %s: %w", dir, err)
+	s := &Store{dir: dir}
+	if err := s.layout(); err != nil {
+		return nil, fmt.Errorf("blob: prepare %s: %w", dir, err)
 	}
-	return &Store{dir: dir}, nil
+	return s, nil
+}
+
+// layoutMarker records that the fan-out directories exist and are durable.
+const layoutMarker = "layout-sha256-1"
+
+func (s *Store) layout() error {
+	if _, err := os.Stat(filepath.Join(s.dir, layoutMarker)); err == nil {
+		return nil
+	}
+	root := filepath.Join(s.dir, "sha256")
+	for _, d := range []string{filepath.Join(s.dir, "tmp"), root} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return err
+		}
+	}
+	for i := range 256 {
+		if err := os.Mkdir(filepath.Join(root, fmt.Sprintf("%02x", i)), 0o750); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	}
+	if err := errors.Join(syncDir(root), syncDir(s.dir), syncDir(filepath.Dir(s.dir))); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(s.dir, layoutMarker))
+	if err != nil {
+		return err
+	}
+	return errors.Join(f.Close(), syncDir(s.dir))
 }
 
 // Dir is the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
 func (s *Store) path(sum string) string {
-	return filepath.Join(s.dir, "sha256", sum[:2], sum[2:4], sum)
+	return filepath.Join(s.dir, "sha256", sum[:2], sum)
 }
 
 func validSum(sum string) bool {
@@ -106,9 +138,6 @@ func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (Ref, error
 	final := s.path(ref.SHA256)
 	if _, err := os.Stat(final); err == nil {
 		return ref, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(final), 0o750); err != nil {
-		return Ref{}, fmt.Errorf("blob: create directory for %s: %w", ref.SHA256, err)
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return Ref{}, fmt.Errorf("blob: move %s into place: %w", ref.SHA256, err)
