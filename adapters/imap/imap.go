@@ -18,18 +18,16 @@ package imap
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/poststelle/poststelle/adapters/mailmsg"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/internal/dialconf"
 )
 
 // TLS modes.
@@ -201,7 +199,7 @@ func withMailboxDefaults(mc MailboxConfig) (MailboxConfig, error) {
 		return mc, errors.New("set exactly one of password_file and password_env")
 	case mc.TLS != TLSImplicit && mc.TLS != TLSStartTLS && mc.TLS != TLSNone:
 		return mc, fmt.Errorf("tls %q: want implicit, starttls or none", mc.TLS)
-	case mc.TLS == TLSNone && !isLoopback(mc.Host):
+	case mc.TLS == TLSNone && !dialconf.IsLoopback(mc.Host):
 		return mc, fmt.Errorf("tls none is allowed only for a loopback host, not %q", mc.Host)
 	case mc.Done != DoneMove && mc.Done != DoneFlag:
 		return mc, fmt.Errorf("done %q: want move or flag", mc.Done)
@@ -211,41 +209,10 @@ func withMailboxDefaults(mc MailboxConfig) (MailboxConfig, error) {
 	return mc, nil
 }
 
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 func (mc MailboxConfig) password() (string, error) {
-	if mc.PasswordEnv != "" {
-		p, ok := os.LookupEnv(mc.PasswordEnv)
-		if !ok {
-			return "", fmt.Errorf("password variable %s is not set", mc.PasswordEnv)
-		}
-		return p, nil
-	}
-	b, err := os.ReadFile(mc.PasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("read password file: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return dialconf.Password(mc.PasswordFile, mc.PasswordEnv)
 }
 
 func (mc MailboxConfig) tlsConfig() (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: mc.Host, MinVersion: tls.VersionTLS12}
-	if mc.CAFile != "" {
-		pem, err := os.ReadFile(mc.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", mc.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
+	return dialconf.ClientTLS(mc.Host, mc.CAFile)
 }

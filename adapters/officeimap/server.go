@@ -42,6 +42,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/internal/dialconf"
 )
 
 // TLS modes.
@@ -154,7 +155,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			opts.TLSConfig = cfg.TLSConfig
 		}
 	case TLSNone:
-		if !isLoopback(host) {
+		if !dialconf.IsLoopback(host) {
 			return nil, fmt.Errorf("officeimap: tls none is allowed only on a loopback address, not %s", host)
 		}
 		opts.InsecureAuth = true
@@ -195,14 +196,6 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 	return &session{srv: s, conn: c, ctx: context.Background()}, nil, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // loadTLS loads the configured certificate or the self-signed one, making

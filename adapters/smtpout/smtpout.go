@@ -17,7 +17,6 @@ package smtpout
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/internal/dialconf"
 )
 
 // TLS modes towards the relay.
@@ -170,7 +170,7 @@ func relayDefaults(r *RelayConfig) (*tls.Config, error) {
 			r.Port = 465
 		}
 	case TLSNone:
-		if !isLoopback(r.Host) {
+		if !dialconf.IsLoopback(r.Host) {
 			return nil, fmt.Errorf("tls: none is allowed only for a loopback relay, not %s", r.Host)
 		}
 		if r.Port == 0 {
@@ -185,42 +185,11 @@ func relayDefaults(r *RelayConfig) (*tls.Config, error) {
 	if r.Timeout <= 0 {
 		r.Timeout = time.Minute
 	}
-	cfg := &tls.Config{ServerName: r.Host, MinVersion: tls.VersionTLS12}
-	if r.CAFile != "" {
-		pem, err := os.ReadFile(r.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", r.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return dialconf.ClientTLS(r.Host, r.CAFile)
 }
 
 func (r RelayConfig) password() (string, error) {
-	if r.PasswordEnv != "" {
-		p, ok := os.LookupEnv(r.PasswordEnv)
-		if !ok {
-			return "", fmt.Errorf("password variable %s is not set", r.PasswordEnv)
-		}
-		return p, nil
-	}
-	b, err := os.ReadFile(r.PasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("read password file: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return dialconf.Password(r.PasswordFile, r.PasswordEnv)
 }
 
 // Send implements replies.Outbound.
@@ -344,7 +313,7 @@ func (o *Outbound) auth(c *gosmtp.Client) error {
 	if r.Username == "" {
 		return nil
 	}
-	if _, isTLS := c.TLSConnectionState(); !isTLS && !isLoopback(r.Host) {
+	if _, isTLS := c.TLSConnectionState(); !isTLS && !dialconf.IsLoopback(r.Host) {
 		return errors.New("auth: refusing to send credentials without TLS")
 	}
 	pw, err := r.password()

@@ -30,6 +30,7 @@ import (
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/internal/dialconf"
 )
 
 // SubmissionConfig configures the offices' SMTP submission endpoint.
@@ -117,7 +118,7 @@ func NewSubmission(cfg SubmissionConfig, deps SubmissionDeps) (*Submission, erro
 		}
 		cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	if cfg.TLSConfig == nil && !isLoopback(host) {
+	if cfg.TLSConfig == nil && !dialconf.IsLoopback(host) {
 		return nil, fmt.Errorf("smtpout: submission on %s needs TLS (tls_cert_file/tls_key_file): passwords travel plain otherwise", host)
 	}
 	s := &Submission{cfg: cfg, deps: deps}
@@ -127,7 +128,7 @@ func NewSubmission(cfg SubmissionConfig, deps SubmissionDeps) (*Submission, erro
 	srv.MaxRecipients = 10
 	srv.ReadTimeout, srv.WriteTimeout = 5*time.Minute, 5*time.Minute
 	srv.TLSConfig = cfg.TLSConfig
-	srv.AllowInsecureAuth = isLoopback(host)
+	srv.AllowInsecureAuth = dialconf.IsLoopback(host)
 	srv.ErrorLog = slogPrinter{deps.Logger}
 	s.srv = srv
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
