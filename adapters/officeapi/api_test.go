@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststelle/poststelle/internal/gatewaytest"
-
 	_ "modernc.org/sqlite"
 
 	"github.com/poststelle/poststelle/eventstore"
@@ -25,6 +23,7 @@ import (
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/internal/gatewaytest"
 )
 
 type testEnv struct {

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststelle/poststelle/internal/gatewaytest"
-
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/internal/gatewaytest"
 )
 
 type env struct {

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststelle/poststelle/internal/gatewaytest"
-
 	"golang.org/x/crypto/argon2"
 	_ "modernc.org/sqlite"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/projection"
+	"github.com/poststelle/poststelle/internal/gatewaytest"
 )
 
 func mustHash(t testing.TB, pw string) string {

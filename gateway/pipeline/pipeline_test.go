@@ -9,14 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststelle/poststelle/internal/gatewaytest"
-
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/pubsub"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/projection"
+	"github.com/poststelle/poststelle/internal/gatewaytest"
 )
 
 type env struct {

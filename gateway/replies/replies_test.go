@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststelle/poststelle/internal/gatewaytest"
-
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/pubsub"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
@@ -19,6 +17,7 @@ import (
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/internal/gatewaytest"
 )
 
 func TestPlan(t *testing.T) {
