@@ -149,3 +149,29 @@ func BenchmarkPutConcurrent16(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "blobs/s")
 }
+
+func TestMemory(t *testing.T) {
+	var m Memory
+	ctx := context.Background()
+	ref, err := m.Put(ctx, bytes.NewReader([]byte("part")), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk, _ := Open(t.TempDir())
+	if want, _ := disk.PutBytes(ctx, []byte("part")); ref != want {
+		t.Fatalf("memory ref %v differs from the directory store's %v", ref, want)
+	}
+	rc, err := m.Open(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(rc); string(b) != "part" {
+		t.Fatalf("read %q", b)
+	}
+	if _, err := m.Put(ctx, bytes.NewReader(make([]byte, 11)), 10); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized put: %v", err)
+	}
+	if _, err := m.Open(ctx, Ref{SHA256: "00"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing blob: %v", err)
+	}
+}
