@@ -408,25 +408,11 @@ func (s *Server) reply(w http.ResponseWriter, r *request) {
 	}
 	p := &gateway.ReplyRequested{ReplyID: replyID, Office: r.office, Author: r.p.User, Channel: ch, To: to,
 		Subject: req.Subject, Body: body, InReplyTo: received.ChannelMessageID}
-	ev, err := gateway.Follow("reply/"+replyID, routed, 0, p)
-	if err != nil {
-		s.internal(w, r, "encode reply", err)
+	ev, existing, ok := s.appendOnce(w, r, "reply/"+replyID, routed, p, "reply", "this Idempotency-Key was used for another reply")
+	if !ok {
 		return
 	}
-	res, err := s.deps.Log.Append(r.Context(), ev)
-	if errors.Is(err, eventstore.ErrConflict) {
-		writeError(w, http.StatusConflict, "this Idempotency-Key was used for another reply")
-		return
-	}
-	if err != nil {
-		s.internal(w, r, "append reply", err)
-		return
-	}
-	status := http.StatusAccepted
-	if res[0].Existing {
-		status = http.StatusOK
-	}
-	writeJSON(w, status, replyResult{ReplyID: replyID, EventID: ev.ID, Channel: ch, To: to, Existing: res[0].Existing})
+	writeJSON(w, createdOr(http.StatusAccepted, existing), replyResult{ReplyID: replyID, EventID: ev.ID, Channel: ch, To: to, Existing: existing})
 }
 
 func replySubject(orig string) string {
@@ -685,23 +671,42 @@ func (s *Server) assign(w http.ResponseWriter, r *request) {
 	}
 	// One manual decision per triage cause: the id follows from the cause.
 	p := &gateway.MessageRouted{Offices: slices.Compact(slices.Clone(req.Offices)), DecidedBy: r.p.User, Reason: req.Reason}
-	ev, err := gateway.Follow("triage-assign", cause, 0, p)
-	if err != nil {
-		s.internal(w, r, "encode assignment", err)
+	ev, existing, ok := s.appendOnce(w, r, "triage-assign", cause, p, "assignment", "the message was assigned already")
+	if !ok {
 		return
+	}
+	writeJSON(w, createdOr(http.StatusCreated, existing), assignResult{EventID: ev.ID, Offices: p.Offices, Existing: existing})
+}
+
+// appendOnce appends the event a person's request leads to, with an id that
+// follows from the request, so that repeating the request changes nothing.
+// The same id with other content answers 409 with conflictMsg. It reports
+// whether the event existed already; on failure it has answered and ok is
+// false.
+func (s *Server) appendOnce(w http.ResponseWriter, r *request, handler string, cause *eventstore.Event, p gateway.Payload,
+	what, conflictMsg string) (ev eventstore.Event, existing, ok bool) {
+	ev, err := gateway.Follow(handler, cause, 0, p)
+	if err != nil {
+		s.internal(w, r, "encode "+what, err)
+		return ev, false, false
 	}
 	res, err := s.deps.Log.Append(r.Context(), ev)
 	if errors.Is(err, eventstore.ErrConflict) {
-		writeError(w, http.StatusConflict, "the message was assigned already")
-		return
+		writeError(w, http.StatusConflict, conflictMsg)
+		return ev, false, false
 	}
 	if err != nil {
-		s.internal(w, r, "append assignment", err)
-		return
+		s.internal(w, r, "append "+what, err)
+		return ev, false, false
 	}
-	status := http.StatusCreated
-	if res[0].Existing {
-		status = http.StatusOK
+	return ev, res[0].Existing, true
+}
+
+// createdOr is the status of a request that created something, or 200 when
+// it repeated an earlier one.
+func createdOr(created int, existing bool) int {
+	if existing {
+		return http.StatusOK
 	}
-	writeJSON(w, status, assignResult{EventID: ev.ID, Offices: p.Offices, Existing: res[0].Existing})
+	return created
 }
