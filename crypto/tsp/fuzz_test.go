@@ -1,12 +1,16 @@
 package tsp
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/poststelle/poststelle/crypto/tsp/tsptest"
+)
 
 func FuzzParseTimeStampToken(f *testing.F) {
 	for _, name := range []string{"d-trust.tsr", "tst-two-refs.tst", "tst_with_broken_ocsp.tst"} {
 		f.Add(readTSP(f, name))
 	}
-	f.Add(statusOnly(StatusRejection, "x"))
+	f.Add(tsptest.StatusOnly(StatusRejection, "x"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if tok, err := ParseToken(data); err == nil {
 			r := tok.Verify(VerifyOptions{Data: []byte("Test123")})

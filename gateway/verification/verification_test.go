@@ -12,6 +12,7 @@ import (
 	"github.com/poststelle/poststelle/adapters/mailmsg"
 	"github.com/poststelle/poststelle/crypto/report"
 	"github.com/poststelle/poststelle/crypto/tsp"
+	"github.com/poststelle/poststelle/crypto/tsp/tsptest"
 	"github.com/poststelle/poststelle/crypto/verify/verifytest"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
@@ -125,8 +126,8 @@ func wrap64(b []byte) string {
 func TestSignaturesAndTimestamps(t *testing.T) {
 	e := newEnv(t)
 	p := verifytest.New(t, "p256")
-	tsa, tsaURL := startTSA(t, false)
-	_, downURL := startTSA(t, true)
+	tsa, tsaURL := tsptest.Start(t, tsptest.Normal)
+	_, downURL := tsptest.Start(t, tsptest.Down)
 
 	smime := p.SignSMIME(t, []byte("Content-Type: text/plain; charset=utf-8\r\n\r\nIch beantrage hiermit ...\r\n"))
 	doc := []byte("%PDF-1.4 Antrag\n")
@@ -219,7 +220,7 @@ func TestSignaturesAndTimestamps(t *testing.T) {
 			t.Errorf("%s: token verifies over other bytes", subject)
 		}
 	}
-	if n := tsa.requests.Load(); n != 4 {
+	if n := tsa.Requests.Load(); n != 4 {
 		t.Errorf("TSA answered %d requests, want 4", n)
 	}
 }
