@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -111,7 +112,8 @@ func loadConfig(path string) (*Config, error) {
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(raw))
 		dec.KnownFields(true)
-		if err := dec.Decode(c); err != nil && !errors.Is(err, errEOF(err)) {
+		// An empty file is a valid configuration: all defaults.
+		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("config: %s: %w", path, err)
 		}
 	} else {
@@ -122,14 +124,6 @@ func loadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
-}
-
-// errEOF lets an empty file count as "all defaults".
-func errEOF(err error) error {
-	if err != nil && err.Error() == "EOF" {
-		return err
-	}
-	return errors.New("not EOF")
 }
 
 func (c *Config) setDefaults() {

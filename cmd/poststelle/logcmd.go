@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/keys"
@@ -85,17 +86,7 @@ func (f logFlags) open(ctx context.Context) (integrity.AuditedLog, *Config, erro
 }
 
 func splitComma(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == ',' {
-			if i > start {
-				out = append(out, s[start:i])
-			}
-			start = i + 1
-		}
-	}
-	return out
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' })
 }
 
 func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
