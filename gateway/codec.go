@@ -67,6 +67,7 @@ func NewRegistry() *Registry {
 		func() Payload { return &ProcessingFailed{} },
 		func() Payload { return &SignaturesVerified{} },
 		func() Payload { return &TimestampApplied{} },
+		func() Payload { return &HeadPublished{} },
 	} {
 		r.types[f().EventType()] = f
 	}

@@ -216,6 +216,12 @@ func (o *Outbound) relayAddr() string {
 	return net.JoinHostPort(o.cfg.Relay.Host, strconv.Itoa(o.cfg.Relay.Port))
 }
 
+// Deliver sends a ready message to one recipient through the relay, for
+// other senders of the gateway's mail (eventstore/witness mails log heads).
+func (o *Outbound) Deliver(ctx context.Context, rcpt string, raw []byte) (string, error) {
+	return o.deliver(ctx, rcpt, raw)
+}
+
 // deliver runs one SMTP transaction. Refusals of the recipient or the
 // message (5xx) are permanent; everything else may pass on a later try.
 func (o *Outbound) deliver(ctx context.Context, rcpt string, raw []byte) (string, error) {

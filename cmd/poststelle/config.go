@@ -18,6 +18,7 @@ import (
 	"github.com/poststelle/poststelle/adapters/officeimap"
 	"github.com/poststelle/poststelle/adapters/smtp"
 	"github.com/poststelle/poststelle/adapters/smtpout"
+	"github.com/poststelle/poststelle/eventstore/witness"
 	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/gateway/verification"
 )
@@ -66,6 +67,8 @@ type Config struct {
 	SMTPOut *smtpout.Config `yaml:"smtp_out"`
 	// Replies tunes how answers are retried.
 	Replies replies.Config `yaml:"replies"`
+	// Witnesses receive the log's signed head on a schedule; nil: none.
+	Witnesses *witness.Config `yaml:"witnesses"`
 }
 
 // RoutingConfig selects the routing rules.
@@ -174,6 +177,11 @@ func (c *Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("eventstore.backend: %q is not sqlite or kafka", c.EventStore.Backend)
+	}
+	if c.Witnesses != nil {
+		if err := c.Witnesses.Validate(); err != nil {
+			return err
+		}
 	}
 	if c.SMTP != nil && c.SMTP.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.SMTP.Listen); err != nil {

@@ -39,8 +39,10 @@ func runLog(ctx context.Context, sub string, args []string, stdout, stderr io.Wr
 		return runLogProve(ctx, args, stdout, stderr)
 	case "check-proof":
 		return runLogCheckProof(args, stdout, stderr)
+	case "head":
+		return runLogHead(ctx, args, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "poststelle: unknown log command %q (verify, replay, prove, check-proof)\n", sub)
+		fmt.Fprintf(stderr, "poststelle: unknown log command %q (verify, replay, prove, check-proof, head)\n", sub)
 		return exitUsage
 	}
 }
@@ -94,6 +96,8 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	lf := addLogFlags(fs, cfgPath)
 	keyPath := fs.String("key", "", "the gateway's public key `file` (default: the configured public key)")
 	checkBlobs := fs.Bool("blobs", false, "also re-hash every stored message and part the events refer to")
+	var heads headFiles
+	fs.Var(&heads, "head", "fail unless the log consistently extends the signed head in this `file` (from log head or a witness; repeatable)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -119,6 +123,11 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return exitUsage
 		}
 	}
+	hv, code := loadHeads(heads, pub, l.LogID(), stdout, stderr)
+	if code != exitOK {
+		return code
+	}
+	each = hv.wrap(each)
 	start := time.Now()
 	sum, err := integrity.VerifyLog(ctx, l, pub, each)
 	var prob *integrity.Problem
@@ -129,6 +138,9 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case err != nil:
 		fmt.Fprintln(stderr, "poststelle: verify:", err)
 		return exitUsage
+	}
+	if !hv.report(stdout, int32(len(sum.Partitions))) {
+		return exitFailed
 	}
 	elapsed := time.Since(start)
 	for i, p := range sum.Partitions {

@@ -26,6 +26,7 @@ Usage:
   poststelle log replay [flags]              print events as JSON lines (progress on stderr)
   poststelle log prove --stream ID [flags]   prove one message's events are in the log
   poststelle log check-proof --key PUB FILE  verify such a proof offline
+  poststelle log head [--out FILE]           the signed tree head, to keep for log verify --head
   poststelle keys init [--config FILE]       create the gateway's signing key
   poststelle bench [flags]                   measure append and verify rates
   poststelle route test --config FILE MSG.eml show which offices a message goes to, and why

@@ -161,6 +161,10 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	}
 	runner := &projection.Runner{Log: g.log, DB: g.state, Registry: reg, Logger: logger}
 	intake := &gateway.Intake{Log: g.log}
+	heads, err := headPublisher(cfg, g, logger)
+	if err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -173,6 +177,9 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	tasks.Go(ctx, cancel, "office imap", officeIMAP.Run)
 	tasks.Go(ctx, cancel, "smtp submission", submission.Run)
 	tasks.Go(ctx, cancel, "announcer", func(ctx context.Context) error { return announce(ctx, g.log, reg, logger) })
+	if heads != nil {
+		tasks.Go(ctx, cancel, "witnesses", heads.Run)
+	}
 	if cfg.SMTP != nil {
 		srv, err := smtp.New(*cfg.SMTP, smtp.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
 		if err != nil {
