@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,5 +149,62 @@ func TestLogVerifyHeadTimestamp(t *testing.T) {
 	code, out, errs = cli(t, dir, "log", "verify", "--head", head)
 	if code != exitFailed || !strings.Contains(out, "does not verify for this head") {
 		t.Fatalf("wrong token: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// TestServePublishesHeads wires the witnesses from a configuration as serve
+// does: a round writes a head to the directory, records HeadPublished, and
+// the log verifies against the head written.
+func TestServePublishesHeads(t *testing.T) {
+	dir := testLog(t, 5)
+	out := t.TempDir()
+	_, tsaURL := tsptest.Start(t, tsptest.Normal)
+	cfgFile := filepath.Join(dir, "poststelle.yaml")
+	os.WriteFile(cfgFile, []byte(fmt.Sprintf("data_dir: %s\nwitnesses:\n  interval: 1h\n  tsa: %s\n  dir: [%s]\n", dir, tsaURL, out)), 0o600)
+	cfg, err := loadConfig(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	g, err := openGateway(ctx, cfg, newLogger(io.Discard, "error"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := headPublisher(cfg, g, newLogger(io.Discard, "error"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := p.Publish(ctx)
+	if err != nil || len(o.Accepted) != 1 || o.Publication.Stamp == nil {
+		t.Fatalf("outcome %+v, %v", o, err)
+	}
+	evs, _ := g.log.ReadStream(ctx, cfg.Tenant, gateway.HeadsStream)
+	g.Close()
+	if len(evs) != 1 || evs[0].Type != "HeadPublished" || !strings.Contains(string(evs[0].Data), `"size":10`) || !strings.Contains(string(evs[0].Data), `"tokenSha256"`) {
+		t.Fatalf("recorded %+v", evs)
+	}
+	notes, _ := filepath.Glob(filepath.Join(out, "head-10-*.note"))
+	if len(notes) != 1 {
+		t.Fatalf("witness directory: %v", notes)
+	}
+	code, stdout, errs := cli(t, dir, "log", "verify", "--head", notes[0])
+	if code != exitOK || !strings.Contains(stdout, "timestamped at") || !strings.Contains(stdout, "(10 → 11 events)") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, errs)
+	}
+}
+
+func TestWitnessConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	for body, want := range map[string]string{
+		"witnesses: {dir: []}\n":                           "witnesses: name at least one",
+		"witnesses: {email: {to: [x]}}\n":                  "witnesses.email.to[0]",
+		"witnesses: {http: [{url: 'http://a.example'}]}\n": "witnesses.http[0].url",
+		"witnesses: {dir: [/tmp], colour: red}\n":          "colour",
+	} {
+		f := filepath.Join(dir, "c.yaml")
+		os.WriteFile(f, []byte(body), 0o600)
+		if _, err := loadConfig(f); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", body, err, want)
+		}
 	}
 }
