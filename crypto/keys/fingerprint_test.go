@@ -30,3 +30,23 @@ func TestFingerprint(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseFingerprint: whatever is typed, the parser never panics, and
+// what it accepts is in canonical form and parses to itself.
+func FuzzParseFingerprint(f *testing.F) {
+	f.Add("sha256:" + strings.Repeat("ab", 32))
+	f.Add("sha256:AB:CD")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		fp, err := ParseFingerprint(s)
+		if err != nil {
+			return
+		}
+		if len(fp) != len("sha256:")+64 || strings.ToLower(fp) != fp {
+			t.Fatalf("ParseFingerprint(%q) = %q, not canonical", s, fp)
+		}
+		if again, err := ParseFingerprint(fp); err != nil || again != fp {
+			t.Fatalf("canonical %q does not parse to itself: %q %v", fp, again, err)
+		}
+	})
+}
