@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/eventstore/blob"
 )
 
 // Payload is an event's content. Every payload type has a fixed name and
@@ -19,6 +20,9 @@ type Payload interface {
 	EventType() string
 	// SchemaVersion is the payload's schema version.
 	SchemaVersion() int
+	// BlobRefs lists every blob the payload refers to, so that verification
+	// of the stored bytes cannot miss one (see blobrefs.go).
+	BlobRefs() []blob.Ref
 }
 
 func (MessageReceived) EventType() string     { return "MessageReceived" }

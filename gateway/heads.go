@@ -1,6 +1,10 @@
 package gateway
 
-import "time"
+import (
+	"time"
+
+	"github.com/poststelle/poststelle/eventstore/blob"
+)
 
 // HeadPublished records that the log's signed tree head was handed to
 // witnesses outside the gateway (eventstore/witness). The event itself comes
@@ -31,3 +35,7 @@ func (HeadPublished) SchemaVersion() int { return 1 }
 
 // HeadsStream is the stream of the log's own HeadPublished events.
 const HeadsStream = "log-heads"
+
+// BlobRefs is empty: the head file and its timestamp live with the witnesses,
+// and the event records their digests.
+func (HeadPublished) BlobRefs() []blob.Ref { return nil }

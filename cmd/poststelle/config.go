@@ -18,6 +18,7 @@ import (
 	"github.com/poststelle/poststelle/adapters/officeimap"
 	"github.com/poststelle/poststelle/adapters/smtp"
 	"github.com/poststelle/poststelle/adapters/smtpout"
+	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/eventstore/witness"
 	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/gateway/verification"
@@ -39,6 +40,10 @@ type Config struct {
 		SigningKey string `yaml:"signing_key"`
 		// PublicKey is written beside it for auditors.
 		PublicKey string `yaml:"public_key"`
+		// Fingerprint pins the expected key ("sha256:" + hex SHA-256 of
+		// its SubjectPublicKeyInfo, as keys init prints it): log verify
+		// fails with any other key, and serve refuses to sign with one.
+		Fingerprint string `yaml:"fingerprint"`
 	} `yaml:"keys"`
 	EventStore EventStoreConfig `yaml:"eventstore"`
 	// SMTP is the receiving SMTP server; nil disables it. The demo set-up
@@ -156,6 +161,13 @@ func (c *Config) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.Keys.Fingerprint != "" {
+		fp, err := keys.ParseFingerprint(c.Keys.Fingerprint)
+		if err != nil {
+			return fmt.Errorf("keys.fingerprint: %w", err)
+		}
+		c.Keys.Fingerprint = fp
 	}
 	switch c.EventStore.Backend {
 	case "sqlite":

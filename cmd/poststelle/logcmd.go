@@ -76,7 +76,8 @@ func (f logFlags) open(ctx context.Context) (integrity.AuditedLog, *Config, erro
 		if *f.kafka != "" {
 			brokers, topic = splitComma(*f.kafka), *f.topic
 		}
-		l, err := kafkalog.OpenReader(ctx, kafkalog.Config{Brokers: brokers, Topic: topic, Partitions: cfg.EventStore.Kafka.Partitions})
+		l, err := kafkalog.OpenReader(ctx, kafkalog.Config{Brokers: brokers, Topic: topic, Partitions: cfg.EventStore.Kafka.Partitions,
+			CheckpointInterval: cfg.EventStore.Kafka.CheckpointInterval})
 		return l, cfg, err
 	}
 	path := *f.db
@@ -95,7 +96,8 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs, cfgPath := newFlags("log verify", stderr)
 	lf := addLogFlags(fs, cfgPath)
 	keyPath := fs.String("key", "", "the gateway's public key `file` (default: the configured public key)")
-	checkBlobs := fs.Bool("blobs", false, "also re-hash every stored message and part the events refer to")
+	keyFP := fs.String("key-fingerprint", "", "fail unless the key has this `fingerprint` (sha256:<hex>, as keys init prints it; default: keys.fingerprint of the configuration)")
+	checkBlobs := fs.Bool("blobs", false, "also re-hash every stored blob any event refers to")
 	var heads headFiles
 	fs.Var(&heads, "head", "fail unless the log consistently extends the signed head in this `file` (from log head or a witness; repeatable)")
 	if code, ok := parse(fs, args); !ok {
@@ -107,13 +109,9 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return exitUsage
 	}
 	defer l.Close()
-	if *keyPath == "" {
-		*keyPath = cfg.Keys.PublicKey
-	}
-	pub, err := keys.LoadPublic(*keyPath)
-	if err != nil {
-		fmt.Fprintln(stderr, "poststelle:", err)
-		return exitUsage
+	pub, code := verifyKey(cfg, *keyPath, *keyFP, stdout, stderr)
+	if pub == nil {
+		return code
 	}
 	var each func(*eventstore.Event) error
 	if *checkBlobs {
@@ -129,7 +127,7 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	each = hv.wrap(each)
 	start := time.Now()
-	sum, err := integrity.VerifyLog(ctx, l, pub, each)
+	sum, err := integrity.VerifyLogWith(ctx, l, pub, integrity.VerifyOptions{Each: each})
 	var prob *integrity.Problem
 	switch {
 	case errors.As(err, &prob):
@@ -144,15 +142,82 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	elapsed := time.Since(start)
 	for i, p := range sum.Partitions {
-		fmt.Fprintf(stdout, "partition %d: %d events, %d signed checkpoints, %d events after the newest checkpoint, head %x\n",
-			i, p.Events, p.Checkpoints, p.Uncovered, p.Root)
+		fmt.Fprintf(stdout, "partition %d: %d events, %d signed checkpoints, %d events after the newest checkpoint%s, head %x\n",
+			i, p.Events, p.Checkpoints, p.Uncovered, tailNote(p), p.Root)
 	}
 	fmt.Fprintf(stdout, "OK: %d events intact, verified in %s (%.0f events/s)\n", sum.Events, elapsed.Round(time.Millisecond),
 		float64(sum.Events)/max(elapsed.Seconds(), 1e-9))
 	return exitOK
 }
 
-// blobChecker re-hashes the blobs MessageReceived events refer to.
+// tailNote says how old an uncovered tail is (allowed only on a log whose
+// checkpoints trail its events, and only while young).
+func tailNote(p integrity.Summary) string {
+	if p.Uncovered == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (oldest recorded %s, not yet signed)", p.OldestUncovered.Format(time.RFC3339Nano))
+}
+
+// verifyKey loads the public key log verify checks signatures with, prints
+// its fingerprint, and holds it to the pinned fingerprint (--key-fingerprint,
+// else keys.fingerprint). A key taken from the data directory beside the log
+// proves nothing by itself, since whoever can rewrite the log can replace it:
+// without a pin that is warned about. It returns nil and the exit code when
+// verification must not go on.
+func verifyKey(cfg *Config, path, pin string, stdout, stderr io.Writer) (crypto.PublicKey, int) {
+	explicit := path != ""
+	if !explicit {
+		path = cfg.Keys.PublicKey
+	}
+	pub, err := keys.LoadPublic(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle:", err)
+		return nil, exitUsage
+	}
+	fp, err := keys.Fingerprint(pub)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle:", err)
+		return nil, exitUsage
+	}
+	fmt.Fprintf(stdout, "key: %s %s\n", fp, path)
+	if pin == "" {
+		pin = cfg.Keys.Fingerprint
+	}
+	if pin == "" {
+		if !explicit && insideDir(cfg.DataDir, path) {
+			fmt.Fprintf(stderr, "poststelle: warning: the public key %s comes from the data directory beside the log; "+
+				"a forger who rewrote the log can replace it too. Compare its fingerprint %s with the one recorded at keys init, "+
+				"or pin it with --key-fingerprint or keys.fingerprint.\n", path, fp)
+		}
+		return pub, exitOK
+	}
+	want, err := keys.ParseFingerprint(pin)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle: --key-fingerprint:", err)
+		return nil, exitUsage
+	}
+	if fp != want {
+		fmt.Fprintf(stdout, "BROKEN: the public key %s has fingerprint %s, but %s is pinned: the key was replaced\n", path, fp, want)
+		return nil, exitFailed
+	}
+	return pub, exitOK
+}
+
+// insideDir reports whether path lies in dir.
+func insideDir(dir, path string) bool {
+	d, err1 := filepath.Abs(dir)
+	p, err2 := filepath.Abs(path)
+	if err1 != nil || err2 != nil {
+		return true // cannot tell: warn
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// blobChecker re-hashes every blob an event refers to (gateway.Payload's
+// BlobRefs): raw messages and parts, verification reports, Prüfprotokolle,
+// timestamp tokens, answer bodies and attachments.
 func blobChecker(ctx context.Context, cfg *Config) (func(*eventstore.Event) error, error) {
 	store, err := blob.Open(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
@@ -160,24 +225,13 @@ func blobChecker(ctx context.Context, cfg *Config) (func(*eventstore.Event) erro
 	}
 	reg := gateway.NewRegistry()
 	return func(e *eventstore.Event) error {
-		if e.Type != "MessageReceived" {
-			return nil
-		}
 		p, err := reg.Decode(e)
 		if err != nil {
-			return err
+			return fmt.Errorf("cannot check the blobs of event %s: %w", e.ID, err)
 		}
-		m := p.(*gateway.MessageReceived)
-		refs := []blob.Ref{m.Raw}
-		for _, part := range m.Parts {
-			refs = append(refs, part.Blob)
-		}
-		for _, r := range refs {
-			if r.SHA256 == "" {
-				continue
-			}
+		for _, r := range p.BlobRefs() {
 			if err := store.Verify(ctx, r); err != nil {
-				return fmt.Errorf("event %s: %w", e.ID, err)
+				return fmt.Errorf("event %s (%s): %w", e.ID, e.Type, err)
 			}
 		}
 		return nil

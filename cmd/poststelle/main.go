@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/poststelle/poststelle/adapters/officeapi"
+	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/gateway/routing"
 )
 
@@ -146,11 +147,18 @@ func runKeysInit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "poststelle:", err)
 		return exitUsage
 	}
-	if _, err := keysGenerate(cfg); err != nil {
+	s, err := keysGenerate(cfg)
+	if err != nil {
 		fmt.Fprintln(stderr, "poststelle:", err)
 		return exitFailed
 	}
-	fmt.Fprintf(stdout, "signing key: %s\npublic key (give this to auditors): %s\n", cfg.Keys.SigningKey, cfg.Keys.PublicKey)
+	fp, err := keys.Fingerprint(s.Public())
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle:", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "signing key: %s\npublic key (give this to auditors): %s\nfingerprint (record it apart from the data, pin it as keys.fingerprint): %s\n",
+		cfg.Keys.SigningKey, cfg.Keys.PublicKey, fp)
 	return exitOK
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,6 +214,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		"smtp:\n  listen: nowhere\n":                                 "smtp.listen",
 		"unknown_field: 1\n":                                         "unknown_field",
 		"data_dir: [1, 2]\n":                                         "line 1",
+		"keys: {fingerprint: \"abc\"}\n":                             "keys.fingerprint",
 	}
 	for content, want := range cases {
 		p := filepath.Join(t.TempDir(), "c.yaml")
@@ -239,5 +241,67 @@ func TestUsage(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"frobnicate"}, &out, &errb); code != exitUsage {
 		t.Fatalf("unknown command: %d", code)
+	}
+}
+
+func TestKeysInitPrintsFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "poststelle.yaml")
+	os.WriteFile(cfg, []byte("data_dir: "+dir+"\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"keys", "init", "--config", cfg}, &out, &errb); code != exitOK {
+		t.Fatalf("keys init: exit %d %s", code, errb.String())
+	}
+	pub, err := keys.LoadPublic(filepath.Join(dir, "keys", "gateway.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, _ := keys.Fingerprint(pub)
+	if !strings.Contains(out.String(), "fingerprint (record it apart from the data, pin it as keys.fingerprint): "+fp+"\n") {
+		t.Fatalf("keys init does not print the fingerprint %s:\n%s", fp, out.String())
+	}
+	// serve refuses to sign with a key other than the pinned one.
+	c, err := loadConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Keys.Fingerprint = "sha256:" + strings.Repeat("0", 64)
+	if g, err := openGateway(context.Background(), c, newLogger(io.Discard, "error")); err == nil {
+		g.Close()
+		t.Fatal("serve opened with a key other than the pinned one")
+	} else if !strings.Contains(err.Error(), fp) {
+		t.Fatalf("error does not name the key's fingerprint: %v", err)
+	}
+	c.Keys.Fingerprint = fp
+	g, err := openGateway(context.Background(), c, newLogger(io.Discard, "error"))
+	if err != nil {
+		t.Fatalf("serve refused the pinned key: %v", err)
+	}
+	g.Close()
+}
+
+// TestLogVerifyKeySource: the key's fingerprint is printed, a key from the
+// data directory is warned about unless pinned, a key given with --key is not.
+func TestLogVerifyKeySource(t *testing.T) {
+	dir := testLog(t, 2)
+	pub, _ := keys.LoadPublic(filepath.Join(dir, "keys", "gateway.pub"))
+	fp, _ := keys.Fingerprint(pub)
+	code, out, errs := cli(t, dir, "log", "verify")
+	if code != exitOK || !strings.Contains(out, "key: "+fp+" ") || !strings.Contains(errs, "warning: the public key") {
+		t.Fatalf("unpinned key from the data directory: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = cli(t, dir, "log", "verify", "--key-fingerprint", strings.ToUpper(strings.TrimPrefix(fp, "sha256:")))
+	if code != exitUsage {
+		t.Fatalf("fingerprint without its prefix: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = cli(t, dir, "log", "verify", "--key-fingerprint", fp)
+	if code != exitOK || strings.Contains(errs, "warning") {
+		t.Fatalf("pinned key: exit %d\n%s%s", code, out, errs)
+	}
+	copyPath := filepath.Join(t.TempDir(), "gateway.pub")
+	keys.WritePublic(copyPath, pub)
+	code, out, errs = cli(t, dir, "log", "verify", "--key", copyPath)
+	if code != exitOK || strings.Contains(errs, "warning") || !strings.Contains(out, "key: "+fp+" "+copyPath) {
+		t.Fatalf("key given with --key: exit %d\n%s%s", code, out, errs)
 	}
 }

@@ -63,8 +63,16 @@ func openGateway(ctx context.Context, cfg *Config, logger *slog.Logger) (*gatewa
 	if err != nil {
 		return nil, err
 	}
+	fp, err := keys.Fingerprint(signer.Public())
+	if err != nil {
+		return nil, err
+	}
 	if created {
-		logger.Info("created the gateway's signing key", "key", cfg.Keys.SigningKey, "public_key", cfg.Keys.PublicKey)
+		logger.Info("created the gateway's signing key; record its fingerprint apart from the data directory", "key", cfg.Keys.SigningKey,
+			"public_key", cfg.Keys.PublicKey, "fingerprint", fp)
+	}
+	if cfg.Keys.Fingerprint != "" && fp != cfg.Keys.Fingerprint {
+		return nil, fmt.Errorf("the signing key %s has fingerprint %s, but keys.fingerprint pins %s", cfg.Keys.SigningKey, fp, cfg.Keys.Fingerprint)
 	}
 	g.signer = signer
 	if g.log, err = openLog(ctx, cfg, signer, logger); err != nil {

@@ -1,11 +1,13 @@
 package integrity
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/poststelle/poststelle/eventstore"
 )
@@ -22,18 +24,72 @@ type LogSummary struct {
 	Events     int64
 }
 
+// VerifyOptions tunes VerifyLogWith.
+type VerifyOptions struct {
+	// Each, when set, sees every verified event (the CLI reports progress
+	// and checks blobs with it).
+	Each func(*eventstore.Event) error
+	// Now is the time an uncovered tail's age is measured at (default
+	// time.Now).
+	Now func() time.Time
+}
+
+// CheckpointLag is implemented by logs whose checkpoints trail their
+// events, as the Kafka log's notary signs each partition's head
+// periodically: it is how long an event may honestly wait for a checkpoint.
+// A log without it signs a checkpoint in every commit, so on such a log an
+// event no checkpoint covers was written outside the gateway.
+type CheckpointLag interface {
+	CheckpointLag() time.Duration
+}
+
+// Stored is what a log keeps beside its events and trusts when it reopens
+// instead of recomputing it: per offset the event's leaf hash, per
+// checkpoint size the Merkle frontier (Frontier.Nodes concatenated), both as
+// the stored bytes.
+type Stored struct {
+	Leaves    map[int64][]byte
+	Frontiers map[int64][]byte
+}
+
+// StoredHashes is implemented by logs that keep derived hashes (the
+// embedded log's leaf_hash column and checkpoint frontiers). VerifyLog
+// compares them with what it recomputes, since a writer that reopened the
+// log would otherwise extend it from an altered state.
+type StoredHashes interface {
+	// StoredHashes returns the leaf hashes of offsets [from, to) and the
+	// frontiers of checkpoints with sizes in (from, to].
+	StoredHashes(ctx context.Context, partition int32, from, to int64) (Stored, error)
+}
+
 // VerifyLog checks every partition of the log against its signed checkpoints.
 // It returns a *Problem naming the first broken position, or an error when the
 // log cannot be read at all. each, when set, sees every verified event (the
 // CLI reports progress and checks blobs with it).
 func VerifyLog(ctx context.Context, l AuditedLog, pub crypto.PublicKey, each func(*eventstore.Event) error) (LogSummary, error) {
+	return VerifyLogWith(ctx, l, pub, VerifyOptions{Each: each})
+}
+
+// VerifyLogWith is VerifyLog with options. Besides every event and
+// checkpoint it checks the hashes the log stores (StoredHashes) and the
+// events no checkpoint covers: on a log that signs every commit they fail;
+// on one with a CheckpointLag they pass while the oldest of them is younger
+// than the lag (measured at the later of now and the newest checkpoint's
+// time) and are reported in the Summary either way.
+func VerifyLogWith(ctx context.Context, l AuditedLog, pub crypto.PublicKey, opts VerifyOptions) (LogSummary, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	var out LogSummary
 	parts, err := l.Partitions(ctx)
 	if err != nil {
 		return out, fmt.Errorf("integrity: count partitions: %w", err)
 	}
 	for p := range parts {
-		s, err := verifyPartition(ctx, l, pub, p, each)
+		s, err := verifyPartition(ctx, l, pub, p, opts.Each)
+		if err == nil {
+			err = checkTail(l, p, s, opts.Now())
+		}
 		if err != nil {
 			return out, err
 		}
@@ -41,6 +97,31 @@ func VerifyLog(ctx context.Context, l AuditedLog, pub crypto.PublicKey, each fun
 		out.Events += s.Events
 	}
 	return out, nil
+}
+
+// checkTail applies the uncovered-tail rule of VerifyLogWith.
+func checkTail(l AuditedLog, p int32, s Summary, now time.Time) error {
+	if s.Uncovered == 0 {
+		return nil
+	}
+	first := s.Events - s.Uncovered
+	lagging, ok := l.(CheckpointLag)
+	if !ok {
+		return &Problem{Partition: p, Offset: first, Reason: fmt.Sprintf(
+			"%d events (offsets %d to %d) are covered by no signed checkpoint; this log signs every commit, so they were written outside the gateway",
+			s.Uncovered, first, s.Events-1)}
+	}
+	ref := now
+	if s.NewestCheckpoint.After(ref) {
+		ref = s.NewestCheckpoint
+	}
+	lag := lagging.CheckpointLag()
+	if age := ref.Sub(s.OldestUncovered); age >= lag {
+		return &Problem{Partition: p, Offset: first, Reason: fmt.Sprintf(
+			"%d events after the newest checkpoint; the oldest was recorded at %s, %s before %s, longer than the %s the notary may take: they were added outside the gateway, or the notary stopped",
+			s.Uncovered, s.OldestUncovered.Format(time.RFC3339Nano), age.Round(time.Millisecond), ref.Format(time.RFC3339), lag)}
+	}
+	return nil
 }
 
 func verifyPartition(ctx context.Context, l AuditedLog, pub crypto.PublicKey, p int32, each func(*eventstore.Event) error) (Summary, error) {
@@ -69,6 +150,11 @@ func verifyPartition(ctx context.Context, l AuditedLog, pub crypto.PublicKey, p 
 			if err := v.Add(&b.evs[i]); err != nil {
 				return Summary{}, err
 			}
+			if b.stored != nil {
+				if err := checkStored(v, b.stored); err != nil {
+					return Summary{}, err
+				}
+			}
 			if each != nil {
 				if err := each(&b.evs[i]); err != nil {
 					return Summary{}, &Problem{Partition: p, Offset: b.evs[i].Position.Offset, Reason: err.Error()}
@@ -79,27 +165,59 @@ func verifyPartition(ctx context.Context, l AuditedLog, pub crypto.PublicKey, p 
 	return v.Finish()
 }
 
-type readBatch struct {
-	from int64
-	evs  []eventstore.Event
-	err  error
+// checkStored compares what the log stores for the event just verified.
+func checkStored(v *Verifier, s *Stored) error {
+	off := v.Size() - 1
+	leaf := v.LastLeaf()
+	if !bytes.Equal(s.Leaves[off], leaf[:]) {
+		return &Problem{Partition: v.partition, Offset: off, Reason: fmt.Sprintf(
+			"the stored leaf hash %x is not the event's hash %x: it was altered, and a writer reopening the log would link the next event to it",
+			s.Leaves[off], leaf)}
+	}
+	stored, ok := s.Frontiers[v.Size()]
+	if !ok {
+		return nil
+	}
+	var want []byte
+	for _, n := range v.FrontierNodes() {
+		want = append(want, n[:]...)
+	}
+	if !bytes.Equal(stored, want) {
+		return &Problem{Partition: v.partition, Offset: off, Reason: fmt.Sprintf(
+			"the Merkle frontier stored with the checkpoint at size %d is not the recomputed one: it was altered, and a writer reopening the log would refuse it",
+			v.Size())}
+	}
+	return nil
 }
 
-// readAhead sends a partition's events in batches and closes the channel at
-// the end or after the first error.
+type readBatch struct {
+	from   int64
+	evs    []eventstore.Event
+	stored *Stored
+	err    error
+}
+
+// readAhead sends a partition's events in batches, with what the log stores
+// beside them, and closes the channel at the end or after the first error.
 func readAhead(ctx context.Context, l AuditedLog, p int32, out chan<- readBatch) {
 	defer close(out)
+	sh, _ := l.(StoredHashes)
 	for from := int64(0); ; {
 		evs, err := l.Read(ctx, p, from, 2000)
 		if len(evs) == 0 && err == nil {
 			return
 		}
+		b := readBatch{from: from, evs: evs, err: err}
+		if err == nil && sh != nil {
+			s, err := sh.StoredHashes(ctx, p, from, evs[len(evs)-1].Position.Offset+1)
+			b.stored, b.err = &s, err
+		}
 		select {
-		case out <- readBatch{from: from, evs: evs, err: err}:
+		case out <- b:
 		case <-ctx.Done():
 			return
 		}
-		if err != nil {
+		if b.err != nil {
 			return
 		}
 		from = evs[len(evs)-1].Position.Offset + 1

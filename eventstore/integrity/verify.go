@@ -3,6 +3,7 @@ package integrity
 import (
 	"crypto"
 	"fmt"
+	"time"
 
 	"github.com/poststelle/poststelle/eventstore"
 )
@@ -38,13 +39,26 @@ type Verifier struct {
 	frontier    Frontier
 	prev        [32]byte
 	offset      int64
+	// covered is the size of the newest checkpoint; oldestUncovered the
+	// recording time of the event at that offset, once seen.
+	covered         int64
+	oldestUncovered time.Time
 }
 
 // NewVerifier starts verifying a partition. Checkpoints must be sorted by size.
 func NewVerifier(pub crypto.PublicKey, logID string, partition int32, cps []eventstore.Checkpoint) (*Verifier, error) {
+	kid, err := KeyID(pub)
+	if err != nil {
+		return nil, err
+	}
 	for i := range cps {
 		if err := VerifyCheckpoint(pub, logID, &cps[i]); err != nil {
 			return nil, &Problem{Partition: partition, Offset: cps[i].Size - 1, Reason: err.Error()}
+		}
+		// The key id is not signed; a wrong one is an edit all the same.
+		if cps[i].KeyID != kid {
+			return nil, &Problem{Partition: partition, Offset: cps[i].Size - 1,
+				Reason: fmt.Sprintf("checkpoint at size %d names key %q, but key %s signed it", cps[i].Size, cps[i].KeyID, kid)}
 		}
 		if cps[i].Partition != partition {
 			return nil, &Problem{Partition: partition, Offset: cps[i].Size - 1, Reason: "checkpoint belongs to another partition"}
@@ -54,6 +68,9 @@ func NewVerifier(pub crypto.PublicKey, logID string, partition int32, cps []even
 		}
 	}
 	v := &Verifier{pub: pub, logID: logID, partition: partition, checkpoints: cps}
+	if n := len(cps); n > 0 {
+		v.covered = cps[n-1].Size
+	}
 	return v, v.checkHeads()
 }
 
@@ -66,6 +83,9 @@ func (v *Verifier) Add(e *eventstore.Event) error {
 		return v.fail(fmt.Sprintf("expected offset %d, found %d (event %s): an event was removed, inserted or moved", v.offset, e.Position.Offset, e.ID))
 	case e.PrevHash != v.prev:
 		return v.fail(fmt.Sprintf("event %s does not link to its predecessor: the predecessor was altered, removed or reordered", e.ID))
+	}
+	if v.offset == v.covered {
+		v.oldestUncovered = e.RecordedAt
 	}
 	leaf := LeafHash(e)
 	v.frontier.Append(leaf)
@@ -94,6 +114,16 @@ func (v *Verifier) firstOffsetSince() int64 {
 	return v.checkpoints[v.next-1].Size
 }
 
+// Size is the number of events verified so far.
+func (v *Verifier) Size() int64 { return v.offset }
+
+// LastLeaf is the leaf hash of the newest verified event.
+func (v *Verifier) LastLeaf() [32]byte { return v.prev }
+
+// FrontierNodes is the Merkle frontier after the events verified so far, in
+// the form a writer stores beside a checkpoint (Frontier.Nodes).
+func (v *Verifier) FrontierNodes() [][32]byte { return v.frontier.Nodes() }
+
 func (v *Verifier) fail(reason string) error {
 	return &Problem{Partition: v.partition, Offset: v.offset, Reason: reason}
 }
@@ -102,9 +132,13 @@ func (v *Verifier) fail(reason string) error {
 type Summary struct {
 	Events      int64
 	Checkpoints int
-	// Uncovered counts the newest events that no checkpoint covers yet.
-	Uncovered int64
-	Root      [32]byte
+	// Uncovered counts the newest events that no checkpoint covers yet;
+	// OldestUncovered is the recording time of the first of them.
+	Uncovered       int64
+	OldestUncovered time.Time
+	// NewestCheckpoint is the signing time of the newest checkpoint.
+	NewestCheckpoint time.Time
+	Root             [32]byte
 }
 
 // Finish ends verification: every checkpoint must have been reached.
@@ -114,9 +148,12 @@ func (v *Verifier) Finish() (Summary, error) {
 		return Summary{}, &Problem{Partition: v.partition, Offset: v.offset,
 			Reason: fmt.Sprintf("log ends at %d events but a signed checkpoint covers %d: events were removed", v.offset, c.Size)}
 	}
-	var covered int64
-	if n := len(v.checkpoints); n > 0 {
-		covered = v.checkpoints[n-1].Size
+	s := Summary{Events: v.offset, Checkpoints: len(v.checkpoints), Uncovered: v.offset - v.covered, Root: v.frontier.Root()}
+	if s.Uncovered > 0 {
+		s.OldestUncovered = v.oldestUncovered
 	}
-	return Summary{Events: v.offset, Checkpoints: len(v.checkpoints), Uncovered: v.offset - covered, Root: v.frontier.Root()}, nil
+	if n := len(v.checkpoints); n > 0 {
+		s.NewestCheckpoint = v.checkpoints[n-1].Time
+	}
+	return s, nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"sync"
+
+	"github.com/poststelle/poststelle/eventstore/integrity"
 )
 
 // OpenReadOnly opens an existing log for auditing: it reads events and
@@ -27,6 +29,43 @@ func OpenReadOnly(ctx context.Context, path string) (*Log, error) {
 		l.rdb.Close()
 		return nil, fmt.Errorf("sqlitelog: read log id of %s: %w", path, err)
 	}
+	if err := checkFormat(ctx, l.rdb, path); err != nil {
+		l.rdb.Close()
+		return nil, err
+	}
 	l.closed.Do(func() {}) // Close must only close the readers
 	return l, nil
+}
+
+// StoredHashes implements integrity.StoredHashes: the leaf_hash column and
+// the checkpoints' frontiers, which Open trusts when it resumes the chain.
+func (l *Log) StoredHashes(ctx context.Context, partition int32, from, to int64) (integrity.Stored, error) {
+	s := integrity.Stored{Leaves: map[int64][]byte{}, Frontiers: map[int64][]byte{}}
+	if partition != 0 {
+		return s, fmt.Errorf("sqlitelog: no partition %d", partition)
+	}
+	if err := l.scanPairs(ctx, s.Leaves, `SELECT off, leaf_hash FROM events WHERE off >= ? AND off < ?`, from, to); err != nil {
+		return s, fmt.Errorf("sqlitelog: read leaf hashes %d to %d: %w", from, to, err)
+	}
+	if err := l.scanPairs(ctx, s.Frontiers, `SELECT size, frontier FROM checkpoints WHERE size > ? AND size <= ?`, from, to); err != nil {
+		return s, fmt.Errorf("sqlitelog: read frontiers %d to %d: %w", from, to, err)
+	}
+	return s, nil
+}
+
+func (l *Log) scanPairs(ctx context.Context, into map[int64][]byte, q string, args ...any) error {
+	rows, err := l.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k int64
+		var v []byte
+		if err := rows.Scan(&k, &v); err != nil {
+			return err
+		}
+		into[k] = v
+	}
+	return rows.Err()
 }

@@ -180,53 +180,116 @@ func (l *Log) init(ctx context.Context) error {
 	if _, err := rand.Read(idBytes[:]); err != nil {
 		return err
 	}
-	if _, err := l.wdb.ExecContext(ctx, `INSERT OR IGNORE INTO meta (key, value) VALUES ('log_id', ?), ('format', 'poststelle-sqlitelog-1')`, hex.EncodeToString(idBytes[:])); err != nil {
+	if _, err := l.wdb.ExecContext(ctx, `INSERT OR IGNORE INTO meta (key, value) VALUES ('log_id', ?), ('format', ?)`, hex.EncodeToString(idBytes[:]), format); err != nil {
 		return fmt.Errorf("sqlitelog: write log id: %w", err)
 	}
 	if err := l.wdb.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'log_id'`).Scan(&l.logID); err != nil {
 		return fmt.Errorf("sqlitelog: read log id: %w", err)
 	}
+	if err := checkFormat(ctx, l.wdb, l.cfg.Path); err != nil {
+		return err
+	}
 	return l.loadHead(ctx)
 }
 
-// loadHead restores the chain head and Merkle frontier after a restart and
-// checks that the stored state is consistent with the newest event.
+// format names the database layout; a log of another layout is refused.
+const format = "poststelle-sqlitelog-1"
+
+func checkFormat(ctx context.Context, db *sql.DB, path string) error {
+	var f string
+	if err := db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'format'`).Scan(&f); err != nil {
+		return fmt.Errorf("sqlitelog: read format of %s: %w", path, err)
+	}
+	if f != format {
+		return fmt.Errorf("sqlitelog: %s has format %q, this gateway reads %q", path, f, format)
+	}
+	return nil
+}
+
+// errResume starts every reason to refuse resuming a log: a writer must not
+// extend a chain from state it cannot trust, since everything it then
+// appended would fail verification.
+const errResume = "sqlitelog: cannot resume the log"
+
+// loadHead restores the chain head and Merkle frontier after a restart. It
+// trusts nothing it can cheaply check: the newest checkpoint's signature, its
+// frontier against its root, the event count and the newest event's stored
+// leaf hash against the event. A full check is `poststelle log verify`.
 func (l *Log) loadHead(ctx context.Context) error {
 	l.frontier = &integrity.Frontier{}
-	var size int64
-	var frontier []byte
-	var root []byte
-	err := l.wdb.QueryRowContext(ctx, `SELECT size, root, frontier FROM checkpoints ORDER BY size DESC LIMIT 1`).Scan(&size, &root, &frontier)
+	var c eventstore.Checkpoint
+	var t int64
+	var frontier, root []byte
+	err := l.wdb.QueryRowContext(ctx, `SELECT size, root, time, key_id, signature, frontier FROM checkpoints ORDER BY size DESC LIMIT 1`).
+		Scan(&c.Size, &root, &t, &c.KeyID, &c.Signature, &frontier)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return fmt.Errorf("sqlitelog: read newest checkpoint: %w", err)
 	default:
-		f, err := decodeFrontier(size, frontier)
-		if err != nil {
+		if len(root) != 32 {
+			return fmt.Errorf("%s: newest checkpoint (size %d) has a %d-byte root; run 'poststelle log verify'", errResume, c.Size, len(root))
+		}
+		copy(c.Root[:], root)
+		c.Time = time.Unix(0, t).UTC()
+		if err := l.checkNewest(&c); err != nil {
 			return err
 		}
-		if r := f.Root(); string(r[:]) != string(root) {
-			return fmt.Errorf("sqlitelog: stored frontier at size %d does not match its checkpoint; run 'poststelle log verify'", size)
+		f, err := decodeFrontier(c.Size, frontier)
+		if err != nil {
+			return fmt.Errorf("%s: %w; run 'poststelle log verify'", errResume, err)
+		}
+		if f.Root() != c.Root {
+			return fmt.Errorf("%s: stored frontier at size %d does not match its checkpoint; run 'poststelle log verify'", errResume, c.Size)
 		}
 		l.frontier = f
 	}
 	var count int64
-	if err := l.wdb.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&count); err != nil {
+	var last sql.NullInt64
+	if err := l.wdb.QueryRowContext(ctx, `SELECT count(*), max(off) FROM events`).Scan(&count, &last); err != nil {
 		return fmt.Errorf("sqlitelog: count events: %w", err)
 	}
-	if count != size {
-		return fmt.Errorf("sqlitelog: %d events but newest checkpoint covers %d; the database was altered, run 'poststelle log verify'", count, size)
+	if count != c.Size || (count > 0 && last.Int64 != count-1) {
+		return fmt.Errorf("%s: %d events (last offset %d) but the newest checkpoint covers %d; the database was altered, run 'poststelle log verify'",
+			errResume, count, last.Int64, c.Size)
 	}
-	l.next = size
-	if size == 0 {
+	l.next = c.Size
+	if c.Size == 0 {
 		return nil
 	}
-	var leaf []byte
-	if err := l.wdb.QueryRowContext(ctx, `SELECT leaf_hash FROM events WHERE off = ?`, size-1).Scan(&leaf); err != nil {
-		return fmt.Errorf("sqlitelog: read newest event %d: %w", size-1, err)
+	return l.loadPrev(ctx, c.Size-1)
+}
+
+// checkNewest verifies the newest checkpoint with the writer's own key.
+func (l *Log) checkNewest(c *eventstore.Checkpoint) error {
+	pub := l.cfg.Signer.Public()
+	kid, err := integrity.KeyID(pub)
+	if err != nil {
+		return err
 	}
-	copy(l.prev[:], leaf)
+	if err := integrity.VerifyCheckpoint(pub, l.logID, c); err != nil || c.KeyID != kid {
+		return fmt.Errorf("%s: the newest checkpoint (size %d) is not signed by this gateway's key %s (%v); run 'poststelle log verify'",
+			errResume, c.Size, kid, err)
+	}
+	return nil
+}
+
+// loadPrev recomputes the newest event's leaf hash, which the next event
+// links to, and refuses a stored leaf_hash that differs.
+func (l *Log) loadPrev(ctx context.Context, off int64) error {
+	e, err := l.queryOne(ctx, l.wdb, `WHERE off = ?`, off)
+	if err != nil || e == nil {
+		return fmt.Errorf("%s: read newest event %d: %v; run 'poststelle log verify'", errResume, off, err)
+	}
+	var stored []byte
+	if err := l.wdb.QueryRowContext(ctx, `SELECT leaf_hash FROM events WHERE off = ?`, off).Scan(&stored); err != nil {
+		return fmt.Errorf("sqlitelog: read leaf hash of event %d: %w", off, err)
+	}
+	leaf := integrity.LeafHash(e)
+	if string(stored) != string(leaf[:]) {
+		return fmt.Errorf("%s: the stored leaf hash of the newest event (offset %d) is not its hash; run 'poststelle log verify'", errResume, off)
+	}
+	l.prev = leaf
 	return nil
 }
 
