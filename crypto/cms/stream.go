@@ -37,7 +37,7 @@ type ContentReader struct {
 	// lengths bound everything inside them.
 	outer []frame
 	seg   int64 // bytes left in the current primitive segment
-	err    error
+	err   error
 }
 
 // frame is an open constructed element: end is its end offset, or -1 for
