@@ -57,8 +57,9 @@ type Limits struct {
 	// (default 4 × the raw size + 1 MiB). Nested messages store their
 	// content once per level, so this stops a nested-message bomb.
 	MaxStoredBytes int64
-	// MaxUnpackBytes caps an enveloping CMS SignedData that is read into
-	// memory to unpack its content (default 32 MiB).
+	// MaxUnpackBytes caps an enveloping CMS SignedData whose content is
+	// unpacked (default 32 MiB). The content is streamed, so this bounds
+	// work and storage, not memory.
 	MaxUnpackBytes int64
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"go.mozilla.org/pkcs7"
 
+	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 )
 
@@ -487,5 +488,42 @@ func TestWalkStreamsLargeAttachment(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
 		t.Errorf("walk allocated %d bytes for a %d byte attachment", alloc, size)
+	}
+}
+
+// TestWalkStreamsOpaqueSignedData unpacks a 16 MiB application/pkcs7-mime
+// signed-data message from a real blob store and checks that the walk
+// allocates a small fraction of it: the signed content streams out of the
+// stored part instead of being read into memory.
+func TestWalkStreamsOpaqueSignedData(t *testing.T) {
+	const size = 16 << 20
+	line := strings.Repeat("Antrag ", 10) + "\r\n"
+	inner := "Content-Type: text/plain\r\n\r\n" + strings.Repeat(line, size/len(line))
+	var raw bytes.Buffer
+	raw.WriteString("From: a@example.org\r\nContent-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	raw.WriteString(wrap64(sign(t, []byte(inner), false)))
+	st, err := blob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ref, err := st.Put(ctx, bytes.NewReader(raw.Bytes()), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = bytes.Buffer{}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	msg, err := Walk(ctx, st, ref, Limits{})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msg.Parts) != 2 || msg.Parts[1].Path != "1.1" || msg.Parts[1].Blob.Size != int64(len(inner)-len("Content-Type: text/plain\r\n\r\n")) {
+		t.Fatalf("parts %+v problems %q", msg.Parts, msg.Problems)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+		t.Errorf("walk allocated %d bytes for a %d byte signed-data part", alloc, msg.Parts[0].Blob.Size)
 	}
 }

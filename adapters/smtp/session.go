@@ -92,7 +92,7 @@ func (ss *session) Data(r io.Reader) error {
 	d := ss.s.deps
 	ctx := context.Background()
 	t0 := d.Now()
-	parts := mailmsg.NewParallelStore(d.Blobs, 8, 256<<10)
+	parts := mailmsg.NewParallelStore(d.Blobs, 8, 256<<10, ss.s.budget)
 	pr, pw := io.Pipe()
 	type walked struct {
 		msg *mailmsg.Message
