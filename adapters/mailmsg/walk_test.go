@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -458,6 +459,19 @@ func checkInvariants(t testing.TB, msg *Message, st *memStore) {
 	if len(msg.Problems) > maxProblems+1 {
 		t.Errorf("%d problems, cap is %d", len(msg.Problems), maxProblems+1)
 	}
+	texts := []string{msg.Subject, msg.MessageID, msg.Date, msg.From.Name, msg.From.Address}
+	for _, a := range append(msg.To, msg.Cc...) {
+		texts = append(texts, a.Name, a.Address)
+	}
+	texts = append(texts, msg.Received...)
+	for _, h := range msg.Untrusted {
+		texts = append(texts, h.Name, h.Value)
+	}
+	for _, s := range texts {
+		if strings.ContainsFunc(s, isControl) {
+			t.Errorf("control character recorded in %q", s)
+		}
+	}
 	rec := gateway.MessageReceived{Subject: msg.Subject, From: msg.From, To: msg.To, Cc: msg.Cc, Parts: msg.Parts,
 		Problems: msg.Problems, Transport: gateway.TransportEvidence{Received: msg.Received, Untrusted: msg.Untrusted}}
 	e, err := gateway.NewReceived("t", "k", &rec)
@@ -525,5 +539,59 @@ func TestWalkStreamsOpaqueSignedData(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
 		t.Errorf("walk allocated %d bytes for a %d byte signed-data part", alloc, msg.Parts[0].Blob.Size)
+	}
+}
+
+func TestWalkHeaderControlCharacters(t *testing.T) {
+	tests := []struct {
+		name, header string
+		subject      string // "" when the test looks at another field
+		field        string // the field named in the problem, "" for none
+	}{
+		{"NUL in Subject", "Subject: Antrag\x00 Az. 12\r\n", "Antrag\uFFFD Az. 12", "Subject"},
+		{"C0 and DEL in Subject", "Subject: a\x01b\x1bc\x7fd\r\n", "a\uFFFDb\uFFFDc\uFFFDd", "Subject"},
+		{"bare CR in Subject", "Subject: a\rb\r\n", "a\uFFFDb", "Subject"},
+		{"TAB kept", "Subject: a\tb\r\n", "a\tb", ""},
+		{"NUL from an encoded word", "Subject: =?utf-8?q?x=00y?=\r\n", "x\uFFFDy", "Subject"},
+		{"C1 CSI from an encoded word", "Subject: =?utf-8?b?wpsyShg=?=\r\n", "\uFFFD2J\uFFFD", "Subject"},
+		{"umlauts untouched", "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n", "Grüße", ""},
+		{"NUL in From display name", "From: \"Max\x00 M\" <max@example.org>\r\n", "", "From"},
+		{"NUL in Received", "Received: from a\x00b by c\r\n", "", "Received"},
+		{"NUL in Message-ID", "Message-ID: <a\x00b@example.org>\r\n", "", "Message-ID"},
+		{"ESC in an untrusted header", "X-De-Mail-Authoritative: yes\x1b[2J\r\n", "", "X-De-Mail-Authoritative"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := []byte(tc.header + "\r\nbody\r\n")
+			msg, st := walkBytes(t, raw, Limits{})
+			checkInvariants(t, msg, st)
+			if tc.subject != "" && msg.Subject != tc.subject {
+				t.Errorf("subject %q, want %q", msg.Subject, tc.subject)
+			}
+			want := "header " + tc.field + ": " + controlsProblem
+			found := slices.Contains(msg.Problems, want)
+			if tc.field != "" && !found {
+				t.Errorf("problems %q lack %q", msg.Problems, want)
+			}
+			if tc.field == "" && hasProblem(msg, controlsProblem) {
+				t.Errorf("problems %q for a clean header", msg.Problems)
+			}
+			if !bytes.Equal(st.get(t, msg.Parts[0].Blob), []byte("body\r\n")) {
+				t.Errorf("body changed")
+			}
+		})
+	}
+}
+
+func TestReplaceControlsOncePerField(t *testing.T) {
+	msg, _ := walkBytes(t, []byte("To: =?utf-8?q?a=00?= <a@example.org>, =?utf-8?q?b=07?= <b@example.org>\r\n\r\nx\r\n"), Limits{})
+	n := 0
+	for _, p := range msg.Problems {
+		if strings.Contains(p, controlsProblem) {
+			n++
+		}
+	}
+	if n != 1 || msg.To[0].Name != "a\uFFFD" || msg.To[1].Name != "b\uFFFD" {
+		t.Fatalf("to %+v, %d control problems in %q", msg.To, n, msg.Problems)
 	}
 }
