@@ -16,8 +16,8 @@ import (
 	"math/big"
 	"net"
 	"path/filepath"
-	"strings"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
