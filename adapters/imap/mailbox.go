@@ -404,7 +404,7 @@ func (m *mailbox) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time, uidV
 		rec.Metadata["date"] = msg.Date
 	}
 	// The reply-channel policy answers Reply-To when there is one.
-	if rt := msg.Header.Get("Reply-To"); rt != "" {
+	if rt := msg.ReplyTo; rt != "" {
 		rec.Metadata["replyTo"] = rt
 	}
 	return rec

@@ -70,6 +70,32 @@ func DecodeHeader(raw string) (string, string) {
 	return s, problem
 }
 
+// ReplaceControls replaces the control characters a header value must not
+// carry into a receipt with U+FFFD and reports whether there were any: the
+// C0 controls except TAB (NUL, a bare CR or LF, ESC), DEL and the C1
+// controls. They are invisible or act on a terminal (ESC, CSI), and NUL
+// cuts strings short in C-based tools, so a Subject holding one would not
+// show what the sender wrote. The raw bytes stay in the stored message.
+func ReplaceControls(s string) (string, bool) {
+	if !strings.ContainsFunc(s, isControl) {
+		return s, false
+	}
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, s), true
+}
+
+func isControl(r rune) bool {
+	return (r < 0x20 && r != '\t') || (r >= 0x7f && r <= 0x9f)
+}
+
+// controlsProblem is the problem recorded when ReplaceControls changed a
+// field; docs/wire-format.md documents its wording.
+const controlsProblem = "control characters replaced with U+FFFD"
+
 func joinProblem(a, b string) string {
 	if a == "" {
 		return b

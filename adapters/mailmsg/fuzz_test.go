@@ -15,6 +15,8 @@ func FuzzWalk(f *testing.F) {
 	f.Add(deepMultipart(20))
 	f.Add(messageBomb(20, 10))
 	f.Add(crlf("Content-Type: multipart/signed; boundary=s\n\n--s\nContent-Type: text/plain\n\nx\n--s\nContent-Type: application/pkcs7-signature\nContent-Transfer-Encoding: base64\n\nMIIB\n--s--\n"))
+	f.Add([]byte("Subject: a\x00b\r\nFrom: \"x\x1b[2J\" <a@example.org>\r\nReceived: from \x00\r\n\r\nbody\r\n"))
+	f.Add([]byte("Subject: =?utf-8?q?x=00=1B=7F?= =?utf-8?b?wpsyShg=?=\r\nX-De-Mail-Authoritative: \x01\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		st := newMemStore()
 		ref, err := st.Put(context.Background(), bytes.NewReader(raw), 0)

@@ -1,8 +1,8 @@
 package mailmsg
 
 import (
-	"bytes"
 	"encoding/asn1"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -20,8 +20,9 @@ var oidData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
 // signs, below the part's path: for S/MIME (application/pkcs7-mime) a MIME
 // entity, for a .p7m file the signed document, stored as part p.1. The
 // signature itself is verified elsewhere; this only makes the content
-// visible. The CMS object is read into memory, so it is bounded by
-// Limits.MaxUnpackBytes.
+// visible. The content is streamed out of the stored part (cms.ContentReader),
+// so memory does not grow with its size; Limits.MaxUnpackBytes still bounds
+// the work.
 func (w *walker) unpackSignedData(part gateway.Part, mimeInside bool, depth int) error {
 	p := part.Path
 	if depth >= w.lim.MaxDepth {
@@ -36,38 +37,58 @@ func (w *walker) unpackSignedData(part gateway.Part, mimeInside bool, depth int)
 	if err != nil {
 		return fmt.Errorf("open part %s: %w", p, err)
 	}
-	der, err := io.ReadAll(io.LimitReader(rc, w.lim.MaxUnpackBytes+1))
-	rc.Close()
-	if err != nil {
-		return fmt.Errorf("read part %s: %w", p, err)
-	}
-	sd, err := cms.Parse(der)
+	defer rc.Close()
+	src := sourceReader{rc}
+	cr, err := cms.NewContentReader(src)
 	switch {
-	case err != nil:
+	case errors.Is(err, cms.ErrFormat):
 		w.problemf("part %s: signed-data not unpacked: %v", p, err)
 		return nil
-	case !sd.HasContent:
+	case err != nil:
+		return fmt.Errorf("read part %s: %w", p, err)
+	case !cr.HasContent:
 		w.problemf("part %s: signed-data carries no content", p)
 		return nil
-	case !sd.EContentType.Equal(oidData):
-		w.problemf("part %s: signed content of type %v not unpacked", p, sd.EContentType)
+	case !cr.EContentType.Equal(oidData):
+		w.problemf("part %s: signed content of type %v not unpacked", p, cr.EContentType)
 		return nil
 	}
+	// Damage further in ends the content early and is reported; a failing
+	// store stays an error.
+	content := &softReader{r: cr, what: "signed-data", problem: w.partProblem(p)}
 	if mimeInside {
-		hdr, br, ok, err := w.header(sourceReader{bytes.NewReader(sd.Content)}, "signed content "+p)
-		if err != nil || !ok {
-			return err
-		}
-		return w.entity(hdr, br, p, depth+1, true)
+		err = w.signedEntity(content, p, depth)
+	} else {
+		err = w.signedDocument(part, content, depth)
 	}
-	return w.signedDocument(part, sd.Content, depth)
+	if err != nil {
+		return err
+	}
+	// Read the rest, so that the store checks the part's digest at its end.
+	if _, err := io.Copy(io.Discard, content); err != nil {
+		return fmt.Errorf("read part %s: %w", p, err)
+	}
+	if _, err := io.Copy(io.Discard, src); err != nil {
+		return fmt.Errorf("read part %s: %w", p, err)
+	}
+	return nil
+}
+
+// signedEntity walks the MIME entity inside an S/MIME signed-data part.
+func (w *walker) signedEntity(content io.Reader, p string, depth int) error {
+	hdr, br, ok, err := w.header(sourceReader{content}, "signed content "+p)
+	if err != nil || !ok {
+		return err
+	}
+	return w.entity(hdr, br, p, depth+1, true)
 }
 
 // signedDocument stores the document inside a .p7m file as part p.1, named
 // after the file without its .p7m ending.
-func (w *walker) signedDocument(part gateway.Part, content []byte, depth int) error {
+func (w *walker) signedDocument(part gateway.Part, content io.Reader, depth int) error {
 	cp := join(part.Path, "1")
-	ref, ok, err := w.put(bytes.NewReader(content), cp)
+	head := &headReader{r: content}
+	ref, ok, err := w.put(head, cp)
 	if err != nil || !ok {
 		return err
 	}
@@ -78,8 +99,7 @@ func (w *walker) signedDocument(part gateway.Part, content []byte, depth int) er
 			mt = m
 		}
 	}
-	head := content[:min(len(content), peekSize)]
-	kind, problem := classify(mt, nil, name, true, head)
+	kind, problem := classify(mt, nil, name, true, head.head)
 	inner := gateway.Part{Path: cp, MediaType: mt, Filename: name, Blob: ref, Kind: kind}
 	if problem != "" {
 		inner.Problems = []string{problem}

@@ -57,8 +57,9 @@ type Limits struct {
 	// (default 4 × the raw size + 1 MiB). Nested messages store their
 	// content once per level, so this stops a nested-message bomb.
 	MaxStoredBytes int64
-	// MaxUnpackBytes caps an enveloping CMS SignedData that is read into
-	// memory to unpack its content (default 32 MiB).
+	// MaxUnpackBytes caps an enveloping CMS SignedData whose content is
+	// unpacked (default 32 MiB). The content is streamed, so this bounds
+	// work and storage, not memory.
 	MaxUnpackBytes int64
 }
 
@@ -91,7 +92,10 @@ type Message struct {
 	From      gateway.Address
 	To        []gateway.Address
 	Cc        []gateway.Address
-	Parts     []gateway.Part
+	// ReplyTo is the Reply-To field undecoded, as the reply path needs it,
+	// with control characters replaced.
+	ReplyTo string
+	Parts   []gateway.Part
 	// Received lists the trace headers, newest first as they appear.
 	Received []string
 	// Untrusted lists headers that only a trusted channel may set.
@@ -142,7 +146,8 @@ type walker struct {
 	budget   int64
 	parts    []gateway.Part
 	problems problemList
-	full     bool // MaxParts reached: stop walking
+	full     bool            // MaxParts reached: stop walking
+	controls map[string]bool // fields whose control characters were reported
 }
 
 func (w *walker) problemf(format string, args ...any) {
@@ -190,15 +195,20 @@ func (w *walker) describe(msg *Message, hdr Header) {
 		if p != "" {
 			w.problemf("header %s: %s", name, p)
 		}
-		return s
+		return w.clean(name, s)
 	}
 	msg.Subject = clipString(decode("Subject"), maxSubject)
 	msg.MessageID = clipString(strings.TrimSpace(decode("Message-ID")), maxFieldValue)
 	msg.Date = clipString(decode("Date"), 200)
+	msg.ReplyTo = w.clean("Reply-To", hdr.Get("Reply-To"))
 	addrs := func(name string) []gateway.Address {
 		list, p := parseAddresses(strings.Join(hdr.Values(name), ", "))
 		if p != "" {
 			w.problemf("header %s: %s", name, p)
+		}
+		for i := range list {
+			list[i].Name = w.clean(name, list[i].Name)
+			list[i].Address = w.clean(name, list[i].Address)
 		}
 		return list
 	}
@@ -210,20 +220,40 @@ func (w *walker) describe(msg *Message, hdr Header) {
 	}
 	msg.To = addrs("To")
 	msg.Cc = addrs("Cc")
+	text := func(name, s string, n int) string {
+		return clipString(w.clean(name, strings.ToValidUTF8(s, "\uFFFD")), n)
+	}
 	for _, f := range hdr {
 		switch {
 		case strings.EqualFold(f.Name, "Received"):
 			if len(msg.Received) < maxReceived {
-				msg.Received = append(msg.Received, clipString(strings.ToValidUTF8(f.Value, "\uFFFD"), maxFieldValue))
+				msg.Received = append(msg.Received, text("Received", f.Value, maxFieldValue))
 			}
 		case TrustedOnly(f.Name):
 			if len(msg.Untrusted) < maxUntrusted {
 				msg.Untrusted = append(msg.Untrusted, gateway.Header{
-					Name:  clipString(strings.ToValidUTF8(f.Name, "\uFFFD"), 200),
-					Value: clipString(strings.ToValidUTF8(f.Value, "\uFFFD"), maxFieldValue)})
+					Name:  text(f.Name, f.Name, 200),
+					Value: text(f.Name, f.Value, maxFieldValue)})
 			}
 		}
 	}
+}
+
+// clean replaces control characters in a value of the named field and
+// reports it once per field.
+func (w *walker) clean(field, s string) string {
+	s, changed := ReplaceControls(s)
+	if changed {
+		key := strings.ToLower(field)
+		if !w.controls[key] {
+			if w.controls == nil {
+				w.controls = map[string]bool{}
+			}
+			w.controls[key] = true
+			w.problemf("header %s: %s", field, controlsProblem)
+		}
+	}
+	return s
 }
 
 // entity walks the body of an entity whose header is hdr. p is the entity's

@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"math/big"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.mozilla.org/pkcs7"
 
+	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 )
 
@@ -457,6 +459,19 @@ func checkInvariants(t testing.TB, msg *Message, st *memStore) {
 	if len(msg.Problems) > maxProblems+1 {
 		t.Errorf("%d problems, cap is %d", len(msg.Problems), maxProblems+1)
 	}
+	texts := []string{msg.Subject, msg.MessageID, msg.Date, msg.From.Name, msg.From.Address}
+	for _, a := range append(msg.To, msg.Cc...) {
+		texts = append(texts, a.Name, a.Address)
+	}
+	texts = append(texts, msg.Received...)
+	for _, h := range msg.Untrusted {
+		texts = append(texts, h.Name, h.Value)
+	}
+	for _, s := range texts {
+		if strings.ContainsFunc(s, isControl) {
+			t.Errorf("control character recorded in %q", s)
+		}
+	}
 	rec := gateway.MessageReceived{Subject: msg.Subject, From: msg.From, To: msg.To, Cc: msg.Cc, Parts: msg.Parts,
 		Problems: msg.Problems, Transport: gateway.TransportEvidence{Received: msg.Received, Untrusted: msg.Untrusted}}
 	e, err := gateway.NewReceived("t", "k", &rec)
@@ -487,5 +502,96 @@ func TestWalkStreamsLargeAttachment(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
 		t.Errorf("walk allocated %d bytes for a %d byte attachment", alloc, size)
+	}
+}
+
+// TestWalkStreamsOpaqueSignedData unpacks a 16 MiB application/pkcs7-mime
+// signed-data message from a real blob store and checks that the walk
+// allocates a small fraction of it: the signed content streams out of the
+// stored part instead of being read into memory.
+func TestWalkStreamsOpaqueSignedData(t *testing.T) {
+	const size = 16 << 20
+	line := strings.Repeat("Antrag ", 10) + "\r\n"
+	inner := "Content-Type: text/plain\r\n\r\n" + strings.Repeat(line, size/len(line))
+	var raw bytes.Buffer
+	raw.WriteString("From: a@example.org\r\nContent-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	raw.WriteString(wrap64(sign(t, []byte(inner), false)))
+	st, err := blob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ref, err := st.Put(ctx, bytes.NewReader(raw.Bytes()), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = bytes.Buffer{}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	msg, err := Walk(ctx, st, ref, Limits{})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msg.Parts) != 2 || msg.Parts[1].Path != "1.1" || msg.Parts[1].Blob.Size != int64(len(inner)-len("Content-Type: text/plain\r\n\r\n")) {
+		t.Fatalf("parts %+v problems %q", msg.Parts, msg.Problems)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+		t.Errorf("walk allocated %d bytes for a %d byte signed-data part", alloc, msg.Parts[0].Blob.Size)
+	}
+}
+
+func TestWalkHeaderControlCharacters(t *testing.T) {
+	tests := []struct {
+		name, header string
+		subject      string // "" when the test looks at another field
+		field        string // the field named in the problem, "" for none
+	}{
+		{"NUL in Subject", "Subject: Antrag\x00 Az. 12\r\n", "Antrag\uFFFD Az. 12", "Subject"},
+		{"C0 and DEL in Subject", "Subject: a\x01b\x1bc\x7fd\r\n", "a\uFFFDb\uFFFDc\uFFFDd", "Subject"},
+		{"bare CR in Subject", "Subject: a\rb\r\n", "a\uFFFDb", "Subject"},
+		{"TAB kept", "Subject: a\tb\r\n", "a\tb", ""},
+		{"NUL from an encoded word", "Subject: =?utf-8?q?x=00y?=\r\n", "x\uFFFDy", "Subject"},
+		{"C1 CSI from an encoded word", "Subject: =?utf-8?b?wpsyShg=?=\r\n", "\uFFFD2J\uFFFD", "Subject"},
+		{"umlauts untouched", "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n", "Grüße", ""},
+		{"NUL in From display name", "From: \"Max\x00 M\" <max@example.org>\r\n", "", "From"},
+		{"NUL in Received", "Received: from a\x00b by c\r\n", "", "Received"},
+		{"NUL in Message-ID", "Message-ID: <a\x00b@example.org>\r\n", "", "Message-ID"},
+		{"ESC in an untrusted header", "X-De-Mail-Authoritative: yes\x1b[2J\r\n", "", "X-De-Mail-Authoritative"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := []byte(tc.header + "\r\nbody\r\n")
+			msg, st := walkBytes(t, raw, Limits{})
+			checkInvariants(t, msg, st)
+			if tc.subject != "" && msg.Subject != tc.subject {
+				t.Errorf("subject %q, want %q", msg.Subject, tc.subject)
+			}
+			want := "header " + tc.field + ": " + controlsProblem
+			found := slices.Contains(msg.Problems, want)
+			if tc.field != "" && !found {
+				t.Errorf("problems %q lack %q", msg.Problems, want)
+			}
+			if tc.field == "" && hasProblem(msg, controlsProblem) {
+				t.Errorf("problems %q for a clean header", msg.Problems)
+			}
+			if !bytes.Equal(st.get(t, msg.Parts[0].Blob), []byte("body\r\n")) {
+				t.Errorf("body changed")
+			}
+		})
+	}
+}
+
+func TestReplaceControlsOncePerField(t *testing.T) {
+	msg, _ := walkBytes(t, []byte("To: =?utf-8?q?a=00?= <a@example.org>, =?utf-8?q?b=07?= <b@example.org>\r\n\r\nx\r\n"), Limits{})
+	n := 0
+	for _, p := range msg.Problems {
+		if strings.Contains(p, controlsProblem) {
+			n++
+		}
+	}
+	if n != 1 || msg.To[0].Name != "a\uFFFD" || msg.To[1].Name != "b\uFFFD" {
+		t.Fatalf("to %+v, %d control problems in %q", msg.To, n, msg.Problems)
 	}
 }

@@ -489,25 +489,6 @@ func (s *Server) history(ctx context.Context, stream, office string) (*gateway.M
 	return received, cause, nil
 }
 
-func (s *Server) decodeJSON(w http.ResponseWriter, r *request, max int64, v any) bool {
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
-		writeError(w, http.StatusUnsupportedMediaType, "send application/json")
-		return false
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", max))
-			return false
-		}
-		writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
-		return false
-	}
-	return true
-}
-
 // events is a Server-Sent Events stream of the office's queue: one
 // "message" event per queued message, id = its seq, so that a client
 // reconnecting with Last-Event-ID continues where it stopped.

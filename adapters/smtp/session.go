@@ -92,7 +92,7 @@ func (ss *session) Data(r io.Reader) error {
 	d := ss.s.deps
 	ctx := context.Background()
 	t0 := d.Now()
-	parts := mailmsg.NewParallelStore(d.Blobs, 8, 256<<10)
+	parts := mailmsg.NewParallelStore(d.Blobs, 8, 256<<10, ss.s.budget)
 	pr, pw := io.Pipe()
 	type walked struct {
 		msg *mailmsg.Message
@@ -209,6 +209,10 @@ func (ss *session) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time) *ga
 	if ss.opts.EnvelopeID != "" {
 		env["envid"] = ss.opts.EnvelopeID
 	}
+	problems := msg.Problems
+	if cleanEnvelope(env) {
+		problems = append(slices.Clip(problems), "envelope: control characters replaced with U+FFFD")
+	}
 	rec := &gateway.MessageReceived{
 		Channel:          gateway.ChannelSMTP,
 		ChannelMessageID: msg.MessageID,
@@ -219,7 +223,7 @@ func (ss *session) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time) *ga
 		ReceivedAt:       at,
 		Raw:              ref,
 		Parts:            msg.Parts,
-		Problems:         msg.Problems,
+		Problems:         problems,
 		Transport: gateway.TransportEvidence{
 			RemoteAddr: ss.remote(),
 			Envelope:   env,
@@ -232,13 +236,26 @@ func (ss *session) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time) *ga
 		rec.Metadata = map[string]string{"date": msg.Date}
 	}
 	// The reply-channel policy answers Reply-To when there is one.
-	if rt := msg.Header.Get("Reply-To"); rt != "" {
+	if rt := msg.ReplyTo; rt != "" {
 		if rec.Metadata == nil {
 			rec.Metadata = map[string]string{}
 		}
 		rec.Metadata["replyTo"] = rt
 	}
 	return rec
+}
+
+// cleanEnvelope replaces control characters in what the client sent in
+// the dialogue (HELO name, addresses, ENVID) and reports whether any were
+// found.
+func cleanEnvelope(env map[string]string) bool {
+	found := false
+	for k, v := range env {
+		if c, changed := mailmsg.ReplaceControls(v); changed {
+			env[k], found = c, true
+		}
+	}
+	return found
 }
 
 func (ss *session) remote() string {

@@ -44,6 +44,11 @@ type Config struct {
 	MaxRecipients int `yaml:"max_recipients"`
 	// MaxConnections caps concurrent sessions; more are told 421 (default 100).
 	MaxConnections int `yaml:"max_connections"`
+	// MemoryBudget caps, in bytes, what all sessions together may hold in
+	// memory to write small parts in the background (default 16 MiB).
+	// Everything else of a message is streamed; with the budget spent,
+	// parts are streamed too, so senders never wait for it.
+	MemoryBudget int64 `yaml:"memory_budget"`
 	// TLSCertFile and TLSKeyFile (PEM) enable STARTTLS.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
@@ -85,6 +90,9 @@ type Deps struct {
 	Tenant string
 	// Now returns the time of receipt (default time.Now).
 	Now func() time.Time
+	// Budget, when set, is the memory budget shared with other intakes;
+	// otherwise the receiver makes its own of Config.MemoryBudget.
+	Budget *mailmsg.MemoryBudget
 	// AfterRecord, when set, runs after a message is recorded and before
 	// the sender is answered. Fault-injection tests use it to kill the
 	// process in the window a lost 250 would fall into.
@@ -98,6 +106,7 @@ type Server struct {
 	accept   recipientPolicy
 	srv      *gosmtp.Server
 	ln       net.Listener
+	budget   *mailmsg.MemoryBudget
 	sessions atomic.Int64
 }
 
@@ -135,7 +144,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.RequireTLS && tlsCfg == nil {
 		return nil, errors.New("smtp: require_tls needs tls_cert_file and tls_key_file")
 	}
-	s := &Server{cfg: cfg, deps: deps, accept: accept}
+	s := &Server{cfg: cfg, deps: deps, accept: accept, budget: deps.Budget}
+	if s.budget == nil {
+		s.budget = mailmsg.NewMemoryBudget(cfg.MemoryBudget)
+	}
 	s.srv = gosmtp.NewServer(s)
 	s.srv.Domain = cfg.Hostname
 	s.srv.MaxMessageBytes = cfg.MaxMessageBytes
@@ -176,6 +188,9 @@ func withDefaults(cfg Config) (Config, error) {
 	}
 	if cfg.MaxConnections <= 0 {
 		cfg.MaxConnections = 100
+	}
+	if cfg.MemoryBudget <= 0 {
+		cfg.MemoryBudget = 16 << 20
 	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 5 * time.Minute

@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -395,5 +396,40 @@ func TestMaxConnections(t *testing.T) {
 			t.Fatalf("third session after the first ended: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestControlCharactersInHeaders sends header fields holding NUL, ESC and
+// a bare CR and checks that the recorded receipt shows U+FFFD in their
+// place and says so, while the stored bytes are what was sent.
+func TestControlCharactersInHeaders(t *testing.T) {
+	f := start(t, nil)
+	raw := []byte("From: =?utf-8?q?B=C3=BCrger=00?= <buerger@example.org>\r\nTo: bauamt@kreis.example\r\n" +
+		"Subject: Antrag\x00 Az.\x1b[2J 12\rX\r\nReply-To: <antwort@example.org>\x00\r\n\r\nHallo.\r\n")
+	if _, err := f.send(t, false, "buerger@example.org", []string{"bauamt@kreis.example"}, raw); err != nil {
+		t.Fatal(err)
+	}
+	ms := f.received(t)
+	if len(ms) != 1 {
+		t.Fatalf("%d receipts", len(ms))
+	}
+	m := ms[0]
+	if m.Subject != "Antrag\uFFFD Az.\uFFFD[2J 12\uFFFDX" {
+		t.Errorf("subject %q", m.Subject)
+	}
+	if m.From.Name != "Bürger\uFFFD" || m.Metadata["replyTo"] != "<antwort@example.org>\uFFFD" {
+		t.Errorf("from %+v, replyTo %q", m.From, m.Metadata["replyTo"])
+	}
+	for _, field := range []string{"Subject", "From", "Reply-To"} {
+		if !slices.Contains(m.Problems, "header "+field+": control characters replaced with U+FFFD") {
+			t.Errorf("no problem for %s in %q", field, m.Problems)
+		}
+	}
+	stored, err := f.blobs.ReadAll(context.Background(), m.Raw, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stored, raw) {
+		t.Errorf("stored bytes differ from those sent")
 	}
 }
