@@ -81,7 +81,7 @@ func goldenFiles(t *testing.T) map[string]*report.DSSResult {
 }
 
 // generatedPrefix marks the oracle's own cases (test/integration/dss/mkgen),
-// which live beside the oracle rather than in the shared corpus.
+// which live beside the oracle rather than in the testdata corpus.
 const generatedPrefix = "generated/"
 
 // runLikeDSS verifies a golden file's input with the same content, trust and

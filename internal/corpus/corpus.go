@@ -1,16 +1,19 @@
-// Package corpus locates the shared third-party test corpus (../shared/testdata
-// beside the repository) for tests. The corpus is read-only evidence from other
-// projects; tests read it and never write to it.
+// Package corpus locates the repository's third-party test corpus, the
+// testdata directory at the module root (see testdata/README.md for where each
+// file comes from). The corpus is read-only evidence from other projects; tests
+// read it and never write to it.
 package corpus
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-// EnvDir names the environment variable that overrides where the corpus lives.
-const EnvDir = "POSTSTELLE_TESTDATA"
+// errNoModule reports that no go.mod was found above the working directory.
+var errNoModule = errors.New("no go.mod in the working directory or above it")
 
 // Dir returns the corpus directory, failing the test when it cannot be found:
 // a missing corpus must show as a failure, never as a silently skipped test.
@@ -18,7 +21,7 @@ func Dir(t testing.TB) string {
 	t.Helper()
 	dir, err := Find()
 	if err != nil {
-		t.Fatalf("shared test corpus: %v (set %s)", err, EnvDir)
+		t.Fatalf("test corpus: %v", err)
 	}
 	return dir
 }
@@ -29,29 +32,38 @@ func Path(t testing.TB, elem ...string) string {
 	t.Helper()
 	p := filepath.Join(append([]string{Dir(t)}, elem...)...)
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared test corpus: %v", err)
+		t.Fatalf("test corpus: %v", err)
 	}
 	return p
 }
 
-// Find searches for the corpus: $POSTSTELLE_TESTDATA, else ../shared/testdata
-// next to the module root found by walking up from the working directory.
+// Find returns <module root>/testdata, the module root being the nearest
+// directory at or above the working directory that holds go.mod. Tests run
+// in their package's directory, so this works from any package.
 func Find() (string, error) {
-	if d := os.Getenv(EnvDir); d != "" {
-		return d, statDir(d)
-	}
 	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("finding the module root: %w", err)
+	}
+	root, err := moduleRoot(wd)
 	if err != nil {
 		return "", err
 	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
+	d := filepath.Join(root, "testdata")
+	return d, statDir(d)
+}
+
+// moduleRoot walks up from dir to the first directory holding go.mod.
+func moduleRoot(dir string) (string, error) {
+	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			d := filepath.Join(filepath.Dir(dir), "shared", "testdata")
-			return d, statDir(d)
+			return dir, nil
 		}
-		if filepath.Dir(dir) == dir {
-			return "", os.ErrNotExist
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errNoModule
 		}
+		dir = parent
 	}
 }
 
@@ -61,7 +73,7 @@ func statDir(d string) error {
 		return err
 	}
 	if !fi.IsDir() {
-		return &os.PathError{Op: "stat", Path: d, Err: os.ErrInvalid}
+		return &os.PathError{Op: "stat", Path: d, Err: errors.New("not a directory")}
 	}
 	return nil
 }

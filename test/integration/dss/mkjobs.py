@@ -5,7 +5,7 @@
   mkjobs.py golden  MANIFEST.tsv PROBE_DIR ANCHOR_DIR -> jobs for the golden runs
 
 Which samples: every CAdES, TSP, PAdES, XAdES and XAdES/TL row of the corpus
-MANIFEST. Detached content is paired here (the manifest names the pairs in
+MANIFEST (testdata/signatures/MANIFEST.tsv). Detached content is paired here (the manifest names the pairs in
 prose). Trust: the CA certificates at the top of the chains DSS built for the
 sample itself (dumped by the probe run into ANCHOR_DIR/<sample>/), plus the
 extra anchors listed in EXTRA_TRUST. "At signing" is the earliest of the

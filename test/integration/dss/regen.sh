@@ -5,10 +5,11 @@
 #     anchors/<sample>/.
 #  2. golden: per sample, three runs: untrusted at now, trusted (anchors) at
 #     now, trusted at shortly after signing (see mkjobs.py).
-# Needs: bash, java 17, maven (build.sh), python3. Usage: regen.sh [CORPUS_DIR]
+# Needs: bash, java 17, maven (build.sh), python3. Usage: regen.sh [TESTDATA_DIR]
+# (default: the repository's testdata/)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-corpus="${1:-${POSTSTELLE_TESTDATA:-$here/../../../../shared/testdata}}/signatures"
+corpus="${1:-$here/../../../testdata}/signatures"
 corpus="$(cd "$corpus" && pwd)"
 test -f "$corpus/MANIFEST.tsv"
 "$here/build.sh"

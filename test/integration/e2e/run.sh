@@ -10,17 +10,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 dovecot_sh=$repo/test/integration/mail/dovecot.sh
 
-need=()
-command -v dovecot >/dev/null || need+=(dovecot-imapd)
-[ -x /usr/lib/dovecot/dovecot-lda ] || need+=(dovecot-core)
-command -v openssl >/dev/null || need+=(openssl)
-command -v python3 >/dev/null || need+=(python3)
-command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+# test/setup.sh names every Debian package the tests use; quick when all are there.
+bash "$repo/test/setup.sh" >/dev/null
 
 work=$(mktemp -d /tmp/poststelle-e2e.XXXXXX)
 chmod 755 "$work" # Dovecot's unprivileged processes read their files below it

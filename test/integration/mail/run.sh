@@ -8,15 +8,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 
-need=()
-command -v dovecot >/dev/null || need+=(dovecot-imapd)
-command -v swaks >/dev/null || need+=(swaks)
-command -v openssl >/dev/null || need+=(openssl)
-if [ ${#need[@]} -gt 0 ]; then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+# test/setup.sh names every Debian package the tests use; quick when all are there.
+bash "$repo/test/setup.sh" >/dev/null
 
 work=$(mktemp -d /tmp/poststelle-mail-it.XXXXXX)
 chmod 755 "$work" # Dovecot's unprivileged processes read their files below it
