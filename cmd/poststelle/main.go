@@ -127,7 +127,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	logger := newLogger(stderr, cfg.LogLevel)
-	if err := serve(ctx, cfg, logger); err != nil {
+	if err := serve(ctx, cfg, logger, stderr); err != nil {
 		logger.Error("gateway stopped", "err", err)
 		return exitFailed
 	}
