@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -224,4 +225,27 @@ func readDemoCredentials(t *testing.T) (offices.Credentials, error) {
 		return c, fmt.Errorf("credentials file:\n%s", raw)
 	}
 	return c, nil
+}
+
+// TestServeSurvivesSIGHUP: `systemctl reload` sends SIGHUP; a gateway
+// without a rules file must log it and keep running, not die of it.
+func TestServeSurvivesSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "poststelle.yaml")
+	os.WriteFile(cfg, []byte("data_dir: "+dir+"\noffice_api: {listen: 127.0.0.1:0}\n"+
+		"office_imap: {listen: 127.0.0.1:0}\nsmtp_submission: {listen: 127.0.0.1:0}\n"), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, io.Discard, stderr) }()
+	eventually(t, "the gateway running", func() bool { return strings.Contains(stderr.String(), "poststelle is running") })
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the SIGHUP logged", func() bool { return strings.Contains(stderr.String(), "SIGHUP") })
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("serve: exit %d\n%s", code, stderr.String())
+	}
 }
