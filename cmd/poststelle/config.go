@@ -134,7 +134,7 @@ func loadConfig(path string) (*Config, error) {
 // the data directory instead of a relay, so that an answer ends in ReplySent
 // while nothing leaves the machine.
 func demoOutbox(dataDir string) *smtpout.Config {
-	return &smtpout.Config{From: "Poststelle (Demo) <poststelle@demo.invalid>", Maildir: filepath.Join(dataDir, "outbox")}
+	return &smtpout.Config{From: "Poststelle Demo <poststelle@demo.invalid>", Maildir: filepath.Join(dataDir, "outbox")}
 }
 
 // answersTo says where e-mail answers go, for the start-up line.
