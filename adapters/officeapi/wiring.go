@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -44,6 +46,10 @@ type WiringDeps struct {
 	Blobs  *blob.Store
 	Logger *slog.Logger
 	Tenant string
+	// Notice is where a newly made demo login is printed, plainly and only
+	// that once (serve's stderr); nil prints nothing. The password never
+	// goes into the structured log.
+	Notice io.Writer
 }
 
 // Wiring is the office side of the gateway, ready to be added to serve.
@@ -58,6 +64,8 @@ type Wiring struct {
 	Server    *Server
 	// Demo is the demo login when the demo set-up runs.
 	Demo *offices.Credentials
+	// DemoCreated reports that the demo login was made at this start.
+	DemoCreated bool
 }
 
 // Wire loads offices and rules and builds the API, the handlers and the
@@ -72,7 +80,7 @@ func Wire(cfg WiringConfig, deps WiringDeps) (*Wiring, error) {
 	var err error
 	if cfg.OfficesFile == "" {
 		var creds offices.Credentials
-		ocfg, creds, err = offices.EnsureDemo(cfg.DataDir)
+		ocfg, creds, w.DemoCreated, err = offices.EnsureDemo(cfg.DataDir)
 		if err != nil {
 			return nil, err
 		}
@@ -120,11 +128,23 @@ func Wire(cfg WiringConfig, deps WiringDeps) (*Wiring, error) {
 		return nil, err
 	}
 	if w.Demo != nil {
-		deps.Logger.Info("demo office: log in to the office API (and IMAP) with these credentials",
-			"api", "http://"+w.Server.Addr().String()+"/offices/demo/messages", "user", w.Demo.User, "password", w.Demo.Password,
-			"file", cfg.DataDir+"/"+offices.DemoCredentialsFile)
+		w.announceDemo(cfg, deps)
 	}
 	return w, nil
+}
+
+// announceDemo says where the demo login is. The password is shown once,
+// when it was just made, on Notice; the log only names the file, so that
+// logs collected by journald or a log shipper never hold it.
+func (w *Wiring) announceDemo(cfg WiringConfig, deps WiringDeps) {
+	file := filepath.Join(cfg.DataDir, offices.DemoCredentialsFile)
+	api := "http://" + w.Server.Addr().String() + "/offices/demo/messages"
+	if w.DemoCreated && deps.Notice != nil {
+		fmt.Fprintf(deps.Notice, "\nDemo office login, made now and shown only this once:\n"+
+			"  user:     %s\n  password: %s\n  (kept in %s; the office API is %s)\n\n", w.Demo.User, w.Demo.Password, file, api)
+	}
+	deps.Logger.Info("demo office: the login for the office API and IMAP is in the credentials file",
+		"file", file, "user", w.Demo.User, "api", api)
 }
 
 // Run serves the API and watches the rule file until ctx ends.

@@ -228,6 +228,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.srv.Shutdown(sctx); err != nil && !errors.Is(err, gosmtp.ErrServerClosed) {
 		s.srv.Close()
 	}
+	// go-smtp closes only listeners Serve has registered: when ctx ends
+	// before the goroutine above got there, Serve would accept forever.
+	s.ln.Close()
 	<-errc
 	return nil
 }

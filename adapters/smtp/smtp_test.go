@@ -433,3 +433,29 @@ func TestControlCharactersInHeaders(t *testing.T) {
 		t.Errorf("stored bytes differ from those sent")
 	}
 }
+
+// TestRunStopsWhenCancelledAtOnce: a stop right after the start (Ctrl-C
+// during start-up) must end Run, even before go-smtp registered the
+// listener.
+func TestRunStopsWhenCancelledAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir)
+	defer l.Close()
+	blobs, _ := blob.Open(filepath.Join(dir, "blobs"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 {
+		srv, err := New(Config{Listen: "127.0.0.1:0", AcceptAll: true},
+			Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return after its context ended")
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +56,11 @@ type Config struct {
 	// (default: From's domain).
 	MessageIDDomain string      `yaml:"message_id_domain"`
 	Relay           RelayConfig `yaml:"relay"`
+	// Maildir, instead of Relay, delivers every reply into this local
+	// Maildir directory (tmp/, new/, cur/ made when missing): the demo
+	// set-up's outbox, or a hand-over to a program that reads Maildirs.
+	// Nothing leaves the machine.
+	Maildir string `yaml:"maildir"`
 	// MaxMessageBytes caps one rendered reply (default 25 MiB).
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
 	// SMIME, when set, signs every reply with the authority's seal.
@@ -96,6 +102,7 @@ type Outbound struct {
 	domain       string
 	tls          *tls.Config
 	smime        *smimeSigner
+	maildir      *maildir // instead of the relay
 }
 
 var _ replies.Outbound = (*Outbound)(nil)
@@ -141,7 +148,14 @@ func New(cfg Config, deps Deps) (*Outbound, error) {
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 25 << 20
 	}
-	if o.tls, err = relayDefaults(&cfg.Relay); err != nil {
+	if cfg.Maildir != "" {
+		if cfg.Relay != (RelayConfig{}) {
+			return nil, errors.New("smtpout: maildir and relay exclude each other: configure one")
+		}
+		if o.maildir, err = openMaildir(cfg.Maildir); err != nil {
+			return nil, fmt.Errorf("smtpout: %w", err)
+		}
+	} else if o.tls, err = relayDefaults(&cfg.Relay); err != nil {
 		return nil, fmt.Errorf("smtpout: relay: %w", err)
 	}
 	if cfg.SMIME != nil {
@@ -198,6 +212,13 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 	raw, msgID, err := o.build(ctx, req, orig, th)
 	if err != nil {
 		return replies.SentInfo{}, replies.Permanent(fmt.Errorf("smtpout: render reply %s: %w", req.ReplyID, err))
+	}
+	if o.maildir != nil {
+		rel, err := o.maildir.deliver(msgID, raw)
+		if err != nil {
+			return replies.SentInfo{}, fmt.Errorf("smtpout: deliver reply %s to %s: %w", req.ReplyID, o.cfg.Maildir, err)
+		}
+		return replies.SentInfo{ChannelMessageID: msgID, Response: "maildir " + filepath.Join(o.cfg.Maildir, rel)}, nil
 	}
 	resp, err := o.deliver(ctx, req.To.Address, raw)
 	if err != nil {

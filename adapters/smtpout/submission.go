@@ -150,6 +150,9 @@ func (s *Submission) Run(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		s.srv.Shutdown(sctx)
+		// go-smtp closes only listeners Serve has registered: when ctx ends
+		// before the goroutine above got there, Serve would accept forever.
+		s.ln.Close()
 		<-errc
 		return ctx.Err()
 	case err := <-errc:

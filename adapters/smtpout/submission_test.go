@@ -236,3 +236,25 @@ func FuzzSubmissionContent(f *testing.F) {
 		}
 	})
 }
+
+// TestSubmissionStopsWhenCancelledAtOnce: a stop right after the start must
+// end Run, even before go-smtp registered the listener.
+func TestSubmissionStopsWhenCancelledAtOnce(t *testing.T) {
+	e := newSubEnv(t)
+	d, _ := offices.NewDirectory(offices.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 {
+		sub, err := NewSubmission(SubmissionConfig{Listen: "127.0.0.1:0"}, SubmissionDeps{Directory: d, Log: e.log, State: e.state, Blobs: e.blobs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- sub.Run(ctx) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return after its context ended")
+		}
+	}
+}

@@ -67,8 +67,9 @@ type Config struct {
 	// Submission is the offices' SMTP submission endpoint for answers from
 	// a mail client (default 127.0.0.1:1587; TLS required off loopback).
 	Submission smtpout.SubmissionConfig `yaml:"smtp_submission"`
-	// SMTPOut is the relay e-mail answers go through; without it an e-mail
-	// answer fails permanently and shows in triage.
+	// SMTPOut is the relay (or the local Maildir) e-mail answers go
+	// through; without it an e-mail answer fails permanently and shows in
+	// triage. The demo set-up delivers into <data_dir>/outbox.
 	SMTPOut *smtpout.Config `yaml:"smtp_out"`
 	// Replies tunes how answers are retried.
 	Replies replies.Config `yaml:"replies"`
@@ -128,10 +129,32 @@ func loadConfig(path string) (*Config, error) {
 		c.SMTP = &smtp.Config{Listen: "127.0.0.1:2525", AcceptAll: true}
 	}
 	c.setDefaults()
+	if path == "" {
+		c.SMTPOut = demoOutbox(c.DataDir)
+	}
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
+}
+
+// demoOutbox is the demo set-up's way out for e-mail answers: a Maildir in
+// the data directory instead of a relay, so that an answer ends in ReplySent
+// while nothing leaves the machine.
+func demoOutbox(dataDir string) *smtpout.Config {
+	return &smtpout.Config{From: "Poststelle Demo <poststelle@demo.invalid>", Maildir: filepath.Join(dataDir, "outbox")}
+}
+
+// answersTo says where e-mail answers go, for the start-up line.
+func answersTo(cfg *Config) string {
+	switch {
+	case cfg.SMTPOut == nil:
+		return "nowhere (no smtp_out: e-mail answers fail and go to triage)"
+	case cfg.SMTPOut.Maildir != "":
+		return "maildir " + cfg.SMTPOut.Maildir
+	default:
+		return "relay " + cfg.SMTPOut.Relay.Host
+	}
 }
 
 func (c *Config) setDefaults() {

@@ -129,7 +129,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	logger := newLogger(stderr, cfg.LogLevel)
-	if err := serve(ctx, cfg, logger); err != nil {
+	// SIGHUP (systemctl reload) re-reads the routing rules file, where one
+	// is configured (gateway/routing watches for it). Without this handler
+	// a SIGHUP to a gateway with no rules file would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() { signal.Stop(hup); close(hup) }()
+	go func() {
+		for range hup {
+			logger.Info("SIGHUP: the routing rules file is re-read when one is configured; nothing else is reloaded", "rules", cfg.Routing.Rules)
+		}
+	}()
+	if err := serve(ctx, cfg, logger, stderr); err != nil {
 		logger.Error("gateway stopped", "err", err)
 		return exitFailed
 	}

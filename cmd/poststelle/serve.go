@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -114,8 +115,9 @@ func openState(path string) (*sql.DB, error) {
 	return db, nil
 }
 
-// serve runs everything configured until ctx ends.
-func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
+// serve runs everything configured until ctx ends. notice gets what a person
+// at the terminal must see once and the log must not keep (a new demo login).
+func serve(ctx context.Context, cfg *Config, logger *slog.Logger, notice io.Writer) error {
 	g, err := openGateway(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -133,7 +135,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	}
 	office, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: cfg.Offices, RulesFile: cfg.Routing.Rules,
 		RoutingAfterVerification: cfg.Routing.AfterVerification, API: cfg.OfficeAPI, DataDir: cfg.DataDir},
-		officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
+		officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant, Notice: notice})
 	if err != nil {
 		return fmt.Errorf("offices: %w", err)
 	}
@@ -203,7 +205,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		tasks.Go(ctx, cancel, "imap", w.Run)
 	}
 	logger.Info("poststelle is running", "data_dir", cfg.DataDir, "eventstore", cfg.EventStore.Backend, "smtp", smtpAddr(cfg),
-		"imap_mailboxes", len(cfg.IMAP.Mailboxes), "offices", officesSource(cfg))
+		"imap_mailboxes", len(cfg.IMAP.Mailboxes), "offices", officesSource(cfg), "answers", answersTo(cfg))
 	return tasks.Wait()
 }
 

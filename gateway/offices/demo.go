@@ -28,26 +28,29 @@ const DemoCredentialsFile = "demo-credentials.txt"
 // EnsureDemo returns the demo set-up's configuration: one office "demo"
 // whose member "demo" logs in with a random password made on first run and
 // kept in <dataDir>/demo-credentials.txt ("user=…" and "password=…" lines,
-// mode 0600), so restarts keep the login.
-func EnsureDemo(dataDir string) (Config, Credentials, error) {
+// mode 0600), so restarts keep the login. created reports that the login
+// was made by this call: the caller shows the password then, once, and
+// afterwards only points at the file.
+func EnsureDemo(dataDir string) (cfg Config, creds Credentials, created bool, err error) {
 	path := filepath.Join(dataDir, DemoCredentialsFile)
-	creds, err := readCredentials(path)
+	creds, err = readCredentials(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		creds, err = newDemoCredentials(path)
+		created = err == nil
 	}
 	if err != nil {
-		return Config{}, Credentials{}, err
+		return Config{}, Credentials{}, false, err
 	}
 	hash, err := HashPassword(creds.Password)
 	if err != nil {
-		return Config{}, Credentials{}, err
+		return Config{}, Credentials{}, false, err
 	}
-	cfg := Config{Offices: []Office{{ID: DemoOffice, Name: "Demo office",
+	cfg = Config{Offices: []Office{{ID: DemoOffice, Name: "Demo office",
 		Members: []Member{{User: creds.User, PasswordHash: hash}}}}}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, Credentials{}, fmt.Errorf("offices: demo: %w", err)
+		return Config{}, Credentials{}, false, fmt.Errorf("offices: demo: %w", err)
 	}
-	return cfg, creds, nil
+	return cfg, creds, created, nil
 }
 
 func readCredentials(path string) (Credentials, error) {

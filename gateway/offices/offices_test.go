@@ -185,9 +185,9 @@ func TestPrincipalPermissions(t *testing.T) {
 
 func TestEnsureDemoKeepsLogin(t *testing.T) {
 	dir := t.TempDir()
-	cfg, creds, err := EnsureDemo(dir)
-	if err != nil {
-		t.Fatal(err)
+	cfg, creds, created, err := EnsureDemo(dir)
+	if err != nil || !created {
+		t.Fatalf("first run: created %v, %v", created, err)
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, DemoCredentialsFile))
 	if err != nil {
@@ -199,9 +199,9 @@ func TestEnsureDemoKeepsLogin(t *testing.T) {
 	if st, _ := os.Stat(filepath.Join(dir, DemoCredentialsFile)); st.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v", st.Mode())
 	}
-	_, again, err := EnsureDemo(dir)
-	if err != nil || again != creds {
-		t.Fatalf("restart changed the login: %+v %v", again, err)
+	_, again, created, err := EnsureDemo(dir)
+	if err != nil || again != creds || created {
+		t.Fatalf("restart changed the login: %+v created %v, %v", again, created, err)
 	}
 	d, err := NewDirectory(cfg)
 	if err != nil {
@@ -211,7 +211,7 @@ func TestEnsureDemoKeepsLogin(t *testing.T) {
 		t.Fatalf("demo login: %+v %v", p, err)
 	}
 	os.WriteFile(filepath.Join(dir, DemoCredentialsFile), []byte("garbage"), 0o600)
-	if _, _, err := EnsureDemo(dir); err == nil {
+	if _, _, _, err := EnsureDemo(dir); err == nil {
 		t.Fatal("a broken credentials file was accepted")
 	}
 }

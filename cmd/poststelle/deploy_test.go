@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bufio"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/poststelle/poststelle/adapters/smtpout"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/routing"
+)
+
+// deployDir holds the production example; its files are installed under
+// /etc/poststelle.
+const deployDir = "../../deploy"
+
+// installed maps a path of the example configuration to the file in
+// deploy/ that is installed there.
+func installed(t *testing.T, path string) string {
+	t.Helper()
+	rel, ok := strings.CutPrefix(path, "/etc/poststelle/")
+	if !ok {
+		t.Fatalf("%s is not under /etc/poststelle", path)
+	}
+	return filepath.Join(deployDir, rel)
+}
+
+// TestDeployConfiguration loads deploy/poststelle.yaml, and the offices and
+// rules files it names, through the loaders serve uses, and checks that it
+// and the systemd unit agree, so that neither rots as the code moves.
+func TestDeployConfiguration(t *testing.T) {
+	cfg, err := loadConfig(filepath.Join(deployDir, "poststelle.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel, err := filepath.Rel(cfg.DataDir, cfg.Keys.SigningKey); err != nil || !strings.HasPrefix(rel, "..") {
+		t.Errorf("signing key %s lies inside the data directory %s", cfg.Keys.SigningKey, cfg.DataDir)
+	}
+	tls := map[string]string{"smtp": cfg.SMTP.TLSCertFile, "office_api": cfg.OfficeAPI.TLSCertFile,
+		"office_imap": cfg.OfficeIMAP.CertFile, "smtp_submission": cfg.Submission.TLSCertFile}
+	for section, cert := range tls {
+		if cert == "" {
+			t.Errorf("%s has no TLS certificate", section)
+		}
+	}
+
+	ocfg, err := offices.LoadConfig(installed(t, cfg.Offices))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := offices.NewDirectory(ocfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := func(id string) bool { _, ok := dir.Office(id); return ok }
+	if _, err := routing.Load(installed(t, cfg.Routing.Rules), routing.Options{KnownOffice: known}, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+
+	out := cfg.SMTPOut
+	if out == nil || out.Maildir != "" || out.Relay.Username == "" || out.Relay.PasswordFile == "" || out.Relay.TLS != smtpout.TLSStartTLS {
+		t.Fatalf("smtp_out is not an authenticated relay over STARTTLS: %+v", out)
+	}
+	bs, err := blob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := smtpout.New(*out, smtpout.Deps{Blobs: bs}); err != nil {
+		t.Fatal(err)
+	}
+
+	unit := unitSettings(t, filepath.Join(deployDir, "systemd", "poststelle.service"))
+	if want := "/usr/local/bin/poststelle serve --config /etc/poststelle/poststelle.yaml"; unit["ExecStart"] != want {
+		t.Errorf("ExecStart=%s, want %s", unit["ExecStart"], want)
+	}
+	if "/var/lib/"+unit["StateDirectory"] != cfg.DataDir {
+		t.Errorf("StateDirectory=%s does not hold data_dir %s", unit["StateDirectory"], cfg.DataDir)
+	}
+	name, _, _ := strings.Cut(unit["LoadCredential"], ":")
+	if want := "/run/credentials/poststelle.service/" + name; out.Relay.PasswordFile != want {
+		t.Errorf("password_file %s, but the unit loads the credential to %s", out.Relay.PasswordFile, want)
+	}
+	for _, k := range []string{"User", "Restart", "ExecReload", "ProtectSystem", "NoNewPrivileges"} {
+		if unit[k] == "" {
+			t.Errorf("the unit does not set %s", k)
+		}
+	}
+}
+
+// unitSettings reads the first value of each key of a systemd unit file.
+func unitSettings(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' || line[0] == '[' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if _, seen := m[k]; ok && !seen {
+			m[k] = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
