@@ -11,6 +11,7 @@ want openssl        # independent signatures, certificates and timestamps
 want swaks          # a real SMTP client
 want dovecot-imapd  # a real IMAP server
 want maven          # fetches the Java test peers (Kafka, DSS) from Maven Central
+want python3-venv   # test/integration/openapi puts openapi-spec-validator (PyPI) in a venv
 
 if ((${#need[@]})); then
   sudo=""
