@@ -31,6 +31,15 @@ java_bin() {
   if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then echo "$JAVA_HOME/bin/java"; else command -v java; fi
 }
 
+# mvn_quiet runs Maven for a test log: batch mode, no download progress, no
+# colour, only errors. Debian's Maven 3.8 still writes jansi's ESC[0m resets to
+# stdout and stderr unless the JVM itself (MAVEN_OPTS, not -D) has
+# jansi.noreset.
+mvn_quiet() {
+  MAVEN_OPTS="${MAVEN_OPTS:-} -Djansi.noreset=true" mvn --quiet --batch-mode --no-transfer-progress \
+    -Dstyle.color=never "$@"
+}
+
 fetch() {
   mkdir -p "$work"
   if [[ -f "$libs/.complete" && "$libs/.complete" -nt "$here/pom.xml" ]]; then return; fi
@@ -38,7 +47,7 @@ fetch() {
   log "fetching Kafka from Maven Central into $libs"
   rm -rf "$libs"
   # shellcheck disable=SC2086
-  mvn -q -B -Dstyle.color=never ${MAVEN_OPTS_EXTRA:-} -f "$here/pom.xml" dependency:copy-dependencies \
+  mvn_quiet ${MAVEN_OPTS_EXTRA:-} -f "$here/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$libs"
   touch "$libs/.complete"
 }
