@@ -1,6 +1,7 @@
 package officeapi
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -86,4 +87,51 @@ paths:
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
+}
+
+// TestOpenAPINoEmptyValues catches a plain scalar with a comma inside a YAML
+// flow mapping ({description: a, b}): YAML reads the text after the comma as
+// further keys without values, and OpenAPI 3.1 refuses the unknown keys. The
+// document has no key that is meant to be empty.
+func TestOpenAPINoEmptyValues(t *testing.T) {
+	b, err := os.ReadFile(openAPIDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range emptyValues(t, b) {
+		t.Errorf("%s:%s has no value (a comma in an unquoted flow-mapping value?)", openAPIDoc, k)
+	}
+}
+
+func TestEmptyValues(t *testing.T) {
+	got := emptyValues(t, []byte("a: {description: No such office, message or part., x: 1}\nb: [{c: ~}]\nd: ''\n"))
+	want := []string{`1: key "message or part."`, `2: key "c"`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// emptyValues lists the keys of doc whose value is null, as `LINE: key "KEY"`.
+func emptyValues(t *testing.T, doc []byte) []string {
+	t.Helper()
+	var root yaml.Node
+	if err := yaml.Unmarshal(doc, &root); err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if v := n.Content[i+1]; v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+					found = append(found, fmt.Sprintf("%d: key %q", n.Content[i].Line, n.Content[i].Value))
+				}
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&root)
+	return found
 }
