@@ -3,19 +3,28 @@
 
 GO ?= go
 INTEGRATION := $(wildcard test/integration/*/run.sh)
+# Pinned so that a fresh machine needs no install: go run fetches it once
+# from the module proxy into the module cache.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test setup unit integration bench fuzz clean
+.PHONY: build test setup lint unit integration bench fuzz clean
 
 build:
 	$(GO) build -o poststelle ./cmd/poststelle
 
-test: setup unit integration
+test: setup lint unit integration
 
 setup:
 	./test/setup.sh
 
-unit:
+# gofmt, go vet and staticcheck, also over the integration tests (build tag).
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags integration ./test/integration/...
+	$(GO) run $(STATICCHECK) -tags integration ./...
+
+unit:
 	$(GO) test -count=1 -timeout 20m ./...
 
 integration:

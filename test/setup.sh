@@ -20,6 +20,7 @@ pkgs=(
   curl                  # test/integration/offices and e2e: the office API and SMTP as a client sees them
   python3               # free ports in run.sh, the DSS oracle's mkjobs.py, the e2e office client
   procps                # ps in dovecot.sh (stopping Dovecot's process group)
+  python3-venv          # test/integration/openapi puts openapi-spec-validator (PyPI) in a venv
 )
 
 need=()

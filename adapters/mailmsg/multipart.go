@@ -25,12 +25,6 @@ func (p *problemList) add(s string) {
 	p.items = append(p.items, s)
 }
 
-func (p *problemList) addAll(ss []string) {
-	for _, s := range ss {
-		p.add(s)
-	}
-}
-
 func (p *problemList) list() []string {
 	if p.dropped == 0 {
 		return p.items

@@ -120,20 +120,35 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
+// endpoint is one authenticated route of the API. TestOpenAPIRoutes holds
+// the list and docs/openapi/office-api.yaml to each other.
+type endpoint struct {
+	pattern string // as http.ServeMux takes it: "METHOD /path/{wildcard}"
+	h       handlerFunc
+}
+
+func (s *Server) endpoints() []endpoint {
+	return []endpoint{
+		{"GET /whoami", s.whoami},
+		{"GET /offices", s.listOffices},
+		{"GET /offices/{office}/messages", s.officeRead(s.listMessages)},
+		{"GET /offices/{office}/messages/{stream}", s.officeRead(s.getMessage)},
+		{"GET /offices/{office}/messages/{stream}/raw", s.officeRead(s.downloadRaw)},
+		{"GET /offices/{office}/messages/{stream}/parts/{part}", s.officeRead(s.downloadPart)},
+		{"GET /offices/{office}/messages/{stream}/report", s.officeRead(s.downloadReport)},
+		{"POST /offices/{office}/messages/{stream}/ack", s.officeAct(s.acknowledge)},
+		{"POST /offices/{office}/messages/{stream}/replies", s.officeAct(s.reply)},
+		{"GET /offices/{office}/events", s.officeRead(s.events)},
+		{"GET /triage", s.triageView(s.listTriage)},
+		{"GET /triage/{stream}", s.triageView(s.getTriage)},
+		{"POST /triage/{stream}/assign", s.triageAssign(s.assign)},
+	}
+}
+
 func (s *Server) routes() {
-	s.handle("GET /whoami", s.whoami)
-	s.handle("GET /offices", s.listOffices)
-	s.handle("GET /offices/{office}/messages", s.officeRead(s.listMessages))
-	s.handle("GET /offices/{office}/messages/{stream}", s.officeRead(s.getMessage))
-	s.handle("GET /offices/{office}/messages/{stream}/raw", s.officeRead(s.downloadRaw))
-	s.handle("GET /offices/{office}/messages/{stream}/parts/{part}", s.officeRead(s.downloadPart))
-	s.handle("GET /offices/{office}/messages/{stream}/report", s.officeRead(s.downloadReport))
-	s.handle("POST /offices/{office}/messages/{stream}/ack", s.officeAct(s.acknowledge))
-	s.handle("POST /offices/{office}/messages/{stream}/replies", s.officeAct(s.reply))
-	s.handle("GET /offices/{office}/events", s.officeRead(s.events))
-	s.handle("GET /triage", s.triageView(s.listTriage))
-	s.handle("GET /triage/{stream}", s.triageView(s.getTriage))
-	s.handle("POST /triage/{stream}/assign", s.triageAssign(s.assign))
+	for _, e := range s.endpoints() {
+		s.handle(e.pattern, e.h)
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})

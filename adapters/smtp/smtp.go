@@ -70,7 +70,7 @@ type Config struct {
 	// Limits bound the MIME walk of each message.
 	Limits mailmsg.Limits `yaml:"-"`
 	// TLSConfig, when set, is used instead of the certificate files.
-	TLSConfig *tls.Config `yaml:"-"`
+	TLSConfig *tls.Config `yaml:"-" json:"-"`
 }
 
 // Recorder records a received message; *gateway.Intake is one.

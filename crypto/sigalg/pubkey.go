@@ -148,19 +148,41 @@ func parseECKey(params, point []byte) (*ecdsa.PublicKey, error) {
 	if len(point) == 0 || point[0] != 4 {
 		return nil, &UnsupportedError{What: "compressed or malformed EC point"}
 	}
-	switch oid.String() {
-	case OIDCurveP224.String(), OIDCurveP256.String(), OIDCurveP384.String(), OIDCurveP521.String():
+	if isNIST(curve) {
 		k, err := ecdsa.ParseUncompressedPublicKey(curve, point)
 		if err != nil {
 			return nil, fmt.Errorf("sigalg: EC point on %s: %w", curve.Params().Name, err)
 		}
 		return k, nil
 	}
-	x, y := elliptic.Unmarshal(curve, point) //nolint:staticcheck // the only way for brainpool curves
+	// Brainpool curves are in neither crypto/ecdh nor ecdsa's point
+	// encoding; their keys exist only as big.Int coordinates.
+	//lint:ignore SA1019 brainpool: ParseUncompressedPublicKey takes NIST curves only
+	x, y := elliptic.Unmarshal(curve, point)
 	if x == nil {
 		return nil, fmt.Errorf("sigalg: EC point not on %s", curve.Params().Name)
 	}
+	//lint:ignore SA1019 brainpool: an ecdsa.PublicKey on a non-NIST curve is built from its coordinates
 	return &ecdsa.PublicKey{Curve: curve, X: x, Y: y}, nil
+}
+
+// isNIST reports whether c is one of the NIST curves the standard library
+// implements in constant time (and encodes with ecdsa.PublicKey.Bytes).
+func isNIST(c elliptic.Curve) bool {
+	return c == elliptic.P224() || c == elliptic.P256() || c == elliptic.P384() || c == elliptic.P521()
+}
+
+// ecPoint encodes k's point uncompressed (SEC 1, section 2.3.3).
+func ecPoint(k *ecdsa.PublicKey) ([]byte, error) {
+	if isNIST(k.Curve) {
+		p, err := k.Bytes()
+		if err != nil {
+			return nil, fmt.Errorf("sigalg: encoding %s public key: %w", k.Curve.Params().Name, err)
+		}
+		return p, nil
+	}
+	//lint:ignore SA1019 brainpool: PublicKey.Bytes takes NIST curves only, so the point comes from its coordinates
+	return elliptic.Marshal(k.Curve, k.X, k.Y), nil
 }
 
 // MarshalPublicKeyInfo encodes a public key as SubjectPublicKeyInfo. It
@@ -189,7 +211,10 @@ func MarshalPublicKeyInfo(pub crypto.PublicKey) ([]byte, error) {
 		if oid == nil {
 			return nil, &UnsupportedError{What: "elliptic curve " + k.Curve.Params().Name}
 		}
-		point := elliptic.Marshal(k.Curve, k.X, k.Y) //nolint:staticcheck // brainpool
+		point, err := ecPoint(k)
+		if err != nil {
+			return nil, err
+		}
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 				b.AddASN1ObjectIdentifier(OIDECPublicKey)

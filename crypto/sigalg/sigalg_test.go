@@ -90,7 +90,6 @@ func TestSignVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type signer func(digest []byte) []byte
 	ecKeys := map[string]*ecdsa.PrivateKey{}
 	for name, c := range map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521(),
 		"bp256": brainpool.P256r1(), "bp384": brainpool.P384r1(), "bp512": brainpool.P512r1()} {

@@ -65,19 +65,6 @@ func newPartitionState() *partitionState {
 	return &partitionState{ids: map[string]idEntry{}, keys: map[string]int64{}, streams: map[string][]int64{}}
 }
 
-// fold applies one record. The rules, applied in order, decide alone what the
-// log contains, so every reader of the topic derives the same log:
-//  1. a value that does not decode, or a record whose key does not hash to
-//     this partition, is rejected;
-//  2. an id seen before in the partition is a repeat (same content) or a
-//     conflict (other content) and is skipped;
-//  3. a message key that an earlier event of the partition holds for the
-//     same tenant is refused and the record skipped;
-//  4. otherwise the record is the next event of the partition.
-func (s *partitionState) fold(partition, partitions int32, r *rawRecord) (verdict, *eventstore.Event) {
-	return s.foldDecoded(partition, partitions, r, decodeRecord(partition, partitions, r))
-}
-
 // decoded is the part of the fold that depends on one record alone, so that
 // it can be computed before taking the lock.
 type decoded struct {
@@ -98,6 +85,16 @@ func decodeRecord(partition, partitions int32, r *rawRecord) decoded {
 	return decoded{e: e, digest: digest(r.value)}
 }
 
+// foldDecoded applies one record, decoded by decodeRecord. The rules, applied
+// in order, decide alone what the log contains, so every reader of the topic
+// derives the same log:
+//  1. a value that does not decode, or a record whose key does not hash to
+//     this partition, is rejected;
+//  2. an id seen before in the partition is a repeat (same content) or a
+//     conflict (other content) and is skipped;
+//  3. a message key that an earlier event of the partition holds for the
+//     same tenant is refused and the record skipped;
+//  4. otherwise the record is the next event of the partition.
 func (s *partitionState) foldDecoded(partition, partitions int32, r *rawRecord, dec decoded) (verdict, *eventstore.Event) {
 	s.next = r.offset + 1
 	if dec.err != "" {

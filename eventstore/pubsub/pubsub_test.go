@@ -66,6 +66,9 @@ func runWatermill(t *testing.T, inFlight int) {
 		}
 		return pubsub.NewPublisher(s.log), sub
 	}
+	// No RestartServiceCommand: the embedded log has no service to restart,
+	// so TestReconnect skips here; test/integration/kafka runs it against a
+	// real broker that it restarts.
 	tests.TestPubSub(t, tests.Features{
 		ConsumerGroups:                   true,
 		GuaranteedOrder:                  true,

@@ -75,21 +75,3 @@ func (w *window) release(e *eventstore.Event) (int64, bool) {
 	w.saved = safe
 	return safe, true
 }
-
-// drain waits until nothing is in flight, or ctx ends.
-func (w *window) drain(ctx context.Context) {
-	for {
-		w.mu.Lock()
-		if len(w.flying) == 0 {
-			w.mu.Unlock()
-			return
-		}
-		ch := w.changed
-		w.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return
-		}
-	}
-}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# broker.sh start|stop|status|classpath — a single-node Apache Kafka (KRaft)
-# broker on 127.0.0.1 for the integration tests.
+# broker.sh start|stop|restart|wait-restarts|status|classpath — a single-node
+# Apache Kafka (KRaft) broker on 127.0.0.1 for the integration tests.
 #
 # The broker and its runtime dependencies come from Maven Central through
 # pom.xml beside this script (cached in ~/.m2 and copied to
@@ -31,6 +31,15 @@ java_bin() {
   if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then echo "$JAVA_HOME/bin/java"; else command -v java; fi
 }
 
+# mvn_quiet runs Maven for a test log: batch mode, no download progress, no
+# colour, only errors. Debian's Maven 3.8 still writes jansi's ESC[0m resets to
+# stdout and stderr unless the JVM itself (MAVEN_OPTS, not -D) has
+# jansi.noreset.
+mvn_quiet() {
+  MAVEN_OPTS="${MAVEN_OPTS:-} -Djansi.noreset=true" mvn --quiet --batch-mode --no-transfer-progress \
+    -Dstyle.color=never "$@"
+}
+
 fetch() {
   mkdir -p "$work"
   if [[ -f "$libs/.complete" && "$libs/.complete" -nt "$here/pom.xml" ]]; then return; fi
@@ -38,7 +47,7 @@ fetch() {
   log "fetching Kafka from Maven Central into $libs"
   rm -rf "$libs"
   # shellcheck disable=SC2086
-  mvn -q -B -Dstyle.color=never ${MAVEN_OPTS_EXTRA:-} -f "$here/pom.xml" dependency:copy-dependencies \
+  mvn_quiet ${MAVEN_OPTS_EXTRA:-} -f "$here/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$libs"
   touch "$libs/.complete"
 }
@@ -125,6 +134,34 @@ stop() {
   rm -f "$pidfile"
 }
 
+# restart stops and starts the broker, keeping its data. Watermill's
+# TestReconnect asks for two restarts that can overlap, so they queue behind
+# a lock (--close: the broker started under it must not inherit and hold it),
+# and each leaves a token in $work/restarts while it is pending, which
+# wait-restarts waits out: a test must not end with a restart still coming.
+restart() {
+  mkdir -p "$work/restarts"
+  token="$work/restarts/$$"
+  touch "$token"
+  trap 'rm -f "$token"' EXIT
+  flock --close "$work/restart.lock" bash "${BASH_SOURCE[0]}" restart-now
+}
+
+wait_restarts() {
+  local t
+  for _ in $(seq 1 300); do
+    for t in "$work"/restarts/*; do # a token whose restart was killed is stale
+      if [[ -e $t ]] && ! kill -0 "${t##*/}" 2>/dev/null; then rm -f "$t"; fi
+    done
+    if [[ -z "$(ls -A "$work/restarts" 2>/dev/null)" ]]; then
+      running || { log "not running after the restarts"; exit 1; }
+      return
+    fi
+    sleep 1
+  done
+  log "restarts still pending after 300 s: $(ls "$work/restarts")"; exit 1
+}
+
 status() {
   if running && ready; then echo "running pid $(cat "$pidfile") on 127.0.0.1:$port"; else echo "stopped"; return 1; fi
 }
@@ -132,9 +169,12 @@ status() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  restart) restart ;;
+  restart-now) stop; start ;; # restart's body, run under its lock
+  wait-restarts) wait_restarts ;;
   status) status ;;
   fetch) fetch ;;
   classpath) fetch; classpath ;;
   reset) stop; rm -rf "$data" "$logfile" ;;
-  *) echo "usage: $0 start|stop|status|fetch|classpath|reset" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|wait-restarts|status|fetch|classpath|reset" >&2; exit 2 ;;
 esac

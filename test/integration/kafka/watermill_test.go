@@ -17,8 +17,16 @@ import (
 
 // TestWatermillConformance runs Watermill's pubsub/tests over the Watermill
 // adapter of the event log (package pubsub) on the Kafka backend, with the
-// features the adapter claims on the embedded backend.
+// features the adapter claims on the embedded backend. Its TestReconnect
+// restarts the real broker (broker.sh restart) twice while 100 publishers
+// write. It runs before the parallel subtests start, and Watermill runs the
+// restarts in the background, so the test waits them out before it returns
+// and releases the parallel subtests onto a broker that stays up.
 func TestWatermillConformance(t *testing.T) {
+	restart, err := filepath.Abs("broker.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// One log and one offsets database for the whole suite, living as long
 	// as the top-level test: its constructors create publishers and
 	// subscribers that must see each other, as gateway processes would.
@@ -53,8 +61,10 @@ func TestWatermillConformance(t *testing.T) {
 		GuaranteedOrder:                  true,
 		Persistent:                       true,
 		NewSubscriberReceivesOldMessages: true,
+		RestartServiceCommand:            []string{"bash", restart, "restart"},
 	},
 		func(t *testing.T) (message.Publisher, message.Subscriber) { return newPubSub(t, "") },
 		newPubSub,
 	)
+	brokerScript(t, "wait-restarts")
 }

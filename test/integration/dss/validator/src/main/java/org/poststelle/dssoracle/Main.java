@@ -37,6 +37,7 @@ public final class Main {
     private Main() {}
 
     public static void main(String[] args) {
+        DoctypeNoise.install();
         // slf4j-simple reads these once, at its first use: keep DSS quiet and off stdout.
         System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
         if (System.getProperty("org.slf4j.simpleLogger.defaultLogLevel") == null) {
