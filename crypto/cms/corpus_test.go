@@ -1,10 +1,13 @@
 package cms
 
 import (
+	"bytes"
 	"crypto"
 	"encoding/base64"
 	"errors"
+	"io"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -287,7 +290,32 @@ func TestCAdESCorpus(t *testing.T) {
 			if s.check != nil {
 				s.check(t, r, sd)
 			}
+			if opts.DetachedContent != nil {
+				streamedAgrees(t, sd, opts, r)
+			}
 		})
+	}
+}
+
+// streamedAgrees verifies sd again with the detached content streamed
+// through DetachedReader and wants every check as with it in memory.
+func streamedAgrees(t *testing.T, sd *SignedData, opts VerifyOptions, want *SignerResult) {
+	t.Helper()
+	content := opts.DetachedContent
+	opts.DetachedContent = nil
+	opened := 0
+	opts.DetachedReader = func() (io.ReadCloser, error) {
+		opened++
+		return io.NopCloser(bytes.NewReader(content)), nil
+	}
+	res := sd.Verify(opts)
+	if res.ContentErr != nil || opened == 0 {
+		t.Fatalf("streamed: content error %v, opened %d times", res.ContentErr, opened)
+	}
+	got := res.Signers[0]
+	if got.Valid != want.Valid || got.Intact != want.Intact || !reflect.DeepEqual(got.Checks, want.Checks) {
+		t.Errorf("streamed: valid=%v intact=%v checks %+v; in memory valid=%v intact=%v checks %+v",
+			got.Valid, got.Intact, got.Checks, want.Valid, want.Intact, want.Checks)
 	}
 }
 

@@ -228,10 +228,11 @@ func (v *verifier) archiveV2Input(si *SignerInfo, genTime time.Time) (withTag, w
 	}
 	b.Write(eci)
 	if !v.sd.HasContent {
-		if v.opts.DetachedContent == nil {
+		content := v.detachedBytes()
+		if content == nil {
 			return nil, nil, false
 		}
-		b.Write(v.opts.DetachedContent)
+		b.Write(content)
 	}
 	for _, tag := range []cbasn1.Tag{cbasn1.Tag(0).Constructed().ContextSpecific(), cbasn1.Tag(1).Constructed().ContextSpecific()} {
 		if !sdSeq.PeekASN1Tag(tag) {

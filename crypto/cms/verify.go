@@ -7,6 +7,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"slices"
 	"time"
@@ -27,6 +28,14 @@ type VerifyOptions struct {
 	// DetachedContent is nil.
 	DetachedDigest          []byte
 	DetachedDigestAlgorithm crypto.Hash
+	// DetachedReader, used when DetachedContent is nil, opens the detached
+	// content as a stream. The content is hashed as it is read and not
+	// kept, so content of any size costs a small buffer; it is opened once
+	// per digest algorithm needed. Only the two checks that need the
+	// content itself read it whole (up to MaxSize): Ed25519 without signed
+	// attributes and archive-time-stamp v2. A failure to read is not a
+	// verdict on the signature: it is reported in Result.ContentErr.
+	DetachedReader func() (io.ReadCloser, error)
 	// ExtraCertificates are searched for the signing certificate after the
 	// SignedData's own certificates (for example from a trusted list).
 	ExtraCertificates []*cert.Certificate
@@ -36,6 +45,10 @@ type VerifyOptions struct {
 type Result struct {
 	SignedData *SignedData
 	Signers    []*SignerResult
+	// ContentErr is the first failure to read the content through
+	// VerifyOptions.DetachedReader. Checks that needed the content are
+	// then NotChecked; callers should retry rather than report them.
+	ContentErr error
 }
 
 // Verify checks every signer. It never returns an error: problems are
@@ -50,6 +63,7 @@ func (sd *SignedData) Verify(opts VerifyOptions) *Result {
 		r.Index = i
 		res.Signers = append(res.Signers, r)
 	}
+	res.ContentErr = v.contentErr
 	return res
 }
 
@@ -62,6 +76,8 @@ type verifier struct {
 	// budget counts the public-key operations left, shared with the
 	// verifiers of nested timestamp tokens.
 	budget *int
+	// contentErr is the first failure of opts.DetachedReader.
+	contentErr error
 }
 
 var errBudget = errors.New("verification budget exhausted (too many signatures, certificates or timestamps)")
@@ -78,11 +94,64 @@ func (v *verifier) contentDigest(h crypto.Hash) []byte {
 		d = hashOf(h, v.sd.Content)
 	case v.opts.DetachedContent != nil:
 		d = hashOf(h, v.opts.DetachedContent)
+	case v.opts.DetachedReader != nil:
+		if !h.Available() {
+			return nil
+		}
+		if err := v.readDetached(func(r io.Reader) error {
+			w := h.New()
+			if _, err := io.Copy(w, r); err != nil {
+				return err
+			}
+			d = w.Sum(nil)
+			return nil
+		}); err != nil {
+			return nil // not cached: a later check may succeed
+		}
 	case v.opts.DetachedDigest != nil && v.opts.DetachedDigestAlgorithm == h:
 		d = v.opts.DetachedDigest
 	}
 	v.digests[h] = d
 	return d
+}
+
+// readDetached opens the detached content through opts.DetachedReader and
+// hands it to f; a failure is remembered in contentErr.
+func (v *verifier) readDetached(f func(io.Reader) error) error {
+	rc, err := v.opts.DetachedReader()
+	if err == nil {
+		err = f(rc)
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("cms: read detached content: %w", err)
+		if v.contentErr == nil {
+			v.contentErr = err
+		}
+	}
+	return err
+}
+
+// detachedBytes returns the detached content itself, read whole from
+// opts.DetachedReader if need be; nil when there is none.
+func (v *verifier) detachedBytes() []byte {
+	if v.opts.DetachedContent != nil || v.opts.DetachedReader == nil {
+		return v.opts.DetachedContent
+	}
+	var b []byte
+	if err := v.readDetached(func(r io.Reader) error {
+		var err error
+		b, err = io.ReadAll(io.LimitReader(r, MaxSize+1))
+		if err == nil && len(b) > MaxSize {
+			err = fmt.Errorf("more than %d bytes", MaxSize)
+		}
+		return err
+	}); err != nil {
+		return nil
+	}
+	return b
 }
 
 func hashOf(h crypto.Hash, data []byte) []byte {
@@ -396,7 +465,7 @@ func (v *verifier) trySignatureOver(si *SignerInfo, c *cert.Certificate, signed 
 	if alg.Scheme == sigalg.SchemeEd25519 {
 		content := v.sd.Content
 		if !v.sd.HasContent {
-			content = v.opts.DetachedContent
+			content = v.detachedBytes()
 		}
 		if content == nil {
 			return errNoContent

@@ -1,10 +1,12 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"encoding/base64"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -86,7 +88,8 @@ const generatedPrefix = "generated/"
 
 // runLikeDSS verifies a golden file's input with the same content, trust and
 // validation time the oracle used. A nil report means we refused the input.
-func runLikeDSS(t *testing.T, d *report.DSSResult) *report.Report {
+// With streamed, detached content files are given as DetachedReader.
+func runLikeDSS(t *testing.T, d *report.DSSResult, streamed bool) *report.Report {
 	t.Helper()
 	sigDir := corpus.Path(t, "signatures")
 	if strings.HasPrefix(d.Input.Signature, generatedPrefix) {
@@ -110,7 +113,12 @@ func runLikeDSS(t *testing.T, d *report.DSSResult) *report.Report {
 			opts.DetachedDigestAlgorithm = crypto.SHA256
 			continue
 		}
-		opts.Detached, err = os.ReadFile(filepath.Join(sigDir, filepath.FromSlash(det)))
+		path := filepath.Join(sigDir, filepath.FromSlash(det))
+		if streamed {
+			opts.DetachedReader = func() (io.ReadCloser, error) { return os.Open(path) }
+			continue
+		}
+		opts.Detached, err = os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +173,7 @@ func TestCompareWithDSS(t *testing.T) {
 	var unexplained []string
 	for _, name := range names {
 		d := golden[name]
-		ours := runLikeDSS(t, d)
+		ours := runLikeDSS(t, d, false)
 		diffs := report.CompareDSS(ours, d)
 		for _, u := range report.Unexplained(name, diffs, known) {
 			unexplained = append(unexplained, "| "+name+" | "+u.Item+" | "+u.Field+" | "+u.Ours+" | "+u.DSS+" | |")
@@ -175,4 +183,42 @@ func TestCompareWithDSS(t *testing.T) {
 		t.Errorf("%d disagreements with DSS are not explained in DIFFERENCES.md:\n%s", len(unexplained), strings.Join(unexplained, "\n"))
 	}
 	t.Logf("compared %d golden results", len(names))
+}
+
+// TestStreamedDetachedContent verifies every golden input with detached
+// content files once more, streaming the content (as the gateway does),
+// and wants the very same report as with the content in memory.
+func TestStreamedDetachedContent(t *testing.T) {
+	golden := goldenFiles(t)
+	compared := 0
+	for name, d := range golden {
+		files := 0
+		for _, det := range d.Input.Detached {
+			if !strings.HasPrefix(det, "sha256:") {
+				files++
+			}
+		}
+		if files == 0 {
+			continue
+		}
+		compared++
+		var inMemory, streamed bytes.Buffer
+		if rep := runLikeDSS(t, d, false); rep != nil {
+			if err := report.WriteJSON(&inMemory, rep); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rep := runLikeDSS(t, d, true); rep != nil {
+			if err := report.WriteJSON(&streamed, rep); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !bytes.Equal(inMemory.Bytes(), streamed.Bytes()) {
+			t.Errorf("%s: streamed content gives another report:\n%s\nin memory:\n%s", name, streamed.Bytes(), inMemory.Bytes())
+		}
+	}
+	if compared < 5 {
+		t.Fatalf("only %d golden results with detached content files", compared)
+	}
+	t.Logf("compared %d golden results with detached content", compared)
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/report"
@@ -33,6 +35,9 @@ func TestGeneratedSignatures(t *testing.T) {
 			tampered := append(bytes.Clone(content), '!')
 			smime := p.SignSMIME(t, []byte("Content-Type: text/plain; charset=utf-8\r\n\r\nAntrag\r\nZeile 2"))
 			lfOnly := bytes.ReplaceAll(smime, []byte("\r\n"), []byte("\n"))
+			entity := []byte("Content-Type: text/plain; charset=utf-8\r\n\r\nAntrag\r\nZeile 2\r\n")
+			entitySig := p.Sign(t, entity, false)
+			entityLF := bytes.ReplaceAll(entity, []byte("\r\n"), []byte("\n"))
 			cases := []struct {
 				name     string
 				data     []byte
@@ -49,6 +54,11 @@ func TestGeneratedSignatures(t *testing.T) {
 				{"expired", attached, verify.Options{Trust: store, Time: time.Now().AddDate(0, 2, 0)}, report.Indeterminate, report.OutOfBoundsNoPOE, false},
 				{"smime", smime, verify.Options{Trust: store}, report.TotalPassed, "", false},
 				{"smime LF", lfOnly, verify.Options{Trust: store}, report.TotalPassed, "", true},
+				{"streamed", detached, verify.Options{DetachedReader: opener(content), Trust: store}, report.TotalPassed, "", false},
+				{"streamed tampered", detached, verify.Options{DetachedReader: opener(tampered), Trust: store}, report.TotalFailed, report.HashFailure, false},
+				{"streamed entity", entitySig, verify.Options{DetachedReader: opener(entity), MIMEContent: true, Trust: store}, report.TotalPassed, "", false},
+				{"streamed entity LF", entitySig, verify.Options{DetachedReader: opener(entityLF), MIMEContent: true, Trust: store}, report.TotalPassed, "", true},
+				{"streamed LF not MIME", entitySig, verify.Options{DetachedReader: opener(entityLF), Trust: store}, report.TotalFailed, report.HashFailure, false},
 			}
 			for _, c := range cases {
 				rep, err := verify.Verify(context.Background(), c.data, c.opts)
@@ -81,6 +91,31 @@ func TestGeneratedSignatures(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// opener opens b as DetachedReader does.
+func opener(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+}
+
+// TestStreamedContentUnreadable: a content stream that fails is no verdict
+// on the signature but an error the caller can retry on.
+func TestStreamedContentUnreadable(t *testing.T) {
+	p := verifytest.New(t, "p256")
+	content := bytes.Repeat([]byte("Bauantrag "), 10000)
+	sig := p.Sign(t, content, false)
+	broken := errors.New("disk on fire")
+	for name, open := range map[string]func() (io.ReadCloser, error){
+		"open fails": func() (io.ReadCloser, error) { return nil, broken },
+		"read fails": func() (io.ReadCloser, error) {
+			return io.NopCloser(io.MultiReader(bytes.NewReader(content[:5000]), iotest.ErrReader(broken))), nil
+		},
+	} {
+		rep, err := verify.Verify(context.Background(), sig, verify.Options{DetachedReader: open, Trust: anchors(t, p)})
+		if !errors.Is(err, verify.ErrContentRead) || !errors.Is(err, broken) || rep != nil {
+			t.Errorf("%s: report %v, err %v; want ErrContentRead wrapping the cause", name, rep != nil, err)
+		}
 	}
 }
 

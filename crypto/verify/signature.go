@@ -1,10 +1,12 @@
 package verify
 
 import (
+	"crypto"
 	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/cert"
@@ -350,7 +352,11 @@ func (v *verifier) embeddedTimestamp(tr *cms.TimestampResult, ev *evidence) repo
 func (v *verifier) standaloneToken(tok *tsp.Token) report.Timestamp {
 	ts := report.Timestamp{Type: report.DetachedTimestamp, GenTime: tok.Info.GenTime.UTC(), Qualification: report.TimestampQualificationNotApplicable}
 	opts := tsp.VerifyOptions{Data: v.opts.Detached}
-	if opts.Data == nil && v.opts.DetachedDigest != nil && v.opts.DetachedDigestAlgorithm == tok.Info.Hash {
+	switch {
+	case opts.Data != nil:
+	case v.opts.DetachedReader != nil && tok.Info.Hash.Available():
+		opts.Digest = v.streamDigest(tok.Info.Hash)
+	case v.opts.DetachedDigest != nil && v.opts.DetachedDigestAlgorithm == tok.Info.Hash:
 		opts.Digest = v.opts.DetachedDigest
 	}
 	res := tok.Verify(opts)
@@ -550,4 +556,24 @@ func trustChecks(r *trust.Result) []report.Check {
 		add(r.Qualification.Checks)
 	}
 	return out
+}
+
+// streamDigest hashes the content opts.DetachedReader opens; nil (and
+// contentErr set) when it cannot be read.
+func (v *verifier) streamDigest(h crypto.Hash) []byte {
+	rc, err := v.opts.DetachedReader()
+	if err == nil {
+		w := h.New()
+		_, err = io.Copy(w, rc)
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			return w.Sum(nil)
+		}
+	}
+	if v.contentErr == nil {
+		v.contentErr = err
+	}
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/cms"
@@ -40,6 +41,9 @@ var (
 	ErrUnsupported = errors.New("verify: unsupported format")
 	// ErrMalformed is wrapped for input that is no signature we can read.
 	ErrMalformed = errors.New("verify: not a readable signature")
+	// ErrContentRead is wrapped when Options.DetachedReader failed: the
+	// signature was not judged, and the caller may try again.
+	ErrContentRead = errors.New("verify: reading the signed content failed")
 )
 
 // Options control one verification.
@@ -53,6 +57,12 @@ type Options struct {
 	// Detached is the content of a detached signature (or the data a
 	// standalone timestamp covers).
 	Detached []byte
+	// DetachedReader, used when Detached is nil, opens that content as a
+	// stream: it is hashed as it is read, never held whole (see
+	// cms.VerifyOptions.DetachedReader), and may be opened more than once.
+	// A failure to read it makes Verify fail (wrapping ErrContentRead)
+	// rather than judge the signature.
+	DetachedReader func() (io.ReadCloser, error)
 	// DetachedDigest and DetachedDigestAlgorithm stand in for Detached
 	// when only the content's digest is known.
 	DetachedDigest          []byte
@@ -103,6 +113,9 @@ func Verify(ctx context.Context, data []byte, opts Options) (*report.Report, err
 	default:
 		err = fmt.Errorf("%w: neither CMS, S/MIME nor an RFC 3161 timestamp", ErrMalformed)
 	}
+	if err == nil && v.contentErr != nil {
+		err = fmt.Errorf("%w: %w", ErrContentRead, v.contentErr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +150,8 @@ type verifier struct {
 	// signatures numbers the top-level signatures across the entities of
 	// one file.
 	signatures int
+	// contentErr is the first failure of opts.DetachedReader.
+	contentErr error
 }
 
 func newVerifier(opts Options) *verifier {
@@ -202,24 +217,49 @@ func (v *verifier) signedData(rep *report.Report, sd *cms.SignedData, content []
 
 // verifyCMS runs the CMS checks; for MIME content it retries with CRLF line
 // ends when the bytes as stored do not match and the canonical form does.
+// content nil with opts.DetachedReader set streams the detached content.
 func (v *verifier) verifyCMS(sd *cms.SignedData, content []byte) (*cms.Result, string) {
 	opts := cms.VerifyOptions{DetachedContent: content}
-	if content == nil && v.opts.DetachedDigest != nil {
+	streamed := content == nil && v.opts.DetachedReader != nil && !sd.HasContent
+	switch {
+	case streamed:
+		opts.DetachedReader = v.opts.DetachedReader
+	case content == nil && v.opts.DetachedDigest != nil:
 		opts.DetachedDigest, opts.DetachedDigestAlgorithm = v.opts.DetachedDigest, v.opts.DetachedDigestAlgorithm
 	}
-	res := sd.Verify(opts)
-	if !v.opts.MIMEContent || sd.HasContent || content == nil || !digestFailed(res) {
+	res := v.noteContentErr(sd.Verify(opts))
+	if !v.opts.MIMEContent || sd.HasContent || (content == nil && !streamed) || !digestFailed(res) {
 		return res, ""
 	}
-	canon := canonicalLineEnds(content)
-	if bytes.Equal(canon, content) {
-		return res, ""
+	var alt *cms.Result
+	if streamed {
+		open := v.opts.DetachedReader
+		alt = v.noteContentErr(sd.Verify(cms.VerifyOptions{DetachedReader: func() (io.ReadCloser, error) {
+			rc, err := open()
+			if err != nil {
+				return nil, err
+			}
+			return canonicalReader(rc), nil
+		}}))
+	} else {
+		canon := canonicalLineEnds(content)
+		if bytes.Equal(canon, content) {
+			return res, ""
+		}
+		alt = sd.Verify(cms.VerifyOptions{DetachedContent: canon})
 	}
-	alt := sd.Verify(cms.VerifyOptions{DetachedContent: canon})
 	if digestFailed(alt) {
 		return res, ""
 	}
 	return alt, "the signed MIME entity matched only after converting its line ends to CRLF (RFC 8551 section 3.1.1)"
+}
+
+// noteContentErr keeps the first failure to read streamed content.
+func (v *verifier) noteContentErr(res *cms.Result) *cms.Result {
+	if res.ContentErr != nil && v.contentErr == nil {
+		v.contentErr = res.ContentErr
+	}
+	return res
 }
 
 func digestFailed(res *cms.Result) bool {
@@ -243,3 +283,46 @@ func canonicalLineEnds(b []byte) []byte {
 	}
 	return out.Bytes()
 }
+
+// canonicalReader turns bare LF into CRLF as the content streams, as
+// canonicalLineEnds does for bytes in memory.
+func canonicalReader(rc io.ReadCloser) io.ReadCloser {
+	return &crlfReader{src: rc}
+}
+
+type crlfReader struct {
+	src    io.ReadCloser
+	buf    [32 << 10]byte
+	conv   []byte // converted chunk
+	out    []byte // the part of conv not yet returned
+	lastCR bool   // the last byte converted was CR
+	err    error
+}
+
+func (r *crlfReader) Read(p []byte) (int, error) {
+	for len(r.out) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		r.fill()
+	}
+	n := copy(p, r.out)
+	r.out = r.out[n:]
+	return n, nil
+}
+
+// fill reads a chunk from src and converts it into out.
+func (r *crlfReader) fill() {
+	n, err := r.src.Read(r.buf[:])
+	r.conv = r.conv[:0]
+	for _, c := range r.buf[:n] {
+		if c == '\n' && !r.lastCR {
+			r.conv = append(r.conv, '\r')
+		}
+		r.conv = append(r.conv, c)
+		r.lastCR = c == '\r'
+	}
+	r.out, r.err = r.conv, err
+}
+
+func (r *crlfReader) Close() error { return r.src.Close() }

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"path"
@@ -40,6 +41,15 @@ const (
 // verification (enveloping signatures carry the document).
 const DefaultMaxPartSize = 64 << 20
 
+// DefaultMemoryBudget is what all messages being verified at once may hold
+// in memory together: one enveloping signature of the usual 32 MiB e-mail
+// limit at a time.
+const DefaultMemoryBudget = 32 << 20
+
+// streamOverhead is what a streamed detached content costs in memory
+// (read buffers and hash state), charged against the budget.
+const streamOverhead = 64 << 10
+
 // Part kinds of adapters/mailmsg this package relies on.
 const (
 	kindSignature     = "signature"
@@ -62,6 +72,13 @@ type Config struct {
 	AcceptSeal bool `yaml:"accept_seal"`
 	// MaxPartSize caps one signature part (default DefaultMaxPartSize).
 	MaxPartSize int64 `yaml:"max_part_size"`
+	// MemoryBudget caps, in bytes, what the messages being verified at
+	// once hold in memory together (default DefaultMemoryBudget). A
+	// signature part is read whole and charged its size; the detached
+	// content it signs is streamed through the digest and charged a small
+	// buffer. A message whose parts do not fit waits for others to finish
+	// (one larger than the budget runs alone); none is dropped or failed.
+	MemoryBudget int64 `yaml:"memory_budget"`
 	// TSAs obtain the receipt timestamp, tried in order; none: no
 	// timestamping handler.
 	TSAs []TSAConfig `yaml:"tsas"`
@@ -81,7 +98,8 @@ type TSAConfig struct {
 
 // Blobs is what the handlers need of the blob store (*blob.Store).
 type Blobs interface {
-	ReadAll(ctx context.Context, ref blob.Ref, max int64) ([]byte, error)
+	// Open reads a blob, failing at its end if the bytes do not match ref.
+	Open(ctx context.Context, ref blob.Ref) (io.ReadCloser, error)
 	PutBytes(ctx context.Context, b []byte) (blob.Ref, error)
 }
 
@@ -111,6 +129,12 @@ func Handlers(ctx context.Context, cfg Config, deps Deps) ([]pipeline.Handler, e
 	if cfg.MaxPartSize <= 0 {
 		cfg.MaxPartSize = DefaultMaxPartSize
 	}
+	if cfg.MemoryBudget < 0 {
+		return nil, fmt.Errorf("verification: memory_budget: %d is negative", cfg.MemoryBudget)
+	}
+	if cfg.MemoryBudget == 0 {
+		cfg.MemoryBudget = DefaultMemoryBudget
+	}
 	store, err := verify.LoadTrust(ctx, verify.TrustConfig{
 		Paths:     append(append([]string(nil), cfg.TrustAnchors...), cfg.TrustedLists...),
 		TLSigners: cfg.TLSigners,
@@ -118,7 +142,7 @@ func Handlers(ctx context.Context, cfg Config, deps Deps) ([]pipeline.Handler, e
 	if err != nil {
 		return nil, fmt.Errorf("verification: trust: %w", err)
 	}
-	v := &verifier{cfg: cfg, deps: deps, trust: store}
+	v := &verifier{cfg: cfg, deps: deps, trust: store, budget: newMemoryBudget(cfg.MemoryBudget)}
 	hs := []pipeline.Handler{{Name: HandlerVerify, Topic: "MessageReceived", Handle: v.handle}}
 	if len(cfg.TSAs) > 0 {
 		ts, err := newStamper(cfg, deps)
@@ -131,9 +155,10 @@ func Handlers(ctx context.Context, cfg Config, deps Deps) ([]pipeline.Handler, e
 }
 
 type verifier struct {
-	cfg   Config
-	deps  Deps
-	trust *trust.Store
+	cfg    Config
+	deps   Deps
+	trust  *trust.Store
+	budget *memoryBudget
 }
 
 // handle verifies every signature part of a received message.
@@ -154,6 +179,45 @@ func (v *verifier) handle(ctx context.Context, cause *eventstore.Event, p gatewa
 		Document:   report.Document{Name: m.Subject, SHA256: m.Raw.SHA256, Size: m.Raw.Size},
 		Signatures: []report.Signature{},
 	}
+	sums, err := v.verifyParts(ctx, m, rep, at)
+	if err != nil {
+		return nil, err
+	}
+	rep.ApplyWrittenForm(report.WrittenFormPolicy{AcceptSeal: v.cfg.AcceptSeal})
+	out := &gateway.SignaturesVerified{
+		Signatures:           sums,
+		WrittenFormSatisfied: rep.WrittenFormSatisfied,
+		WrittenFormReason:    rep.WrittenFormReason,
+		ValidationTime:       at,
+		Verifier:             v.deps.Verifier,
+	}
+	if out.Signatures == nil {
+		out.Signatures = []gateway.SignatureSummary{}
+		out.WrittenFormReason = "no signature"
+	}
+	if out.Report, out.ReportHTML, err = v.storeReport(ctx, rep); err != nil {
+		return nil, err
+	}
+	return []gateway.Payload{out}, nil
+}
+
+// verifyParts verifies every signature part of m into rep, holding the
+// message's share of the memory budget meanwhile.
+func (v *verifier) verifyParts(ctx context.Context, m *gateway.MessageReceived, rep *report.Report, at time.Time) ([]gateway.SignatureSummary, error) {
+	var need int64
+	for i := range m.Parts {
+		if p := &m.Parts[i]; isSignaturePart(p) && p.Blob.Size <= v.cfg.MaxPartSize {
+			need += p.Blob.Size + streamOverhead
+		}
+	}
+	if need == 0 {
+		return nil, nil
+	}
+	held, err := v.budget.acquire(ctx, need)
+	if err != nil {
+		return nil, err
+	}
+	defer v.budget.release(held)
 	var sums []gateway.SignatureSummary
 	for i := range m.Parts {
 		part := &m.Parts[i]
@@ -169,23 +233,7 @@ func (v *verifier) handle(ctx context.Context, cause *eventstore.Event, p gatewa
 			sums = append(sums, summary(part, s))
 		}
 	}
-	rep.ApplyWrittenForm(report.WrittenFormPolicy{AcceptSeal: v.cfg.AcceptSeal})
-	out := &gateway.SignaturesVerified{
-		Signatures:           sums,
-		WrittenFormSatisfied: rep.WrittenFormSatisfied,
-		WrittenFormReason:    rep.WrittenFormReason,
-		ValidationTime:       at,
-		Verifier:             v.deps.Verifier,
-	}
-	if out.Signatures == nil {
-		out.Signatures = []gateway.SignatureSummary{}
-		out.WrittenFormReason = "no signature"
-	}
-	var err error
-	if out.Report, out.ReportHTML, err = v.storeReport(ctx, rep); err != nil {
-		return nil, err
-	}
-	return []gateway.Payload{out}, nil
+	return sums, nil
 }
 
 // isSignaturePart: CMS parts as adapters/mailmsg classifies them, and
@@ -210,22 +258,24 @@ func (v *verifier) verifyPart(ctx context.Context, m *gateway.MessageReceived, p
 	if part.Blob.Size > v.cfg.MaxPartSize {
 		return []report.Signature{unverifiable(part, report.Indeterminate, fmt.Sprintf("part of %d bytes exceeds the limit of %d bytes", part.Blob.Size, v.cfg.MaxPartSize))}, nil
 	}
-	data, err := v.deps.Blobs.ReadAll(ctx, part.Blob, v.cfg.MaxPartSize)
+	data, err := v.readPart(ctx, part.Blob)
 	if err != nil {
 		return nil, fmt.Errorf("verification: read part %s: %w", part.Path, err)
 	}
 	opts := verify.Options{Trust: v.trust, Time: at, Name: partName(part), Tool: v.deps.Verifier}
 	if part.Kind != kindSignedData {
-		content, mime, err := v.detachedContent(ctx, m, part)
-		if err != nil {
-			return nil, err
+		if content, mime := v.detachedContent(m, part); content != nil {
+			opts.DetachedReader = func() (io.ReadCloser, error) { return v.deps.Blobs.Open(ctx, content.Blob) }
+			opts.MIMEContent = mime
 		}
-		opts.Detached, opts.MIMEContent = content, mime
 	}
 	rep, err := verify.Verify(ctx, data, opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.Is(err, verify.ErrContentRead) {
+			return nil, fmt.Errorf("verification: part %s: %w", part.Path, err)
 		}
 		return []report.Signature{unverifiable(part, report.TotalFailed, err.Error())}, nil
 	}
@@ -244,43 +294,60 @@ func (v *verifier) verifyPart(ctx context.Context, m *gateway.MessageReceived, p
 // byte-exact as a signed-content part at the multipart's path (or at
 // "<path>.0" for a message's top level) while the signature is its second
 // part "<path>.2"; for an attachment "x.p7s" the attachment "x". Nil when
-// none is found: the signature is then reported without content.
-func (v *verifier) detachedContent(ctx context.Context, m *gateway.MessageReceived, sig *gateway.Part) ([]byte, bool, error) {
+// none is found: the signature is then reported without content. The
+// content is streamed from the blob store, so its size costs no memory.
+func (v *verifier) detachedContent(m *gateway.MessageReceived, sig *gateway.Part) (*gateway.Part, bool) {
 	parent, last := "", sig.Path
 	if i := strings.LastIndexByte(sig.Path, '.'); i >= 0 {
 		parent, last = sig.Path[:i], sig.Path[i+1:]
 	}
-	var content *gateway.Part
-	mime := false
 	if last == "2" {
+		var content *gateway.Part
 		for i := range m.Parts {
 			p := &m.Parts[i]
 			if p.Kind == kindSignedContent && (p.Path == parent || p.Path == join(parent, "0")) {
-				content, mime = p, true
+				content = p
 			}
 		}
+		if content != nil {
+			return content, true
+		}
 	}
-	if content == nil && sig.Filename != "" {
+	if sig.Filename != "" {
 		base := strings.TrimSuffix(sig.Filename, path.Ext(sig.Filename))
 		for i := range m.Parts {
 			p := &m.Parts[i]
 			if p != sig && p.Filename == base {
-				content = p
-				break
+				return p, false
 			}
 		}
 	}
-	if content == nil {
-		return nil, false, nil
+	return nil, false
+}
+
+// readPart reads a signature part whole into a buffer of its exact size:
+// the budget charged its size, and growing a buffer would hold more.
+func (v *verifier) readPart(ctx context.Context, ref blob.Ref) ([]byte, error) {
+	if ref.Size < 0 || ref.Size > v.cfg.MaxPartSize {
+		return nil, fmt.Errorf("blob %s: size %d out of range", ref.SHA256, ref.Size)
 	}
-	if content.Blob.Size > v.cfg.MaxPartSize {
-		return nil, false, nil
-	}
-	b, err := v.deps.Blobs.ReadAll(ctx, content.Blob, v.cfg.MaxPartSize)
+	rc, err := v.deps.Blobs.Open(ctx, ref)
 	if err != nil {
-		return nil, false, fmt.Errorf("verification: read signed content %s: %w", content.Path, err)
+		return nil, err
 	}
-	return b, mime, nil
+	defer rc.Close()
+	b := make([]byte, ref.Size)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return nil, err
+	}
+	// Reading on to the end lets the store check the hash and the size.
+	if n, err := rc.Read(make([]byte, 1)); n > 0 || err != io.EOF {
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("blob %s is longer than its %d bytes", ref.SHA256, ref.Size)
+		}
+		return nil, err
+	}
+	return b, nil
 }
 
 func join(parent, child string) string {
