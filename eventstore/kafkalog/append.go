@@ -22,7 +22,7 @@ type pending struct {
 // acknowledged the records (acks=all) and the fold has decided on them.
 func (l *Log) Append(ctx context.Context, events ...eventstore.Event) ([]eventstore.Result, error) {
 	select {
-	case <-l.closing:
+	case <-l.live.Done():
 		return nil, eventstore.ErrClosed
 	default:
 	}

@@ -58,7 +58,11 @@
 // the member that owns a partition signs the tree head of its fold of that
 // partition every CheckpointInterval and writes it to the checkpoints topic.
 // Heads are deterministic, so a handover cannot produce two different heads
-// of the same size unless the topic itself differs between readers.
+// of the same size unless the topic itself differs between readers. A
+// member signs its partitions' heads once more when a rebalance takes them,
+// and Close signs the heads of every partition the process owns or wrote
+// to after its last produce requests completed, so only a crash leaves a
+// tail that waits for the next owner's first tick.
 //
 // # Subscribing
 //
@@ -131,7 +135,8 @@ type Log struct {
 
 	ctx     context.Context // ends when Close ends, or at its deadline
 	cancel  context.CancelFunc
-	closing chan struct{} // closed when Close begins: Append refuses new calls
+	live    context.Context // ends when Close begins: Append refuses new calls, subscriptions end
+	endLive context.CancelFunc
 	done    chan struct{} // closed when Close ends
 	wg      sync.WaitGroup
 	closed  sync.Once
@@ -194,12 +199,12 @@ func open(ctx context.Context, cfg Config, readOnly bool) (*Log, error) {
 		client:   &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second, Transport: transport},
 		cpTopic:  cfg.Topic + ".checkpoints",
 		readOnly: readOnly,
-		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		notify:   make(chan struct{}),
 		waiters:  map[string]chan verdict{},
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.live, l.endLive = context.WithCancel(l.ctx)
 	var err error
 	if readOnly {
 		err = l.discoverPartitions(ctx)
@@ -414,7 +419,7 @@ func (l *Log) checkPartition(p int32) error {
 // final checkpoints missed stay uncovered as after a crash.
 func (l *Log) Close() error {
 	l.closed.Do(func() {
-		close(l.closing)
+		l.endLive()
 		deadline := time.AfterFunc(l.cfg.CloseTimeout, l.cancel)
 		defer deadline.Stop()
 		if l.stopProducer != nil {

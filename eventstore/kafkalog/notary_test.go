@@ -40,7 +40,6 @@ func openWith(t *testing.T, cfg Config) *Log {
 // checkpoints (which need l.ctx), leaving the topics as they are.
 func crash(l *Log) {
 	l.closed.Do(func() {
-		close(l.closing)
 		l.cancel()
 		l.wg.Wait()
 		close(l.done)

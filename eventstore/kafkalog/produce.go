@@ -69,7 +69,7 @@ func (j *produceJob) size() int {
 func (l *Log) write(ctx context.Context, recs []produceRecord) error {
 	j := &produceJob{ctx: ctx, recs: recs, done: make(chan error, 1)}
 	select {
-	case <-l.closing:
+	case <-l.live.Done():
 		return eventstore.ErrClosed
 	default:
 	}
@@ -77,7 +77,7 @@ func (l *Log) write(ctx context.Context, recs []produceRecord) error {
 	case l.produceQ <- j:
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-l.closing:
+	case <-l.live.Done():
 		return eventstore.ErrClosed
 	}
 	// A job queued while Close stops the producer may never be answered;
