@@ -139,6 +139,9 @@ func (l *Log) notarize(ctx context.Context, w *kafka.Writer, p int32) {
 // for it before it rejoins or leaves, so it is bounded well within the
 // session timeout; at Close, Close's deadline bounds it too.
 func (l *Log) handOver(w *kafka.Writer, p int32) {
+	if l.ctx.Err() != nil {
+		return // Close's deadline passed: abandon, as after a crash
+	}
 	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.SessionTimeout/2)
 	defer cancel()
 	// Fold what the cluster holds now, so that the head includes the
@@ -197,6 +200,11 @@ func (l *Log) signHead(ctx context.Context, w *kafka.Writer, p int32) error {
 		return fmt.Errorf("sign the head at size %d: %w", c.Size, err)
 	}
 	msg := kafka.Message{Key: []byte(strconv.Itoa(int(p))), Value: integrity.FormatCheckpoint(l.cfg.LogID, &c), Time: c.Time}
+	// kafka-go's Writer queues the record even on a cancelled context and
+	// only stops waiting for it; a notary told to stop must not write.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := w.WriteMessages(ctx, msg); err != nil {
 		return fmt.Errorf("write the checkpoint at size %d: %w", c.Size, err)
 	}
