@@ -97,7 +97,7 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	lf := addLogFlags(fs, cfgPath)
 	keyPath := fs.String("key", "", "the gateway's public key `file` (default: the configured public key)")
 	keyFP := fs.String("key-fingerprint", "", "fail unless the key has this `fingerprint` (sha256:<hex>, as keys init prints it; default: keys.fingerprint of the configuration)")
-	checkBlobs := fs.Bool("blobs", false, "also re-hash every stored blob any event refers to")
+	checkBlobs := fs.Bool("blobs", false, "also re-hash every stored blob any event refers to, and check that each timestamp token covers its message")
 	var heads headFiles
 	fs.Var(&heads, "head", "fail unless the log consistently extends the signed head in this `file` (from log head or a witness; repeatable)")
 	if code, ok := parse(fs, args); !ok {
@@ -115,7 +115,7 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	var each func(*eventstore.Event) error
 	if *checkBlobs {
-		each, err = blobChecker(ctx, cfg)
+		each, err = blobChecker(ctx, cfg, l)
 		if err != nil {
 			fmt.Fprintln(stderr, "poststelle:", err)
 			return exitUsage
@@ -217,13 +217,15 @@ func insideDir(dir, path string) bool {
 
 // blobChecker re-hashes every blob an event refers to (gateway.Payload's
 // BlobRefs): raw messages and parts, verification reports, Prüfprotokolle,
-// timestamp tokens, answer bodies and attachments.
-func blobChecker(ctx context.Context, cfg *Config) (func(*eventstore.Event) error, error) {
+// timestamp tokens, answer bodies and attachments. A timestamp token must
+// also cover the raw message it claims to (timestampChecker).
+func blobChecker(ctx context.Context, cfg *Config, l eventstore.Log) (func(*eventstore.Event) error, error) {
 	store, err := blob.Open(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
 		return nil, err
 	}
 	reg := gateway.NewRegistry()
+	stamps := &timestampChecker{store: store, log: l, reg: reg}
 	return func(e *eventstore.Event) error {
 		p, err := reg.Decode(e)
 		if err != nil {
@@ -231,6 +233,11 @@ func blobChecker(ctx context.Context, cfg *Config) (func(*eventstore.Event) erro
 		}
 		for _, r := range p.BlobRefs() {
 			if err := store.Verify(ctx, r); err != nil {
+				return fmt.Errorf("event %s (%s): %w", e.ID, e.Type, err)
+			}
+		}
+		if ts, ok := p.(*gateway.TimestampApplied); ok {
+			if err := stamps.check(ctx, e, ts); err != nil {
 				return fmt.Errorf("event %s (%s): %w", e.ID, e.Type, err)
 			}
 		}

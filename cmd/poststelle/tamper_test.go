@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/poststelle/poststelle/adapters/mailmsg"
 	"github.com/poststelle/poststelle/crypto/keys"
+	"github.com/poststelle/poststelle/crypto/tsp"
 	"github.com/poststelle/poststelle/crypto/tsp/tsptest"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
@@ -67,6 +71,8 @@ type tamperFixture struct {
 	refs    map[string]blob.Ref // blob kind → the blob of message 1
 	pubCopy string              // the auditor's copy of the public key, outside the data directory
 	fp      string              // the real key's fingerprint
+	// otherToken is a valid token of the fixture's TSA over other data.
+	otherToken *tsp.Stamp
 }
 
 // buildTamperFixture records the fixture's messages with the gateway's
@@ -98,6 +104,11 @@ func buildTamperFixture(t *testing.T) *tamperFixture {
 		verification.Deps{Blobs: bs, Verifier: "poststelle test"})
 	if err != nil || len(hs) != 2 {
 		t.Fatalf("verification handlers: %d, %v", len(hs), err)
+	}
+	other := sha256.Sum256([]byte("not a message of this log"))
+	tc := &tsp.Client{TSAs: []tsp.TSA{{Name: "test", URL: tsaURL}}}
+	if fx.otherToken, err = tc.Timestamp(ctx, other[:]); err != nil {
+		t.Fatal(err)
 	}
 	in := &gateway.Intake{Log: l}
 	for m := range fixtureMessages {
@@ -379,7 +390,18 @@ func tamperMatrix() []tamperRow {
 			tamperRow{Target: "blob removed: " + k.kind, How: "delete the file of message 1's " + k.kind, Do: removeBlob(k.kind),
 				Args: []string{"--blobs"}, Want: outcome{exitFailed, k.offset, "blob: not found"}})
 	}
-	return rows
+	return append(rows,
+		tamperRow{Target: "timestamp token swapped for a valid token over other data, log re-signed with the real key",
+			How: "put another token of the same TSA into the blob store, point message 1's TimestampApplied (its genTime and serial too) at it, re-append events 9 to 20 through sqlitelog with the gateway's signing key",
+			Do:  swapTimestamp(false), Args: []string{"--blobs"},
+			Want: outcome{exitFailed, 9, "but the event records the imprint"},
+			Note: "the log and every blob are intact; only the token's imprint shows it timestamps something else"},
+		tamperRow{Target: "as above, and the event's imprint changed to the token's",
+			How: "as above, the event's imprint set to the other token's",
+			Do:  swapTimestamp(true), Args: []string{"--blobs"},
+			Want: outcome{exitFailed, 9, "the token timestamps other data"},
+			Note: "the raw message, hashed with the token's algorithm, does not match the imprint"},
+	)
 }
 
 func blobPath(dir string, r blob.Ref) string {
@@ -418,6 +440,64 @@ func forkWithRealKey(t *testing.T, _ *tamperFixture, dir string) {
 		t.Fatal(err)
 	}
 	appendForged(t, db, signer, 11)
+}
+
+// swapTimestamp makes message 1's TimestampApplied (offset 9) refer to the
+// fixture's token over other data, with that token's genTime and serial,
+// and, when imprint is set, its imprint too; then it rewrites the history
+// from offset 9 with the real key, so that the log is valid in itself and
+// every blob matches its hash.
+func swapTimestamp(imprint bool) func(*testing.T, *tamperFixture, string) {
+	return func(t *testing.T, fx *tamperFixture, dir string) {
+		ctx := context.Background()
+		db := filepath.Join(dir, "log.db")
+		l, err := sqlitelog.OpenReadOnly(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := l.Read(ctx, 0, 9, 1000)
+		l.Close()
+		if err != nil || len(evs) != fixtureEvents-9 || evs[0].Type != "TimestampApplied" {
+			t.Fatalf("read events from offset 9: %d, %v", len(evs), err)
+		}
+		bs, err := blob.Open(filepath.Join(dir, "blobs"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := bs.PutBytes(ctx, fx.otherToken.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ts gateway.TimestampApplied
+		if err := json.Unmarshal(evs[0].Data, &ts); err != nil {
+			t.Fatal(err)
+		}
+		info := fx.otherToken.Token.Info
+		ts.Token, ts.GenTime, ts.Serial = ref, info.GenTime.UTC(), info.SerialNumber.String()
+		if imprint {
+			ts.Imprint = hex.EncodeToString(info.HashedMessage)
+		}
+		if evs[0].Data, err = json.Marshal(&ts); err != nil {
+			t.Fatal(err)
+		}
+		sqlite3(t, db, "DELETE FROM events WHERE off >= 9; DELETE FROM checkpoints WHERE size > 9;")
+		signer, err := keys.LoadSigner(filepath.Join(dir, "keys", "gateway.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := sqlitelog.Open(ctx, sqlitelog.Config{Path: db, Signer: signer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		for i := range evs {
+			e := evs[i]
+			e.Position, e.StreamSeq, e.PrevHash, e.RecordedAt = eventstore.Position{}, 0, [32]byte{}, time.Time{}
+			if _, err := w.Append(ctx, e); err != nil {
+				t.Fatalf("re-append event %d: %v", 9+i, err)
+			}
+		}
+	}
 }
 
 // relinkWithoutCheckpoints forges event 0 and repairs the hash chain after

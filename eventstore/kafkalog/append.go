@@ -22,7 +22,7 @@ type pending struct {
 // acknowledged the records (acks=all) and the fold has decided on them.
 func (l *Log) Append(ctx context.Context, events ...eventstore.Event) ([]eventstore.Result, error) {
 	select {
-	case <-l.done:
+	case <-l.live.Done():
 		return nil, eventstore.ErrClosed
 	default:
 	}
@@ -103,6 +103,11 @@ func (l *Log) produce(ctx context.Context, recs []produceRecord, waits []pending
 	l.mu.Lock()
 	for _, w := range waits {
 		l.waiters[w.nonce] = w.ch
+	}
+	// Marked before the write: a failed produce may still have stored
+	// records, and Close's final checkpoints must cover them.
+	for _, r := range recs {
+		l.wrote[r.partition] = true
 	}
 	l.mu.Unlock()
 	err := l.write(ctx, recs)

@@ -58,7 +58,11 @@
 // the member that owns a partition signs the tree head of its fold of that
 // partition every CheckpointInterval and writes it to the checkpoints topic.
 // Heads are deterministic, so a handover cannot produce two different heads
-// of the same size unless the topic itself differs between readers.
+// of the same size unless the topic itself differs between readers. A
+// member signs its partitions' heads once more when a rebalance takes them,
+// and Close signs the heads of every partition the process owns or wrote
+// to after its last produce requests completed, so only a crash leaves a
+// tail that waits for the next owner's first tick.
 //
 // # Subscribing
 //
@@ -108,6 +112,9 @@ type Config struct {
 	Signer crypto.Signer
 	// CheckpointInterval is how often the notary signs heads (default 5 s).
 	CheckpointInterval time.Duration
+	// CloseTimeout bounds Close: how long it waits for appends in flight
+	// and the final checkpoints before it abandons them (default 10 s).
+	CloseTimeout time.Duration
 	// SessionTimeout is how long the group coordinator waits for a silent
 	// member before moving its partitions (default 10 s).
 	SessionTimeout time.Duration
@@ -126,16 +133,25 @@ type Log struct {
 	readOnly bool
 	cpTopic  string
 
-	ctx    context.Context // ends at Close
-	cancel context.CancelFunc
-	done   chan struct{} // closed at Close
-	wg     sync.WaitGroup
-	closed sync.Once
+	ctx     context.Context // ends when Close ends, or at its deadline
+	cancel  context.CancelFunc
+	live    context.Context // ends when Close begins: Append refuses new calls, subscriptions end
+	endLive context.CancelFunc
+	done    chan struct{} // closed when Close ends
+	wg      sync.WaitGroup
+	closed  sync.Once
+
+	// Close stops the producer, then the notary, each before the next step;
+	// the stop functions are nil on a reader.
+	stopProducer, stopNotary context.CancelFunc
+	producerDone, notaryDone chan struct{}
+	notaries                 *notaryState
 
 	mu      sync.Mutex
 	parts   []*partitionState
 	notify  chan struct{}           // closed and replaced after each folded record
 	waiters map[string]chan verdict // nonce -> the appender waiting for it
+	wrote   []bool                  // partition -> this process produced records to it
 
 	produceQ chan *produceJob // Append calls waiting for the producer
 	leaderMu sync.Mutex
@@ -188,6 +204,7 @@ func open(ctx context.Context, cfg Config, readOnly bool) (*Log, error) {
 		waiters:  map[string]chan verdict{},
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.live, l.endLive = context.WithCancel(l.ctx)
 	var err error
 	if readOnly {
 		err = l.discoverPartitions(ctx)
@@ -204,9 +221,16 @@ func open(ctx context.Context, cfg Config, readOnly bool) (*Log, error) {
 	for range l.cfg.Partitions {
 		l.parts = append(l.parts, newPartitionState())
 	}
+	l.wrote = make([]bool, l.cfg.Partitions)
 	if !readOnly {
 		l.produceQ = make(chan *produceJob, produceQueue)
-		l.wg.Go(func() { l.producer(l.ctx) })
+		var stop context.Context
+		stop, l.stopProducer = context.WithCancel(l.ctx)
+		l.producerDone = make(chan struct{})
+		l.wg.Go(func() {
+			defer close(l.producerDone)
+			l.producer(stop)
+		})
 	}
 	l.wg.Go(func() { l.tail(l.ctx) })
 	if err := l.Sync(ctx); err != nil {
@@ -214,7 +238,14 @@ func open(ctx context.Context, cfg Config, readOnly bool) (*Log, error) {
 		return nil, fmt.Errorf("kafkalog: fold topic %s: %w", cfg.Topic, err)
 	}
 	if !readOnly {
-		l.wg.Go(func() { l.notary(l.ctx) })
+		var stop context.Context
+		stop, l.stopNotary = context.WithCancel(l.ctx)
+		l.notaryDone = make(chan struct{})
+		l.notaries = newNotaryState(l.cfg.Partitions)
+		l.wg.Go(func() {
+			defer close(l.notaryDone)
+			l.notary(stop)
+		})
 	}
 	return l, nil
 }
@@ -259,6 +290,9 @@ func (c *Config) defaults() error {
 	}
 	if c.CheckpointInterval <= 0 {
 		c.CheckpointInterval = 5 * time.Second
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = 10 * time.Second
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 10 * time.Second
@@ -361,6 +395,8 @@ func (l *Log) End(_ context.Context, partition int32) (int64, error) {
 	return int64(len(l.parts[partition].koffs)), nil
 }
 
+// checkPartition refuses a partition out of range, and every call once Close
+// has ended.
 func (l *Log) checkPartition(p int32) error {
 	if p < 0 || p >= l.cfg.Partitions {
 		return fmt.Errorf("kafkalog: partition %d out of range 0..%d", p, l.cfg.Partitions-1)
@@ -373,16 +409,32 @@ func (l *Log) checkPartition(p int32) error {
 	}
 }
 
-// Close stops the tails, the notary and the producer. Pending appends fail
-// with ErrClosed.
+// Close stops the log. It refuses new appends, lets the producer finish
+// the requests in flight, and then has the notary sign a final checkpoint
+// of every partition it owns or this process wrote to (see notary.go), so
+// that a log whose gateways were all stopped cleanly ends covered. Only
+// then are the tails and the notary's writer torn down. Appends still
+// waiting when Close ends fail with ErrClosed. After CloseTimeout, Close
+// abandons whatever still waits for the cluster, and the events that the
+// final checkpoints missed stay uncovered as after a crash.
 func (l *Log) Close() error {
-	var err error
 	l.closed.Do(func() {
+		l.endLive()
+		deadline := time.AfterFunc(l.cfg.CloseTimeout, l.cancel)
+		defer deadline.Stop()
+		if l.stopProducer != nil {
+			l.stopProducer()
+			<-l.producerDone
+		}
+		if l.stopNotary != nil {
+			l.stopNotary()
+			<-l.notaryDone
+		}
 		close(l.done)
 		l.cancel()
 		l.wg.Wait()
 	})
-	return err
+	return nil
 }
 
 // brokerAddr is the first broker's address, for requests that need one.

@@ -69,12 +69,19 @@ func (j *produceJob) size() int {
 func (l *Log) write(ctx context.Context, recs []produceRecord) error {
 	j := &produceJob{ctx: ctx, recs: recs, done: make(chan error, 1)}
 	select {
+	case <-l.live.Done():
+		return eventstore.ErrClosed
+	default:
+	}
+	select {
 	case l.produceQ <- j:
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-l.done:
+	case <-l.live.Done():
 		return eventstore.ErrClosed
 	}
+	// A job queued while Close stops the producer may never be answered;
+	// l.done ends the wait then.
 	select {
 	case err := <-j.done:
 		return err
@@ -87,7 +94,10 @@ func (l *Log) write(ctx context.Context, recs []produceRecord) error {
 	}
 }
 
-// producer sends the queued records until ctx ends.
+// producer sends the queued records until ctx ends. The requests in
+// flight then still complete (they run on l.ctx, which Close keeps alive
+// until its deadline), so that the notary's final checkpoints at Close see
+// every record this process will ever store.
 func (l *Log) producer(ctx context.Context) {
 	results := make(chan []*produceJob, produceInFlight)
 	inFlight := 0
@@ -100,7 +110,7 @@ func (l *Log) producer(ctx context.Context) {
 		if inFlight == produceInFlight || (len(retry) > 0 && inFlight > 0) {
 			select {
 			case <-ctx.Done():
-				l.stopProducer(results, inFlight, retry, carry)
+				l.failUnsettled(results, inFlight, retry, carry)
 				return
 			case failed := <-results:
 				inFlight--
@@ -112,7 +122,7 @@ func (l *Log) producer(ctx context.Context) {
 		if len(retry) > 0 {
 			select {
 			case <-ctx.Done():
-				l.stopProducer(results, inFlight, retry, carry)
+				l.failUnsettled(results, inFlight, retry, carry)
 				return
 			case <-time.After(backoff):
 			}
@@ -120,7 +130,7 @@ func (l *Log) producer(ctx context.Context) {
 		} else if carry == nil {
 			select {
 			case <-ctx.Done():
-				l.stopProducer(results, inFlight, retry, carry)
+				l.failUnsettled(results, inFlight, retry, carry)
 				return
 			case j := <-l.produceQ:
 				batch = append(batch, j)
@@ -134,7 +144,7 @@ func (l *Log) producer(ctx context.Context) {
 			continue
 		}
 		inFlight++
-		go func() { results <- l.send(ctx, batch) }()
+		go func() { results <- l.send(l.ctx, batch) }()
 	}
 }
 
@@ -194,8 +204,8 @@ func (l *Log) settle(failed, retry []*produceJob, backoff time.Duration) ([]*pro
 	return retry, min(max(2*backoff, produceBackoffMin), produceBackoffMax)
 }
 
-// stopProducer fails every job that has not been settled when the log closes.
-func (l *Log) stopProducer(results chan []*produceJob, inFlight int, retry []*produceJob, carry *produceJob) {
+// failUnsettled fails every job that has not been settled when the log closes.
+func (l *Log) failUnsettled(results chan []*produceJob, inFlight int, retry []*produceJob, carry *produceJob) {
 	fail := func(jobs []*produceJob) {
 		for _, j := range jobs {
 			j.done <- eventstore.ErrClosed

@@ -22,7 +22,7 @@ func (l *Log) Subscribe(ctx context.Context, group string, start eventstore.Star
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stop := context.AfterFunc(l.ctx, func() { cancel(eventstore.ErrClosed) })
+	stop := context.AfterFunc(l.live, func() { cancel(eventstore.ErrClosed) })
 	defer stop()
 	err := l.eachPartition(ctx, l.cfg.Group+"."+group, func(ctx context.Context, p int32) {
 		if err := l.deliver(ctx, p, start, h); err != nil && ctx.Err() == nil {
