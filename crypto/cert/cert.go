@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/poststelle/poststelle/crypto/asn1time"
 	"github.com/poststelle/poststelle/crypto/sigalg"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -247,10 +248,10 @@ func (c *Certificate) parseTBS(tbs cryptobyte.String) error {
 		return errors.New("malformed validity")
 	}
 	var err error
-	if c.NotBefore, err = readTime(&validity); err != nil {
+	if c.NotBefore, err = asn1time.Read(&validity); err != nil {
 		return fmt.Errorf("notBefore: %w", err)
 	}
-	if c.NotAfter, err = readTime(&validity); err != nil {
+	if c.NotAfter, err = asn1time.Read(&validity); err != nil {
 		return fmt.Errorf("notAfter: %w", err)
 	}
 	if !validity.Empty() {
@@ -314,23 +315,6 @@ func firstElementOfSeq(der []byte) []byte {
 		return first
 	}
 	return nil
-}
-
-func readTime(s *cryptobyte.String) (time.Time, error) {
-	var t time.Time
-	switch {
-	case s.PeekASN1Tag(cbasn1.UTCTime):
-		if !s.ReadASN1UTCTime(&t) {
-			return t, errors.New("malformed UTCTime")
-		}
-	case s.PeekASN1Tag(cbasn1.GeneralizedTime):
-		if !s.ReadASN1GeneralizedTime(&t) {
-			return t, errors.New("malformed GeneralizedTime")
-		}
-	default:
-		return t, errors.New("time is neither UTCTime nor GeneralizedTime")
-	}
-	return t, nil
 }
 
 // ParseName decodes a DER Name. Values crypto/x509 cannot represent keep

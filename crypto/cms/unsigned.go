@@ -7,9 +7,9 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
+	"github.com/poststelle/poststelle/crypto/asn1time"
 	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/sigalg"
 	"golang.org/x/crypto/cryptobyte"
@@ -313,7 +313,7 @@ func parseTSTInfoImprint(der []byte) (tstImprint, error) {
 		!seq.SkipASN1(cbasn1.INTEGER) || !seq.ReadASN1(&gt, cbasn1.GeneralizedTime) {
 		return out, errors.New("malformed TSTInfo")
 	}
-	t, err := ParseGeneralizedTime(gt)
+	t, err := asn1time.ParseGeneralizedFraction(gt)
 	if err != nil {
 		return out, fmt.Errorf("TSTInfo genTime: %w", err)
 	}
@@ -322,39 +322,4 @@ func parseTSTInfoImprint(der []byte) (tstImprint, error) {
 		out.hash = h
 	}
 	return out, nil
-}
-
-// ParseGeneralizedTime parses the content octets of a GeneralizedTime in
-// the DER profile of RFC 3161: YYYYMMDDhhmmss[.fraction]Z. Fractions are
-// common in TSTInfo and refused by cryptobyte.
-func ParseGeneralizedTime(b []byte) (time.Time, error) {
-	str := string(b)
-	if len(str) < 15 || str[len(str)-1] != 'Z' {
-		return time.Time{}, errors.New("malformed GeneralizedTime")
-	}
-	body := str[:len(str)-1]
-	main, frac := body, ""
-	if i := bytes.IndexByte(b, '.'); i >= 0 {
-		main, frac = body[:i], body[i+1:]
-		if frac == "" || len(frac) > 9 || frac[len(frac)-1] == '0' {
-			return time.Time{}, errors.New("malformed GeneralizedTime fraction")
-		}
-	}
-	if len(main) != 14 {
-		return time.Time{}, errors.New("malformed GeneralizedTime")
-	}
-	t, err := time.Parse("20060102150405", main)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("malformed GeneralizedTime: %w", err)
-	}
-	if frac != "" {
-		for _, c := range frac {
-			if c < '0' || c > '9' {
-				return time.Time{}, errors.New("malformed GeneralizedTime fraction")
-			}
-		}
-		ns, _ := strconv.Atoi(frac + "000000000"[:9-len(frac)])
-		t = t.Add(time.Duration(ns))
-	}
-	return t.UTC(), nil
 }

@@ -10,8 +10,8 @@ import (
 	"io"
 	"math/big"
 	"slices"
-	"time"
 
+	"github.com/poststelle/poststelle/crypto/asn1time"
 	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/sigalg"
 	"golang.org/x/crypto/cryptobyte"
@@ -337,7 +337,7 @@ func (v *verifier) signedAttributes(r *SignerResult, si *SignerInfo, t target) b
 	// Signing time.
 	if st := Attributes(si.SignedAttrs, OIDAttrSigningTime); len(st) > 0 {
 		s := cryptobyte.String(st[0].Values[0])
-		if tm, err := readTime(&s); err == nil && s.Empty() {
+		if tm, err := asn1time.Read(&s); err == nil && s.Empty() {
 			r.SigningTime = tm
 		} else {
 			problems = append(problems, "malformed signing-time attribute")
@@ -510,23 +510,6 @@ func (v *verifier) signatureValue(r *SignerResult, si *SignerInfo) {
 		}
 		r.add(CheckSignatureValue, Failed, detail)
 	}
-}
-
-func readTime(s *cryptobyte.String) (time.Time, error) {
-	var t time.Time
-	switch {
-	case s.PeekASN1Tag(cbasn1.UTCTime):
-		if !s.ReadASN1UTCTime(&t) {
-			return t, errors.New("malformed UTCTime")
-		}
-	case s.PeekASN1Tag(cbasn1.GeneralizedTime):
-		if !s.ReadASN1GeneralizedTime(&t) {
-			return t, errors.New("malformed GeneralizedTime")
-		}
-	default:
-		return t, errors.New("not a time")
-	}
-	return t, nil
 }
 
 func (v *verifier) signingCertificateRefs(r *SignerResult, si *SignerInfo) {

@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/poststelle/poststelle/crypto/asn1time"
 	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/sigalg"
 	"golang.org/x/crypto/cryptobyte"
@@ -121,11 +122,11 @@ func parseCRL(der []byte) (*CRL, error) {
 	}
 	c.RawIssuer = issuer
 	var err error
-	if c.ThisUpdate, err = readTime(&tbs); err != nil {
+	if c.ThisUpdate, err = asn1time.Read(&tbs); err != nil {
 		return nil, fmt.Errorf("thisUpdate: %w", err)
 	}
 	if tbs.PeekASN1Tag(cbasn1.UTCTime) || tbs.PeekASN1Tag(cbasn1.GeneralizedTime) {
-		if c.NextUpdate, err = readTime(&tbs); err != nil {
+		if c.NextUpdate, err = asn1time.Read(&tbs); err != nil {
 			return nil, fmt.Errorf("nextUpdate: %w", err)
 		}
 	}
@@ -151,23 +152,6 @@ func parseCRL(der []byte) (*CRL, error) {
 	return c, nil
 }
 
-func readTime(s *cryptobyte.String) (time.Time, error) {
-	var t time.Time
-	switch {
-	case s.PeekASN1Tag(cbasn1.UTCTime):
-		if !s.ReadASN1UTCTime(&t) {
-			return t, errors.New("malformed UTCTime")
-		}
-	case s.PeekASN1Tag(cbasn1.GeneralizedTime):
-		if !s.ReadASN1GeneralizedTime(&t) {
-			return t, errors.New("malformed GeneralizedTime")
-		}
-	default:
-		return t, errors.New("missing time")
-	}
-	return t.UTC(), nil
-}
-
 func (c *CRL) readEntries(revoked cryptobyte.String) error {
 	for !revoked.Empty() {
 		if len(c.Entries) >= maxCRLEntries {
@@ -179,7 +163,7 @@ func (c *CRL) readEntries(revoked cryptobyte.String) error {
 			return fmt.Errorf("malformed revoked entry %d", len(c.Entries)+1)
 		}
 		var err error
-		if ent.RevocationTime, err = readTime(&e); err != nil {
+		if ent.RevocationTime, err = asn1time.Read(&e); err != nil {
 			return fmt.Errorf("entry %d revocationDate: %w", len(c.Entries)+1, err)
 		}
 		if !e.Empty() {
@@ -233,8 +217,9 @@ func (c *CRL) readEntryExtensions(exts cryptobyte.String, ent *CRLEntry) error {
 				return errors.New("malformed reasonCode")
 			}
 		case e.id.Equal(oidInvalidityDate):
-			if !e.value.ReadASN1GeneralizedTime(&ent.InvalidityDate) {
-				return errors.New("malformed invalidityDate")
+			var err error
+			if ent.InvalidityDate, err = asn1time.ReadGeneralized(&e.value); err != nil {
+				return fmt.Errorf("invalidityDate: %w", err)
 			}
 		case e.id.Equal(oidCertificateIssuer):
 			c.Unsupported = "indirect CRL (certificateIssuer entry extension)"
@@ -262,8 +247,9 @@ func (c *CRL) readExtensions(exts cryptobyte.String) error {
 		case e.id.Equal(oidDeltaCRLIndicator):
 			c.Unsupported = "delta CRL"
 		case e.id.Equal(oidExpiredCertsOnCRL):
-			if !e.value.ReadASN1GeneralizedTime(&c.ExpiredCertsOnCRL) {
-				return errors.New("malformed expiredCertsOnCRL")
+			var err error
+			if c.ExpiredCertsOnCRL, err = asn1time.ReadGeneralized(&e.value); err != nil {
+				return fmt.Errorf("expiredCertsOnCRL: %w", err)
 			}
 		case e.id.Equal(oidIssuingDP):
 			if err := c.readIDP(e.value); err != nil {

@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/poststelle/poststelle/crypto/asn1time"
 	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/sigalg"
 	"golang.org/x/crypto/cryptobyte"
@@ -163,8 +164,9 @@ func (r *OCSPResponse) parseTBS(tbs cryptobyte.String) error {
 	default:
 		return errors.New("missing responderID")
 	}
-	if !tbs.ReadASN1GeneralizedTime(&r.ProducedAt) {
-		return errors.New("malformed producedAt")
+	var err error
+	if r.ProducedAt, err = readOCSPTime(&tbs); err != nil {
+		return fmt.Errorf("producedAt: %w", err)
 	}
 	var singles cryptobyte.String
 	if !tbs.ReadASN1(&singles, cbasn1.SEQUENCE) {
@@ -214,8 +216,8 @@ func parseSingle(in *cryptobyte.String) (OCSPSingle, error) {
 		s.Status = OCSPGood
 	case cbasn1.Tag(1).Constructed().ContextSpecific():
 		s.Status = OCSPRevoked
-		if !status.ReadASN1GeneralizedTime(&s.RevocationTime) {
-			return s, errors.New("malformed revocationTime")
+		if s.RevocationTime, err = readOCSPTime(&status); err != nil {
+			return s, fmt.Errorf("revocationTime: %w", err)
 		}
 		if status.PeekASN1Tag(cbasn1.Tag(0).Constructed().ContextSpecific()) {
 			var reason cryptobyte.String
@@ -228,13 +230,16 @@ func parseSingle(in *cryptobyte.String) (OCSPSingle, error) {
 	default:
 		return s, errors.New("unknown certStatus choice")
 	}
-	if !seq.ReadASN1GeneralizedTime(&s.ThisUpdate) {
-		return s, errors.New("malformed thisUpdate")
+	if s.ThisUpdate, err = readOCSPTime(&seq); err != nil {
+		return s, fmt.Errorf("thisUpdate: %w", err)
 	}
 	if seq.PeekASN1Tag(cbasn1.Tag(0).Constructed().ContextSpecific()) {
 		var nu cryptobyte.String
-		if !seq.ReadASN1(&nu, cbasn1.Tag(0).Constructed().ContextSpecific()) || !nu.ReadASN1GeneralizedTime(&s.NextUpdate) {
+		if !seq.ReadASN1(&nu, cbasn1.Tag(0).Constructed().ContextSpecific()) {
 			return s, errors.New("malformed nextUpdate")
+		}
+		if s.NextUpdate, err = readOCSPTime(&nu); err != nil || !nu.Empty() {
+			return s, fmt.Errorf("malformed nextUpdate: %v", err)
 		}
 	}
 	seq.SkipOptionalASN1(cbasn1.Tag(1).Constructed().ContextSpecific())
@@ -322,4 +327,13 @@ func delegatedResponderOK(responder, issuer *cert.Certificate) error {
 		return fmt.Errorf("trust: delegated OCSP responder not issued by the CA: %w", err)
 	}
 	return nil
+}
+
+// readOCSPTime reads an OCSP GeneralizedTime. RFC 6960 §4.2.2.1 points to
+// the whole-second form of RFC 5280 §4.1.2.5.2; a fraction of a second is
+// accepted all the same (as cryptobyte did before), because refusing a
+// responder's otherwise valid answer over it would leave the revocation
+// status indeterminate. Offsets and missing seconds are refused.
+func readOCSPTime(s *cryptobyte.String) (time.Time, error) {
+	return asn1time.ReadGeneralizedFraction(s)
 }

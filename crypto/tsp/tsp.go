@@ -19,6 +19,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/poststelle/poststelle/crypto/asn1time"
 	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/cms"
 	"github.com/poststelle/poststelle/crypto/sigalg"
@@ -107,7 +108,7 @@ func ParseTSTInfo(der []byte) (*TSTInfo, error) {
 			return nil, fmt.Errorf("tsp: imprint of %d bytes for %s", len(hashed), sigalg.HashName(h))
 		}
 	}
-	t, err := cms.ParseGeneralizedTime(gt)
+	t, err := asn1time.ParseGeneralizedFraction(gt)
 	if err != nil {
 		return nil, fmt.Errorf("tsp: genTime: %w", err)
 	}
