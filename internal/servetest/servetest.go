@@ -80,8 +80,15 @@ func Start(t testing.TB, bin, config, apiAddr string) *Process {
 	}
 	go func() { p.err = p.cmd.Wait(); logf.Close(); close(p.done) }()
 	t.Cleanup(func() {
-		p.signal(syscall.SIGTERM)
-		<-p.done
+		select {
+		case <-p.done: // stopped or killed by the test
+		default:
+			p.signal(syscall.SIGTERM)
+			<-p.done
+			if p.err != nil {
+				t.Errorf("poststelle serve ended with %v after SIGTERM, want exit 0", p.err)
+			}
+		}
 		if t.Failed() {
 			t.Logf("poststelle serve --config %s:\n%s", config, p.Log())
 		}
@@ -121,6 +128,9 @@ func (p *Process) signal(s os.Signal) {
 		p.cmd.Process.Signal(s)
 	}
 }
+
+// Signal sends s to the process (SIGHUP re-reads the routing rules).
+func (p *Process) Signal(s os.Signal) { p.signal(s) }
 
 // Stop sends SIGTERM and fails the test unless the process exits 0 within
 // 30 s, as a clean stop must.
