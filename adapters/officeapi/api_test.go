@@ -560,3 +560,25 @@ func TestParseEML(t *testing.T) {
 		t.Fatalf("%+v %v", m, err)
 	}
 }
+
+// TestHealthz: the health check answers GET without a login; the
+// routes beside it still require one.
+func TestHealthz(t *testing.T) {
+	e := newTestEnv(t)
+	for _, c := range []struct {
+		method, path string
+		want         int
+		body         string
+	}{
+		{"GET", "/healthz", http.StatusOK, `{"status":"ok"}`},
+		{"POST", "/healthz", http.StatusNotFound, ""}, // the API answers every unknown route 404
+		{"GET", "/healthz/x", http.StatusNotFound, ""},
+		{"GET", "/whoami", http.StatusUnauthorized, ""},
+	} {
+		r := e.do(creds{}, c.method, c.path, "")
+		body := strings.TrimSpace(readBody(t, r))
+		if r.StatusCode != c.want || (c.body != "" && body != c.body) {
+			t.Errorf("%s %s: %d %s, want %d %s", c.method, c.path, r.StatusCode, body, c.want, c.body)
+		}
+	}
+}

@@ -145,9 +145,30 @@ func (s *Server) endpoints() []endpoint {
 	}
 }
 
+// openEndpoints are the routes that need no login.
+func (s *Server) openEndpoints() []openEndpoint {
+	return []openEndpoint{{"GET /healthz", s.healthz}}
+}
+
+// openEndpoint is an unauthenticated route of the API.
+type openEndpoint struct {
+	pattern string
+	h       http.HandlerFunc
+}
+
+// healthz answers 200 once the API serves: a process supervisor or an
+// integration test polls it to learn that the gateway is up. It says
+// nothing about messages, so it needs no login.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
 func (s *Server) routes() {
 	for _, e := range s.endpoints() {
 		s.handle(e.pattern, e.h)
+	}
+	for _, e := range s.openEndpoints() {
+		s.mux.HandleFunc(e.pattern, e.h)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")

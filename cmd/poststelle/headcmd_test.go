@@ -17,6 +17,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/eventstore/witness"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/internal/assembly"
 )
 
 // addMessages records n more messages (two events each) in the log of dir,
@@ -166,11 +167,11 @@ func TestServePublishesHeads(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	g, err := openGateway(ctx, cfg, newLogger(io.Discard, "error"))
+	g, err := assembly.Open(ctx, cfg, newLogger(io.Discard, "error"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := headPublisher(cfg, g, newLogger(io.Discard, "error"))
+	p, err := assembly.HeadPublisher(cfg, g, newLogger(io.Discard, "error"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestServePublishesHeads(t *testing.T) {
 	if err != nil || len(o.Accepted) != 1 || o.Publication.Stamp == nil {
 		t.Fatalf("outcome %+v, %v", o, err)
 	}
-	evs, _ := g.log.ReadStream(ctx, cfg.Tenant, gateway.HeadsStream)
+	evs, _ := g.Log().ReadStream(ctx, cfg.Tenant, gateway.HeadsStream)
 	g.Close()
 	if len(evs) != 1 || evs[0].Type != "HeadPublished" || !strings.Contains(string(evs[0].Data), `"size":10`) || !strings.Contains(string(evs[0].Data), `"tokenSha256"`) {
 		t.Fatalf("recorded %+v", evs)

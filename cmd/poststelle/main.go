@@ -17,7 +17,29 @@ import (
 	"github.com/poststelle/poststelle/adapters/officeapi"
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/gateway/routing"
+	"github.com/poststelle/poststelle/internal/assembly"
 )
+
+// version names this build in the evidence it produces.
+const version = "0.1.0"
+
+// Config is the gateway's YAML configuration (internal/assembly builds the
+// gateway from it).
+type Config = assembly.Config
+
+// loadConfig reads path ("" means none: all defaults) and validates it.
+func loadConfig(path string) (*Config, error) { return assembly.LoadConfig(path) }
+
+// serve runs everything configured until ctx ends. notice gets what a person
+// at the terminal must see once and the log must not keep (a new demo login).
+func serve(ctx context.Context, cfg *Config, logger *slog.Logger, notice io.Writer) error {
+	g, err := assembly.Build(ctx, cfg, assembly.Deps{Logger: logger, Notice: notice, Version: version})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	return g.Run(ctx)
+}
 
 const usage = `poststelle — the digital mailroom for public authorities
 

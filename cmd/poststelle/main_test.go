@@ -16,6 +16,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/internal/assembly"
 )
 
 // testLog writes a log of n messages (each received and routed) with blobs,
@@ -266,14 +267,14 @@ func TestKeysInitPrintsFingerprint(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Keys.Fingerprint = "sha256:" + strings.Repeat("0", 64)
-	if g, err := openGateway(context.Background(), c, newLogger(io.Discard, "error")); err == nil {
+	if g, err := assembly.Open(context.Background(), c, newLogger(io.Discard, "error")); err == nil {
 		g.Close()
 		t.Fatal("serve opened with a key other than the pinned one")
 	} else if !strings.Contains(err.Error(), fp) {
 		t.Fatalf("error does not name the key's fingerprint: %v", err)
 	}
 	c.Keys.Fingerprint = fp
-	g, err := openGateway(context.Background(), c, newLogger(io.Discard, "error"))
+	g, err := assembly.Open(context.Background(), c, newLogger(io.Discard, "error"))
 	if err != nil {
 		t.Fatalf("serve refused the pinned key: %v", err)
 	}

@@ -3,8 +3,11 @@
 // MessageReceived into the SQLite log, as the SMTP adapter does), routed by
 // 1,000 rules, and become visible to the office over Server-Sent Events; it
 // reports messages per second and latency percentiles next to the raw append
-// rate. With -serve it runs the same embedded gateway (SMTP intake, routing,
-// office API) until killed, for the integration tests.
+// rate. The gateway is the one `poststelle serve` runs, built by
+// internal/assembly from a configuration file (verification, replies and
+// the office IMAP and submission servers included); only the SMTP receiver
+// is left out, since the benchmark records through the intake itself. The
+// integration tests run the poststelle binary instead.
 //
 //	go run ./adapters/officeapi/bench -n 3000 -rate 1000
 package main
@@ -14,7 +17,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -35,28 +37,19 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/poststelle/poststelle/adapters/officeapi"
-	"github.com/poststelle/poststelle/adapters/smtp"
 	"github.com/poststelle/poststelle/eventstore/blob"
-	"github.com/poststelle/poststelle/eventstore/pubsub"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
-	"github.com/poststelle/poststelle/gateway/pipeline"
-	"github.com/poststelle/poststelle/gateway/projection"
+	"github.com/poststelle/poststelle/internal/assembly"
 )
 
 func main() {
-	serve := flag.Bool("serve", false, "run the embedded gateway until SIGTERM (integration tests)")
-	data := flag.String("data", "", "data directory (default: a temporary one)")
-	officesFile := flag.String("offices", "", "offices configuration (-serve; default: the demo set-up)")
-	rulesFile := flag.String("rules", "", "routing rules (-serve)")
-	smtpAddr := flag.String("smtp", "127.0.0.1:0", "SMTP listen address (-serve)")
+	data := flag.String("data", "", "data directory (default: a temporary one, removed afterwards)")
 	apiAddr := flag.String("api", "127.0.0.1:0", "office API listen address")
 	n := flag.Int("n", 3000, "messages to send")
 	rate := flag.Int("rate", 1000, "messages per second to offer (0: as fast as possible)")
 	size := flag.Int("size", 10<<10, "message size in bytes")
-	flag.StringVar(&stateSync, "state-sync", "NORMAL", "synchronous pragma of the state database (serve uses NORMAL)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -72,9 +65,6 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if *serve {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
 	dir := *data
 	if dir == "" {
 		d, err := os.MkdirTemp("", "poststelle-bench-")
@@ -84,111 +74,70 @@ func main() {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	if *serve {
-		g, err := start(ctx, dir, *officesFile, *rulesFile, *smtpAddr, *apiAddr, logger)
-		if err != nil {
-			fail(err)
-		}
-		fmt.Printf("READY api=%s smtp=%s\n", g.api, g.smtp)
-		err = g.wait()
-		if err != nil && !errors.Is(err, context.Canceled) {
-			fail(err)
-		}
-		return
-	}
 	if err := bench(ctx, dir, *apiAddr, *n, *rate, *size, logger); err != nil {
 		fail(err)
 	}
 }
-
-var stateSync string
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
 }
 
-// embedded is the gateway as `poststelle serve` assembles it on the
-// embedded default, with the office side from officeapi.Wire.
+// embedded is the gateway as `poststelle serve` builds it
+// (internal/assembly) from a configuration file, with no SMTP receiver:
+// the benchmark records messages through the gateway's intake itself.
 type embedded struct {
-	log    *sqlitelog.Log
-	db     *sql.DB
-	blobs  *blob.Store
+	gw     *assembly.Gateway
 	intake *gateway.Intake
+	blobs  *blob.Store
 	api    string
-	smtp   string
+	cancel context.CancelFunc
 	errc   chan error
-	tasks  int
 }
 
-func start(ctx context.Context, dir, officesFile, rulesFile, smtpAddr, apiAddr string, logger *slog.Logger) (*embedded, error) {
-	_, key, err := ed25519.GenerateKey(rand.Reader)
+func start(ctx context.Context, dir, officesFile, rulesFile, apiAddr string, logger *slog.Logger) (*embedded, error) {
+	config := filepath.Join(dir, "poststelle.yaml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, `data_dir: %s
+offices: %s
+routing: {rules: %s}
+office_api: {listen: "%s", webhook: {backoff: 100ms}}
+office_imap: {listen: "127.0.0.1:0"}
+smtp_submission: {listen: "127.0.0.1:0"}
+`, dir, officesFile, rulesFile, apiAddr), 0o600); err != nil {
+		return nil, err
+	}
+	cfg, err := assembly.LoadConfig(config)
 	if err != nil {
 		return nil, err
 	}
-	g := &embedded{errc: make(chan error, 8)}
-	if g.log, err = sqlitelog.Open(ctx, sqlitelog.Config{Path: filepath.Join(dir, "log.db"), Signer: key, Logger: logger}); err != nil {
-		return nil, err
-	}
-	// The same settings as serve's state database.
-	if g.db, err = sql.Open("sqlite", "file:"+filepath.Join(dir, "state.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous("+stateSync+")&_pragma=busy_timeout(10000)&_txlock=immediate"); err != nil {
-		return nil, err
-	}
-	g.db.SetMaxOpenConns(1)
-	if g.blobs, err = blob.Open(filepath.Join(dir, "blobs")); err != nil {
-		return nil, err
-	}
-	g.intake = &gateway.Intake{Log: g.log}
-	w, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: officesFile, RulesFile: rulesFile, DataDir: dir,
-		API: officeapi.Config{Listen: apiAddr, Webhook: officeapi.WebhookConfig{Backoff: 100 * time.Millisecond}}},
-		officeapi.WiringDeps{Log: g.log, DB: g.db, Blobs: g.blobs, Logger: logger})
+	gw, err := assembly.Build(ctx, cfg, assembly.Deps{Logger: logger, Version: "bench"})
 	if err != nil {
 		return nil, err
 	}
-	g.api = w.Server.Addr().String()
-	reg := gateway.NewRegistry()
-	offsets, err := pubsub.NewSQLOffsets(ctx, g.db)
-	if err != nil {
-		return nil, err
-	}
-	pipe, err := pipeline.New(pipeline.Config{Log: g.log, Offsets: offsets, Registry: reg, Logger: logger, RetryInterval: 100 * time.Millisecond}, w.Handlers...)
-	if err != nil {
-		return nil, err
-	}
-	runner := &projection.Runner{Log: g.log, DB: g.db, Registry: reg, Logger: logger}
-	g.goTask(func() error { return pipe.Run(ctx) })
-	g.goTask(func() error { return runner.Run(ctx, w.Inbox) })
-	g.goTask(func() error { return w.Run(ctx) })
-	if smtpAddr != "" {
-		srv, err := smtp.New(smtp.Config{Listen: smtpAddr, AcceptAll: true}, smtp.Deps{Intake: g.intake, Blobs: g.blobs, Logger: logger})
-		if err != nil {
-			return nil, err
-		}
-		g.smtp = srv.Addr().String()
-		g.goTask(func() error { return srv.Run(ctx) })
-	}
+	ctx, cancel := context.WithCancel(ctx)
+	g := &embedded{gw: gw, intake: gw.Intake(), blobs: gw.Blobs(), api: gw.OfficeAPIAddr().String(), cancel: cancel, errc: make(chan error, 1)}
+	go func() { g.errc <- gw.Run(ctx) }()
 	select {
-	case <-pipe.Running():
+	case <-gw.Running():
+	case err := <-g.errc:
+		cancel()
+		gw.Close()
+		return nil, fmt.Errorf("gateway stopped at start: %w", err)
 	case <-time.After(30 * time.Second):
+		cancel()
+		<-g.errc
+		gw.Close()
 		return nil, errors.New("pipeline did not start")
 	}
 	return g, nil
 }
 
-func (g *embedded) goTask(f func() error) {
-	g.tasks++
-	go func() { g.errc <- f() }()
-}
-
-// wait returns when the first task ends (at shutdown, or on failure).
+// wait stops the gateway and closes its stores.
 func (g *embedded) wait() error {
+	g.cancel()
 	err := <-g.errc
-	for range g.tasks - 1 {
-		<-g.errc
-	}
-	g.db.Close()
-	g.log.Close()
-	return err
+	return errors.Join(err, g.gw.Close())
 }
 
 // ruleSet writes 1,000 rules shaped like a large authority's, all
@@ -231,7 +180,7 @@ func ruleSet(dir, token string) (officesFile, rulesFile string, err error) {
 }
 
 func bench(ctx context.Context, dir, apiAddr string, n, rate, size int, logger *slog.Logger) error {
-	fmt.Printf("messages %d of %d bytes, offered rate %d/s, 1,000 rules (worst case: catch-all decides), embedded SQLite log, state db synchronous=%s\n", n, size, rate, stateSync)
+	fmt.Printf("messages %d of %d bytes, offered rate %d/s, 1,000 rules (worst case: catch-all decides), the gateway as serve builds it on the embedded SQLite log\n", n, size, rate)
 	body := make([]byte, size)
 	for i := range body {
 		body[i] = 'a' + byte(i%26)
@@ -252,7 +201,7 @@ func bench(ctx context.Context, dir, apiAddr string, n, rate, size int, logger *
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	g, err := start(ctx, gdir, officesFile, rulesFile, "", apiAddr, logger)
+	g, err := start(ctx, gdir, officesFile, rulesFile, apiAddr, logger)
 	if err != nil {
 		return err
 	}

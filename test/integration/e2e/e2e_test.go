@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -24,6 +23,7 @@ import (
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/internal/servetest"
 )
 
 const citizenMail = "From: Erika Muster <user2@test>\r\n" +
@@ -54,9 +54,9 @@ type listing struct {
 
 func (g *gatewayUnderTest) client(t *testing.T, args ...string) []byte {
 	t.Helper()
-	host, port, _ := net.SplitHostPort(g.imapServer.Addr().String())
+	host, port, _ := net.SplitHostPort(g.imapAddr)
 	if args[0] == "submit" {
-		host, port, _ = net.SplitHostPort(g.submission.Addr().String())
+		host, port, _ = net.SplitHostPort(g.submission)
 	}
 	full := append([]string{"office_client.py", args[0], host, port}, args[1:]...)
 	cmd := exec.Command("python3", full...)
@@ -76,11 +76,28 @@ func (g *gatewayUnderTest) listInbox(t *testing.T, user, password string) []list
 	return got
 }
 
-func (g *gatewayUnderTest) certFile() string { return filepath.Join(g.dir, "officeimap", "cert.pem") }
+// certFile is the office IMAP server's certificate, self-signed on the
+// first start in the data directory.
+func (g *gatewayUnderTest) certFile() string {
+	return filepath.Join(g.dir, "data", "officeimap", "cert.pem")
+}
+
+// inbox is an office's queue as its member lists it over the API.
+func (g *gatewayUnderTest) inbox(t *testing.T, office, user, password string) []offices.Message {
+	t.Helper()
+	code, out := g.curl(t, user, password, "GET", "/offices/"+office+"/messages", "")
+	if code != 200 {
+		t.Fatalf("API list %s: %d %s", office, code, out)
+	}
+	var list struct {
+		Messages []offices.Message `json:"messages"`
+	}
+	must(t, json.Unmarshal(out, &list))
+	return list.Messages
+}
 
 func TestMailroomEndToEnd(t *testing.T) {
 	g := startGateway(t)
-	ctx := context.Background()
 
 	// 1. The citizen's mail arrives in the authority's Dovecot mailbox.
 	deliver(t, authorityMailbox, citizen, []byte(citizenMail))
@@ -93,10 +110,17 @@ func TestMailroomEndToEnd(t *testing.T) {
 	}
 	var inbox []offices.Message
 	waitFor(t, "the message in the Bauamt's queue", func() bool {
-		inbox, _ = offices.ListInbox(ctx, g.state, "bauamt", 0)
+		inbox = g.inbox(t, "bauamt", officeUser, officePassword)
 		return len(inbox) == 1
 	})
 	stream := inbox[0].Stream
+
+	// The gateway verifies its signatures (it has none); the Prüfprotokoll
+	// the office reads says so.
+	verified := g.waitEvents(t, "SignaturesVerified", 1)[0].(*gateway.SignaturesVerified)
+	if len(verified.Signatures) != 0 || verified.WrittenFormSatisfied {
+		t.Fatalf("verified %+v", verified)
+	}
 
 	// 3. The office reads it with a real IMAP client (imaplib, STARTTLS
 	// verified against the gateway's self-signed certificate).
@@ -107,7 +131,7 @@ func TestMailroomEndToEnd(t *testing.T) {
 	m := list[0]
 	if m.UID != 1 || len(m.Flags) != 0 || m.Size != m.BodyLen || m.OriginalMessageID != "<bauantrag-1@test>" ||
 		m.MessageID != replies.OfficeCopyID("bauamt", stream) || !strings.Contains(m.Report, "Prüfprotokoll") ||
-		!strings.Contains(m.Report, officeimapNoReport) {
+		!strings.Contains(m.Report, reportNoSignatures) {
 		t.Fatalf("office sees %+v", m)
 	}
 	if got := strings.Join(m.Parts, ","); got != "multipart/mixed,text/plain,text/html,message/rfc822,text/plain" {
@@ -209,17 +233,41 @@ func TestMailroomEndToEnd(t *testing.T) {
 		}
 	}
 
-	// 6. Replay: the office mailbox rebuilt from the log lists the same.
+	// 6. Replay: the read models rebuilt from the log list the same. The
+	// administrator's way: stop the gateway (SIGTERM, exit 0), delete the
+	// state database, which holds only what the log determines, and start
+	// it again.
 	before := g.listInbox(t, officeUser, officePassword)
-	must(t, g.runner.Rebuild(ctx, offices.Inbox{}))
-	must(t, g.runner.CatchUp(ctx, offices.Inbox{}))
-	after := g.listInbox(t, officeUser, officePassword)
-	if !reflect.DeepEqual(before, after) || len(after) != 1 || !reflect.DeepEqual(after[0].Flags, []string{`\Seen`}) {
+	g.proc.Stop(t)
+	for _, f := range []string{"state.db", "state.db-wal", "state.db-shm"} {
+		if err := os.Remove(filepath.Join(g.dir, "data", f)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	g.start(t)
+	var after []listing
+	waitFor(t, "the rebuilt office mailbox", func() bool {
+		after = g.listInbox(t, officeUser, officePassword)
+		return len(after) == 1 && reflect.DeepEqual(after[0].Flags, []string{`\Seen`})
+	})
+	if !reflect.DeepEqual(before, after) {
 		t.Fatalf("office mailbox differs after replay:\nbefore %+v\nafter  %+v", before, after)
+	}
+	// Rebuilding redoes no legal act: no answer is sent twice.
+	if sent := g.events(t, "ReplySent"); len(sent) != 2 {
+		t.Fatalf("%d ReplySent events after the rebuild, want 2", len(sent))
+	}
+
+	// 7. The log, its checkpoints and the stored bytes verify offline.
+	g.proc.Stop(t)
+	if code, out, errs := servetest.CLI(t, bin, g.config, "log", "verify", "--blobs"); code != 0 {
+		t.Fatalf("log verify --blobs: exit %d\n%s%s", code, out, errs)
 	}
 }
 
-const officeimapNoReport = "no signatures verified yet"
+// reportNoSignatures is the Prüfprotokoll's verdict on a message without
+// signatures.
+const reportNoSignatures = "Keine Signaturen gefunden"
 
 // curl calls the office API with HTTP Basic authentication and returns the
 // status code and body.

@@ -1,46 +1,31 @@
 //go:build integration
 
 // Package e2e runs the whole mailroom against real peers: Dovecot delivers
-// a citizen's mail into the authority's mailbox, the gateway's IMAP intake
-// takes it in, the routing rules place it in an office, the office reads it
-// with a real IMAP client (Python's imaplib) and over the API (curl) and
-// answers through the API and from its mail client, and the answer
+// a citizen's mail into the authority's mailbox, the gateway (the real
+// `poststelle serve` binary, built once and started with a configuration
+// file) takes it in over IMAP, the routing rules place it in an office, the
+// office reads it with a real IMAP client (Python's imaplib) and over the
+// API (curl) and answers through the API and from its mail client, and the answer
 // arrives in the citizen's Dovecot mailbox through the gateway's SMTP
 // outbound, threaded to the original. run.sh starts the peers.
 package e2e
 
 import (
-	"context"
-	"crypto/ed25519"
-	"database/sql"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/poststelle/poststelle/adapters/imap"
-	"github.com/poststelle/poststelle/adapters/officeapi"
-	"github.com/poststelle/poststelle/adapters/officeimap"
-	"github.com/poststelle/poststelle/adapters/smtpout"
-	"github.com/poststelle/poststelle/eventstore"
-	"github.com/poststelle/poststelle/eventstore/blob"
-	"github.com/poststelle/poststelle/eventstore/pubsub"
-	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
-	"github.com/poststelle/poststelle/gateway/pipeline"
-	"github.com/poststelle/poststelle/gateway/projection"
-	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/internal/servetest"
 )
 
 // The peers' addresses come from run.sh.
@@ -81,100 +66,87 @@ const rules = `rules:
     offices: [ordnungsamt]
 `
 
-// gatewayUnderTest is the gateway wired as serve wires it, in this process.
+// bin is the poststelle binary, built once by TestMain.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "poststelle-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin, err = servetest.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// gatewayUnderTest is a running `poststelle serve`, configured as an
+// authority would configure it: IMAP intake from its Dovecot mailbox,
+// offices and rules from files, answers through its relay.
 type gatewayUnderTest struct {
 	dir        string
-	log        *sqlitelog.Log
-	state      *sql.DB
-	blobs      *blob.Store
-	runner     *projection.Runner
-	imapServer *officeimap.Server
-	submission *smtpout.Submission
+	config     string
+	proc       *servetest.Process
+	imapAddr   string // the office IMAP server
+	submission string // the SMTP submission endpoint
 	sink       *ldaSink
-	logger     *slog.Logger
+	apiAddr    string // the office API's listen address
 	api        string // the office API's base URL
 }
 
 func startGateway(t *testing.T) *gatewayUnderTest {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	g := &gatewayUnderTest{dir: t.TempDir()}
-	g.logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	var err error
-	g.log, err = sqlitelog.Open(ctx, sqlitelog.Config{Path: filepath.Join(g.dir, "log.db"), Signer: ed25519.NewKeyFromSeed(make([]byte, 32)), Logger: g.logger})
-	must(t, err)
-	g.state, err = sql.Open("sqlite", "file:"+filepath.Join(g.dir, "state.db")+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_txlock=immediate")
-	must(t, err)
-	g.state.SetMaxOpenConns(1)
-	g.blobs, err = blob.Open(filepath.Join(g.dir, "blobs"))
-	must(t, err)
-
 	rulesFile := filepath.Join(g.dir, "rules.yaml")
 	must(t, os.WriteFile(rulesFile, []byte(rules), 0o600))
 	officesFile := filepath.Join(g.dir, "offices.yaml")
 	must(t, os.WriteFile(officesFile, officesYAML(t), 0o600))
-	// The office side as serve wires it (engineer A's officeapi.Wire).
-	office, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: officesFile, RulesFile: rulesFile, DataDir: g.dir,
-		API: officeapi.Config{Listen: "127.0.0.1:0"}}, officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: g.logger})
-	must(t, err)
-	g.api = "http://" + office.Server.Addr().String()
-	dir := office.Directory
-
-	g.sink = startSink(t)
-	host, port, _ := net.SplitHostPort(g.sink.addr)
-	p, _ := strconv.Atoi(port)
-	out, err := smtpout.New(smtpout.Config{From: authorityFrom, Hostname: "gateway.test",
-		Relay: smtpout.RelayConfig{Host: host, Port: p, TLS: smtpout.TLSNone}}, smtpout.Deps{Blobs: g.blobs, Logger: g.logger})
-	must(t, err)
-	reg := gateway.NewRegistry()
-	sender, err := replies.New(replies.Config{FirstBackoff: time.Second, PollInterval: 500 * time.Millisecond},
-		replies.Deps{Log: g.log, Registry: reg, State: g.state, Logger: g.logger,
-			Outbound: map[gateway.Channel]replies.Outbound{gateway.ChannelSMTP: out}})
-	must(t, err)
-	offsets, err := pubsub.NewSQLOffsets(ctx, g.state)
-	must(t, err)
-	pipe, err := pipeline.New(pipeline.Config{Log: g.log, Offsets: offsets, Registry: reg, Logger: g.logger},
-		append(office.Handlers, sender.Handler())...)
-	must(t, err)
-	g.runner = &projection.Runner{Log: g.log, DB: g.state, Registry: reg, Logger: g.logger}
-	notifier := office.Notifier
-
-	intake := &gateway.Intake{Log: g.log}
-	imapsHost, imapsPort, _ := net.SplitHostPort(env(t, envIMAPS))
-	ip, _ := strconv.Atoi(imapsPort)
 	pwFile := filepath.Join(g.dir, "intake-password")
 	must(t, os.WriteFile(pwFile, []byte("secret-user1\n"), 0o600))
-	watcher, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{{Name: "poststelle", Host: imapsHost, Port: ip,
-		TLS: imap.TLSImplicit, CAFile: env(t, envCA), Username: authorityMailbox, PasswordFile: pwFile, PollInterval: time.Second}}},
-		imap.Deps{Intake: intake, Blobs: g.blobs, Logger: g.logger})
-	must(t, err)
 
-	g.imapServer, err = officeimap.New(officeimap.Config{Listen: "127.0.0.1:0", PollInterval: 200 * time.Millisecond},
-		officeimap.Deps{Directory: dir, State: g.state, Log: g.log, Blobs: g.blobs, DataDir: g.dir, Logger: g.logger, Changed: notifier.Changed})
-	must(t, err)
-	g.submission, err = smtpout.NewSubmission(smtpout.SubmissionConfig{Listen: "127.0.0.1:0"},
-		smtpout.SubmissionDeps{Directory: dir, Log: g.log, State: g.state, Blobs: g.blobs, Logger: g.logger})
-	must(t, err)
-
-	var wg sync.WaitGroup
-	for _, task := range []func(context.Context) error{
-		pipe.Run,
-		func(ctx context.Context) error { return g.runner.Run(ctx, office.Inbox) },
-		office.Run,
-		sender.Run,
-		watcher.Run,
-		g.imapServer.Run,
-		g.submission.Run,
-	} {
-		wg.Go(func() { task(ctx) })
-	}
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		g.state.Close()
-		g.log.Close()
-	})
+	g.sink = startSink(t)
+	relayHost, relayPort, _ := net.SplitHostPort(g.sink.addr)
+	imapsHost, imapsPort, _ := net.SplitHostPort(env(t, envIMAPS))
+	g.apiAddr, g.imapAddr, g.submission = servetest.FreeAddr(t), servetest.FreeAddr(t), servetest.FreeAddr(t)
+	g.config = filepath.Join(g.dir, "poststelle.yaml")
+	must(t, os.WriteFile(g.config, fmt.Appendf(nil, `data_dir: %[1]s/data
+offices: %[2]s
+routing: {rules: %[3]s}
+office_api: {listen: "%[4]s"}
+office_imap: {listen: "%[5]s", poll_interval: 200ms}
+smtp_submission: {listen: "%[6]s"}
+smtp_out:
+  from: "%[7]s"
+  hostname: gateway.test
+  relay: {host: "%[8]s", port: %[9]s, tls: none}
+replies: {first_backoff: 1s, poll_interval: 500ms}
+imap:
+  mailboxes:
+    - name: poststelle
+      host: "%[10]s"
+      port: %[11]s
+      tls: implicit
+      ca_file: %[12]s
+      username: %[13]s
+      password_file: %[14]s
+      poll_interval: 1s
+`, g.dir, officesFile, rulesFile, g.apiAddr, g.imapAddr, g.submission, authorityFrom, relayHost, relayPort,
+		imapsHost, imapsPort, env(t, envCA), authorityMailbox, pwFile), 0o600))
+	g.start(t)
 	return g
+}
+
+// start runs poststelle serve with the test's configuration.
+func (g *gatewayUnderTest) start(t *testing.T) {
+	t.Helper()
+	g.proc = servetest.Start(t, bin, g.config, g.apiAddr)
+	g.api = g.proc.API
 }
 
 func officesYAML(t *testing.T) []byte {
@@ -193,42 +165,21 @@ func officesYAML(t *testing.T) []byte {
 `, officeUser, hb, otherUser, ho)
 }
 
-// events returns the log's events of one type.
+// events returns the log's events of one type, read with
+// `poststelle log replay`.
 func (g *gatewayUnderTest) events(t *testing.T, typ string) []gateway.Payload {
 	t.Helper()
-	evs, err := g.log.Read(context.Background(), 0, 0, 100000)
-	must(t, err)
-	var out []gateway.Payload
-	reg := gateway.NewRegistry()
-	for i := range evs {
-		if evs[i].Type == typ {
-			p, err := reg.Decode(&evs[i])
-			must(t, err)
-			out = append(out, p)
-		}
-	}
-	return out
+	return servetest.Events(t, bin, g.config, typ)
 }
 
 func (g *gatewayUnderTest) waitEvents(t *testing.T, typ string, n int) []gateway.Payload {
 	t.Helper()
-	var got []gateway.Payload
-	waitFor(t, fmt.Sprintf("%d %s events", n, typ), func() bool {
-		got = g.events(t, typ)
-		return len(got) >= n
-	})
-	return got
+	return servetest.WaitEvents(t, bin, g.config, typ, n)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	servetest.WaitFor(t, what, cond)
 }
 
 // deliver hands a mail to Dovecot's delivery agent for a local user, as the
@@ -313,18 +264,9 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	return nil
 }
 
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 }
-
-var _ eventstore.Log = (*sqlitelog.Log)(nil)

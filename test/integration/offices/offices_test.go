@@ -1,9 +1,9 @@
 //go:build integration
 
-// Package offices_test runs the office side against real sockets: a
-// gateway process built from adapters/officeapi/bench (-serve: the embedded
-// log, SMTP intake, routing, office API), mail sent with curl over SMTP, and
-// the office API driven with curl.
+// Package offices_test runs the office side against real sockets: the real
+// `poststelle serve` binary with a configuration file (the embedded log,
+// SMTP intake, routing, office API), mail sent with curl over SMTP, and the
+// office API driven with curl.
 package offices_test
 
 import (
@@ -24,62 +24,58 @@ import (
 
 	"github.com/poststelle/poststelle/adapters/officeapi"
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/internal/servetest"
 )
 
-type gatewayProc struct {
-	cmd  *exec.Cmd
-	api  string
-	smtp string
-}
+// bin is the poststelle binary, built once by TestMain.
+var bin string
 
-func buildHarness(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "gateway")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/poststelle/poststelle/adapters/officeapi/bench").CombinedOutput()
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "poststelle-offices-bin-")
 	if err != nil {
-		t.Fatalf("build gateway: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	return bin
+	bin, err = servetest.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
-func startGateway(t *testing.T, bin, dir, officesFile, rulesFile string) *gatewayProc {
+// gatewayProc is a running `poststelle serve`.
+type gatewayProc struct {
+	*servetest.Process
+	api  string // host:port of the office API
+	smtp string // host:port of the receiving SMTP server
+}
+
+// startGateway writes a configuration as an administrator would (data in
+// dir, the offices and rules files, SMTP accepting every recipient, every
+// listener on a free loopback port) and starts poststelle serve with it.
+// An empty officesFile runs the demo office.
+func startGateway(t *testing.T, dir, officesFile, rulesFile string) *gatewayProc {
 	t.Helper()
-	args := []string{"-serve", "-data", dir, "-rules", rulesFile}
+	g := &gatewayProc{api: servetest.FreeAddr(t), smtp: servetest.FreeAddr(t)}
+	cfg := fmt.Sprintf(`data_dir: %s
+routing: {rules: %s}
+smtp: {listen: "%s", accept_all: true}
+office_api: {listen: "%s", webhook: {backoff: 100ms}}
+office_imap: {listen: "%s"}
+smtp_submission: {listen: "%s"}
+`, dir, rulesFile, g.smtp, g.api, servetest.FreeAddr(t), servetest.FreeAddr(t))
 	if officesFile != "" {
-		args = append(args, "-offices", officesFile)
+		cfg += "offices: " + officesFile + "\n"
 	}
-	cmd := exec.Command(bin, args...)
-	stdout, _ := cmd.StdoutPipe()
-	logf, _ := os.Create(filepath.Join(dir, "gateway.log"))
-	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
+	config := filepath.Join(dir, "poststelle.yaml")
+	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("gateway log:\n%s", b)
-		}
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("gateway did not start: %v", err)
-	}
-	g := &gatewayProc{cmd: cmd}
-	for _, f := range strings.Fields(line) {
-		if v, ok := strings.CutPrefix(f, "api="); ok {
-			g.api = v
-		}
-		if v, ok := strings.CutPrefix(f, "smtp="); ok {
-			g.smtp = v
-		}
-	}
-	if g.api == "" || g.smtp == "" {
-		t.Fatalf("gateway said %q", line)
-	}
+	g.Process = servetest.Start(t, bin, config, g.api)
 	return g
 }
 
@@ -141,7 +137,6 @@ func waitList(t *testing.T, auth []string, api, office, subject string) offices.
 }
 
 func TestOfficeAPIEndToEnd(t *testing.T) {
-	bin := buildHarness(t)
 	dir := t.TempDir()
 	token, _ := offices.NewToken()
 	pw := "sachbearbeitung-2024"
@@ -183,7 +178,7 @@ mailroom: [{user: post, password_hash: %q}]
     offices: [bauamt]
 `), 0o600)
 
-	g := startGateway(t, bin, dir, officesFile, rulesFile)
+	g := startGateway(t, dir, officesFile, rulesFile)
 	api := "http://" + g.api
 	basic := []string{"-u", "mueller:" + pw}
 	bearer := []string{"-H", "Authorization: Bearer " + token}
@@ -321,23 +316,23 @@ mailroom: [{user: post, password_hash: %q}]
     match: {recipient: ordnung@stadt.example}
     offices: [ordnungsamt]
 `), 0o600)
-	g.cmd.Process.Signal(syscall.SIGHUP)
+	g.Signal(syscall.SIGHUP)
 	time.Sleep(500 * time.Millisecond)
 	sendMail(t, g.smtp, "ordnung@stadt.example", "Laermbeschwerde")
 	lm := waitList(t, []string{"-u", "schmidt:" + pw}, g.api, "ordnungsamt", "Laermbeschwerde")
 	if lm.Routing.Rule != "ordnung-postfach" || lm.Routing.RulesVersion == m.Routing.RulesVersion {
 		t.Fatalf("after reload: %+v", lm.Routing)
 	}
+	g.Stop(t)
 }
 
 // TestDemoSetUp runs without an offices file: the demo office and its login
 // in demo-credentials.txt, which survives a restart.
 func TestDemoSetUp(t *testing.T) {
-	bin := buildHarness(t)
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "rules.yaml")
 	os.WriteFile(rules, []byte("rules: [{id: demo-catch-all, offices: [demo]}]\n"), 0o600)
-	g := startGateway(t, bin, dir, "", rules)
+	g := startGateway(t, dir, "", rules)
 	raw, err := os.ReadFile(filepath.Join(dir, "demo-credentials.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -356,4 +351,5 @@ func TestDemoSetUp(t *testing.T) {
 	}
 	sendMail(t, g.smtp, "irgendwer@example.org", "Hallo Demo")
 	waitList(t, []string{"-u", user + ":" + pw}, g.api, "demo", "Hallo Demo")
+	g.Stop(t)
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Office-side integration tests: builds the embedded gateway harness
-# (adapters/officeapi/bench -serve), starts it on 127.0.0.1, sends mail over
+# Office-side integration tests: builds the poststelle binary, starts
+# `poststelle serve` with a configuration file on 127.0.0.1, sends mail over
 # SMTP with curl and drives the office API with curl (list, SSE, download,
 # acknowledge, triage), with a webhook receiver checking signatures.
 #

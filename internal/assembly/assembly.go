@@ -1,4 +1,9 @@
-package main
+// Package assembly builds the gateway from its configuration: the log, the
+// blob store, the state database, the pipeline and projections, the
+// channels, the office-facing servers, the witnesses and the reply
+// scheduler. `poststelle serve` is Build then Run; the benchmarks use it
+// too, so that what they measure is what an administrator runs.
+package assembly
 
 import (
 	"context"
@@ -8,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -30,11 +36,8 @@ import (
 	"github.com/poststelle/poststelle/gateway/verification"
 )
 
-// version names this build in the evidence it produces.
-const version = "0.1.0"
-
-// gatewayParts are the opened stores every subcommand shares.
-type gatewayParts struct {
+// Stores are the opened stores every subcommand shares.
+type Stores struct {
 	cfg    *Config
 	logger *slog.Logger
 	signer crypto.Signer
@@ -43,7 +46,20 @@ type gatewayParts struct {
 	state  *sql.DB
 }
 
-func (g *gatewayParts) Close() error {
+// Log is the event log.
+func (g *Stores) Log() eventstore.Log { return g.log }
+
+// Blobs is the store of raw messages.
+func (g *Stores) Blobs() *blob.Store { return g.blobs }
+
+// State is the state database: read models and subscription positions.
+func (g *Stores) State() *sql.DB { return g.state }
+
+// Signer is the gateway's signing key.
+func (g *Stores) Signer() crypto.Signer { return g.signer }
+
+// Close closes the state database and the log.
+func (g *Stores) Close() error {
 	var errs []error
 	if g.state != nil {
 		errs = append(errs, g.state.Close())
@@ -54,9 +70,9 @@ func (g *gatewayParts) Close() error {
 	return errors.Join(errs...)
 }
 
-// openGateway opens the key, the log, the blob store and the state database.
-func openGateway(ctx context.Context, cfg *Config, logger *slog.Logger) (*gatewayParts, error) {
-	g := &gatewayParts{cfg: cfg, logger: logger}
+// Open opens the key, the log, the blob store and the state database.
+func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Stores, error) {
+	g := &Stores{cfg: cfg, logger: logger}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -115,29 +131,74 @@ func openState(path string) (*sql.DB, error) {
 	return db, nil
 }
 
-// serve runs everything configured until ctx ends. notice gets what a person
-// at the terminal must see once and the log must not keep (a new demo login).
-func serve(ctx context.Context, cfg *Config, logger *slog.Logger, notice io.Writer) error {
-	g, err := openGateway(ctx, cfg, logger)
-	if err != nil {
-		return err
+// Deps are what the gateway needs beyond its configuration.
+type Deps struct {
+	// Logger gets the structured log (default slog.Default()).
+	Logger *slog.Logger
+	// Notice gets what a person at the terminal must see once and the log
+	// must not keep (a new demo login); nil shows nothing.
+	Notice io.Writer
+	// Version names this build in the evidence it produces.
+	Version string
+}
+
+// Gateway is the assembled gateway: every part built and every listener
+// bound, nothing running until Run.
+type Gateway struct {
+	*Stores
+	cfg    *Config
+	logger *slog.Logger
+	tasks  []task
+	pipe   *pipeline.Pipeline
+	intake *gateway.Intake
+	office *officeapi.Wiring
+	smtp   *smtp.Server
+	imapd  *officeimap.Server
+	submit *smtpout.Submission
+}
+
+// task is one long-lived part of the gateway.
+type task struct {
+	name string
+	run  func(context.Context) error
+}
+
+func (g *Gateway) add(name string, run func(context.Context) error) {
+	g.tasks = append(g.tasks, task{name: name, run: run})
+}
+
+// Build opens the stores and builds everything cfg configures. The
+// listeners are bound when it returns, so a port in use fails here.
+func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) {
+	logger, notice := deps.Logger, deps.Notice
+	if logger == nil {
+		logger = slog.Default()
 	}
-	defer g.Close()
+	stores, err := Open(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{Stores: stores, cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			g.Close()
+		}
+	}()
 	reg := gateway.NewRegistry()
 	offsets, err := pubsub.NewSQLOffsets(ctx, g.state)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	handlers, err := verification.Handlers(ctx, cfg.Verification, verification.Deps{Blobs: g.blobs,
-		Logger: logger.With("component", "verification"), Verifier: "poststelle " + version})
+		Logger: logger.With("component", "verification"), Verifier: "poststelle " + deps.Version})
 	if err != nil {
-		return fmt.Errorf("verification: %w", err)
+		return nil, fmt.Errorf("verification: %w", err)
 	}
 	office, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: cfg.Offices, RulesFile: cfg.Routing.Rules,
 		RoutingAfterVerification: cfg.Routing.AfterVerification, API: cfg.OfficeAPI, DataDir: cfg.DataDir},
 		officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant, Notice: notice})
 	if err != nil {
-		return fmt.Errorf("offices: %w", err)
+		return nil, fmt.Errorf("offices: %w", err)
 	}
 	handlers = append(handlers, office.Handlers...)
 	// Answers go back on the sender's channel: one Outbound per channel.
@@ -145,68 +206,107 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, notice io.Writ
 	if cfg.SMTPOut != nil {
 		o, err := smtpout.New(*cfg.SMTPOut, smtpout.Deps{Blobs: g.blobs, Logger: logger.With("component", "smtpout")})
 		if err != nil {
-			return fmt.Errorf("smtp_out: %w", err)
+			return nil, fmt.Errorf("smtp_out: %w", err)
 		}
 		outbound[gateway.ChannelSMTP] = o
 	}
 	sender, err := replies.New(cfg.Replies, replies.Deps{Log: g.log, Registry: reg, State: g.state, Outbound: outbound,
 		Logger: logger.With("component", "replies")})
 	if err != nil {
-		return fmt.Errorf("replies: %w", err)
+		return nil, fmt.Errorf("replies: %w", err)
 	}
 	handlers = append(handlers, sender.Handler())
+	g.office = office
 	officeIMAP, err := officeimap.New(cfg.OfficeIMAP, officeimap.Deps{Directory: office.Directory, State: g.state, Log: g.log,
 		Blobs: g.blobs, DataDir: cfg.DataDir, Logger: logger.With("component", "officeimap"), Changed: office.Notifier.Changed})
 	if err != nil {
-		return fmt.Errorf("office_imap: %w", err)
+		return nil, fmt.Errorf("office_imap: %w", err)
 	}
 	submission, err := smtpout.NewSubmission(cfg.Submission, smtpout.SubmissionDeps{Directory: office.Directory, Log: g.log,
 		State: g.state, Blobs: g.blobs, Logger: logger.With("component", "submission")})
 	if err != nil {
-		return fmt.Errorf("smtp_submission: %w", err)
+		return nil, fmt.Errorf("smtp_submission: %w", err)
 	}
+	g.imapd, g.submit = officeIMAP, submission
 	pipe, err := pipeline.New(pipeline.Config{Log: g.log, Offsets: offsets, Registry: reg, Logger: logger}, handlers...)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	g.pipe = pipe
 	runner := &projection.Runner{Log: g.log, DB: g.state, Registry: reg, Logger: logger}
 	intake := &gateway.Intake{Log: g.log}
-	heads, err := headPublisher(cfg, g, logger)
+	g.intake = intake
+	heads, err := HeadPublisher(cfg, g.Stores, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var tasks taskGroup
-	tasks.Go(ctx, cancel, "pipeline", func(ctx context.Context) error { return pipe.Run(ctx) })
-	tasks.Go(ctx, cancel, "messages projection", func(ctx context.Context) error { return runner.Run(ctx, projection.Messages{}) })
-	tasks.Go(ctx, cancel, "office inbox", func(ctx context.Context) error { return runner.Run(ctx, office.Inbox) })
-	tasks.Go(ctx, cancel, "office api", office.Run)
-	tasks.Go(ctx, cancel, "reply retries", sender.Run)
-	tasks.Go(ctx, cancel, "office imap", officeIMAP.Run)
-	tasks.Go(ctx, cancel, "smtp submission", submission.Run)
-	tasks.Go(ctx, cancel, "announcer", func(ctx context.Context) error { return announce(ctx, g.log, reg, logger) })
+	g.add("pipeline", func(ctx context.Context) error { return pipe.Run(ctx) })
+	g.add("messages projection", func(ctx context.Context) error { return runner.Run(ctx, projection.Messages{}) })
+	g.add("office inbox", func(ctx context.Context) error { return runner.Run(ctx, office.Inbox) })
+	g.add("office api", office.Run)
+	g.add("reply retries", sender.Run)
+	g.add("office imap", officeIMAP.Run)
+	g.add("smtp submission", submission.Run)
+	g.add("announcer", func(ctx context.Context) error { return announce(ctx, g.log, reg, logger) })
 	if heads != nil {
-		tasks.Go(ctx, cancel, "witnesses", heads.Run)
+		g.add("witnesses", heads.Run)
 	}
 	if cfg.SMTP != nil {
 		srv, err := smtp.New(*cfg.SMTP, smtp.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
 		if err != nil {
-			return fmt.Errorf("smtp: %w", err)
+			return nil, fmt.Errorf("smtp: %w", err)
 		}
-		tasks.Go(ctx, cancel, "smtp", srv.Run)
+		g.smtp = srv
+		g.add("smtp", srv.Run)
 	}
 	if len(cfg.IMAP.Mailboxes) > 0 {
 		w, err := imap.New(cfg.IMAP, imap.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
 		if err != nil {
-			return fmt.Errorf("imap: %w", err)
+			return nil, fmt.Errorf("imap: %w", err)
 		}
-		tasks.Go(ctx, cancel, "imap", w.Run)
+		g.add("imap", w.Run)
+	}
+	return g, nil
+}
+
+// Run runs every part until ctx ends or one of them fails, which stops the
+// others. It does not close the stores: Close does.
+func (g *Gateway) Run(ctx context.Context) error {
+	cfg, logger := g.cfg, g.logger
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var tasks taskGroup
+	for _, t := range g.tasks {
+		tasks.Go(ctx, cancel, t.name, t.run)
 	}
 	logger.Info("poststelle is running", "data_dir", cfg.DataDir, "eventstore", cfg.EventStore.Backend, "smtp", smtpAddr(cfg),
 		"imap_mailboxes", len(cfg.IMAP.Mailboxes), "offices", officesSource(cfg), "answers", answersTo(cfg))
 	return tasks.Wait()
+}
+
+// Running is closed once every pipeline handler has subscribed.
+func (g *Gateway) Running() <-chan struct{} { return g.pipe.Running() }
+
+// Intake records messages into the log as a channel adapter does.
+func (g *Gateway) Intake() *gateway.Intake { return g.intake }
+
+// OfficeAPIAddr is the office API's bound address.
+func (g *Gateway) OfficeAPIAddr() net.Addr { return g.office.Server.Addr() }
+
+// OfficeIMAPAddr is the office IMAP server's bound address.
+func (g *Gateway) OfficeIMAPAddr() net.Addr { return g.imapd.Addr() }
+
+// SubmissionAddr is the SMTP submission endpoint's bound address.
+func (g *Gateway) SubmissionAddr() net.Addr { return g.submit.Addr() }
+
+// SMTPAddr is the receiving SMTP server's bound address, nil when none is
+// configured.
+func (g *Gateway) SMTPAddr() net.Addr {
+	if g.smtp == nil {
+		return nil
+	}
+	return g.smtp.Addr()
 }
 
 func smtpAddr(cfg *Config) string {

@@ -1,4 +1,4 @@
-package main
+package assembly
 
 import (
 	"bytes"
@@ -108,8 +108,8 @@ type KafkaConfig struct {
 // maxConfigSize caps the configuration file.
 const maxConfigSize = 1 << 20
 
-// loadConfig reads path ("" means none: all defaults) and validates it.
-func loadConfig(path string) (*Config, error) {
+// LoadConfig reads path ("" means none: all defaults) and validates it.
+func LoadConfig(path string) (*Config, error) {
 	c := &Config{}
 	if path != "" {
 		raw, err := os.ReadFile(path)

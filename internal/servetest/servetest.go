@@ -1,0 +1,253 @@
+// Package servetest runs the real `poststelle serve` binary for the
+// integration tests, as an administrator would: built once, started with a
+// configuration file on free loopback ports, waited for through its health
+// endpoint, read through its sockets and its CLI (log replay, log verify),
+// and stopped with SIGTERM (or killed, for the crash tests).
+package servetest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/gateway"
+)
+
+// Build compiles cmd/poststelle into dir and returns the binary's path. A
+// TestMain calls it once for the whole package.
+func Build(dir string) (string, error) {
+	bin := filepath.Join(dir, "poststelle")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/poststelle/poststelle/cmd/poststelle").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build poststelle: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago. Another process may take it before the gateway binds it; the
+// gateway then fails to start, loudly.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Process is one running `poststelle serve`.
+type Process struct {
+	Bin    string
+	Config string // the configuration file
+	API    string // the office API's base URL, http://host:port
+	cmd    *exec.Cmd
+	logf   *os.File
+	done   chan struct{}
+	err    error // Wait's result, once done is closed
+}
+
+// Start runs `bin serve --config config` and waits until apiAddr's
+// GET /healthz answers 200. The process's stderr goes to log next to the
+// configuration file and into the test log when the test fails. It is
+// stopped with SIGTERM when the test ends, unless stopped before.
+func Start(t testing.TB, bin, config, apiAddr string) *Process {
+	t.Helper()
+	p := &Process{Bin: bin, Config: config, API: "http://" + apiAddr, done: make(chan struct{})}
+	logf, err := os.OpenFile(config+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.logf = logf
+	p.cmd = exec.Command(bin, "serve", "--config", config)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start poststelle serve: %v", err)
+	}
+	go func() { p.err = p.cmd.Wait(); logf.Close(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done: // stopped or killed by the test
+		default:
+			p.signal(syscall.SIGTERM)
+			<-p.done
+			if p.err != nil {
+				t.Errorf("poststelle serve ended with %v after SIGTERM, want exit 0", p.err)
+			}
+		}
+		if t.Failed() {
+			t.Logf("poststelle serve --config %s:\n%s", config, p.Log())
+		}
+	})
+	p.waitHealthy(t)
+	return p
+}
+
+// waitHealthy polls GET /healthz until it answers 200 or the process ends.
+func (p *Process) waitHealthy(t testing.TB) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-p.done:
+			t.Fatalf("poststelle serve ended before it was healthy (%v):\n%s", p.err, p.Log())
+		default:
+		}
+		if resp, err := client.Get(p.API + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("poststelle serve not healthy after 60 s:\n%s", p.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *Process) signal(s os.Signal) {
+	select {
+	case <-p.done:
+	default:
+		p.cmd.Process.Signal(s)
+	}
+}
+
+// Signal sends s to the process (SIGHUP re-reads the routing rules).
+func (p *Process) Signal(s os.Signal) { p.signal(s) }
+
+// Stop sends SIGTERM and fails the test unless the process exits 0 within
+// 30 s, as a clean stop must.
+func (p *Process) Stop(t testing.TB) {
+	t.Helper()
+	p.signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+		t.Fatalf("poststelle serve did not stop within 30 s of SIGTERM:\n%s", p.Log())
+	}
+	if p.err != nil {
+		t.Fatalf("poststelle serve stopped with %v after SIGTERM:\n%s", p.err, p.Log())
+	}
+}
+
+// Kill ends the process with SIGKILL, as a crash or a power cut would.
+func (p *Process) Kill(t testing.TB) {
+	t.Helper()
+	p.signal(syscall.SIGKILL)
+	<-p.done
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("poststelle serve was not killed: %v", p.err)
+	}
+}
+
+// Log is what the process wrote to stderr and stdout so far.
+func (p *Process) Log() string {
+	b, _ := os.ReadFile(p.Config + ".log")
+	return string(b)
+}
+
+// CLI runs `bin args... --config config` and returns its exit code, stdout
+// and stderr. It fails the test only when the binary cannot run at all.
+func CLI(t testing.TB, bin, config string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append(args, "--config", config)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &ee) && ee.ExitCode() >= 0:
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	default:
+		t.Fatalf("poststelle %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		return 0, "", ""
+	}
+}
+
+// replayed is a line of `poststelle log replay`.
+type replayed struct {
+	ID      string          `json:"id"`
+	Tenant  string          `json:"tenant"`
+	Stream  string          `json:"stream"`
+	Type    string          `json:"type"`
+	Version int             `json:"version"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// Events returns the decoded events of one type, read with
+// `poststelle log replay --type typ`, which opens the log read-only and so
+// works while serve runs.
+func Events(t testing.TB, bin, config, typ string) []gateway.Payload {
+	t.Helper()
+	code, out, errs := CLI(t, bin, config, "log", "replay", "--type", typ)
+	if code != 0 {
+		t.Fatalf("poststelle log replay --type %s: exit %d\n%s", typ, code, errs)
+	}
+	reg := gateway.NewRegistry()
+	var got []gateway.Payload
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var r replayed
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("log replay line %q: %v", sc.Text(), err)
+		}
+		e := eventstore.Event{ID: r.ID, Tenant: r.Tenant, Stream: r.Stream, Type: r.Type, Version: r.Version, Data: r.Data}
+		pl, err := reg.Decode(&e)
+		if err != nil {
+			t.Fatalf("log replay: %v", err)
+		}
+		got = append(got, pl)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("log replay output: %v", err)
+	}
+	return got
+}
+
+// WaitEvents polls Events until there are at least n of the type.
+func WaitEvents(t testing.TB, bin, config, typ string, n int) []gateway.Payload {
+	t.Helper()
+	var got []gateway.Payload
+	WaitFor(t, fmt.Sprintf("%d %s events", n, typ), func() bool {
+		got = Events(t, bin, config, typ)
+		return len(got) >= n
+	})
+	return got
+}
+
+// WaitFor polls cond every 100 ms for up to 60 s.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
