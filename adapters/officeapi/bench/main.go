@@ -140,7 +140,7 @@ func start(ctx context.Context, dir, officesFile, rulesFile, smtpAddr, apiAddr s
 	}
 	g.intake = &gateway.Intake{Log: g.log}
 	w, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: officesFile, RulesFile: rulesFile, DataDir: dir,
-		API: officeapi.Config{Listen: apiAddr, Webhook: officeapi.WebhookConfig{Backoff: 100 * time.Millisecond}}},
+		API: officeapi.Config{Listen: apiAddr, Webhook: officeapi.WebhookConfig{FirstBackoff: 100 * time.Millisecond, PollInterval: 100 * time.Millisecond}}},
 		officeapi.WiringDeps{Log: g.log, DB: g.db, Blobs: g.blobs, Logger: logger})
 	if err != nil {
 		return nil, err
