@@ -184,8 +184,15 @@ func (e webhookEffect) Requested(_ context.Context, cause *eventstore.Event, p g
 	return jobs, nil
 }
 
-func (webhookEffect) Steps(p gateway.Payload) []outbox.Step {
+func (webhookEffect) Steps(e *eventstore.Event, p gateway.Payload) []outbox.Step {
 	switch m := p.(type) {
+	case *gateway.MessageDelivered:
+		// Before webhooks were scheduled, the handler recorded an accepted
+		// push only as MessageDelivered, caused by the MessageRouted; such a
+		// delivery is done and must not be pushed again on a replay.
+		if m.Via == "webhook" {
+			return []outbox.Step{{ID: deliveryID(e.CausationID, m.Office, m.Target), State: outbox.StateDone, Attempt: 1}}
+		}
 	case *gateway.WebhookAttempted:
 		return []outbox.Step{{ID: m.DeliveryID, State: outbox.StateRetry, Attempt: m.Attempt, RetryAt: m.Next, Error: m.Error}}
 	case *gateway.WebhookDelivered:

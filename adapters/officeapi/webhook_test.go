@@ -408,3 +408,22 @@ func TestWebhookRemovedFailsPermanently(t *testing.T) {
 		t.Fatalf("removed webhook called again: %d deliveries", n)
 	}
 }
+
+// TestWebhookLegacyDeliveryNotRepeated: a log written before webhooks were
+// scheduled records an accepted push only as MessageDelivered{via:
+// webhook}; handling its MessageRouted again pushes nothing.
+func TestWebhookLegacyDeliveryNotRepeated(t *testing.T) {
+	g := gatewaytest.New(t)
+	rcv := newReceiver(t, 204)
+	routed := routedMessage(t, g.Log, "3", time.Now())
+	follow(t, g.Log, WebhookHandlerName, routed, []gateway.Payload{&gateway.MessageDelivered{Office: "a", Via: "webhook", Target: rcv.srv.URL}})
+	p, _ := gateway.NewRegistry().Decode(routed)
+	w, err := NewWebhooks(hookPolicy, WebhookDeps{Log: g.Log, Directory: hookDirectory(t, rcv.srv.URL), State: g.State})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := w.Handler().Handle(context.Background(), routed, p)
+	if err != nil || len(out) != 0 || len(rcv.deliveries()) != 0 {
+		t.Fatalf("pushed again: %v %v, %d deliveries", out, err, len(rcv.deliveries()))
+	}
+}

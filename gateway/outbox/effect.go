@@ -71,9 +71,10 @@ type Effect interface {
 	// fills in each job's stream, cause and attempt. The order must be the
 	// same every time the same event is handled.
 	Requested(ctx context.Context, cause *eventstore.Event, p gateway.Payload) ([]Job, error)
-	// Steps reports what p says about effects of this kind (nil: nothing).
-	// It must depend on the payload alone, so the schedule rebuilds alike.
-	Steps(p gateway.Payload) []Step
+	// Steps reports what e, with payload p, says about effects of this kind
+	// (nil: nothing). It must depend on the event alone, so the schedule
+	// rebuilds alike.
+	Steps(e *eventstore.Event, p gateway.Payload) []Step
 	// Attempt makes one attempt and returns the payloads recording its
 	// success. An error is temporary (retried) unless marked Permanent. An
 	// attempt must be safe to repeat after a crash: the peer must be able

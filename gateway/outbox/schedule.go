@@ -49,7 +49,7 @@ func (s Schedule) Reset(ctx context.Context, tx *sql.Tx) error {
 // Apply implements projection.Projection.
 func (s Schedule) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p gateway.Payload) error {
 	kind := s.Effect.Kind()
-	for _, st := range s.Effect.Steps(p) {
+	for _, st := range s.Effect.Steps(e, p) {
 		var err error
 		switch st.State {
 		case StatePending:

@@ -20,7 +20,7 @@ type stepPayload struct {
 }
 
 func (stepEffect) Kind() string { return "test" }
-func (stepEffect) Steps(p gateway.Payload) []Step {
+func (stepEffect) Steps(_ *eventstore.Event, p gateway.Payload) []Step {
 	if s, ok := p.(*stepPayload); ok {
 		return []Step{s.step}
 	}

@@ -200,7 +200,7 @@ func (s *Scheduler) read(ctx context.Context, tenant, stream string) ([]Decoded,
 func (s *Scheduler) fold(hist []Decoded, id string) state {
 	var st state
 	for i := range hist {
-		for _, step := range s.effect.Steps(hist[i].Payload) {
+		for _, step := range s.effect.Steps(hist[i].Event, hist[i].Payload) {
 			if step.ID != id {
 				continue
 			}

@@ -105,7 +105,7 @@ func (effect) Requested(_ context.Context, cause *eventstore.Event, p gateway.Pa
 	return []outbox.Job{{ID: req.ReplyID}}, nil
 }
 
-func (effect) Steps(p gateway.Payload) []outbox.Step {
+func (effect) Steps(_ *eventstore.Event, p gateway.Payload) []outbox.Step {
 	switch m := p.(type) {
 	case *gateway.ReplyRequested:
 		return []outbox.Step{{ID: m.ReplyID, State: outbox.StatePending}}
