@@ -72,6 +72,9 @@ func NewRegistry() *Registry {
 		func() Payload { return &SignaturesVerified{} },
 		func() Payload { return &TimestampApplied{} },
 		func() Payload { return &HeadPublished{} },
+		func() Payload { return &WebhookAttempted{} },
+		func() Payload { return &WebhookDelivered{} },
+		func() Payload { return &WebhookFailed{} },
 	} {
 		r.types[f().EventType()] = f
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -462,65 +461,6 @@ func TestEventsAndLongPoll(t *testing.T) {
 	// Resuming with Last-Event-ID skips what was seen.
 	if body := readBody(t, e.do(member, "GET", "/offices/a/messages?since=1&wait=1", "")); strings.Contains(body, ma.Stream) {
 		t.Fatalf("since=1 repeated the message: %s", body)
-	}
-}
-
-func TestWebhook(t *testing.T) {
-	e := newTestEnv(t)
-	secret := []byte("0123456789abcdef-secret")
-	var calls atomic.Int32
-	got := make(chan *http.Request, 4)
-	bodies := make(chan []byte, 4)
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) == 1 {
-			w.WriteHeader(503) // the first attempt fails; the retry succeeds
-			return
-		}
-		b, _ := io.ReadAll(r.Body)
-		got <- r
-		bodies <- b
-	}))
-	defer hook.Close()
-	dir, _ := offices.NewDirectory(offices.Config{Offices: []offices.Office{{ID: "a", Webhooks: []offices.Webhook{{URL: hook.URL, Secret: secret}}}}})
-	ma := e.seed("ma", "a", "a.pdf")
-	evs, _ := e.log.ReadStream(context.Background(), gateway.DefaultTenant, ma.Stream)
-	routed := &evs[len(evs)-1]
-	p, _ := gateway.NewRegistry().Decode(routed)
-	h := WebhookHandler(WebhookConfig{Backoff: time.Millisecond}, WebhookDeps{Log: e.log, Directory: dir})
-	out, err := h.Handle(context.Background(), routed, p)
-	if err != nil || len(out) != 1 {
-		t.Fatalf("%v %v", out, err)
-	}
-	d := out[0].(*gateway.MessageDelivered)
-	if d.Via != "webhook" || d.Target != hook.URL || d.Office != "a" {
-		t.Fatalf("%+v", d)
-	}
-	r, body := <-got, <-bodies
-	if err := VerifySignature(secret, r.Header.Get(SignatureHeader), body, time.Now(), 0); err != nil {
-		t.Fatalf("signature: %v (%s)", err, r.Header.Get(SignatureHeader))
-	}
-	if err := VerifySignature([]byte("other-secret-0123456"), r.Header.Get(SignatureHeader), body, time.Now(), 0); err != ErrBadSignature {
-		t.Fatalf("wrong secret: %v", err)
-	}
-	if err := VerifySignature(secret, r.Header.Get(SignatureHeader), append(body, ' '), time.Now(), 0); err != ErrBadSignature {
-		t.Fatalf("altered body: %v", err)
-	}
-	if err := VerifySignature(secret, r.Header.Get(SignatureHeader), body, time.Now().Add(time.Hour), 0); err != ErrStale {
-		t.Fatalf("replayed later: %v", err)
-	}
-	var wp WebhookPayload
-	json.Unmarshal(body, &wp)
-	if wp.Stream != ma.Stream || wp.Office != "a" || wp.Message.Subject != "Betreff ma" || r.Header.Get(DeliveryHeader) != wp.DeliveryID || wp.DeliveryID == "" {
-		t.Fatalf("payload %+v", wp)
-	}
-	// A receiver that keeps failing makes the handler fail (the pipeline
-	// retries, then triage shows it).
-	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
-	defer dead.Close()
-	dir2, _ := offices.NewDirectory(offices.Config{Offices: []offices.Office{{ID: "a", Webhooks: []offices.Webhook{{URL: dead.URL, Secret: secret}}}}})
-	h2 := WebhookHandler(WebhookConfig{Backoff: time.Millisecond, Attempts: 2}, WebhookDeps{Log: e.log, Directory: dir2})
-	if _, err := h2.Handle(context.Background(), routed, p); err == nil || !strings.Contains(err.Error(), "500") {
-		t.Fatalf("dead receiver: %v", err)
 	}
 }
 

@@ -61,7 +61,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxStream <= 0 {
 		c.MaxStream = time.Hour
 	}
-	c.Webhook = c.Webhook.withDefaults()
+	c.Webhook = c.Webhook.WithDefaults(webhookDefaults)
 	return c
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,34 +20,22 @@ import (
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/outbox"
 	"github.com/poststelle/poststelle/gateway/pipeline"
+	"github.com/poststelle/poststelle/gateway/projection"
 )
 
-// WebhookConfig tunes webhook delivery.
-type WebhookConfig struct {
-	// Timeout bounds one POST (default 10 s).
-	Timeout time.Duration `yaml:"timeout"`
-	// Attempts per pipeline run, with doubling backoff from Backoff
-	// (default 4 attempts from 500 ms). When they are spent the pipeline
-	// retries the whole event, and after its retries the message shows in
-	// triage as a processing failure of this handler — while it stays
-	// readable in the office's queue.
-	Attempts int           `yaml:"attempts"`
-	Backoff  time.Duration `yaml:"backoff"`
-}
+// WebhookConfig tunes webhook delivery on the outbox schedule (YAML under
+// office_api.webhook): attempt_timeout bounds one POST (default 10 s);
+// max_attempts (default 8) attempts, waiting first_backoff (default 30 s)
+// after the first failure and doubling up to max_backoff (default 1 h);
+// poll_interval (default 5 s) is how often due retries are looked for.
+// When the attempts are spent the message shows in triage while it stays
+// readable in the office's queue.
+type WebhookConfig = outbox.Policy
 
-func (c WebhookConfig) withDefaults() WebhookConfig {
-	if c.Timeout <= 0 {
-		c.Timeout = 10 * time.Second
-	}
-	if c.Attempts <= 0 {
-		c.Attempts = 4
-	}
-	if c.Backoff <= 0 {
-		c.Backoff = 500 * time.Millisecond
-	}
-	return c
-}
+var webhookDefaults = outbox.Policy{MaxAttempts: 8, FirstBackoff: 30 * time.Second, MaxBackoff: time.Hour,
+	PollInterval: 5 * time.Second, AttemptTimeout: 10 * time.Second}
 
 // Webhook headers.
 const (
@@ -61,8 +50,15 @@ const (
 	EventHeader    = "Poststelle-Event"
 )
 
-// WebhookHandlerName names the webhook handler; it never changes.
-const WebhookHandlerName = "officeapi/webhook"
+// Names of the webhook handlers; they are part of the ids of the events
+// they append and never change.
+const (
+	WebhookHandlerName = "officeapi/webhook"
+	webhookRetryName   = "officeapi/webhook/retry"
+)
+
+// WebhookKind names webhook deliveries in the outbox schedule.
+const WebhookKind = "webhook"
 
 // WebhookPayload is the JSON body of a delivery.
 type WebhookPayload struct {
@@ -87,77 +83,212 @@ type WebhookMessage struct {
 	Parts      []gateway.Part    `json:"parts,omitempty"`
 }
 
-// WebhookDeps are the webhook handler's collaborators.
+// WebhookDeps are the webhook scheduler's collaborators.
 type WebhookDeps struct {
 	Log       eventstore.Log
 	Directory *offices.Directory
-	Client    *http.Client
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// State is the state database holding the outbox schedule.
+	State *sql.DB
+	// Registry decodes the log (default gateway.NewRegistry()).
+	Registry *gateway.Registry
+	// Client makes the POSTs (default: attempt_timeout, no redirects).
+	Client *http.Client
+	Logger *slog.Logger
+	// Now is the clock for signatures and the schedule (default time.Now).
+	Now func() time.Time
 }
 
-// WebhookHandler is the pipeline handler that pushes each routed message to
-// its offices' webhooks and records MessageDelivered{Via: "webhook",
-// Target: url} for each accepted (2xx) delivery. Deliveries are at least
-// once: receivers deduplicate by the Poststelle-Delivery id.
-func WebhookHandler(cfg WebhookConfig, deps WebhookDeps) pipeline.Handler {
-	cfg = cfg.withDefaults()
+// Webhooks pushes each routed message to its offices' webhooks: the
+// pipeline handler (Handler) makes the first attempt of each delivery, Run
+// retries failed ones when the log says they are due, and every attempt is
+// recorded (WebhookAttempted, WebhookDelivered, WebhookFailed). Deliveries
+// are at least once: receivers deduplicate by the Poststelle-Delivery id,
+// the same on every attempt.
+type Webhooks struct {
+	sched *outbox.Scheduler
+}
+
+// NewWebhooks checks the configuration.
+func NewWebhooks(cfg WebhookConfig, deps WebhookDeps) (*Webhooks, error) {
+	if deps.Directory == nil {
+		return nil, errors.New("officeapi: webhooks need the office directory")
+	}
+	cfg = cfg.WithDefaults(webhookDefaults)
 	if deps.Client == nil {
-		deps.Client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+		deps.Client = &http.Client{Timeout: cfg.AttemptTimeout, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // a redirect is a failure, never a new target
 		}}
 	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
+	if deps.Registry == nil {
+		deps.Registry = gateway.NewRegistry()
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return pipeline.Handler{Name: WebhookHandlerName, Topic: "MessageRouted",
-		Handle: func(ctx context.Context, cause *eventstore.Event, p gateway.Payload) ([]gateway.Payload, error) {
-			m, ok := p.(*gateway.MessageRouted)
-			if !ok {
-				return nil, fmt.Errorf("officeapi: webhook got %T", p)
-			}
-			return deliverWebhooks(ctx, cfg, deps, cause, m)
-		}}
+	eff := webhookEffect{dir: deps.Directory, client: deps.Client, now: deps.Now}
+	sched, err := outbox.New(eff, cfg, outbox.Deps{Log: deps.Log, Registry: deps.Registry, State: deps.State, Logger: deps.Logger, Now: deps.Now})
+	if err != nil {
+		return nil, fmt.Errorf("officeapi: webhooks: %w", err)
+	}
+	return &Webhooks{sched: sched}, nil
 }
 
-func deliverWebhooks(ctx context.Context, cfg WebhookConfig, deps WebhookDeps, cause *eventstore.Event, m *gateway.MessageRouted) ([]gateway.Payload, error) {
-	var received *gateway.MessageReceived
-	var out []gateway.Payload
-	var errs []error
+// Handler is the pipeline handler making the first attempt of each delivery
+// a MessageRouted asks for.
+func (w *Webhooks) Handler() pipeline.Handler { return w.sched.Handler() }
+
+// Run retries due deliveries until ctx ends.
+func (w *Webhooks) Run(ctx context.Context) error { return w.sched.Run(ctx) }
+
+// RetryDue catches the schedule up and retries every delivery due now.
+func (w *Webhooks) RetryDue(ctx context.Context, runner *projection.Runner) error {
+	return w.sched.RetryDue(ctx, runner)
+}
+
+// Schedule is the read model of every delivery's state (kind WebhookKind).
+func (w *Webhooks) Schedule() outbox.Schedule { return w.sched.Schedule() }
+
+// webhookEffect is webhook deliveries as an outbox.Effect: MessageRouted
+// asks for one delivery per webhook of each office it names.
+type webhookEffect struct {
+	dir    *offices.Directory
+	client *http.Client
+	now    func() time.Time
+}
+
+// webhookTarget is where one delivery goes.
+type webhookTarget struct {
+	office, url string
+}
+
+func (webhookEffect) Kind() string        { return WebhookKind }
+func (webhookEffect) Topic() string       { return gateway.MessageRouted{}.EventType() }
+func (webhookEffect) HandlerName() string { return WebhookHandlerName }
+func (webhookEffect) RetryName() string   { return webhookRetryName }
+
+func (e webhookEffect) Requested(_ context.Context, cause *eventstore.Event, p gateway.Payload) ([]outbox.Job, error) {
+	m, ok := p.(*gateway.MessageRouted)
+	if !ok {
+		return nil, fmt.Errorf("officeapi: webhook got %T", p)
+	}
+	var jobs []outbox.Job
 	for _, office := range m.Offices {
-		o, ok := deps.Directory.Office(office)
-		if !ok || len(o.Webhooks) == 0 {
+		o, ok := e.dir.Office(office)
+		if !ok {
 			continue
 		}
-		if received == nil {
-			r, err := receivedOf(ctx, deps.Log, cause)
-			if err != nil {
-				return nil, err
-			}
-			received = r
-		}
 		for _, hook := range o.Webhooks {
-			id := deliveryID(cause.ID, office, hook.URL)
-			body, err := json.Marshal(webhookPayload(id, office, cause, m, received))
-			if err != nil {
-				return nil, err
-			}
-			if err := postWithRetry(ctx, cfg, deps, hook, id, body); err != nil {
-				errs = append(errs, fmt.Errorf("webhook %s of %s: %w", hook.URL, office, err))
-				continue
-			}
-			out = append(out, &gateway.MessageDelivered{Office: office, Via: "webhook", Target: hook.URL})
+			jobs = append(jobs, outbox.Job{ID: deliveryID(cause.ID, office, hook.URL), Detail: webhookTarget{office, hook.URL}})
 		}
 	}
-	if len(errs) > 0 {
-		// Deliveries that worked are sent again with the retry; their
-		// receivers recognise the delivery id.
-		return nil, errors.Join(errs...)
+	return jobs, nil
+}
+
+func (webhookEffect) Steps(e *eventstore.Event, p gateway.Payload) []outbox.Step {
+	switch m := p.(type) {
+	case *gateway.MessageDelivered:
+		// Before webhooks were scheduled, the handler recorded an accepted
+		// push only as MessageDelivered, caused by the MessageRouted; such a
+		// delivery is done and must not be pushed again on a replay.
+		if m.Via == "webhook" {
+			return []outbox.Step{{ID: deliveryID(e.CausationID, m.Office, m.Target), State: outbox.StateDone, Attempt: 1}}
+		}
+	case *gateway.WebhookAttempted:
+		return []outbox.Step{{ID: m.DeliveryID, State: outbox.StateRetry, Attempt: m.Attempt, RetryAt: m.Next, Error: m.Error}}
+	case *gateway.WebhookDelivered:
+		return []outbox.Step{{ID: m.DeliveryID, State: outbox.StateDone, Attempt: m.Attempt}}
+	case *gateway.WebhookFailed:
+		return []outbox.Step{{ID: m.DeliveryID, State: outbox.StateFailed, Attempt: m.Attempt, Error: m.Error}}
 	}
-	return out, nil
+	return nil
+}
+
+func (e webhookEffect) Attempt(ctx context.Context, j outbox.Job) ([]gateway.Payload, error) {
+	t := target(j)
+	if t.url == "" {
+		return nil, outbox.Permanent(fmt.Errorf("delivery %s names no webhook", j.ID))
+	}
+	hook, ok := e.hook(t)
+	if !ok {
+		return nil, outbox.Permanent(fmt.Errorf("office %s has no webhook %s any more", t.office, t.url))
+	}
+	secret, err := hook.LoadSecret()
+	if err != nil {
+		return nil, fmt.Errorf("load the webhook secret: %w", err)
+	}
+	routed, received := deliveryStory(j, t)
+	if routed == nil {
+		return nil, outbox.Permanent(fmt.Errorf("the stream has no MessageRouted that asked for delivery %s", j.ID))
+	}
+	body, err := json.Marshal(webhookPayload(j.ID, t.office, routed.Event, routed.Payload.(*gateway.MessageRouted), received))
+	if err != nil {
+		return nil, outbox.Permanent(err)
+	}
+	status, err := post(ctx, e.client, t.url, secret, j.ID, body, e.now())
+	if err != nil {
+		return nil, err
+	}
+	return []gateway.Payload{&gateway.WebhookDelivered{DeliveryID: j.ID, Office: t.office, URL: t.url, Attempt: j.Attempt, Status: status}}, nil
+}
+
+func (webhookEffect) Failed(j outbox.Job, f outbox.Failure) gateway.Payload {
+	t := target(j)
+	var se statusError
+	status := 0
+	if errors.As(f.Err, &se) {
+		status = se.code
+	}
+	if f.Permanent {
+		return &gateway.WebhookFailed{DeliveryID: j.ID, Office: t.office, URL: t.url, Attempt: j.Attempt, Status: status, Error: f.Error}
+	}
+	return &gateway.WebhookAttempted{DeliveryID: j.ID, Office: t.office, URL: t.url, Attempt: j.Attempt, Status: status, Error: f.Error, Next: f.RetryAt}
+}
+
+// target is where the job goes: what Requested attached, or on a retry what
+// the failed attempt recorded.
+func target(j outbox.Job) webhookTarget {
+	if t, ok := j.Detail.(webhookTarget); ok {
+		return t
+	}
+	if a, ok := j.Cause.Payload.(*gateway.WebhookAttempted); ok {
+		return webhookTarget{a.Office, a.URL}
+	}
+	return webhookTarget{}
+}
+
+func (e webhookEffect) hook(t webhookTarget) (offices.Webhook, bool) {
+	o, ok := e.dir.Office(t.office)
+	if !ok {
+		return offices.Webhook{}, false
+	}
+	for _, h := range o.Webhooks {
+		if h.URL == t.url {
+			return h, true
+		}
+	}
+	return offices.Webhook{}, false
+}
+
+// deliveryStory finds the MessageRouted that asked for the delivery and the
+// message's receipt.
+func deliveryStory(j outbox.Job, t webhookTarget) (*outbox.Decoded, *gateway.MessageReceived) {
+	var routed *outbox.Decoded
+	received := &gateway.MessageReceived{}
+	seen := false
+	for i := range j.History {
+		d := &j.History[i]
+		switch m := d.Payload.(type) {
+		case *gateway.MessageReceived:
+			if !seen {
+				received, seen = m, true
+			}
+		case *gateway.MessageRouted:
+			if routed == nil && deliveryID(d.Event.ID, t.office, t.url) == j.ID {
+				routed = d
+			}
+		}
+	}
+	return routed, received
 }
 
 func deliveryID(causeID, office, url string) string {
@@ -173,67 +304,35 @@ func webhookPayload(id, office string, cause *eventstore.Event, m *gateway.Messa
 		Routing: offices.Routing{Rule: m.Rule, RulesVersion: m.RulesVersion, DecidedBy: m.DecidedBy, Reason: m.Reason, EventID: cause.ID}}
 }
 
-func receivedOf(ctx context.Context, log eventstore.Log, cause *eventstore.Event) (*gateway.MessageReceived, error) {
-	evs, err := log.ReadStream(ctx, cause.Tenant, cause.Stream)
-	if err != nil {
-		return nil, fmt.Errorf("officeapi: read stream %s: %w", cause.Stream, err)
-	}
-	for i := range evs {
-		if evs[i].Type == "MessageReceived" {
-			p, err := gateway.NewRegistry().Decode(&evs[i])
-			if err != nil {
-				return nil, err
-			}
-			return p.(*gateway.MessageReceived), nil
-		}
-	}
-	return &gateway.MessageReceived{}, nil
+// statusError is a receiver's answer outside 2xx.
+type statusError struct {
+	code   int
+	status string
 }
 
-func postWithRetry(ctx context.Context, cfg WebhookConfig, deps WebhookDeps, hook offices.Webhook, id string, body []byte) error {
-	secret, err := hook.LoadSecret()
-	if err != nil {
-		return err
-	}
-	backoff := cfg.Backoff
-	for attempt := 1; ; attempt++ {
-		err := post(ctx, deps, hook.URL, secret, id, body)
-		if err == nil {
-			return nil
-		}
-		deps.Logger.Warn("webhook delivery failed", "url", hook.URL, "delivery", id, "attempt", attempt, "err", err)
-		if attempt >= cfg.Attempts {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 30*time.Second)
-	}
-}
+func (e statusError) Error() string { return "answered " + e.status }
 
-func post(ctx context.Context, deps WebhookDeps, url string, secret []byte, id string, body []byte) error {
+// post makes one delivery and returns the receiver's status.
+func post(ctx context.Context, client *http.Client, url string, secret []byte, id string, body []byte, now time.Time) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return 0, outbox.Permanent(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Poststelle-Webhook/1")
 	req.Header.Set(DeliveryHeader, id)
 	req.Header.Set(EventHeader, "message.routed")
-	req.Header.Set(SignatureHeader, Sign(secret, deps.Now(), body))
-	resp, err := deps.Client.Do(req)
+	req.Header.Set(SignatureHeader, Sign(secret, now, body))
+	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("answered %s", resp.Status)
+		return resp.StatusCode, statusError{resp.StatusCode, resp.Status}
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // Sign returns the SignatureHeader value for body at time t.

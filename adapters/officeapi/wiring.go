@@ -62,6 +62,9 @@ type Wiring struct {
 	Notifier  *offices.Notifier
 	Rules     *routing.Engine
 	Server    *Server
+	// Webhooks retries webhook deliveries (Run does); nil when no office
+	// has a webhook.
+	Webhooks *Webhooks
 	// Demo is the demo login when the demo set-up runs.
 	Demo *offices.Credentials
 	// DemoCreated reports that the demo login was made at this start.
@@ -117,7 +120,12 @@ func Wire(cfg WiringConfig, deps WiringDeps) (*Wiring, error) {
 	// The webhook handler runs only where webhooks are configured: every
 	// handler costs a durable position update per event.
 	if slices.ContainsFunc(ocfg.Offices, func(o offices.Office) bool { return len(o.Webhooks) > 0 }) {
-		w.Handlers = append(w.Handlers, WebhookHandler(cfg.API.Webhook, WebhookDeps{Log: deps.Log, Directory: w.Directory, Logger: deps.Logger}))
+		w.Webhooks, err = NewWebhooks(cfg.API.Webhook, WebhookDeps{Log: deps.Log, Directory: w.Directory, State: deps.DB,
+			Logger: deps.Logger.With("component", "webhooks")})
+		if err != nil {
+			return nil, err
+		}
+		w.Handlers = append(w.Handlers, w.Webhooks.Handler())
 	}
 	w.Server, err = New(cfg.API, Deps{Log: deps.Log, DB: deps.DB, Blobs: deps.Blobs, Directory: w.Directory,
 		Notifier: w.Notifier, Logger: deps.Logger, Tenant: deps.Tenant, Plan: replies.Plan})
@@ -147,21 +155,29 @@ func (w *Wiring) announceDemo(cfg WiringConfig, deps WiringDeps) {
 		"file", file, "user", w.Demo.User, "api", api)
 }
 
-// Run serves the API and watches the rule file until ctx ends.
+// Run serves the API, watches the rule file and retries webhook deliveries
+// until ctx ends; the first task to fail stops the others.
 func (w *Wiring) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- w.Rules.Watch(ctx, 0) }()
-	go func() { errc <- w.Server.Run(ctx) }()
-	err := <-errc
-	cancel()
-	err2 := <-errc
-	if errors.Is(err, context.Canceled) {
-		err = err2
+	tasks := []func(context.Context) error{func(ctx context.Context) error { return w.Rules.Watch(ctx, 0) }, w.Server.Run}
+	if w.Webhooks != nil {
+		tasks = append(tasks, w.Webhooks.Run)
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("office side: %w", err)
+	errc := make(chan error, len(tasks))
+	for _, t := range tasks {
+		go func() { errc <- t(ctx) }()
+	}
+	var first error
+	for range tasks {
+		err := <-errc
+		cancel()
+		if first == nil && err != nil && !errors.Is(err, context.Canceled) {
+			first = err
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("office side: %w", first)
 	}
 	return ctx.Err()
 }

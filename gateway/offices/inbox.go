@@ -17,8 +17,8 @@ import (
 
 // Inbox is the read model of the office queues and the triage queue: a
 // projection of MessageReceived, MessageRouted, RoutingFailed,
-// ProcessingFailed, MessageDelivered, MessageAcknowledged and the Reply*
-// events. Dropping its tables and replaying the log rebuilds it identically
+// ProcessingFailed, MessageDelivered, MessageAcknowledged, the Reply* events,
+// WebhookDelivered and WebhookFailed. Dropping its tables and replaying the log rebuilds it identically
 // (see Dump). Register it with a projection.Runner.
 type Inbox struct {
 	// Notifier, when set, is told after every change, so that long polls
@@ -105,6 +105,13 @@ func (in Inbox) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p ga
 		err = openTriage(ctx, tx, e, "processing", m.Handler+": "+m.Error, at)
 	case *gateway.MessageDelivered:
 		err = applyDelivered(ctx, tx, e, m)
+	case *gateway.WebhookDelivered:
+		err = applyDelivered(ctx, tx, e, &gateway.MessageDelivered{Office: m.Office, Via: "webhook", Target: m.URL})
+	case *gateway.WebhookFailed:
+		// A case system that never got the message must not be missed: the
+		// message stays in the office's queue, and the mailroom sees the
+		// failed push in triage.
+		err = openTriage(ctx, tx, e, "webhook", fmt.Sprintf("webhook %s of office %s failed: %s", m.URL, m.Office, m.Error), at)
 	case *gateway.SignaturesVerified:
 		err = applyVerified(ctx, tx, e, m)
 	case *gateway.MessageAcknowledged:
@@ -430,8 +437,9 @@ type TriageItem struct {
 	Tenant string `json:"tenant"`
 	Stream string `json:"stream"`
 	Seq    int64  `json:"seq"`
-	// Kind is "routing" (no rule placed it) or "processing" (a handler
-	// kept failing on it).
+	// Kind is "routing" (no rule placed it), "processing" (a handler kept
+	// failing on it), "reply" (an answer failed for good) or "webhook" (a
+	// push to an office's case system failed for good).
 	Kind       string    `json:"kind"`
 	Reason     string    `json:"reason"`
 	Since      time.Time `json:"since"`

@@ -353,6 +353,20 @@ func TestInboxLifecycleAndRebuild(t *testing.T) {
 		t.Fatalf("failed answer not in triage: %+v %v", it, err)
 	}
 
+	// A webhook push that was accepted shows as a delivery path; one that
+	// fails for good goes to triage.
+	e.follow(t, "officeapi/webhook", routed, &gateway.WebhookDelivered{DeliveryID: "dlv-1", Office: "ordnungsamt", URL: "https://dms.example/hook", Attempt: 2, Status: 204})
+	e.follow(t, "officeapi/webhook/retry", routed, &gateway.WebhookFailed{DeliveryID: "dlv-2", Office: "bauamt", URL: "https://akte.example/hook", Attempt: 8, Status: 500, Error: "giving up after 8 attempts: answered 500"})
+	if err := e.run.CatchUp(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := GetMessage(ctx, e.db, "ordnungsamt", r1.Stream); err != nil || !contains(m.DeliveredVia, "webhook") || m.State != StateDelivered {
+		t.Fatalf("webhook delivery not shown: %+v %v", m.DeliveredVia, err)
+	}
+	if it, err := GetTriage(ctx, e.db, r1.Stream); err != nil || it.Kind != "webhook" || it.State != "open" || !strings.Contains(it.Reason, "https://akte.example/hook") {
+		t.Fatalf("failed webhook not in triage: %+v %v", it, err)
+	}
+
 	before, err := Dump(ctx, e.db)
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,9 @@ package replies
 
 import (
 	"context"
-	"errors"
 
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/outbox"
 )
 
 // Outbound sends answers on one channel. It is the only thing a channel
@@ -27,22 +27,9 @@ type SentInfo struct {
 	Response string
 }
 
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string { return e.err.Error() }
-func (e permanentError) Unwrap() error { return e.err }
-
 // Permanent marks err as one that retrying cannot fix (a refused recipient,
 // a malformed reply, a channel without an outbound adapter).
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return permanentError{err}
-}
+func Permanent(err error) error { return outbox.Permanent(err) }
 
 // IsPermanent reports whether err was marked with Permanent.
-func IsPermanent(err error) bool {
-	var p permanentError
-	return errors.As(err, &p)
-}
+func IsPermanent(err error) bool { return outbox.IsPermanent(err) }

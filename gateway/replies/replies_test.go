@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/pubsub"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/outbox"
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/replies"
@@ -265,8 +267,8 @@ func TestRetriesUntilSentAndSurvivesRestart(t *testing.T) {
 	if got := outcomes(t, e.log, id); !reflect.DeepEqual(got, []string{"failed 1", "failed 2", "sent 3"}) {
 		t.Fatalf("outcomes %v", got)
 	}
-	st, err := replies.GetStatus(context.Background(), e.state, gateway.DefaultTenant, id)
-	if err != nil || st.State != replies.StateSent || st.Attempt != 3 || st.ChannelMessageID != "<"+id+"@test>" {
+	st, err := outbox.GetStatus(context.Background(), e.state, replies.Kind, gateway.DefaultTenant, id)
+	if err != nil || st.State != outbox.StateDone || st.Attempt != 3 || st.Stream == "" {
 		t.Fatalf("status %+v, %v", st, err)
 	}
 	// Replaying the pipeline from scratch sends nothing again.
@@ -293,8 +295,8 @@ func TestGivesUpAfterMaxAttempts(t *testing.T) {
 	if got := outcomes(t, e.log, id); !reflect.DeepEqual(got, want) {
 		t.Fatalf("outcomes %v, want %v", got, want)
 	}
-	st, _ := replies.GetStatus(context.Background(), e.state, gateway.DefaultTenant, id)
-	if st.State != replies.StateFailed {
+	st, _ := outbox.GetStatus(context.Background(), e.state, replies.Kind, gateway.DefaultTenant, id)
+	if st.State != outbox.StateFailed || st.Attempt != 3 || !strings.Contains(st.LastError, "giving up after 3 attempts") {
 		t.Fatalf("status %+v", st)
 	}
 }
@@ -326,20 +328,21 @@ func TestScheduleRebuildIsIdentical(t *testing.T) {
 	waitOutcomes(t, e.log, "reply-c", 1)
 	ctx := context.Background()
 	r := &projection.Runner{Log: e.log, DB: e.state, Registry: gateway.NewRegistry()}
-	if err := r.CatchUp(ctx, replies.Schedule{}); err != nil {
+	sched := e.sender(t, out).Schedule()
+	if err := r.CatchUp(ctx, sched); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := replies.Dump(ctx, e.state)
+	before, _ := outbox.Dump(ctx, e.state, replies.Kind)
 	if len(before) != 3 {
 		t.Fatalf("schedule has %d rows", len(before))
 	}
-	if err := r.Rebuild(ctx, replies.Schedule{}); err != nil {
+	if err := r.Rebuild(ctx, sched); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.CatchUp(ctx, replies.Schedule{}); err != nil {
+	if err := r.CatchUp(ctx, sched); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := replies.Dump(ctx, e.state)
+	after, _ := outbox.Dump(ctx, e.state, replies.Kind)
 	if !reflect.DeepEqual(before, after) {
 		t.Fatalf("rebuild differs:\n%+v\n%+v", before, after)
 	}
