@@ -191,14 +191,14 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger, notice io.Writ
 		tasks.Go(ctx, cancel, "witnesses", heads.Run)
 	}
 	if cfg.SMTP != nil {
-		srv, err := smtp.New(*cfg.SMTP, smtp.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
+		srv, err := smtp.New(*cfg.SMTP, gateway.IntakeDeps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
 		if err != nil {
 			return fmt.Errorf("smtp: %w", err)
 		}
 		tasks.Go(ctx, cancel, "smtp", srv.Run)
 	}
 	if len(cfg.IMAP.Mailboxes) > 0 {
-		w, err := imap.New(cfg.IMAP, imap.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
+		w, err := imap.New(cfg.IMAP, gateway.IntakeDeps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
 		if err != nil {
 			return fmt.Errorf("imap: %w", err)
 		}

@@ -146,7 +146,7 @@ func startGateway(t *testing.T) *gatewayUnderTest {
 	must(t, os.WriteFile(pwFile, []byte("secret-user1\n"), 0o600))
 	watcher, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{{Name: "poststelle", Host: imapsHost, Port: ip,
 		TLS: imap.TLSImplicit, CAFile: env(t, envCA), Username: authorityMailbox, PasswordFile: pwFile, PollInterval: time.Second}}},
-		imap.Deps{Intake: intake, Blobs: g.blobs, Logger: g.logger})
+		gateway.IntakeDeps{Intake: intake, Blobs: g.blobs, Logger: g.logger})
 	must(t, err)
 
 	g.imapServer, err = officeimap.New(officeimap.Config{Listen: "127.0.0.1:0", PollInterval: 200 * time.Millisecond},
