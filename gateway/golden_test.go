@@ -44,7 +44,7 @@ func goldenPayloads() []Payload {
 		&ReplyRequested{ReplyID: "rpl-1", Office: "bauamt", Author: "m.muster", Channel: ChannelSMTP,
 			To: Address{Address: "buerger@example.org", Name: "Bürger"}, Subject: "Re: Antrag", Body: goldenRef,
 			Attachments: []Part{{Path: "1", MediaType: "application/pdf", Blob: goldenRef, Kind: "attachment"}},
-			InReplyTo: "<antrag-7@buerger.example>"},
+			InReplyTo:   "<antrag-7@buerger.example>"},
 		&ReplySent{ReplyID: "rpl-1", Channel: ChannelSMTP, ChannelMessageID: "<rpl-1@kreis.example>", Attempt: 2, Response: "250 ok"},
 		&ReplyFailed{ReplyID: "rpl-1", Attempt: 1, Error: "connection refused", Permanent: false, RetryAt: goldenTime},
 		&ProcessingFailed{Handler: "route", EventID: "rcv-x", Type: "MessageReceived", Attempts: 5, Error: "boom"},

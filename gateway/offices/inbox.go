@@ -262,28 +262,28 @@ type Message struct {
 	Tenant string `json:"tenant"`
 	Stream string `json:"stream"`
 	// Seq orders the office's queue; ListInbox's since is a Seq.
-	Seq              int64             `json:"seq"`
+	Seq     int64           `json:"seq"`
 	Channel gateway.Channel `json:"channel"`
 	// SenderMessageID and Coordinates are the receipt's
 	// (MessageReceived.SenderMessageID and Transport.Coordinates).
-	SenderMessageID  string            `json:"senderMessageId,omitempty"`
-	Coordinates      string            `json:"coordinates,omitempty"`
-	From             gateway.Address   `json:"from"`
-	To               []gateway.Address `json:"to,omitempty"`
-	Cc               []gateway.Address `json:"cc,omitempty"`
-	Subject          string            `json:"subject"`
-	ReceivedAt       time.Time         `json:"receivedAt"`
-	State            string            `json:"state"`
-	RoutedAt         time.Time         `json:"routedAt"`
-	Routing          Routing           `json:"routing"`
-	DeliveredVia     []string          `json:"deliveredVia,omitempty"`
-	AcknowledgedBy   string            `json:"acknowledgedBy,omitempty"`
-	AcknowledgedVia  string            `json:"acknowledgedVia,omitempty"`
-	AcknowledgedAt   *time.Time        `json:"acknowledgedAt,omitempty"`
-	Raw              blob.Ref          `json:"raw"`
-	Parts            []gateway.Part    `json:"parts,omitempty"`
-	Metadata         map[string]string `json:"metadata,omitempty"`
-	Problems         []string          `json:"problems,omitempty"`
+	SenderMessageID string            `json:"senderMessageId,omitempty"`
+	Coordinates     string            `json:"coordinates,omitempty"`
+	From            gateway.Address   `json:"from"`
+	To              []gateway.Address `json:"to,omitempty"`
+	Cc              []gateway.Address `json:"cc,omitempty"`
+	Subject         string            `json:"subject"`
+	ReceivedAt      time.Time         `json:"receivedAt"`
+	State           string            `json:"state"`
+	RoutedAt        time.Time         `json:"routedAt"`
+	Routing         Routing           `json:"routing"`
+	DeliveredVia    []string          `json:"deliveredVia,omitempty"`
+	AcknowledgedBy  string            `json:"acknowledgedBy,omitempty"`
+	AcknowledgedVia string            `json:"acknowledgedVia,omitempty"`
+	AcknowledgedAt  *time.Time        `json:"acknowledgedAt,omitempty"`
+	Raw             blob.Ref          `json:"raw"`
+	Parts           []gateway.Part    `json:"parts,omitempty"`
+	Metadata        map[string]string `json:"metadata,omitempty"`
+	Problems        []string          `json:"problems,omitempty"`
 	// Report is the SignaturesVerified summary (with the references to the
 	// full report and the Prüfprotokoll) once signatures were verified;
 	// absent until then.
