@@ -97,4 +97,3 @@ func TestChannelConformance(t *testing.T) {
 		Codes: channeltest.Codes{Accepted: "250", Temporary: "451", TooLarge: "552", Refused: "554"},
 	})
 }
-
