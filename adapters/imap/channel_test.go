@@ -176,7 +176,7 @@ func (h skipHandler) Handle(_ context.Context, r slog.Record) error {
 
 func TestChannelConformance(t *testing.T) {
 	channeltest.Run(t, channeltest.Config{
-		New:           func(testing.TB) channeltest.Driver { return &imapDriver{} },
-		Codes:         channeltest.Codes{Accepted: "done", Temporary: "retry", TooLarge: "left: too large", Refused: "left: refused"},
+		New:   func(testing.TB) channeltest.Driver { return &imapDriver{} },
+		Codes: channeltest.Codes{Accepted: "done", Temporary: "retry", TooLarge: "left: too large", Refused: "left: refused"},
 	})
 }
