@@ -37,12 +37,12 @@ func (ProcessingFailed) EventType() string    { return "ProcessingFailed" }
 func (SignaturesVerified) EventType() string  { return "SignaturesVerified" }
 func (TimestampApplied) EventType() string    { return "TimestampApplied" }
 
-func (MessageReceived) SchemaVersion() int     { return 1 }
+func (MessageReceived) SchemaVersion() int     { return 2 }
 func (MessageRouted) SchemaVersion() int       { return 1 }
 func (RoutingFailed) SchemaVersion() int       { return 1 }
 func (MessageDelivered) SchemaVersion() int    { return 1 }
 func (MessageAcknowledged) SchemaVersion() int { return 1 }
-func (ReplyRequested) SchemaVersion() int      { return 1 }
+func (ReplyRequested) SchemaVersion() int      { return 2 }
 func (ReplySent) SchemaVersion() int           { return 1 }
 func (ReplyFailed) SchemaVersion() int         { return 1 }
 func (ProcessingFailed) SchemaVersion() int    { return 1 }
@@ -95,6 +95,12 @@ func (r *Registry) Decode(e *eventstore.Event) (Payload, error) {
 		return nil, fmt.Errorf("%w %q (event %s at %d/%d)", ErrUnknownEvent, e.Type, e.ID, e.Position.Partition, e.Position.Offset)
 	}
 	p := f()
+	if u, ok := p.(upgrader); ok && e.Version < p.SchemaVersion() {
+		if err := u.upgrade(e.Version, e.Data); err != nil {
+			return nil, fmt.Errorf("gateway: decode %s version %d event %s at %d/%d: %w", e.Type, e.Version, e.ID, e.Position.Partition, e.Position.Offset, err)
+		}
+		return p, nil
+	}
 	if e.Version != p.SchemaVersion() {
 		return nil, fmt.Errorf("%w: %s version %d, this gateway knows %d (event %s at %d/%d)",
 			ErrUnknownVersion, e.Type, e.Version, p.SchemaVersion(), e.ID, e.Position.Partition, e.Position.Offset)

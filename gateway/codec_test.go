@@ -12,7 +12,7 @@ import (
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	r := NewRegistry()
-	in := &MessageReceived{Channel: ChannelSMTP, ChannelMessageID: "<a@b>", From: Address{Address: "a@example.org"},
+	in := &MessageReceived{Channel: ChannelSMTP, SenderMessageID: "<a@b>", From: Address{Address: "a@example.org"},
 		To: []Address{{Address: "poststelle@kreis.example"}}, Subject: "Antrag", ReceivedAt: time.Date(2026, 11, 28, 1, 2, 3, 0, time.UTC),
 		Raw: blob.Ref{SHA256: "ab", Size: 3}, Parts: []Part{{Path: "1", MediaType: "text/plain", Kind: "body"}},
 		Transport: TransportEvidence{Envelope: map[string]string{"mailFrom": "a@example.org"}}}
@@ -20,7 +20,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Tenant != DefaultTenant || e.Type != "MessageReceived" || e.Version != 1 || e.Stream == "" || e.ID == "" {
+	if e.Tenant != DefaultTenant || e.Type != "MessageReceived" || e.Version != in.SchemaVersion() || e.Stream == "" || e.ID == "" {
 		t.Fatalf("bad envelope: %+v", e)
 	}
 	again, _ := NewReceived("", MessageKey(ChannelSMTP, "x"), in)
@@ -48,6 +48,9 @@ func TestDecodeRefusesUnknown(t *testing.T) {
 	}{
 		{eventstore.Event{Type: "Nope", Version: 1, Data: []byte(`{}`)}, ErrUnknownEvent},
 		{eventstore.Event{Type: "MessageRouted", Version: 2, Data: []byte(`{}`)}, ErrUnknownVersion},
+		{eventstore.Event{Type: "MessageReceived", Version: 0, Data: []byte(`{}`)}, ErrUnknownVersion},
+		{eventstore.Event{Type: "MessageReceived", Version: 3, Data: []byte(`{}`)}, ErrUnknownVersion},
+		{eventstore.Event{Type: "ReplyRequested", Version: 0, Data: []byte(`{}`)}, ErrUnknownVersion},
 	}
 	for _, c := range cases {
 		if _, err := r.Decode(&c.e); !errors.Is(err, c.want) {

@@ -66,6 +66,17 @@ type Header struct {
 type TransportEvidence struct {
 	// RemoteAddr is the peer's network address, if the channel has one.
 	RemoteAddr string `json:"remoteAddr,omitempty"`
+	// Coordinates locate the message in the transport that carried it, in
+	// the channel's own form, for evidence and for finding it there again:
+	//
+	//	smtp    empty (an SMTP delivery leaves nothing to point back to)
+	//	imap    "<mailbox name>/<UIDVALIDITY>/<UID>"
+	//	demail  the De-Mail provider's message reference
+	//	egvp    the OSCI message id of the transport container
+	//	portal  the FIT-Connect case id
+	//
+	// It is never the sender's message id (see MessageReceived.SenderMessageID).
+	Coordinates string `json:"coordinates,omitempty"`
 	// Envelope holds protocol-level addresses (SMTP MAIL FROM / RCPT TO,
 	// IMAP mailbox and UID, OSCI addressees).
 	Envelope map[string]string `json:"envelope,omitempty"`
@@ -81,14 +92,31 @@ type TransportEvidence struct {
 
 // MessageReceived records that the authority received a message. Its time is
 // the Eingangszeitpunkt: the receipt is durable when this event is.
+//
+// Schema version 2 split version 1's channelMessageId, which held the
+// RFC 5322 Message-ID on SMTP but the mailbox coordinates on IMAP, into
+// SenderMessageID and Transport.Coordinates; version 1 events are decoded
+// into this shape (see upgradeReceivedV1).
 type MessageReceived struct {
-	Channel          Channel   `json:"channel"`
-	ChannelMessageID string    `json:"channelMessageId,omitempty"`
-	From             Address   `json:"from"`
-	To               []Address `json:"to,omitempty"`
-	Cc               []Address `json:"cc,omitempty"`
-	Subject          string    `json:"subject,omitempty"`
-	ReceivedAt       time.Time `json:"receivedAt"`
+	Channel Channel `json:"channel"`
+	// SenderMessageID is the id the sender's side gave the message, the one
+	// an answer refers to:
+	//
+	//	smtp, imap  the RFC 5322 Message-ID, with its angle brackets
+	//	demail      the RFC 5322 Message-ID of the De-Mail message
+	//	egvp        the OSCI message id
+	//	portal      the FIT-Connect submission id
+	//	api         empty
+	//
+	// Empty when the sender gave none. It is the sender's claim, not a
+	// deduplication key: the message key is derived by the channel (see
+	// Inbound in channel.go).
+	SenderMessageID string    `json:"senderMessageId,omitempty"`
+	From            Address   `json:"from"`
+	To              []Address `json:"to,omitempty"`
+	Cc              []Address `json:"cc,omitempty"`
+	Subject         string    `json:"subject,omitempty"`
+	ReceivedAt      time.Time `json:"receivedAt"`
 	// Raw refers to the message's bytes exactly as received.
 	Raw   blob.Ref `json:"raw"`
 	Parts []Part   `json:"parts,omitempty"`
@@ -146,16 +174,21 @@ type ReplyRequested struct {
 	// Body is the text of the answer, stored as a blob.
 	Body        blob.Ref `json:"body"`
 	Attachments []Part   `json:"attachments,omitempty"`
-	// InReplyTo is the channel message id the answer refers to.
+	// InReplyTo is the SenderMessageID of the message the answer refers to
+	// (for e-mail the original's Message-ID), never transport coordinates.
+	// Schema version 2 pinned this meaning; version 1 events that hold IMAP
+	// coordinates here are decoded with the field cleared.
 	InReplyTo string `json:"inReplyTo,omitempty"`
 }
 
 // ReplySent records that the channel accepted an answer.
 type ReplySent struct {
-	ReplyID          string  `json:"replyId"`
-	Channel          Channel `json:"channel"`
-	ChannelMessageID string  `json:"channelMessageId,omitempty"`
-	Attempt          int     `json:"attempt"`
+	ReplyID string  `json:"replyId"`
+	Channel Channel `json:"channel"`
+	// ChannelMessageID is the id the answer was sent under, our side's
+	// SenderMessageID of it (for e-mail its Message-ID).
+	ChannelMessageID string `json:"channelMessageId,omitempty"`
+	Attempt          int    `json:"attempt"`
 	// Response is what the peer answered (SMTP reply, OSCI receipt id, ...).
 	Response string `json:"response,omitempty"`
 }

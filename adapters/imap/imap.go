@@ -20,7 +20,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -83,50 +82,22 @@ type MailboxConfig struct {
 	// PollInterval is how often to look for new messages without IDLE, and
 	// how often to refresh IDLE (default 1 minute).
 	PollInterval time.Duration `yaml:"poll_interval"`
-	// Tenant overrides Deps.Tenant for this mailbox.
+	// Tenant overrides IntakeDeps.Tenant for this mailbox.
 	Tenant string `yaml:"tenant"`
-}
-
-// Recorder records a received message; *gateway.Intake is one.
-type Recorder interface {
-	Record(ctx context.Context, tenant, messageKey string, msg *gateway.MessageReceived) (gateway.Receipt, error)
-}
-
-// Deps are the intake's collaborators.
-type Deps struct {
-	Intake Recorder
-	// Blobs stores the raw messages and their parts; *blob.Store is one.
-	Blobs  mailmsg.Store
-	Logger *slog.Logger
-	// Tenant is the authority the messages belong to.
-	Tenant string
-	// Now returns the time of receipt (default time.Now).
-	Now func() time.Time
-	// AfterRecord, when set, runs after a message is recorded and before it
-	// is marked done. Fault-injection tests use it to kill the process there.
-	AfterRecord func(mailbox string, uid uint32)
 }
 
 // Watcher takes in the configured mailboxes.
 type Watcher struct {
 	cfg   Config
-	deps  Deps
+	deps  gateway.IntakeDeps
 	boxes []*mailbox
 }
 
 // New checks the configuration.
-func New(cfg Config, deps Deps) (*Watcher, error) {
-	if deps.Intake == nil || deps.Blobs == nil {
-		return nil, errors.New("imap: Deps.Intake and Deps.Blobs are required")
-	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.Tenant == "" {
-		deps.Tenant = gateway.DefaultTenant
+func New(cfg Config, deps gateway.IntakeDeps) (*Watcher, error) {
+	deps, err := deps.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("imap: %w", err)
 	}
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 64 << 20

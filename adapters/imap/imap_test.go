@@ -44,7 +44,7 @@ func TestConfigValidation(t *testing.T) {
 	for _, tc := range tests {
 		mc := ok
 		tc.mod(&mc)
-		_, err := New(Config{Mailboxes: []MailboxConfig{mc}}, Deps{Intake: nopRecorder{}, Blobs: &blob.Store{}})
+		_, err := New(Config{Mailboxes: []MailboxConfig{mc}}, gateway.IntakeDeps{Intake: nopRecorder{}, Blobs: &blob.Store{}})
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%s: %v", tc.name, err)
@@ -54,7 +54,7 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("%s: error reveals the password: %v", tc.name, err)
 		}
 	}
-	w, err := New(Config{Mailboxes: []MailboxConfig{ok}}, Deps{Intake: nopRecorder{}, Blobs: &blob.Store{}})
+	w, err := New(Config{Mailboxes: []MailboxConfig{ok}}, gateway.IntakeDeps{Intake: nopRecorder{}, Blobs: &blob.Store{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestConfigValidation(t *testing.T) {
 	if m.Port != 993 || m.Folder != "INBOX" || m.Done != DoneMove || m.Name != "poststelle@imap.example.de/INBOX" {
 		t.Errorf("defaults %+v", m)
 	}
-	if _, err := New(Config{Mailboxes: []MailboxConfig{ok, ok}}, Deps{Intake: nopRecorder{}, Blobs: &blob.Store{}}); err == nil {
+	if _, err := New(Config{Mailboxes: []MailboxConfig{ok, ok}}, gateway.IntakeDeps{Intake: nopRecorder{}, Blobs: &blob.Store{}}); err == nil {
 		t.Error("two mailboxes with the same name accepted")
 	}
 }

@@ -292,7 +292,7 @@ func (m *mailbox) ingest(ctx context.Context, c *imapclient.Client, uidValidity 
 		return fmt.Errorf("record uid %d: %w", uid, err)
 	}
 	if d.AfterRecord != nil {
-		d.AfterRecord(m.cfg.Name, uint32(uid))
+		d.AfterRecord(receipt)
 	}
 	if err := m.markDone(c, uid); err != nil {
 		return err
@@ -377,35 +377,21 @@ func (m *mailbox) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time, uidV
 	if !internal.IsZero() {
 		env["internalDate"] = internal.UTC().Format(time.RFC3339)
 	}
-	rec := &gateway.MessageReceived{
-		Channel:          gateway.ChannelIMAP,
-		ChannelMessageID: fmt.Sprintf("%s/%d/%d", m.cfg.Name, uidValidity, uid),
-		From:             msg.From,
-		To:               msg.To,
-		Cc:               msg.Cc,
-		Subject:          msg.Subject,
-		ReceivedAt:       at,
-		Raw:              ref,
-		Parts:            msg.Parts,
-		Problems:         msg.Problems,
-		Metadata:         map[string]string{},
+	return msg.Receipt(mailmsg.Arrival{
+		Channel: gateway.ChannelIMAP,
+		Raw:     ref,
+		At:      at,
 		Transport: gateway.TransportEvidence{
-			RemoteAddr: net.JoinHostPort(m.cfg.Host, strconv.Itoa(m.cfg.Port)),
-			Envelope:   env,
-			Received:   msg.Received,
-			TLS:        tlsState,
-			Untrusted:  msg.Untrusted,
+			RemoteAddr:  net.JoinHostPort(m.cfg.Host, strconv.Itoa(m.cfg.Port)),
+			Coordinates: Coordinates(m.cfg.Name, uidValidity, uint32(uid)),
+			Envelope:    env,
+			TLS:         tlsState,
 		},
-	}
-	if msg.MessageID != "" {
-		rec.Metadata["messageId"] = msg.MessageID
-	}
-	if msg.Date != "" {
-		rec.Metadata["date"] = msg.Date
-	}
-	// The reply-channel policy answers Reply-To when there is one.
-	if rt := msg.ReplyTo; rt != "" {
-		rec.Metadata["replyTo"] = rt
-	}
-	return rec
+	})
+}
+
+// Coordinates is the Transport.Coordinates of message uid in the named
+// mailbox: "<name>/<UIDVALIDITY>/<UID>".
+func Coordinates(mailbox string, uidValidity, uid uint32) string {
+	return fmt.Sprintf("%s/%d/%d", mailbox, uidValidity, uid)
 }

@@ -95,7 +95,7 @@ func TestPollingWithoutIdleOrMove(t *testing.T) {
 			os.Setenv("POSTSTELLE_TEST_MEM_PW", "secret")
 			w, err := New(Config{Mailboxes: []MailboxConfig{{Host: "127.0.0.1", Port: port, TLS: TLSNone, Username: "poststelle",
 				PasswordEnv: "POSTSTELLE_TEST_MEM_PW", Done: done, PollInterval: 100 * time.Millisecond}}},
-				Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
+				gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				t.Fatal(err)
 			}

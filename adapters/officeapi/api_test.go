@@ -99,7 +99,7 @@ func (e *testEnv) seed(name, office, filename string) *eventstore.Event {
 	part, _ := e.blobs.PutBytes(ctx, []byte("%PDF-1.7 "+name))
 	report, _ := e.blobs.PutBytes(ctx, []byte(`{"report":"`+name+`"}`))
 	rec, err := gateway.NewReceived("", gateway.MessageKey(gateway.ChannelSMTP, name), &gateway.MessageReceived{
-		Channel: gateway.ChannelSMTP, ChannelMessageID: "<" + name + "@example.org>", From: gateway.Address{Address: "buerger@example.org"},
+		Channel: gateway.ChannelSMTP, SenderMessageID: "<" + name + "@example.org>", From: gateway.Address{Address: "buerger@example.org"},
 		To: []gateway.Address{{Address: "post@stadt.example"}}, Subject: "Betreff " + name, ReceivedAt: time.Now().UTC(), Raw: raw,
 		Parts: []gateway.Part{{Path: "1", MediaType: "text/plain", Kind: "body", Blob: raw},
 			{Path: "2", MediaType: "application/pdf", Filename: filename, Kind: "attachment", Blob: part}}})

@@ -32,8 +32,7 @@ func ParseEML(raw []byte) (*gateway.MessageReceived, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := &gateway.MessageReceived{Channel: gateway.ChannelSMTP, ChannelMessageID: m.MessageID, From: m.From, To: m.To,
-		Cc: m.Cc, Subject: m.Subject, ReceivedAt: time.Now().UTC(), Parts: m.Parts, Problems: m.Problems}
+	rec := m.Receipt(mailmsg.Arrival{Channel: gateway.ChannelSMTP, At: time.Now().UTC()})
 	if ch := strings.TrimSpace(m.Header.Get(TestChannelHeader)); ch != "" {
 		rec.Channel = gateway.Channel(strings.ToLower(ch))
 	}

@@ -407,7 +407,7 @@ func (s *Server) reply(w http.ResponseWriter, r *request) {
 		return
 	}
 	p := &gateway.ReplyRequested{ReplyID: replyID, Office: r.office, Author: r.p.User, Channel: ch, To: to,
-		Subject: req.Subject, Body: body, InReplyTo: received.ChannelMessageID}
+		Subject: req.Subject, Body: body, InReplyTo: received.SenderMessageID}
 	ev, existing, ok := s.appendOnce(w, r, "reply/"+replyID, routed, p, "reply", "this Idempotency-Key was used for another reply")
 	if !ok {
 		return

@@ -109,11 +109,8 @@ func copyDate(m offices.Message) time.Time {
 }
 
 func originalMessageID(m offices.Message) string {
-	for _, cand := range []string{m.Metadata["messageId"], m.ChannelMessageID} {
-		cand = strings.TrimSpace(cand)
-		if validMsgID(cand) {
-			return cand
-		}
+	if id := strings.TrimSpace(m.SenderMessageID); validMsgID(id) {
+		return id
 	}
 	return ""
 }

@@ -25,8 +25,8 @@ func FuzzRenderCopy(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, addr, subject, msgID, date, channel string) {
 		m := offices.Message{Office: "bauamt", Stream: "msg-abc", Seq: 1, Channel: gateway.Channel(channel),
 			From: gateway.Address{Name: name, Address: addr}, To: []gateway.Address{{Name: name, Address: addr}},
-			Subject: subject, ReceivedAt: time.Unix(1700000000, 0), ChannelMessageID: msgID,
-			Metadata: map[string]string{"date": date, "messageId": msgID}, Raw: blob.Ref{SHA256: strings.Repeat("a", 64), Size: 5},
+			Subject: subject, ReceivedAt: time.Unix(1700000000, 0), SenderMessageID: msgID,
+			Metadata: map[string]string{"date": date}, Raw: blob.Ref{SHA256: strings.Repeat("a", 64), Size: 5},
 			Problems: []string{subject}}
 		c := renderCopy(m, 1<<20)
 		whole := append(append(bytes.Clone(c.prefix), "x\r\n\r\n"...), c.suffix...)

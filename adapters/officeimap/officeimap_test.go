@@ -101,7 +101,7 @@ func (e *env) deliver(t *testing.T, subject string, to ...string) (raw []byte, s
 		t.Fatal(err)
 	}
 	key := gateway.MessageKey(gateway.ChannelSMTP, ref.SHA256)
-	ev, err := gateway.NewReceived("", key, &gateway.MessageReceived{Channel: gateway.ChannelSMTP, ChannelMessageID: fmt.Sprintf("<m%d@example.org>", e.n),
+	ev, err := gateway.NewReceived("", key, &gateway.MessageReceived{Channel: gateway.ChannelSMTP, SenderMessageID: fmt.Sprintf("<m%d@example.org>", e.n),
 		From: gateway.Address{Address: fmt.Sprintf("buerger%d@example.org", e.n), Name: "Erika Muster"}, Subject: subject,
 		ReceivedAt: time.Date(2026, 3, 2, 9, 0, e.n, 0, time.UTC), Raw: ref, Metadata: map[string]string{"date": "Mon, 2 Mar 2026 10:00:00 +0100"}})
 	if err != nil {

@@ -70,7 +70,7 @@ func runParallel(b *testing.B, op func(worker, i int) error) {
 // BenchmarkSMTPIntake measures receive-to-durable: from MAIL FROM to the
 // 250 that follows the durable append, 10 KiB messages, 16 senders.
 func BenchmarkSMTPIntake(b *testing.B) {
-	f := start(b, func(c *Config, d *Deps) { c.AcceptAll = true; c.MaxConnections = benchSenders + 4 })
+	f := start(b, func(c *Config, d *gateway.IntakeDeps) { c.AcceptAll = true; c.MaxConnections = benchSenders + 4 })
 	clients := make([]*gosmtp.Client, benchSenders)
 	for i := range clients {
 		c, err := gosmtp.Dial(f.srv.Addr().String())

@@ -189,10 +189,6 @@ func (ss *session) messageKey(ref blob.Ref) string {
 }
 
 func (ss *session) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time) *gateway.MessageReceived {
-	from := msg.From
-	if from.Address == "" {
-		from = gateway.Address{Address: ss.from}
-	}
 	env := map[string]string{
 		"mailFrom":   ss.from,
 		"rcptTo":     strings.Join(ss.rcpts, ", "),
@@ -209,40 +205,22 @@ func (ss *session) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time) *ga
 	if ss.opts.EnvelopeID != "" {
 		env["envid"] = ss.opts.EnvelopeID
 	}
-	problems := msg.Problems
+	var problems []string
 	if cleanEnvelope(env) {
-		problems = append(slices.Clip(problems), "envelope: control characters replaced with U+FFFD")
+		problems = append(problems, "envelope: control characters replaced with U+FFFD")
 	}
-	rec := &gateway.MessageReceived{
-		Channel:          gateway.ChannelSMTP,
-		ChannelMessageID: msg.MessageID,
-		From:             from,
-		To:               msg.To,
-		Cc:               msg.Cc,
-		Subject:          msg.Subject,
-		ReceivedAt:       at,
-		Raw:              ref,
-		Parts:            msg.Parts,
-		Problems:         problems,
+	return msg.Receipt(mailmsg.Arrival{
+		Channel:      gateway.ChannelSMTP,
+		Raw:          ref,
+		At:           at,
+		EnvelopeFrom: ss.from,
+		Problems:     problems,
 		Transport: gateway.TransportEvidence{
 			RemoteAddr: ss.remote(),
 			Envelope:   env,
-			Received:   msg.Received,
 			TLS:        tlsDescription(ss.conn),
-			Untrusted:  msg.Untrusted,
 		},
-	}
-	if msg.Date != "" {
-		rec.Metadata = map[string]string{"date": msg.Date}
-	}
-	// The reply-channel policy answers Reply-To when there is one.
-	if rt := msg.ReplyTo; rt != "" {
-		if rec.Metadata == nil {
-			rec.Metadata = map[string]string{}
-		}
-		rec.Metadata["replyTo"] = rt
-	}
-	return rec
+	})
 }
 
 // cleanEnvelope replaces control characters in what the client sent in

@@ -71,38 +71,15 @@ type Config struct {
 	Limits mailmsg.Limits `yaml:"-"`
 	// TLSConfig, when set, is used instead of the certificate files.
 	TLSConfig *tls.Config `yaml:"-" json:"-"`
-}
-
-// Recorder records a received message; *gateway.Intake is one.
-type Recorder interface {
-	Record(ctx context.Context, tenant, messageKey string, msg *gateway.MessageReceived) (gateway.Receipt, error)
-}
-
-// Deps are the receiver's collaborators.
-type Deps struct {
-	// Intake appends the receipt events.
-	Intake Recorder
-	// Blobs stores the raw messages and their parts; *blob.Store is one.
-	Blobs mailmsg.Store
-	// Logger receives operational messages (default slog.Default()).
-	Logger *slog.Logger
-	// Tenant is the authority the received messages belong to.
-	Tenant string
-	// Now returns the time of receipt (default time.Now).
-	Now func() time.Time
-	// Budget, when set, is the memory budget shared with other intakes;
-	// otherwise the receiver makes its own of Config.MemoryBudget.
-	Budget *mailmsg.MemoryBudget
-	// AfterRecord, when set, runs after a message is recorded and before
-	// the sender is answered. Fault-injection tests use it to kill the
-	// process in the window a lost 250 would fall into.
-	AfterRecord func(gateway.Receipt)
+	// SharedBudget, when set, is the memory budget shared with other
+	// intakes; otherwise the receiver makes its own of MemoryBudget.
+	SharedBudget *mailmsg.MemoryBudget `yaml:"-" json:"-"`
 }
 
 // Server is a running SMTP receiver.
 type Server struct {
 	cfg      Config
-	deps     Deps
+	deps     gateway.IntakeDeps
 	accept   recipientPolicy
 	srv      *gosmtp.Server
 	ln       net.Listener
@@ -112,22 +89,13 @@ type Server struct {
 
 // New checks the configuration and binds the listening socket, so that a
 // busy port is reported at start-up and Addr is known before Run.
-func New(cfg Config, deps Deps) (*Server, error) {
+func New(cfg Config, deps gateway.IntakeDeps) (*Server, error) {
 	cfg, err := withDefaults(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if deps.Intake == nil || deps.Blobs == nil {
-		return nil, errors.New("smtp: Deps.Intake and Deps.Blobs are required")
-	}
-	if deps.Logger == nil {
-		deps.Logger = slog.Default()
-	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.Tenant == "" {
-		deps.Tenant = gateway.DefaultTenant
+	if deps, err = deps.WithDefaults(); err != nil {
+		return nil, fmt.Errorf("smtp: %w", err)
 	}
 	accept, err := newRecipientPolicy(cfg)
 	if err != nil {
@@ -144,7 +112,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.RequireTLS && tlsCfg == nil {
 		return nil, errors.New("smtp: require_tls needs tls_cert_file and tls_key_file")
 	}
-	s := &Server{cfg: cfg, deps: deps, accept: accept, budget: deps.Budget}
+	s := &Server{cfg: cfg, deps: deps, accept: accept, budget: cfg.SharedBudget}
 	if s.budget == nil {
 		s.budget = mailmsg.NewMemoryBudget(cfg.MemoryBudget)
 	}

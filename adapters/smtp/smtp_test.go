@@ -68,7 +68,7 @@ func openLog(t testing.TB, dir string) *sqlitelog.Log {
 }
 
 // start runs a receiver for kreis.example and poststelle@stadt.example.
-func start(t testing.TB, mod func(*Config, *Deps)) *fixture {
+func start(t testing.TB, mod func(*Config, *gateway.IntakeDeps)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	l := openLog(t, dir)
@@ -79,7 +79,7 @@ func start(t testing.TB, mod func(*Config, *Deps)) *fixture {
 	tlsCfg, pool := selfSigned(t)
 	cfg := Config{Listen: "127.0.0.1:0", Hostname: "gw.kreis.example", TLSConfig: tlsCfg,
 		AcceptDomains: []string{"kreis.example"}, AcceptAddresses: []string{"Poststelle@Stadt.example"}}
-	deps := Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)}
+	deps := gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)}
 	if mod != nil {
 		mod(&cfg, &deps)
 	}
@@ -192,7 +192,7 @@ func TestReceiveRecordsEvidenceAndKeepsBytes(t *testing.T) {
 			env["helo"] != "sender.example.org" || env["receivedBy"] != "gw.kreis.example" {
 			t.Errorf("envelope %v", env)
 		}
-		if m.Channel != gateway.ChannelSMTP || m.From.Name != "Bürger" || m.Subject != "Antrag" || m.ChannelMessageID != "<m1@example.org>" {
+		if m.Channel != gateway.ChannelSMTP || m.From.Name != "Bürger" || m.Subject != "Antrag" || m.SenderMessageID != "<m1@example.org>" {
 			t.Errorf("message %+v", m)
 		}
 		if len(m.Transport.Received) != 1 || len(m.Transport.Untrusted) != 1 || !strings.HasPrefix(m.Transport.RemoteAddr, "127.0.0.1:") {
@@ -238,7 +238,7 @@ func smtpCode(err error) int {
 }
 
 func TestRefusals(t *testing.T) {
-	f := start(t, func(c *Config, _ *Deps) { c.MaxMessageBytes = 1024 })
+	f := start(t, func(c *Config, _ *gateway.IntakeDeps) { c.MaxMessageBytes = 1024 })
 	big := append([]byte("Subject: big\r\n\r\n"), bytes.Repeat([]byte("0123456789abcde\r\n"), 100)...)
 	tests := []struct {
 		name string
@@ -262,7 +262,7 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestSizeAnnounced(t *testing.T) {
-	f := start(t, func(c *Config, _ *Deps) { c.MaxMessageBytes = 4096 })
+	f := start(t, func(c *Config, _ *gateway.IntakeDeps) { c.MaxMessageBytes = 4096 })
 	c, err := gosmtp.Dial(f.srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +280,7 @@ func TestSizeAnnounced(t *testing.T) {
 }
 
 func TestRequireTLS(t *testing.T) {
-	f := start(t, func(c *Config, _ *Deps) { c.RequireTLS = true })
+	f := start(t, func(c *Config, _ *gateway.IntakeDeps) { c.RequireTLS = true })
 	if _, err := f.send(t, false, "a@example.org", []string{"x@kreis.example"}, testMessage); smtpCode(err) != 530 {
 		t.Errorf("plain MAIL: %v", err)
 	}
@@ -308,12 +308,12 @@ func (failingStore) Put(ctx context.Context, r io.Reader, max int64) (blob.Ref, 
 func TestTemporaryFailures(t *testing.T) {
 	tests := []struct {
 		name string
-		mod  func(*Config, *Deps)
+		mod  func(*Config, *gateway.IntakeDeps)
 		code int
 	}{
-		{"log closed", func(_ *Config, d *Deps) { d.Intake = failingRecorder{eventstore.ErrClosed} }, 451},
-		{"disk full", func(_ *Config, d *Deps) { d.Blobs = failingStore{d.Blobs.(*blob.Store)} }, 451},
-		{"event refused", func(_ *Config, d *Deps) { d.Intake = failingRecorder{eventstore.ErrInvalidEvent} }, 554},
+		{"log closed", func(_ *Config, d *gateway.IntakeDeps) { d.Intake = failingRecorder{eventstore.ErrClosed} }, 451},
+		{"disk full", func(_ *Config, d *gateway.IntakeDeps) { d.Blobs = failingStore{d.Blobs.(*blob.Store)} }, 451},
+		{"event refused", func(_ *Config, d *gateway.IntakeDeps) { d.Intake = failingRecorder{eventstore.ErrInvalidEvent} }, 554},
 	}
 	for _, tc := range tests {
 		f := start(t, tc.mod)
@@ -329,7 +329,7 @@ func TestTemporaryFailures(t *testing.T) {
 func TestAnswerFollowsRecord(t *testing.T) {
 	var f *fixture
 	var seen int
-	f = start(t, func(_ *Config, d *Deps) {
+	f = start(t, func(_ *Config, d *gateway.IntakeDeps) {
 		d.AfterRecord = func(r gateway.Receipt) {
 			evs, err := f.log.ReadStream(context.Background(), gateway.DefaultTenant, r.Stream)
 			if err == nil {
@@ -346,7 +346,7 @@ func TestAnswerFollowsRecord(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	deps := Deps{Intake: failingRecorder{}, Blobs: &blob.Store{}}
+	deps := gateway.IntakeDeps{Intake: failingRecorder{}, Blobs: &blob.Store{}}
 	for _, cfg := range []Config{
 		{Listen: "127.0.0.1:0"},
 		{Listen: "127.0.0.1:0", AcceptDomains: []string{"a@b"}},
@@ -362,7 +362,7 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	f := start(t, func(c *Config, _ *Deps) { c.MaxConnections = 1 })
+	f := start(t, func(c *Config, _ *gateway.IntakeDeps) { c.MaxConnections = 1 })
 	first, err := gosmtp.Dial(f.srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -446,7 +446,7 @@ func TestRunStopsWhenCancelledAtOnce(t *testing.T) {
 	cancel()
 	for range 20 {
 		srv, err := New(Config{Listen: "127.0.0.1:0", AcceptAll: true},
-			Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
+			gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -345,13 +345,10 @@ func (o *Outbound) threadingOf(ctx context.Context, req *gateway.ReplyRequested,
 			}
 		}
 	}
-	for _, cand := range []string{orig.Metadata["messageId"], req.InReplyTo} {
+	for _, cand := range []string{orig.SenderMessageID, req.InReplyTo} {
 		if th.inReplyTo == "" {
 			th.inReplyTo = firstMsgID(cand)
 		}
-	}
-	if th.inReplyTo == "" && orig.Channel == gateway.ChannelSMTP {
-		th.inReplyTo = firstMsgID(orig.ChannelMessageID)
 	}
 	if th.inReplyTo != "" {
 		refs = append(refs, th.inReplyTo)

@@ -163,7 +163,7 @@ func newFixture(t *testing.T) *fixture {
 	body, _ := bs.PutBytes(ctx, []byte("Sehr geehrte Frau Muster,\nIhr Antrag ist eingegangen. Grüße\n"))
 	pdf, _ := bs.PutBytes(ctx, bytes.Repeat([]byte("%PDF-1.7 bescheid "), 200))
 	return &fixture{blobs: bs,
-		orig: &gateway.MessageReceived{Channel: gateway.ChannelSMTP, ChannelMessageID: "<antrag-1@example.org>",
+		orig: &gateway.MessageReceived{Channel: gateway.ChannelSMTP, SenderMessageID: "<antrag-1@example.org>",
 			From: gateway.Address{Address: "buerger@example.org", Name: "Erika Muster"}, Subject: "Antrag auf Anhörung", Raw: raw},
 		req: &gateway.ReplyRequested{ReplyID: "r-1", Office: "bauamt", Author: "sb1", Channel: gateway.ChannelSMTP,
 			To: gateway.Address{Address: "buerger@example.org", Name: "Erika Muster"}, Body: body,
@@ -367,15 +367,16 @@ func TestThreadingFallbacks(t *testing.T) {
 	f := newFixture(t)
 	o := f.outbound(t, RelayConfig{Host: "127.0.0.1", TLS: TLSNone})
 	ctx := context.Background()
-	// An IMAP-collected message: the Message-ID is in Metadata, not ChannelMessageID.
-	imapOrig := &gateway.MessageReceived{Channel: gateway.ChannelIMAP, ChannelMessageID: "box/1/7",
-		Metadata: map[string]string{"messageId": "<x@example.org>"}}
+	// An IMAP-collected message: the Message-ID is the sender's, the mailbox
+	// coordinates are never taken for one.
+	imapOrig := &gateway.MessageReceived{Channel: gateway.ChannelIMAP, SenderMessageID: "<x@example.org>",
+		Transport: gateway.TransportEvidence{Coordinates: "box/1/7"}}
 	th := o.threadingOf(ctx, f.req, imapOrig)
 	if th.inReplyTo != "<x@example.org>" || len(th.references) != 1 {
 		t.Fatalf("imap threading %+v", th)
 	}
 	// Hostile ids are dropped, never copied.
-	bad := &gateway.MessageReceived{Channel: gateway.ChannelSMTP, ChannelMessageID: "<a\r\nBcc: x@y>"}
+	bad := &gateway.MessageReceived{Channel: gateway.ChannelSMTP, SenderMessageID: "<a\r\nBcc: x@y>"}
 	if th := o.threadingOf(ctx, &gateway.ReplyRequested{}, bad); th.inReplyTo != "" || len(th.references) != 0 {
 		t.Fatalf("hostile threading %+v", th)
 	}
@@ -403,7 +404,7 @@ func FuzzRenderHeaders(f *testing.F) {
 	f.Fuzz(func(t *testing.T, subject, name, filename, refs string) {
 		req := &gateway.ReplyRequested{ReplyID: "r", Subject: subject, To: gateway.Address{Address: "a@example.org", Name: name}, Body: body,
 			Attachments: []gateway.Part{{Path: "1", MediaType: "application/pdf", Filename: filename, Blob: att}}}
-		orig := &gateway.MessageReceived{Channel: gateway.ChannelSMTP, ChannelMessageID: refs}
+		orig := &gateway.MessageReceived{Channel: gateway.ChannelSMTP, SenderMessageID: refs}
 		raw, err := o.Render(ctx, req, orig)
 		if err != nil {
 			return

@@ -279,7 +279,7 @@ func (s *Submission) submit(ctx context.Context, p *offices.Principal, raw []byt
 	if err != nil {
 		return err
 	}
-	received := &gateway.MessageReceived{Channel: orig.Channel, ChannelMessageID: orig.ChannelMessageID, From: orig.From, Metadata: orig.Metadata}
+	received := &gateway.MessageReceived{Channel: orig.Channel, SenderMessageID: orig.SenderMessageID, From: orig.From, Metadata: orig.Metadata}
 	ch, to, planErr := replies.Plan(received)
 	if planErr != nil && !errors.Is(planErr, replies.ErrNoOutbound) {
 		return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3}, Message: "The message cannot be answered: " + planErr.Error()}
@@ -308,12 +308,7 @@ func (s *Submission) submit(ctx context.Context, p *offices.Principal, raw []byt
 }
 
 func originalMessageID(m offices.Message) string {
-	for _, c := range []string{m.Metadata["messageId"], m.ChannelMessageID} {
-		if id := firstMsgID(c); id != "" {
-			return id
-		}
-	}
-	return ""
+	return firstMsgID(m.SenderMessageID)
 }
 
 // answered finds the office message the mail answers: its In-Reply-To names

@@ -57,7 +57,7 @@ func newSubEnv(t *testing.T) *subEnv {
 		t.Fatal(err)
 	}
 	raw, _ := e.blobs.PutBytes(ctx, []byte(originalMail))
-	ev, _ := gateway.NewReceived("", "smtp:1", &gateway.MessageReceived{Channel: gateway.ChannelSMTP, ChannelMessageID: "<antrag-1@example.org>",
+	ev, _ := gateway.NewReceived("", "smtp:1", &gateway.MessageReceived{Channel: gateway.ChannelSMTP, SenderMessageID: "<antrag-1@example.org>",
 		From: gateway.Address{Address: "buerger@example.org", Name: "Erika Muster"}, Subject: "Antrag", Raw: raw, ReceivedAt: time.Now()})
 	routed, _ := gateway.Follow("test", &ev, 0, &gateway.MessageRouted{Offices: []string{"bauamt"}, DecidedBy: "rules"})
 	if _, err := e.log.Append(ctx, ev, routed); err != nil {

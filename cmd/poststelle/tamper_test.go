@@ -166,7 +166,7 @@ func receiveFixtureMessage(t *testing.T, ctx context.Context, in *gateway.Intake
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &gateway.MessageReceived{Channel: gateway.ChannelSMTP, ChannelMessageID: msg.MessageID, From: msg.From, To: msg.To,
+	rec := &gateway.MessageReceived{Channel: gateway.ChannelSMTP, SenderMessageID: msg.MessageID, From: msg.From, To: msg.To,
 		Subject: msg.Subject, ReceivedAt: time.Date(2026, 3, 2, 9, m, 0, 0, time.UTC), Raw: ref, Parts: msg.Parts,
 		Transport: gateway.TransportEvidence{RemoteAddr: "127.0.0.1:40000", Envelope: map[string]string{"mailFrom": msg.From.Address}}}
 	r, err := in.Record(ctx, "", gateway.MessageKey(gateway.ChannelSMTP, fmt.Sprint(m)), rec)

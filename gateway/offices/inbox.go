@@ -181,7 +181,7 @@ func applyRouted(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gatewa
 		return err
 	}
 	var rec gateway.MessageReceived
-	if err := json.Unmarshal([]byte(received), &rec); err != nil {
+	if err := gateway.UnmarshalReceived([]byte(received), &rec); err != nil {
 		return fmt.Errorf("decode stored receipt: %w", err)
 	}
 	routing, err := json.Marshal(Routing{Rule: m.Rule, RulesVersion: m.RulesVersion, DecidedBy: m.DecidedBy, Reason: m.Reason, EventID: e.ID})
@@ -269,25 +269,28 @@ type Message struct {
 	Tenant string `json:"tenant"`
 	Stream string `json:"stream"`
 	// Seq orders the office's queue; ListInbox's since is a Seq.
-	Seq              int64             `json:"seq"`
-	Channel          gateway.Channel   `json:"channel"`
-	ChannelMessageID string            `json:"channelMessageId,omitempty"`
-	From             gateway.Address   `json:"from"`
-	To               []gateway.Address `json:"to,omitempty"`
-	Cc               []gateway.Address `json:"cc,omitempty"`
-	Subject          string            `json:"subject"`
-	ReceivedAt       time.Time         `json:"receivedAt"`
-	State            string            `json:"state"`
-	RoutedAt         time.Time         `json:"routedAt"`
-	Routing          Routing           `json:"routing"`
-	DeliveredVia     []string          `json:"deliveredVia,omitempty"`
-	AcknowledgedBy   string            `json:"acknowledgedBy,omitempty"`
-	AcknowledgedVia  string            `json:"acknowledgedVia,omitempty"`
-	AcknowledgedAt   *time.Time        `json:"acknowledgedAt,omitempty"`
-	Raw              blob.Ref          `json:"raw"`
-	Parts            []gateway.Part    `json:"parts,omitempty"`
-	Metadata         map[string]string `json:"metadata,omitempty"`
-	Problems         []string          `json:"problems,omitempty"`
+	Seq     int64           `json:"seq"`
+	Channel gateway.Channel `json:"channel"`
+	// SenderMessageID and Coordinates are the receipt's
+	// (MessageReceived.SenderMessageID and Transport.Coordinates).
+	SenderMessageID string            `json:"senderMessageId,omitempty"`
+	Coordinates     string            `json:"coordinates,omitempty"`
+	From            gateway.Address   `json:"from"`
+	To              []gateway.Address `json:"to,omitempty"`
+	Cc              []gateway.Address `json:"cc,omitempty"`
+	Subject         string            `json:"subject"`
+	ReceivedAt      time.Time         `json:"receivedAt"`
+	State           string            `json:"state"`
+	RoutedAt        time.Time         `json:"routedAt"`
+	Routing         Routing           `json:"routing"`
+	DeliveredVia    []string          `json:"deliveredVia,omitempty"`
+	AcknowledgedBy  string            `json:"acknowledgedBy,omitempty"`
+	AcknowledgedVia string            `json:"acknowledgedVia,omitempty"`
+	AcknowledgedAt  *time.Time        `json:"acknowledgedAt,omitempty"`
+	Raw             blob.Ref          `json:"raw"`
+	Parts           []gateway.Part    `json:"parts,omitempty"`
+	Metadata        map[string]string `json:"metadata,omitempty"`
+	Problems        []string          `json:"problems,omitempty"`
 	// Report is the SignaturesVerified summary (with the references to the
 	// full report and the Prüfprotokoll) once signatures were verified;
 	// absent until then.
@@ -374,13 +377,14 @@ func scanMessage(s scanner) (Message, error) {
 		return Message{}, err
 	}
 	var rec gateway.MessageReceived
-	if err := json.Unmarshal([]byte(received), &rec); err != nil {
+	if err := gateway.UnmarshalReceived([]byte(received), &rec); err != nil {
 		return Message{}, fmt.Errorf("decode receipt of %s: %w", m.Stream, err)
 	}
 	if err := json.Unmarshal([]byte(routing), &m.Routing); err != nil {
 		return Message{}, fmt.Errorf("decode routing of %s: %w", m.Stream, err)
 	}
-	m.Channel, m.ChannelMessageID, m.From, m.To, m.Cc = rec.Channel, rec.ChannelMessageID, rec.From, rec.To, rec.Cc
+	m.Channel, m.SenderMessageID, m.Coordinates = rec.Channel, rec.SenderMessageID, rec.Transport.Coordinates
+	m.From, m.To, m.Cc = rec.From, rec.To, rec.Cc
 	m.Subject, m.ReceivedAt, m.Raw, m.Parts, m.Metadata, m.Problems = rec.Subject, rec.ReceivedAt, rec.Raw, rec.Parts, rec.Metadata, rec.Problems
 	m.RoutedAt, _ = time.Parse(time.RFC3339Nano, routedAt)
 	m.DeliveredVia = splitList(via)
@@ -499,7 +503,7 @@ func scanTriage(s scanner) (TriageItem, error) {
 	it.Since, _ = time.Parse(time.RFC3339Nano, since)
 	if received != "" {
 		it.Received = &gateway.MessageReceived{}
-		if err := json.Unmarshal([]byte(received), it.Received); err != nil {
+		if err := gateway.UnmarshalReceived([]byte(received), it.Received); err != nil {
 			return it, fmt.Errorf("decode receipt of %s: %w", it.Stream, err)
 		}
 	}

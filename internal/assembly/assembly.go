@@ -253,7 +253,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		g.add("witnesses", heads.Run)
 	}
 	if cfg.SMTP != nil {
-		srv, err := smtp.New(*cfg.SMTP, smtp.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
+		srv, err := smtp.New(*cfg.SMTP, gateway.IntakeDeps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
 		if err != nil {
 			return nil, fmt.Errorf("smtp: %w", err)
 		}
@@ -261,7 +261,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		g.add("smtp", srv.Run)
 	}
 	if len(cfg.IMAP.Mailboxes) > 0 {
-		w, err := imap.New(cfg.IMAP, imap.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
+		w, err := imap.New(cfg.IMAP, gateway.IntakeDeps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
 		if err != nil {
 			return nil, fmt.Errorf("imap: %w", err)
 		}

@@ -313,7 +313,7 @@ func record(ctx context.Context, in *gateway.Intake, blobs *blob.Store, i int, b
 		return gateway.Receipt{}, err
 	}
 	return in.Record(ctx, "", gateway.MessageKey(gateway.ChannelSMTP, fmt.Sprintf("%s-%d", prefix, i)), &gateway.MessageReceived{
-		Channel: gateway.ChannelSMTP, ChannelMessageID: fmt.Sprintf("<%s-%d@example.org>", prefix, i),
+		Channel: gateway.ChannelSMTP, SenderMessageID: fmt.Sprintf("<%s-%d@example.org>", prefix, i),
 		From: gateway.Address{Address: fmt.Sprintf("buerger%d@example.org", i)}, To: []gateway.Address{{Address: "post@stadt.example"}},
 		Subject: fmt.Sprintf("bench %d", i), ReceivedAt: time.Now().UTC(), Raw: ref,
 		Parts: []gateway.Part{{Path: "1", MediaType: "text/plain", Kind: "body", Blob: ref}}})

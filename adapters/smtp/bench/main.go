@@ -95,7 +95,7 @@ func runServer(dir string, senders int) error {
 	}
 	rec := &countingRecorder{next: &gateway.Intake{Log: l}}
 	srv, err := smtp.New(smtp.Config{Listen: "127.0.0.1:0", Hostname: "bench", AcceptAll: true, MaxConnections: senders + 4},
-		smtp.Deps{Intake: rec, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
+		gateway.IntakeDeps{Intake: rec, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func runServer(dir string, senders int) error {
 // countingRecorder counts what the receiver records, so that the parent
 // can tell the messages were understood and not merely stored.
 type countingRecorder struct {
-	next                            smtp.Recorder
+	next                            gateway.Recorder
 	mu                              sync.Mutex
 	messages, parts, pdfs, problems int
 }

@@ -103,15 +103,15 @@ func runChild(mode string) int {
 	intake := &gateway.Intake{Log: l}
 	switch mode {
 	case "imap":
-		w, err := imap.New(cc.IMAP, imap.Deps{Intake: intake, Blobs: blobs, Logger: logger,
-			AfterRecord: func(string, uint32) { kill() }})
+		w, err := imap.New(cc.IMAP, gateway.IntakeDeps{Intake: intake, Blobs: blobs, Logger: logger,
+			AfterRecord: func(gateway.Receipt) { kill() }})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
 		w.Run(ctx)
 	case "smtp":
-		s, err := smtp.New(cc.SMTP, smtp.Deps{Intake: intake, Blobs: blobs, Logger: logger,
+		s, err := smtp.New(cc.SMTP, gateway.IntakeDeps{Intake: intake, Blobs: blobs, Logger: logger,
 			AfterRecord: func(gateway.Receipt) { kill() }})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -98,8 +98,8 @@ func TestIMAPSurvivesDovecotRestart(t *testing.T) {
 	var once sync.Once
 	var records int
 	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{mailboxConfig(t, u, imap.TLSNone)}},
-		imap.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-			AfterRecord: func(string, uint32) {
+		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+			AfterRecord: func(gateway.Receipt) {
 				records++
 				if records == 5 {
 					once.Do(func() {
@@ -142,7 +142,7 @@ func TestIMAPOneFailingMailbox(t *testing.T) {
 	badCfg.PasswordEnv = "POSTSTELLE_IT_WRONG_PW"
 	os.Setenv(badCfg.PasswordEnv, "wrong")
 	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{badCfg, mailboxConfig(t, good, imap.TLSNone)}},
-		imap.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
+		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestIMAPDeliveredByLDAWithIDLE(t *testing.T) {
 	mc := mailboxConfig(t, u, imap.TLSNone)
 	mc.PollInterval = 10 * time.Minute
 	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{mc}},
-		imap.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestIMAPCopiesAndOversize(t *testing.T) {
 	}
 	c.Close()
 	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{inbox, other}, MaxMessageBytes: 4096},
-		imap.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func startReceiver(t *testing.T, cfg smtp.Config) *receiver {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Hostname = "gw.kreis.example"
 	cfg.TLSCertFile, cfg.TLSKeyFile = certFiles(t, dir)
-	srv, err := smtp.New(cfg, smtp.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := smtp.New(cfg, gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestSwaksResendAfterCrash(t *testing.T) {
 	}
 	c.stop(t)
 	msgs := received(t, dir)
-	if len(msgs) != 1 || msgs[0].ChannelMessageID != "<lost-250@example.org>" {
+	if len(msgs) != 1 || msgs[0].SenderMessageID != "<lost-250@example.org>" {
 		t.Errorf("log holds %d messages, want the one: %+v", len(msgs), msgs)
 	}
 }

@@ -130,7 +130,7 @@ func rawAppend(dir string, n, workers int) (result, error) {
 }
 
 func sampleReceipt() *gateway.MessageReceived {
-	return &gateway.MessageReceived{Channel: gateway.ChannelSMTP, ChannelMessageID: "<m@example.org>",
+	return &gateway.MessageReceived{Channel: gateway.ChannelSMTP, SenderMessageID: "<m@example.org>",
 		From: gateway.Address{Address: "sender@example.org"}, To: []gateway.Address{{Address: "poststelle@kreis.example"}},
 		Subject: "Benchmark", ReceivedAt: time.Now().UTC(),
 		Raw:   blob.Ref{SHA256: strings.Repeat("ab", 32), Size: 10240},
@@ -150,7 +150,7 @@ func smtpIntake(dir string, n, senders, size int) (result, error) {
 		return result{}, err
 	}
 	srv, err := smtp.New(smtp.Config{Listen: "127.0.0.1:0", Hostname: "bench", AcceptAll: true, MaxConnections: senders + 4},
-		smtp.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: benchLogger()})
+		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: benchLogger()})
 	if err != nil {
 		return result{}, err
 	}
