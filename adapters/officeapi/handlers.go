@@ -2,8 +2,6 @@ package officeapi
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,6 +21,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/replies"
 )
 
 const (
@@ -352,8 +351,6 @@ type replyResult struct {
 	Existing bool            `json:"existing"`
 }
 
-const maxSubject = 500
-
 func (s *Server) reply(w http.ResponseWriter, r *request) {
 	deadline(w, answerTimeout)
 	var req replyRequest
@@ -365,75 +362,26 @@ func (s *Server) reply(w http.ResponseWriter, r *request) {
 		writeError(w, http.StatusBadRequest, "Idempotency-Key: at most 200 characters, no control characters")
 		return
 	}
-	m, ok := s.message(w, r)
-	if !ok {
-		return
-	}
-	if req.Subject == "" {
-		req.Subject = replySubject(m.Subject)
-	}
-	if msg := checkHeaderText("subject", req.Subject, maxSubject); msg != "" {
-		writeError(w, http.StatusBadRequest, msg)
-		return
-	}
-	if strings.TrimSpace(req.Body) == "" || !utf8.ValidString(req.Body) || strings.ContainsRune(req.Body, 0) {
-		writeError(w, http.StatusBadRequest, "body: required, UTF-8 text without NUL")
-		return
-	}
-	received, routed, err := s.history(r.Context(), r.stream, r.office)
-	if err != nil {
-		s.internal(w, r, "read message history", err)
-		return
-	}
-	if received == nil || routed == nil {
+	rq := replies.Requester{Log: s.deps.Log, Blobs: s.deps.Blobs, Tenant: s.deps.Tenant, Plan: s.deps.Plan}
+	res, err := rq.RequestReply(r.Context(), r.p, r.office, r.stream,
+		replies.Answer{Key: key, Subject: req.Subject, Text: []byte(req.Body), Via: "api"})
+	switch {
+	case errors.Is(err, replies.ErrInvalid):
+		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), replies.ErrInvalid.Error()+": "))
+	case errors.Is(err, replies.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such message in this office")
-		return
+	case errors.Is(err, replies.ErrForbidden):
+		writeError(w, http.StatusForbidden, "not allowed to answer for this office")
+	case errors.Is(err, replies.ErrConflict):
+		writeError(w, http.StatusConflict, "this Idempotency-Key was used for another reply")
+	case errors.Is(err, replies.ErrCannotAnswer):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	case err != nil:
+		s.internal(w, r, "request reply", err)
+	default:
+		writeJSON(w, createdOr(http.StatusAccepted, res.Existing), replyResult{ReplyID: res.ReplyID, EventID: res.EventID,
+			Channel: res.Channel, To: res.To, Existing: res.Existing})
 	}
-	ch, to, err := s.deps.Plan(received)
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "cannot answer on the sender's channel: "+err.Error())
-		return
-	}
-	if key == "" {
-		var b [16]byte
-		rand.Read(b[:])
-		key = hex.EncodeToString(b[:])
-	}
-	sum := sha256.Sum256([]byte(r.office + "\x00" + r.stream + "\x00" + key))
-	replyID := "rpl-" + hex.EncodeToString(sum[:16])
-	body, err := s.deps.Blobs.PutBytes(r.Context(), []byte(req.Body))
-	if err != nil {
-		s.internal(w, r, "store reply body", err)
-		return
-	}
-	p := &gateway.ReplyRequested{ReplyID: replyID, Office: r.office, Author: r.p.User, Channel: ch, To: to,
-		Subject: req.Subject, Body: body, InReplyTo: received.ChannelMessageID}
-	ev, existing, ok := s.appendOnce(w, r, "reply/"+replyID, routed, p, "reply", "this Idempotency-Key was used for another reply")
-	if !ok {
-		return
-	}
-	writeJSON(w, createdOr(http.StatusAccepted, existing), replyResult{ReplyID: replyID, EventID: ev.ID, Channel: ch, To: to, Existing: existing})
-}
-
-func replySubject(orig string) string {
-	orig = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, orig)
-	if len(orig) >= 3 && strings.EqualFold(orig[:3], "re:") {
-		return clipRunes(orig, maxSubject)
-	}
-	return clipRunes("Re: "+orig, maxSubject)
-}
-
-func clipRunes(s string, n int) string {
-	for len(s) > n {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
 }
 
 // checkHeaderText refuses what could break out of a header line: CR, LF,

@@ -1,0 +1,80 @@
+package replies
+
+import (
+	"strings"
+
+	"github.com/poststelle/poststelle/gateway"
+)
+
+// MaxMessageIDLen caps a Message-ID we repeat in a header of ours.
+const MaxMessageIDLen = 250
+
+// MessageIDKey is the MessageReceived.Metadata key under which an e-mail
+// intake records the message's own Message-ID header.
+const MessageIDKey = "messageId"
+
+// OriginalMessageID is the RFC 5322 Message-ID the sender gave a received
+// message, or "" when it has none we can repeat. Every reader that needs "the
+// original's Message-ID" (reply threading, the office copy, submission)
+// asks here, so that the event field it comes from is chosen in one place.
+//
+// Today the IMAP intake records it in Metadata["messageId"] and the SMTP
+// intake in ChannelMessageID; on IMAP ChannelMessageID holds transport
+// coordinates (box/uidvalidity/uid), which never pass as a Message-ID.
+func OriginalMessageID(m *gateway.MessageReceived) string {
+	if m == nil {
+		return ""
+	}
+	for _, cand := range []string{m.Metadata[MessageIDKey], m.ChannelMessageID} {
+		if id := FirstMessageID(cand); id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
+// MessageIDs extracts the "<…>" tokens of a header value (Message-ID,
+// In-Reply-To, References) that are safe to repeat in a header of ours.
+func MessageIDs(v string) []string {
+	var out []string
+	for {
+		i := strings.IndexByte(v, '<')
+		if i < 0 {
+			return out
+		}
+		j := strings.IndexByte(v[i:], '>')
+		if j < 0 {
+			return out
+		}
+		id := v[i : i+j+1]
+		v = v[i+j+1:]
+		if ValidMessageID(id) {
+			out = append(out, id)
+		}
+	}
+}
+
+// FirstMessageID is the first safe Message-ID in a header value, or "".
+func FirstMessageID(v string) string {
+	if ids := MessageIDs(v); len(ids) > 0 {
+		return ids[0]
+	}
+	return ""
+}
+
+// ValidMessageID reports whether id is "<left@right>" in printable ASCII
+// without spaces or angle brackets inside, short enough to repeat
+// (RFC 5322 section 3.6.4, without the obsolete forms).
+func ValidMessageID(id string) bool {
+	if len(id) < 5 || len(id) > MaxMessageIDLen || id[0] != '<' || id[len(id)-1] != '>' {
+		return false
+	}
+	inner := id[1 : len(id)-1]
+	for i := 0; i < len(inner); i++ {
+		if c := inner[i]; c <= ' ' || c >= 0x7f || c == '<' || c == '>' {
+			return false
+		}
+	}
+	at := strings.LastIndexByte(inner, '@')
+	return at > 0 && at < len(inner)-1
+}
