@@ -62,16 +62,17 @@ func FirstMessageID(v string) string {
 	return ""
 }
 
-// ValidMessageID reports whether id is "<left@right>" in printable ASCII
-// without spaces or angle brackets inside, short enough to repeat
-// (RFC 5322 section 3.6.4, without the obsolete forms).
+// ValidMessageID reports whether id is "<left@right>" of atext, dots and
+// domain-literal brackets, short enough to repeat (RFC 5322 section 3.6.4,
+// without quoted local parts and the obsolete forms).
 func ValidMessageID(id string) bool {
 	if len(id) < 5 || len(id) > MaxMessageIDLen || id[0] != '<' || id[len(id)-1] != '>' {
 		return false
 	}
 	inner := id[1 : len(id)-1]
 	for i := 0; i < len(inner); i++ {
-		if c := inner[i]; c <= ' ' || c >= 0x7f || c == '<' || c == '>' {
+		c := inner[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),:;<>\`, c) >= 0 {
 			return false
 		}
 	}
