@@ -133,4 +133,6 @@ func lastRequest(t *testing.T, g *gatewaytest.Env, stream string) *gateway.Reply
 	return rs[len(rs)-1]
 }
 
-func countRequests(t *testing.T, g *gatewaytest.Env, stream string) int { return len(requests(t, g, stream)) }
+func countRequests(t *testing.T, g *gatewaytest.Env, stream string) int {
+	return len(requests(t, g, stream))
+}
