@@ -17,7 +17,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
@@ -398,45 +397,6 @@ func checkHeaderText(field, v string, max int) string {
 	return ""
 }
 
-// history reads a message's receipt and the latest routing to office (or,
-// with office "", the latest triage cause).
-func (s *Server) history(ctx context.Context, stream, office string) (*gateway.MessageReceived, *eventstore.Event, error) {
-	evs, err := s.deps.Log.ReadStream(ctx, s.deps.Tenant, stream)
-	if err != nil {
-		return nil, nil, err
-	}
-	reg := gateway.NewRegistry()
-	var received *gateway.MessageReceived
-	var cause *eventstore.Event
-	for i := range evs {
-		e := &evs[i]
-		switch e.Type {
-		case "MessageReceived":
-			p, err := reg.Decode(e)
-			if err != nil {
-				return nil, nil, err
-			}
-			received = p.(*gateway.MessageReceived)
-		case "MessageRouted":
-			if office == "" {
-				continue
-			}
-			p, err := reg.Decode(e)
-			if err != nil {
-				return nil, nil, err
-			}
-			if slices.Contains(p.(*gateway.MessageRouted).Offices, office) {
-				cause = e
-			}
-		case "RoutingFailed", "ProcessingFailed":
-			if office == "" {
-				cause = e
-			}
-		}
-	}
-	return received, cause, nil
-}
-
 // events is a Server-Sent Events stream of the office's queue: one
 // "message" event per queued message, id = its seq, so that a client
 // reconnecting with Last-Event-ID continues where it stopped.
@@ -589,46 +549,17 @@ func (s *Server) assign(w http.ResponseWriter, r *request) {
 		writeError(w, http.StatusConflict, "the message was assigned already")
 		return
 	}
-	_, cause, err := s.history(r.Context(), r.stream, "")
-	if err != nil {
-		s.internal(w, r, "read message history", err)
-		return
-	}
-	if cause == nil {
+	res, err := offices.Assign(r.Context(), s.deps.Log, s.deps.Tenant, r.stream, r.p.User, req.Offices, req.Reason)
+	switch {
+	case errors.Is(err, offices.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such triage item")
-		return
+	case errors.Is(err, offices.ErrAssigned):
+		writeError(w, http.StatusConflict, "the message was assigned already")
+	case err != nil:
+		s.internal(w, r, "assign", err)
+	default:
+		writeJSON(w, createdOr(http.StatusCreated, res.Existing), assignResult{EventID: res.EventID, Offices: res.Offices, Existing: res.Existing})
 	}
-	// One manual decision per triage cause: the id follows from the cause.
-	p := &gateway.MessageRouted{Offices: slices.Compact(slices.Clone(req.Offices)), DecidedBy: r.p.User, Reason: req.Reason}
-	ev, existing, ok := s.appendOnce(w, r, "triage-assign", cause, p, "assignment", "the message was assigned already")
-	if !ok {
-		return
-	}
-	writeJSON(w, createdOr(http.StatusCreated, existing), assignResult{EventID: ev.ID, Offices: p.Offices, Existing: existing})
-}
-
-// appendOnce appends the event a person's request leads to, with an id that
-// follows from the request, so that repeating the request changes nothing.
-// The same id with other content answers 409 with conflictMsg. It reports
-// whether the event existed already; on failure it has answered and ok is
-// false.
-func (s *Server) appendOnce(w http.ResponseWriter, r *request, handler string, cause *eventstore.Event, p gateway.Payload,
-	what, conflictMsg string) (ev eventstore.Event, existing, ok bool) {
-	ev, err := gateway.Follow(handler, cause, 0, p)
-	if err != nil {
-		s.internal(w, r, "encode "+what, err)
-		return ev, false, false
-	}
-	res, err := s.deps.Log.Append(r.Context(), ev)
-	if errors.Is(err, eventstore.ErrConflict) {
-		writeError(w, http.StatusConflict, conflictMsg)
-		return ev, false, false
-	}
-	if err != nil {
-		s.internal(w, r, "append "+what, err)
-		return ev, false, false
-	}
-	return ev, res[0].Existing, true
 }
 
 // createdOr is the status of a request that created something, or 200 when
