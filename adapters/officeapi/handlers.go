@@ -2,8 +2,6 @@ package officeapi
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,10 +17,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/replies"
 )
 
 const (
@@ -352,8 +350,6 @@ type replyResult struct {
 	Existing bool            `json:"existing"`
 }
 
-const maxSubject = 500
-
 func (s *Server) reply(w http.ResponseWriter, r *request) {
 	deadline(w, answerTimeout)
 	var req replyRequest
@@ -365,75 +361,26 @@ func (s *Server) reply(w http.ResponseWriter, r *request) {
 		writeError(w, http.StatusBadRequest, "Idempotency-Key: at most 200 characters, no control characters")
 		return
 	}
-	m, ok := s.message(w, r)
-	if !ok {
-		return
-	}
-	if req.Subject == "" {
-		req.Subject = replySubject(m.Subject)
-	}
-	if msg := checkHeaderText("subject", req.Subject, maxSubject); msg != "" {
-		writeError(w, http.StatusBadRequest, msg)
-		return
-	}
-	if strings.TrimSpace(req.Body) == "" || !utf8.ValidString(req.Body) || strings.ContainsRune(req.Body, 0) {
-		writeError(w, http.StatusBadRequest, "body: required, UTF-8 text without NUL")
-		return
-	}
-	received, routed, err := s.history(r.Context(), r.stream, r.office)
-	if err != nil {
-		s.internal(w, r, "read message history", err)
-		return
-	}
-	if received == nil || routed == nil {
+	rq := replies.Requester{Log: s.deps.Log, Blobs: s.deps.Blobs, Tenant: s.deps.Tenant, Plan: s.deps.Plan}
+	res, err := rq.RequestReply(r.Context(), r.p, r.office, r.stream,
+		replies.Answer{Key: key, Subject: req.Subject, Text: []byte(req.Body), Via: "api"})
+	switch {
+	case errors.Is(err, replies.ErrInvalid):
+		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), replies.ErrInvalid.Error()+": "))
+	case errors.Is(err, replies.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such message in this office")
-		return
+	case errors.Is(err, replies.ErrForbidden):
+		writeError(w, http.StatusForbidden, "not allowed to answer for this office")
+	case errors.Is(err, replies.ErrConflict):
+		writeError(w, http.StatusConflict, "this Idempotency-Key was used for another reply")
+	case errors.Is(err, replies.ErrCannotAnswer):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	case err != nil:
+		s.internal(w, r, "request reply", err)
+	default:
+		writeJSON(w, createdOr(http.StatusAccepted, res.Existing), replyResult{ReplyID: res.ReplyID, EventID: res.EventID,
+			Channel: res.Channel, To: res.To, Existing: res.Existing})
 	}
-	ch, to, err := s.deps.Plan(received)
-	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "cannot answer on the sender's channel: "+err.Error())
-		return
-	}
-	if key == "" {
-		var b [16]byte
-		rand.Read(b[:])
-		key = hex.EncodeToString(b[:])
-	}
-	sum := sha256.Sum256([]byte(r.office + "\x00" + r.stream + "\x00" + key))
-	replyID := "rpl-" + hex.EncodeToString(sum[:16])
-	body, err := s.deps.Blobs.PutBytes(r.Context(), []byte(req.Body))
-	if err != nil {
-		s.internal(w, r, "store reply body", err)
-		return
-	}
-	p := &gateway.ReplyRequested{ReplyID: replyID, Office: r.office, Author: r.p.User, Channel: ch, To: to,
-		Subject: req.Subject, Body: body, InReplyTo: received.SenderMessageID}
-	ev, existing, ok := s.appendOnce(w, r, "reply/"+replyID, routed, p, "reply", "this Idempotency-Key was used for another reply")
-	if !ok {
-		return
-	}
-	writeJSON(w, createdOr(http.StatusAccepted, existing), replyResult{ReplyID: replyID, EventID: ev.ID, Channel: ch, To: to, Existing: existing})
-}
-
-func replySubject(orig string) string {
-	orig = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, orig)
-	if len(orig) >= 3 && strings.EqualFold(orig[:3], "re:") {
-		return clipRunes(orig, maxSubject)
-	}
-	return clipRunes("Re: "+orig, maxSubject)
-}
-
-func clipRunes(s string, n int) string {
-	for len(s) > n {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
 }
 
 // checkHeaderText refuses what could break out of a header line: CR, LF,
@@ -448,45 +395,6 @@ func checkHeaderText(field, v string, max int) string {
 		return field + ": line breaks and control characters are not allowed"
 	}
 	return ""
-}
-
-// history reads a message's receipt and the latest routing to office (or,
-// with office "", the latest triage cause).
-func (s *Server) history(ctx context.Context, stream, office string) (*gateway.MessageReceived, *eventstore.Event, error) {
-	evs, err := s.deps.Log.ReadStream(ctx, s.deps.Tenant, stream)
-	if err != nil {
-		return nil, nil, err
-	}
-	reg := gateway.NewRegistry()
-	var received *gateway.MessageReceived
-	var cause *eventstore.Event
-	for i := range evs {
-		e := &evs[i]
-		switch e.Type {
-		case "MessageReceived":
-			p, err := reg.Decode(e)
-			if err != nil {
-				return nil, nil, err
-			}
-			received = p.(*gateway.MessageReceived)
-		case "MessageRouted":
-			if office == "" {
-				continue
-			}
-			p, err := reg.Decode(e)
-			if err != nil {
-				return nil, nil, err
-			}
-			if slices.Contains(p.(*gateway.MessageRouted).Offices, office) {
-				cause = e
-			}
-		case "RoutingFailed", "ProcessingFailed":
-			if office == "" {
-				cause = e
-			}
-		}
-	}
-	return received, cause, nil
 }
 
 // events is a Server-Sent Events stream of the office's queue: one
@@ -641,46 +549,17 @@ func (s *Server) assign(w http.ResponseWriter, r *request) {
 		writeError(w, http.StatusConflict, "the message was assigned already")
 		return
 	}
-	_, cause, err := s.history(r.Context(), r.stream, "")
-	if err != nil {
-		s.internal(w, r, "read message history", err)
-		return
-	}
-	if cause == nil {
+	res, err := offices.Assign(r.Context(), s.deps.Log, s.deps.Tenant, r.stream, r.p.User, req.Offices, req.Reason)
+	switch {
+	case errors.Is(err, offices.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such triage item")
-		return
+	case errors.Is(err, offices.ErrAssigned):
+		writeError(w, http.StatusConflict, "the message was assigned already")
+	case err != nil:
+		s.internal(w, r, "assign", err)
+	default:
+		writeJSON(w, createdOr(http.StatusCreated, res.Existing), assignResult{EventID: res.EventID, Offices: res.Offices, Existing: res.Existing})
 	}
-	// One manual decision per triage cause: the id follows from the cause.
-	p := &gateway.MessageRouted{Offices: slices.Compact(slices.Clone(req.Offices)), DecidedBy: r.p.User, Reason: req.Reason}
-	ev, existing, ok := s.appendOnce(w, r, "triage-assign", cause, p, "assignment", "the message was assigned already")
-	if !ok {
-		return
-	}
-	writeJSON(w, createdOr(http.StatusCreated, existing), assignResult{EventID: ev.ID, Offices: p.Offices, Existing: existing})
-}
-
-// appendOnce appends the event a person's request leads to, with an id that
-// follows from the request, so that repeating the request changes nothing.
-// The same id with other content answers 409 with conflictMsg. It reports
-// whether the event existed already; on failure it has answered and ok is
-// false.
-func (s *Server) appendOnce(w http.ResponseWriter, r *request, handler string, cause *eventstore.Event, p gateway.Payload,
-	what, conflictMsg string) (ev eventstore.Event, existing, ok bool) {
-	ev, err := gateway.Follow(handler, cause, 0, p)
-	if err != nil {
-		s.internal(w, r, "encode "+what, err)
-		return ev, false, false
-	}
-	res, err := s.deps.Log.Append(r.Context(), ev)
-	if errors.Is(err, eventstore.ErrConflict) {
-		writeError(w, http.StatusConflict, conflictMsg)
-		return ev, false, false
-	}
-	if err != nil {
-		s.internal(w, r, "append "+what, err)
-		return ev, false, false
-	}
-	return ev, res[0].Existing, true
 }
 
 // createdOr is the status of a request that created something, or 200 when

@@ -2,16 +2,14 @@ package officeimap
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"html"
 	"mime"
-	"mime/quotedprintable"
 	"net/mail"
 	"strings"
 	"time"
 
+	"github.com/poststelle/poststelle/adapters/mailcompose"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/replies"
@@ -48,56 +46,56 @@ func (c *officeCopy) size() int64 {
 // renderCopy builds the wrapper around a message of an office's queue.
 func renderCopy(m offices.Message, maxInline int64) *officeCopy {
 	c := &officeCopy{msg: m, inline: m.Raw.SHA256 != "" && m.Raw.Size <= maxInline}
-	sum := sha256.Sum256([]byte(m.Office + "\x00" + m.Stream))
-	boundary := "poststelle-" + hex.EncodeToString(sum[:12])
+	boundary := mailcompose.DerivedBoundary(m.Office + "\x00" + m.Stream)
 	var b bytes.Buffer
-	field(&b, "Message-ID", replies.OfficeCopyID(m.Office, m.Stream))
-	field(&b, "Date", copyDate(m).Format(time.RFC1123Z))
-	field(&b, "From", mailboxHeader(m.From.Name, m.From.Address))
-	if to := addressList(m.To); to != "" {
-		field(&b, "To", to)
+	field := func(name, value string) { mailcompose.WriteField(&b, name, value) }
+	field("Message-ID", replies.OfficeCopyID(m.Office, m.Stream))
+	field("Date", copyDate(m).Format(time.RFC1123Z))
+	field("From", mailcompose.ShownMailbox(m.From))
+	if to := mailcompose.ShownMailboxes(m.To); to != "" {
+		field("To", to)
 	}
-	if cc := addressList(m.Cc); cc != "" {
-		field(&b, "Cc", cc)
+	if cc := mailcompose.ShownMailboxes(m.Cc); cc != "" {
+		field("Cc", cc)
 	}
-	field(&b, "Subject", encodeText(clean(m.Subject)))
-	if id := originalMessageID(m); id != "" {
-		field(&b, "References", id)
+	field("Subject", mailcompose.Text(mailcompose.Clean(m.Subject)))
+	if id := replies.OriginalMessageID(receivedOf(m)); id != "" {
+		field("References", id)
 	}
-	field(&b, "X-Poststelle-Office", m.Office)
-	field(&b, "X-Poststelle-Stream", m.Stream)
-	field(&b, "X-Poststelle-Channel", clean(string(m.Channel)))
-	field(&b, "MIME-Version", "1.0")
-	field(&b, "Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": boundary}))
+	field("X-Poststelle-Office", m.Office)
+	field("X-Poststelle-Stream", m.Stream)
+	field("X-Poststelle-Channel", mailcompose.Clean(string(m.Channel)))
+	field("MIME-Version", "1.0")
+	field("Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": boundary}))
 	b.WriteString("\r\n")
 
-	fmt.Fprintf(&b, "--%s\r\n", boundary)
-	field(&b, "Content-Type", "text/plain; charset=utf-8")
-	field(&b, "Content-Transfer-Encoding", "quoted-printable")
-	b.WriteString("\r\n")
-	writeQP(&b, coverNote(m, c.inline))
-
-	fmt.Fprintf(&b, "\r\n--%s\r\n", boundary)
-	field(&b, "Content-Type", "text/html; charset=utf-8")
-	field(&b, "Content-Disposition", "attachment; filename=pruefprotokoll.html")
-	field(&b, "Content-Transfer-Encoding", "quoted-printable")
-	b.WriteString("\r\n")
-	writeQP(&b, reportHTML(m))
-
-	fmt.Fprintf(&b, "\r\n--%s\r\n", boundary)
+	mp := mailcompose.NewMultipart(&b, boundary)
+	mp.Next()
+	mailcompose.WriteTextPart(&b, "text/plain; charset=utf-8", "", coverNote(m, c.inline))
+	mp.Next()
+	mailcompose.WriteTextPart(&b, "text/html; charset=utf-8", "attachment; filename=pruefprotokoll.html", reportHTML(m))
+	mp.Next()
 	if c.inline {
-		field(&b, "Content-Type", "message/rfc822")
-		field(&b, "Content-Disposition", "attachment; filename=original.eml")
+		field("Content-Type", "message/rfc822")
+		field("Content-Disposition", "attachment; filename=original.eml")
 		b.WriteString("\r\n")
 		c.prefix = b.Bytes()
-		c.suffix = []byte(fmt.Sprintf("\r\n--%s--\r\n", boundary))
+		var end bytes.Buffer
+		mailcompose.NewMultipart(&end, boundary).Close()
+		c.suffix = end.Bytes()
 		return c
 	}
-	field(&b, "Content-Type", "text/plain; charset=utf-8")
+	field("Content-Type", "text/plain; charset=utf-8")
 	b.WriteString("\r\nThe original is too large to show here; download it through the office API.\r\n")
-	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
+	mp.Close()
 	c.prefix = b.Bytes()
 	return c
+}
+
+// receivedOf is the part of a queued message's receipt that names its
+// sender's message id, for replies.OriginalMessageID.
+func receivedOf(m offices.Message) *gateway.MessageReceived {
+	return &gateway.MessageReceived{Channel: m.Channel, SenderMessageID: m.SenderMessageID, Metadata: m.Metadata}
 }
 
 // copyDate is the original's Date when it parses, the receipt time otherwise.
@@ -108,31 +106,12 @@ func copyDate(m offices.Message) time.Time {
 	return m.ReceivedAt
 }
 
-func originalMessageID(m offices.Message) string {
-	if id := strings.TrimSpace(m.SenderMessageID); validMsgID(id) {
-		return id
-	}
-	return ""
-}
-
-func validMsgID(id string) bool {
-	if len(id) < 3 || len(id) > 250 || id[0] != '<' || id[len(id)-1] != '>' {
-		return false
-	}
-	for i := 1; i < len(id)-1; i++ {
-		if c := id[i]; c <= ' ' || c >= 0x7f || c == '<' || c == '>' {
-			return false
-		}
-	}
-	return strings.Count(id, "@") == 1
-}
-
 func coverNote(m offices.Message, inline bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Eingang / received: %s\n", m.ReceivedAt.UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "Kanal / channel: %s\n", clean(string(m.Channel)))
-	fmt.Fprintf(&b, "Absender / sender: %s\n", clean(m.From.Address))
-	fmt.Fprintf(&b, "Betreff / subject: %s\n", clean(m.Subject))
+	fmt.Fprintf(&b, "Kanal / channel: %s\n", mailcompose.Clean(string(m.Channel)))
+	fmt.Fprintf(&b, "Absender / sender: %s\n", mailcompose.Clean(m.From.Address))
+	fmt.Fprintf(&b, "Betreff / subject: %s\n", mailcompose.Clean(m.Subject))
 	fmt.Fprintf(&b, "Original: SHA-256 %s, %d bytes\n", m.Raw.SHA256, m.Raw.Size)
 	if inline {
 		b.WriteString("\nDas Original ist unverändert angehängt (original.eml), das Prüfprotokoll als pruefprotokoll.html.\n")
@@ -146,7 +125,7 @@ func reportHTML(m offices.Message) string {
 	e := html.EscapeString
 	b.WriteString("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Prüfprotokoll</title></head><body>\n")
 	b.WriteString("<h1>Prüfprotokoll</h1>\n<table>\n")
-	row := func(k, v string) { fmt.Fprintf(&b, "<tr><th>%s</th><td>%s</td></tr>\n", e(k), e(clean(v))) }
+	row := func(k, v string) { fmt.Fprintf(&b, "<tr><th>%s</th><td>%s</td></tr>\n", e(k), e(mailcompose.Clean(v))) }
 	row("Eingangszeitpunkt", m.ReceivedAt.UTC().Format(time.RFC3339Nano))
 	row("Kanal", string(m.Channel))
 	row("Absender", m.From.Address)
@@ -187,67 +166,4 @@ func reportHTML(m offices.Message) string {
 	}
 	b.WriteString("</body></html>\n")
 	return b.String()
-}
-
-func writeQP(b *bytes.Buffer, text string) {
-	w := quotedprintable.NewWriter(b)
-	w.Write([]byte(strings.ReplaceAll(text, "\n", "\r\n")))
-	w.Close()
-}
-
-// clean removes what must never reach a header or a line of ours.
-func clean(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == 0xfffd {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(s, " "))
-}
-
-func encodeText(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return mime.QEncoding.Encode("utf-8", s)
-		}
-	}
-	return s
-}
-
-// mailboxHeader renders an address the original named; one that does not
-// parse is shown as a display name only, so the copy stays well-formed.
-func mailboxHeader(name, addr string) string {
-	if a, err := replies.ParseMailbox(clean(addr)); err == nil {
-		return (&mail.Address{Name: clean(name), Address: a.Address}).String()
-	}
-	shown := clean(strings.TrimSpace(name + " " + addr))
-	return (&mail.Address{Name: shown, Address: "unknown@poststelle.invalid"}).String()
-}
-
-func addressList(as []gateway.Address) string {
-	var parts []string
-	for _, a := range as {
-		parts = append(parts, mailboxHeader(a.Name, a.Address))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// field writes a header field, folded at spaces near 78 columns.
-func field(b *bytes.Buffer, name, value string) {
-	col := len(name) + 2
-	b.WriteString(name + ": ")
-	for i, w := range strings.Split(value, " ") {
-		if i > 0 {
-			if col+1+len(w) > 78 && col > len(name)+2 {
-				b.WriteString("\r\n ")
-				col = 1
-			} else {
-				b.WriteByte(' ')
-				col++
-			}
-		}
-		b.WriteString(w)
-		col += len(w)
-	}
-	b.WriteString("\r\n")
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poststelle/poststelle/adapters/mailcompose"
 )
 
 // files lists the names in one Maildir subdirectory.
@@ -155,7 +157,7 @@ func TestOutboundMaildir(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := fileName(info.ChannelMessageID)
-	if info.ChannelMessageID != MessageID("r-1", "stadt.example") || info.Response != "maildir "+filepath.Join(dir, "new", name) {
+	if info.ChannelMessageID != mailcompose.ReplyMessageID("r-1", "stadt.example") || info.Response != "maildir "+filepath.Join(dir, "new", name) {
 		t.Fatalf("sent info %+v", info)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "new", name))

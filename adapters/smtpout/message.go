@@ -4,33 +4,24 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"mime/quotedprintable"
 	"net/mail"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/poststelle/poststelle/adapters/mailcompose"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/replies"
 )
 
-// Limits on what goes into one reply.
-const (
-	maxHeaderRead  = 256 << 10 // of the original, to find its threading headers
-	maxReferences  = 20        // message ids kept in References
-	maxMsgIDLen    = 250
-	maxSubjectLen  = 900
-	maxFilenameLen = 255
-)
+// maxHeaderRead caps what is read of the original to find its threading
+// headers.
+const maxHeaderRead = 256 << 10
 
 // Blobs reads stored bodies and attachments; *blob.Store is one.
 type Blobs interface {
@@ -38,53 +29,32 @@ type Blobs interface {
 	ReadAll(ctx context.Context, ref blob.Ref, max int64) ([]byte, error)
 }
 
-// threading is what the reply refers to.
-type threading struct {
-	inReplyTo  string
-	references []string
-}
-
-// MessageID is the Message-ID of a reply: derived from its ReplyID, so that
-// a resend after a crash carries the same id and receivers can drop the copy.
-func MessageID(replyID, domain string) string {
-	sum := sha256.Sum256([]byte("poststelle-reply\x00" + replyID))
-	return "<reply." + hex.EncodeToString(sum[:16]) + "@" + domain + ">"
-}
-
 // build renders the RFC 5322 message of a reply.
-func (o *Outbound) build(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived, th threading) ([]byte, string, error) {
+func (o *Outbound) build(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived, th mailcompose.Thread) ([]byte, string, error) {
 	to, err := recipient(req.To)
 	if err != nil {
 		return nil, "", err
 	}
 	subject := req.Subject
 	if subject == "" {
-		subject = replySubject(orig.Subject)
+		subject = replies.ReplySubject(orig.Subject)
 	}
-	if err := headerSafe("subject", subject); err != nil {
+	if err := replies.CheckSubject(subject); err != nil {
 		return nil, "", err
-	}
-	if len(subject) > maxSubjectLen {
-		return nil, "", fmt.Errorf("subject is longer than %d bytes", maxSubjectLen)
 	}
 	body, err := o.body(ctx, req)
 	if err != nil {
 		return nil, "", err
 	}
-	msgID := MessageID(req.ReplyID, o.domain)
+	msgID := mailcompose.ReplyMessageID(req.ReplyID, o.domain)
 	var b bytes.Buffer
-	writeField(&b, "From", formatMailbox(o.from))
-	writeField(&b, "To", formatMailbox(to))
-	writeField(&b, "Subject", encodeText(subject))
-	writeField(&b, "Date", o.deps.Now().Format(time.RFC1123Z))
-	writeField(&b, "Message-ID", msgID)
-	if th.inReplyTo != "" {
-		writeField(&b, "In-Reply-To", th.inReplyTo)
-	}
-	if len(th.references) > 0 {
-		writeField(&b, "References", strings.Join(th.references, " "))
-	}
-	writeField(&b, "MIME-Version", "1.0")
+	mailcompose.WriteField(&b, "From", mailcompose.Mailbox(o.from))
+	mailcompose.WriteField(&b, "To", mailcompose.Mailbox(to))
+	mailcompose.WriteField(&b, "Subject", mailcompose.Text(subject))
+	mailcompose.WriteField(&b, "Date", o.deps.Now().Format(time.RFC1123Z))
+	mailcompose.WriteField(&b, "Message-ID", msgID)
+	th.Write(&b)
+	mailcompose.WriteField(&b, "MIME-Version", "1.0")
 	entity, err := o.entity(ctx, req, body)
 	if err != nil {
 		return nil, "", err
@@ -108,13 +78,14 @@ func (o *Outbound) entity(ctx context.Context, req *gateway.ReplyRequested, body
 		writeTextPart(&b, body)
 		return b.Bytes(), nil
 	}
-	boundary := newBoundary()
-	writeField(&b, "Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": boundary}))
-	b.WriteString("\r\nThis is a MIME message.\r\n")
-	fmt.Fprintf(&b, "\r\n--%s\r\n", boundary)
+	boundary := mailcompose.RandomBoundary()
+	mailcompose.WriteField(&b, "Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": boundary}))
+	b.WriteString("\r\nThis is a MIME message.\r\n\r\n")
+	mp := mailcompose.NewMultipart(&b, boundary)
+	mp.Next()
 	writeTextPart(&b, body)
 	for i, a := range req.Attachments {
-		fmt.Fprintf(&b, "\r\n--%s\r\n", boundary)
+		mp.Next()
 		if err := o.writeAttachment(ctx, &b, a); err != nil {
 			return nil, fmt.Errorf("attachment %d: %w", i+1, err)
 		}
@@ -122,7 +93,7 @@ func (o *Outbound) entity(ctx context.Context, req *gateway.ReplyRequested, body
 			return nil, fmt.Errorf("reply exceeds %d bytes", o.cfg.MaxMessageBytes)
 		}
 	}
-	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
+	mp.Close()
 	return b.Bytes(), nil
 }
 
@@ -141,14 +112,7 @@ func (o *Outbound) body(ctx context.Context, req *gateway.ReplyRequested) ([]byt
 }
 
 func writeTextPart(b *bytes.Buffer, body []byte) {
-	writeField(b, "Content-Type", "text/plain; charset=utf-8")
-	writeField(b, "Content-Transfer-Encoding", "quoted-printable")
-	b.WriteString("\r\n")
-	// Normalise line ends first: quoted-printable keeps CRLF as a line break.
-	text := strings.ReplaceAll(strings.ReplaceAll(string(body), "\r\n", "\n"), "\r", "\n")
-	w := quotedprintable.NewWriter(b)
-	w.Write([]byte(strings.ReplaceAll(text, "\n", "\r\n")))
-	w.Close()
+	mailcompose.WriteTextPart(b, "text/plain; charset=utf-8", "", string(body))
 	b.WriteString("\r\n")
 }
 
@@ -165,10 +129,10 @@ func (o *Outbound) writeAttachment(ctx context.Context, b *bytes.Buffer, a gatew
 	if name == "" {
 		name = "attachment-" + strings.ReplaceAll(a.Path, ".", "-")
 	}
-	if err := headerSafe("filename", name); err != nil {
+	if err := mailcompose.CheckText("filename", name); err != nil {
 		return err
 	}
-	if len(name) > maxFilenameLen || strings.ContainsAny(name, `/\`) {
+	if len(name) > mailcompose.MaxFilenameBytes || strings.ContainsAny(name, `/\`) {
 		return fmt.Errorf("filename %q is too long or holds a path", name)
 	}
 	ct := mime.FormatMediaType(mt, ctParams)
@@ -176,17 +140,16 @@ func (o *Outbound) writeAttachment(ctx context.Context, b *bytes.Buffer, a gatew
 	if ct == "" || cd == "" {
 		return fmt.Errorf("cannot encode media type %q or filename %q", mt, name)
 	}
-	writeField(b, "Content-Type", ct)
-	writeField(b, "Content-Disposition", cd)
-	writeField(b, "Content-Transfer-Encoding", "base64")
+	mailcompose.WriteField(b, "Content-Type", ct)
+	mailcompose.WriteField(b, "Content-Disposition", cd)
+	mailcompose.WriteField(b, "Content-Transfer-Encoding", "base64")
 	b.WriteString("\r\n")
 	rc, err := o.deps.Blobs.Open(ctx, a.Blob)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	lw := &lineWrapper{w: b}
-	enc := base64.NewEncoder(base64.StdEncoding, lw)
+	enc := mailcompose.NewBase64Writer(b)
 	n, err := io.Copy(enc, io.LimitReader(rc, o.cfg.MaxMessageBytes+1))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", a.Blob.SHA256, err)
@@ -199,78 +162,10 @@ func (o *Outbound) writeAttachment(ctx context.Context, b *bytes.Buffer, a gatew
 	return nil
 }
 
-// lineWrapper breaks base64 into 76-character lines.
-type lineWrapper struct {
-	w   io.Writer
-	col int
-}
-
-func (l *lineWrapper) Write(p []byte) (int, error) {
-	n := 0
-	for len(p) > 0 {
-		k := min(76-l.col, len(p))
-		if _, err := l.w.Write(p[:k]); err != nil {
-			return n, err
-		}
-		n += k
-		p = p[k:]
-		l.col += k
-		if l.col == 76 {
-			l.w.Write([]byte("\r\n"))
-			l.col = 0
-		}
-	}
-	return n, nil
-}
-
-func newBoundary() string {
-	var r [18]byte
-	rand.Read(r[:])
-	return "poststelle-" + base64.RawURLEncoding.EncodeToString(r[:])
-}
-
-// replySubject prefixes "Re: " once.
-func replySubject(orig string) string {
-	orig = strings.TrimSpace(decodeWords(orig))
-	if len(orig) >= 3 && strings.EqualFold(orig[:3], "re:") {
-		return orig
-	}
-	return "Re: " + orig
-}
-
-func decodeWords(s string) string {
-	d, err := new(mime.WordDecoder).DecodeHeader(s)
-	if err != nil {
-		return s
-	}
-	return d
-}
-
-// headerSafe refuses a value that could end a header line.
-func headerSafe(what, v string) error {
-	if strings.ContainsAny(v, "\r\n\x00") {
-		return fmt.Errorf("%s contains a line break or NUL", what)
-	}
-	if !utf8.ValidString(v) {
-		return fmt.Errorf("%s is not UTF-8", what)
-	}
-	return nil
-}
-
-// encodeText encodes unstructured text (RFC 2047) when it is not plain ASCII.
-func encodeText(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 || (s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f {
-			return mime.QEncoding.Encode("utf-8", s)
-		}
-	}
-	return s
-}
-
 // recipient validates the planned address: exactly one mailbox, equal to
 // what was planned, with no line break in address or display name.
 func recipient(a gateway.Address) (gateway.Address, error) {
-	if err := headerSafe("recipient", a.Address+a.Name); err != nil {
+	if err := mailcompose.CheckText("recipient", a.Address+a.Name); err != nil {
 		return gateway.Address{}, err
 	}
 	plain, err := replies.ParseMailbox(a.Address)
@@ -294,67 +189,15 @@ func formatAddress(a gateway.Address) string {
 	return (&mail.Address{Name: a.Name, Address: a.Address}).String()
 }
 
-// formatMailbox renders a validated mailbox; net/mail quotes and
-// RFC 2047-encodes the display name.
-func formatMailbox(a gateway.Address) string {
-	return (&mail.Address{Name: a.Name, Address: a.Address}).String()
-}
-
-// writeField writes one header field folded at spaces to stay near 78
-// characters. Values are validated before; a CR or LF that slipped through
-// is replaced, never written.
-func writeField(b *bytes.Buffer, name, value string) {
-	value = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == 0 {
-			return ' '
-		}
-		return r
-	}, value)
-	line := name + ": "
-	col := len(line)
-	b.WriteString(line)
-	words := strings.Split(value, " ")
-	for i, w := range words {
-		if i > 0 {
-			if col+1+len(w) > 78 && col > len(name)+2 {
-				b.WriteString("\r\n ")
-				col = 1
-			} else {
-				b.WriteByte(' ')
-				col++
-			}
-		}
-		b.WriteString(w)
-		col += len(w)
-	}
-	b.WriteString("\r\n")
-}
-
 // threadingOf finds what a reply to orig refers to: the original's
 // Message-ID and References as they stand in its raw bytes, or as recorded
 // when the bytes have no header we can read.
-func (o *Outbound) threadingOf(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived) threading {
-	var th threading
-	var refs []string
+func (o *Outbound) threadingOf(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived) mailcompose.Thread {
+	var h mail.Header
 	if orig.Raw.SHA256 != "" {
-		if h, err := o.originalHeader(ctx, orig.Raw); err == nil {
-			th.inReplyTo = firstMsgID(h.Get("Message-Id"))
-			refs = msgIDs(h.Get("References"))
-			if len(refs) == 0 {
-				refs = msgIDs(h.Get("In-Reply-To"))
-			}
-		}
+		h, _ = o.originalHeader(ctx, orig.Raw)
 	}
-	for _, cand := range []string{orig.SenderMessageID, req.InReplyTo} {
-		if th.inReplyTo == "" {
-			th.inReplyTo = firstMsgID(cand)
-		}
-	}
-	if th.inReplyTo != "" {
-		refs = append(refs, th.inReplyTo)
-	}
-	th.references = trimReferences(refs)
-	return th
+	return mailcompose.ThreadOf(h, replies.OriginalMessageID(orig), req.InReplyTo)
 }
 
 func (o *Outbound) originalHeader(ctx context.Context, ref blob.Ref) (mail.Header, error) {
@@ -368,62 +211,4 @@ func (o *Outbound) originalHeader(ctx context.Context, ref blob.Ref) (mail.Heade
 		return nil, err
 	}
 	return m.Header, nil
-}
-
-// msgIDs extracts the "<...>" tokens of a header value that are safe to
-// repeat in ours.
-func msgIDs(v string) []string {
-	var out []string
-	for {
-		i := strings.IndexByte(v, '<')
-		if i < 0 {
-			return out
-		}
-		j := strings.IndexByte(v[i:], '>')
-		if j < 0 {
-			return out
-		}
-		id := v[i : i+j+1]
-		v = v[i+j+1:]
-		if validMsgID(id) {
-			out = append(out, id)
-		}
-	}
-}
-
-func firstMsgID(v string) string {
-	if ids := msgIDs(v); len(ids) > 0 {
-		return ids[0]
-	}
-	return ""
-}
-
-func validMsgID(id string) bool {
-	if len(id) < 3 || len(id) > maxMsgIDLen || id[0] != '<' || id[len(id)-1] != '>' {
-		return false
-	}
-	for i := 1; i < len(id)-1; i++ {
-		c := id[i]
-		if c <= ' ' || c >= 0x7f || c == '<' || c == '>' {
-			return false
-		}
-	}
-	return true
-}
-
-// trimReferences keeps the first id (the thread's root) and the newest ones,
-// as RFC 5322 section 3.6.4 allows, and drops duplicates.
-func trimReferences(refs []string) []string {
-	seen := map[string]bool{}
-	var uniq []string
-	for _, r := range refs {
-		if !seen[r] {
-			seen[r] = true
-			uniq = append(uniq, r)
-		}
-	}
-	if len(uniq) <= maxReferences {
-		return uniq
-	}
-	return append([]string{uniq[0]}, uniq[len(uniq)-maxReferences+1:]...)
 }

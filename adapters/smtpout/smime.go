@@ -5,12 +5,13 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"mime"
 
 	"go.mozilla.org/pkcs7"
+
+	"github.com/poststelle/poststelle/adapters/mailcompose"
 )
 
 // SMIMEConfig signs replies as S/MIME (RFC 8551, multipart/signed with a
@@ -64,22 +65,22 @@ func (s *smimeSigner) sign(entity []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	boundary := newBoundary()
+	boundary := mailcompose.RandomBoundary()
 	var b bytes.Buffer
-	writeField(&b, "Content-Type", mime.FormatMediaType("multipart/signed", map[string]string{
+	mailcompose.WriteField(&b, "Content-Type", mime.FormatMediaType("multipart/signed", map[string]string{
 		"protocol": "application/pkcs7-signature", "micalg": "sha-256", "boundary": boundary}))
-	b.WriteString("\r\nThis is an S/MIME signed message.\r\n")
-	fmt.Fprintf(&b, "\r\n--%s\r\n", boundary)
+	b.WriteString("\r\nThis is an S/MIME signed message.\r\n\r\n")
+	mp := mailcompose.NewMultipart(&b, boundary)
+	mp.Next()
 	b.Write(entity)
-	fmt.Fprintf(&b, "\r\n--%s\r\n", boundary)
-	writeField(&b, "Content-Type", "application/pkcs7-signature; name=smime.p7s")
-	writeField(&b, "Content-Transfer-Encoding", "base64")
-	writeField(&b, "Content-Disposition", "attachment; filename=smime.p7s")
+	mp.Next()
+	mailcompose.WriteField(&b, "Content-Type", "application/pkcs7-signature; name=smime.p7s")
+	mailcompose.WriteField(&b, "Content-Transfer-Encoding", "base64")
+	mailcompose.WriteField(&b, "Content-Disposition", "attachment; filename=smime.p7s")
 	b.WriteString("\r\n")
-	lw := &lineWrapper{w: &b}
-	enc := base64.NewEncoder(base64.StdEncoding, lw)
+	enc := mailcompose.NewBase64Writer(&b)
 	enc.Write(sig)
 	enc.Close()
-	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
+	mp.Close()
 	return b.Bytes(), nil
 }

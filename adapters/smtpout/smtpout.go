@@ -136,7 +136,7 @@ func New(cfg Config, deps Deps) (*Outbound, error) {
 	if o.domain == "" {
 		o.domain = from.Address[strings.LastIndexByte(from.Address, '@')+1:]
 	}
-	if !validMsgID("<x@" + o.domain + ">") {
+	if !replies.ValidMessageID("<x@" + o.domain + ">") {
 		return nil, fmt.Errorf("smtpout: message_id_domain %q is not usable in a Message-ID", o.domain)
 	}
 	if cfg.Hostname == "" {

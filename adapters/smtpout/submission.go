@@ -3,18 +3,13 @@ package smtpout
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net"
 	"net/mail"
 	"strings"
@@ -24,6 +19,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/poststelle/poststelle/adapters/mailcompose"
 	"github.com/poststelle/poststelle/adapters/mailmsg"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
@@ -54,10 +50,13 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, user, password string) (offices.Principal, error)
 }
 
-// BlobWriter stores submitted bytes; *blob.Store is one.
+// BlobWriter stores submitted bytes and reads them back for the MIME walk;
+// *blob.Store is one.
 type BlobWriter interface {
 	Put(ctx context.Context, r io.Reader, maxSize int64) (blob.Ref, error)
 	PutBytes(ctx context.Context, b []byte) (blob.Ref, error)
+	Open(ctx context.Context, ref blob.Ref) (io.ReadCloser, error)
+	ReadAll(ctx context.Context, ref blob.Ref, max int64) ([]byte, error)
 }
 
 // SubmissionDeps are the endpoint's collaborators.
@@ -257,21 +256,14 @@ func (ss *submitSession) Data(r io.Reader) error {
 	return err
 }
 
-// submit turns a submitted mail into a ReplyRequested.
+// submit turns a submitted mail into an answer recorded by
+// replies.Requester.
 func (s *Submission) submit(ctx context.Context, p *offices.Principal, raw []byte) error {
-	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	h, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		return &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "Cannot parse the message header"}
 	}
-	orig, err := s.answered(ctx, p, m.Header)
-	if err != nil {
-		return err
-	}
-	body, atts, err := s.content(ctx, m)
-	if err != nil {
-		return &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "Cannot read the message: " + err.Error()}
-	}
-	bodyRef, err := s.deps.Blobs.PutBytes(ctx, body)
+	orig, err := s.answered(ctx, p, h.Header)
 	if err != nil {
 		return err
 	}
@@ -279,42 +271,39 @@ func (s *Submission) submit(ctx context.Context, p *offices.Principal, raw []byt
 	if err != nil {
 		return err
 	}
-	received := &gateway.MessageReceived{Channel: orig.Channel, SenderMessageID: orig.SenderMessageID, From: orig.From, Metadata: orig.Metadata}
-	ch, to, planErr := replies.Plan(received)
-	if planErr != nil && !errors.Is(planErr, replies.ErrNoOutbound) {
-		return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3}, Message: "The message cannot be answered: " + planErr.Error()}
-	}
-	subject := decodeWords(m.Header.Get("Subject"))
-	if headerSafe("subject", subject) != nil || len(subject) > maxSubjectLen {
-		subject = ""
-	}
-	// A client resending after a lost answer submits the same bytes: the
-	// same ReplyID and event id then record nothing new.
-	sum := sha256.Sum256([]byte(p.User + "\x00" + rawRef.SHA256))
-	replyID := "smtp-" + hex.EncodeToString(sum[:16])
-	req := &gateway.ReplyRequested{ReplyID: replyID, Office: orig.Office, Author: p.User, Channel: ch, To: to, Subject: subject,
-		Body: bodyRef, Attachments: atts, InReplyTo: originalMessageID(orig)}
-	ev, err := gateway.Encode(gateway.Meta{ID: gateway.DerivedEventID("smtp-submission", replyID, 0), Tenant: orig.Tenant,
-		Stream: orig.Stream, CorrelationID: orig.Stream, CausationID: orig.Routing.EventID,
-		Metadata: map[string]string{"via": "smtp-submission", "submission": rawRef.SHA256}}, req)
+	a, err := s.content(ctx, raw)
 	if err != nil {
 		return err
 	}
-	if _, err := s.deps.Log.Append(ctx, ev); err != nil && !errors.Is(err, eventstore.ErrConflict) {
-		return fmt.Errorf("record reply %s: %w", replyID, err)
+	// A client resending after a lost answer submits the same bytes: the
+	// same key gives the same ReplyID and event id, which record nothing new.
+	a.Key = "smtp-submission/" + p.User + "/" + rawRef.SHA256
+	a.Via, a.Metadata = "smtp-submission", map[string]string{"submission": rawRef.SHA256}
+	rq := replies.Requester{Log: s.deps.Log, Blobs: s.deps.Blobs, Tenant: orig.Tenant}
+	res, err := rq.RequestReply(ctx, *p, orig.Office, orig.Stream, a)
+	switch {
+	case errors.Is(err, replies.ErrNotFound), errors.Is(err, replies.ErrForbidden):
+		return errNotAnswer
+	case errors.Is(err, replies.ErrCannotAnswer):
+		return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3}, Message: "The message cannot be answered: " + err.Error()}
+	case errors.Is(err, replies.ErrInvalid):
+		return &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "Cannot take the answer: " + err.Error()}
+	case errors.Is(err, replies.ErrConflict):
+		// The key holds the user and the bytes' hash, so the answer
+		// recorded under it came from these very bytes: nothing to add.
+		return nil
+	case err != nil:
+		return fmt.Errorf("record reply to %s: %w", orig.Stream, err)
 	}
-	s.deps.Logger.Info("office reply submitted", "user", p.User, "office", orig.Office, "stream", orig.Stream, "reply", replyID, "channel", ch)
+	s.deps.Logger.Info("office reply submitted", "user", p.User, "office", orig.Office, "stream", orig.Stream,
+		"reply", res.ReplyID, "channel", res.Channel, "existing", res.Existing)
 	return nil
-}
-
-func originalMessageID(m offices.Message) string {
-	return firstMsgID(m.SenderMessageID)
 }
 
 // answered finds the office message the mail answers: its In-Reply-To names
 // the office copy (what the office IMAP server shows) or the original.
 func (s *Submission) answered(ctx context.Context, p *offices.Principal, h mail.Header) (offices.Message, error) {
-	ids := msgIDs(h.Get("In-Reply-To"))
+	ids := replies.MessageIDs(h.Get("In-Reply-To"))
 	if len(ids) == 0 {
 		return offices.Message{}, errNotAnswer
 	}
@@ -339,7 +328,7 @@ func (s *Submission) answered(ctx context.Context, p *offices.Principal, h mail.
 			return offices.Message{}, err
 		}
 		for i := len(msgs) - 1; i >= 0; i-- {
-			if orig := originalMessageID(msgs[i]); orig != "" && orig == ids[0] {
+			if orig := replies.OriginalMessageID(receivedOf(msgs[i])); orig != "" && orig == ids[0] {
 				return msgs[i], nil
 			}
 		}
@@ -347,97 +336,90 @@ func (s *Submission) answered(ctx context.Context, p *offices.Principal, h mail.
 	return offices.Message{}, errNotAnswer
 }
 
-// content extracts the answer's text (the first text/plain part) and its
-// attachments.
-func (s *Submission) content(ctx context.Context, m *mail.Message) ([]byte, []gateway.Part, error) {
-	var (
-		text  []byte
-		found bool
-		atts  []gateway.Part
-		parts int
-	)
-	var walk func(h map[string][]string, body io.Reader, depth int, path string) error
-	walk = func(h map[string][]string, body io.Reader, depth int, path string) error {
-		if parts++; parts > maxSubmissionParts {
-			return errors.New("too many parts")
-		}
-		get := func(k string) string {
-			if v := h[k]; len(v) > 0 {
-				return v[0]
-			}
-			return ""
-		}
-		mt, params, err := mime.ParseMediaType(get("Content-Type"))
-		if err != nil {
-			mt, params = "text/plain", map[string]string{}
-		}
-		if strings.HasPrefix(mt, "multipart/") {
-			if depth >= maxMIMEDepth || params["boundary"] == "" {
-				return errors.New("multipart nesting too deep or without boundary")
-			}
-			mr := multipart.NewReader(body, params["boundary"])
-			for n := 1; ; n++ {
-				part, err := mr.NextRawPart()
-				if err == io.EOF {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				if err := walk(map[string][]string(part.Header), part, depth+1, joinPath(path, n)); err != nil {
-					return err
-				}
-			}
-		}
-		data, err := decodeBody(get("Content-Transfer-Encoding"), body)
-		if err != nil {
-			return err
-		}
-		disp, dparams, _ := mime.ParseMediaType(get("Content-Disposition"))
-		if mt == "text/plain" && !found && disp != "attachment" {
-			found = true
-			text, err = toUTF8(params["charset"], data)
-			return err
-		}
-		name := dparams["filename"]
-		if name == "" {
-			name = params["name"]
-		}
-		if headerSafe("filename", name) != nil || strings.ContainsAny(name, `/\`) || len(name) > maxFilenameLen {
-			name = ""
-		}
-		ref, err := s.deps.Blobs.PutBytes(ctx, data)
-		if err != nil {
-			return err
-		}
-		atts = append(atts, gateway.Part{Path: path, MediaType: mt, Filename: name, Blob: ref, Kind: "attachment"})
-		return nil
-	}
-	if err := walk(map[string][]string(m.Header), m.Body, 0, ""); err != nil {
-		return nil, nil, err
-	}
-	return text, atts, nil
+// receivedOf is the part of a queued message's receipt that names its
+// sender's message id.
+func receivedOf(m offices.Message) *gateway.MessageReceived {
+	return &gateway.MessageReceived{Channel: m.Channel, SenderMessageID: m.SenderMessageID, Metadata: m.Metadata}
 }
 
-func joinPath(path string, n int) string {
-	if path == "" {
-		return fmt.Sprint(n)
+// content reads the answer with the MIME walker the intakes use: the text is
+// the first text/plain body part, converted to UTF-8; every other part is an
+// attachment, except the HTML rendering of the text, the entry of a
+// multipart/signed, and the parts inside an attached message or S/MIME
+// object (which travel as that one attachment).
+func (s *Submission) content(ctx context.Context, raw []byte) (replies.Answer, error) {
+	msg, err := mailmsg.WalkReader(ctx, s.deps.Blobs, bytes.NewReader(raw), int64(len(raw)),
+		mailmsg.Limits{MaxDepth: maxMIMEDepth, MaxParts: maxSubmissionParts + 1})
+	if err != nil {
+		return replies.Answer{}, err
 	}
-	return fmt.Sprintf("%s.%d", path, n)
+	refuse := func(why string) (replies.Answer, error) {
+		return replies.Answer{}, &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "Cannot read the message: " + why}
+	}
+	if len(msg.Parts) > maxSubmissionParts {
+		return refuse(fmt.Sprintf("more than %d parts", maxSubmissionParts))
+	}
+	var a replies.Answer
+	text := -1
+	for i, part := range msg.Parts {
+		mt, _, _ := mime.ParseMediaType(part.MediaType)
+		if part.Kind == mailmsg.KindBody && mt == "text/plain" {
+			text = i
+			break
+		}
+	}
+	var inside []string // paths whose descendants travel inside their parent
+	for i, part := range msg.Parts {
+		if part.Blob.SHA256 == "" {
+			return refuse("part " + part.Path + " could not be stored")
+		}
+		mt, params, _ := mime.ParseMediaType(part.MediaType)
+		switch {
+		case i == text:
+			if a.Text, err = s.utf8Text(ctx, part.Blob, params["charset"]); err != nil {
+				return refuse(err.Error())
+			}
+			continue
+		case part.Kind == mailmsg.KindSignedContent, part.Kind == mailmsg.KindContainer,
+			part.Kind == mailmsg.KindBody && mt == "text/html" && text >= 0,
+			below(part.Path, inside):
+			continue
+		}
+		inside = append(inside, part.Path)
+		a.Attachments = append(a.Attachments, gateway.Part{Path: part.Path, MediaType: part.MediaType,
+			Filename: attachmentName(part.Filename), Blob: part.Blob, Kind: mailmsg.KindAttachment})
+	}
+	// A subject the answer may not carry leaves the default ("Re: " and the
+	// original's), as mail clients write it anyway.
+	if replies.CheckSubject(msg.Subject) == nil {
+		a.Subject = msg.Subject
+	}
+	return a, nil
 }
 
-func decodeBody(cte string, r io.Reader) ([]byte, error) {
-	switch strings.ToLower(strings.TrimSpace(cte)) {
-	case "base64":
-		return io.ReadAll(base64.NewDecoder(base64.StdEncoding, &base64Cleaner{r: r}))
-	case "quoted-printable":
-		return io.ReadAll(quotedprintable.NewReader(r))
-	default:
-		return io.ReadAll(r)
+func below(p string, parents []string) bool {
+	for _, q := range parents {
+		if strings.HasPrefix(p, q+".") {
+			return true
+		}
 	}
+	return false
 }
 
-func toUTF8(charset string, b []byte) ([]byte, error) {
+// attachmentName keeps a file name the reply renderer accepts, else none.
+func attachmentName(name string) string {
+	if mailcompose.CheckText("filename", name) != nil || strings.ContainsAny(name, `/\`) || len(name) > mailcompose.MaxFilenameBytes {
+		return ""
+	}
+	return name
+}
+
+// utf8Text reads a stored text part and converts it to UTF-8.
+func (s *Submission) utf8Text(ctx context.Context, ref blob.Ref, charset string) ([]byte, error) {
+	b, err := s.deps.Blobs.ReadAll(ctx, ref, s.cfg.MaxMessageBytes)
+	if err != nil {
+		return nil, err
+	}
 	switch strings.ToLower(charset) {
 	case "", "utf-8", "us-ascii":
 		if !utf8.Valid(b) {
@@ -449,23 +431,5 @@ func toUTF8(charset string, b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return io.ReadAll(r)
-}
-
-// base64Cleaner drops the line breaks and spaces base64 bodies carry.
-type base64Cleaner struct{ r io.Reader }
-
-func (c *base64Cleaner) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	j := 0
-	for _, b := range p[:n] {
-		if b != '\r' && b != '\n' && b != ' ' && b != '\t' {
-			p[j] = b
-			j++
-		}
-	}
-	if j == 0 && n > 0 && err == nil {
-		return c.Read(p)
-	}
-	return j, err
+	return io.ReadAll(io.LimitReader(r, 4*s.cfg.MaxMessageBytes))
 }

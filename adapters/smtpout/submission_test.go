@@ -1,12 +1,10 @@
 package smtpout
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"database/sql"
 	"errors"
-	"net/mail"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -213,26 +211,25 @@ func FuzzSubmissionContent(f *testing.F) {
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe\r\n--b\r\nContent-Type: application/pdf; name=\"a\r\n.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n"))
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n--a--\r\n"))
 	bs, _ := blob.Open(f.TempDir())
-	s := &Submission{deps: SubmissionDeps{Blobs: bs}}
+	s := &Submission{cfg: SubmissionConfig{MaxMessageBytes: 1 << 20}, deps: SubmissionDeps{Blobs: bs}}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		m, err := mail.ReadMessage(bytes.NewReader(raw))
+		a, err := s.content(context.Background(), raw)
 		if err != nil {
 			return
 		}
-		text, atts, err := s.content(context.Background(), m)
-		if err != nil {
-			return
+		if !utf8.Valid(a.Text) {
+			t.Fatalf("text is not UTF-8: %q", a.Text)
 		}
-		if !utf8.Valid(text) {
-			t.Fatalf("text is not UTF-8: %q", text)
+		if len(a.Attachments) > maxSubmissionParts {
+			t.Fatalf("%d attachments", len(a.Attachments))
 		}
-		if len(atts) > maxSubmissionParts {
-			t.Fatalf("%d attachments", len(atts))
-		}
-		for _, a := range atts {
-			if strings.ContainsAny(a.Filename, "\r\n/\\") {
-				t.Fatalf("filename %q", a.Filename)
+		for _, p := range a.Attachments {
+			if strings.ContainsAny(p.Filename, "\r\n/\\") || p.Blob.SHA256 == "" {
+				t.Fatalf("attachment %+v", p)
 			}
+		}
+		if replies.CheckSubject(a.Subject) != nil {
+			t.Fatalf("subject %q", a.Subject)
 		}
 	})
 }

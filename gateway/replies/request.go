@@ -1,0 +1,248 @@
+package replies
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/offices"
+)
+
+// MaxSubjectBytes caps an answer's subject.
+const MaxSubjectBytes = 500
+
+// Errors of RequestReply besides those of the log and the blob store.
+var (
+	// ErrCannotAnswer: the reply-channel policy finds no way back to the
+	// sender; the error wraps Plan's (ErrNoOutbound, ErrNoSender, …).
+	ErrCannotAnswer = errors.New("replies: cannot answer on the sender's channel")
+	// ErrNotFound: the stream holds no received message routed to the office.
+	ErrNotFound = errors.New("replies: no such message in this office")
+	// ErrForbidden: the author may not act for the office.
+	ErrForbidden = errors.New("replies: not allowed to answer for this office")
+	// ErrInvalid: the answer itself is unacceptable (subject, body); the
+	// wrapping error says what.
+	ErrInvalid = errors.New("replies: invalid answer")
+	// ErrConflict: the request key was used before for a different answer.
+	ErrConflict = errors.New("replies: the request key was used for another answer")
+)
+
+// Answer is an office's answer to one received message, as a person or a
+// case system hands it in (office API, SMTP submission).
+type Answer struct {
+	// Key makes the request idempotent: the same office, message and key
+	// give the same ReplyID, so a repeated request records nothing new. The
+	// office API passes its Idempotency-Key, SMTP submission the submitted
+	// bytes' hash; empty means a fresh random key.
+	Key string
+	// Subject defaults to "Re: " and the original's subject.
+	Subject string
+	// Text is the answer's UTF-8 text.
+	Text []byte
+	// Attachments are stored already (their Blob set).
+	Attachments []gateway.Part
+	// Via names the way the answer came in ("api", "smtp-submission"); it
+	// is recorded in the event's metadata with Metadata.
+	Via      string
+	Metadata map[string]string
+}
+
+// Requested is what RequestReply recorded.
+type Requested struct {
+	ReplyID string
+	EventID string
+	Channel gateway.Channel
+	To      gateway.Address
+	// Existing is true when the same answer was requested before.
+	Existing bool
+}
+
+// BodyStore stores an answer's text; *blob.Store is one.
+type BodyStore interface {
+	PutBytes(ctx context.Context, b []byte) (blob.Ref, error)
+}
+
+// Requester records offices' answers. It is the one way an answer enters
+// the log, whichever office-facing server it came through.
+type Requester struct {
+	Log    eventstore.Log
+	Blobs  BodyStore
+	Tenant string
+	// Plan is the reply-channel policy; nil means Plan.
+	Plan func(*gateway.MessageReceived) (gateway.Channel, gateway.Address, error)
+}
+
+// ReplyID is the id of an office's answer: it follows from the office, the
+// message's stream and the request key, so a repeated request names the same
+// answer. The scheme ("rpl-" and 32 hex digits of SHA-256 over
+// office NUL stream NUL key) is pinned in docs/wire-format.md.
+func ReplyID(office, stream, key string) string {
+	sum := sha256.Sum256([]byte(office + "\x00" + stream + "\x00" + key))
+	return "rpl-" + hex.EncodeToString(sum[:16])
+}
+
+// ReplySubject is the default subject of an answer: "Re: " once before the
+// original's subject, control characters replaced, clipped to MaxSubjectBytes.
+func ReplySubject(orig string) string {
+	orig = strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(orig, "\uFFFD")))
+	if len(orig) < 3 || !strings.EqualFold(orig[:3], "re:") {
+		orig = "Re: " + orig
+	}
+	for len(orig) > MaxSubjectBytes {
+		_, size := utf8.DecodeLastRuneInString(orig)
+		orig = orig[:len(orig)-size]
+	}
+	return orig
+}
+
+// CheckSubject refuses a subject that could break out of a header line: CR,
+// LF, NUL and other control characters, invalid UTF-8, excessive length.
+func CheckSubject(s string) error {
+	switch {
+	case len(s) > MaxSubjectBytes:
+		return fmt.Errorf("%w: subject: longer than %d bytes", ErrInvalid, MaxSubjectBytes)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%w: subject: not UTF-8", ErrInvalid)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return fmt.Errorf("%w: subject: line breaks and control characters are not allowed", ErrInvalid)
+	}
+	return nil
+}
+
+// RequestReply records an office's answer to the message of stream: it
+// checks that by may act for office and that the office has the message,
+// chooses channel and recipient by the reply-channel policy (never by the
+// author), stores the text and appends ReplyRequested. The event follows the
+// MessageRouted that placed the message in the office, with an id derived
+// from the ReplyID, so repeating a request appends nothing and reports
+// Existing; the same key with another answer is ErrConflict.
+func (rq *Requester) RequestReply(ctx context.Context, by offices.Principal, office, stream string, a Answer) (Requested, error) {
+	if !by.CanAct(office) {
+		return Requested{}, ErrForbidden
+	}
+	if err := checkText(a); err != nil {
+		return Requested{}, err
+	}
+	received, routed, err := rq.history(ctx, office, stream)
+	if err != nil {
+		return Requested{}, err
+	}
+	plan := rq.Plan
+	if plan == nil {
+		plan = Plan
+	}
+	ch, to, err := plan(received)
+	if err != nil {
+		return Requested{}, fmt.Errorf("%w: %w", ErrCannotAnswer, err)
+	}
+	subject := a.Subject
+	if subject == "" {
+		subject = ReplySubject(received.Subject)
+	}
+	if err := CheckSubject(subject); err != nil {
+		return Requested{}, err
+	}
+	key := a.Key
+	if key == "" {
+		var b [16]byte
+		rand.Read(b[:])
+		key = hex.EncodeToString(b[:])
+	}
+	replyID := ReplyID(office, stream, key)
+	body, err := rq.Blobs.PutBytes(ctx, a.Text)
+	if err != nil {
+		return Requested{}, fmt.Errorf("replies: store text of %s: %w", replyID, err)
+	}
+	p := &gateway.ReplyRequested{ReplyID: replyID, Office: office, Author: by.User, Channel: ch, To: to,
+		Subject: subject, Body: body, Attachments: a.Attachments, InReplyTo: OriginalMessageID(received)}
+	ev, err := gateway.Follow("reply/"+replyID, routed, 0, p)
+	if err != nil {
+		return Requested{}, err
+	}
+	ev.Metadata = metadata(a)
+	res, err := rq.Log.Append(ctx, ev)
+	if errors.Is(err, eventstore.ErrConflict) {
+		return Requested{}, ErrConflict
+	}
+	if err != nil {
+		return Requested{}, fmt.Errorf("replies: append request %s: %w", replyID, err)
+	}
+	return Requested{ReplyID: replyID, EventID: ev.ID, Channel: ch, To: to, Existing: res[0].Existing}, nil
+}
+
+func checkText(a Answer) error {
+	switch {
+	case !utf8.Valid(a.Text) || slices.Contains(a.Text, 0):
+		return fmt.Errorf("%w: text: UTF-8 without NUL", ErrInvalid)
+	case len(strings.TrimSpace(string(a.Text))) == 0 && len(a.Attachments) == 0:
+		return fmt.Errorf("%w: text: required when nothing is attached", ErrInvalid)
+	}
+	return nil
+}
+
+func metadata(a Answer) map[string]string {
+	if a.Via == "" && len(a.Metadata) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(a.Metadata)+1)
+	for k, v := range a.Metadata {
+		m[k] = v
+	}
+	if a.Via != "" {
+		m["via"] = a.Via
+	}
+	return m
+}
+
+// history reads the stream's receipt and the latest MessageRouted that
+// placed the message in office.
+func (rq *Requester) history(ctx context.Context, office, stream string) (*gateway.MessageReceived, *eventstore.Event, error) {
+	tenant := rq.Tenant
+	if tenant == "" {
+		tenant = gateway.DefaultTenant
+	}
+	evs, err := rq.Log.ReadStream(ctx, tenant, stream)
+	if err != nil {
+		return nil, nil, fmt.Errorf("replies: read stream %s: %w", stream, err)
+	}
+	reg := gateway.NewRegistry()
+	var received *gateway.MessageReceived
+	var routed *eventstore.Event
+	for i := range evs {
+		e := &evs[i]
+		if e.Type != "MessageReceived" && e.Type != "MessageRouted" {
+			continue
+		}
+		p, err := reg.Decode(e)
+		if err != nil {
+			return nil, nil, fmt.Errorf("replies: %w", err)
+		}
+		switch p := p.(type) {
+		case *gateway.MessageReceived:
+			received = p
+		case *gateway.MessageRouted:
+			if slices.Contains(p.Offices, office) {
+				routed = e
+			}
+		}
+	}
+	if received == nil || routed == nil {
+		return nil, nil, ErrNotFound
+	}
+	return received, routed, nil
+}
