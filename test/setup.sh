@@ -9,7 +9,7 @@ set -euo pipefail
 
 pkgs=(
   sqlite3               # cmd/poststelle: the log-tampering tests edit databases with the real tool
-  openssl               # crypto/*, adapters/smtpout: independent signatures, certificates, timestamps; dovecot.sh's certificate
+  openssl               # crypto/*, channels/smtpout: independent signatures, certificates, timestamps; dovecot.sh's certificate
   swaks                 # test/integration/mail: a real SMTP client
   libnet-ssleay-perl    # swaks's TLS (STARTTLS, --tls-on-connect); only a Recommends of swaks
   dovecot-core          # dovecot and /usr/lib/dovecot/dovecot-lda (mail, e2e)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/poststelle/poststelle/adapters/smtpout"
+	"github.com/poststelle/poststelle/channels/smtpout"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/routing"

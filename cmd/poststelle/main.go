@@ -14,10 +14,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/poststelle/poststelle/adapters/officeapi"
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/gateway/routing"
 	"github.com/poststelle/poststelle/internal/assembly"
+	"github.com/poststelle/poststelle/office/officeapi"
 )
 
 // version names this build in the evidence it produces.

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststelle/poststelle/adapters/mailmsg"
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/crypto/tsp"
 	"github.com/poststelle/poststelle/crypto/tsp/tsptest"
@@ -29,6 +28,7 @@ import (
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/gateway/verification"
+	"github.com/poststelle/poststelle/mail/mailmsg"
 )
 
 var updateMatrix = flag.Bool("update-matrix", false, "rewrite docs/tamper-matrix.md from TestTamperMatrix's table")

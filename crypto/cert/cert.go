@@ -20,10 +20,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/poststelle/poststelle/crypto/asn1time"
-	"github.com/poststelle/poststelle/crypto/sigalg"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/poststelle/poststelle/crypto/asn1time"
+	"github.com/poststelle/poststelle/crypto/sigalg"
 )
 
 // MaxSize caps the encoded size of one certificate. Real certificates are

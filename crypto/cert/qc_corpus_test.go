@@ -5,11 +5,12 @@ import (
 	"os"
 	"testing"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/cms"
 	"github.com/poststelle/poststelle/internal/corpus"
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 func signerCertificate(t *testing.T, elem ...string) *cert.Certificate {

@@ -16,10 +16,11 @@ import (
 	"fmt"
 	"math/big"
 
-	"github.com/poststelle/poststelle/crypto/cert"
-	"github.com/poststelle/poststelle/crypto/sigalg"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/sigalg"
 )
 
 // Limits on hostile input.

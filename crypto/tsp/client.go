@@ -14,10 +14,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/poststelle/poststelle/crypto/cms"
-	"github.com/poststelle/poststelle/crypto/sigalg"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/poststelle/poststelle/crypto/cms"
+	"github.com/poststelle/poststelle/crypto/sigalg"
 )
 
 // PKIStatus values of RFC 3161.

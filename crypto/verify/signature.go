@@ -9,13 +9,14 @@ import (
 	"io"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/cms"
 	"github.com/poststelle/poststelle/crypto/report"
 	"github.com/poststelle/poststelle/crypto/trust"
 	"github.com/poststelle/poststelle/crypto/tsp"
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // evidence is the validation material a signature carries: certificates,

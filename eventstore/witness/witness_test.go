@@ -24,7 +24,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/poststelle/poststelle/adapters/smtpout"
+	"github.com/poststelle/poststelle/channels/smtpout"
 	"github.com/poststelle/poststelle/crypto/tsp"
 	"github.com/poststelle/poststelle/crypto/tsp/tsptest"
 	"github.com/poststelle/poststelle/eventstore"

@@ -50,7 +50,7 @@ const DefaultMemoryBudget = 32 << 20
 // (read buffers and hash state), charged against the budget.
 const streamOverhead = 64 << 10
 
-// Part kinds of adapters/mailmsg this package relies on.
+// Part kinds of mail/mailmsg this package relies on.
 const (
 	kindSignature     = "signature"
 	kindSignedData    = "signed-data"
@@ -236,7 +236,7 @@ func (v *verifier) verifyParts(ctx context.Context, m *gateway.MessageReceived, 
 	return sums, nil
 }
 
-// isSignaturePart: CMS parts as adapters/mailmsg classifies them, and
+// isSignaturePart: CMS parts as mail/mailmsg classifies them, and
 // .p7s/.p7m files it may have left as plain attachments.
 func isSignaturePart(p *gateway.Part) bool {
 	switch p.Kind {
@@ -290,7 +290,7 @@ func (v *verifier) verifyPart(ctx context.Context, m *gateway.MessageReceived, p
 }
 
 // detachedContent finds what a detached signature signs: for S/MIME the
-// multipart/signed entity's first part, which adapters/mailmsg stores
+// multipart/signed entity's first part, which mail/mailmsg stores
 // byte-exact as a signed-content part at the multipart's path (or at
 // "<path>.0" for a message's top level) while the signature is its second
 // part "<path>.2"; for an attachment "x.p7s" the attachment "x". Nil when

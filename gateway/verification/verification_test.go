@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststelle/poststelle/adapters/mailmsg"
 	"github.com/poststelle/poststelle/crypto/report"
 	"github.com/poststelle/poststelle/crypto/tsp"
 	"github.com/poststelle/poststelle/crypto/tsp/tsptest"
@@ -22,6 +21,7 @@ import (
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/verification"
 	"github.com/poststelle/poststelle/internal/gatewaytest"
+	"github.com/poststelle/poststelle/mail/mailmsg"
 )
 
 // env is the pipeline test set-up of gateway/pipeline's tests plus a blob store.

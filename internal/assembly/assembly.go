@@ -18,11 +18,9 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/poststelle/poststelle/adapters/imap"
-	"github.com/poststelle/poststelle/adapters/officeapi"
-	"github.com/poststelle/poststelle/adapters/officeimap"
-	"github.com/poststelle/poststelle/adapters/smtp"
-	"github.com/poststelle/poststelle/adapters/smtpout"
+	"github.com/poststelle/poststelle/channels/imap"
+	"github.com/poststelle/poststelle/channels/smtp"
+	"github.com/poststelle/poststelle/channels/smtpout"
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
@@ -34,6 +32,9 @@ import (
 	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/gateway/verification"
+	"github.com/poststelle/poststelle/office/officeapi"
+	"github.com/poststelle/poststelle/office/officeimap"
+	"github.com/poststelle/poststelle/office/submission"
 )
 
 // Stores are the opened stores every subcommand shares.
@@ -154,7 +155,7 @@ type Gateway struct {
 	office *officeapi.Wiring
 	smtp   *smtp.Server
 	imapd  *officeimap.Server
-	submit *smtpout.Submission
+	submit *submission.Server
 }
 
 // task is one long-lived part of the gateway.
@@ -222,12 +223,12 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	if err != nil {
 		return nil, fmt.Errorf("office_imap: %w", err)
 	}
-	submission, err := smtpout.NewSubmission(cfg.Submission, smtpout.SubmissionDeps{Directory: office.Directory, Log: g.log,
+	submit, err := submission.New(cfg.Submission, submission.Deps{Directory: office.Directory, Log: g.log,
 		State: g.state, Blobs: g.blobs, Logger: logger.With("component", "submission")})
 	if err != nil {
 		return nil, fmt.Errorf("smtp_submission: %w", err)
 	}
-	g.imapd, g.submit = officeIMAP, submission
+	g.imapd, g.submit = officeIMAP, submit
 	pipe, err := pipeline.New(pipeline.Config{Log: g.log, Offsets: offsets, Registry: reg, Logger: logger}, handlers...)
 	if err != nil {
 		return nil, err
@@ -247,7 +248,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	g.add("office api", office.Run)
 	g.add("reply retries", sender.Run)
 	g.add("office imap", officeIMAP.Run)
-	g.add("smtp submission", submission.Run)
+	g.add("smtp submission", submit.Run)
 	g.add("announcer", func(ctx context.Context) error { return announce(ctx, g.log, reg, logger) })
 	if heads != nil {
 		g.add("witnesses", heads.Run)

@@ -13,15 +13,16 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/poststelle/poststelle/adapters/imap"
-	"github.com/poststelle/poststelle/adapters/officeapi"
-	"github.com/poststelle/poststelle/adapters/officeimap"
-	"github.com/poststelle/poststelle/adapters/smtp"
-	"github.com/poststelle/poststelle/adapters/smtpout"
+	"github.com/poststelle/poststelle/channels/imap"
+	"github.com/poststelle/poststelle/channels/smtp"
+	"github.com/poststelle/poststelle/channels/smtpout"
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/eventstore/witness"
 	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/gateway/verification"
+	"github.com/poststelle/poststelle/office/officeapi"
+	"github.com/poststelle/poststelle/office/officeimap"
+	"github.com/poststelle/poststelle/office/submission"
 )
 
 // Config is the gateway's YAML configuration. Every field has a default, so
@@ -66,7 +67,7 @@ type Config struct {
 	OfficeIMAP officeimap.Config `yaml:"office_imap"`
 	// Submission is the offices' SMTP submission endpoint for answers from
 	// a mail client (default 127.0.0.1:1587; TLS required off loopback).
-	Submission smtpout.SubmissionConfig `yaml:"smtp_submission"`
+	Submission submission.Config `yaml:"smtp_submission"`
 	// SMTPOut is the relay (or the local Maildir) e-mail answers go
 	// through; without it an e-mail answer fails permanently and shows in
 	// triage. The demo set-up delivers into <data_dir>/outbox.

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/poststelle/poststelle/adapters/smtpout"
+	"github.com/poststelle/poststelle/channels/smtpout"
 	"github.com/poststelle/poststelle/crypto/tsp"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/integrity"

@@ -23,8 +23,8 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/poststelle/poststelle/adapters/imap"
-	"github.com/poststelle/poststelle/adapters/smtp"
+	"github.com/poststelle/poststelle/channels/imap"
+	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"

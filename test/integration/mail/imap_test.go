@@ -15,7 +15,7 @@ import (
 
 	goimap "github.com/emersion/go-imap/v2"
 
-	"github.com/poststelle/poststelle/adapters/imap"
+	"github.com/poststelle/poststelle/channels/imap"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 )

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststelle/poststelle/adapters/smtp"
+	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 )

@@ -22,9 +22,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststelle/poststelle/adapters/officeapi"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/internal/servetest"
+	"github.com/poststelle/poststelle/office/officeapi"
 )
 
 // bin is the poststelle binary, built once by TestMain.

@@ -25,7 +25,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/poststelle/poststelle/adapters/smtp"
+	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststelle/poststelle/adapters/mailcompose"
+	"github.com/poststelle/poststelle/mail/mailcompose"
 )
 
 // files lists the names in one Maildir subdirectory.

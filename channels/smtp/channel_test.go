@@ -9,7 +9,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/poststelle/poststelle/adapters/smtp"
+	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/channeltest"
 )

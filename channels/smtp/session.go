@@ -15,10 +15,10 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/poststelle/poststelle/adapters/mailmsg"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/mail/mailmsg"
 )
 
 // session is one SMTP connection's state.

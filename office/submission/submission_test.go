@@ -1,4 +1,4 @@
-package smtpout
+package submission
 
 import (
 	"context"
@@ -26,7 +26,7 @@ type subEnv struct {
 	log    *sqlitelog.Log
 	state  *sql.DB
 	blobs  *blob.Store
-	sub    *Submission
+	sub    *Server
 	stream string
 }
 
@@ -54,7 +54,7 @@ func newSubEnv(t *testing.T) *subEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := e.blobs.PutBytes(ctx, []byte(originalMail))
+	raw, _ := e.blobs.PutBytes(ctx, []byte(answeredMail))
 	ev, _ := gateway.NewReceived("", "smtp:1", &gateway.MessageReceived{Channel: gateway.ChannelSMTP, SenderMessageID: "<antrag-1@example.org>",
 		From: gateway.Address{Address: "buerger@example.org", Name: "Erika Muster"}, Subject: "Antrag", Raw: raw, ReceivedAt: time.Now()})
 	routed, _ := gateway.Follow("test", &ev, 0, &gateway.MessageRouted{Offices: []string{"bauamt"}, DecidedBy: "rules"})
@@ -66,7 +66,7 @@ func newSubEnv(t *testing.T) *subEnv {
 	if err := r.CatchUp(ctx, offices.Inbox{}); err != nil {
 		t.Fatal(err)
 	}
-	e.sub, err = NewSubmission(SubmissionConfig{Listen: "127.0.0.1:0"}, SubmissionDeps{Directory: d, Log: e.log, State: e.state, Blobs: e.blobs})
+	e.sub, err = New(Config{Listen: "127.0.0.1:0"}, Deps{Directory: d, Log: e.log, State: e.state, Blobs: e.blobs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestSubmissionRefusals(t *testing.T) {
 }
 
 func TestSubmissionNeedsTLSOffLoopback(t *testing.T) {
-	_, err := NewSubmission(SubmissionConfig{Listen: "0.0.0.0:0"}, SubmissionDeps{Directory: &offices.Directory{}, Log: &sqlitelog.Log{}, State: &sql.DB{}, Blobs: &blob.Store{}})
+	_, err := New(Config{Listen: "0.0.0.0:0"}, Deps{Directory: &offices.Directory{}, Log: &sqlitelog.Log{}, State: &sql.DB{}, Blobs: &blob.Store{}})
 	if err == nil {
 		t.Fatal("plain-text submission on all interfaces accepted")
 	}
@@ -211,7 +211,7 @@ func FuzzSubmissionContent(f *testing.F) {
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe\r\n--b\r\nContent-Type: application/pdf; name=\"a\r\n.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n"))
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n--a--\r\n"))
 	bs, _ := blob.Open(f.TempDir())
-	s := &Submission{cfg: SubmissionConfig{MaxMessageBytes: 1 << 20}, deps: SubmissionDeps{Blobs: bs}}
+	s := &Server{cfg: Config{MaxMessageBytes: 1 << 20}, deps: Deps{Blobs: bs}}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		a, err := s.content(context.Background(), raw)
 		if err != nil {
@@ -242,7 +242,7 @@ func TestSubmissionStopsWhenCancelledAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for range 20 {
-		sub, err := NewSubmission(SubmissionConfig{Listen: "127.0.0.1:0"}, SubmissionDeps{Directory: d, Log: e.log, State: e.state, Blobs: e.blobs})
+		sub, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Directory: d, Log: e.log, State: e.state, Blobs: e.blobs})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,3 +255,13 @@ func TestSubmissionStopsWhenCancelledAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// answeredMail is the original an office answers in these tests.
+const answeredMail = "From: Erika Muster <buerger@example.org>\r\n" +
+	"To: poststelle@stadt.example\r\n" +
+	"Subject: =?utf-8?q?Antrag_auf_Anh=C3=B6rung?=\r\n" +
+	"Message-ID: <antrag-1@example.org>\r\n" +
+	"References: <root@example.org>\r\n  <mid@example.org>\r\n" +
+	"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n" +
+	"\r\n" +
+	"Sehr geehrte Damen und Herren,\r\n"

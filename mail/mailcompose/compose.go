@@ -3,7 +3,7 @@
 // office IMAP server shows, and the e-mail answer the e-mail outbound sends.
 // It is the one place for header folding, RFC 2047 encoded words, mailbox
 // formatting, Message-IDs of answers, In-Reply-To/References threading and
-// the quoted-printable and base64 bodies; adapters/mailmsg is the other
+// the quoted-printable and base64 bodies; mail/mailmsg is the other
 // direction (reading what senders wrote).
 //
 // Values handed to the writers are validated or cleaned by the caller (see

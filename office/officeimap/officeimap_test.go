@@ -15,7 +15,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/poststelle/poststelle/adapters/officeimap"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
@@ -24,6 +23,7 @@ import (
 	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/internal/gatewaytest"
+	"github.com/poststelle/poststelle/office/officeimap"
 )
 
 type env struct {

@@ -15,8 +15,8 @@
 // TOTAL_PASSED, and reads serve's VmHWM then, so the peak covers intake
 // and verification together.
 //
-//	go run ./adapters/smtp/bench -senders 16 -size 30000000
-//	go run ./adapters/smtp/bench -targets serve -verification 'memory_budget: 64MiB'
+//	go run ./channels/smtp/bench -senders 16 -size 30000000
+//	go run ./channels/smtp/bench -targets serve -verification 'memory_budget: 64MiB'
 package main
 
 import (
@@ -50,7 +50,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 	"go.mozilla.org/pkcs7"
 
-	"github.com/poststelle/poststelle/adapters/smtp"
+	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"

@@ -9,7 +9,7 @@
 // is left out, since the benchmark records through the intake itself. The
 // integration tests run the poststelle binary instead.
 //
-//	go run ./adapters/officeapi/bench -n 3000 -rate 1000
+//	go run ./office/officeapi/bench -n 3000 -rate 1000
 package main
 
 import (

@@ -21,8 +21,8 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/poststelle/poststelle/adapters/mailmsg"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/mail/mailmsg"
 )
 
 // Config configures the receiver. The YAML names are those of the

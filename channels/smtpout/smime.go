@@ -11,7 +11,7 @@ import (
 
 	"go.mozilla.org/pkcs7"
 
-	"github.com/poststelle/poststelle/adapters/mailcompose"
+	"github.com/poststelle/poststelle/mail/mailcompose"
 )
 
 // SMIMEConfig signs replies as S/MIME (RFC 8551, multipart/signed with a

@@ -13,10 +13,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/poststelle/poststelle/adapters/mailcompose"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/mail/mailcompose"
 )
 
 // maxHeaderRead caps what is read of the original to find its threading

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/poststelle/poststelle/adapters/mailmsg"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/mail/mailmsg"
 )
 
 // Headers that let `poststelle route test` simulate in an .eml file what

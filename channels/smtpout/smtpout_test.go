@@ -28,10 +28,10 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/poststelle/poststelle/adapters/mailcompose"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/mail/mailcompose"
 )
 
 // sink is a go-smtp server that keeps what it receives.

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/poststelle/poststelle/adapters/mailcompose"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/mail/mailcompose"
 )
 
 // NoReportText stands in the Prüfprotokoll until the message's signatures

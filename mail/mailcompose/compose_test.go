@@ -126,8 +126,8 @@ func TestBase64Lines(t *testing.T) {
 }
 
 // TestComposedEntityGolden composes a multipart entity with every writer and
-// pins its bytes; the callers' own golden files (adapters/officeimap,
-// adapters/smtpout) pin the whole messages.
+// pins its bytes; the callers' own golden files (office/officeimap,
+// channels/smtpout) pin the whole messages.
 func TestComposedEntityGolden(t *testing.T) {
 	var b bytes.Buffer
 	boundary := DerivedBoundary("bauamt\x00msg-1")

@@ -24,9 +24,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/poststelle/poststelle/adapters/mailmsg"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/internal/dialconf"
+	"github.com/poststelle/poststelle/mail/mailmsg"
 )
 
 // TLS modes.

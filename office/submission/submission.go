@@ -1,4 +1,4 @@
-package smtpout
+package submission
 
 import (
 	"bytes"
@@ -19,18 +19,18 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/poststelle/poststelle/adapters/mailcompose"
-	"github.com/poststelle/poststelle/adapters/mailmsg"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/internal/dialconf"
+	"github.com/poststelle/poststelle/mail/mailcompose"
+	"github.com/poststelle/poststelle/mail/mailmsg"
 )
 
-// SubmissionConfig configures the offices' SMTP submission endpoint.
-type SubmissionConfig struct {
+// Config configures the offices' SMTP submission endpoint.
+type Config struct {
 	// Listen is the TCP address (default 127.0.0.1:1587).
 	Listen string `yaml:"listen"`
 	// Hostname is announced in the greeting (default "poststelle").
@@ -59,8 +59,8 @@ type BlobWriter interface {
 	ReadAll(ctx context.Context, ref blob.Ref, max int64) ([]byte, error)
 }
 
-// SubmissionDeps are the endpoint's collaborators.
-type SubmissionDeps struct {
+// Deps are the endpoint's collaborators.
+type Deps struct {
 	Directory Authenticator
 	Log       eventstore.Log
 	// State is the state database with the office inbox read model, to
@@ -70,27 +70,27 @@ type SubmissionDeps struct {
 	Logger *slog.Logger
 }
 
-// Submission is the offices' SMTP submission endpoint: a member's mail
+// Server is the offices' SMTP submission endpoint: a member's mail
 // client answers a message by sending mail here. The mail must be an answer
 // (In-Reply-To naming the office's copy of a received message, or the
 // original's Message-ID); it becomes a ReplyRequested for that message and
 // goes out on the sender's channel by the reply-channel policy, whatever
 // the mail's own To says. Anything else is refused with a 5xx.
-type Submission struct {
-	cfg  SubmissionConfig
-	deps SubmissionDeps
+type Server struct {
+	cfg  Config
+	deps Deps
 	srv  *gosmtp.Server
 	ln   net.Listener
 }
 
-// Submission limits.
+// Server limits.
 const (
 	maxSubmissionParts = 50
 	maxMIMEDepth       = 4
 )
 
-// NewSubmission checks the configuration and listens.
-func NewSubmission(cfg SubmissionConfig, deps SubmissionDeps) (*Submission, error) {
+// New checks the configuration and listens.
+func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Directory == nil || deps.Log == nil || deps.State == nil || deps.Blobs == nil {
 		return nil, errors.New("smtpout: submission: Directory, Log, State and Blobs are required")
 	}
@@ -120,7 +120,7 @@ func NewSubmission(cfg SubmissionConfig, deps SubmissionDeps) (*Submission, erro
 	if cfg.TLSConfig == nil && !dialconf.IsLoopback(host) {
 		return nil, fmt.Errorf("smtpout: submission on %s needs TLS (tls_cert_file/tls_key_file): passwords travel plain otherwise", host)
 	}
-	s := &Submission{cfg: cfg, deps: deps}
+	s := &Server{cfg: cfg, deps: deps}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
 	srv.Domain = cfg.Hostname
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
@@ -137,10 +137,10 @@ func NewSubmission(cfg SubmissionConfig, deps SubmissionDeps) (*Submission, erro
 }
 
 // Addr is the address the endpoint listens on.
-func (s *Submission) Addr() net.Addr { return s.ln.Addr() }
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Run serves until ctx ends.
-func (s *Submission) Run(ctx context.Context) error {
+func (s *Server) Run(ctx context.Context) error {
 	s.deps.Logger.Info("office SMTP submission listening", "addr", s.ln.Addr().String(), "starttls", s.cfg.TLSConfig != nil)
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
@@ -168,12 +168,12 @@ func (p slogPrinter) Println(v ...any) {
 	p.l.Warn("smtp submission: " + strings.TrimSpace(fmt.Sprintln(v...)))
 }
 
-func (s *Submission) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
+func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	return &submitSession{s: s, conn: c}, nil
 }
 
 type submitSession struct {
-	s    *Submission
+	s    *Server
 	conn *gosmtp.Conn
 	p    *offices.Principal
 }
@@ -258,7 +258,7 @@ func (ss *submitSession) Data(r io.Reader) error {
 
 // submit turns a submitted mail into an answer recorded by
 // replies.Requester.
-func (s *Submission) submit(ctx context.Context, p *offices.Principal, raw []byte) error {
+func (s *Server) submit(ctx context.Context, p *offices.Principal, raw []byte) error {
 	h, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		return &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "Cannot parse the message header"}
@@ -302,7 +302,7 @@ func (s *Submission) submit(ctx context.Context, p *offices.Principal, raw []byt
 
 // answered finds the office message the mail answers: its In-Reply-To names
 // the office copy (what the office IMAP server shows) or the original.
-func (s *Submission) answered(ctx context.Context, p *offices.Principal, h mail.Header) (offices.Message, error) {
+func (s *Server) answered(ctx context.Context, p *offices.Principal, h mail.Header) (offices.Message, error) {
 	ids := replies.MessageIDs(h.Get("In-Reply-To"))
 	if len(ids) == 0 {
 		return offices.Message{}, errNotAnswer
@@ -347,7 +347,7 @@ func receivedOf(m offices.Message) *gateway.MessageReceived {
 // attachment, except the HTML rendering of the text, the entry of a
 // multipart/signed, and the parts inside an attached message or S/MIME
 // object (which travel as that one attachment).
-func (s *Submission) content(ctx context.Context, raw []byte) (replies.Answer, error) {
+func (s *Server) content(ctx context.Context, raw []byte) (replies.Answer, error) {
 	msg, err := mailmsg.WalkReader(ctx, s.deps.Blobs, bytes.NewReader(raw), int64(len(raw)),
 		mailmsg.Limits{MaxDepth: maxMIMEDepth, MaxParts: maxSubmissionParts + 1})
 	if err != nil {
@@ -415,7 +415,7 @@ func attachmentName(name string) string {
 }
 
 // utf8Text reads a stored text part and converts it to UTF-8.
-func (s *Submission) utf8Text(ctx context.Context, ref blob.Ref, charset string) ([]byte, error) {
+func (s *Server) utf8Text(ctx context.Context, ref blob.Ref, charset string) ([]byte, error) {
 	b, err := s.deps.Blobs.ReadAll(ctx, ref, s.cfg.MaxMessageBytes)
 	if err != nil {
 		return nil, err
