@@ -155,8 +155,8 @@ type Gateway struct {
 	inbound map[gateway.Channel]gateway.Inbound
 	// outboundNames are the channels answers can go out on.
 	outboundNames []gateway.Channel
-	imapd  *officeimap.Server
-	submit *submission.Server
+	imapd         *officeimap.Server
+	submit        *submission.Server
 }
 
 // task is one long-lived part of the gateway.
