@@ -8,10 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/poststelle/poststelle/channels"
+	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/channels/smtpout"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/routing"
+	"github.com/poststelle/poststelle/internal/assembly"
 )
 
 // deployDir holds the production example; its files are installed under
@@ -40,7 +43,11 @@ func TestDeployConfiguration(t *testing.T) {
 	if rel, err := filepath.Rel(cfg.DataDir, cfg.Keys.SigningKey); err != nil || !strings.HasPrefix(rel, "..") {
 		t.Errorf("signing key %s lies inside the data directory %s", cfg.Keys.SigningKey, cfg.DataDir)
 	}
-	tls := map[string]string{"smtp": cfg.SMTP.TLSCertFile, "office_api": cfg.OfficeAPI.TLSCertFile,
+	in := assembly.ChannelSection[smtp.Config](cfg, channels.SMTPSection)
+	if in == nil {
+		t.Fatal("no smtp section")
+	}
+	tls := map[string]string{"smtp": in.TLSCertFile, "office_api": cfg.OfficeAPI.TLSCertFile,
 		"office_imap": cfg.OfficeIMAP.CertFile, "smtp_submission": cfg.Submission.TLSCertFile}
 	for section, cert := range tls {
 		if cert == "" {
@@ -61,7 +68,7 @@ func TestDeployConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := cfg.SMTPOut
+	out := assembly.ChannelSection[smtpout.Config](cfg, channels.SMTPOutSection)
 	if out == nil || out.Maildir != "" || out.Relay.Username == "" || out.Relay.PasswordFile == "" || out.Relay.TLS != smtpout.TLSStartTLS {
 		t.Fatalf("smtp_out is not an authenticated relay over STARTTLS: %+v", out)
 	}

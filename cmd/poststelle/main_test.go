@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/poststelle/poststelle/channels"
+	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
@@ -225,7 +227,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 			t.Errorf("%q: err = %v, want it to name %s", content, err, want)
 		}
 	}
-	if c, err := loadConfig(""); err != nil || c.SMTP == nil || !c.SMTP.AcceptAll || c.DataDir != "data" {
+	if c, err := loadConfig(""); err != nil || assembly.ChannelSection[smtp.Config](c, channels.SMTPSection) == nil || !assembly.ChannelSection[smtp.Config](c, channels.SMTPSection).AcceptAll || c.DataDir != "data" {
 		t.Fatalf("default configuration: %+v %v", c, err)
 	}
 	p := filepath.Join(t.TempDir(), "empty.yaml")

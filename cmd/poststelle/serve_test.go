@@ -18,7 +18,10 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/poststelle/poststelle/channels"
+	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/internal/assembly"
 )
 
 // syncBuffer is a bytes.Buffer the server's goroutines may write to while
@@ -58,7 +61,7 @@ func startDemo(t *testing.T) *demoServer {
 	}
 	// Only the fixed demo ports change: the test must not collide with a
 	// gateway running on this machine.
-	cfg.SMTP.Listen, cfg.OfficeAPI.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	assembly.ChannelSection[smtp.Config](cfg, channels.SMTPSection).Listen, cfg.OfficeAPI.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.OfficeIMAP.Listen, cfg.Submission.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	d := &demoServer{log: &syncBuffer{}, notice: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,5 +1,6 @@
 // Package replies sends an office's answer back on the channel the sender
-// used (the Rückkanal). It holds the reply-channel policy (Plan), the seam
+// used (the Rückkanal). It holds the reply-channel policy (Policy, built
+// from the channel registry), the seam
 // every outbound channel adapter plugs into (Outbound), the pipeline handler
 // that turns ReplyRequested into ReplySent or ReplyFailed, and the retry
 // scheduler that re-attempts failed replies when they are due.
@@ -25,7 +26,7 @@ import (
 	"github.com/poststelle/poststelle/gateway"
 )
 
-// ErrNoOutbound means the sender's channel has no outbound adapter yet. Plan
+// ErrNoOutbound means the sender's channel has no outbound adapter yet. Policy.Plan
 // still returns the channel and address: record the ReplyRequested anyway, so
 // that the Sender records a permanent ReplyFailed and triage sees the answer
 // instead of it being dropped.
@@ -35,45 +36,92 @@ var ErrNoOutbound = errors.New("replies: no outbound adapter for this channel ye
 var ErrNoSender = errors.New("replies: the received message has no sender address to answer")
 
 // ReplyToKey is the MessageReceived.Metadata key under which an e-mail intake
-// records the message's Reply-To address. Plan prefers it to From.
+// records the message's Reply-To address. EmailAddress prefers it to From.
 const ReplyToKey = "replyTo"
 
-// Plan is the reply-channel policy: an answer goes back on the channel the
-// message came in on, to the sender's address on that channel. E-mail that
-// arrived by SMTP or was collected over IMAP is answered by e-mail
-// (ChannelSMTP), to the recorded Reply-To address when the intake recorded
-// one and to From otherwise.
-//
-// De-Mail, EGVP and portal messages are answered on their own channel; until
-// their outbound adapters exist Plan returns the channel and address together
-// with an error wrapping ErrNoOutbound (see there). A later channel issue
-// removes its channel from that case and registers its Outbound with the
-// Sender.
-func Plan(received *gateway.MessageReceived) (gateway.Channel, gateway.Address, error) {
+// AddressForm derives, from a received message, the address its answer goes
+// to on the reply channel. It is the one thing a channel tells the reply
+// policy about its senders' addresses.
+type AddressForm func(received *gateway.MessageReceived) (gateway.Address, error)
+
+// Route is how messages that came in on one channel are answered.
+type Route struct {
+	// Channel is the channel the answer goes out on (for mail collected
+	// over IMAP: ChannelSMTP). Empty: messages of this channel cannot be
+	// answered (Reason says why).
+	Channel gateway.Channel
+	// Address derives the recipient; required when Channel is set.
+	Address AddressForm
+	// Reason explains, when Channel is empty, why there is no answer.
+	Reason string
+}
+
+// Policy is the reply-channel policy: an answer goes back on the channel the
+// message came in on (its Route), to the address the route derives. It is
+// built from the channel registry, so a new channel adds a Route, not a case
+// here. A Policy is immutable once made.
+type Policy struct {
+	routes   map[gateway.Channel]Route
+	outbound map[gateway.Channel]bool
+}
+
+// NewPolicy makes the policy from each inbound channel's Route and the reply
+// channels that have an Outbound adapter. It refuses a route without an
+// AddressForm.
+func NewPolicy(routes map[gateway.Channel]Route, outbound []gateway.Channel) (*Policy, error) {
+	p := &Policy{routes: make(map[gateway.Channel]Route, len(routes)), outbound: make(map[gateway.Channel]bool, len(outbound))}
+	for ch, r := range routes {
+		if r.Channel != "" && r.Address == nil {
+			return nil, fmt.Errorf("replies: policy: channel %s answers on %s without an address form", ch, r.Channel)
+		}
+		p.routes[ch] = r
+	}
+	for _, ch := range outbound {
+		p.outbound[ch] = true
+	}
+	return p, nil
+}
+
+// Plan chooses the channel and address an answer to received goes out on.
+// When the reply channel has no outbound adapter yet, Plan returns the
+// channel and address together with an error wrapping ErrNoOutbound (see
+// there); a channel that cannot be answered at all returns the received
+// channel and sender with ErrNoOutbound too.
+func (p *Policy) Plan(received *gateway.MessageReceived) (gateway.Channel, gateway.Address, error) {
 	if received == nil {
 		return "", gateway.Address{}, errors.New("replies: plan: no received message")
 	}
-	switch received.Channel {
-	case gateway.ChannelSMTP, gateway.ChannelIMAP:
-		addr, err := emailSender(received)
-		if err != nil {
-			return "", gateway.Address{}, err
-		}
-		return gateway.ChannelSMTP, addr, nil
-	case gateway.ChannelDeMail, gateway.ChannelEGVP, gateway.ChannelPortal:
-		if received.From.Address == "" {
-			return "", gateway.Address{}, ErrNoSender
-		}
-		return received.Channel, received.From, fmt.Errorf("%w: %s", ErrNoOutbound, received.Channel)
-	case gateway.ChannelAPI:
-		return received.Channel, received.From, fmt.Errorf("%w: %s (messages handed in through the API have no reply channel)", ErrNoOutbound, received.Channel)
-	default:
+	r, ok := p.routes[received.Channel]
+	if !ok {
 		return "", gateway.Address{}, fmt.Errorf("replies: plan: unknown channel %q", received.Channel)
 	}
+	if r.Channel == "" {
+		return received.Channel, received.From, fmt.Errorf("%w: %s (%s)", ErrNoOutbound, received.Channel, r.Reason)
+	}
+	addr, err := r.Address(received)
+	if err != nil {
+		return "", gateway.Address{}, err
+	}
+	if !p.outbound[r.Channel] {
+		return r.Channel, addr, fmt.Errorf("%w: %s", ErrNoOutbound, r.Channel)
+	}
+	return r.Channel, addr, nil
 }
 
-// emailSender picks the address an e-mail is answered to.
-func emailSender(received *gateway.MessageReceived) (gateway.Address, error) {
+// SenderAddress is the address form of channels whose sender address is an
+// opaque identifier recorded as From (a De-Mail address, an EGVP SAFE-ID, a
+// portal postbox): it is used as recorded.
+func SenderAddress(received *gateway.MessageReceived) (gateway.Address, error) {
+	if received.From.Address == "" {
+		return gateway.Address{}, ErrNoSender
+	}
+	return received.From, nil
+}
+
+// EmailAddress is the address form of e-mail: the recorded Reply-To when the
+// intake recorded a valid one, From otherwise, each validated as a header
+// mailbox.
+func EmailAddress(received *gateway.MessageReceived) (gateway.Address, error) {
 	if rt := received.Metadata[ReplyToKey]; rt != "" {
 		if a, err := ParseMailbox(rt); err == nil {
 			return a, nil

@@ -22,7 +22,33 @@ import (
 	"github.com/poststelle/poststelle/internal/gatewaytest"
 )
 
+// testPolicy answers e-mail (SMTP and IMAP) by e-mail, De-Mail, EGVP and
+// the portal on their own channels without an outbound, and the API not.
+func testPolicy(t *testing.T) *replies.Policy {
+	t.Helper()
+	p, err := replies.NewPolicy(map[gateway.Channel]replies.Route{
+		gateway.ChannelSMTP:   {Channel: gateway.ChannelSMTP, Address: replies.EmailAddress},
+		gateway.ChannelIMAP:   {Channel: gateway.ChannelSMTP, Address: replies.EmailAddress},
+		gateway.ChannelDeMail: {Channel: gateway.ChannelDeMail, Address: replies.SenderAddress},
+		gateway.ChannelEGVP:   {Channel: gateway.ChannelEGVP, Address: replies.SenderAddress},
+		gateway.ChannelPortal: {Channel: gateway.ChannelPortal, Address: replies.SenderAddress},
+		gateway.ChannelAPI:    {Reason: "handed in through the API"},
+	}, []gateway.Channel{gateway.ChannelSMTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestNewPolicyRefusesRouteWithoutAddress(t *testing.T) {
+	_, err := replies.NewPolicy(map[gateway.Channel]replies.Route{"fax": {Channel: "fax"}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "fax") {
+		t.Fatalf("err = %v, want a refusal naming the channel", err)
+	}
+}
+
 func TestPlan(t *testing.T) {
+	policy := testPolicy(t)
 	from := gateway.Address{Address: "buerger@example.org", Name: "Erika Muster"}
 	tests := []struct {
 		name    string
@@ -45,10 +71,12 @@ func TestPlan(t *testing.T) {
 		{"egvp has no outbound yet", gateway.MessageReceived{Channel: gateway.ChannelEGVP, From: gateway.Address{Address: "DE.Justiz.1.2"}}, gateway.ChannelEGVP, "DE.Justiz.1.2", true, true},
 		{"portal has no outbound yet", gateway.MessageReceived{Channel: gateway.ChannelPortal, From: gateway.Address{Address: "postbox-1"}}, gateway.ChannelPortal, "postbox-1", true, true},
 		{"unknown channel", gateway.MessageReceived{Channel: "fax", From: from}, "", "", false, true},
+		{"api has no reply channel", gateway.MessageReceived{Channel: gateway.ChannelAPI, From: from}, gateway.ChannelAPI, "buerger@example.org", true, true},
+		{"demail without sender", gateway.MessageReceived{Channel: gateway.ChannelDeMail}, "", "", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ch, to, err := replies.Plan(&tt.in)
+			ch, to, err := policy.Plan(&tt.in)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}

@@ -72,14 +72,19 @@ type BodyStore interface {
 	PutBytes(ctx context.Context, b []byte) (blob.Ref, error)
 }
 
+// PlanFunc chooses the channel and address of an answer; Policy.Plan is
+// the one the gateway uses.
+type PlanFunc func(received *gateway.MessageReceived) (gateway.Channel, gateway.Address, error)
+
 // Requester records offices' answers. It is the one way an answer enters
 // the log, whichever office-facing server it came through.
 type Requester struct {
 	Log    eventstore.Log
 	Blobs  BodyStore
 	Tenant string
-	// Plan is the reply-channel policy; nil means Plan.
-	Plan func(*gateway.MessageReceived) (gateway.Channel, gateway.Address, error)
+	// Plan is the reply-channel policy (Policy.Plan of the channel
+	// registry's policy); required.
+	Plan PlanFunc
 }
 
 // ReplyID is the id of an office's answer: it follows from the office, the
@@ -142,11 +147,10 @@ func (rq *Requester) RequestReply(ctx context.Context, by offices.Principal, off
 	if err != nil {
 		return Requested{}, err
 	}
-	plan := rq.Plan
-	if plan == nil {
-		plan = Plan
+	if rq.Plan == nil {
+		return Requested{}, errors.New("replies: Requester.Plan is required")
 	}
-	ch, to, err := plan(received)
+	ch, to, err := rq.Plan(received)
 	if err != nil {
 		return Requested{}, fmt.Errorf("%w: %w", ErrCannotAnswer, err)
 	}

@@ -35,7 +35,7 @@ func TestRequestReply(t *testing.T) {
 	imap := seedRouted(t, g, "imap:INBOX/1/7", &gateway.MessageReceived{Channel: gateway.ChannelIMAP, SenderMessageID: "<imap-7@example.org>",
 		Transport: gateway.TransportEvidence{Coordinates: "INBOX/1/7"}, From: from, Subject: "Re: Frage"}, "bauamt")
 	egvp := seedRouted(t, g, "egvp:1", &gateway.MessageReceived{Channel: gateway.ChannelEGVP, From: gateway.Address{Address: "DE.Justiz.1"}}, "bauamt")
-	rq := replies.Requester{Log: g.Log, Blobs: g.Blobs}
+	rq := replies.Requester{Log: g.Log, Blobs: g.Blobs, Plan: testPolicy(t).Plan}
 	alice := offices.Principal{User: "alice", Role: offices.RoleOffice, Offices: []string{"bauamt"}}
 	text := []byte("Sehr geehrte Frau Muster")
 

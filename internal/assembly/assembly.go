@@ -18,9 +18,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/poststelle/poststelle/channels/imap"
-	"github.com/poststelle/poststelle/channels/smtp"
-	"github.com/poststelle/poststelle/channels/smtpout"
+	"github.com/poststelle/poststelle/channels"
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
@@ -153,9 +151,12 @@ type Gateway struct {
 	pipe   *pipeline.Pipeline
 	intake *gateway.Intake
 	office *officeapi.Wiring
-	smtp   *smtp.Server
-	imapd  *officeimap.Server
-	submit *submission.Server
+	// inbound are the running inbound channels.
+	inbound map[gateway.Channel]gateway.Inbound
+	// outboundNames are the channels answers can go out on.
+	outboundNames []gateway.Channel
+	imapd         *officeimap.Server
+	submit        *submission.Server
 }
 
 // task is one long-lived part of the gateway.
@@ -179,7 +180,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{Stores: stores, cfg: cfg, logger: logger}
+	g := &Gateway{Stores: stores, cfg: cfg, logger: logger, inbound: map[gateway.Channel]gateway.Inbound{}}
 	defer func() {
 		if err != nil {
 			g.Close()
@@ -195,21 +196,28 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	if err != nil {
 		return nil, fmt.Errorf("verification: %w", err)
 	}
+	// The reply policy comes from the channel registry: each channel's
+	// route and which channels have an outbound.
+	policy, err := cfg.Channels().Policy()
+	if err != nil {
+		return nil, err
+	}
 	office, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: cfg.Offices, RulesFile: cfg.Routing.Rules,
 		RoutingAfterVerification: cfg.Routing.AfterVerification, API: cfg.OfficeAPI, DataDir: cfg.DataDir},
-		officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant, Notice: notice})
+		officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant, Notice: notice,
+			Plan: policy.Plan})
 	if err != nil {
 		return nil, fmt.Errorf("offices: %w", err)
 	}
 	handlers = append(handlers, office.Handlers...)
-	// Answers go back on the sender's channel: one Outbound per channel.
-	outbound := map[gateway.Channel]replies.Outbound{}
-	if cfg.SMTPOut != nil {
-		o, err := smtpout.New(*cfg.SMTPOut, smtpout.Deps{Blobs: g.blobs, Logger: logger.With("component", "smtpout")})
-		if err != nil {
-			return nil, fmt.Errorf("smtp_out: %w", err)
+	outbound, err := g.buildOutbound()
+	if err != nil {
+		return nil, err
+	}
+	for _, reg := range cfg.Channels().All() {
+		if outbound[reg.Name] != nil {
+			g.outboundNames = append(g.outboundNames, reg.Name)
 		}
-		outbound[gateway.ChannelSMTP] = o
 	}
 	sender, err := replies.New(cfg.Replies, replies.Deps{Log: g.log, Registry: reg, State: g.state, Outbound: outbound,
 		Logger: logger.With("component", "replies")})
@@ -224,7 +232,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		return nil, fmt.Errorf("office_imap: %w", err)
 	}
 	submit, err := submission.New(cfg.Submission, submission.Deps{Directory: office.Directory, Log: g.log,
-		State: g.state, Blobs: g.blobs, Logger: logger.With("component", "submission")})
+		State: g.state, Blobs: g.blobs, Logger: logger.With("component", "submission"), Plan: policy.Plan})
 	if err != nil {
 		return nil, fmt.Errorf("smtp_submission: %w", err)
 	}
@@ -253,22 +261,60 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	if heads != nil {
 		g.add("witnesses", heads.Run)
 	}
-	if cfg.SMTP != nil {
-		srv, err := smtp.New(*cfg.SMTP, gateway.IntakeDeps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
-		if err != nil {
-			return nil, fmt.Errorf("smtp: %w", err)
-		}
-		g.smtp = srv
-		g.add("smtp", srv.Run)
-	}
-	if len(cfg.IMAP.Mailboxes) > 0 {
-		w, err := imap.New(cfg.IMAP, gateway.IntakeDeps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
-		if err != nil {
-			return nil, fmt.Errorf("imap: %w", err)
-		}
-		g.add("imap", w.Run)
+	if err := g.buildInbound(); err != nil {
+		return nil, err
 	}
 	return g, nil
+}
+
+// buildInbound builds the inbound side of every registered channel whose
+// section the configuration has, each with the same intake.
+func (g *Gateway) buildInbound() error {
+	for _, reg := range g.cfg.Channels().All() {
+		if reg.Inbound == nil {
+			continue
+		}
+		sec, ok := g.cfg.sections[reg.Inbound.Section.Key]
+		if !ok {
+			continue
+		}
+		in, err := reg.Inbound.Build(sec, gateway.IntakeDeps{Intake: g.intake, Blobs: g.blobs,
+			Logger: g.logger.With("channel", string(reg.Name)), Tenant: g.cfg.Tenant})
+		if err != nil {
+			return fmt.Errorf("%s: %w", reg.Inbound.Section.Key, err)
+		}
+		if in == nil {
+			continue
+		}
+		g.inbound[reg.Name] = in
+		g.add(string(reg.Name), in.Run)
+	}
+	return nil
+}
+
+// buildOutbound builds the outbound side of every registered channel whose
+// section the configuration has: answers go back on the sender's channel,
+// one Outbound per channel. A channel without one fails its answers
+// permanently, to triage.
+func (g *Gateway) buildOutbound() (map[gateway.Channel]replies.Outbound, error) {
+	outbound := map[gateway.Channel]replies.Outbound{}
+	for _, reg := range g.cfg.Channels().All() {
+		if reg.Outbound == nil {
+			continue
+		}
+		sec, ok := g.cfg.sections[reg.Outbound.Section.Key]
+		if !ok {
+			continue
+		}
+		o, err := reg.Outbound.Build(sec, channels.OutboundDeps{Blobs: g.blobs, Logger: g.logger.With("component", reg.Outbound.Section.Key)})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", reg.Outbound.Section.Key, err)
+		}
+		if o != nil {
+			outbound[reg.Name] = o
+		}
+	}
+	return outbound, nil
 }
 
 // Run runs every part until ctx ends or one of them fails, which stops the
@@ -281,8 +327,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for _, t := range g.tasks {
 		tasks.Go(ctx, cancel, t.name, t.run)
 	}
-	logger.Info("poststelle is running", "data_dir", cfg.DataDir, "eventstore", cfg.EventStore.Backend, "smtp", smtpAddr(cfg),
-		"imap_mailboxes", len(cfg.IMAP.Mailboxes), "offices", officesSource(cfg), "answers", answersTo(cfg))
+	logger.Info("poststelle is running", "data_dir", cfg.DataDir, "eventstore", cfg.EventStore.Backend, "inbound", g.inboundNames(),
+		"answers", g.outboundNames, "offices", officesSource(cfg))
 	return tasks.Wait()
 }
 
@@ -303,21 +349,32 @@ func (g *Gateway) SubmissionAddr() net.Addr { return g.submit.Addr() }
 
 // SMTPAddr is the receiving SMTP server's bound address, nil when none is
 // configured.
-func (g *Gateway) SMTPAddr() net.Addr {
-	if g.smtp == nil {
-		return nil
+func (g *Gateway) SMTPAddr() net.Addr { return g.InboundAddr(gateway.ChannelSMTP) }
+
+// InboundAddr is the bound address of a channel's inbound listener, nil
+// when the channel runs none (not configured, or a collector like IMAP).
+func (g *Gateway) InboundAddr(ch gateway.Channel) net.Addr {
+	if l, ok := g.inbound[ch].(interface{ Addr() net.Addr }); ok {
+		return l.Addr()
 	}
-	return g.smtp.Addr()
+	return nil
 }
 
-func smtpAddr(cfg *Config) string {
-	if cfg.SMTP == nil {
-		return "off"
+// inboundNames lists the running inbound channels, with their address where
+// they listen, for the start-up line.
+func (g *Gateway) inboundNames() []string {
+	var names []string
+	for _, reg := range g.cfg.Channels().All() {
+		if _, ok := g.inbound[reg.Name]; !ok {
+			continue
+		}
+		name := string(reg.Name)
+		if a := g.InboundAddr(reg.Name); a != nil {
+			name += " " + a.String()
+		}
+		names = append(names, name)
 	}
-	if cfg.SMTP.Listen == "" {
-		return "127.0.0.1:2525"
-	}
-	return cfg.SMTP.Listen
+	return names
 }
 
 func officesSource(cfg *Config) string {

@@ -8,14 +8,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/poststelle/poststelle/channels/imap"
-	"github.com/poststelle/poststelle/channels/smtp"
-	"github.com/poststelle/poststelle/channels/smtpout"
+	"github.com/poststelle/poststelle/channels"
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/eventstore/witness"
 	"github.com/poststelle/poststelle/gateway/replies"
@@ -47,11 +46,6 @@ type Config struct {
 		Fingerprint string `yaml:"fingerprint"`
 	} `yaml:"keys"`
 	EventStore EventStoreConfig `yaml:"eventstore"`
-	// SMTP is the receiving SMTP server; nil disables it. The demo set-up
-	// listens on 127.0.0.1:2525 and accepts any recipient.
-	SMTP *smtp.Config `yaml:"smtp"`
-	// IMAP lists the mailboxes to collect from.
-	IMAP imap.Config `yaml:"imap"`
 	// Verification configures signature verification and receipt timestamps.
 	Verification verification.Config `yaml:"verification"`
 	// Offices is the offices configuration file (gateway/offices: offices,
@@ -68,15 +62,29 @@ type Config struct {
 	// Submission is the offices' SMTP submission endpoint for answers from
 	// a mail client (default 127.0.0.1:1587; TLS required off loopback).
 	Submission submission.Config `yaml:"smtp_submission"`
-	// SMTPOut is the relay (or the local Maildir) e-mail answers go
-	// through; without it an e-mail answer fails permanently and shows in
-	// triage. The demo set-up delivers into <data_dir>/outbox.
-	SMTPOut *smtpout.Config `yaml:"smtp_out"`
 	// Replies tunes how answers are retried.
 	Replies replies.Config `yaml:"replies"`
 	// Witnesses receive the log's signed head on a schedule; nil: none.
 	Witnesses *witness.Config `yaml:"witnesses"`
+
+	// The channels' own sections (smtp:, imap:, smtp_out:, …) are not
+	// fields here: the channel registry names them, and the loader decodes
+	// each into the type its registration gives (see ChannelSection).
+	registry channels.Registry
+	// sections holds each present channel section by its key.
+	sections map[string]any
 }
+
+// ChannelSection returns the decoded channel section key (a value of type
+// C, as its registration gives it), nil when the configuration has no such
+// section. Changing the value changes what Build builds.
+func ChannelSection[C any](c *Config, key string) *C {
+	v, _ := c.sections[key].(*C)
+	return v
+}
+
+// Channels is the channel registry the configuration was loaded with.
+func (c *Config) Channels() channels.Registry { return c.registry }
 
 // RoutingConfig selects the routing rules.
 type RoutingConfig struct {
@@ -109,9 +117,14 @@ type KafkaConfig struct {
 // maxConfigSize caps the configuration file.
 const maxConfigSize = 1 << 20
 
-// LoadConfig reads path ("" means none: all defaults) and validates it.
-func LoadConfig(path string) (*Config, error) {
-	c := &Config{}
+// LoadConfig reads path ("" means none: all defaults) with the built-in
+// channels and validates it.
+func LoadConfig(path string) (*Config, error) { return LoadConfigWith(path, channels.Builtin()) }
+
+// LoadConfigWith reads path ("" means none: the demo set-up) and validates
+// it; reg names the channel sections the file may hold.
+func LoadConfigWith(path string, reg channels.Registry) (*Config, error) {
+	c := &Config{registry: reg, sections: map[string]any{}}
 	if path != "" {
 		raw, err := os.ReadFile(path)
 		if err != nil {
@@ -120,18 +133,17 @@ func LoadConfig(path string) (*Config, error) {
 		if len(raw) > maxConfigSize {
 			return nil, fmt.Errorf("config: %s is larger than 1 MiB", path)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		// An empty file is a valid configuration: all defaults.
-		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		if err := c.decode(raw); err != nil {
 			return nil, fmt.Errorf("config: %s: %w", path, err)
 		}
-	} else {
-		c.SMTP = &smtp.Config{Listen: "127.0.0.1:2525", AcceptAll: true}
 	}
 	c.setDefaults()
 	if path == "" {
-		c.SMTPOut = demoOutbox(c.DataDir)
+		for _, s := range reg.Sections() {
+			if v := s.Demo(c.DataDir); v != nil {
+				c.sections[s.Key] = v
+			}
+		}
 	}
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -139,23 +151,51 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-// demoOutbox is the demo set-up's way out for e-mail answers: a Maildir in
-// the data directory instead of a relay, so that an answer ends in ReplySent
-// while nothing leaves the machine.
-func demoOutbox(dataDir string) *smtpout.Config {
-	return &smtpout.Config{From: "Poststelle Demo <poststelle@demo.invalid>", Maildir: filepath.Join(dataDir, "outbox")}
+// decode decodes raw strictly (unknown keys are errors, with their line)
+// into c and its channel sections. It decodes once, into a struct made for
+// the registry: c's own fields inline, then one pointer field per channel
+// section, so that a missing section stays nil.
+func (c *Config) decode(raw []byte) error {
+	sections := c.registry.Sections()
+	core := reflect.TypeFor[Config]()
+	fields := []reflect.StructField{{Name: "Core", Type: core, Tag: `yaml:",inline"`}}
+	own := coreKeys(core)
+	for i, s := range sections {
+		if own[s.Key] {
+			return fmt.Errorf("channel section %s clashes with a gateway setting of that name", s.Key)
+		}
+		fields = append(fields, reflect.StructField{Name: fmt.Sprintf("Section%d", i), Type: s.Type(),
+			Tag: reflect.StructTag(fmt.Sprintf("yaml:%q", s.Key))})
+	}
+	doc := reflect.New(reflect.StructOf(fields))
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	// An empty file is a valid configuration: all defaults.
+	if err := dec.Decode(doc.Interface()); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	registry, present := c.registry, c.sections
+	*c = doc.Elem().Field(0).Interface().(Config)
+	c.registry, c.sections = registry, present
+	for i, s := range sections {
+		if v := doc.Elem().Field(i + 1); !v.IsNil() {
+			c.sections[s.Key] = v.Interface()
+		}
+	}
+	return nil
 }
 
-// answersTo says where e-mail answers go, for the start-up line.
-func answersTo(cfg *Config) string {
-	switch {
-	case cfg.SMTPOut == nil:
-		return "nowhere (no smtp_out: e-mail answers fail and go to triage)"
-	case cfg.SMTPOut.Maildir != "":
-		return "maildir " + cfg.SMTPOut.Maildir
-	default:
-		return "relay " + cfg.SMTPOut.Relay.Host
+// coreKeys are the top-level YAML keys of Config's own fields.
+func coreKeys(t reflect.Type) map[string]bool {
+	keys := map[string]bool{}
+	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		keys[name] = true
 	}
+	return keys
 }
 
 func (c *Config) setDefaults() {
@@ -219,9 +259,11 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
-	if c.SMTP != nil && c.SMTP.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.SMTP.Listen); err != nil {
-			return fmt.Errorf("smtp.listen: %q is not host:port", c.SMTP.Listen)
+	for _, s := range c.registry.Sections() {
+		if v, ok := c.sections[s.Key]; ok {
+			if err := s.Validate(v); err != nil {
+				return fmt.Errorf("%s.%w", s.Key, err)
+			}
 		}
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/poststelle/poststelle/channels"
 	"github.com/poststelle/poststelle/channels/smtpout"
 	"github.com/poststelle/poststelle/crypto/tsp"
 	"github.com/poststelle/poststelle/eventstore"
@@ -46,16 +47,18 @@ func HeadPublisher(cfg *Config, g *Stores, logger *slog.Logger) (*witness.Publis
 		p.Witnesses = append(p.Witnesses, &witness.Dir{Path: d})
 	}
 	if wc.Email != nil {
-		if cfg.SMTPOut == nil {
+		// E-mail witnesses go through the e-mail answers' relay.
+		out := ChannelSection[smtpout.Config](cfg, channels.SMTPOutSection)
+		if out == nil {
 			return nil, errors.New("witnesses.email: needs smtp_out, the relay it sends through")
 		}
-		o, err := smtpout.New(*cfg.SMTPOut, smtpout.Deps{Blobs: g.blobs, Logger: logger})
+		o, err := smtpout.New(*out, smtpout.Deps{Blobs: g.blobs, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("witnesses.email: smtp_out: %w", err)
 		}
 		from := wc.Email.From
 		if from == "" {
-			from = cfg.SMTPOut.From
+			from = out.From
 		}
 		p.Witnesses = append(p.Witnesses, &witness.Mail{Relay: o, From: from, To: wc.Email.To})
 	}

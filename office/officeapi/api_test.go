@@ -70,7 +70,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	n := offices.NewNotifier()
 	e.inbox = offices.Inbox{Notifier: n}
 	e.runner = &projection.Runner{Log: g.Log, DB: g.State, Registry: gateway.NewRegistry()}
-	s, err := New(Config{MaxReplyBytes: 4096, MaxWait: 5 * time.Second}, Deps{Log: g.Log, DB: g.State, Blobs: g.Blobs, Directory: e.dir, Notifier: n, Plan: replies.Plan})
+	s, err := New(Config{MaxReplyBytes: 4096, MaxWait: 5 * time.Second}, Deps{Log: g.Log, DB: g.State, Blobs: g.Blobs, Directory: e.dir, Notifier: n, Plan: emailPolicy(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,4 +521,19 @@ func TestHealthz(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want %d %s", c.method, c.path, r.StatusCode, body, c.want, c.body)
 		}
 	}
+}
+
+// emailPolicy answers e-mail (SMTP, IMAP) by e-mail and EGVP on EGVP,
+// which has no outbound: the routes the channel registry gives them.
+func emailPolicy(t *testing.T) replies.PlanFunc {
+	t.Helper()
+	p, err := replies.NewPolicy(map[gateway.Channel]replies.Route{
+		gateway.ChannelSMTP: {Channel: gateway.ChannelSMTP, Address: replies.EmailAddress},
+		gateway.ChannelIMAP: {Channel: gateway.ChannelSMTP, Address: replies.EmailAddress},
+		gateway.ChannelEGVP: {Channel: gateway.ChannelEGVP, Address: replies.SenderAddress},
+	}, []gateway.Channel{gateway.ChannelSMTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Plan
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/replies"
 )
 
 // Config configures the API server. The YAML names are those of the
@@ -82,8 +83,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Tenant is the authority served (default gateway.DefaultTenant).
 	Tenant string
-	// Plan is the reply-channel policy (replies.Plan).
-	Plan func(*gateway.MessageReceived) (gateway.Channel, gateway.Address, error)
+	// Plan is the reply-channel policy (the channel registry's
+	// replies.Policy).
+	Plan replies.PlanFunc
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }

@@ -46,6 +46,9 @@ type WiringDeps struct {
 	Blobs  *blob.Store
 	Logger *slog.Logger
 	Tenant string
+	// Plan is the reply-channel policy (the channel registry's
+	// replies.Policy); required.
+	Plan replies.PlanFunc
 	// Notice is where a newly made demo login is printed, plainly and only
 	// that once (serve's stderr); nil prints nothing. The password never
 	// goes into the structured log.
@@ -128,7 +131,7 @@ func Wire(cfg WiringConfig, deps WiringDeps) (*Wiring, error) {
 		w.Handlers = append(w.Handlers, w.Webhooks.Handler())
 	}
 	w.Server, err = New(cfg.API, Deps{Log: deps.Log, DB: deps.DB, Blobs: deps.Blobs, Directory: w.Directory,
-		Notifier: w.Notifier, Logger: deps.Logger, Tenant: deps.Tenant, Plan: replies.Plan})
+		Notifier: w.Notifier, Logger: deps.Logger, Tenant: deps.Tenant, Plan: deps.Plan})
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,9 @@ type Deps struct {
 	State  *sql.DB
 	Blobs  BlobWriter
 	Logger *slog.Logger
+	// Plan is the reply-channel policy (the channel registry's
+	// replies.Policy); required.
+	Plan replies.PlanFunc
 }
 
 // Server is the offices' SMTP submission endpoint: a member's mail
@@ -91,8 +94,8 @@ const (
 
 // New checks the configuration and listens.
 func New(cfg Config, deps Deps) (*Server, error) {
-	if deps.Directory == nil || deps.Log == nil || deps.State == nil || deps.Blobs == nil {
-		return nil, errors.New("smtpout: submission: Directory, Log, State and Blobs are required")
+	if deps.Directory == nil || deps.Log == nil || deps.State == nil || deps.Blobs == nil || deps.Plan == nil {
+		return nil, errors.New("submission: Deps.Directory, Log, State, Blobs and Plan are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
@@ -279,7 +282,7 @@ func (s *Server) submit(ctx context.Context, p *offices.Principal, raw []byte) e
 	// same key gives the same ReplyID and event id, which record nothing new.
 	a.Key = "smtp-submission/" + p.User + "/" + rawRef.SHA256
 	a.Via, a.Metadata = "smtp-submission", map[string]string{"submission": rawRef.SHA256}
-	rq := replies.Requester{Log: s.deps.Log, Blobs: s.deps.Blobs, Tenant: orig.Tenant}
+	rq := replies.Requester{Log: s.deps.Log, Blobs: s.deps.Blobs, Tenant: orig.Tenant, Plan: s.deps.Plan}
 	res, err := rq.RequestReply(ctx, *p, orig.Office, orig.Stream, a)
 	switch {
 	case errors.Is(err, replies.ErrNotFound), errors.Is(err, replies.ErrForbidden):

@@ -66,7 +66,7 @@ func newSubEnv(t *testing.T) *subEnv {
 	if err := r.CatchUp(ctx, offices.Inbox{}); err != nil {
 		t.Fatal(err)
 	}
-	e.sub, err = New(Config{Listen: "127.0.0.1:0"}, Deps{Directory: d, Log: e.log, State: e.state, Blobs: e.blobs})
+	e.sub, err = New(Config{Listen: "127.0.0.1:0"}, Deps{Directory: d, Log: e.log, State: e.state, Blobs: e.blobs, Plan: emailPolicy(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestSubmissionRefusals(t *testing.T) {
 }
 
 func TestSubmissionNeedsTLSOffLoopback(t *testing.T) {
-	_, err := New(Config{Listen: "0.0.0.0:0"}, Deps{Directory: &offices.Directory{}, Log: &sqlitelog.Log{}, State: &sql.DB{}, Blobs: &blob.Store{}})
+	_, err := New(Config{Listen: "0.0.0.0:0"}, Deps{Directory: &offices.Directory{}, Log: &sqlitelog.Log{}, State: &sql.DB{}, Blobs: &blob.Store{}, Plan: emailPolicy(t)})
 	if err == nil {
 		t.Fatal("plain-text submission on all interfaces accepted")
 	}
@@ -242,7 +242,7 @@ func TestSubmissionStopsWhenCancelledAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for range 20 {
-		sub, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Directory: d, Log: e.log, State: e.state, Blobs: e.blobs})
+		sub, err := New(Config{Listen: "127.0.0.1:0"}, Deps{Directory: d, Log: e.log, State: e.state, Blobs: e.blobs, Plan: emailPolicy(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,3 +265,18 @@ const answeredMail = "From: Erika Muster <buerger@example.org>\r\n" +
 	"Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n" +
 	"\r\n" +
 	"Sehr geehrte Damen und Herren,\r\n"
+
+// emailPolicy answers e-mail (SMTP, IMAP) by e-mail and EGVP on EGVP,
+// which has no outbound: the routes the channel registry gives them.
+func emailPolicy(t *testing.T) replies.PlanFunc {
+	t.Helper()
+	p, err := replies.NewPolicy(map[gateway.Channel]replies.Route{
+		gateway.ChannelSMTP: {Channel: gateway.ChannelSMTP, Address: replies.EmailAddress},
+		gateway.ChannelIMAP: {Channel: gateway.ChannelSMTP, Address: replies.EmailAddress},
+		gateway.ChannelEGVP: {Channel: gateway.ChannelEGVP, Address: replies.SenderAddress},
+	}, []gateway.Channel{gateway.ChannelSMTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Plan
+}

@@ -1,0 +1,89 @@
+package channels
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+
+	"github.com/poststelle/poststelle/channels/imap"
+	"github.com/poststelle/poststelle/channels/smtp"
+	"github.com/poststelle/poststelle/channels/smtpout"
+	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/replies"
+)
+
+// The configuration sections of the built-in channels, as documented in the
+// README and deploy/poststelle.yaml.
+const (
+	SMTPSection    = "smtp"
+	IMAPSection    = "imap"
+	SMTPOutSection = "smtp_out"
+)
+
+// Builtin is the registry of the channels this build has. A new channel
+// adds its Registration here and nowhere else.
+func Builtin() Registry {
+	reg, err := NewRegistry(
+		Registration{Name: gateway.ChannelSMTP, Inbound: smtpInbound(), Outbound: smtpOutbound(),
+			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
+		Registration{Name: gateway.ChannelIMAP, Inbound: imapInbound(),
+			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
+		// De-Mail, EGVP/OSCI and the portal have no adapters yet; their
+		// messages are answered on their own channel, to the sender's
+		// address there (De-Mail address, SAFE-ID, postbox), so answers
+		// to them reach triage with replies.ErrNoOutbound until the
+		// channel's issue adds its sides here.
+		Registration{Name: gateway.ChannelDeMail, Reply: replies.Route{Channel: gateway.ChannelDeMail, Address: replies.SenderAddress}},
+		Registration{Name: gateway.ChannelEGVP, Reply: replies.Route{Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
+		Registration{Name: gateway.ChannelPortal, Reply: replies.Route{Channel: gateway.ChannelPortal, Address: replies.SenderAddress}},
+		Registration{Name: gateway.ChannelAPI, Reply: replies.Route{Reason: "messages handed in through the API have no reply channel"}},
+	)
+	if err != nil {
+		// The list above is fixed at compile time; TestBuiltin keeps it valid.
+		panic(err)
+	}
+	return reg
+}
+
+func smtpInbound() *InboundSide {
+	return NewInbound(SectionSpec[smtp.Config]{
+		Key: SMTPSection,
+		Validate: func(c *smtp.Config) error {
+			if c.Listen == "" {
+				return nil
+			}
+			if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+				return fmt.Errorf("listen: %q is not host:port", c.Listen)
+			}
+			return nil
+		},
+		// The demo set-up accepts mail for anyone on the loopback port.
+		Demo: func(string) *smtp.Config { return &smtp.Config{Listen: "127.0.0.1:2525", AcceptAll: true} },
+	}, func(c *smtp.Config, deps gateway.IntakeDeps) (gateway.Inbound, error) {
+		return smtp.New(*c, deps)
+	})
+}
+
+func imapInbound() *InboundSide {
+	return NewInbound(SectionSpec[imap.Config]{Key: IMAPSection},
+		func(c *imap.Config, deps gateway.IntakeDeps) (gateway.Inbound, error) {
+			if len(c.Mailboxes) == 0 {
+				return nil, nil
+			}
+			return imap.New(*c, deps)
+		})
+}
+
+func smtpOutbound() *OutboundSide {
+	return NewOutbound(SectionSpec[smtpout.Config]{
+		Key: SMTPOutSection,
+		// The demo set-up answers into a Maildir in the data directory
+		// instead of a relay, so that an answer ends in ReplySent while
+		// nothing leaves the machine.
+		Demo: func(dataDir string) *smtpout.Config {
+			return &smtpout.Config{From: "Poststelle Demo <poststelle@demo.invalid>", Maildir: filepath.Join(dataDir, "outbox")}
+		},
+	}, func(c *smtpout.Config, deps OutboundDeps) (replies.Outbound, error) {
+		return smtpout.New(*c, smtpout.Deps{Blobs: deps.Blobs, Logger: deps.Logger})
+	})
+}
