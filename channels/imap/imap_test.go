@@ -66,3 +66,23 @@ func TestConfigValidation(t *testing.T) {
 		t.Error("two mailboxes with the same name accepted")
 	}
 }
+
+func TestSizeProblem(t *testing.T) {
+	ref := func(n int64) *blob.Ref { return &blob.Ref{Size: n} }
+	tests := []struct {
+		name string
+		f    fetched
+		want bool
+	}{
+		{"sizes agree", fetched{ref: ref(42), size: 42}, false},
+		{"no RFC822.SIZE", fetched{ref: ref(42), size: -1}, false},
+		{"no body", fetched{size: 42}, false},
+		{"shorter body", fetched{ref: ref(40), size: 42}, true},
+		{"longer body", fetched{ref: ref(44), size: 42}, true},
+	}
+	for _, tc := range tests {
+		if got := tc.f.sizeProblem(); (got != "") != tc.want {
+			t.Errorf("%s: problem %q, want one: %v", tc.name, got, tc.want)
+		}
+	}
+}

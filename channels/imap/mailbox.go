@@ -258,9 +258,23 @@ func (m *mailbox) wait(ctx context.Context, c *imapclient.Client) error {
 // recognises as recorded.
 func (m *mailbox) ingest(ctx context.Context, c *imapclient.Client, uidValidity uint32, uid goimap.UID) error {
 	d := m.w.deps
-	ref, internal, found, err := m.fetch(ctx, c, uid)
+	f, err := m.fetch(ctx, c, uid)
 	var refused *goimap.Error
 	switch {
+	case err == nil && !f.present:
+		m.log.Info("imap: message vanished before it was fetched (expunged elsewhere)", "uid", uid)
+		return nil
+	case err == nil && f.ref == nil:
+		// The server answered the FETCH without the message's bytes: there
+		// is nothing to store, and to mark it done would lose it.
+		m.skip(uid, "imap: server sent no message body; left in the mailbox", "size", f.size)
+		return nil
+	case err == nil && f.ref.Size == 0 && f.size > 0:
+		// An empty literal for a message the server itself sizes as
+		// non-empty is a server that cannot read its own message (go-imap's
+		// in-memory server does this for a header it cannot parse).
+		m.skip(uid, "imap: server delivered none of the message's bytes; left in the mailbox", "size", f.size)
+		return nil
 	case errors.Is(err, blob.ErrTooLarge):
 		m.skip(uid, "imap: message over the size limit left in the mailbox", "limit", m.w.cfg.MaxMessageBytes)
 		return nil
@@ -270,9 +284,10 @@ func (m *mailbox) ingest(ctx context.Context, c *imapclient.Client, uidValidity 
 		m.skip(uid, "imap: server refused to deliver the message; left in the mailbox", "err", err)
 		return nil
 	}
-	if err != nil || !found {
+	if err != nil {
 		return err
 	}
+	ref := *f.ref
 	receivedAt := d.Now().UTC()
 	msg, err := mailmsg.Walk(ctx, d.Blobs, ref, m.w.cfg.Limits)
 	if err != nil {
@@ -283,7 +298,7 @@ func (m *mailbox) ingest(ctx context.Context, c *imapclient.Client, uidValidity 
 		tenant = m.cfg.Tenant
 	}
 	key := gateway.MessageKey(gateway.ChannelIMAP, m.account+"/"+ref.SHA256)
-	receipt, err := d.Intake.Record(ctx, tenant, key, m.receipt(ref, msg, receivedAt, uidValidity, uid, internal))
+	receipt, err := d.Intake.Record(ctx, tenant, key, m.receipt(ref, msg, receivedAt, uidValidity, uid, f))
 	if errors.Is(err, eventstore.ErrInvalidEvent) {
 		m.skip(uid, "imap: the log refused the receipt; message left in the mailbox", "err", err)
 		return nil
@@ -311,10 +326,23 @@ func (m *mailbox) skip(uid goimap.UID, msg string, args ...any) {
 	m.mu.Unlock()
 }
 
-// fetch streams BODY.PEEK[] of one message into the blob store. found is
-// false when the message vanished (expunged by someone else).
-func (m *mailbox) fetch(ctx context.Context, c *imapclient.Client, uid goimap.UID) (ref blob.Ref, internal time.Time, found bool, err error) {
-	cmd := c.Fetch(goimap.UIDSetNum(uid), &goimap.FetchOptions{UID: true, InternalDate: true,
+// fetched is what the server answered to one message's FETCH.
+type fetched struct {
+	// present is false when the server sent no data for the UID: the
+	// message vanished (expunged by someone else).
+	present bool
+	// ref is the stored BODY[]; nil when the answer held no body.
+	ref *blob.Ref
+	// size is the server's RFC822.SIZE, -1 when it sent none.
+	size     int64
+	internal time.Time
+}
+
+// fetch streams BODY.PEEK[] of one message into the blob store, with the
+// server's RFC822.SIZE to check the delivered bytes against.
+func (m *mailbox) fetch(ctx context.Context, c *imapclient.Client, uid goimap.UID) (f fetched, err error) {
+	f.size = -1
+	cmd := c.Fetch(goimap.UIDSetNum(uid), &goimap.FetchOptions{UID: true, InternalDate: true, RFC822Size: true,
 		BodySection: []*goimap.FetchItemBodySection{{Peek: true}}})
 	defer func() {
 		if cerr := cmd.Close(); cerr != nil && err == nil {
@@ -323,27 +351,40 @@ func (m *mailbox) fetch(ctx context.Context, c *imapclient.Client, uid goimap.UI
 	}()
 	data := cmd.Next()
 	if data == nil {
-		return ref, internal, false, nil
+		return f, nil
 	}
+	f.present = true
 	for item := data.Next(); item != nil; item = data.Next() {
 		switch it := item.(type) {
 		case imapclient.FetchItemDataInternalDate:
-			internal = it.Time
+			f.internal = it.Time
+		case imapclient.FetchItemDataRFC822Size:
+			f.size = it.Size
 		case imapclient.FetchItemDataBodySection:
-			if it.Literal == nil {
+			if it.Literal == nil || f.ref != nil {
 				continue
 			}
 			if it.Literal.Size() > m.w.cfg.MaxMessageBytes {
-				return ref, internal, false, blob.ErrTooLarge
+				return f, blob.ErrTooLarge
 			}
-			ref, err = m.w.deps.Blobs.Put(ctx, it.Literal, m.w.cfg.MaxMessageBytes)
+			ref, err := m.w.deps.Blobs.Put(ctx, it.Literal, m.w.cfg.MaxMessageBytes)
 			if err != nil {
-				return ref, internal, false, fmt.Errorf("store uid %d: %w", uid, err)
+				return f, fmt.Errorf("store uid %d: %w", uid, err)
 			}
-			found = true
+			f.ref = &ref
 		}
 	}
-	return ref, internal, found, nil
+	return f, nil
+}
+
+// sizeProblem names a body whose length differs from the server's own
+// RFC822.SIZE: the stored bytes may not be the whole message, so a person
+// must compare them with the mailbox.
+func (f fetched) sizeProblem() string {
+	if f.ref == nil || f.size < 0 || f.ref.Size == f.size {
+		return ""
+	}
+	return fmt.Sprintf("imap: the server delivered %d octets but gives the message's RFC822.SIZE as %d", f.ref.Size, f.size)
 }
 
 func (m *mailbox) markDone(c *imapclient.Client, uid goimap.UID) error {
@@ -362,7 +403,7 @@ func (m *mailbox) markDone(c *imapclient.Client, uid goimap.UID) error {
 	return nil
 }
 
-func (m *mailbox) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time, uidValidity uint32, uid goimap.UID, internal time.Time) *gateway.MessageReceived {
+func (m *mailbox) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time, uidValidity uint32, uid goimap.UID, f fetched) *gateway.MessageReceived {
 	m.mu.Lock()
 	tlsState := m.tlsState
 	m.mu.Unlock()
@@ -374,13 +415,18 @@ func (m *mailbox) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time, uidV
 		"uidValidity": strconv.FormatUint(uint64(uidValidity), 10),
 		"uid":         strconv.FormatUint(uint64(uid), 10),
 	}
-	if !internal.IsZero() {
-		env["internalDate"] = internal.UTC().Format(time.RFC3339)
+	if !f.internal.IsZero() {
+		env["internalDate"] = f.internal.UTC().Format(time.RFC3339)
+	}
+	var problems []string
+	if p := f.sizeProblem(); p != "" {
+		problems = append(problems, p)
 	}
 	return msg.Receipt(mailmsg.Arrival{
-		Channel: gateway.ChannelIMAP,
-		Raw:     ref,
-		At:      at,
+		Problems: problems,
+		Channel:  gateway.ChannelIMAP,
+		Raw:      ref,
+		At:       at,
 		Transport: gateway.TransportEvidence{
 			RemoteAddr:  net.JoinHostPort(m.cfg.Host, strconv.Itoa(m.cfg.Port)),
 			Coordinates: Coordinates(m.cfg.Name, uidValidity, uint32(uid)),

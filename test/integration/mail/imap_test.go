@@ -4,6 +4,7 @@ package mail
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -285,5 +286,71 @@ func appendRaw(t testing.TB, u imapUser, folder, raw string) {
 	cmd.Close()
 	if _, err := cmd.Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestIMAPHostileHeaders: messages whose header go-imap's in-memory server
+// cannot parse (and sends as an empty literal) are delivered by Dovecot
+// as stored, and the intake records each with its bytes and, where the
+// header is damaged, its problems. Dovecot sends a NUL as 0x80 and a bare LF
+// as CRLF; the bytes kept are those it sent.
+func TestIMAPHostileHeaders(t *testing.T) {
+	u := user(8)
+	msgs := []struct {
+		raw, sent string // sent: what Dovecot transmits, when it differs
+		broken    bool
+	}{
+		{raw: "Subject: h1\r\nNoColonHere\r\n: empty name\r\nFrom: a@example.org\r\n\r\nbody\r\n", broken: true},
+		{raw: "Subject: h2\r\nX-Na\x00me: x\r\n\r\nbody\r\n", sent: "Subject: h2\r\nX-Na\x80me: x\r\n\r\nbody\r\n", broken: true},
+		{raw: "Subject: h3\r\nX-N\xe4me: x\r\n\r\nbody\r\n", broken: true},
+		{raw: "Subject: h4\r\nX-Long: " + strings.Repeat("a", 1200) + "\r\n\r\nbody\r\n"},
+		{raw: "Subject: h5\nFrom: a@example.org\n\nbody\n", sent: "Subject: h5\r\nFrom: a@example.org\r\n\r\nbody\r\n"},
+		{raw: "Subject: h6\r\nFrom: a@example.org\r\n"},
+	}
+	for _, m := range msgs {
+		appendRaw(t, u, "INBOX", m.raw)
+	}
+	dir := t.TempDir()
+	l, err := openLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, _ := blob.Open(filepath.Join(dir, "blobs"))
+	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{mailboxConfig(t, u, imap.TLSNone)}},
+		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	eventually(t, 30*time.Second, "every hostile message is taken in", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 0 })
+	cancel()
+	<-done
+	l.Close()
+	got := received(t, dir)
+	if len(got) != len(msgs) {
+		t.Fatalf("%d messages recorded, want %d", len(got), len(msgs))
+	}
+	for i, m := range msgs {
+		want := m.raw
+		if m.sent != "" {
+			want = m.sent
+		}
+		rc, err := blobs.Open(context.Background(), got[i].Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(raw) != want {
+			t.Errorf("message %d: stored %q, want %q", i, raw, want)
+		}
+		if m.broken && len(got[i].Problems) == 0 {
+			t.Errorf("message %d: recorded without a problem for triage", i)
+		}
 	}
 }
