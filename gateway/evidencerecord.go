@@ -111,7 +111,10 @@ func (r *EvidenceRecorder) Record(ctx context.Context, tenant string, ev *Delive
 	} else {
 		rec.ReplyID, rec.LinkedBy = link.ReplyID, link.Source
 	}
-	e, err := Encode(Meta{ID: digestID("dev-", tenant, key), Tenant: tenant, Stream: stream,
+	// The id includes the stream, so that a second copy that would go to
+	// another stream (unlinked first, linkable now) meets the message key
+	// and learns where the first one went.
+	e, err := Encode(Meta{ID: digestID("dev-", tenant, key, stream), Tenant: tenant, Stream: stream,
 		MessageKey: key, CorrelationID: stream}, &rec)
 	if err != nil {
 		return EvidenceReceipt{}, err
@@ -125,6 +128,8 @@ func (r *EvidenceRecorder) Record(ctx context.Context, tenant string, ev *Delive
 		// first record stands, and triage resolves it.
 		return EvidenceReceipt{EventID: dup.Existing.ID, Stream: dup.Existing.Stream, Linked: !strings.HasPrefix(dup.Existing.Stream, unlinkedStreamPrefix), Duplicate: true}, nil
 	case errors.Is(err, eventstore.ErrConflict):
+		// Same evidence, same stream, other details (a verdict reached
+		// again differently): the first record stands.
 		out.Duplicate = true
 		return out, nil
 	case err != nil:
