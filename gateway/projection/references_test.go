@@ -104,8 +104,12 @@ func confirmation(kind gateway.EvidenceKind, id string, refs ...gateway.Evidence
 		MediaType: "message/rfc822", Verification: &gateway.EvidenceVerification{Indication: "TOTAL_PASSED", Format: "S/MIME"}}
 }
 
-func msgRef(v string) gateway.EvidenceReference  { return gateway.EvidenceReference{Kind: "messageId", Value: v} }
-func privRef(v string) gateway.EvidenceReference { return gateway.EvidenceReference{Kind: "privateId", Value: v} }
+func msgRef(v string) gateway.EvidenceReference {
+	return gateway.EvidenceReference{Kind: "messageId", Value: v}
+}
+func privRef(v string) gateway.EvidenceReference {
+	return gateway.EvidenceReference{Kind: "privateId", Value: v}
+}
 
 // TestEvidenceLinking records confirmations about received messages and
 // about answers, and checks where each one went and what it says.
