@@ -153,7 +153,7 @@ type Gateway struct {
 	// evidence records the delivery evidence channels receive (see
 	// gateway.EvidenceRecorder), linked through projection.References.
 	evidence *gateway.EvidenceRecorder
-	office *officeapi.Wiring
+	office   *officeapi.Wiring
 	// inbound are the running inbound channels.
 	inbound map[gateway.Channel]gateway.Inbound
 	// outboundNames are the channels answers can go out on.
