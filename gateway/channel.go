@@ -72,6 +72,11 @@ type Inbound interface {
 type IntakeDeps struct {
 	// Intake records the receipts.
 	Intake Recorder
+	// Evidence records the delivery evidence a channel receives (De-Mail
+	// confirmations, OSCI receipts, portal status reports) about the
+	// messages and answers it carries; see EvidenceRecorder.Record. Nil
+	// when the gateway was built without it (most tests).
+	Evidence *EvidenceRecorder
 	// Blobs stores the raw messages and their parts.
 	Blobs BlobStore
 	// Logger receives operational messages (default slog.Default()).

@@ -75,6 +75,7 @@ func NewRegistry() *Registry {
 		func() Payload { return &WebhookAttempted{} },
 		func() Payload { return &WebhookDelivered{} },
 		func() Payload { return &WebhookFailed{} },
+		func() Payload { return &DeliveryEvidenceRecorded{} },
 	} {
 		r.types[f().EventType()] = f
 	}

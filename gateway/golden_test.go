@@ -61,6 +61,15 @@ func goldenPayloads() []Payload {
 		&WebhookDelivered{DeliveryID: "dlv-1", Office: "bauamt", URL: "https://dms.example/hook", Attempt: 3, Status: 204},
 		&WebhookFailed{DeliveryID: "dlv-1", Office: "bauamt", URL: "https://dms.example/hook", Attempt: 8, Status: 500,
 			Error: "giving up after 8 attempts: answered 500"},
+		&DeliveryEvidenceRecorded{Channel: ChannelDeMail, Kind: EvidenceRetrieved, ReplyID: "rpl-1",
+			References: []EvidenceReference{{Kind: "privateId", Value: "rpl-1"}, {Kind: "messageId", Value: "<rpl-1@kreis.example>"}},
+			LinkedBy:   "replyId", Unlinked: "no message or answer on demail has this privateId",
+			Attester:   Attester{Role: "provider", Name: "Beispiel-Provider GmbH", ID: "beispiel.de-mail.de"},
+			AttestedAt: goldenTime, EvidenceID: "<abholbestaetigung-9@beispiel.de-mail.de>", Evidence: goldenRef,
+			MediaType: "message/rfc822", Verification: &EvidenceVerification{Indication: "TOTAL_PASSED", SubIndication: "",
+				Format: "S/MIME", Signer: "CN=Beispiel-Provider", Qualification: "AdESeal-QC", SigningTime: goldenTime,
+				Detail: "provider certificate from the configured trust"},
+			Reason: "retrieved by the recipient", Problems: []string{"header: duplicate X-de-mail-private-id"}},
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 // Inbox is the read model of the office queues and the triage queue: a
 // projection of MessageReceived, MessageRouted, RoutingFailed,
 // ProcessingFailed, MessageDelivered, MessageAcknowledged, the Reply* events,
-// WebhookDelivered and WebhookFailed. Dropping its tables and replaying the log rebuilds it identically
+// WebhookDelivered, WebhookFailed and DeliveryEvidenceRecorded. Dropping its tables and replaying the log rebuilds it identically
 // (see Dump). Register it with a projection.Runner.
 type Inbox struct {
 	// Notifier, when set, is told after every change, so that long polls
@@ -61,6 +61,13 @@ var inboxSchema = []string{
 		subject TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
 		error TEXT NOT NULL DEFAULT '', requested_at TEXT NOT NULL, updated_at TEXT NOT NULL) STRICT`,
 	`CREATE INDEX IF NOT EXISTS office_replies_stream ON office_replies (tenant, stream)`,
+	// Delivery evidence about a message or its answers, in the order it
+	// was recorded.
+	`CREATE TABLE IF NOT EXISTS office_evidence (
+		tenant TEXT NOT NULL, stream TEXT NOT NULL, event_id TEXT NOT NULL,
+		part INTEGER NOT NULL, pos INTEGER NOT NULL,
+		recorded_at TEXT NOT NULL, evidence TEXT NOT NULL,
+		PRIMARY KEY (tenant, stream, event_id)) STRICT`,
 }
 
 // Setup implements projection.Projection.
@@ -75,7 +82,7 @@ func (Inbox) Setup(ctx context.Context, tx *sql.Tx) error {
 
 // Reset implements projection.Projection.
 func (Inbox) Reset(ctx context.Context, tx *sql.Tx) error {
-	for _, t := range []string{"inbox_received", "office_messages", "triage_items", "office_replies"} {
+	for _, t := range []string{"inbox_received", "office_messages", "triage_items", "office_replies", "office_evidence"} {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+t); err != nil {
 			return fmt.Errorf("offices: reset %s: %w", t, err)
 		}
@@ -137,6 +144,8 @@ func (in Inbox) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p ga
 			// mailroom sees it in triage and takes another way.
 			err = openTriage(ctx, tx, e, "reply", fmt.Sprintf("answer %s could not be sent: %s", m.ReplyID, m.Error), at)
 		}
+	case *gateway.DeliveryEvidenceRecorded:
+		err = applyEvidence(ctx, tx, e, m, at)
 	default:
 		return nil
 	}
@@ -237,6 +246,23 @@ func applyDelivered(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gat
 	return err
 }
 
+// applyEvidence keeps linked evidence for the message's view and sends
+// evidence no message matched to triage, where the mailroom can find its
+// message by hand.
+func applyEvidence(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.DeliveryEvidenceRecorded, at string) error {
+	if m.Unlinked != "" {
+		return openTriage(ctx, tx, e, "evidence", fmt.Sprintf("%s evidence (%s) from %s: %s", m.Channel, m.Kind, m.Attester.Name, m.Unlinked), at)
+	}
+	j, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO office_evidence (tenant, stream, event_id, part, pos, recorded_at, evidence)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		e.Tenant, e.Stream, e.ID, e.Position.Partition, e.Position.Offset, at, string(j))
+	return err
+}
+
 func splitList(s string) []string {
 	if s == "" {
 		return nil
@@ -295,6 +321,44 @@ type Message struct {
 	// full report and the Prüfprotokoll) once signatures were verified;
 	// absent until then.
 	Report *gateway.SignaturesVerified `json:"report,omitempty"`
+	// Evidence is the delivery evidence about the message and its answers,
+	// in the order it was recorded. GetMessage fills it; the queue
+	// listings leave it out.
+	Evidence []Evidence `json:"evidence,omitempty"`
+}
+
+// Evidence is one piece of delivery evidence as an office sees it: the
+// DeliveryEvidenceRecorded payload (ReplyID set when it is about an answer)
+// with the event's id and the time the gateway recorded it.
+type Evidence struct {
+	EventID    string    `json:"eventId"`
+	RecordedAt time.Time `json:"recordedAt"`
+	gateway.DeliveryEvidenceRecorded
+}
+
+// ListEvidence returns the delivery evidence about a message and its
+// answers, in the order it was recorded.
+func ListEvidence(ctx context.Context, db *sql.DB, tenant, stream string) ([]Evidence, error) {
+	rows, err := db.QueryContext(ctx, `SELECT event_id, recorded_at, evidence FROM office_evidence
+		WHERE tenant = ? AND stream = ? ORDER BY part, pos`, tenant, stream)
+	if err != nil {
+		return nil, fmt.Errorf("offices: evidence of %s: %w", stream, err)
+	}
+	defer rows.Close()
+	var out []Evidence
+	for rows.Next() {
+		var ev Evidence
+		var at, j string
+		if err := rows.Scan(&ev.EventID, &at, &j); err != nil {
+			return nil, fmt.Errorf("offices: evidence of %s: %w", stream, err)
+		}
+		if err := json.Unmarshal([]byte(j), &ev.DeliveryEvidenceRecorded); err != nil {
+			return nil, fmt.Errorf("offices: decode evidence %s of %s: %w", ev.EventID, stream, err)
+		}
+		ev.RecordedAt, _ = time.Parse(time.RFC3339Nano, at)
+		out = append(out, ev)
+	}
+	return out, rows.Err()
 }
 
 // ErrNotFound means the office has no such message.
@@ -353,6 +417,9 @@ func GetMessage(ctx context.Context, db *sql.DB, office, stream string) (Message
 	}
 	if err != nil {
 		return Message{}, fmt.Errorf("offices: get %s/%s: %w", office, stream, err)
+	}
+	if m.Evidence, err = ListEvidence(ctx, db, m.Tenant, stream); err != nil {
+		return Message{}, err
 	}
 	return m, nil
 }
@@ -442,8 +509,10 @@ type TriageItem struct {
 	Stream string `json:"stream"`
 	Seq    int64  `json:"seq"`
 	// Kind is "routing" (no rule placed it), "processing" (a handler kept
-	// failing on it), "reply" (an answer failed for good) or "webhook" (a
-	// push to an office's case system failed for good).
+	// failing on it), "reply" (an answer failed for good), "webhook" (a
+	// push to an office's case system failed for good) or "evidence"
+	// (delivery evidence no message or answer matched; the item's stream is
+	// the evidence's own).
 	Kind       string    `json:"kind"`
 	Reason     string    `json:"reason"`
 	Since      time.Time `json:"since"`
@@ -523,6 +592,7 @@ func Dump(ctx context.Context, db *sql.DB) (string, error) {
 		`SELECT 'triage', tenant, stream, json_array(kind, reason, since, state, assigned_to, assigned_by) FROM triage_items ORDER BY tenant, stream`,
 		`SELECT 'reply', reply_id, stream, json_array(tenant, office, author, channel, recipient, subject, state, attempts, error, requested_at, updated_at)
 			FROM office_replies ORDER BY reply_id`,
+		`SELECT 'evidence', event_id, stream, json_array(tenant, recorded_at, evidence) FROM office_evidence ORDER BY tenant, stream, event_id`,
 	}
 	for _, q := range queries {
 		rows, err := db.QueryContext(ctx, q)

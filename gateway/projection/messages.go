@@ -73,6 +73,12 @@ func (Messages) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p ga
 		return upsert(`state = 'delivered'`)
 	case *gateway.MessageAcknowledged:
 		return upsert(`state = 'acknowledged'`)
+	case *gateway.DeliveryEvidenceRecorded:
+		if m.Unlinked != "" {
+			// Evidence no message matched has a stream of its own.
+			return upsert(`channel = ?, state = 'triage', triage_reason = ?`, string(m.Channel), "delivery evidence: "+m.Unlinked)
+		}
+		return upsert(`state = state`)
 	default:
 		return upsert(`state = state`)
 	}

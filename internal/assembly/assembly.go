@@ -150,7 +150,10 @@ type Gateway struct {
 	tasks  []task
 	pipe   *pipeline.Pipeline
 	intake *gateway.Intake
-	office *officeapi.Wiring
+	// evidence records the delivery evidence channels receive (see
+	// gateway.EvidenceRecorder), linked through projection.References.
+	evidence *gateway.EvidenceRecorder
+	office   *officeapi.Wiring
 	// inbound are the running inbound channels.
 	inbound map[gateway.Channel]gateway.Inbound
 	// outboundNames are the channels answers can go out on.
@@ -245,6 +248,14 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	runner := &projection.Runner{Log: g.log, DB: g.state, Registry: reg, Logger: logger}
 	intake := &gateway.Intake{Log: g.log}
 	g.intake = intake
+	// The index is set up now, so that evidence arriving before its first
+	// run finds the table; the recorder catches it up before it gives a
+	// reference up as unknown.
+	if err := runner.Setup(ctx, projection.References{}); err != nil {
+		return nil, fmt.Errorf("references projection: %w", err)
+	}
+	g.evidence = &gateway.EvidenceRecorder{Log: g.log, Links: projection.Links{DB: g.state},
+		CatchUp: func(ctx context.Context) error { return runner.CatchUp(ctx, projection.References{}) }}
 	heads, err := HeadPublisher(cfg, g.Stores, logger)
 	if err != nil {
 		return nil, err
@@ -253,6 +264,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	g.add("pipeline", func(ctx context.Context) error { return pipe.Run(ctx) })
 	g.add("messages projection", func(ctx context.Context) error { return runner.Run(ctx, projection.Messages{}) })
 	g.add("office inbox", func(ctx context.Context) error { return runner.Run(ctx, office.Inbox) })
+	g.add("references projection", func(ctx context.Context) error { return runner.Run(ctx, projection.References{}) })
 	g.add("office api", office.Run)
 	g.add("reply retries", sender.Run)
 	g.add("office imap", officeIMAP.Run)
@@ -278,7 +290,7 @@ func (g *Gateway) buildInbound() error {
 		if !ok {
 			continue
 		}
-		in, err := reg.Inbound.Build(sec, gateway.IntakeDeps{Intake: g.intake, Blobs: g.blobs,
+		in, err := reg.Inbound.Build(sec, gateway.IntakeDeps{Intake: g.intake, Evidence: g.evidence, Blobs: g.blobs,
 			Logger: g.logger.With("channel", string(reg.Name)), Tenant: g.cfg.Tenant})
 		if err != nil {
 			return fmt.Errorf("%s: %w", reg.Inbound.Section.Key, err)

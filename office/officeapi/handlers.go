@@ -223,6 +223,28 @@ func (s *Server) downloadReport(w http.ResponseWriter, r *request) {
 	s.sendBlob(w, r, m.Report.Report, "application/json", "report-"+r.stream+".json", true)
 }
 
+// downloadEvidence sends the bytes of one piece of delivery evidence (the
+// signed confirmation, the receipt) as received, always as an attachment:
+// they come from outside.
+func (s *Server) downloadEvidence(w http.ResponseWriter, r *request) {
+	m, ok := s.message(w, r)
+	if !ok {
+		return
+	}
+	want := r.PathValue("event")
+	i := slices.IndexFunc(m.Evidence, func(e offices.Evidence) bool { return e.EventID == want })
+	if i < 0 || m.Evidence[i].Evidence.SHA256 == "" {
+		writeError(w, http.StatusNotFound, "no such evidence, or it has no stored bytes")
+		return
+	}
+	ev := m.Evidence[i]
+	mediaType := ev.MediaType
+	if mediaType == "" {
+		mediaType = "application/octet-stream"
+	}
+	s.sendBlob(w, r, ev.Evidence, mediaType, safeFilename("", "evidence-"+string(ev.Kind)+"-"+ev.EventID), true)
+}
+
 // sendBlob streams a stored blob. The blob store checks its hash as it
 // streams: a corrupt blob ends the answer early instead of passing for the
 // evidence.

@@ -1,0 +1,59 @@
+package officeapi
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/projection"
+)
+
+// TestMessageEvidence records a provider's signed confirmation of a message
+// and checks that the office sees it in the message view and can download
+// its bytes, and that another office cannot.
+func TestMessageEvidence(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	ma := e.seed("ma", "a", "a.pdf")
+	refs := projection.References{}
+	if err := e.runner.Setup(ctx, refs); err != nil {
+		t.Fatal(err)
+	}
+	rec := &gateway.EvidenceRecorder{Log: e.log, Links: projection.Links{DB: e.db},
+		CatchUp: func(ctx context.Context) error { return e.runner.CatchUp(ctx, refs) }}
+	conf, _ := e.blobs.PutBytes(ctx, []byte("Eingangsbestaetigung ma"))
+	got, err := rec.Record(ctx, "", &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelSMTP, Kind: gateway.EvidenceDelivered,
+		References: []gateway.EvidenceReference{{Kind: "messageId", Value: "<ma@example.org>"}},
+		Attester:   gateway.Attester{Role: "provider", Name: "Provider"}, AttestedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		EvidenceID: "<conf-1@provider.example>", Evidence: conf, MediaType: "message/rfc822",
+		Verification: &gateway.EvidenceVerification{Indication: "TOTAL_PASSED", Format: "S/MIME"}})
+	if err != nil || !got.Linked || got.Stream != ma.Stream {
+		t.Fatalf("record: %+v %v", got, err)
+	}
+	e.catchUp()
+
+	member := creds{token: e.tokens["member-a"]}
+	var detail messageDetail
+	if err := json.Unmarshal([]byte(readBody(t, e.do(member, "GET", "/offices/a/messages/"+ma.Stream, ""))), &detail); err != nil {
+		t.Fatal(err)
+	}
+	if len(detail.Evidence) != 1 || detail.Evidence[0].EventID != got.EventID || detail.Evidence[0].Kind != gateway.EvidenceDelivered ||
+		detail.Evidence[0].Verification == nil || detail.Evidence[0].LinkedBy != "senderMessageId" {
+		t.Fatalf("evidence in the message view: %+v", detail.Evidence)
+	}
+	resp := e.do(member, "GET", "/offices/a/messages/"+ma.Stream+"/evidence/"+got.EventID, "")
+	body := readBody(t, resp)
+	if resp.StatusCode != 200 || body != "Eingangsbestaetigung ma" || resp.Header.Get("Content-Type") != "message/rfc822" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment;") {
+		t.Fatalf("download: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	if resp := e.do(member, "GET", "/offices/a/messages/"+ma.Stream+"/evidence/dev-nothing", ""); resp.StatusCode != 404 {
+		t.Fatalf("unknown evidence: %d", resp.StatusCode)
+	}
+	if resp := e.do(creds{token: e.tokens["member-b"]}, "GET", "/offices/a/messages/"+ma.Stream+"/evidence/"+got.EventID, ""); resp.StatusCode != 403 {
+		t.Fatalf("other office: %d", resp.StatusCode)
+	}
+}
