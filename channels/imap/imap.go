@@ -54,12 +54,12 @@ type Config struct {
 	// Channel is the channel the receipts are recorded on and their
 	// message keys are scoped to (default imap). The De-Mail channel takes
 	// in its provider gateway's mailbox with this watcher.
-	Channel gateway.Channel `yaml:"-"`
+	Channel gateway.Channel `yaml:"-" json:"-"`
 	// Adapt, when set, completes each receipt before it is recorded, from
 	// the stored raw message (the De-Mail channel adds the provider's
 	// evidence). An error leaves the message in the mailbox for the next
 	// round, like a failed record.
-	Adapt func(ctx context.Context, raw blob.Ref, rec *gateway.MessageReceived) error `yaml:"-"`
+	Adapt func(ctx context.Context, raw blob.Ref, rec *gateway.MessageReceived) error `yaml:"-" json:"-"`
 }
 
 // MailboxConfig is one mailbox.
