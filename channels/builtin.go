@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 
+	"github.com/poststelle/poststelle/channels/demail"
 	"github.com/poststelle/poststelle/channels/imap"
 	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/channels/smtpout"
@@ -18,6 +19,7 @@ const (
 	SMTPSection    = "smtp"
 	IMAPSection    = "imap"
 	SMTPOutSection = "smtp_out"
+	DeMailSection  = "demail"
 )
 
 // Builtin is the registry of the channels this build has. A new channel
@@ -28,12 +30,13 @@ func Builtin() Registry {
 			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
 		Registration{Name: gateway.ChannelIMAP, Inbound: imapInbound(),
 			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
-		// De-Mail, EGVP/OSCI and the portal have no adapters yet; their
-		// messages are answered on their own channel, to the sender's
-		// address there (De-Mail address, SAFE-ID, postbox), so answers
-		// to them reach triage with replies.ErrNoOutbound until the
-		// channel's issue adds its sides here.
-		Registration{Name: gateway.ChannelDeMail, Reply: replies.Route{Channel: gateway.ChannelDeMail, Address: replies.SenderAddress}},
+		// De-Mail is taken in from the provider gateway's mailbox; answers
+		// go back on De-Mail (EGovG § 4) to the sender's De-Mail address and
+		// reach triage with replies.ErrNoOutbound until its outbound side
+		// is added. EGVP/OSCI and the portal have no adapters yet and are
+		// answered the same way on their own channel (SAFE-ID, postbox).
+		Registration{Name: gateway.ChannelDeMail, Inbound: demailInbound(),
+			Reply: replies.Route{Channel: gateway.ChannelDeMail, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelEGVP, Reply: replies.Route{Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelPortal, Reply: replies.Route{Channel: gateway.ChannelPortal, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelAPI, Reply: replies.Route{Reason: "messages handed in through the API have no reply channel"}},
@@ -71,6 +74,17 @@ func imapInbound() *InboundSide {
 				return nil, nil
 			}
 			return imap.New(*c, deps)
+		})
+}
+
+func demailInbound() *InboundSide {
+	return NewInbound(SectionSpec[demail.Config]{Key: DeMailSection, Validate: (*demail.Config).Validate},
+		func(c *demail.Config, deps gateway.IntakeDeps) (gateway.Inbound, error) {
+			w, err := demail.New(*c, deps)
+			if err != nil || w == nil {
+				return nil, err
+			}
+			return w, nil
 		})
 }
 

@@ -96,7 +96,7 @@ func TestBuiltinSections(t *testing.T) {
 	for _, s := range channels.Builtin().Sections() {
 		keys = append(keys, s.Key)
 	}
-	if got, want := strings.Join(keys, " "), "smtp smtp_out imap"; got != want {
+	if got, want := strings.Join(keys, " "), "smtp smtp_out imap demail"; got != want {
 		t.Errorf("sections %q, want %q", got, want)
 	}
 	for _, r := range channels.Builtin().All() {

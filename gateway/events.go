@@ -103,7 +103,8 @@ type MessageReceived struct {
 	// an answer refers to:
 	//
 	//	smtp, imap  the RFC 5322 Message-ID, with its angle brackets
-	//	demail      the RFC 5322 Message-ID of the De-Mail message
+	//	demail      the provider's X-de-mail-message-id (TR 01201 Teil 3.4
+	//	            clause 3.1.18), the Message-ID when the provider wrote none
 	//	egvp        the OSCI message id
 	//	portal      the FIT-Connect submission id
 	//	api         empty
@@ -127,6 +128,57 @@ type MessageReceived struct {
 	// Problems lists what could not be parsed; the raw bytes are kept anyway
 	// and triage sees the list.
 	Problems []string `json:"problems,omitempty"`
+	// DeMail is the De-Mail evidence: set only by the De-Mail channel, nil
+	// on every other. The same X-de-mail-* headers on another channel stay
+	// in Transport.Untrusted and have no effect.
+	DeMail *DeMailEvidence `json:"deMail,omitempty"`
+}
+
+// DeMailEvidence is what the De-Mail provider's headers (BSI TR 01201
+// Teil 3.4 clause 3.1) say about a message received on the De-Mail
+// channel, and whether the provider's integrity protection (clause 3.1.21)
+// holds. Every field is as parsed; only Verdict "provider-signed" makes
+// them the provider's word rather than a claim.
+type DeMailEvidence struct {
+	// MessageType is X-de-mail-message-type ("normal", "confirmation of
+	// receipt", ...).
+	MessageType string `json:"messageType,omitempty"`
+	// MessageID is X-de-mail-message-id, the provider's id of the message.
+	MessageID string `json:"messageId,omitempty"`
+	// PrivateID is X-de-mail-private-id, the sender's own reference.
+	PrivateID string `json:"privateId,omitempty"`
+	// Sender is X-de-mail-sender, the sender's address as the provider
+	// confirms it.
+	Sender string `json:"sender,omitempty"`
+	// AccountHolder is X-de-mail-account-holder.
+	AccountHolder string `json:"accountHolder,omitempty"`
+	// AuthLevel is X-de-mail-auth-level: "normal" or "high".
+	AuthLevel     string `json:"authLevel,omitempty"`
+	AuthMechanism string `json:"authMechanism,omitempty"`
+	// OriginatorProvider is X-de-mail-originator-provider, the FQDN of the
+	// sender's provider.
+	OriginatorProvider string `json:"originatorProvider,omitempty"`
+	Version            string `json:"version,omitempty"`
+	// Dispatch options the sender chose (clauses 3.1.2 to 3.1.6).
+	ConfirmDispatch  bool `json:"confirmDispatch,omitempty"`
+	ConfirmReceipt   bool `json:"confirmReceipt,omitempty"`
+	ConfirmRetrieval bool `json:"confirmRetrieval,omitempty"`
+	Authoritative    bool `json:"authoritative,omitempty"`
+	Personal         bool `json:"personal,omitempty"`
+	// Verdict is the outcome of the integrity check: "provider-signed" (the
+	// only trusted one), "hash-intact", "certificate-expired", "untrusted",
+	// "broken", "not-as-specified" or "missing".
+	Verdict string `json:"verdict"`
+	// VerdictDetail says why, in words.
+	VerdictDetail string `json:"verdictDetail,omitempty"`
+	// ProviderCertificate is the lowercase hex SHA-256 of the DER of the
+	// provider's signature certificate the message carried, when it
+	// carried one.
+	ProviderCertificate string `json:"providerCertificate,omitempty"`
+	// WrittenForm is true when the message replaces the written form by
+	// De-Mail (§ 3a Abs. 2 Satz 4 Nr. 2 VwVfG): sent absenderbestätigt and
+	// the provider's signature verified against the configured trust.
+	WrittenForm bool `json:"writtenForm"`
 }
 
 // MessageRouted records which offices a message belongs to and who decided.

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/internal/dialconf"
 	"github.com/poststelle/poststelle/mail/mailmsg"
@@ -50,6 +51,15 @@ type Config struct {
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
 	// Limits bound the MIME walk of each message.
 	Limits mailmsg.Limits `yaml:"-"`
+	// Channel is the channel the receipts are recorded on and their
+	// message keys are scoped to (default imap). The De-Mail channel takes
+	// in its provider gateway's mailbox with this watcher.
+	Channel gateway.Channel `yaml:"-" json:"-"`
+	// Adapt, when set, completes each receipt before it is recorded, from
+	// the stored raw message (the De-Mail channel adds the provider's
+	// evidence). An error leaves the message in the mailbox for the next
+	// round, like a failed record.
+	Adapt func(ctx context.Context, raw blob.Ref, rec *gateway.MessageReceived) error `yaml:"-" json:"-"`
 }
 
 // MailboxConfig is one mailbox.
@@ -64,7 +74,12 @@ type MailboxConfig struct {
 	// only for a loopback host.
 	TLS string `yaml:"tls"`
 	// CAFile adds PEM roots for a server with a private CA.
-	CAFile   string `yaml:"ca_file"`
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile (both or neither) hold the PEM client
+	// certificate and key presented to a server that requires one, such as
+	// a De-Mail provider's gateway.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 	Username string `yaml:"username"`
 	// PasswordFile or PasswordEnv (exactly one) holds the password; it is
 	// read at each login and never logged.
@@ -101,6 +116,9 @@ func New(cfg Config, deps gateway.IntakeDeps) (*Watcher, error) {
 	}
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 64 << 20
+	}
+	if cfg.Channel == "" {
+		cfg.Channel = gateway.ChannelIMAP
 	}
 	w := &Watcher{cfg: cfg, deps: deps}
 	names := map[string]bool{}
@@ -170,6 +188,10 @@ func withMailboxDefaults(mc MailboxConfig) (MailboxConfig, error) {
 		return mc, errors.New("set exactly one of password_file and password_env")
 	case mc.TLS != TLSImplicit && mc.TLS != TLSStartTLS && mc.TLS != TLSNone:
 		return mc, fmt.Errorf("tls %q: want implicit, starttls or none", mc.TLS)
+	case (mc.CertFile == "") != (mc.KeyFile == ""):
+		return mc, errors.New("set both cert_file and key_file, or neither")
+	case mc.TLS == TLSNone && mc.CertFile != "":
+		return mc, errors.New("cert_file needs tls implicit or starttls")
 	case mc.TLS == TLSNone && !dialconf.IsLoopback(mc.Host):
 		return mc, fmt.Errorf("tls none is allowed only for a loopback host, not %q", mc.Host)
 	case mc.Done != DoneMove && mc.Done != DoneFlag:
@@ -185,5 +207,12 @@ func (mc MailboxConfig) password() (string, error) {
 }
 
 func (mc MailboxConfig) tlsConfig() (*tls.Config, error) {
-	return dialconf.ClientTLS(mc.Host, mc.CAFile)
+	cfg, err := dialconf.ClientTLS(mc.Host, mc.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := dialconf.ClientCertificate(cfg, mc.CertFile, mc.KeyFile); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }

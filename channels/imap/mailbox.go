@@ -297,8 +297,14 @@ func (m *mailbox) ingest(ctx context.Context, c *imapclient.Client, uidValidity 
 	if m.cfg.Tenant != "" {
 		tenant = m.cfg.Tenant
 	}
-	key := gateway.MessageKey(gateway.ChannelIMAP, m.account+"/"+ref.SHA256)
-	receipt, err := d.Intake.Record(ctx, tenant, key, m.receipt(ref, msg, receivedAt, uidValidity, uid, f))
+	key := gateway.MessageKey(m.w.cfg.Channel, m.account+"/"+ref.SHA256)
+	rec := m.receipt(ref, msg, receivedAt, uidValidity, uid, f)
+	if m.w.cfg.Adapt != nil {
+		if err := m.w.cfg.Adapt(ctx, ref, rec); err != nil {
+			return fmt.Errorf("complete the receipt of uid %d: %w", uid, err)
+		}
+	}
+	receipt, err := d.Intake.Record(ctx, tenant, key, rec)
 	if errors.Is(err, eventstore.ErrInvalidEvent) {
 		m.skip(uid, "imap: the log refused the receipt; message left in the mailbox", "err", err)
 		return nil
@@ -424,7 +430,7 @@ func (m *mailbox) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time, uidV
 	}
 	return msg.Receipt(mailmsg.Arrival{
 		Problems: problems,
-		Channel:  gateway.ChannelIMAP,
+		Channel:  m.w.cfg.Channel,
 		Raw:      ref,
 		At:       at,
 		Transport: gateway.TransportEvidence{

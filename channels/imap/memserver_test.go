@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,9 +14,9 @@ import (
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
+	"github.com/poststelle/poststelle/channels/imap/imaptest"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
@@ -28,158 +27,11 @@ import (
 // EXPUNGE. (Dovecot, with both, is exercised in test/integration/mail.)
 func memServer(t *testing.T) (*imapmemserver.User, int) {
 	t.Helper()
-	p := startMemPeer(t, false)
-	return p.User, p.port
+	p := imaptest.StartMemPeer(t, false)
+	return p.User, p.Port
 }
 
-// memPeer is the in-memory server and, when it serves whole bodies, the
-// bytes appended through it.
-type memPeer struct {
-	*imapmemserver.User
-	port int
-
-	mu   sync.Mutex
-	raws map[string]map[goimap.UID]storedMessage // by folder and UID
-}
-
-type storedMessage struct {
-	raw []byte
-	at  time.Time
-}
-
-// startMemPeer starts the in-memory server. With wholeBodies set it
-// answers a FETCH of BODY[] (or BODY.PEEK[]) from the bytes appended
-// through Append, as Dovecot does: go-imap's own server parses the header
-// first and sends an empty literal for a header it cannot parse (a line
-// without a colon, a message without the blank line), which is a fault of
-// that test server, not of a mailbox a channel takes in.
-func startMemPeer(t *testing.T, wholeBodies bool) *memPeer {
-	t.Helper()
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser("poststelle", "secret")
-	if err := u.Create("INBOX", nil); err != nil {
-		t.Fatal(err)
-	}
-	mem.AddUser(u)
-	p := &memPeer{User: u, raws: map[string]map[goimap.UID]storedMessage{}}
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			if wholeBodies {
-				return &wholeBodySession{Session: mem.NewSession(), peer: p}, nil, nil
-			}
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         goimap.CapSet{goimap.CapIMAP4rev1: {}},
-		InsecureAuth: true,
-		Logger:       discardLogger{},
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	p.port = ln.Addr().(*net.TCPAddr).Port
-	return p
-}
-
-// Append adds raw to folder and keeps its bytes for whole-body fetches.
-func (p *memPeer) Append(folder string, raw []byte) error {
-	at := time.Now()
-	d, err := p.User.Append(folder, literal{bytes.NewReader(raw)}, &goimap.AppendOptions{Time: at})
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.raws[folder] == nil {
-		p.raws[folder] = map[goimap.UID]storedMessage{}
-	}
-	p.raws[folder][d.UID] = storedMessage{raw: bytes.Clone(raw), at: at}
-	return nil
-}
-
-func (p *memPeer) stored(folder string, uid goimap.UID) (storedMessage, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	m, ok := p.raws[folder][uid]
-	return m, ok
-}
-
-// wholeBodySession is an in-memory session whose UID FETCH of a whole body
-// sends the stored bytes; everything else is the in-memory server's.
-type wholeBodySession struct {
-	imapserver.Session
-	peer     *memPeer
-	selected string
-}
-
-func (s *wholeBodySession) Select(name string, options *goimap.SelectOptions) (*goimap.SelectData, error) {
-	d, err := s.Session.Select(name, options)
-	if err == nil {
-		s.selected = name
-	}
-	return d, err
-}
-
-func (s *wholeBodySession) Fetch(w *imapserver.FetchWriter, numSet goimap.NumSet, options *goimap.FetchOptions) error {
-	uids, ok := numSet.(goimap.UIDSet)
-	if !ok || !wholeBodyOnly(options) {
-		return s.Session.Fetch(w, numSet, options)
-	}
-	crit := &goimap.SearchCriteria{UID: []goimap.UIDSet{uids}}
-	byUID, err := s.Session.Search(imapserver.NumKindUID, crit, &goimap.SearchOptions{ReturnAll: true})
-	if err != nil {
-		return err
-	}
-	bySeq, err := s.Session.Search(imapserver.NumKindSeq, crit, &goimap.SearchOptions{ReturnAll: true})
-	if err != nil {
-		return err
-	}
-	all, seqs := byUID.AllUIDs(), bySeq.AllSeqNums()
-	for i, uid := range all {
-		m, ok := s.peer.stored(s.selected, uid)
-		if !ok || i >= len(seqs) {
-			return s.Session.Fetch(w, goimap.UIDSetNum(uid), options)
-		}
-		rw := w.CreateMessage(seqs[i])
-		rw.WriteUID(uid)
-		if options.InternalDate {
-			rw.WriteInternalDate(m.at)
-		}
-		if options.RFC822Size {
-			rw.WriteRFC822Size(int64(len(m.raw)))
-		}
-		wc := rw.WriteBodySection(options.BodySection[0], int64(len(m.raw)))
-		if _, err := wc.Write(m.raw); err != nil {
-			return err
-		}
-		if err := wc.Close(); err != nil {
-			return err
-		}
-		if err := rw.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// wholeBodyOnly reports a FETCH of UID, dates, size and BODY[] alone, the
-// one the intake sends.
-func wholeBodyOnly(o *goimap.FetchOptions) bool {
-	if o.Flags || o.Envelope || o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 ||
-		len(o.BodySection) != 1 {
-		return false
-	}
-	bs := o.BodySection[0]
-	return len(bs.Part) == 0 && bs.Specifier == goimap.PartSpecifierNone && len(bs.HeaderFields) == 0 &&
-		len(bs.HeaderFieldsNot) == 0 && bs.Partial == nil
-}
-
-type discardLogger struct{}
-
-func (discardLogger) Printf(string, ...any) {}
-
+// literal is an IMAP literal of bytes in memory.
 type literal struct{ *bytes.Reader }
 
 func (l literal) Size() int64 { return l.Reader.Size() }
@@ -286,7 +138,7 @@ func (h recordingHandler) Handle(_ context.Context, r slog.Record) error {
 // nothing of it in the log); it leaves the message in the mailbox, says so
 // at Error, and goes on with the next message.
 func TestServerDeliversNoBytes(t *testing.T) {
-	p := startMemPeer(t, false)
+	p := imaptest.StartMemPeer(t, false)
 	if err := p.Append("INBOX", []byte("Subject: a\r\nNoColonHere\r\nFrom: a@example.org\r\n\r\nbody\r\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +159,7 @@ func TestServerDeliversNoBytes(t *testing.T) {
 		logged []string
 	)
 	os.Setenv("POSTSTELLE_TEST_MEM_PW", "secret")
-	w, err := New(Config{Mailboxes: []MailboxConfig{{Host: "127.0.0.1", Port: p.port, TLS: TLSNone, Username: "poststelle",
+	w, err := New(Config{Mailboxes: []MailboxConfig{{Host: "127.0.0.1", Port: p.Port, TLS: TLSNone, Username: "poststelle",
 		PasswordEnv: "POSTSTELLE_TEST_MEM_PW", PollInterval: 50 * time.Millisecond}}},
 		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(recordingHandler{&mu, &logged})})
 	if err != nil {

@@ -210,14 +210,17 @@ func TestReplayFilters(t *testing.T) {
 
 func TestConfigErrorsNameTheField(t *testing.T) {
 	cases := map[string]string{
-		"log_level: loud\n":                                          "log_level",
-		"eventstore:\n  backend: mysql\n":                            "eventstore.backend",
-		"eventstore:\n  backend: kafka\n":                            "eventstore.kafka.brokers",
-		"eventstore: {backend: kafka, kafka: {brokers: [nohost]}}\n": "eventstore.kafka.brokers[0]",
-		"smtp:\n  listen: nowhere\n":                                 "smtp.listen",
-		"unknown_field: 1\n":                                         "unknown_field",
-		"data_dir: [1, 2]\n":                                         "line 1",
-		"keys: {fingerprint: \"abc\"}\n":                             "keys.fingerprint",
+		"log_level: loud\n":                                            "log_level",
+		"eventstore:\n  backend: mysql\n":                              "eventstore.backend",
+		"eventstore:\n  backend: kafka\n":                              "eventstore.kafka.brokers",
+		"eventstore: {backend: kafka, kafka: {brokers: [nohost]}}\n":   "eventstore.kafka.brokers[0]",
+		"smtp:\n  listen: nowhere\n":                                   "smtp.listen",
+		"unknown_field: 1\n":                                           "unknown_field",
+		"data_dir: [1, 2]\n":                                           "line 1",
+		"keys: {fingerprint: \"abc\"}\n":                               "keys.fingerprint",
+		"demail:\n  providers: [{name: dmda.example}]\n":               "demail.providers[0].ca_file",
+		"demail:\n  mailboxes: [{host: gw.example}]\n":                 "demail.providers",
+		"demail:\n  providers: [{name: x, ca_file: ca.pem, pin: 1}]\n": "line 2",
 	}
 	for content, want := range cases {
 		p := filepath.Join(t.TempDir(), "c.yaml")

@@ -1,0 +1,87 @@
+package demail
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/poststelle/poststelle/channels/imap"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway"
+)
+
+// New builds the De-Mail inbound: the IMAP watcher over the provider
+// gateway's mailboxes, recording on the demail channel and completing each
+// receipt with the provider's evidence. Nil with nil error when no mailbox
+// is configured.
+func New(c Config, deps gateway.IntakeDeps) (*imap.Watcher, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("demail: %w", err)
+	}
+	if len(c.Mailboxes) == 0 {
+		return nil, nil
+	}
+	tr, err := c.LoadTrust()
+	if err != nil {
+		return nil, fmt.Errorf("demail: %w", err)
+	}
+	deps, err = deps.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("demail: %w", err)
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 64 << 20
+	}
+	a := &adapter{blobs: deps.Blobs, trust: tr, max: c.MaxMessageBytes}
+	w, err := imap.New(imap.Config{Mailboxes: c.Mailboxes, MaxMessageBytes: c.MaxMessageBytes,
+		Channel: gateway.ChannelDeMail, Adapt: a.adapt}, deps)
+	if err != nil {
+		return nil, fmt.Errorf("demail: %w", err)
+	}
+	return w, nil
+}
+
+// adapter completes receipts from the stored raw message.
+type adapter struct {
+	blobs gateway.BlobStore
+	trust *Trust
+	max   int64
+}
+
+// headerWindow is how much of a message is read to parse its header
+// section: the parser's cap and room for the line that crosses it.
+const headerWindow = MaxHeaderBytes + MaxFieldBytes
+
+// adapt parses the provider's fields from the header section and, when the
+// message carries an integrity field, verifies it over the whole message.
+// Only a message with that field is read whole, bounded by the size cap
+// the message already passed, one at a time per mailbox.
+func (a *adapter) adapt(ctx context.Context, raw blob.Ref, rec *gateway.MessageReceived) error {
+	head, err := a.read(ctx, raw, headerWindow)
+	if err != nil {
+		return err
+	}
+	h := Parse(head)
+	msg := head
+	if h.Integrity != "" && int64(len(head)) < raw.Size {
+		if msg, err = a.read(ctx, raw, a.max); err != nil {
+			return err
+		}
+	}
+	Apply(rec, h, Verify(msg, a.trust, rec.ReceivedAt))
+	return nil
+}
+
+func (a *adapter) read(ctx context.Context, raw blob.Ref, limit int64) ([]byte, error) {
+	rc, err := a.blobs.Open(ctx, raw)
+	if err != nil {
+		return nil, fmt.Errorf("open the stored message: %w", err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(rc, limit)); err != nil {
+		return nil, fmt.Errorf("read the stored message: %w", err)
+	}
+	return buf.Bytes(), nil
+}
