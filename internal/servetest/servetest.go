@@ -198,17 +198,24 @@ type replayed struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-// Events returns the decoded events of one type, read with
-// `poststelle log replay --type typ`, which opens the log read-only and so
-// works while serve runs.
-func Events(t testing.TB, bin, config, typ string) []gateway.Payload {
+// Recorded is one event as `poststelle log replay` printed it, decoded.
+type Recorded struct {
+	ID      string
+	Stream  string
+	Payload gateway.Payload
+}
+
+// Replay returns the events of one type with their ids and streams, read
+// with `poststelle log replay --type typ`, which opens the log read-only and
+// so works while serve runs (and after it was killed).
+func Replay(t testing.TB, bin, config, typ string) []Recorded {
 	t.Helper()
 	code, out, errs := CLI(t, bin, config, "log", "replay", "--type", typ)
 	if code != 0 {
 		t.Fatalf("poststelle log replay --type %s: exit %d\n%s", typ, code, errs)
 	}
 	reg := gateway.NewRegistry()
-	var got []gateway.Payload
+	var got []Recorded
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
@@ -221,10 +228,20 @@ func Events(t testing.TB, bin, config, typ string) []gateway.Payload {
 		if err != nil {
 			t.Fatalf("log replay: %v", err)
 		}
-		got = append(got, pl)
+		got = append(got, Recorded{ID: r.ID, Stream: r.Stream, Payload: pl})
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatalf("log replay output: %v", err)
+	}
+	return got
+}
+
+// Events returns the decoded events of one type (see Replay).
+func Events(t testing.TB, bin, config, typ string) []gateway.Payload {
+	t.Helper()
+	var got []gateway.Payload
+	for _, r := range Replay(t, bin, config, typ) {
+		got = append(got, r.Payload)
 	}
 	return got
 }

@@ -3,46 +3,63 @@
 package mail
 
 import (
-	"context"
-	"log/slog"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 
-	"github.com/poststelle/poststelle/adapters/imap"
-	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 )
 
-// TestIMAPKilledBetweenRecordAndMove kills the intake process (SIGKILL)
-// after it recorded the third message and before it moved it, then starts
-// it again: every message is recorded exactly once and ends up moved.
+// killRounds is how often the crash tests SIGKILL serve mid-stream.
+const killRounds = 6
+
+// imapCrashRounds SIGKILLs serve while it takes in a user's INBOX, round
+// after round, each time once the log has grown since the last kill, and
+// starts it again. After each kill the mailbox must never show a message
+// as done (moved or flagged) that the log does not hold: the
+// acknowledgement to the mailbox follows the durable append. It returns how
+// many kills fell between a record and its acknowledgement (more recorded
+// than done), a window the next start must close without a second record.
+func imapCrashRounds(t *testing.T, g *gw, total int, done func() int) (window int) {
+	t.Helper()
+	recorded := 0
+	for round := 0; round < killRounds && recorded < total; round++ {
+		p := g.start(t)
+		eventually(t, 60*time.Second, "the log grows", func() bool { return len(g.received(t)) > recorded })
+		p.Kill(t)
+		recorded = len(g.received(t))
+		d := done()
+		t.Logf("round %d: killed with %d of %d recorded, %d done in the mailbox", round, recorded, total, d)
+		if d > recorded {
+			t.Fatalf("after the kill the mailbox shows %d messages done but the log holds %d: acknowledged before recorded", d, recorded)
+		}
+		if d < recorded {
+			window++
+		}
+	}
+	return window
+}
+
+// TestIMAPKilledBetweenRecordAndMove SIGKILLs serve again and again while
+// it takes in a mailbox over STARTTLS (done = move), then lets it finish:
+// every message is recorded exactly once and ends up moved, including those
+// recorded but not yet moved when serve died.
 func TestIMAPKilledBetweenRecordAndMove(t *testing.T) {
 	u := user(1)
-	subjects := appendMessages(t, u, "kill-move", 8)
-	dir := t.TempDir()
-	cc := childConfig{Dir: dir, IMAP: imap.Config{Mailboxes: []imap.MailboxConfig{mailboxConfig(t, u, imap.TLSStartTLS)}}, KillAfter: 3}
+	subjects := appendMessages(t, u, "kill-move", 40)
+	g := newGateway(t)
+	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, u, "starttls", ""))
+	window := imapCrashRounds(t, g, len(subjects), func() int { n, _ := count(t, u, "Poststelle-Eingegangen", ""); return n })
 
-	startChild(t, "imap", cc).waitKilled(t, 60*time.Second)
-	if n := len(received(t, dir)); n != 3 {
-		t.Fatalf("%d messages recorded before the kill, want 3", n)
-	}
-	if inbox, _ := count(t, u, "INBOX", ""); inbox != 6 {
-		t.Fatalf("INBOX holds %d messages after the kill, want 6 (the third recorded but not moved)", inbox)
-	}
-
-	cc.KillAfter = 0
-	c := startChild(t, "imap", cc)
+	p := g.start(t)
 	eventually(t, 60*time.Second, "the INBOX is empty", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 0 })
-	c.stop(t)
+	p.Stop(t)
+	t.Logf("%d of %d kills fell between record and move", window, killRounds)
 
-	msgs := received(t, dir)
+	msgs := g.received(t)
 	subjectsOnce(t, msgs, subjects)
 	if done, _ := count(t, u, "Poststelle-Eingegangen", ""); done != len(subjects) {
 		t.Errorf("done folder holds %d messages, want %d", done, len(subjects))
@@ -58,72 +75,43 @@ func TestIMAPKilledBetweenRecordAndMove(t *testing.T) {
 // implicit TLS.
 func TestIMAPKilledBetweenRecordAndFlag(t *testing.T) {
 	u := user(2)
-	subjects := appendMessages(t, u, "kill-flag", 5)
-	dir := t.TempDir()
-	mc := mailboxConfig(t, u, imap.TLSImplicit)
-	mc.Done = imap.DoneFlag
-	cc := childConfig{Dir: dir, IMAP: imap.Config{Mailboxes: []imap.MailboxConfig{mc}}, KillAfter: 2}
+	subjects := appendMessages(t, u, "kill-flag", 30)
+	g := newGateway(t)
+	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, u, "implicit", ", done: flag"))
+	flagged := func() int { _, f := count(t, u, "INBOX", "$PoststelleReceived"); return f }
+	window := imapCrashRounds(t, g, len(subjects), flagged)
 
-	startChild(t, "imap", cc).waitKilled(t, 60*time.Second)
-	if _, flagged := count(t, u, "INBOX", "$PoststelleReceived"); flagged != 1 {
-		t.Fatalf("%d messages flagged after the kill, want 1", flagged)
-	}
-	cc.KillAfter = 0
-	c := startChild(t, "imap", cc)
-	eventually(t, 60*time.Second, "every message is flagged", func() bool {
-		_, f := count(t, u, "INBOX", "$PoststelleReceived")
-		return f == len(subjects)
-	})
-	c.stop(t)
-	subjectsOnce(t, received(t, dir), subjects)
+	p := g.start(t)
+	eventually(t, 60*time.Second, "every message is flagged", func() bool { return flagged() == len(subjects) })
+	p.Stop(t)
+	t.Logf("%d of %d kills fell between record and flag", window, killRounds)
+	subjectsOnce(t, g.received(t), subjects)
 }
 
-// TestIMAPSurvivesDovecotRestart restarts Dovecot in the middle of a run
-// (between record and move of the fifth message) and then delivers more
-// mail while the intake waits in IDLE: every message is recorded once.
+// TestIMAPSurvivesDovecotRestart restarts Dovecot (every process, so open
+// connections drop) while serve is in the middle of a batch, then delivers
+// more mail while the intake waits in IDLE: every message is recorded once.
 func TestIMAPSurvivesDovecotRestart(t *testing.T) {
 	u := user(3)
-	subjects := appendMessages(t, u, "restart", 12)
-	dir := t.TempDir()
-	l, err := openLog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	blobs, err := blob.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	subjects := appendMessages(t, u, "restart", 60)
+	g := newGateway(t)
+	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, u, "none", ""))
+	p := g.start(t)
+	var atRestart int
+	eventually(t, 60*time.Second, "the intake is under way", func() bool { atRestart = len(g.received(t)); return atRestart >= 5 })
 	ctl := strings.Fields(env(t, envCtl))
-	var once sync.Once
-	var records int
-	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{mailboxConfig(t, u, imap.TLSNone)}},
-		imap.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-			AfterRecord: func(string, uint32) {
-				records++
-				if records == 5 {
-					once.Do(func() {
-						out, err := exec.Command(ctl[0], append(ctl[1:], "restart")...).CombinedOutput()
-						if err != nil {
-							t.Errorf("restart dovecot: %v\n%s", err, out)
-						}
-					})
-				}
-			}})
-	if err != nil {
-		t.Fatal(err)
+	if out, err := exec.Command(ctl[0], append(ctl[1:], "restart")...).CombinedOutput(); err != nil {
+		t.Fatalf("restart dovecot: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-
+	if atRestart >= len(subjects) {
+		t.Fatalf("all %d messages were taken in before Dovecot restarted: the restart did not fall mid-stream", atRestart)
+	}
+	t.Logf("Dovecot restarted with %d of %d messages recorded", atRestart, len(subjects))
 	eventually(t, 90*time.Second, "the first batch is taken in", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 0 })
 	more := appendMessages(t, u, "after-restart", 4)
 	eventually(t, 30*time.Second, "the second batch is taken in", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 0 })
-	cancel()
-	<-done
-	subjectsOnce(t, received(t, dir), append(subjects, more...))
+	p.Stop(t)
+	subjectsOnce(t, g.received(t), append(subjects, more...))
 }
 
 // TestIMAPOneFailingMailbox shows that a mailbox with a wrong password does
@@ -131,36 +119,14 @@ func TestIMAPSurvivesDovecotRestart(t *testing.T) {
 func TestIMAPOneFailingMailbox(t *testing.T) {
 	good, bad := user(4), user(5)
 	subjects := appendMessages(t, good, "isolated", 3)
-	dir := t.TempDir()
-	l, err := openLog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	blobs, _ := blob.Open(filepath.Join(dir, "blobs"))
-	badCfg := mailboxConfig(t, bad, imap.TLSNone)
-	badCfg.PasswordEnv = "POSTSTELLE_IT_WRONG_PW"
-	os.Setenv(badCfg.PasswordEnv, "wrong")
-	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{badCfg, mailboxConfig(t, good, imap.TLSNone)}},
-		imap.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
+	g := newGateway(t)
+	// The failing mailbox's password file holds a wrong password.
+	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, imapUser{name: bad.name, password: "wrong"}, "none", ", name: bad")+
+		g.mailbox(t, good, "none", ", name: good"))
+	p := g.start(t)
 	eventually(t, 30*time.Second, "the good mailbox is taken in", func() bool { n, _ := count(t, good, "INBOX", ""); return n == 0 })
-	cancel()
-	<-done
-	l.Close()
-	subjectsOnce(t, received(t, dir), subjects)
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	p.Stop(t)
+	subjectsOnce(t, g.received(t), subjects)
 }
 
 // TestIMAPDeliveredByLDAWithIDLE delivers through Dovecot's own delivery
@@ -169,26 +135,11 @@ func (w testWriter) Write(p []byte) (int, error) {
 // with an attachment shows its parts in the receipt.
 func TestIMAPDeliveredByLDAWithIDLE(t *testing.T) {
 	u := user(6)
-	conf := env(t, "POSTSTELLE_IT_DOVECOT_CONF")
-	dir := t.TempDir()
-	l, err := openLog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	blobs, _ := blob.Open(filepath.Join(dir, "blobs"))
-	mc := mailboxConfig(t, u, imap.TLSNone)
-	mc.PollInterval = 10 * time.Minute
-	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{mc}},
-		imap.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	time.Sleep(time.Second) // let the intake reach IDLE on the empty INBOX
+	conf := env(t, envConf)
+	g := newGateway(t)
+	g.write(t, "imap:\n  mailboxes:\n"+strings.Replace(g.mailbox(t, u, "none", ""), "poll_interval: 2s", "poll_interval: 10m", 1))
+	p := g.start(t)
+	time.Sleep(2 * time.Second) // let the intake reach IDLE on the empty INBOX
 
 	messages := []string{
 		"From: a@example.org\nTo: user6@test\nSubject: lda plain\n\nHallo.\n",
@@ -209,9 +160,8 @@ func TestIMAPDeliveredByLDAWithIDLE(t *testing.T) {
 		d, _ := count(t, u, "Poststelle-Eingegangen", "")
 		return n == 0 && d == len(messages)
 	})
-	cancel()
-	<-done
-	msgs := received(t, dir)
+	p.Stop(t)
+	msgs := g.received(t)
 	subjectsOnce(t, msgs, []string{"lda plain", "lda attachment"})
 	for _, m := range msgs {
 		if m.Subject == "lda attachment" && (len(m.Parts) != 2 || m.Parts[1].Filename != "antrag.pdf" || m.Parts[1].Kind != "attachment") {
@@ -226,31 +176,15 @@ func TestIMAPDeliveredByLDAWithIDLE(t *testing.T) {
 // size limit stays in the mailbox without holding up the others.
 func TestIMAPCopiesAndOversize(t *testing.T) {
 	u := user(7)
-	dir := t.TempDir()
-	l, err := openLog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	blobs, _ := blob.Open(filepath.Join(dir, "blobs"))
-	inbox := mailboxConfig(t, u, imap.TLSNone)
-	inbox.Name = "inbox"
-	other := inbox
-	other.Name, other.Folder, other.DoneFolder = "other", "Weitergeleitet", "Poststelle-Eingegangen"
 	c := dialDovecot(t, u)
 	if err := c.Create("Weitergeleitet", nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
 		t.Fatal(err)
 	}
 	c.Close()
-	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{inbox, other}, MaxMessageBytes: 4096},
-		imap.Deps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	g := newGateway(t)
+	g.write(t, "imap:\n  max_message_bytes: 4096\n  mailboxes:\n"+g.mailbox(t, u, "none", ", name: inbox")+
+		g.mailbox(t, u, "none", ", name: other, folder: Weitergeleitet, done_folder: Poststelle-Eingegangen"))
+	p := g.start(t)
 
 	first := appendMessages(t, u, "copied", 2)
 	appendRaw(t, u, "INBOX", "Subject: too big\r\n\r\n"+strings.Repeat("x", 8000)+"\r\n")
@@ -267,23 +201,9 @@ func TestIMAPCopiesAndOversize(t *testing.T) {
 	}
 	c.Close()
 	eventually(t, 30*time.Second, "the copies are handled", func() bool { n, _ := count(t, u, "Weitergeleitet", ""); return n == 0 })
-	cancel()
-	<-done
-	subjectsOnce(t, received(t, dir), append(first, later...))
+	p.Stop(t)
+	subjectsOnce(t, g.received(t), append(first, later...))
 	if n, _ := count(t, u, "INBOX", ""); n != 1 {
 		t.Errorf("INBOX holds %d messages, want the oversized one", n)
-	}
-}
-
-// appendRaw delivers one message as given.
-func appendRaw(t testing.TB, u imapUser, folder, raw string) {
-	t.Helper()
-	c := dialDovecot(t, u)
-	defer c.Close()
-	cmd := c.Append(folder, int64(len(raw)), nil)
-	cmd.Write([]byte(raw))
-	cmd.Close()
-	if _, err := cmd.Wait(); err != nil {
-		t.Fatal(err)
 	}
 }
