@@ -67,18 +67,10 @@ type Process struct {
 // stopped with SIGTERM when the test ends, unless stopped before.
 func Start(t testing.TB, bin, config, apiAddr string) *Process {
 	t.Helper()
-	p := &Process{Bin: bin, Config: config, API: "http://" + apiAddr, done: make(chan struct{})}
-	logf, err := os.OpenFile(config+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	p, err := Launch(bin, config, apiAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.logf = logf
-	p.cmd = exec.Command(bin, "serve", "--config", config)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start poststelle serve: %v", err)
-	}
-	go func() { p.err = p.cmd.Wait(); logf.Close(); close(p.done) }()
 	t.Cleanup(func() {
 		select {
 		case <-p.done: // stopped or killed by the test
@@ -93,29 +85,51 @@ func Start(t testing.TB, bin, config, apiAddr string) *Process {
 			t.Logf("poststelle serve --config %s:\n%s", config, p.Log())
 		}
 	})
-	p.waitHealthy(t)
 	return p
 }
 
+// Launch is Start for programs that are not tests (the benchmarks): the
+// caller stops the process with Terminate.
+func Launch(bin, config, apiAddr string) (*Process, error) {
+	p := &Process{Bin: bin, Config: config, API: "http://" + apiAddr, done: make(chan struct{})}
+	logf, err := os.OpenFile(config+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	p.logf = logf
+	p.cmd = exec.Command(bin, "serve", "--config", config)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start poststelle serve: %w", err)
+	}
+	go func() { p.err = p.cmd.Wait(); logf.Close(); close(p.done) }()
+	if err := p.waitHealthy(); err != nil {
+		p.cmd.Process.Kill()
+		<-p.done
+		return nil, err
+	}
+	return p, nil
+}
+
 // waitHealthy polls GET /healthz until it answers 200 or the process ends.
-func (p *Process) waitHealthy(t testing.TB) {
-	t.Helper()
+func (p *Process) waitHealthy() error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
 		case <-p.done:
-			t.Fatalf("poststelle serve ended before it was healthy (%v):\n%s", p.err, p.Log())
+			return fmt.Errorf("poststelle serve ended before it was healthy (%v):\n%s", p.err, p.Log())
 		default:
 		}
 		if resp, err := client.Get(p.API + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("poststelle serve not healthy after 60 s:\n%s", p.Log())
+			return fmt.Errorf("poststelle serve not healthy after 60 s:\n%s", p.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -136,17 +150,26 @@ func (p *Process) Signal(s os.Signal) { p.signal(s) }
 // 30 s, as a clean stop must.
 func (p *Process) Stop(t testing.TB) {
 	t.Helper()
+	if err := p.Terminate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Terminate sends SIGTERM and returns an error unless the process exits 0
+// within 30 s.
+func (p *Process) Terminate() error {
 	p.signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
 		p.cmd.Process.Kill()
 		<-p.done
-		t.Fatalf("poststelle serve did not stop within 30 s of SIGTERM:\n%s", p.Log())
+		return fmt.Errorf("poststelle serve did not stop within 30 s of SIGTERM:\n%s", p.Log())
 	}
 	if p.err != nil {
-		t.Fatalf("poststelle serve stopped with %v after SIGTERM:\n%s", p.err, p.Log())
+		return fmt.Errorf("poststelle serve stopped with %v after SIGTERM:\n%s", p.err, p.Log())
 	}
+	return nil
 }
 
 // Kill ends the process with SIGKILL, as a crash or a power cut would.
