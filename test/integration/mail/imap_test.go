@@ -49,7 +49,7 @@ func imapCrashRounds(t *testing.T, g *gw, total int, done func() int) (window in
 // recorded but not yet moved when serve died.
 func TestIMAPKilledBetweenRecordAndMove(t *testing.T) {
 	u := user(1)
-	subjects := appendMessages(t, u, "kill-move", 40)
+	subjects := appendMessages(t, u, "kill-move", 120)
 	g := newGateway(t)
 	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, u, "starttls", ""))
 	window := imapCrashRounds(t, g, len(subjects), func() int { n, _ := count(t, u, "Poststelle-Eingegangen", ""); return n })
@@ -75,7 +75,7 @@ func TestIMAPKilledBetweenRecordAndMove(t *testing.T) {
 // implicit TLS.
 func TestIMAPKilledBetweenRecordAndFlag(t *testing.T) {
 	u := user(2)
-	subjects := appendMessages(t, u, "kill-flag", 30)
+	subjects := appendMessages(t, u, "kill-flag", 120)
 	g := newGateway(t)
 	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, u, "implicit", ", done: flag"))
 	flagged := func() int { _, f := count(t, u, "INBOX", "$PoststelleReceived"); return f }

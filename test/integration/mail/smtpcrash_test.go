@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -91,7 +92,8 @@ func recordedIDs(t *testing.T, g *gw) map[int]string {
 // under the id its 250 named; an unacknowledged one is in the log once or
 // not at all; a resend of one the log already holds (its 250 lost to the
 // kill) is answered "already recorded as" the first record's id. At the end
-// swaks resends an acknowledged message and is told the same.
+// every message is sent once more and recognised, and swaks resends a
+// message after a kill and a restart and is told the same.
 func TestSwaksResendAfterCrash(t *testing.T) {
 	const total = 150
 	g := smtpGateway(t, ", accept_all: true")
@@ -148,18 +150,40 @@ func TestSwaksResendAfterCrash(t *testing.T) {
 	}
 	t.Logf("%d messages were recorded without their 250 at a kill and recognised when resent", len(lost))
 
-	// A sender whose 250 got lost sends the same message again: swaks is
-	// told it is already recorded, under the first record's id.
+	// Every sender whose 250 got lost sends the same message again: each
+	// is answered "already recorded as" the first record's id.
+	s.recorded = ids
+	for i := range total {
+		s.pending = append(s.pending, i)
+	}
+	s.run(g.smtp)
+	if len(s.pending) != 0 || len(s.wrong) > 0 {
+		t.Fatalf("resending all: %d unacknowledged, %d not recognised:\n%s", len(s.pending), len(s.wrong), strings.Join(s.wrong, "\n"))
+	}
+
+	// swaks sends a message, serve is killed and started again, and swaks
+	// sends the same file again: already recorded, under the same id.
 	msgFile := filepath.Join(g.dir, "message.eml")
-	if err := os.WriteFile(msgFile, crashMessage(0), 0o600); err != nil {
+	if err := os.WriteFile(msgFile, []byte("From: buerger@example.org\nTo: poststelle@kreis.example\nSubject: resent after a restart\n"+
+		"Message-ID: <crash-1000@example.org>\nDate: Tue, 3 Jun 2025 10:00:00 +0200\n\nBitte nur einmal eingehen lassen.\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := swaks(t, g.smtp, "--from", "buerger@example.org", "--to", "poststelle@kreis.example", "--data", "@"+msgFile)
-	if err != nil || !strings.Contains(out, "250 2.0.0 OK: already recorded as "+ids[0]) {
-		t.Fatalf("resend of an acknowledged message: %v\n%s", err, out)
+	send := func() (string, error) {
+		return swaks(t, g.smtp, "--from", "buerger@example.org", "--to", "poststelle@kreis.example", "--data", "@"+msgFile)
+	}
+	out, err := send()
+	m := regexp.MustCompile(`250 2\.0\.0 OK: recorded as (rcv-\S+)`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	p.Kill(t)
+	p = g.start(t)
+	out, err = send()
+	if err != nil || !strings.Contains(out, "250 2.0.0 OK: already recorded as "+m[1]) {
+		t.Fatalf("swaks resend after a restart: %v\n%s", err, out)
 	}
 	p.Stop(t)
-	if n := len(recordedIDs(t, g)); n != total {
-		t.Fatalf("%d messages in the log after the resend, want %d", n, total)
+	if ids := recordedIDs(t, g); len(ids) != total+1 || ids[1000] != m[1] {
+		t.Fatalf("%d messages in the log after the resends, want %d", len(ids), total+1)
 	}
 }
