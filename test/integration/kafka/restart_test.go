@@ -29,8 +29,9 @@ func brokerScript(t *testing.T, cmd string) {
 // deliver to `poststelle serve` on Kafka. A sender sends a message again
 // after any failure until it gets a 250, as a sending MTA does. Every
 // acknowledged message must be in the log afterwards exactly once, under
-// the id its 250 named, no message twice, and `poststelle log verify` must
-// find the log intact once the notary has signed again.
+// the id its 250 named, no message twice, every message routed once after
+// the restart, and `poststelle log verify` must find the log intact once
+// the notary has signed again.
 func TestBrokerRestart(t *testing.T) {
 	topic := uniqueTopic("restart")
 	dir := t.TempDir()
@@ -90,6 +91,16 @@ func TestBrokerRestart(t *testing.T) {
 	for id, k := range stored {
 		if k != 1 {
 			t.Fatalf("message %s stored %d times", id, k)
+		}
+	}
+	// The pipeline's consumer groups recover too: every message is routed,
+	// once.
+	streams := perStream(t, n.config, "MessageReceived")
+	var routed map[string]int
+	waitFor(t, "every message routed", func() bool { routed = perStream(t, n.config, "MessageRouted"); return len(routed) >= len(streams) })
+	for s, k := range routed {
+		if k != 1 || streams[s] != 1 {
+			t.Fatalf("stream %s routed %d times, recorded %d times", s, k, streams[s])
 		}
 	}
 	// The notary recovers from the restart: once it signed every head,

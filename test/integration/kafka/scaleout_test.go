@@ -59,7 +59,7 @@ func streamMessage(tag string, i int) []byte {
 		"Message-ID: <%s-%d@example.org>\r\n\r\nAntrag %d.\r\n", tag, i, tag, i, i)
 }
 
-// perMessage counts a type's events per stream, read with log replay.
+// perStream counts a type's events per stream, read with log replay.
 func perStream(t *testing.T, config, typ string) map[string]int {
 	t.Helper()
 	n := map[string]int{}
@@ -211,6 +211,14 @@ func TestScaleOut(t *testing.T) {
 			t.Fatalf("inbox lists %d messages, want %d", len(inbox), total)
 		}
 	}
+	// The survivors' notaries sign the dead node's partitions too.
+	var verified string
+	servetest.WaitFor(t, "log verify to pass", func() bool {
+		code, out, errs := servetest.CLI(t, bin, survivor.config, "log", "verify")
+		verified = out + errs
+		return code == 0
+	})
+	t.Logf("log verify:\n%s", verified)
 	t.Logf("node 0 killed after %d of %d acknowledged; every message recorded, routed, verified and listed once", killedAt, total)
 	for _, n := range nodes[1:] {
 		n.proc.Stop(t)
