@@ -241,6 +241,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		return nil, err
 	}
 
+	crash := newCrashpoint(logger) // nil unless built with -tags crashpoints
 	g.add("pipeline", func(ctx context.Context) error { return pipe.Run(ctx) })
 	g.add("messages projection", func(ctx context.Context) error { return runner.Run(ctx, projection.Messages{}) })
 	g.add("office inbox", func(ctx context.Context) error { return runner.Run(ctx, office.Inbox) })
@@ -253,7 +254,8 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		g.add("witnesses", heads.Run)
 	}
 	if cfg.SMTP != nil {
-		srv, err := smtp.New(*cfg.SMTP, smtp.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
+		srv, err := smtp.New(*cfg.SMTP, smtp.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant,
+			AfterRecord: crash.smtpHook()})
 		if err != nil {
 			return nil, fmt.Errorf("smtp: %w", err)
 		}
@@ -261,7 +263,8 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		g.add("smtp", srv.Run)
 	}
 	if len(cfg.IMAP.Mailboxes) > 0 {
-		w, err := imap.New(cfg.IMAP, imap.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant})
+		w, err := imap.New(cfg.IMAP, imap.Deps{Intake: intake, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant,
+			AfterRecord: crash.imapHook()})
 		if err != nil {
 			return nil, fmt.Errorf("imap: %w", err)
 		}

@@ -27,10 +27,14 @@ import (
 )
 
 // Build compiles cmd/poststelle into dir and returns the binary's path. A
-// TestMain calls it once for the whole package.
+// TestMain calls it once for the whole package. It builds with -tags
+// crashpoints, which adds the crash point of internal/assembly
+// (crashpoints.go): inert unless a test starts serve with
+// POSTSTELLE_CRASH_AFTER_RECORDS set (StartCrashing). The default binary
+// has no crash point.
 func Build(dir string) (string, error) {
 	bin := filepath.Join(dir, "poststelle")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/poststelle/poststelle/cmd/poststelle").CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags", "crashpoints", "-o", bin, "github.com/poststelle/poststelle/cmd/poststelle").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build poststelle: %w\n%s", err, out)
 	}
@@ -91,6 +95,21 @@ func Start(t testing.TB, bin, config, apiAddr string) *Process {
 // Launch is Start for programs that are not tests (the benchmarks): the
 // caller stops the process with Terminate.
 func Launch(bin, config, apiAddr string) (*Process, error) {
+	p, err := launch(bin, config, apiAddr)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitHealthy(); err != nil {
+		p.cmd.Process.Kill()
+		<-p.done
+		return nil, err
+	}
+	return p, nil
+}
+
+// launch starts the process, its output appended to the log file beside
+// the configuration.
+func launch(bin, config, apiAddr string, env ...string) (*Process, error) {
 	p := &Process{Bin: bin, Config: config, API: "http://" + apiAddr, done: make(chan struct{})}
 	logf, err := os.OpenFile(config+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -98,18 +117,49 @@ func Launch(bin, config, apiAddr string) (*Process, error) {
 	}
 	p.logf = logf
 	p.cmd = exec.Command(bin, "serve", "--config", config)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start poststelle serve: %w", err)
 	}
 	go func() { p.err = p.cmd.Wait(); logf.Close(); close(p.done) }()
-	if err := p.waitHealthy(); err != nil {
-		p.cmd.Process.Kill()
-		<-p.done
-		return nil, err
-	}
 	return p, nil
+}
+
+// StartCrashing starts serve armed to SIGKILL itself once the n-th message
+// was recorded, before the channel acknowledges it (the crash point that
+// Build compiles in). It does not wait for /healthz, since the crash may
+// come first; the test waits for it with WaitKilled.
+func StartCrashing(t testing.TB, bin, config string, n int) *Process {
+	t.Helper()
+	p, err := launch(bin, config, "", fmt.Sprintf("POSTSTELLE_CRASH_AFTER_RECORDS=%d", n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.signal(syscall.SIGKILL)
+		<-p.done
+		if t.Failed() {
+			t.Logf("poststelle serve --config %s (crash point after %d records):\n%s", config, n, p.Log())
+		}
+	})
+	return p
+}
+
+// WaitKilled waits up to within for the process to die of SIGKILL (its
+// crash point), failing the test if it ends otherwise or lives on.
+func (p *Process) WaitKilled(t testing.TB, within time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		t.Fatalf("poststelle serve did not reach its crash point within %v:\n%s", within, p.Log())
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("poststelle serve ended with %v, want SIGKILL at its crash point:\n%s", p.err, p.Log())
+	}
 }
 
 // waitHealthy polls GET /healthz until it answers 200 or the process ends.

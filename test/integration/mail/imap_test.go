@@ -11,6 +11,7 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/internal/servetest"
 )
 
 // killRounds is how often the crash tests SIGKILL serve mid-stream.
@@ -25,7 +26,7 @@ const killRounds = 6
 // than done), a window the next start must close without a second record.
 func imapCrashRounds(t *testing.T, g *gw, total int, done func() int) (window int) {
 	t.Helper()
-	recorded := 0
+	recorded := len(g.received(t))
 	for round := 0; round < killRounds && recorded < total; round++ {
 		p := g.start(t)
 		eventually(t, 60*time.Second, "the log grows", func() bool { return len(g.received(t)) > recorded })
@@ -43,16 +44,34 @@ func imapCrashRounds(t *testing.T, g *gw, total int, done func() int) (window in
 	return window
 }
 
-// TestIMAPKilledBetweenRecordAndMove SIGKILLs serve again and again while
-// it takes in a mailbox over STARTTLS (done = move), then lets it finish:
-// every message is recorded exactly once and ends up moved, including those
-// recorded but not yet moved when serve died.
+// crashAt starts serve with its crash point armed (the binary is built
+// with -tags crashpoints): it SIGKILLs itself after the n-th record, before
+// the acknowledgement. The log then holds exactly n messages.
+func crashAt(t *testing.T, g *gw, n int) {
+	t.Helper()
+	servetest.StartCrashing(t, bin, g.config, n).WaitKilled(t, 60*time.Second)
+	if got := len(g.received(t)); got != n {
+		t.Fatalf("%d messages recorded before the crash point, want %d", got, n)
+	}
+}
+
+// TestIMAPKilledBetweenRecordAndMove kills serve after it recorded the
+// third message and before it moved it (the crash point), then SIGKILLs it
+// again and again while it takes in a mailbox over STARTTLS (done = move),
+// then lets it finish: every message is recorded exactly once and ends up
+// moved, including those recorded but not yet moved when serve died.
 func TestIMAPKilledBetweenRecordAndMove(t *testing.T) {
 	u := user(1)
 	subjects := appendMessages(t, u, "kill-move", 120)
 	g := newGateway(t)
 	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, u, "starttls", ""))
-	window := imapCrashRounds(t, g, len(subjects), func() int { n, _ := count(t, u, "Poststelle-Eingegangen", ""); return n })
+	moved := func() int { n, _ := count(t, u, "Poststelle-Eingegangen", ""); return n }
+	crashAt(t, g, 3)
+	if inbox, _ := count(t, u, "INBOX", ""); inbox != len(subjects)-2 || moved() != 2 {
+		t.Fatalf("after the crash point INBOX holds %d and the done folder %d, want %d and 2 (the third recorded but not moved)",
+			inbox, moved(), len(subjects)-2)
+	}
+	window := imapCrashRounds(t, g, len(subjects), moved)
 
 	p := g.start(t)
 	eventually(t, 60*time.Second, "the INBOX is empty", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 0 })
@@ -72,13 +91,17 @@ func TestIMAPKilledBetweenRecordAndMove(t *testing.T) {
 }
 
 // TestIMAPKilledBetweenRecordAndFlag is the same with done = flag over
-// implicit TLS.
+// implicit TLS, the crash point after the second record.
 func TestIMAPKilledBetweenRecordAndFlag(t *testing.T) {
 	u := user(2)
 	subjects := appendMessages(t, u, "kill-flag", 120)
 	g := newGateway(t)
 	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, u, "implicit", ", done: flag"))
 	flagged := func() int { _, f := count(t, u, "INBOX", "$PoststelleReceived"); return f }
+	crashAt(t, g, 2)
+	if f := flagged(); f != 1 {
+		t.Fatalf("%d messages flagged after the crash point, want 1 (the second recorded but not flagged)", f)
+	}
 	window := imapCrashRounds(t, g, len(subjects), flagged)
 
 	p := g.start(t)
