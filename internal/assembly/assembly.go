@@ -147,6 +147,8 @@ type Gateway struct {
 	*Stores
 	cfg    *Config
 	logger *slog.Logger
+	// crash kills the process after a record in test builds (crashpoints.go).
+	crash  *crashpoint
 	tasks  []task
 	pipe   *pipeline.Pipeline
 	intake *gateway.Intake
@@ -261,6 +263,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		return nil, err
 	}
 
+	g.crash = newCrashpoint(logger) // nil unless built with -tags crashpoints
 	g.add("pipeline", func(ctx context.Context) error { return pipe.Run(ctx) })
 	g.add("messages projection", func(ctx context.Context) error { return runner.Run(ctx, projection.Messages{}) })
 	g.add("office inbox", func(ctx context.Context) error { return runner.Run(ctx, office.Inbox) })
@@ -291,7 +294,7 @@ func (g *Gateway) buildInbound() error {
 			continue
 		}
 		in, err := reg.Inbound.Build(sec, gateway.IntakeDeps{Intake: g.intake, Evidence: g.evidence, Blobs: g.blobs,
-			Logger: g.logger.With("channel", string(reg.Name)), Tenant: g.cfg.Tenant})
+			Logger: g.logger.With("channel", string(reg.Name)), Tenant: g.cfg.Tenant, AfterRecord: g.crash.hook()})
 		if err != nil {
 			return fmt.Errorf("%s: %w", reg.Inbound.Section.Key, err)
 		}

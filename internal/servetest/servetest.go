@@ -27,10 +27,14 @@ import (
 )
 
 // Build compiles cmd/poststelle into dir and returns the binary's path. A
-// TestMain calls it once for the whole package.
+// TestMain calls it once for the whole package. It builds with -tags
+// crashpoints, which adds the crash point of internal/assembly
+// (crashpoints.go): inert unless a test starts serve with
+// POSTSTELLE_CRASH_AFTER_RECORDS set (StartCrashing). The default binary
+// has no crash point.
 func Build(dir string) (string, error) {
 	bin := filepath.Join(dir, "poststelle")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/poststelle/poststelle/cmd/poststelle").CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags", "crashpoints", "-o", bin, "github.com/poststelle/poststelle/cmd/poststelle").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build poststelle: %w\n%s", err, out)
 	}
@@ -67,18 +71,10 @@ type Process struct {
 // stopped with SIGTERM when the test ends, unless stopped before.
 func Start(t testing.TB, bin, config, apiAddr string) *Process {
 	t.Helper()
-	p := &Process{Bin: bin, Config: config, API: "http://" + apiAddr, done: make(chan struct{})}
-	logf, err := os.OpenFile(config+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	p, err := Launch(bin, config, apiAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.logf = logf
-	p.cmd = exec.Command(bin, "serve", "--config", config)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start poststelle serve: %v", err)
-	}
-	go func() { p.err = p.cmd.Wait(); logf.Close(); close(p.done) }()
 	t.Cleanup(func() {
 		select {
 		case <-p.done: // stopped or killed by the test
@@ -93,29 +89,97 @@ func Start(t testing.TB, bin, config, apiAddr string) *Process {
 			t.Logf("poststelle serve --config %s:\n%s", config, p.Log())
 		}
 	})
-	p.waitHealthy(t)
 	return p
 }
 
-// waitHealthy polls GET /healthz until it answers 200 or the process ends.
-func (p *Process) waitHealthy(t testing.TB) {
+// Launch is Start for programs that are not tests (the benchmarks): the
+// caller stops the process with Terminate.
+func Launch(bin, config, apiAddr string) (*Process, error) {
+	p, err := launch(bin, config, apiAddr)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitHealthy(); err != nil {
+		p.cmd.Process.Kill()
+		<-p.done
+		return nil, err
+	}
+	return p, nil
+}
+
+// launch starts the process, its output appended to the log file beside
+// the configuration.
+func launch(bin, config, apiAddr string, env ...string) (*Process, error) {
+	p := &Process{Bin: bin, Config: config, API: "http://" + apiAddr, done: make(chan struct{})}
+	logf, err := os.OpenFile(config+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	p.logf = logf
+	p.cmd = exec.Command(bin, "serve", "--config", config)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start poststelle serve: %w", err)
+	}
+	go func() { p.err = p.cmd.Wait(); logf.Close(); close(p.done) }()
+	return p, nil
+}
+
+// StartCrashing starts serve armed to SIGKILL itself once the n-th message
+// was recorded, before the channel acknowledges it (the crash point that
+// Build compiles in). It does not wait for /healthz, since the crash may
+// come first; the test waits for it with WaitKilled.
+func StartCrashing(t testing.TB, bin, config string, n int) *Process {
 	t.Helper()
+	p, err := launch(bin, config, "", fmt.Sprintf("POSTSTELLE_CRASH_AFTER_RECORDS=%d", n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.signal(syscall.SIGKILL)
+		<-p.done
+		if t.Failed() {
+			t.Logf("poststelle serve --config %s (crash point after %d records):\n%s", config, n, p.Log())
+		}
+	})
+	return p
+}
+
+// WaitKilled waits up to within for the process to die of SIGKILL (its
+// crash point), failing the test if it ends otherwise or lives on.
+func (p *Process) WaitKilled(t testing.TB, within time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		t.Fatalf("poststelle serve did not reach its crash point within %v:\n%s", within, p.Log())
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("poststelle serve ended with %v, want SIGKILL at its crash point:\n%s", p.err, p.Log())
+	}
+}
+
+// waitHealthy polls GET /healthz until it answers 200 or the process ends.
+func (p *Process) waitHealthy() error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
 		case <-p.done:
-			t.Fatalf("poststelle serve ended before it was healthy (%v):\n%s", p.err, p.Log())
+			return fmt.Errorf("poststelle serve ended before it was healthy (%v):\n%s", p.err, p.Log())
 		default:
 		}
 		if resp, err := client.Get(p.API + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("poststelle serve not healthy after 60 s:\n%s", p.Log())
+			return fmt.Errorf("poststelle serve not healthy after 60 s:\n%s", p.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -136,17 +200,26 @@ func (p *Process) Signal(s os.Signal) { p.signal(s) }
 // 30 s, as a clean stop must.
 func (p *Process) Stop(t testing.TB) {
 	t.Helper()
+	if err := p.Terminate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Terminate sends SIGTERM and returns an error unless the process exits 0
+// within 30 s.
+func (p *Process) Terminate() error {
 	p.signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
 		p.cmd.Process.Kill()
 		<-p.done
-		t.Fatalf("poststelle serve did not stop within 30 s of SIGTERM:\n%s", p.Log())
+		return fmt.Errorf("poststelle serve did not stop within 30 s of SIGTERM:\n%s", p.Log())
 	}
 	if p.err != nil {
-		t.Fatalf("poststelle serve stopped with %v after SIGTERM:\n%s", p.err, p.Log())
+		return fmt.Errorf("poststelle serve stopped with %v after SIGTERM:\n%s", p.err, p.Log())
 	}
+	return nil
 }
 
 // Kill ends the process with SIGKILL, as a crash or a power cut would.
@@ -198,17 +271,24 @@ type replayed struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-// Events returns the decoded events of one type, read with
-// `poststelle log replay --type typ`, which opens the log read-only and so
-// works while serve runs.
-func Events(t testing.TB, bin, config, typ string) []gateway.Payload {
+// Recorded is one event as `poststelle log replay` printed it, decoded.
+type Recorded struct {
+	ID      string
+	Stream  string
+	Payload gateway.Payload
+}
+
+// Replay returns the events of one type with their ids and streams, read
+// with `poststelle log replay --type typ`, which opens the log read-only and
+// so works while serve runs (and after it was killed).
+func Replay(t testing.TB, bin, config, typ string) []Recorded {
 	t.Helper()
 	code, out, errs := CLI(t, bin, config, "log", "replay", "--type", typ)
 	if code != 0 {
 		t.Fatalf("poststelle log replay --type %s: exit %d\n%s", typ, code, errs)
 	}
 	reg := gateway.NewRegistry()
-	var got []gateway.Payload
+	var got []Recorded
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
@@ -221,10 +301,20 @@ func Events(t testing.TB, bin, config, typ string) []gateway.Payload {
 		if err != nil {
 			t.Fatalf("log replay: %v", err)
 		}
-		got = append(got, pl)
+		got = append(got, Recorded{ID: r.ID, Stream: r.Stream, Payload: pl})
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatalf("log replay output: %v", err)
+	}
+	return got
+}
+
+// Events returns the decoded events of one type (see Replay).
+func Events(t testing.TB, bin, config, typ string) []gateway.Payload {
+	t.Helper()
+	var got []gateway.Payload
+	for _, r := range Replay(t, bin, config, typ) {
+		got = append(got, r.Payload)
 	}
 	return got
 }

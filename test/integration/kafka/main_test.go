@@ -1,9 +1,10 @@
 //go:build integration
 
 // Package kafka_test runs the event log against a real Apache Kafka broker
-// started by broker.sh (see run.sh): the conformance suite, a broker restart
-// in the middle of a stream of appends, and scale-out of a projection over
-// several subscriber processes.
+// started by broker.sh (see run.sh): the log backend's conformance suite and
+// Watermill's pub/sub suite over it (library-level), and the real
+// `poststelle serve` binary on the broker: a broker restart in the middle of
+// a stream of SMTP deliveries, and scale-out over three serve processes.
 package kafka_test
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/conformance"
 	"github.com/poststelle/poststelle/eventstore/kafkalog"
+	"github.com/poststelle/poststelle/internal/servetest"
 )
 
 // testKey is fixed so that child processes sign with the same key.
@@ -62,10 +64,25 @@ func backend() conformance.Backend {
 	}
 }
 
+// bin is the poststelle binary, built once by TestMain.
+var bin string
+
 func TestMain(m *testing.M) {
 	conformance.MainChild(backend())
-	subscriberChild()
-	os.Exit(m.Run())
+	dir, err := os.MkdirTemp("", "poststelle-kafka-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin, err = servetest.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 func TestConformance(t *testing.T) {

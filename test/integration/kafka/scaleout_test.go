@@ -3,248 +3,224 @@
 package kafka_test
 
 import (
-	"bufio"
-	"context"
-	"database/sql"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"io"
-	"net/url"
+	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
-	"github.com/poststelle/poststelle/eventstore"
-	"github.com/poststelle/poststelle/eventstore/kafkalog"
-)
-
-// Environment of a subscriber child process.
-const (
-	envSubTopic  = "POSTSTELLE_SCALEOUT_TOPIC"
-	envSubDB     = "POSTSTELLE_SCALEOUT_DB"
-	envSubWorker = "POSTSTELLE_SCALEOUT_WORKER"
+	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/internal/servetest"
 )
 
 const scaleoutPartitions = 6
 
-func openProjectionDB(path string) (*sql.DB, error) {
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "busy_timeout(20000)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(1)
-	_, err = db.Exec(`CREATE TABLE IF NOT EXISTS effects (event_id TEXT PRIMARY KEY, worker TEXT NOT NULL, n INTEGER NOT NULL);
-		CREATE TABLE IF NOT EXISTS positions (part INTEGER PRIMARY KEY, next INTEGER NOT NULL);
-		CREATE TABLE IF NOT EXISTS skipped (worker TEXT NOT NULL, event_id TEXT NOT NULL)`)
-	return db, err
+// serveNode is one `poststelle serve` process of an installation on Kafka.
+type serveNode struct {
+	config string
+	api    string
+	smtp   string
+	proc   *servetest.Process
 }
 
-// project is the projection every subscriber runs: it records the event's
-// effect and the partition's next offset in one transaction. An event below
-// the recorded position is a redelivery after a handover and changes
-// nothing; an event above it would mean a lost event and fails.
-func project(db *sql.DB, worker string) eventstore.Handler {
-	return func(ctx context.Context, e eventstore.Event) error {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		var next int64
-		err = tx.QueryRowContext(ctx, `SELECT next FROM positions WHERE part = ?`, e.Position.Partition).Scan(&next)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		switch {
-		case e.Position.Offset < next:
-			if _, err := tx.ExecContext(ctx, `INSERT INTO skipped VALUES (?, ?)`, worker, e.ID); err != nil {
-				return err
-			}
-			return tx.Commit()
-		case e.Position.Offset > next:
-			return fmt.Errorf("gap: partition %d at %d, event %s at %d", e.Position.Partition, next, e.ID, e.Position.Offset)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO effects VALUES (?, ?, 1) ON CONFLICT (event_id) DO UPDATE SET n = n + 1`, e.ID, worker); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO positions VALUES (?, ?) ON CONFLICT (part) DO UPDATE SET next = excluded.next`,
-			e.Position.Partition, e.Position.Offset+1); err != nil {
-			return err
-		}
-		return tx.Commit()
+// kafkaConfig writes the configuration file of one node: the log on the
+// broker (topic and consumer-group prefix shared by every node), the data
+// directory (state database, blobs, key) shared, its own loopback ports.
+func kafkaConfig(t *testing.T, dir, dataDir, topic string, partitions int) *serveNode {
+	t.Helper()
+	n := &serveNode{config: filepath.Join(dir, "poststelle.yaml"), api: servetest.FreeAddr(t), smtp: servetest.FreeAddr(t)}
+	conf := fmt.Sprintf(`data_dir: %s
+eventstore:
+  backend: kafka
+  kafka: {brokers: [%s], topic: %s, partitions: %d, group: %s, checkpoint_interval: 200ms}
+smtp: {listen: %q, hostname: gw.kreis.example, accept_all: true}
+office_api: {listen: %q}
+office_imap: {listen: %q}
+smtp_submission: {listen: %q}
+`, dataDir, strings.Join(brokers(t), ", "), topic, partitions, topic, n.smtp, n.api, servetest.FreeAddr(t), servetest.FreeAddr(t))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
 	}
+	if err := os.WriteFile(n.config, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
-func startFrom(db *sql.DB) eventstore.StartFunc {
-	return func(ctx context.Context, p int32) (int64, error) {
-		var next int64
-		err := db.QueryRowContext(ctx, `SELECT next FROM positions WHERE part = ?`, p).Scan(&next)
-		if errors.Is(err, sql.ErrNoRows) {
-			return 0, nil
-		}
-		return next, err
-	}
+// streamMessage is the i-th message a test sends, tagged so that tests
+// sharing a broker never see each other's.
+func streamMessage(tag string, i int) []byte {
+	return fmt.Appendf(nil, "From: buerger@example.org\r\nTo: poststelle@kreis.example\r\nSubject: %s %d\r\n"+
+		"Message-ID: <%s-%d@example.org>\r\n\r\nAntrag %d.\r\n", tag, i, tag, i, i)
 }
 
-// subscriberChild is a subscriber process of TestScaleOut. It runs until its
-// standard input closes (the parent ended) or it is killed.
-func subscriberChild() {
-	topic, dbPath, worker := os.Getenv(envSubTopic), os.Getenv(envSubDB), os.Getenv(envSubWorker)
-	if topic == "" {
-		return
+// perStream counts a type's events per stream, read with log replay.
+func perStream(t *testing.T, config, typ string) map[string]int {
+	t.Helper()
+	n := map[string]int{}
+	for _, r := range servetest.Replay(t, bin, config, typ) {
+		n[r.Stream]++
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { io.Copy(io.Discard, os.Stdin); cancel() }()
-	db, err := openProjectionDB(dbPath)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "subscriber db:", err)
-		os.Exit(3)
-	}
-	l, err := kafkalog.Open(ctx, config(nil, topic, scaleoutPartitions))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "subscriber open:", err)
-		os.Exit(3)
-	}
-	fmt.Println("ready")
-	err = l.Subscribe(ctx, "projection", startFrom(db), project(db, worker))
-	if err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintln(os.Stderr, "subscriber", worker, ":", err)
-		os.Exit(4)
-	}
-	l.Close()
-	os.Exit(0)
+	return n
 }
 
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.Closer
-}
-
-func startSubscriber(t *testing.T, topic, dbPath, worker string) *child {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envSubTopic+"="+topic, envSubDB+"="+dbPath, envSubWorker+"="+worker)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+// demoInbox lists the demo office's queue over the API of the node at api.
+func demoInbox(t *testing.T, dataDir, api string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dataDir, "demo-credentials.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	var user, pw string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, "user="); ok {
+			user = v
+		}
+		if v, ok := strings.CutPrefix(l, "password="); ok {
+			pw = v
+		}
+	}
+	req, _ := http.NewRequest("GET", "http://"+api+"/offices/demo/messages?limit=1000", nil)
+	req.SetBasicAuth(user, pw)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	defer resp.Body.Close()
+	var list struct {
+		Messages []struct {
+			Stream string `json:"stream"`
+		} `json:"messages"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /offices/demo/messages: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, stdin: stdin}
-	t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() || sc.Text() != "ready" {
-		t.Fatalf("subscriber %s did not start", worker)
+	var streams []string
+	for _, m := range list.Messages {
+		streams = append(streams, m.Stream)
 	}
-	go io.Copy(io.Discard, stdout)
-	return c
+	return streams
 }
 
-// TestScaleOut runs a projection in three subscriber processes of one group
-// while events are appended, kills one of them mid-stream, and checks that
-// every event's effect exists exactly once: the dead process's partitions
-// move to the others, which resume from the positions stored with the read
-// model.
+// TestScaleOut runs one installation as three `poststelle serve` processes
+// on the broker, one consumer group for each handler and projection, one
+// shared state database. Messages arrive over SMTP at all three while one
+// process is SIGKILLed mid-stream; its senders go to the others. Exactly
+// once: every message is recorded once, routed once and verified once (the
+// handlers' effects in the log), and the office inbox, a projection that
+// keeps its partition positions in the same transaction as its rows, lists
+// each exactly once. The inbox can only fill completely if the dead
+// process's partitions moved to the survivors, which resume from the
+// positions stored with the read model.
 func TestScaleOut(t *testing.T) {
 	topic := uniqueTopic("scaleout")
-	dbPath := filepath.Join(t.TempDir(), "projection.db")
-	db, err := openProjectionDB(dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	l, err := kafkalog.Open(ctx, config(t, topic, scaleoutPartitions))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var children []*child
+	root := t.TempDir()
+	dataDir := filepath.Join(root, "data")
+	var nodes []*serveNode
 	for i := range 3 {
-		children = append(children, startSubscriber(t, topic, dbPath, fmt.Sprintf("w%d", i)))
+		n := kafkaConfig(t, filepath.Join(root, fmt.Sprintf("node%d", i)), dataDir, topic, scaleoutPartitions)
+		// One after the other: the first start makes the key, the demo
+		// login and the office IMAP certificate the others then read.
+		n.proc = servetest.Start(t, bin, n.config, n.api)
+		nodes = append(nodes, n)
 	}
 
-	const total = 1500
-	appended := make(chan error, 1)
-	go func() {
-		for i := range total {
-			e := eventstore.Event{ID: fmt.Sprintf("ev-%04d", i), Tenant: "t1", Stream: fmt.Sprintf("msg-%d", i%50),
-				Type: "T", Version: 1, Data: []byte("x")}
-			if _, err := l.Append(ctx, e); err != nil {
-				appended <- err
-				return
+	const total = 600
+	var dead atomic.Bool // node 0 was killed
+	var acked atomic.Int64
+	next := make(chan int, total)
+	for i := range total {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for w := range 6 {
+		wg.Go(func() {
+			for i := range next {
+				for attempt := 0; ; attempt++ {
+					n := nodes[(i+attempt)%3]
+					if n == nodes[0] && dead.Load() {
+						continue
+					}
+					if _, err := servetest.SendSMTP(n.smtp, "buerger@example.org", "poststelle@kreis.example", streamMessage(topic, i)); err == nil {
+						acked.Add(1)
+						break
+					}
+					if attempt > 20 {
+						errs <- fmt.Errorf("sender %d: message %d not acknowledged after %d attempts", w, i, attempt)
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
 			}
-			time.Sleep(3 * time.Millisecond)
-		}
-		appended <- nil
-	}()
-	count := func(q string) int {
-		var n int
-		if err := db.QueryRow(q).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
+		})
 	}
-	waitFor(t, "a third of the effects", func() bool { return count(`SELECT count(*) FROM effects`) >= total/3 })
-	killedAt := count(`SELECT count(*) FROM effects`)
-	if err := children[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	servetest.WaitFor(t, "a third of the messages acknowledged", func() bool { return acked.Load() >= total/3 })
+	dead.Store(true)
+	nodes[0].proc.Kill(t)
+	killedAt := acked.Load()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
 		t.Fatal(err)
 	}
-	children[0].cmd.Wait()
-	if err := <-appended; err != nil {
-		t.Fatal(err)
+
+	survivor := nodes[1]
+	received := perStream(t, survivor.config, "MessageReceived")
+	ids := map[string]int{}
+	for _, r := range servetest.Replay(t, bin, survivor.config, "MessageReceived") {
+		ids[r.Payload.(*gateway.MessageReceived).SenderMessageID]++
 	}
-	waitFor(t, "every effect", func() bool { return count(`SELECT count(*) FROM effects`) >= total })
-	time.Sleep(500 * time.Millisecond) // let redeliveries, if any, land
-	if n := count(`SELECT count(*) FROM effects`); n != total {
-		t.Fatalf("%d effects, want %d", n, total)
+	if len(ids) != total || len(received) != total {
+		t.Fatalf("%d distinct messages in %d streams recorded, want %d", len(ids), len(received), total)
 	}
-	if n := count(`SELECT count(*) FROM effects WHERE n != 1`); n != 0 {
-		t.Fatalf("%d events took effect more than once", n)
-	}
-	rows, err := db.Query(`SELECT worker, count(*) FROM effects GROUP BY worker ORDER BY worker`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dist []string
-	for rows.Next() {
-		var w string
-		var n int
-		rows.Scan(&w, &n)
-		dist = append(dist, fmt.Sprintf("%s=%d", w, n))
-	}
-	rows.Close()
-	t.Logf("killed w0 after %d effects; effects per worker: %s; redeliveries skipped: %d",
-		killedAt, strings.Join(dist, " "), count(`SELECT count(*) FROM skipped`))
-	if count(`SELECT count(DISTINCT worker) FROM effects`) < 2 {
-		t.Fatal("the work was not shared")
-	}
-	// Every partition's position reached its end: nothing was skipped.
-	for p := range int32(scaleoutPartitions) {
-		end, _ := l.End(ctx, p)
-		var next int64
-		db.QueryRow(`SELECT next FROM positions WHERE part = ?`, p).Scan(&next)
-		if next != end {
-			t.Fatalf("partition %d: projection at %d, log end %d", p, next, end)
+	for id, n := range ids {
+		if n != 1 {
+			t.Fatalf("%s recorded %d times", id, n)
 		}
 	}
-	for _, c := range children[1:] {
-		c.stdin.Close()
+	for _, typ := range []string{"MessageRouted", "SignaturesVerified"} {
+		var got map[string]int
+		servetest.WaitFor(t, "every message "+typ, func() bool { got = perStream(t, survivor.config, typ); return len(got) >= total })
+		for s, n := range got {
+			if n != 1 || received[s] != 1 {
+				t.Fatalf("%s: stream %s has %d, of a message recorded %d times", typ, s, n, received[s])
+			}
+		}
+	}
+	for _, n := range nodes[1:] {
+		var inbox []string
+		servetest.WaitFor(t, "every message in the inbox at "+n.api, func() bool { inbox = demoInbox(t, dataDir, n.api); return len(inbox) >= total })
+		seen := map[string]bool{}
+		for _, s := range inbox {
+			if seen[s] || received[s] != 1 {
+				t.Fatalf("inbox lists %s twice or without a record", s)
+			}
+			seen[s] = true
+		}
+		if len(inbox) != total {
+			t.Fatalf("inbox lists %d messages, want %d", len(inbox), total)
+		}
+	}
+	// The survivors' notaries sign the dead node's partitions too.
+	var verified string
+	servetest.WaitFor(t, "log verify to pass", func() bool {
+		code, out, errs := servetest.CLI(t, bin, survivor.config, "log", "verify")
+		verified = out + errs
+		return code == 0
+	})
+	t.Logf("log verify:\n%s", verified)
+	t.Logf("node 0 killed after %d of %d acknowledged; every message recorded, routed, verified and listed once", killedAt, total)
+	for _, n := range nodes[1:] {
+		n.proc.Stop(t)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+	_ "modernc.org/sqlite" // the offsets database
 
 	"github.com/poststelle/poststelle/eventstore/kafkalog"
 	"github.com/poststelle/poststelle/eventstore/pubsub"

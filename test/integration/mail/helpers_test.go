@@ -1,44 +1,39 @@
 //go:build integration
 
+// Package mail runs the e-mail channels of the real `poststelle serve`
+// binary against real peers: Dovecot (IMAP intake, STARTTLS and implicit
+// TLS, IDLE, delivery through dovecot-lda, a Dovecot restart) and swaks (SMTP
+// intake, plain and STARTTLS, refusals). Each test writes a configuration
+// file as an administrator would, starts serve with it and talks to the
+// gateway only through its sockets and its CLI (`log replay`). The crash
+// tests SIGKILL serve while messages are in flight, start it again and check
+// that every message is recorded exactly once. run.sh starts the peers.
 package mail
 
 import (
-	"context"
-	"crypto/ed25519"
-	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/poststelle/poststelle/channels/imap"
-	"github.com/poststelle/poststelle/channels/smtp"
-	"github.com/poststelle/poststelle/eventstore/blob"
-	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/internal/servetest"
 )
 
 // The peers' addresses come from run.sh.
 const (
-	envIMAP    = "POSTSTELLE_IT_IMAP_ADDR"
-	envIMAPS   = "POSTSTELLE_IT_IMAPS_ADDR"
-	envCA      = "POSTSTELLE_IT_DOVECOT_CA"
-	envCtl     = "POSTSTELLE_IT_DOVECOT_CTL"
-	envSwaks   = "POSTSTELLE_IT_SWAKS"
-	envChild   = "POSTSTELLE_IT_CHILD"
-	envChildDo = "POSTSTELLE_IT_CHILD_CONFIG"
+	envIMAP  = "POSTSTELLE_IT_IMAP_ADDR"
+	envIMAPS = "POSTSTELLE_IT_IMAPS_ADDR"
+	envCA    = "POSTSTELLE_IT_DOVECOT_CA"
+	envCtl   = "POSTSTELLE_IT_DOVECOT_CTL"
+	envSwaks = "POSTSTELLE_IT_SWAKS"
+	envConf  = "POSTSTELLE_IT_DOVECOT_CONF"
 )
 
 func env(t testing.TB, name string) string {
@@ -50,179 +45,76 @@ func env(t testing.TB, name string) string {
 	return v
 }
 
-// childConfig tells a child process what to run.
-type childConfig struct {
-	Dir         string
-	IMAP        imap.Config
-	SMTP        smtp.Config
-	KillAfter   int // SIGKILL itself after this many records, before the ack
-	TLSCertFile string
-}
+// bin is the poststelle binary, built once by TestMain.
+var bin string
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(envChild); mode != "" {
-		os.Exit(runChild(mode))
-	}
-	os.Exit(m.Run())
-}
-
-func openLog(dir string) (*sqlitelog.Log, error) {
-	return sqlitelog.Open(context.Background(), sqlitelog.Config{Path: filepath.Join(dir, "log.db"),
-		Signer: ed25519.NewKeyFromSeed(make([]byte, 32)), Logger: slog.New(slog.DiscardHandler)})
-}
-
-// runChild runs an intake in this process until SIGTERM, and kills itself
-// hard in the window between record and acknowledgement when told to.
-func runChild(mode string) int {
-	var cc childConfig
-	if err := json.Unmarshal([]byte(os.Getenv(envChildDo)), &cc); err != nil {
-		fmt.Fprintln(os.Stderr, "child config:", err)
-		return 2
-	}
-	l, err := openLog(cc.Dir)
+	dir, err := os.MkdirTemp("", "poststelle-mail-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 2
+		os.Exit(1)
 	}
-	defer l.Close()
-	blobs, err := blob.Open(filepath.Join(cc.Dir, "blobs"))
+	bin, err = servetest.Build(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 2
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
-	var records atomic.Int64
-	kill := func() {
-		if n := records.Add(1); cc.KillAfter > 0 && n == int64(cc.KillAfter) {
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
-			select {}
-		}
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	intake := &gateway.Intake{Log: l}
-	switch mode {
-	case "imap":
-		w, err := imap.New(cc.IMAP, gateway.IntakeDeps{Intake: intake, Blobs: blobs, Logger: logger,
-			AfterRecord: func(gateway.Receipt) { kill() }})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-		w.Run(ctx)
-	case "smtp":
-		s, err := smtp.New(cc.SMTP, gateway.IntakeDeps{Intake: intake, Blobs: blobs, Logger: logger,
-			AfterRecord: func(gateway.Receipt) { kill() }})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-		s.Run(ctx)
-	default:
-		fmt.Fprintln(os.Stderr, "unknown child mode", mode)
-		return 2
-	}
-	return 0
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
-// child is a running intake process.
-type child struct {
-	cmd  *exec.Cmd
-	done chan error
+// gw is one gateway installation: a data directory and a configuration
+// file, started and stopped as `poststelle serve` processes.
+type gw struct {
+	dir    string
+	config string
+	api    string // the office API's listen address
+	smtp   string // the SMTP receiver's listen address, "" when off
 }
 
-func startChild(t *testing.T, mode string, cc childConfig) *child {
+// newGateway makes a data directory and picks the office API's port; write
+// then writes the configuration file.
+func newGateway(t *testing.T) *gw {
 	t.Helper()
-	b, err := json.Marshal(cc)
-	if err != nil {
+	g := &gw{dir: t.TempDir(), api: servetest.FreeAddr(t)}
+	g.config = filepath.Join(g.dir, "poststelle.yaml")
+	return g
+}
+
+// write writes the configuration file with the channel sections given
+// (YAML, at the top level); the office-facing servers listen on free
+// loopback ports, and offices and rules are the demo set-up (one office
+// "demo", everything routed to it).
+func (g *gw) write(t *testing.T, channels string) {
+	t.Helper()
+	conf := fmt.Sprintf("data_dir: %s/data\nlog_level: debug\noffice_api: {listen: %q}\noffice_imap: {listen: %q}\nsmtp_submission: {listen: %q}\n%s",
+		g.dir, g.api, servetest.FreeAddr(t), servetest.FreeAddr(t), channels)
+	if err := os.WriteFile(g.config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"="+mode, envChildDo+"="+string(b))
-	cmd.Stderr = &prefixWriter{t: t, prefix: mode + " child: "}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, done: make(chan error, 1)}
-	go func() { c.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			c.cmd.Process.Kill()
-			<-c.done
-		}
-	})
-	return c
 }
 
-// waitKilled waits for the child to die of SIGKILL.
-func (c *child) waitKilled(t *testing.T, within time.Duration) {
+// start runs `poststelle serve --config` and waits until it is healthy.
+func (g *gw) start(t *testing.T) *servetest.Process {
 	t.Helper()
-	select {
-	case err := <-c.done:
-		ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
-		if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("child ended with %v, want SIGKILL", err)
-		}
-	case <-time.After(within):
-		t.Fatal("child was not killed in time")
+	p := servetest.Start(t, bin, g.config, g.api)
+	if g.smtp != "" {
+		waitListening(t, g.smtp)
 	}
+	return p
 }
 
-// stop ends the child gracefully.
-func (c *child) stop(t *testing.T) {
+// received returns the MessageReceived events in the log, read with
+// `poststelle log replay`.
+func (g *gw) received(t *testing.T) []*gateway.MessageReceived {
 	t.Helper()
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-c.done:
-		if err != nil {
-			t.Fatalf("child: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("child did not stop")
-	}
-}
-
-type prefixWriter struct {
-	t      *testing.T
-	prefix string
-}
-
-func (w *prefixWriter) Write(p []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		w.t.Log(w.prefix + line)
-	}
-	return len(p), nil
-}
-
-// received returns the MessageReceived events in a log directory.
-func received(t *testing.T, dir string) []*gateway.MessageReceived {
-	t.Helper()
-	l, err := openLog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	reg := gateway.NewRegistry()
 	var out []*gateway.MessageReceived
-	for off := int64(0); ; {
-		evs, err := l.Read(context.Background(), 0, off, 500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) == 0 {
-			return out
-		}
-		for i := range evs {
-			p, err := reg.Decode(&evs[i])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m, ok := p.(*gateway.MessageReceived); ok {
-				out = append(out, m)
-			}
-		}
-		off += int64(len(evs))
+	for _, r := range servetest.Replay(t, bin, g.config, "MessageReceived") {
+		out = append(out, r.Payload.(*gateway.MessageReceived))
 	}
+	return out
 }
 
 // imapUser is a Dovecot test user.
@@ -232,6 +124,28 @@ type imapUser struct {
 
 func user(n int) imapUser {
 	return imapUser{name: fmt.Sprintf("user%d@test", n), password: fmt.Sprintf("secret-user%d", n)}
+}
+
+// mailbox is the YAML of one entry of imap.mailboxes: the user's INBOX over
+// tlsMode (none, starttls, implicit), the password in a file beside the
+// configuration, extra YAML keys appended (", key: value").
+func (g *gw) mailbox(t *testing.T, u imapUser, tlsMode, extra string) string {
+	t.Helper()
+	addr := env(t, envIMAP)
+	if tlsMode == "implicit" {
+		addr = env(t, envIMAPS)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	pw := filepath.Join(g.dir, strings.TrimSuffix(u.name, "@test")+".password")
+	if err := os.WriteFile(pw, []byte(u.password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca := ""
+	if tlsMode != "none" {
+		ca = ", ca_file: " + env(t, envCA)
+	}
+	return fmt.Sprintf("    - {host: 127.0.0.1, port: %s, tls: %s%s, username: %q, password_file: %s, poll_interval: 2s%s}\n",
+		port, tlsMode, ca, u.name, pw, extra)
 }
 
 func dialDovecot(t testing.TB, u imapUser) *imapclient.Client {
@@ -257,19 +171,32 @@ func appendMessages(t testing.TB, u imapUser, tag string, n int) []string {
 		subj := fmt.Sprintf("%s %d", tag, i)
 		raw := fmt.Sprintf("From: Buerger %d <b%d@example.org>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s.%d@example.org>\r\n"+
 			"Content-Type: text/plain; charset=utf-8\r\n\r\nNachricht %d.\r\n", i, i, u.name, subj, strings.ReplaceAll(tag, " ", "-"), i, i)
-		cmd := c.Append("INBOX", int64(len(raw)), nil)
-		if _, err := cmd.Write([]byte(raw)); err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cmd.Wait(); err != nil {
-			t.Fatal(err)
-		}
+		appendTo(t, c, "INBOX", raw)
 		subjects = append(subjects, subj)
 	}
 	return subjects
+}
+
+func appendTo(t testing.TB, c *imapclient.Client, folder, raw string) {
+	t.Helper()
+	cmd := c.Append(folder, int64(len(raw)), nil)
+	if _, err := cmd.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appendRaw delivers one message as given.
+func appendRaw(t testing.TB, u imapUser, folder, raw string) {
+	t.Helper()
+	c := dialDovecot(t, u)
+	defer c.Close()
+	appendTo(t, c, folder, raw)
 }
 
 // count returns how many messages a folder holds, and how many carry flag;
@@ -310,22 +237,6 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 	}
 }
 
-func mailboxConfig(t testing.TB, u imapUser, tlsMode string) imap.MailboxConfig {
-	mc := imap.MailboxConfig{Host: "127.0.0.1", Username: u.name, PasswordEnv: "POSTSTELLE_IT_PW_" + strings.TrimSuffix(u.name, "@test"),
-		TLS: tlsMode, PollInterval: 2 * time.Second}
-	os.Setenv(mc.PasswordEnv, u.password)
-	addr := env(t, envIMAP)
-	if tlsMode == imap.TLSImplicit {
-		addr = env(t, envIMAPS)
-	}
-	if tlsMode != imap.TLSNone {
-		mc.CAFile = env(t, envCA)
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	mc.Port, _ = strconv.Atoi(port)
-	return mc
-}
-
 // subjectsOnce checks that every subject was recorded exactly once.
 func subjectsOnce(t *testing.T, msgs []*gateway.MessageReceived, want []string) {
 	t.Helper()
@@ -343,12 +254,14 @@ func subjectsOnce(t *testing.T, msgs []*gateway.MessageReceived, want []string) 
 	}
 }
 
-func freePort(t testing.TB) string {
+func waitListening(t *testing.T, addr string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	eventually(t, 30*time.Second, addr+" accepts connections", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
 }

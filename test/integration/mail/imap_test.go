@@ -3,47 +3,82 @@
 package mail
 
 import (
-	"context"
-	"io"
-	"log/slog"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 
-	"github.com/poststelle/poststelle/channels/imap"
-	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/internal/servetest"
 )
 
-// TestIMAPKilledBetweenRecordAndMove kills the intake process (SIGKILL)
-// after it recorded the third message and before it moved it, then starts
-// it again: every message is recorded exactly once and ends up moved.
+// killRounds is how often the crash tests SIGKILL serve mid-stream.
+const killRounds = 6
+
+// imapCrashRounds SIGKILLs serve while it takes in a user's INBOX, round
+// after round, each time once the log has grown since the last kill, and
+// starts it again. After each kill the mailbox must never show a message
+// as done (moved or flagged) that the log does not hold: the
+// acknowledgement to the mailbox follows the durable append. It returns how
+// many kills fell between a record and its acknowledgement (more recorded
+// than done), a window the next start must close without a second record.
+func imapCrashRounds(t *testing.T, g *gw, total int, done func() int) (window int) {
+	t.Helper()
+	recorded := len(g.received(t))
+	for round := 0; round < killRounds && recorded < total; round++ {
+		p := g.start(t)
+		eventually(t, 60*time.Second, "the log grows", func() bool { return len(g.received(t)) > recorded })
+		p.Kill(t)
+		recorded = len(g.received(t))
+		d := done()
+		t.Logf("round %d: killed with %d of %d recorded, %d done in the mailbox", round, recorded, total, d)
+		if d > recorded {
+			t.Fatalf("after the kill the mailbox shows %d messages done but the log holds %d: acknowledged before recorded", d, recorded)
+		}
+		if d < recorded {
+			window++
+		}
+	}
+	return window
+}
+
+// crashAt starts serve with its crash point armed (the binary is built
+// with -tags crashpoints): it SIGKILLs itself after the n-th record, before
+// the acknowledgement. The log then holds exactly n messages.
+func crashAt(t *testing.T, g *gw, n int) {
+	t.Helper()
+	servetest.StartCrashing(t, bin, g.config, n).WaitKilled(t, 60*time.Second)
+	if got := len(g.received(t)); got != n {
+		t.Fatalf("%d messages recorded before the crash point, want %d", got, n)
+	}
+}
+
+// TestIMAPKilledBetweenRecordAndMove kills serve after it recorded the
+// third message and before it moved it (the crash point), then SIGKILLs it
+// again and again while it takes in a mailbox over STARTTLS (done = move),
+// then lets it finish: every message is recorded exactly once and ends up
+// moved, including those recorded but not yet moved when serve died.
 func TestIMAPKilledBetweenRecordAndMove(t *testing.T) {
 	u := user(1)
-	subjects := appendMessages(t, u, "kill-move", 8)
-	dir := t.TempDir()
-	cc := childConfig{Dir: dir, IMAP: imap.Config{Mailboxes: []imap.MailboxConfig{mailboxConfig(t, u, imap.TLSStartTLS)}}, KillAfter: 3}
-
-	startChild(t, "imap", cc).waitKilled(t, 60*time.Second)
-	if n := len(received(t, dir)); n != 3 {
-		t.Fatalf("%d messages recorded before the kill, want 3", n)
+	subjects := appendMessages(t, u, "kill-move", 120)
+	g := newGateway(t)
+	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, u, "starttls", ""))
+	moved := func() int { n, _ := count(t, u, "Poststelle-Eingegangen", ""); return n }
+	crashAt(t, g, 3)
+	if inbox, _ := count(t, u, "INBOX", ""); inbox != len(subjects)-2 || moved() != 2 {
+		t.Fatalf("after the crash point INBOX holds %d and the done folder %d, want %d and 2 (the third recorded but not moved)",
+			inbox, moved(), len(subjects)-2)
 	}
-	if inbox, _ := count(t, u, "INBOX", ""); inbox != 6 {
-		t.Fatalf("INBOX holds %d messages after the kill, want 6 (the third recorded but not moved)", inbox)
-	}
+	window := imapCrashRounds(t, g, len(subjects), moved)
 
-	cc.KillAfter = 0
-	c := startChild(t, "imap", cc)
+	p := g.start(t)
 	eventually(t, 60*time.Second, "the INBOX is empty", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 0 })
-	c.stop(t)
+	p.Stop(t)
+	t.Logf("%d of %d kills fell between record and move", window, killRounds)
 
-	msgs := received(t, dir)
+	msgs := g.received(t)
 	subjectsOnce(t, msgs, subjects)
 	if done, _ := count(t, u, "Poststelle-Eingegangen", ""); done != len(subjects) {
 		t.Errorf("done folder holds %d messages, want %d", done, len(subjects))
@@ -56,75 +91,50 @@ func TestIMAPKilledBetweenRecordAndMove(t *testing.T) {
 }
 
 // TestIMAPKilledBetweenRecordAndFlag is the same with done = flag over
-// implicit TLS.
+// implicit TLS, the crash point after the second record.
 func TestIMAPKilledBetweenRecordAndFlag(t *testing.T) {
 	u := user(2)
-	subjects := appendMessages(t, u, "kill-flag", 5)
-	dir := t.TempDir()
-	mc := mailboxConfig(t, u, imap.TLSImplicit)
-	mc.Done = imap.DoneFlag
-	cc := childConfig{Dir: dir, IMAP: imap.Config{Mailboxes: []imap.MailboxConfig{mc}}, KillAfter: 2}
-
-	startChild(t, "imap", cc).waitKilled(t, 60*time.Second)
-	if _, flagged := count(t, u, "INBOX", "$PoststelleReceived"); flagged != 1 {
-		t.Fatalf("%d messages flagged after the kill, want 1", flagged)
+	subjects := appendMessages(t, u, "kill-flag", 120)
+	g := newGateway(t)
+	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, u, "implicit", ", done: flag"))
+	flagged := func() int { _, f := count(t, u, "INBOX", "$PoststelleReceived"); return f }
+	crashAt(t, g, 2)
+	if f := flagged(); f != 1 {
+		t.Fatalf("%d messages flagged after the crash point, want 1 (the second recorded but not flagged)", f)
 	}
-	cc.KillAfter = 0
-	c := startChild(t, "imap", cc)
-	eventually(t, 60*time.Second, "every message is flagged", func() bool {
-		_, f := count(t, u, "INBOX", "$PoststelleReceived")
-		return f == len(subjects)
-	})
-	c.stop(t)
-	subjectsOnce(t, received(t, dir), subjects)
+	window := imapCrashRounds(t, g, len(subjects), flagged)
+
+	p := g.start(t)
+	eventually(t, 60*time.Second, "every message is flagged", func() bool { return flagged() == len(subjects) })
+	p.Stop(t)
+	t.Logf("%d of %d kills fell between record and flag", window, killRounds)
+	subjectsOnce(t, g.received(t), subjects)
 }
 
-// TestIMAPSurvivesDovecotRestart restarts Dovecot in the middle of a run
-// (between record and move of the fifth message) and then delivers more
-// mail while the intake waits in IDLE: every message is recorded once.
+// TestIMAPSurvivesDovecotRestart restarts Dovecot (every process, so open
+// connections drop) while serve is in the middle of a batch, then delivers
+// more mail while the intake waits in IDLE: every message is recorded once.
 func TestIMAPSurvivesDovecotRestart(t *testing.T) {
 	u := user(3)
-	subjects := appendMessages(t, u, "restart", 12)
-	dir := t.TempDir()
-	l, err := openLog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	blobs, err := blob.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	subjects := appendMessages(t, u, "restart", 60)
+	g := newGateway(t)
+	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, u, "none", ""))
+	p := g.start(t)
+	var atRestart int
+	eventually(t, 60*time.Second, "the intake is under way", func() bool { atRestart = len(g.received(t)); return atRestart >= 5 })
 	ctl := strings.Fields(env(t, envCtl))
-	var once sync.Once
-	var records int
-	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{mailboxConfig(t, u, imap.TLSNone)}},
-		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-			AfterRecord: func(gateway.Receipt) {
-				records++
-				if records == 5 {
-					once.Do(func() {
-						out, err := exec.Command(ctl[0], append(ctl[1:], "restart")...).CombinedOutput()
-						if err != nil {
-							t.Errorf("restart dovecot: %v\n%s", err, out)
-						}
-					})
-				}
-			}})
-	if err != nil {
-		t.Fatal(err)
+	if out, err := exec.Command(ctl[0], append(ctl[1:], "restart")...).CombinedOutput(); err != nil {
+		t.Fatalf("restart dovecot: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-
+	if atRestart >= len(subjects) {
+		t.Fatalf("all %d messages were taken in before Dovecot restarted: the restart did not fall mid-stream", atRestart)
+	}
+	t.Logf("Dovecot restarted with %d of %d messages recorded", atRestart, len(subjects))
 	eventually(t, 90*time.Second, "the first batch is taken in", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 0 })
 	more := appendMessages(t, u, "after-restart", 4)
 	eventually(t, 30*time.Second, "the second batch is taken in", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 0 })
-	cancel()
-	<-done
-	subjectsOnce(t, received(t, dir), append(subjects, more...))
+	p.Stop(t)
+	subjectsOnce(t, g.received(t), append(subjects, more...))
 }
 
 // TestIMAPOneFailingMailbox shows that a mailbox with a wrong password does
@@ -132,36 +142,14 @@ func TestIMAPSurvivesDovecotRestart(t *testing.T) {
 func TestIMAPOneFailingMailbox(t *testing.T) {
 	good, bad := user(4), user(5)
 	subjects := appendMessages(t, good, "isolated", 3)
-	dir := t.TempDir()
-	l, err := openLog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	blobs, _ := blob.Open(filepath.Join(dir, "blobs"))
-	badCfg := mailboxConfig(t, bad, imap.TLSNone)
-	badCfg.PasswordEnv = "POSTSTELLE_IT_WRONG_PW"
-	os.Setenv(badCfg.PasswordEnv, "wrong")
-	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{badCfg, mailboxConfig(t, good, imap.TLSNone)}},
-		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
+	g := newGateway(t)
+	// The failing mailbox's password file holds a wrong password.
+	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, imapUser{name: bad.name, password: "wrong"}, "none", ", name: bad")+
+		g.mailbox(t, good, "none", ", name: good"))
+	p := g.start(t)
 	eventually(t, 30*time.Second, "the good mailbox is taken in", func() bool { n, _ := count(t, good, "INBOX", ""); return n == 0 })
-	cancel()
-	<-done
-	l.Close()
-	subjectsOnce(t, received(t, dir), subjects)
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	p.Stop(t)
+	subjectsOnce(t, g.received(t), subjects)
 }
 
 // TestIMAPDeliveredByLDAWithIDLE delivers through Dovecot's own delivery
@@ -170,26 +158,11 @@ func (w testWriter) Write(p []byte) (int, error) {
 // with an attachment shows its parts in the receipt.
 func TestIMAPDeliveredByLDAWithIDLE(t *testing.T) {
 	u := user(6)
-	conf := env(t, "POSTSTELLE_IT_DOVECOT_CONF")
-	dir := t.TempDir()
-	l, err := openLog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	blobs, _ := blob.Open(filepath.Join(dir, "blobs"))
-	mc := mailboxConfig(t, u, imap.TLSNone)
-	mc.PollInterval = 10 * time.Minute
-	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{mc}},
-		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	time.Sleep(time.Second) // let the intake reach IDLE on the empty INBOX
+	conf := env(t, envConf)
+	g := newGateway(t)
+	g.write(t, "imap:\n  mailboxes:\n"+strings.Replace(g.mailbox(t, u, "none", ""), "poll_interval: 2s", "poll_interval: 10m", 1))
+	p := g.start(t)
+	time.Sleep(2 * time.Second) // let the intake reach IDLE on the empty INBOX
 
 	messages := []string{
 		"From: a@example.org\nTo: user6@test\nSubject: lda plain\n\nHallo.\n",
@@ -210,9 +183,8 @@ func TestIMAPDeliveredByLDAWithIDLE(t *testing.T) {
 		d, _ := count(t, u, "Poststelle-Eingegangen", "")
 		return n == 0 && d == len(messages)
 	})
-	cancel()
-	<-done
-	msgs := received(t, dir)
+	p.Stop(t)
+	msgs := g.received(t)
 	subjectsOnce(t, msgs, []string{"lda plain", "lda attachment"})
 	for _, m := range msgs {
 		if m.Subject == "lda attachment" && (len(m.Parts) != 2 || m.Parts[1].Filename != "antrag.pdf" || m.Parts[1].Kind != "attachment") {
@@ -227,31 +199,15 @@ func TestIMAPDeliveredByLDAWithIDLE(t *testing.T) {
 // size limit stays in the mailbox without holding up the others.
 func TestIMAPCopiesAndOversize(t *testing.T) {
 	u := user(7)
-	dir := t.TempDir()
-	l, err := openLog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	blobs, _ := blob.Open(filepath.Join(dir, "blobs"))
-	inbox := mailboxConfig(t, u, imap.TLSNone)
-	inbox.Name = "inbox"
-	other := inbox
-	other.Name, other.Folder, other.DoneFolder = "other", "Weitergeleitet", "Poststelle-Eingegangen"
 	c := dialDovecot(t, u)
 	if err := c.Create("Weitergeleitet", nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
 		t.Fatal(err)
 	}
 	c.Close()
-	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{inbox, other}, MaxMessageBytes: 4096},
-		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	g := newGateway(t)
+	g.write(t, "imap:\n  max_message_bytes: 4096\n  mailboxes:\n"+g.mailbox(t, u, "none", ", name: inbox")+
+		g.mailbox(t, u, "none", ", name: other, folder: Weitergeleitet, done_folder: Poststelle-Eingegangen"))
+	p := g.start(t)
 
 	first := appendMessages(t, u, "copied", 2)
 	appendRaw(t, u, "INBOX", "Subject: too big\r\n\r\n"+strings.Repeat("x", 8000)+"\r\n")
@@ -268,32 +224,17 @@ func TestIMAPCopiesAndOversize(t *testing.T) {
 	}
 	c.Close()
 	eventually(t, 30*time.Second, "the copies are handled", func() bool { n, _ := count(t, u, "Weitergeleitet", ""); return n == 0 })
-	cancel()
-	<-done
-	subjectsOnce(t, received(t, dir), append(first, later...))
+	p.Stop(t)
+	subjectsOnce(t, g.received(t), append(first, later...))
 	if n, _ := count(t, u, "INBOX", ""); n != 1 {
 		t.Errorf("INBOX holds %d messages, want the oversized one", n)
 	}
 }
 
-// appendRaw delivers one message as given.
-func appendRaw(t testing.TB, u imapUser, folder, raw string) {
-	t.Helper()
-	c := dialDovecot(t, u)
-	defer c.Close()
-	cmd := c.Append(folder, int64(len(raw)), nil)
-	cmd.Write([]byte(raw))
-	cmd.Close()
-	if _, err := cmd.Wait(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestIMAPHostileHeaders: messages whose header go-imap's in-memory server
-// cannot parse (and sends as an empty literal) are delivered by Dovecot
-// as stored, and the intake records each with its bytes and, where the
-// header is damaged, its problems. Dovecot sends a NUL as 0x80 and a bare LF
-// as CRLF; the bytes kept are those it sent.
+// TestIMAPHostileHeaders hands the intake messages whose header section is
+// malformed. Dovecot delivers every one of them in full; each is recorded
+// with the bytes Dovecot sent (it turns a NUL into 0x80 and a bare LF into
+// CRLF), and the malformed ones carry problems for triage.
 func TestIMAPHostileHeaders(t *testing.T) {
 	u := user(8)
 	msgs := []struct {
@@ -310,47 +251,26 @@ func TestIMAPHostileHeaders(t *testing.T) {
 	for _, m := range msgs {
 		appendRaw(t, u, "INBOX", m.raw)
 	}
-	dir := t.TempDir()
-	l, err := openLog(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, _ := blob.Open(filepath.Join(dir, "blobs"))
-	w, err := imap.New(imap.Config{Mailboxes: []imap.MailboxConfig{mailboxConfig(t, u, imap.TLSNone)}},
-		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
+	g := newGateway(t)
+	g.write(t, "imap:\n  mailboxes:\n"+g.mailbox(t, u, "none", ""))
+	p := g.start(t)
 	eventually(t, 30*time.Second, "every hostile message is taken in", func() bool { n, _ := count(t, u, "INBOX", ""); return n == 0 })
-	cancel()
-	<-done
-	l.Close()
-	got := received(t, dir)
-	if len(got) != len(msgs) {
-		t.Fatalf("%d messages recorded, want %d", len(got), len(msgs))
+	recs := servetest.Replay(t, bin, g.config, "MessageReceived")
+	if len(recs) != len(msgs) {
+		p.Stop(t)
+		t.Fatalf("%d messages recorded, want %d", len(recs), len(msgs))
 	}
 	for i, m := range msgs {
 		want := m.raw
 		if m.sent != "" {
 			want = m.sent
 		}
-		rc, err := blobs.Open(context.Background(), got[i].Raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(raw) != want {
+		if raw := g.rawMessage(t, recs[i].Stream); string(raw) != want {
 			t.Errorf("message %d: stored %q, want %q", i, raw, want)
 		}
-		if m.broken && len(got[i].Problems) == 0 {
+		if got := recs[i].Payload.(*gateway.MessageReceived); m.broken && len(got.Problems) == 0 {
 			t.Errorf("message %d: recorded without a problem for triage", i)
 		}
 	}
+	p.Stop(t)
 }

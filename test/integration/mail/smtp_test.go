@@ -3,17 +3,17 @@
 package mail
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"log/slog"
+	"fmt"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,9 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststelle/poststelle/channels/smtp"
-	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/internal/servetest"
 )
 
 // certFiles writes a self-signed certificate for 127.0.0.1.
@@ -59,47 +58,59 @@ func swaks(t *testing.T, addr string, args ...string) (string, error) {
 	return string(out), err
 }
 
-type receiver struct {
-	addr  string
-	dir   string
-	log   interface{ Close() error }
-	blobs *blob.Store
+// smtpGateway writes a configuration with the SMTP receiver on a free
+// port, its STARTTLS certificate made here, and the section's other keys
+// (YAML flow-map entries, ", key: value").
+func smtpGateway(t *testing.T, extra string) *gw {
+	t.Helper()
+	g := newGateway(t)
+	g.smtp = servetest.FreeAddr(t)
+	cert, key := certFiles(t, g.dir)
+	g.write(t, fmt.Sprintf("smtp: {listen: %q, hostname: gw.kreis.example, tls_cert_file: %s, tls_key_file: %s%s}\n", g.smtp, cert, key, extra))
+	return g
 }
 
-func startReceiver(t *testing.T, cfg smtp.Config) *receiver {
+// demoLogin reads the demo office's login that serve made on first start.
+func (g *gw) demoLogin(t *testing.T) (user, password string) {
 	t.Helper()
-	dir := t.TempDir()
-	l, err := openLog(dir)
+	raw, err := os.ReadFile(filepath.Join(g.dir, "data", "demo-credentials.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := blob.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, "user="); ok {
+			user = v
+		}
+		if v, ok := strings.CutPrefix(l, "password="); ok {
+			password = v
+		}
 	}
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Hostname = "gw.kreis.example"
-	cfg.TLSCertFile, cfg.TLSKeyFile = certFiles(t, dir)
-	srv, err := smtp.New(cfg, gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Run(ctx); close(done) }()
-	r := &receiver{addr: srv.Addr().String(), dir: dir, log: l, blobs: blobs}
-	t.Cleanup(func() { cancel(); <-done; l.Close() })
-	return r
+	return user, password
 }
 
-// stop ends the receiver so that its log can be read.
-func (r *receiver) messages(t *testing.T) []*gateway.MessageReceived {
+// rawMessage downloads the stored bytes of a message from the office API,
+// as the demo office's member.
+func (g *gw) rawMessage(t *testing.T, stream string) []byte {
 	t.Helper()
-	return received(t, r.dir)
+	user, pw := g.demoLogin(t)
+	var body []byte
+	eventually(t, 30*time.Second, "the message is in the demo office", func() bool {
+		req, _ := http.NewRequest("GET", "http://"+g.api+"/offices/demo/messages/"+stream+"/raw", nil)
+		req.SetBasicAuth(user, pw)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK
+	})
+	return body
 }
 
 func TestSwaksPlainAndSTARTTLS(t *testing.T) {
-	r := startReceiver(t, smtp.Config{AcceptDomains: []string{"kreis.example"}})
+	g := smtpGateway(t, ", accept_domains: [kreis.example]")
+	p := g.start(t)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -107,19 +118,18 @@ func TestSwaksPlainAndSTARTTLS(t *testing.T) {
 		{"plain", nil},
 		{"starttls", []string{"--tls"}},
 	} {
-		out, err := swaks(t, r.addr, append([]string{"--from", "buerger@example.org", "--to", "bauamt@kreis.example",
+		out, err := swaks(t, g.smtp, append([]string{"--from", "buerger@example.org", "--to", "bauamt@kreis.example",
 			"--header", "Subject: swaks " + tc.name, "--header", "X-De-Mail-Authoritative: yes", "--body", "Antrag per swaks"}, tc.args...)...)
 		if err != nil || !strings.Contains(out, "250 2.0.0 OK: recorded as rcv-") {
 			t.Fatalf("%s: swaks failed: %v\n%s", tc.name, err, out)
 		}
 	}
-	// The log is shared with the running receiver; reading it from a second
-	// handle is fine for SQLite in WAL mode.
-	msgs := r.messages(t)
-	if len(msgs) != 2 {
-		t.Fatalf("%d messages recorded, want 2", len(msgs))
+	recs := servetest.Replay(t, bin, g.config, "MessageReceived")
+	if len(recs) != 2 {
+		t.Fatalf("%d messages recorded, want 2", len(recs))
 	}
-	for _, m := range msgs {
+	for _, r := range recs {
+		m := r.Payload.(*gateway.MessageReceived)
 		tlsWanted := strings.HasSuffix(m.Subject, "starttls")
 		if tlsWanted != strings.HasPrefix(m.Transport.TLS, "TLS 1.") {
 			t.Errorf("%s: TLS evidence %q", m.Subject, m.Transport.TLS)
@@ -128,79 +138,34 @@ func TestSwaksPlainAndSTARTTLS(t *testing.T) {
 			len(m.Transport.Untrusted) != 1 {
 			t.Errorf("%s: evidence %+v", m.Subject, m.Transport)
 		}
-		raw, err := r.blobs.ReadAll(context.Background(), m.Raw, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(raw), "gw.kreis.example") {
-			t.Errorf("stored bytes were altered with our own trace: %q", raw)
+		raw := g.rawMessage(t, r.Stream)
+		if !strings.Contains(string(raw), "Antrag per swaks") || strings.Contains(string(raw), "gw.kreis.example") {
+			t.Errorf("stored bytes are not the message as sent (or carry our own trace): %q", raw)
 		}
 	}
+	p.Stop(t)
 }
 
 func TestSwaksRefusals(t *testing.T) {
-	r := startReceiver(t, smtp.Config{AcceptAddresses: []string{"poststelle@kreis.example"}, MaxMessageBytes: 4096})
-	out, err := swaks(t, r.addr, "--from", "a@example.org", "--to", "poststelle@kreis.example",
+	g := smtpGateway(t, ", accept_addresses: [poststelle@kreis.example], max_message_bytes: 4096")
+	p := g.start(t)
+	out, err := swaks(t, g.smtp, "--from", "a@example.org", "--to", "poststelle@kreis.example",
 		"--body", strings.Repeat("0123456789abcdef\n", 400))
 	if err == nil || !strings.Contains(out, "552 5.3.4") {
 		t.Errorf("oversized message: %v\n%s", err, out)
 	}
-	out, err = swaks(t, r.addr, "--from", "a@example.org", "--to", "someone@kreis.example")
+	out, err = swaks(t, g.smtp, "--from", "a@example.org", "--to", "someone@kreis.example")
 	if err == nil || !strings.Contains(out, "550 5.1.1") {
 		t.Errorf("unknown recipient: %v\n%s", err, out)
 	}
-	if n := len(r.messages(t)); n != 0 {
-		t.Errorf("%d messages recorded after refusals", n)
+	// A message that is accepted shows that the log is read at all.
+	out, err = swaks(t, g.smtp, "--from", "a@example.org", "--to", "poststelle@kreis.example", "--header", "Subject: accepted")
+	if err != nil || !strings.Contains(out, "OK: recorded as") {
+		t.Errorf("accepted message: %v\n%s", err, out)
 	}
+	msgs := g.received(t)
+	if len(msgs) != 1 || msgs[0].Subject != "accepted" {
+		t.Errorf("log holds %d messages after two refusals and one acceptance, want only the accepted one", len(msgs))
+	}
+	p.Stop(t)
 }
-
-// TestSwaksResendAfterCrash kills the receiver process (SIGKILL) after the
-// append and before the 250; swaks sees the connection drop, sends the same
-// message again to the restarted receiver, and is told it is already
-// recorded. The log holds it once.
-func TestSwaksResendAfterCrash(t *testing.T) {
-	dir := t.TempDir()
-	addr := freePort(t)
-	msgFile := filepath.Join(dir, "message.eml")
-	os.WriteFile(msgFile, []byte("From: buerger@example.org\nTo: poststelle@kreis.example\nSubject: resent after a lost 250\n"+
-		"Message-ID: <lost-250@example.org>\nDate: Tue, 3 Jun 2025 10:00:00 +0200\n\nBitte nur einmal eingehen lassen.\n"), 0o600)
-	cc := childConfig{Dir: dir, SMTP: smtp.Config{Listen: addr, AcceptAll: true, Hostname: "gw.kreis.example"}, KillAfter: 1}
-	send := func() (string, error) {
-		return swaks(t, addr, "--from", "buerger@example.org", "--to", "poststelle@kreis.example", "--data", "@"+msgFile)
-	}
-
-	c := startChild(t, "smtp", cc)
-	waitListening(t, addr)
-	out, err := send()
-	if err == nil || strings.Contains(out, "OK: recorded") || !strings.Contains(out, "closed connection") {
-		t.Fatalf("the first delivery should have lost its 250: %v\n%s", err, out)
-	}
-	c.waitKilled(t, 30*time.Second)
-
-	cc.KillAfter = 0
-	c = startChild(t, "smtp", cc)
-	waitListening(t, addr)
-	out, err = send()
-	if err != nil || !strings.Contains(out, "250 2.0.0 OK: already recorded as rcv-") {
-		t.Fatalf("resend: %v\n%s", err, out)
-	}
-	c.stop(t)
-	msgs := received(t, dir)
-	if len(msgs) != 1 || msgs[0].SenderMessageID != "<lost-250@example.org>" {
-		t.Errorf("log holds %d messages, want the one: %+v", len(msgs), msgs)
-	}
-}
-
-func waitListening(t *testing.T, addr string) {
-	t.Helper()
-	eventually(t, 30*time.Second, addr+" accepts connections", func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
-}
-
-var _ = tls.VersionTLS13

@@ -64,7 +64,7 @@ func startGateway(t *testing.T, dir, officesFile, rulesFile string) *gatewayProc
 	cfg := fmt.Sprintf(`data_dir: %s
 routing: {rules: %s}
 smtp: {listen: "%s", accept_all: true}
-office_api: {listen: "%s", webhook: {first_backoff: 100ms, poll_interval: 100ms}}
+office_api: {listen: "%s", webhook: {first_backoff: 100ms, poll_interval: 200ms}}
 office_imap: {listen: "%s"}
 smtp_submission: {listen: "%s"}
 `, dir, rulesFile, g.smtp, g.api, servetest.FreeAddr(t), servetest.FreeAddr(t))

@@ -1,9 +1,12 @@
-// Command bench measures the SMTP receiver against the raw event log in
-// one run: messages per second and the p99 receive-to-durable latency (from
-// MAIL FROM to the 250 that follows the durable append) for 10 KiB messages
-// sent by concurrent go-smtp clients, side by side with the rate at which
-// the same number of receipt-sized events is appended to the log directly
-// by as many appenders, and the ratio of the two.
+// Command bench measures the SMTP intake of the real `poststelle serve`
+// binary (built here, started with a configuration file, the whole gateway
+// running behind the receiver: routing, verification, projections) against
+// the raw event log in one run: messages per second and the p99
+// receive-to-durable latency (from MAIL FROM to the 250 that follows the
+// durable append) for 10 KiB messages sent by concurrent go-smtp clients,
+// side by side with the rate at which the same number of receipt-sized
+// events is appended to an embedded log directly by as many appenders, and
+// the ratio of the two.
 //
 //	go run ./test/integration/mail/bench -n 4000 -senders 16
 package main
@@ -11,12 +14,13 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -25,14 +29,11 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/internal/servetest"
 )
-
-// profile names the CPU profile file, empty for none.
-var profile string
 
 func main() {
 	n := flag.Int("n", 4000, "messages (and raw events)")
@@ -40,9 +41,7 @@ func main() {
 	size := flag.Int("size", 10<<10, "message size in bytes")
 	dir := flag.String("dir", "", "working directory (default: a temporary one, removed afterwards)")
 	rounds := flag.Int("rounds", 3, "alternate raw and SMTP runs this many times, so that a load change on a shared machine hits both")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the SMTP run to this file")
 	flag.Parse()
-	profile = *cpuprofile
 	if err := run(*n, *senders, *size, *rounds, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -80,6 +79,10 @@ func run(n, senders, size, rounds int, dir string) error {
 		dir = d
 	}
 	rounds = max(rounds, 1)
+	bin, err := servetest.Build(dir)
+	if err != nil {
+		return err
+	}
 	var raw, intake result
 	for r := range rounds {
 		per := n / rounds
@@ -90,7 +93,7 @@ func run(n, senders, size, rounds int, dir string) error {
 		if err != nil {
 			return fmt.Errorf("raw append: %w", err)
 		}
-		ir, err := smtpIntake(filepath.Join(dir, fmt.Sprintf("smtp%d", r)), per, senders, size)
+		ir, err := smtpIntake(bin, filepath.Join(dir, fmt.Sprintf("smtp%d", r)), per, senders, size)
 		if err != nil {
 			return fmt.Errorf("smtp intake: %w", err)
 		}
@@ -99,7 +102,7 @@ func run(n, senders, size, rounds int, dir string) error {
 	fmt.Printf("%-44s %10s %10s %10s\n", "", "msgs/s", "p50", "p99")
 	fmt.Printf("%-44s %10.0f %10s %10s\n", fmt.Sprintf("raw sqlitelog append (%d appenders)", senders), raw.rate(),
 		raw.pct(0.5).Round(10*time.Microsecond), raw.pct(0.99).Round(10*time.Microsecond))
-	fmt.Printf("%-44s %10.0f %10s %10s\n", fmt.Sprintf("SMTP intake, %d B messages (%d senders)", size, senders), intake.rate(),
+	fmt.Printf("%-44s %10.0f %10s %10s\n", fmt.Sprintf("poststelle serve SMTP, %d B (%d senders)", size, senders), intake.rate(),
 		intake.pct(0.5).Round(10*time.Microsecond), intake.pct(0.99).Round(10*time.Microsecond))
 	fmt.Printf("ratio SMTP/raw: %.0f%% (goal ≥ 50%%), %d messages each in %d alternating rounds\n", 100*intake.rate()/raw.rate(), n, rounds)
 	return nil
@@ -139,45 +142,39 @@ func sampleReceipt() *gateway.MessageReceived {
 			Envelope: map[string]string{"mailFrom": "sender@example.org", "rcptTo": "poststelle@kreis.example", "helo": "bench"}}}
 }
 
-func smtpIntake(dir string, n, senders, size int) (result, error) {
-	l, err := openLog(dir)
+// smtpIntake starts `poststelle serve` with its data in dir, sends n
+// messages to its SMTP receiver and stops it again.
+func smtpIntake(bin, dir string, n, senders, size int) (result, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return result{}, err
+	}
+	addrs, err := freeAddrs(4)
 	if err != nil {
 		return result{}, err
 	}
-	defer l.Close()
-	blobs, err := blob.Open(filepath.Join(dir, "blobs"))
+	smtpAddr, api := addrs[0], addrs[1]
+	config := filepath.Join(dir, "poststelle.yaml")
+	conf := fmt.Sprintf("data_dir: %s/data\nlog_level: warn\nsmtp: {listen: %q, hostname: bench, accept_all: true, max_connections: %d}\n"+
+		"office_api: {listen: %q}\noffice_imap: {listen: %q}\nsmtp_submission: {listen: %q}\n", dir, smtpAddr, senders+4, api, addrs[2], addrs[3])
+	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
+		return result{}, err
+	}
+	proc, err := servetest.Launch(bin, config, api)
 	if err != nil {
 		return result{}, err
 	}
-	srv, err := smtp.New(smtp.Config{Listen: "127.0.0.1:0", Hostname: "bench", AcceptAll: true, MaxConnections: senders + 4},
-		gateway.IntakeDeps{Intake: &gateway.Intake{Log: l}, Blobs: blobs, Logger: benchLogger()})
-	if err != nil {
-		return result{}, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-
 	clients := make(chan *gosmtp.Client, senders)
 	for range senders {
-		c, err := gosmtp.Dial(srv.Addr().String())
+		c, err := gosmtp.Dial(smtpAddr)
 		if err != nil {
+			proc.Terminate()
 			return result{}, err
 		}
 		if err := c.Hello("bench.example.org"); err != nil {
+			proc.Terminate()
 			return result{}, err
 		}
 		clients <- c
-	}
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			return result{}, err
-		}
-		defer f.Close()
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
 	}
 	res, err := parallel(n, senders, func(i int) error {
 		c := <-clients
@@ -188,7 +185,21 @@ func smtpIntake(dir string, n, senders, size int) (result, error) {
 		c := <-clients
 		c.Quit()
 	}
-	return res, err
+	return res, errors.Join(err, proc.Terminate())
+}
+
+// freeAddrs returns n loopback addresses whose ports were free a moment ago.
+func freeAddrs(n int) ([]string, error) {
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
+	}
+	return out, nil
 }
 
 func sendOne(c *gosmtp.Client, msg []byte) error {
@@ -253,14 +264,4 @@ func parallel(n, workers int, op func(i int) error) (result, error) {
 	}
 	wg.Wait()
 	return result{count: n, elapsed: time.Since(start), lat: lat}, firstErr
-}
-
-// benchLogger discards the receiver's log unless BENCH_LOG names a file.
-func benchLogger() *slog.Logger {
-	if p := os.Getenv("BENCH_LOG"); p != "" {
-		if f, err := os.Create(p); err == nil {
-			return slog.New(slog.NewTextHandler(f, nil))
-		}
-	}
-	return slog.New(slog.DiscardHandler)
 }
