@@ -39,8 +39,10 @@ var (
 		Message: "message exceeds the maximum size"}
 	errTLSRequired = &gosmtp.SMTPError{Code: 530, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0},
 		Message: "must issue STARTTLS first"}
-	errClientCert = &gosmtp.SMTPError{Code: 530, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0},
-		Message: "a verified TLS client certificate is required"}
+	// RFC 3207 section 4.1: a TLS session not secure enough to go on is
+	// answered 554 to every command.
+	errClientCert = &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0},
+		Message: "command refused due to lack of security: a verified TLS client certificate is required"}
 	errRecipient = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1},
 		Message: "no such recipient here"}
 	errBadAddress = &gosmtp.SMTPError{Code: 501, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3},
