@@ -80,11 +80,11 @@ func imapInbound() *InboundSide {
 func demailInbound() *InboundSide {
 	return NewInbound(SectionSpec[demail.Config]{Key: DeMailSection, Validate: (*demail.Config).Validate},
 		func(c *demail.Config, deps gateway.IntakeDeps) (gateway.Inbound, error) {
-			w, err := demail.New(*c, deps)
-			if err != nil || w == nil {
+			in, err := demail.New(*c, deps)
+			if err != nil || in == nil {
 				return nil, err
 			}
-			return w, nil
+			return in, nil
 		})
 }
 

@@ -189,6 +189,7 @@ func TestConfigValidate(t *testing.T) {
 	box := imap.MailboxConfig{Host: "gateway.provider.example", Username: "u", PasswordEnv: "P",
 		CertFile: "c.pem", KeyFile: "k.pem"}
 	prov := ProviderConfig{Name: providerName, CAFile: "ca.pem"}
+	smtpSection := SMTPConfig{Listen: "127.0.0.1:2526", CertFile: "c.pem", KeyFile: "k.pem"}
 	for _, tc := range []struct {
 		name string
 		c    Config
@@ -209,6 +210,16 @@ func TestConfigValidate(t *testing.T) {
 		{"mailbox without host", Config{Providers: []ProviderConfig{prov}, Mailboxes: []imap.MailboxConfig{{CertFile: "c", KeyFile: "k"}}},
 			"mailboxes[0].host: required"},
 		{"negative size", Config{MaxMessageBytes: -1}, "max_message_bytes:"},
+		{"smtp complete", Config{Providers: []ProviderConfig{prov}, SMTP: &smtpSection}, ""},
+		{"smtp without provider", Config{SMTP: &smtpSection}, "providers:"},
+		{"smtp without listen", Config{Providers: []ProviderConfig{prov}, SMTP: &SMTPConfig{CertFile: "c", KeyFile: "k"}},
+			"smtp.listen: required"},
+		{"smtp listen not host:port", Config{Providers: []ProviderConfig{prov},
+			SMTP: &SMTPConfig{Listen: "127.0.0.1", CertFile: "c", KeyFile: "k"}}, "smtp.listen:"},
+		{"smtp without certificate", Config{Providers: []ProviderConfig{prov}, SMTP: &SMTPConfig{Listen: ":25", KeyFile: "k"}},
+			"smtp.cert_file: required"},
+		{"smtp without key", Config{Providers: []ProviderConfig{prov}, SMTP: &SMTPConfig{Listen: ":25", CertFile: "c"}},
+			"smtp.key_file: required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.c.Validate()

@@ -21,6 +21,9 @@ type Config struct {
 	// Mailboxes are the provider gateway's IMAP mailboxes, with the client
 	// certificate the gateway requires (cert_file, key_file).
 	Mailboxes []imap.MailboxConfig `yaml:"mailboxes"`
+	// SMTP, when set, receives the provider gateway's deliveries by SMTP,
+	// admitting only the gateway's client certificate.
+	SMTP *SMTPConfig `yaml:"smtp"`
 	// MaxMessageBytes caps one message (default 64 MiB).
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
 }
@@ -45,8 +48,13 @@ const maxCAFile = 1 << 20
 // Validate checks the section without reading files; errors name the
 // field ("providers[0].ca_file: ...").
 func (c *Config) Validate() error {
-	if len(c.Mailboxes) > 0 && len(c.Providers) == 0 {
+	if (len(c.Mailboxes) > 0 || c.SMTP != nil) && len(c.Providers) == 0 {
 		return errors.New("providers: at least one provider is needed to take in De-Mail")
+	}
+	if c.SMTP != nil {
+		if err := c.SMTP.validate(); err != nil {
+			return err
+		}
 	}
 	if c.MaxMessageBytes < 0 {
 		return errors.New("max_message_bytes: must not be negative")

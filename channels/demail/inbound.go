@@ -12,14 +12,15 @@ import (
 )
 
 // New builds the De-Mail inbound: the IMAP watcher over the provider
-// gateway's mailboxes, recording on the demail channel and completing each
-// receipt with the provider's evidence. Nil with nil error when no mailbox
-// is configured.
-func New(c Config, deps gateway.IntakeDeps) (*imap.Watcher, error) {
+// gateway's mailboxes and, when configured, the SMTP receiver for its
+// deliveries, both recording on the demail channel and completing each
+// receipt with the provider's evidence. Nil with nil error when neither is
+// configured.
+func New(c Config, deps gateway.IntakeDeps) (gateway.Inbound, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("demail: %w", err)
 	}
-	if len(c.Mailboxes) == 0 {
+	if len(c.Mailboxes) == 0 && c.SMTP == nil {
 		return nil, nil
 	}
 	tr, err := c.LoadTrust()
@@ -34,12 +35,48 @@ func New(c Config, deps gateway.IntakeDeps) (*imap.Watcher, error) {
 		c.MaxMessageBytes = 64 << 20
 	}
 	a := &adapter{blobs: deps.Blobs, trust: tr, max: c.MaxMessageBytes}
-	w, err := imap.New(imap.Config{Mailboxes: c.Mailboxes, MaxMessageBytes: c.MaxMessageBytes,
-		Channel: gateway.ChannelDeMail, Adapt: a.adapt}, deps)
-	if err != nil {
-		return nil, fmt.Errorf("demail: %w", err)
+	var in inbounds
+	if len(c.Mailboxes) > 0 {
+		w, err := imap.New(imap.Config{Mailboxes: c.Mailboxes, MaxMessageBytes: c.MaxMessageBytes,
+			Channel: gateway.ChannelDeMail, Adapt: a.adapt}, deps)
+		if err != nil {
+			return nil, fmt.Errorf("demail: %w", err)
+		}
+		in = append(in, w)
 	}
-	return w, nil
+	if c.SMTP != nil {
+		s, err := newSMTP(*c.SMTP, c.MaxMessageBytes, tr, a, deps)
+		if err != nil {
+			return nil, fmt.Errorf("demail: %w", err)
+		}
+		in = append(in, s)
+	}
+	if len(in) == 1 {
+		return in[0], nil
+	}
+	return in, nil
+}
+
+// inbounds runs the mailbox intake and the SMTP receiver together.
+type inbounds []gateway.Inbound
+
+// Run runs every inbound until ctx ends; when one cannot go on, the others
+// are stopped and its error returned.
+func (in inbounds) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(in))
+	for _, i := range in {
+		go func() { errc <- i.Run(ctx) }()
+	}
+	var first error
+	for range in {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+		cancel()
+	}
+	return first
 }
 
 // adapter completes receipts from the stored raw message.

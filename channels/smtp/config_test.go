@@ -1,12 +1,16 @@
 package smtp
 
 import (
+	"crypto/x509"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway"
 )
 
 // TestConfigYAML decodes the configuration as the README shows it.
@@ -39,5 +43,18 @@ shutdown_timeout: 10s
 		ReadTimeout: 5 * time.Minute, WriteTimeout: 2 * time.Minute, ShutdownTimeout: 10 * time.Second}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestClientCAsNeedCertificate refuses to require client certificates
+// without a server certificate to offer STARTTLS with.
+func TestClientCAsNeedCertificate(t *testing.T) {
+	blobs, err := blob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Config{Listen: "127.0.0.1:0", AcceptAll: true, ClientCAs: x509.NewCertPool()}, gateway.IntakeDeps{Intake: &gateway.Intake{}, Blobs: blobs})
+	if err == nil || !strings.Contains(err.Error(), "client certificate") {
+		t.Fatalf("err = %v, want the missing server certificate named", err)
 	}
 }

@@ -39,6 +39,10 @@ var (
 		Message: "message exceeds the maximum size"}
 	errTLSRequired = &gosmtp.SMTPError{Code: 530, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0},
 		Message: "must issue STARTTLS first"}
+	// RFC 3207 section 4.1: a TLS session not secure enough to go on is
+	// answered 554 to every command.
+	errClientCert = &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0},
+		Message: "command refused due to lack of security: a verified TLS client certificate is required"}
 	errRecipient = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1},
 		Message: "no such recipient here"}
 	errBadAddress = &gosmtp.SMTPError{Code: 501, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3},
@@ -56,8 +60,14 @@ func (ss *session) Logout() error {
 
 func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	if ss.s.cfg.RequireTLS {
-		if _, ok := ss.conn.TLSConnectionState(); !ok {
+		st, ok := ss.conn.TLSConnectionState()
+		if !ok {
 			return errTLSRequired
+		}
+		// The handshake already refused a certificate that does not chain
+		// to ClientCAs; this refuses a session that never showed one.
+		if ss.s.cfg.ClientCAs != nil && len(st.VerifiedChains) == 0 {
+			return errClientCert
 		}
 	}
 	ss.Reset()
@@ -125,6 +135,12 @@ func (ss *session) Data(r io.Reader) error {
 	msg := w.msg
 	key := ss.messageKey(ref)
 	rec := ss.receipt(ref, msg, receivedAt)
+	if ss.s.cfg.Adapt != nil {
+		if err := ss.s.cfg.Adapt(ctx, ref, rec); err != nil {
+			d.Logger.Error("smtp: receipt not completed", "channel", ss.s.cfg.Channel, "sha256", ref.SHA256, "err", err)
+			return errTemporary
+		}
+	}
 	receipt, err := d.Intake.Record(ctx, d.Tenant, key, rec)
 	if err != nil {
 		d.Logger.Error("smtp: message not recorded", "sha256", ref.SHA256, "err", err)
@@ -185,7 +201,7 @@ func (ss *session) messageKey(ref blob.Ref) string {
 	for _, r := range rcpts {
 		fmt.Fprintf(h, "%d:%s;", len(r), r)
 	}
-	return gateway.MessageKey(gateway.ChannelSMTP, ref.SHA256+"/"+hex.EncodeToString(h.Sum(nil)[:16]))
+	return gateway.MessageKey(ss.s.cfg.Channel, ref.SHA256+"/"+hex.EncodeToString(h.Sum(nil)[:16]))
 }
 
 func (ss *session) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time) *gateway.MessageReceived {
@@ -205,12 +221,15 @@ func (ss *session) receipt(ref blob.Ref, msg *mailmsg.Message, at time.Time) *ga
 	if ss.opts.EnvelopeID != "" {
 		env["envid"] = ss.opts.EnvelopeID
 	}
+	if fp := clientCertificate(ss.conn); fp != "" {
+		env["tlsClientCertSHA256"] = fp
+	}
 	var problems []string
 	if cleanEnvelope(env) {
 		problems = append(problems, "envelope: control characters replaced with U+FFFD")
 	}
 	return msg.Receipt(mailmsg.Arrival{
-		Channel:      gateway.ChannelSMTP,
+		Channel:      ss.s.cfg.Channel,
 		Raw:          ref,
 		At:           at,
 		EnvelopeFrom: ss.from,
@@ -249,4 +268,15 @@ func tlsDescription(c *gosmtp.Conn) string {
 		return ""
 	}
 	return tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
+}
+
+// clientCertificate is the hex SHA-256 of the verified TLS client
+// certificate, or "" when the client showed none that was verified.
+func clientCertificate(c *gosmtp.Conn) string {
+	st, ok := c.TLSConnectionState()
+	if !ok || len(st.VerifiedChains) == 0 || len(st.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	fp := sha256.Sum256(st.VerifiedChains[0][0].Raw)
+	return hex.EncodeToString(fp[:])
 }

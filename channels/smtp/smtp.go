@@ -10,6 +10,7 @@ package smtp
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/mail/mailmsg"
 )
@@ -74,6 +76,17 @@ type Config struct {
 	// SharedBudget, when set, is the memory budget shared with other
 	// intakes; otherwise the receiver makes its own of MemoryBudget.
 	SharedBudget *mailmsg.MemoryBudget `yaml:"-" json:"-"`
+	// Channel is the channel the receipts are recorded on and their
+	// message keys are scoped to (default smtp); a channel that reuses
+	// the receiver for its peer's deliveries (De-Mail) sets its own.
+	Channel gateway.Channel `yaml:"-" json:"-"`
+	// Adapt, when set, completes each receipt before it is recorded, from
+	// the stored raw message; an error answers 451 so the peer retries.
+	Adapt func(ctx context.Context, raw blob.Ref, rec *gateway.MessageReceived) error `yaml:"-" json:"-"`
+	// ClientCAs, when set, admits only clients with a TLS client
+	// certificate chaining to them: STARTTLS demands and verifies one, and
+	// MAIL is refused without it, so that nothing else reaches the channel.
+	ClientCAs *x509.CertPool `yaml:"-" json:"-"`
 }
 
 // Server is a running SMTP receiver.
@@ -109,6 +122,15 @@ func New(cfg Config, deps gateway.IntakeDeps) (*Server, error) {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	if cfg.ClientCAs != nil {
+		if tlsCfg == nil {
+			return nil, errors.New("smtp: a required client certificate needs tls_cert_file and tls_key_file")
+		}
+		tlsCfg = tlsCfg.Clone()
+		tlsCfg.ClientAuth = tls.RequireAndVerifyClientCert
+		tlsCfg.ClientCAs = cfg.ClientCAs
+		cfg.RequireTLS = true
+	}
 	if cfg.RequireTLS && tlsCfg == nil {
 		return nil, errors.New("smtp: require_tls needs tls_cert_file and tls_key_file")
 	}
@@ -137,6 +159,9 @@ func New(cfg Config, deps gateway.IntakeDeps) (*Server, error) {
 func withDefaults(cfg Config) (Config, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:2525"
+	}
+	if cfg.Channel == "" {
+		cfg.Channel = gateway.ChannelSMTP
 	}
 	if cfg.Hostname == "" {
 		h, err := os.Hostname()
@@ -185,7 +210,7 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	s.deps.Logger.Info("smtp: receiving", "addr", s.ln.Addr().String(), "hostname", s.cfg.Hostname,
-		"starttls", s.srv.TLSConfig != nil, "max_message_bytes", s.cfg.MaxMessageBytes)
+		"channel", s.cfg.Channel, "starttls", s.srv.TLSConfig != nil, "client_cert", s.cfg.ClientCAs != nil, "max_message_bytes", s.cfg.MaxMessageBytes)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("smtp: serve: %w", err)

@@ -221,6 +221,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		"demail:\n  providers: [{name: dmda.example}]\n":               "demail.providers[0].ca_file",
 		"demail:\n  mailboxes: [{host: gw.example}]\n":                 "demail.providers",
 		"demail:\n  providers: [{name: x, ca_file: ca.pem, pin: 1}]\n": "line 2",
+		"demail:\n  providers: [{name: dmda.example, ca_file: ca.pem}]\n  smtp: {listen: \":2526\"}\n": "demail.smtp.cert_file",
 	}
 	for content, want := range cases {
 		p := filepath.Join(t.TempDir(), "c.yaml")
