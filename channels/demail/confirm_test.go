@@ -2,6 +2,10 @@ package demail
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -9,6 +13,8 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/xmldsig"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/projection"
@@ -205,5 +211,83 @@ func TestConfirmationLinks(t *testing.T) {
 	again, err := rec.Record(ctx, "", ev)
 	if err != nil || !again.Duplicate {
 		t.Fatalf("second record %+v, %v: want a duplicate", again, err)
+	}
+}
+
+// dsNS is the XML-DSig namespace.
+const dsNS = "http://www.w3.org/2000/09/xmldsig#"
+
+// signAck gives the Acknowledge-Message an enveloped RSA-SHA256 signature
+// (table 23) made with key, carrying der in ds:KeyInfo.
+func signAck(t *testing.T, key *rsa.PrivateKey, der []byte) string {
+	t.Helper()
+	sigTmpl := `<ds:Signature xmlns:ds="` + dsNS + `"><ds:SignedInfo>` +
+		`<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>` +
+		`<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>` +
+		`<ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>` +
+		`<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms>` +
+		`<ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>DIGEST</ds:DigestValue></ds:Reference>` +
+		`</ds:SignedInfo><ds:SignatureValue>SIGVALUE</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>` +
+		base64.StdEncoding.EncodeToString(der) + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>`
+	doc := strings.Replace(ackXML, "</Acknowledge-Message>", sigTmpl+"</Acknowledge-Message>", 1)
+	parsed := parseXML(t, doc)
+	c := xmldsig.C14N{Exclusive: true}
+	digest := sha256.Sum256(c.CanonicalizeDocument(parsed, parsed.Root.Child(dsNS, "Signature")))
+	doc = strings.Replace(doc, "DIGEST", base64.StdEncoding.EncodeToString(digest[:]), 1)
+	parsed = parseXML(t, doc)
+	signed := sha256.Sum256(c.Canonicalize(parsed.Root.Child(dsNS, "Signature").Child(dsNS, "SignedInfo"), nil))
+	value, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, signed[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(doc, "SIGVALUE", base64.StdEncoding.EncodeToString(value), 1)
+}
+
+func parseXML(t *testing.T, doc string) *xmldsig.Document {
+	t.Helper()
+	d, err := xmldsig.Parse([]byte(doc), xmldsig.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestConfirmationXMLSignature checks the XML signature of the attachment:
+// verified when made with a certificate of the configured provider's CA,
+// not verified when the XML was changed after signing or the certificate
+// is another CA's.
+func TestConfirmationXMLSignature(t *testing.T) {
+	w := newWorld(t)
+	foreignTrust, err := NewTrust([]Provider{{Name: "provider.de-mail.example", Anchors: []*cert.Certificate{w.otherCA.cert}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedXML := signAck(t, w.rsaKey, w.rsaCert)
+	for _, tt := range []struct {
+		name    string
+		xml     string
+		trust   *Trust
+		outcome string
+	}{
+		{"provider's certificate", signedXML, w.trust, "XML signature: verified (signed by CN="},
+		{"changed after signing", strings.Replace(signedXML, "10:15:07+01:00", "10:16:07+01:00", 1), w.trust,
+			"XML signature: not verified: reference 1: xmldsig: reference digest mismatch"},
+		{"another CA's certificate", signedXML, foreignTrust, "XML signature: not verified: signature value holds, but the certificate is not provider"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := stamp{fields: confirmationFields(TypeConfirmationOfReceipt, "*Eingangsbestätigung*"), body: confirmationBody(tt.xml),
+				alg: "sha256/ec-dsa", key: w.ecKey, cert: w.ecCert}.message(t)
+			ev, ok := Confirmation(msg, blob.Ref{}, tt.trust, time.Now())
+			if !ok {
+				t.Fatal("not a confirmation")
+			}
+			if !strings.Contains(ev.Verification.Detail, tt.outcome) {
+				t.Errorf("detail %q lacks %q", ev.Verification.Detail, tt.outcome)
+			}
+			xmlProblem := strings.Contains(strings.Join(ev.Problems, "\n"), "XML signature not verified")
+			if verified := strings.Contains(tt.outcome, ": verified"); xmlProblem == verified {
+				t.Errorf("problems %q: want an XML signature problem %v", ev.Problems, !verified)
+			}
+		})
 	}
 }
