@@ -1,0 +1,293 @@
+package demail
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/xmldsig"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/projection"
+	"github.com/poststelle/poststelle/internal/gatewaytest"
+)
+
+// ackXML is an Acknowledge-Message (PVD IO clause 3.5.3) about the message
+// of normalFields, without its ds:Signature.
+const ackXML = `<?xml version="1.0" encoding="UTF-8"?>
+<Acknowledge-Message xmlns="urn:de-mail">
+  <Sender>eingangsbestaetigung@provider.de-mail.example</Sender>
+  <Metadata>
+    <Metadate><Name>Message-ID</Name><Value>&lt;4711@provider.de-mail.example&gt;</Value><OriginalHeader>Message-ID: &lt;4711@provider.de-mail.example&gt;</OriginalHeader></Metadate>
+    <Metadate><Name>X-de-mail-message-id</Name><Value>4711@provider.de-mail.example</Value><OriginalHeader>X-de-mail-message-id: 4711@provider.de-mail.example</OriginalHeader></Metadate>
+  </Metadata>
+  <Subject>*Eingangsbestätigung* Antrag auf Baugenehmigung</Subject>
+  <Text>Hiermit wird bestätigt, dass die Nachricht im Postfach des Empfängers abgelegt wurde.</Text>
+  <Hash>v=1; a=sha256/ec-dsa; b=AAAA</Hash>
+  <Time>2026-03-03T10:15:07+01:00</Time>
+</Acknowledge-Message>
+`
+
+// confirmationFields are the header fields table 1 requires of a
+// confirmation (class B) of the given type.
+func confirmationFields(typ MessageType, subject string) [][2]string {
+	return [][2]string{
+		{"From", "eingangsbestaetigung@provider.de-mail.example"},
+		{"To", "poststelle@kreis.de-mail.example"},
+		{"Date", "Tue, 03 Mar 2026 10:15:07 +0100"},
+		{"Message-ID", "<c-0815@provider.de-mail.example>"},
+		{"Subject", subject + " Antrag auf Baugenehmigung"},
+		{"X-de-mail-sender", "eingangsbestaetigung@provider.de-mail.example"},
+		{"X-de-mail-chosen-recipient", "to=poststelle@kreis.de-mail.example"},
+		{"X-de-mail-originator-provider", "provider.de-mail.example"},
+		{"X-de-mail-message-type", string(typ)},
+		{"X-de-mail-version", "1.8"},
+		{"X-de-mail-private-id", "Az-63-2026-117"},
+		{"X-de-mail-message-id", "c-0815@provider.de-mail.example"},
+		{"X-de-mail-actual-recipient", "to=poststelle@kreis.de-mail.example"},
+		{"MIME-Version", "1.0"},
+		{"Content-Type", `multipart/mixed; boundary="b1"`},
+	}
+}
+
+// confirmationBody is the multipart/mixed of clause 3.4.1: the XML
+// (base64, folded) and the PDF rendering.
+func confirmationBody(xmlData string) string {
+	enc := base64.StdEncoding.EncodeToString([]byte(xmlData))
+	var folded strings.Builder
+	for len(enc) > 76 {
+		folded.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	folded.WriteString(enc + "\r\n")
+	return "--b1\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n" +
+		"--b1\r\nContent-Type: application/xml; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		folded.String() + "--b1--\r\n"
+}
+
+func TestConfirmation(t *testing.T) {
+	w := newWorld(t)
+	now := time.Now()
+	signed := func(fields [][2]string, b string) []byte {
+		return stamp{fields: fields, body: b, alg: "sha256/ec-dsa", key: w.ecKey, cert: w.ecCert}.message(t)
+	}
+	receipt := signed(confirmationFields(TypeConfirmationOfReceipt, "*Eingangsbestätigung*"), confirmationBody(ackXML))
+	attested := time.Date(2026, 3, 3, 9, 15, 7, 0, time.UTC)
+	wantRefs := []gateway.EvidenceReference{{Kind: "privateId", Value: "Az-63-2026-117"},
+		{Kind: "messageId", Value: "4711@provider.de-mail.example"}, {Kind: "messageId", Value: "<4711@provider.de-mail.example>"}}
+
+	for _, tt := range []struct {
+		name       string
+		msg        []byte
+		kind       gateway.EvidenceKind
+		indication string
+		refs       []gateway.EvidenceReference
+		attested   time.Time
+		problems   []string // substrings, each must occur
+	}{
+		{name: "receipt", msg: receipt, kind: gateway.EvidenceDelivered, indication: "TOTAL_PASSED", refs: wantRefs,
+			attested: attested, problems: []string{"XML signature not verified"}},
+		{name: "dispatch", msg: signed(confirmationFields(TypeConfirmationOfDispatch, "*Versandbestätigung*"), confirmationBody(ackXML)),
+			kind: gateway.EvidenceDispatched, indication: "TOTAL_PASSED", refs: wantRefs, attested: attested},
+		{name: "retrieval", msg: signed(confirmationFields(TypeConfirmationOfRetrieve, "*Abholbestätigung*"),
+			confirmationBody(strings.Replace(ackXML, "<Time>", "<DeliveryTime>2026-03-03T10:15:07+01:00</DeliveryTime><Time>", 1))),
+			kind: gateway.EvidenceRetrieved, indication: "TOTAL_PASSED", refs: wantRefs, attested: attested},
+		{name: "body changed", msg: replace(receipt, "JVBERi0xLjQK", "JVBERi0xLjUK"), kind: gateway.EvidenceDelivered,
+			indication: "TOTAL_FAILED", refs: wantRefs, attested: attested, problems: []string{"integrity broken"}},
+		{name: "no XML", msg: signed(confirmationFields(TypeConfirmationOfReceipt, "*Eingangsbestätigung*"),
+			"--b1\r\nContent-Type: application/pdf\r\n\r\n%PDF\r\n--b1--\r\n"), kind: gateway.EvidenceDelivered,
+			indication: "TOTAL_PASSED", refs: wantRefs[:1], problems: []string{"no XML attachment"}},
+		{name: "time without zone", msg: signed(confirmationFields(TypeConfirmationOfReceipt, "*Eingangsbestätigung*"),
+			confirmationBody(strings.Replace(ackXML, "10:15:07+01:00", "10:15:07", 1))), kind: gateway.EvidenceDelivered,
+			indication: "TOTAL_PASSED", refs: wantRefs, problems: []string{"Time is not an xs:dateTime"}},
+		{name: "foreign namespace", msg: signed(confirmationFields(TypeConfirmationOfReceipt, "*Eingangsbestätigung*"),
+			confirmationBody(strings.Replace(ackXML, "urn:de-mail", "urn:other", 1))), kind: gateway.EvidenceDelivered,
+			indication: "TOTAL_PASSED", refs: wantRefs[:1], problems: []string{"want {urn:de-mail}Acknowledge-Message"}},
+		{name: "hash only", msg: stamp{fields: confirmationFields(TypeConfirmationOfReceipt, "*Eingangsbestätigung*"),
+			body: confirmationBody(ackXML), alg: "sha256"}.message(t), kind: gateway.EvidenceDelivered,
+			indication: "INDETERMINATE", refs: wantRefs, attested: attested, problems: []string{"integrity"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := blob.Ref{SHA256: "ab", Size: int64(len(tt.msg))}
+			ev, ok := Confirmation(tt.msg, raw, w.trust, now)
+			if !ok {
+				t.Fatal("not recognised as a confirmation")
+			}
+			if ev.Kind != tt.kind || ev.Channel != gateway.ChannelDeMail || ev.Evidence != raw {
+				t.Errorf("kind %q channel %q evidence %v", ev.Kind, ev.Channel, ev.Evidence)
+			}
+			if ev.EvidenceID != "c-0815@provider.de-mail.example" || ev.Attester.ID != "provider.de-mail.example" {
+				t.Errorf("evidence id %q attester %+v", ev.EvidenceID, ev.Attester)
+			}
+			if got := ev.Verification.Indication; got != tt.indication {
+				t.Errorf("indication %s (%s), want %s", got, ev.Verification.Detail, tt.indication)
+			}
+			if !equalRefs(ev.References, tt.refs) {
+				t.Errorf("references %v, want %v", ev.References, tt.refs)
+			}
+			if !ev.AttestedAt.Equal(tt.attested) {
+				t.Errorf("attested %v, want %v", ev.AttestedAt, tt.attested)
+			}
+			all := strings.Join(ev.Problems, "\n")
+			for _, p := range tt.problems {
+				if !strings.Contains(all, p) {
+					t.Errorf("problems %q lack %q", ev.Problems, p)
+				}
+			}
+			if len(tt.problems) == 0 && tt.indication == "TOTAL_PASSED" && !strings.Contains(all, "XML signature") {
+				t.Errorf("an unsigned XML attachment must be a problem: %q", ev.Problems)
+			}
+		})
+	}
+}
+
+func equalRefs(a, b []gateway.EvidenceReference) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestConfirmationIgnoresOtherTypes(t *testing.T) {
+	w := newWorld(t)
+	msg := stamp{fields: normalFields("yes"), body: body, alg: "sha256/ec-dsa", key: w.ecKey, cert: w.ecCert}.message(t)
+	if ev, ok := Confirmation(msg, blob.Ref{}, w.trust, time.Now()); ok || ev != nil {
+		t.Fatalf("a normal De-Mail read as a confirmation: %+v", ev)
+	}
+	if _, ok := Confirmation([]byte("X-de-mail-message-type: notification\r\n\r\n"), blob.Ref{}, w.trust, time.Now()); ok {
+		t.Fatal("a notification read as a confirmation")
+	}
+}
+
+// TestConfirmationLinks records a receipt confirmation with the gateway's
+// recorder: it lands in the stream of the message it confirms, and the
+// same confirmation again is a duplicate.
+func TestConfirmationLinks(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	env := gatewaytest.New(t)
+	runner := &projection.Runner{Log: env.Log, DB: env.State, Registry: gateway.NewRegistry()}
+	if err := runner.Setup(ctx, projection.References{}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &gateway.EvidenceRecorder{Log: env.Log, Links: projection.Links{DB: env.State},
+		CatchUp: func(ctx context.Context) error { return runner.CatchUp(ctx, projection.References{}) }}
+	orig, err := gateway.NewReceived(gateway.DefaultTenant, gateway.MessageKey(gateway.ChannelDeMail, "a/1"), &gateway.MessageReceived{
+		Channel: gateway.ChannelDeMail, SenderMessageID: "4711@provider.de-mail.example",
+		From: gateway.Address{Address: "erika.mustermann@mustermann.de-mail.example"}, ReceivedAt: time.Unix(1e9, 0).UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Log.Append(ctx, orig); err != nil {
+		t.Fatal(err)
+	}
+	msg := stamp{fields: confirmationFields(TypeConfirmationOfReceipt, "*Eingangsbestätigung*"), body: confirmationBody(ackXML),
+		alg: "sha256/ec-dsa", key: w.ecKey, cert: w.ecCert}.message(t)
+	ev, ok := Confirmation(msg, blob.Ref{SHA256: "cd", Size: int64(len(msg))}, w.trust, time.Now())
+	if !ok {
+		t.Fatal("not a confirmation")
+	}
+	got, err := rec.Record(ctx, "", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Linked || got.Stream != orig.Stream || got.Duplicate {
+		t.Fatalf("receipt %+v, want linked to %s", got, orig.Stream)
+	}
+	again, err := rec.Record(ctx, "", ev)
+	if err != nil || !again.Duplicate {
+		t.Fatalf("second record %+v, %v: want a duplicate", again, err)
+	}
+}
+
+// dsNS is the XML-DSig namespace.
+const dsNS = "http://www.w3.org/2000/09/xmldsig#"
+
+// signAck gives the Acknowledge-Message an enveloped RSA-SHA256 signature
+// (table 23) made with key, carrying der in ds:KeyInfo.
+func signAck(t *testing.T, key *rsa.PrivateKey, der []byte) string {
+	t.Helper()
+	sigTmpl := `<ds:Signature xmlns:ds="` + dsNS + `"><ds:SignedInfo>` +
+		`<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>` +
+		`<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>` +
+		`<ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>` +
+		`<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms>` +
+		`<ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>DIGEST</ds:DigestValue></ds:Reference>` +
+		`</ds:SignedInfo><ds:SignatureValue>SIGVALUE</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>` +
+		base64.StdEncoding.EncodeToString(der) + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>`
+	doc := strings.Replace(ackXML, "</Acknowledge-Message>", sigTmpl+"</Acknowledge-Message>", 1)
+	parsed := parseXML(t, doc)
+	c := xmldsig.C14N{Exclusive: true}
+	digest := sha256.Sum256(c.CanonicalizeDocument(parsed, parsed.Root.Child(dsNS, "Signature")))
+	doc = strings.Replace(doc, "DIGEST", base64.StdEncoding.EncodeToString(digest[:]), 1)
+	parsed = parseXML(t, doc)
+	signed := sha256.Sum256(c.Canonicalize(parsed.Root.Child(dsNS, "Signature").Child(dsNS, "SignedInfo"), nil))
+	value, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, signed[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(doc, "SIGVALUE", base64.StdEncoding.EncodeToString(value), 1)
+}
+
+func parseXML(t *testing.T, doc string) *xmldsig.Document {
+	t.Helper()
+	d, err := xmldsig.Parse([]byte(doc), xmldsig.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestConfirmationXMLSignature checks the XML signature of the attachment:
+// verified when made with a certificate of the configured provider's CA,
+// not verified when the XML was changed after signing or the certificate
+// is another CA's.
+func TestConfirmationXMLSignature(t *testing.T) {
+	w := newWorld(t)
+	foreignTrust, err := NewTrust([]Provider{{Name: "provider.de-mail.example", Anchors: []*cert.Certificate{w.otherCA.cert}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedXML := signAck(t, w.rsaKey, w.rsaCert)
+	for _, tt := range []struct {
+		name    string
+		xml     string
+		trust   *Trust
+		outcome string
+	}{
+		{"provider's certificate", signedXML, w.trust, "XML signature: verified (signed by CN="},
+		{"changed after signing", strings.Replace(signedXML, "10:15:07+01:00", "10:16:07+01:00", 1), w.trust,
+			"XML signature: not verified: reference 1: xmldsig: reference digest mismatch"},
+		{"another CA's certificate", signedXML, foreignTrust, "XML signature: not verified: signature value holds, but the certificate is not provider"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := stamp{fields: confirmationFields(TypeConfirmationOfReceipt, "*Eingangsbestätigung*"), body: confirmationBody(tt.xml),
+				alg: "sha256/ec-dsa", key: w.ecKey, cert: w.ecCert}.message(t)
+			ev, ok := Confirmation(msg, blob.Ref{}, tt.trust, time.Now())
+			if !ok {
+				t.Fatal("not a confirmation")
+			}
+			if !strings.Contains(ev.Verification.Detail, tt.outcome) {
+				t.Errorf("detail %q lacks %q", ev.Verification.Detail, tt.outcome)
+			}
+			xmlProblem := strings.Contains(strings.Join(ev.Problems, "\n"), "XML signature not verified")
+			if verified := strings.Contains(tt.outcome, ": verified"); xmlProblem == verified {
+				t.Errorf("problems %q: want an XML signature problem %v", ev.Problems, !verified)
+			}
+		})
+	}
+}
