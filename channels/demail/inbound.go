@@ -3,6 +3,7 @@ package demail
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -34,7 +35,7 @@ func New(c Config, deps gateway.IntakeDeps) (gateway.Inbound, error) {
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 64 << 20
 	}
-	a := &adapter{blobs: deps.Blobs, trust: tr, max: c.MaxMessageBytes}
+	a := &adapter{blobs: deps.Blobs, trust: tr, max: c.MaxMessageBytes, evidence: deps.Evidence, tenant: deps.Tenant}
 	var in inbounds
 	if len(c.Mailboxes) > 0 {
 		w, err := imap.New(imap.Config{Mailboxes: c.Mailboxes, MaxMessageBytes: c.MaxMessageBytes,
@@ -84,6 +85,10 @@ type adapter struct {
 	blobs gateway.BlobStore
 	trust *Trust
 	max   int64
+	// evidence records the provider's confirmations as delivery evidence
+	// of the message they confirm; nil leaves them ordinary receipts.
+	evidence *gateway.EvidenceRecorder
+	tenant   string
 }
 
 // headerWindow is how much of a message is read to parse its header
@@ -100,13 +105,41 @@ func (a *adapter) adapt(ctx context.Context, raw blob.Ref, rec *gateway.MessageR
 		return err
 	}
 	h := Parse(head)
+	_, confirmation := confirmationKinds[h.Type]
 	msg := head
-	if h.Integrity != "" && int64(len(head)) < raw.Size {
+	if (h.Integrity != "" || confirmation) && int64(len(head)) < raw.Size {
 		if msg, err = a.read(ctx, raw, a.max); err != nil {
 			return err
 		}
 	}
 	Apply(rec, h, Verify(msg, a.trust, rec.ReceivedAt))
+	if confirmation {
+		return a.recordConfirmation(ctx, msg, raw, rec)
+	}
+	return nil
+}
+
+// recordConfirmation records a confirmation as delivery evidence of the
+// message it confirms, before the confirmation itself is recorded as a
+// receipt: a crash in between redelivers it, and the evidence is then
+// recognised as recorded before. Evidence the recorder refuses (no
+// reference to link by) stays a problem on the receipt, for triage.
+func (a *adapter) recordConfirmation(ctx context.Context, msg []byte, raw blob.Ref, rec *gateway.MessageReceived) error {
+	if a.evidence == nil {
+		return nil
+	}
+	ev, ok := Confirmation(msg, raw, a.trust, rec.ReceivedAt)
+	if !ok {
+		return nil
+	}
+	_, err := a.evidence.Record(ctx, a.tenant, ev)
+	switch {
+	case errors.Is(err, gateway.ErrEvidence):
+		rec.Problems = append(rec.Problems, problemPrefix+"confirmation not recorded as delivery evidence: "+err.Error())
+		return nil
+	case err != nil:
+		return fmt.Errorf("record the confirmation as delivery evidence: %w", err)
+	}
 	return nil
 }
 
