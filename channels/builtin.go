@@ -25,17 +25,19 @@ const (
 // Builtin is the registry of the channels this build has. A new channel
 // adds its Registration here and nowhere else.
 func Builtin() Registry {
+	demailIn := demailInbound()
 	reg, err := NewRegistry(
 		Registration{Name: gateway.ChannelSMTP, Inbound: smtpInbound(), Outbound: smtpOutbound(),
 			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
 		Registration{Name: gateway.ChannelIMAP, Inbound: imapInbound(),
 			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
-		// De-Mail is taken in from the provider gateway's mailbox; answers
-		// go back on De-Mail (EGovG § 4) to the sender's De-Mail address and
-		// reach triage with replies.ErrNoOutbound until its outbound side
-		// is added. EGVP/OSCI and the portal have no adapters yet and are
-		// answered the same way on their own channel (SAFE-ID, postbox).
-		Registration{Name: gateway.ChannelDeMail, Inbound: demailInbound(),
+		// De-Mail is taken in from the provider gateway; answers go back on
+		// De-Mail (EGovG § 4) to the sender's De-Mail address, submitted to
+		// the gateway as demail.outbound configures. EGVP/OSCI and the
+		// portal have no adapters yet and are answered the same way on
+		// their own channel (SAFE-ID, postbox), reaching triage with
+		// replies.ErrNoOutbound.
+		Registration{Name: gateway.ChannelDeMail, Inbound: demailIn, Outbound: demailOutbound(demailIn),
 			Reply: replies.Route{Channel: gateway.ChannelDeMail, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelEGVP, Reply: replies.Route{Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelPortal, Reply: replies.Route{Channel: gateway.ChannelPortal, Address: replies.SenderAddress}},
@@ -86,6 +88,14 @@ func demailInbound() *InboundSide {
 			}
 			return in, nil
 		})
+}
+
+// demailOutbound reads demail.outbound of the section in reads; a demail
+// section without it builds no outbound.
+func demailOutbound(in *InboundSide) *OutboundSide {
+	return NewSharedOutbound(in, func(c *demail.Config, deps OutboundDeps) (replies.Outbound, error) {
+		return demail.NewOutbound(c.Outbound, demail.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger})
+	})
 }
 
 func smtpOutbound() *OutboundSide {

@@ -140,6 +140,21 @@ func NewOutbound[C any](spec SectionSpec[C], build func(*C, OutboundDeps) (repli
 	return newSide(spec, build)
 }
 
+// NewSharedOutbound is an outbound side that reads the section of the
+// inbound side in, for a channel configured in one section with its
+// outbound settings nested (demail: {outbound: ...}). Register both sides
+// on the same Registration.
+func NewSharedOutbound[C any](in *InboundSide, build func(*C, OutboundDeps) (replies.Outbound, error)) *OutboundSide {
+	key := in.Section.Key
+	return &OutboundSide{Section: in.Section, build: func(v any, deps OutboundDeps) (replies.Outbound, error) {
+		c, ok := v.(*C)
+		if !ok || c == nil {
+			return nil, fmt.Errorf("%s: configuration is a %T, want %T", key, v, c)
+		}
+		return build(c, deps)
+	}}
+}
+
 // Registry is an immutable list of channel registrations.
 type Registry struct {
 	regs []Registration
@@ -183,12 +198,15 @@ func NewRegistry(regs ...Registration) (Registry, error) {
 	return Registry{regs: append([]Registration(nil), regs...)}, nil
 }
 
+// sectionsOf are the sections r reads; an outbound side that reads the
+// inbound side's section (NewSharedOutbound) adds none of its own.
 func sectionsOf(r Registration) []Section {
 	var s []Section
 	if r.Inbound != nil {
 		s = append(s, r.Inbound.Section)
 	}
-	if r.Outbound != nil {
+	if r.Outbound != nil && !(r.Inbound != nil && r.Outbound.Section.Key == r.Inbound.Section.Key &&
+		r.Outbound.Section.typ == r.Inbound.Section.typ) {
 		s = append(s, r.Outbound.Section)
 	}
 	return s

@@ -43,7 +43,7 @@ func TestBuiltinReplyRoutes(t *testing.T) {
 			{in: gateway.MessageReceived{}, wantErr: true},
 		},
 		gateway.ChannelDeMail: {
-			{in: gateway.MessageReceived{From: gateway.Address{Address: "b@x.de-mail.de"}}, ch: gateway.ChannelDeMail, to: "b@x.de-mail.de", noOut: true, wantErr: true},
+			{in: gateway.MessageReceived{From: gateway.Address{Address: "b@x.de-mail.de"}}, ch: gateway.ChannelDeMail, to: "b@x.de-mail.de"},
 			{in: gateway.MessageReceived{}, wantErr: true},
 		},
 		gateway.ChannelEGVP: {
@@ -90,7 +90,8 @@ func TestBuiltinReplyRoutes(t *testing.T) {
 }
 
 // TestBuiltinSections: the built-in channels read exactly the sections the
-// README documents, and only SMTP has an outbound so far.
+// README documents (De-Mail's outbound reads the demail section too), and
+// only SMTP and De-Mail have an outbound so far.
 func TestBuiltinSections(t *testing.T) {
 	var keys []string
 	for _, s := range channels.Builtin().Sections() {
@@ -100,7 +101,7 @@ func TestBuiltinSections(t *testing.T) {
 		t.Errorf("sections %q, want %q", got, want)
 	}
 	for _, r := range channels.Builtin().All() {
-		if (r.Outbound != nil) != (r.Name == gateway.ChannelSMTP) {
+		if (r.Outbound != nil) != (r.Name == gateway.ChannelSMTP || r.Name == gateway.ChannelDeMail) {
 			t.Errorf("%s: outbound %v", r.Name, r.Outbound != nil)
 		}
 	}

@@ -26,6 +26,8 @@ type Config struct {
 	SMTP *SMTPConfig `yaml:"smtp"`
 	// MaxMessageBytes caps one message (default 64 MiB).
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// Outbound, when set, submits answers to the provider gateway.
+	Outbound *OutboundConfig `yaml:"outbound"`
 }
 
 // ProviderConfig is one trusted provider.
@@ -58,6 +60,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 0 {
 		return errors.New("max_message_bytes: must not be negative")
+	}
+	if c.Outbound != nil {
+		if err := c.Outbound.validate(); err != nil {
+			return err
+		}
 	}
 	for i, p := range c.Providers {
 		at := fmt.Sprintf("providers[%d].", i)

@@ -54,6 +54,9 @@ func (o *Outbound) build(ctx context.Context, req *gateway.ReplyRequested, orig 
 	mailcompose.WriteField(&b, "Date", o.deps.Now().Format(time.RFC1123Z))
 	mailcompose.WriteField(&b, "Message-ID", msgID)
 	th.Write(&b)
+	if err := o.writeFields(&b, req, orig); err != nil {
+		return nil, "", err
+	}
 	mailcompose.WriteField(&b, "MIME-Version", "1.0")
 	entity, err := o.entity(ctx, req, body)
 	if err != nil {
@@ -69,6 +72,24 @@ func (o *Outbound) build(ctx context.Context, req *gateway.ReplyRequested, orig 
 		return nil, "", fmt.Errorf("reply exceeds %d bytes", o.cfg.MaxMessageBytes)
 	}
 	return b.Bytes(), msgID, nil
+}
+
+// writeFields adds the fields of Deps.Fields.
+func (o *Outbound) writeFields(b *bytes.Buffer, req *gateway.ReplyRequested, orig *gateway.MessageReceived) error {
+	if o.deps.Fields == nil {
+		return nil
+	}
+	fs, err := o.deps.Fields(req, orig)
+	if err != nil {
+		return err
+	}
+	for _, f := range fs {
+		if f.Name == "" || strings.ContainsAny(f.Name, "\r\n\x00: ") || strings.ContainsAny(f.Value, "\r\n\x00") {
+			return fmt.Errorf("header field %q: name or value not usable in a header", f.Name)
+		}
+		mailcompose.WriteField(b, f.Name, f.Value)
+	}
+	return nil
 }
 
 // entity renders the reply's MIME entity: its content headers and body.

@@ -83,6 +83,11 @@ type RelayConfig struct {
 	PasswordEnv  string `yaml:"password_env"`
 	// Timeout bounds connecting and each command (default 1 minute).
 	Timeout time.Duration `yaml:"timeout"`
+	// CertFile and KeyFile (PEM), when set, are the client certificate
+	// presented in the TLS handshake, for a relay that authenticates its
+	// senders by certificate (a De-Mail provider gateway).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Deps are the Outbound's collaborators.
@@ -91,6 +96,16 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock for Date headers (default time.Now).
 	Now func() time.Time
+	// Fields, when set, returns header fields added to every reply after
+	// the threading fields, for a channel that speaks e-mail with headers
+	// of its own (De-Mail's dispatch options). Names and values with a CR,
+	// LF or NUL make the reply fail permanently.
+	Fields func(req *gateway.ReplyRequested, orig *gateway.MessageReceived) ([]Field, error)
+}
+
+// Field is one header field Deps.Fields adds.
+type Field struct {
+	Name, Value string
 }
 
 // Outbound sends replies by e-mail. It implements replies.Outbound.
@@ -199,7 +214,14 @@ func relayDefaults(r *RelayConfig) (*tls.Config, error) {
 	if r.Timeout <= 0 {
 		r.Timeout = time.Minute
 	}
-	return dialconf.ClientTLS(r.Host, r.CAFile)
+	cfg, err := dialconf.ClientTLS(r.Host, r.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := dialconf.ClientCertificate(cfg, r.CertFile, r.KeyFile); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 func (r RelayConfig) password() (string, error) {
