@@ -23,8 +23,7 @@ func TestIntakeRecordsConfirmationAsEvidence(t *testing.T) {
 	if err := runner.Setup(ctx, projection.References{}); err != nil {
 		t.Fatal(err)
 	}
-	evidence := &gateway.EvidenceRecorder{Log: env.Log, Links: projection.Links{DB: env.State},
-		CatchUp: func(ctx context.Context) error { return runner.CatchUp(ctx, projection.References{}) }}
+	evidence := projection.NewEvidenceRecorder(runner)
 	orig, err := gateway.NewReceived(gateway.DefaultTenant, gateway.MessageKey(gateway.ChannelDeMail, "a/1"), &gateway.MessageReceived{
 		Channel: gateway.ChannelDeMail, SenderMessageID: "4711@provider.de-mail.example",
 		From: gateway.Address{Address: "erika.mustermann@mustermann.de-mail.example"}, ReceivedAt: time.Unix(1e9, 0).UTC()})

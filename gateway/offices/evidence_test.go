@@ -33,8 +33,7 @@ func TestInboxEvidence(t *testing.T) {
 	routed := e.follow(t, "route", rcv, &gateway.MessageRouted{Offices: []string{"bauamt"}, DecidedBy: "rules"})
 	e.follow(t, "reply", routed, &gateway.ReplyRequested{ReplyID: "rep-1", Office: "bauamt", Author: "mueller",
 		Channel: gateway.ChannelDeMail, To: gateway.Address{Address: "buerger@buerger.de-mail.de"}, Subject: "Bescheid"})
-	rec := &gateway.EvidenceRecorder{Log: e.log, Links: projection.Links{DB: e.db},
-		CatchUp: func(ctx context.Context) error { return e.run.CatchUp(ctx, refs) }}
+	rec := projection.NewEvidenceRecorder(e.run)
 	attested := time.Date(2026, 1, 3, 8, 0, 0, 0, time.UTC)
 	record := func(kind gateway.EvidenceKind, id, ref string) gateway.EvidenceReceipt {
 		t.Helper()

@@ -95,3 +95,11 @@ func (l Links) Links(ctx context.Context, tenant string, ch gateway.Channel, id 
 	}
 	return out, rows.Err()
 }
+
+// NewEvidenceRecorder is the delivery-evidence recorder over the References
+// index in runner's database: before it calls a reference unknown it catches
+// the index up with the log. runner must have set References up.
+func NewEvidenceRecorder(runner *Runner) *gateway.EvidenceRecorder {
+	return &gateway.EvidenceRecorder{Log: runner.Log, Links: Links{DB: runner.DB},
+		CatchUp: func(ctx context.Context) error { return runner.CatchUp(ctx, References{}) }}
+}

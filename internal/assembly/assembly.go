@@ -256,8 +256,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	if err := runner.Setup(ctx, projection.References{}); err != nil {
 		return nil, fmt.Errorf("references projection: %w", err)
 	}
-	g.evidence = &gateway.EvidenceRecorder{Log: g.log, Links: projection.Links{DB: g.state},
-		CatchUp: func(ctx context.Context) error { return runner.CatchUp(ctx, projection.References{}) }}
+	g.evidence = projection.NewEvidenceRecorder(runner)
 	heads, err := HeadPublisher(cfg, g.Stores, logger)
 	if err != nil {
 		return nil, err

@@ -22,8 +22,7 @@ func TestMessageEvidence(t *testing.T) {
 	if err := e.runner.Setup(ctx, refs); err != nil {
 		t.Fatal(err)
 	}
-	rec := &gateway.EvidenceRecorder{Log: e.log, Links: projection.Links{DB: e.db},
-		CatchUp: func(ctx context.Context) error { return e.runner.CatchUp(ctx, refs) }}
+	rec := projection.NewEvidenceRecorder(e.runner)
 	conf, _ := e.blobs.PutBytes(ctx, []byte("Eingangsbestaetigung ma"))
 	got, err := rec.Record(ctx, "", &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelSMTP, Kind: gateway.EvidenceDelivered,
 		References: []gateway.EvidenceReference{{Kind: "messageId", Value: "<ma@example.org>"}},

@@ -242,6 +242,20 @@ func measure(dir, kind string, body []byte, senders, rounds int) (result, error)
 		return result{}, err
 	}
 	start := time.Now()
+	if err := sendAll(addr, kind, senders, rounds, body); err != nil {
+		return result{}, err
+	}
+	elapsed := time.Since(start)
+	peak, err := vmHWM(cmd.Process.Pid)
+	if err != nil {
+		return result{}, err
+	}
+	n := senders * rounds
+	return result{kind: kind, messages: n, bytes: int64(n) * int64(len(body)), elapsed: elapsed, idleKiB: idle, peakKiB: peak}, nil
+}
+
+// sendAll runs senders concurrent SMTP sessions of rounds messages each.
+func sendAll(addr, kind string, senders, rounds int, body []byte) error {
 	var wg sync.WaitGroup
 	errs := make([]error, senders)
 	for s := range senders {
@@ -252,16 +266,7 @@ func measure(dir, kind string, body []byte, senders, rounds int) (result, error)
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	if err := errors.Join(errs...); err != nil {
-		return result{}, err
-	}
-	peak, err := vmHWM(cmd.Process.Pid)
-	if err != nil {
-		return result{}, err
-	}
-	n := senders * rounds
-	return result{kind: kind, messages: n, bytes: int64(n) * int64(len(body)), elapsed: elapsed, idleKiB: idle, peakKiB: peak}, nil
+	return errors.Join(errs...)
 }
 
 func sendRounds(addr, kind string, sender, rounds int, body []byte) error {

@@ -6,14 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -127,17 +125,7 @@ func measureServe(exe, dir, kind string, body []byte, senders, rounds int, s *si
 		return result{}, err
 	}
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make([]error, senders)
-	for i := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = sendRounds(addrs[0], kind, i, rounds, body)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := sendAll(addrs[0], kind, senders, rounds, body); err != nil {
 		return result{}, err
 	}
 	n := senders * rounds
