@@ -48,12 +48,13 @@ func newCA(t testing.TB, name string) *testCA {
 }
 
 // issue makes a provider signature certificate valid from notBefore to
-// notAfter for key.
-func (ca *testCA) issue(t testing.TB, key crypto.Signer, notBefore, notAfter time.Time) []byte {
+// notAfter for key, with exts (such as qcStatements) added.
+func (ca *testCA) issue(t testing.TB, key crypto.Signer, notBefore, notAfter time.Time, exts ...pkix.Extension) []byte {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "Signatur De-Mail-Provider"},
 		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		ExtraExtensions: exts,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.x, key.Public(), ca.key)
 	if err != nil {
