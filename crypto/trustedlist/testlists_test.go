@@ -1,0 +1,140 @@
+package trustedlist
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"fmt"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/xmldsig"
+)
+
+// testSigner is a scheme operator's key and self-signed certificate, made
+// for the test.
+type testSigner struct {
+	key  *rsa.PrivateKey
+	cert *cert.Certificate
+}
+
+func newTestSigner(t testing.TB, cn string) *testSigner {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn, Country: []string{"DE"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cert.Parse(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testSigner{key: key, cert: c}
+}
+
+const (
+	placeholderDigest = "DIGEST-PLACEHOLDER"
+	placeholderValue  = "SIGNATURE-PLACEHOLDER"
+)
+
+// sign adds an enveloped XML signature (exclusive C14N, RSA-SHA256,
+// reference URI="" with the enveloped-signature transform, as the LOTL
+// and national lists are signed) as the last child of the document element.
+func (s *testSigner) sign(t testing.TB, unsigned string) []byte {
+	t.Helper()
+	sig := `<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Id="sig"><ds:SignedInfo>` +
+		`<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>` +
+		`<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>` +
+		`<ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>` +
+		`<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms>` +
+		`<ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>` + placeholderDigest + `</ds:DigestValue></ds:Reference>` +
+		`</ds:SignedInfo><ds:SignatureValue>` + placeholderValue + `</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>` +
+		base64.StdEncoding.EncodeToString(s.cert.Raw) + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>`
+	end := strings.LastIndex(unsigned, "</")
+	doc := unsigned[:end] + sig + unsigned[end:]
+	exc := xmldsig.C14N{Exclusive: true}
+	parsed, sigEl := parseSigned(t, doc)
+	d := sha256.Sum256(exc.CanonicalizeDocument(parsed, sigEl))
+	doc = strings.Replace(doc, placeholderDigest, base64.StdEncoding.EncodeToString(d[:]), 1)
+	_, sigEl = parseSigned(t, doc)
+	si := sha256.Sum256(exc.Canonicalize(sigEl.Child(xmldsig.NamespaceDSig, "SignedInfo"), nil))
+	v, err := rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA256, si[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(strings.Replace(doc, placeholderValue, base64.StdEncoding.EncodeToString(v), 1))
+}
+
+func parseSigned(t testing.TB, doc string) (*xmldsig.Document, *xmldsig.Element) {
+	t.Helper()
+	d, err := xmldsig.Parse([]byte(doc), xmldsig.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	el := d.Root.Child(xmldsig.NamespaceDSig, "Signature")
+	if el == nil {
+		t.Fatal("no signature element")
+	}
+	return d, el
+}
+
+func b64(c *cert.Certificate) string { return base64.StdEncoding.EncodeToString(c.Raw) }
+
+// testPointer is one OtherTSLPointer of a test LOTL.
+type testPointer struct {
+	territory, location, mime string
+	signers                   []*cert.Certificate
+}
+
+// lotlXML is a list of trusted lists (version v) pointing at the given lists.
+func lotlXML(v, seq int, next time.Time, ptrs []testPointer) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<TrustServiceStatusList xmlns="%s" xmlns:tslx="%s" Id="tsl" TSLTag="http://uri.etsi.org/19612/TSLTag"><SchemeInformation>`, NamespaceTSL, NamespaceAdditionalTypes)
+	fmt.Fprintf(&b, `<TSLVersionIdentifier>%d</TSLVersionIdentifier><TSLSequenceNumber>%d</TSLSequenceNumber><TSLType>%s</TSLType>`, v, seq, TypeLOTL)
+	b.WriteString(`<SchemeOperatorName><Name xml:lang="en">Test Commission</Name></SchemeOperatorName><SchemeTerritory>EU</SchemeTerritory><PointersToOtherTSL>`)
+	for _, p := range ptrs {
+		fmt.Fprintf(&b, `<OtherTSLPointer><ServiceDigitalIdentities>`)
+		for _, c := range p.signers {
+			fmt.Fprintf(&b, `<ServiceDigitalIdentity><DigitalId><X509Certificate>%s</X509Certificate></DigitalId></ServiceDigitalIdentity>`, b64(c))
+		}
+		typ := TypeEUGeneric
+		if p.territory == "EU" {
+			typ = TypeLOTL
+		}
+		fmt.Fprintf(&b, `</ServiceDigitalIdentities><TSLLocation>%s</TSLLocation><AdditionalInformation>`, p.location)
+		fmt.Fprintf(&b, `<OtherInformation><TSLType>%s</TSLType></OtherInformation><OtherInformation><SchemeTerritory>%s</SchemeTerritory></OtherInformation>`, typ, p.territory)
+		fmt.Fprintf(&b, `<OtherInformation><tslx:MimeType>%s</tslx:MimeType></OtherInformation></AdditionalInformation></OtherTSLPointer>`, p.mime)
+	}
+	fmt.Fprintf(&b, `</PointersToOtherTSL><ListIssueDateTime>%s</ListIssueDateTime><NextUpdate><dateTime>%s</dateTime></NextUpdate></SchemeInformation></TrustServiceStatusList>`,
+		time.Now().UTC().Add(-time.Hour).Format(time.RFC3339), next.UTC().Format(time.RFC3339))
+	return b.String()
+}
+
+// nationalXML is a national list (version v) with one CA/QC service whose
+// identity is ca and whose name is service.
+func nationalXML(v, seq int, territory, service string, ca *cert.Certificate) string {
+	return fmt.Sprintf(`<TrustServiceStatusList xmlns="%s" Id="tsl" TSLTag="http://uri.etsi.org/19612/TSLTag"><SchemeInformation>`+
+		`<TSLVersionIdentifier>%d</TSLVersionIdentifier><TSLSequenceNumber>%d</TSLSequenceNumber><TSLType>%s</TSLType>`+
+		`<SchemeOperatorName><Name xml:lang="en">Test operator %s</Name></SchemeOperatorName><SchemeTerritory>%s</SchemeTerritory>`+
+		`<ListIssueDateTime>%s</ListIssueDateTime><NextUpdate><dateTime>%s</dateTime></NextUpdate></SchemeInformation>`+
+		`<TrustServiceProviderList><TrustServiceProvider><TSPInformation><TSPName><Name xml:lang="en">Test TSP</Name></TSPName></TSPInformation>`+
+		`<TSPServices><TSPService><ServiceInformation><ServiceTypeIdentifier>%s</ServiceTypeIdentifier>`+
+		`<ServiceName><Name xml:lang="en">%s</Name></ServiceName><ServiceDigitalIdentity><DigitalId><X509Certificate>%s</X509Certificate></DigitalId></ServiceDigitalIdentity>`+
+		`<ServiceStatus>%s</ServiceStatus><StatusStartingTime>2020-01-01T00:00:00Z</StatusStartingTime></ServiceInformation></TSPService></TSPServices>`+
+		`</TrustServiceProvider></TrustServiceProviderList></TrustServiceStatusList>`,
+		NamespaceTSL, v, seq, TypeEUGeneric, territory, territory,
+		time.Now().UTC().Add(-time.Hour).Format(time.RFC3339), time.Now().UTC().Add(30*24*time.Hour).Format(time.RFC3339),
+		ServiceTypeCAQC, service, b64(ca), StatusGranted)
+}
