@@ -306,14 +306,17 @@ func TestValidateOnline(t *testing.T) {
 		leaf     string
 		online   bool
 		ocspDown bool
-		wantInd  string
-		wantSub  string
-		wantKind []string
+		// storeSource sets the source on the store instead of the input.
+		storeSource bool
+		wantInd     string
+		wantSub     string
+		wantKind    []string
 	}{
 		{name: "offline: no revocation data", leaf: "good", wantInd: trust.Indeterminate, wantSub: trust.SubTryLater},
 		{name: "good via OCSP", leaf: "good", online: true, wantInd: trust.Passed, wantKind: []string{trust.EvidenceOCSP}},
 		{name: "revoked via OCSP", leaf: "revoked", online: true, wantInd: trust.Indeterminate, wantSub: trust.SubRevokedNoPOE, wantKind: []string{trust.EvidenceOCSP}},
 		{name: "revoked via CRL, responder down", leaf: "revoked", online: true, ocspDown: true, wantInd: trust.Indeterminate, wantSub: trust.SubRevokedNoPOE, wantKind: []string{trust.EvidenceCRL}},
+		{name: "store default source", leaf: "good", storeSource: true, wantInd: trust.Passed, wantKind: []string{trust.EvidenceOCSP}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -325,7 +328,11 @@ func TestValidateOnline(t *testing.T) {
 			if tc.online {
 				in.Online = c
 			}
-			res := store.ValidateContext(context.Background(), in)
+			st := store
+			if tc.storeSource {
+				st = store.WithRevocationSource(c)
+			}
+			res := st.ValidateContext(context.Background(), in)
 			if res.Indication != tc.wantInd || res.SubIndication != tc.wantSub {
 				t.Fatalf("%s/%s, want %s/%s: %+v", res.Indication, res.SubIndication, tc.wantInd, tc.wantSub, res.Checks)
 			}
@@ -335,6 +342,15 @@ func TestValidateOnline(t *testing.T) {
 			}
 			if strings.Join(kinds, ",") != strings.Join(tc.wantKind, ",") {
 				t.Errorf("fetched %v, want %v", kinds, tc.wantKind)
+			}
+			var listed int
+			for _, ch := range res.Checks {
+				if ch.Name == "revocationFetched" && ch.Result == trust.Info && strings.Contains(ch.Detail, "http://127.0.0.1") {
+					listed++
+				}
+			}
+			if listed != len(res.Fetched) {
+				t.Errorf("%d fetched objects, %d listed in the checks", len(res.Fetched), listed)
 			}
 		})
 	}

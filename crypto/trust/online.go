@@ -46,6 +46,16 @@ type FetchedEvidence struct {
 	Notes []string
 }
 
+// WithRevocationSource returns a copy of the store whose validations ask src
+// for missing revocation data when Input.Online is nil. Call it once the
+// store is complete: the copy shares the anchors, and anchors added to
+// either afterwards may not show in the other.
+func (s *Store) WithRevocationSource(src RevocationSource) *Store {
+	c := *s
+	c.online = src
+	return &c
+}
+
 // ValidateContext is Validate with the context that bounds online
 // revocation lookups through in.Online.
 func (s *Store) ValidateContext(ctx context.Context, in Input) *Result {
@@ -57,16 +67,22 @@ func (s *Store) ValidateContext(ctx context.Context, in Input) *Result {
 // missing or not fresh, and re-evaluates with the fetched data added. The
 // fetched objects are recorded in r.Fetched whether or not they helped.
 func (s *Store) onlineRevocation(r *Result, c, issuer *cert.Certificate, in Input, rev RevocationStatus) RevocationStatus {
-	if in.Online == nil || rev.Status == OCSPRevoked || (rev.Status == OCSPGood && rev.Fresh) {
+	src := in.Online
+	if src == nil {
+		src = s.online
+	}
+	if src == nil || rev.Status == OCSPRevoked || (rev.Status == OCSPGood && rev.Fresh) {
 		return rev
 	}
+	// Without ValidateContext the source's own timeouts bound the fetch.
 	ctx := in.ctx
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	got, err := in.Online.FetchRevocation(ctx, c, issuer)
+	got, err := src.FetchRevocation(ctx, c, issuer)
 	if got != nil {
 		r.Fetched = append(r.Fetched, got.Evidence...)
+		recordFetched(r, c, got.Evidence)
 	}
 	if got == nil || (len(got.CRLs) == 0 && len(got.OCSP) == 0) {
 		if err != nil {
@@ -82,6 +98,27 @@ func (s *Store) onlineRevocation(r *Result, c, issuer *cert.Certificate, in Inpu
 		out.Detail = joinDetail(out.Detail, fmt.Sprintf("online: %v", err))
 	}
 	return out
+}
+
+// recordFetched lists fetched evidence as Info checks, so that every report
+// built from the checks names its source URL and fetch time.
+func recordFetched(r *Result, c *cert.Certificate, evs []FetchedEvidence) {
+	i := -1
+	for j, p := range r.Chain {
+		if p == c {
+			i = j
+		}
+	}
+	for _, ev := range evs {
+		detail := fmt.Sprintf("%s from %s fetched %s", ev.Kind, ev.URL, ev.FetchedAt.UTC().Format(time.RFC3339))
+		if ev.FromCache {
+			detail += " (cached copy)"
+		}
+		for _, n := range ev.Notes {
+			detail += "; " + n
+		}
+		r.Checks = append(r.Checks, Check{Name: "revocationFetched", Index: i, Subject: subject(c), Result: Info, Detail: detail})
+	}
 }
 
 func joinDetail(a, b string) string {

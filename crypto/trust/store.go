@@ -53,6 +53,8 @@ type Store struct {
 	skiServices map[string][]ServiceRef
 	// pool holds known intermediate CA certificates (not trusted).
 	pool []*cert.Certificate
+	// online is the default Input.Online (see WithRevocationSource).
+	online RevocationSource
 }
 
 // AddIntermediates adds untrusted CA certificates that path building may

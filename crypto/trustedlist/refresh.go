@@ -159,23 +159,18 @@ func (r *Refresher) Current() *Snapshot {
 	return r.snap
 }
 
-// Run refreshes now and then every Interval (± Jitter) until ctx ends.
-// After a refresh without a usable LOTL it retries sooner, doubling the
-// pause from DefaultMinBackoff up to Interval.
+// Run refreshes every Interval (± Jitter) until ctx ends, starting at once
+// unless a refresh has already succeeded. After a refresh without a usable
+// LOTL it retries sooner, doubling the pause from DefaultMinBackoff up to
+// Interval.
 func (r *Refresher) Run(ctx context.Context) error {
-	backoff := min(DefaultMinBackoff, r.cfg.Interval)
+	minBackoff := min(DefaultMinBackoff, r.cfg.Interval)
+	backoff := minBackoff
+	var wait time.Duration
+	if r.Current() != nil {
+		wait = r.jittered(r.cfg.Interval)
+	}
 	for {
-		wait := r.jittered(r.cfg.Interval)
-		if _, err := r.Refresh(ctx); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			r.log.WarnContext(ctx, "trusted-list refresh failed", "err", err, "retry_in", backoff)
-			wait = r.jittered(backoff)
-			backoff = min(2*backoff, r.cfg.Interval)
-		} else {
-			backoff = min(DefaultMinBackoff, r.cfg.Interval)
-		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -183,6 +178,16 @@ func (r *Refresher) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C:
 		}
+		if _, err := r.Refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.log.WarnContext(ctx, "trusted-list refresh failed", "err", err, "retry_in", backoff)
+			wait = r.jittered(backoff)
+			backoff = min(2*backoff, r.cfg.Interval)
+			continue
+		}
+		wait, backoff = r.jittered(r.cfg.Interval), minBackoff
 	}
 }
 

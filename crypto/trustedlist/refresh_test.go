@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/trustedlist/tltest"
 	"github.com/poststelle/poststelle/crypto/xmldsig"
 )
 
@@ -49,33 +50,33 @@ func (s *listServer) put(path string, b []byte) {
 // each signed by the key the LOTL names for it.
 type lists struct {
 	srv                    *listServer
-	lotlSigner, de, at, ca *testSigner
+	lotlSigner, de, at, ca *tltest.Signer
 }
 
 func newLists(t testing.TB) *lists {
-	l := &lists{srv: newListServer(t), lotlSigner: newTestSigner(t, "Test LOTL signer"),
-		de: newTestSigner(t, "Test DE TL signer"), at: newTestSigner(t, "Test AT TL signer"), ca: newTestSigner(t, "Test QC CA")}
+	l := &lists{srv: newListServer(t), lotlSigner: tltest.NewSigner(t, "Test LOTL signer"),
+		de: tltest.NewSigner(t, "Test DE TL signer"), at: tltest.NewSigner(t, "Test AT TL signer"), ca: tltest.NewSigner(t, "Test QC CA")}
 	l.publishLOTL(t, 6, 10, l.lotlSigner)
-	l.srv.put("/de.xml", l.de.sign(t, nationalXML(5, 40, "DE", "Test QC CA (DE) 40", l.ca.cert)))
-	l.srv.put("/at.xml", l.at.sign(t, nationalXML(6, 7, "AT", "Test QC CA (AT) 7", l.ca.cert)))
+	l.srv.put("/de.xml", l.de.Sign(t, tltest.National(5, 40, "DE", "Test QC CA (DE) 40", l.ca.Cert)))
+	l.srv.put("/at.xml", l.at.Sign(t, tltest.National(6, 7, "AT", "Test QC CA (AT) 7", l.ca.Cert)))
 	return l
 }
 
-func (l *lists) publishLOTL(t testing.TB, v, seq int, signer *testSigner) {
+func (l *lists) publishLOTL(t testing.TB, v, seq int, signer *tltest.Signer) {
 	u := l.srv.URL
-	ptrs := []testPointer{
-		{territory: "EU", location: u + "/lotl.xml", mime: "application/vnd.etsi.tsl+xml", signers: []*cert.Certificate{l.lotlSigner.cert}},
-		{territory: "DE", location: u + "/de.xml", mime: "application/vnd.etsi.tsl+xml", signers: []*cert.Certificate{l.de.cert}},
-		{territory: "DE", location: u + "/de.pdf", mime: "application/pdf", signers: []*cert.Certificate{l.de.cert}},
-		{territory: "AT", location: u + "/at.xml", mime: "application/vnd.etsi.tsl+xml", signers: []*cert.Certificate{l.at.cert}},
+	ptrs := []tltest.Pointer{
+		{Territory: "EU", Location: u + "/lotl.xml", MIME: "application/vnd.etsi.tsl+xml", Signers: []*cert.Certificate{l.lotlSigner.Cert}},
+		{Territory: "DE", Location: u + "/de.xml", MIME: "application/vnd.etsi.tsl+xml", Signers: []*cert.Certificate{l.de.Cert}},
+		{Territory: "DE", Location: u + "/de.pdf", MIME: "application/pdf", Signers: []*cert.Certificate{l.de.Cert}},
+		{Territory: "AT", Location: u + "/at.xml", MIME: "application/vnd.etsi.tsl+xml", Signers: []*cert.Certificate{l.at.Cert}},
 	}
-	l.srv.put("/lotl.xml", signer.sign(t, lotlXML(v, seq, time.Now().Add(30*24*time.Hour), ptrs)))
+	l.srv.put("/lotl.xml", signer.Sign(t, tltest.LOTL(v, seq, time.Now().Add(30*24*time.Hour), ptrs)))
 }
 
 func (l *lists) refresher(t testing.TB, dir string, onUpdate func(*Snapshot)) *Refresher {
 	t.Helper()
 	r, err := NewRefresher(RefreshConfig{LOTLURL: l.srv.URL + "/lotl.xml", CacheDir: dir, Timeout: 2 * time.Second, Interval: 20 * time.Millisecond},
-		RefreshDeps{Pinned: []*cert.Certificate{l.lotlSigner.cert}, OnUpdate: onUpdate})
+		RefreshDeps{Pinned: []*cert.Certificate{l.lotlSigner.Cert}, OnUpdate: onUpdate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,14 +130,14 @@ func TestRefresh(t *testing.T) {
 	}
 
 	// An older DE list, properly signed, is a rollback: refused.
-	l.srv.put("/de.xml", l.de.sign(t, nationalXML(5, 39, "DE", "Test QC CA (DE) 39", l.ca.cert)))
+	l.srv.put("/de.xml", l.de.Sign(t, tltest.National(5, 39, "DE", "Test QC CA (DE) 39", l.ca.Cert)))
 	snap, _ = r.Refresh(ctx)
 	if src := snap.Sources["tl-DE"]; !strings.Contains(src, "sequence number older") {
 		t.Errorf("rollback source %q", src)
 	}
 
 	// A newer one replaces it.
-	l.srv.put("/de.xml", l.de.sign(t, nationalXML(5, 41, "DE", "Test QC CA (DE) 41", l.ca.cert)))
+	l.srv.put("/de.xml", l.de.Sign(t, tltest.National(5, 41, "DE", "Test QC CA (DE) 41", l.ca.Cert)))
 	snap, _ = r.Refresh(ctx)
 	if n := serviceName(snap, "DE"); n != "Test QC CA (DE) 41" || !strings.HasPrefix(snap.Sources["tl-DE"], "network") {
 		t.Errorf("newer DE: %q from %q", n, snap.Sources["tl-DE"])
@@ -144,7 +145,7 @@ func TestRefresh(t *testing.T) {
 
 	// A LOTL signed by a key that is not pinned is refused; the cached LOTL
 	// is used.
-	l.publishLOTL(t, 6, 11, newTestSigner(t, "Impostor"))
+	l.publishLOTL(t, 6, 11, tltest.NewSigner(t, "Impostor"))
 	snap, err = r.Refresh(ctx)
 	if err != nil || snap.LOTL.SequenceNumber != 10 || !strings.Contains(snap.Sources[lotlCacheName], "does not verify") {
 		t.Fatalf("impostor LOTL: %v %q", err, snap.Sources[lotlCacheName])
@@ -185,7 +186,7 @@ func serviceName(s *Snapshot, territory string) string {
 // problem of the snapshot, not an error of the refresh.
 func TestRefreshWrongNationalSigner(t *testing.T) {
 	l := newLists(t)
-	l.srv.put("/at.xml", l.de.sign(t, nationalXML(6, 7, "AT", "AT signed by DE", l.ca.cert)))
+	l.srv.put("/at.xml", l.de.Sign(t, tltest.National(6, 7, "AT", "AT signed by DE", l.ca.Cert)))
 	snap, err := l.refresher(t, t.TempDir(), nil).Refresh(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +233,7 @@ func TestRunSchedule(t *testing.T) {
 }
 
 func TestRefreshConfig(t *testing.T) {
-	pinned := []*cert.Certificate{newTestSigner(t, "x").cert}
+	pinned := []*cert.Certificate{tltest.NewSigner(t, "x").Cert}
 	tests := []struct {
 		name string
 		cfg  RefreshConfig
@@ -247,5 +248,38 @@ func TestRefreshConfig(t *testing.T) {
 		if _, err := NewRefresher(tc.cfg, tc.deps); err == nil {
 			t.Errorf("%s: accepted", tc.name)
 		}
+	}
+}
+
+// While no LOTL can be had at all, Run keeps retrying (with backoff) and
+// picks the lists up once they appear.
+func TestRunRetriesUntilAvailable(t *testing.T) {
+	l := newLists(t)
+	lotl := l.srv.files["/lotl.xml"]
+	l.srv.mu.Lock()
+	delete(l.srv.files, "/lotl.xml")
+	l.srv.mu.Unlock()
+	updates := make(chan *Snapshot, 1)
+	r := l.refresher(t, t.TempDir(), func(s *Snapshot) {
+		select {
+		case updates <- s:
+		default:
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	time.Sleep(100 * time.Millisecond) // several failed attempts
+	if r.Current() != nil {
+		t.Fatal("snapshot without a LOTL")
+	}
+	l.srv.put("/lotl.xml", lotl)
+	select {
+	case s := <-updates:
+		if s.LOTL.SequenceNumber != 10 || len(s.Lists) != 2 {
+			t.Errorf("snapshot %s", summary(s))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no refresh after the LOTL appeared")
 	}
 }

@@ -1,4 +1,8 @@
-package trustedlist
+// Package tltest makes ETSI TS 119 612 trusted lists signed with test keys,
+// for tests of the trusted-list refresh and of what uses its lists. The XML
+// signature is made the way the EU LOTL is signed (enveloped, URI="",
+// exclusive C14N, RSA-SHA256), with crypto/xmldsig's canonicalization.
+package tltest
 
 import (
 	"crypto"
@@ -18,14 +22,15 @@ import (
 	"github.com/poststelle/poststelle/crypto/xmldsig"
 )
 
-// testSigner is a scheme operator's key and self-signed certificate, made
+// Signer is a scheme operator's key and self-signed certificate, made
 // for the test.
-type testSigner struct {
+type Signer struct {
 	key  *rsa.PrivateKey
-	cert *cert.Certificate
+	Cert *cert.Certificate
 }
 
-func newTestSigner(t testing.TB, cn string) *testSigner {
+// NewSigner makes an RSA key and a self-signed certificate named cn.
+func NewSigner(t testing.TB, cn string) *Signer {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -41,18 +46,29 @@ func newTestSigner(t testing.TB, cn string) *testSigner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testSigner{key: key, cert: c}
+	return &Signer{key: key, Cert: c}
 }
+
+// URIs of ETSI TS 119 612 (spelled out: this package must not import
+// trustedlist, whose own tests use it).
+const (
+	nsTSL             = "http://uri.etsi.org/02231/v2#"
+	nsAdditionalTypes = "http://uri.etsi.org/02231/v2/additionaltypes#"
+	typeLOTL          = "http://uri.etsi.org/TrstSvc/TrustedList/TSLType/EUlistofthelists"
+	typeEUGeneric     = "http://uri.etsi.org/TrstSvc/TrustedList/TSLType/EUgeneric"
+	serviceTypeCAQC   = "http://uri.etsi.org/TrstSvc/Svctype/CA/QC"
+	statusGranted     = "http://uri.etsi.org/TrstSvc/TrustedList/Svcstatus/granted"
+)
 
 const (
 	placeholderDigest = "DIGEST-PLACEHOLDER"
 	placeholderValue  = "SIGNATURE-PLACEHOLDER"
 )
 
-// sign adds an enveloped XML signature (exclusive C14N, RSA-SHA256,
+// Sign adds an enveloped XML signature (exclusive C14N, RSA-SHA256,
 // reference URI="" with the enveloped-signature transform, as the LOTL
 // and national lists are signed) as the last child of the document element.
-func (s *testSigner) sign(t testing.TB, unsigned string) []byte {
+func (s *Signer) Sign(t testing.TB, unsigned string) []byte {
 	t.Helper()
 	sig := `<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Id="sig"><ds:SignedInfo>` +
 		`<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>` +
@@ -61,7 +77,7 @@ func (s *testSigner) sign(t testing.TB, unsigned string) []byte {
 		`<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms>` +
 		`<ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>` + placeholderDigest + `</ds:DigestValue></ds:Reference>` +
 		`</ds:SignedInfo><ds:SignatureValue>` + placeholderValue + `</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>` +
-		base64.StdEncoding.EncodeToString(s.cert.Raw) + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>`
+		base64.StdEncoding.EncodeToString(s.Cert.Raw) + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>`
 	end := strings.LastIndex(unsigned, "</")
 	doc := unsigned[:end] + sig + unsigned[end:]
 	exc := xmldsig.C14N{Exclusive: true}
@@ -92,39 +108,39 @@ func parseSigned(t testing.TB, doc string) (*xmldsig.Document, *xmldsig.Element)
 
 func b64(c *cert.Certificate) string { return base64.StdEncoding.EncodeToString(c.Raw) }
 
-// testPointer is one OtherTSLPointer of a test LOTL.
-type testPointer struct {
-	territory, location, mime string
-	signers                   []*cert.Certificate
+// Pointer is one OtherTSLPointer of a test LOTL.
+type Pointer struct {
+	Territory, Location, MIME string
+	Signers                   []*cert.Certificate
 }
 
-// lotlXML is a list of trusted lists (version v) pointing at the given lists.
-func lotlXML(v, seq int, next time.Time, ptrs []testPointer) string {
+// LOTL is a list of trusted lists (version v) pointing at the given lists.
+func LOTL(v, seq int, next time.Time, ptrs []Pointer) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `<TrustServiceStatusList xmlns="%s" xmlns:tslx="%s" Id="tsl" TSLTag="http://uri.etsi.org/19612/TSLTag"><SchemeInformation>`, NamespaceTSL, NamespaceAdditionalTypes)
-	fmt.Fprintf(&b, `<TSLVersionIdentifier>%d</TSLVersionIdentifier><TSLSequenceNumber>%d</TSLSequenceNumber><TSLType>%s</TSLType>`, v, seq, TypeLOTL)
+	fmt.Fprintf(&b, `<TrustServiceStatusList xmlns="%s" xmlns:tslx="%s" Id="tsl" TSLTag="http://uri.etsi.org/19612/TSLTag"><SchemeInformation>`, nsTSL, nsAdditionalTypes)
+	fmt.Fprintf(&b, `<TSLVersionIdentifier>%d</TSLVersionIdentifier><TSLSequenceNumber>%d</TSLSequenceNumber><TSLType>%s</TSLType>`, v, seq, typeLOTL)
 	b.WriteString(`<SchemeOperatorName><Name xml:lang="en">Test Commission</Name></SchemeOperatorName><SchemeTerritory>EU</SchemeTerritory><PointersToOtherTSL>`)
 	for _, p := range ptrs {
 		fmt.Fprintf(&b, `<OtherTSLPointer><ServiceDigitalIdentities>`)
-		for _, c := range p.signers {
+		for _, c := range p.Signers {
 			fmt.Fprintf(&b, `<ServiceDigitalIdentity><DigitalId><X509Certificate>%s</X509Certificate></DigitalId></ServiceDigitalIdentity>`, b64(c))
 		}
-		typ := TypeEUGeneric
-		if p.territory == "EU" {
-			typ = TypeLOTL
+		typ := typeEUGeneric
+		if p.Territory == "EU" {
+			typ = typeLOTL
 		}
-		fmt.Fprintf(&b, `</ServiceDigitalIdentities><TSLLocation>%s</TSLLocation><AdditionalInformation>`, p.location)
-		fmt.Fprintf(&b, `<OtherInformation><TSLType>%s</TSLType></OtherInformation><OtherInformation><SchemeTerritory>%s</SchemeTerritory></OtherInformation>`, typ, p.territory)
-		fmt.Fprintf(&b, `<OtherInformation><tslx:MimeType>%s</tslx:MimeType></OtherInformation></AdditionalInformation></OtherTSLPointer>`, p.mime)
+		fmt.Fprintf(&b, `</ServiceDigitalIdentities><TSLLocation>%s</TSLLocation><AdditionalInformation>`, p.Location)
+		fmt.Fprintf(&b, `<OtherInformation><TSLType>%s</TSLType></OtherInformation><OtherInformation><SchemeTerritory>%s</SchemeTerritory></OtherInformation>`, typ, p.Territory)
+		fmt.Fprintf(&b, `<OtherInformation><tslx:MimeType>%s</tslx:MimeType></OtherInformation></AdditionalInformation></OtherTSLPointer>`, p.MIME)
 	}
 	fmt.Fprintf(&b, `</PointersToOtherTSL><ListIssueDateTime>%s</ListIssueDateTime><NextUpdate><dateTime>%s</dateTime></NextUpdate></SchemeInformation></TrustServiceStatusList>`,
 		time.Now().UTC().Add(-time.Hour).Format(time.RFC3339), next.UTC().Format(time.RFC3339))
 	return b.String()
 }
 
-// nationalXML is a national list (version v) with one CA/QC service whose
+// National is a national list (version v) with one CA/QC service whose
 // identity is ca and whose name is service.
-func nationalXML(v, seq int, territory, service string, ca *cert.Certificate) string {
+func National(v, seq int, territory, service string, ca *cert.Certificate) string {
 	return fmt.Sprintf(`<TrustServiceStatusList xmlns="%s" Id="tsl" TSLTag="http://uri.etsi.org/19612/TSLTag"><SchemeInformation>`+
 		`<TSLVersionIdentifier>%d</TSLVersionIdentifier><TSLSequenceNumber>%d</TSLSequenceNumber><TSLType>%s</TSLType>`+
 		`<SchemeOperatorName><Name xml:lang="en">Test operator %s</Name></SchemeOperatorName><SchemeTerritory>%s</SchemeTerritory>`+
@@ -134,7 +150,7 @@ func nationalXML(v, seq int, territory, service string, ca *cert.Certificate) st
 		`<ServiceName><Name xml:lang="en">%s</Name></ServiceName><ServiceDigitalIdentity><DigitalId><X509Certificate>%s</X509Certificate></DigitalId></ServiceDigitalIdentity>`+
 		`<ServiceStatus>%s</ServiceStatus><StatusStartingTime>2020-01-01T00:00:00Z</StatusStartingTime></ServiceInformation></TSPService></TSPServices>`+
 		`</TrustServiceProvider></TrustServiceProviderList></TrustServiceStatusList>`,
-		NamespaceTSL, v, seq, TypeEUGeneric, territory, territory,
+		nsTSL, v, seq, typeEUGeneric, territory, territory,
 		time.Now().UTC().Add(-time.Hour).Format(time.RFC3339), time.Now().UTC().Add(30*24*time.Hour).Format(time.RFC3339),
-		ServiceTypeCAQC, service, b64(ca), StatusGranted)
+		serviceTypeCAQC, service, b64(ca), statusGranted)
 }
