@@ -106,10 +106,11 @@ func newPKI(t testing.TB, ocspURL, crlURL string) *testPKI {
 	issue("good", "good", "ca", "leaf", "0x1001")
 	issue("revoked", "revoked", "ca", "leaf", "0x1002")
 	issue("revokeddown", "revoked, responder down", "ca", "leafdown", "0x1003")
+	issue("stranger", "not in the responder's index", "ca", "leaf", "0x1004")
 	issue("responder", "delegated responder", "ca", "responder", "0x2001")
 	issue("noeku", "responder without OCSPSigning", "ca", "noeku", "0x2002")
 	issue("rogueresp", "rogue responder", "rogue", "responder", "0x3001")
-	for _, n := range []string{"ca", "rogue", "good", "revoked", "revokeddown", "responder", "noeku", "rogueresp"} {
+	for _, n := range []string{"ca", "rogue", "good", "revoked", "revokeddown", "stranger", "responder", "noeku", "rogueresp"} {
 		p.cert[n] = p.load(n + ".pem")
 	}
 	// openssl's CA database: the revoked certificate revoked for keyCompromise.

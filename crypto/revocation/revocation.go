@@ -162,7 +162,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 
 // FetchRevocation asks the certificate's OCSP responders first and falls
 // back to its CRL distribution points when no responder gave a usable
-// answer. Errors of individual sources are joined; data is returned even
+// answer (none reachable, refused, or status unknown). Errors of individual sources are joined; data is returned even
 // when some sources failed.
 func (c *Client) FetchRevocation(ctx context.Context, leaf, issuer *cert.Certificate) (*trust.FetchedRevocation, error) {
 	out := &trust.FetchedRevocation{}
@@ -177,6 +177,10 @@ func (c *Client) FetchRevocation(ctx context.Context, leaf, issuer *cert.Certifi
 			continue
 		}
 		out.OCSP = append(out.OCSP, r)
+		if r.Responses[0].Status == trust.OCSPUnknown {
+			errs = append(errs, fmt.Errorf("revocation: OCSP %s: the responder does not know the certificate", u))
+			continue
+		}
 		return out, nil
 	}
 	for _, u := range leaf.CRLDistributionPoints {
@@ -197,7 +201,7 @@ func (c *Client) FetchRevocation(ctx context.Context, leaf, issuer *cert.Certifi
 	return out, errors.Join(errs...)
 }
 
-// get fetches u with the configured timeout and body cap.
+// do sends req and reads a 200 response body of at most max bytes.
 func (c *Client) do(ctx context.Context, req *http.Request, max int64) ([]byte, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -316,6 +316,7 @@ func TestValidateOnline(t *testing.T) {
 		{name: "good via OCSP", leaf: "good", online: true, wantInd: trust.Passed, wantKind: []string{trust.EvidenceOCSP}},
 		{name: "revoked via OCSP", leaf: "revoked", online: true, wantInd: trust.Indeterminate, wantSub: trust.SubRevokedNoPOE, wantKind: []string{trust.EvidenceOCSP}},
 		{name: "revoked via CRL, responder down", leaf: "revoked", online: true, ocspDown: true, wantInd: trust.Indeterminate, wantSub: trust.SubRevokedNoPOE, wantKind: []string{trust.EvidenceCRL}},
+		{name: "OCSP unknown, good via CRL", leaf: "stranger", online: true, wantInd: trust.Passed, wantKind: []string{trust.EvidenceOCSP, trust.EvidenceCRL}},
 		{name: "store default source", leaf: "good", storeSource: true, wantInd: trust.Passed, wantKind: []string{trust.EvidenceOCSP}},
 	}
 	for _, tc := range tests {

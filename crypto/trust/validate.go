@@ -50,8 +50,9 @@ type Check struct {
 	Detail        string
 }
 
-// Input is what Validate works on. Nothing is fetched: the intermediates,
-// CRLs and OCSP responses are those embedded in the signature.
+// Input is what Validate works on: the intermediates, CRLs and OCSP
+// responses embedded in the signature; only Online (or the store's source)
+// fetches anything.
 type Input struct {
 	Leaf          *cert.Certificate
 	Intermediates []*cert.Certificate
