@@ -283,3 +283,24 @@ func TestRunRetriesUntilAvailable(t *testing.T) {
 		t.Fatal("no refresh after the LOTL appeared")
 	}
 }
+
+// The LOTL is read in both versions the EU has published (v5, and v6 since
+// 2024); national lists of either version are covered by newLists.
+func TestRefreshLOTLVersions(t *testing.T) {
+	for _, v := range []int{5, 6} {
+		l := newLists(t)
+		l.publishLOTL(t, v, 12, l.lotlSigner)
+		snap, err := l.refresher(t, t.TempDir(), nil).Refresh(context.Background())
+		if err != nil {
+			t.Fatalf("v%d: %v", v, err)
+		}
+		if snap.LOTL.Version != v || len(snap.Lists) != 2 {
+			t.Errorf("v%d: %s", v, summary(snap))
+		}
+	}
+	l := newLists(t)
+	l.publishLOTL(t, 4, 12, l.lotlSigner)
+	if _, err := l.refresher(t, t.TempDir(), nil).Refresh(context.Background()); !errors.Is(err, ErrVersion) {
+		t.Errorf("v4 LOTL: %v, want ErrVersion", err)
+	}
+}
