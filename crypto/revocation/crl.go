@@ -33,7 +33,7 @@ func (c *Client) CRL(ctx context.Context, dpURL string, issuer *cert.Certificate
 		}
 		// Same URL, another issuer (or a re-keyed CA): fetch afresh.
 	}
-	e, err := c.fetchCRL(ctx, dpURL, now)
+	e, err := c.fetchShared(ctx, dpURL, now)
 	if err != nil {
 		return nil, nil, fmt.Errorf("revocation: CRL %s: %w", dpURL, err)
 	}
@@ -96,4 +96,39 @@ func (c *Client) expiry(crl *trust.CRL, fetchedAt time.Time) time.Time {
 	default:
 		return fetchedAt.Add(c.cfg.StaleRetry)
 	}
+}
+
+// flight is one CRL fetch in progress that other callers wait for.
+type flight struct {
+	done    chan struct{}
+	waiters int // guarded by Client.mu; for tests
+	e       *crlEntry
+	err     error
+}
+
+// fetchShared fetches dpURL once however many verifications need it at the
+// same time: a CA's CRL can be megabytes, and a burst of messages signed
+// under the same CA should not download it once each. Waiters share the
+// first caller's result, including its failure.
+func (c *Client) fetchShared(ctx context.Context, dpURL string, now time.Time) (*crlEntry, error) {
+	c.mu.Lock()
+	if f, ok := c.inflight[dpURL]; ok {
+		f.waiters++
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.e, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	c.inflight[dpURL] = f
+	c.mu.Unlock()
+	f.e, f.err = c.fetchCRL(ctx, dpURL, now)
+	c.mu.Lock()
+	delete(c.inflight, dpURL)
+	c.mu.Unlock()
+	close(f.done)
+	return f.e, f.err
 }

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/cert"
@@ -117,6 +118,9 @@ type Client struct {
 	crls   *crlCache
 	now    func() time.Time
 	random io.Reader
+
+	mu       sync.Mutex
+	inflight map[string]*flight // CRL fetches in progress, by URL
 }
 
 // Deps are the Client's collaborators; all optional.
@@ -136,7 +140,7 @@ func New(cfg Config, deps Deps) (*Client, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	c := &Client{cfg: cfg, http: deps.HTTP, log: deps.Logger, now: deps.Now, random: deps.Random}
+	c := &Client{cfg: cfg, http: deps.HTTP, log: deps.Logger, now: deps.Now, random: deps.Random, inflight: map[string]*flight{}}
 	if c.http == nil {
 		c.http = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2}, CheckRedirect: checkRedirect}
 	}

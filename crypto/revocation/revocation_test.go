@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -358,3 +359,54 @@ func TestValidateOnline(t *testing.T) {
 }
 
 var _ trust.RevocationSource = (*Client)(nil)
+
+// Concurrent verifications needing the same CRL download it once.
+func TestCRLFetchedOnceForConcurrentCallers(t *testing.T) {
+	s := newServers(t)
+	release := make(chan struct{})
+	var hits atomic.Int32
+	crl := *s.crlBody.Load()
+	s.extraMux.Handle("/slow.crl", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		<-release
+		w.Write(crl)
+	}))
+	c := newClient(t, Config{}, nil)
+	const callers = 8
+	u := s.crlSrv.URL + "/slow.crl"
+	errs := make(chan error, callers)
+	for range callers {
+		go func() {
+			_, _, err := c.CRL(context.Background(), u, s.pki.cert["ca"])
+			errs <- err
+		}()
+	}
+	// Release the download once every other caller waits for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("callers did not join the download in progress")
+		}
+		c.mu.Lock()
+		f := c.inflight[u]
+		n := 0
+		if f != nil {
+			n = f.waiters
+		}
+		c.mu.Unlock()
+		if n == callers-1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("%d downloads, want 1", n)
+	}
+}
