@@ -24,6 +24,29 @@ func (v *verifier) currentTrust() *trust.Store {
 	return v.trust
 }
 
+// trustFor is currentTrust with the revocation client bound to ctx, so that
+// the message's context bounds the fetches of its verification
+// (crypto/verify does not hand a context to trust validation).
+func (v *verifier) trustFor(ctx context.Context) *trust.Store {
+	s := v.currentTrust()
+	if v.online == nil {
+		return s
+	}
+	return s.WithRevocationSource(boundSource{ctx: ctx, c: v.online})
+}
+
+// boundSource asks the client under a context fixed when it was made.
+type boundSource struct {
+	ctx context.Context
+	c   *revocation.Client
+}
+
+// FetchRevocation ignores the context trust passes (Background when none
+// was given) in favour of the bound one.
+func (b boundSource) FetchRevocation(_ context.Context, c, issuer *cert.Certificate) (*trust.FetchedRevocation, error) {
+	return b.c.FetchRevocation(b.ctx, c, issuer)
+}
+
 // startOnline sets up what cfg.Online and cfg.TrustedListRefresh ask for:
 // a revocation client behind the trust store, and the trusted-list
 // refresher, whose first refresh (network, else cache) runs now and whose

@@ -284,7 +284,7 @@ func (v *verifier) verifyPart(ctx context.Context, m *gateway.MessageReceived, p
 			opts.MIMEContent = mime
 		}
 	}
-	opts.Trust = v.currentTrust()
+	opts.Trust = v.trustFor(ctx)
 	rep, err := verify.Verify(ctx, data, opts)
 	if err != nil {
 		if ctx.Err() != nil {
