@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/cert"
-	"github.com/poststelle/poststelle/crypto/trustedlist/tltest"
+	"github.com/poststelle/poststelle/crypto/trustedlist/lotltest"
 	"github.com/poststelle/poststelle/crypto/xmldsig"
 )
 
@@ -50,27 +50,27 @@ func (s *listServer) put(path string, b []byte) {
 // each signed by the key the LOTL names for it.
 type lists struct {
 	srv                    *listServer
-	lotlSigner, de, at, ca *tltest.Signer
+	lotlSigner, de, at, ca *lotltest.Signer
 }
 
 func newLists(t testing.TB) *lists {
-	l := &lists{srv: newListServer(t), lotlSigner: tltest.NewSigner(t, "Test LOTL signer"),
-		de: tltest.NewSigner(t, "Test DE TL signer"), at: tltest.NewSigner(t, "Test AT TL signer"), ca: tltest.NewSigner(t, "Test QC CA")}
+	l := &lists{srv: newListServer(t), lotlSigner: lotltest.NewSigner(t, "Test LOTL signer"),
+		de: lotltest.NewSigner(t, "Test DE TL signer"), at: lotltest.NewSigner(t, "Test AT TL signer"), ca: lotltest.NewSigner(t, "Test QC CA")}
 	l.publishLOTL(t, 6, 10, l.lotlSigner)
-	l.srv.put("/de.xml", l.de.Sign(t, tltest.National(5, 40, "DE", "Test QC CA (DE) 40", l.ca.Cert)))
-	l.srv.put("/at.xml", l.at.Sign(t, tltest.National(6, 7, "AT", "Test QC CA (AT) 7", l.ca.Cert)))
+	l.srv.put("/de.xml", l.de.Sign(t, lotltest.National(5, 40, "DE", "Test QC CA (DE) 40", l.ca.Cert)))
+	l.srv.put("/at.xml", l.at.Sign(t, lotltest.National(6, 7, "AT", "Test QC CA (AT) 7", l.ca.Cert)))
 	return l
 }
 
-func (l *lists) publishLOTL(t testing.TB, v, seq int, signer *tltest.Signer) {
+func (l *lists) publishLOTL(t testing.TB, v, seq int, signer *lotltest.Signer) {
 	u := l.srv.URL
-	ptrs := []tltest.Pointer{
+	ptrs := []lotltest.Pointer{
 		{Territory: "EU", Location: u + "/lotl.xml", MIME: "application/vnd.etsi.tsl+xml", Signers: []*cert.Certificate{l.lotlSigner.Cert}},
 		{Territory: "DE", Location: u + "/de.xml", MIME: "application/vnd.etsi.tsl+xml", Signers: []*cert.Certificate{l.de.Cert}},
 		{Territory: "DE", Location: u + "/de.pdf", MIME: "application/pdf", Signers: []*cert.Certificate{l.de.Cert}},
 		{Territory: "AT", Location: u + "/at.xml", MIME: "application/vnd.etsi.tsl+xml", Signers: []*cert.Certificate{l.at.Cert}},
 	}
-	l.srv.put("/lotl.xml", signer.Sign(t, tltest.LOTL(v, seq, time.Now().Add(30*24*time.Hour), ptrs)))
+	l.srv.put("/lotl.xml", signer.Sign(t, lotltest.LOTL(v, seq, time.Now().Add(30*24*time.Hour), ptrs)))
 }
 
 func (l *lists) refresher(t testing.TB, dir string, onUpdate func(*Snapshot)) *Refresher {
@@ -130,14 +130,14 @@ func TestRefresh(t *testing.T) {
 	}
 
 	// An older DE list, properly signed, is a rollback: refused.
-	l.srv.put("/de.xml", l.de.Sign(t, tltest.National(5, 39, "DE", "Test QC CA (DE) 39", l.ca.Cert)))
+	l.srv.put("/de.xml", l.de.Sign(t, lotltest.National(5, 39, "DE", "Test QC CA (DE) 39", l.ca.Cert)))
 	snap, _ = r.Refresh(ctx)
 	if src := snap.Sources["tl-DE"]; !strings.Contains(src, "sequence number older") {
 		t.Errorf("rollback source %q", src)
 	}
 
 	// A newer one replaces it.
-	l.srv.put("/de.xml", l.de.Sign(t, tltest.National(5, 41, "DE", "Test QC CA (DE) 41", l.ca.Cert)))
+	l.srv.put("/de.xml", l.de.Sign(t, lotltest.National(5, 41, "DE", "Test QC CA (DE) 41", l.ca.Cert)))
 	snap, _ = r.Refresh(ctx)
 	if n := serviceName(snap, "DE"); n != "Test QC CA (DE) 41" || !strings.HasPrefix(snap.Sources["tl-DE"], "network") {
 		t.Errorf("newer DE: %q from %q", n, snap.Sources["tl-DE"])
@@ -145,7 +145,7 @@ func TestRefresh(t *testing.T) {
 
 	// A LOTL signed by a key that is not pinned is refused; the cached LOTL
 	// is used.
-	l.publishLOTL(t, 6, 11, tltest.NewSigner(t, "Impostor"))
+	l.publishLOTL(t, 6, 11, lotltest.NewSigner(t, "Impostor"))
 	snap, err = r.Refresh(ctx)
 	if err != nil || snap.LOTL.SequenceNumber != 10 || !strings.Contains(snap.Sources[lotlCacheName], "does not verify") {
 		t.Fatalf("impostor LOTL: %v %q", err, snap.Sources[lotlCacheName])
@@ -186,7 +186,7 @@ func serviceName(s *Snapshot, territory string) string {
 // problem of the snapshot, not an error of the refresh.
 func TestRefreshWrongNationalSigner(t *testing.T) {
 	l := newLists(t)
-	l.srv.put("/at.xml", l.de.Sign(t, tltest.National(6, 7, "AT", "AT signed by DE", l.ca.Cert)))
+	l.srv.put("/at.xml", l.de.Sign(t, lotltest.National(6, 7, "AT", "AT signed by DE", l.ca.Cert)))
 	snap, err := l.refresher(t, t.TempDir(), nil).Refresh(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +233,7 @@ func TestRunSchedule(t *testing.T) {
 }
 
 func TestRefreshConfig(t *testing.T) {
-	pinned := []*cert.Certificate{tltest.NewSigner(t, "x").Cert}
+	pinned := []*cert.Certificate{lotltest.NewSigner(t, "x").Cert}
 	tests := []struct {
 		name string
 		cfg  RefreshConfig

@@ -17,7 +17,7 @@ import (
 	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/trust"
 	"github.com/poststelle/poststelle/crypto/trustedlist"
-	"github.com/poststelle/poststelle/crypto/trustedlist/tltest"
+	"github.com/poststelle/poststelle/crypto/trustedlist/lotltest"
 )
 
 func TestOnlineConfigYAML(t *testing.T) {
@@ -60,7 +60,7 @@ trusted_list_refresh:
 // The refreshed lists become the verifier's trust; with the network gone, a
 // restart takes them from the cache.
 func TestTrustedListRefreshWiring(t *testing.T) {
-	lotlSigner, deSigner, ca := tltest.NewSigner(t, "LOTL signer"), tltest.NewSigner(t, "DE signer"), tltest.NewSigner(t, "QC CA")
+	lotlSigner, deSigner, ca := lotltest.NewSigner(t, "LOTL signer"), lotltest.NewSigner(t, "DE signer"), lotltest.NewSigner(t, "QC CA")
 	files := map[string][]byte{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, ok := files[r.URL.Path]
@@ -71,9 +71,9 @@ func TestTrustedListRefreshWiring(t *testing.T) {
 		w.Write(b)
 	}))
 	defer srv.Close()
-	files["/lotl.xml"] = lotlSigner.Sign(t, tltest.LOTL(6, 3, time.Now().Add(24*time.Hour), []tltest.Pointer{
+	files["/lotl.xml"] = lotlSigner.Sign(t, lotltest.LOTL(6, 3, time.Now().Add(24*time.Hour), []lotltest.Pointer{
 		{Territory: "DE", Location: srv.URL + "/de.xml", MIME: "application/vnd.etsi.tsl+xml", Signers: []*cert.Certificate{deSigner.Cert}}}))
-	files["/de.xml"] = deSigner.Sign(t, tltest.National(5, 40, "DE", "QC CA", ca.Cert))
+	files["/de.xml"] = deSigner.Sign(t, lotltest.National(5, 40, "DE", "QC CA", ca.Cert))
 	pinned := filepath.Join(t.TempDir(), "lotl-signers.pem")
 	if err := os.WriteFile(pinned, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: lotlSigner.Cert.Raw}), 0o600); err != nil {
 		t.Fatal(err)

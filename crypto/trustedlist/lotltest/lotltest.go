@@ -1,8 +1,10 @@
-// Package tltest makes ETSI TS 119 612 trusted lists signed with test keys,
-// for tests of the trusted-list refresh and of what uses its lists. The XML
-// signature is made the way the EU LOTL is signed (enveloped, URI="",
-// exclusive C14N, RSA-SHA256), with crypto/xmldsig's canonicalization.
-package tltest
+// Package lotltest makes a list of trusted lists and the national lists it
+// points to, signed with test keys, for tests of the trusted-list refresh
+// and of what uses its lists. The XML signature is made the way the EU LOTL
+// is signed (enveloped, URI="", exclusive C14N, RSA-SHA256), with
+// crypto/xmldsig's canonicalization. It does not import trustedlist, so that
+// trustedlist's own tests can use it.
+package lotltest
 
 import (
 	"crypto"
