@@ -1,8 +1,9 @@
 // Package trust builds and validates certificate paths at a given time,
 // applies revocation evidence (CRLs and OCSP responses supplied with a
-// signature; nothing is fetched), and decides the eIDAS qualification of a
-// signing certificate from its content and the trusted-list services that
-// issued it (ETSI TS 119 615, result names as in DSS).
+// signature, and what a configured RevocationSource fetches), and decides
+// the eIDAS qualification of a signing certificate from its content and the
+// trusted-list services that issued it (ETSI TS 119 615, result names as in
+// DSS).
 //
 // Every decision is recorded as a Check, so that a report can show why and
 // map the outcome to the ETSI EN 319 102-1 sub-indications.
@@ -53,6 +54,8 @@ type Store struct {
 	skiServices map[string][]ServiceRef
 	// pool holds known intermediate CA certificates (not trusted).
 	pool []*cert.Certificate
+	// online is the default Input.Online (see WithRevocationSource).
+	online RevocationSource
 }
 
 // AddIntermediates adds untrusted CA certificates that path building may

@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
@@ -49,8 +50,9 @@ type Check struct {
 	Detail        string
 }
 
-// Input is what Validate works on. Nothing is fetched: the intermediates,
-// CRLs and OCSP responses are those embedded in the signature.
+// Input is what Validate works on: the intermediates, CRLs and OCSP
+// responses embedded in the signature; only Online (or the store's source)
+// fetches anything.
 type Input struct {
 	Leaf          *cert.Certificate
 	Intermediates []*cert.Certificate
@@ -69,6 +71,10 @@ type Input struct {
 	RevocationOptional bool
 	// RequireKeyUsage: the leaf must have at least one of these bits.
 	RequireKeyUsage x509.KeyUsage
+	// Online, when set, is asked for revocation data the signature lacks
+	// (see ValidateContext); nil: nothing is fetched.
+	Online RevocationSource
+	ctx    context.Context
 }
 
 // Result is the outcome of Validate.
@@ -80,6 +86,8 @@ type Result struct {
 	Anchor     *Anchor
 	Checks     []Check
 	Revocation []RevocationStatus
+	// Fetched lists the revocation data obtained online through Input.Online.
+	Fetched []FetchedEvidence
 	// Qualification is the eIDAS qualification of the leaf (never nil when
 	// a chain was found).
 	Qualification *Qualification
@@ -214,7 +222,7 @@ func (s *Store) validatePath(chain []*cert.Certificate, in Input) *Result {
 		k.add("nameChaining", i, Passed, "", "issuer name matches "+subject(issuer))
 		alg, _ := c.SignatureAlgorithmParsed()
 		k.add("signature", i, Passed, "", alg.Name()+" signature by "+subject(issuer)+" verified")
-		rev := s.revocation(c, issuer, in)
+		rev := s.onlineRevocation(r, c, issuer, in, s.revocation(c, issuer, in))
 		r.Revocation = append(r.Revocation, rev)
 		k.criticalExtensions(i)
 		k.validity(i, rev)

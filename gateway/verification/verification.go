@@ -18,10 +18,13 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/report"
+	"github.com/poststelle/poststelle/crypto/revocation"
 	"github.com/poststelle/poststelle/crypto/trust"
+	"github.com/poststelle/poststelle/crypto/trustedlist"
 	"github.com/poststelle/poststelle/crypto/tsp"
 	"github.com/poststelle/poststelle/crypto/verify"
 	"github.com/poststelle/poststelle/eventstore"
@@ -85,6 +88,11 @@ type Config struct {
 	// TSAAttempts per TSA (default 2) and the pause between them (default 1s).
 	TSAAttempts   int           `yaml:"tsa_attempts"`
 	TSARetryDelay time.Duration `yaml:"tsa_retry_delay"`
+	// Online fetches missing revocation data (OCSP, CRLs); off by default.
+	Online revocation.Config `yaml:"online"`
+	// TrustedListRefresh fetches the LOTL and the national lists on a
+	// schedule (trusted_lists above stays the offline copy); off by default.
+	TrustedListRefresh trustedlist.RefreshConfig `yaml:"trusted_list_refresh"`
 }
 
 // TSAConfig is one time-stamping authority.
@@ -143,6 +151,9 @@ func Handlers(ctx context.Context, cfg Config, deps Deps) ([]pipeline.Handler, e
 		return nil, fmt.Errorf("verification: trust: %w", err)
 	}
 	v := &verifier{cfg: cfg, deps: deps, trust: store, budget: newMemoryBudget(cfg.MemoryBudget)}
+	if err := v.startOnline(ctx, cfg); err != nil {
+		return nil, err
+	}
 	hs := []pipeline.Handler{{Name: HandlerVerify, Topic: "MessageReceived", Handle: v.handle}}
 	if len(cfg.TSAs) > 0 {
 		ts, err := newStamper(cfg, deps)
@@ -159,6 +170,10 @@ type verifier struct {
 	deps   Deps
 	trust  *trust.Store
 	budget *memoryBudget
+	// live replaces trust after a trusted-list refresh; online is the
+	// revocation client when verification.online is enabled.
+	live   atomic.Pointer[trust.Store]
+	online *revocation.Client
 }
 
 // handle verifies every signature part of a received message.
@@ -269,6 +284,7 @@ func (v *verifier) verifyPart(ctx context.Context, m *gateway.MessageReceived, p
 			opts.MIMEContent = mime
 		}
 	}
+	opts.Trust = v.trustFor(ctx)
 	rep, err := verify.Verify(ctx, data, opts)
 	if err != nil {
 		if ctx.Err() != nil {
