@@ -46,6 +46,9 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// maxNesting bounds recursive resolution (an object needed to read another).
+const maxNesting = 16
+
 // xrefEntry is one cross-reference entry: in use at an offset, compressed
 // in an object stream, or free.
 type xrefEntry struct {
@@ -81,11 +84,16 @@ type Document struct {
 	cache    map[xrefEntry]Object
 	objStms  map[int64]*objStm
 	resolved int
-	decoded  int64
+	nesting  int
+	// readBudget is what is left of the bytes the parser may read: objects
+	// that never end, and repairs, must not cost more than a few passes.
+	readBudget int64
+	decoded    int64
 	// Repaired is why the cross-reference data had to be rebuilt by
 	// scanning the file; empty when it was readable.
-	Repaired string
-	repaired *section
+	Repaired  string
+	repaired  *section
+	repairErr error
 	// eofs are the ends of %%EOF markers a repair scan found.
 	eofs []int64
 }
@@ -93,14 +101,15 @@ type Document struct {
 // Open reads the header and the cross-reference chain of the PDF in r.
 func Open(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (*Document, error) {
 	d := &Document{r: r, size: size, lim: lim.withDefaults(), cache: map[xrefEntry]Object{}, objStms: map[int64]*objStm{}}
+	d.readBudget = 16*size + 64<<20
 	if err := d.header(); err != nil {
 		return nil, err
 	}
 	start, err := d.lastStartXref()
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = d.readChain(ctx, start)
 	}
-	if err := d.readChain(ctx, start); err != nil {
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err
 		}
@@ -122,6 +131,9 @@ func (d *Document) readAt(off int64, n int) ([]byte, bool, error) {
 	atEOF := false
 	if rem := d.size - off; int64(n) >= rem {
 		n, atEOF = int(rem), true
+	}
+	if d.readBudget -= int64(n); d.readBudget < 0 {
+		return nil, false, malformed("parsing needed more than %d passes over the file", 16)
 	}
 	buf := make([]byte, n)
 	if _, err := d.r.ReadAt(buf, off); err != nil && err != io.EOF {
@@ -511,6 +523,13 @@ func (d *Document) object(r Ref, limit int64) (Object, error) {
 	if o, ok := d.cache[e]; ok {
 		return o, nil
 	}
+	// Resolving may recurse (an object stream's /Length in an object
+	// stream): hostile files make that a cycle.
+	if d.nesting >= maxNesting {
+		return nil, malformed("object %s: references nested deeper than %d", r, maxNesting)
+	}
+	d.nesting++
+	defer func() { d.nesting-- }()
 	d.resolved++
 	if d.resolved > d.lim.MaxObjects {
 		return nil, malformed("more than %d objects resolved", d.lim.MaxObjects)

@@ -12,9 +12,20 @@ import (
 // last "trailer" dictionary found, else the last cross-reference stream's
 // dictionary. It reads the file once in chunks: bounded memory.
 func (d *Document) repair(ctx context.Context) (*section, error) {
-	if d.repaired != nil {
-		return d.repaired, nil
+	if d.repaired != nil || d.repairErr != nil {
+		return d.repaired, d.repairErr
 	}
+	s, err := d.scanObjects(ctx)
+	if err != nil {
+		d.repairErr = err
+		return nil, err
+	}
+	d.repaired = s
+	return s, nil
+}
+
+// scanObjects is repair's scan.
+func (d *Document) scanObjects(ctx context.Context) (*section, error) {
 	s := &section{offset: 0, entries: map[int64]xrefEntry{}}
 	const chunk = 1 << 20
 	const overlap = 64
@@ -80,7 +91,6 @@ func (d *Document) repair(ctx context.Context) (*section, error) {
 	if s.trailer == nil {
 		return nil, malformed("no trailer found while repairing the cross-reference data")
 	}
-	d.repaired = s
 	return s, nil
 }
 

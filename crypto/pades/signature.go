@@ -172,7 +172,9 @@ func (d *Document) signatureField(name string, ref Ref) (*SignatureField, error)
 	sf := &SignatureField{Field: name, Ref: ref}
 	sig, err := d.ResolveDict(ref, 0)
 	if err != nil {
-		return nil, fmt.Errorf("signature %q: %w", name, err)
+		// One unreadable signature fails, not the document.
+		sf.problem("dictionary", "the signature dictionary %s cannot be read: %v", ref, err)
+		return sf, nil
 	}
 	if sig == nil {
 		sf.problem("dictionary", "the signature value %s is not a dictionary", ref)

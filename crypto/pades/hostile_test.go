@@ -1,0 +1,115 @@
+package pades
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func deflate(b []byte) []byte {
+	var buf bytes.Buffer
+	w := zlib.NewWriter(&buf)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
+
+// rawPDF lays out objects (bodies by number, in order) with a table at the
+// end whose trailer is trailer.
+func rawPDF(objs []string, trailer string) []byte {
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.7\n")
+	offs := make([]int, len(objs))
+	for i, o := range objs {
+		offs[i] = b.Len()
+		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
+	}
+	x := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f\r\n", len(objs)+1)
+	for _, o := range offs {
+		fmt.Fprintf(&b, "%010d 00000 n\r\n", o)
+	}
+	fmt.Fprintf(&b, "trailer\n%s\nstartxref\n%d\n%%%%EOF\n", trailer, x)
+	return b.Bytes()
+}
+
+func streamObj(dict string, data []byte) string {
+	return fmt.Sprintf("<< %s /Length %d >>\nstream\n%s\nendstream", dict, len(data), data)
+}
+
+// TestHostile feeds PDFs built to exhaust a reader: each must end in an
+// error or a result, within the limits, never a panic or a hang.
+func TestHostile(t *testing.T) {
+	catalog := "<< /Type /Catalog /AcroForm << /Fields [2 0 R] >> >>"
+	bomb := deflate(make([]byte, 8<<20))
+	deep := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
+	loop := func() []byte {
+		// Two tables whose /Prev point at each other.
+		b := rawPDF([]string{catalog}, "<< /Size 2 /Root 1 0 R /Prev 9 >>")
+		i := bytes.LastIndex(b, []byte("startxref"))
+		x := string(b[i+10 : bytes.IndexByte(b[i+10:], '\n')+i+10])
+		second := len(b)
+		b = append(b, fmt.Sprintf("xref\n0 1\n0000000000 65535 f\r\ntrailer\n<< /Size 2 /Root 1 0 R /Prev %s >>\nstartxref\n%d\n%%%%EOF\n", x, second)...)
+		return bytes.Replace(b, []byte("/Prev 9 "), []byte(fmt.Sprintf("/Prev %d", second)), 1)
+	}()
+	cases := map[string][]byte{
+		"xref loop": loop,
+		"deep nesting": rawPDF([]string{catalog, "<< /FT /Sig /V 3 0 R >>", "<< /Contents <00> /ByteRange " + deep + " >>"},
+			"<< /Size 4 /Root 1 0 R >>"),
+		"flate bomb object stream": rawPDF([]string{catalog, "<< /FT /Sig /V 3 0 R >>",
+			streamObj("/Type /ObjStm /N 1 /First 4 /Filter /FlateDecode", bomb)}, "<< /Size 4 /Root 1 0 R >>"),
+		"huge object stream count": rawPDF([]string{catalog, "<< /FT /Sig /V 3 0 R >>",
+			streamObj("/Type /ObjStm /N 100000000 /First 4", []byte("1 0 "))}, "<< /Size 4 /Root 1 0 R >>"),
+		"broken compression": rawPDF([]string{catalog, streamObj("/Type /XRef /W [1 2 1] /Size 3 /Filter /FlateDecode", []byte("not zlib at all"))},
+			"<< /Size 3 /Root 1 0 R /XRefStm 60 >>"),
+		"reference cycle":  rawPDF([]string{"2 0 R", "1 0 R"}, "<< /Size 3 /Root 1 0 R >>"),
+		"field kids cycle": rawPDF([]string{"<< /Type /Catalog /AcroForm << /Fields [2 0 R] >> >>", "<< /Kids [2 0 R] /FT /Sig >>"}, "<< /Size 3 /Root 1 0 R >>"),
+		"huge length":      rawPDF([]string{catalog, "<< /Length 99999999999 >>\nstream\nx\nendstream"}, "<< /Size 3 /Root 1 0 R >>"),
+		"no header":        []byte("hello world"),
+		"only header":      []byte("%PDF-1.7\n"),
+		"empty":            {},
+	}
+	for name, pdf := range cases {
+		t.Run(name, func(t *testing.T) {
+			res, err := Verify(context.Background(), bytes.NewReader(pdf), int64(len(pdf)), Options{})
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Errorf("error %v does not wrap ErrMalformed", err)
+			}
+			if err == nil {
+				for _, s := range res.Signatures {
+					if len(s.Problems) == 0 && s.ParseErr == nil {
+						t.Errorf("hostile signature without a problem: %+v", s.SignatureField)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestFlateRatioCap: a stream expanding beyond the ratio cap is refused.
+func TestFlateRatioCap(t *testing.T) {
+	d := &Document{lim: Limits{}.withDefaults()}
+	if _, err := d.inflate(deflate(make([]byte, 8<<20))); err == nil || !strings.Contains(err.Error(), "cap") {
+		t.Errorf("8 MiB of zeros inflated: %v", err)
+	}
+	out, err := d.inflate(deflate([]byte("BT /F1 12 Tf ET")))
+	if err != nil || string(out) != "BT /F1 12 Tf ET" {
+		t.Errorf("small stream: %q %v", out, err)
+	}
+}
+
+// TestPredictor: PNG Up rows as cross-reference streams use them.
+func TestPredictor(t *testing.T) {
+	in := []byte{2, 1, 0, 10, 2, 0, 0, 5}
+	out, err := unpredict(in, Dict{"Predictor": int64(12), "Columns": int64(3)})
+	if err != nil || !bytes.Equal(out, []byte{1, 0, 10, 1, 0, 15}) {
+		t.Errorf("unpredict = %v, %v", out, err)
+	}
+	if _, err := unpredict([]byte{2, 1}, Dict{"Predictor": int64(12), "Columns": int64(3)}); err == nil {
+		t.Error("partial row accepted")
+	}
+}

@@ -1,0 +1,95 @@
+package verify_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/poststelle/poststelle/crypto/pades/padestest"
+	"github.com/poststelle/poststelle/crypto/report"
+	"github.com/poststelle/poststelle/crypto/verify"
+	"github.com/poststelle/poststelle/crypto/verify/verifytest"
+)
+
+// signedPDF signs a generated one-page PDF with p (openssl cms -cades).
+func signedPDF(t testing.TB, p *verifytest.PKI, subFilter string) []byte {
+	t.Helper()
+	pdf, err := padestest.Sign(padestest.Unsigned("Antrag Az. 63-2026-117", 0), "Sig", subFilter,
+		func(covered []byte) ([]byte, error) { return p.Sign(t, covered, false), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pdf
+}
+
+func findCheck(s report.Signature, id string) (report.Check, bool) {
+	for _, c := range s.Checks {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return report.Check{}, false
+}
+
+// TestGeneratedPDFs verifies PDFs signed at test time, and the negatives
+// made from them, end to end: our own PDF writer, openssl's CMS, the CA's
+// CRL inside the signature and the CA as the only anchor.
+func TestGeneratedPDFs(t *testing.T) {
+	p := verifytest.New(t, "rsa")
+	store := anchors(t, p)
+	signed := signedPDF(t, p, "ETSI.CAdES.detached")
+	altered := bytes.Replace(bytes.Clone(signed), []byte("(Antrag Az."), []byte("(Antrag Az:"), 1)
+	rewritten, err := padestest.RewriteSignature(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		data   []byte
+		ind    report.Indication
+		sub    report.SubIndication
+		change report.CheckResult // result of pades.modified-after-signing, "" when absent
+	}{
+		{"signed", signed, report.TotalPassed, "", ""},
+		{"pkcs7 subfilter", signedPDF(t, p, "adbe.pkcs7.detached"), report.TotalPassed, "", ""},
+		{"altered byte", altered, report.TotalFailed, report.HashFailure, ""},
+		{"annotation after signing", padestest.AddAnnotation(signed), report.TotalPassed, "", report.CheckInfo},
+		{"content changed after signing", padestest.ChangeContent(signed, "Antrag abgelehnt"), report.TotalPassed, "", report.CheckWarning},
+		{"signature dictionary rewritten", rewritten, report.TotalFailed, report.FormatFailure, report.CheckInfo},
+		{"truncated", signed[:len(signed)-200], report.TotalFailed, report.FormatFailure, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := verify.Verify(context.Background(), tc.data, verify.Options{Trust: store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Signatures) != 1 {
+				t.Fatalf("%d signatures, want 1", len(rep.Signatures))
+			}
+			s := rep.Signatures[0]
+			if s.Indication != tc.ind || s.SubIndication != tc.sub {
+				t.Errorf("%s/%s, want %s/%s; checks %+v", s.Indication, s.SubIndication, tc.ind, tc.sub, s.Checks)
+			}
+			c, ok := findCheck(s, "pades.modified-after-signing")
+			if ok != (tc.change != "") || c.Result != tc.change {
+				t.Errorf("modification check %+v (present %v), want %q", c, ok, tc.change)
+			}
+			if err := rep.Validate(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestUnsignedPDF: a PDF without signatures is a report with none, which
+// does not pass (exit status 1 of poststelle verify), as DSS reports it.
+func TestUnsignedPDF(t *testing.T) {
+	rep, err := verify.Verify(context.Background(), padestest.Unsigned("ohne Signatur", 0), verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Signatures) != 0 || verify.AllPassed(rep) {
+		t.Errorf("unsigned PDF: %d signatures, passed %v", len(rep.Signatures), verify.AllPassed(rep))
+	}
+}
