@@ -18,6 +18,7 @@ const (
 	ChangeValidationData ChangeKind = "validation-data" // DSS and VRI dictionaries and their streams
 	ChangeFormFill       ChangeKind = "form-fill"       // field values, the form dictionary
 	ChangeAnnotation     ChangeKind = "annotation"      // annotations and their appearances
+	ChangeMetadata       ChangeKind = "metadata"        // the XMP metadata stream
 	ChangeContent        ChangeKind = "content"
 )
 
@@ -43,8 +44,8 @@ func (d *Document) Changes(end int64) ([]Change, error) {
 		if s.offset < end {
 			continue
 		}
-		for n, e := range s.entries {
-			if e.kind != 0 {
+		for n := range s.entries {
+			if n != 0 {
 				nums[n] = true
 			}
 		}
@@ -62,6 +63,20 @@ func (d *Document) Changes(end int64) ([]Change, error) {
 	for _, n := range sorted {
 		e, _ := d.entry(n, 0)
 		ref := Ref{Num: n, Gen: e.gen}
+		if e.kind == 1 && d.misplaced(n, e) {
+			// The shadow attacks point an entry at another object, which
+			// a lax reader then shows in its place.
+			out = append(out, Change{Object: ref, Kind: ChangeContent, Detail: fmt.Sprintf("cross-reference entry points at another object (offset %d)", e.offset)})
+			continue
+		}
+		if e.kind == 0 {
+			if old, err := d.Resolve(Ref{Num: n, Gen: e.gen - 1}, end); err == nil && old != nil {
+				out = append(out, Change{Object: ref, Kind: ChangeContent, Detail: "object deleted"})
+			} else if old, err := d.Resolve(Ref{Num: n}, end); err == nil && old != nil {
+				out = append(out, Change{Object: ref, Kind: ChangeContent, Detail: "object deleted"})
+			}
+			continue
+		}
 		now, err := d.Resolve(ref, 0)
 		if err != nil {
 			return nil, err
@@ -73,11 +88,17 @@ func (d *Document) Changes(end int64) ([]Change, error) {
 		if d.sameObject(before, now) {
 			continue
 		}
-		if c, ok := d.classify(ref, before, now, dssRefs); ok {
+		if c, ok := d.classify(ref, before, now, dssRefs, end); ok {
 			out = append(out, c)
 		}
 	}
 	return out, nil
+}
+
+// misplaced reports whether the object at e's offset is not object n.
+func (d *Document) misplaced(n int64, e xrefEntry) bool {
+	num, _, err := d.indirectAt(e.offset)
+	return err != nil || num != n
 }
 
 // sameObject compares objects by value; streams by dictionary and raw data.
@@ -158,7 +179,7 @@ func dictOf(o Object) Dict {
 // classify says what kind of change now (formerly before, nil when new)
 // is. Internal structure (cross-reference and object streams) is no change
 // of its own.
-func (d *Document) classify(ref Ref, before, now Object, dss map[int64]bool) (Change, bool) {
+func (d *Document) classify(ref Ref, before, now Object, dss map[int64]bool, end int64) (Change, bool) {
 	c := Change{Object: ref}
 	nd, bd := dictOf(now), dictOf(before)
 	typ, _ := nd["Type"].(Name)
@@ -179,22 +200,22 @@ func (d *Document) classify(ref Ref, before, now Object, dss map[int64]bool) (Ch
 	case typ == "XObject" && sub == "Form" && before == nil:
 		c.Kind = ChangeAnnotation
 		c.Detail = "appearance stream"
+	case typ == "Metadata":
+		c.Kind = ChangeMetadata
 	case typ == "Catalog":
 		c.Kind, c.Detail = catalogChange(bd, nd)
 	case typ == "Page":
-		if equalExcept(bd, nd, "Annots") {
-			c.Kind = ChangeAnnotation
-			c.Detail = "page annotations list"
-		} else {
-			c.Kind, c.Detail = ChangeContent, "page dictionary"
-		}
+		c.Kind, c.Detail = d.pageChange(bd, nd, end)
 	case before == nil && typ == "Font":
 		c.Kind, c.Detail = ChangeAnnotation, "font for an appearance"
+	case before == nil:
+		// A new object changes nothing until a changed object refers to
+		// it, and that one is classified on its own.
+		return c, false
+	case extends(before, now):
+		c.Kind, c.Detail = ChangeFormFill, "array extended (fields or annotations)"
 	default:
 		c.Kind = ChangeContent
-		if before == nil {
-			c.Detail = "new object"
-		}
 	}
 	if c.Detail == "" {
 		c.Detail = describe(typ, sub)
@@ -247,6 +268,63 @@ func equalExcept(a, b Dict, keys ...Name) bool {
 	for k := range b {
 		if _, ok := a[k]; !ok && !skip(k) {
 			return false
+		}
+	}
+	return true
+}
+
+// extends reports whether now is the array before with elements appended.
+func extends(before, now Object) bool {
+	a, ok1 := before.(Array)
+	b, ok2 := now.(Array)
+	if !ok1 || !ok2 || len(b) <= len(a) {
+		return false
+	}
+	return equalObjects(a, b[:len(a)])
+}
+
+// pageChange permits a page to gain annotations and resources (names a
+// new appearance uses); changed contents or a resource name that now means
+// something else are content changes.
+func (d *Document) pageChange(before, now Dict, end int64) (ChangeKind, string) {
+	if equalExcept(before, now, "Annots") {
+		return ChangeAnnotation, "page annotations list"
+	}
+	if !equalExcept(before, now, "Annots", "Resources") {
+		return ChangeContent, "page dictionary"
+	}
+	old, err1 := d.ResolveDict(before["Resources"], end)
+	cur, err2 := d.ResolveDict(now["Resources"], 0)
+	if err1 != nil || err2 != nil || !d.resourcesExtend(old, cur, end) {
+		return ChangeContent, "page resources changed"
+	}
+	return ChangeAnnotation, "page resources extended"
+}
+
+// resourcesExtend reports whether every resource name of old means the same
+// in cur.
+func (d *Document) resourcesExtend(old, cur Dict, end int64) bool {
+	if old == nil {
+		return true
+	}
+	for cat, v := range old {
+		ov, err1 := d.Resolve(v, end)
+		nv, err2 := d.Resolve(cur[cat], 0)
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		od, ok1 := ov.(Dict)
+		nd, ok2 := nv.(Dict)
+		if !ok1 || !ok2 {
+			if !equalObjects(ov, nv) {
+				return false
+			}
+			continue
+		}
+		for name, x := range od {
+			if !equalObjects(x, nd[name]) {
+				return false
+			}
 		}
 	}
 	return true

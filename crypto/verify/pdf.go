@@ -160,7 +160,7 @@ func changeChecks(s *pades.Signature) []report.Check {
 		}
 	}
 	var parts []string
-	for _, k := range []pades.ChangeKind{pades.ChangeSignature, pades.ChangeValidationData, pades.ChangeFormFill, pades.ChangeAnnotation, pades.ChangeContent} {
+	for _, k := range []pades.ChangeKind{pades.ChangeSignature, pades.ChangeValidationData, pades.ChangeFormFill, pades.ChangeAnnotation, pades.ChangeMetadata, pades.ChangeContent} {
 		if counts[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%s: %d", k, counts[k]))
 		}
@@ -170,7 +170,7 @@ func changeChecks(s *pades.Signature) []report.Check {
 		return []report.Check{{ID: "pades.modified-after-signing", Description: "the document was modified after signing beyond the permitted changes",
 			Result: report.CheckWarning, Detail: detail + "; e.g. " + strings.Join(content, ", ")}}
 	}
-	return []report.Check{{ID: "pades.modified-after-signing", Description: "changes after signing are permitted ones (signatures, validation data, form filling, annotations)",
+	return []report.Check{{ID: "pades.modified-after-signing", Description: "changes after signing are permitted ones (signatures, validation data, form filling, annotations, metadata)",
 		Result: report.CheckInfo, Detail: detail}}
 }
 
