@@ -3,10 +3,15 @@ package verify_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/poststelle/poststelle/crypto/pades/padestest"
 	"github.com/poststelle/poststelle/crypto/report"
+	"github.com/poststelle/poststelle/crypto/tsp/tsptest"
 	"github.com/poststelle/poststelle/crypto/verify"
 	"github.com/poststelle/poststelle/crypto/verify/verifytest"
 )
@@ -91,5 +96,56 @@ func TestUnsignedPDF(t *testing.T) {
 	}
 	if len(rep.Signatures) != 0 || verify.AllPassed(rep) {
 		t.Errorf("unsigned PDF: %d signatures, passed %v", len(rep.Signatures), verify.AllPassed(rep))
+	}
+}
+
+// TestGeneratedPDFDocumentTimestamp: a document timestamp after the
+// signature is listed with it, proves its existence and makes it T level;
+// alone in a PDF it is a standalone timestamp.
+func TestGeneratedPDFDocumentTimestamp(t *testing.T) {
+	p := verifytest.New(t, "rsa")
+	tsa := tsptest.New(t, tsptest.Normal)
+	tsaPEM := filepath.Join(t.TempDir(), "tsa.pem")
+	if err := os.WriteFile(tsaPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tsa.CertDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store, err := verify.LoadTrust(context.Background(), verify.TrustConfig{Paths: []string{p.CACert, tsaPEM}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := func(covered []byte) ([]byte, error) {
+		sum := sha256.Sum256(covered)
+		alg := []byte{0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01}
+		return tsa.Token(alg, sum[:], nil), nil
+	}
+	stamped, err := padestest.SignSecond(signedPDF(t, p, "ETSI.CAdES.detached"), "DocTimeStamp", "ETSI.RFC3161", stamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := verify.Verify(context.Background(), stamped, verify.Options{Trust: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Signatures) != 1 || len(rep.Timestamps) != 0 {
+		t.Fatalf("%d signatures, %d standalone timestamps; want 1 and 0", len(rep.Signatures), len(rep.Timestamps))
+	}
+	s := rep.Signatures[0]
+	if s.Indication != report.TotalPassed || len(s.Timestamps) != 1 || s.Timestamps[0].Type != report.DocumentTimestamp ||
+		s.Timestamps[0].Indication != report.Passed {
+		t.Fatalf("signature %s/%s with timestamps %+v", s.Indication, s.SubIndication, s.Timestamps)
+	}
+	if !s.BestSignatureTime.Equal(s.Timestamps[0].GenTime) || s.Format != "PAdES-BES" {
+		t.Errorf("best signature time %v, timestamp %v, format %s", s.BestSignatureTime, s.Timestamps[0].GenTime, s.Format)
+	}
+	alone, err := padestest.Sign(padestest.Unsigned("Antrag", 0), "DocTimeStamp", "ETSI.RFC3161", stamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = verify.Verify(context.Background(), alone, verify.Options{Trust: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Signatures) != 0 || len(rep.Timestamps) != 1 || rep.Timestamps[0].Indication != report.Passed || !verify.AllPassed(rep) {
+		t.Errorf("document timestamp alone: %+v", rep.Timestamps)
 	}
 }
