@@ -116,17 +116,3 @@ func TestDigestOfIntactSignature(t *testing.T) {
 		}
 	}
 }
-
-func openFile(t *testing.T, path string) (*Document, error) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Open(context.Background(), f, st.Size(), Limits{})
-}

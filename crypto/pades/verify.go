@@ -191,7 +191,6 @@ func (d *Document) dssDictionaries() (*DSS, []int64) {
 		return nil, revs
 	}
 	out := &DSS{}
-	out.Certificates = nil
 	for i, raw := range d.dssStreams(dict, "Certs", out) {
 		c, err := cert.Parse(raw)
 		if err != nil {

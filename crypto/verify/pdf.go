@@ -96,9 +96,7 @@ func dssEvidence(d *pades.DSS) *evidence {
 		}
 		ev.ocsp = append(ev.ocsp, r)
 	}
-	for _, p := range d.Problems {
-		ev.problems = append(ev.problems, p)
-	}
+	ev.problems = append(ev.problems, d.Problems...)
 	return ev
 }
 

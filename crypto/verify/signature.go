@@ -210,7 +210,9 @@ func (v *verifier) addSignatureIn(rep *report.Report, sr *cms.SignerResult, pare
 		s.Format = c.format
 		s.Checks = append(s.Checks, c.checks...)
 		s.Timestamps = append(s.Timestamps, c.timestamps...)
-		if !c.poe.IsZero() && (poe.IsZero() || c.poe.Before(poe)) {
+		// A document timestamp after the validation time proves nothing
+		// at that time.
+		if !c.poe.IsZero() && !c.poe.After(v.time) && (poe.IsZero() || c.poe.Before(poe)) {
 			poe = c.poe
 		}
 	}
