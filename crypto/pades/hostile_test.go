@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func deflate(b []byte) []byte {
@@ -111,5 +112,25 @@ func TestPredictor(t *testing.T) {
 	}
 	if _, err := unpredict([]byte{2, 1}, Dict{"Predictor": int64(12), "Columns": int64(3)}); err == nil {
 		t.Error("partial row accepted")
+	}
+}
+
+func TestParseDate(t *testing.T) {
+	for in, want := range map[string]string{
+		"D:20261202101500Z":       "2026-12-02T10:15:00Z",
+		"D:20140815124401+02'00'": "2014-08-15T10:44:01Z",
+		"D:20140815124401-05'30":  "2014-08-15T18:14:01Z",
+		"D:2014":                  "2014-01-01T00:00:00Z",
+		"20211123164935":          "2021-11-23T16:49:35Z",
+	} {
+		got, ok := ParseDate(in)
+		if !ok || got.Format(time.RFC3339) != want {
+			t.Errorf("ParseDate(%q) = %v %v, want %s", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "D:", "D:20141315", "yesterday", "D:2014+x"} {
+		if _, ok := ParseDate(in); ok {
+			t.Errorf("ParseDate(%q) accepted", in)
+		}
 	}
 }

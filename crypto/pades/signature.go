@@ -50,6 +50,10 @@ type SignatureField struct {
 	Contents []byte
 	// M is the signing time the dictionary claims (a PDF date string).
 	M string
+	// DocMDP is the certification signature's permission (/P of its
+	// DocMDP transform: 1 no changes, 2 form filling and signing, 3 also
+	// annotations); 0 when the signature sets none.
+	DocMDP int
 	// RevisionEnd is where the signed revision ends: ByteRange[2]+[3].
 	RevisionEnd int64
 	Problems    []Problem
@@ -192,6 +196,7 @@ func (d *Document) signatureField(name string, ref Ref) (*SignatureField, error)
 	if sf.SubFilter == SubFilterRFC3161 {
 		sf.Type = TypeDocTimeStamp
 	}
+	sf.DocMDP = d.docMDP(sig)
 	contents, ok := sig["Contents"].(String)
 	if !ok {
 		sf.problem("contents", "/Contents is missing or not a direct string")
@@ -222,6 +227,34 @@ func (d *Document) signatureField(name string, ref Ref) (*SignatureField, error)
 		sf.problem("byterange", "the signed bytes end at %d, which is not the end of a revision", sf.RevisionEnd)
 	}
 	return sf, nil
+}
+
+// docMDP reads the /P of a DocMDP signature reference (ISO 32000-1 section
+// 12.8.2.2; default 2).
+func (d *Document) docMDP(sig Dict) int {
+	refs, err := d.Resolve(sig["Reference"], 0)
+	if err != nil {
+		return 0
+	}
+	arr, _ := refs.(Array)
+	for i, r := range arr {
+		if i >= 8 {
+			break
+		}
+		ref, err := d.ResolveDict(r, 0)
+		if err != nil || ref == nil || ref["TransformMethod"] != Name("DocMDP") {
+			continue
+		}
+		params, err := d.ResolveDict(ref["TransformParams"], 0)
+		if err != nil {
+			return 0
+		}
+		if p, ok := params["P"].(int64); ok && p >= 1 && p <= 3 {
+			return int(p)
+		}
+		return 2
+	}
+	return 0
 }
 
 // readByteRange wants [0 a b c] with a <= b and both ranges inside the

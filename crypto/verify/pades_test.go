@@ -153,3 +153,29 @@ func TestGeneratedPDFDocumentTimestamp(t *testing.T) {
 		t.Errorf("document timestamp alone: %+v", rep.Timestamps)
 	}
 }
+
+// TestGeneratedPDFDocMDP: an annotation after a certification signature is
+// reported against its DocMDP permission, without changing the verdict.
+func TestGeneratedPDFDocMDP(t *testing.T) {
+	p := verifytest.New(t, "rsa")
+	store := anchors(t, p)
+	for perm, want := range map[int]report.CheckResult{1: report.CheckWarning, 2: report.CheckWarning, 3: report.CheckOK} {
+		certified, err := padestest.Certify(padestest.Unsigned("Bescheid", 0), perm,
+			func(covered []byte) ([]byte, error) { return p.Sign(t, covered, false), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := verify.Verify(context.Background(), padestest.AddAnnotation(certified), verify.Options{Trust: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := rep.Signatures[0]
+		c, ok := findCheck(s, "pades.docmdp")
+		if !ok || c.Result != want || s.Indication != report.TotalPassed {
+			t.Errorf("P=%d: docmdp check %+v (present %v), indication %s; want %s", perm, c, ok, s.Indication, want)
+		}
+		if s.SigningTime == nil {
+			t.Errorf("P=%d: no signing time", perm)
+		}
+	}
+}

@@ -123,6 +123,12 @@ func pdfContainer(res *pades.Result, i int, docTS []report.Timestamp) *container
 		}
 	}
 	c.checks = append(c.checks, changeChecks(s)...)
+	if mdp := docMDPCheck(s); mdp != nil {
+		c.checks = append(c.checks, *mdp)
+	}
+	if t, ok := pades.ParseDate(s.M); ok {
+		c.signingTime = &t
+	}
 	return c
 }
 
@@ -170,6 +176,29 @@ func changeChecks(s *pades.Signature) []report.Check {
 	}
 	return []report.Check{{ID: "pades.modified-after-signing", Description: "changes after signing are permitted ones (signatures, validation data, form filling, annotations, metadata)",
 		Result: report.CheckInfo, Detail: detail}}
+}
+
+// docMDPCheck judges the changes after a certification signature against
+// its DocMDP permission; PAdES adds validation data and document
+// timestamps to every level (EN 319 142-1 5.4).
+func docMDPCheck(s *pades.Signature) *report.Check {
+	if s.DocMDP == 0 {
+		return nil
+	}
+	allowed := map[pades.ChangeKind]bool{pades.ChangeValidationData: true, pades.ChangeMetadata: true}
+	if s.DocMDP >= 2 {
+		allowed[pades.ChangeFormFill], allowed[pades.ChangeSignature] = true, true
+	}
+	if s.DocMDP >= 3 {
+		allowed[pades.ChangeAnnotation] = true
+	}
+	for _, ch := range s.Changes {
+		if !allowed[ch.Kind] {
+			return &report.Check{ID: "pades.docmdp", Description: fmt.Sprintf("changes after the certification signature are within DocMDP permission %d", s.DocMDP),
+				Result: report.CheckWarning, Detail: fmt.Sprintf("%s change of %s (%s) is not permitted", ch.Kind, ch.Object, ch.Detail)}
+		}
+	}
+	return &report.Check{ID: "pades.docmdp", Description: fmt.Sprintf("changes after the certification signature are within DocMDP permission %d", s.DocMDP), Result: report.CheckOK}
 }
 
 // unreadablePDFSignature reports a signature whose CMS cannot be read.

@@ -166,6 +166,9 @@ type container struct {
 	poe time.Time
 	// formatFailure names a structural defect that fails the signature.
 	formatFailure string
+	// signingTime is the time the container claims (a PDF's /M), used
+	// when the signature has no signing-time attribute.
+	signingTime *time.Time
 }
 
 // addSignatureIn is addSignature for a signer inside a container c.
@@ -207,6 +210,9 @@ func (v *verifier) addSignatureIn(rep *report.Report, sr *cms.SignerResult, pare
 		}
 	}
 	if c != nil {
+		if s.SigningTime == nil {
+			s.SigningTime = c.signingTime
+		}
 		s.Format = c.format
 		s.Checks = append(s.Checks, c.checks...)
 		s.Timestamps = append(s.Timestamps, c.timestamps...)

@@ -112,19 +112,26 @@ type Signer func(covered []byte) ([]byte, error)
 // update, as a PDF signer does: the ByteRange is filled in, then the CMS
 // over it is written into the reserved /Contents.
 func Sign(pdf []byte, typ, subFilter string, sign Signer) ([]byte, error) {
-	return signField(pdf, 1, typ, subFilter, sign)
+	return signField(pdf, 1, typ, subFilter, "", sign)
+}
+
+// Certify signs as Sign does with a certification signature (ISO 32000-1
+// section 12.8.2.2) granting DocMDP permission p (1, 2 or 3).
+func Certify(pdf []byte, p int, sign Signer) ([]byte, error) {
+	ref := fmt.Sprintf("/Reference [<< /Type /SigRef /TransformMethod /DocMDP /TransformParams << /Type /TransformParams /P %d /V /1.2 >> >>] ", p)
+	return signField(pdf, 1, "Sig", "ETSI.CAdES.detached", ref, sign)
 }
 
 // SignSecond adds a second signature field to the page and signs it as
 // Sign does: a further signature or a document timestamp after the first.
 func SignSecond(pdf []byte, typ, subFilter string, sign Signer) ([]byte, error) {
-	return signField(pdf, 2, typ, subFilter, sign)
+	return signField(pdf, 2, typ, subFilter, "", sign)
 }
 
-func signField(pdf []byte, field int, typ, subFilter string, sign Signer) ([]byte, error) {
+func signField(pdf []byte, field int, typ, subFilter, extra string, sign Signer) ([]byte, error) {
 	placeholder := "[0 0000000000 0000000000 0000000000]"
-	sig := fmt.Sprintf("<< /Type /%s /Filter /Adobe.PPKLite /SubFilter /%s /M (D:20261202101500Z) /ByteRange %s /Contents <%s> >>",
-		typ, subFilter, placeholder, bytes.Repeat([]byte("0"), 2*ContentsSize))
+	sig := fmt.Sprintf("<< /Type /%s /Filter /Adobe.PPKLite /SubFilter /%s /M (D:20261202101500Z) %s/ByteRange %s /Contents <%s> >>",
+		typ, subFilter, extra, placeholder, bytes.Repeat([]byte("0"), 2*ContentsSize))
 	objs := map[int]string{
 		ObjField: "<< /FT /Sig /T (Signature1) /Type /Annot /Subtype /Widget /Rect [0 0 0 0] /F 132 /P 3 0 R /V 6 0 R >>",
 		ObjSig:   sig,
