@@ -154,12 +154,19 @@ func (w *fieldWalker) walk(o Object, prefix string, ft Name, depth int) error {
 		if fft != "Sig" {
 			continue
 		}
-		vref, ok := field["V"].(Ref)
-		if !ok {
-			continue // unsigned field, or a direct dictionary we cannot locate
-		}
 		if len(w.out) >= maxSignatures {
 			return malformed("more than %d signatures", maxSignatures)
+		}
+		vref, ok := field["V"].(Ref)
+		if !ok {
+			if _, direct := field["V"].(Dict); direct {
+				// Its revision cannot be told apart from the field's: refuse
+				// rather than skip a signature.
+				sf := &SignatureField{Field: name, Type: TypeSig}
+				sf.problem("dictionary", "the signature dictionary is not an indirect object")
+				w.out = append(w.out, sf)
+			}
+			continue
 		}
 		sf, err := w.d.signatureField(name, vref)
 		if err != nil {
