@@ -67,8 +67,15 @@ func TestCompareWithDSSPAdES(t *testing.T) {
 		t.Fatalf("%d PAdES golden results, want the corpus's 44 at least", len(golden))
 	}
 	names := make([]string, 0, len(golden))
-	for n := range golden {
+	generated := 0
+	for n, d := range golden {
 		names = append(names, n)
+		if strings.HasPrefix(d.Input.Signature, generatedPrefix) {
+			generated++
+		}
+	}
+	if generated < 7 {
+		t.Fatalf("%d golden results for our generated PDFs, want 7 (test/integration/dss/mkpades)", generated)
 	}
 	sort.Strings(names)
 	var unexplained []string
