@@ -134,3 +134,68 @@ func TestParseDate(t *testing.T) {
 		}
 	}
 }
+
+// xrefStreamPDF lays out a catalog (1), an object stream (5) holding
+// objects 2 and 3 with the given data, and a cross-reference stream that
+// points objects 2 and 3 into it.
+func xrefStreamPDF(objStm []byte, objStmDict string) []byte {
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.7\n")
+	o1 := b.Len()
+	b.WriteString("1 0 obj\n<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [3 0 R] >> >>\nendobj\n")
+	o5 := b.Len()
+	fmt.Fprintf(&b, "5 0 obj\n<< /Type /ObjStm %s /Length %d >>\nstream\n%s\nendstream\nendobj\n", objStmDict, len(objStm), objStm)
+	ox := b.Len()
+	be := func(v int) []byte { return []byte{byte(v >> 16), byte(v >> 8), byte(v)} }
+	var rows []byte
+	rows = append(rows, 0, 0, 0, 0, 0)
+	rows = append(append(append(rows, 1), be(o1)...), 0)
+	rows = append(rows, 2, 0, 0, 5, 0)
+	rows = append(rows, 2, 0, 0, 5, 1)
+	rows = append(rows, 0, 0, 0, 0, 0)
+	rows = append(append(append(rows, 1), be(o5)...), 0)
+	rows = append(append(append(rows, 1), be(ox)...), 0)
+	fmt.Fprintf(&b, "6 0 obj\n<< /Type /XRef /Size 7 /W [1 3 1] /Root 1 0 R /Length %d >>\nstream\n%s\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n", len(rows), rows, ox)
+	return b.Bytes()
+}
+
+// TestObjectStreams: objects inside an object stream are found through a
+// cross-reference stream; an object stream that inflates past the caps, does
+// not inflate at all or has a bad header ends in an error wrapping
+// ErrMalformed, within the caps.
+func TestObjectStreams(t *testing.T) {
+	body := []byte("2 0 3 37 << /Type /Pages /Kids [] /Count 0 >> << /FT /Sig /T (S) >>")
+	cases := []struct {
+		name, dict string
+		data       []byte
+		wantErr    string
+	}{
+		{"plain", "/N 2 /First 9", body, ""},
+		{"flate", "/N 2 /First 9 /Filter /FlateDecode", deflate(body), ""},
+		{"bomb", "/N 2 /First 9 /Filter /FlateDecode", deflate(append(body, make([]byte, 64<<20)...)), "cap"},
+		{"broken", "/N 2 /First 9 /Filter /FlateDecode", []byte("definitely not zlib"), "FlateDecode"},
+		{"first past data", "/N 2 /First 99999", body, "/First"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pdf := xrefStreamPDF(tc.data, tc.dict)
+			d, err := Open(context.Background(), bytes.NewReader(pdf), int64(len(pdf)), Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = d.Signatures()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("signatures: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, ErrMalformed)):
+				t.Errorf("signatures: %v, want an error about %q", err, tc.wantErr)
+			}
+			if tc.wantErr == "" {
+				pages, err := d.ResolveDict(Ref{Num: 2}, 0)
+				if err != nil || pages["Type"] != Name("Pages") {
+					t.Errorf("object 2 from the object stream: %v, %v", pages, err)
+				}
+			}
+		})
+	}
+}
