@@ -153,6 +153,26 @@ func (ev *evidence) withTimestampTokens(ts []*cms.TimestampResult) *evidence {
 
 // addSignature evaluates one signer and its countersigners and appends them.
 func (v *verifier) addSignature(rep *report.Report, sr *cms.SignerResult, parent *evidence, id, parentID, note string) {
+	v.addSignatureIn(rep, sr, parent, id, parentID, note, nil)
+}
+
+// container is what the file around a signature adds to it (a PDF's
+// document timestamps, format and structure checks); nil for CMS files.
+type container struct {
+	format     string
+	checks     []report.Check
+	timestamps []report.Timestamp
+	// poe is the earliest passed document timestamp covering the signature.
+	poe time.Time
+	// formatFailure names a structural defect that fails the signature.
+	formatFailure string
+	// signingTime is the time the container claims (a PDF's /M), used
+	// when the signature has no signing-time attribute.
+	signingTime *time.Time
+}
+
+// addSignatureIn is addSignature for a signer inside a container c.
+func (v *verifier) addSignatureIn(rep *report.Report, sr *cms.SignerResult, parent *evidence, id, parentID, note string, c *container) {
 	ev := parent.withSigner(sr)
 	s := report.Signature{
 		ID:                 id,
@@ -189,6 +209,19 @@ func (v *verifier) addSignature(rep *report.Report, sr *cms.SignerResult, parent
 			poe = tr.GenTime
 		}
 	}
+	if c != nil {
+		if s.SigningTime == nil {
+			s.SigningTime = c.signingTime
+		}
+		s.Format = c.format
+		s.Checks = append(s.Checks, c.checks...)
+		s.Timestamps = append(s.Timestamps, c.timestamps...)
+		// A document timestamp after the validation time proves nothing
+		// at that time.
+		if !c.poe.IsZero() && !c.poe.After(v.time) && (poe.IsZero() || c.poe.Before(poe)) {
+			poe = c.poe
+		}
+	}
 	best := v.time
 	if !poe.IsZero() {
 		best = poe.UTC()
@@ -210,6 +243,11 @@ func (v *verifier) addSignature(rep *report.Report, sr *cms.SignerResult, parent
 	}
 	if ind == "" {
 		ind, sub = report.Indeterminate, report.NoSigningCertificateFound
+	}
+	if c != nil && c.formatFailure != "" {
+		// A ByteRange or signature dictionary defect: what was signed is
+		// not what the file shows (EN 319 102-1 5.2.2, FORMAT_FAILURE).
+		ind, sub = report.TotalFailed, report.FormatFailure
 	}
 	s.Indication, s.SubIndication = ind, sub
 	s.Qualification = qualification(chain, ind)

@@ -7,8 +7,9 @@
 // crypto/report Report with the ETSI EN 319 102-1 indication, sub-indication
 // and the eIDAS qualification of each signature.
 //
-// PAdES and XAdES are recognised and refused as unsupported (ErrUnsupported);
-// they come with the next issue.
+// PDF signatures (PAdES, PKCS#7 in PDF, document timestamps) are read by
+// crypto/pades. XAdES is recognised and refused as unsupported
+// (ErrUnsupported).
 package verify
 
 import (
@@ -37,7 +38,7 @@ const MaxInputSize = cms.MaxSize
 // "unusable input" (exit status 2 of poststelle verify).
 var (
 	// ErrUnsupported is wrapped for formats that are recognised but not
-	// verified here (PDF, XML, ZIP containers).
+	// verified here (XML, ZIP containers).
 	ErrUnsupported = errors.New("verify: unsupported format")
 	// ErrMalformed is wrapped for input that is no signature we can read.
 	ErrMalformed = errors.New("verify: not a readable signature")
@@ -105,7 +106,7 @@ func Verify(ctx context.Context, data []byte, opts Options) (*report.Report, err
 	case FormatMIME:
 		err = v.mime(rep, data)
 	case FormatPDF:
-		err = fmt.Errorf("%w: PDF (PAdES) signatures are not verified yet", ErrUnsupported)
+		err = v.pdfFile(ctx, rep, data)
 	case FormatXML:
 		err = fmt.Errorf("%w: XML (XAdES) signatures are not verified yet", ErrUnsupported)
 	case FormatZIP:

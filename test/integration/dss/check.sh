@@ -9,4 +9,5 @@ corpus="${1:-$here/../../../testdata}/signatures"
 test -f "$corpus/MANIFEST.tsv" || { echo "check.sh: corpus not found at $corpus" >&2; exit 2; }
 "$here/validate.sh" --check --jobs "$here/jobs.tsv" --corpus "$corpus" --base "$here" --out "$here/golden"
 # The oracle's own generated cases (mkgen) live beside it, not in the corpus.
+"$here/validate.sh" --check --jobs "$here/jobs-pades.tsv" --corpus "$here" --base "$here" --out "$here/golden"
 exec "$here/validate.sh" --check --jobs "$here/jobs-generated.tsv" --corpus "$here" --base "$here" --out "$here/golden"
