@@ -61,6 +61,11 @@ type Input struct {
 	// POE is a trusted proof of existence of the signature (e.g. the
 	// genTime of a verified signature timestamp); zero if none.
 	POE time.Time
+	// RevocationPOE is a trusted proof of existence of the embedded
+	// revocation data (e.g. the genTime of a verified archive timestamp
+	// covering it); zero if none. It lets evidence whose issuer has since
+	// expired count.
+	RevocationPOE time.Time
 	// SigningTime is the best signature time for the qualification
 	// decision; zero means Time.
 	SigningTime time.Time
@@ -343,9 +348,12 @@ func (k *checker) leafKeyUsage() {
 }
 
 // subRank orders indeterminate sub-indications: the most telling first.
+// OUT_OF_BOUNDS_NO_POE ranks above OUT_OF_BOUNDS_NOT_REVOKED: when one
+// expired certificate of the chain is known not revoked and another is not,
+// the chain as a whole is not known to be unrevoked (DSS reports the same).
 var subRank = []string{
 	SubNoCertificateChainFound, SubRevokedNoPOE, SubRevokedCANoPOE, SubNotYetValid,
-	SubOutOfBoundsNotRevoked, SubOutOfBoundsNoPOE, SubChainConstraintsFailure,
+	SubOutOfBoundsNoPOE, SubOutOfBoundsNotRevoked, SubChainConstraintsFailure,
 	SubCryptoConstraints, SubTryLater,
 }
 

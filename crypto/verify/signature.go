@@ -181,12 +181,19 @@ func (v *verifier) addSignature(rep *report.Report, sr *cms.SignerResult, parent
 
 	// Timestamps over the signature value prove that the signature existed
 	// at their genTime, once they are themselves valid.
-	var poe time.Time
+	// Archive timestamps also cover the revocation values before them.
+	var poe, revPOE time.Time
 	for _, tr := range sr.Timestamps {
 		ts := v.embeddedTimestamp(tr, ev)
 		s.Timestamps = append(s.Timestamps, ts)
-		if ts.Indication == report.Passed && provesSignature(tr.Kind) && (poe.IsZero() || tr.GenTime.Before(poe)) {
+		if ts.Indication != report.Passed {
+			continue
+		}
+		if provesSignature(tr.Kind) && (poe.IsZero() || tr.GenTime.Before(poe)) {
 			poe = tr.GenTime
+		}
+		if provesRevocationData(tr.Kind) && (revPOE.IsZero() || tr.GenTime.Before(revPOE)) {
+			revPOE = tr.GenTime
 		}
 	}
 	best := v.time
@@ -200,7 +207,7 @@ func (v *verifier) addSignature(rep *report.Report, sr *cms.SignerResult, parent
 	if sr.Certificate != nil {
 		chain = v.store.Validate(trust.Input{
 			Leaf: sr.Certificate, Intermediates: ev.certs, CRLs: ev.crls, OCSP: ev.ocsp,
-			Time: v.time, POE: poe,
+			Time: v.time, POE: poe, RevocationPOE: revPOE,
 		})
 		s.Chain = chainCertificates(chain)
 		s.Checks = append(s.Checks, trustChecks(chain)...)
@@ -225,6 +232,17 @@ func (v *verifier) addSignature(rep *report.Report, sr *cms.SignerResult, parent
 func provesSignature(k cms.TimestampKind) bool {
 	switch k {
 	case cms.TimestampSignature, cms.TimestampArchiveV1, cms.TimestampArchiveV2, cms.TimestampArchiveV3, cms.TimestampESC:
+		return true
+	}
+	return false
+}
+
+// provesRevocationData reports whether a timestamp of this kind covers the
+// revocation values of the signature: archive timestamps do; the CAdES-X
+// timestamps cover references only, not the values.
+func provesRevocationData(k cms.TimestampKind) bool {
+	switch k {
+	case cms.TimestampArchiveV1, cms.TimestampArchiveV2, cms.TimestampArchiveV3:
 		return true
 	}
 	return false
