@@ -341,13 +341,30 @@ type Document struct {
 	Size   int64  `json:"size"`
 }
 
+// Policy names the validation policy a report was made under and the
+// settings it decided, so that a reader can tell why, say, old revocation
+// data was accepted.
+type Policy struct {
+	Name        string             `json:"name"`
+	Constraints []PolicyConstraint `json:"constraints"`
+}
+
+// PolicyConstraint is one setting of a validation policy.
+type PolicyConstraint struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
 // Report is the document-level verification report.
 type Report struct {
 	// Tool names the producing program and its version, e.g. "poststelle 0.3.0".
-	Tool           string      `json:"tool"`
-	ValidationTime time.Time   `json:"validationTime"`
-	Document       Document    `json:"document"`
-	Signatures     []Signature `json:"signatures"`
+	Tool           string    `json:"tool"`
+	ValidationTime time.Time `json:"validationTime"`
+	// Policy is the validation policy applied; nil only in reports from
+	// before policies were named.
+	Policy     *Policy     `json:"policy,omitempty"`
+	Document   Document    `json:"document"`
+	Signatures []Signature `json:"signatures"`
 	// Timestamps holds standalone timestamp tokens (an RFC 3161 token
 	// verified on its own); timestamps inside signatures live there.
 	Timestamps []Timestamp `json:"timestamps,omitempty"`

@@ -72,6 +72,11 @@ type Input struct {
 	// RevocationOptional records missing revocation data as Info instead of
 	// INDETERMINATE/TRY_LATER (e.g. for a trusted-list signer).
 	RevocationOptional bool
+	// IgnoreRevocationFreshness accepts good revocation evidence that is not
+	// fresh (see RevocationStatus.Fresh) as proof of non-revocation, as
+	// DSS's default policy does (RevocationFreshness IGNORE). The zero value
+	// demands freshness.
+	IgnoreRevocationFreshness bool
 	// RequireKeyUsage: the leaf must have at least one of these bits.
 	RequireKeyUsage x509.KeyUsage
 }
@@ -291,6 +296,10 @@ func (k *checker) revocationCheck(i int, rev RevocationStatus) {
 			k.add("revocation", i, Passed, "", "not revoked per "+rev.Source)
 			return
 		}
+		if k.in.IgnoreRevocationFreshness {
+			k.add("revocation", i, Passed, "", "not revoked per "+rev.Source+staleness(rev)+"; the policy does not require fresh revocation data")
+			return
+		}
 		k.add("revocation", i, Indeterminate, SubTryLater, "revocation data not fresh: "+rev.Source)
 	default:
 		if k.in.RevocationOptional {
@@ -299,6 +308,14 @@ func (k *checker) revocationCheck(i int, rev RevocationStatus) {
 		}
 		k.add("revocation", i, Indeterminate, SubTryLater, "no usable revocation data; "+rev.Detail)
 	}
+}
+
+// staleness says how old evidence that is not fresh was.
+func staleness(rev RevocationStatus) string {
+	if rev.NextUpdate.IsZero() {
+		return ""
+	}
+	return ", next update due " + rev.NextUpdate.Format(time.RFC3339)
 }
 
 // caConstraints checks an issuing certificate: CA flag, path length and

@@ -208,6 +208,7 @@ func (v *verifier) addSignature(rep *report.Report, sr *cms.SignerResult, parent
 		chain = v.store.Validate(trust.Input{
 			Leaf: sr.Certificate, Intermediates: ev.certs, CRLs: ev.crls, OCSP: ev.ocsp,
 			Time: v.time, POE: poe, RevocationPOE: revPOE,
+			IgnoreRevocationFreshness: v.ignoreFreshness(),
 		})
 		s.Chain = chainCertificates(chain)
 		s.Checks = append(s.Checks, trustChecks(chain)...)
@@ -224,6 +225,10 @@ func (v *verifier) addSignature(rep *report.Report, sr *cms.SignerResult, parent
 	for i, cs := range sr.CounterSignatures {
 		v.addSignature(rep, cs, ev, fmt.Sprintf("%s-C%d", id, i+1), id, "")
 	}
+}
+
+func (v *verifier) ignoreFreshness() bool {
+	return v.opts.Policy.RevocationFreshness == FreshnessIgnore
 }
 
 // provesSignature reports whether a timestamp of this kind covers the
@@ -404,7 +409,8 @@ func (v *verifier) finishTimestamp(ts *report.Timestamp, tok *tsp.Token, res *ts
 		// Missing revocation data for a TSA certificate is recorded, not
 		// held against the timestamp: DSS's default policy does the same,
 		// and a TSA's key is protected far better than a signer's card.
-		chain = v.store.Validate(trust.Input{Leaf: res.TSACertificate, Intermediates: tokEv.certs, CRLs: tokEv.crls, OCSP: tokEv.ocsp, Time: v.time})
+		chain = v.store.Validate(trust.Input{Leaf: res.TSACertificate, Intermediates: tokEv.certs, CRLs: tokEv.crls, OCSP: tokEv.ocsp, Time: v.time,
+			IgnoreRevocationFreshness: v.ignoreFreshness()})
 		ts.Checks = append(ts.Checks, trustChecks(chain)...)
 	}
 	ts.Indication, ts.SubIndication = timestampVerdict(res, imprint, chain)

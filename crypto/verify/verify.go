@@ -76,6 +76,8 @@ type Options struct {
 	// Tool names the verifier in the report; default "poststelle".
 	Tool        string
 	WrittenForm report.WrittenFormPolicy
+	// Policy is the validation policy; the zero value is DefaultPolicy.
+	Policy Policy
 }
 
 // Verify verifies every signature in data and returns the report. An error
@@ -88,15 +90,20 @@ func Verify(ctx context.Context, data []byte, opts Options) (*report.Report, err
 	if len(data) > MaxInputSize {
 		return nil, fmt.Errorf("%w: %d bytes, more than the %d accepted", ErrMalformed, len(data), MaxInputSize)
 	}
+	policy, err := opts.Policy.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	opts.Policy = policy
 	v := newVerifier(opts)
 	sum := sha256.Sum256(data)
 	rep := &report.Report{
 		Tool:           v.opts.Tool,
 		ValidationTime: v.time,
+		Policy:         policy.Report(),
 		Document:       report.Document{Name: opts.Name, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))},
 		Signatures:     []report.Signature{},
 	}
-	var err error
 	switch f := Detect(data); f {
 	case FormatCMS:
 		err = v.cmsFile(rep, data)

@@ -53,13 +53,19 @@ func main() {
 		for name, b := range files {
 			must(os.WriteFile(filepath.Join(dir, name), b, 0o644))
 		}
-		at := signingTime(files["detached.p7s"], content).Add(time.Minute).UTC().Format(time.RFC3339)
+		signed := signingTime(files["detached.p7s"], content)
+		at := signed.Add(time.Minute).UTC().Format(time.RFC3339)
+		// The embedded CRL is good for 10 days (verifytest), the signer's
+		// certificate for 20: twelve days on, the CRL is past its nextUpdate
+		// while everything else is still valid.
+		stale := signed.Add(12 * 24 * time.Hour).UTC().Format(time.RFC3339)
 		rel := "generated/" + kt + "/"
 		jobs = append(jobs,
 			job("gen-at-signing", rel+"detached.p7s", rel+"content.txt", rel+"ca.pem", at),
 			job("gen-at-signing", rel+"attached.p7m", "-", rel+"ca.pem", at),
 			job("gen-tampered", rel+"detached.p7s", rel+"tampered.txt", rel+"ca.pem", at),
 			job("gen-untrusted", rel+"detached.p7s", rel+"content.txt", "-", at),
+			job("gen-stale-crl", rel+"detached.p7s", rel+"content.txt", rel+"ca.pem", stale),
 		)
 	}
 	f, err := os.Create(filepath.Join("..", "jobs-generated.tsv"))
