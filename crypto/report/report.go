@@ -303,8 +303,11 @@ type Certificate struct {
 
 // Timestamp is the verdict on one RFC 3161 timestamp.
 type Timestamp struct {
-	Type          TimestampType          `json:"type"`
-	GenTime       time.Time              `json:"genTime"`
+	Type    TimestampType `json:"type"`
+	GenTime time.Time     `json:"genTime"`
+	// SHA256 is the lower-case hex SHA-256 of the token (the ContentInfo as
+	// carried), which identifies it: two tokens may share a genTime.
+	SHA256        string                 `json:"sha256,omitempty"`
 	TSA           *Certificate           `json:"tsa"`
 	Indication    Indication             `json:"indication"`
 	SubIndication SubIndication          `json:"subIndication"`

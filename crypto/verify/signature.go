@@ -356,7 +356,7 @@ func qualification(chain *trust.Result, ind report.Indication) report.Qualificat
 
 // embeddedTimestamp evaluates a timestamp attribute of a signature.
 func (v *verifier) embeddedTimestamp(tr *cms.TimestampResult, ev *evidence) report.Timestamp {
-	ts := report.Timestamp{Type: timestampType(tr.Kind), GenTime: tr.GenTime.UTC(), Qualification: report.TimestampQualificationNotApplicable}
+	ts := report.Timestamp{Type: timestampType(tr.Kind), GenTime: tr.GenTime.UTC(), SHA256: hexSHA256(tr.Raw), Qualification: report.TimestampQualificationNotApplicable}
 	tok, err := tsp.ParseToken(tr.Raw)
 	if err != nil {
 		ts.Indication, ts.SubIndication = report.Failed, report.FormatFailure
@@ -374,7 +374,7 @@ func (v *verifier) embeddedTimestamp(tr *cms.TimestampResult, ev *evidence) repo
 // standaloneToken evaluates an RFC 3161 token given on its own, against the
 // detached data if any.
 func (v *verifier) standaloneToken(tok *tsp.Token) report.Timestamp {
-	ts := report.Timestamp{Type: report.DetachedTimestamp, GenTime: tok.Info.GenTime.UTC(), Qualification: report.TimestampQualificationNotApplicable}
+	ts := report.Timestamp{Type: report.DetachedTimestamp, GenTime: tok.Info.GenTime.UTC(), SHA256: hexSHA256(tok.Raw), Qualification: report.TimestampQualificationNotApplicable}
 	opts := tsp.VerifyOptions{Data: v.opts.Detached}
 	switch {
 	case opts.Data != nil:
@@ -490,6 +490,15 @@ func signatureFormat(sr *cms.SignerResult) string {
 		level = "T"
 	}
 	return "CAdES-BASELINE-" + level
+}
+
+// hexSHA256 identifies a token for the report; empty for none.
+func hexSHA256(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // certificate identifies c for the report; nil stays nil.
