@@ -63,6 +63,14 @@ func timestampsOf(r *SignerResult, kind TimestampKind) []*TimestampResult {
 	return out
 }
 
+// wantImprintDetail wants the timestamp's imprint check to say detail.
+func wantImprintDetail(t *testing.T, ts *TimestampResult, detail string) {
+	t.Helper()
+	if c := lastCheck(ts, CheckTimestampImprint); !strings.Contains(c.Detail, detail) {
+		t.Errorf("%s imprint detail %q, want %q", ts.Kind, c.Detail, detail)
+	}
+}
+
 // tsValid: token parsed, its signature intact and its imprint checked ok.
 func tsValid(t *testing.T, ts *TimestampResult) {
 	t.Helper()
@@ -83,14 +91,18 @@ var cadesSamples = []sample{
 		}
 		tsValid(t, timestampsOf(r, TimestampSignature)[0])
 		for _, ts := range timestampsOf(r, TimestampArchiveV3) {
-			if ts.Signer == nil || !ts.Signer.Intact {
-				t.Errorf("archive timestamp token not intact")
-			}
+			tsValid(t, ts)
+			wantImprintDetail(t, ts, "archive-time-stamp v3 (ats-hash-index)")
 		}
 	}},
 	{file: "Signature-C-B-B-8.p7m", intact: true, valid: true},
 	{file: "Signature-C-B-LTA-10.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, _ *SignedData) {
 		archiveV2Valid(t, r)
+		v3 := timestampsOf(r, TimestampArchiveV3)
+		if len(v3) != 1 {
+			t.Fatalf("%d archive-v3 timestamps, want 1", len(v3))
+		}
+		tsValid(t, v3[0])
 		if r.SigningCertificateRefUnique || len(r.SigningCertificateRefs) != 4 {
 			t.Errorf("refs %d unique %v, DSS: 4 refs, not unique", len(r.SigningCertificateRefs), r.SigningCertificateRefUnique)
 		}
@@ -106,9 +118,14 @@ var cadesSamples = []sample{
 	}},
 	{file: "cades-ats-v3-wrong-cert.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, _ *SignedData) {
 		tsValid(t, timestampsOf(r, TimestampSignature)[0])
-		if len(timestampsOf(r, TimestampArchiveV3)) != 1 {
-			t.Errorf("want 1 archive-v3 timestamp")
+		v3 := timestampsOf(r, TimestampArchiveV3)
+		if len(v3) != 1 {
+			t.Fatalf("want 1 archive-v3 timestamp")
 		}
+		// DSS: imprint intact, "ats-hash-index is not valid" (a warning):
+		// a certificate the index lists has been replaced.
+		tsValid(t, v3[0])
+		wantImprintDetail(t, v3[0], "ats-hash-index-v3); the hash index is not valid: 1 of 6 certificates entries")
 	}},
 	{file: "cades-bes-signeddata-detached.p7s", content: "cades-bes-signeddata-detached.p7s.detached-content.txt", intact: true, valid: true,
 		check: func(t *testing.T, r *SignerResult, sd *SignedData) {
@@ -152,8 +169,22 @@ var cadesSamples = []sample{
 		}
 	}},
 	{file: "dss-1220/CAdES-BpB_revoked_signingCertificate.p7m", intact: true, valid: true},
-	{file: "dss-1220/CAdES-BpLTA_modified_ats_hash_element.p7m", intact: true, valid: true},
-	{file: "dss-1220/CAdES-BpLTA_removed_ocsp.p7m", intact: true, valid: true},
+	{file: "dss-1220/CAdES-BpLTA_modified_ats_hash_element.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, _ *SignedData) {
+		// An index entry was altered: the imprint covers the index, so it
+		// fails (DSS: HASH_FAILURE), and the entry matches nothing.
+		ts := timestampsOf(r, TimestampArchiveV3)[0]
+		if c := lastCheck(ts, CheckTimestampImprint); c.Outcome != Failed {
+			t.Errorf("modified ats-hash-index: imprint %s", c.Outcome)
+		}
+		wantImprintDetail(t, ts, "1 of 4 certificates entries match no element")
+	}},
+	{file: "dss-1220/CAdES-BpLTA_removed_ocsp.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, _ *SignedData) {
+		// A covered element was removed: the imprint over the index as it
+		// stands holds (DSS: imprint intact, index not valid).
+		ts := timestampsOf(r, TimestampArchiveV3)[0]
+		tsValid(t, ts)
+		wantImprintDetail(t, ts, "the hash index is not valid")
+	}},
 	{file: "dss-1220/CAdES-BpT_modified_ts_hash.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, _ *SignedData) {
 		ts := timestampsOf(r, TimestampSignature)[0]
 		if c := lastCheck(ts, CheckTimestampImprint); c.Outcome != Failed {
