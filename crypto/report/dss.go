@@ -104,8 +104,9 @@ func (d Difference) String() string {
 	return fmt.Sprintf("%s %s: ours %q, DSS %q", d.Item, d.Field, d.Ours, d.DSS)
 }
 
-// CompareDSS compares indication, sub-indication and qualification of every
-// signature (and standalone timestamp) in ours with DSS's verdicts and
+// CompareDSS compares format (DSS's SignatureLevel names), indication,
+// sub-indication and qualification of every signature (indication and
+// sub-indication of every standalone timestamp) in ours with DSS's verdicts and
 // returns the differences; none means agreement. ours may be nil when our
 // verifier refused the document. Signatures are paired by signing
 // certificate and countersignature status, falling back to document order;
@@ -133,6 +134,9 @@ func CompareDSS(ours *Report, dss *DSSResult) []Difference {
 		}
 		used[j] = true
 		item := fmt.Sprintf("signature %d", i+1)
+		if ours.Signatures[j].Format != ds.Format {
+			diffs = append(diffs, Difference{Item: item, Field: "format", Ours: ours.Signatures[j].Format, DSS: ds.Format})
+		}
 		diffs = append(diffs, compareVerdict(item, string(ours.Signatures[j].Indication), string(ds.Indication),
 			string(ours.Signatures[j].SubIndication), string(ds.SubIndication),
 			string(ours.Signatures[j].Qualification), string(ds.Qualification))...)

@@ -89,7 +89,7 @@ func readDSS(t *testing.T, name string) *DSSResult {
 func fromDSS(d *DSSResult) *Report {
 	r := &Report{}
 	for _, s := range d.Signatures {
-		sig := Signature{ID: s.ID, Indication: s.Indication, SubIndication: s.SubIndication, Qualification: s.Qualification}
+		sig := Signature{ID: s.ID, Format: s.Format, Indication: s.Indication, SubIndication: s.SubIndication, Qualification: s.Qualification}
 		if s.CounterSignature {
 			sig.CounterSignatureOf = "S-0"
 		}
@@ -97,7 +97,7 @@ func fromDSS(d *DSSResult) *Report {
 			sig.Signer = &Certificate{Subject: s.Signer.Subject, SHA256: s.Signer.SHA256}
 		}
 		for _, ts := range s.Timestamps {
-			sig.Timestamps = append(sig.Timestamps, Timestamp{Indication: ts.Indication, SubIndication: ts.SubIndication, Qualification: ts.Qualification})
+			sig.Timestamps = append(sig.Timestamps, Timestamp{SHA256: ts.SHA256, Indication: ts.Indication, SubIndication: ts.SubIndication, Qualification: ts.Qualification})
 		}
 		r.Signatures = append(r.Signatures, sig)
 	}
@@ -117,8 +117,15 @@ func TestCompareDSS(t *testing.T) {
 		t.Errorf("identical verdicts reported as different: %v", diffs)
 	}
 
-	// Our signatures in the other order still pair by signing certificate.
+	// The format is compared with DSS's name.
 	r := fromDSS(d)
+	r.Signatures[0].Format = "PKCS7"
+	if diffs := CompareDSS(r, d); len(diffs) != 1 || diffs[0].Field != "format" || diffs[0].DSS != d.Signatures[0].Format {
+		t.Errorf("format: %v", diffs)
+	}
+
+	// Our signatures in the other order still pair by signing certificate.
+	r = fromDSS(d)
 	r.Signatures[0], r.Signatures[1] = r.Signatures[1], r.Signatures[0]
 	if diffs := CompareDSS(r, d); len(diffs) != 0 {
 		t.Errorf("reordered signatures not paired by signer: %v", diffs)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -156,7 +157,7 @@ func (v *verifier) addSignature(rep *report.Report, sr *cms.SignerResult, parent
 	ev := parent.withSigner(sr)
 	s := report.Signature{
 		ID:                 id,
-		Format:             signatureFormat(sr),
+		Format:             signatureFormat(sr, v.signed, parentID != ""),
 		CounterSignatureOf: parentID,
 		Signer:             certificate(sr.Certificate),
 		Timestamps:         []report.Timestamp{},
@@ -465,31 +466,90 @@ func timestampType(k cms.TimestampKind) report.TimestampType {
 	return report.ArchiveTimestamp
 }
 
-// signatureFormat names the CAdES level found, in DSS's spelling.
-func signatureFormat(sr *cms.SignerResult) string {
-	if sr.SignerInfo == nil || sr.SignerInfo.SignedAttrsRaw == nil {
-		return "PKCS7"
+// signatureFormat names the CAdES level found, with DSS's names
+// (SignatureLevel): CMS-NOT-ETSI without a signing-certificate(-v2)
+// attribute (plain CMS, whatever else it carries); CAdES-BASELINE-B/-T/-LT/-LTA
+// when the signature meets the baseline profile of EN 319 122-1 as DSS
+// checks it (signing-time and one signing-certificate reference exactly
+// once, content type id-data (countersignatures have none), the signing certificate in
+// SignedData.certificates);
+// otherwise the extended levels of EN 319 122-2 (CAdES-BES, -EPES, -T, -C, -A).
+func signatureFormat(sr *cms.SignerResult, sd *cms.SignedData, counter bool) string {
+	si := sr.SignerInfo
+	if si == nil || si.SignedAttrsRaw == nil {
+		return "CMS-NOT-ETSI"
 	}
-	level := "B"
+	certAttrs := len(cms.Attributes(si.SignedAttrs, cms.OIDAttrSigningCertificate)) + len(cms.Attributes(si.SignedAttrs, cms.OIDAttrSigningCertificateV2))
+	if certAttrs == 0 {
+		return "CMS-NOT-ETSI"
+	}
 	has := func(k ...cms.TimestampKind) bool {
 		for _, t := range sr.Timestamps {
-			for _, kk := range k {
-				if t.Kind == kk {
-					return true
-				}
+			if slices.Contains(k, t.Kind) && t.Token != nil {
+				return true
 			}
 		}
 		return false
 	}
-	switch {
-	case has(cms.TimestampArchiveV1, cms.TimestampArchiveV2, cms.TimestampArchiveV3):
-		level = "LTA"
-	case len(sr.CertificateValues) > 0 || len(sr.RevocationValues.CRLs)+len(sr.RevocationValues.OCSPResponses) > 0:
-		level = "LT"
-	case has(cms.TimestampSignature):
-		level = "T"
+	archive := has(cms.TimestampArchiveV1, cms.TimestampArchiveV2, cms.TimestampArchiveV3)
+	timestamped := has(cms.TimestampSignature)
+	// DSS counts a signing-certificate attribute with several references
+	// as "present more than once", and so do we: the baseline wants one.
+	baseline := certAttrs == 1 && len(sr.SigningCertificateRefs) <= 1 && attributeValues(si.SignedAttrs, cms.OIDAttrSigningTime) == 1 &&
+		(counter || sr.ContentType.Equal(cms.OIDData)) && sr.Certificate != nil && slices.ContainsFunc(sd.Certificates, sr.Certificate.Equal)
+	if !baseline {
+		return extendedFormat(sr, timestamped)
 	}
-	return "CAdES-BASELINE-" + level
+	revocation := len(sr.RevocationValues.CRLs)+len(sr.RevocationValues.OCSPResponses) > 0 ||
+		len(sd.CRLs)+len(sd.OCSPResponses)+len(sd.OtherRevocationInfo) > 0
+	switch {
+	case !timestamped:
+		return "CAdES-BASELINE-B"
+	case !revocation:
+		return "CAdES-BASELINE-T"
+	case !archive:
+		return "CAdES-BASELINE-LT"
+	}
+	return "CAdES-BASELINE-LTA"
+}
+
+func attributeValues(attrs []cms.Attribute, oid asn1.ObjectIdentifier) int {
+	n := 0
+	for _, a := range cms.Attributes(attrs, oid) {
+		n += len(a.Values)
+	}
+	return n
+}
+
+func extendedFormat(sr *cms.SignerResult, timestamped bool) string {
+	signed, unsigned := sr.SignerInfo.SignedAttrs, sr.SignerInfo.UnsignedAttrs
+	present := func(attrs []cms.Attribute, oids ...asn1.ObjectIdentifier) bool {
+		for _, o := range oids {
+			if len(cms.Attributes(attrs, o)) == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	refs := present(unsigned, cms.OIDAttrCompleteCertRefs, cms.OIDAttrCompleteRevocationRefs)
+	x := refs && (present(unsigned, cms.OIDAttrEscTimeStamp) || present(unsigned, cms.OIDAttrCertCRLTimestamp))
+	// EN 319 122-2 defines CAdES-A by archive-time-stamp-v3; DSS names a
+	// signature with only v2 archive timestamps by its lower level.
+	switch {
+	case !timestamped && present(signed, cms.OIDAttrSigPolicyID):
+		return "CAdES-EPES"
+	case !timestamped:
+		return "CAdES-BES"
+	case present(unsigned, cms.OIDAttrArchiveTimestampV3):
+		return "CAdES-A"
+	case x && present(unsigned, cms.OIDAttrCertValues, cms.OIDAttrRevocationValues):
+		return "CAdES-XL"
+	case x:
+		return "CAdES-X"
+	case refs:
+		return "CAdES-C"
+	}
+	return "CAdES-T"
 }
 
 // hexSHA256 identifies a token for the report; empty for none.

@@ -159,6 +159,8 @@ type verifier struct {
 	signatures int
 	// contentErr is the first failure of opts.DetachedReader.
 	contentErr error
+	// signed is the SignedData whose signers are being evaluated.
+	signed *cms.SignedData
 }
 
 func newVerifier(opts Options) *verifier {
@@ -216,6 +218,7 @@ func (v *verifier) pemFile(rep *report.Report, data []byte) error {
 func (v *verifier) signedData(rep *report.Report, sd *cms.SignedData, content []byte) {
 	res, note := v.verifyCMS(sd, content)
 	ev := newEvidence(sd)
+	v.signed = sd
 	for _, sr := range res.Signers {
 		v.signatures++
 		v.addSignature(rep, sr, ev, fmt.Sprintf("S-%d", v.signatures), "", note)
