@@ -108,8 +108,15 @@ var cadesSamples = []sample{
 		}
 	}},
 	{file: "Signature-C-DE_CRY-3.p7m", intact: true, valid: true, check: noRecognisedTimestamp},
-	{file: "Signature-C-DE_CRY-4.p7m", intact: true, valid: true, check: noRecognisedTimestamp,
-		pinned: "DSS: not intact; OpenSSL and we: the signature value verifies over the transmitted signed attributes"},
+	{file: "Signature-C-DE_CRY-4.p7m", intact: true, valid: true, pinned: "DSS: not intact; OpenSSL and we: the signature value verifies over the transmitted signed attributes, which are not in DER SET OF order",
+		check: func(t *testing.T, r *SignerResult, sd *SignedData) {
+			noRecognisedTimestamp(t, r, sd)
+			// The signer signed the attributes in the order sent; DSS
+			// verifies over their DER re-encoding, which sorts them.
+			if r.SignedAttrsEncoding != EncodingTransmitted || bytes.Equal(derSortedSet(r.SignerInfo.SignedAttrs), r.SignerInfo.SignedAttrsRaw) {
+				t.Errorf("encoding %q; want the transmitted, non-DER order to be the one signed", r.SignedAttrsEncoding)
+			}
+		}},
 	{file: "Signature-CBp-LT-2.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, sd *SignedData) {
 		tsValid(t, timestampsOf(r, TimestampSignature)[0])
 		if len(sd.Certificates) != 5 {
@@ -135,7 +142,14 @@ var cadesSamples = []sample{
 		}},
 	{file: "cades-bes-signeddata-enveloping.p7m", intact: true, valid: true},
 	{file: "cades-broken-sig-tst.p7m", intact: false, valid: false,
-		pinned: "README: DSS accepts; OpenSSL and we: the signature value does not verify under any encoding of the signed attributes"},
+		pinned: "README: DSS accepts; OpenSSL and we: the DigestInfo in the signature lacks the NULL parameter RFC 8017 B.1 requires",
+		check: func(t *testing.T, r *SignerResult, _ *SignedData) {
+			c, _ := r.Check(CheckSignatureValue)
+			if c.Outcome != Failed || !strings.Contains(c.Detail, "omits the NULL parameter") || !strings.Contains(c.Detail, "RFC 8017 appendix B.1") ||
+				!strings.Contains(c.Detail, "matches the signed attributes as transmitted") {
+				t.Errorf("signature value %s: %s", c.Outcome, c.Detail)
+			}
+		}},
 	{file: "cades-duplicated-signed-attrs.p7m", digest: "WFPY/sGmfOK+kOcNo+x6gFa+IJJHebVd/zyFApyxt0M=", intact: true, valid: false,
 		pinned: "DSS: not intact; we: the value verifies (intact) but the duplicated signing-time makes it invalid",
 		check: func(t *testing.T, r *SignerResult, _ *SignedData) {
