@@ -283,3 +283,29 @@ func TestRevocationIssuerExpiredSample(t *testing.T) {
 		}
 	}
 }
+
+// TestQualifiedGolden pins what the oracle's qualified cases are for: with
+// only a signed test trusted list as trust, DSS and we reach QESig, QESeal,
+// AdESig-QC and, for a withdrawn service, AdESig (mkgen's qualified cases).
+func TestQualifiedGolden(t *testing.T) {
+	golden := goldenFiles(t)
+	want := map[string]report.Qualification{
+		"gen-qualified/generated/qualified/esig-qscd.p7s":    report.QESig,
+		"gen-qualified/generated/qualified/eseal-qscd.p7s":   report.QESeal,
+		"gen-qualified/generated/qualified/esig-no-qscd.p7s": report.AdESigQC,
+		"gen-withdrawn/generated/qualified/esig-qscd.p7s":    report.AdESig,
+	}
+	for name, q := range want {
+		d, ok := golden[name]
+		if !ok {
+			t.Fatalf("no golden result %s (rerun mkgen and the oracle)", name)
+		}
+		rep := runLikeDSS(t, d, false)
+		if rep == nil || len(rep.Signatures) != 1 || len(d.Signatures) != 1 {
+			t.Fatalf("%s: not one signature", name)
+		}
+		if got, dss := rep.Signatures[0].Qualification, d.Signatures[0].Qualification; got != q || dss != q {
+			t.Errorf("%s: ours %q, DSS %q, want %q", name, got, dss, q)
+		}
+	}
+}
