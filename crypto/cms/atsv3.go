@@ -119,11 +119,7 @@ const maxATSIndexEntries = 4096
 // archiveV3Check computes the imprint of an archive-time-stamp-v3 (ETSI EN
 // 319 122-1, 5.5.3): eContentType, the hash of the signed content, the
 // SignerInfo fields version to signature as encoded, and the hash index as
-// found in the token. The index itself is checked against the certificates,
-// revocation data and unsigned attributes present: an entry that matches
-// none means something covered was removed or altered since. That is noted
-// in the detail and, as in DSS (a warning), does not fail the imprint, which
-// covers the index as it stands.
+// found in the token. The index itself is checked by hashIndexCheck.
 func (v *verifier) archiveV3Check(si *SignerInfo, info tstImprint, tok *SignedData) Check {
 	idx, err := findATSHashIndex(tok)
 	if err != nil {
@@ -139,7 +135,6 @@ func (v *verifier) archiveV3Check(si *SignerInfo, info tstImprint, tok *SignedDa
 			candidates = append(candidates, alt)
 		}
 	}
-	note := v.checkHashIndex(si, idx)
 	for i, f := range candidates {
 		d := info.hash.New()
 		d.Write(prefix)
@@ -150,10 +145,26 @@ func (v *verifier) archiveV3Check(si *SignerInfo, info tstImprint, tok *SignedDa
 			if i > 0 {
 				detail += ", signed attributes DER re-sorted"
 			}
-			return Check{CheckTimestampImprint, Passed, detail + note}
+			return Check{CheckTimestampImprint, Passed, detail}
 		}
 	}
-	return Check{CheckTimestampImprint, Failed, "archive-time-stamp v3 imprint does not match the signature and its " + idx.name() + note}
+	return Check{CheckTimestampImprint, Failed, "archive-time-stamp v3 imprint does not match the signature and its " + idx.name()}
+}
+
+// hashIndexCheck checks the archive-time-stamp-v3's index against the
+// certificates, revocation data and unsigned attributes present: an entry
+// that matches none means something covered was removed or altered since.
+// As in DSS that is a warning (not-checked), not a failure of the imprint,
+// which covers the index as it stands.
+func (v *verifier) hashIndexCheck(si *SignerInfo, tok *SignedData) Check {
+	idx, err := findATSHashIndex(tok)
+	if err != nil {
+		return Check{CheckATSHashIndex, NotChecked, err.Error()}
+	}
+	if note := v.checkHashIndex(si, idx); note != "" {
+		return Check{CheckATSHashIndex, NotChecked, note}
+	}
+	return Check{CheckATSHashIndex, Passed, idx.name() + ": every entry matches an element present"}
 }
 
 func (idx *atsHashIndex) name() string {
@@ -229,9 +240,10 @@ func signedDataFields(raw []byte) (cryptobyte.String, cryptobyte.String, bool) {
 
 // checkHashIndex returns "" when every entry of the index matches an
 // element present, else a note naming the lists with unmatched entries.
+// An unsupported index algorithm is noted too.
 func (v *verifier) checkHashIndex(si *SignerInfo, idx *atsHashIndex) string {
 	if !idx.hash.Available() {
-		return "; ats-hash-index algorithm not supported, entries not checked"
+		return "ats-hash-index algorithm not supported, entries not checked"
 	}
 	certs, crls := v.certificatesAndCRLs()
 	var attrs [][]byte
@@ -258,7 +270,7 @@ func (v *verifier) checkHashIndex(si *SignerInfo, idx *atsHashIndex) string {
 	if len(missing) == 0 {
 		return ""
 	}
-	return "; the hash index is not valid: " + strings.Join(missing, ", ") + " match no element present (removed or altered after the timestamp)"
+	return "the hash index is not valid: " + strings.Join(missing, ", ") + " match no element present (removed or altered after the timestamp)"
 }
 
 func unmatched(h crypto.Hash, entries, present [][]byte) int {

@@ -174,6 +174,9 @@ func (v *verifier) timestamp(r *SignerResult, si *SignerInfo, kind TimestampKind
 		tr.Signer = tv.verifySigner(tok.Signers[0], depth+1)
 	}
 	tr.Checks = append(tr.Checks, v.imprintCheck(si, kind, attr, info, tok))
+	if kind == TimestampArchiveV3 {
+		tr.Checks = append(tr.Checks, v.hashIndexCheck(si, tok))
+	}
 	return tr
 }
 

@@ -369,6 +369,9 @@ func (v *verifier) embeddedTimestamp(tr *cms.TimestampResult, ev *evidence) repo
 	// knows what each kind of timestamp covers.
 	imprint, _ := findCheck(tr.Checks, cms.CheckTimestampImprint)
 	v.finishTimestamp(&ts, tok, res, imprint, ev)
+	if idx, ok := findCheck(tr.Checks, cms.CheckATSHashIndex); ok {
+		ts.Checks = append(ts.Checks, cmsChecks([]cms.Check{idx})...)
+	}
 	return ts
 }
 
@@ -599,6 +602,7 @@ var cmsDescriptions = map[cms.CheckID]string{
 	cms.CheckSigningCertificateRef:      "signed reference to the signing certificate matches",
 	cms.CheckTimestampImprint:           "timestamp imprint matches the timestamped data",
 	cms.CheckTimestampContent:           "timestamp token holds a well-formed TSTInfo",
+	cms.CheckATSHashIndex:               "every entry of the ats-hash-index matches an element of the signature",
 	tsp.CheckTSAExtKeyUsage:             "TSA certificate has the critical timeStamping extended key usage only",
 }
 
