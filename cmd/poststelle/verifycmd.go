@@ -14,7 +14,8 @@ import (
 	"github.com/poststelle/poststelle/crypto/verify"
 )
 
-const verifyUsage = `usage: poststelle verify [--trust FILE|DIR|TL.xml]... [--tl-signer PEM]... [--at RFC3339] [--detached FILE] [--format json|text|html] FILE
+const verifyUsage = `usage: poststelle verify [--trust FILE|DIR|TL.xml]... [--tl-signer PEM]... [--at RFC3339] [--detached FILE]
+       [--revocation-freshness ignore|next-update] [--policy-name NAME] [--format json|text|html] FILE
 
 Verifies the CAdES/CMS signatures (.p7s, .p7m, S/MIME) or the RFC 3161
 timestamp (.tsr, .tst) in FILE and prints the report.
@@ -38,6 +39,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	at := fs.String("at", "", "validation time, RFC 3339 (default: now)")
 	detached := fs.String("detached", "", "signed content `FILE` of a detached signature, or the data a timestamp covers")
 	format := fs.String("format", "text", "output format: json, text or html")
+	freshness := fs.String("revocation-freshness", "", "validation policy: revocation data must be current (next-update) or not (ignore, the default; see docs/verification.md)")
+	policyName := fs.String("policy-name", "", "name of the validation policy in the report (default: the default policy's name, or \"custom\")")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -52,7 +55,12 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "poststelle verify: unknown format %q (json, text or html)\n", *format)
 		return exitUsage
 	}
-	opts := verify.Options{Name: fs.Arg(0), Tool: "poststelle verify"}
+	policy, err := verify.Policy{Name: *policyName, RevocationFreshness: verify.Freshness(*freshness)}.Resolve()
+	if err != nil {
+		fmt.Fprintf(stderr, "poststelle verify: %v\n", err)
+		return exitUsage
+	}
+	opts := verify.Options{Name: fs.Arg(0), Tool: "poststelle verify", Policy: policy}
 	if *at != "" {
 		t, err := time.Parse(time.RFC3339, *at)
 		if err != nil {
@@ -61,7 +69,6 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		opts.Time = t
 	}
-	var err error
 	if *detached != "" {
 		if opts.Detached, err = readInput(*detached); err != nil {
 			fmt.Fprintf(stderr, "poststelle verify: --detached: %v\n", err)

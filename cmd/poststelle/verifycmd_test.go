@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/poststelle/poststelle/crypto/verify/verifytest"
 	"github.com/poststelle/poststelle/internal/corpus"
@@ -103,10 +104,22 @@ func TestVerifyCommandGenerated(t *testing.T) {
 		"bad trust":      {"--trust", garbage, sig},
 		"unknown flag":   {"--frobnicate", sig},
 		"missing detach": {"--detached", filepath.Join(dir, "nope"), sig},
+		"bad policy":     {"--revocation-freshness", "sometimes", sig},
 	} {
 		if code, _, _ := runCLI(t, args...); code != 2 {
 			t.Errorf("%s: exit %d, want 2", name, code)
 		}
+	}
+	// Twelve days on, the embedded CRL (10 days) is past its nextUpdate:
+	// the default policy accepts it, a policy demanding fresh data does not.
+	later := time.Now().Add(12 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	code, out, _ = runCLI(t, "--trust", p.CACert, "--detached", doc, "--at", later, sig)
+	if code != 0 || !strings.Contains(out, "Policy:          poststelle default") || !strings.Contains(out, "revocationFreshness=ignore") {
+		t.Errorf("stale CRL, default policy: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "--trust", p.CACert, "--detached", doc, "--at", later, "--revocation-freshness", "next-update", "--policy-name", "strict", sig)
+	if code != 1 || !strings.Contains(out, "TRY_LATER") || !strings.Contains(out, "Policy:          strict (revocationFreshness=next-update)") {
+		t.Errorf("stale CRL, next-update policy: exit %d\n%s", code, out)
 	}
 	// text and html render the same verdict.
 	code, out, _ = runCLI(t, "--trust", p.CACert, "--detached", doc, sig)

@@ -63,6 +63,22 @@ func timestampsOf(r *SignerResult, kind TimestampKind) []*TimestampResult {
 	return out
 }
 
+// wantImprintDetail wants the timestamp's imprint check to say detail.
+func wantImprintDetail(t *testing.T, ts *TimestampResult, detail string) {
+	t.Helper()
+	if c := lastCheck(ts, CheckTimestampImprint); !strings.Contains(c.Detail, detail) {
+		t.Errorf("%s imprint detail %q, want %q", ts.Kind, c.Detail, detail)
+	}
+}
+
+// wantTimestampCheck wants the timestamp's check id with that outcome and detail.
+func wantTimestampCheck(t *testing.T, ts *TimestampResult, id CheckID, want Outcome, detail string) {
+	t.Helper()
+	if c := lastCheck(ts, id); c.Outcome != want || !strings.Contains(c.Detail, detail) {
+		t.Errorf("%s %s: %s %q, want %s %q", ts.Kind, id, c.Outcome, c.Detail, want, detail)
+	}
+}
+
 // tsValid: token parsed, its signature intact and its imprint checked ok.
 func tsValid(t *testing.T, ts *TimestampResult) {
 	t.Helper()
@@ -83,21 +99,33 @@ var cadesSamples = []sample{
 		}
 		tsValid(t, timestampsOf(r, TimestampSignature)[0])
 		for _, ts := range timestampsOf(r, TimestampArchiveV3) {
-			if ts.Signer == nil || !ts.Signer.Intact {
-				t.Errorf("archive timestamp token not intact")
-			}
+			tsValid(t, ts)
+			wantImprintDetail(t, ts, "archive-time-stamp v3 (ats-hash-index)")
+			wantTimestampCheck(t, ts, CheckATSHashIndex, Passed, "every entry matches")
 		}
 	}},
 	{file: "Signature-C-B-B-8.p7m", intact: true, valid: true},
 	{file: "Signature-C-B-LTA-10.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, _ *SignedData) {
 		archiveV2Valid(t, r)
+		v3 := timestampsOf(r, TimestampArchiveV3)
+		if len(v3) != 1 {
+			t.Fatalf("%d archive-v3 timestamps, want 1", len(v3))
+		}
+		tsValid(t, v3[0])
 		if r.SigningCertificateRefUnique || len(r.SigningCertificateRefs) != 4 {
 			t.Errorf("refs %d unique %v, DSS: 4 refs, not unique", len(r.SigningCertificateRefs), r.SigningCertificateRefUnique)
 		}
 	}},
 	{file: "Signature-C-DE_CRY-3.p7m", intact: true, valid: true, check: noRecognisedTimestamp},
-	{file: "Signature-C-DE_CRY-4.p7m", intact: true, valid: true, check: noRecognisedTimestamp,
-		pinned: "DSS: not intact; OpenSSL and we: the signature value verifies over the transmitted signed attributes"},
+	{file: "Signature-C-DE_CRY-4.p7m", intact: true, valid: true, pinned: "DSS: not intact; OpenSSL and we: the signature value verifies over the transmitted signed attributes, which are not in DER SET OF order",
+		check: func(t *testing.T, r *SignerResult, sd *SignedData) {
+			noRecognisedTimestamp(t, r, sd)
+			// The signer signed the attributes in the order sent; DSS
+			// verifies over their DER re-encoding, which sorts them.
+			if r.SignedAttrsEncoding != EncodingTransmitted || bytes.Equal(derSortedSet(r.SignerInfo.SignedAttrs), r.SignerInfo.SignedAttrsRaw) {
+				t.Errorf("encoding %q; want the transmitted, non-DER order to be the one signed", r.SignedAttrsEncoding)
+			}
+		}},
 	{file: "Signature-CBp-LT-2.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, sd *SignedData) {
 		tsValid(t, timestampsOf(r, TimestampSignature)[0])
 		if len(sd.Certificates) != 5 {
@@ -106,9 +134,15 @@ var cadesSamples = []sample{
 	}},
 	{file: "cades-ats-v3-wrong-cert.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, _ *SignedData) {
 		tsValid(t, timestampsOf(r, TimestampSignature)[0])
-		if len(timestampsOf(r, TimestampArchiveV3)) != 1 {
-			t.Errorf("want 1 archive-v3 timestamp")
+		v3 := timestampsOf(r, TimestampArchiveV3)
+		if len(v3) != 1 {
+			t.Fatalf("want 1 archive-v3 timestamp")
 		}
+		// DSS: imprint intact, "ats-hash-index is not valid" (a warning):
+		// a certificate the index lists has been replaced.
+		tsValid(t, v3[0])
+		wantImprintDetail(t, v3[0], "ats-hash-index-v3")
+		wantTimestampCheck(t, v3[0], CheckATSHashIndex, NotChecked, "the hash index is not valid: 1 of 6 certificates entries")
 	}},
 	{file: "cades-bes-signeddata-detached.p7s", content: "cades-bes-signeddata-detached.p7s.detached-content.txt", intact: true, valid: true,
 		check: func(t *testing.T, r *SignerResult, sd *SignedData) {
@@ -118,7 +152,14 @@ var cadesSamples = []sample{
 		}},
 	{file: "cades-bes-signeddata-enveloping.p7m", intact: true, valid: true},
 	{file: "cades-broken-sig-tst.p7m", intact: false, valid: false,
-		pinned: "README: DSS accepts; OpenSSL and we: the signature value does not verify under any encoding of the signed attributes"},
+		pinned: "README: DSS accepts; OpenSSL and we: the DigestInfo in the signature lacks the NULL parameter RFC 8017 B.1 requires",
+		check: func(t *testing.T, r *SignerResult, _ *SignedData) {
+			c, _ := r.Check(CheckSignatureValue)
+			if c.Outcome != Failed || !strings.Contains(c.Detail, "omits the NULL parameter") || !strings.Contains(c.Detail, "RFC 8017 appendix B.1") ||
+				!strings.Contains(c.Detail, "matches the signed attributes as transmitted") {
+				t.Errorf("signature value %s: %s", c.Outcome, c.Detail)
+			}
+		}},
 	{file: "cades-duplicated-signed-attrs.p7m", digest: "WFPY/sGmfOK+kOcNo+x6gFa+IJJHebVd/zyFApyxt0M=", intact: true, valid: false,
 		pinned: "DSS: not intact; we: the value verifies (intact) but the duplicated signing-time makes it invalid",
 		check: func(t *testing.T, r *SignerResult, _ *SignedData) {
@@ -152,8 +193,22 @@ var cadesSamples = []sample{
 		}
 	}},
 	{file: "dss-1220/CAdES-BpB_revoked_signingCertificate.p7m", intact: true, valid: true},
-	{file: "dss-1220/CAdES-BpLTA_modified_ats_hash_element.p7m", intact: true, valid: true},
-	{file: "dss-1220/CAdES-BpLTA_removed_ocsp.p7m", intact: true, valid: true},
+	{file: "dss-1220/CAdES-BpLTA_modified_ats_hash_element.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, _ *SignedData) {
+		// An index entry was altered: the imprint covers the index, so it
+		// fails (DSS: HASH_FAILURE), and the entry matches nothing.
+		ts := timestampsOf(r, TimestampArchiveV3)[0]
+		if c := lastCheck(ts, CheckTimestampImprint); c.Outcome != Failed {
+			t.Errorf("modified ats-hash-index: imprint %s", c.Outcome)
+		}
+		wantTimestampCheck(t, ts, CheckATSHashIndex, NotChecked, "1 of 4 certificates entries match no element")
+	}},
+	{file: "dss-1220/CAdES-BpLTA_removed_ocsp.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, _ *SignedData) {
+		// A covered element was removed: the imprint over the index as it
+		// stands holds (DSS: imprint intact, index not valid).
+		ts := timestampsOf(r, TimestampArchiveV3)[0]
+		tsValid(t, ts)
+		wantTimestampCheck(t, ts, CheckATSHashIndex, NotChecked, "the hash index is not valid")
+	}},
 	{file: "dss-1220/CAdES-BpT_modified_ts_hash.p7m", intact: true, valid: true, check: func(t *testing.T, r *SignerResult, _ *SignedData) {
 		ts := timestampsOf(r, TimestampSignature)[0]
 		if c := lastCheck(ts, CheckTimestampImprint); c.Outcome != Failed {

@@ -157,3 +157,34 @@ func TestVerificationBudget(t *testing.T) {
 		t.Fatal("valid without verification")
 	}
 }
+
+// FuzzATSHashIndex feeds the ats-hash-index parser, seeded with the indexes
+// of the corpus's archive-time-stamp-v3 samples: an error or an index whose
+// lists respect the entry cap, never a panic.
+func FuzzATSHashIndex(f *testing.F) {
+	for _, p := range []string{"CAdESDoubleLTA.p7m", "cades-ats-v3-wrong-cert.p7m", "Signature-C-B-LTA-10.p7m"} {
+		sd, err := Parse(readCorpus(f, "signatures", "cades", p))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, ts := range sd.Verify(VerifyOptions{}).Signers[0].Timestamps {
+			if idx, err := findATSHashIndex(ts.Token); err == nil {
+				f.Add(idx.raw)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		idx, err := parseATSHashIndex(data)
+		if err != nil {
+			return
+		}
+		for _, l := range [][][]byte{idx.certs, idx.crls, idx.attrs} {
+			if len(l) > maxATSIndexEntries {
+				t.Fatalf("%d entries, cap %d", len(l), maxATSIndexEntries)
+			}
+		}
+		if idx.hash == 0 {
+			t.Fatal("index without hash algorithm")
+		}
+	})
+}

@@ -77,6 +77,11 @@ const (
 	CheckTimestampImprint CheckID = "timestamp-imprint"
 	// CheckTimestampContent: the token's content is a well-formed TSTInfo.
 	CheckTimestampContent CheckID = "timestamp-content"
+	// CheckATSHashIndex: every entry of an archive-time-stamp-v3's
+	// ats-hash-index matches an element present; not-checked (a warning,
+	// as in DSS) when one does not: something covered was removed or
+	// altered since, which the imprint, covering the index, cannot show.
+	CheckATSHashIndex CheckID = "ats-hash-index"
 )
 
 // Check is the outcome of one check with a human-readable detail.

@@ -173,11 +173,14 @@ func (v *verifier) timestamp(r *SignerResult, si *SignerInfo, kind TimestampKind
 		tv.certs = append(append(append([]*cert.Certificate(nil), tok.Certificates...), v.certs...), r.CertificateValues...)
 		tr.Signer = tv.verifySigner(tok.Signers[0], depth+1)
 	}
-	tr.Checks = append(tr.Checks, v.imprintCheck(r, si, kind, attr, info))
+	tr.Checks = append(tr.Checks, v.imprintCheck(si, kind, attr, info, tok))
+	if kind == TimestampArchiveV3 {
+		tr.Checks = append(tr.Checks, v.hashIndexCheck(si, tok))
+	}
 	return tr
 }
 
-func (v *verifier) imprintCheck(r *SignerResult, si *SignerInfo, kind TimestampKind, attr Attribute, info tstImprint) Check {
+func (v *verifier) imprintCheck(si *SignerInfo, kind TimestampKind, attr Attribute, info tstImprint, tok *SignedData) Check {
 	if info.hash == 0 {
 		return Check{CheckTimestampImprint, NotChecked, "unsupported imprint hash"}
 	}
@@ -202,6 +205,8 @@ func (v *verifier) imprintCheck(r *SignerResult, si *SignerInfo, kind TimestampK
 			return Check{CheckTimestampImprint, Passed, "archive-time-stamp v2 (TS 101 733 v1.8.3, unsigned attributes without tag)"}
 		}
 		return Check{CheckTimestampImprint, Failed, "archive-time-stamp v2 imprint matches neither the v2.2.1 nor the v1.8.3 computation"}
+	case TimestampArchiveV3:
+		return v.archiveV3Check(si, info, tok)
 	default:
 		return Check{CheckTimestampImprint, NotChecked, string(kind) + " imprint is not verified"}
 	}

@@ -509,8 +509,26 @@ func (v *verifier) signatureValue(r *SignerResult, si *SignerInfo) {
 					" instead of the signature algorithm's digest (mixed digest algorithms, see DIFFERENCES.md)"
 			}
 		}
+		if r.SignatureAlgorithm.Scheme == sigalg.SchemeRSAPKCS1v15 && si.SignedAttrsRaw != nil {
+			if d := diagnosePKCS1(r.Certificate.PublicKey, r.SignatureAlgorithm.Hash, si.Signature, signedAttrEncodings(si)); d != "" {
+				detail += "; " + d
+			}
+		}
 		r.add(CheckSignatureValue, Failed, detail)
 	}
+}
+
+// signedAttrEncodings are the encodings of the signed attributes that
+// trySignatureEncodings tries, by name.
+func signedAttrEncodings(si *SignerInfo) map[string][]byte {
+	out := map[string][]byte{EncodingTransmitted: si.SignedAttrsRaw}
+	if si.SignedAttrsNormalized != nil {
+		out[EncodingNormalized] = si.SignedAttrsNormalized
+	}
+	if sorted := derSortedSet(si.SignedAttrs); sorted != nil {
+		out[EncodingDERSorted] = sorted
+	}
+	return out
 }
 
 func (v *verifier) signingCertificateRefs(r *SignerResult, si *SignerInfo) {

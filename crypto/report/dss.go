@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -51,6 +52,9 @@ type DSSSignature struct {
 
 // DSSTimestamp is DSS's verdict on one timestamp.
 type DSSTimestamp struct {
+	// SHA256 is the lower-case hex SHA-256 of the token's DER encoding; empty
+	// in golden files written before the oracle recorded it.
+	SHA256         string                 `json:"sha256"`
 	Type           string                 `json:"type"`
 	ProductionTime string                 `json:"productionTime"`
 	Indication     Indication             `json:"indication"`
@@ -100,8 +104,9 @@ func (d Difference) String() string {
 	return fmt.Sprintf("%s %s: ours %q, DSS %q", d.Item, d.Field, d.Ours, d.DSS)
 }
 
-// CompareDSS compares indication, sub-indication and qualification of every
-// signature (and standalone timestamp) in ours with DSS's verdicts and
+// CompareDSS compares format (DSS's SignatureLevel names), indication,
+// sub-indication and qualification of every signature (indication and
+// sub-indication of every standalone timestamp) in ours with DSS's verdicts and
 // returns the differences; none means agreement. ours may be nil when our
 // verifier refused the document. Signatures are paired by signing
 // certificate and countersignature status, falling back to document order;
@@ -129,6 +134,9 @@ func CompareDSS(ours *Report, dss *DSSResult) []Difference {
 		}
 		used[j] = true
 		item := fmt.Sprintf("signature %d", i+1)
+		if ours.Signatures[j].Format != ds.Format {
+			diffs = append(diffs, Difference{Item: item, Field: "format", Ours: ours.Signatures[j].Format, DSS: ds.Format})
+		}
 		diffs = append(diffs, compareVerdict(item, string(ours.Signatures[j].Indication), string(ds.Indication),
 			string(ours.Signatures[j].SubIndication), string(ds.SubIndication),
 			string(ours.Signatures[j].Qualification), string(ds.Qualification))...)
@@ -180,8 +188,10 @@ func compareTimestamps(prefix string, ours []Timestamp, dss []DSSTimestamp) []Di
 		diffs = append(diffs, Difference{Item: prefix + "timestamps", Field: "count",
 			Ours: fmt.Sprint(len(ours)), DSS: fmt.Sprint(len(dss))})
 	}
-	for k := 0; k < len(ours) && k < len(dss); k++ {
-		j := pairTimestamp(ours, &dss[k], k)
+	for k, j := range pairTimestamps(ours, dss) {
+		if j < 0 {
+			continue
+		}
 		item := fmt.Sprintf("%stimestamp %d", prefix, k+1)
 		diffs = append(diffs, compareVerdict(item, string(ours[j].Indication), string(dss[k].Indication),
 			string(ours[j].SubIndication), string(dss[k].SubIndication),
@@ -190,15 +200,49 @@ func compareTimestamps(prefix string, ours []Timestamp, dss []DSSTimestamp) []Di
 	return diffs
 }
 
-// pairTimestamp prefers our timestamp with the same genTime (to the second:
-// DSS keeps milliseconds, a TSTInfo may not).
-func pairTimestamp(ours []Timestamp, d *DSSTimestamp, k int) int {
-	if t, err := time.Parse(time.RFC3339Nano, d.ProductionTime); err == nil {
-		for j, o := range ours {
-			if o.GenTime.Truncate(time.Second).Equal(t.Truncate(time.Second)) {
-				return j
+// pairTimestamps pairs each of DSS's timestamps with one of ours, one to
+// one: the same token (SHA-256) first; then, for golden files without token
+// digests, the same genTime to the millisecond, then to the second (DSS
+// keeps milliseconds, a TSTInfo may not); then the same position. The
+// result holds, for each DSS timestamp, the index of ours or -1. Pairing by
+// time alone let two tokens of the same second both pair with one of ours.
+func pairTimestamps(ours []Timestamp, dss []DSSTimestamp) []int {
+	pair := make([]int, len(dss))
+	used := make([]bool, len(ours))
+	for k := range pair {
+		pair[k] = -1
+	}
+	match := func(same func(o *Timestamp, d *DSSTimestamp) bool) {
+		for k := range dss {
+			if pair[k] >= 0 {
+				continue
+			}
+			for j := range ours {
+				if !used[j] && same(&ours[j], &dss[k]) {
+					pair[k], used[j] = j, true
+					break
+				}
 			}
 		}
 	}
-	return k
+	match(func(o *Timestamp, d *DSSTimestamp) bool {
+		return d.SHA256 != "" && strings.EqualFold(o.SHA256, d.SHA256)
+	})
+	match(func(o *Timestamp, d *DSSTimestamp) bool {
+		return d.SHA256 == "" && sameTime(o.GenTime, d.ProductionTime, time.Millisecond)
+	})
+	match(func(o *Timestamp, d *DSSTimestamp) bool {
+		return d.SHA256 == "" && sameTime(o.GenTime, d.ProductionTime, time.Second)
+	})
+	for k := range dss {
+		if pair[k] < 0 && k < len(ours) && !used[k] {
+			pair[k], used[k] = k, true
+		}
+	}
+	return pair
+}
+
+func sameTime(t time.Time, rfc3339 string, precision time.Duration) bool {
+	d, err := time.Parse(time.RFC3339Nano, rfc3339)
+	return err == nil && t.Truncate(precision).Equal(d.Truncate(precision))
 }

@@ -1,12 +1,14 @@
 package report
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // oracleGolden is where test/integration/dss keeps DSS's verdicts.
@@ -87,7 +89,7 @@ func readDSS(t *testing.T, name string) *DSSResult {
 func fromDSS(d *DSSResult) *Report {
 	r := &Report{}
 	for _, s := range d.Signatures {
-		sig := Signature{ID: s.ID, Indication: s.Indication, SubIndication: s.SubIndication, Qualification: s.Qualification}
+		sig := Signature{ID: s.ID, Format: s.Format, Indication: s.Indication, SubIndication: s.SubIndication, Qualification: s.Qualification}
 		if s.CounterSignature {
 			sig.CounterSignatureOf = "S-0"
 		}
@@ -95,7 +97,7 @@ func fromDSS(d *DSSResult) *Report {
 			sig.Signer = &Certificate{Subject: s.Signer.Subject, SHA256: s.Signer.SHA256}
 		}
 		for _, ts := range s.Timestamps {
-			sig.Timestamps = append(sig.Timestamps, Timestamp{Indication: ts.Indication, SubIndication: ts.SubIndication, Qualification: ts.Qualification})
+			sig.Timestamps = append(sig.Timestamps, Timestamp{SHA256: ts.SHA256, Indication: ts.Indication, SubIndication: ts.SubIndication, Qualification: ts.Qualification})
 		}
 		r.Signatures = append(r.Signatures, sig)
 	}
@@ -115,8 +117,15 @@ func TestCompareDSS(t *testing.T) {
 		t.Errorf("identical verdicts reported as different: %v", diffs)
 	}
 
-	// Our signatures in the other order still pair by signing certificate.
+	// The format is compared with DSS's name.
 	r := fromDSS(d)
+	r.Signatures[0].Format = "PKCS7"
+	if diffs := CompareDSS(r, d); len(diffs) != 1 || diffs[0].Field != "format" || diffs[0].DSS != d.Signatures[0].Format {
+		t.Errorf("format: %v", diffs)
+	}
+
+	// Our signatures in the other order still pair by signing certificate.
+	r = fromDSS(d)
 	r.Signatures[0], r.Signatures[1] = r.Signatures[1], r.Signatures[0]
 	if diffs := CompareDSS(r, d); len(diffs) != 0 {
 		t.Errorf("reordered signatures not paired by signer: %v", diffs)
@@ -172,6 +181,41 @@ func TestCompareDSSTimestampsAndRefusals(t *testing.T) {
 	}
 	if diffs := CompareDSS(nil, d); len(diffs) != 1 || diffs[0].Ours != "refused" {
 		t.Errorf("only we refused: got %v", diffs)
+	}
+}
+
+// TestPairTimestamps: two archive timestamps of the same second (as in
+// Signature-C-B-LTA-10) pair with their own tokens, one to one, in whatever
+// order either side lists them.
+func TestPairTimestamps(t *testing.T) {
+	at := func(s string) time.Time { return mustTime(s) }
+	ours := []Timestamp{
+		{SHA256: "aa", GenTime: at("2015-07-01T15:44:04.394Z"), Indication: Passed},
+		{SHA256: "bb", GenTime: at("2015-07-01T15:44:04.493Z"), Indication: Indeterminate, SubIndication: SignedDataNotFound},
+	}
+	tests := []struct {
+		name string
+		dss  []DSSTimestamp
+		want []int
+	}{
+		{"by token", []DSSTimestamp{{SHA256: "BB"}, {SHA256: "AA"}}, []int{1, 0}},
+		{"by millisecond without digests", []DSSTimestamp{{ProductionTime: "2015-07-01T15:44:04.493Z"}, {ProductionTime: "2015-07-01T15:44:04.394Z"}}, []int{1, 0}},
+		{"same second, one to one", []DSSTimestamp{{ProductionTime: "2015-07-01T15:44:04Z"}, {ProductionTime: "2015-07-01T15:44:04Z"}}, []int{0, 1}},
+		{"unknown token falls back to position", []DSSTimestamp{{SHA256: "cc"}, {SHA256: "aa"}}, []int{-1, 0}},
+		{"more on DSS's side", []DSSTimestamp{{SHA256: "aa"}, {SHA256: "bb"}, {SHA256: "dd"}}, []int{0, 1, -1}},
+	}
+	for _, tc := range tests {
+		got := pairTimestamps(ours, tc.dss)
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: paired %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// The second DSS timestamp's verdict is compared with the second token,
+	// not again with the first.
+	dss := []DSSTimestamp{{SHA256: "aa", Indication: Passed}, {SHA256: "bb", Indication: Passed}}
+	diffs := compareTimestamps("", ours, dss)
+	if len(diffs) != 2 || diffs[0].Item != "timestamp 2" || diffs[0].Ours != string(Indeterminate) {
+		t.Errorf("differences %v", diffs)
 	}
 }
 

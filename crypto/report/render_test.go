@@ -43,6 +43,9 @@ func sampleReport() *Report {
 	r := &Report{
 		Tool:           "poststelle test",
 		ValidationTime: mustTime("2014-11-14T10:34:20Z"),
+		Policy: &Policy{Name: "test policy <i>", Constraints: []PolicyConstraint{
+			{Name: "revocationFreshness", Value: "ignore"}, {Name: "other", Value: "x\ny"},
+		}},
 		Document: Document{
 			Name:   "Antrag <script>alert(1)</script>.p7m",
 			SHA256: "c8f2f68502636c586aadb8d5890675ea5177f4d2855dd1ccb5f91ca3ac425498",

@@ -303,8 +303,11 @@ type Certificate struct {
 
 // Timestamp is the verdict on one RFC 3161 timestamp.
 type Timestamp struct {
-	Type          TimestampType          `json:"type"`
-	GenTime       time.Time              `json:"genTime"`
+	Type    TimestampType `json:"type"`
+	GenTime time.Time     `json:"genTime"`
+	// SHA256 is the lower-case hex SHA-256 of the token (the ContentInfo as
+	// carried), which identifies it: two tokens may share a genTime.
+	SHA256        string                 `json:"sha256,omitempty"`
 	TSA           *Certificate           `json:"tsa"`
 	Indication    Indication             `json:"indication"`
 	SubIndication SubIndication          `json:"subIndication"`
@@ -341,13 +344,30 @@ type Document struct {
 	Size   int64  `json:"size"`
 }
 
+// Policy names the validation policy a report was made under and the
+// settings it decided, so that a reader can tell why, say, old revocation
+// data was accepted.
+type Policy struct {
+	Name        string             `json:"name"`
+	Constraints []PolicyConstraint `json:"constraints"`
+}
+
+// PolicyConstraint is one setting of a validation policy.
+type PolicyConstraint struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
 // Report is the document-level verification report.
 type Report struct {
 	// Tool names the producing program and its version, e.g. "poststelle 0.3.0".
-	Tool           string      `json:"tool"`
-	ValidationTime time.Time   `json:"validationTime"`
-	Document       Document    `json:"document"`
-	Signatures     []Signature `json:"signatures"`
+	Tool           string    `json:"tool"`
+	ValidationTime time.Time `json:"validationTime"`
+	// Policy is the validation policy applied; nil only in reports from
+	// before policies were named.
+	Policy     *Policy     `json:"policy,omitempty"`
+	Document   Document    `json:"document"`
+	Signatures []Signature `json:"signatures"`
 	// Timestamps holds standalone timestamp tokens (an RFC 3161 token
 	// verified on its own); timestamps inside signatures live there.
 	Timestamps []Timestamp `json:"timestamps,omitempty"`

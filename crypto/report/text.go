@@ -24,6 +24,9 @@ func WriteText(w io.Writer, r *Report) error {
 	p("Size:            %d bytes\n", r.Document.Size)
 	p("Validation time: %s\n", textTime(r.ValidationTime))
 	p("Tool:            %s\n", clean(r.Tool))
+	if r.Policy != nil {
+		p("Policy:          %s%s\n", clean(r.Policy.Name), clean(policySettings(r.Policy)))
+	}
 	if r.WrittenFormSatisfied {
 		p("Written form:    satisfied (%s)\n", clean(r.WrittenFormReason))
 	} else {
@@ -49,6 +52,18 @@ func WriteText(w io.Writer, r *Report) error {
 		return fmt.Errorf("report: write text: %w", err)
 	}
 	return nil
+}
+
+// policySettings renders a policy's constraints as " (name=value, ...)".
+func policySettings(p *Policy) string {
+	if len(p.Constraints) == 0 {
+		return ""
+	}
+	parts := make([]string, len(p.Constraints))
+	for i, c := range p.Constraints {
+		parts[i] = c.Name + "=" + c.Value
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 func writeSignatureText(bw *bufio.Writer, s *Signature) {

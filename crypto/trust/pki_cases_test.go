@@ -2,6 +2,7 @@ package trust
 
 import (
 	"crypto/x509"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +71,61 @@ func TestGeneratedPKI(t *testing.T) {
 			}
 			if got := r.SignatureQualification(Passed); got != tc.wantQual {
 				t.Errorf("qualification %s, want %s", got, tc.wantQual)
+			}
+		})
+	}
+}
+
+// TestRevocationIssuerValidity: evidence signed by a certificate that has
+// expired by the validation time proves nothing without a proof of
+// existence of the evidence from the signer's validity period (EN 319 102-1;
+// DSS's RevocationIssuerNotExpired, corpus sample Signature-C-B-LTA-10).
+func TestRevocationIssuerValidity(t *testing.T) {
+	p := newTestPKI(t)
+	s := p.store()
+	day := 24 * time.Hour
+	ints := []*cert.Certificate{p.cert["int"]}
+	rootCRL := []*CRL{p.crl("root")}
+	// Without nextUpdate the answer would count as current for ever.
+	expiredLeaf := []*OCSPResponse{p.ocspBy("expired", "ocspshort")}
+	leaf := []*OCSPResponse{p.ocspBy("leaf", "ocspshort")}
+	later := p.now.Add(10 * day)
+	tests := []struct {
+		name    string
+		in      Input
+		wantInd string
+		wantSub string
+		detail  string // in the leaf's revocation check
+	}{
+		{"responder valid at validation time", Input{Leaf: p.cert["expired"], Intermediates: ints, CRLs: rootCRL, OCSP: expiredLeaf, Time: p.now},
+			Indeterminate, SubOutOfBoundsNotRevoked, "not revoked per OCSP"},
+		{"responder expired, no POE of the response", Input{Leaf: p.cert["expired"], Intermediates: ints, CRLs: rootCRL, OCSP: expiredLeaf, Time: later},
+			Indeterminate, SubOutOfBoundsNoPOE, "no proof of existence of the revocation data"},
+		{"responder expired, response proven to exist before", Input{Leaf: p.cert["expired"], Intermediates: ints, CRLs: rootCRL, OCSP: expiredLeaf, Time: later, RevocationPOE: p.now.Add(day)},
+			Indeterminate, SubOutOfBoundsNotRevoked, "not revoked per OCSP"},
+		{"responder expired, response proven to exist only after", Input{Leaf: p.cert["expired"], Intermediates: ints, CRLs: rootCRL, OCSP: expiredLeaf, Time: later, RevocationPOE: p.now.Add(3 * day)},
+			Indeterminate, SubOutOfBoundsNoPOE, "proven to exist only from"},
+		// A valid leaf: the signature's POE makes the answer fresh, but the
+		// responder must still be trustworthy at the validation time.
+		{"valid leaf, responder expired", Input{Leaf: p.cert["leaf"], Intermediates: ints, CRLs: rootCRL, OCSP: leaf, Time: later, POE: p.now.Add(-day)},
+			Indeterminate, SubTryLater, "not valid at the validation time"},
+		{"valid leaf, responder expired, POE of the response", Input{Leaf: p.cert["leaf"], Intermediates: ints, CRLs: rootCRL, OCSP: leaf, Time: later, POE: p.now.Add(-day), RevocationPOE: p.now.Add(day)},
+			Passed, "", "not revoked per OCSP"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := s.Validate(tc.in)
+			var detail string
+			for _, c := range r.Checks {
+				if c.Name == "revocation" && c.Index == 0 {
+					detail = c.Detail
+				}
+			}
+			if r.Indication != tc.wantInd || r.SubIndication != tc.wantSub || !strings.Contains(detail, tc.detail) {
+				for _, c := range r.Checks {
+					t.Logf("%+v", c)
+				}
+				t.Fatalf("got %s/%s (%q), want %s/%s (%q)", r.Indication, r.SubIndication, detail, tc.wantInd, tc.wantSub, tc.detail)
 			}
 		})
 	}

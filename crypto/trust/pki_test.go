@@ -116,6 +116,9 @@ func newTestPKI(t testing.TB) *testPKI {
 	p.issue("revoked", "int", "v3_leaf", p.now.Add(-300*day), p.now.Add(300*day))
 	p.issue("expired", "int", "v3_leaf", p.now.Add(-300*day), p.now.Add(-10*day))
 	p.issue("ocsp", "int", "v3_ocsp", p.now.Add(-300*day), p.now.Add(300*day))
+	// A responder whose certificate runs out two days from now: validated
+	// later, its answers need a proof of existence from within its validity.
+	p.issue("ocspshort", "int", "v3_ocsp", p.now.Add(-300*day), p.now.Add(2*day))
 	p.issue("badcrit", "int", "v3_badcrit", p.now.Add(-300*day), p.now.Add(300*day))
 	p.issue("sub", "int", "v3_sub", p.now.Add(-300*day), p.now.Add(300*day))
 	p.issue("subleaf", "sub", "v3_leaf", p.now.Add(-200*day), p.now.Add(200*day))
@@ -180,10 +183,19 @@ func (p *testPKI) crl(ca string) *CRL {
 // ocspFor makes an OCSP response about name, signed by the delegated
 // responder, from the openssl database.
 func (p *testPKI) ocspFor(name string) *OCSPResponse {
+	return p.ocspBy(name, "ocsp", "-ndays", "1")
+}
+
+// ocspBy makes an OCSP response about name signed by the responder
+// certificate and key named responder; extra are further `openssl ocsp`
+// options (without -ndays the response has no nextUpdate).
+func (p *testPKI) ocspBy(name, responder string, extra ...string) *OCSPResponse {
 	opensslRun(p.t, p.dir, "ocsp", "-issuer", "int.pem", "-cert", name+".pem", "-no_nonce", "-reqout", name+".ocspreq")
-	opensslRun(p.t, p.dir, "ocsp", "-index", "int.db", "-rsigner", "ocsp.pem", "-rkey", "ocsp.key", "-CA", "int.pem",
-		"-reqin", name+".ocspreq", "-respout", name+".ocsp", "-ndays", "1")
-	data, err := os.ReadFile(filepath.Join(p.dir, name+".ocsp"))
+	out := name + "." + responder + ".ocsp"
+	args := append([]string{"ocsp", "-index", "int.db", "-rsigner", responder + ".pem", "-rkey", responder + ".key", "-CA", "int.pem",
+		"-reqin", name + ".ocspreq", "-respout", out}, extra...)
+	opensslRun(p.t, p.dir, args...)
+	data, err := os.ReadFile(filepath.Join(p.dir, out))
 	if err != nil {
 		p.t.Fatal(err)
 	}

@@ -47,6 +47,9 @@ func (s *Store) revocation(c, issuer *cert.Certificate, in Input) RevocationStat
 	var notes []string
 	for i, crl := range in.CRLs {
 		ev, err := crlEvidence(crl, c, issuer)
+		if err == nil && ev != nil {
+			err = s.revocationIssuerUsable(issuer, in)
+		}
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("CRL %d: %v", i+1, err))
 			continue
@@ -56,7 +59,10 @@ func (s *Store) revocation(c, issuer *cert.Certificate, in Input) RevocationStat
 		}
 	}
 	for i, r := range in.OCSP {
-		ev, err := ocspEvidence(r, c, issuer)
+		ev, signer, err := ocspEvidence(r, c, issuer)
+		if err == nil && ev != nil {
+			err = s.revocationIssuerUsable(signer, in)
+		}
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("OCSP %d: %v", i+1, err))
 			continue
@@ -131,17 +137,43 @@ func crlEvidence(crl *CRL, c, issuer *cert.Certificate) (*evidence, error) {
 	return ev, nil
 }
 
-func ocspEvidence(r *OCSPResponse, c, issuer *cert.Certificate) (*evidence, error) {
+// revocationIssuerUsable decides whether evidence signed by signer (the CA
+// for a CRL, the responder for OCSP) may be relied on at the validation
+// time (EN 319 102-1, 5.2.5 and 5.6.2.3; DSS's RevocationIssuerNotExpired):
+// the signer's certificate must be valid then, unless a proof of existence
+// of the evidence falls within that certificate's validity, so that a later
+// compromise of the expired key could not have produced it. A trust anchor
+// is trusted as such, whatever its validity period says.
+func (s *Store) revocationIssuerUsable(signer *cert.Certificate, in Input) error {
+	if s.anchorFor(signer) != nil || within(signer, in.Time) {
+		return nil
+	}
+	if !in.RevocationPOE.IsZero() && within(signer, in.RevocationPOE) {
+		return nil
+	}
+	detail := fmt.Sprintf("issuer certificate %s (valid %s to %s) not valid at the validation time %s", subject(signer),
+		signer.NotBefore.Format(time.RFC3339), signer.NotAfter.Format(time.RFC3339), in.Time.Format(time.RFC3339))
+	if in.RevocationPOE.IsZero() {
+		return fmt.Errorf("%s and no proof of existence of the revocation data", detail)
+	}
+	return fmt.Errorf("%s and the revocation data is proven to exist only from %s", detail, in.RevocationPOE.Format(time.RFC3339))
+}
+
+func within(c *cert.Certificate, t time.Time) bool {
+	return !t.Before(c.NotBefore) && !t.After(c.NotAfter)
+}
+
+func ocspEvidence(r *OCSPResponse, c, issuer *cert.Certificate) (*evidence, *cert.Certificate, error) {
 	single, ok := r.Find(c, issuer)
 	if !ok {
-		return nil, nil
+		return nil, nil, nil
 	}
 	signer, err := r.CheckSignature(issuer)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if r.ProducedAt.Before(signer.NotBefore) || r.ProducedAt.After(signer.NotAfter) {
-		return nil, fmt.Errorf("responder certificate %s not valid at producedAt %s", subject(signer), r.ProducedAt.Format(time.RFC3339))
+	if !within(signer, r.ProducedAt) {
+		return nil, nil, fmt.Errorf("responder certificate %s not valid at producedAt %s", subject(signer), r.ProducedAt.Format(time.RFC3339))
 	}
 	src := "OCSP producedAt " + r.ProducedAt.Format(time.RFC3339)
 	ev := &evidence{reason: single.Reason, thisUpdate: single.ThisUpdate, nextUpdate: single.NextUpdate, source: src}
@@ -155,7 +187,7 @@ func ocspEvidence(r *OCSPResponse, c, issuer *cert.Certificate) (*evidence, erro
 			ev.status, ev.revocationTime = OCSPRevoked, single.RevocationTime
 		}
 	default:
-		return nil, fmt.Errorf("responder reports status unknown")
+		return nil, nil, fmt.Errorf("responder reports status unknown")
 	}
-	return ev, nil
+	return ev, signer, nil
 }

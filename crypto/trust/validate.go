@@ -63,12 +63,22 @@ type Input struct {
 	// POE is a trusted proof of existence of the signature (e.g. the
 	// genTime of a verified signature timestamp); zero if none.
 	POE time.Time
+	// RevocationPOE is a trusted proof of existence of the embedded
+	// revocation data (e.g. the genTime of a verified archive timestamp
+	// covering it); zero if none. It lets evidence whose issuer has since
+	// expired count.
+	RevocationPOE time.Time
 	// SigningTime is the best signature time for the qualification
 	// decision; zero means Time.
 	SigningTime time.Time
 	// RevocationOptional records missing revocation data as Info instead of
 	// INDETERMINATE/TRY_LATER (e.g. for a trusted-list signer).
 	RevocationOptional bool
+	// IgnoreRevocationFreshness accepts good revocation evidence that is not
+	// fresh (see RevocationStatus.Fresh) as proof of non-revocation, as
+	// DSS's default policy does (RevocationFreshness IGNORE). The zero value
+	// demands freshness.
+	IgnoreRevocationFreshness bool
 	// RequireKeyUsage: the leaf must have at least one of these bits.
 	RequireKeyUsage x509.KeyUsage
 	// Online, when set, is asked for revocation data the signature lacks
@@ -294,6 +304,10 @@ func (k *checker) revocationCheck(i int, rev RevocationStatus) {
 			k.add("revocation", i, Passed, "", "not revoked per "+rev.Source)
 			return
 		}
+		if k.in.IgnoreRevocationFreshness {
+			k.add("revocation", i, Passed, "", "not revoked per "+rev.Source+staleness(rev)+"; the policy does not require fresh revocation data")
+			return
+		}
 		k.add("revocation", i, Indeterminate, SubTryLater, "revocation data not fresh: "+rev.Source)
 	default:
 		if k.in.RevocationOptional {
@@ -302,6 +316,14 @@ func (k *checker) revocationCheck(i int, rev RevocationStatus) {
 		}
 		k.add("revocation", i, Indeterminate, SubTryLater, "no usable revocation data; "+rev.Detail)
 	}
+}
+
+// staleness says how old evidence that is not fresh was.
+func staleness(rev RevocationStatus) string {
+	if rev.NextUpdate.IsZero() {
+		return ""
+	}
+	return ", next update due " + rev.NextUpdate.Format(time.RFC3339)
 }
 
 // caConstraints checks an issuing certificate: CA flag, path length and
@@ -351,9 +373,12 @@ func (k *checker) leafKeyUsage() {
 }
 
 // subRank orders indeterminate sub-indications: the most telling first.
+// OUT_OF_BOUNDS_NO_POE ranks above OUT_OF_BOUNDS_NOT_REVOKED: when one
+// expired certificate of the chain is known not revoked and another is not,
+// the chain as a whole is not known to be unrevoked (DSS reports the same).
 var subRank = []string{
 	SubNoCertificateChainFound, SubRevokedNoPOE, SubRevokedCANoPOE, SubNotYetValid,
-	SubOutOfBoundsNotRevoked, SubOutOfBoundsNoPOE, SubChainConstraintsFailure,
+	SubOutOfBoundsNoPOE, SubOutOfBoundsNotRevoked, SubChainConstraintsFailure,
 	SubCryptoConstraints, SubTryLater,
 }
 

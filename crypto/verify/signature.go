@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -176,7 +177,7 @@ func (v *verifier) addSignatureIn(rep *report.Report, sr *cms.SignerResult, pare
 	ev := parent.withSigner(sr)
 	s := report.Signature{
 		ID:                 id,
-		Format:             signatureFormat(sr),
+		Format:             signatureFormat(sr, v.signed, parentID != ""),
 		CounterSignatureOf: parentID,
 		Signer:             certificate(sr.Certificate),
 		Timestamps:         []report.Timestamp{},
@@ -201,12 +202,19 @@ func (v *verifier) addSignatureIn(rep *report.Report, sr *cms.SignerResult, pare
 
 	// Timestamps over the signature value prove that the signature existed
 	// at their genTime, once they are themselves valid.
-	var poe time.Time
+	// Archive timestamps also cover the revocation values before them.
+	var poe, revPOE time.Time
 	for _, tr := range sr.Timestamps {
 		ts := v.embeddedTimestamp(tr, ev)
 		s.Timestamps = append(s.Timestamps, ts)
-		if ts.Indication == report.Passed && provesSignature(tr.Kind) && (poe.IsZero() || tr.GenTime.Before(poe)) {
+		if ts.Indication != report.Passed {
+			continue
+		}
+		if provesSignature(tr.Kind) && (poe.IsZero() || tr.GenTime.Before(poe)) {
 			poe = tr.GenTime
+		}
+		if provesRevocationData(tr.Kind) && (revPOE.IsZero() || tr.GenTime.Before(revPOE)) {
+			revPOE = tr.GenTime
 		}
 	}
 	if c != nil {
@@ -233,7 +241,8 @@ func (v *verifier) addSignatureIn(rep *report.Report, sr *cms.SignerResult, pare
 	if sr.Certificate != nil {
 		chain = v.store.Validate(trust.Input{
 			Leaf: sr.Certificate, Intermediates: ev.certs, CRLs: ev.crls, OCSP: ev.ocsp,
-			Time: v.time, POE: poe,
+			Time: v.time, POE: poe, RevocationPOE: revPOE,
+			IgnoreRevocationFreshness: v.ignoreFreshness(),
 		})
 		s.Chain = chainCertificates(chain)
 		s.Checks = append(s.Checks, trustChecks(chain)...)
@@ -257,12 +266,27 @@ func (v *verifier) addSignatureIn(rep *report.Report, sr *cms.SignerResult, pare
 	}
 }
 
+func (v *verifier) ignoreFreshness() bool {
+	return v.opts.Policy.RevocationFreshness == FreshnessIgnore
+}
+
 // provesSignature reports whether a timestamp of this kind covers the
 // signature value (directly or through an archive timestamp), so that its
 // genTime is a proof of existence of the signature.
 func provesSignature(k cms.TimestampKind) bool {
 	switch k {
 	case cms.TimestampSignature, cms.TimestampArchiveV1, cms.TimestampArchiveV2, cms.TimestampArchiveV3, cms.TimestampESC:
+		return true
+	}
+	return false
+}
+
+// provesRevocationData reports whether a timestamp of this kind covers the
+// revocation values of the signature: archive timestamps do; the CAdES-X
+// timestamps cover references only, not the values.
+func provesRevocationData(k cms.TimestampKind) bool {
+	switch k {
+	case cms.TimestampArchiveV1, cms.TimestampArchiveV2, cms.TimestampArchiveV3:
 		return true
 	}
 	return false
@@ -371,7 +395,7 @@ func qualification(chain *trust.Result, ind report.Indication) report.Qualificat
 
 // embeddedTimestamp evaluates a timestamp attribute of a signature.
 func (v *verifier) embeddedTimestamp(tr *cms.TimestampResult, ev *evidence) report.Timestamp {
-	ts := report.Timestamp{Type: timestampType(tr.Kind), GenTime: tr.GenTime.UTC(), Qualification: report.TimestampQualificationNotApplicable}
+	ts := report.Timestamp{Type: timestampType(tr.Kind), GenTime: tr.GenTime.UTC(), SHA256: hexSHA256(tr.Raw), Qualification: report.TimestampQualificationNotApplicable}
 	tok, err := tsp.ParseToken(tr.Raw)
 	if err != nil {
 		ts.Indication, ts.SubIndication = report.Failed, report.FormatFailure
@@ -383,13 +407,16 @@ func (v *verifier) embeddedTimestamp(tr *cms.TimestampResult, ev *evidence) repo
 	// knows what each kind of timestamp covers.
 	imprint, _ := findCheck(tr.Checks, cms.CheckTimestampImprint)
 	v.finishTimestamp(&ts, tok, res, imprint, ev)
+	if idx, ok := findCheck(tr.Checks, cms.CheckATSHashIndex); ok {
+		ts.Checks = append(ts.Checks, cmsChecks([]cms.Check{idx})...)
+	}
 	return ts
 }
 
 // standaloneToken evaluates an RFC 3161 token given on its own, against the
 // detached data if any.
 func (v *verifier) standaloneToken(tok *tsp.Token) report.Timestamp {
-	ts := report.Timestamp{Type: report.DetachedTimestamp, GenTime: tok.Info.GenTime.UTC(), Qualification: report.TimestampQualificationNotApplicable}
+	ts := report.Timestamp{Type: report.DetachedTimestamp, GenTime: tok.Info.GenTime.UTC(), SHA256: hexSHA256(tok.Raw), Qualification: report.TimestampQualificationNotApplicable}
 	opts := tsp.VerifyOptions{Data: v.opts.Detached}
 	switch {
 	case opts.Data != nil:
@@ -424,7 +451,8 @@ func (v *verifier) finishTimestamp(ts *report.Timestamp, tok *tsp.Token, res *ts
 		// Missing revocation data for a TSA certificate is recorded, not
 		// held against the timestamp: DSS's default policy does the same,
 		// and a TSA's key is protected far better than a signer's card.
-		chain = v.store.Validate(trust.Input{Leaf: res.TSACertificate, Intermediates: tokEv.certs, CRLs: tokEv.crls, OCSP: tokEv.ocsp, Time: v.time})
+		chain = v.store.Validate(trust.Input{Leaf: res.TSACertificate, Intermediates: tokEv.certs, CRLs: tokEv.crls, OCSP: tokEv.ocsp, Time: v.time,
+			IgnoreRevocationFreshness: v.ignoreFreshness()})
 		ts.Checks = append(ts.Checks, trustChecks(chain)...)
 	}
 	ts.Indication, ts.SubIndication = timestampVerdict(res, imprint, chain)
@@ -479,31 +507,99 @@ func timestampType(k cms.TimestampKind) report.TimestampType {
 	return report.ArchiveTimestamp
 }
 
-// signatureFormat names the CAdES level found, in DSS's spelling.
-func signatureFormat(sr *cms.SignerResult) string {
-	if sr.SignerInfo == nil || sr.SignerInfo.SignedAttrsRaw == nil {
-		return "PKCS7"
+// signatureFormat names the CAdES level found, with DSS's names
+// (SignatureLevel): CMS-NOT-ETSI without a signing-certificate(-v2)
+// attribute (plain CMS, whatever else it carries); CAdES-BASELINE-B/-T/-LT/-LTA
+// when the signature meets the baseline profile of EN 319 122-1 as DSS
+// checks it (signing-time and one signing-certificate reference exactly
+// once, content type id-data (countersignatures have none), the signing certificate in
+// SignedData.certificates);
+// otherwise the extended levels of EN 319 122-2 (CAdES-BES, -EPES, -T, -C, -A).
+func signatureFormat(sr *cms.SignerResult, sd *cms.SignedData, counter bool) string {
+	si := sr.SignerInfo
+	if si == nil || si.SignedAttrsRaw == nil {
+		return "CMS-NOT-ETSI"
 	}
-	level := "B"
+	certAttrs := len(cms.Attributes(si.SignedAttrs, cms.OIDAttrSigningCertificate)) + len(cms.Attributes(si.SignedAttrs, cms.OIDAttrSigningCertificateV2))
+	if certAttrs == 0 {
+		return "CMS-NOT-ETSI"
+	}
 	has := func(k ...cms.TimestampKind) bool {
 		for _, t := range sr.Timestamps {
-			for _, kk := range k {
-				if t.Kind == kk {
-					return true
-				}
+			if slices.Contains(k, t.Kind) && t.Token != nil {
+				return true
 			}
 		}
 		return false
 	}
-	switch {
-	case has(cms.TimestampArchiveV1, cms.TimestampArchiveV2, cms.TimestampArchiveV3):
-		level = "LTA"
-	case len(sr.CertificateValues) > 0 || len(sr.RevocationValues.CRLs)+len(sr.RevocationValues.OCSPResponses) > 0:
-		level = "LT"
-	case has(cms.TimestampSignature):
-		level = "T"
+	archive := has(cms.TimestampArchiveV1, cms.TimestampArchiveV2, cms.TimestampArchiveV3)
+	timestamped := has(cms.TimestampSignature)
+	// DSS counts a signing-certificate attribute with several references
+	// as "present more than once", and so do we: the baseline wants one.
+	baseline := certAttrs == 1 && len(sr.SigningCertificateRefs) <= 1 && attributeValues(si.SignedAttrs, cms.OIDAttrSigningTime) == 1 &&
+		(counter || sr.ContentType.Equal(cms.OIDData)) && sr.Certificate != nil && slices.ContainsFunc(sd.Certificates, sr.Certificate.Equal)
+	if !baseline {
+		return extendedFormat(sr, timestamped)
 	}
-	return "CAdES-BASELINE-" + level
+	revocation := len(sr.RevocationValues.CRLs)+len(sr.RevocationValues.OCSPResponses) > 0 ||
+		len(sd.CRLs)+len(sd.OCSPResponses)+len(sd.OtherRevocationInfo) > 0
+	switch {
+	case !timestamped:
+		return "CAdES-BASELINE-B"
+	case !revocation:
+		return "CAdES-BASELINE-T"
+	case !archive:
+		return "CAdES-BASELINE-LT"
+	}
+	return "CAdES-BASELINE-LTA"
+}
+
+func attributeValues(attrs []cms.Attribute, oid asn1.ObjectIdentifier) int {
+	n := 0
+	for _, a := range cms.Attributes(attrs, oid) {
+		n += len(a.Values)
+	}
+	return n
+}
+
+func extendedFormat(sr *cms.SignerResult, timestamped bool) string {
+	signed, unsigned := sr.SignerInfo.SignedAttrs, sr.SignerInfo.UnsignedAttrs
+	present := func(attrs []cms.Attribute, oids ...asn1.ObjectIdentifier) bool {
+		for _, o := range oids {
+			if len(cms.Attributes(attrs, o)) == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	refs := present(unsigned, cms.OIDAttrCompleteCertRefs, cms.OIDAttrCompleteRevocationRefs)
+	x := refs && (present(unsigned, cms.OIDAttrEscTimeStamp) || present(unsigned, cms.OIDAttrCertCRLTimestamp))
+	// EN 319 122-2 defines CAdES-A by archive-time-stamp-v3; DSS names a
+	// signature with only v2 archive timestamps by its lower level.
+	switch {
+	case !timestamped && present(signed, cms.OIDAttrSigPolicyID):
+		return "CAdES-EPES"
+	case !timestamped:
+		return "CAdES-BES"
+	case present(unsigned, cms.OIDAttrArchiveTimestampV3):
+		return "CAdES-A"
+	case x && present(unsigned, cms.OIDAttrCertValues, cms.OIDAttrRevocationValues):
+		return "CAdES-XL"
+	case x:
+		return "CAdES-X"
+	case refs:
+		return "CAdES-C"
+	}
+	return "CAdES-T"
+}
+
+// hexSHA256 identifies a token for the report; empty for none.
+func hexSHA256(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // certificate identifies c for the report; nil stays nil.
@@ -544,6 +640,7 @@ var cmsDescriptions = map[cms.CheckID]string{
 	cms.CheckSigningCertificateRef:      "signed reference to the signing certificate matches",
 	cms.CheckTimestampImprint:           "timestamp imprint matches the timestamped data",
 	cms.CheckTimestampContent:           "timestamp token holds a well-formed TSTInfo",
+	cms.CheckATSHashIndex:               "every entry of the ats-hash-index matches an element of the signature",
 	tsp.CheckTSAExtKeyUsage:             "TSA certificate has the critical timeStamping extended key usage only",
 }
 

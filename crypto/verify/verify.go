@@ -77,6 +77,8 @@ type Options struct {
 	// Tool names the verifier in the report; default "poststelle".
 	Tool        string
 	WrittenForm report.WrittenFormPolicy
+	// Policy is the validation policy; the zero value is DefaultPolicy.
+	Policy Policy
 }
 
 // Verify verifies every signature in data and returns the report. An error
@@ -89,15 +91,20 @@ func Verify(ctx context.Context, data []byte, opts Options) (*report.Report, err
 	if len(data) > MaxInputSize {
 		return nil, fmt.Errorf("%w: %d bytes, more than the %d accepted", ErrMalformed, len(data), MaxInputSize)
 	}
+	policy, err := opts.Policy.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	opts.Policy = policy
 	v := newVerifier(opts)
 	sum := sha256.Sum256(data)
 	rep := &report.Report{
 		Tool:           v.opts.Tool,
 		ValidationTime: v.time,
+		Policy:         policy.Report(),
 		Document:       report.Document{Name: opts.Name, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))},
 		Signatures:     []report.Signature{},
 	}
-	var err error
 	switch f := Detect(data); f {
 	case FormatCMS:
 		err = v.cmsFile(rep, data)
@@ -153,6 +160,8 @@ type verifier struct {
 	signatures int
 	// contentErr is the first failure of opts.DetachedReader.
 	contentErr error
+	// signed is the SignedData whose signers are being evaluated.
+	signed *cms.SignedData
 }
 
 func newVerifier(opts Options) *verifier {
@@ -210,6 +219,7 @@ func (v *verifier) pemFile(rep *report.Report, data []byte) error {
 func (v *verifier) signedData(rep *report.Report, sd *cms.SignedData, content []byte) {
 	res, note := v.verifyCMS(sd, content)
 	ev := newEvidence(sd)
+	v.signed = sd
 	for _, sr := range res.Signers {
 		v.signatures++
 		v.addSignature(rep, sr, ev, fmt.Sprintf("S-%d", v.signatures), "", note)

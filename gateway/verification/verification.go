@@ -71,6 +71,9 @@ type Config struct {
 	// TLSigners are PEM files with the certificates allowed to sign the
 	// trusted lists given (the LOTL's signers from the Official Journal).
 	TLSigners []string `yaml:"tl_signers"`
+	// Policy is the validation policy (docs/verification.md); unset
+	// settings take DSS's default policy's values.
+	Policy verify.Policy `yaml:"policy"`
 	// AcceptSeal lets a qualified seal satisfy the written form.
 	AcceptSeal bool `yaml:"accept_seal"`
 	// MaxPartSize caps one signature part (default DefaultMaxPartSize).
@@ -143,6 +146,11 @@ func Handlers(ctx context.Context, cfg Config, deps Deps) ([]pipeline.Handler, e
 	if cfg.MemoryBudget == 0 {
 		cfg.MemoryBudget = DefaultMemoryBudget
 	}
+	policy, err := cfg.Policy.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("verification: %w", err)
+	}
+	cfg.Policy = policy
 	store, err := verify.LoadTrust(ctx, verify.TrustConfig{
 		Paths:     append(append([]string(nil), cfg.TrustAnchors...), cfg.TrustedLists...),
 		TLSigners: cfg.TLSigners,
@@ -190,7 +198,7 @@ func (v *verifier) handle(ctx context.Context, cause *eventstore.Event, p gatewa
 	}
 	at = at.UTC().Truncate(time.Second)
 	rep := &report.Report{
-		Tool: v.deps.Verifier, ValidationTime: at,
+		Tool: v.deps.Verifier, ValidationTime: at, Policy: v.cfg.Policy.Report(),
 		Document:   report.Document{Name: m.Subject, SHA256: m.Raw.SHA256, Size: m.Raw.Size},
 		Signatures: []report.Signature{},
 	}
@@ -277,7 +285,7 @@ func (v *verifier) verifyPart(ctx context.Context, m *gateway.MessageReceived, p
 	if err != nil {
 		return nil, fmt.Errorf("verification: read part %s: %w", part.Path, err)
 	}
-	opts := verify.Options{Trust: v.trust, Time: at, Name: partName(part), Tool: v.deps.Verifier}
+	opts := verify.Options{Trust: v.trust, Time: at, Name: partName(part), Tool: v.deps.Verifier, Policy: v.cfg.Policy}
 	if part.Kind != kindSignedData {
 		if content, mime := v.detachedContent(m, part); content != nil {
 			opts.DetachedReader = func() (io.ReadCloser, error) { return v.deps.Blobs.Open(ctx, content.Blob) }

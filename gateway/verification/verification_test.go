@@ -12,6 +12,7 @@ import (
 	"github.com/poststelle/poststelle/crypto/report"
 	"github.com/poststelle/poststelle/crypto/tsp"
 	"github.com/poststelle/poststelle/crypto/tsp/tsptest"
+	"github.com/poststelle/poststelle/crypto/verify"
 	"github.com/poststelle/poststelle/crypto/verify/verifytest"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
@@ -190,8 +191,11 @@ func TestSignaturesAndTimestamps(t *testing.T) {
 		if len(rep.Signatures) != 1 || string(rep.Signatures[0].Indication) != w.ind {
 			t.Errorf("%s: report %+v", subject, rep.Signatures)
 		}
+		if rep.Policy == nil || rep.Policy.Name != verify.DefaultPolicyName {
+			t.Errorf("%s: report names policy %+v, want the default", subject, rep.Policy)
+		}
 		html, err := e.blobs.ReadAll(context.Background(), sv.ReportHTML, 1<<20)
-		if err != nil || !bytes.Contains(html, []byte("<html")) {
+		if err != nil || !bytes.Contains(html, []byte("<html")) || !bytes.Contains(html, []byte("Prüfrichtlinie")) {
 			t.Errorf("%s: Prüfprotokoll %v", subject, err)
 		}
 	}
@@ -239,5 +243,8 @@ func TestNoTSANoTimestampHandler(t *testing.T) {
 	}
 	if _, err := verification.Handlers(context.Background(), verification.Config{TSAs: []verification.TSAConfig{{URL: "http://127.0.0.1:1", Policy: "x.y"}}}, verification.Deps{Blobs: e.blobs}); err == nil {
 		t.Error("malformed policy accepted")
+	}
+	if _, err := verification.Handlers(context.Background(), verification.Config{Policy: verify.Policy{RevocationFreshness: "always"}}, verification.Deps{Blobs: e.blobs}); err == nil {
+		t.Error("unknown validation policy setting accepted")
 	}
 }

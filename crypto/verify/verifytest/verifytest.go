@@ -30,6 +30,55 @@ type PKI struct {
 	SignerCert string
 	SignerKey  string
 	CRL        []byte // DER, issued by the CA, empty
+	newkey     []string
+}
+
+// QC selects the QC statements (ETSI EN 319 412-5) of a signer certificate.
+type QC struct {
+	Compliance bool
+	SSCD       bool
+	// Type is "esign", "eseal" or "" for no QcType statement.
+	Type string
+	// Policy is the certificate policy OID; default QCP-n-qscd
+	// (0.4.0.194112.1.2), which itself claims a QSCD.
+	Policy string
+}
+
+// Signer is a further signer certificate of the PKI (PEM file names).
+type Signer struct {
+	Cert, Key string
+}
+
+// NewSigner issues a signer certificate for subject (an openssl -subj
+// string) with the given QC statements, valid as long as the default one.
+func (p *PKI) NewSigner(t testing.TB, name, subject string, qc QC) Signer {
+	t.Helper()
+	policy := qc.Policy
+	if policy == "" {
+		policy = "0.4.0.194112.1.2"
+	}
+	ext := fmt.Sprintf("[signer]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,nonRepudiation\n"+
+		"subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\ncertificatePolicies = %s\n%s",
+		policy, qcExtension(qc))
+	write(t, filepath.Join(p.Dir, name+".cnf"), ext)
+	Run(t, p.Dir, append(append([]string{"req", "-new"}, p.newkey...), "-nodes", "-keyout", name+".key", "-out", name+".csr", "-subj", subject)...)
+	Run(t, p.Dir, "x509", "-req", "-in", name+".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+		"-days", "20", "-sha256", "-extfile", name+".cnf", "-extensions", "signer", "-out", name+".pem")
+	return Signer{Cert: filepath.Join(p.Dir, name+".pem"), Key: filepath.Join(p.Dir, name+".key")}
+}
+
+func qcExtension(qc QC) string {
+	der := qcStatementsFor(qc)
+	if der == nil {
+		return ""
+	}
+	return "1.3.6.1.5.5.7.1.3 = DER:" + hex.EncodeToString(der) + "\n"
+}
+
+// SignAs is Sign with another signer of the PKI.
+func (p *PKI) SignAs(t testing.TB, s Signer, content []byte, attached bool) []byte {
+	t.Helper()
+	return p.sign(t, s.Cert, s.Key, content, attached)
 }
 
 // New creates the PKI with keys of type "rsa" (RSA-2048) or "p256".
@@ -38,6 +87,7 @@ func New(t testing.TB, keyType string) *PKI {
 	dir := t.TempDir()
 	p := &PKI{Dir: dir, CACert: filepath.Join(dir, "ca.pem"), SignerCert: filepath.Join(dir, "signer.pem"), SignerKey: filepath.Join(dir, "signer.key")}
 	var newkey []string
+	defer func() { p.newkey = newkey }()
 	switch keyType {
 	case "rsa":
 		newkey = []string{"-newkey", "rsa:2048"}
@@ -89,16 +139,31 @@ private_key = ca.key
 // qcStatements is the DER of QCStatements with QcCompliance, QcSSCD and
 // QcType esign (ETSI EN 319 412-5).
 func qcStatements() []byte {
+	return qcStatementsFor(QC{Compliance: true, SSCD: true, Type: "esign"})
+}
+
+// qcStatementsFor encodes the selected statements; nil for none.
+func qcStatementsFor(qc QC) []byte {
 	type statement struct {
 		ID   asn1.ObjectIdentifier
 		Info asn1.RawValue `asn1:"optional"`
 	}
-	esign, _ := asn1.Marshal([]asn1.ObjectIdentifier{{0, 4, 0, 1862, 1, 6, 1}})
-	der, err := asn1.Marshal([]statement{
-		{ID: asn1.ObjectIdentifier{0, 4, 0, 1862, 1, 1}},
-		{ID: asn1.ObjectIdentifier{0, 4, 0, 1862, 1, 4}},
-		{ID: asn1.ObjectIdentifier{0, 4, 0, 1862, 1, 6}, Info: asn1.RawValue{FullBytes: esign}},
-	})
+	var list []statement
+	if qc.Compliance {
+		list = append(list, statement{ID: asn1.ObjectIdentifier{0, 4, 0, 1862, 1, 1}})
+	}
+	if qc.SSCD {
+		list = append(list, statement{ID: asn1.ObjectIdentifier{0, 4, 0, 1862, 1, 4}})
+	}
+	types := map[string]asn1.ObjectIdentifier{"esign": {0, 4, 0, 1862, 1, 6, 1}, "eseal": {0, 4, 0, 1862, 1, 6, 2}}
+	if typ, ok := types[qc.Type]; ok {
+		v, _ := asn1.Marshal([]asn1.ObjectIdentifier{typ})
+		list = append(list, statement{ID: asn1.ObjectIdentifier{0, 4, 0, 1862, 1, 6}, Info: asn1.RawValue{FullBytes: v}})
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	der, err := asn1.Marshal(list)
 	if err != nil {
 		panic(err)
 	}
@@ -109,9 +174,14 @@ func qcStatements() []byte {
 // attached is set, with the CA's CRL in the SignedData.
 func (p *PKI) Sign(t testing.TB, content []byte, attached bool) []byte {
 	t.Helper()
+	return p.sign(t, p.SignerCert, p.SignerKey, content, attached)
+}
+
+func (p *PKI) sign(t testing.TB, certFile, keyFile string, content []byte, attached bool) []byte {
+	t.Helper()
 	in := filepath.Join(t.TempDir(), "content")
 	write(t, in, string(content))
-	args := []string{"cms", "-sign", "-binary", "-cades", "-md", "sha256", "-in", in, "-signer", p.SignerCert, "-inkey", p.SignerKey, "-outform", "DER"}
+	args := []string{"cms", "-sign", "-binary", "-cades", "-md", "sha256", "-in", in, "-signer", certFile, "-inkey", keyFile, "-outform", "DER"}
 	if attached {
 		args = append(args, "-nodetach")
 	}

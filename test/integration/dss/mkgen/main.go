@@ -53,15 +53,22 @@ func main() {
 		for name, b := range files {
 			must(os.WriteFile(filepath.Join(dir, name), b, 0o644))
 		}
-		at := signingTime(files["detached.p7s"], content).Add(time.Minute).UTC().Format(time.RFC3339)
+		signed := signingTime(files["detached.p7s"], content)
+		at := signed.Add(time.Minute).UTC().Format(time.RFC3339)
+		// The embedded CRL is good for 10 days (verifytest), the signer's
+		// certificate for 20: twelve days on, the CRL is past its nextUpdate
+		// while everything else is still valid.
+		stale := signed.Add(12 * 24 * time.Hour).UTC().Format(time.RFC3339)
 		rel := "generated/" + kt + "/"
 		jobs = append(jobs,
 			job("gen-at-signing", rel+"detached.p7s", rel+"content.txt", rel+"ca.pem", at),
 			job("gen-at-signing", rel+"attached.p7m", "-", rel+"ca.pem", at),
 			job("gen-tampered", rel+"detached.p7s", rel+"tampered.txt", rel+"ca.pem", at),
 			job("gen-untrusted", rel+"detached.p7s", rel+"content.txt", "-", at),
+			job("gen-stale-crl", rel+"detached.p7s", rel+"content.txt", rel+"ca.pem", stale),
 		)
 	}
+	jobs = append(jobs, qualified(out, content)...)
 	f, err := os.Create(filepath.Join("..", "jobs-generated.tsv"))
 	must(err)
 	defer f.Close()
@@ -69,6 +76,54 @@ func main() {
 	for _, j := range jobs {
 		fmt.Fprintln(f, j)
 	}
+}
+
+// qualified makes the eIDAS cases: one CA listed as a CA/QC service in two
+// signed test trusted lists (granted; withdrawn an hour before signing, after
+// a year granted) and three signers: QcCompliance+QcSSCD+QcType esign,
+// the same for eseal, and esign without QSCD. Each signature is a job
+// against each list it is meant for, with only that list as trust.
+func qualified(out string, content []byte) []string {
+	dir := filepath.Join(out, "qualified")
+	must(os.MkdirAll(dir, 0o755))
+	p := verifytest.New(tb{}, "p256")
+	now := time.Now().UTC().Truncate(time.Second)
+	year := 365 * 24 * time.Hour
+	signers := []struct {
+		name string
+		s    verifytest.Signer
+	}{
+		{"esig-qscd", verifytest.Signer{Cert: p.SignerCert, Key: p.SignerKey}},
+		{"eseal-qscd", p.NewSigner(tb{}, "seal", "/CN=Bauamt Musterstadt/O=Stadt Musterstadt/C=DE",
+			verifytest.QC{Compliance: true, SSCD: true, Type: "eseal", Policy: "0.4.0.194112.1.3"})},
+		{"esig-no-qscd", p.NewSigner(tb{}, "nosscd", "/CN=Max Mustermann/C=DE",
+			verifytest.QC{Compliance: true, Type: "esign", Policy: "0.4.0.194112.1.0"})},
+	}
+	lists := []struct {
+		name     string
+		statuses []verifytest.ServiceStatus
+	}{
+		{"granted", []verifytest.ServiceStatus{{Status: verifytest.StatusGranted, Start: now.Add(-year)}}},
+		{"withdrawn", []verifytest.ServiceStatus{{Status: verifytest.StatusWithdrawn, Start: now.Add(-time.Hour)}, {Status: verifytest.StatusGranted, Start: now.Add(-year)}}},
+	}
+	for _, l := range lists {
+		tl, operator := verifytest.TrustedList(tb{}, verifytest.TLOptions{CACert: p.CACert, Statuses: l.statuses, Issued: now.Add(-time.Minute)})
+		must(os.WriteFile(filepath.Join(dir, "tl-"+l.name+".xml"), tl, 0o644))
+		must(os.WriteFile(filepath.Join(dir, "tl-"+l.name+"-operator.pem"), operator, 0o644))
+	}
+	must(os.WriteFile(filepath.Join(dir, "content.txt"), content, 0o644))
+	rel := "generated/qualified/"
+	var jobs []string
+	for _, s := range signers {
+		sig := p.SignAs(tb{}, s.s, content, false)
+		must(os.WriteFile(filepath.Join(dir, s.name+".p7s"), sig, 0o644))
+		at := signingTime(sig, content).Add(time.Minute).UTC().Format(time.RFC3339)
+		jobs = append(jobs, job("gen-qualified", rel+s.name+".p7s", rel+"content.txt", rel+"tl-granted.xml", at))
+		if s.name == "esig-qscd" {
+			jobs = append(jobs, job("gen-withdrawn", rel+s.name+".p7s", rel+"content.txt", rel+"tl-withdrawn.xml", at))
+		}
+	}
+	return jobs
 }
 
 func job(run, sig, detached, trust, at string) string {

@@ -272,6 +272,7 @@ final class Oracle {
         m.put("qualification", t.getTimestampLevel() == null || t.getTimestampLevel().getValue() == null ? null
                 : t.getTimestampLevel().getValue().getReadable());
         if (tw != null) {
+            m.put("sha256", tokenSha256(tw));
             m.put("tsa", certificate(tw.getSigningCertificate()));
             m.put("messageImprintFound", tw.isMessageImprintDataFound());
             m.put("messageImprintIntact", tw.isMessageImprintDataIntact());
@@ -334,6 +335,22 @@ final class Oracle {
             l.add(m);
         }
         return l;
+    }
+
+    /**
+     * The SHA-256 of the timestamp token (DSS hashes its DER encoding), so that a comparison can pair
+     * timestamps by token rather than by time: DSS's timestamp ids also hash the token's position.
+     */
+    private static String tokenSha256(TimestampWrapper tw) {
+        byte[] der = tw.getBinaries();
+        if (der != null) {
+            return hex(DSSUtils.digest(DigestAlgorithm.SHA256, der));
+        }
+        var dv = tw.getDigestAlgoAndValue();
+        if (dv != null && dv.getDigestMethod() == DigestAlgorithm.SHA256) {
+            return hex(dv.getDigestValue());
+        }
+        return null;
     }
 
     private static String sha256(CertificateWrapper c) {
