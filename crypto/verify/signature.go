@@ -175,9 +175,15 @@ type container struct {
 // addSignatureIn is addSignature for a signer inside a container c.
 func (v *verifier) addSignatureIn(rep *report.Report, sr *cms.SignerResult, parent *evidence, id, parentID, note string, c *container) {
 	ev := parent.withSigner(sr)
+	var format string
+	if c == nil || c.format == "" {
+		// A container names its own format; only a CMS of v.signed is
+		// labelled from its attributes.
+		format = signatureFormat(sr, v.signed, parentID != "")
+	}
 	s := report.Signature{
 		ID:                 id,
-		Format:             signatureFormat(sr, v.signed, parentID != ""),
+		Format:             format,
 		CounterSignatureOf: parentID,
 		Signer:             certificate(sr.Certificate),
 		Timestamps:         []report.Timestamp{},
@@ -516,6 +522,9 @@ func timestampType(k cms.TimestampKind) report.TimestampType {
 // SignedData.certificates);
 // otherwise the extended levels of EN 319 122-2 (CAdES-BES, -EPES, -T, -C, -A).
 func signatureFormat(sr *cms.SignerResult, sd *cms.SignedData, counter bool) string {
+	if sd == nil {
+		sd = &cms.SignedData{}
+	}
 	si := sr.SignerInfo
 	if si == nil || si.SignedAttrsRaw == nil {
 		return "CMS-NOT-ETSI"
