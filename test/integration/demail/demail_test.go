@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poststelle/poststelle/channels/demail/demailtest"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/internal/servetest"
@@ -231,12 +232,12 @@ func untrusted(m *gateway.MessageReceived) string {
 // deMailFields is a normal De-Mail to box with its own ids (tag) and
 // subject; authoritative is "yes" or "no".
 func deMailFields(box mailbox, tag, subject, authoritative string) [][2]string {
-	f := demailFieldsFor(authoritative)
+	f := demailtest.NormalFields(authoritative)
 	for _, kv := range [][2]string{{"To", box.user}, {"X-de-mail-chosen-recipient", "to=" + box.user},
 		{"X-de-mail-actual-recipient", "to=" + box.user}, {"Subject", subject},
 		{"Message-ID", "<" + tag + "@provider.de-mail.example>"}, {"X-de-mail-message-id", tag + "@provider.de-mail.example"},
 		{"X-de-mail-private-id", "Az-" + tag}, {"Date", time.Now().Format(time.RFC1123Z)}} {
-		f = setField(f, kv[0], kv[1])
+		f = demailtest.Set(f, kv[0], kv[1])
 	}
 	return f
 }

@@ -271,15 +271,8 @@ func (s *sink) next(t testing.TB) *submission {
 	}
 }
 
-// headerOf is the topmost value of a header field of msg.
-func headerOf(msg []byte, name string) string { return demailtest.ParseFields(msg).Get(name) }
-
 // bodyOf is msg after its header section.
 func bodyOf(msg []byte) string {
 	_, b, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
 	return string(b)
 }
-
-func demailFieldsFor(authoritative string) [][2]string { return demailtest.NormalFields(authoritative) }
-
-func setField(f [][2]string, name, value string) [][2]string { return demailtest.Set(f, name, value) }
