@@ -167,7 +167,7 @@ type DeMailEvidence struct {
 	Personal         bool `json:"personal,omitempty"`
 	// Verdict is the outcome of the integrity check: "provider-signed" (the
 	// only trusted one), "hash-intact", "certificate-expired", "untrusted",
-	// "broken", "not-as-specified" or "missing".
+	// "broken", "certificate-revoked", "not-as-specified" or "missing".
 	Verdict string `json:"verdict"`
 	// VerdictDetail says why, in words.
 	VerdictDetail string `json:"verdictDetail,omitempty"`
@@ -175,9 +175,21 @@ type DeMailEvidence struct {
 	// provider's signature certificate the message carried, when it
 	// carried one.
 	ProviderCertificate string `json:"providerCertificate,omitempty"`
+	// Qualification is the provider signature's qualification as the
+	// configured trusted lists decide it, in DSS's names ("QESeal",
+	// "QESig", "AdESeal-QC", "Indeterminate QESeal", ...), or "not
+	// checked" when no trusted list is configured; empty when the
+	// signature itself does not hold.
+	Qualification string `json:"qualification,omitempty"`
+	// QualificationDetail says what the qualification rests on: the
+	// indication, the certificate's qualification, the trusted-list
+	// service and the revocation status.
+	QualificationDetail string `json:"qualificationDetail,omitempty"`
 	// WrittenForm is true when the message replaces the written form by
-	// De-Mail (§ 3a Abs. 2 Satz 4 Nr. 2 VwVfG): sent absenderbestätigt and
-	// the provider's signature verified against the configured trust.
+	// De-Mail (§ 3a Abs. 2 Satz 4 Nr. 2 VwVfG): sent absenderbestätigt, the
+	// provider's signature verified against the configured provider trust,
+	// and that signature a qualified seal or signature (QESeal/QESig) with
+	// its revocation status known.
 	WrittenForm bool `json:"writtenForm"`
 }
 

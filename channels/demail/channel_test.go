@@ -58,7 +58,7 @@ func TestChannelConformance(t *testing.T) {
 // intake runs the De-Mail inbound against an in-memory gateway mailbox
 // and returns a function that delivers one message and waits for its
 // receipt.
-func intake(t *testing.T, ca string) func(raw []byte) *gateway.MessageReceived {
+func intake(t *testing.T, ca string, configure ...func(*Config)) func(raw []byte) *gateway.MessageReceived {
 	t.Helper()
 	peer := imaptest.StartMemPeer(t, true)
 	if err := peer.Create(imaptest.Folder, nil); err != nil {
@@ -86,7 +86,11 @@ func intake(t *testing.T, ca string) func(raw []byte) *gateway.MessageReceived {
 		return r, err
 	})
 	os.Setenv(imaptest.PasswordEnv, "secret")
-	w, err := New(testConfig(ca, peer.Port, 0), gateway.IntakeDeps{Intake: rec, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
+	cfg := testConfig(ca, peer.Port, 0)
+	for _, f := range configure {
+		f(&cfg)
+	}
+	w, err := New(cfg, gateway.IntakeDeps{Intake: rec, Blobs: blobs, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +124,7 @@ func (f recordFunc) Record(ctx context.Context, tenant, key string, m *gateway.M
 // recorded, flagged and never trusted.
 func TestIntakeEvidence(t *testing.T) {
 	w := newWorld(t)
-	deliver := intake(t, caFile(t, w.ca))
+	deliver := intake(t, caFile(t, w.ca), func(c *Config) { w.qualify(t, c) })
 	signed := func(authoritative string, certDER []byte) []byte {
 		return stamp{fields: normalFields(authoritative), body: body, alg: "sha256/ec-dsa", key: w.ecKey, cert: certDER}.message(t)
 	}

@@ -1,6 +1,7 @@
 package demail
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/poststelle/poststelle/channels/imap"
 	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/trust"
+	"github.com/poststelle/poststelle/crypto/verify"
 )
 
 // Config is the demail: section: the providers whose integrity protection
@@ -28,6 +31,21 @@ type Config struct {
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
 	// Outbound, when set, submits answers to the provider gateway.
 	Outbound *OutboundConfig `yaml:"outbound"`
+	// Qualification names the trusted lists that decide whether a
+	// provider's signature is a qualified seal or signature. Without it no
+	// message satisfies the written form.
+	Qualification *QualificationConfig `yaml:"qualification"`
+}
+
+// QualificationConfig is the demail.qualification section.
+type QualificationConfig struct {
+	// TrustedLists are ETSI TS 119 612 trusted lists (*.xml files or
+	// directories of them), typically the German list of the
+	// Bundesnetzagentur that lists the providers' qualified CAs.
+	TrustedLists []string `yaml:"trusted_lists"`
+	// TLSigners are PEM or DER files with the certificates allowed to sign
+	// those lists (the EU list of lists names them).
+	TLSigners []string `yaml:"tl_signers"`
 }
 
 // ProviderConfig is one trusted provider.
@@ -42,6 +60,11 @@ type ProviderConfig struct {
 	// PinnedSHA256 optionally restricts the signature certificate to these
 	// hex SHA-256 fingerprints of its DER.
 	PinnedSHA256 []string `yaml:"pinned_sha256"`
+	// CRLFiles are the provider CA's current CRLs (PEM or DER), as the
+	// operator fetches them; read when serve starts. Without one the
+	// revocation status of the provider's certificate is unknown, and a
+	// qualified seal with unknown status does not satisfy the written form.
+	CRLFiles []string `yaml:"crl_files"`
 }
 
 // maxCAFile caps a CA or intermediates file.
@@ -80,6 +103,14 @@ func (c *Config) Validate() error {
 			if _, err := fingerprint(fp); err != nil {
 				return fmt.Errorf("%spinned_sha256[%d]: %w", at, j, err)
 			}
+		}
+	}
+	if q := c.Qualification; q != nil {
+		switch {
+		case len(q.TrustedLists) == 0:
+			return errors.New("qualification.trusted_lists: required")
+		case len(q.TLSigners) == 0:
+			return errors.New("qualification.tl_signers: required: a list is trusted only with a configured signer")
 		}
 	}
 	for i, m := range c.Mailboxes {
@@ -129,9 +160,43 @@ func (c *Config) LoadTrust() (*Trust, error) {
 			}
 			p.Pinned = append(p.Pinned, fp)
 		}
+		for j, f := range pc.CRLFiles {
+			crl, err := readCRL(f)
+			if err != nil {
+				return nil, fmt.Errorf("providers[%d].crl_files[%d]: %w", i, j, err)
+			}
+			p.CRLs = append(p.CRLs, crl)
+		}
 		ps = append(ps, p)
 	}
-	return NewTrust(ps)
+	tr, err := NewTrust(ps)
+	if err != nil || c.Qualification == nil {
+		return tr, err
+	}
+	// Trusted lists are files read once at start; nothing is fetched.
+	store, err := verify.LoadTrust(context.Background(), verify.TrustConfig{
+		Paths: c.Qualification.TrustedLists, TLSigners: c.Qualification.TLSigners})
+	if err != nil {
+		return nil, fmt.Errorf("qualification: %w", err)
+	}
+	return tr.WithQualification(store), nil
+}
+
+func readCRL(path string) (*trust.CRL, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, trust.MaxCRLSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	crl, err := trust.ParseCRL(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return crl, nil
 }
 
 func readCerts(path string) ([]*cert.Certificate, error) {

@@ -2,7 +2,6 @@ package demail
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,7 +110,9 @@ func Confirmation(msg []byte, raw blob.Ref, tr *Trust, at time.Time) (ev *gatewa
 		return ev, true
 	}
 	readAck(ev, data)
-	ev.Verification.Detail += "; XML signature: " + xmlSignature(data, h.OriginatorProvider, tr, at, ev)
+	outcome, qualification := xmlSignature(data, h.OriginatorProvider, tr, at, ev)
+	ev.Verification.Detail += "; XML signature: " + outcome
+	ev.Verification.Qualification = qualification
 	return ev, true
 }
 
@@ -158,36 +160,40 @@ func readAck(ev *gateway.DeliveryEvidenceRecorded, data []byte) {
 }
 
 // xmlSignature checks the enveloped XML signature of the Acknowledge-Message
-// (table 23) and returns its outcome in words; an outcome other than
-// "verified" is also a problem of ev.
-func xmlSignature(data []byte, provider string, tr *Trust, at time.Time, ev *gateway.DeliveryEvidenceRecorded) string {
-	outcome, err := checkXMLSignature(data, provider, tr, at)
-	if err != nil {
+// (table 23) and returns its outcome in words and its qualification. The
+// TR (table 23, after TR DM PVD FU) has confirmations signed qualified, so
+// a signature that does not verify, or is not a qualified signature or
+// seal (QESig, QESeal), is also a problem of ev.
+func xmlSignature(data []byte, provider string, tr *Trust, at time.Time, ev *gateway.DeliveryEvidenceRecorded) (outcome, qualification string) {
+	outcome, qualification, err := checkXMLSignature(data, provider, tr, at)
+	switch {
+	case err != nil:
 		outcome = "not verified: " + err.Error()
 		ev.Problems = append(ev.Problems, problemPrefix+"confirmation XML signature "+outcome)
+	case qualification != trust.QESig && qualification != trust.QESeal:
+		ev.Problems = append(ev.Problems, problemPrefix+"confirmation XML signature not qualified: "+qualification)
 	}
-	return outcome
+	return outcome, qualification
 }
 
-func checkXMLSignature(data []byte, provider string, tr *Trust, at time.Time) (string, error) {
+func checkXMLSignature(data []byte, provider string, tr *Trust, at time.Time) (outcome, qualification string, err error) {
 	_, sig, err := xmldsig.ParseAndVerify(data, xmldsig.Limits{MaxBytes: maxConfirmationXML, MaxDepth: 32,
 		MaxNodes: 20000, MaxAttributes: 32}, xmldsig.Options{})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	name := strings.ToLower(strings.TrimSuffix(provider, "."))
 	pt := tr.provider(name)
 	if pt == nil {
-		return "", fmt.Errorf("signature value holds, but provider %q is not configured", clip([]byte(name), 60))
+		return "", "", fmt.Errorf("signature value holds, but provider %q is not configured", clip([]byte(name), 60))
 	}
-	res := pt.store.Validate(trust.Input{Leaf: sig.Signer, Intermediates: sig.KeyInfoCertificates, Time: at,
-		RevocationOptional: true, RequireKeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment})
+	res := pt.store.Validate(trust.Input{Leaf: sig.Signer, Intermediates: append(slices.Clone(pt.p.Intermediates), sig.KeyInfoCertificates...),
+		CRLs: pt.p.CRLs, Time: at, RevocationOptional: true, RequireKeyUsage: sealKeyUsage})
 	if res.Indication != trust.Passed {
-		return "", fmt.Errorf("signature value holds, but the certificate is not provider %s's: %s %s", name, res.Indication, res.SubIndication)
+		return "", "", fmt.Errorf("signature value holds, but the certificate is not provider %s's: %s %s", name, res.Indication, res.SubIndication)
 	}
-	// The TR asks for a qualified signature; its qualified status is not
-	// checked against the trusted list yet.
-	return "verified (signed by " + sig.Signer.Subject.String() + "; qualified status not checked)", nil
+	qualification, detail := tr.qualification(pt, sig.Signer, sig.KeyInfoCertificates, at)
+	return "verified (signed by " + sig.Signer.Subject.String() + "; " + qualification + ": " + detail + ")", qualification, nil
 }
 
 // messageID is the RFC 5322 Message-ID of msg, empty when unreadable.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/poststelle/poststelle/channels/demail/demailtest"
 	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/trust"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/projection"
@@ -218,17 +219,25 @@ func TestConfirmationXMLSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := Config{Providers: []ProviderConfig{{Name: providerName, CAFile: caFile(t, w.ca)}}}
+	w.qualify(t, &c)
+	qualified, err := c.LoadTrust()
+	if err != nil {
+		t.Fatal(err)
+	}
 	signedXML := signAck(t, w.rsaKey, w.rsaCert)
 	for _, tt := range []struct {
-		name    string
-		xml     string
-		trust   *Trust
-		outcome string
+		name          string
+		xml           string
+		trust         *Trust
+		outcome       string
+		qualification string
 	}{
-		{"provider's certificate", signedXML, w.trust, "XML signature: verified (signed by CN="},
+		{"qualified seal of the provider", signedXML, qualified, "XML signature: verified (signed by CN=", trust.QESeal},
+		{"provider's certificate, no trusted list", signedXML, w.trust, "XML signature: verified (signed by CN=", NotChecked},
 		{"changed after signing", strings.Replace(signedXML, "10:15:07+01:00", "10:16:07+01:00", 1), w.trust,
-			"XML signature: not verified: reference 1: xmldsig: reference digest mismatch"},
-		{"another CA's certificate", signedXML, foreignTrust, "XML signature: not verified: signature value holds, but the certificate is not provider"},
+			"XML signature: not verified: reference 1: xmldsig: reference digest mismatch", ""},
+		{"another CA's certificate", signedXML, foreignTrust, "XML signature: not verified: signature value holds, but the certificate is not provider", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			msg := stamp{fields: confirmationFields(TypeConfirmationOfReceipt, "*Eingangsbestätigung*"), body: confirmationBody(tt.xml),
@@ -243,6 +252,16 @@ func TestConfirmationXMLSignature(t *testing.T) {
 			xmlProblem := strings.Contains(strings.Join(ev.Problems, "\n"), "XML signature not verified")
 			if verified := strings.Contains(tt.outcome, ": verified"); xmlProblem == verified {
 				t.Errorf("problems %q: want an XML signature problem %v", ev.Problems, !verified)
+			}
+			if ev.Verification.Qualification != tt.qualification {
+				t.Errorf("qualification %q, want %q", ev.Verification.Qualification, tt.qualification)
+			}
+			notQualified := strings.Contains(strings.Join(ev.Problems, "\n"), "XML signature not qualified")
+			if want := tt.qualification == NotChecked; notQualified != want {
+				t.Errorf("problems %q: want a not-qualified problem %v", ev.Problems, want)
+			}
+			if tt.qualification == trust.QESeal && len(ev.Problems) != 0 {
+				t.Errorf("a qualified confirmation has problems %q", ev.Problems)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,9 @@ const (
 	// Expired: the signature is valid and chains to the provider's CA, but
 	// the certificate was not valid at the check time.
 	Expired Verdict = "certificate-expired"
+	// Revoked: the signature is valid and chains to the provider's CA, but
+	// the provider's CRL lists the certificate as revoked at the check time.
+	Revoked Verdict = "certificate-revoked"
 	// Untrusted: the signature is valid but its certificate is not one of
 	// the configured provider's, or the provider is not configured.
 	Untrusted Verdict = "untrusted"
@@ -76,6 +80,14 @@ type Integrity struct {
 	// Chain is the path validation of Certificate against the provider's
 	// configured CA; nil when not run.
 	Chain *trust.Result
+	// Qualification is the signature qualification of the provider's
+	// signature (DSS's names: QESeal, QESig, AdESeal-QC, "Indeterminate
+	// QESeal", ...) decided with the configured trusted lists; empty when
+	// the signature was not checked that far, NotChecked when no trusted
+	// list is configured.
+	Qualification string
+	// QualificationDetail says what the qualification rests on.
+	QualificationDetail string
 	// Detail says why the verdict is what it is.
 	Detail string
 	// Notes are findings that did not decide the verdict (an ignored "l"
@@ -85,6 +97,19 @@ type Integrity struct {
 
 // Trusted reports whether the provider's signature holds.
 func (i *Integrity) Trusted() bool { return i.Verdict == ProviderSigned }
+
+// NotChecked is the Qualification of a provider signature when no trusted
+// list is configured.
+const NotChecked = "not checked"
+
+// Qualified reports whether the provider's signature is a qualified
+// electronic seal or signature (eIDAS Art. 3 (27), (12)) at the check time:
+// valid, with revocation status known, under a qualified certificate on a
+// trusted list, its key on a QSCD. De-Mail-Gesetz § 5 Abs. 5 asks this of
+// an absenderbestätigt message's provider signature.
+func (i *Integrity) Qualified() bool {
+	return i.Trusted() && (i.Qualification == trust.QESeal || i.Qualification == trust.QESig)
+}
 
 // hashes of the "a" tag (clause 3.1.21, RFC 5754 spellings).
 var hashes = map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
@@ -308,11 +333,14 @@ func (res *Integrity) verifySignature(fields []rawField, tr *Trust, at time.Time
 		res.Verdict, res.Detail = Untrusted, "signature valid, but the certificate is not one pinned for provider "+name
 		return
 	}
-	res.Chain = pt.store.Validate(trust.Input{Leaf: c, Time: at, RevocationOptional: true,
-		RequireKeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment})
+	res.Chain = pt.store.Validate(trust.Input{Leaf: c, Intermediates: pt.p.Intermediates, CRLs: pt.p.CRLs,
+		Time: at, RevocationOptional: true, RequireKeyUsage: sealKeyUsage})
 	switch {
 	case res.Chain.Indication == trust.Passed:
 		res.Verdict, res.Detail = ProviderSigned, "signed by provider "+name+" ("+c.Subject.String()+")"
+		res.qualify(tr, pt, c, at)
+	case res.Chain.SubIndication == trust.SubRevoked || res.Chain.SubIndication == trust.SubRevokedNoPOE:
+		res.Verdict, res.Detail = Revoked, "signature valid, but the provider certificate is revoked: "+revocationDetail(res.Chain)
 	case res.Chain.Chain != nil && !c.ValidAt(at):
 		res.Verdict, res.Detail = Expired, fmt.Sprintf("signature valid, but the provider certificate is valid only %s to %s",
 			c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
@@ -320,6 +348,58 @@ func (res *Integrity) verifySignature(fields []rawField, tr *Trust, at time.Time
 		res.Verdict, res.Detail = Untrusted, fmt.Sprintf("signature valid, but the certificate is not provider %s's: %s %s",
 			name, res.Chain.Indication, res.Chain.SubIndication)
 	}
+}
+
+// sealKeyUsage: a provider's signature certificate signs (seals) messages.
+const sealKeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment
+
+// qualify decides the qualification of the provider's valid signature with
+// the configured trusted lists.
+func (res *Integrity) qualify(tr *Trust, pt *providerTrust, c *cert.Certificate, at time.Time) {
+	res.Qualification, res.QualificationDetail = tr.qualification(pt, c, nil, at)
+}
+
+// qualification validates a provider's certificate c a second time, now
+// against the trusted lists' services and with revocation required, and
+// returns the signature qualification in DSS's names and what it rests on.
+// A qualified seal whose revocation status is unknown is "Indeterminate
+// QESeal"; without trusted lists it is NotChecked.
+func (t *Trust) qualification(pt *providerTrust, c *cert.Certificate, extra []*cert.Certificate, at time.Time) (name, detail string) {
+	if t.qualified == nil {
+		return NotChecked, "no trusted list configured (demail.qualification)"
+	}
+	r := t.qualified.Validate(trust.Input{Leaf: c, Intermediates: append(slices.Clone(pt.p.Intermediates), extra...),
+		CRLs: pt.p.CRLs, Time: at, RequireKeyUsage: sealKeyUsage})
+	detail = r.Indication
+	if r.SubIndication != "" {
+		detail += "/" + r.SubIndication
+	}
+	if q := r.Qualification; q != nil {
+		detail += "; certificate: " + q.Final.Name
+		if len(q.Final.Services) > 0 {
+			detail += " (" + strings.Join(q.Final.Services, ", ") + ")"
+		}
+	}
+	if st := revocationDetail(r); st != "" {
+		detail += "; revocation: " + st
+	}
+	return r.SignatureQualification(r.Indication), detail
+}
+
+// revocationDetail summarises the leaf's revocation status.
+func revocationDetail(r *trust.Result) string {
+	if r == nil || len(r.Revocation) == 0 {
+		return ""
+	}
+	st := r.Revocation[0]
+	out := st.Status
+	if st.Source != "" {
+		out += " (" + st.Source + ")"
+	}
+	if !st.RevocationTime.IsZero() {
+		out += " since " + st.RevocationTime.UTC().Format(time.RFC3339)
+	}
+	return out
 }
 
 // pss gives RSASSA-PSS its parameters for the named hash: MGF1 with the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/trustedlist/tltest"
 )
 
 const body = "Sehr geehrte Damen und Herren,\r\n\r\nanbei mein Antrag.\r\n"
@@ -38,8 +39,11 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	w.ecCert = w.ca.issue(t, w.ecKey, now.Add(-time.Hour), now.Add(24*time.Hour))
-	w.rsaCert = w.ca.issue(t, w.rsaKey, now.Add(-time.Hour), now.Add(24*time.Hour))
+	// The provider's signature certificates are qualified seal
+	// certificates, as a real provider's are.
+	qc := tltest.QCStatements(tltest.QCESeal, true)
+	w.ecCert = w.ca.issue(t, w.ecKey, now.Add(-time.Hour), now.Add(24*time.Hour), qc)
+	w.rsaCert = w.ca.issue(t, w.rsaKey, now.Add(-time.Hour), now.Add(24*time.Hour), qc)
 	w.expired = w.ca.issue(t, w.ecKey, now.Add(-30*time.Hour), now.Add(-2*time.Hour))
 	w.foreign = w.otherCA.issue(t, w.ecKey, now.Add(-time.Hour), now.Add(24*time.Hour))
 	w.trust, err = NewTrust([]Provider{{Name: "provider.de-mail.example", Anchors: []*cert.Certificate{w.ca.cert}}})

@@ -3,6 +3,7 @@ package demail
 import (
 	"crypto"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/xml"
 	"strings"
 	"testing"
@@ -39,10 +40,10 @@ func newCA(t testing.TB, name string) *testCA {
 }
 
 // issue makes a provider signature certificate valid from notBefore to
-// notAfter for key.
-func (ca *testCA) issue(t testing.TB, key crypto.Signer, notBefore, notAfter time.Time) []byte {
+// notAfter for key, with exts (such as qcStatements) added.
+func (ca *testCA) issue(t testing.TB, key crypto.Signer, notBefore, notAfter time.Time, exts ...pkix.Extension) []byte {
 	t.Helper()
-	der, err := ca.IssueSigning(key, notBefore, notAfter)
+	der, err := ca.IssueSigning(key, notBefore, notAfter, exts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +79,16 @@ func normalFields(authoritative string) [][2]string { return demailtest.NormalFi
 // TestProviderConfirmation reads a confirmation the test provider builds
 // from a message it stamped (the path the integration test takes): every
 // confirmation kind links to the message by private id and message id,
-// and both the integrity protection and the XML signature verify.
+// and both the integrity protection and the (qualified) XML signature
+// verify.
 func TestProviderConfirmation(t *testing.T) {
 	w := newWorld(t)
+	c := Config{Providers: []ProviderConfig{{Name: providerName, CAFile: caFile(t, w.ca)}}}
+	w.qualify(t, &c)
+	qualified, err := c.LoadTrust()
+	if err != nil {
+		t.Fatal(err)
+	}
 	orig := stamp{fields: normalFields("yes"), body: body, alg: "sha256/rsa", key: w.rsaKey, cert: w.rsaCert}.message(t)
 	at := time.Date(2026, 3, 3, 10, 16, 0, 0, time.UTC)
 	for typ, kind := range map[MessageType]gateway.EvidenceKind{TypeConfirmationOfDispatch: gateway.EvidenceDispatched,
@@ -100,7 +108,7 @@ func TestProviderConfirmation(t *testing.T) {
 				t.Fatal(err)
 			}
 			msg := stamp{fields: fields, body: demailtest.Body(doc), alg: "sha256/rsa", key: w.rsaKey, cert: w.rsaCert}.message(t)
-			ev, ok := Confirmation(msg, blob.Ref{}, w.trust, time.Now())
+			ev, ok := Confirmation(msg, blob.Ref{}, qualified, time.Now())
 			if !ok {
 				t.Fatal("not a confirmation")
 			}

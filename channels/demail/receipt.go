@@ -12,7 +12,9 @@ import (
 // provider's header fields h and the integrity check in. It is the only
 // place that decides "written form satisfied by De-Mail": the message must
 // be sent absenderbestätigt (clause 3.1.5) and carry the provider's
-// signature, verified against the configured trust (clause 3.1.21).
+// signature, verified against the configured trust (clause 3.1.21), and
+// that signature must be a qualified seal or signature as the configured
+// trusted lists decide (De-Mail-Gesetz § 5 Abs. 5).
 func Evidence(h *Headers, in *Integrity) *gateway.DeMailEvidence {
 	ev := &gateway.DeMailEvidence{
 		MessageType:        string(h.Type),
@@ -36,8 +38,21 @@ func Evidence(h *Headers, in *Integrity) *gateway.DeMailEvidence {
 		fp := sha256.Sum256(in.Certificate.Raw)
 		ev.ProviderCertificate = hex.EncodeToString(fp[:])
 	}
-	ev.WrittenForm = h.Options.Authoritative && in.Trusted()
+	ev.Qualification = in.Qualification
+	ev.QualificationDetail = in.QualificationDetail
+	ev.WrittenForm = h.Options.Authoritative && in.Qualified()
 	return ev
+}
+
+// writtenFormProblem says why an absenderbestätigt message whose provider
+// signature holds still does not satisfy the written form; "" when it does
+// or when the message was not sent absenderbestätigt.
+func writtenFormProblem(h *Headers, in *Integrity) string {
+	if !h.Options.Authoritative || !in.Trusted() || in.Qualified() {
+		return ""
+	}
+	return problemPrefix + "written form not established: the provider signature is " +
+		in.Qualification + ", not a qualified seal or signature (" + in.QualificationDetail + ")"
 }
 
 // problemPrefix starts every problem the De-Mail channel adds to a
@@ -54,6 +69,9 @@ func Problems(h *Headers, in *Integrity) []string {
 	}
 	if !in.Trusted() {
 		out = append(out, problemPrefix+"integrity "+string(in.Verdict)+": "+in.Detail)
+	}
+	if p := writtenFormProblem(h, in); p != "" {
+		out = append(out, p)
 	}
 	return out
 }

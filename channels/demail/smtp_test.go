@@ -200,6 +200,7 @@ func TestSMTPChannelConformance(t *testing.T) {
 func TestSMTPClientCertificate(t *testing.T) {
 	w := newWorld(t)
 	g := newSMTPGateway(t, w.ca)
+	w.qualify(t, &g.config)
 	var mu sync.Mutex
 	var got []*gateway.MessageReceived
 	rec := recordFunc(func(ctx context.Context, tenant, key string, m *gateway.MessageReceived) (gateway.Receipt, error) {

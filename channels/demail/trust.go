@@ -26,11 +26,18 @@ type Provider struct {
 	// SHA-256 fingerprints of the DER: a CA that serves several providers
 	// then cannot vouch for one provider's messages with another's key.
 	Pinned [][32]byte
+	// CRLs are the provider CA's revocation lists as the operator fetched
+	// them; the message carries no revocation data of its own.
+	CRLs []*trust.CRL
 }
 
 // Trust is the set of configured providers. It is read-only once built.
 type Trust struct {
 	providers map[string]*providerTrust
+	// qualified holds the trusted lists (ETSI TS 119 612) that decide
+	// whether a provider's certificate is qualified; nil when none is
+	// configured, and then no message satisfies the written form.
+	qualified *trust.Store
 }
 
 type providerTrust struct {
@@ -60,6 +67,16 @@ func NewTrust(providers []Provider) (*Trust, error) {
 		t.providers[name] = &providerTrust{p: p, store: s}
 	}
 	return t, nil
+}
+
+// WithQualification returns a copy of t that decides the qualified status
+// of provider certificates with store, built from trusted lists. Only the
+// trusted list says whether a certificate is qualified (eIDAS Art. 22);
+// the configured provider CA says only whose it is.
+func (t *Trust) WithQualification(store *trust.Store) *Trust {
+	c := *t
+	c.qualified = store
+	return &c
 }
 
 // provider returns the configured provider of that FQDN, nil if none.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/poststelle/poststelle/channels"
+	"github.com/poststelle/poststelle/channels/demail"
 	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/channels/smtpout"
 	"github.com/poststelle/poststelle/eventstore/blob"
@@ -87,15 +88,43 @@ func TestDeployConfiguration(t *testing.T) {
 	if "/var/lib/"+unit["StateDirectory"] != cfg.DataDir {
 		t.Errorf("StateDirectory=%s does not hold data_dir %s", unit["StateDirectory"], cfg.DataDir)
 	}
-	name, _, _ := strings.Cut(unit["LoadCredential"], ":")
-	if want := "/run/credentials/poststelle.service/" + name; out.Relay.PasswordFile != want {
-		t.Errorf("password_file %s, but the unit loads the credential to %s", out.Relay.PasswordFile, want)
+	creds := unitCredentials(t, filepath.Join(deployDir, "systemd", "poststelle.service"))
+	if !creds[out.Relay.PasswordFile] {
+		t.Errorf("smtp_out password_file %s, but the unit loads only %v", out.Relay.PasswordFile, creds)
+	}
+	dm := assembly.ChannelSection[demail.Config](cfg, channels.DeMailSection)
+	if dm == nil || dm.Qualification == nil || dm.Outbound == nil || len(dm.Providers) == 0 || len(dm.Providers[0].CRLFiles) == 0 {
+		t.Fatalf("demail is not configured for written form and answers: %+v", dm)
+	}
+	for _, mb := range dm.Mailboxes {
+		if mb.CertFile == "" || !creds[mb.PasswordFile] {
+			t.Errorf("demail mailbox %s: client certificate %q, password_file %s not among the unit's credentials %v",
+				mb.Name, mb.CertFile, mb.PasswordFile, creds)
+		}
 	}
 	for _, k := range []string{"User", "Restart", "ExecReload", "ProtectSystem", "NoNewPrivileges"} {
 		if unit[k] == "" {
 			t.Errorf("the unit does not set %s", k)
 		}
 	}
+}
+
+// unitCredentials lists where the unit's LoadCredential= lines put their
+// credentials.
+func unitCredentials(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "LoadCredential="); ok {
+			name, _, _ := strings.Cut(v, ":")
+			out["/run/credentials/poststelle.service/"+name] = true
+		}
+	}
+	return out
 }
 
 // unitSettings reads the first value of each key of a systemd unit file.

@@ -317,6 +317,10 @@ type Message struct {
 	Parts           []gateway.Part    `json:"parts,omitempty"`
 	Metadata        map[string]string `json:"metadata,omitempty"`
 	Problems        []string          `json:"problems,omitempty"`
+	// DeMail is the provider's evidence of a message taken in on the
+	// De-Mail channel (sender as confirmed, dispatch options, integrity
+	// verdict, qualification, written form); absent on every other channel.
+	DeMail *gateway.DeMailEvidence `json:"deMail,omitempty"`
 	// Report is the SignaturesVerified summary (with the references to the
 	// full report and the Prüfprotokoll) once signatures were verified;
 	// absent until then.
@@ -451,7 +455,7 @@ func scanMessage(s scanner) (Message, error) {
 		return Message{}, fmt.Errorf("decode routing of %s: %w", m.Stream, err)
 	}
 	m.Channel, m.SenderMessageID, m.Coordinates = rec.Channel, rec.SenderMessageID, rec.Transport.Coordinates
-	m.From, m.To, m.Cc = rec.From, rec.To, rec.Cc
+	m.From, m.To, m.Cc, m.DeMail = rec.From, rec.To, rec.Cc, rec.DeMail
 	m.Subject, m.ReceivedAt, m.Raw, m.Parts, m.Metadata, m.Problems = rec.Subject, rec.ReceivedAt, rec.Raw, rec.Parts, rec.Metadata, rec.Problems
 	m.RoutedAt, _ = time.Parse(time.RFC3339Nano, routedAt)
 	m.DeliveredVia = splitList(via)

@@ -138,6 +138,7 @@ func (s *Server) endpoints() []endpoint {
 		{"GET /offices/{office}/messages/{stream}/raw", s.officeRead(s.downloadRaw)},
 		{"GET /offices/{office}/messages/{stream}/parts/{part}", s.officeRead(s.downloadPart)},
 		{"GET /offices/{office}/messages/{stream}/report", s.officeRead(s.downloadReport)},
+		{"GET /offices/{office}/messages/{stream}/evidence", s.officeRead(s.evidenceHTML)},
 		{"GET /offices/{office}/messages/{stream}/evidence/{event}", s.officeRead(s.downloadEvidence)},
 		{"POST /offices/{office}/messages/{stream}/ack", s.officeAct(s.acknowledge)},
 		{"POST /offices/{office}/messages/{stream}/replies", s.officeAct(s.reply)},

@@ -136,7 +136,23 @@ func reportHTML(m offices.Message) string {
 	for _, p := range m.Problems {
 		row("Problem", p)
 	}
-	b.WriteString("</table>\n<h2>Signaturprüfung</h2>\n")
+	b.WriteString("</table>\n")
+	if d := m.DeMail; d != nil {
+		// The provider's evidence is fixed at receipt, so the copy stays
+		// the same bytes under its UID.
+		b.WriteString("<h2>De-Mail</h2>\n<table>\n")
+		row("Schriftform durch De-Mail erfüllt", fmt.Sprint(d.WrittenForm))
+		row("Absenderbestätigt", fmt.Sprint(d.Authoritative))
+		row("Integritätsprüfung", strings.TrimSpace(d.Verdict+": "+d.VerdictDetail))
+		row("Qualifikation der Provider-Signatur", strings.TrimSpace(d.Qualification+" "+d.QualificationDetail))
+		row("Absender (vom Provider bestätigt)", d.Sender)
+		row("Authentisierungsniveau", strings.TrimSpace(d.AuthLevel+" "+d.AuthMechanism))
+		row("Provider", d.OriginatorProvider)
+		row("De-Mail-Nachrichten-ID", d.MessageID)
+		row("Provider-Zertifikat (SHA-256)", d.ProviderCertificate)
+		b.WriteString("</table>\n")
+	}
+	b.WriteString("<h2>Signaturprüfung</h2>\n")
 	if m.Report == nil {
 		fmt.Fprintf(&b, "<p>%s</p>\n", e(NoReportText))
 	} else {

@@ -32,12 +32,20 @@ func TestCopyGolden(t *testing.T) {
 	imap.Metadata = nil
 	imap.From = gateway.Address{Name: "kein gültiger", Address: "nicht-parsebar"}
 	imap.Subject = "Hallo"
+	dm := base
+	dm.Channel, dm.SenderMessageID = gateway.ChannelDeMail, "4711@provider.de-mail.example"
+	dm.DeMail = &gateway.DeMailEvidence{MessageType: "normal", MessageID: "4711@provider.de-mail.example",
+		Sender: "erika.muster@muster.de-mail.example", AuthLevel: "high", AuthMechanism: "eID",
+		OriginatorProvider: "provider.de-mail.example", Authoritative: true, Verdict: "provider-signed",
+		VerdictDetail: "signed by provider provider.de-mail.example (CN=Signatur <Provider>)", Qualification: "QESeal",
+		QualificationDetail: "PASSED; certificate: QC for eSeal with QSCD", ProviderCertificate: strings.Repeat("cd", 32), WrittenForm: true}
 	for _, tc := range []struct {
 		name      string
 		m         offices.Message
 		maxInline int64
 	}{
 		{"copy-smtp.eml", base, 1 << 20},
+		{"copy-demail.eml", dm, 1 << 20},
 		{"copy-imap-too-large.eml", imap, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

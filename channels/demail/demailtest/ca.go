@@ -59,11 +59,13 @@ func (ca *CA) PEM() []byte {
 }
 
 // IssueSigning makes a provider signature certificate for key, valid from
-// notBefore to notAfter, and returns its DER.
-func (ca *CA) IssueSigning(key crypto.Signer, notBefore, notAfter time.Time) ([]byte, error) {
+// notBefore to notAfter, with exts (such as qcStatements) added, and
+// returns its DER.
+func (ca *CA) IssueSigning(key crypto.Signer, notBefore, notAfter time.Time, exts ...pkix.Extension) ([]byte, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(), Subject: pkix.Name{CommonName: "Signatur De-Mail-Provider"},
 		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		ExtraExtensions: exts,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
