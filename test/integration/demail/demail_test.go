@@ -11,8 +11,14 @@
 package demail
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -23,6 +29,7 @@ import (
 	"time"
 
 	"github.com/poststelle/poststelle/channels/demail/demailtest"
+	"github.com/poststelle/poststelle/crypto/trustedlist/tltest"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/internal/servetest"
@@ -87,10 +94,11 @@ type gw struct {
 
 // channels is what a test adds to the configuration.
 type channels struct {
-	mailbox  mailbox // the demail: mailbox taken in
-	outbound string  // the sink's address; "" is no demail.outbound
-	smtp     string  // a plain smtp: receiver's address; "" is none
-	imap     *mailbox
+	mailbox    mailbox // the demail: mailbox taken in
+	outbound   string  // the sink's address; "" is no demail.outbound
+	smtp       string  // a plain smtp: receiver's address; "" is none
+	demailSMTP string  // demail.smtp's address, for the gateway's deliveries by SMTP; "" is none
+	imap       *mailbox
 }
 
 // start writes a configuration (the provider as demail.providers, the
@@ -122,8 +130,14 @@ func start(t *testing.T, pv *provider, ch channels) *gw {
 	conf := fmt.Sprintf("data_dir: %s/data\nlog_level: debug\noffices: %s/offices.yaml\nrouting: {rules: %s/rules.yaml}\n"+
 		"office_api: {listen: %q}\noffice_imap: {listen: %q}\nsmtp_submission: {listen: %q}\n",
 		g.dir, g.dir, g.dir, g.api, servetest.FreeAddr(t), servetest.FreeAddr(t))
-	conf += fmt.Sprintf("demail:\n  providers:\n    - {name: %s, ca_file: %s}\n  mailboxes:\n%s", "provider.de-mail.example",
-		pv.file("provider-ca.pem"), box(ch.mailbox))
+	tl, tlSigner := trustedList(t, pv, g.dir)
+	conf += fmt.Sprintf("demail:\n  providers:\n    - {name: %s, ca_file: %s, crl_files: [%s]}\n"+
+		"  qualification: {trusted_lists: [%s], tl_signers: [%s]}\n  mailboxes:\n%s",
+		"provider.de-mail.example", pv.file("provider-ca.pem"), pv.file("provider-ca.crl"), tl, tlSigner, box(ch.mailbox))
+	if ch.demailSMTP != "" {
+		conf += fmt.Sprintf("  smtp: {listen: %q, hostname: poststelle.kreis.example, cert_file: %s, key_file: %s}\n",
+			ch.demailSMTP, pv.file("poststelle-server.pem"), pv.file("poststelle-server.key"))
+	}
 	if ch.outbound != "" {
 		host, sport, _ := net.SplitHostPort(ch.outbound)
 		conf += fmt.Sprintf("  outbound:\n    from: \"Kreis Musterland <%s>\"\n    hostname: poststelle.kreis.example\n"+
@@ -138,6 +152,37 @@ func start(t *testing.T, pv *provider, ch channels) *gw {
 	write(t, g.config, conf)
 	g.p = servetest.Start(t, bin, g.config, g.api)
 	return g
+}
+
+// trustedList writes, into dir, a trusted list (ETSI TS 119 612) that
+// names the provider's CA as a granted CA/QC service, signed by a scheme
+// operator made here, and returns the list and the operator's certificate,
+// as demail.qualification takes them. The provider's seal certificate is
+// qualified by its qcStatements (peer.sh), the list makes it a QESeal.
+func trustedList(t testing.TB, pv *provider, dir string) (list, signer string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test TL Scheme Operator"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := tltest.Sign(tltest.List{Territory: "DE", Services: []tltest.Service{{CA: pv.ca}}}, key, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, signer = filepath.Join(dir, "tl-de.xml"), filepath.Join(dir, "tl-signer.pem")
+	write(t, list, string(data))
+	write(t, signer, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	return list, signer
 }
 
 func write(t testing.TB, path, content string) {

@@ -4,8 +4,13 @@ package demail
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
@@ -36,7 +41,9 @@ func TestGatewayMailboxRequiresClientCertificate(t *testing.T) {
 }
 
 // TestAuthoritativeMessageSatisfiesWrittenForm: an absenderbestätigt
-// De-Mail the provider signed (PVD IO clauses 3.1.5, 3.1.21) is recorded on
+// De-Mail the provider sealed (PVD IO clauses 3.1.5, 3.1.21) with its
+// qualified seal certificate (qcStatements by openssl, the CA on a trusted
+// list, its CRL configured) is recorded on
 // channel demail with its typed evidence and writtenForm true, the
 // provider's fields leave transport.untrusted, and it is routed to the
 // office; the gateway mailbox is emptied.
@@ -51,8 +58,8 @@ func TestAuthoritativeMessageSatisfiesWrittenForm(t *testing.T) {
 	switch {
 	case m.Channel != gateway.ChannelDeMail || d == nil:
 		t.Fatalf("receipt on %s with deMail %+v", m.Channel, d)
-	case !d.WrittenForm || d.Verdict != "provider-signed" || !d.Authoritative:
-		t.Fatalf("deMail %+v: want writtenForm, provider-signed, authoritative", d)
+	case !d.WrittenForm || d.Verdict != "provider-signed" || !d.Authoritative || d.Qualification != "QESeal":
+		t.Fatalf("deMail %+v: want writtenForm, provider-signed, authoritative, QESeal", d)
 	case d.MessageID != "wf-1@provider.de-mail.example" || d.PrivateID != "Az-wf-1" || d.AuthLevel != "high" ||
 		d.AuthMechanism != "eID" || d.Sender != "erika.mustermann@mustermann.de-mail.example" ||
 		d.OriginatorProvider != "provider.de-mail.example" || !d.ConfirmReceipt || d.ProviderCertificate == "":
@@ -153,4 +160,52 @@ func TestSpoofedHeadersOnPlainMail(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestProviderDeliversBySMTP: a provider gateway that delivers by SMTP
+// (demail.smtp) with its client certificate of the provider's CA: the
+// message is recorded on channel demail with the written form and the
+// certificate's fingerprint in the envelope evidence; deliveries without a
+// client certificate or with another CA's are refused and record nothing.
+func TestProviderDeliversBySMTP(t *testing.T) {
+	pv := newProvider(t)
+	box := postfach(4)
+	addr := servetest.FreeAddr(t)
+	g := start(t, pv, channels{mailbox: box, demailSMTP: addr})
+	waitListening(t, addr)
+	gwClient, err := tls.LoadX509KeyPair(pv.file("gateway-client.pem"), pv.file("gateway-client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := pv.stamp(t, deMailFields(box, "sm-0", "Von fremder Hand", "yes"), letter, false)
+	for name, cert := range map[string]*tls.Certificate{"none": nil, "another CA's": &pv.stranger} {
+		if err := pv.deliverSMTP(t, addr, cert, box.user, refused); err == nil {
+			t.Errorf("client certificate %s: delivery accepted", name)
+		}
+	}
+	msg := pv.stamp(t, deMailFields(box, "sm-1", "Antrag per SMTP zugestellt", "yes"), letter, false)
+	if err := pv.deliverSMTP(t, addr, &gwClient, box.user, msg); err != nil {
+		t.Fatal(err)
+	}
+	rs := g.received(t, 1)
+	if len(rs) != 1 {
+		t.Fatalf("%d receipts, want only the gateway's delivery", len(rs))
+	}
+	_, m := receipt(t, rs, "Antrag per SMTP zugestellt")
+	fp := sha256.Sum256(gwClient.Certificate[0])
+	if m.Channel != gateway.ChannelDeMail || m.DeMail == nil || !m.DeMail.WrittenForm ||
+		m.Transport.Envelope["tlsClientCertSHA256"] != hex.EncodeToString(fp[:]) {
+		t.Fatalf("receipt on %s, deMail %+v, envelope %v", m.Channel, m.DeMail, m.Transport.Envelope)
+	}
+}
+
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	servetest.WaitFor(t, addr+" accepts connections", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
 }

@@ -9,11 +9,14 @@
 #
 # DIR/pki holds, as PEM:
 #   provider-ca.{pem,key}    the provider's CA (the operator configures it as demail.providers[].ca_file)
-#   provider-sign.{pem,key}  the provider's signature certificate (RSA), for X-de-mail-integrity and the confirmation XML
+#   provider-sign.{pem,key}  the provider's qualified seal certificate (RSA), for X-de-mail-integrity and the confirmation XML
+#   provider-ca.crl          the provider CA's CRL (demail.providers[].crl_files)
 #   foreign-ca.pem, foreign-sign.{pem,key}  another CA and a signature certificate of it, same subject
 #   gateway.{pem,key}        the gateway's TLS server certificate (Dovecot, the submission sink)
 #   client.{pem,key}         our client certificate, issued by the provider
 #   stranger.{pem,key}       a client certificate of the foreign CA
+#   gateway-client.{pem,key} the gateway's client certificate, for its deliveries by SMTP
+#   kreis-ca.pem, poststelle-server.{pem,key}  the authority's own CA and our SMTP server certificate
 set -euo pipefail
 dir=$1
 cmd=$2
@@ -42,6 +45,24 @@ ca() {
 		-keyout "$pki/$name.key" -out "$pki/$name.pem" 2>/dev/null
 }
 
+# crl writes the provider CA's current CRL (nothing revoked), as the
+# operator fetches it for demail.providers[].crl_files.
+crl() {
+	: >"$pki/index.txt"
+	echo 01 >"$pki/crlnumber"
+	cat >"$pki/ca.cnf" <<CNF
+[ca]
+default_ca = provider
+[provider]
+database = $pki/index.txt
+crlnumber = $pki/crlnumber
+default_md = sha256
+default_crl_days = 2
+CNF
+	openssl ca -config "$pki/ca.cnf" -gencrl -keyfile "$pki/provider-ca.key" -cert "$pki/provider-ca.pem" \
+		-out "$pki/provider-ca.crl" 2>/dev/null
+}
+
 setup() {
 	local sport=$1
 	mkdir -p "$pki" "$dc"/{run,state,mail}
@@ -49,7 +70,27 @@ setup() {
 	chown dovecot:dovecot "$dc/mail"
 	ca provider-ca "/C=DE/O=Test-DMDA/CN=Test De-Mail PKI"
 	ca foreign-ca "/C=DE/O=Fremd/CN=Fremde CA"
-	local sign="keyUsage=critical,digitalSignature,nonRepudiation"
+	# A qualified seal certificate, as a provider's is (EN 319 412-5
+	# qcStatements: QcCompliance, QcType eseal, QcSSCD).
+	local sign
+	sign=$(cat <<'EXT'
+keyUsage=critical,digitalSignature,nonRepudiation
+1.3.6.1.5.5.7.1.3=ASN1:SEQUENCE:qcs
+[qcs]
+compliance=SEQUENCE:qc_compliance
+type=SEQUENCE:qc_type
+sscd=SEQUENCE:qc_sscd
+[qc_compliance]
+id=OID:0.4.0.1862.1.1
+[qc_type]
+id=OID:0.4.0.1862.1.6
+types=SEQUENCE:qc_types
+[qc_types]
+eseal=OID:0.4.0.1862.1.6.2
+[qc_sscd]
+id=OID:0.4.0.1862.1.4
+EXT
+)
 	issue provider-sign provider-ca "/C=DE/O=Test-DMDA/CN=Signatur provider.de-mail.example" "$sign" rsa
 	issue foreign-sign foreign-ca "/C=DE/O=Test-DMDA/CN=Signatur provider.de-mail.example" "$sign" rsa
 	issue gateway provider-ca "/CN=127.0.0.1" \
@@ -58,7 +99,13 @@ setup() {
 		"$(printf 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth')"
 	issue stranger foreign-ca "/CN=mta.example.org" \
 		"$(printf 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth')"
-	chmod 644 "$pki"/*.pem
+	issue gateway-client provider-ca "/CN=gateway.provider.de-mail.example" \
+		"$(printf 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth')"
+	ca kreis-ca "/O=Kreis Musterland/CN=Kreis Server-CA"
+	issue poststelle-server kreis-ca "/CN=127.0.0.1" \
+		"$(printf 'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost')"
+	crl
+	chmod 644 "$pki"/*.pem "$pki"/*.crl
 	: >"$dc/users"
 	for n in 1 2 3 4 5 6 7 8; do
 		echo "postfach$n@kreis.de-mail.example:{PLAIN}secret-$n" >>"$dc/users"

@@ -7,6 +7,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,7 @@ type provider struct {
 	client     tls.Certificate // the authority's client certificate at the gateway
 	stranger   tls.Certificate // a client certificate of another CA
 	roots      *x509.CertPool  // the provider CA, which issued the gateway's server certificate
+	ca         *x509.Certificate
 }
 
 func newProvider(t testing.TB) *provider {
@@ -52,11 +54,19 @@ func newProvider(t testing.TB) *provider {
 	if p.stranger, err = tls.LoadX509KeyPair(p.file("stranger.pem"), p.file("stranger.key")); err != nil {
 		t.Fatal(err)
 	}
-	p.roots = x509.NewCertPool()
 	ca, err := os.ReadFile(p.file("provider-ca.pem"))
-	if err != nil || !p.roots.AppendCertsFromPEM(ca) {
-		t.Fatalf("provider CA: %v", err)
+	if err != nil {
+		t.Fatal(err)
 	}
+	block, _ := pem.Decode(ca)
+	if block == nil {
+		t.Fatal("provider-ca.pem holds no PEM block")
+	}
+	if p.ca, err = x509.ParseCertificate(block.Bytes); err != nil {
+		t.Fatal(err)
+	}
+	p.roots = x509.NewCertPool()
+	p.roots.AddCert(p.ca)
 	return p
 }
 
@@ -275,4 +285,43 @@ func (s *sink) next(t testing.TB) *submission {
 func bodyOf(msg []byte) string {
 	_, b, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
 	return string(b)
+}
+
+// deliverSMTP delivers msg to the authority's demail.smtp receiver as the
+// provider gateway does when it delivers by SMTP: STARTTLS, verifying our
+// server certificate (the authority's own CA), with cert as its client
+// certificate (none when nil).
+func (p *provider) deliverSMTP(t testing.TB, addr string, cert *tls.Certificate, to string, msg []byte) error {
+	t.Helper()
+	roots := x509.NewCertPool()
+	ca, err := os.ReadFile(p.file("kreis-ca.pem"))
+	if err != nil || !roots.AppendCertsFromPEM(ca) {
+		t.Fatalf("kreis CA: %v", err)
+	}
+	cfg := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	c, err := gosmtp.DialStartTLS(addr, cfg)
+	if err != nil {
+		return fmt.Errorf("STARTTLS: %w", err)
+	}
+	defer c.Close()
+	if err := c.Mail("versand@"+demailtest.ProviderName, nil); err != nil {
+		return fmt.Errorf("MAIL: %w", err)
+	}
+	if err := c.Rcpt(to, nil); err != nil {
+		return fmt.Errorf("RCPT: %w", err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		return fmt.Errorf("DATA: %w", err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		return fmt.Errorf("DATA: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("end of data: %w", err)
+	}
+	return c.Quit()
 }
