@@ -27,9 +27,14 @@ func (*MessageRouted) BlobRefs() []blob.Ref       { return nil }
 func (*RoutingFailed) BlobRefs() []blob.Ref       { return nil }
 func (*MessageDelivered) BlobRefs() []blob.Ref    { return nil }
 func (*MessageAcknowledged) BlobRefs() []blob.Ref { return nil }
-func (*ReplySent) BlobRefs() []blob.Ref           { return nil }
-func (*ReplyFailed) BlobRefs() []blob.Ref         { return nil }
-func (*ProcessingFailed) BlobRefs() []blob.Ref    { return nil }
+func (p *ReplySent) BlobRefs() []blob.Ref {
+	if p.Sent.SHA256 == "" {
+		return nil
+	}
+	return []blob.Ref{p.Sent}
+}
+func (*ReplyFailed) BlobRefs() []blob.Ref      { return nil }
+func (*ProcessingFailed) BlobRefs() []blob.Ref { return nil }
 
 func partRefs(parts []Part) []blob.Ref {
 	out := make([]blob.Ref, 0, len(parts))

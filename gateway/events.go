@@ -255,6 +255,9 @@ type ReplySent struct {
 	Attempt          int    `json:"attempt"`
 	// Response is what the peer answered (SMTP reply, OSCI receipt id, ...).
 	Response string `json:"response,omitempty"`
+	// Sent is the bytes the peer accepted, as the outbound handed them over
+	// (the rendered e-mail); absent when the outbound kept none.
+	Sent blob.Ref `json:"sent,omitzero"`
 }
 
 // ReplyFailed records a failed attempt to send an answer.

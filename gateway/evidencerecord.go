@@ -69,6 +69,14 @@ const unlinkedStreamPrefix = "evd-"
 // no identity (neither EvidenceID nor Evidence bytes), no reference.
 var ErrEvidence = errors.New("gateway: invalid delivery evidence")
 
+// EvidenceInspector completes linked evidence, before Record appends it,
+// with what only the message or answer it is about can tell: a De-Mail
+// confirmation's hash compared with the bytes that were sent, say. It may
+// add to rec.Problems and rec.Verification; it must not change the
+// references or the evidence's identity. It is not called for evidence that
+// nothing links.
+type EvidenceInspector func(ctx context.Context, link EvidenceLink, rec *DeliveryEvidenceRecorded)
+
 // Record appends ev, a piece of delivery evidence the channel ev.Channel
 // received, and returns once it is durable; the channel acknowledges or
 // deletes the confirmation only after that.
@@ -88,8 +96,9 @@ var ErrEvidence = errors.New("gateway: invalid delivery evidence")
 // crash) appends nothing and returns Duplicate. Evidence must have an
 // EvidenceID or Evidence bytes, at least one reference, and a valid Kind;
 // otherwise Record returns an error wrapping ErrEvidence. References and
-// ids over the size caps are recorded as problems and not looked up.
-func (r *EvidenceRecorder) Record(ctx context.Context, tenant string, ev *DeliveryEvidenceRecorded) (EvidenceReceipt, error) {
+// ids over the size caps are recorded as problems and not looked up. Each
+// inspector runs on linked evidence before it is appended.
+func (r *EvidenceRecorder) Record(ctx context.Context, tenant string, ev *DeliveryEvidenceRecorded, inspect ...EvidenceInspector) (EvidenceReceipt, error) {
 	if tenant == "" {
 		tenant = DefaultTenant
 	}
@@ -110,6 +119,13 @@ func (r *EvidenceRecorder) Record(ctx context.Context, tenant string, ev *Delive
 		stream = digestID(unlinkedStreamPrefix, tenant, key)
 	} else {
 		rec.ReplyID, rec.LinkedBy = link.ReplyID, link.Source
+		if rec.Verification != nil {
+			v := *rec.Verification
+			rec.Verification = &v
+		}
+		for _, f := range inspect {
+			f(ctx, link, &rec)
+		}
 	}
 	// The id includes the stream, so that a second copy that would go to
 	// another stream (unlinked first, linkable now) meets the message key

@@ -75,10 +75,17 @@ const ackNamespace = "urn:de-mail"
 // Verification.Detail and, when it does not hold, in Problems. Everything
 // doubtful is a problem; nothing is dropped.
 func Confirmation(msg []byte, raw blob.Ref, tr *Trust, at time.Time) (ev *gateway.DeliveryEvidenceRecorded, ok bool) {
+	ev, _, ok = readConfirmation(msg, raw, tr, at)
+	return ev, ok
+}
+
+// readConfirmation is Confirmation that also returns the XML's Hash, the
+// confirmed message's X-de-mail-integrity as the provider saw it.
+func readConfirmation(msg []byte, raw blob.Ref, tr *Trust, at time.Time) (ev *gateway.DeliveryEvidenceRecorded, hash string, ok bool) {
 	h := Parse(msg)
 	kind, ok := confirmationKinds[h.Type]
 	if !ok {
-		return nil, false
+		return nil, "", false
 	}
 	in := Verify(msg, tr, at)
 	ev = &gateway.DeliveryEvidenceRecorded{
@@ -107,13 +114,13 @@ func Confirmation(msg []byte, raw blob.Ref, tr *Trust, at time.Time) (ev *gatewa
 	data, err := confirmationXML(msg)
 	if err != nil {
 		ev.Problems = append(ev.Problems, problemPrefix+"confirmation: "+err.Error())
-		return ev, true
+		return ev, "", true
 	}
-	readAck(ev, data)
+	hash = readAck(ev, data)
 	outcome, qualification := xmlSignature(data, h.OriginatorProvider, tr, at, ev)
 	ev.Verification.Detail += "; XML signature: " + outcome
 	ev.Verification.Qualification = qualification
-	return ev, true
+	return ev, hash, true
 }
 
 // indication maps an integrity verdict to EN 319 102-1's indications.
@@ -128,17 +135,17 @@ func indication(v Verdict) string {
 }
 
 // readAck takes references and the attested time from the
-// Acknowledge-Message data.
-func readAck(ev *gateway.DeliveryEvidenceRecorded, data []byte) {
+// Acknowledge-Message data, and returns its Hash.
+func readAck(ev *gateway.DeliveryEvidenceRecorded, data []byte) (hash string) {
 	var ack ackMessage
 	if err := xml.Unmarshal(data, &ack); err != nil {
 		ev.Problems = append(ev.Problems, problemPrefix+"confirmation XML: "+err.Error())
-		return
+		return ""
 	}
 	if ack.XMLName.Space != ackNamespace || ack.XMLName.Local != "Acknowledge-Message" {
 		ev.Problems = append(ev.Problems, fmt.Sprintf("%sconfirmation XML: document element {%s}%s, want {%s}Acknowledge-Message",
 			problemPrefix, clip([]byte(ack.XMLName.Space), 60), clip([]byte(ack.XMLName.Local), 60), ackNamespace))
-		return
+		return ""
 	}
 	for _, want := range []struct{ name, kind string }{{FieldMessageID, "messageId"}, {"message-id", "messageId"}} {
 		for _, m := range ack.Metadata {
@@ -151,12 +158,13 @@ func readAck(ev *gateway.DeliveryEvidenceRecorded, data []byte) {
 	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(ack.Time))
 	if err != nil {
 		ev.Problems = append(ev.Problems, problemPrefix+"confirmation XML: Time is not an xs:dateTime with a time zone: "+clip([]byte(ack.Time), 60))
-		return
+	} else {
+		ev.AttestedAt = t.UTC()
 	}
-	ev.AttestedAt = t.UTC()
 	if ack.Sender != "" {
 		ev.Attester.Name = strings.TrimSpace(ack.Sender)
 	}
+	return strings.TrimSpace(ack.Hash)
 }
 
 // xmlSignature checks the enveloped XML signature of the Acknowledge-Message

@@ -128,11 +128,11 @@ func (a *adapter) recordConfirmation(ctx context.Context, msg []byte, raw blob.R
 	if a.evidence == nil {
 		return nil
 	}
-	ev, ok := Confirmation(msg, raw, a.trust, rec.ReceivedAt)
+	ev, hash, ok := readConfirmation(msg, raw, a.trust, rec.ReceivedAt)
 	if !ok {
 		return nil
 	}
-	_, err := a.evidence.Record(ctx, a.tenant, ev)
+	_, err := a.evidence.Record(ctx, a.tenant, ev, a.hashInspector(hash))
 	switch {
 	case errors.Is(err, gateway.ErrEvidence):
 		rec.Problems = append(rec.Problems, problemPrefix+"confirmation not recorded as delivery evidence: "+err.Error())

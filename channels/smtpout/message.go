@@ -27,6 +27,8 @@ const maxHeaderRead = 256 << 10
 type Blobs interface {
 	Open(ctx context.Context, ref blob.Ref) (io.ReadCloser, error)
 	ReadAll(ctx context.Context, ref blob.Ref, max int64) ([]byte, error)
+	// PutBytes keeps the bytes of each answer as handed over.
+	PutBytes(ctx context.Context, b []byte) (blob.Ref, error)
 }
 
 // build renders the RFC 5322 message of a reply.

@@ -235,18 +235,25 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 	if err != nil {
 		return replies.SentInfo{}, replies.Permanent(fmt.Errorf("smtpout: render reply %s: %w", req.ReplyID, err))
 	}
+	// The bytes are kept before they leave, so that ReplySent can name
+	// exactly what the peer accepted: a provider's confirmation hashes them,
+	// an evidence bundle carries them.
+	sent, err := o.deps.Blobs.PutBytes(ctx, raw)
+	if err != nil {
+		return replies.SentInfo{}, fmt.Errorf("smtpout: keep reply %s: %w", req.ReplyID, err)
+	}
 	if o.maildir != nil {
 		rel, err := o.maildir.deliver(msgID, raw)
 		if err != nil {
 			return replies.SentInfo{}, fmt.Errorf("smtpout: deliver reply %s to %s: %w", req.ReplyID, o.cfg.Maildir, err)
 		}
-		return replies.SentInfo{ChannelMessageID: msgID, Response: "maildir " + filepath.Join(o.cfg.Maildir, rel)}, nil
+		return replies.SentInfo{ChannelMessageID: msgID, Response: "maildir " + filepath.Join(o.cfg.Maildir, rel), Sent: sent}, nil
 	}
 	resp, err := o.deliver(ctx, req.To.Address, raw)
 	if err != nil {
 		return replies.SentInfo{}, fmt.Errorf("smtpout: deliver reply %s via %s: %w", req.ReplyID, o.relayAddr(), err)
 	}
-	return replies.SentInfo{ChannelMessageID: msgID, Response: resp}, nil
+	return replies.SentInfo{ChannelMessageID: msgID, Response: resp, Sent: sent}, nil
 }
 
 // Render returns the message Send would deliver, for previews and tests.

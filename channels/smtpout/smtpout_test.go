@@ -207,6 +207,10 @@ func TestSendThreadsAndEncodes(t *testing.T) {
 	if len(got) != 1 || got[0].from != "poststelle@stadt.example" || len(got[0].to) != 1 || got[0].to[0] != "buerger@example.org" {
 		t.Fatalf("envelope %+v", got)
 	}
+	// The bytes the relay accepted are kept, for ReplySent.Sent.
+	if kept, err := f.blobs.ReadAll(context.Background(), info.Sent, 1<<20); err != nil || !bytes.Equal(kept, got[0].data) {
+		t.Fatalf("kept %v bytes (%v), the relay received %d", info.Sent, err, len(got[0].data))
+	}
 	m, err := mail.ReadMessage(bytes.NewReader(got[0].data))
 	if err != nil {
 		t.Fatal(err)

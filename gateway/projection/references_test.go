@@ -3,6 +3,7 @@ package projection_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -263,5 +264,42 @@ func TestEvidenceRefused(t *testing.T) {
 				t.Fatalf("error %v, want ErrEvidence", err)
 			}
 		})
+	}
+}
+
+// TestEvidenceInspectors checks that inspectors see the link and complete
+// linked evidence before it is recorded, leave the caller's value alone,
+// and are not called for evidence nothing links.
+func TestEvidenceInspectors(t *testing.T) {
+	e := newEvidenceEnv(t, false)
+	m := e.receive(t, gateway.ChannelDeMail, "p1", "<antrag-1@buerger.de-mail.de>", "")
+	e.catchUp(t)
+	var seen []gateway.EvidenceLink
+	inspect := func(_ context.Context, link gateway.EvidenceLink, rec *gateway.DeliveryEvidenceRecorded) {
+		seen = append(seen, link)
+		rec.Problems = append(rec.Problems, "inspected")
+		rec.Verification.Detail += "; inspected"
+	}
+	ev := confirmation(gateway.EvidenceDelivered, "<c1@p>", msgRef("<antrag-1@buerger.de-mail.de>"))
+	detail := ev.Verification.Detail
+	got, err := e.rec.Record(context.Background(), "", ev, inspect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 || seen[0].Stream != m.Stream || seen[0].Source != "senderMessageId" {
+		t.Fatalf("inspector saw %+v", seen)
+	}
+	evs := e.streamEvidence(t, got.Stream)
+	if len(evs) != 1 || !slices.Contains(evs[0].Problems, "inspected") || !strings.HasSuffix(evs[0].Verification.Detail, "; inspected") {
+		t.Fatalf("recorded %+v", evs)
+	}
+	if len(ev.Problems) != 0 || ev.Verification.Detail != detail {
+		t.Fatalf("the caller's evidence changed: %+v", ev)
+	}
+	if _, err := e.rec.Record(context.Background(), "", confirmation(gateway.EvidenceDelivered, "<c2@p>", msgRef("<nobody@x>")), inspect); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 {
+		t.Fatalf("inspector ran on unlinked evidence: %+v", seen)
 	}
 }

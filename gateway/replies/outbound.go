@@ -3,6 +3,7 @@ package replies
 import (
 	"context"
 
+	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/outbox"
 )
@@ -25,6 +26,8 @@ type SentInfo struct {
 	ChannelMessageID string
 	// Response is the peer's answer, e.g. the SMTP reply line.
 	Response string
+	// Sent, when the outbound kept them, are the bytes the peer accepted.
+	Sent blob.Ref
 }
 
 // Permanent marks err as one that retrying cannot fix (a refused recipient,

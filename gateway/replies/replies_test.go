@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/pubsub"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
@@ -108,7 +110,7 @@ func (f *fakeOutbound) Send(ctx context.Context, r *gateway.ReplyRequested, orig
 	if err != nil {
 		return replies.SentInfo{}, err
 	}
-	return replies.SentInfo{ChannelMessageID: "<" + r.ReplyID + "@test>", Response: "250 ok"}, nil
+	return replies.SentInfo{ChannelMessageID: "<" + r.ReplyID + "@test>", Response: "250 ok", Sent: sentRef(r.ReplyID)}, nil
 }
 
 func (f *fakeOutbound) count() int {
@@ -214,6 +216,9 @@ func outcomes(t *testing.T, l eventstore.Log, replyID string) []string {
 		case *gateway.ReplySent:
 			if m.ReplyID == replyID {
 				out = append(out, "sent "+itoa(m.Attempt))
+				if m.Sent != sentRef(replyID) {
+					t.Errorf("ReplySent.Sent %v, want the outbound's %v", m.Sent, sentRef(replyID))
+				}
 			}
 		case *gateway.ReplyFailed:
 			if m.ReplyID == replyID {
@@ -226,6 +231,11 @@ func outcomes(t *testing.T, l eventstore.Log, replyID string) []string {
 		}
 	}
 	return out
+}
+
+// sentRef stands for the bytes the test outbound "sent" for a reply.
+func sentRef(replyID string) blob.Ref {
+	return blob.Ref{SHA256: fmt.Sprintf("%064x", len(replyID)), Size: int64(len(replyID))}
 }
 
 func itoa(n int) string { return string(rune('0' + n)) }

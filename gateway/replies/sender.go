@@ -139,7 +139,7 @@ func (e effect) Attempt(ctx context.Context, j outbox.Job) ([]gateway.Payload, e
 	}
 	e.logger.Info("reply sent", "reply", req.ReplyID, "channel", req.Channel, "attempt", j.Attempt, "channel_message_id", info.ChannelMessageID)
 	return []gateway.Payload{&gateway.ReplySent{ReplyID: req.ReplyID, Channel: req.Channel, ChannelMessageID: info.ChannelMessageID,
-		Attempt: j.Attempt, Response: outbox.Clip(info.Response)}}, nil
+		Attempt: j.Attempt, Response: outbox.Clip(info.Response), Sent: info.Sent}}, nil
 }
 
 func (effect) Failed(j outbox.Job, f outbox.Failure) gateway.Payload {
