@@ -21,7 +21,7 @@ const ProviderName = "provider.de-mail.example"
 // 3.1.21): its header fields, body and the integrity parameters.
 type Stamp struct {
 	Fields [][2]string // header fields in order, without the integrity fields
-	Body   string      // with a single final CRLF
+	Body   string      // as it is written; hashed in "simple" canonical form
 	Alg    string      // the "a" tag: "sha256" (hash only) or hash/signature
 	Key    crypto.Signer
 	Cert   []byte   // the signature certificate's DER; nil for a hash only
@@ -53,7 +53,7 @@ func (s Stamp) Message() ([]byte, error) {
 		return nil, fmt.Errorf("demailtest: hash %q unknown", hname)
 	}
 	bh := hash.New()
-	bh.Write([]byte(s.Body))
+	bh.Write(simpleBody(s.Body))
 	var header, input strings.Builder
 	for _, f := range s.Fields {
 		header.WriteString(f[0] + ": " + f[1] + "\r\n")
@@ -95,6 +95,16 @@ func (s Stamp) Message() ([]byte, error) {
 		header.WriteString("X-de-mail-signature-certificate: " + c[:60] + "\r\n " + c[60:] + "\r\n")
 	}
 	return []byte(header.String() + "\r\n" + s.Body), nil
+}
+
+// simpleBody is RFC 6376 section 3.4.3's "simple" body: the trailing
+// empty lines removed and the body ended by one CRLF, an empty body one
+// CRLF alone.
+func simpleBody(body string) []byte {
+	for strings.HasSuffix(body, "\r\n") {
+		body = body[:len(body)-2]
+	}
+	return []byte(body + "\r\n")
 }
 
 // trList is every field of TRHeaderOrder, Reply-To even when absent (an

@@ -102,6 +102,9 @@ func TestAnswerWithReceiptConfirmation(t *testing.T) {
 	r := g.evidence(t, 1)[0]
 	ev := r.Payload.(*gateway.DeliveryEvidenceRecorded)
 	verified(t, "receipt confirmation of the answer", ev)
+	if !strings.Contains(ev.Verification.Detail, "Hash: body hash matches the answer as submitted") {
+		t.Errorf("the Hash was not compared with the answer as submitted: %s", ev.Verification.Detail)
+	}
 	if ev.ReplyID != accepted.ReplyID || ev.Kind != gateway.EvidenceDelivered || r.Stream != stream || ev.Unlinked != "" {
 		t.Fatalf("evidence %+v in %s, want delivered for reply %s in %s", ev, r.Stream, accepted.ReplyID, stream)
 	}

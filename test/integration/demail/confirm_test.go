@@ -85,6 +85,9 @@ func TestConfirmationsLinkToTheirMessage(t *testing.T) {
 			ev.Attester.ID != "provider.de-mail.example" {
 			t.Errorf("evidence %+v in %s, want it about the message in %s attested at %v", ev, r.Stream, stream, now)
 		}
+		if !strings.Contains(ev.Verification.Detail, "Hash: matches the confirmed message's X-de-mail-integrity") {
+			t.Errorf("%s: the Hash was not compared with the message: %s", ev.Kind, ev.Verification.Detail)
+		}
 		got[ev.Kind] = true
 	}
 	if len(got) != 3 || strayStream == "" {
