@@ -2,20 +2,16 @@ package demail
 
 import (
 	"context"
-	"crypto"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
 
 	_ "modernc.org/sqlite"
 
+	"github.com/poststelle/poststelle/channels/demail/demailtest"
 	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/trust"
-	"github.com/poststelle/poststelle/crypto/xmldsig"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/projection"
@@ -38,42 +34,30 @@ const ackXML = `<?xml version="1.0" encoding="UTF-8"?>
 </Acknowledge-Message>
 `
 
-// confirmationFields are the header fields table 1 requires of a
-// confirmation (class B) of the given type.
+// confirmationFields are the header fields the test provider writes on a
+// confirmation (class B) of the given type about the message of
+// normalFields; subject is the TR's prefix, which the type decides.
 func confirmationFields(typ MessageType, subject string) [][2]string {
-	return [][2]string{
-		{"From", "eingangsbestaetigung@provider.de-mail.example"},
-		{"To", "poststelle@kreis.de-mail.example"},
-		{"Date", "Tue, 03 Mar 2026 10:15:07 +0100"},
-		{"Message-ID", "<c-0815@provider.de-mail.example>"},
-		{"Subject", subject + " Antrag auf Baugenehmigung"},
-		{"X-de-mail-sender", "eingangsbestaetigung@provider.de-mail.example"},
-		{"X-de-mail-chosen-recipient", "to=poststelle@kreis.de-mail.example"},
-		{"X-de-mail-originator-provider", "provider.de-mail.example"},
-		{"X-de-mail-message-type", string(typ)},
-		{"X-de-mail-version", "1.8"},
-		{"X-de-mail-private-id", "Az-63-2026-117"},
-		{"X-de-mail-message-id", "c-0815@provider.de-mail.example"},
-		{"X-de-mail-actual-recipient", "to=poststelle@kreis.de-mail.example"},
-		{"MIME-Version", "1.0"},
-		{"Content-Type", `multipart/mixed; boundary="b1"`},
+	var of strings.Builder
+	for _, f := range normalFields("yes") {
+		of.WriteString(f[0] + ": " + f[1] + "\r\n")
 	}
+	fields, err := demailtest.Confirmation{Type: string(typ), Of: []byte(of.String() + "\r\n"), To: "poststelle@kreis.de-mail.example",
+		ID: "c-0815@provider.de-mail.example", Time: time.Date(2026, 3, 3, 10, 15, 7, 0, time.FixedZone("", 3600))}.Fields()
+	if err != nil {
+		panic("test provider: " + err.Error())
+	}
+	for _, f := range fields {
+		if f[0] == "Subject" && !strings.HasPrefix(f[1], subject+" ") {
+			panic("test provider: subject " + f[1] + ", want " + subject)
+		}
+	}
+	return fields
 }
 
 // confirmationBody is the multipart/mixed of clause 3.4.1: the XML
 // (base64, folded) and the PDF rendering.
-func confirmationBody(xmlData string) string {
-	enc := base64.StdEncoding.EncodeToString([]byte(xmlData))
-	var folded strings.Builder
-	for len(enc) > 76 {
-		folded.WriteString(enc[:76] + "\r\n")
-		enc = enc[76:]
-	}
-	folded.WriteString(enc + "\r\n")
-	return "--b1\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n" +
-		"--b1\r\nContent-Type: application/xml; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
-		folded.String() + "--b1--\r\n"
-}
+func confirmationBody(xmlData string) string { return demailtest.Body(xmlData) }
 
 func TestConfirmation(t *testing.T) {
 	w := newWorld(t)
@@ -214,42 +198,15 @@ func TestConfirmationLinks(t *testing.T) {
 	}
 }
 
-// dsNS is the XML-DSig namespace.
-const dsNS = "http://www.w3.org/2000/09/xmldsig#"
-
 // signAck gives the Acknowledge-Message an enveloped RSA-SHA256 signature
 // (table 23) made with key, carrying der in ds:KeyInfo.
 func signAck(t *testing.T, key *rsa.PrivateKey, der []byte) string {
 	t.Helper()
-	sigTmpl := `<ds:Signature xmlns:ds="` + dsNS + `"><ds:SignedInfo>` +
-		`<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>` +
-		`<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>` +
-		`<ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>` +
-		`<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms>` +
-		`<ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>DIGEST</ds:DigestValue></ds:Reference>` +
-		`</ds:SignedInfo><ds:SignatureValue>SIGVALUE</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>` +
-		base64.StdEncoding.EncodeToString(der) + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>`
-	doc := strings.Replace(ackXML, "</Acknowledge-Message>", sigTmpl+"</Acknowledge-Message>", 1)
-	parsed := parseXML(t, doc)
-	c := xmldsig.C14N{Exclusive: true}
-	digest := sha256.Sum256(c.CanonicalizeDocument(parsed, parsed.Root.Child(dsNS, "Signature")))
-	doc = strings.Replace(doc, "DIGEST", base64.StdEncoding.EncodeToString(digest[:]), 1)
-	parsed = parseXML(t, doc)
-	signed := sha256.Sum256(c.Canonicalize(parsed.Root.Child(dsNS, "Signature").Child(dsNS, "SignedInfo"), nil))
-	value, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, signed[:])
+	doc, err := demailtest.SignXML(ackXML, key, der)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Replace(doc, "SIGVALUE", base64.StdEncoding.EncodeToString(value), 1)
-}
-
-func parseXML(t *testing.T, doc string) *xmldsig.Document {
-	t.Helper()
-	d, err := xmldsig.Parse([]byte(doc), xmldsig.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return doc
 }
 
 // TestConfirmationXMLSignature checks the XML signature of the attachment:

@@ -2,23 +2,25 @@ package demail
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
-	"math/big"
+	"encoding/xml"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/poststelle/poststelle/channels/demail/demailtest"
 	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway"
 )
+
+// The test provider is demailtest's (shared with the integration test);
+// these wrappers keep the unit tests short.
 
 // testCA is a CA made at test time, standing in for the De-Mail PKI.
 type testCA struct {
+	*demailtest.CA
 	key  crypto.Signer
 	x    *x509.Certificate
 	cert *cert.Certificate
@@ -26,47 +28,29 @@ type testCA struct {
 
 func newCA(t testing.TB, name string) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := demailtest.NewCA(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	c, err := cert.Parse(ca.Cert.Raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, _ := x509.ParseCertificate(der)
-	c, err := cert.Parse(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{key: key, x: x, cert: c}
+	return &testCA{CA: ca, key: ca.Key, x: ca.Cert, cert: c}
 }
 
 // issue makes a provider signature certificate valid from notBefore to
 // notAfter for key, with exts (such as qcStatements) added.
 func (ca *testCA) issue(t testing.TB, key crypto.Signer, notBefore, notAfter time.Time, exts ...pkix.Extension) []byte {
 	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "Signatur De-Mail-Provider"},
-		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
-		ExtraExtensions: exts,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.x, key.Public(), ca.key)
+	der, err := ca.IssueSigning(key, notBefore, notAfter, exts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return der
 }
 
-// stamp is the test "provider": it writes a De-Mail message the way
-// TR 01201 Teil 3.4 clause 3.1.21 tells a DMDA to, building the hashed
-// bytes by hand rather than with the package's code, so that a mistake in
-// the verifier cannot cancel out against the same mistake here.
+// stamp is a message as the test provider protects it (demailtest.Stamp).
 type stamp struct {
 	fields [][2]string // header fields in order
 	body   string      // with a single final CRLF
@@ -77,109 +61,72 @@ type stamp struct {
 	extra  string   // appended inside the tag list, e.g. "l=3;"
 }
 
-var hashOf = map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
-
 func (s stamp) message(t testing.TB) []byte {
 	t.Helper()
-	hname, sname, _ := strings.Cut(s.alg, "/")
-	hash := hashOf[hname]
-	bh := hash.New()
-	bh.Write([]byte(s.body))
-	var header, input strings.Builder
-	for _, f := range s.fields {
-		header.WriteString(f[0] + ": " + f[1] + "\r\n")
+	m, err := demailtest.Stamp{Fields: s.fields, Body: s.body, Alg: s.alg, Key: s.key, Cert: s.cert, H: s.h, Extra: s.extra}.Message()
+	if err != nil {
+		t.Fatal(err)
 	}
-	hlist := s.h
-	if hlist == nil {
-		// Every field of the list, Reply-To even when absent (an absent
-		// field hashes as nothing, RFC 6376 section 5.4); the private id
-		// only when present, as the TR says.
-		for _, n := range trHeaderOrder {
-			present := n != "X-de-mail-private-id"
-			for _, f := range s.fields {
-				present = present || strings.EqualFold(f[0], n)
-			}
-			if present {
-				hlist = append(hlist, n)
-			}
-		}
-	}
-	for _, n := range hlist {
-		for _, f := range s.fields {
-			if strings.EqualFold(f[0], n) {
-				input.WriteString(f[0] + ": " + f[1] + "\r\n")
-				break
-			}
-		}
-	}
-	tags := "v=1; a=" + s.alg + "; c=simple/simple; d=" + "provider.de-mail.example" + ";\r\n\t" + s.extra
-	if s.cert != nil {
-		tags += "q=x-header/x-de-mail-signature-certificate; "
-	}
-	tags += "h=" + strings.Join(hlist, ":") + ";\r\n\tbh=" + base64.StdEncoding.EncodeToString(bh.Sum(nil)) + "; b="
-	integrity := "X-de-mail-integrity: " + tags
-	input.WriteString(integrity)
-	hh := hash.New()
-	hh.Write([]byte(input.String()))
-	digest := hh.Sum(nil)
-	var b []byte
-	switch sname {
-	case "":
-		b = digest
-	case "rsassa-pss":
-		var err error
-		b, err = s.key.(*rsa.PrivateKey).Sign(rand.Reader, digest, &rsa.PSSOptions{SaltLength: hash.Size(), Hash: hash})
-		if err != nil {
-			t.Fatal(err)
-		}
-	default:
-		var err error
-		b, err = s.key.Sign(rand.Reader, digest, hash)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	sig := base64.StdEncoding.EncodeToString(b)
-	header.WriteString(integrity + sig[:10] + "\r\n\t" + sig[10:] + "\r\n")
-	if s.cert != nil {
-		c := base64.StdEncoding.EncodeToString(s.cert)
-		header.WriteString("X-de-mail-signature-certificate: " + c[:60] + "\r\n " + c[60:] + "\r\n")
-	}
-	return []byte(header.String() + "\r\n" + s.body)
+	return m
 }
 
-// trHeaderOrder is clause 3.1.21's list, written out again here on purpose.
-var trHeaderOrder = []string{"From", "Date", "Message-ID", "Subject", "Reply-To",
-	"X-de-mail-confirmation-of-dispatch", "X-de-mail-confirmation-of-receipt", "X-de-mail-confirmation-of-retrieve",
-	"X-de-mail-authoritative", "X-de-mail-private", "X-de-mail-sender", "X-de-mail-chosen-recipient",
-	"X-de-mail-auth-mechanism", "X-de-mail-auth-level", "X-de-mail-originator-provider", "X-de-mail-message-type",
-	"X-de-mail-version", "X-de-mail-private-id", "X-de-mail-message-id", "X-de-mail-account-holder"}
+// trHeaderOrder is clause 3.1.21's list, as the test provider writes it.
+var trHeaderOrder = demailtest.TRHeaderOrder
 
 // normalFields is a normal De-Mail with every field table 1 requires.
-func normalFields(authoritative string) [][2]string {
-	return [][2]string{
-		{"From", "Erika Mustermann <erika.mustermann@mustermann.de-mail.example>"},
-		{"To", "poststelle@kreis.de-mail.example"},
-		{"Date", "Tue, 03 Mar 2026 10:15:00 +0100"},
-		{"Message-ID", "<4711@provider.de-mail.example>"},
-		{"Subject", "Antrag auf Baugenehmigung"},
-		{"X-de-mail-confirmation-of-dispatch", "yes"},
-		{"X-de-mail-confirmation-of-receipt", "yes"},
-		{"X-de-mail-confirmation-of-retrieve", "no"},
-		{"X-de-mail-authoritative", authoritative},
-		{"X-de-mail-private", "no"},
-		{"X-de-mail-sender", "erika.mustermann@mustermann.de-mail.example"},
-		{"X-de-mail-chosen-recipient", "to=poststelle@kreis.de-mail.example"},
-		{"X-de-mail-auth-mechanism", "eID"},
-		{"X-de-mail-auth-level", "high"},
-		{"X-de-mail-originator-provider", "provider.de-mail.example"},
-		{"X-de-mail-message-type", "normal"},
-		{"X-de-mail-version", "1.8"},
-		{"X-de-mail-private-id", "Az-63-2026-117"},
-		{"X-de-mail-message-id", "4711@provider.de-mail.example"},
-		{"X-de-mail-account-holder", "Erika Mustermann"},
-		{"X-de-mail-actual-recipient", "to=poststelle@kreis.de-mail.example"},
-		{"MIME-Version", "1.0"},
-		{"Content-Type", "text/plain; charset=utf-8"},
+func normalFields(authoritative string) [][2]string { return demailtest.NormalFields(authoritative) }
+
+// TestProviderConfirmation reads a confirmation the test provider builds
+// from a message it stamped (the path the integration test takes): every
+// confirmation kind links to the message by private id and message id,
+// and both the integrity protection and the (qualified) XML signature
+// verify.
+func TestProviderConfirmation(t *testing.T) {
+	w := newWorld(t)
+	c := Config{Providers: []ProviderConfig{{Name: providerName, CAFile: caFile(t, w.ca)}}}
+	w.qualify(t, &c)
+	qualified, err := c.LoadTrust()
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := stamp{fields: normalFields("yes"), body: body, alg: "sha256/rsa", key: w.rsaKey, cert: w.rsaCert}.message(t)
+	at := time.Date(2026, 3, 3, 10, 16, 0, 0, time.UTC)
+	for typ, kind := range map[MessageType]gateway.EvidenceKind{TypeConfirmationOfDispatch: gateway.EvidenceDispatched,
+		TypeConfirmationOfReceipt: gateway.EvidenceDelivered, TypeConfirmationOfRetrieve: gateway.EvidenceRetrieved} {
+		t.Run(string(typ), func(t *testing.T) {
+			c := demailtest.Confirmation{Type: string(typ), Of: orig, To: "erika.mustermann@mustermann.de-mail.example",
+				ID: "c-1@provider.de-mail.example", Time: at, DeliveryTime: at.Add(-time.Minute)}
+			fields, err := c.Fields()
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc, err := c.XML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if doc, err = demailtest.SignXML(doc, w.rsaKey, w.rsaCert); err != nil {
+				t.Fatal(err)
+			}
+			msg := stamp{fields: fields, body: demailtest.Body(doc), alg: "sha256/rsa", key: w.rsaKey, cert: w.rsaCert}.message(t)
+			ev, ok := Confirmation(msg, blob.Ref{}, qualified, time.Now())
+			if !ok {
+				t.Fatal("not a confirmation")
+			}
+			if len(ev.Problems) != 0 || ev.Kind != kind || ev.Verification.Indication != "TOTAL_PASSED" ||
+				!strings.Contains(ev.Verification.Detail, "XML signature: verified") {
+				t.Fatalf("evidence %+v, problems %q", ev.Verification, ev.Problems)
+			}
+			want := []gateway.EvidenceReference{{Kind: "privateId", Value: "Az-63-2026-117"},
+				{Kind: "messageId", Value: "4711@provider.de-mail.example"}, {Kind: "messageId", Value: "<4711@provider.de-mail.example>"}}
+			if !equalRefs(ev.References, want) || !ev.AttestedAt.Equal(at) {
+				t.Errorf("references %v attested %v", ev.References, ev.AttestedAt)
+			}
+			integrity := demailtest.ParseFields(orig).Get("X-de-mail-integrity")
+			var ack struct{ Hash string }
+			if err := xml.Unmarshal([]byte(doc), &ack); err != nil || ack.Hash != integrity {
+				t.Logf("Hash %q (%v)", ack.Hash, err)
+				t.Errorf("the XML's Hash is not the confirmed message's X-de-mail-integrity %q", integrity)
+			}
+		})
 	}
 }
