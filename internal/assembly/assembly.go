@@ -24,6 +24,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/kafkalog"
 	"github.com/poststelle/poststelle/eventstore/pubsub"
+	"github.com/poststelle/poststelle/eventstore/s3blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/pipeline"
@@ -41,7 +42,7 @@ type Stores struct {
 	logger *slog.Logger
 	signer crypto.Signer
 	log    eventstore.Log
-	blobs  *blob.Store
+	blobs  blob.Backend
 	state  *sql.DB
 }
 
@@ -49,7 +50,7 @@ type Stores struct {
 func (g *Stores) Log() eventstore.Log { return g.log }
 
 // Blobs is the store of raw messages.
-func (g *Stores) Blobs() *blob.Store { return g.blobs }
+func (g *Stores) Blobs() blob.Backend { return g.blobs }
 
 // State is the state database: read models and subscription positions.
 func (g *Stores) State() *sql.DB { return g.state }
@@ -94,7 +95,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Stores, error
 	if g.log, err = openLog(ctx, cfg, signer, logger); err != nil {
 		return nil, err
 	}
-	if g.blobs, err = blob.Open(filepath.Join(cfg.DataDir, "blobs")); err != nil {
+	if g.blobs, err = OpenBlobs(ctx, cfg, logger); err != nil {
 		g.Close()
 		return nil, err
 	}
@@ -103,6 +104,22 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Stores, error
 		return nil, err
 	}
 	return g, nil
+}
+
+// OpenBlobs opens the configured blob store: the local directory, or the
+// S3 bucket after checking that it answers.
+func OpenBlobs(ctx context.Context, cfg *Config, logger *slog.Logger) (blob.Backend, error) {
+	if cfg.Blobs.Backend != "s3" {
+		return blob.Open(filepath.Join(cfg.DataDir, "blobs"))
+	}
+	s := cfg.Blobs.S3
+	store, err := s3blob.Open(ctx, s3blob.Config{Endpoint: s.Endpoint, Bucket: s.Bucket, Prefix: s.Prefix, Region: s.Region,
+		AccessKeyFile: s.AccessKeyFile, SecretKeyFile: s.SecretKeyFile, TLS: s.TLS, CAFile: s.CAFile,
+		PartSize: s.PartSize, MaxRetries: s.MaxRetries, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	return store, nil
 }
 
 func openLog(ctx context.Context, cfg *Config, signer crypto.Signer, logger *slog.Logger) (eventstore.Log, error) {

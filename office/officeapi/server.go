@@ -74,7 +74,7 @@ type Deps struct {
 	// DB holds the inbox read model (offices.Inbox).
 	DB *sql.DB
 	// Blobs holds message bytes, parts, reports and reply bodies.
-	Blobs *blob.Store
+	Blobs blob.Backend
 	// Directory authenticates users.
 	Directory *offices.Directory
 	// Notifier wakes long polls and event streams; the same one must be

@@ -43,7 +43,7 @@ type WiringConfig struct {
 type WiringDeps struct {
 	Log    eventstore.Log
 	DB     *sql.DB
-	Blobs  *blob.Store
+	Blobs  blob.Backend
 	Logger *slog.Logger
 	Tenant string
 	// Plan is the reply-channel policy (the channel registry's
