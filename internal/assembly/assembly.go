@@ -27,6 +27,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/s3blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/metrics"
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/replies"
@@ -179,6 +180,10 @@ type Gateway struct {
 	outboundNames []gateway.Channel
 	imapd         *officeimap.Server
 	submit        *submission.Server
+	// metrics and ready are the operations side (ops.go).
+	metrics *metrics.Metrics
+	ready   *metrics.Readiness
+	opsLn   net.Listener
 }
 
 // task is one long-lived part of the gateway.
@@ -209,6 +214,9 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		}
 	}()
 	reg := gateway.NewRegistry()
+	if err := g.buildOps(ctx, reg); err != nil {
+		return nil, err
+	}
 	offsets, err := pubsub.NewSQLOffsets(ctx, g.state)
 	if err != nil {
 		return nil, err
@@ -227,7 +235,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	office, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: cfg.Offices, RulesFile: cfg.Routing.Rules,
 		RoutingAfterVerification: cfg.Routing.AfterVerification, API: cfg.OfficeAPI, DataDir: cfg.DataDir},
 		officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant, Notice: notice,
-			Plan: policy.Plan})
+			Plan: policy.Plan, Ready: g.ready.Check})
 	if err != nil {
 		return nil, fmt.Errorf("offices: %w", err)
 	}
@@ -289,6 +297,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	g.add("office imap", officeIMAP.Run)
 	g.add("smtp submission", submit.Run)
 	g.add("announcer", func(ctx context.Context) error { return announce(ctx, g.log, reg, logger) })
+	g.ready.Projections = []string{projection.Messages{}.Name(), office.Inbox.Name(), projection.References{}.Name()}
 	if heads != nil {
 		g.add("witnesses", heads.Run)
 	}

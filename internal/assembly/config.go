@@ -66,6 +66,8 @@ type Config struct {
 	Submission submission.Config `yaml:"smtp_submission"`
 	// Replies tunes how answers are retried.
 	Replies replies.Config `yaml:"replies"`
+	// Ops is the operations listener: /metrics, /healthz, /readyz.
+	Ops OpsConfig `yaml:"ops"`
 	// Witnesses receive the log's signed head on a schedule; nil: none.
 	Witnesses *witness.Config `yaml:"witnesses"`
 
@@ -104,6 +106,15 @@ type EventStoreConfig struct {
 	// Backend is "sqlite" (default) or "kafka".
 	Backend string      `yaml:"backend"`
 	Kafka   KafkaConfig `yaml:"kafka"`
+}
+
+// OpsConfig configures the operations listener. It is apart from the office
+// API because the metrics name offices and traffic, which is for operators,
+// not for the offices; the office API has /healthz and /readyz as well, for a
+// load balancer in front of it.
+type OpsConfig struct {
+	// Listen is host:port; empty (the default) runs no ops listener.
+	Listen string `yaml:"listen"`
 }
 
 // BlobsConfig selects the blob store backend.
@@ -281,6 +292,11 @@ func (c *Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("eventstore.backend: %q is not sqlite or kafka", c.EventStore.Backend)
+	}
+	if c.Ops.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Ops.Listen); err != nil {
+			return fmt.Errorf("ops.listen: %q is not host:port", c.Ops.Listen)
+		}
 	}
 	if err := c.Blobs.validate(); err != nil {
 		return err
