@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/poststelle/poststelle/eventstore/blob"
 )
 
@@ -53,5 +55,35 @@ func TestOpenBlobsLocalDefault(t *testing.T) {
 	}
 	if s, ok := b.(*blob.Store); !ok || s.Dir() != filepath.Join(cfg.DataDir, "blobs") {
 		t.Fatalf("default blob store is %T, want the directory in the data directory", b)
+	}
+}
+
+// TestComposeConfiguration: the gateways' configuration in
+// docker-compose.yml loads (Kafka log, S3 blobs, ops listener).
+func TestComposeConfiguration(t *testing.T) {
+	b, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Configs map[string]struct {
+			Content string `yaml:"content"`
+		} `yaml:"configs"`
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "poststelle.yaml")
+	if err := os.WriteFile(f, []byte(compose.Configs["poststelle"].Content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(f)
+	if err != nil {
+		t.Fatalf("docker-compose.yml's gateway configuration: %v", err)
+	}
+	if cfg.Blobs.Backend != "s3" || cfg.EventStore.Backend != "kafka" || cfg.Ops.Listen == "" ||
+		len(cfg.EventStore.Kafka.Brokers) != 3 || cfg.EventStore.Kafka.ReplicationFactor != 3 {
+		t.Fatalf("compose configuration: blobs %q, log %q with %d brokers, ops %q", cfg.Blobs.Backend,
+			cfg.EventStore.Backend, len(cfg.EventStore.Kafka.Brokers), cfg.Ops.Listen)
 	}
 }
