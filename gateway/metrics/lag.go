@@ -28,13 +28,22 @@ var (
 		"Events of a partition that a projection on this node has not applied yet.", []string{"projection", "partition"}, nil)
 	handlerLagDesc = prometheus.NewDesc("poststelle_handler_lag_events",
 		"Events of a partition that a pipeline handler on this node has not processed yet.", []string{"handler", "partition"}, nil)
+	assignmentDesc = prometheus.NewDesc("poststelle_consumer_group_assignment",
+		"1 for each partition a consumer group (Kafka) currently gives this node.", []string{"group", "partition"}, nil)
 )
+
+// Assigner is implemented by logs whose subscribers share partitions in
+// consumer groups (kafkalog): which partitions each group gives this process.
+type Assigner interface {
+	Assignments() map[string][]int32
+}
 
 // Describe implements prometheus.Collector.
 func (p *Positions) Describe(ch chan<- *prometheus.Desc) {
 	ch <- endDesc
 	ch <- projectionLagDesc
 	ch <- handlerLagDesc
+	ch <- assignmentDesc
 }
 
 // scrapeTimeout bounds the queries of one scrape.
@@ -54,6 +63,13 @@ func (p *Positions) Collect(ch chan<- prometheus.Metric) {
 	}
 	p.lags(ctx, ch, projectionLagDesc, `SELECT name, part, next FROM projection_positions`, ends)
 	p.lags(ctx, ch, handlerLagDesc, `SELECT grp, part, next FROM subscription_offsets`, ends)
+	if a, ok := p.Log.(Assigner); ok {
+		for group, parts := range a.Assignments() {
+			for _, part := range parts {
+				ch <- prometheus.MustNewConstMetric(assignmentDesc, prometheus.GaugeValue, 1, group, strconv.Itoa(int(part)))
+			}
+		}
+	}
 }
 
 func (p *Positions) lags(ctx context.Context, ch chan<- prometheus.Metric, desc *prometheus.Desc, query string, ends []int64) {

@@ -226,3 +226,27 @@ func TestBlobsTimed(t *testing.T) {
 		t.Error("a refused oversized message counted as a store error")
 	}
 }
+
+// assigningLog is a log whose subscribers share partitions in groups.
+type assigningLog struct {
+	eventstore.Log
+	groups map[string][]int32
+}
+
+func (a assigningLog) Assignments() map[string][]int32 { return a.groups }
+
+func TestConsumerGroupAssignment(t *testing.T) {
+	env := gatewaytest.New(t)
+	m := New()
+	m.Registry().MustRegister(&Positions{Log: assigningLog{env.Log, map[string][]int32{"poststelle.projection/messages": {0, 2}}}, DB: env.State})
+	body := scrape(t, m.Handler())
+	for _, want := range []string{`poststelle_consumer_group_assignment{group="poststelle.projection/messages",partition="0"} 1`,
+		`poststelle_consumer_group_assignment{group="poststelle.projection/messages",partition="2"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("exposition lacks %q", want)
+		}
+	}
+	if strings.Contains(body, `partition="1"} 1`) {
+		t.Error("a partition the group does not give this node is listed")
+	}
+}
