@@ -242,11 +242,11 @@ func (s *Store) Put(ctx context.Context, r io.Reader, maxSize int64) (blob.Ref, 
 	return s.putLarge(ctx, src, &first, whole, maxSize)
 }
 
-// putSmall stores content of one part under its final name.
+// putSmall stores content of one part under its final name. It does not
+// look first: most puts are of new content, and writing equal bytes over
+// equal bytes is harmless, so a HEAD would only add a round trip to every
+// intake.
 func (s *Store) putSmall(ctx context.Context, ref blob.Ref, content []byte) error {
-	if ok, err := s.present(ctx, ref); err != nil || ok {
-		return err
-	}
 	sum, _ := hex.DecodeString(ref.SHA256)
 	md := md5.Sum(content)
 	opts := minio.PutObjectOptions{
@@ -264,8 +264,8 @@ func (s *Store) putSmall(ctx context.Context, ref blob.Ref, content []byte) erro
 	return nil
 }
 
-// present reports whether the blob is already stored with its size; a
-// repeated intake then costs one HEAD.
+// present reports whether the blob is already stored with its size, so that
+// a repeated large upload is not copied again.
 func (s *Store) present(ctx context.Context, ref blob.Ref) (bool, error) {
 	st, err := s.Stat(ctx, ref)
 	switch {
