@@ -25,3 +25,5 @@ export S3_PID="$(cat "$work/pid")"
 cd "$root"
 go run ./test/integration/s3/mkbucket
 go test -tags integration -count=1 -timeout 10m "$@" ./eventstore/s3blob/... ./test/integration/s3/...
+# Our verified put against the client's plain PutObject, side by side.
+go test -tags integration -count=1 -run '^$' -bench Put10KiB -benchtime 300x ./eventstore/s3blob/
