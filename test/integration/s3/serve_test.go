@@ -166,16 +166,20 @@ func TestServeWithS3(t *testing.T) {
 	if code, out, errs := servetest.CLI(t, bin, g.config, "log", "verify", "--blobs"); code != 0 {
 		t.Fatalf("log verify --blobs: exit %d\n%s\n%s", code, out, errs)
 	}
-	resp, err := http.Get("http://" + g.ops + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`poststelle_blob_operation_seconds_count{op="put"}`, `poststelle_intake_messages_total{channel="smtp"} 1`} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q", want)
+	// The metrics observer reads the log once a second.
+	var body string
+	servetest.WaitFor(t, "the intake in the metrics", func() bool {
+		resp, err := http.Get("http://" + g.ops + "/metrics")
+		if err != nil {
+			return false
 		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return strings.Contains(body, `poststelle_intake_messages_total{channel="smtp"} 1`)
+	})
+	if !strings.Contains(body, `poststelle_blob_operation_seconds_count{op="put"}`) {
+		t.Error("metrics lack the blob puts")
 	}
 }
 
