@@ -5,10 +5,14 @@ package s3blob
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/minio/minio-go/v7"
@@ -123,4 +127,39 @@ func s3ConfigB(b *testing.B) Config {
 		b.Fatal("S3_ENDPOINT and S3_BUCKET are not set: run test/integration/s3/run.sh")
 	}
 	return c
+}
+
+// TestServerRefusesBadDigests checks what Put relies on: the server
+// refuses a body that does not match the Content-MD5 or the
+// x-amz-checksum-sha256 sent with it, so bytes altered on the way are not
+// stored under the name of the bytes we sent.
+func TestServerRefusesBadDigests(t *testing.T) {
+	cfg := s3Config(t)
+	s, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("Antrag auf Baugenehmigung")
+	other := []byte("Antrag auf Abrissgenehmigung")
+	md := md5.Sum(other)
+	sum := sha256.Sum256(other)
+	cases := []struct {
+		name string
+		md5  string
+		opts minio.PutObjectOptions
+	}{
+		{"content-md5 of other bytes", base64.StdEncoding.EncodeToString(md[:]), minio.PutObjectOptions{}},
+		{"checksum-sha256 of other bytes", "", minio.PutObjectOptions{
+			UserMetadata: map[string]string{"x-amz-checksum-sha256": base64.StdEncoding.EncodeToString(sum[:])}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			key := "digests/" + strings.ReplaceAll(tc.name, " ", "-")
+			_, err := s.core.PutObject(context.Background(), s.bucket, key, bytes.NewReader(body), int64(len(body)), tc.md5, "", tc.opts)
+			if err == nil {
+				t.Fatalf("the server stored a body that does not match its digest")
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
 }
