@@ -1,6 +1,10 @@
 package s3blob
 
 import (
+	"context"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,5 +71,35 @@ func TestKeys(t *testing.T) {
 	b, err2 := s.tempKey()
 	if err1 != nil || err2 != nil || a == b || !strings.HasPrefix(a, "p/tmp/") {
 		t.Fatalf("temporary keys %q %q: %v %v", a, b, err1, err2)
+	}
+}
+
+// TestTLSWithCAFile: with tls and ca_file the store trusts that CA (and not
+// the system roots alone), checked against a TLS server that answers the
+// bucket check as S3 does.
+func TestTLSWithCAFile(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead && strings.TrimSuffix(r.URL.Path, "/") == "/blobs" && strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "key")
+	os.WriteFile(key, []byte("k"), 0o600)
+	cfg := Config{Endpoint: strings.TrimPrefix(srv.URL, "https://"), Bucket: "blobs", AccessKeyFile: key, SecretKeyFile: key,
+		TLS: true, CAFile: ca, MaxRetries: 1}
+	if _, err := Open(context.Background(), cfg); err != nil {
+		t.Fatalf("open with the CA file: %v", err)
+	}
+	cfg.CAFile = ""
+	if _, err := Open(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("open without the CA file: %v, want a certificate error", err)
 	}
 }
