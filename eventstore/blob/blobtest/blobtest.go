@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"runtime"
@@ -383,36 +384,44 @@ func testLarge(t *testing.T, b *fixture) {
 	if testing.Short() {
 		t.Skip("large blob skipped in -short mode")
 	}
-	s := b.open(t)
-	ctx := context.Background()
-	want := sha256.New()
-	if _, err := io.Copy(want, &patternReader{n: b.b.LargeSize}); err != nil {
+	grown, err := streamLarge(context.Background(), b.open(t), b.open(t), b.b.LargeSize)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if grown > b.b.MaxHeapGrowth {
+		t.Fatalf("streaming %d MiB grew the heap by %d MiB (limit %d MiB): content is buffered",
+			b.b.LargeSize>>20, grown>>20, b.b.MaxHeapGrowth>>20)
+	}
+	t.Logf("%d MiB streamed, heap grew by at most %.1f MiB", b.b.LargeSize>>20, float64(grown)/(1<<20))
+}
+
+// streamLarge puts size bytes through w and reads them back through r,
+// checking the reference, and returns how far the live heap grew meanwhile.
+func streamLarge(ctx context.Context, w, r blob.Backend, size int64) (uint64, error) {
+	want := sha256.New()
+	if _, err := io.Copy(want, &patternReader{n: size}); err != nil {
+		return 0, err
 	}
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	h := &heapPeak{base: m.HeapInuse, peak: m.HeapInuse}
-	ref, err := s.Put(ctx, &patternReader{n: b.b.LargeSize, onRead: h.sample}, b.b.LargeSize)
+	ref, err := w.Put(ctx, &patternReader{n: size, onRead: h.sample}, size)
 	if err != nil {
-		t.Fatalf("put %d bytes: %v", b.b.LargeSize, err)
+		return 0, fmt.Errorf("put %d bytes: %w", size, err)
 	}
-	if ref.SHA256 != hex.EncodeToString(want.Sum(nil)) || ref.Size != b.b.LargeSize {
-		t.Fatalf("large blob ref %+v", ref)
+	if ref.SHA256 != hex.EncodeToString(want.Sum(nil)) || ref.Size != size {
+		return 0, fmt.Errorf("large blob ref %+v", ref)
 	}
-	rc, err := b.open(t).Open(ctx, ref)
+	rc, err := r.Open(ctx, ref)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer rc.Close()
 	if _, err := io.Copy(io.Discard, &sampled{r: rc, h: h}); err != nil {
-		t.Fatalf("read back: %v", err)
+		return 0, fmt.Errorf("read back: %w", err)
 	}
-	if grown := h.peak - min(h.base, h.peak); grown > b.b.MaxHeapGrowth {
-		t.Fatalf("streaming %d MiB grew the heap by %d MiB (limit %d MiB): content is buffered",
-			b.b.LargeSize>>20, grown>>20, b.b.MaxHeapGrowth>>20)
-	}
-	t.Logf("%d MiB streamed, heap grew by at most %.1f MiB", b.b.LargeSize>>20, float64(h.peak-min(h.base, h.peak))/(1<<20))
+	return h.peak - min(h.base, h.peak), nil
 }
 
 type sampled struct {
