@@ -12,12 +12,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/smtp"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -100,6 +102,26 @@ func (g *gw) demoLogin(t *testing.T) (user, password string) {
 	return user, password
 }
 
+// raw downloads a message's bytes from the office API as the demo office's
+// member, once the message is in the office.
+func (g *gw) raw(t *testing.T, stream string) []byte {
+	t.Helper()
+	user, pw := g.demoLogin(t)
+	var raw []byte
+	servetest.WaitFor(t, "the message in the demo office", func() bool {
+		req, _ := http.NewRequest("GET", "http://"+g.api+"/offices/demo/messages/"+stream+"/raw", nil)
+		req.SetBasicAuth(user, pw)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		raw, _ = io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK
+	})
+	return raw
+}
+
 func bucketClient(t *testing.T) *minio.Client {
 	t.Helper()
 	access, err1 := os.ReadFile(env(t, "S3_ACCESS_KEY_FILE"))
@@ -147,20 +169,7 @@ func TestServeWithS3(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(g.dir, "data", "blobs")); !os.IsNotExist(err) {
 		t.Errorf("the data directory has a local blob store: %v", err)
 	}
-	user, pw := g.demoLogin(t)
-	var raw []byte
-	servetest.WaitFor(t, "the message in the demo office", func() bool {
-		req, _ := http.NewRequest("GET", "http://"+g.api+"/offices/demo/messages/"+recs[0].Stream+"/raw", nil)
-		req.SetBasicAuth(user, pw)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		raw, _ = io.ReadAll(resp.Body)
-		return resp.StatusCode == http.StatusOK
-	})
-	if string(raw) != citizenMail {
+	if raw := g.raw(t, recs[0].Stream); string(raw) != citizenMail {
 		t.Fatalf("/raw served %q", raw)
 	}
 	if code, out, errs := servetest.CLI(t, bin, g.config, "log", "verify", "--blobs"); code != 0 {
@@ -195,5 +204,42 @@ func TestIntakeRefusedWhenStoreRefuses(t *testing.T) {
 	}
 	if recs := servetest.Replay(t, bin, g.config, "MessageReceived"); len(recs) != 0 {
 		t.Fatalf("%d messages recorded without their bytes stored", len(recs))
+	}
+}
+
+// TestKilledAfterRecord: a gateway killed (SIGKILL) after recording a
+// message and before its 250 has the bytes in the bucket already: after a
+// restart the sender's retry is the same message, /raw serves it from S3
+// and log verify --blobs passes.
+func TestKilledAfterRecord(t *testing.T) {
+	g := newGateway(t, env(t, "S3_ACCESS_KEY_FILE"), env(t, "S3_SECRET_KEY_FILE"))
+	p := servetest.StartCrashing(t, bin, g.config, 1)
+	servetest.WaitFor(t, "the SMTP listener", func() bool {
+		c, err := net.Dial("tcp", g.smtp)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	if err := smtp.SendMail(g.smtp, nil, "buerger@example.org", []string{"bauamt@kreis.example"}, []byte(citizenMail)); err == nil {
+		t.Fatal("the delivery got its 250 although the gateway died before answering")
+	}
+	p.WaitKilled(t, 30*time.Second)
+	recs := servetest.Replay(t, bin, g.config, "MessageReceived")
+	if len(recs) != 1 {
+		t.Fatalf("%d messages recorded at the crash point, want 1", len(recs))
+	}
+	servetest.Start(t, bin, g.config, g.api)
+	if err := smtp.SendMail(g.smtp, nil, "buerger@example.org", []string{"bauamt@kreis.example"}, []byte(citizenMail)); err != nil {
+		t.Fatalf("the retry after the restart: %v", err)
+	}
+	if again := servetest.Replay(t, bin, g.config, "MessageReceived"); len(again) != 1 {
+		t.Fatalf("%d messages after the retry, want the one", len(again))
+	}
+	if raw := g.raw(t, recs[0].Stream); string(raw) != citizenMail {
+		t.Fatalf("/raw served %q", raw)
+	}
+	if code, out, errs := servetest.CLI(t, bin, g.config, "log", "verify", "--blobs"); code != 0 {
+		t.Fatalf("log verify --blobs: exit %d\n%s\n%s", code, out, errs)
 	}
 }
