@@ -38,7 +38,7 @@ type Registration struct {
 // OutboundDeps are what every outbound side is built with.
 type OutboundDeps struct {
 	// Blobs holds the answers' bodies and the messages answered.
-	Blobs *blob.Store
+	Blobs blob.Backend
 	// Logger receives operational messages.
 	Logger *slog.Logger
 }

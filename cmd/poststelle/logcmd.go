@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,11 +16,11 @@ import (
 
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/eventstore"
-	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/integrity"
 	"github.com/poststelle/poststelle/eventstore/kafkalog"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/internal/assembly"
 )
 
 func keysGenerate(cfg *Config) (crypto.Signer, error) {
@@ -220,7 +221,7 @@ func insideDir(dir, path string) bool {
 // timestamp tokens, answer bodies and attachments. A timestamp token must
 // also cover the raw message it claims to (timestampChecker).
 func blobChecker(ctx context.Context, cfg *Config, l eventstore.Log) (func(*eventstore.Event) error, error) {
-	store, err := blob.Open(filepath.Join(cfg.DataDir, "blobs"))
+	store, err := assembly.OpenBlobs(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ import (
 // over other data (from a TSA that answered another request, or swapped in
 // by whoever holds the signing key and rewrote the log) would pass it.
 type timestampChecker struct {
-	store *blob.Store
+	store blob.Backend
 	log   eventstore.Log
 	reg   *gateway.Registry
 }

@@ -1,5 +1,7 @@
-// Package blob stores raw message bytes and parts by their SHA-256, in a
-// directory. Writes stream through a temporary file that is fsynced and
+// Package blob stores raw message bytes and parts by their SHA-256. Backend
+// is what every store offers; Store, a directory, is the embedded default and
+// eventstore/s3blob keeps the same blobs in S3-compatible object storage for
+// a cluster. In the directory, writes stream through a temporary file that is fsynced and
 // renamed into place, so a blob is either complete or absent; reads verify
 // the hash as the bytes stream past, so a blob that rotted on disk is
 // reported, never silently delivered. Nothing is held in memory whole: a
@@ -33,6 +35,82 @@ var (
 	ErrCorrupt  = errors.New("blob: content does not match its hash")
 	ErrBadRef   = errors.New("blob: malformed reference")
 )
+
+// Backend is a content-addressed blob store. Every implementation passes
+// the suite in eventstore/blob/blobtest: Put streams (bounded memory for any
+// size), is idempotent and returns only when the bytes are durable; reads
+// verify the hash, so a rotten or altered object ends in ErrCorrupt; a blob
+// that is absent is ErrNotFound.
+type Backend interface {
+	// Put streams r into the store and returns its reference. Input longer
+	// than maxSize (when maxSize > 0) is refused with ErrTooLarge, having
+	// stored nothing.
+	Put(ctx context.Context, r io.Reader, maxSize int64) (Ref, error)
+	// PutBytes stores a byte slice.
+	PutBytes(ctx context.Context, b []byte) (Ref, error)
+	// Open returns a reader that fails with ErrCorrupt at the end unless the
+	// bytes hash to ref; callers read to EOF before trusting them.
+	Open(ctx context.Context, ref Ref) (io.ReadCloser, error)
+	// ReadAll reads a whole blob, verified, refusing blobs above max.
+	ReadAll(ctx context.Context, ref Ref, max int64) ([]byte, error)
+	// Verify re-reads a blob and checks its hash and size.
+	Verify(ctx context.Context, ref Ref) error
+	// Stat reports the stored size of a blob without reading it, or
+	// ErrNotFound.
+	Stat(ctx context.Context, ref Ref) (Ref, error)
+	// Ping checks that the store is reachable and writable in principle;
+	// readiness probes call it.
+	Ping(ctx context.Context) error
+}
+
+// Opener is the read side of a Backend; ReadAllFrom and VerifyFrom build on it.
+type Opener interface {
+	Open(ctx context.Context, ref Ref) (io.ReadCloser, error)
+}
+
+// ReadAllFrom reads a whole blob from o, verified, refusing blobs whose
+// reference says they are above max (and, should the store hold more than
+// the reference says, stopping at max+1 bytes).
+func ReadAllFrom(ctx context.Context, o Opener, ref Ref, max int64) ([]byte, error) {
+	if max > 0 && ref.Size > max {
+		return nil, fmt.Errorf("%w: %s has %d bytes, limit %d", ErrTooLarge, ref.SHA256, ref.Size, max)
+	}
+	rc, err := o.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// VerifyFrom re-reads a blob from o and checks its hash and size.
+func VerifyFrom(ctx context.Context, o Opener, ref Ref) error {
+	rc, err := o.Open(ctx, ref)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+// ValidRef reports ErrBadRef unless ref names a lowercase hex SHA-256 and a
+// non-negative size, so that no backend builds a path or key from anything
+// else.
+func ValidRef(ref Ref) error {
+	if !validSum(ref.SHA256) || ref.Size < 0 {
+		return fmt.Errorf("%w: %q", ErrBadRef, ref.SHA256)
+	}
+	return nil
+}
+
+// NewVerifyingReader wraps r, the stored content of ref, so that reading it
+// to EOF fails with ErrCorrupt unless the bytes hash to ref.SHA256 and number
+// ref.Size; it stops with ErrCorrupt as soon as more than ref.Size bytes
+// arrive, so an oversized object cannot exhaust the reader's caller.
+func NewVerifyingReader(ctx context.Context, r io.ReadCloser, ref Ref) io.ReadCloser {
+	return &verifyingReader{ctx: ctx, f: r, h: sha256.New(), want: ref}
+}
 
 // Store is a content-addressed directory.
 type Store struct {
@@ -157,8 +235,8 @@ func (s *Store) PutBytes(ctx context.Context, b []byte) (Ref, error) {
 // ErrCorrupt at the end if the bytes read do not hash to the reference, and
 // if the size differs; callers must read to EOF before trusting the bytes.
 func (s *Store) Open(ctx context.Context, ref Ref) (io.ReadCloser, error) {
-	if !validSum(ref.SHA256) {
-		return nil, fmt.Errorf("%w: %q", ErrBadRef, ref.SHA256)
+	if err := ValidRef(ref); err != nil {
+		return nil, err
 	}
 	f, err := os.Open(s.path(ref.SHA256))
 	if errors.Is(err, os.ErrNotExist) {
@@ -167,31 +245,40 @@ func (s *Store) Open(ctx context.Context, ref Ref) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blob: open %s: %w", ref.SHA256, err)
 	}
-	return &verifyingReader{ctx: ctx, f: f, h: sha256.New(), want: ref}, nil
+	return NewVerifyingReader(ctx, f, ref), nil
 }
 
 // ReadAll reads a whole blob into memory, verified, refusing blobs above max.
 func (s *Store) ReadAll(ctx context.Context, ref Ref, max int64) ([]byte, error) {
-	if max > 0 && ref.Size > max {
-		return nil, fmt.Errorf("%w: %s has %d bytes, limit %d", ErrTooLarge, ref.SHA256, ref.Size, max)
-	}
-	rc, err := s.Open(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(rc)
+	return ReadAllFrom(ctx, s, ref, max)
 }
 
 // Verify re-reads a blob and checks its hash and size.
 func (s *Store) Verify(ctx context.Context, ref Ref) error {
-	rc, err := s.Open(ctx, ref)
-	if err != nil {
-		return err
+	return VerifyFrom(ctx, s, ref)
+}
+
+// Stat reports the size of the stored file of ref, or ErrNotFound.
+func (s *Store) Stat(_ context.Context, ref Ref) (Ref, error) {
+	if err := ValidRef(ref); err != nil {
+		return Ref{}, err
 	}
-	defer rc.Close()
-	_, err = io.Copy(io.Discard, rc)
-	return err
+	fi, err := os.Stat(s.path(ref.SHA256))
+	if errors.Is(err, os.ErrNotExist) {
+		return Ref{}, fmt.Errorf("%w: %s", ErrNotFound, ref.SHA256)
+	}
+	if err != nil {
+		return Ref{}, fmt.Errorf("blob: stat %s: %w", ref.SHA256, err)
+	}
+	return Ref{SHA256: ref.SHA256, Size: fi.Size()}, nil
+}
+
+// Ping checks that the store's directory is still there.
+func (s *Store) Ping(context.Context) error {
+	if _, err := os.Stat(filepath.Join(s.dir, "sha256")); err != nil {
+		return fmt.Errorf("blob: check %s: %w", s.dir, err)
+	}
+	return nil
 }
 
 // Has reports whether the blob is present (without verifying it).
@@ -205,7 +292,7 @@ func (s *Store) Has(ref Ref) bool {
 
 type verifyingReader struct {
 	ctx  context.Context
-	f    *os.File
+	f    io.ReadCloser
 	h    hash.Hash
 	n    int64
 	want Ref
@@ -218,6 +305,9 @@ func (r *verifyingReader) Read(p []byte) (int, error) {
 	n, err := r.f.Read(p)
 	r.h.Write(p[:n])
 	r.n += int64(n)
+	if r.n > r.want.Size {
+		return n, fmt.Errorf("%w: %s holds more than %d bytes", ErrCorrupt, r.want.SHA256, r.want.Size)
+	}
 	if err == io.EOF {
 		if got := hex.EncodeToString(r.h.Sum(nil)); got != r.want.SHA256 || r.n != r.want.Size {
 			return n, fmt.Errorf("%w: %s read as %s (%d bytes, want %d)", ErrCorrupt, r.want.SHA256, got, r.n, r.want.Size)

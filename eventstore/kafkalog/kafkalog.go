@@ -152,6 +152,9 @@ type Log struct {
 	notify  chan struct{}           // closed and replaced after each folded record
 	waiters map[string]chan verdict // nonce -> the appender waiting for it
 	wrote   []bool                  // partition -> this process produced records to it
+	// assigned is, per consumer group this process is a member of, the
+	// partitions of its current generation (Assignments).
+	assigned map[string][]int32
 
 	produceQ chan *produceJob // Append calls waiting for the producer
 	leaderMu sync.Mutex

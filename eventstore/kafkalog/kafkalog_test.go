@@ -66,3 +66,33 @@ func TestMain(m *testing.M) {
 func TestConformance(t *testing.T) {
 	conformance.Run(t, backend())
 }
+
+// TestAssignments: a subscriber's group shows the partitions it holds while
+// it runs, and disappears when it ends.
+func TestAssignments(t *testing.T) {
+	ctx := context.Background()
+	l, err := Open(ctx, testConfig(fmt.Sprintf("assign-%d", time.Now().UnixNano())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Subscribe(sctx, "metrics-test", func(context.Context, int32) (int64, error) { return 0, nil },
+			func(context.Context, eventstore.Event) error { return nil })
+	}()
+	group := l.cfg.Group + ".metrics-test"
+	deadline := time.Now().Add(30 * time.Second)
+	for len(l.Assignments()[group]) != 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("assignments %v, want all 4 partitions for %s", l.Assignments(), group)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if a, ok := l.Assignments()[group]; ok {
+		t.Fatalf("group still listed after the subscriber ended: %v", a)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -57,6 +58,7 @@ func (l *Log) eachPartition(ctx context.Context, groupID string, fn func(context
 		return fmt.Errorf("kafkalog: join consumer group %s: %w", groupID, err)
 	}
 	defer cg.Close()
+	defer l.setAssigned(groupID, nil)
 	for {
 		gen, err := cg.Next(ctx)
 		if err != nil {
@@ -74,6 +76,7 @@ func (l *Log) eachPartition(ctx context.Context, groupID string, fn func(context
 			}
 			continue
 		}
+		l.setAssigned(groupID, gen.Assignments[l.cfg.Topic])
 		for _, a := range gen.Assignments[l.cfg.Topic] {
 			p := int32(a.ID)
 			gen.Start(func(gctx context.Context) {
@@ -125,4 +128,35 @@ func (l *Log) deliver(ctx context.Context, p int32, start eventstore.StartFunc, 
 		}
 	}
 	return nil
+}
+
+func (l *Log) setAssigned(groupID string, as []kafka.PartitionAssignment) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if as == nil {
+		delete(l.assigned, groupID)
+		return
+	}
+	if l.assigned == nil {
+		l.assigned = map[string][]int32{}
+	}
+	ps := make([]int32, 0, len(as))
+	for _, a := range as {
+		ps = append(ps, int32(a.ID))
+	}
+	slices.Sort(ps)
+	l.assigned[groupID] = ps
+}
+
+// Assignments reports, for each consumer group this process is a member of
+// (one per Subscribe), the partitions the group's current generation gave
+// it: which node works on which partition, for the metrics.
+func (l *Log) Assignments() map[string][]int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string][]int32, len(l.assigned))
+	for g, ps := range l.assigned {
+		out[g] = slices.Clone(ps)
+	}
+	return out
 }

@@ -24,8 +24,10 @@ import (
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/kafkalog"
 	"github.com/poststelle/poststelle/eventstore/pubsub"
+	"github.com/poststelle/poststelle/eventstore/s3blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/metrics"
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/replies"
@@ -41,7 +43,7 @@ type Stores struct {
 	logger *slog.Logger
 	signer crypto.Signer
 	log    eventstore.Log
-	blobs  *blob.Store
+	blobs  blob.Backend
 	state  *sql.DB
 }
 
@@ -49,7 +51,7 @@ type Stores struct {
 func (g *Stores) Log() eventstore.Log { return g.log }
 
 // Blobs is the store of raw messages.
-func (g *Stores) Blobs() *blob.Store { return g.blobs }
+func (g *Stores) Blobs() blob.Backend { return g.blobs }
 
 // State is the state database: read models and subscription positions.
 func (g *Stores) State() *sql.DB { return g.state }
@@ -94,7 +96,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Stores, error
 	if g.log, err = openLog(ctx, cfg, signer, logger); err != nil {
 		return nil, err
 	}
-	if g.blobs, err = blob.Open(filepath.Join(cfg.DataDir, "blobs")); err != nil {
+	if g.blobs, err = OpenBlobs(ctx, cfg, logger); err != nil {
 		g.Close()
 		return nil, err
 	}
@@ -103,6 +105,22 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Stores, error
 		return nil, err
 	}
 	return g, nil
+}
+
+// OpenBlobs opens the configured blob store: the local directory, or the
+// S3 bucket after checking that it answers.
+func OpenBlobs(ctx context.Context, cfg *Config, logger *slog.Logger) (blob.Backend, error) {
+	if cfg.Blobs.Backend != "s3" {
+		return blob.Open(filepath.Join(cfg.DataDir, "blobs"))
+	}
+	s := cfg.Blobs.S3
+	store, err := s3blob.Open(ctx, s3blob.Config{Endpoint: s.Endpoint, Bucket: s.Bucket, Prefix: s.Prefix, Region: s.Region,
+		AccessKeyFile: s.AccessKeyFile, SecretKeyFile: s.SecretKeyFile, TLS: s.TLS, CAFile: s.CAFile,
+		PartSize: s.PartSize, MaxRetries: s.MaxRetries, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	return store, nil
 }
 
 func openLog(ctx context.Context, cfg *Config, signer crypto.Signer, logger *slog.Logger) (eventstore.Log, error) {
@@ -162,6 +180,10 @@ type Gateway struct {
 	outboundNames []gateway.Channel
 	imapd         *officeimap.Server
 	submit        *submission.Server
+	// metrics and ready are the operations side (ops.go).
+	metrics *metrics.Metrics
+	ready   *metrics.Readiness
+	opsLn   net.Listener
 }
 
 // task is one long-lived part of the gateway.
@@ -192,6 +214,9 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		}
 	}()
 	reg := gateway.NewRegistry()
+	if err := g.buildOps(ctx, reg); err != nil {
+		return nil, err
+	}
 	offsets, err := pubsub.NewSQLOffsets(ctx, g.state)
 	if err != nil {
 		return nil, err
@@ -210,7 +235,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	office, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: cfg.Offices, RulesFile: cfg.Routing.Rules,
 		RoutingAfterVerification: cfg.Routing.AfterVerification, API: cfg.OfficeAPI, DataDir: cfg.DataDir},
 		officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant, Notice: notice,
-			Plan: policy.Plan})
+			Plan: policy.Plan, Ready: g.ready.Check})
 	if err != nil {
 		return nil, fmt.Errorf("offices: %w", err)
 	}
@@ -272,6 +297,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	g.add("office imap", officeIMAP.Run)
 	g.add("smtp submission", submit.Run)
 	g.add("announcer", func(ctx context.Context) error { return announce(ctx, g.log, reg, logger) })
+	g.ready.Projections = []string{projection.Messages{}.Name(), office.Inbox.Name(), projection.References{}.Name()}
 	if heads != nil {
 		g.add("witnesses", heads.Run)
 	}

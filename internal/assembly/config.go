@@ -46,6 +46,8 @@ type Config struct {
 		Fingerprint string `yaml:"fingerprint"`
 	} `yaml:"keys"`
 	EventStore EventStoreConfig `yaml:"eventstore"`
+	// Blobs selects where raw messages and their parts are kept.
+	Blobs BlobsConfig `yaml:"blobs"`
 	// Verification configures signature verification and receipt timestamps.
 	Verification verification.Config `yaml:"verification"`
 	// Offices is the offices configuration file (gateway/offices: offices,
@@ -64,6 +66,8 @@ type Config struct {
 	Submission submission.Config `yaml:"smtp_submission"`
 	// Replies tunes how answers are retried.
 	Replies replies.Config `yaml:"replies"`
+	// Ops is the operations listener: /metrics, /healthz, /readyz.
+	Ops OpsConfig `yaml:"ops"`
 	// Witnesses receive the log's signed head on a schedule; nil: none.
 	Witnesses *witness.Config `yaml:"witnesses"`
 
@@ -102,6 +106,38 @@ type EventStoreConfig struct {
 	// Backend is "sqlite" (default) or "kafka".
 	Backend string      `yaml:"backend"`
 	Kafka   KafkaConfig `yaml:"kafka"`
+}
+
+// OpsConfig configures the operations listener. It is apart from the office
+// API because the metrics name offices and traffic, which is for operators,
+// not for the offices; the office API has /healthz and /readyz as well, for a
+// load balancer in front of it.
+type OpsConfig struct {
+	// Listen is host:port; empty (the default) runs no ops listener.
+	Listen string `yaml:"listen"`
+}
+
+// BlobsConfig selects the blob store backend.
+type BlobsConfig struct {
+	// Backend is "local" (default: <data_dir>/blobs) or "s3", which a
+	// cluster needs so that every node serves every message's bytes.
+	Backend string   `yaml:"backend"`
+	S3      S3Config `yaml:"s3"`
+}
+
+// S3Config is the YAML form of s3blob.Config. The keys are files, never
+// values in the configuration.
+type S3Config struct {
+	Endpoint      string `yaml:"endpoint"`
+	Bucket        string `yaml:"bucket"`
+	Prefix        string `yaml:"prefix"`
+	Region        string `yaml:"region"`
+	AccessKeyFile string `yaml:"access_key_file"`
+	SecretKeyFile string `yaml:"secret_key_file"`
+	TLS           bool   `yaml:"tls"`
+	CAFile        string `yaml:"ca_file"`
+	PartSize      int64  `yaml:"part_size"`
+	MaxRetries    int    `yaml:"max_retries"`
 }
 
 // KafkaConfig is the YAML form of kafkalog.Config.
@@ -217,6 +253,9 @@ func (c *Config) setDefaults() {
 	if c.EventStore.Backend == "" {
 		c.EventStore.Backend = "sqlite"
 	}
+	if c.Blobs.Backend == "" {
+		c.Blobs.Backend = "local"
+	}
 }
 
 // validate names the first bad field, as a YAML path.
@@ -254,6 +293,14 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("eventstore.backend: %q is not sqlite or kafka", c.EventStore.Backend)
 	}
+	if c.Ops.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Ops.Listen); err != nil {
+			return fmt.Errorf("ops.listen: %q is not host:port", c.Ops.Listen)
+		}
+	}
+	if err := c.Blobs.validate(); err != nil {
+		return err
+	}
 	if c.Witnesses != nil {
 		if err := c.Witnesses.Validate(); err != nil {
 			return err
@@ -265,6 +312,30 @@ func (c *Config) validate() error {
 				return fmt.Errorf("%s.%w", s.Key, err)
 			}
 		}
+	}
+	return nil
+}
+
+func (b *BlobsConfig) validate() error {
+	switch b.Backend {
+	case "local":
+		return nil
+	case "s3":
+	default:
+		return fmt.Errorf("blobs.backend: %q is not local or s3", b.Backend)
+	}
+	s := b.S3
+	if _, _, err := net.SplitHostPort(s.Endpoint); err != nil {
+		return fmt.Errorf("blobs.s3.endpoint: %q is not host:port", s.Endpoint)
+	}
+	if s.Bucket == "" {
+		return errors.New("blobs.s3.bucket: required")
+	}
+	if s.AccessKeyFile == "" || s.SecretKeyFile == "" {
+		return errors.New("blobs.s3.access_key_file and secret_key_file: required (the keys are read from files)")
+	}
+	if s.CAFile != "" && !s.TLS {
+		return errors.New("blobs.s3.ca_file: set, but tls is off")
 	}
 	return nil
 }

@@ -513,6 +513,7 @@ func TestHealthz(t *testing.T) {
 		{"GET", "/healthz", http.StatusOK, `{"status":"ok"}`},
 		{"POST", "/healthz", http.StatusNotFound, ""}, // the API answers every unknown route 404
 		{"GET", "/healthz/x", http.StatusNotFound, ""},
+		{"GET", "/readyz", http.StatusOK, `{"status":"ready"}`}, // no readiness check configured
 		{"GET", "/whoami", http.StatusUnauthorized, ""},
 	} {
 		r := e.do(creds{}, c.method, c.path, "")

@@ -74,7 +74,7 @@ type Deps struct {
 	// DB holds the inbox read model (offices.Inbox).
 	DB *sql.DB
 	// Blobs holds message bytes, parts, reports and reply bodies.
-	Blobs *blob.Store
+	Blobs blob.Backend
 	// Directory authenticates users.
 	Directory *offices.Directory
 	// Notifier wakes long polls and event streams; the same one must be
@@ -88,6 +88,9 @@ type Deps struct {
 	Plan replies.PlanFunc
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Ready decides GET /readyz: nil is ready (metrics.Readiness.Check in
+	// serve). Without it /readyz answers like /healthz.
+	Ready func(context.Context) error
 }
 
 // Server is the API.
@@ -151,7 +154,7 @@ func (s *Server) endpoints() []endpoint {
 
 // openEndpoints are the routes that need no login.
 func (s *Server) openEndpoints() []openEndpoint {
-	return []openEndpoint{{"GET /healthz", s.healthz}}
+	return []openEndpoint{{"GET /healthz", s.healthz}, {"GET /readyz", s.readyz}}
 }
 
 // openEndpoint is an unauthenticated route of the API.
@@ -165,6 +168,20 @@ type openEndpoint struct {
 // nothing about messages, so it needs no login.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 when the node should get traffic (its read models
+// caught up, its stores reachable) and 503 otherwise. The reason goes to the
+// log, not to the unauthenticated caller; the ops listener's /readyz shows it.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Ready != nil {
+		if err := s.deps.Ready(r.Context()); err != nil {
+			s.deps.Logger.Debug("officeapi: not ready", "reason", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 func (s *Server) routes() {

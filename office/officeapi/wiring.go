@@ -43,7 +43,7 @@ type WiringConfig struct {
 type WiringDeps struct {
 	Log    eventstore.Log
 	DB     *sql.DB
-	Blobs  *blob.Store
+	Blobs  blob.Backend
 	Logger *slog.Logger
 	Tenant string
 	// Plan is the reply-channel policy (the channel registry's
@@ -53,6 +53,8 @@ type WiringDeps struct {
 	// that once (serve's stderr); nil prints nothing. The password never
 	// goes into the structured log.
 	Notice io.Writer
+	// Ready decides GET /readyz (see Deps.Ready).
+	Ready func(context.Context) error
 }
 
 // Wiring is the office side of the gateway, ready to be added to serve.
@@ -131,7 +133,7 @@ func Wire(cfg WiringConfig, deps WiringDeps) (*Wiring, error) {
 		w.Handlers = append(w.Handlers, w.Webhooks.Handler())
 	}
 	w.Server, err = New(cfg.API, Deps{Log: deps.Log, DB: deps.DB, Blobs: deps.Blobs, Directory: w.Directory,
-		Notifier: w.Notifier, Logger: deps.Logger, Tenant: deps.Tenant, Plan: deps.Plan})
+		Notifier: w.Notifier, Logger: deps.Logger, Tenant: deps.Tenant, Plan: deps.Plan, Ready: deps.Ready})
 	if err != nil {
 		return nil, err
 	}

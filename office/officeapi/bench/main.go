@@ -90,7 +90,7 @@ func fail(err error) {
 type embedded struct {
 	gw     *assembly.Gateway
 	intake *gateway.Intake
-	blobs  *blob.Store
+	blobs  blob.Backend
 	api    string
 	cancel context.CancelFunc
 	errc   chan error
@@ -305,7 +305,7 @@ func parallel(n int, f func(i int) error) error {
 	return first
 }
 
-func record(ctx context.Context, in *gateway.Intake, blobs *blob.Store, i int, body []byte, prefix string) (gateway.Receipt, error) {
+func record(ctx context.Context, in *gateway.Intake, blobs blob.Backend, i int, body []byte, prefix string) (gateway.Receipt, error) {
 	raw := fmt.Appendf(nil, "From: buerger%d@example.org\r\nTo: post@stadt.example\r\nSubject: bench %d\r\nMessage-ID: <%s-%d@example.org>\r\n\r\n", i, i, prefix, i)
 	raw = append(raw, body[:max(0, len(body)-len(raw))]...)
 	ref, err := blobs.PutBytes(ctx, raw)

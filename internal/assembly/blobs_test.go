@@ -1,0 +1,89 @@
+package assembly
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/poststelle/poststelle/eventstore/blob"
+)
+
+func TestBlobsConfig(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string // want "" means valid
+	}{
+		{"default local", "", ""},
+		{"explicit local", "blobs: {backend: local}", ""},
+		{"unknown backend", "blobs: {backend: ftp}", `blobs.backend: "ftp" is not local or s3`},
+		{"s3 without endpoint", "blobs: {backend: s3, s3: {bucket: b, access_key_file: a, secret_key_file: s}}", "blobs.s3.endpoint"},
+		{"s3 without bucket", "blobs: {backend: s3, s3: {endpoint: \"127.0.0.1:9000\", access_key_file: a, secret_key_file: s}}", "blobs.s3.bucket"},
+		{"s3 without key files", "blobs: {backend: s3, s3: {endpoint: \"127.0.0.1:9000\", bucket: b}}", "secret_key_file"},
+		{"s3 CA without TLS", "blobs: {backend: s3, s3: {endpoint: \"127.0.0.1:9000\", bucket: b, access_key_file: a, secret_key_file: s, ca_file: c}}", "tls is off"},
+		{"s3 valid", "blobs: {backend: s3, s3: {endpoint: \"127.0.0.1:9000\", bucket: b, access_key_file: a, secret_key_file: s, tls: true, ca_file: c}}", ""},
+		{"unknown key", "blobs: {backend: s3, s3: {secret_key: inline}}", "secret_key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "poststelle.yaml")
+			if err := os.WriteFile(f, []byte(tc.yaml+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadConfig(f)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("LoadConfig: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("LoadConfig: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestOpenBlobsLocalDefault(t *testing.T) {
+	cfg := config(t, "")
+	b, err := OpenBlobs(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := b.(*blob.Store); !ok || s.Dir() != filepath.Join(cfg.DataDir, "blobs") {
+		t.Fatalf("default blob store is %T, want the directory in the data directory", b)
+	}
+}
+
+// TestComposeConfiguration: the gateways' configuration in
+// docker-compose.yml loads (Kafka log, S3 blobs, ops listener).
+func TestComposeConfiguration(t *testing.T) {
+	b, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Configs map[string]struct {
+			Content string `yaml:"content"`
+		} `yaml:"configs"`
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "poststelle.yaml")
+	if err := os.WriteFile(f, []byte(compose.Configs["poststelle"].Content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(f)
+	if err != nil {
+		t.Fatalf("docker-compose.yml's gateway configuration: %v", err)
+	}
+	if cfg.Blobs.Backend != "s3" || cfg.EventStore.Backend != "kafka" || cfg.Ops.Listen == "" ||
+		len(cfg.EventStore.Kafka.Brokers) != 3 || cfg.EventStore.Kafka.ReplicationFactor != 3 {
+		t.Fatalf("compose configuration: blobs %q, log %q with %d brokers, ops %q", cfg.Blobs.Backend,
+			cfg.EventStore.Backend, len(cfg.EventStore.Kafka.Brokers), cfg.Ops.Listen)
+	}
+}
