@@ -20,6 +20,9 @@ type Facts struct {
 	// WrittenFormSatisfied is true when a valid QES or qualified seal, or a
 	// channel that replaces the written form, satisfies it.
 	WrittenFormSatisfied bool
+	// Problems is true when the channel recorded problems with the receipt
+	// (a broken De-Mail integrity signature, an unreadable header, ...).
+	Problems bool
 }
 
 // FactsFromMetadata reads the facts a channel vouches for.
@@ -58,8 +61,13 @@ type Input struct {
 	fileTextFolded string
 }
 
-// NewInput prepares a received message for evaluation.
+// NewInput prepares a received message for evaluation. What the receipt
+// itself establishes joins f: its problems, and the De-Mail provider's
+// written form (De-Mail-Gesetz § 5 Abs. 5), which only the De-Mail channel
+// can set.
 func NewInput(m *gateway.MessageReceived, f Facts) *Input {
+	f.Problems = f.Problems || len(m.Problems) > 0
+	f.WrittenFormSatisfied = f.WrittenFormSatisfied || (m.DeMail != nil && m.DeMail.WrittenForm && m.Channel == gateway.ChannelDeMail)
 	in := &Input{Channel: gateway.Channel(strings.ToLower(string(m.Channel))), Sender: normAddress(m.From.Address),
 		Subject: clip(m.Subject), Metadata: m.Metadata, Facts: f}
 	add := func(a string) {
@@ -284,6 +292,7 @@ const (
 	failVerified
 	failWFRequired
 	failWFSatisfied
+	failProblems
 	failSubject
 	failFileNumber
 )
@@ -321,6 +330,8 @@ func (r *rule) check(in *Input) (failure, int) {
 		return failWFRequired, 0
 	case !r.wfSatisfied.holds(in.Facts.WrittenFormSatisfied):
 		return failWFSatisfied, 0
+	case !r.problems.holds(in.Facts.Problems):
+		return failProblems, 0
 	case r.subject != nil && !r.subject.match(in.Subject, in.subjectFolded):
 		return failSubject, 0
 	case len(r.fileNumbers) > 0 && !r.matchFileNumber(in):
@@ -357,6 +368,8 @@ func (r *rule) mismatch(in *Input) string {
 		return fmt.Sprintf("written form required is %t", in.Facts.WrittenFormRequired)
 	case failWFSatisfied:
 		return fmt.Sprintf("written form satisfied is %t", in.Facts.WrittenFormSatisfied)
+	case failProblems:
+		return fmt.Sprintf("problems is %t", in.Facts.Problems)
 	case failSubject:
 		return fmt.Sprintf("subject does not match %s", r.subject)
 	}

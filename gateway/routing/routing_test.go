@@ -423,3 +423,55 @@ func TestTestCommand(t *testing.T) {
 		t.Fatalf("missing rules: exit %d", code)
 	}
 }
+
+// TestReceiptFacts checks the facts a receipt establishes itself: a
+// De-Mail's written form (only on the De-Mail channel) and the channel's
+// problems, which a rule sends to triage.
+func TestReceiptFacts(t *testing.T) {
+	rules := `
+rules:
+  - id: doubtful
+    match: {problems: true}
+    triage: true
+  - id: schriftform
+    match: {written_form_required: true, written_form_satisfied: false}
+    offices: [pruefung]
+  - id: rest
+    offices: [poststelle]
+`
+	set, err := Parse([]byte(rules), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	needs := map[string]string{MetaWrittenFormRequired: "true"}
+	for _, tc := range []struct {
+		name string
+		m    *gateway.MessageReceived
+		want string // office, or "triage"
+	}{
+		{"De-Mail with written form", msg(func(m *gateway.MessageReceived) {
+			m.Channel, m.Metadata, m.DeMail = gateway.ChannelDeMail, needs, &gateway.DeMailEvidence{WrittenForm: true}
+		}), "poststelle"},
+		{"De-Mail without written form", msg(func(m *gateway.MessageReceived) {
+			m.Channel, m.Metadata, m.DeMail = gateway.ChannelDeMail, needs, &gateway.DeMailEvidence{}
+		}), "pruefung"},
+		{"written form claimed off the De-Mail channel", msg(func(m *gateway.MessageReceived) {
+			m.Metadata, m.DeMail = needs, &gateway.DeMailEvidence{WrittenForm: true}
+		}), "pruefung"},
+		{"broken De-Mail", msg(func(m *gateway.MessageReceived) {
+			m.Channel, m.Problems = gateway.ChannelDeMail, []string{"demail: integrity broken: body hash does not match"}
+		}), "triage"},
+		{"no problems", msg(nil), "poststelle"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := set.Decide(NewInput(tc.m, FactsFromMetadata(tc.m.Metadata)))
+			got := "triage"
+			if d.Routed() {
+				got = strings.Join(d.Offices, ",")
+			}
+			if got != tc.want {
+				t.Fatalf("decided %s (%+v), want %s", got, d, tc.want)
+			}
+		})
+	}
+}

@@ -122,6 +122,10 @@ type MatchSpec struct {
 	Verified             *bool `yaml:"verified"`
 	WrittenFormRequired  *bool `yaml:"written_form_required"`
 	WrittenFormSatisfied *bool `yaml:"written_form_satisfied"`
+	// Problems holds when the channel recorded problems with the receipt
+	// (e.g. a De-Mail whose integrity protection is broken); route such
+	// messages to triage with a rule before the others.
+	Problems *bool `yaml:"problems"`
 }
 
 // stringList accepts a single string or a list.
@@ -219,6 +223,7 @@ type rule struct {
 	verified    tri
 	wfRequired  tri
 	wfSatisfied tri
+	problems    tri
 	offices     []string
 	triage      bool
 	cont        bool
@@ -315,6 +320,7 @@ func compileRule(pos int, spec RuleSpec, opts Options) (*rule, error) {
 		r.meta = append(r.meta, metaCond{key: k, values: set([]string{m.Metadata[k]})})
 	}
 	r.verified, r.wfRequired, r.wfSatisfied = triOf(m.Verified), triOf(m.WrittenFormRequired), triOf(m.WrittenFormSatisfied)
+	r.problems = triOf(m.Problems)
 	return r, nil
 }
 

@@ -103,7 +103,8 @@ type channels struct {
 
 // start writes a configuration (the provider as demail.providers, the
 // gateway mailbox with our client certificate, the office bauamt that
-// every message is routed to, a mailroom login) and starts serve.
+// every message without problems is routed to, triage for the others, a
+// mailroom login) and starts serve.
 func start(t *testing.T, pv *provider, ch channels) *gw {
 	t.Helper()
 	g := &gw{dir: t.TempDir(), api: servetest.FreeAddr(t)}
@@ -118,7 +119,9 @@ func start(t *testing.T, pv *provider, ch channels) *gw {
 	}
 	write(t, filepath.Join(g.dir, "offices.yaml"), fmt.Sprintf("offices:\n  - id: bauamt\n    members: [{user: %s, password_hash: %q}]\nmailroom: [{user: %s, password_hash: %q}]\n",
 		officeUser, pwHash, mailroomUser, mrHash))
-	write(t, filepath.Join(g.dir, "rules.yaml"), "rules:\n  - {id: alles, offices: [bauamt]}\n")
+	// As in deploy/rules.yaml: what the channel found doubtful goes to
+	// the mailroom first, the rest to bauamt.
+	write(t, filepath.Join(g.dir, "rules.yaml"), "rules:\n  - {id: zweifelhaft, match: {problems: true}, triage: true}\n  - {id: alles, offices: [bauamt]}\n")
 	tlsClient := fmt.Sprintf("ca_file: %s, cert_file: %s, key_file: %s", pv.file("provider-ca.pem"), pv.file("client.pem"), pv.file("client.key"))
 	_, port, _ := net.SplitHostPort(env(t, envIMAPS))
 	box := func(u mailbox) string {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"net"
 	"strings"
 	"testing"
@@ -80,8 +81,9 @@ func TestAuthoritativeMessageSatisfiesWrittenForm(t *testing.T) {
 
 // TestTamperedMessageIsBroken: a provider-signed De-Mail changed on the way
 // in its body, or in a protected header field (the subject), has the
-// verdict broken, no written form, the problem on the receipt, and is kept
-// with its exact bytes downloadable.
+// verdict broken, no written form, the problem on the receipt; it goes to
+// triage, and once the mailroom routes it by hand the office downloads its
+// exact bytes.
 func TestTamperedMessageIsBroken(t *testing.T) {
 	pv := newProvider(t)
 	box := postfach(2)
@@ -104,7 +106,19 @@ func TestTamperedMessageIsBroken(t *testing.T) {
 		if !strings.Contains(untrusted(m), "x-de-mail-authoritative") {
 			t.Errorf("%s: the provider's fields are not untrusted: %s", subj, untrusted(m))
 		}
-		om := g.message(t, stream, func(m offices.Message) bool { return m.Routing.Rule != "" })
+		servetest.WaitFor(t, subj+" in triage", func() bool {
+			code, body := g.curl(t, mailroomUser, mailroomPassword, "GET", "/triage/"+stream, "")
+			var it offices.TriageItem
+			return code == 200 && json.Unmarshal(body, &it) == nil && it.Kind == "routing"
+		})
+		if code, _ := g.curl(t, officeUser, officePassword, "GET", "/offices/bauamt/messages/"+stream, ""); code != 404 {
+			t.Errorf("%s: the office sees a message in triage: %d", subj, code)
+		}
+		if code, body := g.curl(t, mailroomUser, mailroomPassword, "POST", "/triage/"+stream+"/assign",
+			`{"offices":["bauamt"],"reason":"Integrität gebrochen, Original an das Bauamt zur Prüfung"}`); code != 201 {
+			t.Fatalf("%s: assign %d %s", subj, code, body)
+		}
+		om := g.message(t, stream, func(m offices.Message) bool { return m.Routing.DecidedBy != "" })
 		if !hasProblem(om.Problems, "demail: integrity broken") {
 			t.Errorf("%s: the office API shows no problem: %q", subj, om.Problems)
 		}
