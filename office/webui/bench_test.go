@@ -2,8 +2,8 @@ package webui
 
 import (
 	"context"
-	"flag"
 	"database/sql"
+	"flag"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -56,8 +56,8 @@ var benchSubjects = []string{"Antrag auf Baugenehmigung", "Widerspruch gegen Bes
 func seedMessage(i int) (rec *gateway.MessageReceived, office, status, verification string) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	rec = &gateway.MessageReceived{Channel: benchChannels[i%len(benchChannels)],
-		From:    gateway.Address{Address: fmt.Sprintf("person%d@domain%d.example", i%50000, i%300)},
-		Subject: fmt.Sprintf("%s Az. %d-%d-%d", benchSubjects[i%len(benchSubjects)], 10+i%90, 2026, i),
+		From:       gateway.Address{Address: fmt.Sprintf("person%d@domain%d.example", i%50000, i%300)},
+		Subject:    fmt.Sprintf("%s Az. %d-%d-%d", benchSubjects[i%len(benchSubjects)], 10+i%90, 2026, i),
 		ReceivedAt: start.Add(time.Duration(i) * 30 * time.Second)}
 	office, status = fmt.Sprintf("office%02d", i%20), StatusDelivered
 	if i%10 == 9 {

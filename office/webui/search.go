@@ -15,7 +15,7 @@ import (
 type Query struct {
 	// Text is searched in sender, subject and file numbers; Sender, Subject
 	// and FileNumber only in theirs. Each word matches as a prefix.
-	Text, Sender, Subject, FileNumber string
+	Text, Sender, Subject, FileNumber     string
 	Channel, Office, Status, Verification string
 	// From and To bound the receipt time: From ≤ received < To.
 	From, To time.Time
