@@ -196,6 +196,7 @@ var catalogue = map[string][2]string{
 	"search.from":           {"Eingang ab", "Received from"},
 	"search.to":             {"Eingang bis", "Received until"},
 	"search.any":            {"alle", "any"},
+	"search.hint":           {"Ganze Wörter; mit * am Ende auch Wortanfänge (Antr*). Absender und Aktenzeichen: auch Anfänge.", "Whole words; end one with * for a prefix (appl*). Sender and file number: prefixes too."},
 	"search.submit":         {"Suchen", "Search"},
 	"search.results":        {"Treffer", "Results"},
 	"search.none":           {"Keine Treffer.", "No results."},

@@ -63,6 +63,8 @@ func TestSearch(t *testing.T) {
 			func(h Hit) bool { return h.Stream == benchStream(123) }, 1},
 		{"sender prefix", Scope{All: true}, Query{Sender: "person123@"}, func(h Hit) bool { return strings.HasPrefix(h.Sender, "person123@") }, 1},
 		{"subject word, any case and umlaut", Scope{All: true}, Query{Subject: "LARM"}, func(h Hit) bool { return strings.Contains(h.Subject, "Lärm") }, 10},
+		{"a trailing star asks for a prefix", Scope{All: true}, Query{Text: "widersp*"}, func(h Hit) bool { return strings.HasPrefix(h.Subject, "Widerspruch") }, 10},
+		{"without it a word is whole", Scope{All: true}, Query{Text: "widersp"}, func(Hit) bool { return false }, 0},
 		{"channel", Scope{All: true}, Query{Channel: "demail"}, func(h Hit) bool { return h.Channel == "demail" }, 50},
 		{"office and status", Scope{All: true}, Query{Office: office, Status: StatusDelivered},
 			func(h Hit) bool { return slices.Equal(h.Offices, []string{office}) && h.Status == StatusDelivered }, 10},

@@ -14,7 +14,8 @@ import (
 // Query is a search. Empty fields do not restrict.
 type Query struct {
 	// Text is searched in sender, subject and file numbers; Sender, Subject
-	// and FileNumber only in theirs. Each word matches as a prefix.
+	// and FileNumber only in theirs. Words of Sender and FileNumber match
+	// as prefixes, the others as whole words ("antr*" asks for a prefix).
 	Text, Sender, Subject, FileNumber     string
 	Channel, Office, Status, Verification string
 	// From and To bound the receipt time: From ≤ received < To.
@@ -216,30 +217,37 @@ func LatestID(ctx context.Context, db *sql.DB) (int64, error) {
 func timeKey(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // ftsQuery builds the FTS5 query of the word fields: every word of the
-// user's input quoted (so that no input is FTS syntax) and matched as a
-// prefix, all words required.
+// user's input quoted (so that no input is FTS syntax), all words required.
+// Sender and file number words match as prefixes; other words match whole
+// words unless the user ends one with '*'. A prefix of a common word makes
+// FTS5 merge a long posting list, whole words do not (BenchmarkSearch).
 func ftsQuery(q Query) string {
 	var terms []string
-	add := func(col, input string) {
+	add := func(col, input string, prefix bool) {
 		for _, w := range strings.FieldsFunc(input, func(r rune) bool {
-			return unicode.IsSpace(r) || r == '"' || r == '*' || unicode.IsControl(r)
+			return unicode.IsSpace(r) || r == '"' || unicode.IsControl(r)
 		}) {
 			if len(terms) >= 16 || len(w) > 100 {
 				return
 			}
+			star := prefix || strings.HasSuffix(w, "*")
+			w = strings.Trim(w, "*")
 			if !strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
 				continue
 			}
-			t := `"` + w + `"*`
+			t := `"` + w + `"`
+			if star {
+				t += "*"
+			}
 			if col != "" {
 				t = col + " : " + t
 			}
 			terms = append(terms, t)
 		}
 	}
-	add("", q.Text)
-	add("sender", q.Sender)
-	add("subject", q.Subject)
-	add("file_numbers", q.FileNumber)
+	add("", q.Text, false)
+	add("sender", q.Sender, true)
+	add("subject", q.Subject, false)
+	add("file_numbers", q.FileNumber, true)
 	return strings.Join(terms, " AND ")
 }
