@@ -191,10 +191,6 @@ func (b *browser) login(user string) {
 	}
 }
 
-func (b *browser) logout() {
-	b.run("log out", chromedp.Click(chromedp.CSS(`header form button`)), chromedp.WaitVisible(chromedp.CSS("#user")))
-}
-
 func (b *browser) text(sel string) string {
 	b.t.Helper()
 	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
