@@ -76,6 +76,7 @@ func NewRegistry() *Registry {
 		func() Payload { return &WebhookDelivered{} },
 		func() Payload { return &WebhookFailed{} },
 		func() Payload { return &DeliveryEvidenceRecorded{} },
+		func() Payload { return &NoteAdded{} },
 	} {
 		r.types[f().EventType()] = f
 	}

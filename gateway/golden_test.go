@@ -75,6 +75,7 @@ func goldenPayloads() []Payload {
 				Format: "S/MIME", Signer: "CN=Beispiel-Provider", Qualification: "AdESeal-QC", SigningTime: goldenTime,
 				Detail: "provider certificate from the configured trust"},
 			Reason: "retrieved by the recipient", Problems: []string{"header: duplicate X-de-mail-private-id"}},
+		&NoteAdded{By: "post1", Role: "mailroom", Office: "bauamt", Text: "Telefonisch mit dem Bauamt geklärt"},
 	}
 }
 

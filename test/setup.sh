@@ -21,6 +21,7 @@ pkgs=(
   python3               # free ports in run.sh, the DSS oracle's mkjobs.py, the e2e office client
   procps                # ps in dovecot.sh (stopping Dovecot's process group)
   python3-venv          # test/integration/openapi puts openapi-spec-validator (PyPI) in a venv
+  chromium              # test/integration/ui: the headless browser the web UI tests drive (chromedp)
 )
 
 need=()
@@ -38,7 +39,7 @@ fi
 
 # Installed is not the same as usable: check what the tests call.
 missing=()
-for c in sqlite3 openssl swaks dovecot mvn java javac curl python3 ps; do
+for c in sqlite3 openssl swaks dovecot mvn java javac curl python3 ps chromium; do
   command -v "$c" >/dev/null || missing+=("$c")
 done
 [[ -x /usr/lib/dovecot/dovecot-lda ]] || missing+=(/usr/lib/dovecot/dovecot-lda)

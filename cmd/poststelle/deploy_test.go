@@ -48,7 +48,10 @@ func TestDeployConfiguration(t *testing.T) {
 	if in == nil {
 		t.Fatal("no smtp section")
 	}
-	tls := map[string]string{"smtp": in.TLSCertFile, "office_api": cfg.OfficeAPI.TLSCertFile,
+	if cfg.WebUI == nil {
+		t.Fatal("no web_ui section")
+	}
+	tls := map[string]string{"smtp": in.TLSCertFile, "office_api": cfg.OfficeAPI.TLSCertFile, "web_ui": cfg.WebUI.TLSCertFile,
 		"office_imap": cfg.OfficeIMAP.CertFile, "smtp_submission": cfg.Submission.TLSCertFile}
 	for section, cert := range tls {
 		if cert == "" {

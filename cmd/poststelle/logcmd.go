@@ -127,8 +127,18 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return code
 	}
 	each = hv.wrap(each)
+	bar := newProgress(stderr, "verify", logSize(ctx, l))
+	inner := each
+	each = func(e *eventstore.Event) error {
+		bar.add(1)
+		if inner != nil {
+			return inner(e)
+		}
+		return nil
+	}
 	start := time.Now()
 	sum, err := integrity.VerifyLogWith(ctx, l, pub, integrity.VerifyOptions{Each: each})
+	bar.finish()
 	var prob *integrity.Problem
 	switch {
 	case errors.As(err, &prob):
@@ -298,6 +308,7 @@ func runLogReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return exitFailed
 	}
 	var n, seen int64
+	bar := newProgress(stderr, "replay", logSize(ctx, l))
 	for p := range parts {
 		for off := *from; ; {
 			evs, err := l.Read(ctx, p, off, 2000)
@@ -320,11 +331,30 @@ func runLogReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				n++
 			}
 			off = evs[len(evs)-1].Position.Offset + 1
-			fmt.Fprintf(stderr, "\rpartition %d: offset %d, %d events printed", p, off, n)
+			bar.add(int64(len(evs)))
 		}
 	}
-	fmt.Fprintf(stderr, "\rreplayed %d of %d events%s\n", n, seen, "                    ")
+	bar.finish()
+	fmt.Fprintf(stderr, "replayed %d of %d events\n", n, seen)
 	return exitOK
+}
+
+// logSize is the number of events in every partition, 0 when it cannot
+// be told (the bar then shows counts and rate only).
+func logSize(ctx context.Context, l eventstore.Log) int64 {
+	parts, err := l.Partitions(ctx)
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for p := range parts {
+		end, err := l.End(ctx, p)
+		if err != nil {
+			return 0
+		}
+		total += end
+	}
+	return total
 }
 
 func toReplayed(e *eventstore.Event) replayedEvent {

@@ -46,13 +46,14 @@ const usage = `poststelle — the digital mailroom for public authorities
 Usage:
   poststelle serve [--config FILE]           run the gateway (no config: embedded demo in ./data)
   poststelle log verify [flags]              check the whole event log; exit 0 intact, 1 broken
-  poststelle log replay [flags]              print events as JSON lines (progress on stderr)
+  poststelle log replay [flags]              print events as JSON lines (a progress bar on a terminal)
   poststelle log prove --stream ID [flags]   prove one message's events are in the log
   poststelle log check-proof --key PUB FILE  verify such a proof offline
   poststelle log head [--out FILE]           the signed tree head, to keep for log verify --head
   poststelle keys init [--config FILE]       create the gateway's signing key
   poststelle bench [flags]                   measure append and verify rates
   poststelle route test --config FILE MSG.eml show which offices a message goes to, and why
+  poststelle hash-password < PASSWORD-LINE   an argon2id password_hash for the offices configuration
   poststelle help                            show this text
 
 Start with:  poststelle serve
@@ -105,6 +106,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runRoute(rest, stdout, stderr)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr)
+	case "hash-password":
+		return runHashPassword(os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -340,6 +340,23 @@ func parseTokenHash(s string) ([32]byte, error) {
 	return out, nil
 }
 
+// HashPasswordArgon2id returns an argon2id hash (PHC string, m=64 MiB,
+// t=3, p=2, 16-byte salt, 32-byte key) for a password_hash field: the
+// recommended form for people who log in to the web UI.
+func HashPasswordArgon2id(password string) (string, error) {
+	if len(password) == 0 || len(password) > MaxPasswordBytes {
+		return "", fmt.Errorf("offices: password must be 1 to %d bytes", MaxPasswordBytes)
+	}
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("offices: salt: %w", err)
+	}
+	const memory, time, threads = 64 * 1024, 3, 2
+	key := argon2.IDKey([]byte(password), salt, time, memory, threads, 32)
+	return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", memory, time, threads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+}
+
 // HashPassword returns a bcrypt hash for a password_hash field.
 func HashPassword(password string) (string, error) {
 	if len(password) == 0 || len(password) > MaxPasswordBytes {

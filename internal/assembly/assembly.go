@@ -22,6 +22,7 @@ import (
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/eventstore/integrity"
 	"github.com/poststelle/poststelle/eventstore/kafkalog"
 	"github.com/poststelle/poststelle/eventstore/pubsub"
 	"github.com/poststelle/poststelle/eventstore/s3blob"
@@ -35,6 +36,7 @@ import (
 	"github.com/poststelle/poststelle/office/officeapi"
 	"github.com/poststelle/poststelle/office/officeimap"
 	"github.com/poststelle/poststelle/office/submission"
+	"github.com/poststelle/poststelle/office/webui"
 )
 
 // Stores are the opened stores every subcommand shares.
@@ -184,6 +186,7 @@ type Gateway struct {
 	metrics *metrics.Metrics
 	ready   *metrics.Readiness
 	opsLn   net.Listener
+	ui            *webui.Server
 }
 
 // task is one long-lived part of the gateway.
@@ -282,6 +285,9 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		return nil, fmt.Errorf("references projection: %w", err)
 	}
 	g.evidence = projection.NewEvidenceRecorder(runner)
+	if err := g.buildWebUI(ctx, runner, office, policy.Plan); err != nil {
+		return nil, err
+	}
 	heads, err := HeadPublisher(cfg, g.Stores, logger)
 	if err != nil {
 		return nil, err
@@ -305,6 +311,41 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		return nil, err
 	}
 	return g, nil
+}
+
+// buildWebUI builds the web UI when configured: its search index runs as
+// one more projection, woken with the office inbox's notifier, and it
+// verifies the log with the gateway's own public key.
+func (g *Gateway) buildWebUI(ctx context.Context, runner *projection.Runner, office *officeapi.Wiring, plan replies.PlanFunc) error {
+	if g.cfg.WebUI == nil {
+		return nil
+	}
+	index := webui.Index{Notifier: office.Notifier}
+	if err := runner.Setup(ctx, index); err != nil {
+		return fmt.Errorf("web_ui: index: %w", err)
+	}
+	audited, _ := g.log.(integrity.AuditedLog)
+	ui, err := webui.New(*g.cfg.WebUI, webui.Deps{Log: g.log, DB: g.state, Blobs: g.blobs, Directory: office.Directory,
+		Notifier: office.Notifier, Logger: g.logger.With("component", "webui"), Tenant: g.cfg.Tenant, Plan: plan,
+		PublicKey: g.signer.Public(), Audited: audited})
+	if err != nil {
+		return err
+	}
+	if err := ui.Listen(); err != nil {
+		return err
+	}
+	g.ui = ui
+	g.add("web ui index", func(ctx context.Context) error { return runner.Run(ctx, index) })
+	g.add("web ui", ui.Run)
+	return nil
+}
+
+// WebUIAddr is the web UI's bound address, nil when it does not run.
+func (g *Gateway) WebUIAddr() net.Addr {
+	if g.ui == nil {
+		return nil
+	}
+	return g.ui.Addr()
 }
 
 // buildInbound builds the inbound side of every registered channel whose

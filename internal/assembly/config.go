@@ -22,6 +22,7 @@ import (
 	"github.com/poststelle/poststelle/office/officeapi"
 	"github.com/poststelle/poststelle/office/officeimap"
 	"github.com/poststelle/poststelle/office/submission"
+	"github.com/poststelle/poststelle/office/webui"
 )
 
 // Config is the gateway's YAML configuration. Every field has a default, so
@@ -58,6 +59,10 @@ type Config struct {
 	Routing RoutingConfig `yaml:"routing"`
 	// OfficeAPI is the offices' HTTP API (default 127.0.0.1:8080).
 	OfficeAPI officeapi.Config `yaml:"office_api"`
+	// WebUI is the mailroom's web UI (office/webui); nil runs none, except
+	// in the demo set-up (no configuration file), which serves it on
+	// 127.0.0.1:8090.
+	WebUI *webui.Config `yaml:"web_ui"`
 	// OfficeIMAP is the offices' IMAP server (default 127.0.0.1:1143,
 	// STARTTLS with a self-signed certificate made on first run).
 	OfficeIMAP officeimap.Config `yaml:"office_imap"`
@@ -175,6 +180,7 @@ func LoadConfigWith(path string, reg channels.Registry) (*Config, error) {
 	}
 	c.setDefaults()
 	if path == "" {
+		c.WebUI = &webui.Config{}
 		for _, s := range reg.Sections() {
 			if v := s.Demo(c.DataDir); v != nil {
 				c.sections[s.Key] = v
@@ -300,6 +306,11 @@ func (c *Config) validate() error {
 	}
 	if err := c.Blobs.validate(); err != nil {
 		return err
+	}
+	if c.WebUI != nil {
+		if err := c.WebUI.Validate(); err != nil {
+			return fmt.Errorf("web_ui.%w", err)
+		}
 	}
 	if c.Witnesses != nil {
 		if err := c.Witnesses.Validate(); err != nil {

@@ -1,0 +1,199 @@
+package webui
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/eventstore/integrity"
+	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/offices"
+)
+
+// receipt returns the visible message's MessageReceived and verification
+// from its stream, answering the request itself when it cannot.
+func (s *Server) receipt(w http.ResponseWriter, r *request) (*messageView, bool) {
+	stream := r.PathValue("stream")
+	h, ok, err := s.visible(r, stream)
+	if err != nil {
+		s.internal(w, r, "download", err)
+		return nil, false
+	}
+	if !ok {
+		s.fail(w, r, http.StatusForbidden, "error.forbidden")
+		return nil, false
+	}
+	v, err := s.loadMessage(r, h)
+	if err != nil {
+		s.internal(w, r, "download", err)
+		return nil, false
+	}
+	if v.Received == nil {
+		s.fail(w, r, http.StatusNotFound, "error.notfound")
+		return nil, false
+	}
+	return v, true
+}
+
+func (s *Server) downloadRaw(w http.ResponseWriter, r *request) {
+	if v, ok := s.receipt(w, r); ok {
+		s.sendBlob(w, r, v.Received.Raw, "message/rfc822", v.Hit.Stream+".eml", true)
+	}
+}
+
+func (s *Server) downloadPart(w http.ResponseWriter, r *request) {
+	v, ok := s.receipt(w, r)
+	if !ok {
+		return
+	}
+	want := r.PathValue("part")
+	i := slices.IndexFunc(v.Received.Parts, func(p gateway.Part) bool { return p.Path == want })
+	if i < 0 || v.Received.Parts[i].Blob.SHA256 == "" {
+		s.fail(w, r, http.StatusNotFound, "error.notfound")
+		return
+	}
+	p := v.Received.Parts[i]
+	s.sendBlob(w, r, p.Blob, p.MediaType, safeFilename(p.Filename, "part-"+strings.ReplaceAll(p.Path, ".", "-")), true)
+}
+
+// downloadReport shows the Prüfprotokoll inline (HTML, sandboxed: it runs
+// nothing and can reach nothing) or, with ?format=json, the full report.
+func (s *Server) downloadReport(w http.ResponseWriter, r *request) {
+	v, ok := s.receipt(w, r)
+	if !ok {
+		return
+	}
+	if v.Verified == nil {
+		s.fail(w, r, http.StatusNotFound, "message.noreport")
+		return
+	}
+	if r.URL.Query().Get("format") == "json" {
+		s.sendBlob(w, r, v.Verified.Report, "application/json", "report-"+v.Hit.Stream+".json", true)
+		return
+	}
+	if v.Verified.ReportHTML.SHA256 == "" {
+		s.fail(w, r, http.StatusNotFound, "message.noreport")
+		return
+	}
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; frame-ancestors 'none'")
+	s.sendBlob(w, r, v.Verified.ReportHTML, "text/html; charset=utf-8", "pruefprotokoll-"+v.Hit.Stream+".html", false)
+}
+
+func (s *Server) downloadEvidence(w http.ResponseWriter, r *request) {
+	v, ok := s.receipt(w, r)
+	if !ok {
+		return
+	}
+	want := r.PathValue("event")
+	i := slices.IndexFunc(v.Evidence, func(e offices.Evidence) bool { return e.EventID == want })
+	if i < 0 || v.Evidence[i].Evidence.SHA256 == "" {
+		s.fail(w, r, http.StatusNotFound, "error.notfound")
+		return
+	}
+	ev := v.Evidence[i]
+	mt := ev.MediaType
+	if mt == "" {
+		mt = "application/octet-stream"
+	}
+	s.sendBlob(w, r, ev.Evidence, mt, "evidence-"+string(ev.Kind)+"-"+ev.EventID, true)
+}
+
+// downloadProof exports the message's inclusion proof against the signed
+// log, as `poststelle log prove` writes it; `log check-proof` checks it.
+func (s *Server) downloadProof(w http.ResponseWriter, r *request) {
+	v, ok := s.receipt(w, r)
+	if !ok {
+		return
+	}
+	if s.deps.Audited == nil {
+		s.fail(w, r, http.StatusNotFound, "error.notfound")
+		return
+	}
+	deadline(w, downloadDeadline)
+	proof, err := integrity.ProveStream(r.Context(), s.deps.Audited, v.Hit.Tenant, v.Hit.Stream)
+	if err != nil {
+		s.internal(w, r, "prove", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": "proof-" + v.Hit.Stream + ".json"}))
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(proof)
+}
+
+// sendBlob streams a stored blob; the store checks its hash as it streams,
+// and a corrupt blob cuts the connection rather than pass for the whole.
+func (s *Server) sendBlob(w http.ResponseWriter, r *request, ref blob.Ref, mediaType, filename string, attachment bool) {
+	deadline(w, downloadDeadline)
+	rc, err := s.deps.Blobs.Open(r.Context(), ref)
+	if errors.Is(err, blob.ErrNotFound) {
+		s.fail(w, r, http.StatusNotFound, "error.notfound")
+		return
+	}
+	if err != nil {
+		s.internal(w, r, "open blob", err)
+		return
+	}
+	defer rc.Close()
+	h := w.Header()
+	h.Set("Content-Type", safeMediaType(mediaType))
+	disp := "attachment"
+	if !attachment {
+		disp = "inline"
+	}
+	h.Set("Content-Disposition", mime.FormatMediaType(disp, map[string]string{"filename": filename}))
+	h.Set("Content-Length", strconv.FormatInt(ref.Size, 10))
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, rc); err != nil {
+		s.deps.Logger.Warn("web UI: download ended early", "path", r.URL.Path, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// safeMediaType passes a well-formed media type (with its charset only)
+// and otherwise says octet stream.
+func safeMediaType(mt string) string {
+	t, params, err := mime.ParseMediaType(mt)
+	if err != nil || !strings.Contains(t, "/") {
+		return "application/octet-stream"
+	}
+	keep := map[string]string{}
+	if cs, ok := params["charset"]; ok {
+		keep["charset"] = cs
+	}
+	if out := mime.FormatMediaType(t, keep); out != "" {
+		return out
+	}
+	return "application/octet-stream"
+}
+
+// safeFilename reduces a sender's file name to a base name without control
+// characters, quotes or path separators.
+func safeFilename(name, fallback string) string {
+	name = path.Base(strings.ReplaceAll(name, "\\", "/"))
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '"' || r == '/' || r == utf8.RuneError || unicode.Is(unicode.Bidi_Control, r) {
+			return -1
+		}
+		return r
+	}, name)
+	name = strings.TrimSpace(strings.Trim(name, "."))
+	for len(name) > 200 {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	if name == "" {
+		return fallback
+	}
+	return name
+}
