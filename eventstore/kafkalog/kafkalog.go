@@ -238,6 +238,15 @@ func open(ctx context.Context, cfg Config, readOnly bool) (*Log, error) {
 		return nil, fmt.Errorf("kafkalog: fold topic %s: %w", cfg.Topic, err)
 	}
 	if !readOnly {
+		// Announced before Open returns, so that every log that may sign a
+		// head has named its key to auditors.
+		w := l.checkpointWriter()
+		err := l.publishKey(ctx, w)
+		w.Close()
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
 		var stop context.Context
 		stop, l.stopNotary = context.WithCancel(l.ctx)
 		l.notaryDone = make(chan struct{})
