@@ -269,7 +269,7 @@ func insideDir(dir, path string) bool {
 // timestamp tokens, answer bodies and attachments. A timestamp token must
 // also cover the raw message it claims to (timestampChecker).
 func blobChecker(ctx context.Context, cfg *Config, l eventstore.Log) (func(*eventstore.Event) error, error) {
-	store, err := blob.Open(filepath.Join(cfg.DataDir, "blobs"))
+	store, err := blob.Open(cfg.Blobs.Dir)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/pubsub"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/outbox"
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/replies"
@@ -94,7 +95,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Stores, error
 	if g.log, err = openLog(ctx, cfg, signer, logger); err != nil {
 		return nil, err
 	}
-	if g.blobs, err = blob.Open(filepath.Join(cfg.DataDir, "blobs")); err != nil {
+	if g.blobs, err = blob.Open(cfg.Blobs.Dir); err != nil {
 		g.Close()
 		return nil, err
 	}
@@ -128,6 +129,31 @@ func openState(path string) (*sql.DB, error) {
 	}
 	db.SetMaxOpenConns(1)
 	return db, nil
+}
+
+// clusterShare is how this process shares work with the other gateways of
+// its log. On Kafka the handlers' positions live on the cluster, so that a
+// gateway taking a partition over continues where its previous owner
+// stopped (each gateway has its own state database), and the retry
+// schedules act only on the partitions this process owns in the group
+// "<group>.outbox". The embedded log has one process: positions in the
+// state database, every schedule its own (nil ownership).
+func (g *Gateway) clusterShare(ctx context.Context) (pubsub.Offsets, *ownership, error) {
+	if kl, ok := g.log.(*kafkalog.Log); ok {
+		return kl.Offsets(), &ownership{kl.Ownership("outbox")}, nil
+	}
+	offsets, err := pubsub.NewSQLOffsets(ctx, g.state)
+	return offsets, nil, err
+}
+
+// ownership wraps kafkalog.Ownership so that a nil one owns everything.
+type ownership struct{ *kafkalog.Ownership }
+
+func (o *ownership) owns() outbox.OwnsFunc {
+	if o == nil {
+		return nil
+	}
+	return o.Owns
 }
 
 // Deps are what the gateway needs beyond its configuration.
@@ -192,7 +218,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		}
 	}()
 	reg := gateway.NewRegistry()
-	offsets, err := pubsub.NewSQLOffsets(ctx, g.state)
+	offsets, owner, err := g.clusterShare(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +236,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	office, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: cfg.Offices, RulesFile: cfg.Routing.Rules,
 		RoutingAfterVerification: cfg.Routing.AfterVerification, API: cfg.OfficeAPI, DataDir: cfg.DataDir},
 		officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant, Notice: notice,
-			Plan: policy.Plan})
+			Plan: policy.Plan, Owns: owner.owns()})
 	if err != nil {
 		return nil, fmt.Errorf("offices: %w", err)
 	}
@@ -225,7 +251,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		}
 	}
 	sender, err := replies.New(cfg.Replies, replies.Deps{Log: g.log, Registry: reg, State: g.state, Outbound: outbound,
-		Logger: logger.With("component", "replies")})
+		Logger: logger.With("component", "replies"), Owns: owner.owns()})
 	if err != nil {
 		return nil, fmt.Errorf("replies: %w", err)
 	}
@@ -269,6 +295,9 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	g.add("references projection", func(ctx context.Context) error { return runner.Run(ctx, projection.References{}) })
 	g.add("office api", office.Run)
 	g.add("reply retries", sender.Run)
+	if owner != nil {
+		g.add("schedule ownership", owner.Run)
+	}
 	g.add("office imap", officeIMAP.Run)
 	g.add("smtp submission", submit.Run)
 	g.add("announcer", func(ctx context.Context) error { return announce(ctx, g.log, reg, logger) })

@@ -46,6 +46,8 @@ type Config struct {
 		Fingerprint string `yaml:"fingerprint"`
 	} `yaml:"keys"`
 	EventStore EventStoreConfig `yaml:"eventstore"`
+	// Blobs selects where message bytes are kept.
+	Blobs BlobsConfig `yaml:"blobs"`
 	// Verification configures signature verification and receipt timestamps.
 	Verification verification.Config `yaml:"verification"`
 	// Offices is the offices configuration file (gateway/offices: offices,
@@ -102,6 +104,20 @@ type EventStoreConfig struct {
 	// Backend is "sqlite" (default) or "kafka".
 	Backend string      `yaml:"backend"`
 	Kafka   KafkaConfig `yaml:"kafka"`
+}
+
+// BlobsConfig selects the blob store. The cluster's gateways must share one:
+// every node serves every message's bytes.
+//
+// SWITCH for the S3 store (issue 16, part 3): "dir" is the only backend of
+// this branch; the cluster test shares one directory between the nodes of
+// one machine. When the S3 store is merged, add backend "s3" here and flip
+// test/integration/kafka's cluster configuration (clusterBlobs there).
+type BlobsConfig struct {
+	// Backend is "dir" (default): content-addressed files in Dir.
+	Backend string `yaml:"backend"`
+	// Dir is the blob directory (default <data_dir>/blobs).
+	Dir string `yaml:"dir"`
 }
 
 // KafkaConfig is the YAML form of kafkalog.Config.
@@ -217,6 +233,12 @@ func (c *Config) setDefaults() {
 	if c.EventStore.Backend == "" {
 		c.EventStore.Backend = "sqlite"
 	}
+	if c.Blobs.Backend == "" {
+		c.Blobs.Backend = "dir"
+	}
+	if c.Blobs.Dir == "" {
+		c.Blobs.Dir = filepath.Join(c.DataDir, "blobs")
+	}
 }
 
 // validate names the first bad field, as a YAML path.
@@ -253,6 +275,9 @@ func (c *Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("eventstore.backend: %q is not sqlite or kafka", c.EventStore.Backend)
+	}
+	if c.Blobs.Backend != "dir" {
+		return fmt.Errorf("blobs.backend: %q is not dir", c.Blobs.Backend)
 	}
 	if c.Witnesses != nil {
 		if err := c.Witnesses.Validate(); err != nil {
