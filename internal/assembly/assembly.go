@@ -240,6 +240,9 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	if err != nil {
 		return nil, fmt.Errorf("offices: %w", err)
 	}
+	// A partitioned log has no one order of arrival: queue places come
+	// from the office's own stream there (offices.Inbox.QueuedOrder).
+	office.Inbox.QueuedOrder = owner != nil
 	handlers = append(handlers, office.Handlers...)
 	outbound, err := g.buildOutbound()
 	if err != nil {
