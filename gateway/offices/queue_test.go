@@ -3,6 +3,7 @@ package offices
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -181,5 +182,39 @@ func TestQueueDelivery(t *testing.T) {
 	}
 	if _, err := h.Handle(context.Background(), &eventstore.Event{}, &gateway.RoutingFailed{}); err == nil {
 		t.Fatal("wrong payload accepted")
+	}
+}
+
+// TestEncodeQueueRecord checks the record a department reads: the queue
+// place from the event's StreamSeq, the message's stream as key, API links;
+// other events of the office stream give no record.
+func TestEncodeQueueRecord(t *testing.T) {
+	reg := gateway.NewRegistry()
+	_, office := queueEvents(t)
+	e := office[1]
+	e.RecordedAt = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	key, value, err := EncodeQueueRecord(reg, &e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r QueueRecord
+	if err := json.Unmarshal(value, &r); err != nil {
+		t.Fatal(err)
+	}
+	stream := string(key)
+	want := QueueRecord{Office: "bauamt", Seq: 2, Tenant: gateway.DefaultTenant, Stream: stream, QueuedAt: e.RecordedAt,
+		RoutedBy: r.RoutedBy, Rule: "r", Links: QueueLinks{Message: "/offices/bauamt/messages/" + stream,
+			Raw: "/offices/bauamt/messages/" + stream + "/raw", Report: "/offices/bauamt/messages/" + stream + "/report",
+			Ack: "/offices/bauamt/messages/" + stream + "/ack"}}
+	if r != want || r.RoutedBy == "" || stream == "" {
+		t.Fatalf("record %+v, want %+v", r, want)
+	}
+	if QueueTopic("poststelle.events", e.Stream) != "poststelle.events.office.bauamt" {
+		t.Fatalf("topic %s", QueueTopic("poststelle.events", e.Stream))
+	}
+	other := e
+	other.Type = "MessageDelivered"
+	if k, v, err := EncodeQueueRecord(reg, &other); k != nil || v != nil || err != nil {
+		t.Fatalf("other event gave %q %q %v", k, v, err)
 	}
 }

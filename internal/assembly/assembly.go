@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/poststelle/poststelle/channels"
 	"github.com/poststelle/poststelle/crypto/keys"
@@ -26,6 +27,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/pubsub"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/outbox"
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/projection"
@@ -144,6 +146,30 @@ func (g *Gateway) clusterShare(ctx context.Context) (pubsub.Offsets, *ownership,
 	}
 	offsets, err := pubsub.NewSQLOffsets(ctx, g.state)
 	return offsets, nil, err
+}
+
+// mirrorQueues copies each office's queue stream to its own topic, for the
+// departments that consume it with their own Kafka clients (docs/offices.md).
+// A failure (a broker away) restarts it after a pause instead of stopping
+// the gateway.
+func (g *Gateway) mirrorQueues(ctx context.Context, reg *gateway.Registry) error {
+	kl := g.log.(*kafkalog.Log)
+	topic := g.cfg.EventStore.Kafka.Topic
+	cfg := kafkalog.MirrorConfig{Name: "queues", Prefix: offices.QueueTopicPrefix,
+		Topic:  func(stream string) string { return offices.QueueTopic(topic, stream) },
+		Record: func(e *eventstore.Event) ([]byte, []byte, error) { return offices.EncodeQueueRecord(reg, e) }}
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		err := kl.Mirror(ctx, cfg)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		g.logger.Warn("queue topics: mirror stopped; restarting", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
 }
 
 // ownership wraps kafkalog.Ownership so that a nil one owns everything.
@@ -300,6 +326,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	g.add("reply retries", sender.Run)
 	if owner != nil {
 		g.add("schedule ownership", owner.Run)
+		g.add("queue topics", func(ctx context.Context) error { return g.mirrorQueues(ctx, reg) })
 	}
 	g.add("office imap", officeIMAP.Run)
 	g.add("smtp submission", submit.Run)
