@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# run.sh — start the Kafka broker, run the Kafka integration tests against it,
-# stop the broker. Exits non-zero when anything fails. Used by .ci/run.
+# run.sh — start the Kafka broker and the three-broker cluster (cluster.sh),
+# run the Kafka integration tests against them, stop them. Exits non-zero when anything fails. Used by .ci/run.
 #
 # Needs: Java 17+, Maven (apt-get install -y openjdk-17-jre-headless maven), Go.
 set -euo pipefail
@@ -12,12 +12,18 @@ export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 started=0
 cleanup() {
   if [[ $started == 1 ]]; then bash "$here/broker.sh" stop || true; fi
+  bash "$here/cluster.sh" stop || true
 }
 trap cleanup EXIT
 if ! bash "$here/broker.sh" status >/dev/null 2>&1; then
   bash "$here/broker.sh" start
   started=1
 fi
+# Three more brokers for TestCluster (replication factor 3, min.insync.replicas 2).
+# Fresh each run: the test kills one of them.
+bash "$here/cluster.sh" reset
+bash "$here/cluster.sh" start
+export KAFKA_CLUSTER="$(bash "$here/cluster.sh" brokers)"
 cd "$root"
 go test -tags integration -count=1 -timeout 20m "$@" ./test/integration/kafka/...
 # The unit tests of the backend against the same broker (they use kfake otherwise).
