@@ -113,7 +113,7 @@ func openLog(ctx context.Context, cfg *Config, signer crypto.Signer, logger *slo
 		k := cfg.EventStore.Kafka
 		return kafkalog.Open(ctx, kafkalog.Config{Brokers: k.Brokers, Topic: k.Topic, Partitions: k.Partitions,
 			ReplicationFactor: k.ReplicationFactor, Group: k.Group, CheckpointInterval: k.CheckpointInterval,
-			Signer: signer, Logger: logger})
+			Signer: signer, Logger: logger, SnapshotPath: filepath.Join(cfg.DataDir, "kafka-fold.snapshot")})
 	}
 	return sqlitelog.Open(ctx, sqlitelog.Config{Path: filepath.Join(cfg.DataDir, "log.db"), Signer: signer, Logger: logger})
 }
