@@ -87,7 +87,7 @@ ready() { # every node answers and the cluster has three brokers
 
 start() {
   mkdir -p "$work"
-  [[ -f "$work/cluster.id" ]] || run_class kafka.tools.StorageTool random-uuid >"$work/cluster.id"
+  [[ -f "$work/cluster.id" ]] || run_class kafka.tools.StorageTool random-uuid | tail -n 1 >"$work/cluster.id"
   for n in 1 2 3; do start_one "$n"; done
   for _ in $(seq 1 120); do
     for n in 1 2 3; do running "$n" || { log "node $n exited; see $work/node$n/node.log"; tail -n 30 "$work/node$n/node.log" >&2; exit 1; }; done
