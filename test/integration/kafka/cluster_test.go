@@ -164,7 +164,7 @@ func consoleQueue(t *testing.T, brokers []string, topic string, want int) []queu
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cp := strings.TrimSpace(clusterCmd(t, "classpath"))
-	cmd := exec.CommandContext(ctx, "java", "-Xmx256m", "-cp", cp, "-Dlog4j2.configurationFile=log4j2.properties",
+	cmd := exec.CommandContext(ctx, "java", "-Xmx256m", "-cp", cp, "-Dlog4j2.configurationFile=log4j2.properties", "-Dlog4j2.level=WARN",
 		"org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", strings.Join(brokers, ","),
 		"--topic", topic, "--from-beginning", "--max-messages", fmt.Sprint(want), "--timeout-ms", "60000",
 		"--group", "department-"+topic)
@@ -177,6 +177,9 @@ func consoleQueue(t *testing.T, brokers []string, topic string, want int) []queu
 	var recs []queueRec
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
+		if !bytes.HasPrefix(sc.Bytes(), []byte("{")) {
+			continue // the tool's own log lines
+		}
 		var r struct {
 			Seq    int64  `json:"seq"`
 			Stream string `json:"stream"`
