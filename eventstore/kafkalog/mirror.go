@@ -46,7 +46,7 @@ func (l *Log) Mirror(ctx context.Context, cfg MirrorConfig) error {
 	}
 	m := &mirror{l: l, cfg: cfg, last: map[string]int64{}, made: map[string]bool{}, w: &kafka.Writer{
 		Addr: l.brokerAddr(), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
-		MaxAttempts: 10, Transport: l.client.Transport}}
+		MaxAttempts: 1, WriteTimeout: 10 * time.Second, Transport: l.client.Transport}}
 	defer m.w.Close()
 	group := "mirror." + cfg.Name
 	start := func(ctx context.Context, p int32) (int64, error) {
@@ -88,29 +88,53 @@ func (m *mirror) forget(p int32) {
 	}
 }
 
+// copy writes one event to its stream's topic unless the topic has it. A
+// write is sent once (the writer does not retry): a retried produce whose
+// first attempt landed after all would store the record twice. After a
+// failed write the topic's newest record is read again before the next
+// attempt, so a write that did land is not repeated.
 func (m *mirror) copy(ctx context.Context, e *eventstore.Event) error {
 	topic := m.cfg.Topic(e.Stream)
-	last, err := m.newest(ctx, topic, e.Position.Partition)
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		last, err := m.newest(ctx, topic, e.Position.Partition)
+		if err != nil {
+			return err
+		}
+		if e.StreamSeq <= last {
+			return nil
+		}
+		key, value, err := m.cfg.Record(e)
+		if err != nil || value == nil {
+			return err
+		}
+		msg := kafka.Message{Topic: topic, Key: key, Value: value, Time: e.RecordedAt,
+			Headers: []kafka.Header{{Key: seqHeader, Value: []byte(strconv.FormatInt(e.StreamSeq, 10))}}}
+		err = m.w.WriteMessages(ctx, msg)
+		m.mu.Lock()
+		if err == nil {
+			m.last[topic] = e.StreamSeq
+		} else {
+			delete(m.last, topic)
+		}
+		m.mu.Unlock()
+		if err == nil {
+			return nil
+		}
+		if attempt >= mirrorAttempts || ctx.Err() != nil {
+			return fmt.Errorf("kafkalog: mirror %s seq %d: %w", topic, e.StreamSeq, err)
+		}
+		m.l.log.Warn("kafkalog: mirror write failed; rereading the topic", "topic", topic, "seq", e.StreamSeq, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
 	}
-	if e.StreamSeq <= last {
-		return nil
-	}
-	key, value, err := m.cfg.Record(e)
-	if err != nil || value == nil {
-		return err
-	}
-	msg := kafka.Message{Topic: topic, Key: key, Value: value, Time: e.RecordedAt,
-		Headers: []kafka.Header{{Key: seqHeader, Value: []byte(strconv.FormatInt(e.StreamSeq, 10))}}}
-	if err := m.w.WriteMessages(ctx, msg); err != nil {
-		return fmt.Errorf("kafkalog: mirror %s seq %d: %w", topic, e.StreamSeq, err)
-	}
-	m.mu.Lock()
-	m.last[topic] = e.StreamSeq
-	m.mu.Unlock()
-	return nil
 }
+
+// mirrorAttempts bounds the writes of one record before Mirror gives up
+// (and the caller restarts it).
+const mirrorAttempts = 20
 
 // newest returns the StreamSeq of the topic's newest record (0 for none),
 // creating the topic when missing.

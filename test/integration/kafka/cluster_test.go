@@ -345,7 +345,11 @@ func TestCluster(t *testing.T) {
 	}
 	for i, r := range recs {
 		if line := fmt.Sprintf("%d %s", r.seq, r.stream); line != want[i] {
-			t.Fatalf("queue topic record %d is %q, the API's queue has %q", i, line, want[i])
+			var seqs []int64
+			for _, r := range recs[:min(len(recs), i+3)] {
+				seqs = append(seqs, r.seq)
+			}
+			t.Fatalf("queue topic record %d is %q, the API's queue has %q (seqs %v)", i, line, want[i], seqs)
 		}
 	}
 
