@@ -132,6 +132,18 @@ type Log interface {
 	Close() error
 }
 
+// Follower is implemented by logs with several partitions that can deliver
+// all of them to one process outside any group, so that every process keeps
+// a complete read model of its own. Projections use it when the log offers
+// it; handlers with side effects use Subscribe, so that each event is
+// handled by one process of the group.
+type Follower interface {
+	// Follow delivers every partition's events to h, from the offset start
+	// returns for each, until ctx ends or h fails. Partitions are delivered
+	// concurrently, each in offset order.
+	Follow(ctx context.Context, start StartFunc, h Handler) error
+}
+
 // StartFunc returns the offset from which to deliver a partition.
 type StartFunc func(ctx context.Context, partition int32) (int64, error)
 

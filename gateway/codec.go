@@ -77,6 +77,7 @@ func NewRegistry() *Registry {
 		func() Payload { return &WebhookFailed{} },
 		func() Payload { return &DeliveryEvidenceRecorded{} },
 		func() Payload { return &NoteAdded{} },
+		func() Payload { return &MessageQueued{} },
 	} {
 		r.types[f().EventType()] = f
 	}
@@ -194,6 +195,10 @@ func NewReceived(tenant, messageKey string, p *MessageReceived) (eventstore.Even
 // Follow builds an event that cause led to, in the cause's stream; n numbers
 // the events one handler appends for the same cause.
 func Follow(handler string, cause *eventstore.Event, n int, p Payload) (eventstore.Event, error) {
-	return Encode(Meta{ID: DerivedEventID(handler, cause.ID, n), Tenant: cause.Tenant, Stream: cause.Stream,
+	stream := cause.Stream
+	if r, ok := p.(Restreamed); ok {
+		stream = r.StreamOf()
+	}
+	return Encode(Meta{ID: DerivedEventID(handler, cause.ID, n), Tenant: cause.Tenant, Stream: stream,
 		CorrelationID: cause.CorrelationID, CausationID: cause.ID}, p)
 }

@@ -110,7 +110,15 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return exitUsage
 	}
 	defer l.Close()
-	pub, code := verifyKey(cfg, *keyPath, *keyFP, stdout, stderr)
+	var pub crypto.PublicKey
+	var code int
+	if kl, ok := l.(*kafkalog.Log); ok && *keyPath == "" && *cfgPath == "" {
+		// A remote log has no data directory here: the demo default
+		// ./data/keys/gateway.pub belongs to some other installation.
+		pub, code = publishedKey(ctx, kl, *keyFP, stdout, stderr)
+	} else {
+		pub, code = verifyKey(cfg, *keyPath, *keyFP, stdout, stderr)
+	}
 	if pub == nil {
 		return code
 	}
@@ -210,6 +218,47 @@ func verifyKey(cfg *Config, path, pin string, stdout, stderr io.Writer) (crypto.
 	}
 	if fp != want {
 		fmt.Fprintf(stdout, "BROKEN: the public key %s has fingerprint %s, but %s is pinned: the key was replaced\n", path, fp, want)
+		return nil, exitFailed
+	}
+	return pub, exitOK
+}
+
+// publishedKey takes the key the notaries announced on the checkpoints topic
+// of a Kafka log, for log verify --kafka without --key or --config. Like a
+// key beside the log it proves nothing alone, so it is held to the pin when
+// one is given and warned about otherwise.
+func publishedKey(ctx context.Context, l *kafkalog.Log, pin string, stdout, stderr io.Writer) (crypto.PublicKey, int) {
+	found, err := l.PublishedKeys(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle:", err)
+		return nil, exitUsage
+	}
+	if len(found) != 1 {
+		fmt.Fprintf(stderr, "poststelle: %d public keys are published beside the checkpoints of %s; name the gateway's key with --key\n", len(found), l.LogID())
+		return nil, exitUsage
+	}
+	var pub crypto.PublicKey
+	for _, k := range found {
+		pub = k
+	}
+	fp, err := keys.Fingerprint(pub)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle:", err)
+		return nil, exitUsage
+	}
+	fmt.Fprintf(stdout, "key: %s published on %s\n", fp, l.LogID())
+	if pin == "" {
+		fmt.Fprintf(stderr, "poststelle: warning: the public key %s was published on the brokers beside the log; "+
+			"whoever can rewrite the log can publish another. Pin it with --key-fingerprint or give the key with --key.\n", fp)
+		return pub, exitOK
+	}
+	want, err := keys.ParseFingerprint(pin)
+	if err != nil {
+		fmt.Fprintln(stderr, "poststelle: --key-fingerprint:", err)
+		return nil, exitUsage
+	}
+	if fp != want {
+		fmt.Fprintf(stdout, "BROKEN: the published public key has fingerprint %s, but %s is pinned: the key was replaced\n", fp, want)
 		return nil, exitFailed
 	}
 	return pub, exitOK

@@ -123,6 +123,13 @@ type Config struct {
 	Dialer *kafka.Dialer
 	// Logger receives operational messages (default slog.Default()).
 	Logger *slog.Logger
+	// SnapshotPath, when set, is where the fold is kept between starts
+	// (snapshot.go): Open folds only the records after it. Empty folds the
+	// whole topic at every start.
+	SnapshotPath string
+	// SnapshotInterval is how often the fold is written (default 1 min; it
+	// is written at Close too).
+	SnapshotInterval time.Duration
 }
 
 // Log is the Kafka event log. It implements eventstore.Log and eventstore.Heads.
@@ -156,6 +163,7 @@ type Log struct {
 	// partitions of its current generation (Assignments).
 	assigned map[string][]int32
 
+	resumed  int64            // events the fold snapshot held at Open
 	produceQ chan *produceJob // Append calls waiting for the producer
 	leaderMu sync.Mutex
 	leaderOf []int // partition -> leader broker id, nil until known
@@ -235,12 +243,24 @@ func open(ctx context.Context, cfg Config, readOnly bool) (*Log, error) {
 			l.producer(stop)
 		})
 	}
+	if !readOnly && cfg.SnapshotPath != "" {
+		l.resume(ctx)
+	}
 	l.wg.Go(func() { l.tail(l.ctx) })
 	if err := l.Sync(ctx); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("kafkalog: fold topic %s: %w", cfg.Topic, err)
 	}
 	if !readOnly {
+		// Announced before Open returns, so that every log that may sign a
+		// head has named its key to auditors.
+		w := l.checkpointWriter()
+		err := l.publishKey(ctx, w)
+		w.Close()
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
 		var stop context.Context
 		stop, l.stopNotary = context.WithCancel(l.ctx)
 		l.notaryDone = make(chan struct{})
@@ -249,8 +269,30 @@ func open(ctx context.Context, cfg Config, readOnly bool) (*Log, error) {
 			defer close(l.notaryDone)
 			l.notary(stop)
 		})
+		if cfg.SnapshotPath != "" {
+			l.wg.Go(func() { l.snapshots(l.live) })
+		}
 	}
 	return l, nil
+}
+
+// resume installs the fold snapshot when it matches the topic, and folds
+// from scratch otherwise.
+func (l *Log) resume(ctx context.Context) {
+	start := time.Now()
+	n, err := l.loadSnapshot()
+	if err == nil && n > 0 {
+		err = l.checkSnapshot(ctx)
+	}
+	if err != nil {
+		l.log.Warn("kafkalog: fold snapshot not used; folding the whole topic", "err", err)
+		for p := range l.parts {
+			l.parts[p] = newPartitionState()
+		}
+		return
+	}
+	l.resumed = n
+	l.log.Info("kafkalog: fold resumed from snapshot", "events", n, "took", time.Since(start).Round(time.Millisecond))
 }
 
 // defaultPartitions is the event topic's partition count unless configured.
@@ -293,6 +335,9 @@ func (c *Config) defaults() error {
 	}
 	if c.CheckpointInterval <= 0 {
 		c.CheckpointInterval = 5 * time.Second
+	}
+	if c.SnapshotInterval <= 0 {
+		c.SnapshotInterval = time.Minute
 	}
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = 10 * time.Second

@@ -71,9 +71,9 @@ func routedEvent(ctx context.Context, log eventstore.Log, tenant, stream, office
 const QueueDeliveryHandler = "offices/queue-delivery"
 
 // QueueDelivery is the pipeline handler that records a routed message as
-// delivered to each office's queue (MessageDelivered{Via: "queue"}): the
-// inbox read model shows it from the MessageRouted event on, so the queue
-// has it once the routing decision is in the log.
+// delivered to each office's queue (MessageDelivered{Via: "queue"}) and
+// gives it its place there: a MessageQueued in each office's stream, whose
+// stream number is the queue position on every gateway.
 func QueueDelivery() pipeline.Handler {
 	return pipeline.Handler{Name: QueueDeliveryHandler, Topic: "MessageRouted",
 		Handle: func(ctx context.Context, cause *eventstore.Event, p gateway.Payload) ([]gateway.Payload, error) {
@@ -81,9 +81,14 @@ func QueueDelivery() pipeline.Handler {
 			if !ok {
 				return nil, fmt.Errorf("offices: queue delivery got %T", p)
 			}
-			out := make([]gateway.Payload, 0, len(m.Offices))
+			out := make([]gateway.Payload, 0, 2*len(m.Offices))
 			for _, o := range m.Offices {
 				out = append(out, &gateway.MessageDelivered{Office: o, Via: "queue"})
+			}
+			// After the deliveries, so that their derived ids stay those
+			// of logs written before queue entries existed.
+			for _, o := range m.Offices {
+				out = append(out, &gateway.MessageQueued{Office: o, Stream: cause.Stream, RoutedBy: cause.ID, Rule: m.Rule})
 			}
 			return out, nil
 		}}

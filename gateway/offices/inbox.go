@@ -24,10 +24,24 @@ type Inbox struct {
 	// Notifier, when set, is told after every change, so that long polls
 	// and event streams wake without polling the database.
 	Notifier *Notifier
+	// QueuedOrder takes each message's place in an office's queue from its
+	// MessageQueued event in the office's stream (its StreamSeq), and lists
+	// a message once both that and its MessageRouted are folded. A log of
+	// several partitions needs it: events of different partitions reach
+	// each gateway in another order, so an order of arrival would give each
+	// gateway other positions and IMAP UIDs. Without it (the embedded log,
+	// one partition, one total order) a message takes the next place when
+	// its MessageRouted is folded, as logs from before MessageQueued expect.
+	QueuedOrder bool
 }
 
 // Name implements projection.Projection.
-func (Inbox) Name() string { return "office-inbox" }
+func (in Inbox) Name() string {
+	if in.QueuedOrder {
+		return "office-inbox/queued"
+	}
+	return "office-inbox"
+}
 
 var inboxSchema = []string{
 	// The receipt of every message, kept until it is routed: the office
@@ -38,7 +52,7 @@ var inboxSchema = []string{
 		PRIMARY KEY (tenant, stream)) STRICT`,
 	`CREATE TABLE IF NOT EXISTS office_messages (
 		office TEXT NOT NULL, tenant TEXT NOT NULL, stream TEXT NOT NULL,
-		seq INTEGER NOT NULL,
+		seq INTEGER,
 		received_at TEXT NOT NULL DEFAULT '', channel TEXT NOT NULL DEFAULT '',
 		sender TEXT NOT NULL DEFAULT '', subject TEXT NOT NULL DEFAULT '',
 		state TEXT NOT NULL,
@@ -50,6 +64,11 @@ var inboxSchema = []string{
 		PRIMARY KEY (office, tenant, stream)) STRICT`,
 	`CREATE UNIQUE INDEX IF NOT EXISTS office_messages_seq ON office_messages (office, seq)`,
 	`CREATE INDEX IF NOT EXISTS office_messages_stream ON office_messages (tenant, stream)`,
+	// The places MessageQueued gave (QueuedOrder), whichever of it and the
+	// MessageRouted was folded first.
+	`CREATE TABLE IF NOT EXISTS office_queue (
+		office TEXT NOT NULL, seq INTEGER NOT NULL, tenant TEXT NOT NULL, stream TEXT NOT NULL,
+		PRIMARY KEY (office, seq), UNIQUE (office, tenant, stream)) STRICT`,
 	`CREATE TABLE IF NOT EXISTS triage_items (
 		tenant TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL,
 		kind TEXT NOT NULL, reason TEXT NOT NULL, since TEXT NOT NULL,
@@ -72,6 +91,9 @@ var inboxSchema = []string{
 
 // Setup implements projection.Projection.
 func (Inbox) Setup(ctx context.Context, tx *sql.Tx) error {
+	if err := dropOldSchema(ctx, tx); err != nil {
+		return err
+	}
 	for _, s := range inboxSchema {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("offices: create inbox tables: %w", err)
@@ -80,9 +102,35 @@ func (Inbox) Setup(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
+// inboxTables are every table of the read model.
+var inboxTables = []string{"inbox_received", "office_messages", "office_queue", "triage_items", "office_replies", "office_evidence"}
+
+// dropOldSchema drops the tables of a state database made before queue
+// places could come from MessageQueued (office_messages.seq NOT NULL), and
+// their positions, so that the read model is rebuilt from the log.
+func dropOldSchema(ctx context.Context, tx *sql.Tx) error {
+	var notNull int
+	err := tx.QueryRowContext(ctx, `SELECT "notnull" FROM pragma_table_info('office_messages') WHERE name = 'seq'`).Scan(&notNull)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && notNull == 0) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("offices: inspect the inbox schema: %w", err)
+	}
+	for _, t := range inboxTables {
+		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
+			return fmt.Errorf("offices: drop old %s: %w", t, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM projection_positions WHERE name = 'office-inbox'`); err != nil {
+		return fmt.Errorf("offices: reset the inbox position: %w", err)
+	}
+	return nil
+}
+
 // Reset implements projection.Projection.
 func (Inbox) Reset(ctx context.Context, tx *sql.Tx) error {
-	for _, t := range []string{"inbox_received", "office_messages", "triage_items", "office_replies", "office_evidence"} {
+	for _, t := range inboxTables {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+t); err != nil {
 			return fmt.Errorf("offices: reset %s: %w", t, err)
 		}
@@ -105,7 +153,9 @@ func (in Inbox) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p ga
 	case *gateway.MessageReceived:
 		err = applyReceived(ctx, tx, e, m)
 	case *gateway.MessageRouted:
-		err = applyRouted(ctx, tx, e, m, at)
+		err = applyRouted(ctx, tx, e, m, at, in.QueuedOrder)
+	case *gateway.MessageQueued:
+		err = applyQueued(ctx, tx, e, m, in.QueuedOrder)
 	case *gateway.RoutingFailed:
 		err = openTriage(ctx, tx, e, "routing", m.Reason, at)
 	case *gateway.ProcessingFailed:
@@ -183,7 +233,7 @@ func applyVerified(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gate
 	return err
 }
 
-func applyRouted(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageRouted, at string) error {
+func applyRouted(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageRouted, at string, queued bool) error {
 	received, report := "{}", ""
 	err := tx.QueryRowContext(ctx, `SELECT received, report FROM inbox_received WHERE tenant = ? AND stream = ?`, e.Tenant, e.Stream).Scan(&received, &report)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -201,12 +251,16 @@ func applyRouted(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gatewa
 	if !rec.ReceivedAt.IsZero() {
 		receivedAt = rec.ReceivedAt.UTC().Format(time.RFC3339Nano)
 	}
+	place := `(SELECT COALESCE(MAX(seq), 0) + 1 FROM office_messages WHERE office = ?1)`
+	if queued {
+		place = `(SELECT seq FROM office_queue WHERE office = ?1 AND tenant = ?2 AND stream = ?3)`
+	}
 	for _, office := range m.Offices {
 		_, err := tx.ExecContext(ctx, `INSERT INTO office_messages (office, tenant, stream, seq, received_at, channel, sender, subject,
 				state, routed_at, routing, received, report)
-			VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM office_messages WHERE office = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?1, ?2, ?3, `+place+`, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
 			ON CONFLICT (office, tenant, stream) DO NOTHING`,
-			office, e.Tenant, e.Stream, office, receivedAt, string(rec.Channel), rec.From.Address, rec.Subject,
+			office, e.Tenant, e.Stream, receivedAt, string(rec.Channel), rec.From.Address, rec.Subject,
 			StateNew, at, string(routing), received, report)
 		if err != nil {
 			return err
@@ -214,6 +268,21 @@ func applyRouted(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gatewa
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE triage_items SET state = 'assigned', assigned_to = ?, assigned_by = ? WHERE tenant = ? AND stream = ?`,
 		strings.Join(m.Offices, ","), m.DecidedBy, e.Tenant, e.Stream)
+	return err
+}
+
+// applyQueued keeps the place a MessageQueued gave and sets it on the
+// office's row when the MessageRouted came first.
+func applyQueued(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageQueued, queued bool) error {
+	if !queued {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO office_queue (office, seq, tenant, stream) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`, m.Office, e.StreamSeq, e.Tenant, m.Stream); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE office_messages SET seq = ? WHERE office = ? AND tenant = ? AND stream = ? AND seq IS NULL`,
+		e.StreamSeq, m.Office, e.Tenant, m.Stream)
 	return err
 }
 
@@ -584,8 +653,10 @@ func scanTriage(s scanner) (TriageItem, error) {
 }
 
 // Dump renders the whole read model as text in key order; two dumps are
-// equal when a rebuild reproduced the same state. Queue sequence numbers are
-// left out: on a partitioned log they depend on how partitions interleave.
+// equal when a rebuild reproduced the same state. The places of the office
+// rows are left out, since without QueuedOrder they depend on how the
+// partitions of a partitioned log interleave; the places MessageQueued gave
+// are in (office_queue), and they do not.
 func Dump(ctx context.Context, db *sql.DB) (string, error) {
 	var b strings.Builder
 	queries := []string{
@@ -593,6 +664,7 @@ func Dump(ctx context.Context, db *sql.DB) (string, error) {
 		`SELECT 'office', office, stream, json_array(tenant, received_at, channel, sender, subject, state, routed_at, routing,
 			delivered_via, acknowledged_by, acknowledged_via, acknowledged_at, received, report)
 			FROM office_messages ORDER BY office, tenant, stream`,
+		`SELECT 'queue', office, stream, json_array(tenant, seq) FROM office_queue ORDER BY office, seq`,
 		`SELECT 'triage', tenant, stream, json_array(kind, reason, since, state, assigned_to, assigned_by) FROM triage_items ORDER BY tenant, stream`,
 		`SELECT 'reply', reply_id, stream, json_array(tenant, office, author, channel, recipient, subject, state, attempts, error, requested_at, updated_at)
 			FROM office_replies ORDER BY reply_id`,

@@ -385,14 +385,3 @@ func TestInboxLifecycleAndRebuild(t *testing.T) {
 		t.Fatalf("rebuilt inbox differs:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
-
-func TestQueueDelivery(t *testing.T) {
-	h := QueueDelivery()
-	out, err := h.Handle(context.Background(), &eventstore.Event{}, &gateway.MessageRouted{Offices: []string{"a", "b"}})
-	if err != nil || len(out) != 2 || out[1].(*gateway.MessageDelivered).Office != "b" || out[0].(*gateway.MessageDelivered).Via != "queue" {
-		t.Fatalf("%v %v", out, err)
-	}
-	if _, err := h.Handle(context.Background(), &eventstore.Event{}, &gateway.RoutingFailed{}); err == nil {
-		t.Fatal("wrong payload accepted")
-	}
-}

@@ -23,7 +23,14 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Owns, when set, says whether this process retries the effects of a
+	// stream now (kafkalog.Ownership.Owns): with several gateways the
+	// schedule has one owner per partition. Nil owns every stream.
+	Owns OwnsFunc
 }
+
+// OwnsFunc reports whether this process owns a stream's schedule now.
+type OwnsFunc func(tenant, stream string) bool
 
 // Scheduler makes the first attempt of each effect of one kind (Handler, in
 // the pipeline) and retries failed ones when the log says they are due
@@ -108,7 +115,7 @@ func (s *Scheduler) RetryDue(ctx context.Context, runner *projection.Runner) err
 	if err := runner.CatchUp(ctx, s.Schedule()); err != nil {
 		return fmt.Errorf("outbox: catch up %s schedule: %w", s.effect.Kind(), err)
 	}
-	due, err := Due(ctx, s.deps.State, s.effect.Kind(), s.deps.Now().UnixMilli(), dueBatch)
+	due, err := s.due(ctx)
 	if err != nil {
 		return err
 	}
@@ -120,6 +127,30 @@ func (s *Scheduler) RetryDue(ctx context.Context, runner *projection.Runner) err
 	}
 	return errors.Join(errs...)
 }
+
+// due returns up to dueBatch of this process's due effects. With an owner
+// filter it reads further so that other owners' retries cannot crowd its own
+// out of a round.
+func (s *Scheduler) due(ctx context.Context) ([]Status, error) {
+	now := s.deps.Now().UnixMilli()
+	if s.deps.Owns == nil {
+		return Due(ctx, s.deps.State, s.effect.Kind(), now, dueBatch)
+	}
+	all, err := Due(ctx, s.deps.State, s.effect.Kind(), now, ownedScan)
+	if err != nil {
+		return nil, err
+	}
+	mine := all[:0]
+	for _, d := range all {
+		if len(mine) < dueBatch && s.deps.Owns(d.Tenant, d.Stream) {
+			mine = append(mine, d)
+		}
+	}
+	return mine, nil
+}
+
+// ownedScan caps the due rows one round looks through for its own.
+const ownedScan = 50 * dueBatch
 
 // retry makes the next attempt of one effect, re-reading its history from
 // the log first, so that a stale schedule never attempts twice.

@@ -156,6 +156,12 @@ func (p *Pipeline) poison(h Handler) message.HandlerMiddleware {
 			if err == nil {
 				return out, nil
 			}
+			if m.Context().Err() != nil {
+				// The subscription ended (a rebalance took the partition, or
+				// shutdown): the next owner handles the event again, so it
+				// is no failure of the handler.
+				return nil, err
+			}
 			cause, cerr := pubsub.FromMessage(h.Topic, m)
 			if cerr != nil {
 				return nil, errors.Join(err, cerr)

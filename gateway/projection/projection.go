@@ -56,7 +56,7 @@ func (r *Runner) Run(ctx context.Context, p Projection) error {
 		return fmt.Errorf("projection %s: setup: %w", p.Name(), err)
 	}
 	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
-		err := r.Log.Subscribe(ctx, "projection/"+p.Name(), r.startFunc(p), r.handler(p))
+		err := r.follow(ctx, p)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -67,6 +67,17 @@ func (r *Runner) Run(ctx context.Context, p Projection) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// follow feeds p every partition when the log can deliver them all to this
+// process: then each gateway's state database is complete, and every node
+// answers for every office. A log without Follower has one partition or one
+// process, where the group subscription is the same thing.
+func (r *Runner) follow(ctx context.Context, p Projection) error {
+	if f, ok := r.Log.(eventstore.Follower); ok {
+		return f.Follow(ctx, r.startFunc(p), r.handler(p))
+	}
+	return r.Log.Subscribe(ctx, "projection/"+p.Name(), r.startFunc(p), r.handler(p))
 }
 
 // CatchUp applies every event now in the log and returns.

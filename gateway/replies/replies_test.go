@@ -398,3 +398,36 @@ func TestOfficeCopyID(t *testing.T) {
 		}
 	}
 }
+
+// TestRetriesOnlyOwnedStreams checks that a sender retries only the answers
+// of streams its process owns: with several gateways each due retry has one
+// owner, and a second sender that does not own the stream leaves it alone.
+func TestRetriesOnlyOwnedStreams(t *testing.T) {
+	e := newEnv(t)
+	out := &fakeOutbound{script: []error{errors.New("421 try later")}}
+	id := e.request(t, "owned", gateway.ChannelSMTP)
+	stop := runPipeline(t, e, e.sender(t, out).Handler())
+	if got := waitOutcomes(t, e.log, id, 1); !reflect.DeepEqual(got, []string{"failed 1"}) {
+		t.Fatalf("outcomes %v", got)
+	}
+	stop()
+	e.advance(time.Minute)
+	owner := func(own bool) *replies.Sender {
+		s, err := replies.New(replies.Config{MaxAttempts: 3, FirstBackoff: time.Minute, MaxBackoff: 10 * time.Minute},
+			replies.Deps{Log: e.log, Registry: gateway.NewRegistry(), State: e.state,
+				Outbound: map[gateway.Channel]replies.Outbound{gateway.ChannelSMTP: out}, Now: e.clock,
+				Owns: func(string, string) bool { return own }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	retryRound(t, e, owner(false))
+	if n := out.count(); n != 1 {
+		t.Fatalf("a sender that does not own the stream sent: %d attempts", n)
+	}
+	retryRound(t, e, owner(true))
+	if got := outcomes(t, e.log, id); !reflect.DeepEqual(got, []string{"failed 1", "sent 2"}) {
+		t.Fatalf("outcomes %v", got)
+	}
+}

@@ -45,6 +45,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Owns limits retries to the streams this process owns (see
+	// outbox.Deps.Owns); nil owns all.
+	Owns outbox.OwnsFunc
 }
 
 // Sender sends requested replies and retries failed ones, on the outbox's
@@ -62,7 +65,7 @@ func New(cfg Config, deps Deps) (*Sender, error) {
 		deps.Logger = slog.Default()
 	}
 	sched, err := outbox.New(effect{outbound: deps.Outbound, logger: deps.Logger}, cfg.WithDefaults(defaults),
-		outbox.Deps{Log: deps.Log, Registry: deps.Registry, State: deps.State, Logger: deps.Logger, Now: deps.Now})
+		outbox.Deps{Log: deps.Log, Registry: deps.Registry, State: deps.State, Logger: deps.Logger, Now: deps.Now, Owns: deps.Owns})
 	if err != nil {
 		return nil, fmt.Errorf("replies: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/poststelle/poststelle/channels"
 	"github.com/poststelle/poststelle/crypto/keys"
@@ -29,6 +30,8 @@ import (
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/metrics"
+	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/outbox"
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/replies"
@@ -130,7 +133,7 @@ func openLog(ctx context.Context, cfg *Config, signer crypto.Signer, logger *slo
 		k := cfg.EventStore.Kafka
 		return kafkalog.Open(ctx, kafkalog.Config{Brokers: k.Brokers, Topic: k.Topic, Partitions: k.Partitions,
 			ReplicationFactor: k.ReplicationFactor, Group: k.Group, CheckpointInterval: k.CheckpointInterval,
-			Signer: signer, Logger: logger})
+			Signer: signer, Logger: logger, SnapshotPath: filepath.Join(cfg.DataDir, "kafka-fold.snapshot")})
 	}
 	return sqlitelog.Open(ctx, sqlitelog.Config{Path: filepath.Join(cfg.DataDir, "log.db"), Signer: signer, Logger: logger})
 }
@@ -148,6 +151,55 @@ func openState(path string) (*sql.DB, error) {
 	}
 	db.SetMaxOpenConns(1)
 	return db, nil
+}
+
+// clusterShare is how this process shares work with the other gateways of
+// its log. On Kafka the handlers' positions live on the cluster, so that a
+// gateway taking a partition over continues where its previous owner
+// stopped (each gateway has its own state database), and the retry
+// schedules act only on the partitions this process owns in the group
+// "<group>.outbox". The embedded log has one process: positions in the
+// state database, every schedule its own (nil ownership).
+func (g *Gateway) clusterShare(ctx context.Context) (pubsub.Offsets, *ownership, error) {
+	if kl, ok := g.log.(*kafkalog.Log); ok {
+		return kl.Offsets(), &ownership{kl.Ownership("outbox")}, nil
+	}
+	offsets, err := pubsub.NewSQLOffsets(ctx, g.state)
+	return offsets, nil, err
+}
+
+// mirrorQueues copies each office's queue stream to its own topic, for the
+// departments that consume it with their own Kafka clients (docs/offices.md).
+// A failure (a broker away) restarts it after a pause instead of stopping
+// the gateway.
+func (g *Gateway) mirrorQueues(ctx context.Context, reg *gateway.Registry) error {
+	kl := g.log.(*kafkalog.Log)
+	topic := g.cfg.EventStore.Kafka.Topic
+	cfg := kafkalog.MirrorConfig{Name: "queues", Prefix: offices.QueueTopicPrefix,
+		Topic:  func(stream string) string { return offices.QueueTopic(topic, stream) },
+		Record: func(e *eventstore.Event) ([]byte, []byte, error) { return offices.EncodeQueueRecord(reg, e) }}
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		err := kl.Mirror(ctx, cfg)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		g.logger.Warn("queue topics: mirror stopped; restarting", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// ownership wraps kafkalog.Ownership so that a nil one owns everything.
+type ownership struct{ *kafkalog.Ownership }
+
+func (o *ownership) owns() outbox.OwnsFunc {
+	if o == nil {
+		return nil
+	}
+	return o.Owns
 }
 
 // Deps are what the gateway needs beyond its configuration.
@@ -220,7 +272,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	if err := g.buildOps(ctx, reg); err != nil {
 		return nil, err
 	}
-	offsets, err := pubsub.NewSQLOffsets(ctx, g.state)
+	offsets, owner, err := g.clusterShare(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -238,10 +290,13 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	office, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: cfg.Offices, RulesFile: cfg.Routing.Rules,
 		RoutingAfterVerification: cfg.Routing.AfterVerification, API: cfg.OfficeAPI, DataDir: cfg.DataDir},
 		officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant, Notice: notice,
-			Plan: policy.Plan, Ready: g.ready.Check})
+			Plan: policy.Plan, Ready: g.ready.Check, Owns: owner.owns()})
 	if err != nil {
 		return nil, fmt.Errorf("offices: %w", err)
 	}
+	// A partitioned log has no one order of arrival: queue places come
+	// from the office's own stream there (offices.Inbox.QueuedOrder).
+	office.Inbox.QueuedOrder = owner != nil
 	handlers = append(handlers, office.Handlers...)
 	outbound, err := g.buildOutbound()
 	if err != nil {
@@ -253,7 +308,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		}
 	}
 	sender, err := replies.New(cfg.Replies, replies.Deps{Log: g.log, Registry: reg, State: g.state, Outbound: outbound,
-		Logger: logger.With("component", "replies")})
+		Logger: logger.With("component", "replies"), Owns: owner.owns()})
 	if err != nil {
 		return nil, fmt.Errorf("replies: %w", err)
 	}
@@ -300,6 +355,10 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	g.add("references projection", func(ctx context.Context) error { return runner.Run(ctx, projection.References{}) })
 	g.add("office api", office.Run)
 	g.add("reply retries", sender.Run)
+	if owner != nil {
+		g.add("schedule ownership", owner.Run)
+		g.add("queue topics", func(ctx context.Context) error { return g.mirrorQueues(ctx, reg) })
+	}
 	g.add("office imap", officeIMAP.Run)
 	g.add("smtp submission", submit.Run)
 	g.add("announcer", func(ctx context.Context) error { return announce(ctx, g.log, reg, logger) })

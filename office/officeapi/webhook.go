@@ -96,6 +96,9 @@ type WebhookDeps struct {
 	Logger *slog.Logger
 	// Now is the clock for signatures and the schedule (default time.Now).
 	Now func() time.Time
+	// Owns limits retries to the streams this process owns (see
+	// outbox.Deps.Owns); nil owns all.
+	Owns outbox.OwnsFunc
 }
 
 // Webhooks pushes each routed message to its offices' webhooks: the
@@ -126,7 +129,7 @@ func NewWebhooks(cfg WebhookConfig, deps WebhookDeps) (*Webhooks, error) {
 		deps.Now = time.Now
 	}
 	eff := webhookEffect{dir: deps.Directory, client: deps.Client, now: deps.Now}
-	sched, err := outbox.New(eff, cfg, outbox.Deps{Log: deps.Log, Registry: deps.Registry, State: deps.State, Logger: deps.Logger, Now: deps.Now})
+	sched, err := outbox.New(eff, cfg, outbox.Deps{Log: deps.Log, Registry: deps.Registry, State: deps.State, Logger: deps.Logger, Now: deps.Now, Owns: deps.Owns})
 	if err != nil {
 		return nil, fmt.Errorf("officeapi: webhooks: %w", err)
 	}

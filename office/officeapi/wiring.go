@@ -14,6 +14,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/outbox"
 	"github.com/poststelle/poststelle/gateway/pipeline"
 	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/gateway/routing"
@@ -55,6 +56,9 @@ type WiringDeps struct {
 	Notice io.Writer
 	// Ready decides GET /readyz (see Deps.Ready).
 	Ready func(context.Context) error
+	// Owns limits webhook retries to the streams this process owns (see
+	// outbox.Deps.Owns); nil owns all.
+	Owns outbox.OwnsFunc
 }
 
 // Wiring is the office side of the gateway, ready to be added to serve.
@@ -126,7 +130,7 @@ func Wire(cfg WiringConfig, deps WiringDeps) (*Wiring, error) {
 	// handler costs a durable position update per event.
 	if slices.ContainsFunc(ocfg.Offices, func(o offices.Office) bool { return len(o.Webhooks) > 0 }) {
 		w.Webhooks, err = NewWebhooks(cfg.API.Webhook, WebhookDeps{Log: deps.Log, Directory: w.Directory, State: deps.DB,
-			Logger: deps.Logger.With("component", "webhooks")})
+			Logger: deps.Logger.With("component", "webhooks"), Owns: deps.Owns})
 		if err != nil {
 			return nil, err
 		}
