@@ -238,7 +238,7 @@ type Gateway struct {
 	metrics *metrics.Metrics
 	ready   *metrics.Readiness
 	opsLn   net.Listener
-	ui            *webui.Server
+	ui      *webui.Server
 }
 
 // task is one long-lived part of the gateway.
