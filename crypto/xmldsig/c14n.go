@@ -20,6 +20,10 @@ const (
 type C14N struct {
 	Exclusive bool
 	Comments  bool
+	// V11 selects Canonical XML 1.1: at a subtree apex xml:id and xml:base
+	// are not inherited from ancestors (xml:base fix-up is not done, so a
+	// subtree under an ancestor with xml:base canonicalizes without it).
+	V11 bool
 	// InclusivePrefixes are treated as in inclusive C14N; "#default" names
 	// the default namespace.
 	InclusivePrefixes []string
@@ -36,6 +40,10 @@ func ParseC14N(uri string) (C14N, error) {
 		return C14N{}, nil
 	case AlgC14N10WithComments:
 		return C14N{Comments: true}, nil
+	case AlgC14N11:
+		return C14N{V11: true}, nil
+	case AlgC14N11WithComments:
+		return C14N{V11: true, Comments: true}, nil
 	}
 	return C14N{}, fmt.Errorf("xmldsig: unsupported canonicalization %q", uri)
 }
@@ -201,14 +209,14 @@ func (w *c14nWriter) elementInclusive(e *Element, rendered map[string]string, ap
 	slices.SortFunc(decls, func(a, b NSDecl) int { return strings.Compare(a.Prefix, b.Prefix) })
 	attrs := e.Attrs
 	if apex {
-		attrs = inheritXMLAttrs(e)
+		attrs = inheritXMLAttrs(e, w.V11)
 	}
 	w.startTag(e, decls, attrs)
 	w.children(e, withDecls(rendered, decls))
 	w.endTag(e)
 }
 
-func inheritXMLAttrs(e *Element) []Attr {
+func inheritXMLAttrs(e *Element, v11 bool) []Attr {
 	attrs := slices.Clone(e.Attrs)
 	have := map[string]bool{}
 	for _, a := range attrs {
@@ -218,6 +226,9 @@ func inheritXMLAttrs(e *Element) []Attr {
 	}
 	for x := e.Parent; x != nil; x = x.Parent {
 		for _, a := range x.Attrs {
+			if v11 && (a.Local == "id" || a.Local == "base") {
+				continue
+			}
 			if a.Space == NamespaceXML && !have[a.Local] {
 				have[a.Local] = true
 				attrs = append(attrs, a)
