@@ -7,8 +7,9 @@
 // crypto/report Report with the ETSI EN 319 102-1 indication, sub-indication
 // and the eIDAS qualification of each signature.
 //
-// PAdES and XAdES are recognised and refused as unsupported (ErrUnsupported);
-// they come with the next issue.
+// XML signatures (XML-DSig and XAdES, enveloped, enveloping or detached)
+// are checked with crypto/xmldsig, their timestamps with crypto/tsp. PAdES
+// is recognised and refused as unsupported (ErrUnsupported).
 package verify
 
 import (
@@ -107,7 +108,7 @@ func Verify(ctx context.Context, data []byte, opts Options) (*report.Report, err
 	case FormatPDF:
 		err = fmt.Errorf("%w: PDF (PAdES) signatures are not verified yet", ErrUnsupported)
 	case FormatXML:
-		err = fmt.Errorf("%w: XML (XAdES) signatures are not verified yet", ErrUnsupported)
+		err = v.xmlFile(ctx, rep, data)
 	case FormatZIP:
 		err = fmt.Errorf("%w: ZIP containers (ASiC) are not verified yet", ErrUnsupported)
 	default:

@@ -208,7 +208,7 @@ func VerifySignature(ctx context.Context, doc *Document, sigEl *Element, opts Si
 			res.FormatErr = err
 			return res
 		}
-		if rr.Kind == RefSignedProperties && rr.Status == RefOK && res.XAdES != nil {
+		if rr.Kind == RefSignedProperties && rr.Status != RefNotFound && res.XAdES != nil {
 			res.XAdES.SignedPropertiesReferenced = true
 		}
 		res.References = append(res.References, rr)
@@ -281,12 +281,12 @@ func (res *Result) DataReferences() []ReferenceResult {
 	return out
 }
 
-// CoversDocument reports whether a matching reference covers the document
-// element: for a signature inside a document, that is what a reader of
-// the file takes as signed.
+// CoversDocument reports whether a reference resolved to the document
+// element (whether or not its digest matched): for a signature inside a
+// document, that is what a reader of the file takes as signed.
 func (res *Result) CoversDocument() bool {
 	for _, r := range res.References {
-		if r.Kind == RefDocument && r.Status == RefOK {
+		if r.Kind == RefDocument && r.Status != RefNotFound {
 			return true
 		}
 	}

@@ -30,8 +30,9 @@ const (
 type XAdES struct {
 	QualifyingProperties *Element
 	SignedProperties     *Element
-	// SignedPropertiesReferenced is set when a matching Type="...#SignedProperties"
-	// reference covers SignedProperties.
+	// SignedPropertiesReferenced is set when a reference resolves to
+	// SignedProperties; whether its digest matched is that reference's
+	// status.
 	SignedPropertiesReferenced bool
 	SigningTime                time.Time
 	// SigningCertificates are the Cert entries of SigningCertificateV2 or,

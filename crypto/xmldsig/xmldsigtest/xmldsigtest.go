@@ -121,6 +121,10 @@ type Spec struct {
 	// Timestamp, when set, returns an RFC 3161 token over the SHA-256
 	// digest given: the signature becomes XAdES-BASELINE-T.
 	Timestamp func(digest []byte) []byte
+	// CertificateValues and CRLValues (DER) go into the unsigned
+	// properties; with both the signature is XAdES-BASELINE-LT.
+	CertificateValues [][]byte
+	CRLValues         [][]byte
 	// ID is the signature's Id; default "sig-1".
 	ID string
 }
@@ -134,18 +138,12 @@ func Sign(t testing.TB, k *Key, s Spec) []byte {
 	if s.ID == "" {
 		s.ID = "sig-1"
 	}
+	// Nothing signed covers the unsigned properties' place (UNSIGNED), so
+	// it is filled in last.
 	doc := assemble(t, k, &s)
-	if s.Timestamp == nil {
-		// Nothing signed covers the unsigned properties' place, so it
-		// may be filled in or emptied at any point.
-		doc = strings.Replace(doc, "UNSIGNED", "", 1)
-	}
 	doc = fillDigests(t, doc, &s)
 	doc = signValue(t, k, doc, s)
-	if s.Timestamp != nil {
-		doc = addTimestamp(t, doc, s)
-	}
-	return []byte(doc)
+	return []byte(addUnsigned(t, doc, s))
 }
 
 // assemble writes the document with placeholders DIGEST-n for reference
@@ -298,15 +296,35 @@ func plainECDSA(t testing.TB, der []byte, size int) []byte {
 	return out
 }
 
-func addTimestamp(t testing.TB, doc string, s Spec) string {
+func addUnsigned(t testing.TB, doc string, s Spec) string {
 	t.Helper()
-	d := parse(t, doc)
-	sigs, _ := xmldsig.FindSignatures(d)
-	sv := sigs[0].Child(xmldsig.NamespaceDSig, "SignatureValue")
-	sum := sha256.Sum256(xmldsig.C14N{}.Canonicalize(sv, nil))
-	tok := s.Timestamp(sum[:])
-	unsigned := fmt.Sprintf(`<xades:UnsignedProperties><xades:UnsignedSignatureProperties><xades:SignatureTimeStamp Id="ts-1"><ds:CanonicalizationMethod Algorithm="%s"/><xades:EncapsulatedTimeStamp>%s</xades:EncapsulatedTimeStamp></xades:SignatureTimeStamp></xades:UnsignedSignatureProperties></xades:UnsignedProperties>`,
-		xmldsig.AlgC14N10, base64.StdEncoding.EncodeToString(tok))
+	var props strings.Builder
+	if s.Timestamp != nil {
+		d := parse(t, doc)
+		sigs, _ := xmldsig.FindSignatures(d)
+		sv := sigs[0].Child(xmldsig.NamespaceDSig, "SignatureValue")
+		sum := sha256.Sum256(xmldsig.C14N{}.Canonicalize(sv, nil))
+		fmt.Fprintf(&props, `<xades:SignatureTimeStamp Id="ts-1"><ds:CanonicalizationMethod Algorithm="%s"/><xades:EncapsulatedTimeStamp>%s</xades:EncapsulatedTimeStamp></xades:SignatureTimeStamp>`,
+			xmldsig.AlgC14N10, base64.StdEncoding.EncodeToString(s.Timestamp(sum[:])))
+	}
+	if len(s.CertificateValues) > 0 {
+		props.WriteString(`<xades:CertificateValues>`)
+		for _, c := range s.CertificateValues {
+			fmt.Fprintf(&props, `<xades:EncapsulatedX509Certificate>%s</xades:EncapsulatedX509Certificate>`, base64.StdEncoding.EncodeToString(c))
+		}
+		props.WriteString(`</xades:CertificateValues>`)
+	}
+	if len(s.CRLValues) > 0 {
+		props.WriteString(`<xades:RevocationValues><xades:CRLValues>`)
+		for _, c := range s.CRLValues {
+			fmt.Fprintf(&props, `<xades:EncapsulatedCRLValue>%s</xades:EncapsulatedCRLValue>`, base64.StdEncoding.EncodeToString(c))
+		}
+		props.WriteString(`</xades:CRLValues></xades:RevocationValues>`)
+	}
+	unsigned := ""
+	if props.Len() > 0 {
+		unsigned = `<xades:UnsignedProperties><xades:UnsignedSignatureProperties>` + props.String() + `</xades:UnsignedSignatureProperties></xades:UnsignedProperties>`
+	}
 	return strings.Replace(doc, "UNSIGNED", unsigned, 1)
 }
 
