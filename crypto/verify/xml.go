@@ -29,30 +29,34 @@ func (v *verifier) xmlFile(ctx context.Context, rep *report.Report, data []byte)
 	if v.opts.Detached != nil {
 		det = func(string) ([]byte, bool) { return v.opts.Detached, true }
 	}
-	return v.xmlSignatures(ctx, rep, doc, det, true)
+	_, err = v.xmlSignatures(ctx, rep, doc, det, true)
+	return err
 }
 
-// xmlSignatures verifies the signatures of doc. With wholeDocument, a
+// xmlSignatures verifies the signatures of doc and returns their checks in
+// the order of the report's new signatures. With wholeDocument, a
 // signature inside the document must cover the document element: that is
 // what a reader of the file takes as signed, and signature wrapping moves
 // the signed data elsewhere.
-func (v *verifier) xmlSignatures(ctx context.Context, rep *report.Report, doc *xmldsig.Document, det xmldsig.Detached, wholeDocument bool) error {
+func (v *verifier) xmlSignatures(ctx context.Context, rep *report.Report, doc *xmldsig.Document, det xmldsig.Detached, wholeDocument bool) ([]*xmldsig.Result, error) {
 	sigs, err := xmldsig.FindSignatures(doc)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if len(sigs) == 0 {
-		return fmt.Errorf("%w: XML document without ds:Signature", ErrMalformed)
+		return nil, fmt.Errorf("%w: XML document without ds:Signature", ErrMalformed)
 	}
+	var out []*xmldsig.Result
 	for _, el := range sigs {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		res := xmldsig.VerifySignature(ctx, doc, el, xmldsig.SignatureOptions{Detached: det, Limits: xmlLimits})
 		v.signatures++
 		rep.Signatures = append(rep.Signatures, v.xmlSignature(res, fmt.Sprintf("S-%d", v.signatures), wholeDocument))
+		out = append(out, res)
 	}
-	return nil
+	return out, nil
 }
 
 // xmlSignature turns one checked XML signature into its verdict, in the
