@@ -77,15 +77,15 @@ func TestGeneratedXAdES(t *testing.T) {
 				sub    report.SubIndication
 				format string
 			}{
-				{"enveloped", enveloped, verify.Options{Trust: store}, report.TotalPassed, "", "XAdES-BASELINE-LT"},
-				{"enveloping", enveloping, verify.Options{Trust: store}, report.TotalPassed, "", "XAdES-BASELINE-LT"},
-				{"detached", detached, verify.Options{Trust: store, Detached: content}, report.TotalPassed, "", "XAdES-BASELINE-LT"},
-				{"detached without content", detached, verify.Options{Trust: store}, report.Indeterminate, report.SignedDataNotFound, "XAdES-BASELINE-LT"},
-				{"detached other content", detached, verify.Options{Trust: store, Detached: []byte("x")}, report.TotalFailed, report.HashFailure, "XAdES-BASELINE-LT"},
-				{"enveloped tampered", bytes.Replace(enveloped, []byte("63-2026-117"), []byte("63-2026-118"), 1), verify.Options{Trust: store}, report.TotalFailed, report.HashFailure, "XAdES-BASELINE-LT"},
-				{"no anchor", enveloped, verify.Options{}, report.Indeterminate, report.NoCertificateChainFound, "XAdES-BASELINE-LT"},
-				{"wrapped", wrapped, verify.Options{Trust: store}, report.Indeterminate, report.SignedDataNotFound, "XAdES-BASELINE-LT"},
-				{"value broken", bytes.Replace(enveloped, []byte(`Id="ref-1"`), []byte(`Id="ref-X"`), 1), verify.Options{Trust: store}, report.TotalFailed, report.SigCryptoFailure, "XAdES-BASELINE-LT"},
+				{"enveloped", enveloped, verify.Options{Trust: store}, report.TotalPassed, "", "XAdES-BASELINE-B"},
+				{"enveloping", enveloping, verify.Options{Trust: store}, report.TotalPassed, "", "XAdES-BASELINE-B"},
+				{"detached", detached, verify.Options{Trust: store, Detached: content}, report.TotalPassed, "", "XAdES-BASELINE-B"},
+				{"detached without content", detached, verify.Options{Trust: store}, report.Indeterminate, report.SignedDataNotFound, "XAdES-BASELINE-B"},
+				{"detached other content", detached, verify.Options{Trust: store, Detached: []byte("x")}, report.TotalFailed, report.HashFailure, "XAdES-BASELINE-B"},
+				{"enveloped tampered", bytes.Replace(enveloped, []byte("63-2026-117"), []byte("63-2026-118"), 1), verify.Options{Trust: store}, report.TotalFailed, report.HashFailure, "XAdES-BASELINE-B"},
+				{"no anchor", enveloped, verify.Options{}, report.Indeterminate, report.NoCertificateChainFound, "XAdES-BASELINE-B"},
+				{"wrapped", wrapped, verify.Options{Trust: store}, report.Indeterminate, report.SignedDataNotFound, "XAdES-BASELINE-B"},
+				{"value broken", bytes.Replace(enveloped, []byte(`Id="ref-1"`), []byte(`Id="ref-X"`), 1), verify.Options{Trust: store}, report.TotalFailed, report.SigCryptoFailure, "XAdES-BASELINE-B"},
 			}
 			for _, c := range cases {
 				rep, err := verify.Verify(context.Background(), c.data, c.opts)

@@ -259,18 +259,20 @@ func readTimestamps(parent *Element, space, local string) ([]Timestamp, error) {
 }
 
 // Level names the XAdES baseline level the properties reach (EN 319 132-1
-// clause 6): "LTA" with an archive timestamp, "LT" with certificate and
-// revocation values, "T" with a signature timestamp, else "B".
+// clause 6), each level requiring the one below: "T" with a signature
+// timestamp, "LT" adding certificate and revocation values, "LTA" adding
+// an archive timestamp; else "B".
 func (x *XAdES) Level() string {
-	switch {
-	case len(x.ArchiveTimestamps) > 0:
-		return "LTA"
-	case len(x.CertificateValues) > 0 && len(x.CRLValues)+len(x.OCSPValues) > 0:
-		return "LT"
-	case len(x.SignatureTimestamps) > 0:
+	if len(x.SignatureTimestamps) == 0 {
+		return "B"
+	}
+	if len(x.CertificateValues) == 0 || len(x.CRLValues)+len(x.OCSPValues) == 0 {
 		return "T"
 	}
-	return "B"
+	if len(x.ArchiveTimestamps) == 0 {
+		return "LT"
+	}
+	return "LTA"
 }
 
 // MatchSigningCertificate reports whether c is the certificate the signed

@@ -122,7 +122,7 @@ type Spec struct {
 	// digest given: the signature becomes XAdES-BASELINE-T.
 	Timestamp func(digest []byte) []byte
 	// CertificateValues and CRLValues (DER) go into the unsigned
-	// properties; with both the signature is XAdES-BASELINE-LT.
+	// properties; with both and a Timestamp it is XAdES-BASELINE-LT.
 	CertificateValues [][]byte
 	CRLValues         [][]byte
 	// ID is the signature's Id; default "sig-1".
