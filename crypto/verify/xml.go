@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/cert"
@@ -26,8 +27,21 @@ func (v *verifier) xmlFile(ctx context.Context, rep *report.Report, data []byte)
 		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	var det xmldsig.Detached
-	if v.opts.Detached != nil {
+	switch {
+	case v.opts.Detached != nil:
 		det = func(string) ([]byte, bool) { return v.opts.Detached, true }
+	case v.opts.DetachedReader != nil:
+		// A reference's transforms may need the content as a whole (XML
+		// to canonicalize), so it is read, within the input cap, once.
+		var content []byte
+		var read bool
+		det = func(string) ([]byte, bool) {
+			if !read {
+				read = true
+				content = v.readDetached()
+			}
+			return content, content != nil
+		}
 	}
 	_, err = v.xmlSignatures(ctx, rep, doc, det, true)
 	return err
@@ -325,4 +339,27 @@ func (v *verifier) xmlTimestamp(ts xmldsig.Timestamp, typ report.TimestampType, 
 	}
 	v.finishTimestamp(&rt, tok, res, imprint, ev)
 	return rt
+}
+
+// readDetached reads the content opts.DetachedReader opens, up to
+// MaxInputSize; nil (and contentErr set) when it cannot.
+func (v *verifier) readDetached() []byte {
+	rc, err := v.opts.DetachedReader()
+	if err == nil {
+		var b []byte
+		b, err = io.ReadAll(io.LimitReader(rc, MaxInputSize+1))
+		if cerr := rc.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil && len(b) > MaxInputSize {
+			err = fmt.Errorf("detached content of more than %d bytes", MaxInputSize)
+		}
+		if err == nil {
+			return b
+		}
+	}
+	if v.contentErr == nil {
+		v.contentErr = err
+	}
+	return nil
 }

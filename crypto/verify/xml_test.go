@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,5 +193,23 @@ func TestXMLRefusals(t *testing.T) {
 		if rep, err := verify.Verify(context.Background(), []byte(data), verify.Options{}); err == nil || rep != nil || !strings.Contains(err.Error(), "not a readable signature") {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestXAdESDetachedStreamed: detached content given as a reader gives the
+// same verdict as in memory, and a failing reader is an error to retry.
+func TestXAdESDetachedStreamed(t *testing.T) {
+	p := verifytest.New(t, "p256")
+	k, spec := xadesSigner(t, p, "p256")
+	content := []byte("Antrag\n")
+	spec.Shape, spec.Content = xmldsigtest.Detached, content
+	data := xmldsigtest.Sign(t, k, spec)
+	rep, err := verify.Verify(context.Background(), data, verify.Options{Trust: anchors(t, p), DetachedReader: opener(content)})
+	if err != nil || rep.Signatures[0].Indication != report.TotalPassed {
+		t.Fatalf("streamed: %v %+v", err, rep)
+	}
+	broken := func() (io.ReadCloser, error) { return nil, errors.New("disk on fire") }
+	if _, err := verify.Verify(context.Background(), data, verify.Options{DetachedReader: broken}); !errors.Is(err, verify.ErrContentRead) {
+		t.Errorf("failing reader: %v", err)
 	}
 }
