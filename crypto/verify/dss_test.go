@@ -23,8 +23,8 @@ const oracleDir = "../../test/integration/dss"
 
 // differenceFiles register explained disagreements; the DSS engineer's file
 // first, ours (crypto/verify/DIFFERENCES.md) second, then those of the XML
-// signature package.
-var differenceFiles = []string{"../report/DIFFERENCES.md", "DIFFERENCES.md", "../xmldsig/DIFFERENCES.md"}
+// signature and container packages.
+var differenceFiles = []string{"../report/DIFFERENCES.md", "DIFFERENCES.md", "../xmldsig/DIFFERENCES.md", "../asic/DIFFERENCES.md"}
 
 func knownDifferences(t *testing.T) []report.KnownDifference {
 	t.Helper()

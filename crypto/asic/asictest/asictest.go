@@ -9,6 +9,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"strings"
 	"testing"
 
@@ -28,11 +30,18 @@ func Zip(t testing.TB, entries ...Entry) []byte {
 	var b bytes.Buffer
 	zw := zip.NewWriter(&b)
 	for _, e := range entries {
-		method := zip.Deflate
+		var w io.Writer
+		var err error
 		if e.Store {
-			method = zip.Store
+			// Stored entries carry their sizes in the local header, no
+			// data descriptor: java.util.zip (DSS) cannot read a stored
+			// entry with one, and EN 319 162-1 wants the mimetype readable
+			// at a fixed offset.
+			w, err = zw.CreateRaw(&zip.FileHeader{Name: e.Name, Method: zip.Store, CRC32: crc32.ChecksumIEEE(e.Data),
+				CompressedSize64: uint64(len(e.Data)), UncompressedSize64: uint64(len(e.Data))})
+		} else {
+			w, err = zw.CreateHeader(&zip.FileHeader{Name: e.Name, Method: zip.Deflate})
 		}
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: e.Name, Method: method})
 		if err != nil {
 			t.Fatal(err)
 		}
