@@ -131,6 +131,10 @@ func main() {
 	cadesE := asictest.Entry{Name: "META-INF/signature001.p7s", Data: p.Sign(tb{}, manifest.Data, false)}
 	mS, mE := asictest.MimeType(asic.MimeTypeS), asictest.MimeType(asic.MimeTypeE)
 	xS, xE := xades(antrag), xades(antrag, plan)
+	// The OpenDocument manifest DSS's default policy wants in ASiC-E
+	// with XAdES (see crypto/asic/DIFFERENCES.md, A1).
+	odf := asictest.Entry{Name: "META-INF/manifest.xml", Data: []byte(`<?xml version="1.0" encoding="UTF-8"?>
+<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="` + asic.MimeTypeE + `"/><manifest:file-entry manifest:full-path="antrag.txt" manifest:media-type="text/plain"/><manifest:file-entry manifest:full-path="anlagen/lageplan.txt" manifest:media-type="text/plain"/></manifest:manifest>`)}
 	containers := []struct {
 		name    string
 		run     string
@@ -140,6 +144,8 @@ func main() {
 		{"s-cades-changed.asics", "gen-tampered", []asictest.Entry{mS, changedObj, cadesS}},
 		{"s-xades.asics", "gen-at-signing", []asictest.Entry{mS, antrag, xS}},
 		{"e-xades.asice", "gen-at-signing", []asictest.Entry{mE, antrag, plan, xE}},
+		{"e-xades-odf.asice", "gen-at-signing", []asictest.Entry{mE, antrag, plan, odf, xE}},
+		{"e-xades-odf-changed.asice", "gen-tampered", []asictest.Entry{mE, changedObj, plan, odf, xE}},
 		{"e-xades-extra.asice", "gen-tampered", []asictest.Entry{mE, antrag, plan, extra, xE}},
 		{"e-xades-changed.asice", "gen-tampered", []asictest.Entry{mE, changedObj, plan, xE}},
 		{"e-xades-missing.asice", "gen-tampered", []asictest.Entry{mE, antrag, xE}},
