@@ -244,7 +244,28 @@ func xmlFormat(res *xmldsig.Result) string {
 	if !x.SignedPropertiesReferenced || len(res.Candidates(nil)) == 0 {
 		return "XAdES-BES"
 	}
+	if !dataObjectFormats(res) {
+		// EN 319 132-1 6.3: a baseline signature describes every signed
+		// data object with a DataObjectFormat; without, DSS names the
+		// EN 319 132 level.
+		return map[string]string{"B": "XAdES-BES", "T": "XAdES-T", "LT": "XAdES-LT", "LTA": "XAdES-A"}[x.Level()]
+	}
 	return "XAdES-BASELINE-" + x.Level()
+}
+
+// dataObjectFormats reports whether every data-object reference has a
+// xades:DataObjectFormat pointing at its Id.
+func dataObjectFormats(res *xmldsig.Result) bool {
+	for _, r := range res.DataReferences() {
+		found := false
+		for _, ref := range res.XAdES.DataObjectFormats {
+			found = found || (r.ID != "" && ref == "#"+r.ID)
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // xmlEvidence collects the validation data an XML signature carries:

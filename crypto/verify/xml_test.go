@@ -79,15 +79,15 @@ func TestGeneratedXAdES(t *testing.T) {
 				sub    report.SubIndication
 				format string
 			}{
-				{"enveloped", enveloped, verify.Options{Trust: store}, report.TotalPassed, "", "XAdES-BASELINE-B"},
-				{"enveloping", enveloping, verify.Options{Trust: store}, report.TotalPassed, "", "XAdES-BASELINE-B"},
-				{"detached", detached, verify.Options{Trust: store, Detached: content}, report.TotalPassed, "", "XAdES-BASELINE-B"},
-				{"detached without content", detached, verify.Options{Trust: store}, report.Indeterminate, report.SignedDataNotFound, "XAdES-BASELINE-B"},
-				{"detached other content", detached, verify.Options{Trust: store, Detached: []byte("x")}, report.TotalFailed, report.HashFailure, "XAdES-BASELINE-B"},
-				{"enveloped tampered", bytes.Replace(enveloped, []byte("63-2026-117"), []byte("63-2026-118"), 1), verify.Options{Trust: store}, report.TotalFailed, report.HashFailure, "XAdES-BASELINE-B"},
-				{"no anchor", enveloped, verify.Options{}, report.Indeterminate, report.NoCertificateChainFound, "XAdES-BASELINE-B"},
-				{"wrapped", wrapped, verify.Options{Trust: store}, report.Indeterminate, report.SignedDataNotFound, "XAdES-BASELINE-B"},
-				{"value broken", bytes.Replace(enveloped, []byte(`Id="ref-1"`), []byte(`Id="ref-X"`), 1), verify.Options{Trust: store}, report.TotalFailed, report.SigCryptoFailure, "XAdES-BASELINE-B"},
+				{"enveloped", enveloped, verify.Options{Trust: store}, report.TotalPassed, "", "XAdES-BES"},
+				{"enveloping", enveloping, verify.Options{Trust: store}, report.TotalPassed, "", "XAdES-BES"},
+				{"detached", detached, verify.Options{Trust: store, Detached: content}, report.TotalPassed, "", "XAdES-BES"},
+				{"detached without content", detached, verify.Options{Trust: store}, report.Indeterminate, report.SignedDataNotFound, "XAdES-BES"},
+				{"detached other content", detached, verify.Options{Trust: store, Detached: []byte("x")}, report.TotalFailed, report.HashFailure, "XAdES-BES"},
+				{"enveloped tampered", bytes.Replace(enveloped, []byte("63-2026-117"), []byte("63-2026-118"), 1), verify.Options{Trust: store}, report.TotalFailed, report.HashFailure, "XAdES-BES"},
+				{"no anchor", enveloped, verify.Options{}, report.Indeterminate, report.NoCertificateChainFound, "XAdES-BES"},
+				{"wrapped", wrapped, verify.Options{Trust: store}, report.Indeterminate, report.SignedDataNotFound, "XAdES-BES"},
+				{"value broken", bytes.Replace(enveloped, []byte(`Id="ref-1"`), []byte(`Id="ref-X"`), 1), verify.Options{Trust: store}, report.TotalFailed, report.SigCryptoFailure, "XAdES-BES"},
 			}
 			for _, c := range cases {
 				rep, err := verify.Verify(context.Background(), c.data, c.opts)
@@ -138,7 +138,7 @@ func TestXAdESTimestamp(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := rep.Signatures[0]
-	if s.Format != "XAdES-BASELINE-T" || len(s.Timestamps) != 1 {
+	if s.Format != "XAdES-T" || len(s.Timestamps) != 1 {
 		t.Fatalf("format %s, %d timestamps", s.Format, len(s.Timestamps))
 	}
 	ts := s.Timestamps[0]

@@ -299,6 +299,7 @@ func (res *Result) CoversDocument() bool {
 func processReference(doc *Document, res *Result, r *Element, opts SignatureOptions) (ReferenceResult, error) {
 	var rr ReferenceResult
 	rr.URI, _ = r.Attr("URI")
+	rr.ID, _ = r.Attr("Id")
 	rr.Type, _ = r.Attr("Type")
 	els := r.Elements()
 	i := 0

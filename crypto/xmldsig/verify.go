@@ -63,6 +63,8 @@ var (
 
 // Reference is one verified ds:Reference.
 type Reference struct {
+	// ID is the Reference's own Id attribute ("" when absent).
+	ID         string
 	URI        string
 	Type       string
 	Transforms []string

@@ -50,6 +50,9 @@ type XAdES struct {
 	CertificateValues [][]byte
 	CRLValues         [][]byte
 	OCSPValues        [][]byte
+	// DataObjectFormats are the ObjectReference values of the signed
+	// xades:DataObjectFormat properties ("#" and a Reference Id).
+	DataObjectFormats []string
 	// Unsigned is xades:UnsignedSignatureProperties, nil when absent.
 	Unsigned *Element
 }
@@ -129,6 +132,11 @@ func (x *XAdES) readSigned(sp *Element) error {
 		x.SigningCertificates = readCertRefs(v1, false)
 	}
 	sdop := sp.Child(NamespaceXAdES132, "SignedDataObjectProperties")
+	for _, f := range sdop.ChildrenNamed(NamespaceXAdES132, "DataObjectFormat") {
+		if ref, ok := f.Attr("ObjectReference"); ok && len(x.DataObjectFormats) < maxReferences {
+			x.DataObjectFormats = append(x.DataObjectFormats, ref)
+		}
+	}
 	var err error
 	x.AllDataObjectsTimestamps, err = readTimestamps(sdop, NamespaceXAdES132, "AllDataObjectsTimeStamp")
 	return err
