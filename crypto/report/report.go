@@ -358,6 +358,26 @@ type PolicyConstraint struct {
 	Value string `json:"value"`
 }
 
+// Container describes a signature container (ASiC-S, ASiC-E).
+type Container struct {
+	// Type is "ASiC-S" or "ASiC-E".
+	Type        string            `json:"type"`
+	DataObjects []ContainerObject `json:"dataObjects"`
+	// Uncovered names the data objects that no signature or timestamp
+	// covers: they travel in the container but nobody signed them.
+	Uncovered []string `json:"uncovered"`
+}
+
+// ContainerObject is one data object of a container.
+type ContainerObject struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	// CoveredBy lists the IDs of the signatures (or "timestamp N") whose
+	// verified references include the object.
+	CoveredBy []string `json:"coveredBy"`
+}
+
 // Report is the document-level verification report.
 type Report struct {
 	// Tool names the producing program and its version, e.g. "poststelle 0.3.0".
@@ -371,6 +391,9 @@ type Report struct {
 	// Timestamps holds standalone timestamp tokens (an RFC 3161 token
 	// verified on its own); timestamps inside signatures live there.
 	Timestamps []Timestamp `json:"timestamps,omitempty"`
+	// Container describes an ASiC container: its data objects and which of
+	// them no signature or timestamp covers. Nil for other documents.
+	Container *Container `json:"container,omitempty"`
 	// WrittenFormSatisfied says whether the document replaces the written
 	// form (schriftformersetzend); see EvaluateWrittenForm.
 	WrittenFormSatisfied bool   `json:"writtenFormSatisfied"`

@@ -32,6 +32,15 @@ func WriteText(w io.Writer, r *Report) error {
 	} else {
 		p("Written form:    NOT satisfied (%s)\n", clean(r.WrittenFormReason))
 	}
+	if c := r.Container; c != nil {
+		p("Container:       %s, %d data objects\n", clean(c.Type), len(c.DataObjects))
+		for _, o := range c.DataObjects {
+			p("  %s (%d bytes) signed by: %s\n", clean(o.Name), o.Size, orDash(clean(strings.Join(o.CoveredBy, ", "))))
+		}
+		if len(c.Uncovered) > 0 {
+			p("  NOT COVERED by any signature: %s\n", clean(strings.Join(c.Uncovered, ", ")))
+		}
+	}
 	if len(r.Signatures) == 0 {
 		p("\nNo signatures.\n")
 	}

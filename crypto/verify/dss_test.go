@@ -22,8 +22,9 @@ import (
 const oracleDir = "../../test/integration/dss"
 
 // differenceFiles register explained disagreements; the DSS engineer's file
-// first, ours (crypto/verify/DIFFERENCES.md) second.
-var differenceFiles = []string{"../report/DIFFERENCES.md", "DIFFERENCES.md"}
+// first, ours (crypto/verify/DIFFERENCES.md) second, then those of the XML
+// signature and container packages.
+var differenceFiles = []string{"../report/DIFFERENCES.md", "DIFFERENCES.md", "../xmldsig/DIFFERENCES.md", "../asic/DIFFERENCES.md"}
 
 func knownDifferences(t *testing.T) []report.KnownDifference {
 	t.Helper()
@@ -46,8 +47,7 @@ func knownDifferences(t *testing.T) []report.KnownDifference {
 	return all
 }
 
-// goldenFiles lists the oracle results for CAdES and timestamp samples;
-// PAdES and XAdES belong to the next issue.
+// goldenFiles lists the oracle results for the samples comparedWithDSS.
 func goldenFiles(t *testing.T) map[string]*report.DSSResult {
 	t.Helper()
 	root := filepath.Join(oracleDir, "golden")
@@ -65,8 +65,7 @@ func goldenFiles(t *testing.T) map[string]*report.DSSResult {
 		if err != nil {
 			return err
 		}
-		if !strings.HasPrefix(res.Input.Signature, "cades/") && !strings.HasPrefix(res.Input.Signature, "tsp/") &&
-			!strings.HasPrefix(res.Input.Signature, generatedPrefix) {
+		if !comparedWithDSS(res.Input.Signature) {
 			return nil
 		}
 		if strings.HasPrefix(res.Input.Signature, generatedPrefix+"pades/") {
@@ -83,6 +82,18 @@ func goldenFiles(t *testing.T) map[string]*report.DSSResult {
 		t.Fatal("no DSS golden results for CAdES or timestamps")
 	}
 	return out
+}
+
+// comparedWithDSS selects the golden inputs of the formats verified here:
+// CAdES, RFC 3161, XAdES (and XML-DSig) and the generated cases; PAdES
+// belongs to crypto/pades.
+func comparedWithDSS(sig string) bool {
+	for _, p := range []string{"cades/", "tsp/", "xades/", generatedPrefix} {
+		if strings.HasPrefix(sig, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // generatedPrefix marks the oracle's own cases (test/integration/dss/mkgen),

@@ -7,9 +7,11 @@
 // crypto/report Report with the ETSI EN 319 102-1 indication, sub-indication
 // and the eIDAS qualification of each signature.
 //
-// PDF signatures (PAdES, PKCS#7 in PDF, document timestamps) are read by
-// crypto/pades. XAdES is recognised and refused as unsupported
-// (ErrUnsupported).
+// XML signatures (XML-DSig and XAdES, enveloped, enveloping or detached)
+// are checked with crypto/xmldsig, their timestamps with crypto/tsp; ASiC-S
+// and ASiC-E containers are opened with crypto/asic and each signature in
+// them verified against the container's data objects. PDF signatures
+// (PAdES, PKCS#7 in PDF, document timestamps) are read by crypto/pades.
 package verify
 
 import (
@@ -115,9 +117,9 @@ func Verify(ctx context.Context, data []byte, opts Options) (*report.Report, err
 	case FormatPDF:
 		err = v.pdfFile(ctx, rep, data)
 	case FormatXML:
-		err = fmt.Errorf("%w: XML (XAdES) signatures are not verified yet", ErrUnsupported)
+		err = v.xmlFile(ctx, rep, data)
 	case FormatZIP:
-		err = fmt.Errorf("%w: ZIP containers (ASiC) are not verified yet", ErrUnsupported)
+		err = v.asicFile(ctx, rep, data)
 	default:
 		err = fmt.Errorf("%w: neither CMS, S/MIME nor an RFC 3161 timestamp", ErrMalformed)
 	}
@@ -132,10 +134,13 @@ func Verify(ctx context.Context, data []byte, opts Options) (*report.Report, err
 }
 
 // AllPassed reports whether r holds at least one signature or standalone
-// timestamp and every one of them passed: the exit status 0 of
-// poststelle verify.
+// timestamp, every one of them passed and (for a container) every data
+// object is covered: the exit status 0 of poststelle verify.
 func AllPassed(r *report.Report) bool {
 	if r == nil || len(r.Signatures)+len(r.Timestamps) == 0 {
+		return false
+	}
+	if r.Container != nil && len(r.Container.Uncovered) > 0 {
 		return false
 	}
 	for _, s := range r.Signatures {
@@ -217,6 +222,12 @@ func (v *verifier) pemFile(rep *report.Report, data []byte) error {
 
 // signedData verifies every signer (and countersigner) of sd.
 func (v *verifier) signedData(rep *report.Report, sd *cms.SignedData, content []byte) {
+	v.signedDataResult(rep, sd, content)
+}
+
+// signedDataResult is signedData returning the CMS checks, in the order of
+// sd's signers.
+func (v *verifier) signedDataResult(rep *report.Report, sd *cms.SignedData, content []byte) *cms.Result {
 	res, note := v.verifyCMS(sd, content)
 	ev := newEvidence(sd)
 	v.signed = sd
@@ -224,6 +235,7 @@ func (v *verifier) signedData(rep *report.Report, sd *cms.SignedData, content []
 		v.signatures++
 		v.addSignature(rep, sr, ev, fmt.Sprintf("S-%d", v.signatures), "", note)
 	}
+	return res
 }
 
 // verifyCMS runs the CMS checks; for MIME content it retries with CRLF line

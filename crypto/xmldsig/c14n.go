@@ -20,6 +20,10 @@ const (
 type C14N struct {
 	Exclusive bool
 	Comments  bool
+	// V11 selects Canonical XML 1.1: at a subtree apex xml:id and xml:base
+	// are not inherited from ancestors (xml:base fix-up is not done, so a
+	// subtree under an ancestor with xml:base canonicalizes without it).
+	V11 bool
 	// InclusivePrefixes are treated as in inclusive C14N; "#default" names
 	// the default namespace.
 	InclusivePrefixes []string
@@ -36,6 +40,10 @@ func ParseC14N(uri string) (C14N, error) {
 		return C14N{}, nil
 	case AlgC14N10WithComments:
 		return C14N{Comments: true}, nil
+	case AlgC14N11:
+		return C14N{V11: true}, nil
+	case AlgC14N11WithComments:
+		return C14N{V11: true, Comments: true}, nil
 	}
 	return C14N{}, fmt.Errorf("xmldsig: unsupported canonicalization %q", uri)
 }
@@ -46,11 +54,10 @@ func ParseC14N(uri string) (C14N, error) {
 func (c C14N) Canonicalize(apex *Element, exclude *Element) []byte {
 	var b bytes.Buffer
 	w := c14nWriter{C14N: c, buf: &b, exclude: exclude}
-	rendered := map[string]string{}
 	if c.Exclusive {
-		w.elementExclusive(apex, rendered, true)
+		w.elementExclusive(apex, nil, true)
 	} else {
-		w.elementInclusive(apex, rendered, true)
+		w.elementInclusive(apex, nil, true)
 	}
 	return b.Bytes()
 }
@@ -67,9 +74,9 @@ func (c C14N) CanonicalizeDocument(d *Document, exclude *Element) []byte {
 		}
 	}
 	if c.Exclusive {
-		w.elementExclusive(d.Root, map[string]string{}, false)
+		w.elementExclusive(d.Root, nil, true)
 	} else {
-		w.elementInclusive(d.Root, map[string]string{}, false)
+		w.elementInclusive(d.Root, nil, true)
 	}
 	for _, n := range d.Epilog {
 		if n.Kind == KindProcInst || (n.Kind == KindComment && c.Comments) {
@@ -111,7 +118,7 @@ func (w *c14nWriter) misc(n Node) bool {
 	return false
 }
 
-func (w *c14nWriter) children(e *Element, rendered map[string]string) {
+func (w *c14nWriter) children(e *Element, rendered *nsFrame) {
 	for _, n := range e.Children {
 		switch n.Kind {
 		case KindElement:
@@ -134,7 +141,7 @@ func (w *c14nWriter) children(e *Element, rendered map[string]string) {
 // elementExclusive renders e per Exclusive XML Canonicalization 1.0: only
 // the namespaces e visibly uses (plus the inclusive prefix list) that the
 // nearest rendered ancestor has not already declared with the same URI.
-func (w *c14nWriter) elementExclusive(e *Element, rendered map[string]string, _ bool) {
+func (w *c14nWriter) elementExclusive(e *Element, rendered *nsFrame, _ bool) {
 	need := []string{e.Prefix}
 	for _, a := range e.Attrs {
 		if a.Prefix != "" && a.Prefix != "xml" {
@@ -154,7 +161,7 @@ func (w *c14nWriter) elementExclusive(e *Element, rendered map[string]string, _ 
 	var decls []NSDecl
 	for _, p := range need {
 		uri, _ := e.LookupPrefix(p)
-		prev, had := rendered[p]
+		prev, had := rendered.lookup(p)
 		if p == "" && uri == "" {
 			if had && prev != "" {
 				decls = append(decls, NSDecl{"", ""})
@@ -166,28 +173,38 @@ func (w *c14nWriter) elementExclusive(e *Element, rendered map[string]string, _ 
 		}
 	}
 	w.startTag(e, decls, e.Attrs)
-	w.children(e, withDecls(rendered, decls))
+	w.children(e, rendered.push(decls))
 	w.endTag(e)
 }
 
 // elementInclusive renders e per Canonical XML 1.0: every namespace in
 // scope that the parent's rendering does not already carry; at a subtree
-// apex also the xml:* attributes inherited from ancestors.
-func (w *c14nWriter) elementInclusive(e *Element, rendered map[string]string, apex bool) {
-	scope := map[string]string{}
-	for x := e; x != nil; x = x.Parent {
-		for _, d := range x.Decls {
-			if _, ok := scope[d.Prefix]; !ok {
-				scope[d.Prefix] = d.URI
+// apex also the xml:* attributes inherited from ancestors. Below the apex
+// the parent has rendered its whole scope, so only e's own declarations
+// can differ: looking at those alone keeps the work per element bounded by
+// its attribute count, however many namespaces the ancestors declare.
+func (w *c14nWriter) elementInclusive(e *Element, rendered *nsFrame, apex bool) {
+	var scope []NSDecl
+	if apex {
+		seen := map[string]bool{}
+		for x := e; x != nil; x = x.Parent {
+			for _, d := range x.Decls {
+				if !seen[d.Prefix] {
+					seen[d.Prefix] = true
+					scope = append(scope, d)
+				}
 			}
 		}
+	} else {
+		scope = e.Decls
 	}
 	var decls []NSDecl
-	for p, uri := range scope {
+	for _, d := range scope {
+		p, uri := d.Prefix, d.URI
 		if p == "xml" {
 			continue
 		}
-		prev, had := rendered[p]
+		prev, had := rendered.lookup(p)
 		if p == "" && uri == "" {
 			if had && prev != "" {
 				decls = append(decls, NSDecl{"", ""})
@@ -200,15 +217,15 @@ func (w *c14nWriter) elementInclusive(e *Element, rendered map[string]string, ap
 	}
 	slices.SortFunc(decls, func(a, b NSDecl) int { return strings.Compare(a.Prefix, b.Prefix) })
 	attrs := e.Attrs
-	if apex {
-		attrs = inheritXMLAttrs(e)
+	if apex && e.Parent != nil {
+		attrs = inheritXMLAttrs(e, w.V11)
 	}
 	w.startTag(e, decls, attrs)
-	w.children(e, withDecls(rendered, decls))
+	w.children(e, rendered.push(decls))
 	w.endTag(e)
 }
 
-func inheritXMLAttrs(e *Element) []Attr {
+func inheritXMLAttrs(e *Element, v11 bool) []Attr {
 	attrs := slices.Clone(e.Attrs)
 	have := map[string]bool{}
 	for _, a := range attrs {
@@ -218,6 +235,9 @@ func inheritXMLAttrs(e *Element) []Attr {
 	}
 	for x := e.Parent; x != nil; x = x.Parent {
 		for _, a := range x.Attrs {
+			if v11 && (a.Local == "id" || a.Local == "base") {
+				continue
+			}
 			if a.Space == NamespaceXML && !have[a.Local] {
 				have[a.Local] = true
 				attrs = append(attrs, a)
@@ -227,18 +247,44 @@ func inheritXMLAttrs(e *Element) []Attr {
 	return attrs
 }
 
-func withDecls(rendered map[string]string, decls []NSDecl) map[string]string {
+// nsFrame is the stack of namespace declarations rendered so far, one
+// frame per element that rendered any; frames are shared, never copied,
+// so that rendering stays linear in the document.
+type nsFrame struct {
+	parent *nsFrame
+	decls  []NSDecl
+	m      map[string]string // for large frames
+}
+
+func (f *nsFrame) push(decls []NSDecl) *nsFrame {
 	if len(decls) == 0 {
-		return rendered
+		return f
 	}
-	m := make(map[string]string, len(rendered)+len(decls))
-	for k, v := range rendered {
-		m[k] = v
+	n := &nsFrame{parent: f, decls: decls}
+	if len(decls) > 8 {
+		n.m = make(map[string]string, len(decls))
+		for _, d := range decls {
+			n.m[d.Prefix] = d.URI
+		}
 	}
-	for _, d := range decls {
-		m[d.Prefix] = d.URI
+	return n
+}
+
+func (f *nsFrame) lookup(prefix string) (string, bool) {
+	for x := f; x != nil; x = x.parent {
+		if x.m != nil {
+			if u, ok := x.m[prefix]; ok {
+				return u, true
+			}
+			continue
+		}
+		for _, d := range x.decls {
+			if d.Prefix == prefix {
+				return d.URI, true
+			}
+		}
 	}
-	return m
+	return "", false
 }
 
 func (w *c14nWriter) startTag(e *Element, decls []NSDecl, attrs []Attr) {

@@ -35,6 +35,9 @@ func TestC14NSubtree(t *testing.T) {
 		{"exclusive", C14N{Exclusive: true}, `<n1:elem2 xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"></n3:stuff></n1:elem2>`},
 		{"inclusive", C14N{}, `<n1:elem2 xmlns:n0="foo:bar" xmlns:n1="http://example.net" xmlns:n3="ftp://example.org" xml:lang="en"><n3:stuff></n3:stuff></n1:elem2>`},
 		{"exclusive with prefix list", C14N{Exclusive: true, InclusivePrefixes: []string{"n0"}}, `<n1:elem2 xmlns:n0="foo:bar" xmlns:n1="http://example.net" xml:lang="en"><n3:stuff xmlns:n3="ftp://example.org"></n3:stuff></n1:elem2>`},
+		// Canonical XML 1.1 renders like 1.0 here: only xml:id and xml:base
+		// are treated differently, and the sample has neither.
+		{"inclusive 1.1", C14N{V11: true}, `<n1:elem2 xmlns:n0="foo:bar" xmlns:n1="http://example.net" xmlns:n3="ftp://example.org" xml:lang="en"><n3:stuff></n3:stuff></n1:elem2>`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -223,5 +226,22 @@ func TestGeneratedWrappingAttacks(t *testing.T) {
 	twice := strings.Replace(valid, "</TSL>", valid[i:len(valid)-len("</TSL>")]+"</TSL>", 1)
 	if _, _, err := ParseAndVerify([]byte(twice), Limits{}, Options{}); !errors.Is(err, ErrFormat) {
 		t.Errorf("two signatures: %v", err)
+	}
+}
+
+// TestC14N11XMLAttributes: at a subtree apex Canonical XML 1.0 inherits
+// every xml:* attribute of the ancestors, 1.1 leaves out xml:id (and
+// xml:base, whose fix-up we do not do).
+func TestC14N11XMLAttributes(t *testing.T) {
+	doc, err := Parse([]byte(`<a xml:id="top" xml:lang="de" xml:space="preserve"><b Id="x">t</b></a>`), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := doc.Root.Elements()[0]
+	if got, want := string(C14N{}.Canonicalize(b, nil)), `<b Id="x" xml:id="top" xml:lang="de" xml:space="preserve">t</b>`; got != want {
+		t.Errorf("1.0:\ngot  %s\nwant %s", got, want)
+	}
+	if got, want := string(C14N{V11: true}.Canonicalize(b, nil)), `<b Id="x" xml:lang="de" xml:space="preserve">t</b>`; got != want {
+		t.Errorf("1.1:\ngot  %s\nwant %s", got, want)
 	}
 }

@@ -23,12 +23,16 @@ type Limits struct {
 	MaxDepth      int // element nesting
 	MaxNodes      int // elements, text, comments and processing instructions
 	MaxAttributes int // per element, namespace declarations included
+	// MaxAttributeBytes caps one attribute value: legitimate values (Ids,
+	// URIs, algorithm names) are short, and a huge one only costs memory
+	// in every canonicalization that copies it.
+	MaxAttributeBytes int
 }
 
 // DefaultLimits fit the largest real trusted lists (the EU LOTL and big
 // national TLs are a few MB with tens of thousands of elements).
 func DefaultLimits() Limits {
-	return Limits{MaxBytes: 16 << 20, MaxDepth: 64, MaxNodes: 2_000_000, MaxAttributes: 64}
+	return Limits{MaxBytes: 16 << 20, MaxDepth: 64, MaxNodes: 2_000_000, MaxAttributes: 64, MaxAttributeBytes: 64 << 10}
 }
 
 func (l Limits) withDefaults() Limits {
@@ -44,6 +48,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxAttributes > 0 {
 		d.MaxAttributes = l.MaxAttributes
+	}
+	if l.MaxAttributeBytes > 0 {
+		d.MaxAttributeBytes = l.MaxAttributeBytes
 	}
 	return d
 }
@@ -238,6 +245,9 @@ func (p *parser) start(t xml.StartElement) error {
 	}
 	seenAttr := map[string]bool{}
 	for _, a := range t.Attr {
+		if len(a.Value) > p.lim.MaxAttributeBytes {
+			return fmt.Errorf("element <%s>: attribute %s of %d bytes, more than %d", e.qname(), a.Name.Local, len(a.Value), p.lim.MaxAttributeBytes)
+		}
 		key := a.Name.Space + ":" + a.Name.Local
 		if seenAttr[key] {
 			return fmt.Errorf("element <%s>: duplicate attribute %s", e.qname(), key)
@@ -357,6 +367,9 @@ func (e *Element) Is(space, local string) bool {
 
 // Attr returns the value of the unprefixed attribute local.
 func (e *Element) Attr(local string) (string, bool) {
+	if e == nil {
+		return "", false
+	}
 	for _, a := range e.Attrs {
 		if a.Prefix == "" && a.Local == local {
 			return a.Value, true
@@ -377,6 +390,9 @@ func (e *Element) AttrNS(space, local string) (string, bool) {
 
 // Elements returns the child elements in document order.
 func (e *Element) Elements() []*Element {
+	if e == nil {
+		return nil
+	}
 	var out []*Element
 	for _, c := range e.Children {
 		if c.Kind == KindElement {
@@ -388,6 +404,9 @@ func (e *Element) Elements() []*Element {
 
 // ChildrenNamed returns the child elements {space}local.
 func (e *Element) ChildrenNamed(space, local string) []*Element {
+	if e == nil {
+		return nil
+	}
 	var out []*Element
 	for _, c := range e.Children {
 		if c.Kind == KindElement && c.Element.Is(space, local) {

@@ -1,13 +1,23 @@
-// Package xmldsig verifies the enveloped XML signatures of ETSI TS 119 612
-// trusted lists: a hardened XML parser (no DTD, size and depth caps), our
-// own Exclusive and inclusive Canonical XML 1.0, SHA-2/SHA-3 references and
-// RSA, RSA-PSS and ECDSA (brainpool included) signature values through
-// crypto/sigalg.
+// Package xmldsig verifies XML signatures (W3C XML-DSig 1.1) and their
+// XAdES qualifying properties (ETSI EN 319 132-1): a hardened XML parser (no
+// DTD, size, depth, node and attribute caps), our own Canonical XML 1.0 and
+// 1.1 and Exclusive Canonical XML (with and without comments), SHA-2/SHA-3
+// references and RSA, RSA-PSS and ECDSA (brainpool included) signature
+// values through crypto/sigalg.
 //
-// It deliberately verifies only one shape: a ds:Signature that is a child of
-// the document element and whose one content Reference covers that element.
-// A caller that then reads the document element reads exactly what was
-// signed; that is the defence against signature wrapping.
+// Verify checks the one shape trusted lists and De-Mail confirmations use:
+// a ds:Signature child of the document element whose one content
+// Reference covers that element; a caller that then reads the document
+// element reads exactly what was signed.
+//
+// VerifySignature checks any signature: enveloped, enveloping and
+// detached, recording every reference with the element it resolved to
+// (ReferenceResult.Target and Kind). References resolve strictly: an Id
+// must be unique and may point only at the document, an element outside
+// every signature and object, one of the signature's own ds:Object
+// children or its own SignedProperties; XPath, XSLT and Manifest
+// indirection are refused. That is the defence against signature wrapping,
+// together with the caller checking that the element it uses is a Target.
 package xmldsig
 
 import (
@@ -53,6 +63,8 @@ var (
 
 // Reference is one verified ds:Reference.
 type Reference struct {
+	// ID is the Reference's own Id attribute ("" when absent).
+	ID         string
 	URI        string
 	Type       string
 	Transforms []string

@@ -121,6 +121,9 @@ func TestHostileXML(t *testing.T) {
 		{"text after root", `<a/>x`, Limits{}, "text outside"},
 		{"unclosed", `<a><b>`, Limits{}, "not closed"},
 		{"latin1", `<?xml version="1.0" encoding="ISO-8859-1"?><a/>`, Limits{}, "CharsetReader is nil"},
+		{"huge attribute", `<a b="` + strings.Repeat("x", 70<<10) + `"/>`, Limits{}, "more than 65536"},
+		{"external entity", `<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>`, Limits{}, "document type"},
+		{"parameter entity", `<!DOCTYPE a [<!ENTITY % p SYSTEM "http://127.0.0.1/x">%p;]><a/>`, Limits{}, "document type"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
