@@ -228,12 +228,16 @@ func (v *verifier) handle(ctx context.Context, cause *eventstore.Event, p gatewa
 // message's share of the memory budget meanwhile.
 func (v *verifier) verifyParts(ctx context.Context, m *gateway.MessageReceived, rep *report.Report, at time.Time) ([]gateway.SignatureSummary, error) {
 	var need int64
+	candidates := 0
 	for i := range m.Parts {
-		if p := &m.Parts[i]; isSignaturePart(p) && p.Blob.Size <= v.cfg.MaxPartSize {
-			need += p.Blob.Size + streamOverhead
+		if p := &m.Parts[i]; isSignaturePart(p) || documentKind(p) != "" {
+			candidates++
+			if p.Blob.Size <= v.cfg.MaxPartSize {
+				need += p.Blob.Size + streamOverhead
+			}
 		}
 	}
-	if need == 0 {
+	if candidates == 0 {
 		return nil, nil
 	}
 	held, err := v.budget.acquire(ctx, need)
@@ -244,10 +248,14 @@ func (v *verifier) verifyParts(ctx context.Context, m *gateway.MessageReceived, 
 	var sums []gateway.SignatureSummary
 	for i := range m.Parts {
 		part := &m.Parts[i]
-		if !isSignaturePart(part) {
-			continue
+		var sigs []report.Signature
+		var err error
+		switch {
+		case isSignaturePart(part):
+			sigs, err = v.verifyPart(ctx, m, part, at)
+		case documentKind(part) != "":
+			sigs, err = v.verifyDocument(ctx, part, at)
 		}
-		sigs, err := v.verifyPart(ctx, m, part, at)
 		if err != nil {
 			return nil, err
 		}
@@ -275,6 +283,62 @@ func isSignaturePart(p *gateway.Part) bool {
 	return false
 }
 
+// Documents that may carry signatures of their own, by what a part says
+// it is: signed PDFs (PAdES), XML with an XML signature (XAdES, XJustiz,
+// XRechnung), ASiC containers.
+const (
+	docPDF  = "pdf"
+	docXML  = "xml"
+	docASiC = "asic"
+)
+
+// documentKind names the kind of document p may be, "" for none.
+func documentKind(p *gateway.Part) string {
+	if p.Kind == kindSignedContent {
+		return ""
+	}
+	mt := strings.ToLower(p.MediaType)
+	switch ext := strings.ToLower(path.Ext(p.Filename)); {
+	case mt == "application/pdf" || ext == ".pdf":
+		return docPDF
+	case strings.HasPrefix(mt, "application/vnd.etsi.asic-") || ext == ".asice" || ext == ".asics" || ext == ".sce" || ext == ".scs":
+		return docASiC
+	case mt == "application/xml" || mt == "text/xml" || strings.HasSuffix(mt, "+xml") || ext == ".xml":
+		return docXML
+	}
+	return ""
+}
+
+// signedMarker is what a document of each kind contains when it is signed;
+// a document without it carries no signature and is not reported.
+var signedMarker = map[string][]byte{
+	docPDF:  []byte("/ByteRange"),
+	docXML:  []byte("http://www.w3.org/2000/09/xmldsig#"),
+	docASiC: []byte("META-INF/"),
+}
+
+// verifyDocument verifies the signatures a document part carries itself: a
+// signed PDF, an XML document with an XML signature, an ASiC container.
+// Documents without a signature add nothing to the report; one too large
+// to look into is reported as not checked, so that nobody takes its
+// silence for "unsigned".
+func (v *verifier) verifyDocument(ctx context.Context, part *gateway.Part, at time.Time) ([]report.Signature, error) {
+	kind := documentKind(part)
+	if part.Blob.Size > v.cfg.MaxPartSize {
+		return []report.Signature{unverifiable(part, report.Indeterminate, fmt.Sprintf("%s of %d bytes not checked for signatures: larger than the limit of %d bytes",
+			kind, part.Blob.Size, v.cfg.MaxPartSize))}, nil
+	}
+	data, err := v.readPart(ctx, part.Blob)
+	if err != nil {
+		// The document is content too: failing to read it is retried.
+		return nil, fmt.Errorf("verification: read part %s: %w: %w", part.Path, verify.ErrContentRead, err)
+	}
+	if !bytes.Contains(data, signedMarker[kind]) {
+		return nil, nil
+	}
+	return v.verifyData(ctx, part, data, at, nil)
+}
+
 // verifyPart verifies one signature part; its signatures' ids are prefixed
 // with the part path so that they are unique in the message's report.
 func (v *verifier) verifyPart(ctx context.Context, m *gateway.MessageReceived, part *gateway.Part, at time.Time) ([]report.Signature, error) {
@@ -285,12 +349,25 @@ func (v *verifier) verifyPart(ctx context.Context, m *gateway.MessageReceived, p
 	if err != nil {
 		return nil, fmt.Errorf("verification: read part %s: %w", part.Path, err)
 	}
-	opts := verify.Options{Trust: v.trust, Time: at, Name: partName(part), Tool: v.deps.Verifier, Policy: v.cfg.Policy}
+	var detached *gateway.Part
+	var mimeContent bool
 	if part.Kind != kindSignedData {
-		if content, mime := v.detachedContent(m, part); content != nil {
-			opts.DetachedReader = func() (io.ReadCloser, error) { return v.deps.Blobs.Open(ctx, content.Blob) }
-			opts.MIMEContent = mime
+		detached, mimeContent = v.detachedContent(m, part)
+	}
+	return v.verifyData(ctx, part, data, at, func(opts *verify.Options) {
+		if detached != nil {
+			opts.DetachedReader = func() (io.ReadCloser, error) { return v.deps.Blobs.Open(ctx, detached.Blob) }
+			opts.MIMEContent = mimeContent
 		}
+	})
+}
+
+// verifyData verifies the signatures in data, the bytes of part; their ids
+// are prefixed with the part's path.
+func (v *verifier) verifyData(ctx context.Context, part *gateway.Part, data []byte, at time.Time, with func(*verify.Options)) ([]report.Signature, error) {
+	opts := verify.Options{Time: at, Name: partName(part), Tool: v.deps.Verifier, Policy: v.cfg.Policy}
+	if with != nil {
+		with(&opts)
 	}
 	opts.Trust = v.trustFor(ctx)
 	rep, err := verify.Verify(ctx, data, opts)
