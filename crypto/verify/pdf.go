@@ -51,7 +51,7 @@ func (v *verifier) pdfFile(ctx context.Context, rep *report.Report, data []byte)
 		sev := ev.merged(newEvidence(s.SignedData))
 		for _, sr := range s.CMS.Signers {
 			v.signatures++
-			c.format = padesFormat(s, sr, res, i, sev)
+			c.format = padesFormat(s, sr, res, i, sr.Certificate != nil && v.revocationComplete(sr.Certificate, sev))
 			v.addSignatureIn(rep, sr, sev, fmt.Sprintf("S-%d", v.signatures), "", "", c)
 		}
 	}
@@ -243,9 +243,10 @@ func (v *verifier) documentTimestamp(s *pades.Signature, ev *evidence) report.Ti
 // ETSI.CAdES.detached with one signing-certificate attribute holding one
 // reference and no signing-time attribute (EN 319 142-1 6.3), PAdES-BES for
 // other CAdES, PKCS7-B/T/LT/LTA for adbe.pkcs7.detached, and PDF-NOT-ETSI
-// otherwise. LT wants a DSS dictionary and revocation data for the signing
-// certificate in the document, LTA a later document timestamp over it.
-func padesFormat(s *pades.Signature, sr *cms.SignerResult, res *pades.Result, i int, ev *evidence) string {
+// otherwise. LT wants a DSS dictionary and revocation data in the document
+// for the signer's chain (revocation, see revocationComplete), LTA a later
+// document timestamp over it.
+func padesFormat(s *pades.Signature, sr *cms.SignerResult, res *pades.Result, i int, revocation bool) string {
 	level := "B"
 	hasSigTS := false
 	for _, t := range sr.Timestamps {
@@ -265,9 +266,9 @@ func padesFormat(s *pades.Signature, sr *cms.SignerResult, res *pades.Result, i 
 			dssAfter = r
 		}
 	}
-	// A DSS dictionary without revocation data for the signer leaves the
-	// signature at T (DSS: all required revocation data present).
-	lt := dssAfter > 0 && sr.Certificate != nil && ev.revocationFor(sr.Certificate)
+	// A DSS dictionary without revocation data for the signer's chain
+	// leaves the signature at T (DSS: all required revocation data present).
+	lt := dssAfter > 0 && revocation
 	switch {
 	case lt && lastDocTSAfter(res, dssAfter):
 		level = "LTA"
@@ -297,6 +298,47 @@ func padesFormat(s *pades.Signature, sr *cms.SignerResult, res *pades.Result, i 
 		return "PAdES-BASELINE-" + level
 	}
 	return "PDF-NOT-ETSI"
+}
+
+// maxChainDepth bounds the walk up a chain of the document's certificates.
+const maxChainDepth = 16
+
+// revocationComplete is DSS's "all required revocation data present" for
+// the signer's chain: every certificate from leaf up to, not including, a
+// trust anchor or a self-issued certificate has revocation data in ev. Where
+// the document holds no issuer the chain ends there, as it does for DSS.
+func (v *verifier) revocationComplete(leaf *cert.Certificate, ev *evidence) bool {
+	anchors := v.store.Anchors()
+	isAnchor := func(c *cert.Certificate) bool {
+		for _, a := range anchors {
+			if bytes.Equal(a.Cert.Raw, c.Raw) || (cert.NameEqual(a.Cert.RawSubject, c.RawSubject) &&
+				bytes.Equal(a.Cert.RawSubjectPublicKeyInfo, c.RawSubjectPublicKeyInfo)) {
+				return true
+			}
+		}
+		return false
+	}
+	c := leaf
+	for range maxChainDepth {
+		if isAnchor(c) || cert.NameEqual(c.RawSubject, c.RawIssuer) {
+			return true
+		}
+		if !ev.revocationFor(c) {
+			return false
+		}
+		var next *cert.Certificate
+		for _, o := range ev.certs {
+			if cert.NameEqual(o.RawSubject, c.RawIssuer) && !bytes.Equal(o.Raw, c.Raw) {
+				next = o
+				break
+			}
+		}
+		if next == nil {
+			return true
+		}
+		c = next
+	}
+	return false
 }
 
 // revocationFor says whether the evidence holds a CRL of c's issuer or an
