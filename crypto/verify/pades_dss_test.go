@@ -48,8 +48,9 @@ func padesGolden(t *testing.T) map[string]*report.DSSResult {
 
 // TestCompareWithDSSPAdES runs every PAdES job of the DSS oracle with the
 // oracle's trust and validation time and fails on any disagreement in
-// indication, sub-indication or qualification that neither the shared
-// DIFFERENCES.md files nor crypto/pades/DIFFERENCES.md explain.
+// format, indication, sub-indication or qualification that neither the
+// shared DIFFERENCES.md files nor crypto/pades/DIFFERENCES.md explain, and
+// on a PAdES row there that explains nothing.
 func TestCompareWithDSSPAdES(t *testing.T) {
 	known := knownDifferences(t)
 	f, err := os.Open(padesDifferences)
