@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/cms"
 	"github.com/poststelle/poststelle/crypto/pades"
 	"github.com/poststelle/poststelle/crypto/report"
@@ -50,7 +51,7 @@ func (v *verifier) pdfFile(ctx context.Context, rep *report.Report, data []byte)
 		sev := ev.merged(newEvidence(s.SignedData))
 		for _, sr := range s.CMS.Signers {
 			v.signatures++
-			c.format = padesFormat(s, sr, res, i)
+			c.format = padesFormat(s, sr, res, i, sr.Certificate != nil && v.revocationComplete(sr.Certificate, sev))
 			v.addSignatureIn(rep, sr, sev, fmt.Sprintf("S-%d", v.signatures), "", "", c)
 		}
 	}
@@ -239,10 +240,13 @@ func (v *verifier) documentTimestamp(s *pades.Signature, ev *evidence) report.Ti
 }
 
 // padesFormat names the level as DSS does: PAdES-BASELINE-B/T/LT/LTA for
-// ETSI.CAdES.detached with a signing-certificate attribute and no
-// signing-time attribute (EN 319 142-1 6.3), PAdES-BES for other CAdES,
-// PKCS7-B/T/LT/LTA for adbe.pkcs7.detached, and PDF-NOT-ETSI otherwise.
-func padesFormat(s *pades.Signature, sr *cms.SignerResult, res *pades.Result, i int) string {
+// ETSI.CAdES.detached with one signing-certificate attribute holding one
+// reference and no signing-time attribute (EN 319 142-1 6.3), PAdES-BES for
+// other CAdES, PKCS7-B/T/LT/LTA for adbe.pkcs7.detached, and PDF-NOT-ETSI
+// otherwise. LT wants a DSS dictionary and revocation data in the document
+// for the signer's chain (revocation, see revocationComplete), LTA a later
+// document timestamp over it.
+func padesFormat(s *pades.Signature, sr *cms.SignerResult, res *pades.Result, i int, revocation bool) string {
 	level := "B"
 	hasSigTS := false
 	for _, t := range sr.Timestamps {
@@ -262,10 +266,13 @@ func padesFormat(s *pades.Signature, sr *cms.SignerResult, res *pades.Result, i 
 			dssAfter = r
 		}
 	}
+	// A DSS dictionary without revocation data for the signer's chain
+	// leaves the signature at T (DSS: all required revocation data present).
+	lt := dssAfter > 0 && revocation
 	switch {
-	case dssAfter > 0 && lastDocTSAfter(res, dssAfter):
+	case lt && lastDocTSAfter(res, dssAfter):
 		level = "LTA"
-	case dssAfter > 0 && (hasSigTS || firstDocTS > 0):
+	case lt && (hasSigTS || firstDocTS > 0):
 		level = "LT"
 	case hasSigTS || firstDocTS > 0:
 		level = "T"
@@ -277,12 +284,84 @@ func padesFormat(s *pades.Signature, sr *cms.SignerResult, res *pades.Result, i 
 		if sr.SignerInfo == nil || len(sr.SigningCertificateRefs) == 0 {
 			return "PDF-NOT-ETSI"
 		}
+		// Several signing-certificate attributes or references (DSS:
+		// BBB_ICS_ISASCPU "present more than once") are neither baseline
+		// nor BES for DSS.
+		attrs := len(cms.Attributes(sr.SignerInfo.SignedAttrs, cms.OIDAttrSigningCertificate)) +
+			len(cms.Attributes(sr.SignerInfo.SignedAttrs, cms.OIDAttrSigningCertificateV2))
+		if attrs > 1 || len(sr.SigningCertificateRefs) > 1 {
+			return "PDF-NOT-ETSI"
+		}
 		if !sr.SigningTime.IsZero() {
 			return "PAdES-BES"
 		}
 		return "PAdES-BASELINE-" + level
 	}
 	return "PDF-NOT-ETSI"
+}
+
+// maxChainDepth bounds the walk up a chain of the document's certificates.
+const maxChainDepth = 16
+
+// revocationComplete is DSS's "all required revocation data present" for
+// the signer's chain: every certificate from leaf up to, not including, a
+// trust anchor or a self-issued certificate has revocation data in ev. Where
+// the document holds no issuer the chain ends there, as it does for DSS.
+func (v *verifier) revocationComplete(leaf *cert.Certificate, ev *evidence) bool {
+	anchors := v.store.Anchors()
+	isAnchor := func(c *cert.Certificate) bool {
+		for _, a := range anchors {
+			if bytes.Equal(a.Cert.Raw, c.Raw) || (cert.NameEqual(a.Cert.RawSubject, c.RawSubject) &&
+				bytes.Equal(a.Cert.RawSubjectPublicKeyInfo, c.RawSubjectPublicKeyInfo)) {
+				return true
+			}
+		}
+		return false
+	}
+	c := leaf
+	for range maxChainDepth {
+		if isAnchor(c) || cert.NameEqual(c.RawSubject, c.RawIssuer) {
+			return true
+		}
+		if !ev.revocationFor(c) {
+			return false
+		}
+		var next *cert.Certificate
+		for _, o := range ev.certs {
+			if cert.NameEqual(o.RawSubject, c.RawIssuer) && !bytes.Equal(o.Raw, c.Raw) {
+				next = o
+				break
+			}
+		}
+		if next == nil {
+			return true
+		}
+		c = next
+	}
+	return false
+}
+
+// revocationFor says whether the evidence holds a CRL of c's issuer or an
+// OCSP response about c.
+func (ev *evidence) revocationFor(c *cert.Certificate) bool {
+	for _, crl := range ev.crls {
+		if bytes.Equal(crl.RawIssuer, c.RawIssuer) {
+			return true
+		}
+	}
+	for _, r := range ev.ocsp {
+		for _, single := range r.Responses {
+			if single.Serial == nil || single.Serial.Cmp(c.SerialNumber) != 0 || !single.HashAlgorithm.Available() {
+				continue
+			}
+			h := single.HashAlgorithm.New()
+			h.Write(c.RawIssuer)
+			if bytes.Equal(h.Sum(nil), single.IssuerNameHash) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func lastDocTSAfter(res *pades.Result, end int64) bool {

@@ -213,7 +213,9 @@ func (v *verifier) addSignatureIn(rep *report.Report, sr *cms.SignerResult, pare
 	for _, tr := range sr.Timestamps {
 		ts := v.embeddedTimestamp(tr, ev)
 		s.Timestamps = append(s.Timestamps, ts)
-		if ts.Indication != report.Passed {
+		// A timestamp after the validation time proves nothing at that
+		// time, as for a PDF's document timestamps below.
+		if ts.Indication != report.Passed || tr.GenTime.After(v.time) {
 			continue
 		}
 		if provesSignature(tr.Kind) && (poe.IsZero() || tr.GenTime.Before(poe)) {
@@ -259,6 +261,7 @@ func (v *verifier) addSignatureIn(rep *report.Report, sr *cms.SignerResult, pare
 	if ind == "" {
 		ind, sub = report.Indeterminate, report.NoSigningCertificateFound
 	}
+	ind, sub = beforeIssuance(sr.Certificate, best, ind, sub)
 	if c != nil && c.formatFailure != "" {
 		// A ByteRange or signature dictionary defect: what was signed is
 		// not what the file shows (EN 319 102-1 5.2.2, FORMAT_FAILURE).
@@ -270,6 +273,20 @@ func (v *verifier) addSignatureIn(rep *report.Report, sr *cms.SignerResult, pare
 	for i, cs := range sr.CounterSignatures {
 		v.addSignature(rep, cs, ev, fmt.Sprintf("%s-C%d", id, i+1), id, "")
 	}
+}
+
+// beforeIssuance applies EN 319 102-1 5.5.4: a signature whose best
+// signature time lies before its signing certificate's notBefore cannot
+// have been made with it, so FAILED/NOT_YET_VALID replaces a passed or
+// not-yet-valid verdict (DSS: TSV_IBSTAIDOSC_ANS).
+func beforeIssuance(leaf *cert.Certificate, best time.Time, ind report.Indication, sub report.SubIndication) (report.Indication, report.SubIndication) {
+	if leaf == nil || !best.Before(leaf.NotBefore) {
+		return ind, sub
+	}
+	if ind == report.TotalPassed || (ind == report.Indeterminate && sub == report.NotYetValid) {
+		return report.TotalFailed, report.NotYetValid
+	}
+	return ind, sub
 }
 
 func (v *verifier) ignoreFreshness() bool {
