@@ -383,3 +383,18 @@ func NewToken() (string, error) {
 	}
 	return "pst_" + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
+
+// Lookup returns the principal of a configured user without checking a
+// credential: for a login an identity provider has already authenticated.
+// A user the configuration does not list gets ErrUnauthenticated, so the
+// provider authenticates and the configuration alone authorises.
+func (d *Directory) Lookup(ctx context.Context, user string) (Principal, error) {
+	if err := ctx.Err(); err != nil {
+		return Principal{}, err
+	}
+	a := d.accounts[user]
+	if user == "" || len(user) > 128 || a == nil {
+		return Principal{}, ErrUnauthenticated
+	}
+	return a.principal.clone(), nil
+}

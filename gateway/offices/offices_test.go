@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -383,5 +384,30 @@ func TestInboxLifecycleAndRebuild(t *testing.T) {
 	after, _ := Dump(ctx, e.db)
 	if after != before || !strings.Contains(before, "acknowledged") {
 		t.Fatalf("rebuilt inbox differs:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	d, _ := testDirectory(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		user    string
+		role    Role
+		offices []string
+	}{
+		{"mueller", RoleOffice, []string{"bauamt", "ordnungsamt"}},
+		{"post", RoleMailroom, nil},
+		{"root", RoleAdmin, nil}, // a token-only user still is a configured one
+		{"pruefer", RoleAuditor, nil},
+	} {
+		p, err := d.Lookup(ctx, tc.user)
+		if err != nil || p.User != tc.user || p.Role != tc.role || !slices.Equal(p.Offices, tc.offices) {
+			t.Errorf("Lookup(%q) = %+v, %v; want role %s, offices %v", tc.user, p, err, tc.role, tc.offices)
+		}
+	}
+	for _, user := range []string{"", "mallory", "MUELLER", strings.Repeat("x", 200)} {
+		if _, err := d.Lookup(ctx, user); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("Lookup(%q): %v, want ErrUnauthenticated", user, err)
+		}
 	}
 }

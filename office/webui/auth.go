@@ -21,7 +21,8 @@ func (s *Server) renderLogin(w http.ResponseWriter, hr *http.Request, status int
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: "/login", MaxAge: 1800, HttpOnly: true,
 		Secure: *s.cfg.CookieSecure, SameSite: http.SameSiteStrictMode})
 	r := &request{Request: hr, lang: lang(hr), ss: &session{csrf: tok}}
-	s.render(w, r, status, "login", map[string]any{"Error": msg, "Next": safeNext(hr.FormValue("next"))})
+	s.render(w, r, status, "login", map[string]any{"Error": msg, "Next": safeNext(hr.FormValue("next")),
+		"OIDC": s.oidcName()})
 }
 
 // safeNext keeps a redirect after login on this site: a path, never a

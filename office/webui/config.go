@@ -35,6 +35,9 @@ type Config struct {
 	// the overview's integrity status (default 1 h; the first run is at
 	// start).
 	IntegrityInterval time.Duration `yaml:"integrity_interval"`
+	// OIDC adds login through the authority's identity provider; local
+	// login stays. Nil offers none.
+	OIDC *OIDCConfig `yaml:"oidc"`
 }
 
 func (c Config) withDefaults() Config {
@@ -78,6 +81,11 @@ func (c Config) Validate() error {
 	}
 	if c.SessionMax > 0 && c.SessionIdle > c.SessionMax {
 		return errors.New("session_idle: longer than session_max")
+	}
+	if c.OIDC != nil {
+		if err := c.OIDC.Validate(); err != nil {
+			return fmt.Errorf("oidc.%w", err)
+		}
 	}
 	return nil
 }

@@ -83,6 +83,8 @@ type Server struct {
 	limiter   *limiter
 	integrity *integrityStatus
 	registry  *gateway.Registry
+	// oidc is nil unless an identity provider is configured.
+	oidc *oidcLogin
 }
 
 const (
@@ -119,6 +121,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		sessions:  newSessions(cfg.SessionIdle, cfg.SessionMax, deps.Now),
 		limiter:   newLimiter(cfg.LoginFailures, cfg.LoginWindow, deps.Now),
 		integrity: &integrityStatus{}, registry: gateway.NewRegistry()}
+	if cfg.OIDC != nil {
+		if s.oidc, err = newOIDCLogin(*cfg.OIDC); err != nil {
+			return nil, fmt.Errorf("webui: %w", err)
+		}
+	}
 	s.routes()
 	return s, nil
 }
@@ -193,6 +200,10 @@ func (s *Server) routes() {
 	}
 	s.mux.HandleFunc("GET /login", s.loginPage)
 	s.mux.HandleFunc("POST /login", s.login)
+	if s.oidc != nil {
+		s.mux.HandleFunc("GET /login/oidc", s.oidcStart)
+		s.mux.HandleFunc("GET /login/oidc/callback", s.oidcCallback)
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	static, _ := fs.Sub(staticFiles, "static")
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))

@@ -42,6 +42,11 @@ const password = "correct horse battery"
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, Config{}, slog.New(slog.DiscardHandler))
+}
+
+func newTestEnvWith(t *testing.T, cfg Config, logger *slog.Logger) *testEnv {
+	t.Helper()
 	g := gatewaytest.New(t)
 	hash, err := offices.HashPassword(password)
 	if err != nil {
@@ -67,8 +72,8 @@ func newTestEnv(t *testing.T) *testEnv {
 			t.Fatal(err)
 		}
 	}
-	s, err := New(Config{}, Deps{Log: g.Log, DB: g.State, Blobs: g.Blobs, Directory: dir, Notifier: n, Plan: policy.Plan,
-		Logger: slog.New(slog.DiscardHandler), Audited: g.Log, PublicKey: gatewaytest.Key.Public()})
+	s, err := New(cfg, Deps{Log: g.Log, DB: g.State, Blobs: g.Blobs, Directory: dir, Notifier: n, Plan: policy.Plan,
+		Logger: logger, Audited: g.Log, PublicKey: gatewaytest.Key.Public()})
 	if err != nil {
 		t.Fatal(err)
 	}
