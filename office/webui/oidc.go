@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -97,7 +98,7 @@ func newOIDCLogin(cfg OIDCConfig) (*oidcLogin, error) {
 	if cfg.Scopes == nil {
 		cfg.Scopes = []string{"profile", "email"}
 	}
-	return &oidcLogin{cfg: cfg, secret: secret, client: &http.Client{Timeout: oidcHTTPTimeout},
+	return &oidcLogin{cfg: cfg, secret: secret, client: &http.Client{Timeout: oidcHTTPTimeout, Transport: cappedTransport{http.DefaultTransport}},
 		pending: map[string]pendingLogin{}}, nil
 }
 
@@ -107,16 +108,38 @@ func readSecret(path string) (string, error) {
 		return "", fmt.Errorf("oidc.client_secret_file: %w", err)
 	}
 	defer f.Close()
-	b := make([]byte, maxSecretBytes+1)
-	n, _ := f.Read(b)
-	if n > maxSecretBytes {
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("oidc.client_secret_file: %w", err)
+	}
+	if len(b) > maxSecretBytes {
 		return "", fmt.Errorf("oidc.client_secret_file: longer than %d bytes", maxSecretBytes)
 	}
-	secret := strings.TrimSpace(string(b[:n]))
+	secret := strings.TrimSpace(string(b))
 	if secret == "" {
 		return "", errors.New("oidc.client_secret_file: empty")
 	}
 	return secret, nil
+}
+
+// cappedTransport bounds every answer from the provider: go-oidc reads
+// discovery documents and key sets whole.
+type cappedTransport struct{ next http.RoundTripper }
+
+const maxProviderAnswer = 1 << 20
+
+func (t cappedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = cappedBody{Reader: io.LimitReader(resp.Body, maxProviderAnswer), Closer: resp.Body}
+	return resp, nil
+}
+
+type cappedBody struct {
+	io.Reader
+	io.Closer
 }
 
 func (o *oidcLogin) clientContext(ctx context.Context) context.Context {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -332,5 +333,21 @@ func TestOIDCProviderDown(t *testing.T) {
 	}
 	if code := b.login("member-a", password); code != http.StatusSeeOther {
 		t.Errorf("local login with the provider down: %d, want 303", code)
+	}
+}
+
+// A provider's answer is read only up to a cap: a discovery document of
+// 2 MiB is refused, not read whole.
+func TestOIDCProviderAnswerCapped(t *testing.T) {
+	idp := newTestIdP(t)
+	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"issuer":%q,"pad":"%s"}`, "http://"+r.Host, strings.Repeat("x", 2<<20))
+	}))
+	t.Cleanup(huge.Close)
+	idp.srv.URL = huge.URL // the test env is configured with this issuer
+	e, _ := oidcTestEnv(t, idp, "")
+	if code, _ := e.browser("").get("/login/oidc"); code != http.StatusBadGateway {
+		t.Errorf("GET /login/oidc with a 2 MiB discovery document: %d, want 502", code)
 	}
 }
