@@ -44,10 +44,13 @@ type OIDCConfig struct {
 const (
 	oidcCookie = "poststelle_oidc"
 	// oidcPendingTTL bounds how long a browser may spend at the provider.
-	oidcPendingTTL  = 10 * time.Minute
-	oidcMaxPending  = 10000
-	oidcHTTPTimeout = 15 * time.Second
-	maxSecretBytes  = 4 << 10
+	oidcPendingTTL = 10 * time.Minute
+	oidcMaxPending = 10000
+	// oidcPendingPerAddr allows a town hall behind one NAT its morning
+	// logins, not a flood.
+	oidcPendingPerAddr = 50
+	oidcHTTPTimeout    = 15 * time.Second
+	maxSecretBytes     = 4 << 10
 )
 
 // Validate names the first bad field.
@@ -78,13 +81,16 @@ type oidcLogin struct {
 	mu       sync.Mutex
 	provider *oidc.Provider
 	pending  map[string]pendingLogin
+	perAddr  map[string]int
 }
 
 // pendingLogin is what a browser's oidc cookie stands for: the state,
 // nonce and PKCE verifier of one authorization request, used once.
 type pendingLogin struct {
 	state, nonce, verifier, next string
-	expires                      time.Time
+	// addr is the client address that started it, for the per-address cap.
+	addr    string
+	expires time.Time
 }
 
 func newOIDCLogin(cfg OIDCConfig) (*oidcLogin, error) {
@@ -99,7 +105,7 @@ func newOIDCLogin(cfg OIDCConfig) (*oidcLogin, error) {
 		cfg.Scopes = []string{"profile", "email"}
 	}
 	return &oidcLogin{cfg: cfg, secret: secret, client: &http.Client{Timeout: oidcHTTPTimeout, Transport: cappedTransport{http.DefaultTransport}},
-		pending: map[string]pendingLogin{}}, nil
+		pending: map[string]pendingLogin{}, perAddr: map[string]int{}}, nil
 }
 
 func readSecret(path string) (string, error) {
@@ -170,27 +176,33 @@ func (o *oidcLogin) oauth2(p *oidc.Provider) *oauth2.Config {
 		RedirectURL: o.cfg.RedirectURL, Scopes: append([]string{oidc.ScopeOpenID}, o.cfg.Scopes...)}
 }
 
-// remember stores a pending login under a fresh id for the cookie.
-func (o *oidcLogin) remember(pl pendingLogin, now time.Time) string {
+// remember stores a pending login under a fresh id for the cookie. It
+// refuses when the address has oidcPendingPerAddr logins under way or the
+// store is full, so that one client cannot crowd out everybody else's.
+func (o *oidcLogin) remember(pl pendingLogin, now time.Time) (string, bool) {
 	id := randomToken()
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.pending) >= oidcMaxPending {
+	if len(o.pending) >= oidcMaxPending || o.perAddr[pl.addr] >= oidcPendingPerAddr {
 		for k, v := range o.pending {
 			if now.After(v.expires) {
-				delete(o.pending, k)
+				o.dropLocked(k, v)
 			}
 		}
 	}
-	if len(o.pending) >= oidcMaxPending {
-		// Full of live ones: drop any rather than refuse every login.
-		for k := range o.pending {
-			delete(o.pending, k)
-			break
-		}
+	if len(o.pending) >= oidcMaxPending || o.perAddr[pl.addr] >= oidcPendingPerAddr {
+		return "", false
 	}
 	o.pending[id] = pl
-	return id
+	o.perAddr[pl.addr]++
+	return id, true
+}
+
+func (o *oidcLogin) dropLocked(id string, pl pendingLogin) {
+	delete(o.pending, id)
+	if o.perAddr[pl.addr]--; o.perAddr[pl.addr] <= 0 {
+		delete(o.perAddr, pl.addr)
+	}
 }
 
 // take removes and returns a live pending login: each is good once.
@@ -198,8 +210,11 @@ func (o *oidcLogin) take(id string, now time.Time) (pendingLogin, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	pl, ok := o.pending[id]
-	delete(o.pending, id)
-	if !ok || now.After(pl.expires) {
+	if !ok {
+		return pendingLogin{}, false
+	}
+	o.dropLocked(id, pl)
+	if now.After(pl.expires) {
 		return pendingLogin{}, false
 	}
 	return pl, true
@@ -215,8 +230,13 @@ func (s *Server) oidcStart(w http.ResponseWriter, hr *http.Request) {
 		return
 	}
 	pl := pendingLogin{state: randomToken(), nonce: randomToken(), verifier: oauth2.GenerateVerifier(),
-		next: safeNext(hr.FormValue("next")), expires: s.deps.Now().Add(oidcPendingTTL)}
-	id := s.oidc.remember(pl, s.deps.Now())
+		next: safeNext(hr.FormValue("next")), addr: clientAddr(hr), expires: s.deps.Now().Add(oidcPendingTTL)}
+	id, ok := s.oidc.remember(pl, s.deps.Now())
+	if !ok {
+		s.deps.Logger.Warn("web UI: OIDC login refused, too many under way", "addr", pl.addr)
+		s.renderLogin(w, hr, http.StatusTooManyRequests, "login.locked")
+		return
+	}
 	// Lax, not Strict: the provider's redirect back is a cross-site
 	// top-level navigation, which must carry the cookie.
 	http.SetCookie(w, &http.Cookie{Name: oidcCookie, Value: id, Path: "/login/oidc", MaxAge: int(oidcPendingTTL / time.Second),

@@ -351,3 +351,41 @@ func TestOIDCProviderAnswerCapped(t *testing.T) {
 		t.Errorf("GET /login/oidc with a 2 MiB discovery document: %d, want 502", code)
 	}
 }
+
+// One address cannot start logins without end: past the cap it is refused
+// until its pending logins are used or expire, and using one frees a place.
+func TestOIDCPendingCap(t *testing.T) {
+	idp := newTestIdP(t)
+	e, _ := oidcTestEnv(t, idp, "")
+	b := e.browser("")
+	var last string
+	for i := 0; i < oidcPendingPerAddr; i++ {
+		last = b.startOIDC("/")
+	}
+	if code, _ := b.get("/login/oidc"); code != http.StatusTooManyRequests {
+		t.Fatalf("login %d from one address: %d, want 429", oidcPendingPerAddr+1, code)
+	}
+	// The jar holds the last start's cookie; finishing it frees a place.
+	if code, _ := b.get("/login/oidc/callback?" + idp.authorize(last, nil).Encode()); code != http.StatusOK {
+		t.Fatalf("callback of the last login: %d", code)
+	}
+	b.startOIDC("/")
+	if n := len(e.ui.oidc.pending); n != oidcPendingPerAddr {
+		t.Errorf("%d pending logins, want %d", n, oidcPendingPerAddr)
+	}
+}
+
+func TestOIDCPendingExpires(t *testing.T) {
+	o := &oidcLogin{pending: map[string]pendingLogin{}, perAddr: map[string]int{}}
+	now := time.Now()
+	id, ok := o.remember(pendingLogin{state: "s", addr: "127.0.0.1", expires: now.Add(oidcPendingTTL)}, now)
+	if !ok {
+		t.Fatal("remember refused the first login")
+	}
+	if _, ok := o.take(id, now.Add(oidcPendingTTL+time.Second)); ok {
+		t.Error("an expired pending login was taken")
+	}
+	if len(o.pending) != 0 || len(o.perAddr) != 0 {
+		t.Errorf("expired login left behind: %v %v", o.pending, o.perAddr)
+	}
+}
