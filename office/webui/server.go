@@ -9,7 +9,9 @@
 // reason), offices.Acknowledge, replies.Requester (answers) and NoteAdded.
 //
 // Security: local users of the offices configuration log in with their
-// password (argon2id or bcrypt hashes, checked by offices.Directory);
+// password (argon2id or bcrypt hashes, checked by offices.Directory) or,
+// when web_ui.oidc is configured, through the authority's OpenID Connect
+// provider, which authenticates users the offices configuration lists;
 // sessions live in memory behind an HttpOnly SameSite=Strict cookie; every
 // form carries a CSRF token; failed logins are rate-limited per user and
 // per address; every answer has a strict Content-Security-Policy (scripts
