@@ -2,7 +2,6 @@ package assembly
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/metrics"
+	"github.com/poststelle/poststelle/office/httpserve"
 )
 
 // buildOps creates the metrics and the readiness check, wraps the blob
@@ -41,20 +41,10 @@ func (g *Gateway) serveOps(ctx context.Context) error {
 	srv := &http.Server{Handler: g.metrics.Mux(g.ready.Check), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(g.opsLn) }()
 	g.logger.Info("ops listener serving /metrics, /healthz, /readyz", "addr", g.opsLn.Addr().String())
-	select {
-	case err := <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
+	if err := httpserve.Run(ctx, srv, g.opsLn, "", "", 5*time.Second); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("ops: %w", err)
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
 	return ctx.Err()
 }
 

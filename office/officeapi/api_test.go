@@ -464,34 +464,6 @@ func TestEventsAndLongPoll(t *testing.T) {
 	}
 }
 
-func TestSafeNames(t *testing.T) {
-	for in, want := range map[string]string{
-		"Bescheid.pdf":                "Bescheid.pdf",
-		"../../etc/passwd":            "passwd",
-		`C:\Users\x\Antrag "neu".pdf`: "Antrag neu.pdf",
-		"a\r\nX-Evil: 1.pdf":          "aX-Evil: 1.pdf",
-		"..":                          "fallback",
-		"":                            "fallback",
-		"Ä\u202egnp.exe":              "Ägnp.exe",
-		strings.Repeat("ü", 300):      strings.Repeat("ü", 100),
-	} {
-		if got := safeFilename(in, "fallback"); got != want {
-			t.Errorf("safeFilename(%q) = %q, want %q", in, got, want)
-		}
-	}
-	for in, want := range map[string]string{
-		"application/pdf":                     "application/pdf",
-		"text/plain; charset=ISO-8859-1; x=y": "text/plain; charset=ISO-8859-1",
-		"text/html\r\nX-Evil: 1":              "application/octet-stream",
-		"":                                    "application/octet-stream",
-		"garbage":                             "application/octet-stream",
-	} {
-		if got := safeMediaType(in); got != want {
-			t.Errorf("safeMediaType(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestParseEML(t *testing.T) {
 	raw := "From: A <a@example.org>\r\nTo: bauamt@stadt.example\r\nSubject: BA-2024/1\r\nX-Poststelle-Channel: EGVP\r\n" +
 		"X-Poststelle-Metadata-xjustiz.recipient: DE.Justiz.1\r\n\r\nText\r\n"

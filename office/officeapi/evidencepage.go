@@ -5,6 +5,8 @@ import (
 	"html/template"
 	"net/http"
 	"time"
+
+	"github.com/poststelle/poststelle/office/httpserve"
 )
 
 // evidencePage is the Prüfprotokoll's section on delivery evidence
@@ -53,7 +55,7 @@ var evidencePage = template.Must(template.New("evidence").Funcs(template.FuncMap
 // evidenceHTML answers the delivery-evidence section of the Prüfprotokoll
 // of one message.
 func (s *Server) evidenceHTML(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	m, ok := s.message(w, r)
 	if !ok {
 		return

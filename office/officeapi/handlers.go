@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +19,7 @@ import (
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/office/httpserve"
 )
 
 const (
@@ -78,7 +77,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *request) {
 	}
 	limit = min(limit, maxLimit)
 	wait := min(time.Duration(waitSec)*time.Second, s.cfg.MaxWait)
-	deadline(w, wait+answerTimeout)
+	httpserve.SetWriteDeadline(w, wait+answerTimeout)
 	ctx := r.Context()
 	stop := time.Now().Add(wait)
 	for {
@@ -163,7 +162,7 @@ func (s *Server) message(w http.ResponseWriter, r *request) (offices.Message, bo
 }
 
 func (s *Server) getMessage(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	m, ok := s.message(w, r)
 	if !ok {
 		return
@@ -199,7 +198,7 @@ func (s *Server) downloadPart(w http.ResponseWriter, r *request) {
 		return
 	}
 	p := m.Parts[i]
-	s.sendBlob(w, r, p.Blob, p.MediaType, safeFilename(p.Filename, "part-"+strings.ReplaceAll(p.Path, ".", "-")), true)
+	s.sendBlob(w, r, p.Blob, p.MediaType, httpserve.SafeFilename(p.Filename, "part-"+strings.ReplaceAll(p.Path, ".", "-")), true)
 }
 
 func (s *Server) downloadReport(w http.ResponseWriter, r *request) {
@@ -242,14 +241,14 @@ func (s *Server) downloadEvidence(w http.ResponseWriter, r *request) {
 	if mediaType == "" {
 		mediaType = "application/octet-stream"
 	}
-	s.sendBlob(w, r, ev.Evidence, mediaType, safeFilename("", "evidence-"+string(ev.Kind)+"-"+ev.EventID), true)
+	s.sendBlob(w, r, ev.Evidence, mediaType, httpserve.SafeFilename("", "evidence-"+string(ev.Kind)+"-"+ev.EventID), true)
 }
 
 // sendBlob streams a stored blob. The blob store checks its hash as it
 // streams: a corrupt blob ends the answer early instead of passing for the
 // evidence.
 func (s *Server) sendBlob(w http.ResponseWriter, r *request, ref blob.Ref, mediaType, filename string, attachment bool) {
-	deadline(w, downloadTimeout)
+	httpserve.SetWriteDeadline(w, downloadTimeout)
 	rc, err := s.deps.Blobs.Open(r.Context(), ref)
 	if errors.Is(err, blob.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "content not stored")
@@ -261,13 +260,7 @@ func (s *Server) sendBlob(w http.ResponseWriter, r *request, ref blob.Ref, media
 	}
 	defer rc.Close()
 	h := w.Header()
-	h.Set("Content-Type", safeMediaType(mediaType))
-	disp := "attachment"
-	if !attachment {
-		disp = "inline"
-	}
-	h.Set("Content-Disposition", mime.FormatMediaType(disp, map[string]string{"filename": filename}))
-	h.Set("Content-Length", strconv.FormatInt(ref.Size, 10))
+	httpserve.DownloadHeaders(h, ref, mediaType, filename, attachment)
 	h.Set("Digest", "sha-256="+hexToBase64(ref.SHA256))
 	h.Set("ETag", `"`+ref.SHA256+`"`)
 	w.WriteHeader(http.StatusOK)
@@ -288,55 +281,13 @@ func hexToBase64(h string) string {
 	return base64Std(b)
 }
 
-// safeMediaType passes a well-formed media type and otherwise says octet
-// stream; parameters are re-encoded, so nothing a sender wrote reaches the
-// header raw.
-func safeMediaType(mt string) string {
-	t, params, err := mime.ParseMediaType(mt)
-	if err != nil || !strings.Contains(t, "/") || strings.ContainsAny(t, "\r\n") {
-		return "application/octet-stream"
-	}
-	keep := map[string]string{}
-	if cs, ok := params["charset"]; ok {
-		keep["charset"] = cs
-	}
-	out := mime.FormatMediaType(t, keep)
-	if out == "" {
-		return "application/octet-stream"
-	}
-	return out
-}
-
-// safeFilename reduces a sender's file name to a base name without control
-// characters, quotes or path separators; FormatMediaType then encodes it
-// (RFC 2231 for non-ASCII).
-func safeFilename(name, fallback string) string {
-	name = strings.ReplaceAll(name, "\\", "/")
-	name = path.Base(name)
-	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '"' || r == '/' || r == utf8.RuneError || unicode.Is(unicode.Bidi_Control, r) {
-			return -1
-		}
-		return r
-	}, name)
-	name = strings.TrimSpace(strings.Trim(name, "."))
-	for len(name) > 200 {
-		_, size := utf8.DecodeLastRuneInString(name)
-		name = name[:len(name)-size]
-	}
-	if name == "" || name == "." {
-		return fallback
-	}
-	return name
-}
-
 type ackResult struct {
 	EventID  string `json:"eventId"`
 	Existing bool   `json:"existing"`
 }
 
 func (s *Server) acknowledge(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	if _, ok := s.message(w, r); !ok {
 		return
 	}
@@ -373,7 +324,7 @@ type replyResult struct {
 }
 
 func (s *Server) reply(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	var req replyRequest
 	if !s.decodeJSON(w, r, s.cfg.MaxReplyBytes, &req) {
 		return
@@ -488,7 +439,7 @@ type triageList struct {
 }
 
 func (s *Server) listTriage(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	q := r.URL.Query()
 	since, err1 := intParam(q.Get("since"), 0)
 	limit, err2 := intParam(q.Get("limit"), defaultLimit)
@@ -512,7 +463,7 @@ func (s *Server) listTriage(w http.ResponseWriter, r *request) {
 }
 
 func (s *Server) getTriage(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	it, err := offices.GetTriage(r.Context(), s.deps.DB, r.stream)
 	if errors.Is(err, offices.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "no such triage item")
@@ -539,7 +490,7 @@ type assignResult struct {
 // assign routes a triage item by hand: MessageRouted with the person who
 // decided.
 func (s *Server) assign(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	var req assignRequest
 	if !s.decodeJSON(w, r, maxJSONBody, &req) {
 		return

@@ -13,6 +13,7 @@ import (
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/office/httpserve"
 )
 
 const (
@@ -41,7 +42,7 @@ func checkText(v string, max int, lines bool) bool {
 // routeMessage routes a triage item by hand: MessageRouted naming the
 // person and their reason (offices.Assign), as the office API's assign.
 func (s *Server) routeMessage(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		s.fail(w, r, http.StatusBadRequest, "error.bad")
@@ -90,7 +91,7 @@ func (s *Server) routeMessage(w http.ResponseWriter, r *request) {
 // addNote appends a NoteAdded to the message's stream. Its id follows from
 // the form's one-time key, so that a form sent twice records one note.
 func (s *Server) addNote(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	stream := r.PathValue("stream")
 	h, ok, err := s.visible(r, stream)
@@ -128,7 +129,7 @@ func (s *Server) addNote(w http.ResponseWriter, r *request) {
 }
 
 func (s *Server) acknowledge(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	stream := r.PathValue("stream")
 	h, ok, err := s.visible(r, stream)
@@ -156,7 +157,7 @@ func (s *Server) acknowledge(w http.ResponseWriter, r *request) {
 // replies.Requester, the one way answers enter the log; the reply policy,
 // not the form, picks channel and recipient.
 func (s *Server) answer(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxAnswerBytes)
 	stream := r.PathValue("stream")
 	h, ok, err := s.visible(r, stream)
@@ -228,7 +229,7 @@ func (s *Server) storeAttachments(r *request) ([]gateway.Part, error) {
 		} else {
 			mt = t
 		}
-		parts = append(parts, gateway.Part{Path: fmt.Sprint(i + 1), MediaType: mt, Filename: safeFilename(fh.Filename, fmt.Sprintf("anlage-%d", i+1)),
+		parts = append(parts, gateway.Part{Path: fmt.Sprint(i + 1), MediaType: mt, Filename: httpserve.SafeFilename(fh.Filename, fmt.Sprintf("anlage-%d", i+1)),
 			Blob: ref, Kind: "attachment"})
 	}
 	return parts, nil

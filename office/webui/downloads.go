@@ -6,17 +6,14 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"path"
 	"slices"
-	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/integrity"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/office/httpserve"
 )
 
 // receipt returns the visible message's MessageReceived and verification
@@ -62,7 +59,7 @@ func (s *Server) downloadPart(w http.ResponseWriter, r *request) {
 		return
 	}
 	p := v.Received.Parts[i]
-	s.sendBlob(w, r, p.Blob, p.MediaType, safeFilename(p.Filename, "part-"+strings.ReplaceAll(p.Path, ".", "-")), true)
+	s.sendBlob(w, r, p.Blob, p.MediaType, httpserve.SafeFilename(p.Filename, "part-"+strings.ReplaceAll(p.Path, ".", "-")), true)
 }
 
 // downloadReport shows the Prüfprotokoll inline (HTML, sandboxed: it runs
@@ -118,7 +115,7 @@ func (s *Server) downloadProof(w http.ResponseWriter, r *request) {
 		s.fail(w, r, http.StatusNotFound, "error.notfound")
 		return
 	}
-	deadline(w, downloadDeadline)
+	httpserve.SetWriteDeadline(w, downloadDeadline)
 	proof, err := integrity.ProveStream(r.Context(), s.deps.Audited, v.Hit.Tenant, v.Hit.Stream)
 	if err != nil {
 		s.internal(w, r, "prove", err)
@@ -134,7 +131,7 @@ func (s *Server) downloadProof(w http.ResponseWriter, r *request) {
 // sendBlob streams a stored blob; the store checks its hash as it streams,
 // and a corrupt blob cuts the connection rather than pass for the whole.
 func (s *Server) sendBlob(w http.ResponseWriter, r *request, ref blob.Ref, mediaType, filename string, attachment bool) {
-	deadline(w, downloadDeadline)
+	httpserve.SetWriteDeadline(w, downloadDeadline)
 	rc, err := s.deps.Blobs.Open(r.Context(), ref)
 	if errors.Is(err, blob.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, "error.notfound")
@@ -146,54 +143,10 @@ func (s *Server) sendBlob(w http.ResponseWriter, r *request, ref blob.Ref, media
 	}
 	defer rc.Close()
 	h := w.Header()
-	h.Set("Content-Type", safeMediaType(mediaType))
-	disp := "attachment"
-	if !attachment {
-		disp = "inline"
-	}
-	h.Set("Content-Disposition", mime.FormatMediaType(disp, map[string]string{"filename": filename}))
-	h.Set("Content-Length", strconv.FormatInt(ref.Size, 10))
+	httpserve.DownloadHeaders(h, ref, mediaType, filename, attachment)
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.Copy(w, rc); err != nil {
 		s.deps.Logger.Warn("web UI: download ended early", "path", r.URL.Path, "err", err)
 		panic(http.ErrAbortHandler)
 	}
-}
-
-// safeMediaType passes a well-formed media type (with its charset only)
-// and otherwise says octet stream.
-func safeMediaType(mt string) string {
-	t, params, err := mime.ParseMediaType(mt)
-	if err != nil || !strings.Contains(t, "/") {
-		return "application/octet-stream"
-	}
-	keep := map[string]string{}
-	if cs, ok := params["charset"]; ok {
-		keep["charset"] = cs
-	}
-	if out := mime.FormatMediaType(t, keep); out != "" {
-		return out
-	}
-	return "application/octet-stream"
-}
-
-// safeFilename reduces a sender's file name to a base name without control
-// characters, quotes or path separators.
-func safeFilename(name, fallback string) string {
-	name = path.Base(strings.ReplaceAll(name, "\\", "/"))
-	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '"' || r == '/' || r == utf8.RuneError || unicode.Is(unicode.Bidi_Control, r) {
-			return -1
-		}
-		return r
-	}, name)
-	name = strings.TrimSpace(strings.Trim(name, "."))
-	for len(name) > 200 {
-		_, size := utf8.DecodeLastRuneInString(name)
-		name = name[:len(name)-size]
-	}
-	if name == "" {
-		return fallback
-	}
-	return name
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/office/httpserve"
 )
 
 // timelineEntry is one event of a message's history as the page shows it.
@@ -40,7 +41,7 @@ type messageView struct {
 }
 
 func (s *Server) message(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	stream := r.PathValue("stream")
 	h, ok, err := s.visible(r, stream)
 	if err != nil {

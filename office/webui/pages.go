@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/office/httpserve"
 )
 
 // hitsView feeds the "hits" template: a table of messages, live when it
@@ -22,7 +23,7 @@ type hitsView struct {
 const chartDays = 14
 
 func (s *Server) overview(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	ctx := r.Context()
 	today := s.deps.Now().UTC().Truncate(24 * time.Hour)
 	since := today.AddDate(0, 0, -(chartDays - 1))
@@ -67,7 +68,7 @@ type triageEntry struct {
 }
 
 func (s *Server) triage(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	ctx := r.Context()
 	items, err := offices.ListTriage(ctx, s.deps.DB, 0, false, 500)
 	if err != nil {
@@ -102,7 +103,7 @@ func (s *Server) triage(w http.ResponseWriter, r *request) {
 }
 
 func (s *Server) search(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	in := r.URL.Query()
 	q := Query{Text: in.Get("q"), Sender: in.Get("sender"), Subject: in.Get("subject"), FileNumber: in.Get("file"),
 		Channel: in.Get("channel"), Office: in.Get("office"), Status: in.Get("status"), Verification: in.Get("verification"), Limit: 100}
@@ -163,7 +164,7 @@ func (s *Server) channels() []string {
 }
 
 func (s *Server) officeList(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	var list []offices.Office
 	for _, o := range s.deps.Directory.Config().Offices {
 		if r.p().CanRead(o.ID) {
@@ -175,7 +176,7 @@ func (s *Server) officeList(w http.ResponseWriter, r *request) {
 
 // officeView is an office's queue, newest first, with its read state.
 func (s *Server) officeView(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	id := r.PathValue("office")
 	o, ok := s.deps.Directory.Office(id)
 	if !r.p().CanRead(id) {
@@ -207,7 +208,7 @@ func (s *Server) officeView(w http.ResponseWriter, r *request) {
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *request) {
-	deadline(w, answerTimeout)
+	httpserve.SetWriteDeadline(w, answerTimeout)
 	ctx := r.Context()
 	type cp struct {
 		Partition int32

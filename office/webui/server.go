@@ -40,6 +40,7 @@ import (
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/office/httpserve"
 )
 
 //go:embed templates/*.html
@@ -336,27 +337,9 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog:    slog.NewLogLogger(s.deps.Logger.Handler(), slog.LevelWarn),
 		BaseContext: func(net.Listener) context.Context { return ctx }}
-	errc := make(chan error, 1)
-	go func() {
-		if s.cfg.TLSCertFile != "" {
-			errc <- srv.ServeTLS(s.ln, s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
-		} else {
-			errc <- srv.Serve(s.ln)
-		}
-	}()
 	s.deps.Logger.Info("web UI listening", "addr", s.ln.Addr().String(), "tls", s.cfg.TLSCertFile != "")
-	select {
-	case err := <-errc:
+	if err := httpserve.Run(ctx, srv, s.ln, s.cfg.TLSCertFile, s.cfg.TLSKeyFile, 10*time.Second); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("webui: %w", err)
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	srv.Shutdown(sctx)
 	return ctx.Err()
-}
-
-// deadline bounds writing a non-streaming answer.
-func deadline(w http.ResponseWriter, d time.Duration) {
-	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
 }
