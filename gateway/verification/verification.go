@@ -227,10 +227,17 @@ func (v *verifier) handle(ctx context.Context, cause *eventstore.Event, p gatewa
 // verifyParts verifies every signature part of m into rep, holding the
 // message's share of the memory budget meanwhile.
 func (v *verifier) verifyParts(ctx context.Context, m *gateway.MessageReceived, rep *report.Report, at time.Time) ([]gateway.SignatureSummary, error) {
+	// Documents are looked into by streaming them once for their marker,
+	// outside the budget: only signed ones are then read whole, so an
+	// unsigned PDF costs no memory and never waits for the budget.
+	docs, err := v.signedDocuments(ctx, m)
+	if err != nil {
+		return nil, err
+	}
 	var need int64
 	candidates := 0
 	for i := range m.Parts {
-		if p := &m.Parts[i]; isSignaturePart(p) || documentKind(p) != "" {
+		if p := &m.Parts[i]; isSignaturePart(p) || docs[i] {
 			candidates++
 			if p.Blob.Size <= v.cfg.MaxPartSize {
 				need += p.Blob.Size + streamOverhead
@@ -253,7 +260,7 @@ func (v *verifier) verifyParts(ctx context.Context, m *gateway.MessageReceived, 
 		switch {
 		case isSignaturePart(part):
 			sigs, err = v.verifyPart(ctx, m, part, at)
-		case documentKind(part) != "":
+		case docs[i]:
 			sigs, err = v.verifyDocument(ctx, part, at)
 		}
 		if err != nil {
@@ -330,13 +337,63 @@ func (v *verifier) verifyDocument(ctx context.Context, part *gateway.Part, at ti
 	}
 	data, err := v.readPart(ctx, part.Blob)
 	if err != nil {
-		// The document is content too: failing to read it is retried.
 		return nil, fmt.Errorf("verification: read part %s: %w: %w", part.Path, verify.ErrContentRead, err)
 	}
-	if !bytes.Contains(data, signedMarker[kind]) {
-		return nil, nil
-	}
 	return v.verifyData(ctx, part, data, at, nil)
+}
+
+// signedDocuments marks the document parts of m that are to be verified:
+// those that contain their kind's signature marker, and those too large to
+// look into (reported as not checked).
+func (v *verifier) signedDocuments(ctx context.Context, m *gateway.MessageReceived) (map[int]bool, error) {
+	docs := map[int]bool{}
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		kind := documentKind(p)
+		if kind == "" || isSignaturePart(p) {
+			continue
+		}
+		if p.Blob.Size > v.cfg.MaxPartSize {
+			docs[i] = true
+			continue
+		}
+		found, err := v.containsMarker(ctx, p.Blob, signedMarker[kind])
+		if err != nil {
+			// The document is content too: failing to read it is retried.
+			return nil, fmt.Errorf("verification: read part %s: %w: %w", p.Path, verify.ErrContentRead, err)
+		}
+		docs[i] = found
+	}
+	return docs, nil
+}
+
+// containsMarker streams ref once, holding one buffer, and reports whether
+// marker occurs in it.
+func (v *verifier) containsMarker(ctx context.Context, ref blob.Ref, marker []byte) (bool, error) {
+	rc, err := v.deps.Blobs.Open(ctx, ref)
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	buf := make([]byte, 64<<10)
+	keep := 0 // bytes carried over, so that a marker across two reads is found
+	for {
+		n, err := rc.Read(buf[keep:])
+		if bytes.Contains(buf[:keep+n], marker) {
+			return true, nil
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if end := keep + n; end >= len(marker) {
+			keep = copy(buf, buf[end-len(marker)+1:end])
+		} else {
+			keep = end
+		}
+	}
 }
 
 // verifyPart verifies one signature part; its signatures' ids are prefixed
