@@ -25,6 +25,7 @@ var rules = []struct {
 	{"eventstore/", []string{"gateway/", "channels/", "office/", "mail/", "internal/assembly"}, "the log knows nothing of the domain"},
 	{"gateway/", []string{"channels/", "office/", "internal/assembly"}, "the domain knows no edge"},
 	{"mail/", []string{"channels/", "office/", "internal/assembly"}, "mail formats serve both edges"},
+	{"osci/", []string{"gateway/", "channels/", "office/", "internal/assembly"}, "the OSCI protocol serves both roles and both edges"},
 	{"office/", []string{"channels/", "internal/assembly"}, "the office side never reaches into a channel"},
 	{"channels/", []string{"office/", "internal/assembly"}, "a channel never reaches into the office side"},
 }
@@ -138,6 +139,10 @@ func TestViolation(t *testing.T) {
 		{"eventstore/witness/remote.go", "gateway", true},
 		{"office/officeapi/bench/main.go", "internal/assembly", false},
 		{"internal/assembly/assembly.go", "channels/smtp", false},
+		{"osci/envelope.go", "gateway", true},
+		{"osci/envelope.go", "channels/smtp", true},
+		{"osci/envelope.go", "crypto/xmldsig", false},
+		{"channels/osci/inbound.go", "osci", false},
 	} {
 		if got := violation(tt.file, tt.imported) != ""; got != tt.bad {
 			t.Errorf("%s → %s: violation %v, want %v", tt.file, tt.imported, got, tt.bad)
