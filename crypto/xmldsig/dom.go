@@ -100,6 +100,12 @@ type Element struct {
 	Decls         []NSDecl
 	Children      []Node
 	Parent        *Element
+	// endTag is the offset in the parsed input (after a byte order mark)
+	// where the element's end tag begins: Sign inserts a signature there.
+	endTag int
+	// selfClosing is set for an element written as <e/>, whose endTag
+	// is just after the "/>".
+	selfClosing bool
 }
 
 // Document is a parsed XML document.
@@ -110,6 +116,8 @@ type Document struct {
 	Root           *Element
 	ids            map[string]*Element
 	dupIDs         map[string]bool
+	// bom is the length of the byte order mark Parse skipped.
+	bom int
 }
 
 // Parse parses a complete document strictly: well-formed, UTF-8, every
@@ -121,17 +129,22 @@ func Parse(data []byte, lim Limits) (*Document, error) {
 	if len(data) > lim.MaxBytes {
 		return nil, fmt.Errorf("xmldsig: document of %d bytes exceeds the %d byte limit", len(data), lim.MaxBytes)
 	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	p := &parser{lim: lim, doc: &Document{ids: map[string]*Element{}, dupIDs: map[string]bool{}}}
-	dec := xml.NewDecoder(bytes.NewReader(data))
+	trimmed := bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	p := &parser{lim: lim, doc: &Document{ids: map[string]*Element{}, dupIDs: map[string]bool{}, bom: len(data) - len(trimmed)}}
+	dec := xml.NewDecoder(bytes.NewReader(trimmed))
 	dec.Strict = true
 	for {
+		p.offset = int(dec.InputOffset())
 		tok, err := dec.RawToken()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("xmldsig: parse: %w", err)
+		}
+		if _, ok := tok.(xml.StartElement); ok {
+			end := int(dec.InputOffset())
+			p.selfClosing = end >= 2 && string(trimmed[end-2:end]) == "/>"
 		}
 		if err := p.token(tok); err != nil {
 			return nil, fmt.Errorf("xmldsig: parse at offset %d: %w", dec.InputOffset(), err)
@@ -147,12 +160,15 @@ func Parse(data []byte, lim Limits) (*Document, error) {
 }
 
 type parser struct {
-	lim   Limits
-	doc   *Document
-	cur   *Element
-	depth int
-	nodes int
-	seen  bool // document element seen
+	lim    Limits
+	doc    *Document
+	cur    *Element
+	depth  int
+	nodes  int
+	seen   bool // document element seen
+	offset int  // where the current token starts
+	// selfClosing tells start that the start tag ended in "/>".
+	selfClosing bool
 }
 
 func (p *parser) count() error {
@@ -239,7 +255,7 @@ func (p *parser) start(t xml.StartElement) error {
 	if len(t.Attr) > p.lim.MaxAttributes {
 		return fmt.Errorf("element <%s> has %d attributes, more than %d", t.Name.Local, len(t.Attr), p.lim.MaxAttributes)
 	}
-	e := &Element{Prefix: t.Name.Space, Local: t.Name.Local, Parent: p.cur}
+	e := &Element{Prefix: t.Name.Space, Local: t.Name.Local, Parent: p.cur, selfClosing: p.selfClosing}
 	if err := checkName(e.Prefix, e.Local); err != nil {
 		return err
 	}
@@ -314,6 +330,7 @@ func (p *parser) end(t xml.EndElement) error {
 	if p.cur == nil || p.cur.Prefix != t.Name.Space || p.cur.Local != t.Name.Local {
 		return fmt.Errorf("unexpected end element </%s>", qname(t.Name.Space, t.Name.Local))
 	}
+	p.cur.endTag = p.offset
 	p.cur = p.cur.Parent
 	p.depth--
 	return nil
