@@ -101,6 +101,8 @@ type Envelope struct {
 	ContentPackage *ContentPackage
 	// EncryptedData is the body of an Encrypted message.
 	EncryptedData *xmldsig.Element
+
+	forSigning bool
 }
 
 // ControlBlock is the osci:ControlBlock: the dialog's challenge and response, its
@@ -218,6 +220,11 @@ func (env *Envelope) Feedback() []FeedbackEntry {
 // blocks in the order and number the schemas allow, the operation, the body. It checks
 // no signature; VerifySignature does.
 func ParseEnvelope(data []byte, lim Limits) (*Envelope, error) {
+	return parseEnvelope(data, lim, false)
+}
+
+// parseEnvelope with forSigning accepts the empty signature block SignEnvelope fills.
+func parseEnvelope(data []byte, lim Limits, forSigning bool) (*Envelope, error) {
 	lim = lim.withDefaults()
 	if len(data) > lim.MaxEnvelopeBytes {
 		return nil, fmt.Errorf("%w: envelope of %d bytes", ErrTooLarge, len(data))
@@ -225,6 +232,9 @@ func ParseEnvelope(data []byte, lim Limits) (*Envelope, error) {
 	doc, err := xmldsig.Parse(data, lim.XML)
 	if err != nil {
 		return nil, fmt.Errorf("%w: envelope: %v", ErrFormat, err)
+	}
+	if err := uniqueIDs(doc); err != nil {
+		return nil, err
 	}
 	root := doc.Root
 	if !root.Is(NamespaceSOAP, "Envelope") {
@@ -234,7 +244,7 @@ func ParseEnvelope(data []byte, lim Limits) (*Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &Envelope{Doc: doc}
+	env := &Envelope{Doc: doc, forSigning: forSigning}
 	switch {
 	case len(kids) == 1 && kids[0].Is(NamespaceSOAP, "Body"):
 		return env, env.readEncrypted(kids[0])
@@ -249,6 +259,28 @@ func ParseEnvelope(data []byte, lim Limits) (*Envelope, error) {
 		return nil, err
 	}
 	return env, env.checkType()
+}
+
+// uniqueIDs refuses a document in which two elements carry one Id: a reference to it
+// could be resolved to either, which is the lever of signature wrapping.
+func uniqueIDs(doc *xmldsig.Document) error {
+	var walk func(e *xmldsig.Element) error
+	walk = func(e *xmldsig.Element) error {
+		for _, name := range []string{"Id", "ID", "id"} {
+			if v, ok := e.Attr(name); ok {
+				if _, err := doc.ElementByID(v); err != nil {
+					return formatErr("%s %.80q: %v", name, v, err)
+				}
+			}
+		}
+		for _, c := range e.Elements() {
+			if err := walk(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(doc.Root)
 }
 
 func (env *Envelope) readEncrypted(body *xmldsig.Element) error {
@@ -334,7 +366,8 @@ func (env *Envelope) readSignatureBlock(k *xmldsig.Element) error {
 	if err != nil {
 		return err
 	}
-	if len(kids) != 1 || !kids[0].Is(xmldsig.NamespaceDSig, "Signature") {
+	empty := env.forSigning && len(k.Children) == 0
+	if !empty && (len(kids) != 1 || !kids[0].Is(xmldsig.NamespaceDSig, "Signature")) {
 		return formatErr("osci:%s must hold one ds:Signature", k.Local)
 	}
 	if k.Local == "ClientSignature" {
