@@ -189,7 +189,17 @@ func parseDecryptedContainer(plain []byte, lim Limits) (*xmldsig.Document, *Cont
 			plain = plain[i+2:]
 		}
 	}
-	doc, err := xmldsig.Parse(append(append([]byte(nsWrapper), plain...), "</w>"...), lim.XML)
+	el, doc, err := parseWrapped(plain, lim)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := ParseContainer(el)
+	return doc, c, err
+}
+
+// parseWrapped parses one element written outside the envelope's namespace context.
+func parseWrapped(fragment []byte, lim Limits) (*xmldsig.Element, *xmldsig.Document, error) {
+	doc, err := xmldsig.Parse(append(append([]byte(nsWrapper), fragment...), "</w>"...), lim.XML)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: decrypted content: %v", ErrFormat, err)
 	}
@@ -200,8 +210,7 @@ func parseDecryptedContainer(plain []byte, lim Limits) (*xmldsig.Document, *Cont
 	if err != nil || len(kids) != 1 {
 		return nil, nil, fmt.Errorf("%w: decrypted content is not one element", ErrFormat)
 	}
-	c, err := ParseContainer(kids[0])
-	return doc, c, err
+	return kids[0], doc, nil
 }
 
 // allEncrypted lists the EncryptedData of a container and its nested containers.
