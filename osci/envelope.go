@@ -37,6 +37,10 @@ const (
 	// Encrypted is soapMessageEncrypted: the whole message encrypted for the
 	// intermediary or the passive recipient; its body is one xenc:EncryptedData.
 	Encrypted MessageType = "encrypted"
+	// Fault is soapMessageFault: a SOAP fault with the OSCI code of an error that
+	// left no room for a signed response (a message that could not be decrypted or
+	// parsed).
+	Fault MessageType = "fault"
 )
 
 // typeInfo says where a message type's element sits and what its body holds.
@@ -101,6 +105,8 @@ type Envelope struct {
 	ContentPackage *ContentPackage
 	// EncryptedData is the body of an Encrypted message.
 	EncryptedData *xmldsig.Element
+	// SOAPFault is the body of a Fault message.
+	SOAPFault *SOAPFault
 
 	forSigning bool
 }
@@ -286,6 +292,11 @@ func uniqueIDs(doc *xmldsig.Document) error {
 func (env *Envelope) readEncrypted(body *xmldsig.Element) error {
 	kids, err := onlyElements(body)
 	if err != nil {
+		return err
+	}
+	if len(kids) == 1 && kids[0].Is(NamespaceSOAP, "Fault") {
+		env.Type, env.Body = Fault, body
+		env.SOAPFault, err = parseFault(kids[0])
 		return err
 	}
 	if len(kids) != 1 || !kids[0].Is(NamespaceXEnc, "EncryptedData") {

@@ -78,7 +78,7 @@ func FuzzParseEnvelope(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if env.Type == "" || (env.Type != Encrypted && (env.ControlBlock == nil || env.Operation == nil)) {
+		if env.Type == "" || (env.Type != Encrypted && env.Type != Fault && (env.ControlBlock == nil || env.Operation == nil)) {
 			t.Fatalf("accepted without type or control block: %+v", env)
 		}
 		if env.ClientSignature != nil || env.SupplierSignature != nil {
