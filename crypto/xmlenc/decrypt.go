@@ -193,7 +193,8 @@ func readErr(what string, err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w: ciphertext truncated in the %s", ErrDecrypt, what)
 	}
-	if errors.Is(err, base64.CorruptInputError(0)) || strings.Contains(err.Error(), "illegal base64") {
+	var corrupt base64.CorruptInputError
+	if errors.As(err, &corrupt) {
 		return fmt.Errorf("%w: CipherReference content is not base64: %v", ErrFormat, err)
 	}
 	return fmt.Errorf("xmlenc: reading ciphertext: %w", err)
