@@ -73,8 +73,11 @@ func DecryptTo(ctx context.Context, ed *EncryptedData, w io.Writer, opts Decrypt
 		return nil, err
 	}
 	ivLen := alg.ivLen
-	if alg.gcm && ed.Method.IVLength != 0 {
+	switch {
+	case alg.gcm && ed.Method.IVLength != 0:
 		ivLen = ed.Method.IVLength
+	case alg.gcm:
+		ivLen = p.GCMImplicitIVLength
 	}
 	if err := p.checkData(alg, ivLen); err != nil {
 		return nil, err

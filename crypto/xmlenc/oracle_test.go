@@ -239,7 +239,7 @@ func TestOSCISampleKeys(t *testing.T) {
 	}
 	ctx := context.Background()
 	plain := []byte(`<osci:Content xmlns:osci="http://www.osci.de/2002/04/osci">Testnachricht</osci:Content>`)
-	enc, err := xmlenc.Encrypt(ctx, plain, xmlenc.EncryptOptions{Recipients: []*x509.Certificate{rs[0].cert, rs[1].cert}, WriteIVLength: true})
+	enc, err := xmlenc.Encrypt(ctx, plain, xmlenc.EncryptOptions{Recipients: []*x509.Certificate{rs[0].cert, rs[1].cert}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,7 @@ func TestRoundTrip(t *testing.T) {
 		{"issuer serial aes128", xmlenc.EncryptOptions{Algorithm: xmlenc.AES128GCM, Identify: xmlenc.IdentifyIssuerSerial}, xmlenc.Algorithms{Data: xmlenc.AES128GCM, IVLength: 12, KeyTransport: xmlenc.RSAOAEP, OAEPDigest: xmlenc.DigestSHA256, MGF: xmlenc.MGF1SHA256}},
 		{"ski sha512", xmlenc.EncryptOptions{Identify: xmlenc.IdentifySKI, OAEPDigest: crypto.SHA512, MGF: crypto.SHA512}, xmlenc.Algorithms{Data: xmlenc.AES256GCM, IVLength: 12, KeyTransport: xmlenc.RSAOAEP, OAEPDigest: xmlenc.DigestSHA512, MGF: xmlenc.MGF1SHA512}},
 		{"mgf1p", xmlenc.EncryptOptions{KeyTransport: xmlenc.RSAOAEPMGF1P, OAEPDigest: crypto.SHA1}, xmlenc.Algorithms{Data: xmlenc.AES256GCM, IVLength: 12, KeyTransport: xmlenc.RSAOAEPMGF1P, OAEPDigest: xmlenc.DigestSHA1, MGF: xmlenc.MGF1SHA1}},
-		{"iv16 for old osci", xmlenc.EncryptOptions{IVLength: 16, WriteIVLength: true}, xmlenc.Algorithms{Data: xmlenc.AES256GCM, IVLength: 16, KeyTransport: xmlenc.RSAOAEP, OAEPDigest: xmlenc.DigestSHA256, MGF: xmlenc.MGF1SHA256, Legacy: true}},
+		{"iv16 for old osci", xmlenc.EncryptOptions{IVLength: 16}, xmlenc.Algorithms{Data: xmlenc.AES256GCM, IVLength: 16, KeyTransport: xmlenc.RSAOAEP, OAEPDigest: xmlenc.DigestSHA256, MGF: xmlenc.MGF1SHA256, Legacy: true}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -173,7 +173,7 @@ func TestStreamRoundTrip(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	rs := testReaders(t)
 	ctx := context.Background()
-	enc, err := xmlenc.Encrypt(ctx, []byte("geheim"), xmlenc.EncryptOptions{Recipients: []*x509.Certificate{rs[0].cert}})
+	enc, err := xmlenc.Encrypt(ctx, []byte("geheim"), xmlenc.EncryptOptions{Recipients: []*x509.Certificate{rs[0].cert}, OmitIVLength: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,4 +335,41 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestImplicitIVLength follows the OSCI library: a GCM EncryptionMethod
+// without osci128:IvLength has a 16 byte IV under OSCIPolicy and a 12 byte
+// one (XML Encryption 1.1) under DefaultPolicy; ours always says.
+func TestImplicitIVLength(t *testing.T) {
+	ctx := context.Background()
+	key := bytes.Repeat([]byte{3}, 32)
+	for _, c := range []struct {
+		ivLen    int
+		omit     bool
+		policy   xmlenc.Policy
+		wantIV   int
+		wantFail bool
+	}{
+		{16, true, xmlenc.OSCIPolicy(), 16, false},
+		{16, true, xmlenc.DefaultPolicy(), 12, true},
+		{12, true, xmlenc.DefaultPolicy(), 12, false},
+		{12, true, xmlenc.OSCIPolicy(), 16, true},
+		{12, false, xmlenc.OSCIPolicy(), 12, false},
+		{16, false, xmlenc.DefaultPolicy(), 16, false},
+	} {
+		enc, err := xmlenc.Encrypt(ctx, []byte("Inhalt"), xmlenc.EncryptOptions{Key: key, IVLength: c.ivLen, OmitIVLength: c.omit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, res, err := xmlenc.Decrypt(ctx, parseED(t, enc.XML, c.policy), xmlenc.DecryptOptions{Policy: c.policy, Key: key})
+		if c.wantFail {
+			if !errors.Is(err, xmlenc.ErrDecrypt) {
+				t.Errorf("iv %d omitted %v: %v, want ErrDecrypt", c.ivLen, c.omit, err)
+			}
+			continue
+		}
+		if err != nil || string(got) != "Inhalt" || res.Algorithms.IVLength != c.wantIV {
+			t.Errorf("iv %d omitted %v: %q %v %+v", c.ivLen, c.omit, got, err, res)
+		}
+	}
 }
