@@ -172,6 +172,21 @@ func checkLibraryRequest(t *testing.T, c libraryCase, m *Multipart, spool Spool)
 		if err != nil {
 			t.Fatal(err)
 		}
+		checks, err := VerifyContainer(context.Background(), dc.Doc, dc.Container,
+			[]*Certificates{env.NonIntermediaryCertificates, env.IntermediaryCertificates},
+			func(cid string) *Part { return dc.Attachments[cid] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(checks) != 1 || !checks[0].Valid() || checks[0].Signer == nil || checks[0].Signer.Role != "SignatureCertificateOriginator" {
+			t.Fatalf("content signatures: %d, %v", len(checks), checks[0].Err())
+		}
+		// The same signature over the ciphertexts, as if the decrypted attachments
+		// were swapped for others, does not hold.
+		if bad, _ := VerifyContainer(context.Background(), dc.Doc, dc.Container,
+			[]*Certificates{env.NonIntermediaryCertificates}, m.Part); len(dc.Attachments) > 0 && bad[0].Valid() {
+			t.Fatal("content signature holds over the encrypted attachments")
+		}
 		for _, ct := range dc.Container.Contents {
 			if a := ct.AttachmentID(); a != "" {
 				p := dc.Attachments[a]
