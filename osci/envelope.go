@@ -357,11 +357,11 @@ func (env *Envelope) readHeaderBlock(k *xmldsig.Element) error {
 		}
 	case "IntermediaryCertificates":
 		if err = once(env.IntermediaryCertificates != nil); err == nil {
-			env.IntermediaryCertificates, err = parseCertificates(k, intermediaryRoles)
+			env.IntermediaryCertificates, err = parseCertificates(k, intermediaryRoles())
 		}
 	case "NonIntermediaryCertificates":
 		if err = once(env.NonIntermediaryCertificates != nil); err == nil {
-			env.NonIntermediaryCertificates, err = parseCertificates(k, nonIntermediaryRoles)
+			env.NonIntermediaryCertificates, err = parseCertificates(k, nonIntermediaryRoles())
 		}
 	default:
 		err = env.readOperationBlock(k)
@@ -526,11 +526,15 @@ func parseQualityOfTimestamp(e *xmldsig.Element) (QualityOfTimestamp, error) {
 	return q, err
 }
 
-// The certificate roles of each block, in schema order.
-var (
-	intermediaryRoles    = []string{"CipherCertificateIntermediary", "SignatureCertificateIntermediary"}
-	nonIntermediaryRoles = []string{"CipherCertificateOriginator", "CipherCertificateOtherAuthor", "CipherCertificateAddressee", "CipherCertificateOtherReader", "SignatureCertificateOriginator", "SignatureCertificateOtherAuthor", "SignatureCertificateAddressee"}
-)
+// intermediaryRoles and nonIntermediaryRoles are the certificate roles of each block,
+// in schema order.
+func intermediaryRoles() []string {
+	return []string{"CipherCertificateIntermediary", "SignatureCertificateIntermediary"}
+}
+
+func nonIntermediaryRoles() []string {
+	return []string{"CipherCertificateOriginator", "CipherCertificateOtherAuthor", "CipherCertificateAddressee", "CipherCertificateOtherReader", "SignatureCertificateOriginator", "SignatureCertificateOtherAuthor", "SignatureCertificateAddressee"}
+}
 
 const maxCertificates = 256
 
