@@ -163,3 +163,21 @@ func parseContent(e *xmldsig.Element) (*Content, error) {
 	}
 	return c, nil
 }
+
+// ContentPackageXML returns the content of the envelope's osci:ContentPackage for
+// another message, as an intermediary passes a delivery on (storeDelivery to
+// responseToFetchDelivery, forwardDelivery to acceptDelivery): each child in Canonical
+// XML 1.0, which declares on it the namespaces it had in scope, so the authors'
+// signatures and the readers' encryption inside stay as they were. Nil when there is
+// no package.
+func (env *Envelope) ContentPackageXML() []byte {
+	if env.ContentPackage == nil {
+		return nil
+	}
+	c, _ := xmldsig.ParseC14N(C14NInclusive)
+	var out []byte
+	for _, k := range env.ContentPackage.Element.Elements() {
+		out = append(out, c.Canonicalize(k, nil)...)
+	}
+	return out
+}

@@ -206,3 +206,55 @@ func checkLibraryRequest(t *testing.T, c libraryCase, m *Multipart, spool Spool)
 		}
 	}
 }
+
+// TestPassDeliveryOn: an intermediary takes the library's storeDelivery content package
+// and attachments into a responseToFetchDelivery; the recipient decrypts it and the
+// author's signature still holds.
+func TestPassDeliveryOn(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "library", "storedelivery-rsa-pss", "request.plain.mime"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	spool := DirSpool{Dir: t.TempDir()}
+	in, err := ReadMessage(context.Background(), f, Limits{}, spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := ParseEnvelope(in.Envelope, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := composeCases(t)[ResponseToFetchDelivery]
+	m.ContentPackage = store.ContentPackageXML()
+	m.NonIntermediaryCertificates = store.NonIntermediaryCertificates.Entries
+	env, err := ComposeEnvelope(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []OutPart
+	for _, p := range in.Parts {
+		r, err := p.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		parts = append(parts, OutPart{ContentID: p.ContentID, ContentType: p.ContentType, TransferEncoding: p.TransferEncoding, Size: p.Size, Body: r})
+	}
+	var msg bytes.Buffer
+	if err := WriteMessage(&msg, NewBoundary(), true, env, parts); err != nil {
+		t.Fatal(err)
+	}
+	renv, rmp := readEnvelope(t, msg.Bytes(), spool)
+	if renv.Type != ResponseToFetchDelivery || len(renv.ContentPackage.Encrypted) != 1 {
+		t.Fatalf("%s with %+v", renv.Type, renv.ContentPackage)
+	}
+	dc, err := DecryptContainer(context.Background(), renv.ContentPackage.Encrypted[0], rmp, decrypterOf(t, "bob_cipher_4096"), Limits{}, spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks, err := VerifyContainer(context.Background(), dc.Doc, dc.Container, []*Certificates{renv.NonIntermediaryCertificates}, func(cid string) *Part { return dc.Attachments[cid] })
+	if err != nil || len(checks) != 1 || !checks[0].Valid() {
+		t.Fatalf("author's signature after passing on: %v %v", err, checks)
+	}
+}
