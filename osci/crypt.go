@@ -1,6 +1,7 @@
 package osci
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -97,8 +98,7 @@ func DecryptTransport(ctx context.Context, env *Envelope, m *Multipart, d Decryp
 	pr, pw := io.Pipe()
 	done := make(chan decryptOutcome, 1)
 	go func() {
-		res, err := xmlenc.DecryptTo(ctx, ed, pw, d.options(m))
-		pw.CloseWithError(err)
+		res, err := decryptBuffered(ctx, ed, pw, d.options(m))
 		done <- decryptOutcome{res, err}
 	}()
 	inner, rerr := ReadMessage(ctx, pr, lim, spool)
@@ -113,6 +113,18 @@ func DecryptTransport(ctx context.Context, env *Envelope, m *Multipart, d Decryp
 		return nil, out.res, fmt.Errorf("osci: the decrypted message: %w", rerr)
 	}
 	return inner, out.res, nil
+}
+
+// decryptBuffered decrypts into the pipe in large writes: an unbuffered pipe hands
+// over every small write of the cipher to the reader's goroutine.
+func decryptBuffered(ctx context.Context, ed *xmlenc.EncryptedData, pw *io.PipeWriter, opts xmlenc.DecryptOptions) (*xmlenc.Result, error) {
+	bw := bufio.NewWriterSize(pw, 64<<10)
+	res, err := xmlenc.DecryptTo(ctx, ed, bw, opts)
+	if err == nil {
+		err = bw.Flush()
+	}
+	pw.CloseWithError(err)
+	return res, err
 }
 
 type decryptOutcome struct {
@@ -245,8 +257,7 @@ func decryptAttachment(ctx context.Context, enc *xmldsig.Element, m *Multipart, 
 	pr, pw := io.Pipe()
 	done := make(chan decryptOutcome, 1)
 	go func() {
-		res, err := xmlenc.DecryptTo(ctx, ed, pw, opts)
-		pw.CloseWithError(err)
+		res, err := decryptBuffered(ctx, ed, pw, opts)
 		done <- decryptOutcome{res, err}
 	}()
 	hashed := &countWriter{w: newSHA256()}
