@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"errors"
 	"io"
 	"testing"
 
@@ -97,4 +98,22 @@ func TestContentSignature(t *testing.T) {
 			t.Fatal("unsigned content accepted")
 		}
 	})
+}
+
+func TestCheckAttachments(t *testing.T) {
+	att := []byte("%PDF")
+	env, mp := contentMessage(t, []byte(unsignedContainer), att)
+	if err := env.CheckAttachments(mp); err != nil {
+		t.Fatal(err)
+	}
+	dangling := bytes.Replace([]byte(unsignedContainer), []byte(`cid:a.pdf`), []byte(`cid:b.pdf`), 1)
+	env, mp = contentMessage(t, dangling, att)
+	if err := env.CheckAttachments(mp); !errors.Is(err, ErrFormat) {
+		t.Errorf("dangling reference: %v", err)
+	}
+	orphan := bytes.Replace([]byte(unsignedContainer), []byte(`<osci:Content Id="c1" href="cid:a.pdf"></osci:Content>`), nil, 1)
+	env, mp = contentMessage(t, orphan, att)
+	if err := env.CheckAttachments(mp); !errors.Is(err, ErrFormat) {
+		t.Errorf("part referenced by nothing: %v", err)
+	}
 }

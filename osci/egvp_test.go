@@ -115,6 +115,9 @@ func TestEGVPSamples(t *testing.T) {
 				return
 			}
 			checkAttachments(t, dir, mp, report)
+			if err := env.CheckAttachments(mp); err != nil {
+				t.Errorf("attachments: %v", err)
+			}
 			checkSupplierSignature(t, tc, dir, env, mp)
 		})
 	}

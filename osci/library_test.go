@@ -159,6 +159,9 @@ func checkLibraryRequest(t *testing.T, c libraryCase, m *Multipart, spool Spool)
 	if u := c.arg("--recipient-url"); len(u) == 1 && env.Operation.ContentReceiver != u[0] {
 		t.Errorf("content receiver %q, want %q", env.Operation.ContentReceiver, u[0])
 	}
+	if err := env.CheckAttachments(m); err != nil {
+		t.Fatal(err)
+	}
 	sizes := c.arg("--attach")
 	if env.ContentPackage == nil {
 		if len(sizes) > 0 {
