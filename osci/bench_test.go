@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/base64"
 	"io"
 	"testing"
 )
@@ -117,5 +118,31 @@ func BenchmarkReceiveEncrypted1MiB(b *testing.B) {
 			b.Fatal(err)
 		}
 		_ = spool.Remove(append(outer.Spooled(), mp.Spooled()...)...)
+	}
+}
+
+// BenchmarkParseEnvelope1MiB parses an envelope that carries 1 MiB inline, as an
+// osci:Base64Content, the form EGVP uses for small documents.
+func BenchmarkParseEnvelope1MiB(b *testing.B) {
+	inline := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("Schriftsatz \x00\xff"), (1<<20)/14))
+	m := &Message{
+		Type:      StoreDelivery,
+		Control:   ControlBlock{SequenceNumber: 1, HasSequence: true, Challenge: "c", HasChallenge: true},
+		Operation: Operation{MessageID: "bWVzc2FnZS0x"},
+		ContentPackage: []byte(`<osci:ContentContainer Id="coco"><osci:Content><osci:Base64Content Id="doc.pdf">` + inline +
+			`</osci:Base64Content></osci:Content></osci:ContentContainer>`),
+	}
+	env, err := ComposeEnvelope(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(env)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e, err := ParseEnvelope(env, Limits{})
+		if err != nil || len(e.ContentPackage.Containers[0].Contents[0].Base64) < 1<<19 {
+			b.Fatal(err)
+		}
 	}
 }

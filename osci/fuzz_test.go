@@ -39,6 +39,17 @@ func FuzzReadMessage(f *testing.F) {
 	f.Add([]byte(rawMessage(soapPart, "Content-ID: <a>\r\nContent-Length: 3\r\n\r\nxyz")))
 	f.Add([]byte(rawMessage(soapPart)))
 	f.Add([]byte("MIME-Version: 1.0\r\nContent-Type: Multipart/Related; boundary=B; type=text/xml\r\n\r\n--B\r\n"))
+	// The real thing: an EGVP export and the library's plaintext request.
+	for _, p := range []string{
+		corpus.Path(f, "egvp", "Messages", "TestnachrichtEeb_1", "oscicontentdata.osci"),
+		filepath.Join("testdata", "library", "fetchdelivery-rsa-sha256", "request.plain.mime"),
+	} {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		spool := DirSpool{Dir: dir}
@@ -103,12 +114,15 @@ func FuzzContainer(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, c, err := parseDecryptedContainer(data, fuzzLimits.withDefaults())
+		doc, c, err := parseDecryptedContainer(data, fuzzLimits.withDefaults())
 		if err != nil {
 			return
 		}
 		if c.ID == "" {
 			t.Fatal("container without Id accepted")
+		}
+		if _, err := VerifyContainer(context.Background(), doc, c, nil, func(string) *Part { return nil }); err != nil {
+			t.Fatalf("content signature check failed to run: %v", err)
 		}
 	})
 }
