@@ -130,6 +130,10 @@ func dsn(path string, readOnly bool) string {
 	q.Add("_pragma", "foreign_keys(ON)")
 	if readOnly {
 		q.Add("_pragma", "query_only(ON)")
+		// Readers map the database instead of copying every page in with a
+		// read call; a full scan (log verify, a projection rebuild) spent
+		// a fifth of its time in pread.
+		q.Add("_pragma", "mmap_size(268435456)")
 	} else {
 		q.Set("_txlock", "immediate")
 	}
