@@ -273,3 +273,56 @@ func TestOpenReader(t *testing.T) {
 		t.Fatal("opened a missing topic")
 	}
 }
+
+// TestHashAheadMatchesFold holds hashAhead to the fold's own rules: for a
+// batch with repeats, conflicts, a taken message key, a rejected record and
+// records before the fold's position, every leaf it hashed must be the one
+// the fold gives, and it must have hashed every accepted record.
+func TestHashAheadMatchesFold(t *testing.T) {
+	const parts = 1
+	rec := func(off int64, e eventstore.Event) rawRecord {
+		return rawRecord{offset: off, key: recordKey(e.Tenant, e.Stream), value: encodeEvent(&e), time: time.Unix(1700000000+off, 0)}
+	}
+	keyed := func(id, stream, key string) eventstore.Event {
+		e := tev(id, stream, "x")
+		e.MessageKey = key
+		return e
+	}
+	s := newPartitionState()
+	first := []rawRecord{rec(0, tev("a", "s1", "1")), rec(1, keyed("b", "s2", "k1"))}
+	for i := range first {
+		s.foldDecoded(0, parts, &first[i], decodeRecord(0, parts, &first[i]))
+	}
+	batch := []rawRecord{
+		rec(1, keyed("b", "s2", "k1")),  // before the fold's position
+		rec(2, tev("c", "s1", "2")),     // accepted, second of s1
+		rec(3, tev("a", "s1", "1")),     // repeat of an earlier batch
+		rec(4, tev("c", "s1", "other")), // conflict within this batch
+		rec(5, keyed("d", "s3", "k1")),  // message key taken
+		{offset: 6, key: []byte("junk"), value: []byte("junk")},
+		rec(7, keyed("e", "s3", "k2")), // accepted
+		rec(8, tev("f", "s1", "3")),    // accepted, third of s1
+	}
+	decs := make([]decoded, len(batch))
+	for i := range batch {
+		decs[i] = decodeRecord(0, parts, &batch[i])
+	}
+	ahead := s.hashAhead(0, batch, decs)
+	folded := 0
+	for i := range batch {
+		if batch[i].offset < s.next {
+			continue
+		}
+		v, e := s.foldDecoded(0, parts, &batch[i], decs[i])
+		if v.kind != accepted {
+			continue
+		}
+		folded++
+		if want := integrity.LeafHash(e); ahead[i].leaf != want || ahead[i].off != e.Position.Offset || ahead[i].seq != e.StreamSeq {
+			t.Errorf("record %d (%s): hashed ahead %+v, the fold gives offset %d sequence %d leaf %x", i, e.ID, ahead[i], e.Position.Offset, e.StreamSeq, want)
+		}
+	}
+	if folded != 3 {
+		t.Fatalf("%d records accepted, want 3", folded)
+	}
+}
