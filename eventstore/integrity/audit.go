@@ -168,7 +168,9 @@ func verifyPartition(ctx context.Context, l AuditedLog, pub crypto.PublicKey, p 
 }
 
 // readChunk is how many events one read fetches; with 1 KiB events a chunk
-// is about 2.5 MB, and at most 2×workers chunks are in memory.
+// is about 2.5 MB. A chunk is queued in order before a worker reads it, so
+// at most workers+1 chunks are in memory: the queued ones and the one
+// being checked.
 const readChunk = 2000
 
 // checkChunks consumes the read-ahead in order. It reports done at the end of
@@ -236,7 +238,7 @@ type chunk struct {
 // ctx ends or stop is called; stop returns once every worker has finished.
 func readAhead(ctx context.Context, l AuditedLog, p int32, from int64, workers int) (chunks <-chan *chunk, stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	ordered := make(chan *chunk, 2*workers)
+	ordered := make(chan *chunk, workers)
 	work := make(chan *chunk)
 	var wg sync.WaitGroup
 	var short atomic.Bool // a chunk came back short or failed: issue no more
