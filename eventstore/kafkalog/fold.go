@@ -406,18 +406,20 @@ func (s *partitionState) hashAhead(partition int32, recs []rawRecord, decs []dec
 	if off > 0 {
 		prev = s.leaves[off-1]
 	}
-	ids, keys, streams := map[string]bool{}, map[string]bool{}, map[string]int64{}
+	ids, streams := make(map[string]bool, len(recs)), make(map[string]int64, len(recs))
+	var keys map[string]bool
 	for i := range recs {
 		if recs[i].offset < next || decs[i].err != "" {
 			continue
 		}
 		next = recs[i].offset + 1
 		e := decs[i].e
-		mk := e.Tenant + "\x00" + e.MessageKey
 		if _, ok := s.ids[e.ID]; ok || ids[e.ID] {
 			continue
 		}
+		var mk string
 		if e.MessageKey != "" {
+			mk = e.Tenant + "\x00" + e.MessageKey
 			if _, ok := s.keys[mk]; ok || keys[mk] {
 				continue
 			}
@@ -432,7 +434,10 @@ func (s *partitionState) hashAhead(partition int32, recs []rawRecord, decs []dec
 		out[i] = hashedLeaf{off: off, seq: e.StreamSeq, prev: prev, leaf: integrity.LeafHash(&e)}
 		prev, off = out[i].leaf, off+1
 		ids[e.ID], streams[key] = true, n+1
-		if e.MessageKey != "" {
+		if mk != "" {
+			if keys == nil {
+				keys = map[string]bool{}
+			}
 			keys[mk] = true
 		}
 	}
