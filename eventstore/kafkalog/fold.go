@@ -406,20 +406,18 @@ func (s *partitionState) hashAhead(partition int32, recs []rawRecord, decs []dec
 	if off > 0 {
 		prev = s.leaves[off-1]
 	}
-	ids, streams := make(map[string]bool, len(recs)), make(map[string]int64, len(recs))
-	var keys map[string]bool
+	ids, keys, streams := map[string]bool{}, map[string]bool{}, map[string]int64{}
 	for i := range recs {
 		if recs[i].offset < next || decs[i].err != "" {
 			continue
 		}
 		next = recs[i].offset + 1
 		e := decs[i].e
+		mk := e.Tenant + "\x00" + e.MessageKey
 		if _, ok := s.ids[e.ID]; ok || ids[e.ID] {
 			continue
 		}
-		var mk string
 		if e.MessageKey != "" {
-			mk = e.Tenant + "\x00" + e.MessageKey
 			if _, ok := s.keys[mk]; ok || keys[mk] {
 				continue
 			}
@@ -434,10 +432,7 @@ func (s *partitionState) hashAhead(partition int32, recs []rawRecord, decs []dec
 		out[i] = hashedLeaf{off: off, seq: e.StreamSeq, prev: prev, leaf: integrity.LeafHash(&e)}
 		prev, off = out[i].leaf, off+1
 		ids[e.ID], streams[key] = true, n+1
-		if mk != "" {
-			if keys == nil {
-				keys = map[string]bool{}
-			}
+		if e.MessageKey != "" {
 			keys[mk] = true
 		}
 	}
