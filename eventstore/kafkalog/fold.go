@@ -96,13 +96,6 @@ func decodeRecord(partition, partitions int32, r *rawRecord) decoded {
 //     same tenant is refused and the record skipped;
 //  4. otherwise the record is the next event of the partition.
 func (s *partitionState) foldDecoded(partition, partitions int32, r *rawRecord, dec decoded) (verdict, *eventstore.Event) {
-	return s.foldHashed(partition, r, dec, nil)
-}
-
-// foldHashed is foldDecoded with a leaf hashed ahead (hashAhead), used when
-// it was hashed for the position, predecessor and stream sequence that the
-// fold gives the record.
-func (s *partitionState) foldHashed(partition int32, r *rawRecord, dec decoded, ahead *hashedLeaf) (verdict, *eventstore.Event) {
 	s.next = r.offset + 1
 	if dec.err != "" {
 		return verdict{kind: rejected, detail: dec.err}, nil
@@ -129,12 +122,7 @@ func (s *partitionState) foldHashed(partition int32, r *rawRecord, dec decoded, 
 	if off > 0 {
 		e.PrevHash = s.leaves[off-1]
 	}
-	var leaf [32]byte
-	if ahead != nil && ahead.off == off && ahead.seq == e.StreamSeq && ahead.prev == e.PrevHash {
-		leaf = ahead.leaf
-	} else {
-		leaf = integrity.LeafHash(&e)
-	}
+	leaf := integrity.LeafHash(&e)
 	s.koffs = append(s.koffs, r.offset)
 	s.leaves = append(s.leaves, leaf)
 	s.seqs = append(s.seqs, e.StreamSeq)
@@ -358,17 +346,14 @@ func (l *Log) apply(partition int32, recs []rawRecord) {
 		decs[i] = decodeRecord(partition, l.cfg.Partitions, &recs[i])
 	}
 	l.mu.Lock()
-	s := l.parts[partition]
-	l.mu.Unlock()
-	ahead := s.hashAhead(partition, recs, decs)
-	l.mu.Lock()
 	defer l.mu.Unlock()
+	s := l.parts[partition]
 	for i := range recs {
 		rec := &recs[i]
 		if rec.offset < s.next {
 			continue // fetched again after a reconnect, or before the fetch offset
 		}
-		v, _ := s.foldHashed(partition, rec, decs[i], &ahead[i])
+		v, _ := s.foldDecoded(partition, l.cfg.Partitions, rec, decs[i])
 		if v.kind == rejected {
 			l.log.Warn("kafkalog: record rejected by the fold", "partition", partition, "kafka_offset", rec.offset, "reason", v.detail)
 		}
@@ -381,62 +366,6 @@ func (l *Log) apply(partition int32, recs []rawRecord) {
 	}
 	close(l.notify)
 	l.notify = make(chan struct{})
-}
-
-// hashedLeaf is a leaf hashed ahead of the fold, with what it was hashed for.
-type hashedLeaf struct {
-	off, seq int64
-	prev     [32]byte
-	leaf     [32]byte
-}
-
-// hashAhead hashes the leaves that the fold will give the records, before
-// apply takes l.mu, which every Append's precheck, every Read and every
-// other partition's fold also take: hashing 1 KiB events under it made
-// them all wait in turn. It plays the fold's rules on the records without
-// changing s, reading s without l.mu, which is safe because only the one
-// fetcher of a partition changes its state (fetchGroups waits for every
-// fetcher before it regroups the partitions) and this is that fetcher.
-// foldHashed takes a leaf only if the fold really gives the record the
-// position, predecessor and stream sequence it was hashed for.
-func (s *partitionState) hashAhead(partition int32, recs []rawRecord, decs []decoded) []hashedLeaf {
-	out := make([]hashedLeaf, len(recs))
-	next, off := s.next, int64(len(s.koffs))
-	var prev [32]byte
-	if off > 0 {
-		prev = s.leaves[off-1]
-	}
-	ids, keys, streams := map[string]bool{}, map[string]bool{}, map[string]int64{}
-	for i := range recs {
-		if recs[i].offset < next || decs[i].err != "" {
-			continue
-		}
-		next = recs[i].offset + 1
-		e := decs[i].e
-		mk := e.Tenant + "\x00" + e.MessageKey
-		if _, ok := s.ids[e.ID]; ok || ids[e.ID] {
-			continue
-		}
-		if e.MessageKey != "" {
-			if _, ok := s.keys[mk]; ok || keys[mk] {
-				continue
-			}
-		}
-		key := string(recordKey(e.Tenant, e.Stream))
-		n, ok := streams[key]
-		if !ok {
-			n = int64(len(s.streams[key]))
-		}
-		e.Position = eventstore.Position{Partition: partition, Offset: off}
-		e.StreamSeq, e.RecordedAt, e.PrevHash = n+1, recs[i].time.UTC(), prev
-		out[i] = hashedLeaf{off: off, seq: e.StreamSeq, prev: prev, leaf: integrity.LeafHash(&e)}
-		prev, off = out[i].leaf, off+1
-		ids[e.ID], streams[key] = true, n+1
-		if e.MessageKey != "" {
-			keys[mk] = true
-		}
-	}
-	return out
 }
 
 // waitFolded blocks until every partition's fold has passed the given Kafka
