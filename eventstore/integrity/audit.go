@@ -7,6 +7,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/poststelle/poststelle/eventstore"
@@ -60,6 +63,15 @@ type StoredHashes interface {
 	// StoredHashes returns the leaf hashes of offsets [from, to) and the
 	// frontiers of checkpoints with sizes in (from, to].
 	StoredHashes(ctx context.Context, partition int32, from, to int64) (Stored, error)
+}
+
+// StoredReader is implemented by logs that read the stored hashes together
+// with the events: the embedded log reads its leaf_hash column in the same
+// scan, which a separate StoredHashes query would make twice.
+type StoredReader interface {
+	StoredHashes
+	// ReadStored is Read with StoredHashes for the events it returns.
+	ReadStored(ctx context.Context, partition int32, from int64, limit int) ([]eventstore.Event, Stored, error)
 }
 
 // VerifyLog checks every partition of the log against its signed checkpoints.
@@ -129,40 +141,171 @@ func verifyPartition(ctx context.Context, l AuditedLog, pub crypto.PublicKey, p 
 	if err != nil {
 		return Summary{}, &Problem{Partition: p, Offset: 0, Reason: "checkpoints unreadable: " + err.Error()}
 	}
-	v, err := NewVerifier(pub, l.LogID(), p, cps)
+	workers := runtime.GOMAXPROCS(0)
+	v, err := newVerifier(pub, l.LogID(), p, cps, workers)
 	if err != nil {
 		return Summary{}, err
 	}
-	// Reading and hashing overlap: a reader goroutine fetches the next
-	// batches while this one hashes, which doubles the rate on two cores.
-	batches := make(chan readBatch, 4)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go readAhead(ctx, l, p, batches)
-	for b := range batches {
-		if b.err != nil {
-			if ctx.Err() != nil {
-				return Summary{}, ctx.Err()
+	for next := int64(0); ; {
+		// Chunks are read and hashed ahead by several workers at the offsets
+		// a dense partition has; the chain, the heads and the stored hashes
+		// are checked here, in order. A chunk that does not start where the
+		// previous one ended (a short read) stops the read-ahead, which then
+		// starts again where the checked events end.
+		chunks, stop := readAhead(ctx, l, p, next, workers)
+		done, err := v.checkChunks(ctx, chunks, each)
+		stop()
+		if err != nil || done {
+			if err == nil {
+				return v.Finish()
 			}
-			return Summary{}, &Problem{Partition: p, Offset: b.from, Reason: "events unreadable: " + b.err.Error()}
+			return Summary{}, err
 		}
-		for i := range b.evs {
-			if err := v.Add(&b.evs[i]); err != nil {
-				return Summary{}, err
+		next = v.Size()
+	}
+}
+
+// readChunk is how many events one read fetches; with 1 KiB events a chunk
+// is about 2.5 MB. A chunk is queued in order before a worker reads it, so
+// at most workers+1 chunks are in memory: the queued ones and the one
+// being checked.
+const readChunk = 2000
+
+// checkChunks consumes the read-ahead in order. It reports done at the end of
+// the partition, or not done when the read-ahead went off the offsets that
+// the partition really has and must start again at v.Size().
+func (v *Verifier) checkChunks(ctx context.Context, chunks <-chan *chunk, each func(*eventstore.Event) error) (bool, error) {
+	for c := range chunks {
+		<-c.ready
+		if c.err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
 			}
-			if b.stored != nil {
-				if err := checkStored(v, b.stored); err != nil {
-					return Summary{}, err
-				}
+			return false, &Problem{Partition: v.partition, Offset: c.from, Reason: "events unreadable: " + c.err.Error()}
+		}
+		if c.from != v.Size() {
+			return false, nil
+		}
+		if len(c.evs) == 0 {
+			return true, nil
+		}
+		if err := v.checkChunk(c, each); err != nil {
+			return false, err
+		}
+		if len(c.evs) < readChunk {
+			return false, nil // maybe the end; the next read says
+		}
+	}
+	return false, ctx.Err()
+}
+
+func (v *Verifier) checkChunk(c *chunk, each func(*eventstore.Event) error) error {
+	for i := range c.evs {
+		e := &c.evs[i]
+		if err := v.addLeaf(e, c.leaves[i]); err != nil {
+			return err
+		}
+		if c.stored != nil {
+			if err := checkStored(v, c.stored); err != nil {
+				return err
 			}
-			if each != nil {
-				if err := each(&b.evs[i]); err != nil {
-					return Summary{}, &Problem{Partition: p, Offset: b.evs[i].Position.Offset, Reason: err.Error()}
-				}
+		}
+		if each != nil {
+			if err := each(e); err != nil {
+				return &Problem{Partition: v.partition, Offset: e.Position.Offset, Reason: err.Error()}
 			}
 		}
 	}
-	return v.Finish()
+	return nil
+}
+
+// chunk is one read of the read-ahead: the events of a partition from an
+// offset, their leaf hashes and what the log stores beside them.
+type chunk struct {
+	from   int64
+	evs    []eventstore.Event
+	leaves [][32]byte
+	stored *Stored
+	err    error
+	ready  chan struct{}
+}
+
+// readAhead reads and hashes chunks of readChunk events from offset from on,
+// in workers goroutines, and sends them in offset order; the receiver waits
+// for each chunk's ready. It stops after a short or failed chunk, and when
+// ctx ends or stop is called; stop returns once every worker has finished.
+func readAhead(ctx context.Context, l AuditedLog, p int32, from int64, workers int) (chunks <-chan *chunk, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	ordered := make(chan *chunk, workers)
+	work := make(chan *chunk)
+	var wg sync.WaitGroup
+	var short atomic.Bool // a chunk came back short or failed: issue no more
+	for range workers {
+		wg.Go(func() {
+			for c := range work {
+				c.read(ctx, l, p)
+				if c.err != nil || len(c.evs) < readChunk {
+					short.Store(true)
+				}
+				close(c.ready)
+			}
+		})
+	}
+	go func() {
+		defer func() {
+			close(work)
+			wg.Wait()
+			cancel()
+			close(ordered)
+		}()
+		for off := from; !short.Load(); off += readChunk {
+			c := &chunk{from: off, ready: make(chan struct{})}
+			select {
+			case ordered <- c:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case work <- c:
+			case <-ctx.Done():
+				c.err = ctx.Err()
+				close(c.ready)
+				return
+			}
+		}
+	}()
+	return ordered, func() {
+		cancel()
+		for c := range ordered {
+			<-c.ready
+		}
+	}
+}
+
+// read fetches the chunk's events and stored hashes and hashes the events.
+func (c *chunk) read(ctx context.Context, l AuditedLog, p int32) {
+	if sr, ok := l.(StoredReader); ok {
+		var s Stored
+		c.evs, s, c.err = sr.ReadStored(ctx, p, c.from, readChunk)
+		c.stored = &s
+	} else {
+		c.evs, c.err = l.Read(ctx, p, c.from, readChunk)
+		if sh, ok := l.(StoredHashes); ok && c.err == nil && len(c.evs) > 0 {
+			s, err := sh.StoredHashes(ctx, p, c.from, c.evs[len(c.evs)-1].Position.Offset+1)
+			c.stored, c.err = &s, err
+		}
+	}
+	if c.err != nil || len(c.evs) == 0 {
+		return
+	}
+	c.leaves = make([][32]byte, len(c.evs))
+	var buf []byte
+	for i := range c.evs {
+		buf = appendLeaf(buf[:0], &c.evs[i])
+		c.leaves[i] = recordHash(buf)
+	}
 }
 
 // checkStored compares what the log stores for the event just verified.
@@ -188,40 +331,6 @@ func checkStored(v *Verifier, s *Stored) error {
 			v.Size())}
 	}
 	return nil
-}
-
-type readBatch struct {
-	from   int64
-	evs    []eventstore.Event
-	stored *Stored
-	err    error
-}
-
-// readAhead sends a partition's events in batches, with what the log stores
-// beside them, and closes the channel at the end or after the first error.
-func readAhead(ctx context.Context, l AuditedLog, p int32, out chan<- readBatch) {
-	defer close(out)
-	sh, _ := l.(StoredHashes)
-	for from := int64(0); ; {
-		evs, err := l.Read(ctx, p, from, 2000)
-		if len(evs) == 0 && err == nil {
-			return
-		}
-		b := readBatch{from: from, evs: evs, err: err}
-		if err == nil && sh != nil {
-			s, err := sh.StoredHashes(ctx, p, from, evs[len(evs)-1].Position.Offset+1)
-			b.stored, b.err = &s, err
-		}
-		select {
-		case out <- b:
-		case <-ctx.Done():
-			return
-		}
-		if b.err != nil {
-			return
-		}
-		from = evs[len(evs)-1].Position.Offset + 1
-	}
 }
 
 // StreamProof lets a third party check that one message's events are in the

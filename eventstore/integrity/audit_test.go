@@ -23,6 +23,8 @@ type memLog struct {
 	cps            []eventstore.Checkpoint
 	frontiers      map[int64][]byte
 	lag            time.Duration // zero: does not implement CheckpointLag
+	maxRead        int           // when set, Read returns at most this many events
+	failFrom       int64         // when set, Read fails for offsets from here on
 }
 
 func newMemLog(t *testing.T, n int, checkpointAt []int64, start time.Time) *memLog {
@@ -65,6 +67,12 @@ func (l *memLog) Checkpoints(context.Context, int32) ([]eventstore.Checkpoint, e
 }
 
 func (l *memLog) Read(_ context.Context, _ int32, from int64, limit int) ([]eventstore.Event, error) {
+	if l.failFrom > 0 && from+int64(limit) > l.failFrom {
+		return nil, errors.New("disk on fire")
+	}
+	if l.maxRead > 0 {
+		limit = min(limit, l.maxRead)
+	}
 	var out []eventstore.Event
 	for _, e := range l.events {
 		if e.Position.Offset >= from && len(out) < limit {
@@ -191,5 +199,51 @@ func TestSummaryReportsUncoveredTail(t *testing.T) {
 	p := sum.Partitions[0]
 	if p.Uncovered != 3 || !p.OldestUncovered.Equal(start.Add(7*time.Second)) || !p.NewestCheckpoint.Equal(start.Add(6*time.Second)) {
 		t.Fatalf("summary %+v", p)
+	}
+}
+
+// TestVerifyLogAcrossChunks covers the read-ahead: logs longer than one read,
+// read by several workers, whose reads may come back shorter than asked.
+func TestVerifyLogAcrossChunks(t *testing.T) {
+	start := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	const n = 2*readChunk + 700
+	var every100 []int64
+	for i := int64(100); i <= n; i += 100 {
+		every100 = append(every100, i)
+	}
+	remove := func(l *memLog, off int64) {
+		l.events = append(l.events[:off], l.events[off+1:]...)
+	}
+	cases := []struct {
+		name   string
+		edit   func(l *memLog)
+		offset int64 // -1: no problem expected
+		reason string
+	}{
+		{"intact", func(*memLog) {}, -1, ""},
+		{"intact, short reads", func(l *memLog) { l.maxRead = 7 }, -1, ""},
+		{"intact, reads a little short", func(l *memLog) { l.maxRead = readChunk - 1 }, -1, ""},
+		{"event removed at a chunk's start", func(l *memLog) { remove(l, 2*readChunk) }, 2 * readChunk, "was removed, inserted or moved"},
+		{"event removed inside a chunk, short reads", func(l *memLog) { l.maxRead = 7; remove(l, readChunk+500) }, readChunk + 500, "was removed"},
+		{"event altered in the second chunk", func(l *memLog) { l.events[readChunk+1].Data = []byte("x") }, readChunk + 1, "stored leaf hash"},
+		{"last event removed", func(l *memLog) { remove(l, n-1) }, n - 1, "events were removed"},
+		{"read fails in the third chunk", func(l *memLog) { l.failFrom = 2*readChunk + 10 }, 2 * readChunk, "events unreadable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newMemLog(t, n, every100, start)
+			tc.edit(l)
+			sum, err := VerifyLogWith(context.Background(), l, testKey.Public(), VerifyOptions{Now: func() time.Time { return start }})
+			if tc.offset < 0 {
+				if err != nil || sum.Events != n || sum.Partitions[0].Checkpoints != len(every100) {
+					t.Fatalf("got %+v, %v; want %d events and %d checkpoints", sum, err, n, len(every100))
+				}
+				return
+			}
+			var p *Problem
+			if !errors.As(err, &p) || p.Offset != tc.offset || !strings.Contains(p.Reason, tc.reason) {
+				t.Fatalf("got %v, want a problem at offset %d naming %q", err, tc.offset, tc.reason)
+			}
+		})
 	}
 }

@@ -34,7 +34,12 @@ func EncodeLeaf(e *eventstore.Event) []byte {
 	for k, v := range e.Metadata {
 		n += len(k) + len(v) + 8
 	}
-	b := make([]byte, 0, n)
+	return appendLeaf(make([]byte, 0, n), e)
+}
+
+// appendLeaf appends EncodeLeaf(e) to b, so that a loop over many events
+// can reuse one buffer.
+func appendLeaf(b []byte, e *eventstore.Event) []byte {
 	b = append(b, leafMagic...)
 	b = binary.BigEndian.AppendUint32(b, uint32(e.Position.Partition))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Position.Offset))

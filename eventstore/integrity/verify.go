@@ -3,6 +3,8 @@ package integrity
 import (
 	"crypto"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/poststelle/poststelle/eventstore"
@@ -47,12 +49,20 @@ type Verifier struct {
 
 // NewVerifier starts verifying a partition. Checkpoints must be sorted by size.
 func NewVerifier(pub crypto.PublicKey, logID string, partition int32, cps []eventstore.Checkpoint) (*Verifier, error) {
+	return newVerifier(pub, logID, partition, cps, 1)
+}
+
+// newVerifier is NewVerifier checking the signatures in workers goroutines:
+// the embedded log signs a checkpoint per commit, so a log may hold nearly
+// as many signatures as events.
+func newVerifier(pub crypto.PublicKey, logID string, partition int32, cps []eventstore.Checkpoint, workers int) (*Verifier, error) {
 	kid, err := KeyID(pub)
 	if err != nil {
 		return nil, err
 	}
+	sigErrs := verifySignatures(pub, logID, cps, workers)
 	for i := range cps {
-		if err := VerifyCheckpoint(pub, logID, &cps[i]); err != nil {
+		if err := sigErrs[i]; err != nil {
 			return nil, &Problem{Partition: partition, Offset: cps[i].Size - 1, Reason: err.Error()}
 		}
 		// The key id is not signed; a wrong one is an edit all the same.
@@ -74,8 +84,31 @@ func NewVerifier(pub crypto.PublicKey, logID string, partition int32, cps []even
 	return v, v.checkHeads()
 }
 
+// verifySignatures checks every checkpoint's signature and returns the
+// outcome per checkpoint, so the caller still reports the first bad one.
+func verifySignatures(pub crypto.PublicKey, logID string, cps []eventstore.Checkpoint, workers int) []error {
+	errs := make([]error, len(cps))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(1, min(workers, len(cps))) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(cps)); i = next.Add(1) - 1 {
+				errs[i] = VerifyCheckpoint(pub, logID, &cps[i])
+			}
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
 // Add verifies the next event of the partition.
 func (v *Verifier) Add(e *eventstore.Event) error {
+	return v.addLeaf(e, LeafHash(e))
+}
+
+// addLeaf is Add with the event's leaf hash already computed, so that the
+// hashing can run ahead in other goroutines.
+func (v *Verifier) addLeaf(e *eventstore.Event, leaf [32]byte) error {
 	switch {
 	case e.Position.Partition != v.partition:
 		return v.fail(fmt.Sprintf("event %s is from partition %d", e.ID, e.Position.Partition))
@@ -87,7 +120,6 @@ func (v *Verifier) Add(e *eventstore.Event) error {
 	if v.offset == v.covered {
 		v.oldestUncovered = e.RecordedAt
 	}
-	leaf := LeafHash(e)
 	v.frontier.Append(leaf)
 	v.prev = leaf
 	v.offset++

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/integrity"
 )
 
@@ -51,6 +52,45 @@ func (l *Log) StoredHashes(ctx context.Context, partition int32, from, to int64)
 		return s, fmt.Errorf("sqlitelog: read frontiers %d to %d: %w", from, to, err)
 	}
 	return s, nil
+}
+
+// ReadStored implements integrity.StoredReader: Read and the leaf_hash
+// column in one scan, and the frontiers of the checkpoints it reaches.
+func (l *Log) ReadStored(ctx context.Context, partition int32, from int64, limit int) ([]eventstore.Event, integrity.Stored, error) {
+	if limit <= 0 || limit > maxRead {
+		limit = maxRead
+	}
+	// An auditor reads whole pages, so they are allocated whole.
+	s := integrity.Stored{Leaves: make(map[int64][]byte, limit), Frontiers: map[int64][]byte{}}
+	if partition != 0 {
+		return nil, s, fmt.Errorf("sqlitelog: no partition %d", partition)
+	}
+	rows, err := l.rdb.QueryContext(ctx, `SELECT off, id, tenant, stream, stream_seq, type, version, message_key, correlation_id,
+	causation_id, metadata, data, recorded_at, prev_hash, leaf_hash FROM events WHERE off >= ? ORDER BY off LIMIT ?`, from, limit)
+	if err != nil {
+		return nil, s, fmt.Errorf("sqlitelog: read events from %s: %w", l.cfg.Path, err)
+	}
+	defer rows.Close()
+	out := make([]eventstore.Event, 0, limit)
+	for rows.Next() {
+		var leaf []byte
+		e, err := scanEvent(rows, &leaf)
+		if err != nil {
+			return nil, s, fmt.Errorf("sqlitelog: read events from %s: %w", l.cfg.Path, err)
+		}
+		s.Leaves[e.Position.Offset] = leaf
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s, fmt.Errorf("sqlitelog: read events from %s: %w", l.cfg.Path, err)
+	}
+	if len(out) == 0 {
+		return nil, s, nil
+	}
+	if err := l.scanPairs(ctx, s.Frontiers, `SELECT size, frontier FROM checkpoints WHERE size > ? AND size <= ?`, from, out[len(out)-1].Position.Offset+1); err != nil {
+		return nil, s, fmt.Errorf("sqlitelog: read frontiers from %d: %w", from, err)
+	}
+	return out, s, nil
 }
 
 func (l *Log) scanPairs(ctx context.Context, into map[int64][]byte, q string, args ...any) error {

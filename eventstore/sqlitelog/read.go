@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -16,14 +15,23 @@ import (
 const selectEvent = `SELECT off, id, tenant, stream, stream_seq, type, version, message_key, correlation_id,
 	causation_id, metadata, data, recorded_at, prev_hash FROM events `
 
+// readCapacity is the most room a read starts with, in events (a poll
+// that finds little should not allocate for a page); maxRead caps one read.
+const (
+	readCapacity = 256
+	maxRead      = 10000
+)
+
 type rowScanner interface{ Scan(dest ...any) error }
 
-func scanEvent(r rowScanner) (eventstore.Event, error) {
+func scanEvent(r rowScanner, extra ...any) (eventstore.Event, error) {
 	var e eventstore.Event
-	var meta, prev []byte
+	// The driver's copies of these two are only looked at, not kept.
+	var meta, prev sql.RawBytes
 	var recorded int64
-	if err := r.Scan(&e.Position.Offset, &e.ID, &e.Tenant, &e.Stream, &e.StreamSeq, &e.Type, &e.Version,
-		&e.MessageKey, &e.CorrelationID, &e.CausationID, &meta, &e.Data, &recorded, &prev); err != nil {
+	dest := append([]any{&e.Position.Offset, &e.ID, &e.Tenant, &e.Stream, &e.StreamSeq, &e.Type, &e.Version,
+		&e.MessageKey, &e.CorrelationID, &e.CausationID, &meta, &e.Data, &recorded, &prev}, extra...)
+	if err := r.Scan(dest...); err != nil {
 		return e, err
 	}
 	if len(prev) != 32 {
@@ -40,12 +48,21 @@ func scanEvent(r rowScanner) (eventstore.Event, error) {
 }
 
 func (l *Log) queryOne(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, where string, args ...any) (*eventstore.Event, error) {
-	e, err := scanEvent(q.QueryRowContext(ctx, selectEvent+where, args...))
-	if errors.Is(err, sql.ErrNoRows) {
+	// Rows rather than Row: Row.Scan refuses the RawBytes scanEvent uses.
+	rows, err := q.QueryContext(ctx, selectEvent+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("look up event: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("look up event: %w", err)
+		}
 		return nil, nil
 	}
+	e, err := scanEvent(rows)
 	if err != nil {
 		return nil, fmt.Errorf("look up event: %w", err)
 	}
@@ -57,15 +74,15 @@ func (l *Log) Read(ctx context.Context, partition int32, from int64, limit int) 
 	if partition != 0 {
 		return nil, fmt.Errorf("sqlitelog: no partition %d", partition)
 	}
-	if limit <= 0 || limit > 10000 {
-		limit = 10000
+	if limit <= 0 || limit > maxRead {
+		limit = maxRead
 	}
-	return l.query(ctx, `WHERE off >= ? ORDER BY off LIMIT ?`, from, limit)
+	return l.query(ctx, min(limit, readCapacity), `WHERE off >= ? ORDER BY off LIMIT ?`, from, limit)
 }
 
 // ReadStream implements eventstore.Log.
 func (l *Log) ReadStream(ctx context.Context, tenant, stream string) ([]eventstore.Event, error) {
-	return l.query(ctx, `WHERE tenant = ? AND stream = ? ORDER BY stream_seq`, tenant, stream)
+	return l.query(ctx, 16, `WHERE tenant = ? AND stream = ? ORDER BY stream_seq`, tenant, stream)
 }
 
 // Lookup returns the event with the given id, or nil.
@@ -73,13 +90,16 @@ func (l *Log) Lookup(ctx context.Context, id string) (*eventstore.Event, error) 
 	return l.queryOne(ctx, l.rdb, `WHERE id = ?`, id)
 }
 
-func (l *Log) query(ctx context.Context, where string, args ...any) ([]eventstore.Event, error) {
+// query reads events with room for capacity of them to begin with.
+func (l *Log) query(ctx context.Context, capacity int, where string, args ...any) ([]eventstore.Event, error) {
 	rows, err := l.rdb.QueryContext(ctx, selectEvent+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitelog: read events from %s: %w", l.cfg.Path, err)
 	}
 	defer rows.Close()
-	var out []eventstore.Event
+	// Growing a slice of events by doubling copied each event several
+	// times over in a long read; a page-sized start avoids most of it.
+	out := make([]eventstore.Event, 0, capacity)
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
@@ -170,6 +190,9 @@ func encodeMetadata(m map[string]string) []byte {
 }
 
 func decodeMetadata(b []byte) (map[string]string, error) {
+	if string(b) == "{}" {
+		return nil, nil // what encodeMetadata writes for none: spares the JSON decoder
+	}
 	var m map[string]string
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err

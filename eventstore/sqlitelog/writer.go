@@ -14,8 +14,18 @@ import (
 
 // writer is the only goroutine that writes. It drains all queued requests into
 // one transaction so that their events share one fsync.
+//
+// Appenders that a commit releases need a moment to append again, and a
+// writer that commits at once takes only those that made it: with 64
+// appenders commits carried about 31 events, twice the fsyncs and index
+// page writes per event of 64-event commits. So when fewer events are
+// queued than the last commit carried, the writer waits for that many, but
+// at most half as long as the last commit took: a load that has dropped
+// costs at most that once.
 func (l *Log) writer() {
 	defer close(l.done)
+	defer close(l.ckpt)
+	var last batchStats
 	for {
 		var first *appendReq
 		select {
@@ -24,19 +34,54 @@ func (l *Log) writer() {
 			l.drainClosed()
 			return
 		}
-		batch, n := []*appendReq{first}, len(first.events)
-	fill:
-		for n < l.cfg.MaxBatch {
-			select {
-			case r := <-l.reqs:
-				batch = append(batch, r)
-				n += len(r.events)
-			default:
-				break fill
-			}
-		}
+		batch, n := l.gather(first, last)
+		start := time.Now()
 		l.commit(batch)
+		last = batchStats{events: n, took: time.Since(start)}
 	}
+}
+
+// batchStats describes the previous commit, which sizes the next batch.
+type batchStats struct {
+	events int
+	took   time.Duration
+}
+
+// gather takes the queued requests after first: all that are there, then,
+// while fewer events than the last commit's are gathered, those that arrive
+// within half the last commit's duration.
+func (l *Log) gather(first *appendReq, last batchStats) ([]*appendReq, int) {
+	batch, n := []*appendReq{first}, len(first.events)
+	take := func(r *appendReq) {
+		batch = append(batch, r)
+		n += len(r.events)
+	}
+fill:
+	for n < l.cfg.MaxBatch {
+		select {
+		case r := <-l.reqs:
+			take(r)
+		default:
+			break fill
+		}
+	}
+	target := min(last.events, l.cfg.MaxBatch)
+	if n >= target || last.took <= 0 {
+		return batch, n
+	}
+	timer := time.NewTimer(last.took / 2)
+	defer timer.Stop()
+	for n < target {
+		select {
+		case r := <-l.reqs:
+			take(r)
+		case <-timer.C:
+			return batch, n
+		case <-l.stop:
+			return batch, n
+		}
+	}
+	return batch, n
 }
 
 // drainClosed fails requests that raced with Close.
@@ -79,6 +124,7 @@ func (l *Log) commit(batch []*appendReq) {
 	}
 	if err == nil {
 		l.signalCommit()
+		l.requestCheckpoint(batch)
 	}
 }
 
