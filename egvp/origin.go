@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -35,6 +36,8 @@ type Origin struct {
 	// CertificateSubject, CertificateIssuer and CertificateUID describe the transport
 	// signature's certificate.
 	CertificateSubject, CertificateIssuer, CertificateUID string
+	// CertificateSHA256 is the lowercase hex SHA-256 of the certificate's DER.
+	CertificateSHA256 string
 	// Reason says why the level is what it is; Checks what was checked, in order.
 	Reason string
 	Checks []string
@@ -78,6 +81,8 @@ func checkOrigin(d Delivery, m *Message, cfg Config) Origin {
 	}
 	o.CertificateSubject, o.CertificateIssuer = c.Subject.String(), c.Issuer.String()
 	o.CertificateUID = nameAttr(c, oidUID)
+	fp := c.Fingerprint()
+	o.CertificateSHA256 = hex.EncodeToString(fp[:])
 	kind, route := vhnKind(c)
 	o.Level = LevelSenderSigned
 	if !o.inspected(d, c) || !o.valid(c, m) || !o.chain(c, cfg, kind) {

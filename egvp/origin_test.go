@@ -101,6 +101,9 @@ func TestOrigin(t *testing.T) {
 			if tc.problem == "" && len(m.Problems) > 0 || tc.problem != "" && !slices.ContainsFunc(m.Problems, func(p string) bool { return strings.Contains(p, tc.problem) }) {
 				t.Errorf("problems %q, want %q", m.Problems, tc.problem)
 			}
+			if want := "239554e6b0e24a2eaf04dcdab58fb80c30ef022494cf1533a7dda6650ba9cc0a"; tc.sample == "TestnachrichtEeb_1" && o.Level != LevelNone && tc.name != "not a VHN certificate" && o.CertificateSHA256 != want {
+				t.Errorf("certificate %s, want the SHA-256 of originator_transportsignatur.crt", o.CertificateSHA256)
+			}
 			if (o.Level == LevelVHN) != (o.Route != "") {
 				t.Errorf("route %q at level %s", o.Route, o.Level)
 			}
