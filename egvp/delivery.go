@@ -91,12 +91,17 @@ type Message struct {
 	// RecipientCode is the court code of the XJustiz recipient (GDS.Gerichte).
 	RecipientCode string
 	EEB           EEBRequest
-	Card          *BusinessCard
-	Description   *Description
-	XJustiz       *xjustiz.Message
-	Info          map[string]string
-	Parts         []Part
-	Origin        Origin
+	// Receipt is the fachdaten of a returning eEB (an XJustiz
+	// nachricht.eeb.zuruecklaufend), nil for other messages; AnswersXJustizID is the
+	// id of the request it answers.
+	Receipt          *xjustiz.Receipt
+	AnswersXJustizID string
+	Card             *BusinessCard
+	Description      *Description
+	XJustiz          *xjustiz.Message
+	Info             map[string]string
+	Parts            []Part
+	Origin           Origin
 	// Problems are what does not fit, in reading order; the message is kept.
 	Problems []string
 }
@@ -305,9 +310,20 @@ func (r *reader) fields() {
 		m.MessageType = x.Type
 		m.RecipientCode = x.RecipientCode()
 		m.EEB = eebRequest(x)
+		if x.IsReceipt() {
+			m.Receipt, m.AnswersXJustizID = x.Receipt, x.Header.ForeignMessageID
+		}
 	}
 	if m.Card == nil {
 		r.problem("no %s: the sender is unknown", FileCard)
+	}
+}
+
+// CheckReceiptRequest flags a returning eEB whose request the caller does not know
+// (known reports whether an XJustiz id is one of the gateway's own eEB requests).
+func (m *Message) CheckReceiptRequest(known func(xjustizID string) bool) {
+	if m.Receipt != nil && !known(m.AnswersXJustizID) {
+		m.Problems = append(m.Problems, fmt.Sprintf("eEB for a request this mailbox did not send (fremde Nachrichten-ID %q)", m.AnswersXJustizID))
 	}
 }
 
