@@ -112,12 +112,18 @@ func parseDescription(data []byte) (*Description, []string, error) {
 	return d, problems, err
 }
 
-const maxInfoEntries = 256
+const (
+	maxInfoEntries = 256
+	maxInfoBytes   = 256 << 10
+)
 
 // parseInfo reads additional_infos, a Java properties file the sending client writes
 // (user_id, subject, signature_level): key=value lines, # comments, backslash escapes.
 // Line continuations are not used by EGVP clients and are not joined.
 func parseInfo(data []byte) (map[string]string, error) {
+	if len(data) > maxInfoBytes {
+		return nil, fmt.Errorf("reading additional_infos: %d bytes exceed the %d byte limit", len(data), maxInfoBytes)
+	}
 	if !utf8.Valid(data) {
 		return nil, fmt.Errorf("reading additional_infos: not UTF-8")
 	}

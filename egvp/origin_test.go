@@ -262,6 +262,9 @@ func TestParseInfo(t *testing.T) {
 			t.Errorf("%s: %q, want %q", k, got[k], v)
 		}
 	}
+	if _, err := parseInfo([]byte("a=" + strings.Repeat("x", maxInfoBytes))); err == nil {
+		t.Error("oversize additional_infos read")
+	}
 	if _, err := parseInfo([]byte("a=\xff")); err == nil {
 		t.Error("non-UTF-8 read")
 	}
