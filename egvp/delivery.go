@@ -141,6 +141,9 @@ func Read(ctx context.Context, d Delivery, cfg Config, lim Limits) (*Message, er
 	if d.Envelope == nil || d.Envelope.ContentPackage == nil {
 		return nil, fmt.Errorf("%w: no content package", ErrNotEGVP)
 	}
+	if d.Attachment == nil {
+		d.Attachment = func(string) *osci.Part { return nil }
+	}
 	lim = lim.withDefaults()
 	r := &reader{ctx: ctx, d: d, lim: lim, m: &Message{}}
 	if err := r.containers(); err != nil {

@@ -233,6 +233,11 @@ func TestReadRefuses(t *testing.T) {
 	if _, err := Read(context.Background(), Delivery{Envelope: &osci.Envelope{}}, Config{}, Limits{}); err == nil {
 		t.Error("an envelope without content package read")
 	}
+	d = sampleDelivery(t, "TestnachrichtEeb_1")
+	d.Attachment = nil
+	if m, err := Read(context.Background(), d, Config{}, Limits{}); err != nil || !slices.ContainsFunc(m.Problems, func(p string) bool { return strings.Contains(p, "is missing") }) {
+		t.Errorf("without attachments: %v, %v", err, m)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := Read(ctx, sampleDelivery(t, "TestnachrichtEeb_1"), Config{}, Limits{}); err == nil {
