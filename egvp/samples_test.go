@@ -234,7 +234,7 @@ func readXML(t *testing.T, path string, v any) {
 }
 
 // readDelivery reads a sample as the OSCI channel would hand it over.
-func readDelivery(t *testing.T, dir string, damaged, verified bool) Delivery {
+func readDelivery(t testing.TB, dir string, damaged, verified bool) Delivery {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "oscicontentdata.osci"))
 	if err != nil {
@@ -265,7 +265,7 @@ type memory []byte
 
 func (m memory) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(m)), nil }
 
-func firstPart(t *testing.T, raw []byte) []byte {
+func firstPart(t testing.TB, raw []byte) []byte {
 	t.Helper()
 	_, rest, _ := bytes.Cut(raw, []byte("boundary="))
 	b, _, _ := bytes.Cut(rest, []byte(";"))
