@@ -368,13 +368,11 @@ func parseDateTime(s string) (time.Time, bool, error) {
 // and the schema file name (..._2_4.xsd, ..._3_0.xsd).
 func (r *reader) checkVersion() {
 	m := r.msg
-	declared := GenerationUnknown
-	if major, _, ok := strings.Cut(m.Version, "."); ok {
-		declared = generationOf(major)
-	} else {
+	major, _, _ := strings.Cut(m.Version, ".")
+	declared := generationOf(major)
+	if m.Version == "" {
 		r.problem("no xjustizVersion declared")
-	}
-	if declared == GenerationUnknown && m.Version != "" {
+	} else if declared == GenerationUnknown {
 		r.problem("xjustizVersion %q is not a version this gateway reads (2.x, 3.x)", m.Version)
 	}
 	if m.Generation != GenerationUnknown && declared != GenerationUnknown && m.Generation != declared {
