@@ -132,6 +132,49 @@ type MessageReceived struct {
 	// on every other. The same X-de-mail-* headers on another channel stay
 	// in Transport.Untrusted and have no effect.
 	DeMail *DeMailEvidence `json:"deMail,omitempty"`
+	// EGVP is what the EGVP message layer read from an OSCI delivery: set only
+	// by the EGVP channel, nil on every other, and ignored by the routing rules
+	// on another channel.
+	EGVP *EGVPFields `json:"egvp,omitempty"`
+}
+
+// EGVPFields are the typed fields of a message received on EGVP (package egvp):
+// the sender's Visitenkarte, the XJustiz Nachrichtenkopf and the proof of origin.
+// The SAFE-IDs and the role are the sender's claims; Origin says what the
+// transport certificate proves of them.
+type EGVPFields struct {
+	// SenderSafeID is the Visitenkarte's Nutzer_ID, SenderRole its Rollen_ID
+	// (egvp_bebpo, egvp_justiz, ...); RecipientSafeID the addressed mailbox.
+	SenderSafeID    string `json:"senderSafeId,omitempty"`
+	SenderRole      string `json:"senderRole,omitempty"`
+	RecipientSafeID string `json:"recipientSafeId,omitempty"`
+	// SenderFileNumber and RecipientFileNumber are the Aktenzeichen of both sides.
+	SenderFileNumber    string `json:"senderFileNumber,omitempty"`
+	RecipientFileNumber string `json:"recipientFileNumber,omitempty"`
+	// MessageType is the XJustiz message type (nachricht.eeb.zuruecklaufend, ...)
+	// or, without XJustiz, nachricht.xml's Nachrichtentyp.
+	MessageType string `json:"messageType,omitempty"`
+	// RecipientCode is the recipient court's code (Codeliste GDS.Gerichte).
+	RecipientCode string `json:"recipientCode,omitempty"`
+	// XJustizVersion, XJustizMessageID and XJustizForeignMessageID are the
+	// Nachrichtenkopf's xjustizVersion, eigene and fremde Nachrichten-ID.
+	XJustizVersion          string `json:"xjustizVersion,omitempty"`
+	XJustizMessageID        string `json:"xjustizMessageId,omitempty"`
+	XJustizForeignMessageID string `json:"xjustizForeignMessageId,omitempty"`
+	// EEBRequested is set when the sender asks for an eEB, for the XJustiz
+	// documents EEBDocuments.
+	EEBRequested bool     `json:"eebRequested,omitempty"`
+	EEBDocuments []string `json:"eebDocuments,omitempty"`
+	// Origin is the proof of origin: "vhn", "sender-signed" or "none", with the
+	// mailbox kind a VHN is for (bebpo, justiz, bea, ...), the route as the
+	// Prüfprotokoll words it and the reason.
+	Origin        string `json:"origin"`
+	OriginMailbox string `json:"originMailbox,omitempty"`
+	OriginRoute   string `json:"originRoute,omitempty"`
+	OriginReason  string `json:"originReason,omitempty"`
+	// TransportCertificate is the lowercase hex SHA-256 of the DER of the
+	// transport signature's certificate, when there was one.
+	TransportCertificate string `json:"transportCertificate,omitempty"`
 }
 
 // DeMailEvidence is what the De-Mail provider's headers (BSI TR 01201

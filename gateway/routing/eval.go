@@ -52,6 +52,8 @@ type Input struct {
 	Subject    string
 	Metadata   map[string]string
 	Facts      Facts
+	// EGVP is the message's EGVP fields, nil unless it came on the EGVP channel.
+	EGVP *gateway.EGVPFields
 
 	senderDomains []string
 	rcptDomains   []string
@@ -70,6 +72,9 @@ func NewInput(m *gateway.MessageReceived, f Facts) *Input {
 	f.WrittenFormSatisfied = f.WrittenFormSatisfied || (m.DeMail != nil && m.DeMail.WrittenForm && m.Channel == gateway.ChannelDeMail)
 	in := &Input{Channel: gateway.Channel(strings.ToLower(string(m.Channel))), Sender: normAddress(m.From.Address),
 		Subject: clip(m.Subject), Metadata: m.Metadata, Facts: f}
+	if in.Channel == gateway.ChannelEGVP {
+		in.EGVP = m.EGVP
+	}
 	add := func(a string) {
 		a = normAddress(a)
 		if a != "" && !slices.Contains(in.Recipients, a) {
@@ -295,6 +300,7 @@ const (
 	failProblems
 	failSubject
 	failFileNumber
+	failEGVP
 )
 
 // check returns the first condition in fails, cheapest first, or noFailure;
@@ -336,6 +342,8 @@ func (r *rule) check(in *Input) (failure, int) {
 		return failSubject, 0
 	case len(r.fileNumbers) > 0 && !r.matchFileNumber(in):
 		return failFileNumber, 0
+	case r.egvp != nil && r.egvp.mismatch(in.EGVP) != "":
+		return failEGVP, 0
 	}
 	return noFailure, 0
 }
@@ -372,6 +380,8 @@ func (r *rule) mismatch(in *Input) string {
 		return fmt.Sprintf("problems is %t", in.Facts.Problems)
 	case failSubject:
 		return fmt.Sprintf("subject does not match %s", r.subject)
+	case failEGVP:
+		return r.egvp.mismatch(in.EGVP)
 	}
 	return "no file number pattern matches the subject or the stated file numbers"
 }

@@ -31,6 +31,7 @@ func FuzzPrefilter(f *testing.F) {
 // with the full scan on a fixed set of messages.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(sampleRules))
+	f.Add([]byte(egvpRules))
 	f.Add([]byte("rules: [{id: a, match: {}, offices: [x]}]"))
 	f.Add([]byte("rules: [{id: a, match: {metadata: {k: ''}}, offices: [x]}]"))
 	msgs := []*gateway.MessageReceived{
@@ -40,6 +41,7 @@ func FuzzParse(f *testing.F) {
 			m.Metadata = map[string]string{MetaXJustizRecipient: "DE.Justiz.1234", "k": ""}
 		}),
 		msg(func(m *gateway.MessageReceived) { m.From.Address = "x@a.bund.de"; m.Subject = "BA-2024/1 [spam]" }),
+		egvpMsg(func(e *gateway.EGVPFields) { e.EEBRequested = true; e.SenderFileNumber = "BA-2024/1" }),
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		set, err := Parse(raw, Options{})

@@ -126,6 +126,29 @@ type MatchSpec struct {
 	// (e.g. a De-Mail whose integrity protection is broken); route such
 	// messages to triage with a rule before the others.
 	Problems *bool `yaml:"problems"`
+	// XJustiz matches the XJustiz fields of a message received on EGVP; on
+	// other channels it never holds.
+	XJustiz *XJustizSpec `yaml:"xjustiz"`
+	// SafeID matches the EGVP sender's SAFE-ID (the Visitenkarte's claim; pair
+	// it with origin: vhn to rely on it).
+	SafeID stringList `yaml:"safe_id"`
+	// Origin matches the EGVP proof of origin: vhn, sender-signed or none.
+	Origin stringList `yaml:"origin"`
+}
+
+// XJustizSpec holds the conditions on an EGVP message's XJustiz fields; all given
+// ones must hold.
+type XJustizSpec struct {
+	// RecipientCode lists court codes (Codeliste GDS.Gerichte) of the recipient.
+	RecipientCode stringList `yaml:"recipient_code"`
+	// Aktenzeichen lists globs (* any run, ? one character; case and runs of
+	// blanks ignored) matched against the sender's and the recipient's
+	// Aktenzeichen.
+	Aktenzeichen stringList `yaml:"aktenzeichen"`
+	// MessageType lists XJustiz message types (nachricht.eeb.zuruecklaufend, ...).
+	MessageType stringList `yaml:"message_type"`
+	// EEBRequested holds when the sender asks (or does not ask) for an eEB.
+	EEBRequested *bool `yaml:"eeb_requested"`
 }
 
 // stringList accepts a single string or a list.
@@ -224,6 +247,7 @@ type rule struct {
 	wfRequired  tri
 	wfSatisfied tri
 	problems    tri
+	egvp        *egvpCond
 	offices     []string
 	triage      bool
 	cont        bool
@@ -321,6 +345,9 @@ func compileRule(pos int, spec RuleSpec, opts Options) (*rule, error) {
 	}
 	r.verified, r.wfRequired, r.wfSatisfied = triOf(m.Verified), triOf(m.WrittenFormRequired), triOf(m.WrittenFormSatisfied)
 	r.problems = triOf(m.Problems)
+	if r.egvp, err = compileEGVP(m); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

@@ -26,6 +26,8 @@ var rules = []struct {
 	{"gateway/", []string{"channels/", "office/", "internal/assembly"}, "the domain knows no edge"},
 	{"mail/", []string{"channels/", "office/", "internal/assembly"}, "mail formats serve both edges"},
 	{"osci/", []string{"gateway/", "channels/", "office/", "internal/assembly"}, "the OSCI protocol serves both roles and both edges"},
+	{"xjustiz/", []string{"gateway/", "channels/", "office/", "osci/", "internal/assembly"}, "XJustiz is a document format, whatever carries it"},
+	{"egvp/", []string{"gateway/", "channels/", "office/", "internal/assembly"}, "the EGVP message layer serves the channel and the office alike"},
 	{"office/", []string{"channels/", "internal/assembly"}, "the office side never reaches into a channel"},
 	{"channels/", []string{"office/", "internal/assembly"}, "a channel never reaches into the office side"},
 }

@@ -1,0 +1,33 @@
+package egvp
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/poststelle/poststelle/internal/corpus"
+)
+
+// FuzzCards: the Visitenkarte, nachricht.xml and additional_infos a sender writes are
+// read or refused without panic.
+func FuzzCards(f *testing.F) {
+	for _, s := range sampleCases {
+		for _, name := range []string{FileCard, FileDescription} {
+			if data, err := os.ReadFile(filepath.Join(corpus.Dir(f), "egvp", "Messages", s.name, "additionals", name)); err == nil {
+				f.Add(data)
+			}
+		}
+	}
+	f.Add([]byte("#c\nuser_id=DE.Justiz.x\nsubject=a\\u00E4\\:b\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if c, _, err := parseBusinessCard(data); err == nil && c == nil {
+			t.Fatal("no card and no error")
+		}
+		if d, _, err := parseDescription(data); err == nil && d == nil {
+			t.Fatal("no description and no error")
+		}
+		if m, err := parseInfo(data); err == nil && len(m) > maxInfoEntries {
+			t.Fatalf("%d entries", len(m))
+		}
+	})
+}
