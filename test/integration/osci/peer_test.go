@@ -30,6 +30,7 @@ var update = flag.Bool("update", false, "rewrite the golden captures in osci/tes
 const (
 	rsaSHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 	rsaPSS    = "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1"
+	ecdsa256  = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 	aes256GCM = "http://www.w3.org/2009/xmlenc11#aes256-gcm"
 )
 
@@ -38,12 +39,13 @@ const (
 const messageID = "cG9zdHN0ZWxsZS1pbnRlcm9wLTAwMDE="
 
 // dialog is the explicit dialog a mid-dialog capture claims to be in:
-// conversation id, the sequence number the request carries, and the
+// conversation id, the sequence number the request carries (0: the first
+// request after initDialog, whose answer carries no SequenceNumber), and the
 // intermediary's challenge it answers.
 const (
 	conversationID = "cG9zdHN0ZWxsZS1jb252ZXJzYXRpb24="
 	challenge      = "Y2hhbGxlbmdlMDE="
-	dialogArg      = conversationID + ",1," + challenge
+	dialogArg      = conversationID + ",0," + challenge
 )
 
 // peerCase is one library run whose first request is captured.
@@ -61,7 +63,7 @@ type peerCase struct {
 	attachments int
 	// encryptedContent says the ContentPackage holds encrypted data.
 	encryptedContent bool
-	// dialog says the ControlBlock must carry conversationID, sequence 1
+	// dialog says the ControlBlock must carry conversationID, sequence 0
 	// and challenge as its Response.
 	dialog bool
 }
@@ -74,6 +76,9 @@ var cases = []peerCase{
 	{name: "storedelivery-rsa-pss", mode: "store", body: "storeDelivery", inHeader: true, sigAlg: rsaPSS,
 		args:        []string{"--message-id", messageID, "--sig-alg", "rsa-pss", "--attach", "1000", "--attach", "70000"},
 		attachments: 2, encryptedContent: true},
+	{name: "storedelivery-ecdsa-p256", mode: "store", body: "storeDelivery", inHeader: true, sigAlg: ecdsa256,
+		args:        []string{"--message-id", messageID, "--signer", "ECDSA_prime256v1_eec.p12", "--attach", "1000"},
+		attachments: 1, encryptedContent: true},
 	{name: "forwarddelivery-rsa-sha256", mode: "forward", body: "forwardDelivery", inHeader: true, sigAlg: rsaSHA256,
 		args: []string{"--message-id", messageID, "--sig-alg", "rsa-sha256", "--attach", "5000",
 			"--recipient-url", "http://127.0.0.1:9/passive"},
