@@ -12,4 +12,5 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 osci_peer_build
 cd "$osci_root"
-go test -tags integration -count=1 -timeout 20m ./test/integration/osci/... "$@"
+# OSCI_TEST_PKGS narrows the packages, for flags only one of them knows (gen.sh: -update).
+go test -tags integration -count=1 -timeout 20m ${OSCI_TEST_PKGS:-./test/integration/osci/...} "$@"
