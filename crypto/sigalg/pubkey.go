@@ -136,12 +136,7 @@ func parseRSAKey(der []byte) (*rsa.PublicKey, error) {
 }
 
 func parseECKey(params, point []byte) (*ecdsa.PublicKey, error) {
-	ps := cryptobyte.String(params)
-	var oid asn1.ObjectIdentifier
-	if !ps.ReadASN1ObjectIdentifier(&oid) || !ps.Empty() {
-		return nil, &UnsupportedError{What: "elliptic curve given by explicit parameters"}
-	}
-	curve, err := Curve(oid)
+	curve, err := ecCurve(params)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +159,112 @@ func parseECKey(params, point []byte) (*ecdsa.PublicKey, error) {
 	}
 	//lint:ignore SA1019 brainpool: an ecdsa.PublicKey on a non-NIST curve is built from its coordinates
 	return &ecdsa.PublicKey{Curve: curve, X: x, Y: y}, nil
+}
+
+// ecCurve reads ECParameters (RFC 3279, section 2.3.5): a named curve, or
+// explicit parameters (SEC 1, section C.2) as some older signature cards and
+// the OSCI library's ECDSA test certificates carry them. Explicit parameters
+// are accepted only when they describe a curve we know by name, and the key
+// is then used on that named curve.
+func ecCurve(params []byte) (elliptic.Curve, error) {
+	ps := cryptobyte.String(params)
+	if ps.PeekASN1Tag(cbasn1.OBJECT_IDENTIFIER) {
+		var oid asn1.ObjectIdentifier
+		if !ps.ReadASN1ObjectIdentifier(&oid) || !ps.Empty() {
+			return nil, errors.New("sigalg: malformed named curve")
+		}
+		return Curve(oid)
+	}
+	e, err := parseExplicitCurve(ps)
+	if err != nil {
+		return nil, err
+	}
+	for _, oid := range []asn1.ObjectIdentifier{OIDCurveP256, OIDCurveP384, OIDCurveP521, OIDCurveP224,
+		OIDCurveBrainpoolP256r1, OIDCurveBrainpoolP384r1, OIDCurveBrainpoolP512r1} {
+		c, err := Curve(oid)
+		if err == nil && e.is(c) {
+			return c, nil
+		}
+	}
+	return nil, &UnsupportedError{What: "elliptic curve given by explicit parameters that name no known curve"}
+}
+
+// explicitCurve holds the parts of SEC 1 explicit parameters that identify
+// a prime curve.
+type explicitCurve struct {
+	p, a, b, gx, gy, n *big.Int
+	cofactor           *big.Int
+}
+
+// oidPrimeField is SEC 1's prime-field (ANSI X9.62 1.2.840.10045.1.1).
+var oidPrimeField = asn1.ObjectIdentifier{1, 2, 840, 10045, 1, 1}
+
+func parseExplicitCurve(s cryptobyte.String) (*explicitCurve, error) {
+	bad := errors.New("sigalg: malformed explicit EC parameters")
+	var seq, field, curve cryptobyte.String
+	var version int64
+	var fieldType asn1.ObjectIdentifier
+	var aBytes, bBytes, base []byte
+	e := &explicitCurve{p: new(big.Int), n: new(big.Int)}
+	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) || !s.Empty() ||
+		!seq.ReadASN1Integer(&version) || version != 1 ||
+		!seq.ReadASN1(&field, cbasn1.SEQUENCE) ||
+		!field.ReadASN1ObjectIdentifier(&fieldType) ||
+		!seq.ReadASN1(&curve, cbasn1.SEQUENCE) ||
+		!curve.ReadASN1Bytes(&aBytes, cbasn1.OCTET_STRING) ||
+		!curve.ReadASN1Bytes(&bBytes, cbasn1.OCTET_STRING) ||
+		!seq.ReadASN1Bytes(&base, cbasn1.OCTET_STRING) ||
+		!seq.ReadASN1Integer(e.n) {
+		return nil, bad
+	}
+	if !fieldType.Equal(oidPrimeField) {
+		return nil, &UnsupportedError{What: "elliptic curve over a field that is not a prime field"}
+	}
+	if !field.ReadASN1Integer(e.p) || !field.Empty() || e.p.Sign() <= 0 || e.p.BitLen() > 521 {
+		return nil, bad
+	}
+	// The seed (a BIT STRING) may follow a and b; it does not identify the curve.
+	if !seq.Empty() {
+		e.cofactor = new(big.Int)
+		if !seq.ReadASN1Integer(e.cofactor) || !seq.Empty() {
+			return nil, bad
+		}
+	}
+	size := (e.p.BitLen() + 7) / 8
+	if len(base) != 1+2*size || base[0] != 4 {
+		return nil, &UnsupportedError{What: "explicit EC parameters with a compressed or malformed base point"}
+	}
+	e.a = new(big.Int).SetBytes(aBytes)
+	e.b = new(big.Int).SetBytes(bBytes)
+	e.gx = new(big.Int).SetBytes(base[1 : 1+size])
+	e.gy = new(big.Int).SetBytes(base[1+size:])
+	return e, nil
+}
+
+// is reports whether e describes c: the same field, base point, order and
+// cofactor 1, and a base point on y² = x³ + ax + b. For the NIST curves a is
+// p-3 and b is known, so they are compared too; for the brainpool curves
+// (whose b the implementation does not expose) the base point and order
+// pin the curve, and the key is used on the named curve either way.
+func (e *explicitCurve) is(c elliptic.Curve) bool {
+	cp := c.Params()
+	if e.p.Cmp(cp.P) != 0 || e.n.Cmp(cp.N) != 0 || e.gx.Cmp(cp.Gx) != 0 || e.gy.Cmp(cp.Gy) != 0 {
+		return false
+	}
+	if e.cofactor != nil && e.cofactor.Cmp(big.NewInt(1)) != 0 {
+		return false
+	}
+	if isNIST(c) {
+		if e.a.Cmp(new(big.Int).Sub(cp.P, big.NewInt(3))) != 0 || e.b.Cmp(cp.B) != 0 {
+			return false
+		}
+	}
+	lhs := new(big.Int).Exp(e.gy, big.NewInt(2), e.p)
+	rhs := new(big.Int).Exp(e.gx, big.NewInt(3), e.p)
+	rhs.Add(rhs, new(big.Int).Mul(e.a, e.gx))
+	rhs.Add(rhs, e.b)
+	rhs.Mod(rhs, e.p)
+	return lhs.Cmp(rhs) == 0
 }
 
 // isNIST reports whether c is one of the NIST curves the standard library
