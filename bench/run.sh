@@ -29,8 +29,13 @@ fi
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then commit="$commit (with uncommitted changes)"; fi
 mkdir -p "$out"
-rm -f "$out"/*.json
-before="$(uptime)"
+rm -f "$out"/*.json "$out"/*.txt
+# What the report says about the run, beside the figures, so that it can be
+# rendered again without running the harnesses.
+echo "$commit" >"$out/commit.txt"
+echo "$mode" >"$out/mode.txt"
+date -u '+%Y-%m-%d %H:%M UTC' >"$out/date.txt"
+uptime >"$out/load-before.txt"
 failed=()
 step() { # step NAME COMMAND... — one harness under the lock
   local name=$1; shift
@@ -45,11 +50,10 @@ step smtp go run ./test/integration/mail/bench -n "$smtp_n" -rounds "$smtp_round
 step sse go run ./office/officeapi/bench -n "$sse_n" -rate 1000 -json "$out/sse.json"
 step kafka env BENCH_OUT="$out" RECORDS="$kafka_records" SECONDS_EACH="$kafka_seconds" bash test/integration/kafka/bench/run.sh
 step scaling env BENCH_OUT="$out" N="$scale_n" ROUNDS="$scale_rounds" bash test/integration/kafka/scaling/run.sh
-after="$(uptime)"
+uptime >"$out/load-after.txt"
 notes=()
 if [[ $mode == full && -f bench/notes.md ]]; then notes=(-notes bench/notes.md); fi
-go run ./bench/report -in "$out" -md "$md" -svg "$svg" -mode "$mode" -commit "$commit" \
-  -load-before "$before" -load-after "$after" "${notes[@]}"
+go run ./bench/report -in "$out" -md "$md" -svg "$svg" "${notes[@]}"
 echo "== bench: report in $md" >&2
 if ((${#failed[@]})); then
   echo "== bench: failed: ${failed[*]}" >&2

@@ -5,8 +5,10 @@
 // met, the machine it ran on, every harness's figures, and an SVG chart of
 // the ratios against their goals, linked from the page.
 //
-//	go run ./bench/report -in bench/results -md bench/report.md -svg bench/report.svg \
-//	    -commit "$(git rev-parse --short HEAD)" -load-before "$(uptime)" -load-after "$(uptime)"
+//	go run ./bench/report -in bench/results -md bench/report.md -svg bench/report.svg -notes bench/notes.md
+//
+// The commit, the mode, the date and the load before and after come from
+// the text files bench/run.sh leaves beside the figures, or from flags.
 package main
 
 import (
@@ -31,14 +33,29 @@ func main() {
 	md := flag.String("md", "bench/report.md", "the Markdown report to write")
 	svg := flag.String("svg", "bench/report.svg", "the SVG chart to write (linked from the report by its file name)")
 	notes := flag.String("notes", "", "a Markdown file of notes to append (causes of goals not met)")
-	commit := flag.String("commit", "", "the commit measured")
-	mode := flag.String("mode", "full", "full or quick")
-	before := flag.String("load-before", "", "`uptime` before the run")
-	after := flag.String("load-after", "", "`uptime` after the run")
+	commit := flag.String("commit", "", "the commit measured (default: commit.txt in -in)")
+	mode := flag.String("mode", "", "full or quick (default: mode.txt in -in, else full)")
+	before := flag.String("load-before", "", "`uptime` before the run (default: load-before.txt in -in)")
+	after := flag.String("load-after", "", "`uptime` after the run (default: load-after.txt in -in)")
 	flag.Parse()
+	// bench/run.sh also leaves these beside the figures, so that the report
+	// can be rendered again (with new notes) without running the harnesses.
+	fromRun := func(flagValue, name string) string {
+		if flagValue != "" {
+			return strings.TrimSpace(flagValue)
+		}
+		b, _ := readCapped(filepath.Join(*in, name), 4096)
+		return strings.TrimSpace(string(b))
+	}
 	m := machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH,
-		Commit: *commit, Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Mode: *mode,
-		LoadBefore: strings.TrimSpace(*before), LoadAfter: strings.TrimSpace(*after)}
+		Commit: fromRun(*commit, "commit.txt"), Date: fromRun("", "date.txt"), Mode: fromRun(*mode, "mode.txt"),
+		LoadBefore: fromRun(*before, "load-before.txt"), LoadAfter: fromRun(*after, "load-after.txt")}
+	if m.Date == "" {
+		m.Date = time.Now().UTC().Format("2006-01-02 15:04 MST")
+	}
+	if m.Mode == "" {
+		m.Mode = "full"
+	}
 	if err := run(*in, *md, *svg, *notes, m); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
