@@ -14,6 +14,12 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 lock=/tmp/poststelle-peers.lock
+# Brokers of their own (ports and data), so that a broker another worktree
+# left running on the integration tests' ports is neither used nor in the way.
+work="$root/test/integration/.work"
+export KAFKA_PORT="${KAFKA_PORT:-19592}" KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19593}"
+export KAFKA_WORK="${KAFKA_WORK:-$work/kafka-bench}"
+export KAFKA_CLUSTER_BASE="${KAFKA_CLUSTER_BASE:-19500}" KAFKA_CLUSTER_WORK="${KAFKA_CLUSTER_WORK:-$work/kafka-cluster-bench}"
 
 if [[ -n ${BENCH_QUICK:-} ]]; then
   mode=quick
