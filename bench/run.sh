@@ -25,12 +25,12 @@ if [[ -n ${BENCH_QUICK:-} ]]; then
   mode=quick
   out="${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/poststelle-bench-quick.XXXXXX")}"
   md="$out/report.md" svg="$out/report.svg"
-  events=2000 smtp_n=300 smtp_rounds=1 sse_n=500 kafka_records=20000 kafka_seconds=2 scale_n=150 scale_rounds=1
+  events=2000 sqlite_rounds=1 smtp_n=300 smtp_rounds=1 sse_n=500 kafka_records=20000 kafka_seconds=2 scale_n=150 scale_rounds=1
 else
   mode=full
   out="${BENCH_OUT:-$root/bench/results}"
   md="$root/bench/report.md" svg="$root/bench/report.svg"
-  events=20000 smtp_n=4000 smtp_rounds=3 sse_n=3000 kafka_records=200000 kafka_seconds=10 scale_n=1500 scale_rounds=2
+  events=20000 sqlite_rounds=3 smtp_n=4000 smtp_rounds=3 sse_n=3000 kafka_records=200000 kafka_seconds=10 scale_n=1500 scale_rounds=2
 fi
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then commit="$commit (with uncommitted changes)"; fi
@@ -51,7 +51,7 @@ step() { # step NAME COMMAND... — one harness under the lock
     failed+=("$name")
   fi
 }
-step sqlite go run ./cmd/poststelle bench --events "$events" -json "$out/sqlite.json"
+step sqlite go run ./cmd/poststelle bench --events "$events" --rounds "$sqlite_rounds" -json "$out/sqlite.json"
 step smtp go run ./test/integration/mail/bench -n "$smtp_n" -rounds "$smtp_rounds" -senders 16 -json "$out/smtp.json"
 step sse go run ./office/officeapi/bench -n "$sse_n" -rate 1000 -json "$out/sse.json"
 step kafka env BENCH_OUT="$out" RECORDS="$kafka_records" SECONDS_EACH="$kafka_seconds" bash test/integration/kafka/bench/run.sh
