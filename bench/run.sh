@@ -3,8 +3,8 @@
 # baseline, then the report: bench/report.md and bench/report.svg from the
 # JSON figures in bench/results/. `make bench` runs it.
 #
-#   bash bench/run.sh                 # the full run (about 15 minutes on 2 cores)
-#   BENCH_QUICK=1 bash bench/run.sh   # a smoke run with small counts; report in $BENCH_OUT (a temporary directory)
+#   bash bench/run.sh                 # the full run (19–26 minutes on the 2 shared cores)
+#   BENCH_QUICK=1 bash bench/run.sh   # a smoke run with small counts (about 5 minutes); report in $BENCH_OUT (a temporary directory)
 #
 # Every harness runs under the peers lock (/tmp/poststelle-peers.lock), one
 # at a time, so that no other helper's peers run beside it; the lock is
@@ -54,6 +54,9 @@ step() { # step NAME COMMAND... — one harness under the lock
 step sqlite go run ./cmd/poststelle bench --events "$events" --rounds "$sqlite_rounds" -json "$out/sqlite.json"
 step smtp go run ./test/integration/mail/bench -n "$smtp_n" -rounds "$smtp_rounds" -senders 16 -json "$out/smtp.json"
 step sse go run ./office/officeapi/bench -n "$sse_n" -rate 1000 -json "$out/sse.json"
+# Fresh broker data each run (jars stay): the benchmark topics of earlier
+# runs would only fill the disk, about 1.4 GB a run.
+bash test/integration/kafka/broker.sh reset >/dev/null 2>&1 || true
 step kafka env BENCH_OUT="$out" RECORDS="$kafka_records" SECONDS_EACH="$kafka_seconds" bash test/integration/kafka/bench/run.sh
 step scaling env BENCH_OUT="$out" N="$scale_n" ROUNDS="$scale_rounds" bash test/integration/kafka/scaling/run.sh
 uptime >"$out/load-after.txt"
