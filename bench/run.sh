@@ -4,7 +4,7 @@
 # JSON figures in bench/results/. `make bench` runs it.
 #
 #   bash bench/run.sh                 # the full run (19–26 minutes on the 2 shared cores)
-#   BENCH_QUICK=1 bash bench/run.sh   # a smoke run with small counts (about 5 minutes); report in $BENCH_OUT (a temporary directory)
+#   BENCH_QUICK=1 bash bench/run.sh   # a smoke run with small counts (5–10 minutes); report in $BENCH_OUT (a temporary directory)
 #
 # Every harness runs under the peers lock (/tmp/poststelle-peers.lock), one
 # at a time, so that no other helper's peers run beside it; the lock is
