@@ -7,7 +7,7 @@ INTEGRATION := $(wildcard test/integration/*/run.sh)
 # from the module proxy into the module cache.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test setup lint unit integration bench fuzz clean
+.PHONY: build test setup lint unit integration bench bench-quick bench-eventstore fuzz clean
 
 build:
 	$(GO) build -o poststelle ./cmd/poststelle
@@ -30,8 +30,18 @@ unit:
 integration:
 	@set -e; for s in $(INTEGRATION); do echo "== $$s"; bash $$s; done
 
-bench: build
-	./poststelle bench
+# Every measure of issue 16 in one run, then bench/report.md and
+# bench/report.svg (bench/run.sh; the harnesses run under the peers lock).
+bench:
+	bash bench/run.sh
+
+# A short smoke run of the same pipeline; the report goes to a temporary
+# directory, bench/report.md stays as it is.
+bench-quick:
+	BENCH_QUICK=1 bash bench/run.sh
+
+# The go test benchmarks of the event store (not in the report).
+bench-eventstore:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./eventstore/...
 
 fuzz:

@@ -233,6 +233,10 @@ func (p *Process) Kill(t testing.TB) {
 	}
 }
 
+// PID is the process id, for a benchmark that reads the process's CPU time
+// from /proc.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // Log is what the process wrote to stderr and stdout so far.
 func (p *Process) Log() string {
 	b, _ := os.ReadFile(p.Config + ".log")

@@ -37,6 +37,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/poststelle/poststelle/bench/figures"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
@@ -51,6 +52,7 @@ func main() {
 	rate := flag.Int("rate", 1000, "messages per second to offer (0: as fast as possible)")
 	size := flag.Int("size", 10<<10, "message size in bytes")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	jsonOut := flag.String("json", "", "also write the figures as JSON to `file` (for bench/report)")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -74,8 +76,15 @@ func main() {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	if err := bench(ctx, dir, *apiAddr, *n, *rate, *size, logger); err != nil {
+	fig := figures.New("sse")
+	fig.Params["messages"], fig.Params["rate"], fig.Params["size"], fig.Params["rules"] = fmt.Sprint(*n), fmt.Sprint(*rate), fmt.Sprint(*size), "1000"
+	if err := bench(ctx, dir, *apiAddr, *n, *rate, *size, logger, fig); err != nil {
 		fail(err)
+	}
+	if *jsonOut != "" {
+		if err := figures.Write(*jsonOut, fig); err != nil {
+			fail(err)
+		}
 	}
 }
 
@@ -101,7 +110,7 @@ func start(ctx context.Context, dir, officesFile, rulesFile, apiAddr string, log
 	if err := os.WriteFile(config, fmt.Appendf(nil, `data_dir: %s
 offices: %s
 routing: {rules: %s}
-office_api: {listen: "%s", webhook: {backoff: 100ms}}
+office_api: {listen: "%s", webhook: {first_backoff: 100ms}}
 office_imap: {listen: "127.0.0.1:0"}
 smtp_submission: {listen: "127.0.0.1:0"}
 `, dir, officesFile, rulesFile, apiAddr), 0o600); err != nil {
@@ -179,14 +188,14 @@ func ruleSet(dir, token string) (officesFile, rulesFile string, err error) {
 	return officesFile, rulesFile, os.WriteFile(rulesFile, []byte(rules.String()), 0o600)
 }
 
-func bench(ctx context.Context, dir, apiAddr string, n, rate, size int, logger *slog.Logger) error {
+func bench(ctx context.Context, dir, apiAddr string, n, rate, size int, logger *slog.Logger, fig *figures.Run) error {
 	fmt.Printf("messages %d of %d bytes, offered rate %d/s, 1,000 rules (worst case: catch-all decides), the gateway as serve builds it on the embedded SQLite log\n", n, size, rate)
 	body := make([]byte, size)
 	for i := range body {
 		body[i] = 'a' + byte(i%26)
 	}
 	// Raw append rate first, on its own log: what the log alone sustains.
-	if err := rawAppend(ctx, filepath.Join(dir, "raw"), n, body, logger); err != nil {
+	if err := rawAppend(ctx, filepath.Join(dir, "raw"), n, body, logger, fig); err != nil {
 		return err
 	}
 	token, err := offices.NewToken()
@@ -248,6 +257,8 @@ func bench(ctx context.Context, dir, apiAddr string, n, rate, size int, logger *
 	fmt.Printf("end to end (receive → routed → SSE):  offered %.0f msg/s, delivered %.0f msg/s; latency p50 %v  p90 %v  p99 %v  max %v\n",
 		float64(n)/offered.Seconds(), float64(n)/total.Seconds(), pct(0.50).Round(time.Microsecond), pct(0.90).Round(time.Microsecond),
 		pct(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+	fig.Add("offered", "offered", float64(n)/offered.Seconds(), "msg/s")
+	fig.Add("delivered", "delivered over SSE", float64(n)/total.Seconds(), "msg/s").Latency(pct(0.50), pct(0.99))
 	cancel()
 	g.wait()
 	return nil
@@ -255,7 +266,7 @@ func bench(ctx context.Context, dir, apiAddr string, n, rate, size int, logger *
 
 // rawAppend measures recording alone: blob + MessageReceived, with the
 // same concurrency the offer loop uses.
-func rawAppend(ctx context.Context, dir string, n int, body []byte, logger *slog.Logger) error {
+func rawAppend(ctx context.Context, dir string, n int, body []byte, logger *slog.Logger, fig *figures.Run) error {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	os.MkdirAll(dir, 0o750)
 	l, err := sqlitelog.Open(ctx, sqlitelog.Config{Path: filepath.Join(dir, "log.db"), Signer: key, Logger: logger})
@@ -278,6 +289,7 @@ func rawAppend(ctx context.Context, dir string, n int, body []byte, logger *slog
 	}
 	d := time.Since(begin)
 	fmt.Printf("raw append (blob + MessageReceived, %d appenders):  %.0f msg/s\n", appenders, float64(n)/d.Seconds())
+	fig.Add("raw", fmt.Sprintf("raw append (blob + MessageReceived, %d appenders)", appenders), float64(n)/d.Seconds(), "msg/s")
 	return nil
 }
 

@@ -29,6 +29,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/poststelle/poststelle/bench/figures"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
@@ -41,8 +42,9 @@ func main() {
 	size := flag.Int("size", 10<<10, "message size in bytes")
 	dir := flag.String("dir", "", "working directory (default: a temporary one, removed afterwards)")
 	rounds := flag.Int("rounds", 3, "alternate raw and SMTP runs this many times, so that a load change on a shared machine hits both")
+	jsonOut := flag.String("json", "", "also write the figures as JSON to `file` (for bench/report)")
 	flag.Parse()
-	if err := run(*n, *senders, *size, *rounds, *dir); err != nil {
+	if err := run(*n, *senders, *size, *rounds, *dir, *jsonOut); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -69,7 +71,7 @@ func (r result) pct(p float64) time.Duration {
 	return s[min(len(s)-1, int(float64(len(s))*p))]
 }
 
-func run(n, senders, size, rounds int, dir string) error {
+func run(n, senders, size, rounds int, dir, jsonOut string) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "poststelle-bench-")
 		if err != nil {
@@ -105,7 +107,15 @@ func run(n, senders, size, rounds int, dir string) error {
 	fmt.Printf("%-44s %10.0f %10s %10s\n", fmt.Sprintf("poststelle serve SMTP, %d B (%d senders)", size, senders), intake.rate(),
 		intake.pct(0.5).Round(10*time.Microsecond), intake.pct(0.99).Round(10*time.Microsecond))
 	fmt.Printf("ratio SMTP/raw: %.0f%% (goal ≥ 50%%), %d messages each in %d alternating rounds\n", 100*intake.rate()/raw.rate(), n, rounds)
-	return nil
+	if jsonOut == "" {
+		return nil
+	}
+	fig := figures.New("smtp")
+	fig.Params["messages"], fig.Params["senders"] = fmt.Sprint(n), fmt.Sprint(senders)
+	fig.Params["size"], fig.Params["rounds"] = fmt.Sprint(size), fmt.Sprint(rounds)
+	fig.Add("raw", fmt.Sprintf("raw sqlitelog append (%d appenders)", senders), raw.rate(), "msg/s").Latency(raw.pct(0.5), raw.pct(0.99))
+	fig.Add("serve", fmt.Sprintf("poststelle serve SMTP, %d B (%d senders)", size, senders), intake.rate(), "msg/s").Latency(intake.pct(0.5), intake.pct(0.99))
+	return figures.Write(jsonOut, fig)
 }
 
 func openLog(dir string) (*sqlitelog.Log, error) {

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# bench/run.sh — every measure of issue 16 in one run, each beside its
+# baseline, then the report: bench/report.md and bench/report.svg from the
+# JSON figures in bench/results/. `make bench` runs it.
+#
+#   bash bench/run.sh                 # the full run (19–26 minutes on the 2 shared cores)
+#   BENCH_QUICK=1 bash bench/run.sh   # a smoke run with small counts (5–10 minutes); report in $BENCH_OUT (a temporary directory)
+#
+# Every harness runs under the peers lock (/tmp/poststelle-peers.lock), one
+# at a time, so that no other helper's peers run beside it; the lock is
+# released between harnesses. A harness that fails leaves its measure
+# "not measured" in the report, and the script exits 1 at the end.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+lock=/tmp/poststelle-peers.lock
+# Brokers of their own (ports and data), so that a broker another worktree
+# left running on the integration tests' ports is neither used nor in the way.
+work="$root/test/integration/.work"
+export KAFKA_PORT="${KAFKA_PORT:-19592}" KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19593}"
+export KAFKA_WORK="${KAFKA_WORK:-$work/kafka-bench}"
+export KAFKA_CLUSTER_BASE="${KAFKA_CLUSTER_BASE:-19500}" KAFKA_CLUSTER_WORK="${KAFKA_CLUSTER_WORK:-$work/kafka-cluster-bench}"
+
+if [[ -n ${BENCH_QUICK:-} ]]; then
+  mode=quick
+  out="${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/poststelle-bench-quick.XXXXXX")}"
+  md="$out/report.md" svg="$out/report.svg"
+  events=2000 sqlite_rounds=1 smtp_n=300 smtp_rounds=1 sse_n=500 kafka_records=20000 kafka_seconds=2 scale_n=150 scale_rounds=1
+else
+  mode=full
+  out="${BENCH_OUT:-$root/bench/results}"
+  md="$root/bench/report.md" svg="$root/bench/report.svg"
+  events=20000 sqlite_rounds=3 smtp_n=4000 smtp_rounds=3 sse_n=3000 kafka_records=200000 kafka_seconds=10 scale_n=1500 scale_rounds=2
+fi
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then commit="$commit (with uncommitted changes)"; fi
+mkdir -p "$out"
+rm -f "$out"/*.json "$out"/*.txt
+# What the report says about the run, beside the figures, so that it can be
+# rendered again without running the harnesses.
+echo "$commit" >"$out/commit.txt"
+echo "$mode" >"$out/mode.txt"
+date -u '+%Y-%m-%d %H:%M UTC' >"$out/date.txt"
+uptime >"$out/load-before.txt"
+failed=()
+step() { # step NAME COMMAND... — one harness under the lock
+  local name=$1; shift
+  echo "== bench: $name ($(date -u +%H:%M:%S))" >&2
+  if ! flock "$lock" "$@"; then
+    echo "== bench: $name FAILED" >&2
+    failed+=("$name")
+  fi
+}
+step sqlite go run ./cmd/poststelle bench --events "$events" --rounds "$sqlite_rounds" -json "$out/sqlite.json"
+step smtp go run ./test/integration/mail/bench -n "$smtp_n" -rounds "$smtp_rounds" -senders 16 -json "$out/smtp.json"
+step sse go run ./office/officeapi/bench -n "$sse_n" -rate 1000 -json "$out/sse.json"
+# Fresh broker data each run (jars stay): the benchmark topics of earlier
+# runs would only fill the disk, about 1.4 GB a run.
+bash test/integration/kafka/broker.sh reset >/dev/null 2>&1 || true
+step kafka env BENCH_OUT="$out" RECORDS="$kafka_records" SECONDS_EACH="$kafka_seconds" bash test/integration/kafka/bench/run.sh
+step scaling env BENCH_OUT="$out" N="$scale_n" ROUNDS="$scale_rounds" bash test/integration/kafka/scaling/run.sh
+uptime >"$out/load-after.txt"
+notes=()
+if [[ $mode == full && -f bench/notes.md ]]; then notes=(-notes bench/notes.md); fi
+go run ./bench/report -in "$out" -md "$md" -svg "$svg" "${notes[@]}"
+echo "== bench: report in $md" >&2
+if ((${#failed[@]})); then
+  echo "== bench: failed: ${failed[*]}" >&2
+  exit 1
+fi
