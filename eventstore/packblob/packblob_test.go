@@ -185,6 +185,7 @@ func TestTornTail(t *testing.T) {
 		{"header checksum wrong", badCRC, false},
 		{"content does not hash to the header", wrongSum, false},
 		{"seal not at the end", append(sealRecord(3), full...), false},
+		{"nothing after the zeros' start", nil, false},
 		{"complete record", full, true},
 	}
 	for _, tc := range tests {
@@ -199,13 +200,16 @@ func TestTornTail(t *testing.T) {
 				}
 				acked = append(acked, ref)
 			}
+			good := s.commit.off
 			s.commit.abandon() // the crash: no seal, lock released
 			packs := packFiles(t, dir)
 			if len(packs) != 1 {
 				t.Fatalf("%d packs, want 1", len(packs))
 			}
-			good := fileLen(t, packs[0])
-			appendTo(t, packs[0], tc.tail)
+			if size := fileLen(t, packs[0]); size <= good {
+				t.Fatalf("pack of %d bytes is not preallocated beyond its records (%d bytes)", size, good)
+			}
+			writeAt(t, packs[0], tc.tail, good)
 
 			again := open(t, Config{Dir: dir})
 			defer again.Close()
@@ -246,13 +250,15 @@ func fileLen(t *testing.T, path string) int64 {
 	return fi.Size()
 }
 
-func appendTo(t *testing.T, path string, b []byte) {
+// writeAt writes what a crash left where the next batch would have gone,
+// over the pack's preallocated zeros.
+func writeAt(t *testing.T, path string, b []byte, off int64) {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(b); err != nil {
+	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
