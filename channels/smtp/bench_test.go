@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/eventstore/packblob"
 	"github.com/poststelle/poststelle/gateway"
 )
 
@@ -70,7 +72,31 @@ func runParallel(b *testing.B, op func(worker, i int) error) {
 // BenchmarkSMTPIntake measures receive-to-durable: from MAIL FROM to the
 // 250 that follows the durable append, 10 KiB messages, 16 senders.
 func BenchmarkSMTPIntake(b *testing.B) {
-	f := start(b, func(c *Config, d *gateway.IntakeDeps) { c.AcceptAll = true; c.MaxConnections = benchSenders + 4 })
+	benchIntake(b, nil)
+}
+
+// BenchmarkSMTPIntakePacks is BenchmarkSMTPIntake on the pack store (the
+// default since packs), beside it: the raw message and its part share
+// fsyncs with the other senders' blobs.
+func BenchmarkSMTPIntakePacks(b *testing.B) {
+	s, err := packblob.Open(context.Background(), packblob.Config{Dir: b.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	benchIntake(b, s)
+}
+
+// benchIntake runs the intake benchmark; blobs nil keeps the fixture's
+// directory store.
+func benchIntake(b *testing.B, blobs gateway.BlobStore) {
+	f := start(b, func(c *Config, d *gateway.IntakeDeps) {
+		c.AcceptAll = true
+		c.MaxConnections = benchSenders + 4
+		if blobs != nil {
+			d.Blobs = blobs
+		}
+	})
 	clients := make([]*gosmtp.Client, benchSenders)
 	for i := range clients {
 		c, err := gosmtp.Dial(f.srv.Addr().String())

@@ -16,6 +16,7 @@ import (
 	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/eventstore/packblob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/internal/assembly"
@@ -24,6 +25,17 @@ import (
 // testLog writes a log of n messages (each received and routed) with blobs,
 // and returns the data directory.
 func testLog(t *testing.T, n int) string {
+	t.Helper()
+	return testLogIn(t, n, func(dir string) (blobPutter, error) { return blob.Open(dir) })
+}
+
+type blobPutter interface {
+	PutBytes(ctx context.Context, b []byte) (blob.Ref, error)
+}
+
+// testLogIn is testLog with the raw messages stored by the store open
+// returns for the blob directory.
+func testLogIn(t *testing.T, n int, open func(dir string) (blobPutter, error)) string {
 	t.Helper()
 	dir := t.TempDir()
 	kp, pp := filepath.Join(dir, "keys", "gateway.key"), filepath.Join(dir, "keys", "gateway.pub")
@@ -37,7 +49,13 @@ func testLog(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	bs, _ := blob.Open(filepath.Join(dir, "blobs"))
+	bs, err := open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := bs.(io.Closer); ok {
+		defer c.Close()
+	}
 	in := &gateway.Intake{Log: l}
 	for i := range n {
 		ref, err := bs.PutBytes(ctx, []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody %d", i, i)))
@@ -121,6 +139,38 @@ func TestLogVerifyCatchesTampering(t *testing.T) {
 				t.Fatalf("tampering not reported: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
 			}
 		})
+	}
+}
+
+// TestLogVerifyBlobsInPacks: blobs in packs (the default store) are
+// re-hashed by log verify --blobs, and a byte flipped in a pack is reported.
+func TestLogVerifyBlobsInPacks(t *testing.T) {
+	dir := testLogIn(t, 20, func(dir string) (blobPutter, error) {
+		return packblob.Open(context.Background(), packblob.Config{Dir: dir})
+	})
+	packs, _ := filepath.Glob(filepath.Join(dir, "blobs", "packs", "*.pack"))
+	if len(packs) != 1 {
+		t.Fatalf("%d packs, want the messages in one", len(packs))
+	}
+	code, out, errs := cli(t, dir, "log", "verify", "--blobs")
+	if code != exitOK || !strings.Contains(out, "OK: 40 events intact") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	raw, err := os.ReadFile(packs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(raw, []byte("body 7"))
+	if i < 0 {
+		t.Fatal("message 7 not found in the pack")
+	}
+	raw[i+5] ^= 0x01
+	if err := os.WriteFile(packs[0], raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = cli(t, dir, "log", "verify", "--blobs")
+	if code != exitFailed || !strings.Contains(out, "does not match its hash") {
+		t.Fatalf("byte flipped in a pack not reported: exit %d\n%s%s", code, out, errs)
 	}
 }
 

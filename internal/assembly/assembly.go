@@ -25,6 +25,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/integrity"
 	"github.com/poststelle/poststelle/eventstore/kafkalog"
+	"github.com/poststelle/poststelle/eventstore/packblob"
 	"github.com/poststelle/poststelle/eventstore/pubsub"
 	"github.com/poststelle/poststelle/eventstore/s3blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
@@ -64,7 +65,7 @@ func (g *Stores) State() *sql.DB { return g.state }
 // Signer is the gateway's signing key.
 func (g *Stores) Signer() crypto.Signer { return g.signer }
 
-// Close closes the state database and the log.
+// Close closes the state database, the log and the blob store.
 func (g *Stores) Close() error {
 	var errs []error
 	if g.state != nil {
@@ -72,6 +73,9 @@ func (g *Stores) Close() error {
 	}
 	if g.log != nil {
 		errs = append(errs, g.log.Close())
+	}
+	if c, ok := g.blobs.(io.Closer); ok {
+		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -112,11 +116,17 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Stores, error
 	return g, nil
 }
 
-// OpenBlobs opens the configured blob store: the local directory, or the
-// S3 bucket after checking that it answers.
+// OpenBlobs opens the configured blob store: the local directory (small
+// blobs in packs, the rest and every blob written before packs as files),
+// or the S3 bucket after checking that it answers.
 func OpenBlobs(ctx context.Context, cfg *Config, logger *slog.Logger) (blob.Backend, error) {
 	if cfg.Blobs.Backend != "s3" {
-		return blob.Open(filepath.Join(cfg.DataDir, "blobs"))
+		store, err := packblob.Open(ctx, packblob.Config{Dir: filepath.Join(cfg.DataDir, "blobs"),
+			MaxPacked: cfg.Blobs.MaxPackedBytes, Logger: logger.With("component", "blobs")})
+		if err != nil {
+			return nil, fmt.Errorf("open blob store: %w", err)
+		}
+		return store, nil
 	}
 	s := cfg.Blobs.S3
 	store, err := s3blob.Open(ctx, s3blob.Config{Endpoint: s.Endpoint, Bucket: s.Bucket, Prefix: s.Prefix, Region: s.Region,

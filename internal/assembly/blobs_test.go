@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/eventstore/packblob"
 )
 
 func TestBlobsConfig(t *testing.T) {
@@ -26,6 +27,10 @@ func TestBlobsConfig(t *testing.T) {
 		{"s3 CA without TLS", "blobs: {backend: s3, s3: {endpoint: \"127.0.0.1:9000\", bucket: b, access_key_file: a, secret_key_file: s, ca_file: c}}", "tls is off"},
 		{"s3 valid", "blobs: {backend: s3, s3: {endpoint: \"127.0.0.1:9000\", bucket: b, access_key_file: a, secret_key_file: s, tls: true, ca_file: c}}", ""},
 		{"unknown key", "blobs: {backend: s3, s3: {secret_key: inline}}", "secret_key"},
+		{"packs off", "blobs: {backend: local, max_packed_bytes: -1}", ""},
+		{"pack threshold", "blobs: {max_packed_bytes: 65536}", ""},
+		{"pack threshold negative", "blobs: {max_packed_bytes: -2}", "blobs.max_packed_bytes"},
+		{"pack threshold on s3", "blobs: {backend: s3, max_packed_bytes: 100, s3: {endpoint: \"127.0.0.1:9000\", bucket: b, access_key_file: a, secret_key_file: s}}", "local backend only"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,8 +58,23 @@ func TestOpenBlobsLocalDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, ok := b.(*blob.Store); !ok || s.Dir() != filepath.Join(cfg.DataDir, "blobs") {
-		t.Fatalf("default blob store is %T, want the directory in the data directory", b)
+	s, ok := b.(*packblob.Store)
+	if !ok || s.Dir() != filepath.Join(cfg.DataDir, "blobs") {
+		t.Fatalf("default blob store is %T, want the pack store in the data directory", b)
+	}
+	defer s.Close()
+	// A data directory from before packs: its file blobs are served as
+	// they are.
+	files, err := blob.Open(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := files.PutBytes(context.Background(), []byte("Zugang vor den Packs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.ReadAll(context.Background(), ref, 0); err != nil || string(got) != "Zugang vor den Packs" {
+		t.Fatalf("old file blob through the default store: %q %v", got, err)
 	}
 }
 

@@ -128,6 +128,12 @@ type BlobsConfig struct {
 	// cluster needs so that every node serves every message's bytes.
 	Backend string   `yaml:"backend"`
 	S3      S3Config `yaml:"s3"`
+	// MaxPackedBytes (local only): blobs up to this size are appended to
+	// pack files with one fsync for the puts that arrive together; larger
+	// ones are files of their own. 0 is the default (256 KiB); -1 makes
+	// every new blob a file, as before packs existed (packs already
+	// written stay readable).
+	MaxPackedBytes int64 `yaml:"max_packed_bytes"`
 }
 
 // S3Config is the YAML form of s3blob.Config. The keys are files, never
@@ -330,8 +336,14 @@ func (c *Config) validate() error {
 func (b *BlobsConfig) validate() error {
 	switch b.Backend {
 	case "local":
+		if b.MaxPackedBytes < -1 {
+			return fmt.Errorf("blobs.max_packed_bytes: %d is neither a size, 0 (default) nor -1 (no packs)", b.MaxPackedBytes)
+		}
 		return nil
 	case "s3":
+		if b.MaxPackedBytes != 0 {
+			return errors.New("blobs.max_packed_bytes: applies to the local backend only")
+		}
 	default:
 		return fmt.Errorf("blobs.backend: %q is not local or s3", b.Backend)
 	}

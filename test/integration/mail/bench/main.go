@@ -43,8 +43,10 @@ func main() {
 	dir := flag.String("dir", "", "working directory (default: a temporary one, removed afterwards)")
 	rounds := flag.Int("rounds", 3, "alternate raw and SMTP runs this many times, so that a load change on a shared machine hits both")
 	jsonOut := flag.String("json", "", "also write the figures as JSON to `file` (for bench/report)")
+	blobs := flag.String("blobs", "", `the gateway's blobs section as YAML flow, e.g. "{max_packed_bytes: -1}" for a file per blob (default: the gateway's default)`)
+	baseline := flag.String("baseline-blobs", "", `also run the SMTP intake with this blobs section in every round, beside the other two, and print it as a third row, e.g. "{max_packed_bytes: -1}"`)
 	flag.Parse()
-	if err := run(*n, *senders, *size, *rounds, *dir, *jsonOut); err != nil {
+	if err := run(*n, *senders, *size, *rounds, *dir, *blobs, *baseline, *jsonOut); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -71,7 +73,7 @@ func (r result) pct(p float64) time.Duration {
 	return s[min(len(s)-1, int(float64(len(s))*p))]
 }
 
-func run(n, senders, size, rounds int, dir, jsonOut string) error {
+func run(n, senders, size, rounds int, dir, blobs, baseline, jsonOut string) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "poststelle-bench-")
 		if err != nil {
@@ -85,7 +87,7 @@ func run(n, senders, size, rounds int, dir, jsonOut string) error {
 	if err != nil {
 		return err
 	}
-	var raw, intake result
+	var raw, intake, before result
 	for r := range rounds {
 		per := n / rounds
 		if r == rounds-1 {
@@ -95,18 +97,32 @@ func run(n, senders, size, rounds int, dir, jsonOut string) error {
 		if err != nil {
 			return fmt.Errorf("raw append: %w", err)
 		}
-		ir, err := smtpIntake(bin, filepath.Join(dir, fmt.Sprintf("smtp%d", r)), per, senders, size)
+		ir, err := smtpIntake(bin, filepath.Join(dir, fmt.Sprintf("smtp%d", r)), per, senders, size, blobs)
 		if err != nil {
 			return fmt.Errorf("smtp intake: %w", err)
 		}
 		raw, intake = raw.add(rr), intake.add(ir)
+		if baseline != "" {
+			br, err := smtpIntake(bin, filepath.Join(dir, fmt.Sprintf("base%d", r)), per, senders, size, baseline)
+			if err != nil {
+				return fmt.Errorf("smtp intake with blobs %s: %w", baseline, err)
+			}
+			before = before.add(br)
+		}
 	}
 	fmt.Printf("%-44s %10s %10s %10s\n", "", "msgs/s", "p50", "p99")
 	fmt.Printf("%-44s %10.0f %10s %10s\n", fmt.Sprintf("raw sqlitelog append (%d appenders)", senders), raw.rate(),
 		raw.pct(0.5).Round(10*time.Microsecond), raw.pct(0.99).Round(10*time.Microsecond))
 	fmt.Printf("%-44s %10.0f %10s %10s\n", fmt.Sprintf("poststelle serve SMTP, %d B (%d senders)", size, senders), intake.rate(),
 		intake.pct(0.5).Round(10*time.Microsecond), intake.pct(0.99).Round(10*time.Microsecond))
+	if baseline != "" {
+		fmt.Printf("%-44s %10.0f %10s %10s\n", "  the same with blobs: "+baseline, before.rate(),
+			before.pct(0.5).Round(10*time.Microsecond), before.pct(0.99).Round(10*time.Microsecond))
+	}
 	fmt.Printf("ratio SMTP/raw: %.0f%% (goal ≥ 50%%), %d messages each in %d alternating rounds\n", 100*intake.rate()/raw.rate(), n, rounds)
+	if baseline != "" {
+		fmt.Printf("ratio with blobs %s: %.0f%%; SMTP over it: %.2f×\n", baseline, 100*before.rate()/raw.rate(), intake.rate()/before.rate())
+	}
 	if jsonOut == "" {
 		return nil
 	}
@@ -115,6 +131,9 @@ func run(n, senders, size, rounds int, dir, jsonOut string) error {
 	fig.Params["size"], fig.Params["rounds"] = fmt.Sprint(size), fmt.Sprint(rounds)
 	fig.Add("raw", fmt.Sprintf("raw sqlitelog append (%d appenders)", senders), raw.rate(), "msg/s").Latency(raw.pct(0.5), raw.pct(0.99))
 	fig.Add("serve", fmt.Sprintf("poststelle serve SMTP, %d B (%d senders)", size, senders), intake.rate(), "msg/s").Latency(intake.pct(0.5), intake.pct(0.99))
+	if baseline != "" {
+		fig.Add("serve-baseline-blobs", "the same with blobs: "+baseline, before.rate(), "msg/s").Latency(before.pct(0.5), before.pct(0.99))
+	}
 	return figures.Write(jsonOut, fig)
 }
 
@@ -154,7 +173,7 @@ func sampleReceipt() *gateway.MessageReceived {
 
 // smtpIntake starts `poststelle serve` with its data in dir, sends n
 // messages to its SMTP receiver and stops it again.
-func smtpIntake(bin, dir string, n, senders, size int) (result, error) {
+func smtpIntake(bin, dir string, n, senders, size int, blobs string) (result, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return result{}, err
 	}
@@ -166,6 +185,9 @@ func smtpIntake(bin, dir string, n, senders, size int) (result, error) {
 	config := filepath.Join(dir, "poststelle.yaml")
 	conf := fmt.Sprintf("data_dir: %s/data\nlog_level: warn\nsmtp: {listen: %q, hostname: bench, accept_all: true, max_connections: %d}\n"+
 		"office_api: {listen: %q}\noffice_imap: {listen: %q}\nsmtp_submission: {listen: %q}\n", dir, smtpAddr, senders+4, api, addrs[2], addrs[3])
+	if blobs != "" {
+		conf += "blobs: " + blobs + "\n"
+	}
 	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
 		return result{}, err
 	}
