@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -51,7 +52,17 @@ func main() {
 	rate := flag.Int("rate", 1000, "messages per second to offer (0: as fast as possible)")
 	size := flag.Int("size", 10<<10, "message size in bytes")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	blockProfile := flag.String("blockprofile", "", "write a profile of where goroutines blocked to `file`")
+	mutexProfile := flag.String("mutexprofile", "", "write a profile of mutex contention to `file`")
 	flag.Parse()
+	if *blockProfile != "" {
+		runtime.SetBlockProfileRate(int(time.Millisecond / 10))
+		defer writeProfile("block", *blockProfile)
+	}
+	if *mutexProfile != "" {
+		runtime.SetMutexProfileFraction(10)
+		defer writeProfile("mutex", *mutexProfile)
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -79,6 +90,19 @@ func main() {
 	}
 }
 
+// writeProfile writes one of the runtime's named profiles at the end of
+// the run.
+func writeProfile(name, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		log.Fatal(err)
+	}
+}
+
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
@@ -101,7 +125,7 @@ func start(ctx context.Context, dir, officesFile, rulesFile, apiAddr string, log
 	if err := os.WriteFile(config, fmt.Appendf(nil, `data_dir: %s
 offices: %s
 routing: {rules: %s}
-office_api: {listen: "%s", webhook: {backoff: 100ms}}
+office_api: {listen: "%s", webhook: {first_backoff: 100ms}}
 office_imap: {listen: "127.0.0.1:0"}
 smtp_submission: {listen: "127.0.0.1:0"}
 `, dir, officesFile, rulesFile, apiAddr), 0o600); err != nil {
