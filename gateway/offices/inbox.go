@@ -13,6 +13,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/projection"
 )
 
 // Inbox is the read model of the office queues and the triage queue: a
@@ -21,8 +22,9 @@ import (
 // WebhookDelivered, WebhookFailed and DeliveryEvidenceRecorded. Dropping its tables and replaying the log rebuilds it identically
 // (see Dump). Register it with a projection.Runner.
 type Inbox struct {
-	// Notifier, when set, is told after every change, so that long polls
-	// and event streams wake without polling the database.
+	// Notifier, when set, is told after every committed batch of changes,
+	// so that long polls and event streams wake without polling the
+	// database.
 	Notifier *Notifier
 	// QueuedOrder takes each message's place in an office's queue from its
 	// MessageQueued event in the office's stream (its StreamSeq), and lists
@@ -146,7 +148,7 @@ const (
 )
 
 // Apply implements projection.Projection.
-func (in Inbox) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p gateway.Payload) error {
+func (in Inbox) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Event, p gateway.Payload) error {
 	at := e.RecordedAt.UTC().Format(time.RFC3339Nano)
 	var err error
 	switch m := p.(type) {
@@ -202,13 +204,19 @@ func (in Inbox) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p ga
 	if err != nil {
 		return fmt.Errorf("offices: inbox: %s %s: %w", e.Type, e.ID, err)
 	}
-	if in.Notifier != nil {
-		in.Notifier.Broadcast()
-	}
 	return nil
 }
 
-func applyReceived(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageReceived) error {
+// Committed implements projection.Committer: long polls, event streams and
+// IMAP sessions wake once a batch is committed, so that what they read
+// then includes it.
+func (in Inbox) Committed() {
+	if in.Notifier != nil {
+		in.Notifier.Broadcast()
+	}
+}
+
+func applyReceived(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.MessageReceived) error {
 	j, err := json.Marshal(m)
 	if err != nil {
 		return err
@@ -220,7 +228,7 @@ func applyReceived(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gate
 
 // applyVerified keeps the verification summary for the office queues; it
 // may arrive before or after the routing decision.
-func applyVerified(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.SignaturesVerified) error {
+func applyVerified(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.SignaturesVerified) error {
 	j, err := json.Marshal(m)
 	if err != nil {
 		return err
@@ -233,7 +241,7 @@ func applyVerified(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gate
 	return err
 }
 
-func applyRouted(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageRouted, at string, queued bool) error {
+func applyRouted(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.MessageRouted, at string, queued bool) error {
 	received, report := "{}", ""
 	err := tx.QueryRowContext(ctx, `SELECT received, report FROM inbox_received WHERE tenant = ? AND stream = ?`, e.Tenant, e.Stream).Scan(&received, &report)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -273,7 +281,7 @@ func applyRouted(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gatewa
 
 // applyQueued keeps the place a MessageQueued gave and sets it on the
 // office's row when the MessageRouted came first.
-func applyQueued(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageQueued, queued bool) error {
+func applyQueued(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.MessageQueued, queued bool) error {
 	if !queued {
 		return nil
 	}
@@ -286,7 +294,7 @@ func applyQueued(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gatewa
 	return err
 }
 
-func openTriage(ctx context.Context, tx *sql.Tx, e *eventstore.Event, kind, reason, at string) error {
+func openTriage(ctx context.Context, tx projection.Tx, e *eventstore.Event, kind, reason, at string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO triage_items (tenant, stream, seq, kind, reason, since, state)
 		VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM triage_items), ?, ?, ?, 'open')
 		ON CONFLICT (tenant, stream) DO UPDATE SET kind = excluded.kind, reason = excluded.reason, state = 'open',
@@ -295,7 +303,7 @@ func openTriage(ctx context.Context, tx *sql.Tx, e *eventstore.Event, kind, reas
 	return err
 }
 
-func applyDelivered(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageDelivered) error {
+func applyDelivered(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.MessageDelivered) error {
 	var via string
 	err := tx.QueryRowContext(ctx, `SELECT delivered_via FROM office_messages WHERE office = ? AND tenant = ? AND stream = ?`,
 		m.Office, e.Tenant, e.Stream).Scan(&via)
@@ -318,7 +326,7 @@ func applyDelivered(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gat
 // applyEvidence keeps linked evidence for the message's view and sends
 // evidence no message matched to triage, where the mailroom can find its
 // message by hand.
-func applyEvidence(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.DeliveryEvidenceRecorded, at string) error {
+func applyEvidence(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.DeliveryEvidenceRecorded, at string) error {
 	if m.Unlinked != "" {
 		return openTriage(ctx, tx, e, "evidence", fmt.Sprintf("%s evidence (%s) from %s: %s", m.Channel, m.Kind, m.Attester.Name, m.Unlinked), at)
 	}
