@@ -295,9 +295,16 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		return nil, fmt.Errorf("offices: %w", err)
 	}
 	// A partitioned log has no one order of arrival: queue places come
-	// from the office's own stream there (offices.Inbox.QueuedOrder).
+	// from the office's own stream there, triage places from the triage
+	// stream (offices.Inbox.QueuedOrder).
 	office.Inbox.QueuedOrder = owner != nil
 	handlers = append(handlers, office.Handlers...)
+	if owner != nil {
+		// The triage queue's places come from the log there too; on one
+		// partition the order of folding is the log's, and the five more
+		// subscriptions would only cost.
+		handlers = append(handlers, offices.TriageQueue()...)
+	}
 	outbound, err := g.buildOutbound()
 	if err != nil {
 		return nil, err
