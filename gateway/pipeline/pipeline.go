@@ -33,6 +33,13 @@ type Handler struct {
 	// Name identifies the handler; it names its consumer group and is part
 	// of the ids of the events it appends, so it must never change.
 	Name string
+	// Group names the handler's consumer group (its position in the log)
+	// when it is not Name. A new Group starts at the beginning of the log:
+	// a handler that learns to append something more (queue entries) gets
+	// a new Group, so that it handles the events before it once more and
+	// appends only what is missing, its other events keeping their
+	// derived ids.
+	Group string
 	// Topic is the event type consumed, e.g. "MessageReceived".
 	Topic string
 	// Handle returns the payloads to append in the cause's stream. An error
@@ -97,7 +104,11 @@ func (p *Pipeline) add(h Handler) error {
 	if h.Name == "" || h.Topic == "" || h.Handle == nil {
 		return errors.New("pipeline: handler needs a name, a topic and a function")
 	}
-	sub, err := pubsub.NewSubscriber(p.cfg.Log, pubsub.SubscriberConfig{Group: "pipeline/" + h.Name, Offsets: p.cfg.Offsets,
+	group := h.Group
+	if group == "" {
+		group = h.Name
+	}
+	sub, err := pubsub.NewSubscriber(p.cfg.Log, pubsub.SubscriberConfig{Group: "pipeline/" + group, Offsets: p.cfg.Offsets,
 		Logger: p.cfg.Logger, MaxInFlight: p.cfg.MaxInFlight})
 	if err != nil {
 		return err
