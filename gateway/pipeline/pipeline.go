@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -62,6 +63,13 @@ type Config struct {
 	// Handlers wait mostly on durable appends, which concurrent handlers
 	// share through the log's group commit.
 	MaxInFlight int
+	// OffsetWriteInterval, when set, keeps the handlers' positions in
+	// memory and writes those that moved at this interval and when Run
+	// ends, instead of once per handled event; a crash then redoes at most
+	// this interval's events (their appends are no-ops). For positions in
+	// a local database shared with the projections; not for positions
+	// that other processes take over (Kafka's groups).
+	OffsetWriteInterval time.Duration
 }
 
 // Pipeline is a running set of handlers.
@@ -70,6 +78,8 @@ type Pipeline struct {
 	router *message.Router
 	pub    *pubsub.Publisher
 	subs   []*pubsub.Subscriber
+	// lazy is the write-behind of the positions (OffsetWriteInterval).
+	lazy *lazyOffsets
 }
 
 // New builds a pipeline for the handlers.
@@ -92,6 +102,10 @@ func New(cfg Config, handlers ...Handler) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline: create router: %w", err)
 	}
 	p := &Pipeline{cfg: cfg, router: router, pub: pubsub.NewPublisher(cfg.Log)}
+	if cfg.OffsetWriteInterval > 0 && cfg.Offsets != nil {
+		p.lazy = newLazyOffsets(cfg.Offsets)
+		p.cfg.Offsets = p.lazy
+	}
 	for _, h := range handlers {
 		if err := p.add(h); err != nil {
 			return nil, err
@@ -189,11 +203,32 @@ func (p *Pipeline) poison(h Handler) message.HandlerMiddleware {
 	}
 }
 
-// Run runs the handlers until ctx ends.
+// Run runs the handlers until ctx ends. With OffsetWriteInterval the
+// positions reached are written when the handlers have stopped.
 func (p *Pipeline) Run(ctx context.Context) error {
+	var flushed sync.WaitGroup
+	stop := func() {}
+	if p.lazy != nil {
+		var fctx context.Context
+		fctx, stop = context.WithCancel(ctx)
+		defer stop()
+		flushed.Go(func() {
+			p.lazy.run(fctx, p.cfg.OffsetWriteInterval, func(err error) {
+				p.cfg.Logger.Error("pipeline: positions not written; retrying", "err", err)
+			})
+		})
+	}
 	err := p.router.Run(ctx)
 	for _, s := range p.subs {
 		s.Close()
+	}
+	if p.lazy != nil {
+		stop()
+		flushed.Wait()
+		// ctx has ended: the last write gets a context of its own.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		err = errors.Join(err, p.lazy.flush(wctx))
 	}
 	return err
 }

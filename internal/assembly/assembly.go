@@ -332,7 +332,13 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		return nil, fmt.Errorf("smtp_submission: %w", err)
 	}
 	g.imapd, g.submit = officeIMAP, submit
-	pipe, err := pipeline.New(pipeline.Config{Log: g.log, Offsets: offsets, Registry: reg, Logger: logger}, handlers...)
+	pcfg := pipeline.Config{Log: g.log, Offsets: offsets, Registry: reg, Logger: logger}
+	if owner == nil {
+		// The positions are rows of state.db, whose one connection the
+		// projections need: written behind, not once per handled event.
+		pcfg.OffsetWriteInterval = 100 * time.Millisecond
+	}
+	pipe, err := pipeline.New(pcfg, handlers...)
 	if err != nil {
 		return nil, err
 	}
