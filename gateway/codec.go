@@ -78,6 +78,7 @@ func NewRegistry() *Registry {
 		func() Payload { return &DeliveryEvidenceRecorded{} },
 		func() Payload { return &NoteAdded{} },
 		func() Payload { return &MessageQueued{} },
+		func() Payload { return &TriageQueued{} },
 	} {
 		r.types[f().EventType()] = f
 	}

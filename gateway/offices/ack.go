@@ -70,12 +70,20 @@ func routedEvent(ctx context.Context, log eventstore.Log, tenant, stream, office
 // QueueDeliveryHandler is the name of the handler QueueDelivery returns.
 const QueueDeliveryHandler = "offices/queue-delivery"
 
+// QueueDeliveryGroup is the queue delivery's consumer group since it
+// appends MessageQueued. Before, its group was QueueDeliveryHandler; with a
+// new group it handles every MessageRouted of an upgraded log once more:
+// the deliveries it appended then get the same ids (no-ops), and the queue
+// entries the messages routed back then lack are appended, once across the
+// gateways of a group like every derived event.
+const QueueDeliveryGroup = QueueDeliveryHandler + "/queued"
+
 // QueueDelivery is the pipeline handler that records a routed message as
 // delivered to each office's queue (MessageDelivered{Via: "queue"}) and
 // gives it its place there: a MessageQueued in each office's stream, whose
 // stream number is the queue position on every gateway.
 func QueueDelivery() pipeline.Handler {
-	return pipeline.Handler{Name: QueueDeliveryHandler, Topic: "MessageRouted",
+	return pipeline.Handler{Name: QueueDeliveryHandler, Group: QueueDeliveryGroup, Topic: "MessageRouted",
 		Handle: func(ctx context.Context, cause *eventstore.Event, p gateway.Payload) ([]gateway.Payload, error) {
 			m, ok := p.(*gateway.MessageRouted)
 			if !ok {

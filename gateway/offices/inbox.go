@@ -13,6 +13,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/projection"
 )
 
 // Inbox is the read model of the office queues and the triage queue: a
@@ -21,8 +22,9 @@ import (
 // WebhookDelivered, WebhookFailed and DeliveryEvidenceRecorded. Dropping its tables and replaying the log rebuilds it identically
 // (see Dump). Register it with a projection.Runner.
 type Inbox struct {
-	// Notifier, when set, is told after every change, so that long polls
-	// and event streams wake without polling the database.
+	// Notifier, when set, is told after every committed batch of changes,
+	// so that long polls and event streams wake without polling the
+	// database.
 	Notifier *Notifier
 	// QueuedOrder takes each message's place in an office's queue from its
 	// MessageQueued event in the office's stream (its StreamSeq), and lists
@@ -32,6 +34,9 @@ type Inbox struct {
 	// gateway other positions and IMAP UIDs. Without it (the embedded log,
 	// one partition, one total order) a message takes the next place when
 	// its MessageRouted is folded, as logs from before MessageQueued expect.
+	// The triage queue likewise: with QueuedOrder an item's place is its
+	// first TriageQueued's StreamSeq (TriageQueue appends them), without it
+	// the next place when the item is opened.
 	QueuedOrder bool
 }
 
@@ -69,11 +74,18 @@ var inboxSchema = []string{
 	`CREATE TABLE IF NOT EXISTS office_queue (
 		office TEXT NOT NULL, seq INTEGER NOT NULL, tenant TEXT NOT NULL, stream TEXT NOT NULL,
 		PRIMARY KEY (office, seq), UNIQUE (office, tenant, stream)) STRICT`,
+	// seq is NULL until the item's place is folded (QueuedOrder): an
+	// item without one is not listed yet.
 	`CREATE TABLE IF NOT EXISTS triage_items (
-		tenant TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL,
+		tenant TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER,
 		kind TEXT NOT NULL, reason TEXT NOT NULL, since TEXT NOT NULL,
 		state TEXT NOT NULL, assigned_to TEXT NOT NULL DEFAULT '', assigned_by TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (tenant, stream)) STRICT`,
+	// The places TriageQueued gave (QueuedOrder); an item's seq is the
+	// first of its places, whichever of them and the item was folded first.
+	`CREATE TABLE IF NOT EXISTS triage_queue (
+		seq INTEGER NOT NULL PRIMARY KEY, tenant TEXT NOT NULL, stream TEXT NOT NULL, cause TEXT NOT NULL) STRICT`,
+	`CREATE INDEX IF NOT EXISTS triage_queue_stream ON triage_queue (tenant, stream)`,
 	`CREATE TABLE IF NOT EXISTS office_replies (
 		reply_id TEXT NOT NULL PRIMARY KEY, tenant TEXT NOT NULL, stream TEXT NOT NULL,
 		office TEXT NOT NULL, author TEXT NOT NULL, channel TEXT NOT NULL, recipient TEXT NOT NULL,
@@ -103,26 +115,31 @@ func (Inbox) Setup(ctx context.Context, tx *sql.Tx) error {
 }
 
 // inboxTables are every table of the read model.
-var inboxTables = []string{"inbox_received", "office_messages", "office_queue", "triage_items", "office_replies", "office_evidence"}
+var inboxTables = []string{"inbox_received", "office_messages", "office_queue", "triage_items", "triage_queue", "office_replies", "office_evidence"}
 
 // dropOldSchema drops the tables of a state database made before queue
-// places could come from MessageQueued (office_messages.seq NOT NULL), and
-// their positions, so that the read model is rebuilt from the log.
+// places could come from MessageQueued (office_messages.seq NOT NULL) or
+// triage places from TriageQueued (triage_items.seq NOT NULL), and their
+// positions, so that the read model is rebuilt from the log.
 func dropOldSchema(ctx context.Context, tx *sql.Tx) error {
-	var notNull int
-	err := tx.QueryRowContext(ctx, `SELECT "notnull" FROM pragma_table_info('office_messages') WHERE name = 'seq'`).Scan(&notNull)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && notNull == 0) {
-		return nil
+	old := false
+	for _, table := range []string{"office_messages", "triage_items"} {
+		var notNull int
+		err := tx.QueryRowContext(ctx, `SELECT "notnull" FROM pragma_table_info(?) WHERE name = 'seq'`, table).Scan(&notNull)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("offices: inspect the inbox schema: %w", err)
+		}
+		old = old || (err == nil && notNull != 0)
 	}
-	if err != nil {
-		return fmt.Errorf("offices: inspect the inbox schema: %w", err)
+	if !old {
+		return nil
 	}
 	for _, t := range inboxTables {
 		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
 			return fmt.Errorf("offices: drop old %s: %w", t, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM projection_positions WHERE name = 'office-inbox'`); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM projection_positions WHERE name IN ('office-inbox', 'office-inbox/queued')`); err != nil {
 		return fmt.Errorf("offices: reset the inbox position: %w", err)
 	}
 	return nil
@@ -146,7 +163,7 @@ const (
 )
 
 // Apply implements projection.Projection.
-func (in Inbox) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p gateway.Payload) error {
+func (in Inbox) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Event, p gateway.Payload) error {
 	at := e.RecordedAt.UTC().Format(time.RFC3339Nano)
 	var err error
 	switch m := p.(type) {
@@ -156,10 +173,12 @@ func (in Inbox) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p ga
 		err = applyRouted(ctx, tx, e, m, at, in.QueuedOrder)
 	case *gateway.MessageQueued:
 		err = applyQueued(ctx, tx, e, m, in.QueuedOrder)
+	case *gateway.TriageQueued:
+		err = applyTriageQueued(ctx, tx, e, m, in.QueuedOrder)
 	case *gateway.RoutingFailed:
-		err = openTriage(ctx, tx, e, "routing", m.Reason, at)
+		err = in.openTriage(ctx, tx, e, "routing", m.Reason, at)
 	case *gateway.ProcessingFailed:
-		err = openTriage(ctx, tx, e, "processing", m.Handler+": "+m.Error, at)
+		err = in.openTriage(ctx, tx, e, "processing", m.Handler+": "+m.Error, at)
 	case *gateway.MessageDelivered:
 		err = applyDelivered(ctx, tx, e, m)
 	case *gateway.WebhookDelivered:
@@ -168,7 +187,7 @@ func (in Inbox) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p ga
 		// A case system that never got the message must not be missed: the
 		// message stays in the office's queue, and the mailroom sees the
 		// failed push in triage.
-		err = openTriage(ctx, tx, e, "webhook", fmt.Sprintf("webhook %s of office %s failed: %s", m.URL, m.Office, m.Error), at)
+		err = in.openTriage(ctx, tx, e, "webhook", fmt.Sprintf("webhook %s of office %s failed: %s", m.URL, m.Office, m.Error), at)
 	case *gateway.SignaturesVerified:
 		err = applyVerified(ctx, tx, e, m)
 	case *gateway.MessageAcknowledged:
@@ -192,23 +211,29 @@ func (in Inbox) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p ga
 		if err == nil && m.Permanent {
 			// An answer that cannot be sent must not fail silently: the
 			// mailroom sees it in triage and takes another way.
-			err = openTriage(ctx, tx, e, "reply", fmt.Sprintf("answer %s could not be sent: %s", m.ReplyID, m.Error), at)
+			err = in.openTriage(ctx, tx, e, "reply", fmt.Sprintf("answer %s could not be sent: %s", m.ReplyID, m.Error), at)
 		}
 	case *gateway.DeliveryEvidenceRecorded:
-		err = applyEvidence(ctx, tx, e, m, at)
+		err = in.applyEvidence(ctx, tx, e, m, at)
 	default:
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("offices: inbox: %s %s: %w", e.Type, e.ID, err)
 	}
-	if in.Notifier != nil {
-		in.Notifier.Broadcast()
-	}
 	return nil
 }
 
-func applyReceived(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageReceived) error {
+// Committed implements projection.Committer: long polls, event streams and
+// IMAP sessions wake once a batch is committed, so that what they read
+// then includes it.
+func (in Inbox) Committed() {
+	if in.Notifier != nil {
+		in.Notifier.Broadcast()
+	}
+}
+
+func applyReceived(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.MessageReceived) error {
 	j, err := json.Marshal(m)
 	if err != nil {
 		return err
@@ -220,7 +245,7 @@ func applyReceived(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gate
 
 // applyVerified keeps the verification summary for the office queues; it
 // may arrive before or after the routing decision.
-func applyVerified(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.SignaturesVerified) error {
+func applyVerified(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.SignaturesVerified) error {
 	j, err := json.Marshal(m)
 	if err != nil {
 		return err
@@ -233,7 +258,7 @@ func applyVerified(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gate
 	return err
 }
 
-func applyRouted(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageRouted, at string, queued bool) error {
+func applyRouted(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.MessageRouted, at string, queued bool) error {
 	received, report := "{}", ""
 	err := tx.QueryRowContext(ctx, `SELECT received, report FROM inbox_received WHERE tenant = ? AND stream = ?`, e.Tenant, e.Stream).Scan(&received, &report)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -273,7 +298,7 @@ func applyRouted(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gatewa
 
 // applyQueued keeps the place a MessageQueued gave and sets it on the
 // office's row when the MessageRouted came first.
-func applyQueued(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageQueued, queued bool) error {
+func applyQueued(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.MessageQueued, queued bool) error {
 	if !queued {
 		return nil
 	}
@@ -286,16 +311,41 @@ func applyQueued(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gatewa
 	return err
 }
 
-func openTriage(ctx context.Context, tx *sql.Tx, e *eventstore.Event, kind, reason, at string) error {
+// openTriage opens (or reopens) the triage item of the event's stream. An
+// item keeps the place it got first. With QueuedOrder that place is the
+// first TriageQueued of the stream (none yet: not listed until it is
+// folded); otherwise the next place in the order of folding, which on a
+// log of one partition is the log's order.
+func (in Inbox) openTriage(ctx context.Context, tx projection.Tx, e *eventstore.Event, kind, reason, at string) error {
+	place := `(SELECT COALESCE(MAX(seq), 0) + 1 FROM triage_items)`
+	if in.QueuedOrder {
+		place = `(SELECT MIN(seq) FROM triage_queue WHERE tenant = ?1 AND stream = ?2)`
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO triage_items (tenant, stream, seq, kind, reason, since, state)
-		VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM triage_items), ?, ?, ?, 'open')
+		VALUES (?1, ?2, `+place+`, ?3, ?4, ?5, 'open')
 		ON CONFLICT (tenant, stream) DO UPDATE SET kind = excluded.kind, reason = excluded.reason, state = 'open',
 			assigned_to = '', assigned_by = ''`,
 		e.Tenant, e.Stream, kind, reason, at)
 	return err
 }
 
-func applyDelivered(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageDelivered) error {
+// applyTriageQueued keeps the place a TriageQueued gave and lowers the
+// item's seq to it, so that the item's place is its first TriageQueued's
+// whatever order the node folds them in.
+func applyTriageQueued(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.TriageQueued, queued bool) error {
+	if !queued {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO triage_queue (seq, tenant, stream, cause) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`, e.StreamSeq, e.Tenant, m.Stream, m.Cause); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE triage_items SET seq = ?1 WHERE tenant = ?2 AND stream = ?3 AND (seq IS NULL OR seq > ?1)`,
+		e.StreamSeq, e.Tenant, m.Stream)
+	return err
+}
+
+func applyDelivered(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.MessageDelivered) error {
 	var via string
 	err := tx.QueryRowContext(ctx, `SELECT delivered_via FROM office_messages WHERE office = ? AND tenant = ? AND stream = ?`,
 		m.Office, e.Tenant, e.Stream).Scan(&via)
@@ -318,9 +368,9 @@ func applyDelivered(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gat
 // applyEvidence keeps linked evidence for the message's view and sends
 // evidence no message matched to triage, where the mailroom can find its
 // message by hand.
-func applyEvidence(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.DeliveryEvidenceRecorded, at string) error {
+func (in Inbox) applyEvidence(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.DeliveryEvidenceRecorded, at string) error {
 	if m.Unlinked != "" {
-		return openTriage(ctx, tx, e, "evidence", fmt.Sprintf("%s evidence (%s) from %s: %s", m.Channel, m.Kind, m.Attester.Name, m.Unlinked), at)
+		return in.openTriage(ctx, tx, e, "evidence", fmt.Sprintf("%s evidence (%s) from %s: %s", m.Channel, m.Kind, m.Attester.Name, m.Unlinked), at)
 	}
 	j, err := json.Marshal(m)
 	if err != nil {
@@ -623,7 +673,7 @@ func ListTriage(ctx context.Context, db *sql.DB, since int64, all bool, limit in
 
 // GetTriage returns the triage item of a stream, or ErrNotFound.
 func GetTriage(ctx context.Context, db *sql.DB, stream string) (TriageItem, error) {
-	row := db.QueryRowContext(ctx, `SELECT t.tenant, t.stream, t.seq, t.kind, t.reason, t.since, t.state, t.assigned_to, t.assigned_by,
+	row := db.QueryRowContext(ctx, `SELECT t.tenant, t.stream, COALESCE(t.seq, 0), t.kind, t.reason, t.since, t.state, t.assigned_to, t.assigned_by,
 			COALESCE(r.received, '')
 		FROM triage_items t LEFT JOIN inbox_received r ON r.tenant = t.tenant AND r.stream = t.stream WHERE t.stream = ?`, stream)
 	it, err := scanTriage(row)
@@ -654,9 +704,10 @@ func scanTriage(s scanner) (TriageItem, error) {
 
 // Dump renders the whole read model as text in key order; two dumps are
 // equal when a rebuild reproduced the same state. The places of the office
-// rows are left out, since without QueuedOrder they depend on how the
-// partitions of a partitioned log interleave; the places MessageQueued gave
-// are in (office_queue), and they do not.
+// rows and triage items are left out, since without QueuedOrder they depend
+// on how the partitions of a partitioned log interleave; the places
+// MessageQueued and TriageQueued gave are in (office_queue, triage_queue),
+// and they do not.
 func Dump(ctx context.Context, db *sql.DB) (string, error) {
 	var b strings.Builder
 	queries := []string{
@@ -666,6 +717,7 @@ func Dump(ctx context.Context, db *sql.DB) (string, error) {
 			FROM office_messages ORDER BY office, tenant, stream`,
 		`SELECT 'queue', office, stream, json_array(tenant, seq) FROM office_queue ORDER BY office, seq`,
 		`SELECT 'triage', tenant, stream, json_array(kind, reason, since, state, assigned_to, assigned_by) FROM triage_items ORDER BY tenant, stream`,
+		`SELECT 'triage-queue', seq, stream, json_array(tenant, cause) FROM triage_queue ORDER BY seq`,
 		`SELECT 'reply', reply_id, stream, json_array(tenant, office, author, channel, recipient, subject, state, attempts, error, requested_at, updated_at)
 			FROM office_replies ORDER BY reply_id`,
 		`SELECT 'evidence', event_id, stream, json_array(tenant, recorded_at, evidence) FROM office_evidence ORDER BY tenant, stream, event_id`,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/projection"
 )
 
 // Schedule is the read model of one kind of effect: the Scheduler reads due
@@ -47,7 +48,7 @@ func (s Schedule) Reset(ctx context.Context, tx *sql.Tx) error {
 }
 
 // Apply implements projection.Projection.
-func (s Schedule) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p gateway.Payload) error {
+func (s Schedule) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Event, p gateway.Payload) error {
 	kind := s.Effect.Kind()
 	for _, st := range s.Effect.Steps(e, p) {
 		var err error

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -33,6 +34,13 @@ type Handler struct {
 	// Name identifies the handler; it names its consumer group and is part
 	// of the ids of the events it appends, so it must never change.
 	Name string
+	// Group names the handler's consumer group (its position in the log)
+	// when it is not Name. A new Group starts at the beginning of the log:
+	// a handler that learns to append something more (queue entries) gets
+	// a new Group, so that it handles the events before it once more and
+	// appends only what is missing, its other events keeping their
+	// derived ids.
+	Group string
 	// Topic is the event type consumed, e.g. "MessageReceived".
 	Topic string
 	// Handle returns the payloads to append in the cause's stream. An error
@@ -55,6 +63,13 @@ type Config struct {
 	// Handlers wait mostly on durable appends, which concurrent handlers
 	// share through the log's group commit.
 	MaxInFlight int
+	// OffsetWriteInterval, when set, keeps the handlers' positions in
+	// memory and writes those that moved at this interval and when Run
+	// ends, instead of once per handled event; a crash then redoes at most
+	// this interval's events (their appends are no-ops). For positions in
+	// a local database shared with the projections; not for positions
+	// that other processes take over (Kafka's groups).
+	OffsetWriteInterval time.Duration
 }
 
 // Pipeline is a running set of handlers.
@@ -63,6 +78,8 @@ type Pipeline struct {
 	router *message.Router
 	pub    *pubsub.Publisher
 	subs   []*pubsub.Subscriber
+	// lazy is the write-behind of the positions (OffsetWriteInterval).
+	lazy *lazyOffsets
 }
 
 // New builds a pipeline for the handlers.
@@ -85,6 +102,10 @@ func New(cfg Config, handlers ...Handler) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline: create router: %w", err)
 	}
 	p := &Pipeline{cfg: cfg, router: router, pub: pubsub.NewPublisher(cfg.Log)}
+	if cfg.OffsetWriteInterval > 0 && cfg.Offsets != nil {
+		p.lazy = newLazyOffsets(cfg.Offsets)
+		p.cfg.Offsets = p.lazy
+	}
 	for _, h := range handlers {
 		if err := p.add(h); err != nil {
 			return nil, err
@@ -97,7 +118,11 @@ func (p *Pipeline) add(h Handler) error {
 	if h.Name == "" || h.Topic == "" || h.Handle == nil {
 		return errors.New("pipeline: handler needs a name, a topic and a function")
 	}
-	sub, err := pubsub.NewSubscriber(p.cfg.Log, pubsub.SubscriberConfig{Group: "pipeline/" + h.Name, Offsets: p.cfg.Offsets,
+	group := h.Group
+	if group == "" {
+		group = h.Name
+	}
+	sub, err := pubsub.NewSubscriber(p.cfg.Log, pubsub.SubscriberConfig{Group: "pipeline/" + group, Offsets: p.cfg.Offsets,
 		Logger: p.cfg.Logger, MaxInFlight: p.cfg.MaxInFlight})
 	if err != nil {
 		return err
@@ -178,11 +203,32 @@ func (p *Pipeline) poison(h Handler) message.HandlerMiddleware {
 	}
 }
 
-// Run runs the handlers until ctx ends.
+// Run runs the handlers until ctx ends. With OffsetWriteInterval the
+// positions reached are written when the handlers have stopped.
 func (p *Pipeline) Run(ctx context.Context) error {
+	var flushed sync.WaitGroup
+	stop := func() {}
+	if p.lazy != nil {
+		var fctx context.Context
+		fctx, stop = context.WithCancel(ctx)
+		defer stop()
+		flushed.Go(func() {
+			p.lazy.run(fctx, p.cfg.OffsetWriteInterval, func(err error) {
+				p.cfg.Logger.Error("pipeline: positions not written; retrying", "err", err)
+			})
+		})
+	}
 	err := p.router.Run(ctx)
 	for _, s := range p.subs {
 		s.Close()
+	}
+	if p.lazy != nil {
+		stop()
+		flushed.Wait()
+		// ctx has ended: the last write gets a context of its own.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		err = errors.Join(err, p.lazy.flush(wctx))
 	}
 	return err
 }

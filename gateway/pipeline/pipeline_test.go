@@ -186,3 +186,39 @@ func TestProjectionRebuildIsIdentical(t *testing.T) {
 		t.Fatalf("read model: %d rows, first %+v", len(rows), rows[0])
 	}
 }
+
+// With OffsetWriteInterval the positions are written behind, and the ones
+// reached are written when Run ends, so a clean stop redoes nothing.
+func TestOffsetsWrittenBehindAndAtStop(t *testing.T) {
+	e := newEnv(t)
+	receive(t, e.log, 4)
+	p, err := pipeline.New(pipeline.Config{Log: e.log, Offsets: e.off, Registry: gateway.NewRegistry(), OffsetWriteInterval: time.Hour}, routeAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, e.log, "MessageRouted", 4)
+	group := "pipeline/route-all/MessageReceived"
+	// The last position is saved after the last acknowledgement; give the
+	// handler's goroutine its moment, then nothing may have been written.
+	time.Sleep(100 * time.Millisecond)
+	if n, err := e.off.Load(context.Background(), group, 0); err != nil || n != 0 {
+		t.Fatalf("position %d written before the interval (%v)", n, err)
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	end, _ := e.log.End(context.Background(), 0)
+	n, err := e.off.Load(context.Background(), group, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The routed events are after the last MessageReceived: the position
+	// is at least past every message handled.
+	if n < 4 || n > end {
+		t.Fatalf("position after stop = %d, want the handled messages' (≥ 4, ≤ %d)", n, end)
+	}
+}

@@ -43,7 +43,7 @@ func (Messages) Reset(ctx context.Context, tx *sql.Tx) error {
 }
 
 // Apply implements Projection.
-func (Messages) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p gateway.Payload) error {
+func (Messages) Apply(ctx context.Context, tx Tx, e *eventstore.Event, p gateway.Payload) error {
 	at := e.RecordedAt.UTC().Format(time.RFC3339Nano)
 	upsert := func(set string, args ...any) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO messages (tenant, stream, state, updated_at, events) VALUES (?, ?, 'unknown', ?, 0)

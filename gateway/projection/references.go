@@ -46,7 +46,7 @@ func (References) Reset(ctx context.Context, tx *sql.Tx) error {
 const maxRefSize = 998
 
 // Apply implements Projection.
-func (References) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p gateway.Payload) error {
+func (References) Apply(ctx context.Context, tx Tx, e *eventstore.Event, p gateway.Payload) error {
 	add := func(ch gateway.Channel, ref, replyID, source string) error {
 		if ref == "" || len(ref) > maxRefSize {
 			return nil

@@ -305,9 +305,16 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		return nil, fmt.Errorf("offices: %w", err)
 	}
 	// A partitioned log has no one order of arrival: queue places come
-	// from the office's own stream there (offices.Inbox.QueuedOrder).
+	// from the office's own stream there, triage places from the triage
+	// stream (offices.Inbox.QueuedOrder).
 	office.Inbox.QueuedOrder = owner != nil
 	handlers = append(handlers, office.Handlers...)
+	if owner != nil {
+		// The triage queue's places come from the log there too; on one
+		// partition the order of folding is the log's, and the five more
+		// subscriptions would only cost.
+		handlers = append(handlers, offices.TriageQueue()...)
+	}
 	outbound, err := g.buildOutbound()
 	if err != nil {
 		return nil, err
@@ -335,7 +342,13 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		return nil, fmt.Errorf("smtp_submission: %w", err)
 	}
 	g.imapd, g.submit = officeIMAP, submit
-	pipe, err := pipeline.New(pipeline.Config{Log: g.log, Offsets: offsets, Registry: reg, Logger: logger}, handlers...)
+	pcfg := pipeline.Config{Log: g.log, Offsets: offsets, Registry: reg, Logger: logger}
+	if owner == nil {
+		// The positions are rows of state.db, whose one connection the
+		// projections need: written behind, not once per handled event.
+		pcfg.OffsetWriteInterval = 100 * time.Millisecond
+	}
+	pipe, err := pipeline.New(pcfg, handlers...)
 	if err != nil {
 		return nil, err
 	}

@@ -116,9 +116,9 @@ func (s *Server) changed() <-chan struct{} {
 }
 
 // waitChange waits for a change, at most max; false when ctx ended or
-// max passed. The projection tells of a change inside its transaction, so
-// a reader on another connection may wake just before the commit; the
-// short re-check interval covers that.
+// max passed. The projection tells of a change after its batch committed;
+// the short re-check interval is for a gateway without a notifier, and a
+// backstop.
 func (s *Server) waitChange(ctx context.Context, changed <-chan struct{}, max time.Duration) bool {
 	poll := 250 * time.Millisecond
 	if changed == nil {

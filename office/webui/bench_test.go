@@ -16,6 +16,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/projection"
 )
 
 // openTestDB opens a state database like serve's, with the inbox and the
@@ -143,7 +144,7 @@ func applySeed(tb testing.TB, db *sql.DB, n int) {
 		}
 		for _, p := range payloads {
 			for _, proj := range []interface {
-				Apply(context.Context, *sql.Tx, *eventstore.Event, gateway.Payload) error
+				Apply(context.Context, projection.Tx, *eventstore.Event, gateway.Payload) error
 			}{Index{}, offices.Inbox{}} {
 				if err := proj.Apply(ctx, tx, e, p); err != nil {
 					tb.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
+	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/routing"
 )
 
@@ -24,8 +25,8 @@ import (
 // keeps the last witnessed head. It is a projection of the log: dropping it
 // and replaying rebuilds it. Register it with a projection.Runner.
 type Index struct {
-	// Notifier, when set, is told after every change (the web UI's live
-	// updates wait on it).
+	// Notifier, when set, is told after every committed batch of changes
+	// (the web UI's live updates wait on it).
 	Notifier *offices.Notifier
 }
 
@@ -109,7 +110,7 @@ var (
 )
 
 // Apply implements projection.Projection.
-func (ix Index) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p gateway.Payload) error {
+func (ix Index) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Event, p gateway.Payload) error {
 	var err error
 	switch m := p.(type) {
 	case *gateway.MessageReceived:
@@ -149,10 +150,15 @@ func (ix Index) Apply(ctx context.Context, tx *sql.Tx, e *eventstore.Event, p ga
 	if err != nil {
 		return fmt.Errorf("webui: index %s %s: %w", e.Type, e.ID, err)
 	}
+	return nil
+}
+
+// Committed implements projection.Committer: the live views wake once a
+// batch is committed, and then see it.
+func (ix Index) Committed() {
 	if ix.Notifier != nil {
 		ix.Notifier.Broadcast()
 	}
-	return nil
 }
 
 // VerificationOf sums up a verification: passed when every signature
@@ -175,14 +181,14 @@ func VerificationOf(m *gateway.SignaturesVerified) string {
 	return out
 }
 
-func ensureRow(ctx context.Context, tx *sql.Tx, e *eventstore.Event) error {
+func ensureRow(ctx context.Context, tx projection.Tx, e *eventstore.Event) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO ui_messages (tenant, stream) VALUES (?, ?) ON CONFLICT DO NOTHING`, e.Tenant, e.Stream)
 	return err
 }
 
 // setStatus sets a message's status; with only, only when the status is
 // that one (a delivery does not undo an acknowledgement).
-func setStatus(ctx context.Context, tx *sql.Tx, e *eventstore.Event, status, only string) error {
+func setStatus(ctx context.Context, tx projection.Tx, e *eventstore.Event, status, only string) error {
 	if err := ensureRow(ctx, tx, e); err != nil {
 		return err
 	}
@@ -191,7 +197,7 @@ func setStatus(ctx context.Context, tx *sql.Tx, e *eventstore.Event, status, onl
 	return err
 }
 
-func (ix Index) received(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageReceived) error {
+func (ix Index) received(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.MessageReceived) error {
 	if err := ensureRow(ctx, tx, e); err != nil {
 		return err
 	}
@@ -216,7 +222,7 @@ func (ix Index) received(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m
 	return err
 }
 
-func (ix Index) routed(ctx context.Context, tx *sql.Tx, e *eventstore.Event, m *gateway.MessageRouted) error {
+func (ix Index) routed(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.MessageRouted) error {
 	if err := setStatus(ctx, tx, e, StatusRouted, ""); err != nil {
 		return err
 	}

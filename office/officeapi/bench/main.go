@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -53,7 +54,17 @@ func main() {
 	size := flag.Int("size", 10<<10, "message size in bytes")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	jsonOut := flag.String("json", "", "also write the figures as JSON to `file` (for bench/report)")
+	blockProfile := flag.String("blockprofile", "", "write a profile of where goroutines blocked to `file`")
+	mutexProfile := flag.String("mutexprofile", "", "write a profile of mutex contention to `file`")
 	flag.Parse()
+	if *blockProfile != "" {
+		runtime.SetBlockProfileRate(int(time.Millisecond / 10))
+		defer writeProfile("block", *blockProfile)
+	}
+	if *mutexProfile != "" {
+		runtime.SetMutexProfileFraction(10)
+		defer writeProfile("mutex", *mutexProfile)
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -85,6 +96,19 @@ func main() {
 		if err := figures.Write(*jsonOut, fig); err != nil {
 			fail(err)
 		}
+	}
+}
+
+// writeProfile writes one of the runtime's named profiles at the end of
+// the run.
+func writeProfile(name, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		log.Fatal(err)
 	}
 }
 
