@@ -33,7 +33,8 @@ as_pg() {
 
 start() {
   local bin; bin="$(bindir)"
-  rm -rf "$work"; mkdir -p "$work"
+  stop # a cluster an earlier run left on this port
+  mkdir -p "$work"
   [[ $(id -u) == 0 ]] && chown postgres: "$work"
   as_pg "$bin/initdb" -D "$work/data" -U bench --auth=trust -E UTF8 --no-locale >"$work/initdb.log" 2>&1
   as_pg "$bin/pg_ctl" -D "$work/data" -l "$work/server.log" -w start -o \
