@@ -3,7 +3,7 @@
 # baseline, then the report: bench/report.md and bench/report.svg from the
 # JSON figures in bench/results/. `make bench` runs it.
 #
-#   bash bench/run.sh                 # the full run (19–26 minutes on the 2 shared cores)
+#   bash bench/run.sh                 # the full run (21–29 minutes on the 2 shared cores)
 #   BENCH_QUICK=1 bash bench/run.sh   # a smoke run with small counts (5–10 minutes); report in $BENCH_OUT (a temporary directory)
 #
 # Every harness runs under the peers lock (/tmp/poststelle-peers.lock), one
@@ -26,11 +26,13 @@ if [[ -n ${BENCH_QUICK:-} ]]; then
   out="${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/poststelle-bench-quick.XXXXXX")}"
   md="$out/report.md" svg="$out/report.svg"
   events=2000 sqlite_rounds=1 smtp_n=300 smtp_rounds=1 sse_n=500 kafka_records=20000 kafka_seconds=2 scale_n=150 scale_rounds=1
+  rs_messages=800 rs_rounds=1 rs_read=2s
 else
   mode=full
   out="${BENCH_OUT:-$root/bench/results}"
   md="$root/bench/report.md" svg="$root/bench/report.svg"
   events=20000 sqlite_rounds=3 smtp_n=4000 smtp_rounds=3 sse_n=3000 kafka_records=200000 kafka_seconds=10 scale_n=1500 scale_rounds=2
+  rs_messages=2000 rs_rounds=2 rs_read=5s
 fi
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then commit="$commit (with uncommitted changes)"; fi
@@ -59,6 +61,20 @@ step sse go run ./office/officeapi/bench -n "$sse_n" -rate 1000 -json "$out/sse.
 bash test/integration/kafka/broker.sh reset >/dev/null 2>&1 || true
 step kafka env BENCH_OUT="$out" RECORDS="$kafka_records" SECONDS_EACH="$kafka_seconds" bash test/integration/kafka/bench/run.sh
 step scaling env BENCH_OUT="$out" N="$scale_n" ROUNDS="$scale_rounds" bash test/integration/kafka/scaling/run.sh
+# The read store (issue 16, item 2): per-node SQLite against a shared
+# PostgreSQL, about 2.5 minutes. Not a goal row of the report: the figures go
+# to readstore.json beside the others, the reading to docs/architecture.md.
+# pg.sh installs the server under the lock itself when it is missing, so it
+# starts outside the step.
+export PG_PORT="${PG_PORT:-15441}"
+if pg_dsn="$(bash test/integration/postgres/pg.sh start)"; then
+  step readstore go run ./bench/readstore -pg "$pg_dsn" -pgpid "$(bash test/integration/postgres/pg.sh pid)" \
+    -messages "$rs_messages" -rounds "$rs_rounds" -read-for "$rs_read" -json "$out/readstore.json"
+  bash test/integration/postgres/pg.sh stop || true
+else
+  echo "== bench: readstore FAILED (PostgreSQL did not start)" >&2
+  failed+=(readstore)
+fi
 uptime >"$out/load-after.txt"
 notes=()
 if [[ $mode == full && -f bench/notes.md ]]; then notes=(-notes bench/notes.md); fi
