@@ -31,6 +31,12 @@
 // OSCIPolicy, which does the same. Encryption always writes IvLength
 // unless told not to, so both kinds of reader agree.
 //
+// Bounds: CipherValue sizes, the number of EncryptedKeys (inside the
+// KeyInfo, passed in, or reached by ds:RetrievalMethod) and of their
+// certificates are capped by the Policy; key chains (an EncryptedKey whose
+// KeyInfo holds another EncryptedKey) are not followed, so nesting stops at
+// one level; agreement and derived keys and AES key wrap are not supported.
+//
 // Streaming: GCM over a CipherReference is decrypted with crypto/cipher's
 // CTR and our own GHASH, so memory stays bounded; plaintext reaches the
 // writer before the tag at the end is checked, so it is valid only when

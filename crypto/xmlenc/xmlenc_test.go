@@ -35,6 +35,10 @@ var (
 // testReaders makes three RSA-2048 readers with self-signed certificates.
 func testReaders(t testing.TB) []reader {
 	t.Helper()
+	return makeReaders()
+}
+
+func makeReaders() []reader {
 	readersOnce.Do(func() {
 		for i := 0; i < 3; i++ {
 			k, err := rsa.GenerateKey(rand.Reader, 2048)
