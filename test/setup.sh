@@ -22,6 +22,7 @@ pkgs=(
   procps                # ps in dovecot.sh (stopping Dovecot's process group)
   python3-venv          # test/integration/openapi puts openapi-spec-validator (PyPI) in a venv
   chromium              # test/integration/ui: the headless browser the web UI tests drive (chromedp)
+  xmlsec1               # crypto/xmlenc, crypto/xmldsig: the independent XML Encryption and XML-DSig oracle
 )
 
 need=()
@@ -39,7 +40,7 @@ fi
 
 # Installed is not the same as usable: check what the tests call.
 missing=()
-for c in sqlite3 openssl swaks dovecot mvn java javac curl python3 ps chromium; do
+for c in sqlite3 openssl swaks dovecot mvn java javac curl python3 ps chromium xmlsec1; do
   command -v "$c" >/dev/null || missing+=("$c")
 done
 [[ -x /usr/lib/dovecot/dovecot-lda ]] || missing+=(/usr/lib/dovecot/dovecot-lda)

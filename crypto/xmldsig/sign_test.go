@@ -10,9 +10,13 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
 	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -192,5 +196,79 @@ func TestSignRefuses(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestSignOracles has xmlsec1 verify our signatures (every method it
+// knows, exclusive and inclusive c14n, an Id reference and an enveloped
+// document reference) and openssl verify the RSA-PSS values, which
+// xmlsec1 1.2 lacks, over the canonical SignedInfo.
+func TestSignOracles(t *testing.T) {
+	xmlsec := oracleTool(t, "xmlsec1")
+	openssl := oracleTool(t, "openssl")
+	dir := t.TempDir()
+	const doc = `<?xml version="1.0" encoding="UTF-8"?>
+<Nachricht xmlns="urn:example:nachricht" xmlns:p="urn:example:p"><Kopf Id="kopf"><p:Az>7 K 12/26</p:Az></Kopf><Inhalt>Text</Inhalt></Nachricht>`
+	for _, c := range signCases() {
+		for _, c14n := range []string{xmldsig.AlgExcC14N, xmldsig.AlgC14N10} {
+			name := c.name + "/" + c14n[strings.LastIndex(c14n, "/")+1:]
+			t.Run(name, func(t *testing.T) {
+				key := c.key(t)
+				certDER := selfSigned(t, key)
+				out, err := xmldsig.Sign(context.Background(), []byte(doc), xmldsig.SignOptions{Signer: key, Method: c.method, C14N: c14n,
+					Certificates: [][]byte{certDER}, References: []xmldsig.SignReference{{URI: "#kopf"}, {URI: ""}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				certPEM := filepath.Join(dir, "cert.pem")
+				writeFile(t, certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}))
+				signed := filepath.Join(dir, "signed.xml")
+				writeFile(t, signed, out)
+				if strings.Contains(c.method, "MGF1") {
+					res := verifyOne(t, out, xmldsig.SignatureOptions{})
+					writeFile(t, filepath.Join(dir, "si"), res.SignedInfo)
+					writeFile(t, filepath.Join(dir, "sig"), res.SignatureValue)
+					md := "sha256"
+					if strings.Contains(c.method, "sha512") {
+						md = "sha512"
+					}
+					runTool(t, dir, openssl, "x509", "-in", certPEM, "-pubkey", "-noout", "-out", "pub.pem")
+					runTool(t, dir, openssl, "dgst", "-"+md, "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:-1",
+						"-verify", "pub.pem", "-signature", "sig", "si")
+					return
+				}
+				runTool(t, dir, xmlsec, "--verify", "--pubkey-cert-pem", certPEM, "--id-attr:Id", "urn:example:nachricht:Kopf", signed)
+				// xmlsec1 must also see a change.
+				writeFile(t, signed, bytes.Replace(out, []byte("7 K 12/26"), []byte("7 K 13/26"), 1))
+				if err := exec.Command(xmlsec, "--verify", "--pubkey-cert-pem", certPEM, "--id-attr:Id", "urn:example:nachricht:Kopf", signed).Run(); err == nil {
+					t.Fatal("xmlsec1 verified a changed document")
+				}
+			})
+		}
+	}
+}
+
+func oracleTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is not installed: run test/setup.sh", name)
+	}
+	return p
+}
+
+func runTool(t testing.TB, dir, tool string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(tool, args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(tool), strings.Join(args, " "), err, out)
+	}
+}
+
+func writeFile(t testing.TB, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
