@@ -367,6 +367,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 type OutPart struct {
 	ContentID   string
 	ContentType string // application/octet-stream when empty
+	// TransferEncoding is written as Content-Transfer-Encoding; binary when empty.
+	// It labels Body, which is written as it is.
+	TransferEncoding string
 	// Size is the exact length of Body; it goes into Content-Length, which the
 	// reference library's reader relies on.
 	Size int64
@@ -403,10 +406,14 @@ func WriteMessage(w io.Writer, boundary string, headers bool, envelope []byte, p
 		if ct == "" {
 			ct = "application/octet-stream"
 		}
-		if strings.ContainsAny(ct, "\r\n") {
-			return fmt.Errorf("osci: writing part <%s>: invalid Content-Type", p.ContentID)
+		cte := p.TransferEncoding
+		if cte == "" {
+			cte = "binary"
 		}
-		fmt.Fprintf(bw, "\r\n--%s\r\nContent-Type: %s\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <%s>\r\nContent-Length: %d\r\n\r\n", boundary, ct, p.ContentID, p.Size)
+		if strings.ContainsAny(ct+cte, "\r\n") {
+			return fmt.Errorf("osci: writing part <%s>: invalid Content-Type or Content-Transfer-Encoding", p.ContentID)
+		}
+		fmt.Fprintf(bw, "\r\n--%s\r\nContent-Type: %s\r\nContent-Transfer-Encoding: %s\r\nContent-ID: <%s>\r\nContent-Length: %d\r\n\r\n", boundary, ct, cte, p.ContentID, p.Size)
 		n, err := io.Copy(bw, io.LimitReader(p.Body, p.Size+1))
 		if err != nil {
 			return fmt.Errorf("osci: writing part <%s>: %w", p.ContentID, err)
