@@ -479,8 +479,11 @@ func parseControlBlock(e *xmldsig.Element) (*ControlBlock, error) {
 		}
 	}
 	if v, ok := e.Attr("ConversationId"); ok {
-		if _, err := number(v); err != nil {
-			return nil, fmt.Errorf("ConversationId: %w", err)
+		// The schema says osci:Number, but the reference library carries whatever
+		// the intermediary issued (the Governikus one sends base64), so any short
+		// token is taken; it is only ever compared.
+		if v == "" || len(v) > 256 || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return nil, formatErr("ConversationId %.40q", v)
 		}
 		cb.ConversationID = v
 	}
