@@ -72,7 +72,8 @@ var ErrAnswer = errors.New("osci: unacceptable answer")
 // Response is one answer of the intermediary, opened and checked.
 type Response struct {
 	*Request
-	// Raw is the answer's HTTP body as it came, in the Spool: the evidence to keep.
+	// Raw is the answer's HTTP body as it came, in the Spool: the evidence to keep
+	// (copy it before Close).
 	Raw Spooled
 	// Feedback is the answer's feedback.
 	Feedback []FeedbackEntry
@@ -273,12 +274,13 @@ func (c *Client) deliver(ctx context.Context, t MessageType, d *Delivery) (*Resp
 	return c.exchange(ctx, m, d.Attachments, want)
 }
 
-// Close removes what the response spooled, where the spool can.
+// Close removes what the response spooled (Raw included), where the spool can; keep
+// what is needed first.
 func (r *Response) Close() {
 	if r == nil || r.Request == nil {
 		return
 	}
 	if rm, ok := r.spool.(Remover); ok {
-		_ = rm.Remove(r.Message.Spooled()...)
+		_ = rm.Remove(append(r.Message.Spooled(), r.Raw)...)
 	}
 }

@@ -114,6 +114,13 @@ func (f *forwarder) CheckReceipt(t testing.TB, raw []byte, m *gateway.MessageRec
 	f.mu.Lock()
 	fr := f.sent[sha256.Sum256(raw)]
 	f.mu.Unlock()
+	checkReceipt(t, f.blobs, fr.id, raw, m)
+}
+
+// checkReceipt checks the receipt of a delivery made by content and bundle.
+func checkReceipt(t testing.TB, blobs gateway.BlobStore, id string, raw []byte, m *gateway.MessageReceived) {
+	t.Helper()
+	fr := sentFrame{id: id}
 	if m.Channel != gateway.ChannelEGVP || m.SenderMessageID != fr.id || m.Transport.Coordinates != fr.id || m.Subject != "Antrag "+fr.id {
 		t.Errorf("receipt %s %q %q %q, want egvp %q", m.Channel, m.SenderMessageID, m.Transport.Coordinates, m.Subject, fr.id)
 	}
@@ -132,7 +139,7 @@ func (f *forwarder) CheckReceipt(t testing.TB, raw []byte, m *gateway.MessageRec
 	if len(m.Parts) != 1 || m.Parts[0].Filename != "antrag.eml" {
 		t.Fatalf("parts %+v", m.Parts)
 	}
-	rc, err := f.blobs.Open(context.Background(), m.Parts[0].Blob)
+	rc, err := blobs.Open(context.Background(), m.Parts[0].Blob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,45 +236,60 @@ func answerOf(t testing.TB, back *osci.Request) channeltest.Answer {
 
 const docContainer = `<osci:ContentContainer xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:osci="http://www.osci.de/2002/04/osci" Id="coco"><osci:Content Id="c1" href="cid:antrag.eml"></osci:Content></osci:ContentContainer>`
 
-// acceptDelivery is the body of an acceptDelivery carrying raw, streamed: the content
-// encrypted into a file, the message written through a pipe.
-func acceptDelivery(t testing.TB, manager osci.Supplier, raw []byte, id, dir string) (io.Reader, error) {
+// content is raw as an OSCI delivery's content: a container signed by alice and
+// encrypted for bob, its attachment's ciphertext in a file of dir, and the
+// certificates the envelope carries.
+func content(t testing.TB, raw []byte, dir string) ([]byte, *osci.Part, []osci.CertificateEntry, error) {
 	ctx := context.Background()
 	alice, aliceC, bob := pair(t, "alice_signature_4096"), pair(t, "alice_cipher_4096"), pair(t, "bob_cipher_4096")
 	signed, err := osci.SignContainer(ctx, []byte(docContainer), osci.SignOptions{Signer: alice.Key,
 		CertificateID: osci.CertificateID("originator", "signature", alice.Cert), Attachments: []string{"antrag.eml"},
 		Open: func(context.Context, string) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil }})
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	ct, err := os.CreateTemp(dir, "ct-*")
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
+	defer ct.Close()
 	enc, err := osci.Encryptor{Recipients: []*x509.Certificate{bob.X509}}.EncryptContainer(ctx, signed,
 		[]osci.AttachmentPlain{{ContentID: "antrag.eml", Body: bytes.NewReader(raw), Out: ct}})
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	size, _ := ct.Seek(0, io.SeekCurrent)
-	ct.Close()
+	certs := []osci.CertificateEntry{
+		{Role: "CipherCertificateOriginator", ID: osci.CertificateID("originator", "cipher", aliceC.Cert), Cert: aliceC.Cert},
+		{Role: "CipherCertificateAddressee", ID: osci.CertificateID("addressee", "cipher", bob.Cert), Cert: bob.Cert},
+		{Role: "SignatureCertificateOriginator", ID: osci.CertificateID("originator", "signature", alice.Cert), Cert: alice.Cert}}
+	return enc.XML, &osci.Part{ContentID: "antrag.eml", Size: size, Data: fileSpooled(ct.Name())}, certs, nil
+}
+
+func bundle(id string) osci.ProcessCardBundle {
+	return osci.ProcessCardBundle{MessageID: id, Card: osci.ProcessCard{RecentModification: creation,
+		Creation: &osci.Timestamp{Plain: creation}, Forwarding: &osci.Timestamp{Plain: creation}, Subject: "Antrag " + id}}
+}
+
+// acceptDelivery is the body of an acceptDelivery carrying raw, streamed: the content
+// encrypted into a file, the message written through a pipe.
+func acceptDelivery(t testing.TB, manager osci.Supplier, raw []byte, id, dir string) (io.Reader, error) {
+	pkg, part, certs, err := content(t, raw, dir)
+	if err != nil {
+		return nil, err
+	}
 	a := &osci.Answer{
 		Message: osci.Message{Type: osci.AcceptDelivery, Control: osci.ControlBlock{Challenge: "Y2gt" + id, HasChallenge: true},
-			Operation: osci.Operation{ProcessCards: []osci.ProcessCardBundle{{MessageID: id,
-				Card: osci.ProcessCard{RecentModification: creation, Creation: &osci.Timestamp{Plain: creation}, Forwarding: &osci.Timestamp{Plain: creation}, Subject: "Antrag " + id}}}},
-			NonIntermediaryCertificates: []osci.CertificateEntry{
-				{Role: "CipherCertificateOriginator", ID: osci.CertificateID("originator", "cipher", aliceC.Cert), Cert: aliceC.Cert},
-				{Role: "CipherCertificateAddressee", ID: osci.CertificateID("addressee", "cipher", bob.Cert), Cert: bob.Cert},
-				{Role: "SignatureCertificateOriginator", ID: osci.CertificateID("originator", "signature", alice.Cert), Cert: alice.Cert}},
-			ContentPackage: enc.XML},
-		Attachments:      []*osci.Part{{ContentID: "antrag.eml", Size: size, Data: fileSpooled(ct.Name())}},
-		EncryptFor:       bob.X509,
+			Operation:                   osci.Operation{ProcessCards: []osci.ProcessCardBundle{bundle(id)}},
+			NonIntermediaryCertificates: certs, ContentPackage: pkg},
+		Attachments:      []*osci.Part{part},
+		EncryptFor:       pair(t, "bob_cipher_4096").X509,
 		CertificateRoles: []string{"CipherCertificateIntermediary", "SignatureCertificateIntermediary"},
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		err := manager.WriteAnswer(ctx, pw, a)
-		_ = os.Remove(ct.Name())
+		err := manager.WriteAnswer(context.Background(), pw, a)
+		_ = os.Remove(string(part.Data.(fileSpooled)))
 		pw.CloseWithError(err)
 	}()
 	return pr, nil
