@@ -2,6 +2,7 @@ package osci
 
 import (
 	"context"
+	"io"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
@@ -95,6 +96,9 @@ type Delivery struct {
 	ContentReceiver string
 	// QualityOfTimestamp asks for the creation and reception timestamps' quality.
 	QualityOfTimestamp []QualityOfTimestamp
+	// Keep, when set, receives the signed message as sent inside the transport
+	// encryption (with its MIME headers): the sender's copy of what it sent.
+	Keep io.Writer
 }
 
 // Dialog is an explicit dialog (OSCI 1.2 §4.3): its conversation id, the challenge the
@@ -271,7 +275,7 @@ func (c *Client) deliver(ctx context.Context, t MessageType, d *Delivery) (*Resp
 	if t == ForwardDelivery {
 		want = ResponseToForwardDelivery
 	}
-	return c.exchange(ctx, m, d.Attachments, want)
+	return c.exchangeKeep(ctx, m, d.Attachments, want, d.Keep)
 }
 
 // Close removes what the response spooled (Raw included), where the spool can; keep

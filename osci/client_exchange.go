@@ -14,6 +14,11 @@ import (
 // opened, its SupplierSignature checked against the intermediary's certificate and its
 // control block against the request's challenge.
 func (c *Client) exchange(ctx context.Context, m *Message, attachments []*Part, want MessageType) (*Response, error) {
+	return c.exchangeKeep(ctx, m, attachments, want, nil)
+}
+
+// exchangeKeep is exchange with a copy of the inner message written to keep.
+func (c *Client) exchangeKeep(ctx context.Context, m *Message, attachments []*Part, want MessageType, keep io.Writer) (*Response, error) {
 	if c.Signer == nil || c.SignatureCertificate == nil || c.IntermediaryCipher == nil || c.Spool == nil {
 		return nil, errors.New("osci: client without signer, signature certificate, intermediary cipher certificate or spool")
 	}
@@ -22,7 +27,7 @@ func (c *Client) exchange(ctx context.Context, m *Message, attachments []*Part, 
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(c.writeRequest(ctx, pw, envelope, attachments)) }()
+	go func() { pw.CloseWithError(c.writeRequest(ctx, pw, envelope, attachments, keep)) }()
 	defer pr.Close()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, pr)
 	if err != nil {
@@ -76,7 +81,7 @@ func (c *Client) signedEnvelope(ctx context.Context, m *Message, attachments []*
 
 // writeRequest writes the inner message into the transport encryption for the
 // intermediary, streaming the attachments.
-func (c *Client) writeRequest(ctx context.Context, w io.Writer, envelope []byte, attachments []*Part) error {
+func (c *Client) writeRequest(ctx context.Context, w io.Writer, envelope []byte, attachments []*Part, keep io.Writer) error {
 	parts := make([]OutPart, 0, len(attachments))
 	for _, p := range attachments {
 		rc, err := p.Open()
@@ -89,7 +94,11 @@ func (c *Client) writeRequest(ctx context.Context, w io.Writer, envelope []byte,
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(WriteMessage(pw, NewBoundary(), true, envelope, parts)) }()
 	defer pr.Close()
-	err := Encryptor{Recipients: []*x509.Certificate{c.IntermediaryCipher}}.EncryptTransport(ctx, pr, w, NewBoundary(), true)
+	var inner io.Reader = pr
+	if keep != nil {
+		inner = io.TeeReader(pr, keep)
+	}
+	err := Encryptor{Recipients: []*x509.Certificate{c.IntermediaryCipher}}.EncryptTransport(ctx, inner, w, NewBoundary(), true)
 	if err != nil {
 		return fmt.Errorf("osci: encrypting the request: %w", err)
 	}

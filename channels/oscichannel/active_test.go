@@ -38,6 +38,8 @@ type mailbox struct {
 	items   []*item
 	byRaw   map[[32]byte]*item
 	last    *item
+	// stored are the deliveries clients stored (our answers).
+	stored []*osci.Request
 }
 
 type mdialog struct {
@@ -195,6 +197,16 @@ func (mb *mailbox) handle(req *osci.Request) (*osci.Answer, string, error) {
 			Control:   osci.ControlBlock{Response: cb.Challenge, HasResponse: true, ConversationID: id, Challenge: "ch-" + id, HasChallenge: true},
 			Operation: osci.Operation{Feedback: []osci.FeedbackEntry{osci.Entry(osci.CodeDialogOpen)}}}}, "", nil
 	}
+	switch {
+	case req.Type() == osci.GetMessageID && cb.ConversationID == "":
+		mb.n++
+		return &osci.Answer{Message: osci.Message{Type: osci.ResponseToGetMessageID, Control: ctl,
+			Operation: osci.Operation{Feedback: ok, MessageID: base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "answer-%d", mb.n))}}}, "", nil
+	case req.Type() == osci.StoreDelivery && cb.ConversationID == "":
+		mb.stored = append(mb.stored, req)
+		return &osci.Answer{Message: osci.Message{Type: osci.ResponseToStoreDelivery, Control: ctl,
+			Operation: osci.Operation{Feedback: ok, ProcessCards: []osci.ProcessCardBundle{bundle(req.Envelope.Operation.MessageID)}}}}, "", nil
+	}
 	d := mb.dialogs[cb.ConversationID]
 	if d == nil || cb.Response != d.challenge || cb.SequenceNumber != d.seq {
 		return nil, "", osci.Refuse(osci.CodeWrongDialogParameters, errors.New("dialog parameters"))
@@ -209,6 +221,14 @@ func (mb *mailbox) handle(req *osci.Request) (*osci.Answer, string, error) {
 		var cards []osci.ProcessCardBundle
 		for _, it := range mb.items {
 			cards = append(cards, bundle(it.id))
+		}
+		if sel := req.Envelope.Operation.Selection; sel != nil && len(sel.MessageIDs) > 0 {
+			cards = nil
+			for _, st := range mb.stored {
+				if st.Envelope.Operation.MessageID == sel.MessageIDs[0] {
+					cards = append(cards, bundle(sel.MessageIDs[0]))
+				}
+			}
 		}
 		return &osci.Answer{Message: osci.Message{Type: osci.ResponseToFetchProcessCard, Control: ctl, Operation: osci.Operation{Feedback: ok, ProcessCards: cards}}}, "", nil
 	case osci.FetchDelivery:
