@@ -2,13 +2,13 @@ package osci
 
 import (
 	"context"
-	"io"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/poststelle/poststelle/crypto/cert"
