@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/pkcs12"
@@ -67,10 +68,11 @@ type PassiveConfig struct {
 	TLSKeyFile  string `yaml:"tls_key_file"`
 }
 
-// KeyConfig is a key pair in a PKCS#12 file, its password in an environment variable.
+// KeyConfig is a key pair in a PKCS#12 file, its password (PIN) in a file of its own,
+// such as a systemd credential; trailing line breaks are not part of it.
 type KeyConfig struct {
-	PKCS12File  string `yaml:"pkcs12_file"`
-	PasswordEnv string `yaml:"password_env"`
+	PKCS12File   string `yaml:"pkcs12_file"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 const defaultMaxMessageBytes = 256 << 20
@@ -160,8 +162,12 @@ func LoadPKCS12(k KeyConfig) (*KeyPair, error) {
 		return nil, fmt.Errorf("osci: reading key file: %w", err)
 	}
 	password := ""
-	if k.PasswordEnv != "" {
-		password = os.Getenv(k.PasswordEnv)
+	if k.PasswordFile != "" {
+		b, err := readCapped(k.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("osci: reading the key's password: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
 	}
 	blocks, err := pkcs12.ToPEM(data, password)
 	if err != nil {

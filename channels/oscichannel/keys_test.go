@@ -2,6 +2,8 @@ package oscichannel
 
 import (
 	"crypto"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -14,12 +16,13 @@ import (
 // the authority, osci_manager the intermediary, alice the citizen or lawyer.
 const pin = "123456"
 
-const pinEnv = "POSTSTELLE_TEST_OSCI_PIN"
-
 func p12(t testing.TB, name string) KeyConfig {
 	t.Helper()
-	t.Setenv(pinEnv, pin)
-	return KeyConfig{PKCS12File: corpus.Path(t, "osci", "zertifikate", name+".p12"), PasswordEnv: pinEnv}
+	f := filepath.Join(t.TempDir(), "pin")
+	if err := os.WriteFile(f, []byte(pin+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return KeyConfig{PKCS12File: corpus.Path(t, "osci", "zertifikate", name+".p12"), PasswordFile: f}
 }
 
 var (
