@@ -314,3 +314,48 @@ func waitReady(t *testing.T, path string, stderr *bytes.Buffer) string {
 	t.Fatalf("the passive recipient did not start:\n%s", stderr.String())
 	return ""
 }
+
+// TestIntermediaryRefusals: what the library sends wrongly is refused with the code
+// OSCI gives it, the library reports that code, and the intermediary records it.
+func TestIntermediaryRefusals(t *testing.T) {
+	e := peerEnv(t)
+	srv := startIntermediary(t, e, "", nil)
+	url := srv.URL()
+	store := runPeer(t, e, "store", "--intermediary", url, "--attach", "100")
+	store.mustSucceed(t, "store")
+	id := store.doc["messageId"].(string)
+
+	mallory := filepath.Join(t.TempDir(), "mallory_cipher.pem")
+	key := filepath.Join(t.TempDir(), "mallory.key")
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+		"-out", mallory, "-days", "2", "-subj", "/CN=Mallory Cipher").CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v\n%s", err, out)
+	}
+	cases := []struct {
+		name string
+		mode string
+		args []string
+		want string
+	}{
+		{"replayed message id", "store", []string{"--message-id", id}, "9801"},
+		{"message id not issued", "store", []string{"--message-id", "never-issued"}, "9801"},
+		{"addressee certificate of no known CA", "store", []string{"--addressee", mallory}, "9706"},
+		{"fetch by another recipient", "fetch", []string{"--signer", "dave_signature_4096.p12", "--decrypter", "dave_cipher_4096.p12", "--message-id", id}, "9803"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := len(srv.Refusals())
+			r := runPeer(t, e, c.mode, append([]string{"--intermediary", url}, c.args...)...)
+			if r.exit != 3 || r.errorCode() != c.want {
+				t.Fatalf("exit %d, library reports %q, want exit 3 and %s: %v\n%s", r.exit, r.errorCode(), c.want, r.doc["error"], r.stderr)
+			}
+			refs := srv.Refusals()
+			if len(refs) != before+1 || refs[len(refs)-1].Code.String() != c.want {
+				t.Errorf("intermediary recorded %v", refs[before:])
+			}
+		})
+	}
+	// The delivery is still there for its addressee after all that.
+	fetch := runPeer(t, e, "fetch", "--intermediary", url, "--message-id", id)
+	fetch.mustSucceed(t, "fetch after the refusals")
+}
