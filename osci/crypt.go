@@ -26,7 +26,9 @@ const TransportContentID = "osci_enc"
 type Decrypter struct {
 	Key         crypto.Decrypter
 	Certificate *x509.Certificate
-	Policy      xmlenc.Policy
+	// Policy decides which algorithms are accepted; xmlenc.OSCIPolicy() reads what
+	// the OSCI libraries since 1.9 send, the zero value refuses every legacy one.
+	Policy xmlenc.Policy
 }
 
 func (d Decrypter) options(m *Multipart) xmlenc.DecryptOptions {

@@ -167,6 +167,7 @@ func TestParseEnvelopeRefuses(t *testing.T) {
 		"unknown body element":    strings.Replace(s, `<osci:ContentPackage>`, `<osci:Whatever></osci:Whatever><osci:ContentPackage>`, 1),
 		"content without id":      strings.Replace(s, `<osci:ContentContainer Id="coco">`, `<osci:ContentContainer>`, 1),
 		"href with content":       strings.Replace(s, `href="cid:a.pdf"></osci:Content>`, `href="cid:a.pdf">x</osci:Content>`, 1),
+		"deep nesting":            strings.Replace(s, `</soap:Header>`, `<x:a xmlns:x="urn:x">`+strings.Repeat(`<x:a>`, 100)+strings.Repeat(`</x:a>`, 100)+`</x:a></soap:Header>`, 1),
 		"two timestamps creation": strings.Replace(s, `Service="reception"`, `Service="creation"`, 1),
 	}
 	for name, doc := range tests {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -231,7 +232,20 @@ func TestPassDeliveryOn(t *testing.T) {
 	m := composeCases(t)[ResponseToFetchDelivery]
 	m.ContentPackage = store.ContentPackageXML()
 	m.NonIntermediaryCertificates = store.NonIntermediaryCertificates.Entries
+	m.Signed = true
 	env, err := ComposeEnvelope(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manager := loadKey(t, "osci_manager_signature_4096")
+	var cids []string
+	for _, p := range in.Parts {
+		cids = append(cids, p.ContentID)
+	}
+	env, err = SignEnvelope(context.Background(), env, SignOptions{
+		Signer: manager.Key, Method: xmldsig.AlgRSAPSSSHA256, CertificateID: CertificateID("intermed", "signature", manager.Cert),
+		Attachments: cids, Open: func(_ context.Context, cid string) (io.ReadCloser, error) { return in.Part(cid).Open() },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +265,9 @@ func TestPassDeliveryOn(t *testing.T) {
 	renv, rmp := readEnvelope(t, msg.Bytes(), spool)
 	if renv.Type != ResponseToFetchDelivery || len(renv.ContentPackage.Encrypted) != 1 {
 		t.Fatalf("%s with %+v", renv.Type, renv.ContentPackage)
+	}
+	if chk, err := renv.VerifySignature(context.Background(), rmp); err != nil || !chk.Valid() || chk.Signer.Role != "SignatureCertificateIntermediary" {
+		t.Fatalf("supplier signature: %v %v", err, chk.Err())
 	}
 	dc, err := DecryptContainer(context.Background(), renv.ContentPackage.Encrypted[0], rmp, decrypterOf(t, "bob_cipher_4096"), Limits{}, spool)
 	if err != nil {
