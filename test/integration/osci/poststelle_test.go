@@ -3,13 +3,17 @@
 package osci_test
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/internal/servetest"
@@ -149,4 +153,100 @@ func TestPoststelleOSCI(t *testing.T) {
 
 		})
 	}
+}
+
+// TestPoststelleAnswer: the office answers Alice's delivery through the API; Bob's
+// Poststelle stores the answer for Alice's cipher certificate, and Alice's library
+// fetches it, decrypts it and verifies Bob's content signature. Both with rsa-sha256
+// and RSA-PSS.
+func TestPoststelleAnswer(t *testing.T) {
+	e := peerEnv(t)
+	for _, alg := range sigAlgs {
+		t.Run(alg.name, func(t *testing.T) {
+			srv := startIntermediary(t, e, alg.uri, nil)
+			g := startBob(t, e, srv.URL(), alg.name, servetest.FreeAddr(t))
+			store := runPeer(t, e, "store", "--intermediary", srv.URL(), "--sig-alg", alg.name, "--attach", "3000", "--subject", "Antrag "+alg.name)
+			store.mustSucceed(t, "store")
+			id, _ := store.doc["messageId"].(string)
+			rec := g.received(t, id)
+			g.reply(t, rec.Stream)
+			servetest.WaitEvents(t, poststelleBin(t), g.config, "ReplySent", 1)
+			fetch := runPeer(t, e, "fetch", "--intermediary", srv.URL(), "--sig-alg", alg.name,
+				"--signer", "alice_signature_4096.p12", "--decrypter", "carol_cipher_4096.p12")
+			fetch.mustSucceed(t, "fetch the answer")
+			if fetch.doc["subject"] != "Re: Antrag "+alg.name {
+				t.Errorf("answer subject %v", fetch.doc["subject"])
+			}
+			checkAnswer(t, fetch.doc)
+		})
+	}
+}
+
+// reply answers a message through the office API as the demo office.
+func (g *bobGateway) reply(t *testing.T, stream string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(g.dir, "data", "demo-credentials.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var password string
+	for line := range strings.Lines(string(raw)) {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "password="); ok {
+			password = p
+		}
+	}
+	url := "http://" + g.api + "/offices/demo/messages/" + stream + "/replies"
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"body":"Ihr Antrag ist eingegangen."}`))
+		req.SetBasicAuth("demo", password)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusAccepted {
+			return
+		}
+		if resp.StatusCode != http.StatusNotFound || time.Now().After(deadline) {
+			t.Fatalf("reply request: %s", resp.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkAnswer says Alice's library decrypted the answer and found Bob's content
+// signature valid over the text and the attachment.
+func checkAnswer(t *testing.T, got map[string]any) {
+	t.Helper()
+	cs, _ := got["containers"].([]any)
+	if len(cs) == 0 {
+		t.Fatalf("no content container in the answer: %v", got)
+	}
+	var sigs int
+	for _, c := range cs {
+		if e := obj(c, "decryptError"); e != nil {
+			t.Errorf("answer not decrypted: %v", e)
+		}
+		ss, _ := obj(c, "signatures").([]any)
+		for _, s := range ss {
+			sigs++
+			if obj(s, "valid") != true {
+				t.Errorf("Bob's content signature not valid: %v", s)
+			}
+		}
+	}
+	if sigs == 0 {
+		t.Error("the answer arrived unsigned")
+	}
+	want := map[string]string{"antwort.txt": sha256Hex("Ihr Antrag ist eingegangen.")}
+	if have := attachmentsOf(got); fmt.Sprint(have) != fmt.Sprint(want) {
+		t.Errorf("answer attachments %v, want %v", have, want)
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
