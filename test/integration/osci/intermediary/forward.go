@@ -125,8 +125,6 @@ func checkAcceptAnswer(back *osci.Request, challenge string) ([]osci.FeedbackEnt
 		return nil, refuse(osci.CodeForwardFailedReached, "the recipient answered with %s", back.Type())
 	case cb == nil || cb.Response != challenge:
 		return nil, refuse(osci.CodeForwardFailedReached, "the recipient's answer does not answer our challenge")
-	case !back.Encrypted:
-		return nil, refuse(osci.CodeRecipientResponseUnencrypted, "the recipient answered unencrypted")
 	}
 	fb := back.Envelope.Feedback()
 	if len(fb) == 0 {
@@ -135,8 +133,13 @@ func checkAcceptAnswer(back *osci.Request, challenge string) ([]osci.FeedbackEnt
 	if fb[0].Code.Error() {
 		return nil, refuse(osci.CodeNotAccepted, "the recipient refused with %s", fb[0].Code)
 	}
-	if back.Signature == nil {
-		return []osci.FeedbackEntry{osci.Entry(osci.CodeRecipientSignatureMissing)}, nil
+	// Both are warnings: the delivery arrived, the sender learns how it was answered.
+	var warn []osci.FeedbackEntry
+	if !back.Encrypted {
+		warn = append(warn, osci.Entry(osci.CodeRecipientResponseUnencrypted))
 	}
-	return nil, nil
+	if back.Signature == nil {
+		warn = append(warn, osci.Entry(osci.CodeRecipientSignatureMissing))
+	}
+	return warn, nil
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/tsp"
+	"github.com/poststelle/poststelle/crypto/tsp/tsptest"
 	"github.com/poststelle/poststelle/crypto/xmlenc"
 	"github.com/poststelle/poststelle/osci"
 )
@@ -346,5 +348,43 @@ func run(t *testing.T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", name, err, out)
+	}
+}
+
+// TestCryptographicTimestamp: asked for a cryptographic creation timestamp, the
+// intermediary puts a token of its TSA into the process card; the reception stays
+// plain as asked.
+func TestCryptographicTimestamp(t *testing.T) {
+	_, tsaURL := tsptest.Start(t, tsptest.Normal)
+	keys, err := SampleKeys(certDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Start(t.Context(), Config{Keys: keys, SpoolDir: t.TempDir(),
+		Timestamps: &tsp.Client{TSAs: []tsp.TSA{{Name: "test TSA", URL: tsaURL}}, Attempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	alice := newClient(t, srv.URL(), "alice")
+	ans, _ := alice.post(alice.encrypt(alice.request(osci.Message{Type: osci.GetMessageID, Control: challenge(1)})))
+	id := ans.Envelope.Operation.MessageID
+	bob, err := LoadCertificate(filepath.Join(certDir, "bob_cipher_4096.cer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, code := alice.post(alice.encrypt(alice.request(osci.Message{Type: osci.StoreDelivery, Control: challenge(2),
+		QualityOfTimestamp: []osci.QualityOfTimestamp{{Service: "creation", Quality: "cryptographic"}, {Service: "reception", Quality: "plain"}},
+		Operation:          osci.Operation{MessageID: id}, ContentPackage: []byte(`<osci:ContentContainer Id="cc"></osci:ContentContainer>`)},
+		osci.CertificateEntry{Role: "CipherCertificateAddressee", ID: "a", Cert: parsed(t, bob)})))
+	if code != osci.CodeDialogClosed {
+		t.Fatalf("storeDelivery: %s", code)
+	}
+	cards := got.Envelope.ProcessCards()
+	if len(cards) != 1 || cards[0].Card.Creation == nil || !cards[0].Card.Creation.IsCryptographic() {
+		t.Fatalf("process card %+v, want a cryptographic creation", cards)
+	}
+	if _, err := tsp.ParseToken(cards[0].Card.Creation.Cryptographic); err != nil {
+		t.Errorf("creation token: %v", err)
 	}
 }
