@@ -1,6 +1,7 @@
 package osci
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/poststelle/poststelle/crypto/xmldsig"
@@ -162,4 +163,84 @@ func parseContent(e *xmldsig.Element) (*Content, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// ContentPackageXML returns the content of the envelope's osci:ContentPackage for
+// another message, as an intermediary passes a delivery on (storeDelivery to
+// responseToFetchDelivery, forwardDelivery to acceptDelivery): each child in Canonical
+// XML 1.0, which declares on it the namespaces it had in scope, so the authors'
+// signatures and the readers' encryption inside stay as they were. Nil when there is
+// no package.
+func (env *Envelope) ContentPackageXML() []byte {
+	if env.ContentPackage == nil {
+		return nil
+	}
+	c, _ := xmldsig.ParseC14N(C14NInclusive)
+	var out []byte
+	for _, k := range env.ContentPackage.Element.Elements() {
+		out = append(out, c.Canonicalize(k, nil)...)
+	}
+	return out
+}
+
+// CheckAttachments ties the message's parts to its content: every cid: reference of a
+// clear container (nested ones included) must name a part, and every part must be
+// referenced, by a clear content or by a CipherReference of the package; a part nobody
+// refers to would be carried along unseen. Encrypted containers name their attachments
+// inside the ciphertext: DecryptContainer fails on one that is missing.
+func (env *Envelope) CheckAttachments(m *Multipart) error {
+	used := map[string]bool{}
+	if env.ContentPackage != nil {
+		for _, c := range env.ContentPackage.Containers {
+			if err := containerRefs(c, m, used); err != nil {
+				return err
+			}
+		}
+		for _, e := range env.ContentPackage.Encrypted {
+			markCipherRefs(e, used)
+		}
+	}
+	if env.EncryptedData != nil {
+		markCipherRefs(env.EncryptedData, used)
+	}
+	for _, p := range m.Parts {
+		if !used[p.ContentID] && !encryptedOnly(env) {
+			return fmt.Errorf("%w: part <%s> is referenced by no content", ErrFormat, p.ContentID)
+		}
+	}
+	return nil
+}
+
+// encryptedOnly: a package whose containers are all encrypted may refer to any part
+// from inside its ciphertexts.
+func encryptedOnly(env *Envelope) bool {
+	return env.ContentPackage != nil && len(env.ContentPackage.Encrypted) > 0
+}
+
+func containerRefs(c *ContentContainer, m *Multipart, used map[string]bool) error {
+	for _, ct := range c.Contents {
+		if a := ct.AttachmentID(); a != "" {
+			if m.Part(a) == nil {
+				return fmt.Errorf("%w: content of container %q refers to missing part <%s>", ErrFormat, c.ID, a)
+			}
+			used[a] = true
+		}
+		if ct.Container != nil {
+			if err := containerRefs(ct.Container, m, used); err != nil {
+				return err
+			}
+		}
+	}
+	for _, e := range c.Encrypted {
+		markCipherRefs(e, used)
+	}
+	return nil
+}
+
+// markCipherRefs marks the parts an EncryptedData's CipherReference names.
+func markCipherRefs(e *xmldsig.Element, used map[string]bool) {
+	cr := e.Child(NamespaceXEnc, "CipherData").Child(NamespaceXEnc, "CipherReference")
+	if uri, _ := cr.Attr("URI"); strings.HasPrefix(uri, "cid:") {
+		used[uri[len("cid:"):]] = true
+	}
 }

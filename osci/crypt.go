@@ -1,6 +1,7 @@
 package osci
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -25,7 +26,9 @@ const TransportContentID = "osci_enc"
 type Decrypter struct {
 	Key         crypto.Decrypter
 	Certificate *x509.Certificate
-	Policy      xmlenc.Policy
+	// Policy decides which algorithms are accepted; xmlenc.OSCIPolicy() reads what
+	// the OSCI libraries since 1.9 send, the zero value refuses every legacy one.
+	Policy xmlenc.Policy
 }
 
 func (d Decrypter) options(m *Multipart) xmlenc.DecryptOptions {
@@ -97,8 +100,7 @@ func DecryptTransport(ctx context.Context, env *Envelope, m *Multipart, d Decryp
 	pr, pw := io.Pipe()
 	done := make(chan decryptOutcome, 1)
 	go func() {
-		res, err := xmlenc.DecryptTo(ctx, ed, pw, d.options(m))
-		pw.CloseWithError(err)
+		res, err := decryptBuffered(ctx, ed, pw, d.options(m))
 		done <- decryptOutcome{res, err}
 	}()
 	inner, rerr := ReadMessage(ctx, pr, lim, spool)
@@ -113,6 +115,18 @@ func DecryptTransport(ctx context.Context, env *Envelope, m *Multipart, d Decryp
 		return nil, out.res, fmt.Errorf("osci: the decrypted message: %w", rerr)
 	}
 	return inner, out.res, nil
+}
+
+// decryptBuffered decrypts into the pipe in large writes: an unbuffered pipe hands
+// over every small write of the cipher to the reader's goroutine.
+func decryptBuffered(ctx context.Context, ed *xmlenc.EncryptedData, pw *io.PipeWriter, opts xmlenc.DecryptOptions) (*xmlenc.Result, error) {
+	bw := bufio.NewWriterSize(pw, 64<<10)
+	res, err := xmlenc.DecryptTo(ctx, ed, bw, opts)
+	if err == nil {
+		err = bw.Flush()
+	}
+	pw.CloseWithError(err)
+	return res, err
 }
 
 type decryptOutcome struct {
@@ -189,7 +203,17 @@ func parseDecryptedContainer(plain []byte, lim Limits) (*xmldsig.Document, *Cont
 			plain = plain[i+2:]
 		}
 	}
-	doc, err := xmldsig.Parse(append(append([]byte(nsWrapper), plain...), "</w>"...), lim.XML)
+	el, doc, err := parseWrapped(plain, lim)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := ParseContainer(el)
+	return doc, c, err
+}
+
+// parseWrapped parses one element written outside the envelope's namespace context.
+func parseWrapped(fragment []byte, lim Limits) (*xmldsig.Element, *xmldsig.Document, error) {
+	doc, err := xmldsig.Parse(append(append([]byte(nsWrapper), fragment...), "</w>"...), lim.XML)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: decrypted content: %v", ErrFormat, err)
 	}
@@ -200,8 +224,7 @@ func parseDecryptedContainer(plain []byte, lim Limits) (*xmldsig.Document, *Cont
 	if err != nil || len(kids) != 1 {
 		return nil, nil, fmt.Errorf("%w: decrypted content is not one element", ErrFormat)
 	}
-	c, err := ParseContainer(kids[0])
-	return doc, c, err
+	return kids[0], doc, nil
 }
 
 // allEncrypted lists the EncryptedData of a container and its nested containers.
@@ -236,8 +259,7 @@ func decryptAttachment(ctx context.Context, enc *xmldsig.Element, m *Multipart, 
 	pr, pw := io.Pipe()
 	done := make(chan decryptOutcome, 1)
 	go func() {
-		res, err := xmlenc.DecryptTo(ctx, ed, pw, opts)
-		pw.CloseWithError(err)
+		res, err := decryptBuffered(ctx, ed, pw, opts)
 		done <- decryptOutcome{res, err}
 	}()
 	hashed := &countWriter{w: newSHA256()}

@@ -15,7 +15,7 @@ import (
 
 func decrypterOf(t *testing.T, name string) Decrypter {
 	k := loadKey(t, name)
-	return Decrypter{Key: k.Key.(crypto.Decrypter), Certificate: k.X509, Policy: xmlenc.DefaultPolicy()}
+	return Decrypter{Key: k.Key.(crypto.Decrypter), Certificate: k.X509, Policy: xmlenc.OSCIPolicy()}
 }
 
 const plainContainer = `<osci:ContentContainer Id="coco"><osci:Content Id="c1" href="cid:a.pdf"></osci:Content><osci:Content><osci:Base64Content Id="note.txt">aGFsbG8=</osci:Base64Content></osci:Content></osci:ContentContainer>`

@@ -7,13 +7,18 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
+	"html"
 	"io"
 	"mime/multipart"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+	_ "time/tzdata"
 
 	"github.com/poststelle/poststelle/crypto/xmldsig"
 	"github.com/poststelle/poststelle/internal/corpus"
@@ -111,10 +116,14 @@ func TestEGVPSamples(t *testing.T) {
 			checkReport(t, tc, report, env)
 			checkContainers(t, tc, dir, env)
 			checkCertificates(t, dir, env)
+			checkInspectionSheet(t, dir, env)
 			if tc.damaged {
 				return
 			}
 			checkAttachments(t, dir, mp, report)
+			if err := env.CheckAttachments(mp); err != nil {
+				t.Errorf("attachments: %v", err)
+			}
 			checkSupplierSignature(t, tc, dir, env, mp)
 		})
 	}
@@ -134,6 +143,18 @@ func readSample(t *testing.T, dir string, damaged bool) (*Multipart, *Envelope) 
 			t.Fatalf("damaged sample read with error %v, want a Content-Length mismatch", err)
 		}
 		mp = &Multipart{Envelope: firstPart(t, raw)}
+		// The damage is in this copy: the sizes the sender announced are those of
+		// the receiver's genuine files.
+		heads := regexp.MustCompile(`Content-ID: <([^>]+)>\r?\nContent-Length: (\d+)`).FindAllSubmatch(raw, -1)
+		if len(heads) != 4 {
+			t.Fatalf("%d attachment headers", len(heads))
+		}
+		for _, h := range heads {
+			st, err := os.Stat(filepath.Join(dir, "attachments", string(h[1])))
+			if err != nil || strconv.FormatInt(st.Size(), 10) != string(h[2]) {
+				t.Errorf("<%s>: announced %s bytes, attachments/ has %v", h[1], h[2], st)
+			}
+		}
 	} else if err != nil {
 		t.Fatal(err)
 	}
@@ -360,5 +381,47 @@ func checkSupplierSignature(t *testing.T, tc egvpCase, dir string, env *Envelope
 	}
 	if chk.Valid() || chk.Code() != CodeSignatureInvalid {
 		t.Errorf("rewritten export accepted: valid %v, code %s", chk.Valid(), chk.Code())
+	}
+}
+
+// sheetCert is a certificate as the inspection sheet (inspectionsheet.html) shows it.
+var sheetCertRE = regexp.MustCompile(`Zertifikat des (Empfängers|Absenders) (.*?) Inhaber.*?Gültig ab ([0-9.]+, [0-9:]+) Gültig bis ([0-9.]+, [0-9:]+) Seriennummer (\d+)`)
+
+// checkInspectionSheet compares the addressee's and the originator's cipher
+// certificates with what the receiver's inspection sheet says of them: holder, validity
+// (local time in Germany) and serial number.
+func checkInspectionSheet(t *testing.T, dir string, env *Envelope) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "inspectionsheet.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := regexp.MustCompile(`(?s)<style.*?</style>`).ReplaceAllString(string(raw), "")
+	text = regexp.MustCompile(`<[^>]+>`).ReplaceAllString(text, " ")
+	text = strings.Join(strings.Fields(html.UnescapeString(text)), " ")
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, m := range sheetCertRE.FindAllStringSubmatch(text, -1) {
+		role := map[string]string{"Empfängers": "CipherCertificateAddressee", "Absenders": "CipherCertificateOriginator"}[m[1]]
+		entries := env.NonIntermediaryCertificates.Role(role)
+		if len(entries) != 1 {
+			t.Fatalf("%d %s", len(entries), role)
+		}
+		x, err := entries[0].Cert.X509()
+		if err != nil {
+			t.Fatal(err)
+		}
+		const layout = "02.01.2006, 15:04:05"
+		got := []string{x.Subject.CommonName, x.NotBefore.In(berlin).Format(layout), x.NotAfter.In(berlin).Format(layout), x.SerialNumber.String()}
+		if !slices.Equal(got, m[2:6]) {
+			t.Errorf("%s: %q, the inspection sheet says %q", role, got, m[2:6])
+		}
+		found++
+	}
+	if found != 2 {
+		t.Fatalf("%d certificates on the inspection sheet, want 2", found)
 	}
 }

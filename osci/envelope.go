@@ -37,6 +37,10 @@ const (
 	// Encrypted is soapMessageEncrypted: the whole message encrypted for the
 	// intermediary or the passive recipient; its body is one xenc:EncryptedData.
 	Encrypted MessageType = "encrypted"
+	// Fault is soapMessageFault: a SOAP fault with the OSCI code of an error that
+	// left no room for a signed response (a message that could not be decrypted or
+	// parsed).
+	Fault MessageType = "fault"
 )
 
 // typeInfo says where a message type's element sits and what its body holds.
@@ -101,6 +105,8 @@ type Envelope struct {
 	ContentPackage *ContentPackage
 	// EncryptedData is the body of an Encrypted message.
 	EncryptedData *xmldsig.Element
+	// SOAPFault is the body of a Fault message.
+	SOAPFault *SOAPFault
 
 	forSigning bool
 }
@@ -288,6 +294,11 @@ func (env *Envelope) readEncrypted(body *xmldsig.Element) error {
 	if err != nil {
 		return err
 	}
+	if len(kids) == 1 && kids[0].Is(NamespaceSOAP, "Fault") {
+		env.Type, env.Body = Fault, body
+		env.SOAPFault, err = parseFault(kids[0])
+		return err
+	}
 	if len(kids) != 1 || !kids[0].Is(NamespaceXEnc, "EncryptedData") {
 		return formatErr("a header-less envelope must be soapMessageEncrypted, one xenc:EncryptedData in the body")
 	}
@@ -346,11 +357,11 @@ func (env *Envelope) readHeaderBlock(k *xmldsig.Element) error {
 		}
 	case "IntermediaryCertificates":
 		if err = once(env.IntermediaryCertificates != nil); err == nil {
-			env.IntermediaryCertificates, err = parseCertificates(k, intermediaryRoles)
+			env.IntermediaryCertificates, err = parseCertificates(k, intermediaryRoles())
 		}
 	case "NonIntermediaryCertificates":
 		if err = once(env.NonIntermediaryCertificates != nil); err == nil {
-			env.NonIntermediaryCertificates, err = parseCertificates(k, nonIntermediaryRoles)
+			env.NonIntermediaryCertificates, err = parseCertificates(k, nonIntermediaryRoles())
 		}
 	default:
 		err = env.readOperationBlock(k)
@@ -515,11 +526,15 @@ func parseQualityOfTimestamp(e *xmldsig.Element) (QualityOfTimestamp, error) {
 	return q, err
 }
 
-// The certificate roles of each block, in schema order.
-var (
-	intermediaryRoles    = []string{"CipherCertificateIntermediary", "SignatureCertificateIntermediary"}
-	nonIntermediaryRoles = []string{"CipherCertificateOriginator", "CipherCertificateOtherAuthor", "CipherCertificateAddressee", "CipherCertificateOtherReader", "SignatureCertificateOriginator", "SignatureCertificateOtherAuthor", "SignatureCertificateAddressee"}
-)
+// intermediaryRoles and nonIntermediaryRoles are the certificate roles of each block,
+// in schema order.
+func intermediaryRoles() []string {
+	return []string{"CipherCertificateIntermediary", "SignatureCertificateIntermediary"}
+}
+
+func nonIntermediaryRoles() []string {
+	return []string{"CipherCertificateOriginator", "CipherCertificateOtherAuthor", "CipherCertificateAddressee", "CipherCertificateOtherReader", "SignatureCertificateOriginator", "SignatureCertificateOtherAuthor", "SignatureCertificateAddressee"}
+}
 
 const maxCertificates = 256
 

@@ -156,7 +156,7 @@ func TestParseEnvelopeRefuses(t *testing.T) {
 		"no control block":        strings.Replace(s, `<osci:ControlBlock`, `<osci:NoControlBlock`, 1),
 		"two control blocks":      strings.Replace(s, `<soap:Header>`, `<soap:Header><osci:ControlBlock Id="cb2"></osci:ControlBlock>`, 1),
 		"duplicate id":            strings.Replace(s, `<soap:Header>`, `<soap:Header><x:y xmlns:x="urn:x" Id="body"/>`, 1),
-		"operation in body":       strings.Replace(strings.Replace(s, `<osci:ContentPackage>`, `<osci:storeDelivery></osci:storeDelivery><osci:ContentPackage>`, 1), "", "", 0),
+		"operation in body":       strings.Replace(s, `<osci:ContentPackage>`, `<osci:storeDelivery></osci:storeDelivery><osci:ContentPackage>`, 1),
 		"no content package":      s[:strings.Index(s, "<osci:ContentPackage>")] + `</soap:Body></soap:Envelope>`,
 		"two operations":          strings.Replace(s, `<osci:NonIntermediaryCertificates`, `<osci:fetchDelivery Id="x"></osci:fetchDelivery><osci:NonIntermediaryCertificates`, 1),
 		"supplier sig in request": strings.Replace(s, `<osci:DesiredLanguages`, `<osci:SupplierSignature Id="s"><ds:Signature/></osci:SupplierSignature><osci:DesiredLanguages`, 1),
@@ -167,6 +167,7 @@ func TestParseEnvelopeRefuses(t *testing.T) {
 		"unknown body element":    strings.Replace(s, `<osci:ContentPackage>`, `<osci:Whatever></osci:Whatever><osci:ContentPackage>`, 1),
 		"content without id":      strings.Replace(s, `<osci:ContentContainer Id="coco">`, `<osci:ContentContainer>`, 1),
 		"href with content":       strings.Replace(s, `href="cid:a.pdf"></osci:Content>`, `href="cid:a.pdf">x</osci:Content>`, 1),
+		"deep nesting":            strings.Replace(s, `</soap:Header>`, `<x:a xmlns:x="urn:x">`+strings.Repeat(`<x:a>`, 100)+strings.Repeat(`</x:a>`, 100)+`</x:a></soap:Header>`, 1),
 		"two timestamps creation": strings.Replace(s, `Service="reception"`, `Service="creation"`, 1),
 	}
 	for name, doc := range tests {

@@ -2,7 +2,6 @@ package osci
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/poststelle/poststelle/crypto/xmldsig"
 )
@@ -80,82 +79,147 @@ const (
 	CodeChunkInfo                       Code = 9905
 )
 
-// codeTexts are our English wordings of what each code means.
-var codeTexts = map[Code]string{
-	CodeDialogClosed:                    "Request executed, dialog closed",
-	CodeDialogOpen:                      "Request executed, dialog continues to be open",
-	CodeClientCipherCertExpired:         "The client's cipher certificate is outside its validity period",
-	CodeClientCipherCertUnchecked:       "The client's cipher certificate could not be checked completely",
-	CodeClientSignatureCertExpired:      "The client's signature certificate is outside its validity period",
-	CodeAuthorSignatureCertExpired:      "An author's signature certificate is outside its validity period",
-	CodeAuthorSignatureCertBadSignature: "The signature on an author's signature certificate is invalid",
-	CodeAuthorSignatureCertRevoked:      "An author's signature certificate is revoked",
-	CodeAuthorCipherCertExpired:         "An author's cipher certificate is outside its validity period",
-	CodeRecipientCipherCertExpired:      "The recipient's cipher certificate is outside its validity period",
-	CodeReaderCipherCertExpired:         "A reader's cipher certificate is outside its validity period",
-	CodeCertCheckIncomplete:             "The certificate check could not be performed completely",
-	CodeRecipientSignatureCertExpired:   "The recipient's signature certificate is outside its validity period",
-	CodeMoreDeliveries:                  "More deliveries are waiting for this client",
-	CodeMoreProcessCards:                "More process cards match the request",
-	CodeRecipientSignatureMissing:       "The recipient did not sign its acceptance or processing response",
-	CodeRecipientResponseUnencrypted:    "The recipient answered with an unencrypted message",
-	CodeInnerFeedback:                   "The processed inner message carries feedback of its own",
-	CodeInnerTimeout:                    "Processing the inner message took longer than allowed",
-	CodeInnerInProgress:                 "The inner message is still being processed",
-	CodeInternalError:                   "Internal error of the supplier",
-	CodeNotOSCI:                         "The message received is not a valid OSCI message",
-	CodeNoPrivateKey:                    "The supplier holds no private key for the message-level cipher certificate",
-	CodeCipherCertRevoked:               "The message-level cipher certificate is revoked",
-	CodeNotDecryptable:                  "The request could not be decrypted",
-	CodeInvalidRequest:                  "The request data are not a valid request",
-	CodeWrongDialogParameters:           "ConversationId, SequenceNumber or the response to the challenge is wrong",
-	CodeClientCipherCertMissing:         "The request does not contain the client's cipher certificate",
-	CodeClientCipherCertBadSignature:    "The signature on the client's cipher certificate is invalid",
-	CodeClientCipherCertRevoked:         "The client's cipher certificate is revoked",
-	CodeClientCipherCertInternal:        "Internal error of the supplier while checking the client's cipher certificate",
-	CodeSignatureRequired:               "The request is unsigned but this supplier requires a signature for its type",
-	CodeSignatureInvalid:                "The signature of the request is invalid",
-	CodeNotAllSigned:                    "Not every element of the request that must be signed is signed",
-	CodeSignatureCheckInternal:          "Internal error of the supplier while checking the signature",
-	CodeClientSignatureCertBadSignature: "The signature on the client's signature certificate is invalid",
-	CodeClientSignatureCertRevoked:      "The client's signature certificate is revoked",
-	CodeAuthorCipherCertBadSignature:    "The signature on an author's cipher certificate is invalid",
-	CodeAuthorCipherCertRevoked:         "An author's cipher certificate is revoked",
-	CodeRecipientCipherCertBadSignature: "The signature on the recipient's cipher certificate is invalid",
-	CodeRecipientCipherCertRevoked:      "The recipient's cipher certificate is revoked",
-	CodeReaderCipherCertBadSignature:    "The signature on a reader's cipher certificate is invalid",
-	CodeReaderCipherCertRevoked:         "A reader's cipher certificate is revoked",
-	CodeCertCheckInternal:               "Internal error of the supplier during the certificate check",
-	CodeRecipientSigCertBadSignature:    "The signature on the recipient's signature certificate is invalid",
-	CodeRecipientSignatureCertRevoked:   "The recipient's signature certificate is revoked",
-	CodeNoMessageID:                     "A delivery without MessageId is refused",
-	CodeIllegalMessageID:                "The MessageId was not issued by this supplier or has been used already",
-	CodeDialogRequired:                  "This request type must be sent within an explicit dialog",
-	CodeNoDelivery:                      "No delivery matches the request",
-	CodeNoProcessCard:                   "No process card matches the request",
-	CodeNotAccepted:                     "The recipient did not accept the sender's delivery",
-	CodeAcceptedWithoutReply:            "The recipient accepted the delivery but its response holds no delivery for the sender",
-	CodeRecipientSignatureInvalid:       "The recipient's signature over its acceptance or processing response is invalid",
-	CodeRecipientInternal:               "Internal error of the recipient",
-	CodeForwardFailedNotReached:         "Internal error of the intermediary while forwarding or mediating; the delivery did not reach the recipient",
-	CodeForwardFailedReached:            "Internal error of the intermediary while forwarding or mediating; the delivery reached the recipient",
-	CodeExecutionInternal:               "Internal error of the supplier while executing the request",
-	CodeChunkExists:                     "The chunk exists already",
-	CodeChunkNumber:                     "Wrong chunk number",
-	CodeChunkTooLarge:                   "The chunk exceeds the maximum chunk size",
-	CodeChunkTooSmall:                   "The chunk is below the minimum chunk size",
-	CodeMessageTooLarge:                 "The message exceeds the maximum message size",
-	CodeChunkInfo:                       "Wrong chunk information",
+// Text is the code's meaning in our own English wording, "" for a code the
+// specification does not define.
+func (c Code) Text() string {
+	switch c {
+	case CodeDialogClosed:
+		return "Request executed, dialog closed"
+	case CodeDialogOpen:
+		return "Request executed, dialog continues to be open"
+	case CodeClientCipherCertExpired:
+		return "The client's cipher certificate is outside its validity period"
+	case CodeClientCipherCertUnchecked:
+		return "The client's cipher certificate could not be checked completely"
+	case CodeClientSignatureCertExpired:
+		return "The client's signature certificate is outside its validity period"
+	case CodeAuthorSignatureCertExpired:
+		return "An author's signature certificate is outside its validity period"
+	case CodeAuthorSignatureCertBadSignature:
+		return "The signature on an author's signature certificate is invalid"
+	case CodeAuthorSignatureCertRevoked:
+		return "An author's signature certificate is revoked"
+	case CodeAuthorCipherCertExpired:
+		return "An author's cipher certificate is outside its validity period"
+	case CodeRecipientCipherCertExpired:
+		return "The recipient's cipher certificate is outside its validity period"
+	case CodeReaderCipherCertExpired:
+		return "A reader's cipher certificate is outside its validity period"
+	case CodeCertCheckIncomplete:
+		return "The certificate check could not be performed completely"
+	case CodeRecipientSignatureCertExpired:
+		return "The recipient's signature certificate is outside its validity period"
+	case CodeMoreDeliveries:
+		return "More deliveries are waiting for this client"
+	case CodeMoreProcessCards:
+		return "More process cards match the request"
+	case CodeRecipientSignatureMissing:
+		return "The recipient did not sign its acceptance or processing response"
+	case CodeRecipientResponseUnencrypted:
+		return "The recipient answered with an unencrypted message"
+	case CodeInnerFeedback:
+		return "The processed inner message carries feedback of its own"
+	case CodeInnerTimeout:
+		return "Processing the inner message took longer than allowed"
+	case CodeInnerInProgress:
+		return "The inner message is still being processed"
+	case CodeInternalError:
+		return "Internal error of the supplier"
+	case CodeNotOSCI:
+		return "The message received is not a valid OSCI message"
+	case CodeNoPrivateKey:
+		return "The supplier holds no private key for the message-level cipher certificate"
+	case CodeCipherCertRevoked:
+		return "The message-level cipher certificate is revoked"
+	case CodeNotDecryptable:
+		return "The request could not be decrypted"
+	case CodeInvalidRequest:
+		return "The request data are not a valid request"
+	case CodeWrongDialogParameters:
+		return "ConversationId, SequenceNumber or the response to the challenge is wrong"
+	case CodeClientCipherCertMissing:
+		return "The request does not contain the client's cipher certificate"
+	case CodeClientCipherCertBadSignature:
+		return "The signature on the client's cipher certificate is invalid"
+	case CodeClientCipherCertRevoked:
+		return "The client's cipher certificate is revoked"
+	case CodeClientCipherCertInternal:
+		return "Internal error of the supplier while checking the client's cipher certificate"
+	case CodeSignatureRequired:
+		return "The request is unsigned but this supplier requires a signature for its type"
+	case CodeSignatureInvalid:
+		return "The signature of the request is invalid"
+	case CodeNotAllSigned:
+		return "Not every element of the request that must be signed is signed"
+	case CodeSignatureCheckInternal:
+		return "Internal error of the supplier while checking the signature"
+	case CodeClientSignatureCertBadSignature:
+		return "The signature on the client's signature certificate is invalid"
+	case CodeClientSignatureCertRevoked:
+		return "The client's signature certificate is revoked"
+	case CodeAuthorCipherCertBadSignature:
+		return "The signature on an author's cipher certificate is invalid"
+	case CodeAuthorCipherCertRevoked:
+		return "An author's cipher certificate is revoked"
+	case CodeRecipientCipherCertBadSignature:
+		return "The signature on the recipient's cipher certificate is invalid"
+	case CodeRecipientCipherCertRevoked:
+		return "The recipient's cipher certificate is revoked"
+	case CodeReaderCipherCertBadSignature:
+		return "The signature on a reader's cipher certificate is invalid"
+	case CodeReaderCipherCertRevoked:
+		return "A reader's cipher certificate is revoked"
+	case CodeCertCheckInternal:
+		return "Internal error of the supplier during the certificate check"
+	case CodeRecipientSigCertBadSignature:
+		return "The signature on the recipient's signature certificate is invalid"
+	case CodeRecipientSignatureCertRevoked:
+		return "The recipient's signature certificate is revoked"
+	case CodeNoMessageID:
+		return "A delivery without MessageId is refused"
+	case CodeIllegalMessageID:
+		return "The MessageId was not issued by this supplier or has been used already"
+	case CodeDialogRequired:
+		return "This request type must be sent within an explicit dialog"
+	case CodeNoDelivery:
+		return "No delivery matches the request"
+	case CodeNoProcessCard:
+		return "No process card matches the request"
+	case CodeNotAccepted:
+		return "The recipient did not accept the sender's delivery"
+	case CodeAcceptedWithoutReply:
+		return "The recipient accepted the delivery but its response holds no delivery for the sender"
+	case CodeRecipientSignatureInvalid:
+		return "The recipient's signature over its acceptance or processing response is invalid"
+	case CodeRecipientInternal:
+		return "Internal error of the recipient"
+	case CodeForwardFailedNotReached:
+		return "Internal error of the intermediary while forwarding or mediating; the delivery did not reach the recipient"
+	case CodeForwardFailedReached:
+		return "Internal error of the intermediary while forwarding or mediating; the delivery reached the recipient"
+	case CodeExecutionInternal:
+		return "Internal error of the supplier while executing the request"
+	case CodeChunkExists:
+		return "The chunk exists already"
+	case CodeChunkNumber:
+		return "Wrong chunk number"
+	case CodeChunkTooLarge:
+		return "The chunk exceeds the maximum chunk size"
+	case CodeChunkTooSmall:
+		return "The chunk is below the minimum chunk size"
+	case CodeMessageTooLarge:
+		return "The message exceeds the maximum message size"
+	case CodeChunkInfo:
+		return "Wrong chunk information"
+	}
+	return ""
 }
 
 // String is the code as written on the wire, four digits.
 func (c Code) String() string { return fmt.Sprintf("%04d", int(c)) }
 
-// Text is the code's meaning, "" for a code the specification does not define.
-func (c Code) Text() string { return codeTexts[c] }
-
 // Known reports whether the code is one the specification defines.
-func (c Code) Known() bool { _, ok := codeTexts[c]; return ok }
+func (c Code) Known() bool { return c.Text() != "" }
 
 // Success reports a code of the 0xxx class: the request was executed.
 func (c Code) Success() bool { return c >= 0 && c < 1000 }
@@ -168,11 +232,12 @@ func (c Code) Error() bool { return c >= 9000 && c < 10000 }
 
 // Codes lists every defined code in ascending order.
 func Codes() []Code {
-	out := make([]Code, 0, len(codeTexts))
-	for c := range codeTexts {
-		out = append(out, c)
+	var out []Code
+	for c := Code(0); c < 10000; c++ {
+		if c.Known() {
+			out = append(out, c)
+		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -159,6 +160,9 @@ func checkLibraryRequest(t *testing.T, c libraryCase, m *Multipart, spool Spool)
 	if u := c.arg("--recipient-url"); len(u) == 1 && env.Operation.ContentReceiver != u[0] {
 		t.Errorf("content receiver %q, want %q", env.Operation.ContentReceiver, u[0])
 	}
+	if err := env.CheckAttachments(m); err != nil {
+		t.Fatal(err)
+	}
 	sizes := c.arg("--attach")
 	if env.ContentPackage == nil {
 		if len(sizes) > 0 {
@@ -171,6 +175,21 @@ func checkLibraryRequest(t *testing.T, c libraryCase, m *Multipart, spool Spool)
 		dc, err := DecryptContainer(context.Background(), ed, m, decrypterOf(t, "bob_cipher_4096"), Limits{}, spool)
 		if err != nil {
 			t.Fatal(err)
+		}
+		checks, err := VerifyContainer(context.Background(), dc.Doc, dc.Container,
+			[]*Certificates{env.NonIntermediaryCertificates, env.IntermediaryCertificates},
+			func(cid string) *Part { return dc.Attachments[cid] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(checks) != 1 || !checks[0].Valid() || checks[0].Signer == nil || checks[0].Signer.Role != "SignatureCertificateOriginator" {
+			t.Fatalf("content signatures: %d, %v", len(checks), checks[0].Err())
+		}
+		// The same signature over the ciphertexts, as if the decrypted attachments
+		// were swapped for others, does not hold.
+		if bad, _ := VerifyContainer(context.Background(), dc.Doc, dc.Container,
+			[]*Certificates{env.NonIntermediaryCertificates}, m.Part); len(dc.Attachments) > 0 && bad[0].Valid() {
+			t.Fatal("content signature holds over the encrypted attachments")
 		}
 		for _, ct := range dc.Container.Contents {
 			if a := ct.AttachmentID(); a != "" {
@@ -189,5 +208,73 @@ func checkLibraryRequest(t *testing.T, c libraryCase, m *Multipart, spool Spool)
 		if n, _ := strconv.ParseInt(s, 10, 64); got[i] != n {
 			t.Errorf("attachment %d: %d bytes, want %d", i, got[i], n)
 		}
+	}
+}
+
+// TestPassDeliveryOn: an intermediary takes the library's storeDelivery content package
+// and attachments into a responseToFetchDelivery; the recipient decrypts it and the
+// author's signature still holds.
+func TestPassDeliveryOn(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "library", "storedelivery-rsa-pss", "request.plain.mime"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	spool := DirSpool{Dir: t.TempDir()}
+	in, err := ReadMessage(context.Background(), f, Limits{}, spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := ParseEnvelope(in.Envelope, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := composeCases(t)[ResponseToFetchDelivery]
+	m.ContentPackage = store.ContentPackageXML()
+	m.NonIntermediaryCertificates = store.NonIntermediaryCertificates.Entries
+	m.Signed = true
+	env, err := ComposeEnvelope(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manager := loadKey(t, "osci_manager_signature_4096")
+	var cids []string
+	for _, p := range in.Parts {
+		cids = append(cids, p.ContentID)
+	}
+	env, err = SignEnvelope(context.Background(), env, SignOptions{
+		Signer: manager.Key, Method: xmldsig.AlgRSAPSSSHA256, CertificateID: CertificateID("intermed", "signature", manager.Cert),
+		Attachments: cids, Open: func(_ context.Context, cid string) (io.ReadCloser, error) { return in.Part(cid).Open() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []OutPart
+	for _, p := range in.Parts {
+		r, err := p.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		parts = append(parts, OutPart{ContentID: p.ContentID, ContentType: p.ContentType, TransferEncoding: p.TransferEncoding, Size: p.Size, Body: r})
+	}
+	var msg bytes.Buffer
+	if err := WriteMessage(&msg, NewBoundary(), true, env, parts); err != nil {
+		t.Fatal(err)
+	}
+	renv, rmp := readEnvelope(t, msg.Bytes(), spool)
+	if renv.Type != ResponseToFetchDelivery || len(renv.ContentPackage.Encrypted) != 1 {
+		t.Fatalf("%s with %+v", renv.Type, renv.ContentPackage)
+	}
+	if chk, err := renv.VerifySignature(context.Background(), rmp); err != nil || !chk.Valid() || chk.Signer.Role != "SignatureCertificateIntermediary" {
+		t.Fatalf("supplier signature: %v %v", err, chk.Err())
+	}
+	dc, err := DecryptContainer(context.Background(), renv.ContentPackage.Encrypted[0], rmp, decrypterOf(t, "bob_cipher_4096"), Limits{}, spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks, err := VerifyContainer(context.Background(), dc.Doc, dc.Container, []*Certificates{renv.NonIntermediaryCertificates}, func(cid string) *Part { return dc.Attachments[cid] })
+	if err != nil || len(checks) != 1 || !checks[0].Valid() {
+		t.Fatalf("author's signature after passing on: %v %v", err, checks)
 	}
 }

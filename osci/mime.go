@@ -83,6 +83,13 @@ func ReadMessage(ctx context.Context, r io.Reader, lim Limits, spool Spool) (*Mu
 	lim = lim.withDefaults()
 	cr := &capReader{r: r, left: lim.MaxMessageBytes}
 	br := bufio.NewReaderSize(cr, 32<<10)
+	// The reference library starts its SOAP faults with an empty line.
+	for i := 0; i < 4; i++ {
+		if b, err := br.Peek(2); err != nil || string(b) != "\r\n" {
+			break
+		}
+		_, _ = br.Discard(2)
+	}
 	block, err := readHeaderBlock(br, lim.MaxHeaderBytes)
 	if err != nil {
 		return nil, fmt.Errorf("osci: reading the message header: %w", err)

@@ -192,13 +192,6 @@ func parseInspectionReport(e *xmldsig.Element) ([]Inspection, error) {
 	return out, nil
 }
 
-var (
-	certTypes      = []string{"advanced", "qualified", "accredited", "unknown"}
-	mathResults    = []string{"ok", "corrupted", "indeterminate"}
-	offlineResults = []string{"valid", "invalid", "indeterminate"}
-	onlineResults  = []string{"ok", "revoked"}
-)
-
 func parseInspection(e *xmldsig.Element) (Inspection, error) {
 	var in Inspection
 	kids, err := onlyElements(e)
@@ -233,13 +226,13 @@ func parseInspection(e *xmldsig.Element) (Inspection, error) {
 	if in.X509Serial, ok = new(big.Int).SetString(serial, 10); !ok {
 		return in, formatErr("X509SerialNumber %.40q", serial)
 	}
-	if in.CertType, err = enumAttr(kids[4], "Type", certTypes); err != nil {
+	if in.CertType, err = enumAttr(kids[4], "Type", []string{"advanced", "qualified", "accredited", "unknown"}); err != nil {
 		return in, err
 	}
-	if in.MathResult, err = enumAttr(kids[5], "Result", mathResults); err != nil {
+	if in.MathResult, err = enumAttr(kids[5], "Result", []string{"ok", "corrupted", "indeterminate"}); err != nil {
 		return in, err
 	}
-	if in.OfflineResult, err = enumAttr(kids[6], "Result", offlineResults); err != nil {
+	if in.OfflineResult, err = enumAttr(kids[6], "Result", []string{"valid", "invalid", "indeterminate"}); err != nil {
 		return in, err
 	}
 	if len(kids) == len(names) {
@@ -253,7 +246,7 @@ func parseInspection(e *xmldsig.Element) (Inspection, error) {
 
 func parseOnlineResult(e *xmldsig.Element, in *Inspection) error {
 	var err error
-	if in.OnlineResult, err = enumValue(e, "Result", onlineResults); err != nil {
+	if in.OnlineResult, err = enumValue(e, "Result", []string{"ok", "revoked"}); err != nil {
 		return err
 	}
 	kids, err := onlyElements(e)

@@ -84,16 +84,20 @@ func SignEnvelope(ctx context.Context, envelope []byte, opts SignOptions) ([]byt
 	if err != nil {
 		return nil, fmt.Errorf("osci: signing: %w", err)
 	}
-	return addRetrievalMethod(signed, opts.CertificateID)
+	return addRetrievalMethod(signed, opts.CertificateID, false)
 }
 
-// addRetrievalMethod puts the ds:KeyInfo after the ds:SignatureValue of the message
-// signature: KeyInfo is outside SignedInfo, so the value stays valid. The message
-// signature is the first ds:Signature of the document, since the header precedes the
-// body, where content signatures live.
-func addRetrievalMethod(doc []byte, certID string) ([]byte, error) {
+// addRetrievalMethod puts the ds:KeyInfo after the ds:SignatureValue of the new
+// signature: KeyInfo is outside SignedInfo, so the value stays valid. A message
+// signature is the first ds:Signature of the document (the header precedes the body,
+// where content signatures live), a container's new one the last (xmldsig.Sign
+// appends it).
+func addRetrievalMethod(doc []byte, certID string, last bool) ([]byte, error) {
 	const end = "</ds:SignatureValue>"
 	i := bytes.Index(doc, []byte(end))
+	if last {
+		i = bytes.LastIndex(doc, []byte(end))
+	}
 	if i < 0 {
 		return nil, errors.New("osci: signing: signature value not found")
 	}

@@ -43,13 +43,13 @@ func (c *SignatureCheck) Valid() bool { return len(c.Problems) == 0 }
 
 // Code is the feedback code for the first problem, 0 when there is none.
 func (c *SignatureCheck) Code() Code {
-	for _, p := range c.Problems {
-		if errors.Is(p, ErrNotSigned) {
-			return CodeNotAllSigned
-		}
-		return CodeSignatureInvalid
+	switch {
+	case len(c.Problems) == 0:
+		return 0
+	case errors.Is(c.Problems[0], ErrNotSigned):
+		return CodeNotAllSigned
 	}
-	return 0
+	return CodeSignatureInvalid
 }
 
 // Err joins the problems, nil for a valid signature.

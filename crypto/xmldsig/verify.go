@@ -18,6 +18,11 @@
 // children or its own SignedProperties; XPath, XSLT and Manifest
 // indirection are refused. That is the defence against signature wrapping,
 // together with the caller checking that the element it uses is a Target.
+//
+// Sign makes signatures through crypto.Signer (PKCS#11 keys work): Id,
+// document and external (streamed, e.g. OSCI cid:) references, rsa-sha256/
+// 512, RSA-PSS and ECDSA; its digests come from the same dereferencing and
+// transforms as VerifySignature, and xmldsigtest is a thin wrapper of it.
 package xmldsig
 
 import (

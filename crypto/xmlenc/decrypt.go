@@ -73,8 +73,11 @@ func DecryptTo(ctx context.Context, ed *EncryptedData, w io.Writer, opts Decrypt
 		return nil, err
 	}
 	ivLen := alg.ivLen
-	if alg.gcm && ed.Method.IVLength != 0 {
+	switch {
+	case alg.gcm && ed.Method.IVLength != 0:
 		ivLen = ed.Method.IVLength
+	case alg.gcm:
+		ivLen = p.GCMImplicitIVLength
 	}
 	if err := p.checkData(alg, ivLen); err != nil {
 		return nil, err
@@ -193,7 +196,8 @@ func readErr(what string, err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w: ciphertext truncated in the %s", ErrDecrypt, what)
 	}
-	if errors.Is(err, base64.CorruptInputError(0)) || strings.Contains(err.Error(), "illegal base64") {
+	var corrupt base64.CorruptInputError
+	if errors.As(err, &corrupt) {
 		return fmt.Errorf("%w: CipherReference content is not base64: %v", ErrFormat, err)
 	}
 	return fmt.Errorf("xmlenc: reading ciphertext: %w", err)

@@ -23,8 +23,19 @@
 // so that PKCS#11 keys work. DefaultPolicy accepts GCM and OAEP, CBC as
 // legacy, and refuses 3DES and RSA-1_5. Encryption produces AES-GCM with
 // RSA-OAEP, by default as the OSCI library 2.4.1 does: aes256-gcm, 12 byte
-// IV, xmlenc11#rsa-oaep with SHA-256 and MGF1-SHA-256, the certificate in
-// the EncryptedKey's X509Data.
+// IV announced by osci128:IvLength, xmlenc11#rsa-oaep with SHA-256 and
+// MGF1-SHA-256, the certificate in the EncryptedKey's X509Data.
+//
+// OSCI: the library reads a GCM EncryptionMethod without osci128:IvLength
+// as a 16 byte IV (XML Encryption 1.1 says 12); decrypt OSCI messages with
+// OSCIPolicy, which does the same. Encryption always writes IvLength
+// unless told not to, so both kinds of reader agree.
+//
+// Bounds: CipherValue sizes, the number of EncryptedKeys (inside the
+// KeyInfo, passed in, or reached by ds:RetrievalMethod) and of their
+// certificates are capped by the Policy; key chains (an EncryptedKey whose
+// KeyInfo holds another EncryptedKey) are not followed, so nesting stops at
+// one level; agreement and derived keys and AES key wrap are not supported.
 //
 // Streaming: GCM over a CipherReference is decrypted with crypto/cipher's
 // CTR and our own GHASH, so memory stays bounded; plaintext reaches the

@@ -47,8 +47,14 @@ type EncryptOptions struct {
 	// ID, Type and MimeType are the EncryptedData's attributes.
 	ID, Type, MimeType string
 	// IVLength is 12 (default) or 16 (OSCI readers of library 1.9 to
-	// 2.0.0); WriteIVLength adds osci128:IvLength to EncryptionMethod.
-	IVLength      int
+	// 2.0.0).
+	IVLength int
+	// OmitIVLength leaves osci128:IvLength out of EncryptionMethod. It is
+	// written by default because the OSCI library reads a GCM
+	// EncryptedData without it as having a 16 byte IV (and writes it for
+	// every other length); other readers ignore the foreign element.
+	OmitIVLength bool
+	// Deprecated: IvLength is written unless OmitIVLength is set.
 	WriteIVLength bool
 	// Rand is the randomness for keys, IVs and OAEP; default crypto/rand.
 	Rand io.Reader
@@ -204,7 +210,7 @@ func (e *encryption) xml(value []byte, uri string) []byte {
 	attr(&b, "Type", o.Type)
 	attr(&b, "MimeType", o.MimeType)
 	b.WriteString(`><xenc:EncryptionMethod Algorithm="` + e.alg.uri + `"`)
-	if o.WriteIVLength {
+	if !o.OmitIVLength {
 		b.WriteString(`><osci128:IvLength xmlns:osci128="` + NamespaceOSCI128 + `" Value="` + strconv.Itoa(o.IVLength) + `"/></xenc:EncryptionMethod>`)
 	} else {
 		b.WriteString(`/>`)

@@ -24,38 +24,40 @@ const (
 // first eight bytes of a block read big-endian, lo the last eight.
 type ghashElem struct{ hi, lo uint64 }
 
-// ghash is GHASH keyed by H, with the 4-bit table of Shoup's method:
-// tbl[n] is H multiplied by the 4-bit polynomial n (bits read MSB-first in
-// GCM's reflected order), so that one multiplication is 32 table steps.
+// ghash is GHASH keyed by H with Shoup's 8-bit tables: tbl[b] is H times
+// the byte b read as 8 coefficients in GCM's bit order (the top bit is
+// x^0), so that one multiplication is 16 lookups and shifts.
 type ghash struct {
-	tbl [16]ghashElem
+	tbl *[256]ghashElem
 	y   ghashElem
 }
 
-// ghashReduce[n] is the reduction of the 4 bits shifted out of the low
-// end, by GCM's polynomial x^128 + x^7 + x^2 + x + 1, placed at the top.
-var ghashReduce = [16]uint64{
-	0x0000 << 48, 0x1c20 << 48, 0x3840 << 48, 0x2460 << 48,
-	0x7080 << 48, 0x6ca0 << 48, 0x48c0 << 48, 0x54e0 << 48,
-	0xe100 << 48, 0xfd20 << 48, 0xd940 << 48, 0xc560 << 48,
-	0x9180 << 48, 0x8da0 << 48, 0xa9c0 << 48, 0xb5e0 << 48,
-}
-
-// rev4 reverses the 4 bits of n: the table is indexed by nibbles as they
-// come off the low end of a word, while GCM's bit order puts x^0 first.
-func rev4(n int) int {
-	return (n&1)<<3 | (n&2)<<1 | (n&4)>>1 | (n&8)>>3
-}
+// ghashReduce8[b] is what the 8 bits b falling off the low end of an
+// element in a shift by 8 bring back at the top, reduced by GCM's
+// polynomial x^128 + x^7 + x^2 + x + 1.
+var ghashReduce8 = func() (r [256]uint64) {
+	for b := range r {
+		e := ghashElem{lo: uint64(b)}
+		for range 8 {
+			e = mulX(e)
+		}
+		r[b] = e.hi
+	}
+	return r
+}()
 
 func newGHASH(h []byte) *ghash {
-	g := &ghash{}
+	g := &ghash{tbl: new([256]ghashElem)}
 	x := ghashElem{binary.BigEndian.Uint64(h[:8]), binary.BigEndian.Uint64(h[8:])}
-	g.tbl[rev4(1)] = x
-	for n := 2; n < 16; n += 2 {
-		d := g.tbl[rev4(n/2)]
-		g.tbl[rev4(n)] = mulX(d)
-		t := g.tbl[rev4(n)]
-		g.tbl[rev4(n+1)] = ghashElem{t.hi ^ x.hi, t.lo ^ x.lo}
+	for bit := 0x80; bit > 0; bit >>= 1 {
+		g.tbl[bit] = x
+		x = mulX(x)
+	}
+	for b := 2; b < 256; b++ {
+		if low := b & -b; low != b {
+			t, u := g.tbl[low], g.tbl[b^low]
+			g.tbl[b] = ghashElem{t.hi ^ u.hi, t.lo ^ u.lo}
+		}
 	}
 	return g
 }
@@ -71,18 +73,19 @@ func mulX(e ghashElem) ghashElem {
 	return out
 }
 
-// mul sets g.y to g.y·H.
+// mul sets g.y to g.y·H by Horner's rule over its bytes, the last
+// (highest powers of x) first.
 func (g *ghash) mul() {
 	var z ghashElem
 	for _, w := range [2]uint64{g.y.lo, g.y.hi} {
-		for range 16 {
-			top := z.lo & 0xf
-			z.lo = z.lo>>4 | z.hi<<60
-			z.hi = z.hi>>4 ^ ghashReduce[top]
-			t := &g.tbl[w&0xf]
+		for range 8 {
+			top := z.lo & 0xff
+			z.lo = z.lo>>8 | z.hi<<56
+			z.hi = z.hi>>8 ^ ghashReduce8[top]
+			t := &g.tbl[w&0xff]
 			z.hi ^= t.hi
 			z.lo ^= t.lo
-			w >>= 4
+			w >>= 8
 		}
 	}
 	g.y = z

@@ -102,6 +102,7 @@ func unwrap(ek *EncryptedKey, key crypto.Decrypter, keyLen int, p Policy) ([]byt
 		}
 		// A random key instead of an error on bad padding, so that the
 		// failure shows only at the data (Bleichenbacher).
+		//lint:ignore SA1019 rsa-1_5 is legacy, off by default, kept for old OSCI senders
 		opts = &rsa.PKCS1v15DecryptOptions{SessionKeyLen: keyLen}
 	default:
 		o, err := oaepOptions(ek.Method, &alg)

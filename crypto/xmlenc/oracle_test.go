@@ -76,7 +76,7 @@ func loadPEMReader(t testing.TB, keyFile, certFile string) reader {
 }
 
 const xmlsecTemplate = `<?xml version="1.0"?>
-<EncryptedData xmlns="http://www.w3.org/2001/04/xmlenc#"><EncryptionMethod Algorithm="DATA"/><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><EncryptedKey xmlns="http://www.w3.org/2001/04/xmlenc#"><EncryptionMethod Algorithm="KEY"/><CipherData><CipherValue/></CipherData></EncryptedKey></KeyInfo><CipherData><CipherValue/></CipherData></EncryptedData>`
+<EncryptedData xmlns="http://www.w3.org/2001/04/xmlenc#"><EncryptionMethod Algorithm="DATA"/><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><EncryptedKey xmlns="http://www.w3.org/2001/04/xmlenc#"><EncryptionMethod Algorithm="KEY">PARAMS</EncryptionMethod><CipherData><CipherValue/></CipherData></EncryptedKey></KeyInfo><CipherData><CipherValue/></CipherData></EncryptedData>`
 
 // TestXmlsecEncryptsWeDecrypt has xmlsec1 encrypt with every data
 // algorithm and key transport it knows, and wants us to decrypt each with
@@ -94,20 +94,28 @@ func TestXmlsecEncryptsWeDecrypt(t *testing.T) {
 		data, key, session string
 		legacy             bool
 		defaultRefuses     bool
+		params             string
 	}{
-		{xmlenc.AES128GCM, xmlenc.RSAOAEPMGF1P, "aes-128", false, false},
-		{xmlenc.AES192GCM, xmlenc.RSAOAEPMGF1P, "aes-192", false, false},
-		{xmlenc.AES256GCM, xmlenc.RSAOAEPMGF1P, "aes-256", false, false},
-		{xmlenc.AES128CBC, xmlenc.RSAOAEPMGF1P, "aes-128", true, false},
-		{xmlenc.AES256CBC, xmlenc.RSAOAEPMGF1P, "aes-256", true, false},
-		{xmlenc.TripleDESCBC, xmlenc.RSAOAEPMGF1P, "des-192", true, true},
-		{xmlenc.AES256GCM, xmlenc.RSA15, "aes-256", true, true},
+		{xmlenc.AES128GCM, xmlenc.RSAOAEPMGF1P, "aes-128", false, false, ""},
+		{xmlenc.AES192GCM, xmlenc.RSAOAEPMGF1P, "aes-192", false, false, ""},
+		{xmlenc.AES256GCM, xmlenc.RSAOAEPMGF1P, "aes-256", false, false, ""},
+		{xmlenc.AES128CBC, xmlenc.RSAOAEPMGF1P, "aes-128", true, false, ""},
+		{xmlenc.AES256CBC, xmlenc.RSAOAEPMGF1P, "aes-256", true, false, ""},
+		{xmlenc.TripleDESCBC, xmlenc.RSAOAEPMGF1P, "des-192", true, true, ""},
+		{xmlenc.AES256GCM, xmlenc.RSA15, "aes-256", true, true, ""},
+		// An explicit SHA-1 DigestMethod (xmlsec1 1.2 has no other) and an
+		// OAEP label.
+		{xmlenc.AES128GCM, xmlenc.RSAOAEPMGF1P, "aes-128", false, false,
+			`<DigestMethod xmlns="http://www.w3.org/2000/09/xmldsig#" Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/><OAEPparams>MTIzNDU2Nzg=</OAEPparams>`},
 	}
 	ctx := context.Background()
 	for _, c := range cases {
 		name := c.data[strings.Index(c.data, "#")+1:] + "/" + c.key[strings.Index(c.key, "#")+1:]
+		if c.params != "" {
+			name += "/label"
+		}
 		t.Run(name, func(t *testing.T) {
-			tmpl := strings.NewReplacer("DATA", c.data, "KEY", c.key).Replace(xmlsecTemplate)
+			tmpl := strings.NewReplacer("DATA", c.data, "KEY", c.key, "PARAMS", c.params).Replace(xmlsecTemplate)
 			if err := os.WriteFile(filepath.Join(dir, "tmpl.xml"), []byte(tmpl), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -239,7 +247,7 @@ func TestOSCISampleKeys(t *testing.T) {
 	}
 	ctx := context.Background()
 	plain := []byte(`<osci:Content xmlns:osci="http://www.osci.de/2002/04/osci">Testnachricht</osci:Content>`)
-	enc, err := xmlenc.Encrypt(ctx, plain, xmlenc.EncryptOptions{Recipients: []*x509.Certificate{rs[0].cert, rs[1].cert}, WriteIVLength: true})
+	enc, err := xmlenc.Encrypt(ctx, plain, xmlenc.EncryptOptions{Recipients: []*x509.Certificate{rs[0].cert, rs[1].cert}})
 	if err != nil {
 		t.Fatal(err)
 	}

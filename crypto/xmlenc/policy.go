@@ -92,6 +92,10 @@ type Policy struct {
 	// AllowGCM16ByteIV accepts AES-GCM with a 16 byte IV, which OSCI
 	// library 1.9 to 2.0.0 sent by default (announced by osci128:IvLength).
 	AllowGCM16ByteIV bool
+	// GCMImplicitIVLength is the IV length of a GCM EncryptedData without
+	// osci128:IvLength: 0 means 12, as XML Encryption 1.1 says; the OSCI
+	// library reads 16 then (OSCIPolicy).
+	GCMImplicitIVLength int
 	// MaxCipherValue caps an inline CipherValue (decoded bytes).
 	MaxCipherValue int
 	// MaxStream caps the ciphertext read through a CipherReference.
@@ -106,6 +110,15 @@ func DefaultPolicy() Policy {
 	return Policy{AllowCBC: true, AllowGCM16ByteIV: true, MaxCipherValue: 64 << 20, MaxStream: 8 << 30, MaxEncryptedKeys: 64}
 }
 
+// OSCIPolicy is DefaultPolicy with the OSCI library's reading of a GCM
+// EncryptionMethod without osci128:IvLength: a 16 byte IV, as its versions
+// 1.9 to 2.0.0 sent by default (2.0.1 and later send 12 and say so).
+func OSCIPolicy() Policy {
+	p := DefaultPolicy()
+	p.GCMImplicitIVLength = 16
+	return p
+}
+
 func (p Policy) withDefaults() Policy {
 	d := DefaultPolicy()
 	if p.MaxCipherValue <= 0 {
@@ -116,6 +129,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.MaxEncryptedKeys <= 0 {
 		p.MaxEncryptedKeys = d.MaxEncryptedKeys
+	}
+	if p.GCMImplicitIVLength == 0 {
+		p.GCMImplicitIVLength = 12
 	}
 	return p
 }

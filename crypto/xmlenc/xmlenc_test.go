@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +35,10 @@ var (
 // testReaders makes three RSA-2048 readers with self-signed certificates.
 func testReaders(t testing.TB) []reader {
 	t.Helper()
+	return makeReaders()
+}
+
+func makeReaders() []reader {
 	readersOnce.Do(func() {
 		for i := 0; i < 3; i++ {
 			k, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -86,7 +91,7 @@ func TestRoundTrip(t *testing.T) {
 		{"issuer serial aes128", xmlenc.EncryptOptions{Algorithm: xmlenc.AES128GCM, Identify: xmlenc.IdentifyIssuerSerial}, xmlenc.Algorithms{Data: xmlenc.AES128GCM, IVLength: 12, KeyTransport: xmlenc.RSAOAEP, OAEPDigest: xmlenc.DigestSHA256, MGF: xmlenc.MGF1SHA256}},
 		{"ski sha512", xmlenc.EncryptOptions{Identify: xmlenc.IdentifySKI, OAEPDigest: crypto.SHA512, MGF: crypto.SHA512}, xmlenc.Algorithms{Data: xmlenc.AES256GCM, IVLength: 12, KeyTransport: xmlenc.RSAOAEP, OAEPDigest: xmlenc.DigestSHA512, MGF: xmlenc.MGF1SHA512}},
 		{"mgf1p", xmlenc.EncryptOptions{KeyTransport: xmlenc.RSAOAEPMGF1P, OAEPDigest: crypto.SHA1}, xmlenc.Algorithms{Data: xmlenc.AES256GCM, IVLength: 12, KeyTransport: xmlenc.RSAOAEPMGF1P, OAEPDigest: xmlenc.DigestSHA1, MGF: xmlenc.MGF1SHA1}},
-		{"iv16 for old osci", xmlenc.EncryptOptions{IVLength: 16, WriteIVLength: true}, xmlenc.Algorithms{Data: xmlenc.AES256GCM, IVLength: 16, KeyTransport: xmlenc.RSAOAEP, OAEPDigest: xmlenc.DigestSHA256, MGF: xmlenc.MGF1SHA256, Legacy: true}},
+		{"iv16 for old osci", xmlenc.EncryptOptions{IVLength: 16}, xmlenc.Algorithms{Data: xmlenc.AES256GCM, IVLength: 16, KeyTransport: xmlenc.RSAOAEP, OAEPDigest: xmlenc.DigestSHA256, MGF: xmlenc.MGF1SHA256, Legacy: true}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -172,7 +177,7 @@ func TestStreamRoundTrip(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	rs := testReaders(t)
 	ctx := context.Background()
-	enc, err := xmlenc.Encrypt(ctx, []byte("geheim"), xmlenc.EncryptOptions{Recipients: []*x509.Certificate{rs[0].cert}})
+	enc, err := xmlenc.Encrypt(ctx, []byte("geheim"), xmlenc.EncryptOptions{Recipients: []*x509.Certificate{rs[0].cert}, OmitIVLength: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,3 +261,119 @@ func mustB64(t testing.TB, s string) []byte {
 }
 
 func b64Enc(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// tokenKey is a decrypter that is not an *rsa.PrivateKey, as a PKCS#11
+// key is: the package must use only the crypto.Decrypter interface.
+type tokenKey struct {
+	k     *rsa.PrivateKey
+	calls int
+}
+
+func (t *tokenKey) Public() crypto.PublicKey { return t.k.Public() }
+
+func (t *tokenKey) Decrypt(r io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	t.calls++
+	return t.k.Decrypt(r, msg, opts)
+}
+
+// TestDecrypterInterface decrypts through an opaque crypto.Decrypter and
+// wants only the reader's own EncryptedKey tried (the others name other
+// certificates).
+func TestDecrypterInterface(t *testing.T) {
+	rs := testReaders(t)
+	ctx := context.Background()
+	enc, err := xmlenc.Encrypt(ctx, []byte("x"), xmlenc.EncryptOptions{Recipients: []*x509.Certificate{rs[0].cert, rs[1].cert, rs[2].cert}, Identify: xmlenc.IdentifyIssuerSerial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := &tokenKey{k: rs[2].key}
+	got, res, err := xmlenc.Decrypt(ctx, parseED(t, enc.XML, xmlenc.DefaultPolicy()), xmlenc.DecryptOptions{Recipient: xmlenc.Recipient{Key: tok, Certificate: rs[2].cert}})
+	if err != nil || string(got) != "x" {
+		t.Fatalf("decrypt: %v", err)
+	}
+	if tok.calls != 1 || res.EncryptedKey.Identity.Serial.Cmp(rs[2].cert.SerialNumber) != 0 {
+		t.Fatalf("%d key operations, opened key of serial %v", tok.calls, res.EncryptedKey.Identity.Serial)
+	}
+	// Without the certificate every EncryptedKey is a candidate: OAEP
+	// tells the wrong ones apart.
+	tok.calls = 0
+	if _, _, err := xmlenc.Decrypt(ctx, parseED(t, enc.XML, xmlenc.DefaultPolicy()), xmlenc.DecryptOptions{Recipient: xmlenc.Recipient{Key: tok}}); err != nil || tok.calls != 3 {
+		t.Fatalf("without certificate: %v after %d key operations", err, tok.calls)
+	}
+}
+
+// TestStreamMemoryBounded decrypts a 48 MiB attachment streamed through a
+// pipe and wants the allocations to stay far below its size.
+func TestStreamMemoryBounded(t *testing.T) {
+	ctx := context.Background()
+	const size = 48 << 20
+	key := bytes.Repeat([]byte{1}, 32)
+	pr, pw := io.Pipe()
+	var enc *xmlenc.Encrypted
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		enc, err = xmlenc.EncryptStream(ctx, io.LimitReader(zeros{}, size), pw, "cid:big", xmlenc.EncryptOptions{Key: key})
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	ed := &xmlenc.EncryptedData{Method: xmlenc.EncryptionMethod{Algorithm: xmlenc.AES256GCM}, CipherReference: "cid:big"}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	res, err := xmlenc.DecryptTo(ctx, ed, io.Discard, xmlenc.DecryptOptions{Key: key,
+		Resolver: func(context.Context, string) (io.ReadCloser, error) { return pr, nil }})
+	runtime.ReadMemStats(&after)
+	if err != nil || <-done != nil {
+		t.Fatalf("decrypt %v", err)
+	}
+	if res.Bytes != size || enc == nil {
+		t.Fatalf("%d bytes", res.Bytes)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Fatalf("allocated %d bytes to stream %d", grew, size)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// TestImplicitIVLength follows the OSCI library: a GCM EncryptionMethod
+// without osci128:IvLength has a 16 byte IV under OSCIPolicy and a 12 byte
+// one (XML Encryption 1.1) under DefaultPolicy; ours always says.
+func TestImplicitIVLength(t *testing.T) {
+	ctx := context.Background()
+	key := bytes.Repeat([]byte{3}, 32)
+	for _, c := range []struct {
+		ivLen    int
+		omit     bool
+		policy   xmlenc.Policy
+		wantIV   int
+		wantFail bool
+	}{
+		{16, true, xmlenc.OSCIPolicy(), 16, false},
+		{16, true, xmlenc.DefaultPolicy(), 12, true},
+		{12, true, xmlenc.DefaultPolicy(), 12, false},
+		{12, true, xmlenc.OSCIPolicy(), 16, true},
+		{12, false, xmlenc.OSCIPolicy(), 12, false},
+		{16, false, xmlenc.DefaultPolicy(), 16, false},
+	} {
+		enc, err := xmlenc.Encrypt(ctx, []byte("Inhalt"), xmlenc.EncryptOptions{Key: key, IVLength: c.ivLen, OmitIVLength: c.omit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, res, err := xmlenc.Decrypt(ctx, parseED(t, enc.XML, c.policy), xmlenc.DecryptOptions{Policy: c.policy, Key: key})
+		if c.wantFail {
+			if !errors.Is(err, xmlenc.ErrDecrypt) {
+				t.Errorf("iv %d omitted %v: %v, want ErrDecrypt", c.ivLen, c.omit, err)
+			}
+			continue
+		}
+		if err != nil || string(got) != "Inhalt" || res.Algorithms.IVLength != c.wantIV {
+			t.Errorf("iv %d omitted %v: %q %v %+v", c.ivLen, c.omit, got, err, res)
+		}
+	}
+}

@@ -31,7 +31,7 @@ func TestIndexNamesExistingFilesAndTests(t *testing.T) {
 		specs[r.Spec] = true
 	}
 	for _, s := range []string{"RFC 5321", "RFC 5322", "RFC 3501", "RFC 9051", "RFC 5652", "RFC 3161", "RFC 5280",
-		"RFC 6960", "RFC 9162", "ETSI EN 319 102-1", "ETSI TS 119 612", "ETSI TS 119 615", "TR 01201"} {
+		"RFC 6960", "RFC 9162", "ETSI EN 319 102-1", "ETSI TS 119 612", "ETSI TS 119 615", "TR 01201", "OSCI 1.2"} {
 		if !specs[s] {
 			t.Errorf("no row for %s", s)
 		}

@@ -1,18 +1,20 @@
 // Package xmldsigtest makes XML signatures (XML-DSig and XAdES-B/T) for
 // tests of crypto/xmldsig, crypto/verify and crypto/asic. The signature
-// values come from the openssl command line tool, so the key handling and
-// the padding are not ours; the documents are assembled from text
-// templates and the digests computed over this package's canonical forms.
+// values come from the openssl command line tool (Key.Signer), so the key
+// handling and the padding are not ours; the documents are made by the
+// production signer, xmldsig.Sign, of which this package is a thin wrapper.
 package xmldsigtest
 
 import (
 	"bytes"
+	"context"
+	"crypto"
+	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"math/big"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/xmldsig"
 )
 
@@ -129,7 +132,9 @@ type Spec struct {
 	ID string
 }
 
-// Sign makes the signature and returns the XML document.
+// Sign makes the signature and returns the XML document. It is a thin
+// wrapper of xmldsig.Sign: the Spec becomes SignOptions, and the value
+// comes from openssl through Signer.
 func Sign(t testing.TB, k *Key, s Spec) []byte {
 	t.Helper()
 	if s.C14N == "" {
@@ -138,67 +143,58 @@ func Sign(t testing.TB, k *Key, s Spec) []byte {
 	if s.ID == "" {
 		s.ID = "sig-1"
 	}
-	// Nothing signed covers the unsigned properties' place (UNSIGNED), so
-	// it is filled in last.
-	doc := assemble(t, k, &s)
-	doc = fillDigests(t, doc, &s)
-	doc = signValue(t, k, doc, s)
-	return []byte(addUnsigned(t, doc, s))
-}
-
-// assemble writes the document with placeholders DIGEST-n for reference
-// digests and SIGVALUE for the signature value.
-func assemble(t testing.TB, k *Key, s *Spec) string {
-	t.Helper()
-	var refs, objects strings.Builder
-	n := 0
-	ref := func(uri, typ, transforms string) {
-		n++
-		if typ != "" {
-			typ = ` Type="` + typ + `"`
-		}
-		fmt.Fprintf(&refs, `<ds:Reference Id="ref-%d"%s URI="%s"><ds:Transforms>%s</ds:Transforms><ds:DigestMethod Algorithm="%s"/><ds:DigestValue>DIGEST-%d</ds:DigestValue></ds:Reference>`,
-			n, typ, uri, transforms, sha256URI, n)
-	}
-	c14n := `<ds:Transform Algorithm="` + s.C14N + `"/>`
+	opts := xmldsig.SignOptions{Signer: k.Signer(t), Method: k.Method, C14N: s.C14N, Certificates: [][]byte{k.CertDER},
+		ID: s.ID, SignatureValueID: "value-" + s.ID}
+	var doc []byte
 	switch s.Shape {
 	case Enveloped:
-		ref("", "", `<ds:Transform Algorithm="`+xmldsig.TransformEnveloped+`"/>`+c14n)
+		doc = []byte(s.Document)
+		opts.References = append(opts.References, xmldsig.SignReference{ID: "ref-1", URI: ""})
 	case Enveloping:
-		ref("#obj-1", xmldsig.TypeObject, `<ds:Transform Algorithm="`+xmldsig.TransformBase64+`"/>`)
-		fmt.Fprintf(&objects, `<ds:Object Id="obj-1">%s</ds:Object>`, base64.StdEncoding.EncodeToString(s.Content))
+		opts.References = append(opts.References, xmldsig.SignReference{ID: "ref-1", URI: "#obj-1", Type: xmldsig.TypeObject, Transforms: []string{xmldsig.TransformBase64}})
+		opts.Objects = append(opts.Objects, xmldsig.SignObject{ID: "obj-1", Content: []byte(base64.StdEncoding.EncodeToString(s.Content))})
 	case Detached:
 		if len(s.DetachedNames) == 0 {
 			s.DetachedNames = []string{"document.txt"}
 			s.Contents = map[string][]byte{"document.txt": s.Content}
 		}
-		for _, name := range s.DetachedNames {
-			n++
-			fmt.Fprintf(&refs, `<ds:Reference Id="ref-%d" URI="%s"><ds:DigestMethod Algorithm="%s"/><ds:DigestValue>DIGEST-%d</ds:DigestValue></ds:Reference>`, n, name, sha256URI, n)
+		for i, name := range s.DetachedNames {
+			opts.References = append(opts.References, xmldsig.SignReference{ID: fmt.Sprintf("ref-%d", i+1), URI: name, Transforms: []string{}})
+		}
+		opts.Resolver = func(_ context.Context, uri string) (io.ReadCloser, error) {
+			data, ok := s.Contents[uri]
+			if !ok {
+				return nil, fmt.Errorf("xmldsigtest: no content %q", uri)
+			}
+			return io.NopCloser(bytes.NewReader(data)), nil
 		}
 	default:
 		t.Fatalf("xmldsigtest: shape %q", s.Shape)
 	}
 	if s.XAdES {
-		ref("#xades-"+s.ID, xmldsig.TypeSignedProps, c14n)
-		st := s.SigningTime
-		if st.IsZero() {
-			st = time.Now()
-		}
-		certDigest := sha256.Sum256(k.CertDER)
-		fmt.Fprintf(&objects, `<ds:Object><xades:QualifyingProperties xmlns:xades="%s" Target="#%s"><xades:SignedProperties Id="xades-%s"><xades:SignedSignatureProperties><xades:SigningTime>%s</xades:SigningTime><xades:SigningCertificateV2><xades:Cert><xades:CertDigest><ds:DigestMethod Algorithm="%s"/><ds:DigestValue>%s</ds:DigestValue></xades:CertDigest></xades:Cert></xades:SigningCertificateV2></xades:SignedSignatureProperties></xades:SignedProperties>UNSIGNED</xades:QualifyingProperties></ds:Object>`,
-			xmldsig.NamespaceXAdES132, s.ID, s.ID, st.UTC().Format(time.RFC3339), sha256URI, base64.StdEncoding.EncodeToString(certDigest[:]))
+		opts.References = append(opts.References, xmldsig.SignReference{ID: fmt.Sprintf("ref-%d", len(opts.References)+1),
+			URI: "#xades-" + s.ID, Type: xmldsig.TypeSignedProps, Transforms: []string{s.C14N}})
+		opts.Objects = append(opts.Objects, xmldsig.SignObject{Content: []byte(qualifyingProperties(k, s))})
 	}
-	sig := fmt.Sprintf(`<ds:Signature xmlns:ds="%s" Id="%s"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="%s"/><ds:SignatureMethod Algorithm="%s"/>%s</ds:SignedInfo><ds:SignatureValue Id="value-%s">SIGVALUE</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>%s</ds:X509Certificate></ds:X509Data></ds:KeyInfo>%s</ds:Signature>`,
-		xmldsig.NamespaceDSig, s.ID, s.C14N, k.Method, refs.String(), s.ID, base64.StdEncoding.EncodeToString(k.CertDER), objects.String())
-	if s.Shape != Enveloped {
-		return `<?xml version="1.0" encoding="UTF-8"?>` + "\n" + sig
+	out, err := xmldsig.Sign(context.Background(), doc, opts)
+	if err != nil {
+		t.Fatalf("xmldsigtest: %v", err)
 	}
-	end := strings.LastIndex(s.Document, "</")
-	if end < 0 {
-		t.Fatal("xmldsigtest: enveloped document needs a closing tag")
+	// Nothing signed covers the unsigned properties' place (UNSIGNED), so
+	// it is filled in last.
+	return []byte(addUnsigned(t, string(out), s))
+}
+
+// qualifyingProperties are the XAdES properties with SigningTime and
+// SigningCertificateV2; UNSIGNED marks where the unsigned ones go.
+func qualifyingProperties(k *Key, s Spec) string {
+	st := s.SigningTime
+	if st.IsZero() {
+		st = time.Now()
 	}
-	return s.Document[:end] + sig + s.Document[end:]
+	certDigest := sha256.Sum256(k.CertDER)
+	return fmt.Sprintf(`<xades:QualifyingProperties xmlns:xades="%s" Target="#%s"><xades:SignedProperties Id="xades-%s"><xades:SignedSignatureProperties><xades:SigningTime>%s</xades:SigningTime><xades:SigningCertificateV2><xades:Cert><xades:CertDigest><ds:DigestMethod Algorithm="%s"/><ds:DigestValue>%s</ds:DigestValue></xades:CertDigest></xades:Cert></xades:SigningCertificateV2></xades:SignedSignatureProperties></xades:SignedProperties>UNSIGNED</xades:QualifyingProperties>`,
+		xmldsig.NamespaceXAdES132, s.ID, s.ID, st.UTC().Format(time.RFC3339), sha256URI, base64.StdEncoding.EncodeToString(certDigest[:]))
 }
 
 func parse(t testing.TB, doc string) *xmldsig.Document {
@@ -210,90 +206,45 @@ func parse(t testing.TB, doc string) *xmldsig.Document {
 	return d
 }
 
-func c14nOf(t testing.TB, uri string) xmldsig.C14N {
+// Signer returns a crypto.Signer whose values openssl makes with the
+// key file, so that the signature values the tests check are not ours.
+func (k *Key) Signer(t testing.TB) crypto.Signer {
 	t.Helper()
-	c, err := xmldsig.ParseC14N(uri)
-	if err != nil {
-		t.Fatal(err)
+	c, err := cert.Parse(k.CertDER)
+	if err != nil || c.PublicKey == nil {
+		t.Fatalf("xmldsigtest: certificate: %v", err)
 	}
-	c.Comments = false
-	return c
+	return &opensslSigner{t: t, key: k, pub: c.PublicKey}
 }
 
-func fillDigests(t testing.TB, doc string, s *Spec) string {
-	t.Helper()
-	d := parse(t, doc)
-	sigs, err := xmldsig.FindSignatures(d)
-	if err != nil || len(sigs) != 1 {
-		t.Fatalf("xmldsigtest: %d signatures, %v", len(sigs), err)
-	}
-	c := c14nOf(t, s.C14N)
-	n := 0
-	put := func(data []byte) {
-		n++
-		sum := sha256.Sum256(data)
-		doc = strings.Replace(doc, fmt.Sprintf(">DIGEST-%d<", n), ">"+base64.StdEncoding.EncodeToString(sum[:])+"<", 1)
-	}
-	switch s.Shape {
-	case Enveloped:
-		put(c.CanonicalizeDocument(d, sigs[0]))
-	case Enveloping:
-		put(s.Content)
-	case Detached:
-		for _, name := range s.DetachedNames {
-			put(s.Contents[name])
-		}
-	}
-	if s.XAdES {
-		sp, err := d.ElementByID("xades-" + s.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		put(c.Canonicalize(sp, nil))
-	}
-	return doc
+type opensslSigner struct {
+	t   testing.TB
+	key *Key
+	pub crypto.PublicKey
 }
 
-func signValue(t testing.TB, k *Key, doc string, s Spec) string {
-	t.Helper()
-	d := parse(t, doc)
-	sigs, _ := xmldsig.FindSignatures(d)
-	c, err := xmldsig.ParseC14N(s.C14N)
-	if err != nil {
-		t.Fatal(err)
-	}
-	si := sigs[0].Child(xmldsig.NamespaceDSig, "SignedInfo")
-	dir := t.TempDir()
-	in := filepath.Join(dir, "signedinfo")
-	if err := os.WriteFile(in, c.Canonicalize(si, nil), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"dgst", "-sha256", "-sign", k.KeyFile, "-out", filepath.Join(dir, "sig")}
-	if k.Method == RSAPSS256 {
-		args = append(args, "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32", "-sigopt", "rsa_mgf1_md:sha256")
-	}
-	Run(t, dir, append(args, in)...)
-	sig, err := os.ReadFile(filepath.Join(dir, "sig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k.Method == ECDSASHA256 {
-		sig = plainECDSA(t, sig, 32)
-	}
-	return strings.Replace(doc, ">SIGVALUE<", ">"+base64.StdEncoding.EncodeToString(sig)+"<", 1)
-}
+func (o *opensslSigner) Public() crypto.PublicKey { return o.pub }
 
-// plainECDSA turns openssl's DER ECDSA-Sig-Value into XML-DSig's r||s.
-func plainECDSA(t testing.TB, der []byte, size int) []byte {
-	t.Helper()
-	var v struct{ R, S *big.Int }
-	if _, err := asn1.Unmarshal(der, &v); err != nil {
-		t.Fatal(err)
+// Sign has openssl pkeyutl sign the digest: PKCS#1 v1.5 with the
+// DigestInfo, PSS with the salt asked for, ECDSA as DER.
+func (o *opensslSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	o.t.Helper()
+	names := map[crypto.Hash]string{crypto.SHA256: "sha256", crypto.SHA384: "sha384", crypto.SHA512: "sha512"}
+	md, ok := names[opts.HashFunc()]
+	if !ok {
+		return nil, fmt.Errorf("xmldsigtest: hash %v", opts.HashFunc())
 	}
-	out := make([]byte, 2*size)
-	v.R.FillBytes(out[:size])
-	v.S.FillBytes(out[size:])
-	return out
+	dir := o.t.TempDir()
+	in := filepath.Join(dir, "digest")
+	if err := os.WriteFile(in, digest, 0o600); err != nil {
+		return nil, err
+	}
+	args := []string{"pkeyutl", "-sign", "-inkey", o.key.KeyFile, "-in", in, "-out", filepath.Join(dir, "sig"), "-pkeyopt", "digest:" + md}
+	if pss, ok := opts.(*rsa.PSSOptions); ok {
+		args = append(args, "-pkeyopt", "rsa_padding_mode:pss", "-pkeyopt", fmt.Sprintf("rsa_pss_saltlen:%d", pss.SaltLength), "-pkeyopt", "rsa_mgf1_md:"+md)
+	}
+	Run(o.t, dir, args...)
+	return os.ReadFile(filepath.Join(dir, "sig"))
 }
 
 func addUnsigned(t testing.TB, doc string, s Spec) string {
