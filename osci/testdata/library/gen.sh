@@ -5,4 +5,4 @@
 # shared machine; review the diff (every byte changes: fresh keys and times).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-exec bash "$here/../../../test/integration/osci/run.sh" -run '^TestLibraryRequests$' -update
+OSCI_TEST_PKGS=./test/integration/osci exec bash "$here/../../../test/integration/osci/run.sh" -run '^TestLibraryRequests$' -update

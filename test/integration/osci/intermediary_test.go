@@ -282,7 +282,7 @@ func TestIntermediaryForward(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _ = passive.Process.Kill(); _ = passive.Wait() }()
-			recipient := waitReady(t, ready, &perr)
+			recipient := waitPassive(t, ready, &perr)
 
 			srv := startIntermediary(t, e, alg.uri, map[string]string{intermediary.CertificateKey(bobCipher(t, e)): recipient})
 			fwd := runPeer(t, e, "forward", "--intermediary", srv.URL(), "--sig-alg", alg.name,
@@ -312,7 +312,7 @@ func TestIntermediaryForward(t *testing.T) {
 	}
 }
 
-func waitReady(t *testing.T, path string, stderr *bytes.Buffer) string {
+func waitPassive(t *testing.T, path string, stderr *bytes.Buffer) string {
 	t.Helper()
 	for i := 0; i < 600; i++ {
 		if b, err := os.ReadFile(path); err == nil && bytes.HasSuffix(b, []byte("\n")) {

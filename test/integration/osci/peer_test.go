@@ -30,6 +30,7 @@ var update = flag.Bool("update", false, "rewrite the golden captures in osci/tes
 const (
 	rsaSHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 	rsaPSS    = "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1"
+	ecdsa256  = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 	aes256GCM = "http://www.w3.org/2009/xmlenc11#aes256-gcm"
 )
 
@@ -38,12 +39,13 @@ const (
 const messageID = "cG9zdHN0ZWxsZS1pbnRlcm9wLTAwMDE="
 
 // dialog is the explicit dialog a mid-dialog capture claims to be in:
-// conversation id, the sequence number the request carries, and the
+// conversation id, the sequence number the request carries (0: the first
+// request after initDialog, whose answer carries no SequenceNumber), and the
 // intermediary's challenge it answers.
 const (
 	conversationID = "cG9zdHN0ZWxsZS1jb252ZXJzYXRpb24="
 	challenge      = "Y2hhbGxlbmdlMDE="
-	dialogArg      = conversationID + ",1," + challenge
+	dialogArg      = conversationID + ",0," + challenge
 )
 
 // peerCase is one library run whose first request is captured.
@@ -51,40 +53,45 @@ type peerCase struct {
 	name string
 	mode string
 	args []string
-	// body is the local name of the SOAP Body's element in the request.
+	// body is the local name of the request's OSCI element (storeDelivery, ...).
 	body string
+	// inHeader says the library writes that element as a SOAP header entry.
+	inHeader bool
 	// sigAlg is the ClientSignature's algorithm; empty when unsigned.
 	sigAlg string
 	// attachments is the number of attachment MIME parts in the request.
 	attachments int
 	// encryptedContent says the ContentPackage holds encrypted data.
 	encryptedContent bool
-	// dialog says the ControlBlock must carry conversationID, sequence 1
+	// dialog says the ControlBlock must carry conversationID, sequence 0
 	// and challenge as its Response.
 	dialog bool
 }
 
 var cases = []peerCase{
 	{name: "getmessageid", mode: "store", body: "getMessageId", sigAlg: rsaSHA256},
-	{name: "storedelivery-rsa-sha256", mode: "store", body: "storeDelivery", sigAlg: rsaSHA256,
-		args: []string{"--message-id", messageID, "--sig-alg", "rsa-sha256", "--attach", "1000", "--attach", "70000"},
+	{name: "storedelivery-rsa-sha256", mode: "store", body: "storeDelivery", inHeader: true, sigAlg: rsaSHA256,
+		args:        []string{"--message-id", messageID, "--sig-alg", "rsa-sha256", "--attach", "1000", "--attach", "70000"},
 		attachments: 2, encryptedContent: true},
-	{name: "storedelivery-rsa-pss", mode: "store", body: "storeDelivery", sigAlg: rsaPSS,
-		args: []string{"--message-id", messageID, "--sig-alg", "rsa-pss", "--attach", "1000", "--attach", "70000"},
+	{name: "storedelivery-rsa-pss", mode: "store", body: "storeDelivery", inHeader: true, sigAlg: rsaPSS,
+		args:        []string{"--message-id", messageID, "--sig-alg", "rsa-pss", "--attach", "1000", "--attach", "70000"},
 		attachments: 2, encryptedContent: true},
-	{name: "forwarddelivery-rsa-sha256", mode: "forward", body: "forwardDelivery", sigAlg: rsaSHA256,
+	{name: "storedelivery-ecdsa-p256", mode: "store", body: "storeDelivery", inHeader: true, sigAlg: ecdsa256,
+		args:        []string{"--message-id", messageID, "--signer", "ECDSA_prime256v1_eec.p12", "--attach", "1000"},
+		attachments: 1, encryptedContent: true},
+	{name: "forwarddelivery-rsa-sha256", mode: "forward", body: "forwardDelivery", inHeader: true, sigAlg: rsaSHA256,
 		args: []string{"--message-id", messageID, "--sig-alg", "rsa-sha256", "--attach", "5000",
 			"--recipient-url", "http://127.0.0.1:9/passive"},
 		attachments: 1, encryptedContent: true},
-	{name: "forwarddelivery-rsa-pss", mode: "forward", body: "forwardDelivery", sigAlg: rsaPSS,
+	{name: "forwarddelivery-rsa-pss", mode: "forward", body: "forwardDelivery", inHeader: true, sigAlg: rsaPSS,
 		args: []string{"--message-id", messageID, "--sig-alg", "rsa-pss", "--attach", "5000",
 			"--recipient-url", "http://127.0.0.1:9/passive"},
 		attachments: 1, encryptedContent: true},
 	{name: "initdialog", mode: "fetch", body: "initDialog", sigAlg: rsaSHA256,
 		args: []string{"--message-id", messageID}},
-	{name: "fetchdelivery-rsa-sha256", mode: "fetch", body: "fetchDelivery", sigAlg: rsaSHA256, dialog: true,
+	{name: "fetchdelivery-rsa-sha256", mode: "fetch", body: "fetchDelivery", inHeader: true, sigAlg: rsaSHA256, dialog: true,
 		args: []string{"--message-id", messageID, "--dialog", dialogArg, "--sig-alg", "rsa-sha256"}},
-	{name: "fetchdelivery-rsa-pss", mode: "fetch", body: "fetchDelivery", sigAlg: rsaPSS, dialog: true,
+	{name: "fetchdelivery-rsa-pss", mode: "fetch", body: "fetchDelivery", inHeader: true, sigAlg: rsaPSS, dialog: true,
 		args: []string{"--message-id", messageID, "--dialog", dialogArg, "--sig-alg", "rsa-pss"}},
 	{name: "fetchprocesscard-rsa-sha256", mode: "processcard", body: "fetchProcessCard", sigAlg: rsaSHA256, dialog: true,
 		args: []string{"--message-id", messageID, "--dialog", dialogArg, "--sig-alg", "rsa-sha256"}},
@@ -101,7 +108,7 @@ func TestLibraryRequests(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got := runCase(t, env, c)
-			checkCapture(t, c, got)
+			got.decrypted = checkCapture(t, c, got)
 			if *update {
 				writeGolden(t, env, c, got)
 			}
@@ -121,7 +128,7 @@ func TestGoldenCaptures(t *testing.T) {
 				t.Fatalf("golden capture missing (regenerate with osci/testdata/library/gen.sh): %v", err)
 			}
 			plain, err := os.ReadFile(filepath.Join(dir, "request.plain.mime"))
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err != nil {
 				t.Fatal(err)
 			}
 			_, body, ok := bytes.Cut(wire, []byte("\r\n\r\n"))
@@ -165,8 +172,11 @@ type runResult struct {
 	exit     int
 	requests []capture.Request
 	wireBody []byte
-	plain    []byte
-	stderr   string
+	// plain is the library's own plaintext copy, where it makes one.
+	plain []byte
+	// decrypted is the wire body with the transport encryption undone.
+	decrypted []byte
+	stderr    string
 }
 
 func runCase(t *testing.T, e env, c peerCase) runResult {
@@ -236,10 +246,7 @@ func writeGolden(t *testing.T, e env, c peerCase, r runResult) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{"request.http": r.requests[0].Wire}
-	if r.plain != nil {
-		files["request.plain.mime"] = r.plain
-	}
+	files := map[string][]byte{"request.http": r.requests[0].Wire, "request.plain.mime": r.decrypted}
 	args, _ := json.Marshal(append([]string{c.mode}, c.args...))
 	files["peer-args.json"] = append(args, '\n')
 	for name, b := range files {

@@ -10,6 +10,8 @@ import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
 import java.util.Enumeration;
 
+import de.osci.osci12.common.DialogHandler;
+
 /** KeyFile is the one private key and its certificate of a PKCS#12 file. */
 final class KeyFile {
   final Path path;
@@ -22,9 +24,14 @@ final class KeyFile {
     this.cert = cert;
   }
 
-  /** load reads the first key entry; the sample files hold exactly one. */
+  /**
+   * load reads the first key entry; the sample files hold exactly one. The library's provider
+   * (BouncyCastle) reads them: the JDK's refuses the ECDSA samples' explicit curve parameters.
+   */
   static KeyFile load(Path path, String password) throws IOException, GeneralSecurityException {
-    KeyStore ks = KeyStore.getInstance("PKCS12");
+    KeyStore ks = DialogHandler.getSecurityProvider() == null
+        ? KeyStore.getInstance("PKCS12")
+        : KeyStore.getInstance("PKCS12", DialogHandler.getSecurityProvider());
     try (InputStream in = Files.newInputStream(path)) {
       ks.load(in, password.toCharArray());
     }
