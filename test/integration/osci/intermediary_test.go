@@ -197,12 +197,21 @@ func checkContent(t *testing.T, sent, got map[string]any) {
 // fetches the process card, which now shows the reception.
 func TestIntermediaryStoreFetch(t *testing.T) {
 	e := peerEnv(t)
-	for _, alg := range sigAlgs {
+	cases := append(sigAlgs[:len(sigAlgs):len(sigAlgs)], struct{ name, uri string }{"ecdsa-sha256", ""})
+	for _, alg := range cases {
 		t.Run(alg.name, func(t *testing.T) {
 			srv := startIntermediary(t, e, alg.uri, nil)
 			url := srv.URL()
-			store := runPeer(t, e, "store", "--intermediary", url, "--sig-alg", alg.name,
-				"--attach", "1000", "--attach", "70000", "--subject", "interop "+alg.name)
+			// The sample PKI's ECDSA files have explicit curve parameters, which the
+			// JDK refuses; a P-256 key made by openssl signs as the originator, the
+			// recipient and the intermediary sign with RSA.
+			var sender []string
+			fetchAlg := alg.name
+			if alg.name == "ecdsa-sha256" {
+				sender, fetchAlg = []string{"--signer", ecdsaSigner(t)}, "rsa-sha256"
+			}
+			store := runPeer(t, e, "store", append(sender, "--intermediary", url, "--sig-alg", alg.name,
+				"--attach", "1000", "--attach", "70000", "--subject", "interop "+alg.name)...)
 			store.mustSucceed(t, "store")
 			if got := firstFeedback(store.doc["feedback"]); got != "0800" {
 				t.Errorf("store feedback %s, want 0800", got)
@@ -215,7 +224,7 @@ func TestIntermediaryStoreFetch(t *testing.T) {
 				t.Error("the process card has no inspection report")
 			}
 
-			fetch := runPeer(t, e, "fetch", "--intermediary", url, "--sig-alg", alg.name, "--message-id", id)
+			fetch := runPeer(t, e, "fetch", "--intermediary", url, "--sig-alg", fetchAlg, "--message-id", id)
 			fetch.mustSucceed(t, "fetch")
 			if got := firstFeedback(fetch.doc["feedback"]); got != "0801" {
 				t.Errorf("fetch feedback %s, want 0801", got)
@@ -234,7 +243,7 @@ func TestIntermediaryStoreFetch(t *testing.T) {
 				t.Errorf("mailbox still holds %v after the dialog ended", box)
 			}
 
-			pc := runPeer(t, e, "processcard", "--intermediary", url, "--sig-alg", alg.name, "--message-id", id)
+			pc := runPeer(t, e, "processcard", append(sender, "--intermediary", url, "--sig-alg", alg.name, "--message-id", id)...)
 			pc.mustSucceed(t, "processcard")
 			cards, _ := pc.doc["processCards"].([]any)
 			if len(cards) != 1 || obj(cards[0], "reception") == nil || obj(cards[0], "creation") == nil {
@@ -259,25 +268,31 @@ func bobCipher(t *testing.T, e env) *x509.Certificate {
 // reception.
 func TestIntermediaryForward(t *testing.T) {
 	e := peerEnv(t)
-	for _, alg := range sigAlgs {
+	cases := append(sigAlgs[:len(sigAlgs):len(sigAlgs)], struct{ name, uri string }{"ecdsa-sha256", ""})
+	for _, alg := range cases {
 		t.Run(alg.name, func(t *testing.T) {
+			var sender []string
+			passiveAlg := alg.name
+			if alg.name == "ecdsa-sha256" {
+				sender, passiveAlg = []string{"--signer", ecdsaSigner(t)}, "rsa-sha256"
+			}
 			dir := t.TempDir()
 			ready := filepath.Join(dir, "ready")
 			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 			defer cancel()
 			passive := exec.CommandContext(ctx, e.java, "-cp", e.classpath, "org.poststelle.oscipeer.Peer", "passive",
-				"--certs", e.certs, "--sig-alg", alg.name, "--out-dir", dir, "--ready", ready, "--count", "1", "--wait-seconds", "170")
+				"--certs", e.certs, "--sig-alg", passiveAlg, "--out-dir", dir, "--ready", ready, "--count", "1", "--wait-seconds", "170")
 			var perr bytes.Buffer
 			passive.Stderr = &perr
 			if err := passive.Start(); err != nil {
 				t.Fatal(err)
 			}
 			defer func() { _ = passive.Process.Kill(); _ = passive.Wait() }()
-			recipient := waitReady(t, ready, &perr)
+			recipient := waitPassive(t, ready, &perr)
 
 			srv := startIntermediary(t, e, alg.uri, map[string]string{intermediary.CertificateKey(bobCipher(t, e)): recipient})
-			fwd := runPeer(t, e, "forward", "--intermediary", srv.URL(), "--sig-alg", alg.name,
-				"--attach", "5000", "--recipient-url", "http://127.0.0.1:9/unused")
+			fwd := runPeer(t, e, "forward", append(sender, "--intermediary", srv.URL(), "--sig-alg", alg.name,
+				"--attach", "5000", "--recipient-url", "http://127.0.0.1:9/unused")...)
 			fwd.mustSucceed(t, "forward")
 			if got := firstFeedback(fwd.doc["feedback"]); got != "0800" {
 				t.Errorf("forward feedback %s, want 0800", got)
@@ -303,7 +318,7 @@ func TestIntermediaryForward(t *testing.T) {
 	}
 }
 
-func waitReady(t *testing.T, path string, stderr *bytes.Buffer) string {
+func waitPassive(t *testing.T, path string, stderr *bytes.Buffer) string {
 	t.Helper()
 	for i := 0; i < 600; i++ {
 		if b, err := os.ReadFile(path); err == nil && bytes.HasSuffix(b, []byte("\n")) {
@@ -358,4 +373,20 @@ func TestIntermediaryRefusals(t *testing.T) {
 	// The delivery is still there for its addressee after all that.
 	fetch := runPeer(t, e, "fetch", "--intermediary", url, "--message-id", id)
 	fetch.mustSucceed(t, "fetch after the refusals")
+}
+
+// ecdsaSigner makes a PKCS#12 file (PIN 123456) with a self-signed P-256 signature key.
+func ecdsaSigner(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	key, crt, p12 := filepath.Join(dir, "ec.key"), filepath.Join(dir, "ec.pem"), filepath.Join(dir, "ecdsa_signature.p12")
+	for _, args := range [][]string{
+		{"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=Erika ECDSA Signature"},
+		{"pkcs12", "-export", "-inkey", key, "-in", crt, "-out", p12, "-passout", "pass:123456"},
+	} {
+		if out, err := exec.Command("openssl", args...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl %s: %v\n%s", args[0], err, out)
+		}
+	}
+	return p12
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/tsp"
+	"github.com/poststelle/poststelle/crypto/tsp/tsptest"
 	"github.com/poststelle/poststelle/crypto/xmlenc"
 	"github.com/poststelle/poststelle/osci"
 )
@@ -133,7 +135,7 @@ func (c *client) post(body []byte) (*osci.Request, osci.Code) {
 		n, _ := strconv.Atoi(string(m[1]))
 		return nil, osci.Code(n)
 	}
-	me := osci.Supplier{Decrypter: osci.Decrypter{Key: c.cipher.Key.(crypto.Decrypter), Certificate: c.cipher.Certificate, Policy: xmlenc.DefaultPolicy()}}
+	me := osci.Supplier{Decrypter: osci.Decrypter{Key: c.cipher.Key.(crypto.Decrypter), Certificate: c.cipher.Certificate, Policy: xmlenc.OSCIPolicy()}}
 	ans, err := me.ReadRequest(context.Background(), &raw, osci.DirSpool{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("reading the answer: %v", err)
@@ -346,5 +348,65 @@ func run(t *testing.T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", name, err, out)
+	}
+}
+
+// TestCryptographicTimestamp: asked for a cryptographic creation timestamp, the
+// intermediary puts a token of its TSA into the process card; the reception stays
+// plain as asked.
+func TestCryptographicTimestamp(t *testing.T) {
+	_, tsaURL := tsptest.Start(t, tsptest.Normal)
+	keys, err := SampleKeys(certDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Start(t.Context(), Config{Keys: keys, SpoolDir: t.TempDir(),
+		Timestamps: &tsp.Client{TSAs: []tsp.TSA{{Name: "test TSA", URL: tsaURL}}, Attempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	alice := newClient(t, srv.URL(), "alice")
+	ans, _ := alice.post(alice.encrypt(alice.request(osci.Message{Type: osci.GetMessageID, Control: challenge(1)})))
+	id := ans.Envelope.Operation.MessageID
+	bob, err := LoadCertificate(filepath.Join(certDir, "bob_cipher_4096.cer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, code := alice.post(alice.encrypt(alice.request(osci.Message{Type: osci.StoreDelivery, Control: challenge(2),
+		QualityOfTimestamp: []osci.QualityOfTimestamp{{Service: "creation", Quality: "cryptographic"}, {Service: "reception", Quality: "plain"}},
+		Operation:          osci.Operation{MessageID: id}, ContentPackage: []byte(`<osci:ContentContainer Id="cc"></osci:ContentContainer>`)},
+		osci.CertificateEntry{Role: "CipherCertificateAddressee", ID: "a", Cert: parsed(t, bob)})))
+	if code != osci.CodeDialogClosed {
+		t.Fatalf("storeDelivery: %s", code)
+	}
+	cards := got.Envelope.ProcessCards()
+	if len(cards) != 1 || cards[0].Card.Creation == nil || !cards[0].Card.Creation.IsCryptographic() {
+		t.Fatalf("process card %+v, want a cryptographic creation", cards)
+	}
+	if _, err := tsp.ParseToken(cards[0].Card.Creation.Cryptographic); err != nil {
+		t.Errorf("creation token: %v", err)
+	}
+}
+
+// TestForwardUnreachable: a passive recipient that cannot be reached, or is not on
+// loopback, or not HTTP, fails the forwardDelivery with 9809.
+func TestForwardUnreachable(t *testing.T) {
+	srv := start(t)
+	alice := newClient(t, srv.URL(), "alice")
+	bob, err := LoadCertificate(filepath.Join(certDir, "bob_cipher_4096.cer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, target := range []string{"http://127.0.0.1:9/passive", "http://192.0.2.1/passive", "ftp://127.0.0.1/"} {
+		ans, _ := alice.post(alice.encrypt(alice.request(osci.Message{Type: osci.GetMessageID, Control: challenge(10 * i)})))
+		id := ans.Envelope.Operation.MessageID
+		_, code := alice.post(alice.encrypt(alice.request(osci.Message{Type: osci.ForwardDelivery, Control: challenge(10*i + 1),
+			Operation:      osci.Operation{MessageID: id, ContentReceiver: target},
+			ContentPackage: []byte(`<osci:ContentContainer Id="cc"></osci:ContentContainer>`)},
+			osci.CertificateEntry{Role: "CipherCertificateAddressee", ID: "a", Cert: parsed(t, bob)})))
+		if code != osci.CodeForwardFailedNotReached {
+			t.Errorf("forward to %s: %s, want %s", target, code, osci.CodeForwardFailedNotReached)
+		}
 	}
 }
