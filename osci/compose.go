@@ -50,9 +50,18 @@ func CertificateID(party, use string, c *cert.Certificate) string {
 
 // envelopeOpen declares every namespace once, on the envelope; inclusive C14N, which
 // OSCI signatures use, renders in-scope declarations on each signed element whatever
-// element they were written on.
-const envelopeOpen = `<?xml version="1.0" encoding="UTF-8"?>` + "\r\n\r\n" +
-	`<soap:Envelope xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:osci="http://www.osci.de/2002/04/osci" xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">`
+// element they were written on. The reference library tells message types apart by
+// the envelope's xsi:schemaLocation alone (an envelope without one is read as a SOAP
+// fault), so it names the type's schema exactly as the library writes it.
+func envelopeOpen(t MessageType) string {
+	name := "MessageEncrypted"
+	if t != Encrypted {
+		name = strings.ToUpper(string(t[:1])) + string(t[1:])
+	}
+	return `<?xml version="1.0" encoding="UTF-8"?>` + "\r\n\r\n" +
+		`<soap:Envelope xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:osci="http://www.osci.de/2002/04/osci" xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"` +
+		` xsi:schemaLocation="http://schemas.xmlsoap.org/soap/envelope/ soap` + name + `.xsd http://www.w3.org/2000/09/xmldsig# oscisig.xsd http://www.w3.org/2001/04/xmlenc# oscienc.xsd">`
+}
 
 const blockAttrs = ` soap:actor="` + ActorNext + `" soap:mustUnderstand="1"`
 
@@ -66,7 +75,7 @@ func ComposeEnvelope(m *Message) ([]byte, error) {
 		return nil, fmt.Errorf("osci: composing %s: a content package is required", m.Type)
 	}
 	var b bytes.Buffer
-	b.WriteString(envelopeOpen)
+	b.WriteString(envelopeOpen(m.Type))
 	b.WriteString(`<soap:Header>`)
 	writeControlBlock(&b, &m.Control)
 	if m.Signed {

@@ -401,7 +401,7 @@ func (e Encryptor) EncryptTransport(ctx context.Context, inner io.Reader, out io
 		return errors.New("osci: transport encryption: unexpected EncryptedData form")
 	}
 	encXML := bytes.Replace(enc.XML, []byte(ref), []byte(withTransform), 1)
-	envelope := append(append([]byte(envelopeOpen+`<soap:Body>`), encXML...), `</soap:Body></soap:Envelope>`...)
+	envelope := append(append([]byte(envelopeOpen(Encrypted)+`<soap:Body>`), encXML...), `</soap:Body></soap:Envelope>`...)
 	return WriteMessage(out, boundary, headers, envelope, []OutPart{{
 		ContentID: TransportContentID, ContentType: "text/base64", TransferEncoding: "7bit",
 		Size: int64(ct.Len()), Body: &ct,

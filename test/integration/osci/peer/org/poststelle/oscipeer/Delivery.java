@@ -84,6 +84,8 @@ final class Delivery {
     m.put("encrypted", a.isEncrypted());
     MessageDigest d = MessageDigest.getInstance("SHA-256");
     long n = 0;
+    // The passive listener names a directory per delivery without making it.
+    if (outDir != null) Files.createDirectories(outDir);
     OutputStream file = outDir == null ? null : Files.newOutputStream(outDir.resolve(safeName(a.getRefID())));
     try (InputStream in = a.getStream()) {
       byte[] buf = new byte[64 * 1024];
