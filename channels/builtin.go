@@ -7,6 +7,7 @@ import (
 
 	"github.com/poststelle/poststelle/channels/demail"
 	"github.com/poststelle/poststelle/channels/imap"
+	"github.com/poststelle/poststelle/channels/oscichannel"
 	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/channels/smtpout"
 	"github.com/poststelle/poststelle/gateway"
@@ -20,12 +21,14 @@ const (
 	IMAPSection    = "imap"
 	SMTPOutSection = "smtp_out"
 	DeMailSection  = "demail"
+	OSCISection    = "osci"
 )
 
 // Builtin is the registry of the channels this build has. A new channel
 // adds its Registration here and nowhere else.
 func Builtin() Registry {
 	demailIn := demailInbound()
+	osciIn := osciInbound()
 	reg, err := NewRegistry(
 		Registration{Name: gateway.ChannelSMTP, Inbound: smtpInbound(), Outbound: smtpOutbound(),
 			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
@@ -33,13 +36,15 @@ func Builtin() Registry {
 			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
 		// De-Mail is taken in from the provider gateway; answers go back on
 		// De-Mail (EGovG § 4) to the sender's De-Mail address, submitted to
-		// the gateway as demail.outbound configures. EGVP/OSCI and the
-		// portal have no adapters yet and are answered the same way on
-		// their own channel (SAFE-ID, postbox), reaching triage with
-		// replies.ErrNoOutbound.
+		// the gateway as demail.outbound configures. EGVP rides on OSCI
+		// (osci: section): deliveries fetched from or forwarded by the
+		// intermediary, answers stored in the originator's mailbox there.
+		// The portal has no adapter yet and is answered on its own channel
+		// (postbox), reaching triage with replies.ErrNoOutbound.
 		Registration{Name: gateway.ChannelDeMail, Inbound: demailIn, Outbound: demailOutbound(demailIn),
 			Reply: replies.Route{Channel: gateway.ChannelDeMail, Address: replies.SenderAddress}},
-		Registration{Name: gateway.ChannelEGVP, Reply: replies.Route{Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
+		Registration{Name: gateway.ChannelEGVP, Inbound: osciIn, Outbound: osciOutbound(osciIn),
+			Reply: replies.Route{Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelPortal, Reply: replies.Route{Channel: gateway.ChannelPortal, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelAPI, Reply: replies.Route{Reason: "messages handed in through the API have no reply channel"}},
 	)
@@ -95,6 +100,24 @@ func demailInbound() *InboundSide {
 func demailOutbound(in *InboundSide) *OutboundSide {
 	return NewSharedOutbound(in, func(c *demail.Config, deps OutboundDeps) (replies.Outbound, error) {
 		return demail.NewOutbound(c.Outbound, demail.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger})
+	})
+}
+
+func osciInbound() *InboundSide {
+	return NewInbound(SectionSpec[oscichannel.Config]{Key: OSCISection, Validate: (*oscichannel.Config).Validate},
+		func(c *oscichannel.Config, deps gateway.IntakeDeps) (gateway.Inbound, error) {
+			return oscichannel.New(*c, deps)
+		})
+}
+
+// osciOutbound reads osci.outbound of the section in reads.
+func osciOutbound(in *InboundSide) *OutboundSide {
+	return NewSharedOutbound(in, func(c *oscichannel.Config, deps OutboundDeps) (replies.Outbound, error) {
+		out, err := oscichannel.NewOutbound(*c, oscichannel.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger})
+		if err != nil || out == nil {
+			return nil, err
+		}
+		return out, nil
 	})
 }
 

@@ -47,7 +47,7 @@ func TestBuiltinReplyRoutes(t *testing.T) {
 			{in: gateway.MessageReceived{}, wantErr: true},
 		},
 		gateway.ChannelEGVP: {
-			{in: gateway.MessageReceived{From: gateway.Address{Address: "DE.Justiz.1.2"}}, ch: gateway.ChannelEGVP, to: "DE.Justiz.1.2", noOut: true, wantErr: true},
+			{in: gateway.MessageReceived{From: gateway.Address{Address: "osci:5c1f"}}, ch: gateway.ChannelEGVP, to: "osci:5c1f"},
 			{in: gateway.MessageReceived{}, wantErr: true},
 		},
 		gateway.ChannelPortal: {
@@ -90,18 +90,18 @@ func TestBuiltinReplyRoutes(t *testing.T) {
 }
 
 // TestBuiltinSections: the built-in channels read exactly the sections the
-// README documents (De-Mail's outbound reads the demail section too), and
-// only SMTP and De-Mail have an outbound so far.
+// README documents (De-Mail's and OSCI's outbounds read their inbound's
+// section too), and only SMTP, De-Mail and EGVP have an outbound so far.
 func TestBuiltinSections(t *testing.T) {
 	var keys []string
 	for _, s := range channels.Builtin().Sections() {
 		keys = append(keys, s.Key)
 	}
-	if got, want := strings.Join(keys, " "), "smtp smtp_out imap demail"; got != want {
+	if got, want := strings.Join(keys, " "), "smtp smtp_out imap demail osci"; got != want {
 		t.Errorf("sections %q, want %q", got, want)
 	}
 	for _, r := range channels.Builtin().All() {
-		if (r.Outbound != nil) != (r.Name == gateway.ChannelSMTP || r.Name == gateway.ChannelDeMail) {
+		if (r.Outbound != nil) != (r.Name == gateway.ChannelSMTP || r.Name == gateway.ChannelDeMail || r.Name == gateway.ChannelEGVP) {
 			t.Errorf("%s: outbound %v", r.Name, r.Outbound != nil)
 		}
 	}

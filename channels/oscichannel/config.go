@@ -1,0 +1,239 @@
+// Package oscichannel is the gateway's OSCI-Transport 1.2 channel, the transport EGVP
+// rides on: as active recipient it polls the authority's mailbox at an intermediary,
+// as passive recipient it accepts deliveries the intermediary forwards, and as sender
+// it delivers answers to an addressee's mailbox. The protocol is package osci; this
+// package maps it onto the channel contract of gateway/channel.go (raw bytes stored
+// first, message key, Record, acknowledgement only once recorded).
+package oscichannel
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/pkcs12"
+
+	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/xmldsig"
+)
+
+// Config is the osci: section.
+type Config struct {
+	// Intermediary is the intermediary the authority's mailbox is at.
+	Intermediary IntermediaryConfig `yaml:"intermediary"`
+	// Cipher is the authority's cipher key: deliveries and the intermediary's answers
+	// are encrypted for its certificate, which names the mailbox.
+	Cipher KeyConfig `yaml:"cipher"`
+	// Signature is the authority's signature key for its requests and answers.
+	Signature KeyConfig `yaml:"signature"`
+	// SignatureMethod is "rsa-sha256" (default) or "rsa-pss" (RSASSA-PSS with SHA-256).
+	SignatureMethod string `yaml:"signature_method"`
+	// PollInterval, when set, makes the gateway an active recipient that fetches
+	// the mailbox at this interval.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// Passive, when set, makes the gateway a passive recipient listening for the
+	// intermediary's acceptDelivery and processDelivery.
+	Passive *PassiveConfig `yaml:"passive"`
+	// Outbound enables answers by storeDelivery to the addressee's mailbox.
+	Outbound bool `yaml:"outbound"`
+	// MaxMessageBytes caps one message as received (default 256 MiB).
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+}
+
+// IntermediaryConfig names the intermediary and its certificates.
+type IntermediaryConfig struct {
+	// URL is its OSCI endpoint.
+	URL string `yaml:"url"`
+	// CipherCertFile (PEM or DER) is what requests are transport-encrypted for.
+	CipherCertFile string `yaml:"cipher_cert_file"`
+	// SignatureCertFile (PEM or DER) is the only certificate its answers and its
+	// acceptDelivery requests are accepted signed by.
+	SignatureCertFile string `yaml:"signature_cert_file"`
+}
+
+// PassiveConfig is the passive recipient's listener.
+type PassiveConfig struct {
+	Listen string `yaml:"listen"`
+	// TLSCertFile and TLSKeyFile (PEM) serve HTTPS; without them the listener speaks
+	// HTTP, for a TLS-terminating proxy in front.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+}
+
+// KeyConfig is a key pair in a PKCS#12 file, its password (PIN) in a file of its own,
+// such as a systemd credential; trailing line breaks are not part of it.
+type KeyConfig struct {
+	PKCS12File   string `yaml:"pkcs12_file"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+const defaultMaxMessageBytes = 256 << 20
+
+// Validate checks the section without reading the files.
+func (c *Config) Validate() error {
+	if c.PollInterval == 0 && c.Passive == nil && !c.Outbound {
+		return nil
+	}
+	u, err := url.Parse(c.Intermediary.URL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("intermediary.url: %q is not an http(s) URL", c.Intermediary.URL)
+	}
+	switch {
+	case c.Intermediary.CipherCertFile == "":
+		return errors.New("intermediary.cipher_cert_file: required")
+	case c.Intermediary.SignatureCertFile == "":
+		return errors.New("intermediary.signature_cert_file: required")
+	case c.Cipher.PKCS12File == "":
+		return errors.New("cipher.pkcs12_file: required")
+	case c.Signature.PKCS12File == "":
+		return errors.New("signature.pkcs12_file: required")
+	case c.SignatureMethod != "" && c.SignatureMethod != "rsa-sha256" && c.SignatureMethod != "rsa-pss":
+		return fmt.Errorf("signature_method: %q is neither rsa-sha256 nor rsa-pss", c.SignatureMethod)
+	case c.PollInterval < 0:
+		return errors.New("poll_interval: negative")
+	case c.MaxMessageBytes < 0:
+		return errors.New("max_message_bytes: negative")
+	}
+	if c.Passive != nil {
+		if _, _, err := net.SplitHostPort(c.Passive.Listen); err != nil {
+			return fmt.Errorf("passive.listen: %q is not host:port", c.Passive.Listen)
+		}
+		if (c.Passive.TLSCertFile == "") != (c.Passive.TLSKeyFile == "") {
+			return errors.New("passive: tls_cert_file and tls_key_file go together")
+		}
+	}
+	return nil
+}
+
+func (c *Config) maxBytes() int64 {
+	if c.MaxMessageBytes > 0 {
+		return c.MaxMessageBytes
+	}
+	return defaultMaxMessageBytes
+}
+
+func (c *Config) method() string {
+	if c.SignatureMethod == "rsa-pss" {
+		return xmldsig.AlgRSAPSSSHA256
+	}
+	return ""
+}
+
+// KeyPair is a private key with its certificate.
+type KeyPair struct {
+	Key  crypto.Signer
+	Cert *cert.Certificate
+	X509 *x509.Certificate
+}
+
+// maxKeyFileBytes caps the key and certificate files, read whole.
+const maxKeyFileBytes = 1 << 20
+
+func readCapped(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var b bytes.Buffer
+	n, err := b.ReadFrom(limited(f, maxKeyFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > maxKeyFileBytes {
+		return nil, fmt.Errorf("%s: over %d bytes", path, maxKeyFileBytes)
+	}
+	return b.Bytes(), nil
+}
+
+// LoadPKCS12 reads a key pair from a PKCS#12 file, as certificate authorities and the
+// OSCI library hand them out (several bags, legacy PBE; hence ToPEM).
+func LoadPKCS12(k KeyConfig) (*KeyPair, error) {
+	data, err := readCapped(k.PKCS12File)
+	if err != nil {
+		return nil, fmt.Errorf("osci: reading key file: %w", err)
+	}
+	password := ""
+	if k.PasswordFile != "" {
+		b, err := readCapped(k.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("osci: reading the key's password: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	blocks, err := pkcs12.ToPEM(data, password)
+	if err != nil {
+		return nil, fmt.Errorf("osci: %s: %w", k.PKCS12File, err)
+	}
+	kp := &KeyPair{}
+	var certs []*x509.Certificate
+	for _, b := range blocks {
+		switch b.Type {
+		case "PRIVATE KEY":
+			if kp.Key, err = parsePrivateKey(b); err != nil {
+				return nil, fmt.Errorf("osci: %s: %w", k.PKCS12File, err)
+			}
+		case "CERTIFICATE":
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("osci: %s: certificate: %w", k.PKCS12File, err)
+			}
+			certs = append(certs, c)
+		}
+	}
+	if kp.Key == nil {
+		return nil, fmt.Errorf("osci: %s: no private key", k.PKCS12File)
+	}
+	mine, _ := x509.MarshalPKIXPublicKey(kp.Key.Public())
+	for _, c := range certs {
+		if pub, _ := x509.MarshalPKIXPublicKey(c.PublicKey); bytes.Equal(pub, mine) {
+			kp.X509 = c
+		}
+	}
+	if kp.X509 == nil {
+		return nil, fmt.Errorf("osci: %s: no certificate for the key", k.PKCS12File)
+	}
+	if kp.Cert, err = cert.Parse(kp.X509.Raw); err != nil {
+		return nil, fmt.Errorf("osci: %s: %w", k.PKCS12File, err)
+	}
+	return kp, nil
+}
+
+func parsePrivateKey(b *pem.Block) (crypto.Signer, error) {
+	if k, err := x509.ParsePKCS1PrivateKey(b.Bytes); err == nil {
+		return k, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("private key: %w", err)
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("private key of type %T", k)
+	}
+	return s, nil
+}
+
+// LoadCertificate reads a PEM or DER certificate file.
+func LoadCertificate(path string) (*x509.Certificate, error) {
+	data, err := readCapped(path)
+	if err != nil {
+		return nil, fmt.Errorf("osci: reading certificate: %w", err)
+	}
+	if b, _ := pem.Decode(data); b != nil {
+		data = b.Bytes
+	}
+	c, err := x509.ParseCertificate(data)
+	if err != nil {
+		return nil, fmt.Errorf("osci: %s: %w", path, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,68 @@
+package oscichannel
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	good := func() Config {
+		return Config{PollInterval: time.Minute,
+			Intermediary: IntermediaryConfig{URL: "https://intermediary.example/osci", CipherCertFile: "c.cer", SignatureCertFile: "s.cer"},
+			Cipher:       KeyConfig{PKCS12File: "cipher.p12"}, Signature: KeyConfig{PKCS12File: "sig.p12"}}
+	}
+	cases := []struct {
+		name   string
+		mutate func(*Config)
+		field  string // "" for valid
+	}{
+		{"valid", func(*Config) {}, ""},
+		{"off", func(c *Config) { *c = Config{} }, ""},
+		{"no url", func(c *Config) { c.Intermediary.URL = "" }, "intermediary.url"},
+		{"ftp url", func(c *Config) { c.Intermediary.URL = "ftp://x/" }, "intermediary.url"},
+		{"no cipher cert", func(c *Config) { c.Intermediary.CipherCertFile = "" }, "intermediary.cipher_cert_file"},
+		{"no signature cert", func(c *Config) { c.Intermediary.SignatureCertFile = "" }, "intermediary.signature_cert_file"},
+		{"no cipher key", func(c *Config) { c.Cipher.PKCS12File = "" }, "cipher.pkcs12_file"},
+		{"no signature key", func(c *Config) { c.Signature.PKCS12File = "" }, "signature.pkcs12_file"},
+		{"method", func(c *Config) { c.SignatureMethod = "dsa" }, "signature_method"},
+		{"pss", func(c *Config) { c.SignatureMethod = "rsa-pss" }, ""},
+		{"passive listen", func(c *Config) { c.Passive = &PassiveConfig{Listen: "nowhere"} }, "passive.listen"},
+		{"passive tls half", func(c *Config) { c.Passive = &PassiveConfig{Listen: "127.0.0.1:8443", TLSCertFile: "x.pem"} }, "passive"},
+		{"negative size", func(c *Config) { c.MaxMessageBytes = -1 }, "max_message_bytes"},
+	}
+	for _, tc := range cases {
+		c := good()
+		tc.mutate(&c)
+		err := c.Validate()
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.field != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.field+":")):
+			t.Errorf("%s: error %v, want one naming %s", tc.name, err, tc.field)
+		}
+	}
+}
+
+func TestLoadPKCS12Refuses(t *testing.T) {
+	k := p12(t, "bob_cipher_4096")
+	wrong := filepath.Join(t.TempDir(), "pin")
+	if err := os.WriteFile(wrong, []byte("654321"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadPKCS12(KeyConfig{PKCS12File: k.PKCS12File, PasswordFile: wrong}); err == nil {
+		t.Error("wrong PIN accepted")
+	}
+	big := filepath.Join(t.TempDir(), "big.p12")
+	if err := os.WriteFile(big, make([]byte, maxKeyFileBytes+10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadPKCS12(KeyConfig{PKCS12File: big}); err == nil {
+		t.Error("oversized key file accepted")
+	}
+	if kp, err := LoadPKCS12(k); err != nil || kp.Cert == nil || kp.Key == nil {
+		t.Errorf("good file: %v", err)
+	}
+}
