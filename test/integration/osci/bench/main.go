@@ -129,7 +129,7 @@ func run(ctx context.Context, n, dialogs, size int, certs, dir, jsonOut string) 
 		recv.pct(0.5).Round(time.Millisecond), recv.pct(0.99).Round(time.Millisecond))
 	fmt.Printf("gateway CPU per message: %s (user+sys of the receiving process; %.1f msgs/s per core)\n",
 		cpuPer.Round(10*time.Microsecond), 1/cpuPer.Seconds())
-	fmt.Printf("gateway peak RSS (VmHWM): %.1f MiB (goal < 150 MiB)\n", float64(after.hwm)/1024)
+	fmt.Printf("gateway peak RSS (VmHWM): %.1f MiB (goal < 150 MB = 143.1 MiB)\n", float64(after.hwm)/1024)
 	fmt.Printf("%d messages, %.1f MiB on the wire each; ratio OSCI/raw: %.2f%%\n", n, float64(bytesOnWire)/float64(n)/(1<<20), 100*recv.rate()/raw.rate())
 	if jsonOut == "" {
 		return nil
