@@ -44,13 +44,15 @@ func main() {
 	certs := flag.String("certs", "testdata/osci/zertifikate", "the sample PKI's directory")
 	dir := flag.String("dir", "", "working directory (default: a temporary one, removed afterwards)")
 	jsonOut := flag.String("json", "", "also write the figures as JSON to `file` (for bench/report)")
+	java := flag.String("java", "java", "the JVM for -library-cp")
+	libCP := flag.String("library-cp", "", "classpath of the Java peer (test/integration/osci/lib.sh's OSCI_PEER_CP): also run the library's decrypt-bench over the same messages; bench.sh sets it")
 	role := flag.String("role", "", "internal: \"receiver\" runs the gateway side in this process")
 	flag.Parse()
 	var err error
 	if *role == "receiver" {
 		err = receive(*certs, *dir)
 	} else {
-		err = run(context.Background(), *n, *dialogs, *size, *certs, *dir, *jsonOut)
+		err = run(context.Background(), opts{n: *n, dialogs: *dialogs, size: *size, certs: *certs, dir: *dir, jsonOut: *jsonOut, java: *java, libCP: *libCP})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "osci bench:", err)
@@ -75,7 +77,13 @@ func (r result) pct(p float64) time.Duration {
 	return s[min(len(s)-1, int(float64(len(s))*p))]
 }
 
-func run(ctx context.Context, n, dialogs, size int, certs, dir, jsonOut string) error {
+type opts struct {
+	n, dialogs, size                 int
+	certs, dir, jsonOut, java, libCP string
+}
+
+func run(ctx context.Context, o opts) error {
+	n, dialogs, size, certs, dir, jsonOut := o.n, o.dialogs, o.size, o.certs, o.dir, o.jsonOut
 	if dir == "" {
 		d, err := os.MkdirTemp("", "poststelle-oscibench-")
 		if err != nil {
@@ -120,6 +128,12 @@ func run(ctx context.Context, n, dialogs, size int, certs, dir, jsonOut string) 
 		return fmt.Errorf("the gateway recorded %d receipts (want %d), %d with problems", after.recorded-before.recorded, n, after.problems)
 	}
 	cpuPer := (after.cpu - before.cpu) / time.Duration(n)
+	var lib []libraryRun
+	if o.libCP != "" {
+		if lib, err = libraryBench(o.java, o.libCP, certs, filepath.Dir(frames[0]), dir, n); err != nil {
+			return err
+		}
+	}
 	mib := float64(size) / (1 << 20)
 	fmt.Printf("%-52s %9s %9s %9s %9s\n", "", "msgs/s", "MiB/s", "p50", "p99")
 	fmt.Printf("%-52s %9.0f %9s %9s %9s\n", fmt.Sprintf("raw sqlitelog append (%d appenders)", dialogs), raw.rate(), "",
@@ -129,6 +143,10 @@ func run(ctx context.Context, n, dialogs, size int, certs, dir, jsonOut string) 
 		recv.pct(0.5).Round(time.Millisecond), recv.pct(0.99).Round(time.Millisecond))
 	fmt.Printf("gateway CPU per message: %s (user+sys of the receiving process; %.1f msgs/s per core)\n",
 		cpuPer.Round(10*time.Microsecond), 1/cpuPer.Seconds())
+	for _, l := range lib {
+		fmt.Printf("Java library decrypt+verify, %d thread(s): %.1f msgs/s, CPU per message %.2fms (%.2f× ours), %d of %d signatures valid\n",
+			l.Threads, l.MessagesPerSecond, l.CPUPerMessageMs, l.CPUPerMessageMs/(float64(cpuPer.Microseconds())/1000), l.ValidSignatures, n)
+	}
 	fmt.Printf("gateway peak RSS (VmHWM): %.1f MiB (goal < 150 MB = 143.1 MiB)\n", float64(after.hwm)/1024)
 	fmt.Printf("%d messages, %.1f MiB on the wire each; ratio OSCI/raw: %.2f%%\n", n, float64(bytesOnWire)/float64(n)/(1<<20), 100*recv.rate()/raw.rate())
 	if jsonOut == "" {
@@ -140,6 +158,19 @@ func run(ctx context.Context, n, dialogs, size int, certs, dir, jsonOut string) 
 	fig.Add("receive", label, recv.rate(), "msg/s").Latency(recv.pct(0.5), recv.pct(0.99))
 	fig.Add("receive-mib", "OSCI receive throughput", recv.rate()*mib, "MiB/s")
 	fig.Add("cpu-per-message", "gateway CPU per message (user+sys)", float64(cpuPer.Microseconds())/1000, "ms")
+	if len(lib) > 0 {
+		best := lib[0]
+		for _, l := range lib {
+			fig.Add(fmt.Sprintf("library-%dt", l.Threads), fmt.Sprintf("Java library decrypt+verify (%d threads)", l.Threads), l.MessagesPerSecond, "msg/s")
+			fig.Add(fmt.Sprintf("library-%dt-valid", l.Threads), fmt.Sprintf("content signatures the library found valid (%d threads)", l.Threads), float64(l.ValidSignatures), "")
+			fig.Add(fmt.Sprintf("library-%dt-cpu-per-message", l.Threads), fmt.Sprintf("Java library CPU per message (%d threads)", l.Threads), l.CPUPerMessageMs, "ms")
+			if l.CPUPerMessageMs < best.CPUPerMessageMs {
+				best = l
+			}
+		}
+		// The library's best run is the one the per-core goal is measured against.
+		fig.Add("library-cpu-per-message", "Java library CPU per message (its best run)", best.CPUPerMessageMs, "ms")
+	}
 	fig.Add("peak-rss", "gateway peak RSS (VmHWM)", float64(after.hwm)/1024, "MiB")
 	return figures.Write(jsonOut, fig)
 }

@@ -97,6 +97,10 @@ func (p *parties) prepare(ctx context.Context, i, size int, dir, file string) er
 	if err != nil {
 		return fmt.Errorf("encrypting the content of message %d: %w", i, err)
 	}
+	pkg, err := retrievalKeyInfo(enc.XML, osci.CertificateID("addressee", "cipher", p.bobCipher.Cert))
+	if err != nil {
+		return fmt.Errorf("message %d: %w", i, err)
+	}
 	n, _ := ct.Seek(0, io.SeekCurrent)
 	id := base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "bench-%06d", i))
 	a := &osci.Answer{
@@ -108,7 +112,7 @@ func (p *parties) prepare(ctx context.Context, i, size int, dir, file string) er
 				{Role: "CipherCertificateOriginator", ID: osci.CertificateID("originator", "cipher", p.aliceCipher.Cert), Cert: p.aliceCipher.Cert},
 				{Role: "CipherCertificateAddressee", ID: osci.CertificateID("addressee", "cipher", p.bobCipher.Cert), Cert: p.bobCipher.Cert},
 				{Role: "SignatureCertificateOriginator", ID: osci.CertificateID("originator", "signature", p.alice.Cert), Cert: p.alice.Cert}},
-			ContentPackage: enc.XML},
+			ContentPackage: pkg},
 		Attachments:      []*osci.Part{{ContentID: "antrag.bin", Size: n, Data: fileSpooled(ct.Name())}},
 		EncryptFor:       p.bobCipher.X509,
 		CertificateRoles: []string{"CipherCertificateIntermediary", "SignatureCertificateIntermediary"},
@@ -122,6 +126,30 @@ func (p *parties) prepare(ctx context.Context, i, size int, dir, file string) er
 		return fmt.Errorf("writing message %d: %w", i, err)
 	}
 	return out.Close()
+}
+
+// retrievalKeyInfo names the recipient of the content's EncryptedKey by a
+// RetrievalMethod to the addressee's cipher certificate entry, as the library
+// writes it, instead of the X509Data crypto/xmlenc writes: the library's
+// PassiveRecipientParser (2.4.1) fails on an acceptDelivery whose content key is
+// named any other way (a NullPointerException in ContentPackageBuilder), though
+// its fetchDelivery parser takes it. The gateway ignores that KeyInfo (it tries
+// its own key), so both sides read the same bytes.
+func retrievalKeyInfo(pkg []byte, certID string) ([]byte, error) {
+	const start, end = "<xenc:CipherData>", "</xenc:EncryptedKey>"
+	open := bytes.Index(pkg, []byte("<ds:KeyInfo><ds:X509Data>"))
+	if open < 0 || bytes.Count(pkg, []byte("<ds:KeyInfo><ds:X509Data>")) != 1 {
+		return nil, fmt.Errorf("the content package has no single EncryptedKey named by X509Data")
+	}
+	closeAt := bytes.Index(pkg[open:], []byte("</ds:X509Data></ds:KeyInfo>"))
+	if closeAt < 0 || !bytes.Contains(pkg[open:], []byte(start)) || !bytes.Contains(pkg, []byte(end)) {
+		return nil, fmt.Errorf("the content package's EncryptedKey is not as crypto/xmlenc writes it")
+	}
+	var b bytes.Buffer
+	b.Write(pkg[:open])
+	fmt.Fprintf(&b, `<ds:KeyInfo><ds:RetrievalMethod Type="http://www.w3.org/2000/09/xmldsig#X509Data" URI="#%s"></ds:RetrievalMethod></ds:KeyInfo>`, certID)
+	b.Write(pkg[open+closeAt+len("</ds:X509Data></ds:KeyInfo>"):])
+	return b.Bytes(), nil
 }
 
 type fileSpooled string
