@@ -225,6 +225,9 @@ func osciCoreRow(rs runs) row {
 			r.Extra += fmt.Sprintf("; raw append %s", rate(raw))
 		}
 	}
+	if v, m := rs.fig("osci", "library-1t-valid"); m == "" && v.Value < rs.param("osci", "messages", 0) {
+		r.Extra += fmt.Sprintf("; the library found %.0f of %.0f content signatures valid", v.Value, rs.param("osci", "messages", 0))
+	}
 	return r
 }
 
