@@ -151,15 +151,14 @@ func (c *Client) InitDialog(ctx context.Context) (*Dialog, error) {
 }
 
 // next makes the control block of the dialog's next request.
-func (d *Dialog) next(last bool) (ControlBlock, error) {
+func (d *Dialog) next() (ControlBlock, error) {
 	if d.closed {
 		return ControlBlock{}, errors.New("osci: the dialog is closed")
 	}
-	cb := ControlBlock{ConversationID: d.id, Response: d.challenge, HasResponse: true, SequenceNumber: d.seq, HasSequence: true}
-	if !last {
-		cb.Challenge, cb.HasChallenge = newChallenge(), true
-	}
-	return cb, nil
+	// Every request brings a challenge, exitDialog too: the intermediary answers each
+	// with its response, which is what ties the answer to this request.
+	return ControlBlock{ConversationID: d.id, Response: d.challenge, HasResponse: true, SequenceNumber: d.seq, HasSequence: true,
+		Challenge: newChallenge(), HasChallenge: true}, nil
 }
 
 // step sends a request of the dialog and advances it on success. A refusal the
@@ -195,7 +194,7 @@ func (d *Dialog) step(ctx context.Context, m *Message, want MessageType) (*Respo
 // fetched: only after the answer to the last challenge came back may the intermediary
 // count the deliveries as received.
 func (d *Dialog) Exit(ctx context.Context) error {
-	cb, err := d.next(true)
+	cb, err := d.next()
 	if err != nil {
 		return err
 	}
@@ -210,7 +209,7 @@ func (d *Dialog) Exit(ctx context.Context) error {
 // FetchDelivery fetches the delivery with the message id, or the oldest of the
 // mailbox when id is empty. CodeNoDelivery in a FeedbackError says there is none.
 func (d *Dialog) FetchDelivery(ctx context.Context, id string) (*Response, error) {
-	cb, err := d.next(false)
+	cb, err := d.next()
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +223,7 @@ func (d *Dialog) FetchDelivery(ctx context.Context, id string) (*Response, error
 // FetchProcessCard fetches process cards: by sel (nil: all), at most quantity
 // (0: no limit).
 func (d *Dialog) FetchProcessCard(ctx context.Context, sel *Selection, quantity int64) (*Response, error) {
-	cb, err := d.next(false)
+	cb, err := d.next()
 	if err != nil {
 		return nil, err
 	}

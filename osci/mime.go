@@ -112,51 +112,60 @@ func ReadBody(ctx context.Context, contentType string, r io.Reader, lim Limits, 
 }
 
 func readParts(ctx context.Context, contentType string, r io.Reader, lim Limits, spool Spool) (*Multipart, error) {
-	boundary, err := relatedBoundary(contentType)
-	if err != nil {
+	m := &Multipart{}
+	if err := readPartsInto(ctx, contentType, r, lim, spool, m); err != nil {
+		// The parts spooled before the framing failed belong to no message.
+		removeSpooled(spool, m)
 		return nil, err
 	}
+	return m, nil
+}
+
+func readPartsInto(ctx context.Context, contentType string, r io.Reader, lim Limits, spool Spool, m *Multipart) error {
+	boundary, err := relatedBoundary(contentType)
+	if err != nil {
+		return err
+	}
 	mr := multipart.NewReader(r, boundary)
-	m := &Multipart{}
 	ids := map[string]bool{}
 	for n := 0; ; n++ {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		p, err := mr.NextRawPart()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, partErr(n, err)
+			return partErr(n, err)
 		}
 		if n == lim.MaxParts {
-			return nil, fmt.Errorf("%w: more than %d MIME parts", ErrTooLarge, lim.MaxParts)
+			return fmt.Errorf("%w: more than %d MIME parts", ErrTooLarge, lim.MaxParts)
 		}
 		id, err := partContentID(p.Header, lim)
 		if err != nil {
-			return nil, fmt.Errorf("%w: part %d: %v", ErrFormat, n, err)
+			return fmt.Errorf("%w: part %d: %v", ErrFormat, n, err)
 		}
 		if ids[id] {
-			return nil, fmt.Errorf("%w: Content-ID <%s> appears twice", ErrFormat, id)
+			return fmt.Errorf("%w: Content-ID <%s> appears twice", ErrFormat, id)
 		}
 		ids[id] = true
 		if n == 0 {
 			if m.Envelope, err = readEnvelopePart(p, id, lim); err != nil {
-				return nil, err
+				return err
 			}
 			continue
 		}
 		part, err := spoolPart(ctx, p, id, lim, spool)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		m.Parts = append(m.Parts, part)
 	}
 	if m.Envelope == nil {
-		return nil, fmt.Errorf("%w: no MIME parts", ErrFormat)
+		return fmt.Errorf("%w: no MIME parts", ErrFormat)
 	}
-	return m, nil
+	return nil
 }
 
 // partErr keeps a size overrun recognisable through multipart's wrapping.
@@ -290,6 +299,7 @@ func spoolPart(ctx context.Context, p *multipart.Part, id string, lim Limits, sp
 	part.Data, part.Size = data, counted.n
 	copy(part.SHA256[:], h.Sum(nil))
 	if err := checkContentLength(p.Header, part.Size); err != nil {
+		removeSpooled(spool, &Multipart{Parts: []*Part{part}})
 		return nil, err
 	}
 	return part, nil

@@ -12,7 +12,6 @@ import (
 
 	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/xmldsig"
-	"github.com/poststelle/poststelle/crypto/xmlenc"
 )
 
 // Supplier is the answering side of an OSCI exchange: the intermediary, or a passive
@@ -238,9 +237,9 @@ func (s Supplier) WriteAnswer(ctx context.Context, w io.Writer, a *Answer) error
 	go func() {
 		pw.CloseWithError(WriteMessage(pw, NewBoundary(), true, envelope, parts))
 	}()
-	// Without osci128:IvLength the library assumes the 16-byte IV of its old versions.
-	enc := Encryptor{Recipients: []*x509.Certificate{a.EncryptFor}, Options: xmlenc.EncryptOptions{WriteIVLength: true}}
-	err = enc.EncryptTransport(ctx, pr, w, NewBoundary(), true)
+	// xmlenc writes osci128:IvLength, without which the library assumes the 16-byte IV
+	// of its old versions.
+	err = Encryptor{Recipients: []*x509.Certificate{a.EncryptFor}}.EncryptTransport(ctx, pr, w, NewBoundary(), true)
 	_ = pr.CloseWithError(io.ErrClosedPipe)
 	return err
 }

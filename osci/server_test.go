@@ -3,18 +3,22 @@ package osci
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poststelle/poststelle/crypto/xmlenc"
 )
 
-func manager(t *testing.T) Supplier {
+func manager(t testing.TB) Supplier {
 	sig := loadKey(t, "osci_manager_signature_4096")
+	ciph := loadKey(t, "osci_manager_cipher_4096")
 	return Supplier{
-		Decrypter:            decrypterOf(t, "osci_manager_cipher_4096"),
+		Decrypter:            Decrypter{Key: ciph.Key.(crypto.Decrypter), Certificate: ciph.X509, Policy: xmlenc.OSCIPolicy()},
 		Signer:               sig.Key,
 		SignatureCertificate: sig.Cert,
 		CipherCertificate:    loadKey(t, "osci_manager_cipher_4096").Cert,

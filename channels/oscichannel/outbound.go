@@ -178,7 +178,10 @@ func (o *Outbound) content(ctx context.Context, req *gateway.ReplyRequested, add
 		return nil, nil, replies.Permanent(fmt.Errorf("osci: answer %s: %d bytes, over %d", req.ReplyID, total, maxAnswerBytes))
 	}
 	var container bytes.Buffer
-	container.WriteString(`<osci:ContentContainer xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:osci="http://www.osci.de/2002/04/osci" Id="antwort">`)
+	// The namespaces the envelope declares, declared on the container too: the
+	// library canonicalizes the signed contents in the envelope's scope, so the
+	// signature must be made in the same one.
+	container.WriteString(`<osci:ContentContainer xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:osci="http://www.osci.de/2002/04/osci" xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" Id="antwort">`)
 	cids := make([]string, len(items))
 	byCID := map[string]blob.Ref{}
 	for i, it := range items {
@@ -226,15 +229,50 @@ func (o *Outbound) content(ctx context.Context, req *gateway.ReplyRequested, add
 	if err != nil {
 		return nil, nil, fmt.Errorf("osci: answer %s: encrypting: %w", req.ReplyID, err)
 	}
+	pkg, err := retrievalMethods(enc.XML, osci.CertificateID("addressee", "cipher", addressee), osci.CertificateID("originator", "cipher", o.c.cipher.Cert))
+	if err != nil {
+		return nil, nil, fmt.Errorf("osci: answer %s: %w", req.ReplyID, err)
+	}
 	parts := make([]*osci.Part, len(cids))
 	for i, f := range files {
 		size, err := f.Seek(0, io.SeekCurrent)
 		if err != nil {
 			return nil, nil, err
 		}
-		parts[i] = &osci.Part{ContentID: cids[i], Size: size, Data: fileSpool(f.Name())}
+		// Labelled as the OSCI library labels its attachments.
+		parts[i] = &osci.Part{ContentID: cids[i], ContentType: "application/octet-stream", TransferEncoding: "8-bit", Size: size, Data: fileSpool(f.Name())}
 	}
-	return enc.XML, parts, nil
+	return pkg, parts, nil
+}
+
+// retrievalMethods names each EncryptedKey's recipient by a ds:RetrievalMethod to its
+// cipher certificate entry in the envelope, in the order of ids, instead of the
+// certificate itself: the OSCI library reads no other form (it fails on a KeyInfo
+// without RetrievalMethod).
+func retrievalMethods(xml []byte, ids ...string) ([]byte, error) {
+	const key, open, end = "<xenc:EncryptedKey>", "<ds:KeyInfo>", "</ds:KeyInfo>"
+	var out bytes.Buffer
+	rest := xml
+	for _, id := range ids {
+		k := bytes.Index(rest, []byte(key))
+		if k < 0 {
+			return nil, fmt.Errorf("encrypted content without the EncryptedKey for %s", id)
+		}
+		i := bytes.Index(rest[k:], []byte(open))
+		j := bytes.Index(rest[k:], []byte(end))
+		if i < 0 || j < i {
+			return nil, fmt.Errorf("EncryptedKey for %s without KeyInfo", id)
+		}
+		i, j = k+i, k+j+len(end)
+		out.Write(rest[:i])
+		out.WriteString(`<ds:KeyInfo><ds:RetrievalMethod Type="http://www.w3.org/2000/09/xmldsig#X509Data" URI="#` + id + `"></ds:RetrievalMethod></ds:KeyInfo>`)
+		rest = rest[j:]
+	}
+	if bytes.Contains(rest, []byte(key)) {
+		return nil, errors.New("encrypted content with more EncryptedKeys than recipients")
+	}
+	out.Write(rest)
+	return out.Bytes(), nil
 }
 
 // extension keeps a safe file name extension of an attachment, for the addressee's

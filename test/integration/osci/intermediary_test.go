@@ -268,14 +268,20 @@ func bobCipher(t *testing.T, e env) *x509.Certificate {
 // reception.
 func TestIntermediaryForward(t *testing.T) {
 	e := peerEnv(t)
-	for _, alg := range sigAlgs {
+	cases := append(sigAlgs[:len(sigAlgs):len(sigAlgs)], struct{ name, uri string }{"ecdsa-sha256", ""})
+	for _, alg := range cases {
 		t.Run(alg.name, func(t *testing.T) {
+			var sender []string
+			passiveAlg := alg.name
+			if alg.name == "ecdsa-sha256" {
+				sender, passiveAlg = []string{"--signer", ecdsaSigner(t)}, "rsa-sha256"
+			}
 			dir := t.TempDir()
 			ready := filepath.Join(dir, "ready")
 			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 			defer cancel()
 			passive := exec.CommandContext(ctx, e.java, "-cp", e.classpath, "org.poststelle.oscipeer.Peer", "passive",
-				"--certs", e.certs, "--sig-alg", alg.name, "--out-dir", dir, "--ready", ready, "--count", "1", "--wait-seconds", "170")
+				"--certs", e.certs, "--sig-alg", passiveAlg, "--out-dir", dir, "--ready", ready, "--count", "1", "--wait-seconds", "170")
 			var perr bytes.Buffer
 			passive.Stderr = &perr
 			if err := passive.Start(); err != nil {
@@ -285,8 +291,8 @@ func TestIntermediaryForward(t *testing.T) {
 			recipient := waitPassive(t, ready, &perr)
 
 			srv := startIntermediary(t, e, alg.uri, map[string]string{intermediary.CertificateKey(bobCipher(t, e)): recipient})
-			fwd := runPeer(t, e, "forward", "--intermediary", srv.URL(), "--sig-alg", alg.name,
-				"--attach", "5000", "--recipient-url", "http://127.0.0.1:9/unused")
+			fwd := runPeer(t, e, "forward", append(sender, "--intermediary", srv.URL(), "--sig-alg", alg.name,
+				"--attach", "5000", "--recipient-url", "http://127.0.0.1:9/unused")...)
 			fwd.mustSucceed(t, "forward")
 			if got := firstFeedback(fwd.doc["feedback"]); got != "0800" {
 				t.Errorf("forward feedback %s, want 0800", got)

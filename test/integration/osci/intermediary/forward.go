@@ -24,29 +24,29 @@ func (s *Server) forwardDelivery(ctx context.Context, x *exchange) (*osci.Answer
 	if err != nil {
 		return nil, err
 	}
+	forwarding := s.timestamp(ctx, "forwarding", nil, nil)
 	s.mu.Lock()
 	err = s.takeMessageID(d.id)
 	if err == nil {
+		d.forwarding, d.modified = forwarding, forwarding.Plain
 		s.state.add(d)
 	}
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	d.forwarding = s.timestamp(ctx, "creation", nil, nil)
-	d.modified = d.forwarding.Plain
 	answer, err := s.accept(ctx, target, addressee, d)
 	if err != nil {
 		return nil, err
 	}
+	reception := s.timestamp(ctx, "reception", d.quality, d.content)
 	s.mu.Lock()
-	d.reception = s.timestamp(ctx, "reception", d.quality, d.content)
-	d.modified = s.now()
+	d.reception, d.modified = reception, s.now()
 	s.commit(x)
 	bundle := d.bundle()
-	s.mu.Unlock()
 	// The delivery went through; the attachments are the request's and go with it.
 	d.parts, d.content = nil, nil
+	s.mu.Unlock()
 	fb := append(feedback(x), answer...)
 	return &osci.Answer{Message: osci.Message{Type: osci.ResponseToForwardDelivery,
 		Operation: osci.Operation{Feedback: fb, ProcessCards: []osci.ProcessCardBundle{bundle}}}}, nil

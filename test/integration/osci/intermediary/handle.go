@@ -179,17 +179,15 @@ func (s *Server) initDialog(x *exchange) (*osci.Answer, error) {
 func (s *Server) exitDialog(x *exchange) (*osci.Answer, error) {
 	s.mu.Lock()
 	delete(s.state.dialogs, x.dialog.id)
-	var gone []*delivery
+	var parts []*osci.Part
 	for _, d := range x.dialog.fetched {
 		if s.state.remove(d) {
-			gone = append(gone, d)
+			parts = append(parts, d.parts...)
+			d.parts, d.content = nil, nil
 		}
 	}
 	s.mu.Unlock()
-	for _, d := range gone {
-		_ = osci.DirSpool{}.Remove(spooled(d.parts)...)
-		d.parts, d.content = nil, nil
-	}
+	_ = osci.DirSpool{}.Remove(spooled(parts)...)
 	return &osci.Answer{Message: osci.Message{Type: osci.ResponseToExitDialog,
 		Operation: osci.Operation{Feedback: feedback(x)}}}, nil
 }

@@ -165,7 +165,7 @@ func newSupplier(cfg Config) (osci.Supplier, error) {
 		return osci.Supplier{}, fmt.Errorf("intermediary: cipher certificate: %w", err)
 	}
 	return osci.Supplier{
-		Decrypter:            osci.Decrypter{Key: cfg.Keys.Cipher, Certificate: cfg.Keys.CipherCertificate, Policy: xmlenc.DefaultPolicy()},
+		Decrypter:            osci.Decrypter{Key: cfg.Keys.Cipher, Certificate: cfg.Keys.CipherCertificate, Policy: xmlenc.OSCIPolicy()},
 		Signer:               cfg.Keys.Signature,
 		SignatureCertificate: sig,
 		CipherCertificate:    ciph,

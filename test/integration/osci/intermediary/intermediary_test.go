@@ -135,7 +135,7 @@ func (c *client) post(body []byte) (*osci.Request, osci.Code) {
 		n, _ := strconv.Atoi(string(m[1]))
 		return nil, osci.Code(n)
 	}
-	me := osci.Supplier{Decrypter: osci.Decrypter{Key: c.cipher.Key.(crypto.Decrypter), Certificate: c.cipher.Certificate, Policy: xmlenc.DefaultPolicy()}}
+	me := osci.Supplier{Decrypter: osci.Decrypter{Key: c.cipher.Key.(crypto.Decrypter), Certificate: c.cipher.Certificate, Policy: xmlenc.OSCIPolicy()}}
 	ans, err := me.ReadRequest(context.Background(), &raw, osci.DirSpool{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("reading the answer: %v", err)
@@ -386,5 +386,27 @@ func TestCryptographicTimestamp(t *testing.T) {
 	}
 	if _, err := tsp.ParseToken(cards[0].Card.Creation.Cryptographic); err != nil {
 		t.Errorf("creation token: %v", err)
+	}
+}
+
+// TestForwardUnreachable: a passive recipient that cannot be reached, or is not on
+// loopback, or not HTTP, fails the forwardDelivery with 9809.
+func TestForwardUnreachable(t *testing.T) {
+	srv := start(t)
+	alice := newClient(t, srv.URL(), "alice")
+	bob, err := LoadCertificate(filepath.Join(certDir, "bob_cipher_4096.cer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, target := range []string{"http://127.0.0.1:9/passive", "http://192.0.2.1/passive", "ftp://127.0.0.1/"} {
+		ans, _ := alice.post(alice.encrypt(alice.request(osci.Message{Type: osci.GetMessageID, Control: challenge(10 * i)})))
+		id := ans.Envelope.Operation.MessageID
+		_, code := alice.post(alice.encrypt(alice.request(osci.Message{Type: osci.ForwardDelivery, Control: challenge(10*i + 1),
+			Operation:      osci.Operation{MessageID: id, ContentReceiver: target},
+			ContentPackage: []byte(`<osci:ContentContainer Id="cc"></osci:ContentContainer>`)},
+			osci.CertificateEntry{Role: "CipherCertificateAddressee", ID: "a", Cert: parsed(t, bob)})))
+		if code != osci.CodeForwardFailedNotReached {
+			t.Errorf("forward to %s: %s, want %s", target, code, osci.CodeForwardFailedNotReached)
+		}
 	}
 }
