@@ -71,7 +71,9 @@ func payload(i, size int) []byte {
 	return b
 }
 
-const docContainer = `<osci:ContentContainer xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:osci="http://www.osci.de/2002/04/osci" Id="coco"><osci:Content Id="c1" href="cid:antrag.bin"></osci:Content></osci:ContentContainer>`
+// docContainer declares the envelope's namespaces, as channels/oscichannel's answers
+// do: the library canonicalizes the signed contents in the envelope's scope.
+const docContainer = `<osci:ContentContainer xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:osci="http://www.osci.de/2002/04/osci" xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" Id="coco"><osci:Content Id="c1" href="cid:antrag.bin"></osci:Content></osci:ContentContainer>`
 
 // prepare writes message i as osci_manager forwards it to a passive recipient: an
 // acceptDelivery whose content container alice signed (rsa-sha256) and encrypted
@@ -113,7 +115,7 @@ func (p *parties) prepare(ctx context.Context, i, size int, dir, file string) er
 				{Role: "CipherCertificateAddressee", ID: osci.CertificateID("addressee", "cipher", p.bobCipher.Cert), Cert: p.bobCipher.Cert},
 				{Role: "SignatureCertificateOriginator", ID: osci.CertificateID("originator", "signature", p.alice.Cert), Cert: p.alice.Cert}},
 			ContentPackage: pkg},
-		Attachments:      []*osci.Part{{ContentID: "antrag.bin", Size: n, Data: fileSpooled(ct.Name())}},
+		Attachments:      []*osci.Part{{ContentID: "antrag.bin", ContentType: "application/octet-stream", TransferEncoding: "8-bit", Size: n, Data: fileSpooled(ct.Name())}},
 		EncryptFor:       p.bobCipher.X509,
 		CertificateRoles: []string{"CipherCertificateIntermediary", "SignatureCertificateIntermediary"},
 	}
@@ -132,8 +134,8 @@ func (p *parties) prepare(ctx context.Context, i, size int, dir, file string) er
 // RetrievalMethod to the addressee's cipher certificate entry, as the library
 // writes it, instead of the X509Data crypto/xmlenc writes: the library's
 // PassiveRecipientParser (2.4.1) fails on an acceptDelivery whose content key is
-// named any other way (a NullPointerException in ContentPackageBuilder), though
-// its fetchDelivery parser takes it. The gateway ignores that KeyInfo (it tries
+// named any other way (a NullPointerException in ContentPackageBuilder);
+// channels/oscichannel's answers do the same. The gateway ignores that KeyInfo (it tries
 // its own key), so both sides read the same bytes.
 func retrievalKeyInfo(pkg []byte, certID string) ([]byte, error) {
 	const start, end = "<xenc:CipherData>", "</xenc:EncryptedKey>"
