@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# bench/run.sh — every measure of issue 16 in one run, each beside its
+# bench/run.sh — every measure of issue 16 (and the OSCI receive of issue 13) in one run, each beside its
 # baseline, then the report: bench/report.md and bench/report.svg from the
 # JSON figures in bench/results/. `make bench` runs it.
 #
-#   bash bench/run.sh                 # the full run (21–29 minutes on the 2 shared cores)
+#   bash bench/run.sh                 # the full run (23–31 minutes on the 2 shared cores)
 #   BENCH_QUICK=1 bash bench/run.sh   # a smoke run with small counts (5–10 minutes); report in $BENCH_OUT (a temporary directory)
 #
 # Every harness runs under the peers lock (/tmp/poststelle-peers.lock), one
@@ -25,13 +25,13 @@ if [[ -n ${BENCH_QUICK:-} ]]; then
   mode=quick
   out="${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/poststelle-bench-quick.XXXXXX")}"
   md="$out/report.md" svg="$out/report.svg"
-  events=2000 sqlite_rounds=1 smtp_n=300 smtp_rounds=1 sse_n=500 kafka_records=20000 kafka_seconds=2 scale_n=150 scale_rounds=1
+  events=2000 sqlite_rounds=1 osci_n=32 smtp_n=300 smtp_rounds=1 sse_n=500 kafka_records=20000 kafka_seconds=2 scale_n=150 scale_rounds=1
   rs_messages=800 rs_rounds=1 rs_read=2s
 else
   mode=full
   out="${BENCH_OUT:-$root/bench/results}"
   md="$root/bench/report.md" svg="$root/bench/report.svg"
-  events=20000 sqlite_rounds=3 smtp_n=4000 smtp_rounds=3 sse_n=3000 kafka_records=200000 kafka_seconds=10 scale_n=1500 scale_rounds=2
+  events=20000 sqlite_rounds=3 osci_n=256 smtp_n=4000 smtp_rounds=3 sse_n=3000 kafka_records=200000 kafka_seconds=10 scale_n=1500 scale_rounds=2
   rs_messages=2000 rs_rounds=2 rs_read=5s
 fi
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -55,6 +55,10 @@ step() { # step NAME COMMAND... — one harness under the lock
 }
 step sqlite go run ./cmd/poststelle bench --events "$events" --rounds "$sqlite_rounds" -json "$out/sqlite.json"
 step smtp go run ./test/integration/mail/bench -n "$smtp_n" -rounds "$smtp_rounds" -senders 16 -json "$out/smtp.json"
+# OSCI receive (issue 13): 1 MiB encrypted, signed deliveries from 64 dialogs,
+# and the Java library decrypting the same messages (bench.sh builds its peer;
+# the step holds the lock already).
+step osci env OSCI_BENCH_LOCKED=1 bash test/integration/osci/bench/bench.sh -n "$osci_n" -dialogs 64 -json "$out/osci.json"
 step sse go run ./office/officeapi/bench -n "$sse_n" -rate 1000 -json "$out/sse.json"
 # Fresh broker data each run (jars stay): the benchmark topics of earlier
 # runs would only fill the disk, about 1.4 GB a run.

@@ -21,7 +21,7 @@ const MaxFileSize = 1 << 20
 
 // Run is one harness run.
 type Run struct {
-	// Harness names the harness ("sqlite", "smtp", "sse", "kafka",
+	// Harness names the harness ("sqlite", "smtp", "osci", "sse", "kafka",
 	// "kafka-producerperf", "scaling"); the report looks figures up by it.
 	Harness string `json:"harness"`
 	// Started is when the run began (UTC).

@@ -65,12 +65,14 @@ const (
 	goalScaling   = 0.8
 	nominalSSE    = 1000.0
 	verifyMeasure = "`log verify` (SQLite, 1 KiB events)"
+	// The goals of issue 13, section "Performance (benchmark)".
+	osciRSSLimit = 150e6 / (1 << 20) // 150 MB in MiB, the unit of the harness's figure
 )
 
 // measures computes the report's rows from the harness runs, in the order
 // of issue 16.
 func measures(rs runs) []row {
-	return []row{smtpRow(rs), sseRateRow(rs), sseLatencyRow(rs), sqliteRow(rs), kafkaRow(rs), verifyRow(rs), scalingRow(rs)}
+	return []row{smtpRow(rs), sseRateRow(rs), sseLatencyRow(rs), sqliteRow(rs), kafkaRow(rs), verifyRow(rs), scalingRow(rs), osciCoreRow(rs), osciRSSRow(rs)}
 }
 
 // ratioRow is a figure divided by a baseline figure.
@@ -189,6 +191,62 @@ func scalingRow(rs runs) row {
 			r.Extra = fmt.Sprintf("until the last 250 only: %s vs %s (%.0f %%)", rate(fi), rate(bi), 100*fi.Value/bi.Value)
 		}
 	}
+	return r
+}
+
+// osciCoreRow sets the gateway's CPU time per received OSCI message beside the Java
+// library's for decrypting and verifying the same messages: per core, faster is a
+// ratio above 1.
+func osciCoreRow(rs runs) row {
+	f, m1 := rs.fig("osci", "cpu-per-message")
+	b, m2 := rs.fig("osci", "library-cpu-per-message")
+	r := row{Measure: "OSCI receive, 1 MiB encrypted and signed, 64 dialogs: CPU per message vs the Java library",
+		Short: "OSCI receive: library CPU / ours", Goal: 1, GoalText: "faster than the library per core", Ratio: math.NaN()}
+	if m1 != "" {
+		r.Missing = m1
+		return r
+	}
+	if m2 != "" {
+		r.Missing = m2 + " (the library's decrypt-bench did not run)"
+		return r
+	}
+	if f.Value <= 0 {
+		r.Missing = "zero CPU per message"
+		return r
+	}
+	r.Figure, r.Baseline = millis(f.Value)+" CPU/msg", millis(b.Value)+" CPU/msg library"
+	r.Ratio = b.Value / f.Value
+	if rc, m := rs.fig("osci", "receive"); m == "" {
+		r.Extra = fmt.Sprintf("%.1f msg/s, p99 %s", rc.Value, millis(rc.P99Ms))
+		if mib, m := rs.fig("osci", "receive-mib"); m == "" {
+			r.Extra += fmt.Sprintf(", %.1f MiB/s", mib.Value)
+		}
+		if raw, m := rs.fig("osci", "raw"); m == "" {
+			r.Extra += fmt.Sprintf("; raw append %s", rate(raw))
+		}
+	}
+	if v, m := rs.fig("osci", "library-1t-valid"); m == "" && v.Value < rs.param("osci", "messages", 0) {
+		r.Extra += fmt.Sprintf("; the library found %.0f of %.0f content signatures valid", v.Value, rs.param("osci", "messages", 0))
+	}
+	return r
+}
+
+// osciRSSRow is the receiving gateway's peak RSS against the 150 MB of issue 13.
+func osciRSSRow(rs runs) row {
+	f, m := rs.fig("osci", "peak-rss")
+	r := row{Measure: "OSCI receive, 1 MiB, 64 dialogs: peak RSS (VmHWM) of the gateway", Short: "OSCI RSS 150 MiB / peak",
+		Goal: 1, GoalText: "RSS < 150 MB", Ratio: math.NaN(), Missing: m}
+	if m != "" {
+		return r
+	}
+	if f.Value <= 0 {
+		r.Missing = "zero peak RSS"
+		return r
+	}
+	r.Figure = fmt.Sprintf("%.1f MiB", f.Value)
+	r.Baseline = fmt.Sprintf("150 MB (%.1f MiB) limit", osciRSSLimit)
+	r.Ratio = osciRSSLimit / f.Value
+	r.Extra = "ratio is limit / peak"
 	return r
 }
 

@@ -73,6 +73,8 @@ func TestMeasures(t *testing.T) {
 		{41000.0 / 75000, false}, // mean of 80k and 70k
 		{215000.0 / 200000, true},
 		{250.0 / 400, false},
+		{90 / 63.01, true},               // OSCI per core: library CPU / ours
+		{150e6 / (1 << 20) / 58.8, true}, // OSCI peak RSS
 	}
 	rows := measures(rs)
 	if len(rows) != len(want) {
@@ -91,6 +93,17 @@ func TestMissingHarness(t *testing.T) {
 		if r.Missing == "" || r.Met() {
 			t.Errorf("%s: missing %q, met %v with figures absent", r.Measure, r.Missing, r.Met())
 		}
+	}
+}
+
+// TestOSCIWithoutLibrary: our figures alone do not make the per-core goal met.
+func TestOSCIWithoutLibrary(t *testing.T) {
+	rs := runs{"osci": {Harness: "osci", Figures: []figures.Figure{{Key: "cpu-per-message", Value: 60}, {Key: "peak-rss", Value: 200}}}}
+	if r := osciCoreRow(rs); r.Missing == "" || r.Met() {
+		t.Errorf("without the library's figure: %+v", r)
+	}
+	if r := osciRSSRow(rs); r.Missing != "" || r.Met() {
+		t.Errorf("200 MiB peak: %+v", r)
 	}
 }
 

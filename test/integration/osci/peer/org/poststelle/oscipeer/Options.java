@@ -10,7 +10,7 @@ import java.util.Set;
 final class Options {
   static final String USAGE = String.join("\n",
       "usage: Peer MODE [--name value | --flag]...",
-      "modes: store, forward, fetch, processcard, passive",
+      "modes: store, forward, fetch, processcard, passive, decrypt-bench",
       "common: --intermediary URL --certs DIR --password PW --signer P12 --decrypter P12",
       "        --sig-alg rsa-sha256|rsa-pss|rsa-sha512|rsa-pss-sha512|ecdsa-sha256",
       "        --intermediary-cipher CER --transport-alg ALG --no-transport-encryption --no-signatures",
@@ -20,7 +20,8 @@ final class Options {
       "        --enc-alg aes256-gcm|aes128-gcm|aes256-cbc|... --plain-content --unsigned-content",
       "forward: --recipient-url URL",
       "fetch: --reader P12",
-      "passive: --listen 127.0.0.1:PORT --ready FILE --count N --out-dir DIR --feedback CODE");
+      "passive: --listen 127.0.0.1:PORT --ready FILE --count N --out-dir DIR --feedback CODE",
+      "decrypt-bench: --frames-dir DIR --threads 1,2 --warmup N --out FILE");
 
   private static final Set<String> FLAGS = Set.of("no-transport-encryption", "no-signatures", "keep-dialog",
       "plain-content", "unsigned-content");

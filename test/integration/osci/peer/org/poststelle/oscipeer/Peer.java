@@ -94,6 +94,7 @@ public final class Peer {
         case "fetch": fetch(); break;
         case "processcard": processCard(); break;
         case "passive": return PassiveListener.run(opt, this::keys);
+        case "decrypt-bench": return DecryptBench.run(opt, this::keys);
         default: throw new IllegalArgumentException("unknown mode " + opt.mode);
       }
     } catch (IllegalArgumentException e) {
