@@ -208,6 +208,8 @@ func (c *core) contents(ctx context.Context, req *osci.Request, msg *gateway.Mes
 		}
 	}
 	var sigs []string
+	var read []*osci.ContentContainer
+	decrypted := map[string]*osci.Part{}
 	for i, enc := range env.ContentPackage.Encrypted {
 		dc, err := osci.DecryptContainer(ctx, enc, req.Message, c.decrypter(), c.lim, c.spool())
 		if err != nil {
@@ -217,15 +219,27 @@ func (c *core) contents(ctx context.Context, req *osci.Request, msg *gateway.Mes
 		parts := func(cid string) *osci.Part { return dc.Attachments[cid] }
 		sigs = append(sigs, c.signatures(ctx, dc.Doc, dc.Container, certs, parts, msg)...)
 		c.listContents(ctx, fmt.Sprintf("e%d", i+1), dc.Container, parts, msg)
+		read = append(read, dc.Container)
+		for cid, p := range dc.Attachments {
+			decrypted[cid] = p
+		}
 	}
 	for i, cc := range env.ContentPackage.Containers {
 		parts := func(cid string) *osci.Part { return req.Message.Part(cid) }
 		sigs = append(sigs, c.signatures(ctx, env.Doc, cc, certs, parts, msg)...)
 		c.listContents(ctx, fmt.Sprintf("c%d", i+1), cc, parts, msg)
+		read = append(read, cc)
 	}
 	if len(sigs) > 0 {
 		msg.Metadata[MetaContentSignatures] = strings.Join(sigs, "; ")
 	}
+	attachment := func(cid string) *osci.Part {
+		if p, ok := decrypted[cid]; ok {
+			return p
+		}
+		return req.Message.Part(cid)
+	}
+	c.readEGVP(ctx, req, read, attachment, msg)
 }
 
 func (c *core) signatures(ctx context.Context, doc *xmldsig.Document, cc *osci.ContentContainer, certs []*osci.Certificates, parts func(string) *osci.Part, msg *gateway.MessageReceived) []string {
