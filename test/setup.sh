@@ -23,6 +23,7 @@ pkgs=(
   python3-venv          # test/integration/openapi puts openapi-spec-validator (PyPI) in a venv
   chromium              # test/integration/ui: the headless browser the web UI tests drive (chromedp)
   xmlsec1               # crypto/xmlenc, crypto/xmldsig: the independent XML Encryption and XML-DSig oracle
+  softhsm2              # crypto/pkcs11, channels/oscichannel: a real PKCS#11 token (softhsm2-util, libsofthsm2.so)
 )
 
 need=()
@@ -40,10 +41,11 @@ fi
 
 # Installed is not the same as usable: check what the tests call.
 missing=()
-for c in sqlite3 openssl swaks dovecot mvn java javac curl python3 ps chromium xmlsec1; do
+for c in sqlite3 openssl swaks dovecot mvn java javac curl python3 ps chromium xmlsec1 softhsm2-util; do
   command -v "$c" >/dev/null || missing+=("$c")
 done
 [[ -x /usr/lib/dovecot/dovecot-lda ]] || missing+=(/usr/lib/dovecot/dovecot-lda)
+[[ -f /usr/lib/softhsm/libsofthsm2.so ]] || missing+=(/usr/lib/softhsm/libsofthsm2.so)
 perl -MNet::SSLeay -e1 2>/dev/null || missing+=("perl Net::SSLeay")
 if ((${#missing[@]})); then
   echo "setup: still missing after install: ${missing[*]}" >&2

@@ -28,6 +28,7 @@ import (
 // left: that is all an intermediary can see of a failure.
 type mailbox struct {
 	t       testing.TB
+	keys    func(*Config) // replaces the authority's keys, when set
 	dir     string
 	manager osci.Supplier
 	blobs   gateway.BlobStore
@@ -67,6 +68,9 @@ func (mb *mailbox) Start(t testing.TB, deps gateway.IntakeDeps, max int64) {
 	cfg := authorityConfig(t, srv.URL+"/")
 	cfg.PollInterval = 20 * time.Millisecond
 	cfg.MaxMessageBytes = max
+	if mb.keys != nil {
+		mb.keys(&cfg)
+	}
 	a, err := NewActive(cfg, deps)
 	if err != nil {
 		t.Fatal(err)

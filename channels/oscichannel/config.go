@@ -8,11 +8,13 @@ package oscichannel
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -22,6 +24,7 @@ import (
 	"golang.org/x/crypto/pkcs12"
 
 	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/crypto/pkcs11"
 	"github.com/poststelle/poststelle/crypto/xmldsig"
 )
 
@@ -69,10 +72,28 @@ type PassiveConfig struct {
 }
 
 // KeyConfig is a key pair in a PKCS#12 file, its password (PIN) in a file of its own,
-// such as a systemd credential; trailing line breaks are not part of it.
+// such as a systemd credential (trailing line breaks are not part of it), or a key
+// pair on a PKCS#11 token.
 type KeyConfig struct {
 	PKCS12File   string `yaml:"pkcs12_file"`
 	PasswordFile string `yaml:"password_file"`
+	// PKCS11, instead of PKCS12File, is the key on a token (hardware security module,
+	// smart card); the key never leaves it.
+	PKCS11 *pkcs11.Config `yaml:"pkcs11"`
+}
+
+func (k *KeyConfig) validate(name string) error {
+	switch {
+	case k.PKCS11 != nil && k.PKCS12File != "":
+		return fmt.Errorf("%s: pkcs12_file and pkcs11 exclude each other", name)
+	case k.PKCS11 != nil:
+		if err := k.PKCS11.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	case k.PKCS12File == "":
+		return fmt.Errorf("%s.pkcs12_file: required (or %s.pkcs11)", name, name)
+	}
+	return nil
 }
 
 const defaultMaxMessageBytes = 256 << 20
@@ -91,16 +112,18 @@ func (c *Config) Validate() error {
 		return errors.New("intermediary.cipher_cert_file: required")
 	case c.Intermediary.SignatureCertFile == "":
 		return errors.New("intermediary.signature_cert_file: required")
-	case c.Cipher.PKCS12File == "":
-		return errors.New("cipher.pkcs12_file: required")
-	case c.Signature.PKCS12File == "":
-		return errors.New("signature.pkcs12_file: required")
 	case c.SignatureMethod != "" && c.SignatureMethod != "rsa-sha256" && c.SignatureMethod != "rsa-pss":
 		return fmt.Errorf("signature_method: %q is neither rsa-sha256 nor rsa-pss", c.SignatureMethod)
 	case c.PollInterval < 0:
 		return errors.New("poll_interval: negative")
 	case c.MaxMessageBytes < 0:
 		return errors.New("max_message_bytes: negative")
+	}
+	if err := c.Cipher.validate("cipher"); err != nil {
+		return err
+	}
+	if err := c.Signature.validate("signature"); err != nil {
+		return err
 	}
 	if c.Passive != nil {
 		if _, _, err := net.SplitHostPort(c.Passive.Listen); err != nil {
@@ -152,6 +175,23 @@ func readCapped(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: over %d bytes", path, maxKeyFileBytes)
 	}
 	return b.Bytes(), nil
+}
+
+// LoadKey opens the key pair k names: from its PKCS#12 file or on its PKCS#11 token.
+func LoadKey(ctx context.Context, k KeyConfig, log *slog.Logger) (*KeyPair, error) {
+	if k.PKCS11 == nil {
+		return LoadPKCS12(k)
+	}
+	key, err := pkcs11.Open(ctx, *k.PKCS11, log)
+	if err != nil {
+		return nil, fmt.Errorf("osci: %w", err)
+	}
+	c, err := cert.Parse(key.Certificate.Raw)
+	if err != nil {
+		_ = key.Close()
+		return nil, fmt.Errorf("osci: the token key's certificate: %w", err)
+	}
+	return &KeyPair{Key: key, Cert: c, X509: key.Certificate}, nil
 }
 
 // LoadPKCS12 reads a key pair from a PKCS#12 file, as certificate authorities and the

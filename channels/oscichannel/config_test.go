@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poststelle/poststelle/crypto/pkcs11"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -13,6 +15,9 @@ func TestConfigValidate(t *testing.T) {
 		return Config{PollInterval: time.Minute,
 			Intermediary: IntermediaryConfig{URL: "https://intermediary.example/osci", CipherCertFile: "c.cer", SignatureCertFile: "s.cer"},
 			Cipher:       KeyConfig{PKCS12File: "cipher.p12"}, Signature: KeyConfig{PKCS12File: "sig.p12"}}
+	}
+	token := func() *pkcs11.Config {
+		return &pkcs11.Config{Module: "/usr/lib/softhsm/libsofthsm2.so", Token: "behoerde", PINFile: "pin", Label: "cipher"}
 	}
 	cases := []struct {
 		name   string
@@ -27,6 +32,10 @@ func TestConfigValidate(t *testing.T) {
 		{"no signature cert", func(c *Config) { c.Intermediary.SignatureCertFile = "" }, "intermediary.signature_cert_file"},
 		{"no cipher key", func(c *Config) { c.Cipher.PKCS12File = "" }, "cipher.pkcs12_file"},
 		{"no signature key", func(c *Config) { c.Signature.PKCS12File = "" }, "signature.pkcs12_file"},
+		{"pkcs11", func(c *Config) { c.Cipher = KeyConfig{PKCS11: token()}; c.Signature = KeyConfig{PKCS11: token()} }, ""},
+		{"pkcs11 and pkcs12", func(c *Config) { c.Cipher.PKCS11 = token() }, "cipher"},
+		{"pkcs11 no module", func(c *Config) { c.Signature = KeyConfig{PKCS11: token()}; c.Signature.PKCS11.Module = "" }, "signature"},
+		{"pkcs11 no key", func(c *Config) { c.Cipher = KeyConfig{PKCS11: token()}; c.Cipher.PKCS11.Label = "" }, "cipher"},
 		{"method", func(c *Config) { c.SignatureMethod = "dsa" }, "signature_method"},
 		{"pss", func(c *Config) { c.SignatureMethod = "rsa-pss" }, ""},
 		{"passive listen", func(c *Config) { c.Passive = &PassiveConfig{Listen: "nowhere"} }, "passive.listen"},

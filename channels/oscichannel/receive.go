@@ -53,10 +53,12 @@ type core struct {
 func newCore(cfg Config, deps gateway.IntakeDeps) (*core, error) {
 	c := &core{cfg: cfg, deps: deps}
 	var err error
-	if c.cipher, err = LoadPKCS12(cfg.Cipher); err != nil {
+	// The constructors take no context; opening a token is a local library call.
+	ctx := context.Background()
+	if c.cipher, err = LoadKey(ctx, cfg.Cipher, deps.Logger); err != nil {
 		return nil, fmt.Errorf("osci: cipher key: %w", err)
 	}
-	if c.signature, err = LoadPKCS12(cfg.Signature); err != nil {
+	if c.signature, err = LoadKey(ctx, cfg.Signature, deps.Logger); err != nil {
 		return nil, fmt.Errorf("osci: signature key: %w", err)
 	}
 	if c.interCipher, err = LoadCertificate(cfg.Intermediary.CipherCertFile); err != nil {
