@@ -20,6 +20,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -320,7 +321,7 @@ func send(nodes []*node, tag string, s setup) error {
 				if i >= s.n {
 					return
 				}
-				if err := sendOne(cl, message(tag, i, s.size)); err != nil {
+				if err := cl.SendMail("sender@example.org", []string{"poststelle@kreis.example"}, bytes.NewReader(message(tag, i, s.size))); err != nil {
 					errs <- fmt.Errorf("message %d: %w", i, err)
 					return
 				}
@@ -330,23 +331,6 @@ func send(nodes []*node, tag string, s setup) error {
 	wg.Wait()
 	close(errs)
 	return <-errs
-}
-
-func sendOne(c *gosmtp.Client, msg []byte) error {
-	if err := c.Mail("sender@example.org", nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt("poststelle@kreis.example", nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(msg); err != nil {
-		return err
-	}
-	return w.Close()
 }
 
 // message builds a distinct text message of about size bytes, tagged with

@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -211,7 +212,7 @@ func smtpIntake(bin, dir string, n, senders, size int, blobs string) (result, er
 	res, err := parallel(n, senders, func(i int) error {
 		c := <-clients
 		defer func() { clients <- c }()
-		return sendOne(c, message(i, size))
+		return c.SendMail("sender@example.org", []string{"poststelle@kreis.example"}, bytes.NewReader(message(i, size)))
 	})
 	for range senders {
 		c := <-clients
@@ -232,23 +233,6 @@ func freeAddrs(n int) ([]string, error) {
 		out = append(out, ln.Addr().String())
 	}
 	return out, nil
-}
-
-func sendOne(c *gosmtp.Client, msg []byte) error {
-	if err := c.Mail("sender@example.org", nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt("poststelle@kreis.example", nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(msg); err != nil {
-		return err
-	}
-	return w.Close()
 }
 
 // message builds a distinct text message of about size bytes.
