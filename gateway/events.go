@@ -286,6 +286,39 @@ type ReplyRequested struct {
 	// Schema version 2 pinned this meaning; version 1 events that hold IMAP
 	// coordinates here are decoded with the field cleared.
 	InReplyTo string `json:"inReplyTo,omitempty"`
+	// EEB, when set, makes this answer an electronic acknowledgement of
+	// receipt (eEB) of an EGVP message that asked for one: the EGVP channel
+	// sends it as the XJustiz message nachricht.eeb.zuruecklaufend instead of
+	// a text answer, and Body may then be empty. Only the EGVP channel sends
+	// it; another channel refuses it permanently.
+	EEB *EEBAnswer `json:"eeb,omitempty"`
+}
+
+// The decisions an office takes on a court's eEB request.
+const (
+	// EEBAcknowledged acknowledges receipt on EEBAnswer.ReceivedOn.
+	EEBAcknowledged = "acknowledged"
+	// EEBRefused refuses it with a code of the Codeliste eeb.stoerungs-id.
+	EEBRefused = "refused"
+)
+
+// EEBAnswer is an office's decision on a court's request for an eEB
+// (§ 173 Abs. 3 ZPO): acknowledge receipt of the served documents on a date,
+// or refuse with a reason (XJustiz 3.x only).
+type EEBAnswer struct {
+	// Decision is EEBAcknowledged or EEBRefused.
+	Decision string `json:"decision"`
+	// ReceivedOn is the acknowledged date of receipt, "2006-01-02" (the
+	// office's own date; it need not be the day the gateway received it).
+	ReceivedOn string `json:"receivedOn,omitempty"`
+	// RefusalCode is a code of the Codeliste eeb.stoerungs-id 2.1 ("1" not
+	// party to the proceedings, "2" content unclear or incomplete, "3"
+	// signature check of the documents failed); Reason the free text.
+	RefusalCode string `json:"refusalCode,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	// DeviatingRecipient marks an answer by a representative
+	// (zustellungsempfaenger.abweichend).
+	DeviatingRecipient bool `json:"deviatingRecipient,omitempty"`
 }
 
 // ReplySent records that the channel accepted an answer.
