@@ -25,7 +25,7 @@ func TestBuildReceiptAnswer(t *testing.T) {
 		refusal *xjustiz.Refusal
 	}{{"acknowledged", nil}, {"refused", &xjustiz.Refusal{Code: xjustiz.RefusalUnclear, Reason: "Anlage fehlt"}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := ReceiptAnswer{Own: own, OwnMessageID: "ans-1", Created: time.Date(2026, 2, 4, 8, 0, 0, 0, time.UTC), Refusal: tc.refusal}
+			a := ReceiptAnswer{Own: own, OwnMessageID: "3c9d2e1f-4a5b-4c6d-9e7f-8a9b0c1d2e3f", Created: time.Date(2026, 2, 4, 8, 0, 0, 0, time.UTC), Refusal: tc.refusal}
 			if tc.refusal == nil {
 				a.Received = received
 			}
@@ -53,7 +53,7 @@ func TestBuildReceiptAnswer(t *testing.T) {
 			if err != nil || len(x.Problems) > 0 {
 				t.Fatal(err, x.Problems)
 			}
-			if !x.IsReceipt() || x.Header.ForeignMessageID != "req-1" || x.RecipientCode() != "R1101" ||
+			if !x.IsReceipt() || x.Header.ForeignMessageID != "8d5b7e0a-1c2f-4a3b-9e4d-5f6a7b8c9d0e" || x.RecipientCode() != "R1101" ||
 				(tc.refusal == nil) != x.Receipt.Received.Equal(received) || (tc.refusal != nil) != (x.Receipt.Refusal != nil) {
 				t.Errorf("eEB %+v receipt %+v", x.Header, x.Receipt)
 			}
