@@ -49,6 +49,11 @@ type Config struct {
 	Outbound bool `yaml:"outbound"`
 	// MaxMessageBytes caps one message as received (default 256 MiB).
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// VHNAnchors are certificate files (PEM, several per file, or DER) of the VHN
+	// issuing CAs (BNotK's beBPo VHN CA, Justiz VHN CA, ...): a VHN certificate of an
+	// incoming message proves its origin only when one of them issued it. Without
+	// any, the intermediary's inspection of the certificate is relied on.
+	VHNAnchors []string `yaml:"vhn_anchors"`
 }
 
 // IntermediaryConfig names the intermediary and its certificates.
@@ -124,6 +129,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Signature.validate("signature"); err != nil {
 		return err
+	}
+	for i, f := range c.VHNAnchors {
+		if strings.TrimSpace(f) == "" {
+			return fmt.Errorf("vhn_anchors[%d]: empty file name", i)
+		}
 	}
 	if c.Passive != nil {
 		if _, _, err := net.SplitHostPort(c.Passive.Listen); err != nil {
@@ -260,6 +270,40 @@ func parsePrivateKey(b *pem.Block) (crypto.Signer, error) {
 		return nil, fmt.Errorf("private key of type %T", k)
 	}
 	return s, nil
+}
+
+// LoadAnchors reads the certificate files of vhn_anchors: every certificate of a PEM
+// file, or one DER certificate.
+func LoadAnchors(files []string) ([]*cert.Certificate, error) {
+	var out []*cert.Certificate
+	for _, f := range files {
+		data, err := readCapped(f)
+		if err != nil {
+			return nil, fmt.Errorf("osci: reading VHN CA certificate: %w", err)
+		}
+		var certs []*cert.Certificate
+		if bytes.Contains(data, []byte("-----BEGIN")) {
+			certs, err = cert.ParseAll(data)
+		} else {
+			var c *cert.Certificate
+			if c, err = cert.Parse(data); err == nil {
+				certs = []*cert.Certificate{c}
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("osci: VHN CA certificate %s: %w", f, err)
+		}
+		if len(certs) == 0 {
+			return nil, fmt.Errorf("osci: VHN CA certificate %s: no certificate in it", f)
+		}
+		for _, c := range certs {
+			if !c.IsCA {
+				return nil, fmt.Errorf("osci: VHN CA certificate %s: %q is not a CA certificate", f, c.Subject.CommonName)
+			}
+		}
+		out = append(out, certs...)
+	}
+	return out, nil
 }
 
 // LoadCertificate reads a PEM or DER certificate file.

@@ -1,6 +1,8 @@
 package oscichannel
 
 import (
+	"bytes"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +43,8 @@ func TestConfigValidate(t *testing.T) {
 		{"passive listen", func(c *Config) { c.Passive = &PassiveConfig{Listen: "nowhere"} }, "passive.listen"},
 		{"passive tls half", func(c *Config) { c.Passive = &PassiveConfig{Listen: "127.0.0.1:8443", TLSCertFile: "x.pem"} }, "passive"},
 		{"negative size", func(c *Config) { c.MaxMessageBytes = -1 }, "max_message_bytes"},
+		{"vhn anchors", func(c *Config) { c.VHNAnchors = []string{"bebpo-vhn-ca.pem"} }, ""},
+		{"vhn anchor empty", func(c *Config) { c.VHNAnchors = []string{"a.pem", " "} }, "vhn_anchors[1]"},
 	}
 	for _, tc := range cases {
 		c := good()
@@ -73,5 +77,34 @@ func TestLoadPKCS12Refuses(t *testing.T) {
 	}
 	if kp, err := LoadPKCS12(k); err != nil || kp.Cert == nil || kp.Key == nil {
 		t.Errorf("good file: %v", err)
+	}
+}
+
+// TestLoadAnchors: the CA certificates of a PEM file, or one DER file, are the VHN
+// anchors; a leaf certificate, a file without certificates or a missing file is an
+// error at start, not a silently empty trust list.
+func TestLoadAnchors(t *testing.T) {
+	vhn := makeVHN(t, "DE.Justiz.a.1", "DE.Justiz.b.2")
+	dir := t.TempDir()
+	both := filepath.Join(dir, "both.pem")
+	ca, _ := os.ReadFile(vhn.caFile)
+	forger, _ := os.ReadFile(vhn.forgerFile)
+	der := filepath.Join(dir, "ca.der")
+	leaf := filepath.Join(dir, "leaf.pem")
+	empty := filepath.Join(dir, "empty.pem")
+	for f, data := range map[string][]byte{both: append(ca, forger...), der: vhn.ca.Raw,
+		leaf: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: vhn.leaf.X509.Raw}), empty: []byte("-----BEGIN nothing\n")} {
+		if err := os.WriteFile(f, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := LoadAnchors([]string{both, der})
+	if err != nil || len(got) != 3 || !bytes.Equal(got[2].Raw, vhn.ca.Raw) {
+		t.Fatalf("anchors %d, %v", len(got), err)
+	}
+	for _, bad := range []string{leaf, empty, filepath.Join(dir, "missing.pem")} {
+		if _, err := LoadAnchors([]string{bad}); err == nil {
+			t.Errorf("%s accepted", filepath.Base(bad))
+		}
 	}
 }

@@ -22,7 +22,7 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 	// The process card's inspection of the transport certificate is the
 	// intermediary's word only when its signature over the message verified.
 	verified := req.Signature != nil && req.Signature.Valid() && req.Signer() != nil && req.Signer().Equal(c.interSig)
-	m, err := egvp.Read(ctx, egvp.Delivery{Envelope: &env, Attachment: attachment, IntermediaryVerified: verified}, egvp.Config{}, egvp.Limits{})
+	m, err := egvp.Read(ctx, egvp.Delivery{Envelope: &env, Attachment: attachment, IntermediaryVerified: verified}, egvp.Config{VHNAnchors: c.vhnAnchors}, egvp.Limits{})
 	switch {
 	case errors.Is(err, egvp.ErrNotEGVP):
 		return

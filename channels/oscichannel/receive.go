@@ -47,6 +47,7 @@ type core struct {
 	signature   *KeyPair
 	interCipher *x509.Certificate
 	interSig    *cert.Certificate
+	vhnAnchors  []*cert.Certificate
 	lim         osci.Limits
 }
 
@@ -70,6 +71,9 @@ func newCore(cfg Config, deps gateway.IntakeDeps) (*core, error) {
 	}
 	if c.interSig, err = cert.Parse(x.Raw); err != nil {
 		return nil, fmt.Errorf("osci: intermediary signature certificate: %w", err)
+	}
+	if c.vhnAnchors, err = LoadAnchors(cfg.VHNAnchors); err != nil {
+		return nil, err
 	}
 	c.lim = osci.Limits{MaxMessageBytes: cfg.maxBytes(), MaxAttachmentBytes: cfg.maxBytes()}
 	return c, nil
