@@ -76,7 +76,6 @@ type codeType struct {
 
 var (
 	xsString   = &simpleType{name: "string", valid: func(string) bool { return true }}
-	xsToken    = &simpleType{name: "xs:token", collapse: true, valid: func(string) bool { return true }}
 	xsDateTime = &simpleType{name: "xs:dateTime", collapse: true, valid: validDateTime}
 	xsDate     = &simpleType{name: "xs:date", collapse: true, valid: validDate}
 	xsBoolean  = &simpleType{name: "xs:boolean", collapse: true, valid: func(s string) bool {
