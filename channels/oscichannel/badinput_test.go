@@ -11,6 +11,7 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -320,5 +321,62 @@ func TestReceiveDuplicateDelivery(t *testing.T) {
 	}
 	if n := strings.Count(lines, `"duplicate":false`); n != 1 {
 		t.Errorf("%d log lines report a first delivery, want 1:\n%s", n, lines)
+	}
+}
+
+// crashAfterAppend records, then fails once as a gateway that crashed before it
+// could answer would: the event is durable, the channel does not know it.
+type crashAfterAppend struct {
+	next    gateway.Recorder
+	crashed bool
+	mu      sync.Mutex
+}
+
+func (c *crashAfterAppend) Record(ctx context.Context, tenant, key string, m *gateway.MessageReceived) (gateway.Receipt, error) {
+	rc, err := c.next.Record(ctx, tenant, key, m)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil && !c.crashed {
+		c.crashed = true
+		return gateway.Receipt{}, errors.New("injected crash after the append")
+	}
+	return rc, err
+}
+
+// TestActiveRefetchAfterCrash: the active recipient records a delivery but crashes
+// before it acknowledges it to the intermediary (no exitDialog), so the next poll
+// fetches the same OSCI message again: it stays one event in the log, the refetch is
+// recorded as a duplicate and acknowledged, and the log lines show both steps.
+func TestActiveRefetchAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	l, err := sqlitelog.Open(context.Background(), sqlitelog.Config{Path: filepath.Join(dir, "log.db"),
+		Signer: ed25519.NewKeyFromSeed(make([]byte, 32)), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	blobs, err := blob.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := &syncBuffer{}
+	mb := newMailbox(t)
+	mb.Start(t, gateway.IntakeDeps{Intake: &crashAfterAppend{next: &gateway.Intake{Log: l}}, Blobs: blobs,
+		Logger: slog.New(slog.NewJSONHandler(lines, nil))}, 1<<20)
+	raw := []byte("Subject: Ladung\r\n\r\nzum Termin\r\n")
+	if a := mb.Send(t, raw); a.Accepted {
+		t.Fatalf("first fetch acknowledged despite the crash: %+v", a)
+	}
+	if a := mb.Retry(t); !a.Accepted {
+		t.Fatalf("refetch not acknowledged: %+v", a)
+	}
+	lp := &loggedPassive{log: l}
+	msgs, _ := lp.received(t)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages in the log after the refetch, want 1", len(msgs))
+	}
+	out := lines.String()
+	if !strings.Contains(out, `"msg":"delivery left at the intermediary"`) || strings.Count(out, `"duplicate":true`) != 1 {
+		t.Errorf("log lines do not show the crash and the one duplicate:\n%s", out)
 	}
 }
