@@ -206,6 +206,9 @@ func (v *verifier) handle(ctx context.Context, cause *eventstore.Event, p gatewa
 	if err != nil {
 		return nil, err
 	}
+	// The route decides too: an EGVP message on a secure route with VHN
+	// satisfies the written form without a QES.
+	rep.Transmission = transmission(m)
 	rep.ApplyWrittenForm(report.WrittenFormPolicy{AcceptSeal: v.cfg.AcceptSeal})
 	out := &gateway.SignaturesVerified{
 		Signatures:           sums,
@@ -216,7 +219,9 @@ func (v *verifier) handle(ctx context.Context, cause *eventstore.Event, p gatewa
 	}
 	if out.Signatures == nil {
 		out.Signatures = []gateway.SignatureSummary{}
-		out.WrittenFormReason = "no signature"
+		if rep.Transmission == nil {
+			out.WrittenFormReason = "no signature"
+		}
 	}
 	if out.Report, out.ReportHTML, err = v.storeReport(ctx, rep); err != nil {
 		return nil, err
