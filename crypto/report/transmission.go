@@ -125,8 +125,8 @@ func (t *Transmission) writtenForm(sigReason string) (bool, string) {
 			"a document signed simply by the responsible person needs no qualified signature (§ 130a Abs. 3 Satz 1 Alt. 2 ZPO); "+
 			"that the responsible person's name is under the text is not checked here (%s)", t.SecureRoute, t.Mailbox, sigReason)
 	case t.Origin == OriginVHN:
-		return false, fmt.Sprintf("%s; the VHN of a %s mailbox proves the sender but is not a secure route to a court "+
-			"(§ 130a Abs. 4 ZPO), so the documents need a qualified signature", sigReason, t.Mailbox)
+		return false, fmt.Sprintf("%s; the VHN of a %s mailbox proves who sent the message but is not one of the secure routes "+
+			"of § 130a Abs. 4 ZPO (a court's own documents need a qualified signature, § 130b ZPO)", sigReason, t.Mailbox)
 	}
 	why := t.OriginReason
 	if why == "" {

@@ -22,7 +22,8 @@ func egvpReport(t *Transmission) *Report {
 var transportCert = &Certificate{
 	Subject: "CN=VHN - besonderes elektronisches Behördenpostfach,UID=DE.Justiz.7a7a0af6-daae-42a6-875c-3d9aec339a71.7c31",
 	Issuer:  "CN=beBPo VHN CA 2,O=Bundesnotarkammer,C=DE", Serial: "1636965732661",
-	SHA256: "9b1f2a0c4e5d6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8",
+	SHA256:    "9b1f2a0c4e5d6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8",
+	NotBefore: mustTime("2021-11-15T08:39:12Z"), NotAfter: mustTime("2024-11-15T08:42:12Z"),
 }
 
 func vhnTransmission() *Transmission {
@@ -127,7 +128,7 @@ func TestTransmissionWrittenForm(t *testing.T) {
 		{"secure route, no signature", nil, vhnTransmission(), true, "is not checked here (the document carries no signature)"},
 		{"no VHN, simple signature", []Signature{adesig}, senderSigned(), false, "valid but not qualified (AdESig); no secure route either"},
 		{"no VHN, QES", []Signature{qes}, senderSigned(), true, "S-1 is a valid qualified"},
-		{"a court's VHN is no secure route to a court", nil, justiz, false, "is not a secure route to a court"},
+		{"a court's VHN is no secure route to a court", nil, justiz, false, "is not one of the secure routes of § 130a Abs. 4 ZPO (a court's own documents need a qualified signature, § 130b ZPO)"},
 		{"no transport signature", nil, &Transmission{Channel: "egvp", Origin: OriginNone}, false, "(none: no proof of origin)"},
 		{"VHN claimed without a route", nil, &Transmission{Channel: "egvp", Origin: OriginSenderSigned, SecureRoute: "§ 130a Abs. 4 Satz 1 Nr. 3 ZPO"}, false, "no verified VHN"},
 		{"no transmission", []Signature{adesig}, nil, false, "valid but not qualified"},

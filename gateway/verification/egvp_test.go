@@ -216,7 +216,7 @@ func TestEGVPWrittenForm(t *testing.T) {
 			[]string{"Schriftform ersetzt: nein", "Transportsignatur ohne gültigen Herkunftsnachweis", "kein sicherer Übermittlungsweg nachgewiesen",
 				"Angabe der Visitenkarte, nicht nachgewiesen", "CN=ZZZ Testpostfach Polizeipräsidium Koblenz"}},
 		{"court's VHN", justiz, gateway.EGVPFields{Origin: "vhn", OriginMailbox: "justiz", OriginRoute: "Diese Nachricht wurde von der Justiz versandt.", OriginReason: "VHN of a justiz mailbox"},
-			false, "is not a secure route to a court",
+			false, "is not one of the secure routes of § 130a Abs. 4 ZPO (a court's own documents need a qualified signature, § 130b ZPO)",
 			[]string{"Schriftform ersetzt: nein", "Diese Nachricht wurde von der Justiz versandt.", "Postfach der Justiz", "Angabe der Visitenkarte, nicht nachgewiesen"}},
 	}
 	for _, tc := range tests {
