@@ -106,7 +106,8 @@ func sampleFile(t *testing.T, elem ...string) []byte {
 // channel lists them are verified like e-mail attachments: detached
 // signatures made by openssl pair with their documents by name whatever
 // their extension (.pkcs7, .sig as the channel marks them, .p7s by its
-// own), a signature over other bytes fails, a PAdES PDF is verified, and
+// own), a signature over other bytes fails, a PAdES PDF and a XAdES
+// document are verified, and
 // the real sample's unsigned PDFs and XJustiz message add nothing, as its
 // Prüfvermerk lists them without a signature.
 func TestEGVPDocumentSignatures(t *testing.T) {
@@ -116,6 +117,10 @@ func TestEGVPDocumentSignatures(t *testing.T) {
 	bescheid := []byte("%PDF-1.4 Bescheid")
 	pades, err := padestest.Sign(padestest.Unsigned("Urteil 1 K 519/20.KO", 0), "Sig", "ETSI.CAdES.detached",
 		func(covered []byte) ([]byte, error) { return e.p.Sign(t, covered, false), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	xades, err := os.ReadFile(corpus.Path(t, "signatures", "xades", "dss-signed.xml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,10 +135,12 @@ func TestEGVPDocumentSignatures(t *testing.T) {
 		e.part(t, 8, "bescheid.pdf", "attachment", bescheid),
 		e.part(t, 9, "bescheid.pdf.p7s", "attachment", e.p.Sign(t, bescheid, false)),
 		e.part(t, 10, "urteil.pdf", "attachment", pades),
+		e.part(t, 11, "vermerk.xml", "attachment", xades),
 	}
 	m := &gateway.MessageReceived{Channel: gateway.ChannelEGVP, Subject: "Testnachricht", ReceivedAt: time.Now(), Parts: parts}
 	sv, _ := e.verify(t, m)
-	want := []string{"c1.5 TOTAL_PASSED", "c1.7 TOTAL_FAILED", "c1.9 TOTAL_PASSED", "c1.10 TOTAL_PASSED"}
+	// The XAdES sample's signer has no anchor here: INDETERMINATE, as DSS says without one.
+	want := []string{"c1.5 TOTAL_PASSED", "c1.7 TOTAL_FAILED", "c1.9 TOTAL_PASSED", "c1.10 TOTAL_PASSED", "c1.11 INDETERMINATE"}
 	var got []string
 	for _, s := range sv.Signatures {
 		got = append(got, s.Part+" "+s.Indication)
@@ -141,8 +148,9 @@ func TestEGVPDocumentSignatures(t *testing.T) {
 	if strings.Join(got, ", ") != strings.Join(want, ", ") {
 		t.Fatalf("signatures %q, want %q (%+v)", got, want, sv.Signatures)
 	}
-	if sv.Signatures[1].SubIndication != "HASH_FAILURE" {
-		t.Errorf("signature over other bytes: %s, want HASH_FAILURE", sv.Signatures[1].SubIndication)
+	if sv.Signatures[1].SubIndication != "HASH_FAILURE" || sv.Signatures[4].SubIndication != "NO_CERTIFICATE_CHAIN_FOUND" {
+		t.Errorf("signature over other bytes: %s, want HASH_FAILURE; XAdES without anchor: %s, want NO_CERTIFICATE_CHAIN_FOUND",
+			sv.Signatures[1].SubIndication, sv.Signatures[4].SubIndication)
 	}
 }
 
