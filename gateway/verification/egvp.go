@@ -20,20 +20,6 @@ const (
 	metaContentSignatures   = "osci.contentSignatures"
 )
 
-// secureRoutes are the mailbox kinds whose route to a court is a secure
-// one (sicherer Übermittlungsweg, § 130a Abs. 4 Satz 1 ZPO in the version
-// in force since 1 January 2022; § 55a Abs. 4 VwGO, § 65a Abs. 4 SGG,
-// § 46c Abs. 4 ArbGG have the same list). The Justiz VHN is missing on
-// purpose: it proves that a court sent the message, but a court's own
-// documents need the judge's QES (§ 130b ZPO), so its route does not stand
-// in for one.
-var secureRoutes = map[string]string{
-	"bea":   "§ 130a Abs. 4 Satz 1 Nr. 2 ZPO (beA)",
-	"ben":   "§ 130a Abs. 4 Satz 1 Nr. 2 ZPO (beN)",
-	"bebpo": "§ 130a Abs. 4 Satz 1 Nr. 3 ZPO (beBPo)",
-	"ebo":   "§ 130a Abs. 4 Satz 1 Nr. 5 ZPO (eBO)",
-}
-
 // mailboxBound are the VHN kinds that are the sending mailbox's own
 // certificate: egvp.Origin grants them VHN only when the certificate's UID
 // is the Visitenkarte's SAFE-ID, so for them the SAFE-ID is proven.
@@ -62,7 +48,7 @@ func transmission(m *gateway.MessageReceived) *report.Transmission {
 	}
 	t.SenderSafeID, t.SenderRoleClaimed = e.SenderSafeID, e.SenderRole
 	if t.Origin == report.OriginVHN {
-		t.SecureRoute = secureRoutes[e.OriginMailbox]
+		t.SecureRoute = e.SecureRoute()
 		t.SenderRoleProven = e.OriginMailbox
 		t.SenderSafeIDProven = mailboxBound[e.OriginMailbox] && e.SenderSafeID != ""
 	}
