@@ -72,6 +72,11 @@ func (e *egvpEnv) part(t *testing.T, i int, name, kind string, b []byte) gateway
 	return gateway.Part{Path: "c1." + itoa(i), MediaType: "application/octet-stream", Filename: name, Kind: kind, Blob: e.put(t, b)}
 }
 
+func withType(p gateway.Part, mediaType string) gateway.Part {
+	p.MediaType = mediaType
+	return p
+}
+
 func itoa(i int) string { return big.NewInt(int64(i)).String() }
 
 func (e *egvpEnv) verify(t *testing.T, m *gateway.MessageReceived) (*gateway.SignaturesVerified, string) {
@@ -129,7 +134,7 @@ func TestEGVPDocumentSignatures(t *testing.T) {
 		e.part(t, 2, "001_Ermittlungsübersicht_Abverfügung.pdf", "attachment", sampleFile(t, "attachments", "001_Ermittlungsübersicht_Abverfügung.pdf")),
 		e.part(t, 3, "xjustiz_nachricht.xml", "attachment", sampleFile(t, "attachments", "xjustiz_nachricht.xml")),
 		e.part(t, 4, "003_Sachverhalt.pdf", "attachment", antrag),
-		e.part(t, 5, "003_Sachverhalt.pdf.pkcs7", "signature", e.p.Sign(t, antrag, false)),
+		withType(e.part(t, 5, "003_Sachverhalt.pdf.pkcs7", "signature", e.p.Sign(t, antrag, false)), "application/pkcs7-signature"),
 		e.part(t, 6, "anlage.xml", "attachment", anlage),
 		e.part(t, 7, "anlage.xml.sig", "signature", e.p.Sign(t, []byte("<anlage>Lichtbilder 1-5</anlage>"), false)),
 		e.part(t, 8, "bescheid.pdf", "attachment", bescheid),
@@ -140,10 +145,10 @@ func TestEGVPDocumentSignatures(t *testing.T) {
 	m := &gateway.MessageReceived{Channel: gateway.ChannelEGVP, Subject: "Testnachricht", ReceivedAt: time.Now(), Parts: parts}
 	sv, _ := e.verify(t, m)
 	// The XAdES sample's signer has no anchor here: INDETERMINATE, as DSS says without one.
-	want := []string{"c1.5 TOTAL_PASSED", "c1.7 TOTAL_FAILED", "c1.9 TOTAL_PASSED", "c1.10 TOTAL_PASSED", "c1.11 INDETERMINATE"}
+	want := []string{"c1.5 CAdES TOTAL_PASSED", "c1.7 CAdES TOTAL_FAILED", "c1.9 CAdES TOTAL_PASSED", "c1.10 PAdES TOTAL_PASSED", "c1.11 XAdES INDETERMINATE"}
 	var got []string
 	for _, s := range sv.Signatures {
-		got = append(got, s.Part+" "+s.Indication)
+		got = append(got, s.Part+" "+s.Format+" "+s.Indication)
 	}
 	if strings.Join(got, ", ") != strings.Join(want, ", ") {
 		t.Fatalf("signatures %q, want %q (%+v)", got, want, sv.Signatures)
