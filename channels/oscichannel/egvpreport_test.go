@@ -64,6 +64,9 @@ func TestSamplesPruefprotokoll(t *testing.T) {
 				msg.Metadata[MetaOriginatorSignature] = base64.StdEncoding.EncodeToString(sc[0].Cert.Raw)
 			}
 			msg.EGVP = egvpFields(m)
+			for _, p := range m.Problems {
+				msg.Problems = append(msg.Problems, "egvp: "+p)
+			}
 			markDetachedSignatures(msg.Parts, m)
 
 			hs, err := verification.Handlers(ctx, verification.Config{}, verification.Deps{Blobs: bs})
@@ -94,7 +97,8 @@ func TestSamplesPruefprotokoll(t *testing.T) {
 			if tc.verified {
 				want = append(want, pv.Route, "vertrauenswürdiger Herkunftsnachweis (VHN) geprüft", "CN=VHN - ")
 			} else {
-				want = append(want, "the intermediary&#39;s signature over the process card was not verified", "Angabe der Visitenkarte, nicht nachgewiesen")
+				want = append(want, "the intermediary&#39;s signature over the process card was not verified", "Angabe der Visitenkarte, nicht nachgewiesen",
+					"Auffälligkeiten", "egvp: the Visitenkarte claims a bebpo mailbox, the transport certificate proves none")
 			}
 			for _, w := range want {
 				if !strings.Contains(html, w) {

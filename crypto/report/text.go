@@ -96,6 +96,9 @@ func writeTransmissionText(bw *bufio.Writer, t *Transmission) {
 	for _, s := range t.ContentSignatures {
 		p("OSCI content signature:", s)
 	}
+	for _, s := range t.Problems {
+		p("Problem:", s)
+	}
 	if x := t.XJustiz; x != nil {
 		p("XJustiz message type:", orDash(x.MessageType))
 		p("XJustiz version:", orDash(x.Version))

@@ -54,6 +54,10 @@ type Transmission struct {
 	ContentSignatures []string `json:"contentSignatures,omitempty"`
 	// XJustiz are the facts of the XJustiz message, nil without one.
 	XJustiz *XJustizFacts `json:"xjustiz,omitempty"`
+	// Problems are what the channel found wrong with the receipt: claims
+	// the transport certificate contradicts, an unreadable XJustiz
+	// message, an invalid content signature, ...
+	Problems []string `json:"problems,omitempty"`
 }
 
 // XJustizFacts are what the Prüfprotokoll shows of an XJustiz message.

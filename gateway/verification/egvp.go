@@ -38,6 +38,7 @@ func transmission(m *gateway.MessageReceived) *report.Transmission {
 	if s := m.Metadata[metaContentSignatures]; s != "" {
 		t.ContentSignatures = strings.Split(s, "; ")
 	}
+	t.Problems = append([]string(nil), m.Problems...)
 	e := m.EGVP
 	if e == nil {
 		return t
