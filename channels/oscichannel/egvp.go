@@ -31,6 +31,7 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 		return
 	}
 	msg.EGVP = egvpFields(m)
+	markDetachedSignatures(msg.Parts, m)
 	if m.Subject != "" {
 		msg.Subject = m.Subject
 	}
