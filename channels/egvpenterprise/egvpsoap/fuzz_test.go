@@ -1,0 +1,32 @@
+package egvpsoap
+
+import (
+	"testing"
+)
+
+// FuzzParseResponse feeds arbitrary bytes to the response parser as each of the
+// responses the client reads: it must return an error or a value, never panic.
+func FuzzParseResponse(f *testing.F) {
+	f.Add([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><n:receiveMessageResponse xmlns:n="urn:de:bos-bremen:egvp:ws"><messageID>a</messageID><messageZIP>UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==</messageZIP><returnCode>OK</returnCode></n:receiveMessageResponse></s:Body></s:Envelope>`))
+	f.Add([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Server</faultcode><faultstring>x</faultstring><detail><a>b</a></detail></s:Fault></s:Body></s:Envelope>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var uncommitted struct {
+			Messages []struct {
+				MessageID string `xml:"messageID"`
+			} `xml:"uncommittedMessages"`
+			ReturnCode string `xml:"returnCode"`
+		}
+		_ = parseEnvelope(data, "getUncommittedMessageIDsResponse", &uncommitted)
+		var received struct {
+			ZIP        *string `xml:"messageZIP"`
+			ReturnCode string  `xml:"returnCode"`
+		}
+		if err := parseEnvelope(data, "receiveMessageResponse", &received); err == nil && received.ZIP != nil {
+			_, _ = decodeBase64(*received.ZIP)
+		}
+		var commit struct {
+			ReturnCode string `xml:"returnCode"`
+		}
+		_ = parseEnvelope(data, "commitReceivedMessageResponse", &commit)
+	})
+}
