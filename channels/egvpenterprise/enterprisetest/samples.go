@@ -13,7 +13,8 @@ import (
 // SampleZIP packs an exported message directory (one of testdata/egvp/Messages) into
 // the ZIP receiveMessage returns: the directory's tree with forward-slash names,
 // in lexical order, with a fixed time so that the bytes are the same every time.
-func SampleZIP(dir string) ([]byte, error) {
+// replace, when given, puts other contents in place of files (by their ZIP name).
+func SampleZIP(dir string, replace ...map[string][]byte) ([]byte, error) {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	stamp := time.Date(2021, 12, 8, 11, 3, 55, 0, time.UTC)
@@ -28,6 +29,11 @@ func SampleZIP(dir string) ([]byte, error) {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return err
+		}
+		for _, r := range replace {
+			if d, ok := r[filepath.ToSlash(rel)]; ok {
+				data = d
+			}
 		}
 		w, err := zw.CreateHeader(&zip.FileHeader{Name: filepath.ToSlash(rel), Method: zip.Deflate, Modified: stamp})
 		if err != nil {
