@@ -245,15 +245,18 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, id string, data []
 	return msg
 }
 
-// parts stores the message's documents (attachments/) and EGVP contents
-// (additionals/) as parts.
+// parts stores the message's documents (attachments/, paths a.1, a.2, ...) and EGVP
+// contents (additionals/, paths e.1, ...) as parts.
 func (in *Inbound) parts(ctx context.Context, zr *zip.Reader, msg *gateway.MessageReceived) {
+	n := map[string]int{}
 	for _, f := range zr.File {
 		dir, name := path.Split(f.Name)
-		if (dir != egvp.ExportAttachments+"/" && dir != "additionals/") || name == "" {
+		prefix := map[string]string{egvp.ExportAttachments + "/": "a", "additionals/": "e"}[dir]
+		if prefix == "" || name == "" {
 			continue
 		}
-		p := gateway.Part{Path: f.Name, Filename: name, Kind: "attachment", MediaType: mediaType(name)}
+		n[prefix]++
+		p := gateway.Part{Path: fmt.Sprintf("%s.%d", prefix, n[prefix]), Filename: name, Kind: "attachment", MediaType: mediaType(name)}
 		rc, err := f.Open()
 		if err == nil {
 			p.Blob, err = in.deps.Blobs.Put(ctx, rc, in.cfg.maxBytes())

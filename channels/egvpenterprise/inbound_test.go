@@ -178,7 +178,7 @@ func TestSamples(t *testing.T) {
 			}
 			var docs []string
 			for _, p := range m.Parts {
-				if strings.HasPrefix(p.Path, "attachments/") {
+				if strings.HasPrefix(p.Path, "a.") {
 					docs = append(docs, p.Filename)
 				}
 			}
