@@ -29,6 +29,28 @@ const box = "DE.Justiz.233a8870-6319-4d4c-8f79-a3bb8fa8f328.51b7"
 
 var samples = []string{"Testnachricht_1", "TestnachrichtEeb_1", "Testnachricht_xjustiz321"}
 
+// messages is what the stand-in holds: the samples and the eEB request.
+const messages = 4
+
+// eebRequest is a court's XJustiz 3.x message whose document asks for an eEB
+// (written for this test in the form of the samples' messages).
+const eebRequest = `<?xml version="1.0" encoding="UTF-8"?>
+<tns:nachricht.gds.uebermittlungSchriftgutobjekte.0005005 xmlns:tns="http://www.xjustiz.de">
+ <tns:nachrichtenkopf xjustizVersion="3.5.1">
+  <tns:aktenzeichen.absender>3 K 12/26</tns:aktenzeichen.absender>
+  <tns:aktenzeichen.empfaenger>1 K 519/20.KO</tns:aktenzeichen.empfaenger>
+  <tns:erstellungszeitpunkt>2026-02-03T09:10:11+01:00</tns:erstellungszeitpunkt>
+  <tns:auswahl_absender><tns:absender.gericht listVersionID="3.6"><code>R1101</code></tns:absender.gericht></tns:auswahl_absender>
+  <tns:auswahl_empfaenger><tns:empfaenger.gericht listVersionID="3.6"><code>T6076</code></tns:empfaenger.gericht></tns:auswahl_empfaenger>
+  <tns:eigeneNachrichtenID>req-1</tns:eigeneNachrichtenID>
+ </tns:nachrichtenkopf>
+ <tns:schriftgutobjekte>
+  <tns:dokument><tns:identifikation><tns:id>d1</tns:id></tns:identifikation>
+   <tns:xjustiz.fachspezifischeDaten><tns:datei><tns:dateiname>urteil.pdf</tns:dateiname></tns:datei>
+   <tns:ruecksendungEEB.erforderlich>true</tns:ruecksendungEEB.erforderlich></tns:xjustiz.fachspezifischeDaten></tns:dokument>
+ </tns:schriftgutobjekte>
+</tns:nachricht.gds.uebermittlungSchriftgutobjekte.0005005>`
+
 var (
 	buildOnce sync.Once
 	bin       string
@@ -68,6 +90,14 @@ func newSite(t *testing.T) *site {
 		}
 		s.srv.Add(box, enterprisetest.Message{ID: "ent-" + name, ZIP: data, OSCIDate: time.Now()})
 	}
+	// A court's request for an eEB: the Justiz sample with an XJustiz message whose
+	// document asks for one.
+	data, err := enterprisetest.SampleZIP(corpus.Path(t, "egvp", "Messages", "Testnachricht_1"),
+		map[string][]byte{"attachments/xjustiz_nachricht.xml": []byte(eebRequest)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.srv.Add(box, enterprisetest.Message{ID: "ent-request", ZIP: data, OSCIDate: time.Now()})
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u, p, ok := r.BasicAuth(); !ok || u != "poststelle" || p != "geheim" {
 			http.Error(w, "unauthorised", http.StatusUnauthorized)
@@ -107,8 +137,9 @@ func (s *site) received(t *testing.T) []servetest.Recorded {
 
 // TestServeEnterprise: serve, killed right after recording the first message and
 // before committing it, leaves it uncommitted; restarted, it receives it again,
-// recognises it and commits all three, one receipt each, with the samples' EGVP
-// fields. An answer through the office API goes to the sender's SAFE-ID.
+// recognises it and commits all four (the samples and a court's eEB request), one
+// receipt each, with their EGVP fields. An answer through the office API goes to the
+// sender's SAFE-ID.
 func TestServeEnterprise(t *testing.T) {
 	s := newSite(t)
 	crashing := servetest.StartCrashing(t, poststelleBin(t), s.config, 1)
@@ -121,10 +152,10 @@ func TestServeEnterprise(t *testing.T) {
 	}
 
 	servetest.Start(t, poststelleBin(t), s.config, s.api)
-	servetest.WaitFor(t, "all samples committed", func() bool { return len(s.srv.Committed(box)) == len(samples) })
+	servetest.WaitFor(t, "all messages committed", func() bool { return len(s.srv.Committed(box)) == messages })
 	got := s.received(t)
-	if len(got) != len(samples) {
-		t.Fatalf("%d receipts, want %d (one per message)", len(got), len(samples))
+	if len(got) != messages {
+		t.Fatalf("%d receipts, want %d (one per message)", len(got), messages)
 	}
 	streams := map[string]bool{}
 	byID := map[string]servetest.Recorded{}
@@ -137,12 +168,17 @@ func TestServeEnterprise(t *testing.T) {
 			t.Errorf("receipt %s: channel %s problems %q egvp %+v from %q", r.Stream, m.Channel, m.Problems, m.EGVP, m.From.Address)
 		}
 	}
-	if len(streams) != len(samples) {
+	if len(streams) != messages {
 		t.Errorf("%d streams", len(streams))
 	}
 	eeb := byID["ent-TestnachrichtEeb_1"].Payload.(*gateway.MessageReceived)
 	if eeb.EGVP.MessageType != "nachricht.eeb.zuruecklaufend" || eeb.EGVP.OriginMailbox != "bebpo" || eeb.Subject != "EB zu: 1 K 519/20.KO" {
 		t.Errorf("the eEB sample: %+v subject %q", eeb.EGVP, eeb.Subject)
+	}
+	req := byID["ent-request"].Payload.(*gateway.MessageReceived)
+	if !req.EGVP.EEBRequested || !slices.Equal(req.EGVP.EEBDocuments, []string{"d1"}) || req.EGVP.RecipientCode != "T6076" ||
+		req.EGVP.SenderFileNumber != "3 K 12/26" {
+		t.Errorf("the eEB request: %+v", req.EGVP)
 	}
 	if n := s.srv.Receives(box, "ent-"+samples[0]); n != 2 {
 		t.Errorf("the message of the crash was received %d times, want 2", n)
