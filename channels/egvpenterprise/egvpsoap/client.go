@@ -297,6 +297,10 @@ func checkID(id string) error {
 
 // decodeBase64 decodes xs:base64Binary, which may be folded with white space.
 func decodeBase64(s string) ([]byte, error) {
+	// Most services do not fold; a copy without the white space only when needed.
+	if !strings.ContainsAny(s, " \t\r\n") {
+		return base64.StdEncoding.DecodeString(s)
+	}
 	clean := strings.Map(func(r rune) rune {
 		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
 			return -1

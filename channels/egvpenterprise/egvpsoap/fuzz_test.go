@@ -30,3 +30,16 @@ func FuzzParseResponse(f *testing.F) {
 		_ = parseEnvelope(data, "commitReceivedMessageResponse", &commit)
 	})
 }
+
+// TestDecodeBase64: xs:base64Binary may be folded with white space.
+func TestDecodeBase64(t *testing.T) {
+	for _, in := range []string{"UEsDBA==", "UEsD\r\nBA==", " UE sD\tBA== \n"} {
+		got, err := decodeBase64(in)
+		if err != nil || string(got) != "PK\x03\x04" {
+			t.Errorf("%q: %q %v", in, got, err)
+		}
+	}
+	if _, err := decodeBase64("UEsD!A=="); err == nil {
+		t.Error("not base64, no error")
+	}
+}
