@@ -4,10 +4,15 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"mime"
@@ -34,6 +39,17 @@ const (
 	MetaUserID    = "egvpEnterprise.userId"
 	// MetaOriginChecks lists what the proof of origin rests on, "; "-joined.
 	MetaOriginChecks = "egvpEnterprise.originChecks"
+	// MetaTransportCertificate is the transport signature's certificate (base64 DER),
+	// under the key the OSCI channel keeps it (oscichannel.MetaOriginatorSignature),
+	// where the verification projection looks for it for the Prüfprotokoll.
+	MetaTransportCertificate = "osci.originatorSignatureCertificate"
+)
+
+// exportTransportCertificate is where the export keeps the transport signature's
+// certificate; maxCertificateBytes caps what is read of it.
+const (
+	exportTransportCertificate = "certificates/originator_transportsignatur.crt"
+	maxCertificateBytes        = 64 << 10
 )
 
 // AddressPrefix starts the From address of a received message: "safe:" and the
@@ -242,7 +258,35 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, id string, data []
 		msg.To = append(msg.To, gateway.Address{Address: AddressPrefix + m.RecipientSafeID})
 	}
 	msg.Metadata[MetaOriginChecks] = strings.Join(m.Origin.Checks, "; ")
+	if der := transportCertificate(zr, m.Origin.CertificateSHA256); der != nil {
+		msg.Metadata[MetaTransportCertificate] = base64.StdEncoding.EncodeToString(der)
+	}
 	return msg
+}
+
+// transportCertificate is the DER of the export's transport certificate when it is
+// the one whose SHA-256 the proof of origin names (the certificate in the envelope),
+// nil otherwise.
+func transportCertificate(zr *zip.Reader, sha string) []byte {
+	if sha == "" {
+		return nil
+	}
+	f, err := zr.Open(exportTransportCertificate)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	der, err := io.ReadAll(io.LimitReader(f, maxCertificateBytes+1))
+	if err != nil || len(der) > maxCertificateBytes {
+		return nil
+	}
+	if b, _ := pem.Decode(der); b != nil {
+		der = b.Bytes
+	}
+	if sum := sha256.Sum256(der); hex.EncodeToString(sum[:]) != sha {
+		return nil
+	}
+	return der
 }
 
 // parts stores the message's documents (attachments/, paths a.1, a.2, ...) and EGVP
