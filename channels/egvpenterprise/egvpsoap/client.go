@@ -95,7 +95,7 @@ func (c *Client) GetUncommittedMessageIDs(ctx context.Context, userID string) ([
 		} `xml:"uncommittedMessages"`
 		ReturnCode string `xml:"returnCode"`
 	}
-	if err := c.call(ctx, op, req, &resp); err != nil {
+	if err := c.call(ctx, op, req, &resp, nil); err != nil {
 		return nil, err
 	}
 	if err := ok(op, resp.ReturnCode, ""); err != nil {
@@ -134,36 +134,62 @@ type Received struct {
 	ZIP []byte
 }
 
-// ReceiveMessage fetches the message messageID of the mailbox userID.
+// ReceiveMessage fetches the message messageID of the mailbox userID into memory
+// (ReceiveMessageTo streams it).
 func (c *Client) ReceiveMessage(ctx context.Context, userID, messageID string) (*Received, error) {
+	var buf bytes.Buffer
+	if _, err := c.ReceiveMessageTo(ctx, userID, messageID, &buf); err != nil {
+		return nil, err
+	}
+	return &Received{MessageID: messageID, ZIP: buf.Bytes()}, nil
+}
+
+// ReceiveMessageTo fetches the message messageID of the mailbox userID and writes
+// its messageZIP, decoded, to w as the response streams in, and returns its size.
+// On an error, w may hold part of it.
+func (c *Client) ReceiveMessageTo(ctx context.Context, userID, messageID string, w io.Writer) (int64, error) {
 	const op = "receiveMessage"
 	req := buildEnvelope(op+"Request", func(w *writer) {
 		w.text("userID", userID)
 		w.text("messageID", messageID)
 	})
 	var resp struct {
-		MessageID  string  `xml:"messageID"`
+		MessageID string `xml:"messageID"`
+		// ZIP is set when the element was not taken out on the way (a service that
+		// qualifies it): then it is decoded here.
 		ZIP        *string `xml:"messageZIP"`
 		ReturnCode string  `xml:"returnCode"`
 		Details    string  `xml:"returnCodeDetails"`
 	}
-	if err := c.call(ctx, op, req, &resp); err != nil {
-		return nil, err
+	var f *zipFilter
+	wrap := func(r io.Reader) io.Reader {
+		f = newZIPFilter(r, w)
+		return f
+	}
+	if err := c.call(ctx, op, req, &resp, wrap); err != nil {
+		return 0, err
 	}
 	if err := ok(op, resp.ReturnCode, resp.Details); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if resp.MessageID != "" && resp.MessageID != messageID {
-		return nil, fmt.Errorf("%w: %s: asked for %q, got %q", ErrFormat, op, messageID, resp.MessageID)
+		return 0, fmt.Errorf("%w: %s: asked for %q, got %q", ErrFormat, op, messageID, resp.MessageID)
+	}
+	if f.found {
+		return f.written, nil
 	}
 	if resp.ZIP == nil {
-		return nil, fmt.Errorf("%w: %s: no messageZIP", ErrFormat, op)
+		return 0, fmt.Errorf("%w: %s: no messageZIP", ErrFormat, op)
 	}
 	zip, err := decodeBase64(*resp.ZIP)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: messageZIP: %v", ErrFormat, op, err)
+		return 0, fmt.Errorf("%w: %s: messageZIP: %v", ErrFormat, op, err)
 	}
-	return &Received{MessageID: messageID, ZIP: zip}, nil
+	n, err := w.Write(zip)
+	if err != nil {
+		return 0, fmt.Errorf("egvpsoap: writing the messageZIP: %w", err)
+	}
+	return int64(n), nil
 }
 
 // Commit codes that mean the message is committed.
@@ -187,7 +213,7 @@ func (c *Client) CommitReceivedMessage(ctx context.Context, userID, messageID st
 		MessageID  string `xml:"messageID"`
 		ReturnCode string `xml:"returnCode"`
 	}
-	if err := c.call(ctx, op, req, &resp); err != nil {
+	if err := c.call(ctx, op, req, &resp, nil); err != nil {
 		return "", err
 	}
 	if resp.ReturnCode == CommitAlreadyCommitted {
@@ -255,7 +281,7 @@ func (c *Client) SendAsynchroniousMessage(ctx context.Context, s *SendRequest) (
 		Error       string `xml:"errorDetails"`
 		Description string `xml:"errorDescription"`
 	}
-	if err := c.call(ctx, op, req, &resp); err != nil {
+	if err := c.call(ctx, op, req, &resp, nil); err != nil {
 		return "", err
 	}
 	details := strings.TrimSpace(strings.Join([]string{resp.Error, resp.Description}, " "))
@@ -310,7 +336,10 @@ func decodeBase64(s string) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(clean)
 }
 
-func (c *Client) call(ctx context.Context, op string, body []byte, v any) error {
+// call posts the request body of op and parses the response into v. wrap, when set,
+// wraps the response body before the XML decoder reads it (receiveMessage's
+// streaming of the messageZIP).
+func (c *Client) call(ctx context.Context, op string, body []byte, v any, wrap func(io.Reader) io.Reader) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("egvpsoap: %s: %w", op, err)
@@ -336,13 +365,6 @@ func (c *Client) call(ctx context.Context, op string, body []byte, v any) error 
 	if resp.ContentLength > max {
 		return fmt.Errorf("%w: %s: %d bytes announced, more than %d", ErrTooLarge, op, resp.ContentLength, max)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
-	if err != nil {
-		return fmt.Errorf("egvpsoap: %s: reading the response: %w", op, err)
-	}
-	if int64(len(data)) > max {
-		return fmt.Errorf("%w: %s: more than %d bytes", ErrTooLarge, op, max)
-	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if strings.HasPrefix(mt, "multipart/") {
 		return fmt.Errorf("%w: %s: %s", ErrMultipart, op, mt)
@@ -357,7 +379,18 @@ func (c *Client) call(ctx context.Context, op string, body []byte, v any) error 
 		}
 		return fmt.Errorf("%w: %s: content type %q", ErrFormat, op, mt)
 	}
-	err = parseEnvelope(data, op+"Response", v)
+	capped := &capReader{r: resp.Body, left: max}
+	var r io.Reader = capped
+	if wrap != nil {
+		r = wrap(r)
+	}
+	err = parseEnvelope(r, op+"Response", v)
+	if capped.exceeded {
+		return fmt.Errorf("%w: %s: more than %d bytes", ErrTooLarge, op, max)
+	}
+	if zf, ok := r.(*zipFilter); ok && zf.err != nil {
+		return fmt.Errorf("egvpsoap: %s: %w", op, zf.err)
+	}
 	var f *Fault
 	if resp.StatusCode == http.StatusInternalServerError && err == nil {
 		return fmt.Errorf("%w: %s: HTTP 500 without a fault", ErrFormat, op)

@@ -82,8 +82,8 @@ func (w *writer) close(name string) { w.b.WriteString("</" + name + ">") }
 // parseEnvelope reads a SOAP 1.1 response whose body holds the element want (in the
 // service namespace) into v, or a Fault, returned as *Fault. Anything else is an
 // error wrapping ErrFormat.
-func parseEnvelope(data []byte, want string, v any) error {
-	d := xml.NewDecoder(bytes.NewReader(data))
+func parseEnvelope(r io.Reader, want string, v any) error {
+	d := xml.NewDecoder(r)
 	// Only UTF-8 (and its ASCII subset) is read; a declared other charset is refused.
 	d.CharsetReader = func(label string, r io.Reader) (io.Reader, error) {
 		switch strings.ToLower(label) {

@@ -1,6 +1,8 @@
 package egvpsoap
 
 import (
+	"bytes"
+	"io"
 	"testing"
 )
 
@@ -16,18 +18,24 @@ func FuzzParseResponse(f *testing.F) {
 			} `xml:"uncommittedMessages"`
 			ReturnCode string `xml:"returnCode"`
 		}
-		_ = parseEnvelope(data, "getUncommittedMessageIDsResponse", &uncommitted)
+		_ = parseEnvelope(bytes.NewReader(data), "getUncommittedMessageIDsResponse", &uncommitted)
 		var received struct {
 			ZIP        *string `xml:"messageZIP"`
 			ReturnCode string  `xml:"returnCode"`
 		}
-		if err := parseEnvelope(data, "receiveMessageResponse", &received); err == nil && received.ZIP != nil {
+		if err := parseEnvelope(bytes.NewReader(data), "receiveMessageResponse", &received); err == nil && received.ZIP != nil {
 			_, _ = decodeBase64(*received.ZIP)
 		}
+		// The streaming path: the messageZIP taken out on the way.
+		var streamed struct {
+			ZIP        *string `xml:"messageZIP"`
+			ReturnCode string  `xml:"returnCode"`
+		}
+		_ = parseEnvelope(newZIPFilter(bytes.NewReader(data), io.Discard), "receiveMessageResponse", &streamed)
 		var commit struct {
 			ReturnCode string `xml:"returnCode"`
 		}
-		_ = parseEnvelope(data, "commitReceivedMessageResponse", &commit)
+		_ = parseEnvelope(bytes.NewReader(data), "commitReceivedMessageResponse", &commit)
 	})
 }
 
