@@ -2,7 +2,6 @@ package egvpenterprise
 
 import (
 	"archive/zip"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -178,27 +177,37 @@ func (in *Inbound) leave(id, why string, err error) {
 	in.log.Error("message left uncommitted in EGVP Enterprise for the operator", "messageId", id, "reason", why, "err", err)
 }
 
-// take receives one message, stores it, records it and commits it, in that order.
+// take receives one message, stores it, records it and commits it, in that order. The
+// messageZIP streams into a temporary file (a ZIP is read from its end), from which it
+// is stored and opened; it is never held in memory.
 func (in *Inbound) take(ctx context.Context, id string) error {
-	r, err := in.client.ReceiveMessage(ctx, in.cfg.UserID, id)
-	if errors.Is(err, egvpsoap.ErrTooLarge) {
+	f, err := os.CreateTemp("", "egvp-enterprise-*.zip")
+	if err != nil {
+		return fmt.Errorf("receiving %s: %w", id, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	max := in.cfg.maxBytes()
+	lw := &limitWriter{w: f, left: max}
+	size, err := in.client.ReceiveMessageTo(ctx, in.cfg.UserID, id, lw)
+	if lw.exceeded || errors.Is(err, egvpsoap.ErrTooLarge) {
+		if err == nil || lw.exceeded {
+			err = fmt.Errorf("receiving %s: more than %d bytes", id, max)
+		}
 		in.leave(id, "too large", err)
 		return err
 	}
 	if err != nil {
 		return fmt.Errorf("receiving %s: %w", id, err)
 	}
-	max := in.cfg.maxBytes()
-	if int64(len(r.ZIP)) > max {
-		err := fmt.Errorf("receiving %s: %d bytes, more than %d", id, len(r.ZIP), max)
-		in.leave(id, "too large", err)
-		return err
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("receiving %s: %w", id, err)
 	}
-	ref, err := in.deps.Blobs.Put(ctx, bytes.NewReader(r.ZIP), max)
+	ref, err := in.deps.Blobs.Put(ctx, f, max)
 	if err != nil {
 		return fmt.Errorf("storing %s: %w", id, err)
 	}
-	msg := in.receipt(ctx, ref, id, r.ZIP)
+	msg := in.receipt(ctx, ref, id, f, size)
 	key := gateway.MessageKey(gateway.ChannelEGVP, "enterprise:"+in.cfg.UserID+"/"+id)
 	rc, err := in.deps.Intake.Record(ctx, in.deps.Tenant, key, msg)
 	if errors.Is(err, eventstore.ErrInvalidEvent) {
@@ -216,18 +225,34 @@ func (in *Inbound) take(ctx context.Context, id string) error {
 		return fmt.Errorf("committing %s (recorded as %s; it will be received again and recognised): %w", id, rc.Stream, err)
 	}
 	in.log.Info("message received", "messageId", id, "stream", rc.Stream, "duplicate", rc.Duplicate, "commit", code,
-		"problems", len(msg.Problems))
+		"bytes", size, "problems", len(msg.Problems))
 	return nil
+}
+
+// limitWriter writes at most left bytes and then refuses, remembering that it did.
+type limitWriter struct {
+	w        io.Writer
+	left     int64
+	exceeded bool
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		l.exceeded = true
+		return 0, errors.New("egvp_enterprise: the messageZIP exceeds max_message_bytes")
+	}
+	l.left -= int64(len(p))
+	return l.w.Write(p)
 }
 
 // receipt builds the MessageReceived of a stored messageZIP. Whatever cannot be read
 // is a problem of a message that is recorded all the same.
-func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, id string, data []byte) *gateway.MessageReceived {
+func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, id string, data io.ReaderAt, size int64) *gateway.MessageReceived {
 	msg := &gateway.MessageReceived{Channel: gateway.ChannelEGVP, Raw: raw, ReceivedAt: in.deps.Now().UTC(),
 		Transport: gateway.TransportEvidence{RemoteAddr: in.remote, Coordinates: in.cfg.UserID + "/" + id},
 		Metadata:  map[string]string{MetaMessageID: id, MetaUserID: in.cfg.UserID},
 		To:        []gateway.Address{{Address: AddressPrefix + in.cfg.UserID}}}
-	zr, err := openZIP(data, in.cfg.maxBytes())
+	zr, err := openZIP(data, size, in.cfg.maxBytes())
 	if err != nil {
 		msg.Problems = append(msg.Problems, fmt.Sprintf("egvp-enterprise: the messageZIP is not readable: %v", err))
 		return msg
@@ -323,8 +348,8 @@ func mediaType(name string) string {
 // openZIP opens a messageZIP within bounds: the number of files, their declared
 // sizes (archive/zip refuses a file that inflates beyond its declared size), and
 // their names, which must be relative slash paths.
-func openZIP(data []byte, maxBytes int64) (*zip.Reader, error) {
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+func openZIP(data io.ReaderAt, size, maxBytes int64) (*zip.Reader, error) {
+	zr, err := zip.NewReader(data, size)
 	if err != nil {
 		return nil, err
 	}

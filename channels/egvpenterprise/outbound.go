@@ -180,7 +180,7 @@ func (o *Outbound) receiptAnswer(ctx context.Context, req *gateway.ReplyRequeste
 	if err != nil {
 		return fmt.Errorf("egvp_enterprise: eEB %s: reading the request: %w", req.ReplyID, err)
 	}
-	zr, err := openZIP(data, o.cfg.maxBytes())
+	zr, err := openZIP(bytes.NewReader(data), int64(len(data)), o.cfg.maxBytes())
 	if err != nil {
 		return replies.Permanent(fmt.Errorf("egvp_enterprise: eEB %s: the request's messageZIP: %w", req.ReplyID, err))
 	}

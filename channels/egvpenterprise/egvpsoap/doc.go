@@ -12,7 +12,8 @@
 // elementFormDefault), so only the operation's element is in the target namespace.
 //
 // Responses are hostile input: the body is read up to Client.MaxResponseBytes and
-// refused beyond it, parsed strictly (the SOAP 1.1 envelope, one body element, the
+// refused beyond it (receiveMessage's messageZIP streams out of it into a writer,
+// ReceiveMessageTo, and is never held in memory), parsed strictly (the SOAP 1.1 envelope, one body element, the
 // operation's response or a Fault; no DTD), SOAP faults are returned as *Fault and
 // return codes other than OK as *ReturnCodeError. A response of a multipart type
 // (MTOM/XOP, SwA) is refused with ErrMultipart: the WSDL does not use them.
