@@ -287,7 +287,15 @@ func (s *Server) receive(w http.ResponseWriter, req request) {
 		return
 	}
 	mb.receives[m.ID]++
-	respond(w, op, field("messageID", m.ID)+field("messageZIP", base64.StdEncoding.EncodeToString(m.ZIP))+field("returnCode", "OK"))
+	// The ZIP is encoded as it is written, so that serving a large message costs the
+	// stand-in no copy of it.
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="`+envelopeNS+`"><soap:Body>`+
+		`<ns2:`+op+`Response xmlns:ns2="`+serviceNS+`">`+field("messageID", m.ID)+"<messageZIP>")
+	enc := base64.NewEncoder(base64.StdEncoding, w)
+	_, _ = enc.Write(m.ZIP)
+	_ = enc.Close()
+	_, _ = io.WriteString(w, "</messageZIP>"+field("returnCode", "OK")+`</ns2:`+op+`Response></soap:Body></soap:Envelope>`)
 }
 
 func (s *Server) commit(w http.ResponseWriter, req request) {
