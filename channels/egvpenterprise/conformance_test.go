@@ -28,7 +28,7 @@ const (
 // connector committed it.
 func TestConformance(t *testing.T) {
 	channeltest.Run(t, channeltest.Config{
-		New: func(testing.TB) channeltest.Driver { return &driver{zips: map[string][]byte{}} },
+		New:   func(testing.TB) channeltest.Driver { return &driver{zips: map[string][]byte{}} },
 		Codes: channeltest.Codes{Accepted: codeCommitted, Temporary: codeUncommitted, TooLarge: codeLeft, Refused: codeLeft},
 	})
 }
