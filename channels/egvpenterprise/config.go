@@ -17,10 +17,14 @@ package egvpenterprise
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/poststelle/poststelle/crypto/cert"
+	"github.com/poststelle/poststelle/egvp"
 )
 
 // Config is the egvp_enterprise: section.
@@ -50,6 +54,38 @@ type Config struct {
 	// SignAnswers asks Enterprise to sign the answers with the mailbox's key
 	// (signMessage; default true).
 	SignAnswers *bool `yaml:"sign_answers"`
+	// VHNCAFiles (PEM or DER) are the VHN issuing CAs (BNotK's beBPo VHN CA, Justiz
+	// VHN CA, ...) a transport certificate must be issued by for a VHN; without them
+	// Enterprise's check is relied on for the issuer too, and the origin says so.
+	VHNCAFiles []string `yaml:"vhn_ca_files"`
+}
+
+// maxCAFileBytes caps a VHN CA file.
+const maxCAFileBytes = 1 << 20
+
+// egvpConfig is the EGVP layer's configuration: the VHN anchors read.
+func (c *Config) egvpConfig() (egvp.Config, error) {
+	var out egvp.Config
+	for _, path := range c.VHNCAFiles {
+		f, err := os.Open(path)
+		if err != nil {
+			return out, fmt.Errorf("egvp_enterprise: vhn_ca_files: %w", err)
+		}
+		data, err := io.ReadAll(io.LimitReader(f, maxCAFileBytes+1))
+		f.Close()
+		if err == nil && len(data) > maxCAFileBytes {
+			err = fmt.Errorf("more than %d bytes", maxCAFileBytes)
+		}
+		if err != nil {
+			return out, fmt.Errorf("egvp_enterprise: vhn_ca_files: %s: %w", path, err)
+		}
+		certs, err := cert.ParseAll(data)
+		if err != nil || len(certs) == 0 {
+			return out, fmt.Errorf("egvp_enterprise: vhn_ca_files: %s: no certificate (%v)", path, err)
+		}
+		out.VHNAnchors = append(out.VHNAnchors, certs...)
+	}
+	return out, nil
 }
 
 const (

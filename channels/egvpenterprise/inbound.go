@@ -68,6 +68,7 @@ const (
 // Inbound polls an Enterprise mailbox. It implements gateway.Inbound.
 type Inbound struct {
 	cfg      Config
+	egvp     egvp.Config
 	deps     gateway.IntakeDeps
 	client   *egvpsoap.Client
 	interval time.Duration
@@ -93,8 +94,12 @@ func New(cfg Config, deps gateway.IntakeDeps) (*Inbound, error) {
 	if err != nil {
 		return nil, err
 	}
+	ecfg, err := cfg.egvpConfig()
+	if err != nil {
+		return nil, err
+	}
 	u, _ := url.Parse(cfg.Endpoint)
-	return &Inbound{cfg: cfg, deps: deps, client: c, interval: cfg.PollInterval, remote: u.Host,
+	return &Inbound{cfg: cfg, egvp: ecfg, deps: deps, client: c, interval: cfg.PollInterval, remote: u.Host,
 		log: deps.Logger.With("channel", "egvp", "transport", "egvp-enterprise"), left: map[string]bool{}}, nil
 }
 
@@ -258,7 +263,7 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, id string, data io
 		return msg
 	}
 	in.parts(ctx, zr, msg)
-	m, err := egvp.ReadExport(ctx, zr, egvp.Config{}, egvp.Limits{})
+	m, err := egvp.ReadExport(ctx, zr, in.egvp, egvp.Limits{})
 	if err != nil {
 		msg.Problems = append(msg.Problems, fmt.Sprintf("egvp: %v", err))
 		return msg

@@ -433,3 +433,26 @@ func equalJSON(t *testing.T, a, b any) bool {
 	}
 	return bytes.Equal(ja, jb)
 }
+
+// TestVHNAnchors: with vhn_ca_files configured, the issuer of the transport
+// certificate is Poststelle's check, not Enterprise's: a CA that did not issue the
+// samples' VHN certificates takes the VHN away, with the reason.
+func TestVHNAnchors(t *testing.T) {
+	r := newRig(t)
+	r.cfg.VHNCAFiles = []string{corpus.Path(t, "egvp", "Messages", "TestnachrichtEeb_1", "certificates", "osci-manager.crt")}
+	r.addSample(t, "TestnachrichtEeb_1", "ent-1")
+	if err := r.inbound(t).Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := r.received(t)
+	if len(got) != 1 {
+		t.Fatalf("%d receipts", len(got))
+	}
+	if e := got[0].EGVP; e.Origin != string(egvp.LevelSenderSigned) || !strings.Contains(e.OriginReason, "not issued by a configured VHN CA") {
+		t.Errorf("origin %s %q", e.Origin, e.OriginReason)
+	}
+	r.cfg.VHNCAFiles = []string{filepath.Join(t.TempDir(), "missing.pem")}
+	if _, err := New(r.cfg, gateway.IntakeDeps{Intake: &gateway.Intake{Log: r.env.Log}, Blobs: r.env.Blobs}); err == nil {
+		t.Error("a missing VHN CA file is no error")
+	}
+}
