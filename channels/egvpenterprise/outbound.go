@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -176,11 +178,18 @@ func (o *Outbound) receiptAnswer(ctx context.Context, req *gateway.ReplyRequeste
 	if orig == nil {
 		return replies.Permanent(fmt.Errorf("egvp_enterprise: eEB %s: the message answered is unknown", req.ReplyID))
 	}
-	data, err := o.blobs.ReadAll(ctx, orig.Raw, o.cfg.maxBytes())
+	// The request's messageZIP is read from a temporary copy, not from memory.
+	f, err := os.CreateTemp("", "egvp-enterprise-request-*.zip")
+	if err != nil {
+		return fmt.Errorf("egvp_enterprise: eEB %s: %w", req.ReplyID, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	size, err := o.copyBlob(ctx, f, orig.Raw)
 	if err != nil {
 		return fmt.Errorf("egvp_enterprise: eEB %s: reading the request: %w", req.ReplyID, err)
 	}
-	zr, err := openZIP(bytes.NewReader(data), int64(len(data)), o.cfg.maxBytes())
+	zr, err := openZIP(f, size, o.cfg.maxBytes())
 	if err != nil {
 		return replies.Permanent(fmt.Errorf("egvp_enterprise: eEB %s: the request's messageZIP: %w", req.ReplyID, err))
 	}
@@ -215,6 +224,21 @@ func (o *Outbound) receiptAnswer(ctx context.Context, req *gateway.ReplyRequeste
 		}
 	}
 	return nil
+}
+
+// copyBlob copies the blob ref to w, verified (the store's reader fails at the end
+// unless the bytes hash to ref).
+func (o *Outbound) copyBlob(ctx context.Context, w io.Writer, ref blob.Ref) (int64, error) {
+	rc, err := o.blobs.Open(ctx, ref)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n, err := io.Copy(w, io.LimitReader(rc, o.cfg.maxBytes()+1))
+	if err == nil && n > o.cfg.maxBytes() {
+		err = fmt.Errorf("more than %d bytes", o.cfg.maxBytes())
+	}
+	return n, err
 }
 
 // xjustizID derives the eEB's eigene Nachrichten-ID from the reply id, in the form of
