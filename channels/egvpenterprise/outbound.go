@@ -1,8 +1,6 @@
 package egvpenterprise
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -83,11 +81,27 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 	if err != nil {
 		return replies.SentInfo{}, err
 	}
-	id, err := o.client.SendAsynchroniousMessage(ctx, s)
+	// The request is written to a temporary file, the attachments streamed from the
+	// blob store into it, sent from there and kept as the bytes Enterprise accepted.
+	f, err := os.CreateTemp("", "egvp-enterprise-answer-*.xml")
+	if err != nil {
+		return replies.SentInfo{}, fmt.Errorf("egvp_enterprise: answer %s: %w", req.ReplyID, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := egvpsoap.WriteSendRequest(f, s); err != nil {
+		return replies.SentInfo{}, fmt.Errorf("egvp_enterprise: answer %s: %w", req.ReplyID, err)
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return replies.SentInfo{}, fmt.Errorf("egvp_enterprise: answer %s: %w", req.ReplyID, err)
+	}
+	// A section of the file, which the HTTP client cannot close: it is kept below.
+	id, err := o.client.SendPrepared(ctx, io.NewSectionReader(f, 0, size), size)
 	if err != nil {
 		return replies.SentInfo{}, classify(req, err)
 	}
-	sent, err := o.keep(ctx, s)
+	sent, err := o.keep(ctx, f)
 	if err != nil {
 		// Handed over; the copy is lost, the customID is not.
 		o.log.Error("keeping the sent answer", "replyId", req.ReplyID, "err", err)
@@ -119,33 +133,29 @@ func (o *Outbound) answer(ctx context.Context, req *gateway.ReplyRequested, orig
 	}
 	max := o.cfg.maxBytes()
 	var total int64
-	read := func(ref blob.Ref) ([]byte, error) {
+	file := func(name string, ref blob.Ref) (egvpsoap.Attachment, error) {
 		if total += ref.Size; total > max {
-			return nil, replies.Permanent(fmt.Errorf("egvp_enterprise: answer %s: more than %d bytes", req.ReplyID, max))
+			return egvpsoap.Attachment{}, replies.Permanent(fmt.Errorf("egvp_enterprise: answer %s: more than %d bytes", req.ReplyID, max))
 		}
-		b, err := o.blobs.ReadAll(ctx, ref, max)
-		if err != nil {
-			return nil, fmt.Errorf("egvp_enterprise: answer %s: reading %s: %w", req.ReplyID, ref.SHA256, err)
-		}
-		return b, nil
+		return egvpsoap.Attachment{Name: name, Open: func() (io.ReadCloser, error) { return o.blobs.Open(ctx, ref) }}, nil
 	}
-	body, err := read(req.Body)
+	body, err := file("antwort.txt", req.Body)
 	if err != nil {
 		return err
 	}
-	s.Attachments = append(s.Attachments, egvpsoap.Attachment{Name: "antwort.txt", Data: body})
+	s.Attachments = append(s.Attachments, body)
 	names := map[string]bool{"antwort.txt": true, egvp.FileXJustiz: true}
 	for i, a := range req.Attachments {
-		data, err := read(a.Blob)
-		if err != nil {
-			return err
-		}
 		name := attachmentName(a.Filename, i+1)
 		for names[name] {
 			name = fmt.Sprintf("anlage-%d-%s", i+1, name)
 		}
 		names[name] = true
-		s.Attachments = append(s.Attachments, egvpsoap.Attachment{Name: name, Data: data})
+		at, err := file(name, a.Blob)
+		if err != nil {
+			return err
+		}
+		s.Attachments = append(s.Attachments, at)
 	}
 	d := egvp.Description{Type: messageType, SignatureLevel: "no", Subject: s.Subject, RecipientSafeID: s.ReceiverID}
 	if orig != nil && orig.EGVP != nil {
@@ -250,36 +260,12 @@ func xjustizID(replyID string) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
-// keep stores what was handed over as a ZIP: the subject and receiver, nachricht.xml
-// and the attachments.
-func (o *Outbound) keep(ctx context.Context, s *egvpsoap.SendRequest) (blob.Ref, error) {
-	var b bytes.Buffer
-	zw := zip.NewWriter(&b)
-	add := func(name string, data []byte) error {
-		w, err := zw.Create(name)
-		if err == nil {
-			_, err = w.Write(data)
-		}
-		return err
-	}
-	head := fmt.Sprintf("userID: %s\nreceiverID: %s\nreceiverKey: %s\nmessageType: %s\nsubject: %s\nsignMessage: %t\n",
-		s.UserID, s.ReceiverID, s.ReceiverKey, s.MessageType, s.Subject, s.SignMessage)
-	err := add("request.txt", []byte(head))
-	if err == nil && s.VisualXML != nil {
-		err = add("visualXML/"+egvp.FileDescription, s.VisualXML)
-	}
-	for _, a := range s.Attachments {
-		if err == nil {
-			err = add("attachments/"+a.Name, a.Data)
-		}
-	}
-	if err == nil {
-		err = zw.Close()
-	}
-	if err != nil {
+// keep stores the request as Enterprise accepted it.
+func (o *Outbound) keep(ctx context.Context, f *os.File) (blob.Ref, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return blob.Ref{}, err
 	}
-	return o.blobs.PutBytes(ctx, b.Bytes())
+	return o.blobs.Put(ctx, f, 0)
 }
 
 // classify makes an error permanent when Enterprise refused the answer for what it

@@ -228,10 +228,12 @@ func (c *Client) CommitReceivedMessage(ctx context.Context, userID, messageID st
 	return resp.ReturnCode, nil
 }
 
-// Attachment is one file of an outgoing message.
+// Attachment is one file of an outgoing message: its bytes in Data, or, for a large
+// one, Open, which streams them.
 type Attachment struct {
 	Name string
 	Data []byte
+	Open func() (io.ReadCloser, error)
 }
 
 // SendRequest is a sendAsynchroniousMessage request (the WSDL's
@@ -251,11 +253,11 @@ type SendRequest struct {
 	Attachments          []Attachment
 }
 
-// SendAsynchroniousMessage hands a message to the service for sending and returns
-// the customID the service gives it (under which getState reports on it).
-func (c *Client) SendAsynchroniousMessage(ctx context.Context, s *SendRequest) (string, error) {
-	const op = "sendAsynchroniousMessage"
-	req := buildEnvelope(op+"Request", func(w *writer) {
+// WriteSendRequest writes the SOAP request of s to w, the attachments base64-encoded
+// as they stream from Open.
+func WriteSendRequest(w io.Writer, s *SendRequest) error {
+	const op = "sendAsynchroniousMessageRequest"
+	head := buildEnvelope(op, func(w *writer) {
 		w.text("userID", s.UserID)
 		w.text("messageType", s.MessageType)
 		w.text("receiverID", s.ReceiverID)
@@ -268,20 +270,72 @@ func (c *Client) SendAsynchroniousMessage(ctx context.Context, s *SendRequest) (
 		if s.VisualXSL != nil {
 			w.text("visualXSL", base64.StdEncoding.EncodeToString(s.VisualXSL))
 		}
-		for _, a := range s.Attachments {
-			w.open("attachments")
-			w.text("data", base64.StdEncoding.EncodeToString(a.Data))
-			w.text("name", a.Name)
-			w.close("attachments")
-		}
 	})
+	// The envelope's end goes after the attachments.
+	tail := []byte(`</egvp:` + op + `></soap:Body></soap:Envelope>`)
+	head = head[:len(head)-len(tail)]
+	if _, err := w.Write(head); err != nil {
+		return err
+	}
+	for _, a := range s.Attachments {
+		if _, err := io.WriteString(w, "<attachments><data>"); err != nil {
+			return err
+		}
+		if err := writeBase64(w, a); err != nil {
+			return fmt.Errorf("egvpsoap: attachment %q: %w", a.Name, err)
+		}
+		name := &writer{}
+		name.text("name", a.Name)
+		if _, err := io.WriteString(w, "</data>"+name.b.String()+"</attachments>"); err != nil {
+			return err
+		}
+	}
+	_, err := w.Write(tail)
+	return err
+}
+
+func writeBase64(w io.Writer, a Attachment) error {
+	enc := base64.NewEncoder(base64.StdEncoding, w)
+	if a.Open == nil {
+		if _, err := enc.Write(a.Data); err != nil {
+			return err
+		}
+		return enc.Close()
+	}
+	rc, err := a.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if _, err := io.Copy(enc, rc); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+// SendAsynchroniousMessage hands a message to the service for sending and returns
+// the customID the service gives it (under which getState reports on it). The
+// request is built in memory; SendPrepared sends one written with WriteSendRequest.
+func (c *Client) SendAsynchroniousMessage(ctx context.Context, s *SendRequest) (string, error) {
+	var b bytes.Buffer
+	if err := WriteSendRequest(&b, s); err != nil {
+		return "", err
+	}
+	return c.SendPrepared(ctx, bytes.NewReader(b.Bytes()), int64(b.Len()))
+}
+
+// SendPrepared posts a sendAsynchroniousMessage request of size bytes that
+// WriteSendRequest wrote (to a file, so that a large answer is never held in memory)
+// and returns the customID.
+func (c *Client) SendPrepared(ctx context.Context, body io.Reader, size int64) (string, error) {
+	const op = "sendAsynchroniousMessage"
 	var resp struct {
 		CustomID    string `xml:"customID"`
 		ReturnCode  string `xml:"returnCode"`
 		Error       string `xml:"errorDetails"`
 		Description string `xml:"errorDescription"`
 	}
-	if err := c.call(ctx, op, req, &resp, nil); err != nil {
+	if err := c.post(ctx, op, body, size, &resp, nil); err != nil {
 		return "", err
 	}
 	details := strings.TrimSpace(strings.Join([]string{resp.Error, resp.Description}, " "))
@@ -340,10 +394,17 @@ func decodeBase64(s string) ([]byte, error) {
 // wraps the response body before the XML decoder reads it (receiveMessage's
 // streaming of the messageZIP).
 func (c *Client) call(ctx context.Context, op string, body []byte, v any, wrap func(io.Reader) io.Reader) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint, bytes.NewReader(body))
+	return c.post(ctx, op, bytes.NewReader(body), int64(len(body)), v, wrap)
+}
+
+// post is call with the request body as a reader of size bytes, sent with its
+// Content-Length (not chunked, which not every SOAP stack takes).
+func (c *Client) post(ctx context.Context, op string, body io.Reader, size int64, v any, wrap func(io.Reader) io.Reader) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint, body)
 	if err != nil {
 		return fmt.Errorf("egvpsoap: %s: %w", op, err)
 	}
+	req.ContentLength = size
 	req.Header.Set("Content-Type", `text/xml; charset=utf-8`)
 	req.Header.Set("SOAPAction", `"`+ServiceNS+":"+op+`"`)
 	if c.Username != "" {
