@@ -76,9 +76,6 @@ func (w *writer) text(name, value string) {
 	w.b.WriteString("</" + name + ">")
 }
 
-func (w *writer) open(name string)  { w.b.WriteString("<" + name + ">") }
-func (w *writer) close(name string) { w.b.WriteString("</" + name + ">") }
-
 // parseEnvelope reads a SOAP 1.1 response whose body holds the element want (in the
 // service namespace) into v, or a Fault, returned as *Fault. Anything else is an
 // error wrapping ErrFormat.
