@@ -24,7 +24,7 @@ pkgs=(
   chromium              # test/integration/ui: the headless browser the web UI tests drive (chromedp)
   xmlsec1               # crypto/xmlenc, crypto/xmldsig: the independent XML Encryption and XML-DSig oracle
   softhsm2              # crypto/pkcs11, channels/oscichannel: a real PKCS#11 token (softhsm2-util, libsofthsm2.so)
-  libxml2-utils         # xjustiz: xmllint --schema over the real XJustiz XSDs, the oracle of the schema tables
+  libxml2-utils         # xmllint: egvpsoap validates the SOAP bodies against the EGVP WSDL's schema; xjustiz checks its schema tables against the real XJustiz XSDs
 )
 
 need=()
