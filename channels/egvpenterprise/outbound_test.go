@@ -30,8 +30,9 @@ const eebRequest = `<?xml version="1.0" encoding="UTF-8"?>
   <tns:erstellungszeitpunkt>2026-02-03T09:10:11+01:00</tns:erstellungszeitpunkt>
   <tns:auswahl_absender><tns:absender.gericht listVersionID="3.6"><code>R1101</code></tns:absender.gericht></tns:auswahl_absender>
   <tns:auswahl_empfaenger><tns:empfaenger.gericht listVersionID="3.6"><code>T6076</code></tns:empfaenger.gericht></tns:auswahl_empfaenger>
-  <tns:eigeneNachrichtenID>req-1</tns:eigeneNachrichtenID>
+  <tns:eigeneNachrichtenID>7c1e5a2b-9d3f-4e6a-8b0c-1d2e3f4a5b6c</tns:eigeneNachrichtenID>
  </tns:nachrichtenkopf>
+ <tns:grunddaten/>
  <tns:schriftgutobjekte>
   <tns:dokument><tns:identifikation><tns:id>d1</tns:id></tns:identifikation>
    <tns:xjustiz.fachspezifischeDaten><tns:datei><tns:dateiname>urteil.pdf</tns:dateiname></tns:datei>
@@ -124,7 +125,7 @@ func TestSendAnswer(t *testing.T) {
 func TestSendEEB(t *testing.T) {
 	r := newRig(t)
 	orig := r.receive(t, "Testnachricht_1", map[string][]byte{"attachments/xjustiz_nachricht.xml": []byte(eebRequest)})
-	if !orig.EGVP.EEBRequested || orig.EGVP.XJustizMessageID != "req-1" {
+	if !orig.EGVP.EEBRequested || orig.EGVP.XJustizMessageID != "7c1e5a2b-9d3f-4e6a-8b0c-1d2e3f4a5b6c" {
 		t.Fatalf("the request was received as %+v", orig.EGVP)
 	}
 	ctx := context.Background()
@@ -150,7 +151,7 @@ func TestSendEEB(t *testing.T) {
 			if err != nil || len(x.Problems) > 0 {
 				t.Fatal(err, x.Problems)
 			}
-			if !x.IsReceipt() || x.Header.ForeignMessageID != "req-1" || x.Header.OwnMessageID != xjustizID(req.ReplyID) {
+			if !x.IsReceipt() || x.Header.ForeignMessageID != "7c1e5a2b-9d3f-4e6a-8b0c-1d2e3f4a5b6c" || x.Header.OwnMessageID != xjustizID(req.ReplyID) {
 				t.Errorf("eEB header %+v", x.Header)
 			}
 			if tc.eeb.Decision == gateway.EEBAcknowledged && (x.Receipt.Refusal != nil || x.Receipt.Received.Format("2006-01-02") != "2026-02-03") {
