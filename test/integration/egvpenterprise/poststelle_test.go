@@ -42,8 +42,9 @@ const eebRequest = `<?xml version="1.0" encoding="UTF-8"?>
   <tns:erstellungszeitpunkt>2026-02-03T09:10:11+01:00</tns:erstellungszeitpunkt>
   <tns:auswahl_absender><tns:absender.gericht listVersionID="3.6"><code>R1101</code></tns:absender.gericht></tns:auswahl_absender>
   <tns:auswahl_empfaenger><tns:empfaenger.gericht listVersionID="3.6"><code>T6076</code></tns:empfaenger.gericht></tns:auswahl_empfaenger>
-  <tns:eigeneNachrichtenID>req-1</tns:eigeneNachrichtenID>
+  <tns:eigeneNachrichtenID>7c1e5a2b-9d3f-4e6a-8b0c-1d2e3f4a5b6c</tns:eigeneNachrichtenID>
  </tns:nachrichtenkopf>
+ <tns:grunddaten/>
  <tns:schriftgutobjekte>
   <tns:dokument><tns:identifikation><tns:id>d1</tns:id></tns:identifikation>
    <tns:xjustiz.fachspezifischeDaten><tns:datei><tns:dateiname>urteil.pdf</tns:dateiname></tns:datei>
