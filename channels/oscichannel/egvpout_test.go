@@ -427,3 +427,143 @@ func TestXJustizID(t *testing.T) {
 		}
 	}
 }
+
+// passive is the authority's passive recipient recording into the world's log, with
+// the world's evidence recorder.
+func (w *world) passive(t *testing.T) *Passive {
+	t.Helper()
+	runner := &projection.Runner{Log: w.env.Log, DB: w.env.State, Registry: gateway.NewRegistry()}
+	cfg := authorityConfig(t, "http://127.0.0.1:1/")
+	cfg.Passive = &PassiveConfig{Listen: "127.0.0.1:0"}
+	p, err := NewPassive(cfg, gateway.IntakeDeps{Intake: &gateway.Intake{Log: w.env.Log}, Evidence: projection.NewEvidenceRecorder(runner),
+		Blobs: w.env.Blobs, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.ln.Close() })
+	return p
+}
+
+// TestReturningEEB: a returning eEB whose fremdeNachrichtenID is the XJustiz id of an
+// answer recorded on the channel is linked to that answer as delivery evidence (read
+// for an acknowledgement, not delivered for a refusal); one for an id we never used is
+// a problem on the message, and it is recorded all the same.
+func TestReturningEEB(t *testing.T) {
+	w := newWorld(t, nil)
+	_, stream := w.received(t, eebRequest3, true)
+	req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("rechtsamt", stream, "k"), Channel: gateway.ChannelEGVP, To: gateway.Address{Address: courtSafeID}}
+	w.request(t, stream, req)
+	p := w.passive(t)
+	card := egvp.BuildBusinessCard(egvp.BusinessCard{Organisation: "Verwaltungsgericht Koblenz", SafeID: courtSafeID, Role: "egvp_justiz"})
+	eeb := func(foreign string, refusal *xjustiz.Refusal) []byte {
+		a := xjustiz.Answer{Generation: xjustiz.Generation3, SenderFileNumber: "1 K 519/20.KO", RecipientFileNumber: "AZ-2026/17",
+			Created: w.now, Sender: xjustiz.Party{Kind: "gericht", Code: "T6076"}, Recipient: xjustiz.Party{Kind: "sonstige", Name: ourSafeID},
+			OwnMessageID: xjustiz.NewDocumentID(foreign, 0), ForeignMessageID: foreign, Refusal: refusal}
+		if refusal == nil {
+			a.Received = time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+		}
+		b, err := xjustiz.BuildReceipt(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	const unknownProblem = "eEB for a request this mailbox did not send"
+	for i, tc := range []struct {
+		name     string
+		foreign  string
+		refusal  *xjustiz.Refusal
+		kind     gateway.EvidenceKind
+		problem  bool
+		evidence int
+	}{
+		{"acknowledges our answer", XJustizID(req.ReplyID), nil, gateway.EvidenceRead, false, 1},
+		{"refuses our answer", XJustizID(req.ReplyID), &xjustiz.Refusal{Code: "1", Reason: "nicht beteiligt"}, gateway.EvidenceNotDelivered, false, 2},
+		{"unknown id of our form", XJustizID(replies.ReplyID("rechtsamt", stream, "never")), nil, "", true, 2},
+		{"foreign id", "e238a754-f63d-4196-98e6-89c50f015b2e", nil, "", true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := base64.StdEncoding.EncodeToString([]byte("eeb-" + string(rune('a'+i))))
+			body := egvpDelivery(t, card, eeb(tc.foreign, tc.refusal), id, "osci_manager", nil)
+			rr := httptest.NewRecorder()
+			p.ServeHTTP(rr, httptest.NewRequest("POST", "/", strings.NewReader(string(body))))
+			got := receivedByID(t, w, id)
+			if got == nil {
+				t.Fatalf("not recorded (HTTP %d)", rr.Code)
+			}
+			if got.EGVP == nil || got.EGVP.MessageType != xjustiz.TypeReceipt || got.From.Address != courtSafeID {
+				t.Fatalf("received %+v", got)
+			}
+			has := slices.ContainsFunc(got.Problems, func(p string) bool { return strings.Contains(p, unknownProblem) })
+			if has != tc.problem {
+				t.Errorf("problems %q; want the unknown-request problem: %v", got.Problems, tc.problem)
+			}
+			evs := w.evidence(t, stream)
+			if len(evs) != tc.evidence {
+				t.Fatalf("%d pieces of evidence in the answered stream, want %d", len(evs), tc.evidence)
+			}
+			if tc.kind != "" {
+				e := evs[len(evs)-1]
+				if e.Kind != tc.kind || e.ReplyID != req.ReplyID || e.Attester.Role != "addressee" || e.Attester.ID != courtSafeID || e.Evidence != got.Raw {
+					t.Errorf("evidence %+v", e)
+				}
+				if tc.refusal == nil && !e.AttestedAt.Equal(time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)) {
+					t.Errorf("attested at %s", e.AttestedAt)
+				}
+				if tc.refusal != nil && !strings.Contains(e.Reason, "nicht beteiligt") {
+					t.Errorf("reason %q", e.Reason)
+				}
+			}
+		})
+	}
+}
+
+// receivedByID is the MessageReceived of the OSCI message id in the world's log.
+func receivedByID(t *testing.T, w *world, id string) *gateway.MessageReceived {
+	t.Helper()
+	evs, err := w.env.Log.Read(context.Background(), 0, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		p, err := gateway.NewRegistry().Decode(&evs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := p.(*gateway.MessageReceived); ok && m.SenderMessageID == id {
+			return m
+		}
+	}
+	return nil
+}
+
+// TestSendEvidenceRetrieved: once the intermediary's process card shows the addressee
+// fetched the answer, the answer has its retrieved evidence beside the delivered one,
+// at the card's reception time.
+func TestSendEvidenceRetrieved(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, nil)
+	w.mb.reception = creation.Add(time.Minute)
+	orig, stream := w.received(t, eebRequest3, true)
+	req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("zustellung", stream, "r"), Channel: gateway.ChannelEGVP, To: gateway.Address{Address: courtSafeID},
+		EEB: &gateway.EEBAnswer{Decision: gateway.EEBAcknowledged, ReceivedOn: "2026-12-01"}}
+	w.request(t, stream, req)
+	if _, err := w.out.Send(ctx, req, orig); err != nil {
+		t.Fatal(err)
+	}
+	evs := w.evidence(t, stream)
+	if len(evs) != 2 || evs[0].Kind != gateway.EvidenceDelivered || evs[1].Kind != gateway.EvidenceRetrieved ||
+		!evs[1].AttestedAt.Equal(w.mb.reception) || evs[1].ReplyID != req.ReplyID || evs[1].Evidence.SHA256 == "" || evs[1].Evidence == evs[0].Evidence {
+		t.Fatalf("evidence %+v", evs)
+	}
+	// Sent again (a crash before ReplySent): a second delivery under a new OSCI id,
+	// with evidence of its own, linked to the same answer.
+	again, err := w.out.Send(ctx, req, orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs = w.evidence(t, stream)
+	if len(evs) != 4 || evs[3].ReplyID != req.ReplyID || !slices.Contains(evs[3].References, gateway.EvidenceReference{Kind: "osciMessageId", Value: again.ChannelMessageID}) {
+		t.Errorf("after the resend: %+v", evs)
+	}
+}
