@@ -45,10 +45,16 @@ func TestConfigValidate(t *testing.T) {
 		{"negative size", func(c *Config) { c.MaxMessageBytes = -1 }, "max_message_bytes"},
 		{"business card", func(c *Config) { c.BusinessCard = &BusinessCardConfig{SafeID: "DE.Justiz.x", Role: "egvp_bebpo"} }, ""},
 		{"business card without SAFE-ID", func(c *Config) { c.BusinessCard = &BusinessCardConfig{Organisation: "Stadt"} }, "business_card.safe_id"},
-		{"directory", func(c *Config) { c.Directory = []DirectoryEntry{{SafeID: "a", CipherCertFile: "a.pem"}, {SafeID: "b", CipherCert: "PEM"}} }, ""},
+		{"directory", func(c *Config) {
+			c.Directory = []DirectoryEntry{{SafeID: "a", CipherCertFile: "a.pem"}, {SafeID: "b", CipherCert: "PEM"}}
+		}, ""},
 		{"directory without SAFE-ID", func(c *Config) { c.Directory = []DirectoryEntry{{CipherCertFile: "a.pem"}} }, "directory[0].safe_id"},
-		{"directory twice", func(c *Config) { c.Directory = []DirectoryEntry{{SafeID: "a", CipherCertFile: "a.pem"}, {SafeID: "a", CipherCertFile: "b.pem"}} }, "directory[1]"},
-		{"directory file and PEM", func(c *Config) { c.Directory = []DirectoryEntry{{SafeID: "a", CipherCertFile: "a.pem", CipherCert: "PEM"}} }, "directory[0]"},
+		{"directory twice", func(c *Config) {
+			c.Directory = []DirectoryEntry{{SafeID: "a", CipherCertFile: "a.pem"}, {SafeID: "a", CipherCertFile: "b.pem"}}
+		}, "directory[1]"},
+		{"directory file and PEM", func(c *Config) {
+			c.Directory = []DirectoryEntry{{SafeID: "a", CipherCertFile: "a.pem", CipherCert: "PEM"}}
+		}, "directory[0]"},
 		{"directory neither", func(c *Config) { c.Directory = []DirectoryEntry{{SafeID: "a"}} }, "directory[0]"},
 	}
 	for _, tc := range cases {
