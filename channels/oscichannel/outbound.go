@@ -183,7 +183,7 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 		// Delivered; the copy is lost, the evidence below is not.
 		o.log.Error("keeping the sent answer", "replyId", req.ReplyID, "err", err)
 	}
-	fetched := o.processCard(ctx, id)
+	fetched := o.processCard(ctx, req.ReplyID, id)
 	o.recordEvidence(ctx, req, ans, id, stored, fetched)
 	card := fetched.text
 	o.log.Info("answer delivered", "replyId", req.ReplyID, "messageId", id, "xjustizId", ans.xjustizID, "processCard", card)
@@ -235,7 +235,7 @@ func (o *Outbound) fill(ctx context.Context, replyID string, r *osci.Response, o
 
 // processCard fetches the answer's process card: when the intermediary took it in,
 // and whether the addressee has fetched it yet.
-func (o *Outbound) processCard(ctx context.Context, id string) cardAnswer {
+func (o *Outbound) processCard(ctx context.Context, replyID, id string) cardAnswer {
 	d, err := o.client.InitDialog(ctx)
 	if err != nil {
 		return cardAnswer{text: "process card not fetched: " + err.Error()}
@@ -249,7 +249,7 @@ func (o *Outbound) processCard(ctx context.Context, id string) cardAnswer {
 	for _, b := range r.Envelope.ProcessCards() {
 		if b.MessageID == id {
 			out := cardAnswer{bundle: &b, text: "process card " + processCardText(b)}
-			o.fill(ctx, id, r, &out)
+			o.fill(ctx, replyID, r, &out)
 			return out
 		}
 	}
