@@ -181,3 +181,27 @@ func oracleSchema(t *testing.T, version string, doc []byte) string {
 	}
 	return files[0]
 }
+
+// TestWrittenIsSchemaValid: what the gateway itself writes to a court (the golden
+// answers and eEBs in XJustiz 3.5.1) is valid against the published schema as
+// xmllint reads it, including the parts inside schriftgutobjekte that the
+// validator does not check.
+func TestWrittenIsSchemaValid(t *testing.T) {
+	xmllint, err := exec.LookPath("xmllint")
+	if err != nil {
+		t.Fatal("xmllint is not installed: run test/setup.sh")
+	}
+	for _, name := range []string{"reply-to-3.xml", "reply-to-2.xml", "eeb-acknowledged-3.xml", "eeb-refused-3.xml"} {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join("testdata", name)
+			doc, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(xmllint, "--noout", "--nonet", "--schema", oracleSchema(t, "3.5.1", doc), file).CombinedOutput()
+			if err != nil {
+				t.Errorf("xmllint refuses %s: %v\n%s", name, err, out)
+			}
+		})
+	}
+}
