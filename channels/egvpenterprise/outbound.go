@@ -2,7 +2,6 @@ package egvpenterprise
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -207,7 +206,7 @@ func (o *Outbound) receiptAnswer(ctx context.Context, req *gateway.ReplyRequeste
 	if err != nil {
 		return replies.Permanent(fmt.Errorf("egvp_enterprise: eEB %s: reading the request: %w", req.ReplyID, err))
 	}
-	a := egvp.ReceiptAnswer{DeviatingRecipient: req.EEB.DeviatingRecipient, OwnMessageID: xjustizID(req.ReplyID), Created: o.now()}
+	a := egvp.ReceiptAnswer{DeviatingRecipient: req.EEB.DeviatingRecipient, OwnMessageID: egvp.XJustizID(req.ReplyID), Created: o.now()}
 	switch req.EEB.Decision {
 	case gateway.EEBAcknowledged:
 		if a.Received, err = time.Parse("2006-01-02", req.EEB.ReceivedOn); err != nil {
@@ -249,15 +248,6 @@ func (o *Outbound) copyBlob(ctx context.Context, w io.Writer, ref blob.Ref) (int
 		err = fmt.Errorf("more than %d bytes", o.cfg.maxBytes())
 	}
 	return n, err
-}
-
-// xjustizID derives the eEB's eigene Nachrichten-ID from the reply id, in the form of
-// a UUID, so that a resend carries the same id.
-func xjustizID(replyID string) string {
-	h := sha256.Sum256([]byte("poststelle eEB " + replyID))
-	h[6] = h[6]&0x0f | 0x50
-	h[8] = h[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
 // keep stores the request as Enterprise accepted it.

@@ -151,7 +151,7 @@ func TestSendEEB(t *testing.T) {
 			if err != nil || len(x.Problems) > 0 {
 				t.Fatal(err, x.Problems)
 			}
-			if !x.IsReceipt() || x.Header.ForeignMessageID != "7c1e5a2b-9d3f-4e6a-8b0c-1d2e3f4a5b6c" || x.Header.OwnMessageID != xjustizID(req.ReplyID) {
+			if !x.IsReceipt() || x.Header.ForeignMessageID != "7c1e5a2b-9d3f-4e6a-8b0c-1d2e3f4a5b6c" || x.Header.OwnMessageID != egvp.XJustizID(req.ReplyID) {
 				t.Errorf("eEB header %+v", x.Header)
 			}
 			if tc.eeb.Decision == gateway.EEBAcknowledged && (x.Receipt.Refusal != nil || x.Receipt.Received.Format("2006-01-02") != "2026-02-03") {
