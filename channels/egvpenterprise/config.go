@@ -58,6 +58,11 @@ type Config struct {
 	// VHN CA, ...) a transport certificate must be issued by for a VHN; without them
 	// Enterprise's check is relied on for the issuer too, and the origin says so.
 	VHNCAFiles []string `yaml:"vhn_ca_files"`
+	// BusinessCard is our Visitenkarte, in osci.business_card's shape: it names us
+	// in the Nachrichtenkopf of an answer where the original named us by nothing
+	// (default: the user_id as SAFE-ID). The visitenkarte.xml an answer carries is
+	// Enterprise's own of the account; the web service takes none.
+	BusinessCard *egvp.BusinessCardConfig `yaml:"business_card"`
 }
 
 // maxCAFileBytes caps a VHN CA file.
@@ -118,6 +123,8 @@ func (c *Config) Validate() error {
 		return errors.New("timeout: negative")
 	case c.MaxMessageBytes < 0:
 		return errors.New("max_message_bytes: negative")
+	case c.BusinessCard != nil:
+		return c.BusinessCard.Validate()
 	}
 	return nil
 }

@@ -212,7 +212,7 @@ func (in *Inbound) take(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("storing %s: %w", id, err)
 	}
-	msg := in.receipt(ctx, ref, id, f, size)
+	msg, eeb := in.receipt(ctx, ref, id, f, size)
 	key := gateway.MessageKey(gateway.ChannelEGVP, "enterprise:"+in.cfg.UserID+"/"+id)
 	rc, err := in.deps.Intake.Record(ctx, in.deps.Tenant, key, msg)
 	if errors.Is(err, eventstore.ErrInvalidEvent) {
@@ -222,6 +222,7 @@ func (in *Inbound) take(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("recording %s: %w", id, err)
 	}
+	in.sentAnswers().LinkReturningEEB(ctx, eeb, in.log)
 	if in.deps.AfterRecord != nil {
 		in.deps.AfterRecord(rc)
 	}
@@ -251,8 +252,10 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 }
 
 // receipt builds the MessageReceived of a stored messageZIP. Whatever cannot be read
-// is a problem of a message that is recorded all the same.
-func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, id string, data io.ReaderAt, size int64) *gateway.MessageReceived {
+// is a problem of a message that is recorded all the same. A returning eEB of one of
+// our answers (sent by either transport) comes with the evidence that links it there,
+// recorded once the message is; one of no answer of ours is a problem.
+func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, id string, data io.ReaderAt, size int64) (*gateway.MessageReceived, *gateway.DeliveryEvidenceRecorded) {
 	msg := &gateway.MessageReceived{Channel: gateway.ChannelEGVP, Raw: raw, ReceivedAt: in.deps.Now().UTC(),
 		Transport: gateway.TransportEvidence{RemoteAddr: in.remote, Coordinates: in.cfg.UserID + "/" + id},
 		Metadata:  map[string]string{MetaMessageID: id, MetaUserID: in.cfg.UserID},
@@ -260,14 +263,15 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, id string, data io
 	zr, err := openZIP(data, size, in.cfg.maxBytes())
 	if err != nil {
 		msg.Problems = append(msg.Problems, fmt.Sprintf("egvp-enterprise: the messageZIP is not readable: %v", err))
-		return msg
+		return msg, nil
 	}
 	in.parts(ctx, zr, msg)
 	m, err := egvp.ReadExport(ctx, zr, in.egvp, egvp.Limits{})
 	if err != nil {
 		msg.Problems = append(msg.Problems, fmt.Sprintf("egvp: %v", err))
-		return msg
+		return msg, nil
 	}
+	replyID := in.sentAnswers().CheckReturningEEB(ctx, m)
 	egvp.Apply(msg, m)
 	msg.SenderMessageID = m.MessageID
 	// The Zugang is when the message reached the mailbox at the intermediary, as the
@@ -291,7 +295,15 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, id string, data io
 	if der := transportCertificate(zr, m.Origin.CertificateSHA256); der != nil {
 		msg.Metadata[MetaTransportCertificate] = base64.StdEncoding.EncodeToString(der)
 	}
-	return msg
+	if replyID == "" {
+		return msg, nil
+	}
+	return msg, egvp.ReturningEEBEvidence(m, replyID, msg, "application/zip")
+}
+
+// sentAnswers is the record a returning eEB is checked against.
+func (in *Inbound) sentAnswers() egvp.SentAnswers {
+	return egvp.SentAnswers{Evidence: in.deps.Evidence, Tenant: in.deps.Tenant}
 }
 
 // transportCertificate is the DER of the export's transport certificate when it is

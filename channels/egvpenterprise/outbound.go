@@ -123,9 +123,19 @@ func receiver(req *gateway.ReplyRequested, orig *gateway.MessageReceived) (strin
 	return id, nil
 }
 
-// answer is an ordinary answer: the text as antwort.txt, the attachments under their
-// names, and a nachricht.xml that names both sides' Aktenzeichen of the original.
+// answer is an ordinary answer, built by egvp.BuildAnswer from the original as read
+// again from its messageZIP: nachricht.xml (both sides' Aktenzeichen swapped) as the
+// visualXML, xjustiz_nachricht.xml (a Nachrichtenkopf referencing the original, our
+// XJustiz id egvp.XJustizID of the reply, the documents listed) and the documents
+// themselves, the text as antwort.txt and the attachments under their names. Our
+// Visitenkarte names us in the Nachrichtenkopf where the original's header named us
+// by nothing; the visitenkarte.xml itself is Enterprise's, which writes the account's
+// own (the web service takes none).
 func (o *Outbound) answer(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived, s *egvpsoap.SendRequest) error {
+	m, err := o.original(ctx, req, orig)
+	if err != nil {
+		return err
+	}
 	s.Subject = req.Subject
 	if s.Subject == "" {
 		s.Subject = "Antwort"
@@ -142,8 +152,8 @@ func (o *Outbound) answer(ctx context.Context, req *gateway.ReplyRequested, orig
 	if err != nil {
 		return err
 	}
-	s.Attachments = append(s.Attachments, body)
-	names := map[string]bool{"antwort.txt": true, egvp.FileXJustiz: true}
+	docs := []egvpsoap.Attachment{body}
+	names := map[string]bool{"antwort.txt": true, egvp.FileXJustiz: true, egvp.FileCard: true, egvp.FileDescription: true}
 	for i, a := range req.Attachments {
 		name := attachmentName(a.Filename, i+1)
 		for names[name] {
@@ -154,15 +164,44 @@ func (o *Outbound) answer(ctx context.Context, req *gateway.ReplyRequested, orig
 		if err != nil {
 			return err
 		}
-		s.Attachments = append(s.Attachments, at)
+		docs = append(docs, at)
 	}
-	d := egvp.Description{Type: messageType, SignatureLevel: "no", Subject: s.Subject, RecipientSafeID: s.ReceiverID}
-	if orig != nil && orig.EGVP != nil {
-		// Our file number is the one the sender gave for us, and theirs theirs.
-		d.SenderFileNumber, d.RecipientFileNumber = orig.EGVP.RecipientFileNumber, orig.EGVP.SenderFileNumber
+	list := make([]string, len(docs))
+	for i, d := range docs {
+		list[i] = d.Name
 	}
-	s.VisualXML = egvp.BuildDescription(d)
+	files, err := egvp.BuildAnswer(m, egvp.Answer{Own: o.card(), Subject: s.Subject, Files: list,
+		OwnMessageID: egvp.XJustizID(req.ReplyID), Created: o.now()})
+	if err != nil {
+		return replies.Permanent(fmt.Errorf("egvp_enterprise: answer %s: %w", req.ReplyID, err))
+	}
+	o.place(s, files)
+	s.Attachments = append(s.Attachments, docs...)
 	return nil
+}
+
+// place puts the files egvp built into the request: nachricht.xml as the visualXML,
+// the other attachments as attachments; the inline Visitenkarte stays out, since
+// Enterprise writes the account's own.
+func (o *Outbound) place(s *egvpsoap.SendRequest, files []egvp.File) {
+	for _, f := range files {
+		switch {
+		case f.Name == egvp.FileDescription:
+			s.VisualXML = f.Data
+		case f.Inline:
+		default:
+			s.Attachments = append(s.Attachments, egvpsoap.Attachment{Name: f.Name, Data: f.Data})
+		}
+	}
+}
+
+// card is our Visitenkarte: business_card's, or without it the mailbox named by its
+// user id alone.
+func (o *Outbound) card() egvp.BusinessCard {
+	if o.cfg.BusinessCard != nil {
+		return o.cfg.BusinessCard.Card()
+	}
+	return egvp.BusinessCard{SafeID: o.cfg.UserID}
 }
 
 // attachmentName keeps a file name that EGVP can carry: its base name without
@@ -184,29 +223,11 @@ func attachmentName(name string, n int) string {
 // receiptAnswer is an eEB: the XJustiz nachricht.eeb.zuruecklaufend egvp writes for
 // the request, read again from the original's messageZIP.
 func (o *Outbound) receiptAnswer(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived, s *egvpsoap.SendRequest) error {
-	if orig == nil {
-		return replies.Permanent(fmt.Errorf("egvp_enterprise: eEB %s: the message answered is unknown", req.ReplyID))
-	}
-	// The request's messageZIP is read from a temporary copy, not from memory.
-	f, err := os.CreateTemp("", "egvp-enterprise-request-*.zip")
+	m, err := o.original(ctx, req, orig)
 	if err != nil {
-		return fmt.Errorf("egvp_enterprise: eEB %s: %w", req.ReplyID, err)
+		return err
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	size, err := o.copyBlob(ctx, f, orig.Raw)
-	if err != nil {
-		return fmt.Errorf("egvp_enterprise: eEB %s: reading the request: %w", req.ReplyID, err)
-	}
-	zr, err := openZIP(f, size, o.cfg.maxBytes())
-	if err != nil {
-		return replies.Permanent(fmt.Errorf("egvp_enterprise: eEB %s: the request's messageZIP: %w", req.ReplyID, err))
-	}
-	m, err := egvp.ReadExport(ctx, zr, egvp.Config{}, egvp.Limits{})
-	if err != nil {
-		return replies.Permanent(fmt.Errorf("egvp_enterprise: eEB %s: reading the request: %w", req.ReplyID, err))
-	}
-	a := egvp.ReceiptAnswer{DeviatingRecipient: req.EEB.DeviatingRecipient, OwnMessageID: egvp.XJustizID(req.ReplyID), Created: o.now()}
+	a := egvp.ReceiptAnswer{Own: o.card(), DeviatingRecipient: req.EEB.DeviatingRecipient, OwnMessageID: egvp.XJustizID(req.ReplyID), Created: o.now()}
 	switch req.EEB.Decision {
 	case gateway.EEBAcknowledged:
 		if a.Received, err = time.Parse("2006-01-02", req.EEB.ReceivedOn); err != nil {
@@ -222,17 +243,35 @@ func (o *Outbound) receiptAnswer(ctx context.Context, req *gateway.ReplyRequeste
 		return replies.Permanent(fmt.Errorf("egvp_enterprise: eEB %s: %w", req.ReplyID, err))
 	}
 	s.Subject = "EB zu: " + m.SenderFileNumber
-	for _, f := range files {
-		switch {
-		case f.Name == egvp.FileDescription:
-			s.VisualXML = f.Data
-		case f.Inline:
-			// The Visitenkarte is Enterprise's: it writes the account's own.
-		default:
-			s.Attachments = append(s.Attachments, egvpsoap.Attachment{Name: f.Name, Data: f.Data})
-		}
-	}
+	o.place(s, files)
 	return nil
+}
+
+// original is the message answered, read again from its messageZIP.
+func (o *Outbound) original(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived) (*egvp.Message, error) {
+	if orig == nil {
+		return nil, replies.Permanent(fmt.Errorf("egvp_enterprise: answer %s: the message answered is unknown", req.ReplyID))
+	}
+	// The messageZIP is read from a temporary copy, not from memory.
+	f, err := os.CreateTemp("", "egvp-enterprise-request-*.zip")
+	if err != nil {
+		return nil, fmt.Errorf("egvp_enterprise: answer %s: %w", req.ReplyID, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	size, err := o.copyBlob(ctx, f, orig.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("egvp_enterprise: answer %s: reading the message answered: %w", req.ReplyID, err)
+	}
+	zr, err := openZIP(f, size, o.cfg.maxBytes())
+	if err != nil {
+		return nil, replies.Permanent(fmt.Errorf("egvp_enterprise: answer %s: the answered messageZIP: %w", req.ReplyID, err))
+	}
+	m, err := egvp.ReadExport(ctx, zr, egvp.Config{}, egvp.Limits{})
+	if err != nil {
+		return nil, replies.Permanent(fmt.Errorf("egvp_enterprise: answer %s: reading the message answered: %w", req.ReplyID, err))
+	}
+	return m, nil
 }
 
 // copyBlob copies the blob ref to w, verified (the store's reader fails at the end

@@ -6,6 +6,9 @@ import (
 	"encoding/xml"
 	"errors"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -97,7 +100,7 @@ func TestSendAnswer(t *testing.T) {
 	}
 	if s.ReceiverID != orig.EGVP.SenderSafeID || s.ReceiverKey != "USER_ID" || s.Subject != "Ihre Klage" || !s.SignMessage ||
 		s.MessageType != "Allgemeine Nachricht" || s.UserID != box || info.ChannelMessageID != s.CustomID ||
-		!slices.Equal(names, []string{"antwort.txt", "Bescheid.pdf", "anlage-2-antwort.txt"}) {
+		!slices.Equal(names, []string{egvp.FileXJustiz, "antwort.txt", "Bescheid.pdf", "anlage-2-antwort.txt"}) {
 		t.Errorf("sent %+v (attachments %q), info %+v", s, names, info)
 	}
 	var d struct {
@@ -111,6 +114,7 @@ func TestSendAnswer(t *testing.T) {
 	if d.Empfaenger != orig.EGVP.SenderSafeID || d.AzEmpf != orig.EGVP.SenderFileNumber || d.AzAbs != orig.EGVP.RecipientFileNumber {
 		t.Errorf("nachricht.xml %+v; original %+v", d, orig.EGVP)
 	}
+	checkAnswerXJustiz(t, s.Attachments[0].Data, orig, req.ReplyID, names[1:])
 	kept, err := r.env.Blobs.ReadAll(ctx, info.Sent, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +123,67 @@ func TestSendAnswer(t *testing.T) {
 	reqs := r.srv.Requests()
 	if last := reqs[len(reqs)-1]; last.Operation != "sendAsynchroniousMessage" || !bytes.Equal(last.Body, kept) {
 		t.Errorf("the kept copy (%d bytes) is not the request Enterprise received (%s, %d bytes)", len(kept), last.Operation, len(last.Body))
+	}
+}
+
+// checkAnswerXJustiz: the answer's xjustiz_nachricht.xml is an XJustiz message that
+// references the original (fremdeNachrichtenID its eigeneNachrichtenID), carries our
+// XJustiz id of the reply, lists the documents sent by name, and is valid against the
+// published 3.5.1 schema as xmllint reads it.
+func checkAnswerXJustiz(t *testing.T, data []byte, orig *gateway.MessageReceived, replyID string, docs []string) {
+	t.Helper()
+	x, err := xjustiz.Parse(data, xjustiz.Limits{})
+	if err != nil || len(x.Problems) > 0 {
+		t.Fatalf("the answer's XJustiz: %v %q\n%s", err, x.Problems, data)
+	}
+	if x.Header.ForeignMessageID != orig.EGVP.XJustizMessageID || x.Header.OwnMessageID != egvp.XJustizID(replyID) {
+		t.Errorf("header %+v; original's id %q", x.Header, orig.EGVP.XJustizMessageID)
+	}
+	var listed []string
+	for _, d := range x.Documents {
+		listed = append(listed, d.FileNames...)
+	}
+	if !slices.Equal(listed, docs) {
+		t.Errorf("documents %q, sent %q", listed, docs)
+	}
+	xmllint, err := exec.LookPath("xmllint")
+	if err != nil {
+		t.Fatal("xmllint is not installed: run test/setup.sh")
+	}
+	schemas, err := filepath.Glob(filepath.Join(corpus.Path(t, "xjustiz", "xsd", "3.5.1"), "xjustiz_0005_nachrichten_*.xsd"))
+	if err != nil || len(schemas) != 1 {
+		t.Fatalf("schema: %v %v", schemas, err)
+	}
+	file := filepath.Join(t.TempDir(), egvp.FileXJustiz)
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(xmllint, "--noout", "--nonet", "--schema", schemas[0], file).CombinedOutput(); err != nil {
+		t.Errorf("xmllint refuses the answer: %v\n%s\n%s", err, out, data)
+	}
+}
+
+// TestSendAnswerTo3: the answer to a court's XJustiz 3.5.1 message swaps both sides'
+// Aktenzeichen and parties (the court is the recipient by its code), and is
+// schema-valid.
+func TestSendAnswerTo3(t *testing.T) {
+	r := newRig(t)
+	r.cfg.BusinessCard = &egvp.BusinessCardConfig{Organisation: "Stadt Musterstadt", SafeID: box, Role: "egvp_bebpo"}
+	orig := r.receive(t, "Testnachricht_1", map[string][]byte{"attachments/xjustiz_nachricht.xml": []byte(eebRequest)})
+	ctx := context.Background()
+	body, _ := r.env.Blobs.PutBytes(ctx, []byte("Stellungnahme"))
+	req := &gateway.ReplyRequested{ReplyID: "r-3", Channel: gateway.ChannelEGVP, To: orig.From, Body: body}
+	if _, err := r.outbound(t).Send(ctx, req, orig); err != nil {
+		t.Fatal(err)
+	}
+	s := r.srv.Sent()[0]
+	if s.Subject != "Antwort" || len(s.Attachments) != 2 || s.Attachments[0].Name != egvp.FileXJustiz {
+		t.Fatalf("sent %+v", s)
+	}
+	checkAnswerXJustiz(t, s.Attachments[0].Data, orig, req.ReplyID, []string{"antwort.txt"})
+	x, _ := xjustiz.Parse(s.Attachments[0].Data, xjustiz.Limits{})
+	if x.Header.SenderFileNumber != "1 K 519/20.KO" || x.Header.RecipientFileNumber != "3 K 12/26" || x.Header.Recipient.Code != "R1101" {
+		t.Errorf("header %+v", x.Header)
 	}
 }
 

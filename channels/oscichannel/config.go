@@ -68,26 +68,9 @@ type Config struct {
 	Directory []DirectoryEntry `yaml:"directory"`
 }
 
-// BusinessCardConfig is the Visitenkarte (visitenkarte.xml) of the authority's
-// mailbox, as registered in the SAFE directory.
-type BusinessCardConfig struct {
-	Organisation     string `yaml:"organisation"`
-	OrganisationUnit string `yaml:"organisation_unit"`
-	Name             string `yaml:"name"`
-	Street           string `yaml:"street"`
-	HouseNumber      string `yaml:"house_number"`
-	PostCode         string `yaml:"post_code"`
-	City             string `yaml:"city"`
-	State            string `yaml:"state"`
-	Country          string `yaml:"country"`
-	Email            string `yaml:"email"`
-	Phone            string `yaml:"phone"`
-	Fax              string `yaml:"fax"`
-	// SafeID is the mailbox's SAFE-ID (Nutzer_ID), required; Role its Rollen_ID
-	// (egvp_bebpo for a beBPo).
-	SafeID string `yaml:"safe_id"`
-	Role   string `yaml:"role"`
-}
+// BusinessCardConfig is the Visitenkarte of the authority's mailbox, the shape
+// both EGVP transports configure it in.
+type BusinessCardConfig = egvp.BusinessCardConfig
 
 // DirectoryEntry is one mailbox's cipher certificate: a PEM or DER file, or the PEM
 // text itself.
@@ -196,8 +179,10 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validateEGVP() error {
-	if b := c.BusinessCard; b != nil && strings.TrimSpace(b.SafeID) == "" {
-		return errors.New("business_card.safe_id: required")
+	if b := c.BusinessCard; b != nil {
+		if err := b.Validate(); err != nil {
+			return err
+		}
 	}
 	seen := map[string]bool{}
 	for i, e := range c.Directory {
@@ -212,12 +197,6 @@ func (c *Config) validateEGVP() error {
 		seen[e.SafeID] = true
 	}
 	return nil
-}
-
-func (b *BusinessCardConfig) card() egvp.BusinessCard {
-	return egvp.BusinessCard{Organisation: b.Organisation, OrganisationUnit: b.OrganisationUnit, Name: b.Name,
-		Street: b.Street, HouseNumber: b.HouseNumber, PostCode: b.PostCode, City: b.City, State: b.State,
-		Country: b.Country, Email: b.Email, Phone: b.Phone, Fax: b.Fax, SafeID: strings.TrimSpace(b.SafeID), Role: b.Role}
 }
 
 // loadDirectory reads the directory's certificates, by SAFE-ID.

@@ -38,7 +38,7 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 		msg.Problems = append(msg.Problems, fmt.Sprintf("egvp: %v", err))
 		return nil
 	}
-	replyID := c.checkReturningEEB(ctx, m)
+	replyID := c.sentAnswers().CheckReturningEEB(ctx, m)
 	egvp.Apply(msg, m)
 	// The sender is its mailbox: "safe:" and the SAFE-ID an answer goes to, as the
 	// EGVP Enterprise connector records it; the cipher certificate stays in the
@@ -52,93 +52,22 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 	if replyID == "" {
 		return nil
 	}
-	return returningEEBEvidence(m, replyID, msg)
+	return egvp.ReturningEEBEvidence(m, replyID, msg, "multipart/related")
 }
 
 // SafeAddressPrefix starts the address of an EGVP mailbox by its SAFE-ID, the form
 // of From on both EGVP transports (egvpenterprise.AddressPrefix is the same).
 const SafeAddressPrefix = "safe:"
 
-// checkReturningEEB flags a returning eEB whose fremdeNachrichtenID is no XJustiz id
-// of an answer this gateway recorded on the channel (egvp.XJustizID): the record is the
-// log's, read through the evidence links' index of ReplyIDs, caught up before an id
-// is called unknown. Without the evidence recorder (tests) nothing is checked. It
-// returns the ReplyID of the answer the eEB is for, "" when it is for none of ours.
-func (c *core) checkReturningEEB(ctx context.Context, m *egvp.Message) string {
-	ev := c.deps.Evidence
-	if m.Receipt == nil || ev == nil || ev.Links == nil {
-		return ""
-	}
-	var answered string
-	known := func(id string) bool {
-		replyID, ok := egvp.ReplyIDOf(id)
-		if !ok {
-			return false
-		}
-		found, err := c.sentReply(ctx, replyID)
-		if err == nil && !found && ev.CatchUp != nil {
-			if err = ev.CatchUp(ctx); err == nil {
-				found, err = c.sentReply(ctx, replyID)
-			}
-		}
-		if err != nil {
-			m.Problems = append(m.Problems, fmt.Sprintf("eEB: the request %q could not be looked up: %v", id, err))
-			return true
-		}
-		if found {
-			answered = replyID
-		}
-		return found
-	}
-	m.CheckReceiptRequest(known)
-	return answered
-}
-
-// returningEEBEvidence is what a returning eEB attests of the answer replyID: read
-// (the addressee acknowledges receipt, on the date it states) or, refused, not
-// delivered (service failed, with the refusal's code and reason). The addressee
-// attests it; the evidence bytes are the eEB message as received.
-func returningEEBEvidence(m *egvp.Message, replyID string, msg *gateway.MessageReceived) *gateway.DeliveryEvidenceRecorded {
-	ev := &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelEGVP, Kind: gateway.EvidenceRead,
-		References: []gateway.EvidenceReference{{Kind: "replyId", Value: replyID}, {Kind: "xjustizMessageId", Value: m.AnswersXJustizID}},
-		Attester:   gateway.Attester{Role: "addressee", Name: m.SenderSafeID, ID: m.SenderSafeID},
-		AttestedAt: m.Receipt.Received, Evidence: msg.Raw, MediaType: "multipart/related", EvidenceID: "eeb:" + msg.SenderMessageID}
-	if msg.SenderMessageID == "" {
-		ev.EvidenceID = ""
-	}
-	if r := m.Receipt.Refusal; r != nil {
-		ev.Kind, ev.Reason = gateway.EvidenceNotDelivered, fmt.Sprintf("eEB refused (eeb.stoerungs-id %s): %s", r.Code, r.Reason)
-		ev.AttestedAt = m.XJustiz.Header.CreatedTime
-	}
-	if ev.AttestedAt.IsZero() {
-		ev.AttestedAt = msg.ReceivedAt
-	}
-	return ev
+// sentAnswers is the record a returning eEB is checked against.
+func (c *core) sentAnswers() egvp.SentAnswers {
+	return egvp.SentAnswers{Evidence: c.deps.Evidence, Tenant: c.deps.Tenant}
 }
 
 // linkReturningEEB records the evidence of a returning eEB once the eEB itself is
-// recorded; a failure is logged, since the eEB is in the log and routed either way.
+// recorded.
 func (c *core) linkReturningEEB(ctx context.Context, ev *gateway.DeliveryEvidenceRecorded) {
-	if ev == nil || c.deps.Evidence == nil {
-		return
-	}
-	if _, err := c.deps.Evidence.Record(ctx, c.deps.Tenant, ev); err != nil {
-		c.deps.Logger.Error("linking the returning eEB to its answer", "replyId", ev.References[0].Value, "err", err)
-	}
-}
-
-// sentReply reports whether replyID is an answer recorded on the EGVP channel.
-func (c *core) sentReply(ctx context.Context, replyID string) (bool, error) {
-	links, err := c.deps.Evidence.Links.Links(ctx, c.deps.Tenant, gateway.ChannelEGVP, replyID)
-	if err != nil {
-		return false, err
-	}
-	for _, l := range links {
-		if l.ReplyID == replyID {
-			return true, nil
-		}
-	}
-	return false, nil
+	c.sentAnswers().LinkReturningEEB(ctx, ev, c.deps.Logger)
 }
 
 // egvpAnswer composes the answer to an EGVP message: to the sender's SAFE-ID, encrypted

@@ -102,7 +102,7 @@ func NewOutbound(cfg Config, deps OutboundDeps) (*Outbound, error) {
 		o.sender = &vc
 	}
 	if cfg.BusinessCard != nil {
-		card := cfg.BusinessCard.card()
+		card := cfg.BusinessCard.Card()
 		o.card = &card
 	}
 	return o, nil
