@@ -35,6 +35,8 @@ type rig struct {
 	url   string
 	cfg   Config
 	crash func(gateway.Receipt)
+	// evidence, when set, is the inbound side's evidence recorder.
+	evidence *gateway.EvidenceRecorder
 }
 
 func newRig(t *testing.T) *rig {
@@ -52,7 +54,7 @@ func newRig(t *testing.T) *rig {
 func (r *rig) inbound(t *testing.T) *Inbound {
 	t.Helper()
 	in, err := New(r.cfg, gateway.IntakeDeps{Intake: &gateway.Intake{Log: r.env.Log}, Blobs: r.env.Blobs,
-		Logger: slog.New(slog.DiscardHandler), AfterRecord: func(rc gateway.Receipt) {
+		Evidence: r.evidence, Logger: slog.New(slog.DiscardHandler), AfterRecord: func(rc gateway.Receipt) {
 			if r.crash != nil {
 				r.crash(rc)
 			}

@@ -47,11 +47,16 @@ const eebRequest = `<?xml version="1.0" encoding="UTF-8"?>
 // original an answer refers to.
 func (r *rig) receive(t *testing.T, sample string, replace map[string][]byte) *gateway.MessageReceived {
 	t.Helper()
+	return r.receiveAs(t, "in-"+sample, sample, replace)
+}
+
+// receiveAs receives the sample under Enterprise's message id id.
+func (r *rig) receiveAs(t *testing.T, id, sample string, replace map[string][]byte) *gateway.MessageReceived {
+	t.Helper()
 	data, err := enterprisetest.SampleZIP(corpus.Path(t, "egvp", "Messages", sample), replace)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := "in-" + sample
 	r.srv.Add(box, enterprisetest.Message{ID: id, ZIP: data})
 	if err := r.inbound(t).Poll(context.Background()); err != nil {
 		t.Fatal(err)
