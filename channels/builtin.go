@@ -158,7 +158,8 @@ func enterpriseInbound() *InboundSide {
 // enterpriseOutbound reads egvp_enterprise.outbound of the section in reads.
 func enterpriseOutbound(in *InboundSide) *OutboundSide {
 	return NewSharedOutbound(in, func(c *egvpenterprise.Config, deps OutboundDeps) (replies.Outbound, error) {
-		out, err := egvpenterprise.NewOutbound(*c, egvpenterprise.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger})
+		out, err := egvpenterprise.NewOutbound(*c, egvpenterprise.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger,
+			Evidence: deps.Evidence, Tenant: deps.Tenant})
 		if err != nil || out == nil {
 			return nil, err
 		}

@@ -28,17 +28,24 @@ import (
 // Enterprise's acceptance and the recorded ReplySent sends the answer twice; the
 // XJustiz id of an eEB is derived from the reply id, so a court sees the same eEB.
 type Outbound struct {
-	cfg    Config
-	client *egvpsoap.Client
-	blobs  blob.Backend
-	log    *slog.Logger
-	now    func() time.Time
+	cfg      Config
+	client   *egvpsoap.Client
+	blobs    blob.Backend
+	log      *slog.Logger
+	now      func() time.Time
+	evidence *gateway.EvidenceRecorder
+	tenant   string
 }
 
 // OutboundDeps are the sender's collaborators.
 type OutboundDeps struct {
 	Blobs  blob.Backend
 	Logger *slog.Logger
+	// Evidence, when set, records the state Enterprise reports of an answer it
+	// accepted (getState) as delivery evidence in the answered message's stream.
+	Evidence *gateway.EvidenceRecorder
+	// Tenant is the authority the answers belong to (default gateway.DefaultTenant).
+	Tenant string
 }
 
 // The message type of every answer: the WSDL's MessageTypeType for ordinary EGVP
@@ -56,11 +63,14 @@ func NewOutbound(cfg Config, deps OutboundDeps) (*Outbound, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
+	if deps.Tenant == "" {
+		deps.Tenant = gateway.DefaultTenant
+	}
 	c, err := newClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Outbound{cfg: cfg, client: c, blobs: deps.Blobs, now: time.Now,
+	return &Outbound{cfg: cfg, client: c, blobs: deps.Blobs, now: time.Now, evidence: deps.Evidence, tenant: deps.Tenant,
 		log: deps.Logger.With("channel", "egvp", "transport", "egvp-enterprise", "role", "sender")}, nil
 }
 
@@ -105,9 +115,10 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 		// Handed over; the copy is lost, the customID is not.
 		o.log.Error("keeping the sent answer", "replyId", req.ReplyID, "err", err)
 	}
-	o.log.Info("answer handed to EGVP Enterprise", "replyId", req.ReplyID, "customId", id, "eeb", req.EEB != nil)
+	state := o.recordState(ctx, req, id)
+	o.log.Info("answer handed to EGVP Enterprise", "replyId", req.ReplyID, "customId", id, "eeb", req.EEB != nil, "state", state)
 	return replies.SentInfo{ChannelMessageID: id, Sent: sent,
-		Response: "sendAsynchroniousMessage OK, customID " + id + " (EGVP Enterprise sends it asynchronously)"}, nil
+		Response: "sendAsynchroniousMessage OK, customID " + id + " (EGVP Enterprise sends it asynchronously); " + state}, nil
 }
 
 // receiver is the SAFE-ID the answer goes to: the reply's address, which must be the

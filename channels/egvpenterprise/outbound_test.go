@@ -124,10 +124,16 @@ func TestSendAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The kept copy is the request as Enterprise received it.
+	// The kept copy is the request as Enterprise received it; getState follows it.
 	reqs := r.srv.Requests()
-	if last := reqs[len(reqs)-1]; last.Operation != "sendAsynchroniousMessage" || !bytes.Equal(last.Body, kept) {
-		t.Errorf("the kept copy (%d bytes) is not the request Enterprise received (%s, %d bytes)", len(kept), last.Operation, len(last.Body))
+	if len(reqs) < 2 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	if send := reqs[len(reqs)-2]; send.Operation != "sendAsynchroniousMessage" || !bytes.Equal(send.Body, kept) {
+		t.Errorf("the kept copy (%d bytes) is not the request Enterprise received (%s, %d bytes)", len(kept), send.Operation, len(send.Body))
+	}
+	if last := reqs[len(reqs)-1]; last.Operation != "getState" || !strings.Contains(info.Response, "state OSCI_SENT") {
+		t.Errorf("after sending: %s; response %q", last.Operation, info.Response)
 	}
 }
 

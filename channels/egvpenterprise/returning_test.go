@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poststelle/poststelle/channels/egvpenterprise/enterprisetest"
 	"github.com/poststelle/poststelle/egvp"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/gateway"
@@ -142,4 +143,55 @@ func (r *rig) evidenceIn(t *testing.T, stream string) []*gateway.DeliveryEvidenc
 		}
 	}
 	return out
+}
+
+// TestSendStateEvidence: after Enterprise accepts an answer, the state getState
+// reports is recorded as delivery evidence of the answer: delivered once Enterprise
+// sent it to the intermediary (OSCI_SENT), not delivered when it gave up
+// (WS_UNSENDABLE); a state still pending records nothing.
+func TestSendStateEvidence(t *testing.T) {
+	for _, tc := range []struct {
+		state string
+		kind  gateway.EvidenceKind
+	}{
+		{"OSCI_SENT", gateway.EvidenceDelivered},
+		{"WS_UNSENDABLE", gateway.EvidenceNotDelivered},
+		{"WS_ASEND", ""},
+	} {
+		t.Run(tc.state, func(t *testing.T) {
+			r, stream, req := answeredRig(t)
+			orig := r.received(t)[0]
+			r.srv.SetSendState(tc.state)
+			o := r.outbound(t)
+			o.evidence = r.evidence
+			info, err := o.Send(context.Background(), req, orig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(info.Response, "state "+tc.state) {
+				t.Errorf("response %q", info.Response)
+			}
+			evs := r.evidenceIn(t, stream)
+			if tc.kind == "" {
+				if len(evs) != 0 {
+					t.Fatalf("evidence %+v for a pending state", evs[0])
+				}
+				return
+			}
+			if len(evs) != 1 {
+				t.Fatalf("%d pieces of evidence", len(evs))
+			}
+			e := evs[0]
+			at, _ := time.Parse(time.RFC3339Nano, enterprisetest.StateTime)
+			if e.Kind != tc.kind || e.ReplyID != req.ReplyID || e.Attester.Role != "egvp-enterprise" || e.Attester.ID != r.cfg.Endpoint ||
+				!e.AttestedAt.Equal(at) || len(e.Problems) == 0 {
+				t.Errorf("evidence %+v", e)
+			}
+			if !slices.ContainsFunc(e.References, func(ref gateway.EvidenceReference) bool {
+				return ref.Kind == "enterpriseCustomId" && ref.Value == info.ChannelMessageID
+			}) {
+				t.Errorf("references %+v", e.References)
+			}
+		})
+	}
 }

@@ -461,3 +461,67 @@ func (c *Client) post(ctx context.Context, op string, body io.Reader, size int64
 	}
 	return err
 }
+
+// State is what getState reports of a message: its journal entry type (the WSDL's
+// JEntryTypeType: WS_ASEND queued, AU_RETRY retrying, OSCI_SENT sent to the
+// intermediary, WS_UNSENDABLE, WS_CANCELLED, ...) and when it took it.
+type State struct {
+	CustomID, MessageID string
+	State               string
+	// Time is when the message took State, zero when the service gave none.
+	Time time.Time
+}
+
+// maxStateLength caps the state name read (the WSDL's are under 32 bytes).
+const maxStateLength = 64
+
+// GetState asks for the state of the message id (a customID or a messageID) of the
+// mailbox userID.
+func (c *Client) GetState(ctx context.Context, userID, id string) (*State, error) {
+	const op = "getState"
+	req := buildEnvelope(op+"Request", func(w *writer) {
+		w.text("userID", userID)
+		w.text("customOrMessageID", id)
+	})
+	var resp stateResponse
+	if err := c.call(ctx, op, req, &resp, nil); err != nil {
+		return nil, err
+	}
+	return stateOf(id, &resp)
+}
+
+// stateResponse is getStateResponse.
+type stateResponse struct {
+	CustomID   string `xml:"customID"`
+	MessageID  string `xml:"messageID"`
+	State      string `xml:"state"`
+	Time       string `xml:"time"`
+	ReturnCode string `xml:"returnCode"`
+}
+
+// stateOf checks the getState response for the message id.
+func stateOf(id string, resp *stateResponse) (*State, error) {
+	const op = "getState"
+	if err := ok(op, resp.ReturnCode, ""); err != nil {
+		return nil, err
+	}
+	s := &State{CustomID: strings.TrimSpace(resp.CustomID), MessageID: strings.TrimSpace(resp.MessageID), State: strings.TrimSpace(resp.State)}
+	if err := checkID(s.State); err != nil || len(s.State) > maxStateLength {
+		return nil, fmt.Errorf("%w: %s: state %.64q", ErrFormat, op, s.State)
+	}
+	for name, v := range map[string]string{"customID": s.CustomID, "messageID": s.MessageID} {
+		if v == "" {
+			continue
+		}
+		if err := checkID(v); err != nil {
+			return nil, fmt.Errorf("%w: %s: %s: %v", ErrFormat, op, name, err)
+		}
+	}
+	if s.CustomID != "" && s.CustomID != id && s.MessageID != id {
+		return nil, fmt.Errorf("%w: %s: the state of %q, asked for %q", ErrFormat, op, s.CustomID, id)
+	}
+	if t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(resp.Time)); err == nil {
+		s.Time = t
+	}
+	return s, nil
+}

@@ -11,6 +11,7 @@ import (
 func FuzzParseResponse(f *testing.F) {
 	f.Add([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><n:receiveMessageResponse xmlns:n="urn:de:bos-bremen:egvp:ws"><messageID>a</messageID><messageZIP>UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==</messageZIP><returnCode>OK</returnCode></n:receiveMessageResponse></s:Body></s:Envelope>`))
 	f.Add([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Server</faultcode><faultstring>x</faultstring><detail><a>b</a></detail></s:Fault></s:Body></s:Envelope>`))
+	f.Add([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><n:getStateResponse xmlns:n="urn:de:bos-bremen:egvp:ws"><customID>standin-1</customID><state>OSCI_SENT</state><time>2026-02-04T08:00:05.000Z</time><returnCode>OK</returnCode></n:getStateResponse></s:Body></s:Envelope>`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var uncommitted struct {
 			Messages []struct {
@@ -36,6 +37,10 @@ func FuzzParseResponse(f *testing.F) {
 			ReturnCode string `xml:"returnCode"`
 		}
 		_ = parseEnvelope(bytes.NewReader(data), "commitReceivedMessageResponse", &commit)
+		var state stateResponse
+		if err := parseEnvelope(bytes.NewReader(data), "getStateResponse", &state); err == nil {
+			_, _ = stateOf("standin-1", &state)
+		}
 	})
 }
 

@@ -58,18 +58,22 @@ func TestSOAPAgainstWSDLSchema(t *testing.T) {
 	if _, err := c.CommitReceivedMessage(ctx, box, "govapp_1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.SendAsynchroniousMessage(ctx, &egvpsoap.SendRequest{UserID: box, MessageType: "Allgemeine Nachricht",
+	id, err := c.SendAsynchroniousMessage(ctx, &egvpsoap.SendRequest{UserID: box, MessageType: "Allgemeine Nachricht",
 		ReceiverID: "DE.Justiz.x", ReceiverKey: "USER_ID", Subject: "s", SignMessage: true, VisualXML: []byte("<a/>"),
-		Attachments: []egvpsoap.Attachment{{Name: "a.pdf", Data: []byte("%PDF")}}}); err != nil {
+		Attachments: []egvpsoap.Attachment{{Name: "a.pdf", Data: []byte("%PDF")}}})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if st, err := c.GetState(ctx, box, id); err != nil || st.State != "OSCI_SENT" || st.Time.IsZero() {
+		t.Fatalf("getState %+v %v", st, err)
 	}
 	var docs [][]byte
 	for _, r := range s.Requests() {
 		docs = append(docs, r.Body)
 	}
 	docs = append(docs, responses...)
-	if len(docs) != 8 {
-		t.Fatalf("%d documents, want 4 requests and 4 responses", len(docs))
+	if len(docs) != 10 {
+		t.Fatalf("%d documents, want 5 requests and 5 responses", len(docs))
 	}
 	dir := t.TempDir()
 	for i, d := range docs {

@@ -55,6 +55,10 @@ type Server struct {
 	fail      map[string][]Failure
 	requests  []Request
 	seq       int
+	// sendState is the state of the messages sent next; states those of the sent
+	// messages, by customID.
+	sendState string
+	states    map[string]string
 }
 
 // Request is one request as received, for tests that check the client's SOAP.
@@ -153,6 +157,7 @@ type request struct {
 	XMLName     xml.Name
 	UserID      *string `xml:"userID"`
 	MessageID   *string `xml:"messageID"`
+	CustomOrID  string  `xml:"customOrMessageID"`
 	MessageType string  `xml:"messageType"`
 	ReceiverID  string  `xml:"receiverID"`
 	ReceiverKey string  `xml:"receiverKey"`
@@ -226,6 +231,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.commit(w, req)
 	case "sendAsynchroniousMessage":
 		s.send(w, req)
+	case "getState":
+		s.state(w, req)
 	default:
 		fault(w, "soap:Client", "the stand-in does not serve "+op)
 	}
@@ -365,7 +372,44 @@ func (s *Server) send(w http.ResponseWriter, req request) {
 	s.seq++
 	sent.CustomID = fmt.Sprintf("standin-%d", s.seq)
 	s.sent = append(s.sent, sent)
+	st := s.sendState
+	if st == "" {
+		st = "OSCI_SENT"
+	}
+	if s.states == nil {
+		s.states = map[string]string{}
+	}
+	s.states[sent.CustomID] = st
 	respond(w, op, field("customID", sent.CustomID)+field("returnCode", "OK"))
+}
+
+// SetSendState makes the messages sent from now on take state (a JEntryTypeType:
+// OSCI_SENT, the default, WS_ASEND, WS_UNSENDABLE, ...), as getState reports it.
+func (s *Server) SetSendState(state string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sendState = state
+}
+
+// StateTime is the time getState reports for every state.
+const StateTime = "2026-02-04T08:00:05.000Z"
+
+func (s *Server) state(w http.ResponseWriter, req request) {
+	const op = "getState"
+	if s.mailbox(w, op, req) == nil {
+		return
+	}
+	if req.CustomOrID == "" {
+		respond(w, op, field("returnCode", "MESSAGE_OR_CUSTOM_ID_REQUIRED"))
+		return
+	}
+	st, ok := s.states[req.CustomOrID]
+	if !ok {
+		respond(w, op, field("returnCode", "NO_SUCH_MESSAGE_OR_CUSTOM_ID"))
+		return
+	}
+	respond(w, op, field("customID", req.CustomOrID)+field("state", st)+
+		field("time", StateTime)+field("returnCode", "OK"))
 }
 
 func field(name, value string) string {
