@@ -20,9 +20,11 @@ import (
 	"time"
 
 	"github.com/poststelle/poststelle/channels/egvpenterprise/enterprisetest"
+	"github.com/poststelle/poststelle/egvp"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/internal/corpus"
 	"github.com/poststelle/poststelle/internal/servetest"
+	"github.com/poststelle/poststelle/xjustiz"
 )
 
 const box = "DE.Justiz.233a8870-6319-4d4c-8f79-a3bb8fa8f328.51b7"
@@ -164,9 +166,18 @@ func TestServeEnterprise(t *testing.T) {
 		m := r.Payload.(*gateway.MessageReceived)
 		streams[r.Stream] = true
 		byID[m.Metadata["egvpEnterprise.messageId"]] = r
-		if m.Channel != gateway.ChannelEGVP || len(m.Problems) != 0 || m.EGVP == nil || m.EGVP.Origin != "vhn" ||
+		// The eEB sample answers a request this gateway never sent: the returning-eEB
+		// check says so, and that is its only problem.
+		problems := m.Problems
+		if m.Metadata["egvpEnterprise.messageId"] == "ent-TestnachrichtEeb_1" {
+			if len(problems) != 1 || !strings.Contains(problems[0], "eEB for a request this mailbox did not send") {
+				t.Errorf("the eEB sample's problems %q, want the unknown request", problems)
+			}
+			problems = nil
+		}
+		if m.Channel != gateway.ChannelEGVP || len(problems) != 0 || m.EGVP == nil || m.EGVP.Origin != "vhn" ||
 			!strings.Contains(m.EGVP.OriginReason, "EGVP Enterprise") || !strings.HasPrefix(m.From.Address, "safe:") {
-			t.Errorf("receipt %s: channel %s problems %q egvp %+v from %q", r.Stream, m.Channel, m.Problems, m.EGVP, m.From.Address)
+			t.Errorf("receipt %s: channel %s problems %q egvp %+v from %q", r.Stream, m.Channel, problems, m.EGVP, m.From.Address)
 		}
 	}
 	if len(streams) != messages {
@@ -194,7 +205,26 @@ func TestServeEnterprise(t *testing.T) {
 		!slices.ContainsFunc(sent[0].Attachments, func(a enterprisetest.Attachment) bool {
 			return a.Name == "antwort.txt" && string(a.Data) == "Ihre Klage ist eingegangen."
 		}) {
-		t.Errorf("sent %+v", sent)
+		t.Fatalf("sent %+v", sent)
+	}
+	// The answer carries the XJustiz message egvp.BuildAnswer writes, referencing the
+	// original, under our XJustiz id of the reply.
+	i := slices.IndexFunc(sent[0].Attachments, func(a enterprisetest.Attachment) bool { return a.Name == "xjustiz_nachricht.xml" })
+	if i < 0 {
+		t.Fatalf("no xjustiz_nachricht.xml in %+v", sent[0].Attachments)
+	}
+	x, err := xjustiz.Parse(sent[0].Attachments[i].Data, xjustiz.Limits{})
+	if err != nil || len(x.Problems) != 0 || x.Header.ForeignMessageID != orig.EGVP.XJustizMessageID {
+		t.Errorf("the answer's XJustiz: %v %q header %+v, original %q", err, x.Problems, x.Header, orig.EGVP.XJustizMessageID)
+	}
+	replySent := servetest.Events(t, poststelleBin(t), s.config, "ReplySent")
+	if len(replySent) != 1 || x.Header.OwnMessageID != egvp.XJustizID(replySent[0].(*gateway.ReplySent).ReplyID) {
+		t.Errorf("XJustiz id %q, ReplySent %+v", x.Header.OwnMessageID, replySent)
+	}
+	// Enterprise's getState (the stand-in's OSCI_SENT) is the answer's delivery evidence.
+	evs := servetest.WaitEvents(t, poststelleBin(t), s.config, "DeliveryEvidenceRecorded", 1)
+	if ev := evs[0].(*gateway.DeliveryEvidenceRecorded); ev.Kind != gateway.EvidenceDelivered || ev.Attester.Role != "egvp-enterprise" {
+		t.Errorf("evidence %+v", ev)
 	}
 }
 
