@@ -54,7 +54,9 @@ func (k EvidenceKind) Valid() bool {
 // Attester is who vouches for a piece of delivery evidence.
 type Attester struct {
 	// Role is "provider" (a De-Mail provider), "intermediary" (an OSCI
-	// intermediary) or "portal" (FIT-Connect or another portal).
+	// intermediary), "portal" (FIT-Connect or another portal), "addressee" (a
+	// returning eEB) or "egvp-enterprise" (the state an EGVP Enterprise
+	// installation reports of an answer it sent).
 	Role string `json:"role"`
 	// Name is the attester's name as the evidence states it.
 	Name string `json:"name"`

@@ -394,6 +394,8 @@ func TestValidate(t *testing.T) {
 		{Config{Outbound: true, Endpoint: "http://x/ws", UserID: "u", Username: "p", PasswordEnv: "X", PasswordFile: "f"}, "exclude"},
 		{Config{Outbound: true, Endpoint: "http://x/ws", UserID: "u", CAFile: "ca.pem"}, "ca_file"},
 		{Config{Outbound: true, Endpoint: "https://x/ws", UserID: "u", CAFile: "ca.pem", Username: "p", PasswordFile: "f"}, ""},
+		{Config{Outbound: true, Endpoint: "http://x/ws", UserID: "u", BusinessCard: &egvp.BusinessCardConfig{Organisation: "Stadt"}}, "business_card.safe_id"},
+		{Config{Outbound: true, Endpoint: "http://x/ws", UserID: "u", BusinessCard: &egvp.BusinessCardConfig{SafeID: "DE.Justiz.x"}}, ""},
 	}
 	for _, tc := range cases {
 		err := tc.c.Validate()
