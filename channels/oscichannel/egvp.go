@@ -30,30 +30,5 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 		msg.Problems = append(msg.Problems, fmt.Sprintf("egvp: %v", err))
 		return
 	}
-	msg.EGVP = egvpFields(m)
-	if m.Subject != "" {
-		msg.Subject = m.Subject
-	}
-	for _, p := range m.Problems {
-		msg.Problems = append(msg.Problems, "egvp: "+p)
-	}
-}
-
-// egvpFields maps egvp.Message to the MessageReceived's egvp section (docs/egvp.md).
-func egvpFields(m *egvp.Message) *gateway.EGVPFields {
-	f := &gateway.EGVPFields{
-		SenderSafeID: m.SenderSafeID, RecipientSafeID: m.RecipientSafeID,
-		SenderFileNumber: m.SenderFileNumber, RecipientFileNumber: m.RecipientFileNumber,
-		MessageType: m.MessageType, RecipientCode: m.RecipientCode,
-		EEBRequested: m.EEB.Requested, EEBDocuments: m.EEB.Documents,
-		Origin: string(m.Origin.Level), OriginMailbox: m.Origin.Mailbox, OriginRoute: m.Origin.Route,
-		OriginReason: m.Origin.Reason, TransportCertificate: m.Origin.CertificateSHA256,
-	}
-	if m.Card != nil {
-		f.SenderRole = m.Card.Role
-	}
-	if x := m.XJustiz; x != nil {
-		f.XJustizVersion, f.XJustizMessageID, f.XJustizForeignMessageID = x.Version, x.Header.OwnMessageID, x.Header.ForeignMessageID
-	}
-	return f
+	egvp.Apply(msg, m)
 }
