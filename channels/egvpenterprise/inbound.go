@@ -28,6 +28,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/egvprecord"
 )
 
 // Metadata keys of the connector's receipts.
@@ -268,7 +269,7 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, id string, data io
 		msg.Problems = append(msg.Problems, fmt.Sprintf("egvp: %v", err))
 		return msg
 	}
-	egvp.Apply(msg, m)
+	egvprecord.Apply(msg, m)
 	msg.SenderMessageID = m.MessageID
 	// The Zugang is when the message reached the mailbox at the intermediary, as the
 	// process card in the export says, not when Enterprise handed it on.

@@ -11,6 +11,7 @@ import (
 	"github.com/poststelle/poststelle/egvp"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/egvprecord"
 	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/osci"
 	"github.com/poststelle/poststelle/xjustiz"
@@ -39,7 +40,7 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 		return nil
 	}
 	replyID := c.checkReturningEEB(ctx, m)
-	egvp.Apply(msg, m)
+	egvprecord.Apply(msg, m)
 	// The sender is its mailbox: "safe:" and the SAFE-ID an answer goes to, as the
 	// EGVP Enterprise connector records it; the cipher certificate stays in the
 	// metadata.
