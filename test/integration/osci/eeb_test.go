@@ -106,6 +106,8 @@ type egvpMessage struct {
 	// xjustizID replaces the fixture's eigeneNachrichtenID.
 	xjustizID string
 	subject   string
+	// noEEB turns the fixture's eEB request off.
+	noEEB bool
 }
 
 // sendEGVP stores an EGVP message for Bob at the stand-in through the library: the
@@ -121,6 +123,9 @@ func sendEGVP(t *testing.T, e env, url string, m egvpMessage) string {
 		t.Fatal(err)
 	}
 	xj := strings.Replace(string(fixture), requestID, m.xjustizID, 1)
+	if m.noEEB {
+		xj = strings.Replace(xj, "<tns:ruecksendungEEB.erforderlich>true<", "<tns:ruecksendungEEB.erforderlich>false<", 1)
+	}
 	desc := egvp.BuildDescription(egvp.Description{Type: "Allgemeine Nachricht", SignatureLevel: "no", RecipientSafeID: ourSafeID,
 		Subject: m.subject, SenderFileNumber: courtFileNumber, RecipientFileNumber: ourFileNumber})
 	files := map[string][]byte{
@@ -185,7 +190,7 @@ func TestPoststelleEEB(t *testing.T) {
 	second := sendEGVP(t, e, srv.URL(), egvpMessage{signer: courtVHN, card: courtCard(), xjustizID: refusedID, subject: "Zustellung Beschluss (2) " + courtFileNumber})
 	lawyerCard := egvp.BusinessCard{Organisation: "Kanzlei Muster", Name: "Muster", FirstName: "Max", City: "Koblenz", Country: "DE", SafeID: lawyerSafeID}
 	lawyer := sendEGVP(t, e, srv.URL(), egvpMessage{signer: "alice_signature_4096.p12", card: lawyerCard,
-		xjustizID: "3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7", subject: "Schriftsatz " + ourFileNumber})
+		xjustizID: "3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7", subject: "Schriftsatz " + ourFileNumber, noEEB: true})
 
 	recFirst, recSecond, recLawyer := g.received(t, first), g.received(t, second), g.received(t, lawyer)
 	checkEEBRequest(t, recFirst.Payload.(*gateway.MessageReceived), requestID)
@@ -201,10 +206,18 @@ func TestPoststelleEEB(t *testing.T) {
 	office := officeClient{t: t, base: "http://" + g.api, user: officeUser, password: officePassword}
 	for _, c := range []struct {
 		stream, origin string
-	}{{recFirst.Stream, "vhn"}, {recSecond.Stream, "vhn"}, {recLawyer.Stream, "sender-signed"}} {
+		eeb            bool
+	}{{recFirst.Stream, "vhn", true}, {recSecond.Stream, "vhn", true}, {recLawyer.Stream, "sender-signed", false}} {
 		msg := office.message(c.stream)
 		if r := obj(msg, "routing", "rule"); r != "vg-koblenz-bauakten" {
 			t.Errorf("message %s routed by %v, want the Aktenzeichen rule", c.stream, r)
+		}
+		task := obj(msg, "eeb")
+		if !c.eeb && task != nil {
+			t.Errorf("message %s asks for no eEB, but the office has the task %v", c.stream, task)
+		}
+		if docs, _ := obj(task, "documents").([]any); c.eeb && (obj(task, "status") != "open" || obj(task, "due") == nil || len(docs) != 1 || docs[0] != eebDocumentID) {
+			t.Errorf("message %s: eEB task %v, want it open and due for document %s (the office's eEB task, issue 14 item 4)", c.stream, task, eebDocumentID)
 		}
 		if got := obj(msg, "egvp", "origin"); got != c.origin {
 			t.Errorf("office API: message %s has egvp.origin %v, want %s (the office's message JSON must carry the EGVP section)", c.stream, got, c.origin)
@@ -232,10 +245,22 @@ func TestPoststelleEEB(t *testing.T) {
 	}
 
 	// The office sees each answer sent, with the intermediary's evidence of it.
-	for _, stream := range []string{recFirst.Stream, recSecond.Stream} {
-		servetest.WaitFor(t, "the eEB sent and its delivery evidence on "+stream, func() bool {
-			return answerSent(office.message(stream)) && answerEvidence(office.message(stream))
+	for _, c := range []struct{ stream, decision string }{{recFirst.Stream, gateway.EEBAcknowledged}, {recSecond.Stream, gateway.EEBRefused}} {
+		var msg map[string]any
+		logLast := func() {
+			if t.Failed() {
+				t.Logf("message %s: replies %v, eEB task %v, evidence %v", c.stream, msg["replies"], msg["eeb"], msg["evidence"])
+			}
+		}
+		// WaitFor ends the test on a time-out; the deferred log shows what was there.
+		defer logLast()
+		servetest.WaitFor(t, "the eEB sent and its delivery evidence on "+c.stream, func() bool {
+			msg = office.message(c.stream)
+			return answerSent(msg) && answerEvidence(msg)
 		})
+		if got := obj(msg, "eeb", "decision"); got != c.decision {
+			t.Errorf("message %s: eEB task decision %v, want %s", c.stream, got, c.decision)
+		}
 	}
 }
 
@@ -356,9 +381,10 @@ func inlineContents(doc map[string]any) map[string]string {
 	return out
 }
 
+// answerSent: the answer is sent and the office's eEB task says so.
 func answerSent(msg map[string]any) bool {
 	rs, _ := msg["replies"].([]any)
-	return len(rs) == 1 && obj(rs[0], "state") == "sent"
+	return len(rs) == 1 && obj(rs[0], "state") == "sent" && obj(msg, "eeb", "status") == "sent"
 }
 
 // answerEvidence: the intermediary's evidence about the answer (its process card:
