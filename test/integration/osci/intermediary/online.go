@@ -21,7 +21,8 @@ const maxOCSPResponse = 64 << 10
 // responder the certificate names in its Authority Information Access is asked, and
 // its answer, verified against the issuer, gives "ok" or "revoked" with the response
 // kept for the process card. Only responders on loopback addresses are asked (this is
-// a test fixture; the sample PKI's certificates name none); without one, or when the
+// a test fixture; the sample PKI's certificates name Governikus' responder, which is
+// not); without one, or when the
 // answer is unknown or does not verify, there is no online result, as when an
 // intermediary made no online check.
 func (s *Server) online(ctx context.Context, c, issuer *x509.Certificate) (string, []byte) {
