@@ -31,3 +31,19 @@ func FuzzCards(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadFiles: the kept files of a message, whatever they hold, are read into a
+// Message or refused without panic, and what was built reads back.
+func FuzzReadFiles(f *testing.F) {
+	f.Add(BuildBusinessCard(BusinessCard{SafeID: "DE.Justiz.x", Role: "egvp_bebpo"}), BuildDescription(Description{Subject: "s", SenderFileNumber: "1 K 1/26"}), []byte(request))
+	f.Add([]byte("<Visitenkarte/>"), []byte("<Nachricht><Freitext>x</Freitext></Nachricht>"), []byte("<x/>"))
+	f.Fuzz(func(t *testing.T, card, desc, xj []byte) {
+		m, err := ReadFiles([]File{{Name: FileCard, Inline: true, Data: card}, {Name: FileDescription, Inline: true, Data: desc}, {Name: FileXJustiz, Data: xj}}, Limits{})
+		if err != nil {
+			t.Fatalf("three EGVP files refused: %v", err)
+		}
+		if m.Origin.Level != LevelNone {
+			t.Fatalf("origin %s from kept files", m.Origin.Level)
+		}
+	})
+}

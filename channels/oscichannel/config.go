@@ -26,6 +26,7 @@ import (
 	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/pkcs11"
 	"github.com/poststelle/poststelle/crypto/xmldsig"
+	"github.com/poststelle/poststelle/egvp"
 )
 
 // Config is the osci: section.
@@ -49,6 +50,41 @@ type Config struct {
 	Outbound bool `yaml:"outbound"`
 	// MaxMessageBytes caps one message as received (default 256 MiB).
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// BusinessCard is the authority's own Visitenkarte, sent with every answer to
+	// an EGVP message and every eEB; without it such answers fail (to triage).
+	BusinessCard *BusinessCardConfig `yaml:"business_card"`
+	// Directory lists the cipher certificates of EGVP mailboxes by SAFE-ID, for
+	// answering a message that brought no originator cipher certificate.
+	Directory []DirectoryEntry `yaml:"directory"`
+}
+
+// BusinessCardConfig is the Visitenkarte (visitenkarte.xml) of the authority's
+// mailbox, as registered in the SAFE directory.
+type BusinessCardConfig struct {
+	Organisation     string `yaml:"organisation"`
+	OrganisationUnit string `yaml:"organisation_unit"`
+	Name             string `yaml:"name"`
+	Street           string `yaml:"street"`
+	HouseNumber      string `yaml:"house_number"`
+	PostCode         string `yaml:"post_code"`
+	City             string `yaml:"city"`
+	State            string `yaml:"state"`
+	Country          string `yaml:"country"`
+	Email            string `yaml:"email"`
+	Phone            string `yaml:"phone"`
+	Fax              string `yaml:"fax"`
+	// SafeID is the mailbox's SAFE-ID (Nutzer_ID), required; Role its Rollen_ID
+	// (egvp_bebpo for a beBPo).
+	SafeID string `yaml:"safe_id"`
+	Role   string `yaml:"role"`
+}
+
+// DirectoryEntry is one mailbox's cipher certificate: a PEM or DER file, or the PEM
+// text itself.
+type DirectoryEntry struct {
+	SafeID         string `yaml:"safe_id"`
+	CipherCertFile string `yaml:"cipher_cert_file"`
+	CipherCert     string `yaml:"cipher_cert"`
 }
 
 // IntermediaryConfig names the intermediary and its certificates.
@@ -125,6 +161,9 @@ func (c *Config) Validate() error {
 	if err := c.Signature.validate("signature"); err != nil {
 		return err
 	}
+	if err := c.validateEGVP(); err != nil {
+		return err
+	}
 	if c.Passive != nil {
 		if _, _, err := net.SplitHostPort(c.Passive.Listen); err != nil {
 			return fmt.Errorf("passive.listen: %q is not host:port", c.Passive.Listen)
@@ -134,6 +173,52 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+func (c *Config) validateEGVP() error {
+	if b := c.BusinessCard; b != nil && strings.TrimSpace(b.SafeID) == "" {
+		return errors.New("business_card.safe_id: required")
+	}
+	seen := map[string]bool{}
+	for i, e := range c.Directory {
+		switch {
+		case strings.TrimSpace(e.SafeID) == "":
+			return fmt.Errorf("directory[%d].safe_id: required", i)
+		case seen[e.SafeID]:
+			return fmt.Errorf("directory[%d]: %s is listed twice", i, e.SafeID)
+		case (e.CipherCertFile == "") == (e.CipherCert == ""):
+			return fmt.Errorf("directory[%d]: exactly one of cipher_cert_file and cipher_cert", i)
+		}
+		seen[e.SafeID] = true
+	}
+	return nil
+}
+
+func (b *BusinessCardConfig) card() egvp.BusinessCard {
+	return egvp.BusinessCard{Organisation: b.Organisation, OrganisationUnit: b.OrganisationUnit, Name: b.Name,
+		Street: b.Street, HouseNumber: b.HouseNumber, PostCode: b.PostCode, City: b.City, State: b.State,
+		Country: b.Country, Email: b.Email, Phone: b.Phone, Fax: b.Fax, SafeID: strings.TrimSpace(b.SafeID), Role: b.Role}
+}
+
+// loadDirectory reads the directory's certificates, by SAFE-ID.
+func (c *Config) loadDirectory() (map[string]*cert.Certificate, error) {
+	out := make(map[string]*cert.Certificate, len(c.Directory))
+	for _, e := range c.Directory {
+		var x *x509.Certificate
+		var err error
+		if e.CipherCertFile != "" {
+			x, err = LoadCertificate(e.CipherCertFile)
+		} else {
+			x, err = parseCertificate([]byte(e.CipherCert))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("osci: directory entry %s: %w", e.SafeID, err)
+		}
+		if out[e.SafeID], err = cert.Parse(x.Raw); err != nil {
+			return nil, fmt.Errorf("osci: directory entry %s: %w", e.SafeID, err)
+		}
+	}
+	return out, nil
 }
 
 func (c *Config) maxBytes() int64 {
@@ -268,12 +353,17 @@ func LoadCertificate(path string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("osci: reading certificate: %w", err)
 	}
-	if b, _ := pem.Decode(data); b != nil {
-		data = b.Bytes
-	}
-	c, err := x509.ParseCertificate(data)
+	c, err := parseCertificate(data)
 	if err != nil {
 		return nil, fmt.Errorf("osci: %s: %w", path, err)
 	}
 	return c, nil
+}
+
+// parseCertificate reads a PEM or DER certificate.
+func parseCertificate(data []byte) (*x509.Certificate, error) {
+	if b, _ := pem.Decode(data); b != nil {
+		data = b.Bytes
+	}
+	return x509.ParseCertificate(data)
 }

@@ -2,12 +2,22 @@ package oscichannel
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
 
+	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/egvp"
+	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/osci"
+	"github.com/poststelle/poststelle/xjustiz"
 )
 
 // readEGVP gives the delivery its EGVP meaning (package egvp) from the containers as read,
@@ -30,13 +40,65 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 		msg.Problems = append(msg.Problems, fmt.Sprintf("egvp: %v", err))
 		return
 	}
+	c.checkReturningEEB(ctx, m)
 	msg.EGVP = egvpFields(m)
 	if m.Subject != "" {
 		msg.Subject = m.Subject
 	}
+	// The sender is its mailbox, the SAFE-ID an answer goes to; the cipher
+	// certificate's address stays in the metadata's certificate.
+	if m.SenderSafeID != "" {
+		msg.From.Address = m.SenderSafeID
+		if m.Card != nil && m.Card.Organisation != "" {
+			msg.From.Name = m.Card.Organisation
+		}
+	}
 	for _, p := range m.Problems {
 		msg.Problems = append(msg.Problems, "egvp: "+p)
 	}
+}
+
+// checkReturningEEB flags a returning eEB whose fremdeNachrichtenID is no XJustiz id
+// of an answer this gateway recorded on the channel (XJustizID): the record is the
+// log's, read through the evidence links' index of ReplyIDs, caught up before an id
+// is called unknown. Without the evidence recorder (tests) nothing is checked.
+func (c *core) checkReturningEEB(ctx context.Context, m *egvp.Message) {
+	ev := c.deps.Evidence
+	if m.Receipt == nil || ev == nil || ev.Links == nil {
+		return
+	}
+	known := func(id string) bool {
+		replyID, ok := ReplyIDOf(id)
+		if !ok {
+			return false
+		}
+		found, err := c.sentReply(ctx, replyID)
+		if err == nil && !found && ev.CatchUp != nil {
+			if err = ev.CatchUp(ctx); err == nil {
+				found, err = c.sentReply(ctx, replyID)
+			}
+		}
+		if err != nil {
+			m.Problems = append(m.Problems, fmt.Sprintf("eEB: the request %q could not be looked up: %v", id, err))
+			return true
+		}
+		return found
+	}
+	m.CheckReceiptRequest(known)
+}
+
+// sentReply reports whether replyID is an answer recorded on the EGVP channel.
+func (c *core) sentReply(ctx context.Context, replyID string) (bool, error) {
+	links, err := c.deps.Evidence.Links.Links(ctx, c.deps.Tenant, gateway.ChannelEGVP, replyID)
+	if err != nil {
+		return false, err
+	}
+	for _, l := range links {
+		if l.ReplyID == replyID {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // egvpFields maps egvp.Message to the MessageReceived's egvp section (docs/egvp.md).
@@ -56,4 +118,172 @@ func egvpFields(m *egvp.Message) *gateway.EGVPFields {
 		f.XJustizVersion, f.XJustizMessageID, f.XJustizForeignMessageID = x.Version, x.Header.OwnMessageID, x.Header.ForeignMessageID
 	}
 	return f
+}
+
+// egvpAnswer composes the answer to an EGVP message: to the sender's SAFE-ID, encrypted
+// for the cipher certificate the message brought or, without one, the directory's for
+// that SAFE-ID; the files egvp builds from the message as read again from its kept
+// files, then (for an ordinary answer) the text and the attachments.
+func (o *Outbound) egvpAnswer(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived) (*answer, error) {
+	safeID := orig.EGVP.SenderSafeID
+	addressee, err := o.egvpAddressee(req, orig)
+	if err != nil {
+		return nil, replies.Permanent(err)
+	}
+	if o.card == nil {
+		return nil, replies.Permanent(fmt.Errorf("osci: answer %s: osci.business_card is not configured, and an EGVP answer carries it", req.ReplyID))
+	}
+	m, err := o.reread(ctx, req, orig)
+	if err != nil {
+		return nil, err
+	}
+	ans := &answer{addressee: addressee, container: egvp.ContainerProject, xjustizID: XJustizID(req.ReplyID)}
+	var files []egvp.File
+	var own []file
+	if req.EEB != nil {
+		files, err = receiptFiles(req, m, *o.card, ans.xjustizID, o.now())
+	} else {
+		own = textAndAttachments(req)
+		names := make([]string, len(own))
+		for i, it := range own {
+			names[i] = it.name
+		}
+		files, err = egvp.BuildAnswer(m, egvp.Answer{Own: *o.card, Subject: req.Subject, Files: names, OwnMessageID: ans.xjustizID, Created: o.now()})
+	}
+	if err != nil {
+		return nil, replies.Permanent(fmt.Errorf("osci: answer %s to %s: %w", req.ReplyID, safeID, err))
+	}
+	for _, f := range files {
+		ans.items = append(ans.items, file{name: f.Name, inline: f.Inline, data: f.Data})
+	}
+	ans.items = append(ans.items, own...)
+	return ans, nil
+}
+
+// egvpAddressee checks the answer's address, the sender's SAFE-ID (or, in events
+// recorded before From became the SAFE-ID, the originator cipher certificate's
+// address), and finds the certificate to encrypt for.
+func (o *Outbound) egvpAddressee(req *gateway.ReplyRequested, orig *gateway.MessageReceived) (*cert.Certificate, error) {
+	safeID := orig.EGVP.SenderSafeID
+	c, err := originatorCipher(req, orig)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case req.To.Address == safeID:
+	case c != nil && req.To.Address == cipherAddress(c):
+	default:
+		return nil, fmt.Errorf("osci: answer %s: address %.80q is not the sender's SAFE-ID %s", req.ReplyID, req.To.Address, safeID)
+	}
+	if c != nil {
+		return c, nil
+	}
+	if c := o.directory[safeID]; c != nil {
+		return c, nil
+	}
+	return nil, fmt.Errorf("osci: answer %s: no cipher certificate for %s: the message brought none, and osci.directory lists none", req.ReplyID, safeID)
+}
+
+// maxKeptFileBytes caps each EGVP file read back from the blob store.
+const maxKeptFileBytes = 4 << 20
+
+// reread reads the EGVP files of orig back from the blob store (the decrypted
+// contents listed as its parts) and gives them their meaning again; the result must
+// be the message as received: same sender, same XJustiz id.
+func (o *Outbound) reread(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived) (*egvp.Message, error) {
+	var files []egvp.File
+	seen := map[string]bool{}
+	for _, p := range orig.Parts {
+		name := p.Filename
+		if seen[name] || (name != egvp.FileCard && name != egvp.FileDescription && name != egvp.FileXJustiz) || p.Blob.SHA256 == "" {
+			continue
+		}
+		seen[name] = true
+		data, err := o.readBlob(ctx, p.Blob)
+		if err != nil {
+			return nil, fmt.Errorf("osci: answer %s: reading the message's %s: %w", req.ReplyID, name, err)
+		}
+		files = append(files, egvp.File{Name: name, Inline: name != egvp.FileXJustiz, Data: data})
+	}
+	m, err := egvp.ReadFiles(files, egvp.Limits{})
+	if err != nil {
+		return nil, replies.Permanent(fmt.Errorf("osci: answer %s: the message's kept files: %w", req.ReplyID, err))
+	}
+	f := orig.EGVP
+	var xjID string
+	if m.XJustiz != nil {
+		xjID = m.XJustiz.Header.OwnMessageID
+	}
+	if m.SenderSafeID != f.SenderSafeID || xjID != f.XJustizMessageID {
+		return nil, replies.Permanent(fmt.Errorf("osci: answer %s: the message's kept files name sender %q and XJustiz id %q, the receipt %q and %q",
+			req.ReplyID, m.SenderSafeID, xjID, f.SenderSafeID, f.XJustizMessageID))
+	}
+	return m, nil
+}
+
+func (o *Outbound) readBlob(ctx context.Context, ref blob.Ref) ([]byte, error) {
+	if ref.Size > maxKeptFileBytes {
+		return nil, fmt.Errorf("%d bytes, over %d", ref.Size, maxKeptFileBytes)
+	}
+	rc, err := o.blobs.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, maxKeptFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxKeptFileBytes {
+		return nil, fmt.Errorf("over %d bytes", maxKeptFileBytes)
+	}
+	return data, nil
+}
+
+// receiptFiles builds the eEB the office decided on.
+func receiptFiles(req *gateway.ReplyRequested, m *egvp.Message, own egvp.BusinessCard, xjID string, now time.Time) ([]egvp.File, error) {
+	e := req.EEB
+	a := egvp.ReceiptAnswer{Own: own, DeviatingRecipient: e.DeviatingRecipient, OwnMessageID: xjID, Created: now}
+	switch e.Decision {
+	case gateway.EEBAcknowledged:
+		d, err := time.Parse(time.DateOnly, e.ReceivedOn)
+		if err != nil {
+			return nil, fmt.Errorf("eEB: date of receipt %.40q: %w", e.ReceivedOn, err)
+		}
+		a.Received = d
+	case gateway.EEBRefused:
+		a.Refusal = &xjustiz.Refusal{Code: e.RefusalCode, Reason: e.Reason}
+	default:
+		return nil, fmt.Errorf("eEB: decision %.40q is neither %s nor %s", e.Decision, gateway.EEBAcknowledged, gateway.EEBRefused)
+	}
+	return egvp.BuildReceiptAnswer(m, a)
+}
+
+// replyIDForm is the form of the ids replies.ReplyID gives: 128 bits in hex.
+var replyIDForm = regexp.MustCompile(`^rpl-[0-9a-f]{32}$`)
+
+// XJustizID is the eigeneNachrichtenID of the answer ReplyID: the ReplyID's 128 bits
+// in the form of a UUID, so that a resend after a crash carries the same id and a
+// returning eEB's fremdeNachrichtenID leads back to the answer (ReplyIDOf). A ReplyID
+// of another form (none of the gateway's) gets a version 8 UUID from its SHA-256.
+func XJustizID(replyID string) string {
+	if replyIDForm.MatchString(replyID) {
+		b, _ := hex.DecodeString(replyID[len("rpl-"):])
+		return xjustiz.UUIDFromBytes(b, false)
+	}
+	sum := sha256.Sum256([]byte("poststelle xjustiz message\x00" + replyID))
+	return xjustiz.UUIDFromBytes(sum[:], true)
+}
+
+// ReplyIDOf is the ReplyID an XJustiz id of ours stands for; false for an id of
+// another form.
+func ReplyIDOf(xjustizID string) (string, bool) {
+	h := strings.ToLower(strings.ReplaceAll(xjustizID, "-", ""))
+	if len(xjustizID) != 36 || len(h) != 32 {
+		return "", false
+	}
+	if _, err := hex.DecodeString(h); err != nil {
+		return "", false
+	}
+	return "rpl-" + h, true
 }
