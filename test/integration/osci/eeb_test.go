@@ -89,9 +89,12 @@ osci:
   signature: {pkcs12_file: %q, password_file: %q}
   poll_interval: 300ms
   outbound: true
+  business_card: {organisation: Stadt Musterstadt, organisation_unit: Rechtsamt, name: Stadt Musterstadt,
+    street: Marktplatz, house_number: "1", post_code: "56068", city: Koblenz, state: Rheinland-Pfalz,
+    country: DE, safe_id: %q, role: egvp_bebpo}
 `, g.dir, officesFile, rules, g.api, servetest.FreeAddr(t), servetest.FreeAddr(t), url,
 		c("osci_manager_cipher_4096.cer"), c("osci_manager_signature_4096.cer"),
-		c("bob_cipher_4096.p12"), pin, c("bob_signature_4096.p12"), pin)
+		c("bob_cipher_4096.p12"), pin, c("bob_signature_4096.p12"), pin, ourSafeID)
 	write("poststelle.yaml", conf)
 	g.proc = servetest.Start(t, poststelleBin(t), g.config, g.api)
 	return g
@@ -303,8 +306,8 @@ func fetchEEB(t *testing.T, e env, url, courtSigner string) *xjustiz.Message {
 	if !strings.Contains(desc, "<Betreff>EB zu: "+courtFileNumber+"</Betreff>") || !strings.Contains(desc, "<Empfaengerkennung>"+courtSafeID+"</Empfaengerkennung>") {
 		t.Errorf("the eEB's nachricht.xml:\n%s", desc)
 	}
-	if card == "" {
-		t.Error("the eEB carries no visitenkarte.xml")
+	if !strings.Contains(card, "<Nutzer_ID>"+ourSafeID+"</Nutzer_ID>") {
+		t.Errorf("the eEB's visitenkarte.xml is not the authority's:\n%s", card)
 	}
 	if _, ok := attachmentsOf(fetch.doc)[egvp.FileXJustiz]; !ok {
 		t.Fatalf("the eEB has no %s attachment: %v", egvp.FileXJustiz, attachmentsOf(fetch.doc))
