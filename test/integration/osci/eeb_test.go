@@ -264,6 +264,12 @@ func TestPoststelleEEB(t *testing.T) {
 		if got := obj(msg, "eeb", "decision"); got != c.decision {
 			t.Errorf("message %s: eEB task decision %v, want %s", c.stream, got, c.decision)
 		}
+		// The Prüfprotokoll's evidence section lists the answer's evidence too.
+		code, page := office.do(http.MethodGet, "/offices/rechtsamt/messages/"+c.stream+"/evidence", "")
+		replyID, _ := obj(msg, "eeb", "replyId").(string)
+		if code != http.StatusOK || replyID == "" || !strings.Contains(string(page), "Antwort "+replyID) || !strings.Contains(string(page), "intermediary") {
+			t.Errorf("evidence page of %s (%d) does not list the intermediary's evidence of answer %q:\n%s", c.stream, code, replyID, page)
+		}
 	}
 }
 
@@ -396,7 +402,8 @@ func answerEvidence(msg map[string]any) bool {
 	ev, _ := msg["evidence"].([]any)
 	for _, e := range ev {
 		if obj(e, "channel") == string(gateway.ChannelEGVP) && obj(e, "replyId") != nil && obj(e, "attester", "role") == "intermediary" &&
-			(obj(e, "kind") == string(gateway.EvidenceDelivered) || obj(e, "kind") == string(gateway.EvidenceRetrieved)) {
+			(obj(e, "kind") == string(gateway.EvidenceDelivered) || obj(e, "kind") == string(gateway.EvidenceRetrieved)) &&
+			obj(e, "verification", "indication") == "TOTAL_PASSED" {
 			return true
 		}
 	}
