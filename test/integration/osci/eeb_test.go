@@ -195,7 +195,35 @@ func TestPoststelleEEB(t *testing.T) {
 	lawyer := sendEGVP(t, e, srv.URL(), egvpMessage{signer: "alice_signature_4096.p12", card: lawyerCard,
 		xjustizID: "3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7", subject: "Schriftsatz " + ourFileNumber, noEEB: true})
 
+	// A court message whose VHN the CA revoked: the intermediary's online check says
+	// so, the Visitenkarte's egvp_justiz is then a claim the certificate does not
+	// bear out, and the message goes to triage.
+	revokedLeaf, err := ca.Issue("VHN - Justiz", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.Revoke(revokedLeaf.Certificate)
+	revokedVHN, err := ca.WritePKCS12(revokedLeaf, t.TempDir(), "court_vhn_revoked", "123456")
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := sendEGVP(t, e, srv.URL(), egvpMessage{signer: revokedVHN, card: courtCard(),
+		xjustizID: "5c6d7e8f-9a0b-4c1d-8e2f-3a4b5c6d7e8f", subject: "Zustellung Beschluss (widerrufen) " + courtFileNumber})
+
 	recFirst, recSecond, recLawyer := g.received(t, first), g.received(t, second), g.received(t, lawyer)
+	rm := g.received(t, revoked)
+	if p := rm.Payload.(*gateway.MessageReceived); p.EGVP == nil || p.EGVP.Origin != "sender-signed" ||
+		!slices.ContainsFunc(p.Problems, func(s string) bool { return strings.Contains(s, "claims a justiz mailbox") }) {
+		t.Errorf("the message with the revoked VHN: egvp %+v, problems %q; want sender-signed and the Visitenkarte's claim flagged", p.EGVP, p.Problems)
+	}
+	mailroom := officeClient{t: t, base: "http://" + g.api, user: mailroomUser, password: mailroomPassword}
+	servetest.WaitFor(t, "the message with the revoked VHN in triage", func() bool {
+		code, b := mailroom.do(http.MethodGet, "/triage/"+rm.Stream, "")
+		if code != http.StatusOK && code != http.StatusNotFound {
+			t.Fatalf("GET /triage/%s: %d %s", rm.Stream, code, b)
+		}
+		return code == http.StatusOK
+	})
 	checkEEBRequest(t, recFirst.Payload.(*gateway.MessageReceived), requestID)
 	checkEEBRequest(t, recSecond.Payload.(*gateway.MessageReceived), refusedID)
 	lm := recLawyer.Payload.(*gateway.MessageReceived)
