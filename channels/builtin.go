@@ -113,7 +113,8 @@ func osciInbound() *InboundSide {
 // osciOutbound reads osci.outbound of the section in reads.
 func osciOutbound(in *InboundSide) *OutboundSide {
 	return NewSharedOutbound(in, func(c *oscichannel.Config, deps OutboundDeps) (replies.Outbound, error) {
-		out, err := oscichannel.NewOutbound(*c, oscichannel.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger})
+		out, err := oscichannel.NewOutbound(*c, oscichannel.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger,
+			Evidence: deps.Evidence, Tenant: deps.Tenant})
 		if err != nil || out == nil {
 			return nil, err
 		}

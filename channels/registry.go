@@ -41,6 +41,12 @@ type OutboundDeps struct {
 	Blobs blob.Backend
 	// Logger receives operational messages.
 	Logger *slog.Logger
+	// Evidence records the delivery evidence an outbound learns of the answers it
+	// sends (the EGVP channel's process cards); nil when the gateway was built
+	// without it.
+	Evidence *gateway.EvidenceRecorder
+	// Tenant is the authority the answers belong to.
+	Tenant string
 }
 
 // Section is one YAML section of the gateway's configuration file that a

@@ -99,7 +99,8 @@ func TestUUIDFromBytes(t *testing.T) {
 	if !uuidForm.MatchString(v) || v[14] != '8' || !strings.ContainsRune("89ab", rune(v[19])) {
 		t.Errorf("versioned %s", v)
 	}
-	if NewDocumentID("a", 1) == NewDocumentID("a", 2) || NewDocumentID("a", 1) != NewDocumentID("a", 1) || !uuidForm.MatchString(NewDocumentID("a", 1)) {
+	first, again := NewDocumentID("a", 1), NewDocumentID("a", 1)
+	if first == NewDocumentID("a", 2) || first == NewDocumentID("b", 1) || first != again || !uuidForm.MatchString(first) {
 		t.Error("document ids are not distinct and stable UUIDs")
 	}
 }

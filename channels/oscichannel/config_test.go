@@ -1,6 +1,7 @@
 package oscichannel
 
 import (
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/pkcs11"
+	"github.com/poststelle/poststelle/internal/corpus"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -41,6 +43,19 @@ func TestConfigValidate(t *testing.T) {
 		{"passive listen", func(c *Config) { c.Passive = &PassiveConfig{Listen: "nowhere"} }, "passive.listen"},
 		{"passive tls half", func(c *Config) { c.Passive = &PassiveConfig{Listen: "127.0.0.1:8443", TLSCertFile: "x.pem"} }, "passive"},
 		{"negative size", func(c *Config) { c.MaxMessageBytes = -1 }, "max_message_bytes"},
+		{"business card", func(c *Config) { c.BusinessCard = &BusinessCardConfig{SafeID: "DE.Justiz.x", Role: "egvp_bebpo"} }, ""},
+		{"business card without SAFE-ID", func(c *Config) { c.BusinessCard = &BusinessCardConfig{Organisation: "Stadt"} }, "business_card.safe_id"},
+		{"directory", func(c *Config) {
+			c.Directory = []DirectoryEntry{{SafeID: "a", CipherCertFile: "a.pem"}, {SafeID: "b", CipherCert: "PEM"}}
+		}, ""},
+		{"directory without SAFE-ID", func(c *Config) { c.Directory = []DirectoryEntry{{CipherCertFile: "a.pem"}} }, "directory[0].safe_id"},
+		{"directory twice", func(c *Config) {
+			c.Directory = []DirectoryEntry{{SafeID: "a", CipherCertFile: "a.pem"}, {SafeID: "a", CipherCertFile: "b.pem"}}
+		}, "directory[1]"},
+		{"directory file and PEM", func(c *Config) {
+			c.Directory = []DirectoryEntry{{SafeID: "a", CipherCertFile: "a.pem", CipherCert: "PEM"}}
+		}, "directory[0]"},
+		{"directory neither", func(c *Config) { c.Directory = []DirectoryEntry{{SafeID: "a"}} }, "directory[0]"},
 	}
 	for _, tc := range cases {
 		c := good()
@@ -73,5 +88,26 @@ func TestLoadPKCS12Refuses(t *testing.T) {
 	}
 	if kp, err := LoadPKCS12(k); err != nil || kp.Cert == nil || kp.Key == nil {
 		t.Errorf("good file: %v", err)
+	}
+}
+
+// The directory's certificates load from a file or from PEM text; a broken one stops
+// the sender from starting.
+func TestLoadDirectory(t *testing.T) {
+	alice := pair(t, "alice_cipher_4096").Cert
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: alice.Raw}))
+	c := Config{Directory: []DirectoryEntry{
+		{SafeID: "file", CipherCertFile: corpus.Path(t, "osci", "zertifikate", "alice_cipher_4096.cer")},
+		{SafeID: "pem", CipherCert: pemText}}}
+	dir, err := c.loadDirectory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dir["file"].Equal(alice) || !dir["pem"].Equal(alice) {
+		t.Errorf("directory %v", dir)
+	}
+	c.Directory = append(c.Directory, DirectoryEntry{SafeID: "broken", CipherCert: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"})
+	if _, err := c.loadDirectory(); err == nil || !strings.Contains(err.Error(), "broken") {
+		t.Errorf("broken entry: %v", err)
 	}
 }

@@ -23,8 +23,10 @@ import (
 // readEGVP gives the delivery its EGVP meaning (package egvp) from the containers as read,
 // the encrypted ones decrypted, and sets msg.EGVP. What egvp finds wrong goes to the
 // receipt's Problems; the delivery is kept either way. A delivery without EGVP
-// structure gets no EGVP section and no problem: OSCI carries other traffic too.
-func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*osci.ContentContainer, attachment func(string) *osci.Part, msg *gateway.MessageReceived) {
+// structure gets no EGVP section and no problem: OSCI carries other traffic too. A
+// returning eEB of one of our answers comes back with the evidence that links it there
+// (linkReturningEEB records it once the message is).
+func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*osci.ContentContainer, attachment func(string) *osci.Part, msg *gateway.MessageReceived) *gateway.DeliveryEvidenceRecorded {
 	// egvp reads the plaintext containers of the envelope; a shallow copy carries the
 	// decrypted ones without changing the request.
 	env := *req.Envelope
@@ -35,12 +37,12 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 	m, err := egvp.Read(ctx, egvp.Delivery{Envelope: &env, Attachment: attachment, IntermediaryVerified: verified}, egvp.Config{}, egvp.Limits{})
 	switch {
 	case errors.Is(err, egvp.ErrNotEGVP):
-		return
+		return nil
 	case err != nil:
 		msg.Problems = append(msg.Problems, fmt.Sprintf("egvp: %v", err))
-		return
+		return nil
 	}
-	c.checkReturningEEB(ctx, m)
+	replyID := c.checkReturningEEB(ctx, m)
 	msg.EGVP = egvpFields(m)
 	if m.Subject != "" {
 		msg.Subject = m.Subject
@@ -56,17 +58,23 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 	for _, p := range m.Problems {
 		msg.Problems = append(msg.Problems, "egvp: "+p)
 	}
+	if replyID == "" {
+		return nil
+	}
+	return returningEEBEvidence(m, replyID, msg)
 }
 
 // checkReturningEEB flags a returning eEB whose fremdeNachrichtenID is no XJustiz id
 // of an answer this gateway recorded on the channel (XJustizID): the record is the
 // log's, read through the evidence links' index of ReplyIDs, caught up before an id
-// is called unknown. Without the evidence recorder (tests) nothing is checked.
-func (c *core) checkReturningEEB(ctx context.Context, m *egvp.Message) {
+// is called unknown. Without the evidence recorder (tests) nothing is checked. It
+// returns the ReplyID of the answer the eEB is for, "" when it is for none of ours.
+func (c *core) checkReturningEEB(ctx context.Context, m *egvp.Message) string {
 	ev := c.deps.Evidence
 	if m.Receipt == nil || ev == nil || ev.Links == nil {
-		return
+		return ""
 	}
+	var answered string
 	known := func(id string) bool {
 		replyID, ok := ReplyIDOf(id)
 		if !ok {
@@ -82,9 +90,46 @@ func (c *core) checkReturningEEB(ctx context.Context, m *egvp.Message) {
 			m.Problems = append(m.Problems, fmt.Sprintf("eEB: the request %q could not be looked up: %v", id, err))
 			return true
 		}
+		if found {
+			answered = replyID
+		}
 		return found
 	}
 	m.CheckReceiptRequest(known)
+	return answered
+}
+
+// returningEEBEvidence is what a returning eEB attests of the answer replyID: read
+// (the addressee acknowledges receipt, on the date it states) or, refused, not
+// delivered (service failed, with the refusal's code and reason). The addressee
+// attests it; the evidence bytes are the eEB message as received.
+func returningEEBEvidence(m *egvp.Message, replyID string, msg *gateway.MessageReceived) *gateway.DeliveryEvidenceRecorded {
+	ev := &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelEGVP, Kind: gateway.EvidenceRead,
+		References: []gateway.EvidenceReference{{Kind: "replyId", Value: replyID}, {Kind: "xjustizMessageId", Value: m.AnswersXJustizID}},
+		Attester:   gateway.Attester{Role: "addressee", Name: m.SenderSafeID, ID: m.SenderSafeID},
+		AttestedAt: m.Receipt.Received, Evidence: msg.Raw, MediaType: "multipart/related", EvidenceID: "eeb:" + msg.SenderMessageID}
+	if msg.SenderMessageID == "" {
+		ev.EvidenceID = ""
+	}
+	if r := m.Receipt.Refusal; r != nil {
+		ev.Kind, ev.Reason = gateway.EvidenceNotDelivered, fmt.Sprintf("eEB refused (eeb.stoerungs-id %s): %s", r.Code, r.Reason)
+		ev.AttestedAt = m.XJustiz.Header.CreatedTime
+	}
+	if ev.AttestedAt.IsZero() {
+		ev.AttestedAt = msg.ReceivedAt
+	}
+	return ev
+}
+
+// linkReturningEEB records the evidence of a returning eEB once the eEB itself is
+// recorded; a failure is logged, since the eEB is in the log and routed either way.
+func (c *core) linkReturningEEB(ctx context.Context, ev *gateway.DeliveryEvidenceRecorded) {
+	if ev == nil || c.deps.Evidence == nil {
+		return
+	}
+	if _, err := c.deps.Evidence.Record(ctx, c.deps.Tenant, ev); err != nil {
+		c.deps.Logger.Error("linking the returning eEB to its answer", "replyId", ev.References[0].Value, "err", err)
+	}
 }
 
 // sentReply reports whether replyID is an answer recorded on the EGVP channel.

@@ -280,3 +280,41 @@ func lastEvent(t *testing.T, g *gatewaytest.Env, stream string) *eventstore.Even
 	}
 	return &evs[len(evs)-1]
 }
+
+// FuzzCheckEEB: whatever a form or a client sends, an answer CheckEEBFor
+// accepts is one the EGVP sender can write: a known decision with exactly
+// its own fields, a real date within the bounds, a code of the Codeliste, a
+// short reason without control characters.
+func FuzzCheckEEB(f *testing.F) {
+	f.Add("acknowledged", "2026-12-02", "", "", "3.5.1")
+	f.Add("refused", "", "2", "Anlage K3 fehlt", "2.4.0")
+	f.Add("refused", "2026-12-02", "9", "a\nb", "")
+	f.Add("acknowledged", "2026-02-30", "1", "", "3.5.1")
+	f.Add("", "0000-01-01", "", "\xff", "3")
+	received := eebRequest(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC), "")
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, decision, on, code, reason, version string) {
+		received.EGVP.XJustizVersion = version
+		a := &gateway.EEBAnswer{Decision: decision, ReceivedOn: on, RefusalCode: code, Reason: reason}
+		if err := replies.CheckEEBFor(a, received, now); err != nil {
+			if !errors.Is(err, replies.ErrInvalid) {
+				t.Fatalf("%+v: %v is not ErrInvalid", a, err)
+			}
+			return
+		}
+		switch decision {
+		case gateway.EEBAcknowledged:
+			d, err := time.Parse(time.DateOnly, on)
+			if err != nil || code != "" || reason != "" || d.Before(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)) || d.After(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)) {
+				t.Fatalf("accepted %+v", a)
+			}
+		case gateway.EEBRefused:
+			if on != "" || (code != "1" && code != "2" && code != "3") || len(reason) > replies.MaxEEBReasonBytes ||
+				strings.ContainsAny(reason, "\r\n\x00") || strings.HasPrefix(version, "2.") {
+				t.Fatalf("accepted %+v to %q", a, version)
+			}
+		default:
+			t.Fatalf("accepted decision %q", decision)
+		}
+	})
+}
