@@ -215,8 +215,8 @@ func issuerKeyHash(c *x509.Certificate, h crypto.Hash) []byte {
 }
 
 // WritePKCS12 writes the leaf's key and certificate (and the CA's) as a PKCS#12 file
-// the Java library loads, through openssl (Go's x/crypto/pkcs12 only reads). It
-// returns the file's path.
+// the Java library and the gateway load, through openssl (Go's x/crypto/pkcs12 only
+// reads). It returns the file's path.
 func (ca *CA) WritePKCS12(l *Leaf, dir, name, password string) (string, error) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		return "", errors.New("vhnpki: openssl not found (test/setup.sh installs it)")
@@ -236,7 +236,10 @@ func (ca *CA) WritePKCS12(l *Leaf, dir, name, password string) (string, error) {
 		}
 	}
 	p12 := filepath.Join(dir, name+".p12")
+	// SHA-1/3DES, as the sample PKI's files are: the Java library and the gateway
+	// (x/crypto/pkcs12, which reads no PBES2) both load it.
 	out, err := exec.Command("openssl", "pkcs12", "-export", "-inkey", keyPEM, "-in", certPEM, "-certfile", caPEM,
+		"-keypbe", "PBE-SHA1-3DES", "-certpbe", "PBE-SHA1-3DES", "-macalg", "sha1",
 		"-out", p12, "-passout", "pass:"+password).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("vhnpki: openssl pkcs12: %w\n%s", err, out)
