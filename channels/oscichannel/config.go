@@ -38,6 +38,11 @@ type Config struct {
 	Cipher KeyConfig `yaml:"cipher"`
 	// Signature is the authority's signature key for its requests and answers.
 	Signature KeyConfig `yaml:"signature"`
+	// VHN, when set, is the mailbox's VHN certificate with its key (issued by the
+	// BNotK once the role is confirmed in SAFE): the answers' storeDelivery is signed
+	// with it, so that it is their transport signature, the proof of origin a court
+	// checks; their content stays signed with Signature.
+	VHN *KeyConfig `yaml:"vhn"`
 	// SignatureMethod is "rsa-sha256" (default) or "rsa-pss" (RSASSA-PSS with SHA-256).
 	SignatureMethod string `yaml:"signature_method"`
 	// PollInterval, when set, makes the gateway an active recipient that fetches
@@ -160,6 +165,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Signature.validate("signature"); err != nil {
 		return err
+	}
+	if c.VHN != nil {
+		if err := c.VHN.validate("vhn"); err != nil {
+			return err
+		}
 	}
 	if err := c.validateEGVP(); err != nil {
 		return err

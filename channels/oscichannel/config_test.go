@@ -43,6 +43,8 @@ func TestConfigValidate(t *testing.T) {
 		{"passive listen", func(c *Config) { c.Passive = &PassiveConfig{Listen: "nowhere"} }, "passive.listen"},
 		{"passive tls half", func(c *Config) { c.Passive = &PassiveConfig{Listen: "127.0.0.1:8443", TLSCertFile: "x.pem"} }, "passive"},
 		{"negative size", func(c *Config) { c.MaxMessageBytes = -1 }, "max_message_bytes"},
+		{"vhn", func(c *Config) { c.VHN = &KeyConfig{PKCS12File: "vhn.p12"} }, ""},
+		{"vhn without key", func(c *Config) { c.VHN = &KeyConfig{} }, "vhn.pkcs12_file"},
 		{"business card", func(c *Config) { c.BusinessCard = &BusinessCardConfig{SafeID: "DE.Justiz.x", Role: "egvp_bebpo"} }, ""},
 		{"business card without SAFE-ID", func(c *Config) { c.BusinessCard = &BusinessCardConfig{Organisation: "Stadt"} }, "business_card.safe_id"},
 		{"directory", func(c *Config) {

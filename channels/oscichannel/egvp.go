@@ -323,12 +323,10 @@ func XJustizID(replyID string) string {
 // ReplyIDOf is the ReplyID an XJustiz id of ours stands for; false for an id of
 // another form.
 func ReplyIDOf(xjustizID string) (string, bool) {
-	h := strings.ToLower(strings.ReplaceAll(xjustizID, "-", ""))
-	if len(xjustizID) != 36 || len(h) != 32 {
+	if !uuidForm.MatchString(xjustizID) {
 		return "", false
 	}
-	if _, err := hex.DecodeString(h); err != nil {
-		return "", false
-	}
-	return "rpl-" + h, true
+	return "rpl-" + strings.ToLower(strings.ReplaceAll(xjustizID, "-", "")), true
 }
+
+var uuidForm = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)

@@ -2,7 +2,9 @@ package oscichannel
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -565,5 +567,34 @@ func TestSendEvidenceRetrieved(t *testing.T) {
 	evs = w.evidence(t, stream)
 	if len(evs) != 4 || evs[3].ReplyID != req.ReplyID || !slices.Contains(evs[3].References, gateway.EvidenceReference{Kind: "osciMessageId", Value: again.ChannelMessageID}) {
 		t.Errorf("after the resend: %+v", evs)
+	}
+}
+
+// TestSendWithVHN: with osci.vhn set (carol's key standing in for a VHN certificate),
+// the storeDelivery is signed with it, which makes it the message's transport
+// certificate (SignatureCertificateOriginator) for the court's proof of origin, while
+// the content stays signed by bob's signature key, listed as another author.
+func TestSendWithVHN(t *testing.T) {
+	ctx := context.Background()
+	vhn := p12(t, "carol_signature_4096")
+	w := newWorld(t, func(c *Config) { c.VHN = &vhn })
+	orig, stream := w.received(t, eebRequest3, true)
+	req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("zustellung", stream, "vhn"), Channel: gateway.ChannelEGVP, To: gateway.Address{Address: courtSafeID},
+		EEB: &gateway.EEBAnswer{Decision: gateway.EEBAcknowledged, ReceivedOn: "2026-12-01"}}
+	if _, err := w.out.Send(ctx, req, orig); err != nil {
+		t.Fatal(err)
+	}
+	carol := pair(t, "carol_signature_4096").Cert
+	st := w.mb.stored[0]
+	if st.Signature == nil || !st.Signature.Valid() || !st.Signer().Equal(carol) || !st.Certificate("SignatureCertificateOriginator").Equal(carol) {
+		t.Fatalf("storeDelivery signed by %v (valid %v), want the VHN", st.Signer(), st.Signature != nil && st.Signature.Valid())
+	}
+	if !st.Certificate("SignatureCertificateOtherAuthor").Equal(pair(t, "bob_signature_4096").Cert) {
+		t.Error("the content's author is not listed as another author")
+	}
+	m := w.arrived(t, 0) // bob's content signature holds
+	sum := sha256.Sum256(carol.Raw)
+	if m.Origin.CertificateSHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("transport certificate %s, want the VHN's", m.Origin.CertificateSHA256)
 	}
 }

@@ -34,8 +34,11 @@ import (
 // (ReplyRequested.EEB) is the XJustiz nachricht.eeb.zuruecklaufend. Any other OSCI
 // message is answered with the text and the attachments alone.
 type Outbound struct {
-	c         *core
-	client    *osci.Client
+	c      *core
+	client *osci.Client
+	// sender stores the answers: client, or with the VHN as its signature.
+	sender    *osci.Client
+	vhn       *KeyPair
 	blobs     blob.Backend
 	log       *slog.Logger
 	card      *egvp.BusinessCard
@@ -88,6 +91,16 @@ func NewOutbound(cfg Config, deps OutboundDeps) (*Outbound, error) {
 	}
 	o := &Outbound{c: c, client: c.client(), blobs: deps.Blobs, log: deps.Logger.With("channel", "egvp", "role", "sender"),
 		directory: dir, evidence: deps.Evidence, tenant: deps.Tenant, now: deps.Now}
+	o.sender = o.client
+	if cfg.VHN != nil {
+		// The constructors take no context; opening a token is a local library call.
+		if o.vhn, err = LoadKey(context.Background(), *cfg.VHN, deps.Logger); err != nil {
+			return nil, fmt.Errorf("osci: VHN key: %w", err)
+		}
+		vc := *o.client
+		vc.Signer, vc.SignatureCertificate = o.vhn.Key, o.vhn.Cert
+		o.sender = &vc
+	}
 	if cfg.BusinessCard != nil {
 		card := cfg.BusinessCard.card()
 		o.card = &card
@@ -139,7 +152,7 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 	if err != nil {
 		return replies.SentInfo{}, err
 	}
-	id, err := o.client.GetMessageID(ctx)
+	id, err := o.sender.GetMessageID(ctx)
 	if err != nil {
 		return replies.SentInfo{}, classify(req, err)
 	}
@@ -152,8 +165,11 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 	if len(subject) > 1024 {
 		subject = subject[:1024]
 	}
-	r, err := o.client.StoreDelivery(ctx, &osci.Delivery{Addressee: ans.addressee, MessageID: id, Subject: subject,
-		ContentPackage: pkg, Attachments: parts, Keep: kept})
+	d := &osci.Delivery{Addressee: ans.addressee, MessageID: id, Subject: subject, ContentPackage: pkg, Attachments: parts, Keep: kept}
+	if o.vhn != nil {
+		d.OtherAuthors = []*cert.Certificate{o.c.signature.Cert}
+	}
+	r, err := o.sender.StoreDelivery(ctx, d)
 	if err != nil {
 		return replies.SentInfo{}, classify(req, err)
 	}
@@ -167,7 +183,7 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 		// Delivered; the copy is lost, the evidence below is not.
 		o.log.Error("keeping the sent answer", "replyId", req.ReplyID, "err", err)
 	}
-	fetched := o.processCard(ctx, id)
+	fetched := o.processCard(ctx, req.ReplyID, id)
 	o.recordEvidence(ctx, req, ans, id, stored, fetched)
 	card := fetched.text
 	o.log.Info("answer delivered", "replyId", req.ReplyID, "messageId", id, "xjustizId", ans.xjustizID, "processCard", card)
@@ -219,7 +235,7 @@ func (o *Outbound) fill(ctx context.Context, replyID string, r *osci.Response, o
 
 // processCard fetches the answer's process card: when the intermediary took it in,
 // and whether the addressee has fetched it yet.
-func (o *Outbound) processCard(ctx context.Context, id string) cardAnswer {
+func (o *Outbound) processCard(ctx context.Context, replyID, id string) cardAnswer {
 	d, err := o.client.InitDialog(ctx)
 	if err != nil {
 		return cardAnswer{text: "process card not fetched: " + err.Error()}
@@ -233,7 +249,7 @@ func (o *Outbound) processCard(ctx context.Context, id string) cardAnswer {
 	for _, b := range r.Envelope.ProcessCards() {
 		if b.MessageID == id {
 			out := cardAnswer{bundle: &b, text: "process card " + processCardText(b)}
-			o.fill(ctx, id, r, &out)
+			o.fill(ctx, replyID, r, &out)
 			return out
 		}
 	}
@@ -358,8 +374,14 @@ func (o *Outbound) content(ctx context.Context, req *gateway.ReplyRequested, ans
 		}
 		return o.blobs.Open(ctx, it.ref)
 	}
+	// The author's certificate entry: the originator's, unless the VHN signs the
+	// message as originator and the author is another.
+	author := osci.CertificateID("originator", "signature", o.c.signature.Cert)
+	if o.vhn != nil {
+		author = osci.CertificateID("otherauthor", "signature", o.c.signature.Cert)
+	}
 	signed, err := osci.SignContainer(ctx, container.Bytes(), osci.SignOptions{Signer: o.c.signature.Key, Method: o.c.cfg.method(),
-		CertificateID: osci.CertificateID("originator", "signature", o.c.signature.Cert), Attachments: cids, Open: open})
+		CertificateID: author, Attachments: cids, Open: open})
 	if err != nil {
 		return nil, nil, fmt.Errorf("osci: answer %s: signing: %w", req.ReplyID, err)
 	}

@@ -153,6 +153,19 @@ func TestRequestEEB(t *testing.T) {
 	if err != nil || !again.Existing || again.ReplyID != res.ReplyID {
 		t.Fatalf("repeat: %+v %v", again, err)
 	}
+	// Routed to the office again (triage, a second rule): the same request
+	// is still the one answer.
+	rerouted, _ := gateway.Follow("triage/manual", lastEvent(t, g, stream), 0, &gateway.MessageRouted{Offices: []string{"rechtsamt"}, DecidedBy: "post"})
+	if _, err := g.Log.Append(ctx, rerouted); err != nil {
+		t.Fatal(err)
+	}
+	again, err = rq.RequestReply(ctx, alice, "rechtsamt", stream, replies.Answer{Key: "k1", EEB: ack, Via: "api"})
+	if err != nil || !again.Existing || again.EventID != res.EventID {
+		t.Fatalf("repeat after rerouting: %+v %v (first %s)", again, err, res.EventID)
+	}
+	if _, err := rq.RequestReply(ctx, alice, "rechtsamt", stream, replies.Answer{Key: "k1", EEB: &gateway.EEBAnswer{Decision: "refused", RefusalCode: "3"}}); !errors.Is(err, replies.ErrConflict) {
+		t.Fatalf("same key, other decision after rerouting: %v", err)
+	}
 	// The same key with another decision, and another key at all, are
 	// refused: the court gets one eEB.
 	refuse := &gateway.EEBAnswer{Decision: gateway.EEBRefused, RefusalCode: "1"}

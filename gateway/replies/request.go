@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -208,6 +209,14 @@ func (rq *Requester) RequestReply(ctx context.Context, by offices.Principal, off
 	}
 	ev.Metadata = metadata(a)
 	ev.MessageKey = messageKey
+	if prev := h.eeb(replyID); prev != nil && prev.eventID != ev.ID {
+		// The message was routed to the office again since: the same
+		// answer is the one recorded then, not a second eEB.
+		if !reflect.DeepEqual(prev.payload, p) {
+			return Requested{}, ErrConflict
+		}
+		return Requested{ReplyID: replyID, EventID: prev.eventID, Channel: prev.payload.Channel, To: prev.payload.To, Existing: true}, nil
+	}
 	res, err := rq.Log.Append(ctx, ev)
 	if errors.Is(err, eventstore.ErrConflict) {
 		return Requested{}, ErrConflict
@@ -276,8 +285,19 @@ type streamHistory struct {
 
 // eebRecord is one recorded eEB answer and what became of it.
 type eebRecord struct {
-	replyID, messageKey string
-	failed              bool // for good (ReplyFailed permanent)
+	replyID, messageKey, eventID string
+	payload                      *gateway.ReplyRequested
+	failed                       bool // for good (ReplyFailed permanent)
+}
+
+// eeb returns the recorded eEB answer replyID, nil when there is none.
+func (h *streamHistory) eeb(replyID string) *eebRecord {
+	for i := range h.eebs {
+		if h.eebs[i].replyID == replyID {
+			return &h.eebs[i]
+		}
+	}
+	return nil
 }
 
 // eebKey decides whether an eEB answer replyID may be recorded and returns
@@ -287,10 +307,8 @@ type eebRecord struct {
 // pending or sent, and after earlier ones failed for good it takes the
 // next key.
 func (h *streamHistory) eebKey(stream, replyID string) (string, error) {
-	for _, r := range h.eebs {
-		if r.replyID == replyID {
-			return r.messageKey, nil
-		}
+	if r := h.eeb(replyID); r != nil {
+		return r.messageKey, nil
 	}
 	for _, r := range h.eebs {
 		if !r.failed {
@@ -333,7 +351,7 @@ func (rq *Requester) history(ctx context.Context, office, stream string) (*strea
 			}
 		case *gateway.ReplyRequested:
 			if p.EEB != nil {
-				h.eebs = append(h.eebs, eebRecord{replyID: p.ReplyID, messageKey: e.MessageKey})
+				h.eebs = append(h.eebs, eebRecord{replyID: p.ReplyID, messageKey: e.MessageKey, eventID: e.ID, payload: p})
 			}
 		case *gateway.ReplyFailed:
 			for j := range h.eebs {
