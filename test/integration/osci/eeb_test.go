@@ -3,6 +3,9 @@
 package osci_test
 
 import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,9 +46,10 @@ const (
 )
 
 // startEGVP starts Bob's Poststelle as an authority's beBPo: the OSCI channel at the
-// stand-in, the office rechtsamt that the court's Aktenzeichen routes to (the example
-// rule of docs/egvp.md), triage for what the EGVP layer found doubtful.
-func startEGVP(t *testing.T, e env, url string) *bobGateway {
+// stand-in, its VHN (the PKCS#12 file vhn) signing the answers' storeDelivery, the
+// office rechtsamt that the court's Aktenzeichen routes to (the example rule of
+// docs/egvp.md), triage for what the EGVP layer found doubtful.
+func startEGVP(t *testing.T, e env, url, vhn string) *bobGateway {
 	t.Helper()
 	g := &bobGateway{dir: t.TempDir(), api: servetest.FreeAddr(t)}
 	g.config = filepath.Join(g.dir, "poststelle.yaml")
@@ -87,6 +91,7 @@ osci:
   intermediary: {url: %q, cipher_cert_file: %q, signature_cert_file: %q}
   cipher: {pkcs12_file: %q, password_file: %q}
   signature: {pkcs12_file: %q, password_file: %q}
+  vhn: {pkcs12_file: %q, password_file: %q}
   poll_interval: 300ms
   outbound: true
   business_card: {organisation: Stadt Musterstadt, organisation_unit: Rechtsamt, name: Stadt Musterstadt,
@@ -94,7 +99,7 @@ osci:
     country: DE, safe_id: %q, role: egvp_bebpo}
 `, g.dir, officesFile, rules, g.api, servetest.FreeAddr(t), servetest.FreeAddr(t), url,
 		c("osci_manager_cipher_4096.cer"), c("osci_manager_signature_4096.cer"),
-		c("bob_cipher_4096.p12"), pin, c("bob_signature_4096.p12"), pin, ourSafeID)
+		c("bob_cipher_4096.p12"), pin, c("bob_signature_4096.p12"), pin, vhn, pin, ourSafeID)
 	write("poststelle.yaml", conf)
 	g.proc = servetest.Start(t, poststelleBin(t), g.config, g.api)
 	return g
@@ -185,8 +190,23 @@ func TestPoststelleEEB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := startIntermediary(t, e, "", nil, ca.Certificate)
-	g := startEGVP(t, e, srv.URL())
+	// The authority's own VHN, for the transport signature of its eEBs: a beBPo VHN
+	// bound to its SAFE-ID, from a second test CA.
+	bebpoCA, err := vhnpki.NewCA("beBPo VHN CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bebpoCA.Close() })
+	ourLeaf, err := bebpoCA.Issue("VHN - besonderes elektronisches Behördenpostfach", ourSafeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ourVHN, err := bebpoCA.WritePKCS12(ourLeaf, t.TempDir(), "bebpo_vhn", "123456")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startIntermediary(t, e, "", nil, ca.Certificate, bebpoCA.Certificate)
+	g := startEGVP(t, e, srv.URL(), ourVHN)
 
 	const refusedID = "8a3d5f7b-1c2e-4d6f-a8b9-3c4d5e6f7a80"
 	first := sendEGVP(t, e, srv.URL(), egvpMessage{signer: courtVHN, card: courtCard(), xjustizID: requestID, subject: "Zustellung Beschluss " + courtFileNumber})
@@ -259,7 +279,7 @@ func TestPoststelleEEB(t *testing.T) {
 	receivedOn := time.Now().Format("2006-01-02")
 	office.eeb(recFirst.Stream, fmt.Sprintf(`{"decision":%q,"receivedOn":%q}`, gateway.EEBAcknowledged, receivedOn))
 	servetest.WaitEvents(t, poststelleBin(t), g.config, "ReplySent", 1)
-	ack := fetchEEB(t, e, srv.URL(), courtVHN)
+	ack := fetchEEB(t, e, srv.URL(), courtVHN, ourLeaf.Certificate)
 	checkEEB(t, ack, requestID)
 	if ack.Receipt == nil || ack.Receipt.Refusal != nil || ack.Receipt.Received.Format("2006-01-02") != receivedOn {
 		t.Errorf("eEB receipt %+v, want the date of receipt %s", ack.Receipt, receivedOn)
@@ -269,10 +289,18 @@ func TestPoststelleEEB(t *testing.T) {
 	const reason = "Die Anlage zum Beschluss fehlt."
 	office.eeb(recSecond.Stream, fmt.Sprintf(`{"decision":%q,"refusalCode":%q,"reason":%q}`, gateway.EEBRefused, xjustiz.RefusalUnclear, reason))
 	servetest.WaitEvents(t, poststelleBin(t), g.config, "ReplySent", 2)
-	ref := fetchEEB(t, e, srv.URL(), courtVHN)
+	ref := fetchEEB(t, e, srv.URL(), courtVHN, ourLeaf.Certificate)
 	checkEEB(t, ref, refusedID)
 	if ref.Receipt == nil || ref.Receipt.Refusal == nil || ref.Receipt.Refusal.Code != xjustiz.RefusalUnclear || ref.Receipt.Refusal.Reason != reason {
 		t.Errorf("eEB refusal %+v, want code %s with the reason", ref.Receipt, xjustiz.RefusalUnclear)
+	}
+
+	// The sender fetched each answer's process card from the intermediary afterwards
+	// (the transport's evidence of the answer).
+	for _, pl := range servetest.Events(t, poststelleBin(t), g.config, "ReplySent") {
+		if r := pl.(*gateway.ReplySent).Response; !strings.Contains(r, "process card") || strings.Contains(r, "not fetched") || strings.Contains(r, "no process card") {
+			t.Errorf("answer %s sent without its process card: %q", pl.(*gateway.ReplySent).ReplyID, r)
+		}
 	}
 
 	// The office sees each answer sent, with the intermediary's evidence of it.
@@ -328,13 +356,28 @@ func checkEEBRequest(t *testing.T, m *gateway.MessageReceived, xjustizID string)
 
 // fetchEEB is the court fetching its mailbox with the library (the oldest delivery):
 // decrypted with its cipher key, Bob's content signature checked, the files written
-// out; it returns the answer's XJustiz message as our xjustiz package reads it.
-func fetchEEB(t *testing.T, e env, url, courtSigner string) *xjustiz.Message {
+// out, the transport signature our VHN (ourVHN) as the intermediary inspected it; it
+// returns the answer's XJustiz message as our xjustiz package reads it.
+func fetchEEB(t *testing.T, e env, url, courtSigner string, ourVHN *x509.Certificate) *xjustiz.Message {
 	t.Helper()
 	out := t.TempDir()
 	fetch := runPeer(t, e, "fetch", "--intermediary", url, "--signer", courtSigner, "--decrypter", "carol_cipher_4096.p12", "--out-dir", out)
 	fetch.mustSucceed(t, "the court fetches the eEB")
 	checkSigned(t, fetch.doc)
+	sum := sha256.Sum256(ourVHN.Raw)
+	if got := obj(fetch.doc, "originator", "sha256"); got != hex.EncodeToString(sum[:]) {
+		t.Errorf("the eEB's transport signature is by %v, want the authority's VHN (osci.vhn)", obj(fetch.doc, "originator"))
+	}
+	inspected := false
+	ins, _ := obj(fetch.doc, "processCard", "inspections").([]any)
+	for _, in := range ins {
+		if iss, _ := obj(in, "issuer").(string); strings.Contains(iss, "CN=beBPo VHN CA") {
+			inspected = obj(in, "mathResult") == "ok" && obj(in, "offlineResult") == "valid" && obj(in, "onlineResult") == true
+		}
+	}
+	if !inspected {
+		t.Errorf("the eEB's process card has no positive inspection of the authority's VHN: %v", ins)
+	}
 	inline := inlineContents(fetch.doc)
 	card, desc := inline[egvp.FileCard], inline[egvp.FileDescription]
 	if !strings.Contains(desc, "<Betreff>EB zu: "+courtFileNumber+"</Betreff>") || !strings.Contains(desc, "<Empfaengerkennung>"+courtSafeID+"</Empfaengerkennung>") {

@@ -333,6 +333,8 @@ public final class Peer {
     Reader reader = new Reader(opt.has("reader") ? new FileDecrypter(k.p12(opt.value("reader", null))) : own);
     result.putAll(Delivery.describe(r.getMessageId(), r.getSubject(), r.getContentContainer(), r.getEncryptedData(),
         reader, outDir()));
+    // The sender's OSCI signature certificate: its transport signature (an EGVP VHN).
+    result.put("originator", r.getOriginator() == null ? null : roleCert(r.getOriginator()));
     result.put("processCard", processCard(r.getProcessCardBundle()));
     closeDialog(dh);
   }
@@ -418,6 +420,7 @@ public final class Peer {
         e.put("mathResult", i.getMathResult());
         e.put("offlineResult", i.getOfflineResult());
         e.put("onlineChecked", i.isOnlineChecked());
+        e.put("onlineResult", i.isOnlineChecked() ? i.getOnlineResult() : null);
         e.put("timestamp", timestamp(i.getTimeStamp()));
         ins.add(e);
       }
