@@ -56,6 +56,10 @@ type Delivery struct {
 	// SupplierSignature over the envelope, and with it the process card the proof of
 	// origin relies on.
 	IntermediaryVerified bool
+	// Enterprise, when set, is EGVP Enterprise's check of a delivery it received and
+	// exported (ReadExport): the proof of origin rests on it instead of the process
+	// card.
+	Enterprise *EnterpriseCheck
 }
 
 // Config is what the site configures for EGVP.

@@ -1,9 +1,11 @@
 package egvp
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/fstest"
 
 	"github.com/poststelle/poststelle/internal/corpus"
 )
@@ -45,5 +47,19 @@ func FuzzReadFiles(f *testing.F) {
 		if m.Origin.Level != LevelNone {
 			t.Fatalf("origin %s from kept files", m.Origin.Level)
 		}
+	})
+}
+
+// FuzzReadExport reads an export whose oscicontentdata.osci is arbitrary: an error or a
+// message, never a panic.
+func FuzzReadExport(f *testing.F) {
+	f.Add([]byte("MIME-Version: 1.0\r\nContent-Type: Multipart/Related; boundary=b; type=text/xml\r\n\r\n--b\r\nContent-ID: <osci@message>\r\nContent-Type: text/xml\r\n\r\n<a/>\r\n--b--\r\n"))
+	f.Fuzz(func(t *testing.T, osciMessage []byte) {
+		fsys := fstest.MapFS{
+			ExportMessage:    {Data: osciMessage},
+			ExportInspection: {Data: []byte("<r><DocumentList><Document><Other><OSCIMessageInfo><ProofOfOrigin>VHN_beBPo_valid</ProofOfOrigin></OSCIMessageInfo></Other></Document></DocumentList></r>")},
+			"attachments/a":  {Data: []byte("a")},
+		}
+		_, _ = ReadExport(context.Background(), fsys, Config{}, Limits{})
 	})
 }

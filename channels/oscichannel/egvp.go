@@ -2,13 +2,9 @@ package oscichannel
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/cert"
@@ -43,20 +39,15 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 		return nil
 	}
 	replyID := c.checkReturningEEB(ctx, m)
-	msg.EGVP = egvpFields(m)
-	if m.Subject != "" {
-		msg.Subject = m.Subject
-	}
-	// The sender is its mailbox, the SAFE-ID an answer goes to; the cipher
-	// certificate's address stays in the metadata's certificate.
+	egvp.Apply(msg, m)
+	// The sender is its mailbox: "safe:" and the SAFE-ID an answer goes to, as the
+	// EGVP Enterprise connector records it; the cipher certificate stays in the
+	// metadata.
 	if m.SenderSafeID != "" {
-		msg.From.Address = m.SenderSafeID
+		msg.From.Address = SafeAddressPrefix + m.SenderSafeID
 		if m.Card != nil && m.Card.Organisation != "" {
 			msg.From.Name = m.Card.Organisation
 		}
-	}
-	for _, p := range m.Problems {
-		msg.Problems = append(msg.Problems, "egvp: "+p)
 	}
 	if replyID == "" {
 		return nil
@@ -64,8 +55,12 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 	return returningEEBEvidence(m, replyID, msg)
 }
 
+// SafeAddressPrefix starts the address of an EGVP mailbox by its SAFE-ID, the form
+// of From on both EGVP transports (egvpenterprise.AddressPrefix is the same).
+const SafeAddressPrefix = "safe:"
+
 // checkReturningEEB flags a returning eEB whose fremdeNachrichtenID is no XJustiz id
-// of an answer this gateway recorded on the channel (XJustizID): the record is the
+// of an answer this gateway recorded on the channel (egvp.XJustizID): the record is the
 // log's, read through the evidence links' index of ReplyIDs, caught up before an id
 // is called unknown. Without the evidence recorder (tests) nothing is checked. It
 // returns the ReplyID of the answer the eEB is for, "" when it is for none of ours.
@@ -76,7 +71,7 @@ func (c *core) checkReturningEEB(ctx context.Context, m *egvp.Message) string {
 	}
 	var answered string
 	known := func(id string) bool {
-		replyID, ok := ReplyIDOf(id)
+		replyID, ok := egvp.ReplyIDOf(id)
 		if !ok {
 			return false
 		}
@@ -146,25 +141,6 @@ func (c *core) sentReply(ctx context.Context, replyID string) (bool, error) {
 	return false, nil
 }
 
-// egvpFields maps egvp.Message to the MessageReceived's egvp section (docs/egvp.md).
-func egvpFields(m *egvp.Message) *gateway.EGVPFields {
-	f := &gateway.EGVPFields{
-		SenderSafeID: m.SenderSafeID, RecipientSafeID: m.RecipientSafeID,
-		SenderFileNumber: m.SenderFileNumber, RecipientFileNumber: m.RecipientFileNumber,
-		MessageType: m.MessageType, RecipientCode: m.RecipientCode,
-		EEBRequested: m.EEB.Requested, EEBDocuments: m.EEB.Documents,
-		Origin: string(m.Origin.Level), OriginMailbox: m.Origin.Mailbox, OriginRoute: m.Origin.Route,
-		OriginReason: m.Origin.Reason, TransportCertificate: m.Origin.CertificateSHA256,
-	}
-	if m.Card != nil {
-		f.SenderRole = m.Card.Role
-	}
-	if x := m.XJustiz; x != nil {
-		f.XJustizVersion, f.XJustizMessageID, f.XJustizForeignMessageID = x.Version, x.Header.OwnMessageID, x.Header.ForeignMessageID
-	}
-	return f
-}
-
 // egvpAnswer composes the answer to an EGVP message: to the sender's SAFE-ID, encrypted
 // for the cipher certificate the message brought or, without one, the directory's for
 // that SAFE-ID; the files egvp builds from the message as read again from its kept
@@ -182,7 +158,7 @@ func (o *Outbound) egvpAnswer(ctx context.Context, req *gateway.ReplyRequested, 
 	if err != nil {
 		return nil, err
 	}
-	ans := &answer{addressee: addressee, container: egvp.ContainerProject, xjustizID: XJustizID(req.ReplyID)}
+	ans := &answer{addressee: addressee, container: egvp.ContainerProject, xjustizID: egvp.XJustizID(req.ReplyID)}
 	var files []egvp.File
 	var own []file
 	if req.EEB != nil {
@@ -205,7 +181,7 @@ func (o *Outbound) egvpAnswer(ctx context.Context, req *gateway.ReplyRequested, 
 	return ans, nil
 }
 
-// egvpAddressee checks the answer's address, the sender's SAFE-ID (or, in events
+// egvpAddressee checks the answer's address, "safe:" and the sender's SAFE-ID (or, in events
 // recorded before From became the SAFE-ID, the originator cipher certificate's
 // address), and finds the certificate to encrypt for.
 func (o *Outbound) egvpAddressee(req *gateway.ReplyRequested, orig *gateway.MessageReceived) (*cert.Certificate, error) {
@@ -215,10 +191,10 @@ func (o *Outbound) egvpAddressee(req *gateway.ReplyRequested, orig *gateway.Mess
 		return nil, err
 	}
 	switch {
-	case req.To.Address == safeID:
+	case req.To.Address == SafeAddressPrefix+safeID:
 	case c != nil && req.To.Address == cipherAddress(c):
 	default:
-		return nil, fmt.Errorf("osci: answer %s: address %.80q is not the sender's SAFE-ID %s", req.ReplyID, req.To.Address, safeID)
+		return nil, fmt.Errorf("osci: answer %s: address %.80q is not the sender's %s%s", req.ReplyID, req.To.Address, SafeAddressPrefix, safeID)
 	}
 	if c != nil {
 		return c, nil
@@ -303,30 +279,3 @@ func receiptFiles(req *gateway.ReplyRequested, m *egvp.Message, own egvp.Busines
 	}
 	return egvp.BuildReceiptAnswer(m, a)
 }
-
-// replyIDForm is the form of the ids replies.ReplyID gives: 128 bits in hex.
-var replyIDForm = regexp.MustCompile(`^rpl-[0-9a-f]{32}$`)
-
-// XJustizID is the eigeneNachrichtenID of the answer ReplyID: the ReplyID's 128 bits
-// in the form of a UUID, so that a resend after a crash carries the same id and a
-// returning eEB's fremdeNachrichtenID leads back to the answer (ReplyIDOf). A ReplyID
-// of another form (none of the gateway's) gets a version 8 UUID from its SHA-256.
-func XJustizID(replyID string) string {
-	if replyIDForm.MatchString(replyID) {
-		b, _ := hex.DecodeString(replyID[len("rpl-"):])
-		return xjustiz.UUIDFromBytes(b, false)
-	}
-	sum := sha256.Sum256([]byte("poststelle xjustiz message\x00" + replyID))
-	return xjustiz.UUIDFromBytes(sum[:], true)
-}
-
-// ReplyIDOf is the ReplyID an XJustiz id of ours stands for; false for an id of
-// another form.
-func ReplyIDOf(xjustizID string) (string, bool) {
-	if !uuidForm.MatchString(xjustizID) {
-		return "", false
-	}
-	return "rpl-" + strings.ToLower(strings.ReplaceAll(xjustizID, "-", "")), true
-}
-
-var uuidForm = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)

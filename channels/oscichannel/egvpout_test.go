@@ -104,8 +104,8 @@ func (w *world) received(t *testing.T, xj string, withCipher bool) (*gateway.Mes
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := &gateway.MessageReceived{Channel: gateway.ChannelEGVP, SenderMessageID: "Y291cnQtMQ==", From: gateway.Address{Address: courtSafeID},
-		Subject: "Beschluss", ReceivedAt: w.now, Metadata: map[string]string{}, EGVP: egvpFields(m)}
+	msg := &gateway.MessageReceived{Channel: gateway.ChannelEGVP, SenderMessageID: "Y291cnQtMQ==", From: gateway.Address{Address: SafeAddressPrefix + courtSafeID},
+		Subject: "Beschluss", ReceivedAt: w.now, Metadata: map[string]string{}, EGVP: egvp.Fields(m)}
 	for i, f := range files {
 		ref, err := w.env.Blobs.PutBytes(ctx, f.Data)
 		if err != nil {
@@ -204,7 +204,7 @@ func TestSendEEB(t *testing.T) {
 			orig, stream := w.received(t, eebRequest3, true)
 			eeb := tc.eeb
 			req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("zustellung", stream, tc.name), Office: "zustellung", Channel: gateway.ChannelEGVP,
-				To: gateway.Address{Address: courtSafeID}, Subject: "EB zu: 1 K 519/20.KO", EEB: &eeb}
+				To: gateway.Address{Address: SafeAddressPrefix + courtSafeID}, Subject: "EB zu: 1 K 519/20.KO", EEB: &eeb}
 			w.request(t, stream, req)
 			info, err := w.out.Send(ctx, req, orig)
 			if err != nil {
@@ -225,7 +225,7 @@ func TestSendEEB(t *testing.T) {
 				t.Fatalf("not an eEB: %+v", x)
 			}
 			h := x.Header
-			if h.ForeignMessageID != requestID || h.OwnMessageID != XJustizID(req.ReplyID) || h.SenderFileNumber != "AZ-2026/17" ||
+			if h.ForeignMessageID != requestID || h.OwnMessageID != egvp.XJustizID(req.ReplyID) || h.SenderFileNumber != "AZ-2026/17" ||
 				h.RecipientFileNumber != "1 K 519/20.KO" || x.RecipientCode() != "T6076" || !h.CreatedTime.Equal(w.now) {
 				t.Errorf("header %+v", h)
 			}
@@ -244,7 +244,7 @@ func TestSendEEB(t *testing.T) {
 			if e.Kind != gateway.EvidenceDelivered || e.ReplyID != req.ReplyID || e.LinkedBy != "replyId" || !e.AttestedAt.Equal(creation) ||
 				e.Attester.Role != "intermediary" || e.Evidence.SHA256 == "" || e.Verification == nil || e.Verification.Indication != "TOTAL_PASSED" ||
 				!slices.Contains(e.References, gateway.EvidenceReference{Kind: "osciMessageId", Value: info.ChannelMessageID}) ||
-				!slices.Contains(e.References, gateway.EvidenceReference{Kind: "xjustizMessageId", Value: XJustizID(req.ReplyID)}) {
+				!slices.Contains(e.References, gateway.EvidenceReference{Kind: "xjustizMessageId", Value: egvp.XJustizID(req.ReplyID)}) {
 				t.Errorf("evidence %+v", e)
 			}
 			// A resend after a crash: a new OSCI message id, the same XJustiz id.
@@ -276,12 +276,12 @@ func TestSendEEBRefused(t *testing.T) {
 		eeb                gateway.EEBAnswer
 		noCard             bool
 	}{
-		{"no request", noRequest, courtSafeID, "asks for no eEB", ack, false},
+		{"no request", noRequest, SafeAddressPrefix + courtSafeID, "asks for no eEB", ack, false},
 		{"refusal in 2.x", request2, "", "XJustiz 3 only", gateway.EEBAnswer{Decision: gateway.EEBRefused, RefusalCode: "1"}, false},
-		{"unknown decision", eebRequest3, courtSafeID, "neither", gateway.EEBAnswer{Decision: "maybe"}, false},
-		{"bad date", eebRequest3, courtSafeID, "date of receipt", gateway.EEBAnswer{Decision: gateway.EEBAcknowledged, ReceivedOn: "1.12.2026"}, false},
-		{"other address", eebRequest3, "DE.Justiz.other", "is not the sender's SAFE-ID", ack, false},
-		{"no business card", eebRequest3, courtSafeID, "business_card", ack, true},
+		{"unknown decision", eebRequest3, SafeAddressPrefix + courtSafeID, "neither", gateway.EEBAnswer{Decision: "maybe"}, false},
+		{"bad date", eebRequest3, SafeAddressPrefix + courtSafeID, "date of receipt", gateway.EEBAnswer{Decision: gateway.EEBAcknowledged, ReceivedOn: "1.12.2026"}, false},
+		{"other address", eebRequest3, courtSafeID, "is not the sender's safe:", ack, false},
+		{"no business card", eebRequest3, SafeAddressPrefix + courtSafeID, "business_card", ack, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, func(c *Config) {
@@ -292,7 +292,7 @@ func TestSendEEBRefused(t *testing.T) {
 			orig, stream := w.received(t, tc.xj, true)
 			to := tc.to
 			if to == "" {
-				to = orig.EGVP.SenderSafeID
+				to = SafeAddressPrefix + orig.EGVP.SenderSafeID
 			}
 			eeb := tc.eeb
 			req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("zustellung", stream, "k"), Channel: gateway.ChannelEGVP, To: gateway.Address{Address: to}, EEB: &eeb}
@@ -349,7 +349,7 @@ func TestSendEGVPAnswer(t *testing.T) {
 				t.Fatal(err)
 			}
 			req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("rechtsamt", stream, "k"), Channel: gateway.ChannelEGVP,
-				To: gateway.Address{Address: courtSafeID}, Subject: "Re: Beschluss", Body: body,
+				To: gateway.Address{Address: SafeAddressPrefix + courtSafeID}, Subject: "Re: Beschluss", Body: body,
 				Attachments: []gateway.Part{{Filename: "stellungnahme.pdf", Blob: att}}}
 			w.request(t, stream, req)
 			_, err = w.out.Send(ctx, req, orig)
@@ -368,7 +368,7 @@ func TestSendEGVPAnswer(t *testing.T) {
 				t.Fatalf("XJustiz %+v", x)
 			}
 			h := x.Header
-			if h.ForeignMessageID != requestID || h.OwnMessageID != XJustizID(req.ReplyID) || h.SenderFileNumber != "AZ-2026/17" || h.RecipientFileNumber != "1 K 519/20.KO" || x.RecipientCode() != "T6076" {
+			if h.ForeignMessageID != requestID || h.OwnMessageID != egvp.XJustizID(req.ReplyID) || h.SenderFileNumber != "AZ-2026/17" || h.RecipientFileNumber != "1 K 519/20.KO" || x.RecipientCode() != "T6076" {
 				t.Errorf("header %+v", h)
 			}
 			var names []string
@@ -406,28 +406,11 @@ func TestSendEGVPAnswer(t *testing.T) {
 		w := newWorld(t, nil)
 		orig, stream := w.received(t, eebRequest3, true)
 		orig.EGVP.XJustizMessageID = "other"
-		req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("rechtsamt", stream, "x"), To: gateway.Address{Address: courtSafeID}, Body: blob.Ref{}}
+		req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("rechtsamt", stream, "x"), To: gateway.Address{Address: SafeAddressPrefix + courtSafeID}, Body: blob.Ref{}}
 		if _, err := w.out.Send(ctx, req, orig); err == nil || !replies.IsPermanent(err) {
 			t.Fatalf("error %v", err)
 		}
 	})
-}
-
-func TestXJustizID(t *testing.T) {
-	id := replies.ReplyID("office", "stream", "key")
-	x := XJustizID(id)
-	back, ok := ReplyIDOf(x)
-	if !ok || back != id || XJustizID(id) != x {
-		t.Errorf("%s -> %s -> %s %v", id, x, back, ok)
-	}
-	if other := XJustizID("r1"); other == XJustizID("r2") || len(other) != 36 {
-		t.Errorf("ids of other ReplyIDs: %s", other)
-	}
-	for _, bad := range []string{"", "714967a2", "714967a2-5e13-4c07-91c2-41adb4537bbz", strings.Repeat("a", 36)} {
-		if _, ok := ReplyIDOf(bad); ok {
-			t.Errorf("%q read as an id of ours", bad)
-		}
-	}
 }
 
 // passive is the authority's passive recipient recording into the world's log, with
@@ -453,7 +436,7 @@ func (w *world) passive(t *testing.T) *Passive {
 func TestReturningEEB(t *testing.T) {
 	w := newWorld(t, nil)
 	_, stream := w.received(t, eebRequest3, true)
-	req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("rechtsamt", stream, "k"), Channel: gateway.ChannelEGVP, To: gateway.Address{Address: courtSafeID}}
+	req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("rechtsamt", stream, "k"), Channel: gateway.ChannelEGVP, To: gateway.Address{Address: SafeAddressPrefix + courtSafeID}}
 	w.request(t, stream, req)
 	p := w.passive(t)
 	card := egvp.BuildBusinessCard(egvp.BusinessCard{Organisation: "Verwaltungsgericht Koblenz", SafeID: courtSafeID, Role: "egvp_justiz"})
@@ -479,9 +462,9 @@ func TestReturningEEB(t *testing.T) {
 		problem  bool
 		evidence int
 	}{
-		{"acknowledges our answer", XJustizID(req.ReplyID), nil, gateway.EvidenceRead, false, 1},
-		{"refuses our answer", XJustizID(req.ReplyID), &xjustiz.Refusal{Code: "1", Reason: "nicht beteiligt"}, gateway.EvidenceNotDelivered, false, 2},
-		{"unknown id of our form", XJustizID(replies.ReplyID("rechtsamt", stream, "never")), nil, "", true, 2},
+		{"acknowledges our answer", egvp.XJustizID(req.ReplyID), nil, gateway.EvidenceRead, false, 1},
+		{"refuses our answer", egvp.XJustizID(req.ReplyID), &xjustiz.Refusal{Code: "1", Reason: "nicht beteiligt"}, gateway.EvidenceNotDelivered, false, 2},
+		{"unknown id of our form", egvp.XJustizID(replies.ReplyID("rechtsamt", stream, "never")), nil, "", true, 2},
 		{"foreign id", "e238a754-f63d-4196-98e6-89c50f015b2e", nil, "", true, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -493,7 +476,7 @@ func TestReturningEEB(t *testing.T) {
 			if got == nil {
 				t.Fatalf("not recorded (HTTP %d)", rr.Code)
 			}
-			if got.EGVP == nil || got.EGVP.MessageType != xjustiz.TypeReceipt || got.From.Address != courtSafeID {
+			if got.EGVP == nil || got.EGVP.MessageType != xjustiz.TypeReceipt || got.From.Address != SafeAddressPrefix+courtSafeID {
 				t.Fatalf("received %+v", got)
 			}
 			has := slices.ContainsFunc(got.Problems, func(p string) bool { return strings.Contains(p, unknownProblem) })
@@ -547,7 +530,7 @@ func TestSendEvidenceRetrieved(t *testing.T) {
 	w := newWorld(t, nil)
 	w.mb.reception = creation.Add(time.Minute)
 	orig, stream := w.received(t, eebRequest3, true)
-	req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("zustellung", stream, "r"), Channel: gateway.ChannelEGVP, To: gateway.Address{Address: courtSafeID},
+	req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("zustellung", stream, "r"), Channel: gateway.ChannelEGVP, To: gateway.Address{Address: SafeAddressPrefix + courtSafeID},
 		EEB: &gateway.EEBAnswer{Decision: gateway.EEBAcknowledged, ReceivedOn: "2026-12-01"}}
 	w.request(t, stream, req)
 	if _, err := w.out.Send(ctx, req, orig); err != nil {
@@ -579,7 +562,7 @@ func TestSendWithVHN(t *testing.T) {
 	vhn := p12(t, "carol_signature_4096")
 	w := newWorld(t, func(c *Config) { c.VHN = &vhn })
 	orig, stream := w.received(t, eebRequest3, true)
-	req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("zustellung", stream, "vhn"), Channel: gateway.ChannelEGVP, To: gateway.Address{Address: courtSafeID},
+	req := &gateway.ReplyRequested{ReplyID: replies.ReplyID("zustellung", stream, "vhn"), Channel: gateway.ChannelEGVP, To: gateway.Address{Address: SafeAddressPrefix + courtSafeID},
 		EEB: &gateway.EEBAnswer{Decision: gateway.EEBAcknowledged, ReceivedOn: "2026-12-01"}}
 	if _, err := w.out.Send(ctx, req, orig); err != nil {
 		t.Fatal(err)

@@ -173,7 +173,7 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 	if err != nil {
 		return replies.SentInfo{}, classify(req, err)
 	}
-	stored := o.keepAnswer(ctx, req, r)
+	stored := o.keepAnswer(ctx, req, id, r)
 	r.Close()
 	if _, err := kept.Seek(0, io.SeekStart); err != nil {
 		return replies.SentInfo{}, err
@@ -200,12 +200,14 @@ type cardAnswer struct {
 	text   string
 }
 
-// keepAnswer keeps the storeDelivery's signed answer and its process card: the
-// intermediary's word that the answer is in the addressee's mailbox.
-func (o *Outbound) keepAnswer(ctx context.Context, req *gateway.ReplyRequested, r *osci.Response) cardAnswer {
+// keepAnswer keeps the storeDelivery's signed answer and the process card of message
+// id in it (the only one, when it names none): the intermediary's word that the
+// answer is in the addressee's mailbox.
+func (o *Outbound) keepAnswer(ctx context.Context, req *gateway.ReplyRequested, id string, r *osci.Response) cardAnswer {
 	out := cardAnswer{}
-	for _, b := range r.Envelope.ProcessCards() {
-		if b.MessageID == r.Envelope.Operation.MessageID || len(r.Envelope.ProcessCards()) == 1 {
+	cards := r.Envelope.ProcessCards()
+	for _, b := range cards {
+		if b.MessageID == id || len(cards) == 1 {
 			out.bundle = &b
 			break
 		}

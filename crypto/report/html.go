@@ -28,6 +28,15 @@ var pruefprotokoll = template.Must(template.New("pruefprotokoll").Funcs(template
 		}
 		return "indeterminate"
 	},
+	"originClass": func(level string) string {
+		switch level {
+		case OriginVHN:
+			return "ok"
+		case OriginSenderSigned:
+			return "indeterminate"
+		}
+		return "info"
+	},
 	"resultClass": func(r CheckResult) string {
 		switch r {
 		case CheckOK:

@@ -394,6 +394,9 @@ type Report struct {
 	// Container describes an ASiC container: its data objects and which of
 	// them no signature or timestamp covers. Nil for other documents.
 	Container *Container `json:"container,omitempty"`
+	// Transmission is how the message came, where the route has legal
+	// weight (EGVP's proof of origin); nil for a file verified on its own.
+	Transmission *Transmission `json:"transmission,omitempty"`
 	// WrittenFormSatisfied says whether the document replaces the written
 	// form (schriftformersetzend); see EvaluateWrittenForm.
 	WrittenFormSatisfied bool   `json:"writtenFormSatisfied"`

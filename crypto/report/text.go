@@ -41,6 +41,9 @@ func WriteText(w io.Writer, r *Report) error {
 			p("  NOT COVERED by any signature: %s\n", clean(strings.Join(c.Uncovered, ", ")))
 		}
 	}
+	if t := r.Transmission; t != nil {
+		writeTransmissionText(bw, t)
+	}
 	if len(r.Signatures) == 0 {
 		p("\nNo signatures.\n")
 	}
@@ -61,6 +64,50 @@ func WriteText(w io.Writer, r *Report) error {
 		return fmt.Errorf("report: write text: %w", err)
 	}
 	return nil
+}
+
+// writeTransmissionText writes the proof of origin and the XJustiz facts.
+func writeTransmissionText(bw *bufio.Writer, t *Transmission) {
+	p := func(label, value string) { fmt.Fprintf(bw, "  %-23s %s\n", label, clean(value)) }
+	fmt.Fprintf(bw, "\nProof of origin / transmission route (%s)\n", clean(t.Channel))
+	p("Origin:", t.Origin+" ("+t.OriginEnglish()+")")
+	p("Route:", orDash(t.Route))
+	if t.SecureRoute != "" {
+		p("Secure route:", "yes, "+t.SecureRoute)
+	} else {
+		p("Secure route:", "no")
+	}
+	p("Mailbox:", orDash(t.Mailbox))
+	proven := "claimed, not proven"
+	if t.SenderSafeIDProven {
+		proven = "proven by the VHN certificate"
+	}
+	p("Sender SAFE-ID:", orDash(t.SenderSafeID)+" ("+proven+")")
+	p("Role claimed:", orDash(t.SenderRoleClaimed))
+	p("Role proven:", orDash(t.SenderRoleProven))
+	if c := t.TransportCertificate; c != nil {
+		p("Transport certificate:", c.Subject)
+		p("  issued by:", c.Issuer)
+		p("  SHA-256:", c.SHA256)
+	} else {
+		p("Transport certificate:", "-")
+	}
+	p("Reason:", orDash(t.OriginReason))
+	for _, s := range t.ContentSignatures {
+		p("OSCI content signature:", s)
+	}
+	for _, s := range t.Problems {
+		p("Problem:", s)
+	}
+	if x := t.XJustiz; x != nil {
+		p("XJustiz message type:", orDash(x.MessageType))
+		p("XJustiz version:", orDash(x.Version))
+		p("XJustiz message id:", orDash(x.MessageID))
+		p("Sender's file number:", orDash(x.SenderFileNumber))
+		p("Recipient's file no.:", orDash(x.RecipientFileNumber))
+		p("Recipient court:", orDash(x.RecipientCode))
+		p("eEB requested:", x.EEBText())
+	}
 }
 
 // policySettings renders a policy's constraints as " (name=value, ...)".

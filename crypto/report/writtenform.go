@@ -62,7 +62,12 @@ func replacesWrittenForm(s Signature, p WrittenFormPolicy) (bool, string) {
 }
 
 // ApplyWrittenForm sets r's WrittenFormSatisfied and WrittenFormReason from
-// its signatures.
+// its signatures and, when they do not satisfy it, from the route the
+// message came on (Transmission): a secure route with a verified VHN
+// stands in for the qualified signature.
 func (r *Report) ApplyWrittenForm(p WrittenFormPolicy) {
 	r.WrittenFormSatisfied, r.WrittenFormReason = EvaluateWrittenForm(r.Signatures, p)
+	if !r.WrittenFormSatisfied && r.Transmission != nil {
+		r.WrittenFormSatisfied, r.WrittenFormReason = r.Transmission.writtenForm(r.WrittenFormReason)
+	}
 }

@@ -64,12 +64,14 @@ type Input struct {
 }
 
 // NewInput prepares a received message for evaluation. What the receipt
-// itself establishes joins f: its problems, and the De-Mail provider's
-// written form (De-Mail-Gesetz § 5 Abs. 5), which only the De-Mail channel
-// can set.
+// itself establishes joins f: its problems, the De-Mail provider's written
+// form (De-Mail-Gesetz § 5 Abs. 5), which only the De-Mail channel can set,
+// and an EGVP message's secure route with VHN (§ 130a Abs. 3, 4 ZPO), which
+// only the EGVP channel can set.
 func NewInput(m *gateway.MessageReceived, f Facts) *Input {
 	f.Problems = f.Problems || len(m.Problems) > 0
-	f.WrittenFormSatisfied = f.WrittenFormSatisfied || (m.DeMail != nil && m.DeMail.WrittenForm && m.Channel == gateway.ChannelDeMail)
+	f.WrittenFormSatisfied = f.WrittenFormSatisfied || (m.DeMail != nil && m.DeMail.WrittenForm && m.Channel == gateway.ChannelDeMail) ||
+		(m.Channel == gateway.ChannelEGVP && m.EGVP.SecureRoute() != "")
 	in := &Input{Channel: gateway.Channel(strings.ToLower(string(m.Channel))), Sender: normAddress(m.From.Address),
 		Subject: clip(m.Subject), Metadata: m.Metadata, Facts: f}
 	if in.Channel == gateway.ChannelEGVP {

@@ -425,7 +425,8 @@ func TestTestCommand(t *testing.T) {
 }
 
 // TestReceiptFacts checks the facts a receipt establishes itself: a
-// De-Mail's written form (only on the De-Mail channel) and the channel's
+// De-Mail's written form (only on the De-Mail channel), an EGVP message's
+// secure route with VHN (only on the EGVP channel) and the channel's
 // problems, which a rule sends to triage.
 func TestReceiptFacts(t *testing.T) {
 	rules := `
@@ -457,6 +458,18 @@ rules:
 		}), "pruefung"},
 		{"written form claimed off the De-Mail channel", msg(func(m *gateway.MessageReceived) {
 			m.Metadata, m.DeMail = needs, &gateway.DeMailEvidence{WrittenForm: true}
+		}), "pruefung"},
+		{"EGVP from a beBPo with VHN", msg(func(m *gateway.MessageReceived) {
+			m.Channel, m.Metadata, m.EGVP = gateway.ChannelEGVP, needs, &gateway.EGVPFields{Origin: "vhn", OriginMailbox: "bebpo"}
+		}), "poststelle"},
+		{"EGVP from a court with VHN", msg(func(m *gateway.MessageReceived) {
+			m.Channel, m.Metadata, m.EGVP = gateway.ChannelEGVP, needs, &gateway.EGVPFields{Origin: "vhn", OriginMailbox: "justiz"}
+		}), "pruefung"},
+		{"EGVP without VHN", msg(func(m *gateway.MessageReceived) {
+			m.Channel, m.Metadata, m.EGVP = gateway.ChannelEGVP, needs, &gateway.EGVPFields{Origin: "sender-signed", OriginMailbox: "bebpo"}
+		}), "pruefung"},
+		{"VHN claimed off the EGVP channel", msg(func(m *gateway.MessageReceived) {
+			m.Metadata, m.EGVP = needs, &gateway.EGVPFields{Origin: "vhn", OriginMailbox: "bebpo"}
 		}), "pruefung"},
 		{"broken De-Mail", msg(func(m *gateway.MessageReceived) {
 			m.Channel, m.Problems = gateway.ChannelDeMail, []string{"demail: integrity broken: body hash does not match"}

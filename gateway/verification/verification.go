@@ -206,6 +206,9 @@ func (v *verifier) handle(ctx context.Context, cause *eventstore.Event, p gatewa
 	if err != nil {
 		return nil, err
 	}
+	// The route decides too: an EGVP message on a secure route with VHN
+	// satisfies the written form without a QES.
+	rep.Transmission = transmission(m)
 	rep.ApplyWrittenForm(report.WrittenFormPolicy{AcceptSeal: v.cfg.AcceptSeal})
 	out := &gateway.SignaturesVerified{
 		Signatures:           sums,
@@ -216,7 +219,9 @@ func (v *verifier) handle(ctx context.Context, cause *eventstore.Event, p gatewa
 	}
 	if out.Signatures == nil {
 		out.Signatures = []gateway.SignatureSummary{}
-		out.WrittenFormReason = "no signature"
+		if rep.Transmission == nil {
+			out.WrittenFormReason = "no signature"
+		}
 	}
 	if out.Report, out.ReportHTML, err = v.storeReport(ctx, rep); err != nil {
 		return nil, err
@@ -268,7 +273,7 @@ func (v *verifier) verifyParts(ctx context.Context, m *gateway.MessageReceived, 
 		}
 		for _, s := range sigs {
 			rep.Signatures = append(rep.Signatures, s)
-			sums = append(sums, summary(part, s))
+			sums = append(sums, summary(m.Channel, part, s))
 		}
 	}
 	return sums, nil
@@ -536,10 +541,18 @@ func unverifiable(part *gateway.Part, ind report.Indication, why string) report.
 	}
 }
 
-func summary(part *gateway.Part, s report.Signature) gateway.SignatureSummary {
+// summary names the signature's format by its family (PAdES, XAdES, CAdES,
+// as the verifier found it) and S/MIME for the e-mail channels' CMS parts;
+// an EGVP file labelled application/pkcs7-signature is no S/MIME.
+func summary(ch gateway.Channel, part *gateway.Part, s report.Signature) gateway.SignatureSummary {
 	format := "CAdES"
-	if part.Kind == kindSignature && (part.MediaType == "application/pkcs7-signature" || part.MediaType == "application/x-pkcs7-signature") ||
-		strings.HasPrefix(part.MediaType, "application/pkcs7-mime") || strings.HasPrefix(part.MediaType, "application/x-pkcs7-mime") {
+	for _, f := range []string{"PAdES", "XAdES"} {
+		if strings.HasPrefix(s.Format, f) {
+			format = f
+		}
+	}
+	if ch != gateway.ChannelEGVP && (part.Kind == kindSignature && (part.MediaType == "application/pkcs7-signature" || part.MediaType == "application/x-pkcs7-signature") ||
+		strings.HasPrefix(part.MediaType, "application/pkcs7-mime") || strings.HasPrefix(part.MediaType, "application/x-pkcs7-mime")) {
 		format = "S/MIME"
 	}
 	out := gateway.SignatureSummary{
