@@ -19,12 +19,14 @@ import (
 const MaxEEBReasonBytes = 2000
 
 // EEBEarliestMargin is how many days before the day of receipt an
-// acknowledged date may lie. The receipt time of an EGVP message is the
-// intermediary's (the Zugang in the mailbox), so a court that served the
-// document cannot have it acknowledged earlier; the one day absorbs a clock
-// at either end that is off around midnight, nothing more. A date before it
-// is almost certainly a typing error, and one the court would query, since
-// the date it accepts starts the deadlines that run against the authority.
+// acknowledged date may lie. The acknowledged date is when the office took
+// note of the documents, and the receipt time of an EGVP message is no later
+// than the office could: the intermediary's time of the Zugang in the mailbox
+// (OSCI) or the time the gateway fetched it (EGVP Enterprise). The one day
+// absorbs a clock at either end that is off around midnight, nothing more. A
+// date before it is almost certainly a typing error, and one the court would
+// query, since the date it accepts starts the deadlines that run against the
+// authority.
 const EEBEarliestMargin = 1
 
 // officeZone is the calendar the acknowledged date is given in.
