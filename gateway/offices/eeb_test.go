@@ -60,6 +60,14 @@ func TestEEBTaskLifecycleAndRebuild(t *testing.T) {
 		!slices.Equal(task.Documents, []string{"doc-1", "doc-2"}) || task.ReplyID != "" || task.AnsweredAt != nil {
 		t.Fatalf("open task: %+v", task)
 	}
+	// The office sees the EGVP facts and the trust level beside the task.
+	if m, err := GetMessage(ctx, e.db, "rechtsamt", late.Stream); err != nil || m.EGVP == nil || m.EGVP.Origin != "vhn" ||
+		m.EGVP.SenderFileNumber != "1 K late" {
+		t.Fatalf("egvp section of the office's view: %+v, %v", m.EGVP, err)
+	}
+	if m, err := GetMessage(ctx, e.db, "rechtsamt", mail.Stream); err != nil || m.EGVP != nil {
+		t.Fatalf("an e-mail has an egvp section: %+v, %v", m.EGVP, err)
+	}
 	if eebOf(t, e.db, "rechtsamt", plain.Stream) != nil || eebOf(t, e.db, "rechtsamt", mail.Stream) != nil {
 		t.Fatal("a message without a request has an eEB task")
 	}

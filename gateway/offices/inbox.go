@@ -460,6 +460,11 @@ type Message struct {
 	// De-Mail channel (sender as confirmed, dispatch options, integrity
 	// verdict, qualification, written form); absent on every other channel.
 	DeMail *gateway.DeMailEvidence `json:"deMail,omitempty"`
+	// EGVP is what the EGVP message layer read from a message taken in on the
+	// EGVP channel: SAFE-IDs, both Aktenzeichen, the XJustiz message type and
+	// the proof of origin (origin vhn, sender-signed or none, with its reason),
+	// the trust level an office weighs the message by; absent on every other.
+	EGVP *gateway.EGVPFields `json:"egvp,omitempty"`
 	// Report is the SignaturesVerified summary (with the references to the
 	// full report and the Prüfprotokoll) once signatures were verified;
 	// absent until then.
@@ -618,7 +623,7 @@ func scanMessage(s scanner) (Message, error) {
 		return Message{}, fmt.Errorf("decode routing of %s: %w", m.Stream, err)
 	}
 	m.Channel, m.SenderMessageID, m.Coordinates = rec.Channel, rec.SenderMessageID, rec.Transport.Coordinates
-	m.From, m.To, m.Cc, m.DeMail = rec.From, rec.To, rec.Cc, rec.DeMail
+	m.From, m.To, m.Cc, m.DeMail, m.EGVP = rec.From, rec.To, rec.Cc, rec.DeMail, rec.EGVP
 	m.Subject, m.ReceivedAt, m.Raw, m.Parts, m.Metadata, m.Problems = rec.Subject, rec.ReceivedAt, rec.Raw, rec.Parts, rec.Metadata, rec.Problems
 	m.RoutedAt, _ = time.Parse(time.RFC3339Nano, routedAt)
 	m.DeliveredVia = splitList(via)
