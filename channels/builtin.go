@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/poststelle/poststelle/channels/demail"
+	"github.com/poststelle/poststelle/channels/egvpenterprise"
 	"github.com/poststelle/poststelle/channels/imap"
 	"github.com/poststelle/poststelle/channels/oscichannel"
 	"github.com/poststelle/poststelle/channels/smtp"
@@ -22,6 +23,9 @@ const (
 	SMTPOutSection = "smtp_out"
 	DeMailSection  = "demail"
 	OSCISection    = "osci"
+	// EGVPEnterpriseSection is EGVP's other transport, through an EGVP
+	// Enterprise installation's web service; a node configures it or osci.
+	EGVPEnterpriseSection = "egvp_enterprise"
 )
 
 // Builtin is the registry of the channels this build has. A new channel
@@ -29,6 +33,7 @@ const (
 func Builtin() Registry {
 	demailIn := demailInbound()
 	osciIn := osciInbound()
+	enterpriseIn := enterpriseInbound()
 	reg, err := NewRegistry(
 		Registration{Name: gateway.ChannelSMTP, Inbound: smtpInbound(), Outbound: smtpOutbound(),
 			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
@@ -38,12 +43,15 @@ func Builtin() Registry {
 		// De-Mail (EGovG § 4) to the sender's De-Mail address, submitted to
 		// the gateway as demail.outbound configures. EGVP rides on OSCI
 		// (osci: section): deliveries fetched from or forwarded by the
-		// intermediary, answers stored in the originator's mailbox there.
+		// intermediary, answers stored in the originator's mailbox there;
+		// or a site's EGVP Enterprise does the OSCI (egvp_enterprise:).
 		// The portal has no adapter yet and is answered on its own channel
 		// (postbox), reaching triage with replies.ErrNoOutbound.
 		Registration{Name: gateway.ChannelDeMail, Inbound: demailIn, Outbound: demailOutbound(demailIn),
 			Reply: replies.Route{Channel: gateway.ChannelDeMail, Address: replies.SenderAddress}},
-		Registration{Name: gateway.ChannelEGVP, Inbound: osciIn, Outbound: osciOutbound(osciIn),
+		Registration{Name: gateway.ChannelEGVP, Inbound: osciIn, Outbound: osciOutbound(osciIn), Transport: OSCISection,
+			Reply: replies.Route{Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
+		Registration{Name: gateway.ChannelEGVP, Inbound: enterpriseIn, Outbound: enterpriseOutbound(enterpriseIn), Transport: EGVPEnterpriseSection,
 			Reply: replies.Route{Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelPortal, Reply: replies.Route{Channel: gateway.ChannelPortal, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelAPI, Reply: replies.Route{Reason: "messages handed in through the API have no reply channel"}},
@@ -113,7 +121,8 @@ func osciInbound() *InboundSide {
 // osciOutbound reads osci.outbound of the section in reads.
 func osciOutbound(in *InboundSide) *OutboundSide {
 	return NewSharedOutbound(in, func(c *oscichannel.Config, deps OutboundDeps) (replies.Outbound, error) {
-		out, err := oscichannel.NewOutbound(*c, oscichannel.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger})
+		out, err := oscichannel.NewOutbound(*c, oscichannel.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger,
+			Evidence: deps.Evidence, Tenant: deps.Tenant})
 		if err != nil || out == nil {
 			return nil, err
 		}
@@ -132,5 +141,27 @@ func smtpOutbound() *OutboundSide {
 		},
 	}, func(c *smtpout.Config, deps OutboundDeps) (replies.Outbound, error) {
 		return smtpout.New(*c, smtpout.Deps{Blobs: deps.Blobs, Logger: deps.Logger})
+	})
+}
+
+func enterpriseInbound() *InboundSide {
+	return NewInbound(SectionSpec[egvpenterprise.Config]{Key: EGVPEnterpriseSection, Validate: (*egvpenterprise.Config).Validate},
+		func(c *egvpenterprise.Config, deps gateway.IntakeDeps) (gateway.Inbound, error) {
+			in, err := egvpenterprise.New(*c, deps)
+			if err != nil || in == nil {
+				return nil, err
+			}
+			return in, nil
+		})
+}
+
+// enterpriseOutbound reads egvp_enterprise.outbound of the section in reads.
+func enterpriseOutbound(in *InboundSide) *OutboundSide {
+	return NewSharedOutbound(in, func(c *egvpenterprise.Config, deps OutboundDeps) (replies.Outbound, error) {
+		out, err := egvpenterprise.NewOutbound(*c, egvpenterprise.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger})
+		if err != nil || out == nil {
+			return nil, err
+		}
+		return out, nil
 	})
 }

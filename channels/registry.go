@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
+	"strings"
 
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
@@ -33,6 +35,11 @@ type Registration struct {
 	// Reply is how a message received on this channel is answered: the
 	// channel the answer goes out on and the form of its address.
 	Reply replies.Route
+	// Transport names the registration when a channel has more than one
+	// transport (EGVP: over OSCI, or through EGVP Enterprise). Each is
+	// registered under the channel's name with its own sections and the
+	// same reply route; a node configures at most one (CheckTransports).
+	Transport string
 }
 
 // OutboundDeps are what every outbound side is built with.
@@ -41,6 +48,12 @@ type OutboundDeps struct {
 	Blobs blob.Backend
 	// Logger receives operational messages.
 	Logger *slog.Logger
+	// Evidence records the delivery evidence an outbound learns of the answers it
+	// sends (the EGVP channel's process cards); nil when the gateway was built
+	// without it.
+	Evidence *gateway.EvidenceRecorder
+	// Tenant is the authority the answers belong to.
+	Tenant string
 }
 
 // Section is one YAML section of the gateway's configuration file that a
@@ -165,13 +178,21 @@ type Registry struct {
 // names an address form or says why the channel cannot be answered.
 func NewRegistry(regs ...Registration) (Registry, error) {
 	names := map[gateway.Channel]bool{}
+	transports := map[gateway.Channel]Registration{}
 	keys := map[string]gateway.Channel{}
 	for _, r := range regs {
 		if r.Name == "" {
 			return Registry{}, errors.New("channels: a registration has no name")
 		}
-		if names[r.Name] {
-			return Registry{}, fmt.Errorf("channels: %s is registered twice", r.Name)
+		if first, dup := transports[r.Name]; dup {
+			switch {
+			case first.Transport == "" || r.Transport == "" || first.Transport == r.Transport:
+				return Registry{}, fmt.Errorf("channels: %s is registered twice", r.Name)
+			case first.Reply.Channel != r.Reply.Channel || first.Reply.Reason != r.Reply.Reason:
+				return Registry{}, fmt.Errorf("channels: %s: the transports %s and %s answer differently", r.Name, first.Transport, r.Transport)
+			}
+		} else {
+			transports[r.Name] = r
 		}
 		names[r.Name] = true
 		for _, s := range sectionsOf(r) {
@@ -234,6 +255,30 @@ func (r Registry) Sections() []Section {
 	return s
 }
 
+// CheckTransports refuses a configuration that sets up two transports of one
+// channel (configured reports whether a section key is in the configuration):
+// a node takes EGVP either over OSCI or through EGVP Enterprise.
+func (r Registry) CheckTransports(configured func(key string) bool) error {
+	active := map[gateway.Channel][]string{}
+	for _, reg := range r.regs {
+		if reg.Transport == "" {
+			continue
+		}
+		for _, s := range sectionsOf(reg) {
+			if configured(s.Key) {
+				active[reg.Name] = append(active[reg.Name], s.Key)
+				break
+			}
+		}
+	}
+	for _, reg := range r.regs {
+		if keys := active[reg.Name]; len(keys) > 1 {
+			return fmt.Errorf("channel %s: the sections %s configure %d transports; configure one", reg.Name, strings.Join(keys, " and "), len(keys))
+		}
+	}
+	return nil
+}
+
 // Policy is the reply-channel policy of the registered channels: each
 // channel's reply route, and an outbound for every channel with an
 // outbound side.
@@ -242,7 +287,7 @@ func (r Registry) Policy() (*replies.Policy, error) {
 	var out []gateway.Channel
 	for _, reg := range r.regs {
 		routes[reg.Name] = reg.Reply
-		if reg.Outbound != nil {
+		if reg.Outbound != nil && !slices.Contains(out, reg.Name) {
 			out = append(out, reg.Name)
 		}
 	}

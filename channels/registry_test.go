@@ -2,6 +2,7 @@ package channels_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -48,6 +49,7 @@ func TestBuiltinReplyRoutes(t *testing.T) {
 		},
 		gateway.ChannelEGVP: {
 			{in: gateway.MessageReceived{From: gateway.Address{Address: "osci:5c1f"}}, ch: gateway.ChannelEGVP, to: "osci:5c1f"},
+			{in: gateway.MessageReceived{From: gateway.Address{Address: "safe:DE.Justiz.5c1f"}}, ch: gateway.ChannelEGVP, to: "safe:DE.Justiz.5c1f"},
 			{in: gateway.MessageReceived{}, wantErr: true},
 		},
 		gateway.ChannelPortal: {
@@ -63,7 +65,13 @@ func TestBuiltinReplyRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	seen := map[gateway.Channel]bool{}
 	for _, r := range reg.All() {
+		// A channel with two transports (EGVP) has one reply route.
+		if seen[r.Name] {
+			continue
+		}
+		seen[r.Name] = true
 		cases, ok := tests[r.Name]
 		if !ok {
 			t.Errorf("channel %s is registered without reply cases in this test", r.Name)
@@ -97,7 +105,7 @@ func TestBuiltinSections(t *testing.T) {
 	for _, s := range channels.Builtin().Sections() {
 		keys = append(keys, s.Key)
 	}
-	if got, want := strings.Join(keys, " "), "smtp smtp_out imap demail osci"; got != want {
+	if got, want := strings.Join(keys, " "), "smtp smtp_out imap demail osci egvp_enterprise"; got != want {
 		t.Errorf("sections %q, want %q", got, want)
 	}
 	for _, r := range channels.Builtin().All() {
@@ -143,6 +151,10 @@ func TestNewRegistryRefuses(t *testing.T) {
 		{"side without section", []channels.Registration{{Name: "fake", Inbound: &channels.InboundSide{}, Reply: route}}, "no configuration section"},
 		{"no reply route", []channels.Registration{{Name: "fake"}}, "neither"},
 		{"no address form", []channels.Registration{{Name: "fake", Reply: replies.Route{Channel: "fake"}}}, "address form"},
+		{"two transports unnamed", []channels.Registration{{Name: "fake", Reply: route, Transport: "a"}, {Name: "fake", Reply: route}}, "twice"},
+		{"one transport twice", []channels.Registration{{Name: "fake", Reply: route, Transport: "a"}, {Name: "fake", Reply: route, Transport: "a"}}, "twice"},
+		{"transports answer differently", []channels.Registration{{Name: "fake", Reply: route, Transport: "a"},
+			{Name: "fake", Reply: replies.Route{Reason: "none"}, Transport: "b"}}, "answer differently"},
 		{"answered on unregistered", []channels.Registration{{Name: "fake", Reply: replies.Route{Channel: "fax", Address: replies.SenderAddress}}}, "fax"},
 	}
 	for _, tt := range tests {
@@ -165,5 +177,23 @@ func TestSideBuildChecksType(t *testing.T) {
 	imapIn, _ := channels.Builtin().Lookup(gateway.ChannelIMAP)
 	if in, err := imapIn.Inbound.Build(imapIn.Inbound.Section.Demo(""), gateway.IntakeDeps{}); err == nil {
 		t.Fatalf("built %v from no section", in)
+	}
+}
+
+// TestCheckTransports: EGVP over OSCI or through EGVP Enterprise, not both on
+// one node.
+func TestCheckTransports(t *testing.T) {
+	reg := channels.Builtin()
+	for _, tc := range []struct {
+		keys []string
+		ok   bool
+	}{
+		{nil, true}, {[]string{"osci"}, true}, {[]string{"egvp_enterprise", "smtp"}, true},
+		{[]string{"osci", "egvp_enterprise"}, false},
+	} {
+		err := reg.CheckTransports(func(k string) bool { return slices.Contains(tc.keys, k) })
+		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), "osci and egvp_enterprise") {
+			t.Errorf("%q: %v", tc.keys, err)
+		}
 	}
 }

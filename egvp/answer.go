@@ -66,6 +66,61 @@ func BuildReceiptAnswer(req *Message, a ReceiptAnswer) ([]File, error) {
 	}, nil
 }
 
+// Answer is an office's ordinary answer to an EGVP message.
+type Answer struct {
+	// Own is the answering mailbox's Visitenkarte, from the site's configuration.
+	Own     BusinessCard
+	Subject string
+	// Files are the names of the answer's documents (its text, its attachments) in
+	// order; the caller attaches the files themselves beside the ones built here.
+	Files []string
+	// OwnMessageID is the answer's new XJustiz id, Created its creation time.
+	OwnMessageID string
+	Created      time.Time
+}
+
+// BuildAnswer writes the files of an ordinary answer to orig: nachricht.xml (to the
+// sender's SAFE-ID, both Aktenzeichen swapped), visitenkarte.xml and
+// xjustiz_nachricht.xml, a nachricht.gds.uebermittlungSchriftgutobjekte whose
+// Nachrichtenkopf references orig (fremdeNachrichtenID its eigeneNachrichtenID) and
+// lists a.Files as its documents. A message without XJustiz is answered with the
+// Aktenzeichen of its nachricht.xml and both mailboxes named by SAFE-ID.
+func BuildAnswer(orig *Message, a Answer) ([]File, error) {
+	if orig.SenderSafeID == "" {
+		return nil, fmt.Errorf("egvp: the message names no sender SAFE-ID to answer")
+	}
+	var r xjustiz.Reply
+	if orig.XJustiz != nil {
+		r = xjustiz.ReplyTo(orig.XJustiz, a.OwnMessageID, a.Created)
+	} else {
+		r = xjustiz.Reply{SenderFileNumber: orig.RecipientFileNumber, RecipientFileNumber: orig.SenderFileNumber,
+			Created: a.Created, OwnMessageID: a.OwnMessageID}
+	}
+	// A header that named a side by nothing this package writes: by SAFE-ID then.
+	if r.Sender.Kind == "" || (r.Sender.Code == "" && r.Sender.Name == "") {
+		r.Sender = xjustiz.Party{Kind: "sonstige", Name: a.Own.SafeID}
+	}
+	if r.Recipient.Kind == "" || (r.Recipient.Code == "" && r.Recipient.Name == "") {
+		r.Recipient = xjustiz.Party{Kind: "sonstige", Name: orig.SenderSafeID}
+	}
+	for i, name := range a.Files {
+		r.Documents = append(r.Documents, xjustiz.ReplyDocument{ID: xjustiz.NewDocumentID(a.OwnMessageID, i+1), FileName: name})
+	}
+	xj, err := xjustiz.BuildReply(r)
+	if err != nil {
+		return nil, fmt.Errorf("egvp: building the answer: %w", err)
+	}
+	d := Description{
+		Type: "Allgemeine Nachricht", SignatureLevel: "no", RecipientSafeID: orig.SenderSafeID,
+		Subject: a.Subject, RecipientFileNumber: r.RecipientFileNumber, SenderFileNumber: r.SenderFileNumber,
+	}
+	return []File{
+		{Name: FileDescription, Inline: true, Data: BuildDescription(d)},
+		{Name: FileCard, Inline: true, Data: BuildBusinessCard(a.Own)},
+		{Name: FileXJustiz, Data: xj},
+	}, nil
+}
+
 // BuildBusinessCard writes a Visitenkarte in the samples' element order.
 func BuildBusinessCard(c BusinessCard) []byte {
 	return buildFlat("Visitenkarte", [][2]string{

@@ -2,6 +2,7 @@ package egvp
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -55,6 +56,10 @@ type Delivery struct {
 	// SupplierSignature over the envelope, and with it the process card the proof of
 	// origin relies on.
 	IntermediaryVerified bool
+	// Enterprise, when set, is EGVP Enterprise's check of a delivery it received and
+	// exported (ReadExport): the proof of origin rests on it instead of the process
+	// card.
+	Enterprise *EnterpriseCheck
 }
 
 // Config is what the site configures for EGVP.
@@ -195,22 +200,27 @@ func (r *reader) content(container string, ct *osci.Content) error {
 		r.problem("container %s: a content that is neither a file nor an attachment", container)
 		return nil
 	}
-	r.m.Parts = append(r.m.Parts, Part{Name: ct.Base64ID, Container: container, Inline: true, Size: int64(len(ct.Base64))})
+	r.inline(container, ct.Base64ID, ct.Base64)
+	return nil
+}
+
+// inline reads one inline file of a container.
+func (r *reader) inline(container, name string, data []byte) {
+	r.m.Parts = append(r.m.Parts, Part{Name: name, Container: container, Inline: true, Size: int64(len(data))})
 	var problems []string
 	var err error
-	switch ct.Base64ID {
+	switch name {
 	case FileCard:
-		r.m.Card, problems, err = parseBusinessCard(ct.Base64)
+		r.m.Card, problems, err = parseBusinessCard(data)
 	case FileDescription:
-		r.m.Description, problems, err = parseDescription(ct.Base64)
+		r.m.Description, problems, err = parseDescription(data)
 	case FileInfo:
-		r.m.Info, err = parseInfo(ct.Base64)
+		r.m.Info, err = parseInfo(data)
 	}
 	r.m.Problems = append(r.m.Problems, problems...)
 	if err != nil {
-		r.problem("%s: %v", ct.Base64ID, err)
+		r.problem("%s: %v", name, err)
 	}
-	return nil
 }
 
 func (r *reader) attachment(container, id string) error {
@@ -232,16 +242,53 @@ func (r *reader) attachment(container, id string) error {
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", id, err)
 	}
+	r.xjustiz(data)
+	return nil
+}
+
+func (r *reader) xjustiz(data []byte) {
 	m, err := xjustiz.Parse(data, r.lim.XJustiz)
 	if err != nil {
-		r.problem("%s: %v", id, err)
-		return nil
+		r.problem("%s: %v", FileXJustiz, err)
+		return
 	}
 	r.m.XJustiz = m
 	for _, p := range m.Problems {
-		r.problem("%s: %s", id, p)
+		r.problem("%s: %s", FileXJustiz, p)
 	}
-	return nil
+}
+
+// ReadFiles gives the files of a message received earlier their EGVP meaning again,
+// as Read gave it from the delivery: visitenkarte.xml, nachricht.xml and
+// additional_infos inline, xjustiz_nachricht.xml as an attachment of project_coco;
+// other files are listed. The sender uses it to answer a message recorded with its
+// decrypted files. There is no delivery, so Origin is not checked again (LevelNone,
+// Reason saying so) and MessageID and Received stay empty.
+func ReadFiles(files []File, lim Limits) (*Message, error) {
+	lim = lim.withDefaults()
+	r := &reader{lim: lim, m: &Message{}}
+	for _, f := range files {
+		switch {
+		case f.Inline:
+			r.inline(ContainerProject, f.Name, f.Data)
+		case f.Name == FileXJustiz:
+			r.m.Parts = append(r.m.Parts, Part{Name: f.Name, Container: ContainerProject, ContentID: f.Name, Size: int64(len(f.Data)), SHA256: sha256.Sum256(f.Data)})
+			if int64(len(f.Data)) > lim.MaxXJustizBytes {
+				r.problem("%s: %d bytes exceed the %d byte limit; not read", f.Name, len(f.Data), lim.MaxXJustizBytes)
+				continue
+			}
+			r.xjustiz(f.Data)
+		default:
+			r.m.Parts = append(r.m.Parts, Part{Name: f.Name, Container: ContainerProject, ContentID: f.Name, Size: int64(len(f.Data)), SHA256: sha256.Sum256(f.Data)})
+		}
+	}
+	if r.m.Card == nil && r.m.Description == nil && r.m.XJustiz == nil {
+		return nil, fmt.Errorf("%w: none of %s, %s, %s", ErrNotEGVP, FileCard, FileDescription, FileXJustiz)
+	}
+	r.fields()
+	pairSignatures(r.m.Parts)
+	r.m.Origin = Origin{Level: LevelNone, Reason: "not checked: read from the files kept, not from the delivery"}
+	return r.m, nil
 }
 
 func readPart(p *osci.Part, max int64) ([]byte, error) {

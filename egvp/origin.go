@@ -85,7 +85,7 @@ func checkOrigin(d Delivery, m *Message, cfg Config) Origin {
 	o.CertificateSHA256 = hex.EncodeToString(fp[:])
 	kind, route := vhnKind(c)
 	o.Level = LevelSenderSigned
-	if !o.inspected(d, c) || !o.valid(c, m) || !o.chain(c, cfg, kind) {
+	if !o.checked(d, c, kind) || !o.valid(c, m) || !o.chain(c, cfg, kind) {
 		o.claim(claimed, "")
 		return o
 	}
@@ -106,7 +106,40 @@ func checkOrigin(d Delivery, m *Message, cfg Config) Origin {
 	o.claim(claimed, kind)
 	o.Level, o.Mailbox, o.Route = LevelVHN, kind, route
 	o.Reason = "VHN of a " + kind + " mailbox"
+	if d.Enterprise != nil {
+		o.Reason += ", as EGVP Enterprise checked the transport signature (Poststelle did not verify it)"
+	}
 	return o
+}
+
+// checked is the check of the transport signature by whoever received the delivery
+// from the intermediary: the intermediary's inspection in the process card, or EGVP
+// Enterprise's verdict.
+func (o *Origin) checked(d Delivery, c *cert.Certificate, kind string) bool {
+	if d.Enterprise == nil {
+		return o.inspected(d, c)
+	}
+	e := d.Enterprise
+	if e.ProofOfOrigin == "" {
+		o.Reason = "EGVP Enterprise's check report states no proof of origin"
+		return false
+	}
+	o.Checks = append(o.Checks, "EGVP Enterprise's check: ProofOfOrigin "+e.ProofOfOrigin)
+	reported, ok := strings.CutPrefix(e.ProofOfOrigin, "VHN_")
+	reported, valid := strings.CutSuffix(reported, "_valid")
+	if !ok || !valid {
+		o.Reason = "EGVP Enterprise's check of the proof of origin is not positive (" + e.ProofOfOrigin + ")"
+		return false
+	}
+	if kind != "" && !strings.EqualFold(reported, kind) {
+		o.Problems = append(o.Problems, fmt.Sprintf("EGVP Enterprise reports a VHN of a %s mailbox, the transport certificate is for a %s mailbox", reported, kind))
+		o.Reason = "EGVP Enterprise's verdict contradicts the transport certificate"
+		return false
+	}
+	if _, route := vhnKind(c); e.VhnText != "" && route != "" && e.VhnText != route {
+		o.Problems = append(o.Problems, fmt.Sprintf("EGVP Enterprise words the route %q, the certificate's is %q", e.VhnText, route))
+	}
+	return true
 }
 
 // claim flags a Visitenkarte role that the certificate does not bear out.

@@ -143,8 +143,9 @@ const request = `<?xml version="1.0" encoding="UTF-8"?>
   <tns:erstellungszeitpunkt>2026-02-03T09:10:11+01:00</tns:erstellungszeitpunkt>
   <tns:auswahl_absender><tns:absender.gericht listVersionID="3.6"><code>R1101</code></tns:absender.gericht></tns:auswahl_absender>
   <tns:auswahl_empfaenger><tns:empfaenger.gericht listVersionID="3.6"><code>T6076</code></tns:empfaenger.gericht></tns:auswahl_empfaenger>
-  <tns:eigeneNachrichtenID>req-1</tns:eigeneNachrichtenID>
+  <tns:eigeneNachrichtenID>8d5b7e0a-1c2f-4a3b-9e4d-5f6a7b8c9d0e</tns:eigeneNachrichtenID>
  </tns:nachrichtenkopf>
+ <tns:grunddaten/>
  <tns:schriftgutobjekte>
   <tns:dokument><tns:identifikation><tns:id>d1</tns:id></tns:identifikation>
    <tns:xjustiz.fachspezifischeDaten><tns:datei><tns:dateiname>urteil.pdf</tns:dateiname></tns:datei>
@@ -169,7 +170,7 @@ func TestReadFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.EEB.Requested || !slices.Equal(m.EEB.Documents, []string{"d1"}) || m.EEB.ForeignMessageID != "req-1" || !m.EEB.Deadline.IsZero() {
+	if !m.EEB.Requested || !slices.Equal(m.EEB.Documents, []string{"d1"}) || m.EEB.ForeignMessageID != "8d5b7e0a-1c2f-4a3b-9e4d-5f6a7b8c9d0e" || !m.EEB.Deadline.IsZero() {
 		t.Errorf("eEB request %+v", m.EEB)
 	}
 	if m.RecipientCode != "T6076" || m.MessageType != "nachricht.gds.uebermittlungSchriftgutobjekte" || m.SenderFileNumber != "3 K 12/26" {

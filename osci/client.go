@@ -99,6 +99,12 @@ type Delivery struct {
 	// Keep, when set, receives the signed message as sent inside the transport
 	// encryption (with its MIME headers): the sender's copy of what it sent.
 	Keep io.Writer
+	// OtherAuthors are the signature certificates of content authors other than the
+	// originator (whose certificate makes the ClientSignature), listed as
+	// SignatureCertificateOtherAuthor with the Id CertificateID("otherauthor",
+	// "signature", c) their content signatures name: an EGVP sender signs the message
+	// with its VHN certificate and the content with its own key.
+	OtherAuthors []*cert.Certificate
 }
 
 // Dialog is an explicit dialog (OSCI 1.2 §4.3): its conversation id, the challenge the
@@ -267,6 +273,9 @@ func (c *Client) deliver(ctx context.Context, t MessageType, d *Delivery) (*Resp
 		return nil, fmt.Errorf("osci: %s without the addressee's cipher certificate", t)
 	}
 	certs := c.originatorCerts(true, d.Addressee)
+	for _, a := range d.OtherAuthors {
+		certs = append(certs, CertificateEntry{Role: "SignatureCertificateOtherAuthor", ID: CertificateID("otherauthor", "signature", a), Cert: a})
+	}
 	m := &Message{Type: t, Control: implicit(), QualityOfTimestamp: d.QualityOfTimestamp,
 		Operation:                   Operation{MessageID: d.MessageID, Subject: d.Subject, ContentReceiver: d.ContentReceiver},
 		NonIntermediaryCertificates: certs, ContentPackage: d.ContentPackage}

@@ -104,6 +104,39 @@ func ReadMessage(ctx context.Context, r io.Reader, lim Limits, spool Spool) (*Mu
 	return readParts(ctx, h.Get("Content-Type"), br, lim, spool)
 }
 
+// ReadEnvelope reads only the SOAP part of a message that carries its own MIME headers,
+// as ReadMessage frames it, and stops there: for a stored message whose attachments are
+// at hand elsewhere (an EGVP Enterprise export keeps them as files) or whose later parts
+// a text conversion damaged.
+func ReadEnvelope(ctx context.Context, r io.Reader, lim Limits) ([]byte, error) {
+	lim = lim.withDefaults()
+	br := bufio.NewReaderSize(&capReader{r: r, left: lim.MaxMessageBytes}, 32<<10)
+	block, err := readHeaderBlock(br, lim.MaxHeaderBytes)
+	if err != nil {
+		return nil, fmt.Errorf("osci: reading the message header: %w", err)
+	}
+	h, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(block))).ReadMIMEHeader()
+	if err != nil {
+		return nil, fmt.Errorf("%w: message header: %v", ErrFormat, err)
+	}
+	boundary, err := relatedBoundary(h.Get("Content-Type"))
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := multipart.NewReader(br, boundary).NextRawPart()
+	if err != nil {
+		return nil, partErr(0, err)
+	}
+	id, err := partContentID(p.Header, lim)
+	if err != nil {
+		return nil, fmt.Errorf("%w: part 0: %v", ErrFormat, err)
+	}
+	return readEnvelopePart(p, id, lim)
+}
+
 // ReadBody reads a message whose top-level Content-Type arrived apart from the body, as an
 // HTTP request or response carries it.
 func ReadBody(ctx context.Context, contentType string, r io.Reader, lim Limits, spool Spool) (*Multipart, error) {

@@ -24,6 +24,7 @@ pkgs=(
   chromium              # test/integration/ui: the headless browser the web UI tests drive (chromedp)
   xmlsec1               # crypto/xmlenc, crypto/xmldsig: the independent XML Encryption and XML-DSig oracle
   softhsm2              # crypto/pkcs11, channels/oscichannel: a real PKCS#11 token (softhsm2-util, libsofthsm2.so)
+  libxml2-utils         # xmllint: egvpsoap validates the SOAP bodies against the EGVP WSDL's schema; xjustiz checks its schema tables against the real XJustiz XSDs
 )
 
 need=()
@@ -41,7 +42,7 @@ fi
 
 # Installed is not the same as usable: check what the tests call.
 missing=()
-for c in sqlite3 openssl swaks dovecot mvn java javac curl python3 ps chromium xmlsec1 softhsm2-util; do
+for c in sqlite3 openssl swaks dovecot mvn java javac curl python3 ps chromium xmlsec1 softhsm2-util xmllint; do
   command -v "$c" >/dev/null || missing+=("$c")
 done
 [[ -x /usr/lib/dovecot/dovecot-lda ]] || missing+=(/usr/lib/dovecot/dovecot-lda)

@@ -19,6 +19,11 @@
 // eigeneNachrichtenID, rule SCH-EEB-0001; the refusal's stoerungsID from the Codeliste
 // eeb.stoerungs-id 2.1).
 //
+// A 3.x message of a version whose schema package is followed (3.2.1, 3.4.1, 3.5.1;
+// SchemaVersions) is also checked against tables written from its published XSDs:
+// the message's element sequence, the whole Nachrichtenkopf and eEB fachdaten, their
+// simple types and XÖV code types (schema.go says what is left out).
+//
 // Everything read is hostile: the document is parsed by crypto/xmldsig's strict DOM
 // (size, depth and node caps, no DTD), and a message that is not what its namespace,
 // root element and declared version say is kept with its Problems listed rather than

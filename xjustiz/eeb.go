@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
+
+	"github.com/poststelle/poststelle/crypto/xmldsig"
 )
 
 // Answer is a returning eEB to be written: the acknowledgement of receipt
@@ -131,7 +134,28 @@ func BuildReceipt(a Answer) ([]byte, error) {
 	}
 	w.raw("  </tns:fachdaten>\n")
 	w.raw("</tns:nachricht.eeb.zuruecklaufend.2200007>\n")
+	if err := selfCheck(w.b.Bytes(), g.version); err != nil {
+		return nil, err
+	}
 	return w.b.Bytes(), nil
+}
+
+// selfCheck holds what is written to its schema table, where there is one: an id
+// that is no UUID or a court code without its Codeliste version would otherwise go
+// out to a court whose software refuses it.
+func selfCheck(data []byte, version string) error {
+	set := schemaSets[version]
+	if set == nil {
+		return nil
+	}
+	doc, err := xmldsig.Parse(data, xmldsig.Limits{MaxBytes: len(data) + 1})
+	if err != nil {
+		return fmt.Errorf("%w: the answer written does not parse: %w", ErrAnswer, err)
+	}
+	if problems, _ := validateSchema(set, doc.Root); len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrAnswer, strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 func (a Answer) check(knownGeneration bool) error {

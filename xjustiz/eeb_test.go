@@ -75,7 +75,7 @@ func TestBuildReceiptRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := AnswerTo(req, "a1b2c3", created)
+			a := AnswerTo(req, "5f0e1c2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b", created)
 			a.Generation = tc.gen
 			tc.modify(&a)
 			out, err := BuildReceipt(a)
@@ -91,7 +91,7 @@ func TestBuildReceiptRoundTrip(t *testing.T) {
 			}
 			h := got.Header
 			if h.SenderFileNumber != "AZ-2026/17" || h.RecipientFileNumber != "3 K 12/26" ||
-				h.OwnMessageID != "a1b2c3" || h.ForeignMessageID != req.Header.OwnMessageID ||
+				h.OwnMessageID != "5f0e1c2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b" || h.ForeignMessageID != req.Header.OwnMessageID ||
 				h.Sender != req.Header.Recipient || h.Recipient != req.Header.Sender || !h.CreatedTime.Equal(created) {
 				t.Errorf("header %+v", h)
 			}
@@ -111,7 +111,7 @@ func TestBuildReceiptRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := func() Answer {
-		a := AnswerTo(req, "x", time.Now())
+		a := AnswerTo(req, "6e1f0a2b-3c4d-4e5f-a6b7-c8d9e0f1a2b3", time.Now())
 		a.Received = time.Now()
 		return a
 	}
@@ -142,7 +142,7 @@ func TestBuildReceiptRefuses(t *testing.T) {
 
 func TestParseReceiptFlags(t *testing.T) {
 	req, _ := Parse([]byte(request3), Limits{})
-	a := AnswerTo(req, "x", time.Now())
+	a := AnswerTo(req, "6e1f0a2b-3c4d-4e5f-a6b7-c8d9e0f1a2b3", time.Now())
 	a.Refusal = &Refusal{Code: "2"}
 	out, err := BuildReceipt(a)
 	if err != nil {

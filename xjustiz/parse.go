@@ -66,7 +66,12 @@ type Message struct {
 	Documents  []Document
 	// Receipt is the fachdaten of a returning eEB (nachricht.eeb.zuruecklaufend).
 	Receipt *Receipt
-	// Problems are the XJustiz rules the message breaks, in reading order.
+	// SchemaChecked is the XJustiz version whose schema tables the message was
+	// checked against (see SchemaVersions); empty when there is none for its
+	// version or message type, and then only the elements read are checked.
+	SchemaChecked string
+	// Problems are the XJustiz rules the message breaks, in reading order; schema
+	// failures start with "schema XJustiz <version>:".
 	Problems []string
 }
 
@@ -233,6 +238,12 @@ func (r *reader) root(e *xmldsig.Element) {
 	r.checkVersion()
 	if m.Type == TypeReceipt {
 		r.checkReceipt()
+	}
+	if set := schemaSets[m.Version]; set != nil {
+		if problems, checked := validateSchema(set, e); checked {
+			m.SchemaChecked = set.version
+			m.Problems = append(m.Problems, problems...)
+		}
 	}
 }
 

@@ -140,6 +140,7 @@ const request3 = `<?xml version="1.0" encoding="UTF-8"?>
   <tns:auswahl_empfaenger><tns:empfaenger.sonstige>Stadt Musterstadt</tns:empfaenger.sonstige></tns:auswahl_empfaenger>
   <tns:eigeneNachrichtenID>0b9c0a7e-7a43-4b8e-9d51-7b9b0c0d2f11</tns:eigeneNachrichtenID>
  </tns:nachrichtenkopf>
+ <tns:grunddaten/>
  <tns:schriftgutobjekte>
   <tns:dokument>
    <tns:identifikation><tns:id>d1</tns:id></tns:identifikation>

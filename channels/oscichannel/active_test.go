@@ -41,6 +41,9 @@ type mailbox struct {
 	last    *item
 	// stored are the deliveries clients stored (our answers).
 	stored []*osci.Request
+	// reception, when set, is when the addressee fetched the stored deliveries, as
+	// their process cards then show.
+	reception time.Time
 }
 
 type mdialog struct {
@@ -230,7 +233,11 @@ func (mb *mailbox) handle(req *osci.Request) (*osci.Answer, string, error) {
 			cards = nil
 			for _, st := range mb.stored {
 				if st.Envelope.Operation.MessageID == sel.MessageIDs[0] {
-					cards = append(cards, bundle(sel.MessageIDs[0]))
+					b := bundle(sel.MessageIDs[0])
+					if !mb.reception.IsZero() {
+						b.Card.Reception = &osci.Timestamp{Plain: mb.reception}
+					}
+					cards = append(cards, b)
 				}
 			}
 		}

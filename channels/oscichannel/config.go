@@ -26,6 +26,7 @@ import (
 	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/pkcs11"
 	"github.com/poststelle/poststelle/crypto/xmldsig"
+	"github.com/poststelle/poststelle/egvp"
 )
 
 // Config is the osci: section.
@@ -37,6 +38,11 @@ type Config struct {
 	Cipher KeyConfig `yaml:"cipher"`
 	// Signature is the authority's signature key for its requests and answers.
 	Signature KeyConfig `yaml:"signature"`
+	// VHN, when set, is the mailbox's VHN certificate with its key (issued by the
+	// BNotK once the role is confirmed in SAFE): the answers' storeDelivery is signed
+	// with it, so that it is their transport signature, the proof of origin a court
+	// checks; their content stays signed with Signature.
+	VHN *KeyConfig `yaml:"vhn"`
 	// SignatureMethod is "rsa-sha256" (default) or "rsa-pss" (RSASSA-PSS with SHA-256).
 	SignatureMethod string `yaml:"signature_method"`
 	// PollInterval, when set, makes the gateway an active recipient that fetches
@@ -49,6 +55,46 @@ type Config struct {
 	Outbound bool `yaml:"outbound"`
 	// MaxMessageBytes caps one message as received (default 256 MiB).
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// VHNAnchors are certificate files (PEM, several per file, or DER) of the VHN
+	// issuing CAs (BNotK's beBPo VHN CA, Justiz VHN CA, ...): a VHN certificate of an
+	// incoming message proves its origin only when one of them issued it. Without
+	// any, the intermediary's inspection of the certificate is relied on.
+	VHNAnchors []string `yaml:"vhn_anchors"`
+	// BusinessCard is the authority's own Visitenkarte, sent with every answer to
+	// an EGVP message and every eEB; without it such answers fail (to triage).
+	BusinessCard *BusinessCardConfig `yaml:"business_card"`
+	// Directory lists the cipher certificates of EGVP mailboxes by SAFE-ID, for
+	// answering a message that brought no originator cipher certificate.
+	Directory []DirectoryEntry `yaml:"directory"`
+}
+
+// BusinessCardConfig is the Visitenkarte (visitenkarte.xml) of the authority's
+// mailbox, as registered in the SAFE directory.
+type BusinessCardConfig struct {
+	Organisation     string `yaml:"organisation"`
+	OrganisationUnit string `yaml:"organisation_unit"`
+	Name             string `yaml:"name"`
+	Street           string `yaml:"street"`
+	HouseNumber      string `yaml:"house_number"`
+	PostCode         string `yaml:"post_code"`
+	City             string `yaml:"city"`
+	State            string `yaml:"state"`
+	Country          string `yaml:"country"`
+	Email            string `yaml:"email"`
+	Phone            string `yaml:"phone"`
+	Fax              string `yaml:"fax"`
+	// SafeID is the mailbox's SAFE-ID (Nutzer_ID), required; Role its Rollen_ID
+	// (egvp_bebpo for a beBPo).
+	SafeID string `yaml:"safe_id"`
+	Role   string `yaml:"role"`
+}
+
+// DirectoryEntry is one mailbox's cipher certificate: a PEM or DER file, or the PEM
+// text itself.
+type DirectoryEntry struct {
+	SafeID         string `yaml:"safe_id"`
+	CipherCertFile string `yaml:"cipher_cert_file"`
+	CipherCert     string `yaml:"cipher_cert"`
 }
 
 // IntermediaryConfig names the intermediary and its certificates.
@@ -125,6 +171,19 @@ func (c *Config) Validate() error {
 	if err := c.Signature.validate("signature"); err != nil {
 		return err
 	}
+	for i, f := range c.VHNAnchors {
+		if strings.TrimSpace(f) == "" {
+			return fmt.Errorf("vhn_anchors[%d]: empty file name", i)
+		}
+	}
+	if c.VHN != nil {
+		if err := c.VHN.validate("vhn"); err != nil {
+			return err
+		}
+	}
+	if err := c.validateEGVP(); err != nil {
+		return err
+	}
 	if c.Passive != nil {
 		if _, _, err := net.SplitHostPort(c.Passive.Listen); err != nil {
 			return fmt.Errorf("passive.listen: %q is not host:port", c.Passive.Listen)
@@ -134,6 +193,52 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+func (c *Config) validateEGVP() error {
+	if b := c.BusinessCard; b != nil && strings.TrimSpace(b.SafeID) == "" {
+		return errors.New("business_card.safe_id: required")
+	}
+	seen := map[string]bool{}
+	for i, e := range c.Directory {
+		switch {
+		case strings.TrimSpace(e.SafeID) == "":
+			return fmt.Errorf("directory[%d].safe_id: required", i)
+		case seen[e.SafeID]:
+			return fmt.Errorf("directory[%d]: %s is listed twice", i, e.SafeID)
+		case (e.CipherCertFile == "") == (e.CipherCert == ""):
+			return fmt.Errorf("directory[%d]: exactly one of cipher_cert_file and cipher_cert", i)
+		}
+		seen[e.SafeID] = true
+	}
+	return nil
+}
+
+func (b *BusinessCardConfig) card() egvp.BusinessCard {
+	return egvp.BusinessCard{Organisation: b.Organisation, OrganisationUnit: b.OrganisationUnit, Name: b.Name,
+		Street: b.Street, HouseNumber: b.HouseNumber, PostCode: b.PostCode, City: b.City, State: b.State,
+		Country: b.Country, Email: b.Email, Phone: b.Phone, Fax: b.Fax, SafeID: strings.TrimSpace(b.SafeID), Role: b.Role}
+}
+
+// loadDirectory reads the directory's certificates, by SAFE-ID.
+func (c *Config) loadDirectory() (map[string]*cert.Certificate, error) {
+	out := make(map[string]*cert.Certificate, len(c.Directory))
+	for _, e := range c.Directory {
+		var x *x509.Certificate
+		var err error
+		if e.CipherCertFile != "" {
+			x, err = LoadCertificate(e.CipherCertFile)
+		} else {
+			x, err = parseCertificate([]byte(e.CipherCert))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("osci: directory entry %s: %w", e.SafeID, err)
+		}
+		if out[e.SafeID], err = cert.Parse(x.Raw); err != nil {
+			return nil, fmt.Errorf("osci: directory entry %s: %w", e.SafeID, err)
+		}
+	}
+	return out, nil
 }
 
 func (c *Config) maxBytes() int64 {
@@ -262,18 +367,57 @@ func parsePrivateKey(b *pem.Block) (crypto.Signer, error) {
 	return s, nil
 }
 
+// LoadAnchors reads the certificate files of vhn_anchors: every certificate of a PEM
+// file, or one DER certificate.
+func LoadAnchors(files []string) ([]*cert.Certificate, error) {
+	var out []*cert.Certificate
+	for _, f := range files {
+		data, err := readCapped(f)
+		if err != nil {
+			return nil, fmt.Errorf("osci: reading VHN CA certificate: %w", err)
+		}
+		var certs []*cert.Certificate
+		if bytes.Contains(data, []byte("-----BEGIN")) {
+			certs, err = cert.ParseAll(data)
+		} else {
+			var c *cert.Certificate
+			if c, err = cert.Parse(data); err == nil {
+				certs = []*cert.Certificate{c}
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("osci: VHN CA certificate %s: %w", f, err)
+		}
+		if len(certs) == 0 {
+			return nil, fmt.Errorf("osci: VHN CA certificate %s: no certificate in it", f)
+		}
+		for _, c := range certs {
+			if !c.IsCA {
+				return nil, fmt.Errorf("osci: VHN CA certificate %s: %q is not a CA certificate", f, c.Subject.CommonName)
+			}
+		}
+		out = append(out, certs...)
+	}
+	return out, nil
+}
+
 // LoadCertificate reads a PEM or DER certificate file.
 func LoadCertificate(path string) (*x509.Certificate, error) {
 	data, err := readCapped(path)
 	if err != nil {
 		return nil, fmt.Errorf("osci: reading certificate: %w", err)
 	}
-	if b, _ := pem.Decode(data); b != nil {
-		data = b.Bytes
-	}
-	c, err := x509.ParseCertificate(data)
+	c, err := parseCertificate(data)
 	if err != nil {
 		return nil, fmt.Errorf("osci: %s: %w", path, err)
 	}
 	return c, nil
+}
+
+// parseCertificate reads a PEM or DER certificate.
+func parseCertificate(data []byte) (*x509.Certificate, error) {
+	if b, _ := pem.Decode(data); b != nil {
+		data = b.Bytes
+	}
+	return x509.ParseCertificate(data)
 }

@@ -4,17 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
+	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/egvp"
+	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/osci"
+	"github.com/poststelle/poststelle/xjustiz"
 )
 
 // readEGVP gives the delivery its EGVP meaning (package egvp) from the containers as read,
 // the encrypted ones decrypted, and sets msg.EGVP. What egvp finds wrong goes to the
 // receipt's Problems; the delivery is kept either way. A delivery without EGVP
-// structure gets no EGVP section and no problem: OSCI carries other traffic too.
-func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*osci.ContentContainer, attachment func(string) *osci.Part, msg *gateway.MessageReceived) {
+// structure gets no EGVP section and no problem: OSCI carries other traffic too. A
+// returning eEB of one of our answers comes back with the evidence that links it there
+// (linkReturningEEB records it once the message is).
+func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*osci.ContentContainer, attachment func(string) *osci.Part, msg *gateway.MessageReceived) *gateway.DeliveryEvidenceRecorded {
 	// egvp reads the plaintext containers of the envelope; a shallow copy carries the
 	// decrypted ones without changing the request.
 	env := *req.Envelope
@@ -22,39 +30,252 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 	// The process card's inspection of the transport certificate is the
 	// intermediary's word only when its signature over the message verified.
 	verified := req.Signature != nil && req.Signature.Valid() && req.Signer() != nil && req.Signer().Equal(c.interSig)
-	m, err := egvp.Read(ctx, egvp.Delivery{Envelope: &env, Attachment: attachment, IntermediaryVerified: verified}, egvp.Config{}, egvp.Limits{})
+	m, err := egvp.Read(ctx, egvp.Delivery{Envelope: &env, Attachment: attachment, IntermediaryVerified: verified}, egvp.Config{VHNAnchors: c.vhnAnchors}, egvp.Limits{})
 	switch {
 	case errors.Is(err, egvp.ErrNotEGVP):
-		return
+		return nil
 	case err != nil:
 		msg.Problems = append(msg.Problems, fmt.Sprintf("egvp: %v", err))
+		return nil
+	}
+	replyID := c.checkReturningEEB(ctx, m)
+	egvp.Apply(msg, m)
+	// The sender is its mailbox: "safe:" and the SAFE-ID an answer goes to, as the
+	// EGVP Enterprise connector records it; the cipher certificate stays in the
+	// metadata.
+	if m.SenderSafeID != "" {
+		msg.From.Address = SafeAddressPrefix + m.SenderSafeID
+		if m.Card != nil && m.Card.Organisation != "" {
+			msg.From.Name = m.Card.Organisation
+		}
+	}
+	if replyID == "" {
+		return nil
+	}
+	return returningEEBEvidence(m, replyID, msg)
+}
+
+// SafeAddressPrefix starts the address of an EGVP mailbox by its SAFE-ID, the form
+// of From on both EGVP transports (egvpenterprise.AddressPrefix is the same).
+const SafeAddressPrefix = "safe:"
+
+// checkReturningEEB flags a returning eEB whose fremdeNachrichtenID is no XJustiz id
+// of an answer this gateway recorded on the channel (egvp.XJustizID): the record is the
+// log's, read through the evidence links' index of ReplyIDs, caught up before an id
+// is called unknown. Without the evidence recorder (tests) nothing is checked. It
+// returns the ReplyID of the answer the eEB is for, "" when it is for none of ours.
+func (c *core) checkReturningEEB(ctx context.Context, m *egvp.Message) string {
+	ev := c.deps.Evidence
+	if m.Receipt == nil || ev == nil || ev.Links == nil {
+		return ""
+	}
+	var answered string
+	known := func(id string) bool {
+		replyID, ok := egvp.ReplyIDOf(id)
+		if !ok {
+			return false
+		}
+		found, err := c.sentReply(ctx, replyID)
+		if err == nil && !found && ev.CatchUp != nil {
+			if err = ev.CatchUp(ctx); err == nil {
+				found, err = c.sentReply(ctx, replyID)
+			}
+		}
+		if err != nil {
+			m.Problems = append(m.Problems, fmt.Sprintf("eEB: the request %q could not be looked up: %v", id, err))
+			return true
+		}
+		if found {
+			answered = replyID
+		}
+		return found
+	}
+	m.CheckReceiptRequest(known)
+	return answered
+}
+
+// returningEEBEvidence is what a returning eEB attests of the answer replyID: read
+// (the addressee acknowledges receipt, on the date it states) or, refused, not
+// delivered (service failed, with the refusal's code and reason). The addressee
+// attests it; the evidence bytes are the eEB message as received.
+func returningEEBEvidence(m *egvp.Message, replyID string, msg *gateway.MessageReceived) *gateway.DeliveryEvidenceRecorded {
+	ev := &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelEGVP, Kind: gateway.EvidenceRead,
+		References: []gateway.EvidenceReference{{Kind: "replyId", Value: replyID}, {Kind: "xjustizMessageId", Value: m.AnswersXJustizID}},
+		Attester:   gateway.Attester{Role: "addressee", Name: m.SenderSafeID, ID: m.SenderSafeID},
+		AttestedAt: m.Receipt.Received, Evidence: msg.Raw, MediaType: "multipart/related", EvidenceID: "eeb:" + msg.SenderMessageID}
+	if msg.SenderMessageID == "" {
+		ev.EvidenceID = ""
+	}
+	if r := m.Receipt.Refusal; r != nil {
+		ev.Kind, ev.Reason = gateway.EvidenceNotDelivered, fmt.Sprintf("eEB refused (eeb.stoerungs-id %s): %s", r.Code, r.Reason)
+		ev.AttestedAt = m.XJustiz.Header.CreatedTime
+	}
+	if ev.AttestedAt.IsZero() {
+		ev.AttestedAt = msg.ReceivedAt
+	}
+	return ev
+}
+
+// linkReturningEEB records the evidence of a returning eEB once the eEB itself is
+// recorded; a failure is logged, since the eEB is in the log and routed either way.
+func (c *core) linkReturningEEB(ctx context.Context, ev *gateway.DeliveryEvidenceRecorded) {
+	if ev == nil || c.deps.Evidence == nil {
 		return
 	}
-	msg.EGVP = egvpFields(m)
-	markDetachedSignatures(msg.Parts, m)
-	if m.Subject != "" {
-		msg.Subject = m.Subject
-	}
-	for _, p := range m.Problems {
-		msg.Problems = append(msg.Problems, "egvp: "+p)
+	if _, err := c.deps.Evidence.Record(ctx, c.deps.Tenant, ev); err != nil {
+		c.deps.Logger.Error("linking the returning eEB to its answer", "replyId", ev.References[0].Value, "err", err)
 	}
 }
 
-// egvpFields maps egvp.Message to the MessageReceived's egvp section (docs/egvp.md).
-func egvpFields(m *egvp.Message) *gateway.EGVPFields {
-	f := &gateway.EGVPFields{
-		SenderSafeID: m.SenderSafeID, RecipientSafeID: m.RecipientSafeID,
-		SenderFileNumber: m.SenderFileNumber, RecipientFileNumber: m.RecipientFileNumber,
-		MessageType: m.MessageType, RecipientCode: m.RecipientCode,
-		EEBRequested: m.EEB.Requested, EEBDocuments: m.EEB.Documents,
-		Origin: string(m.Origin.Level), OriginMailbox: m.Origin.Mailbox, OriginRoute: m.Origin.Route,
-		OriginReason: m.Origin.Reason, TransportCertificate: m.Origin.CertificateSHA256,
+// sentReply reports whether replyID is an answer recorded on the EGVP channel.
+func (c *core) sentReply(ctx context.Context, replyID string) (bool, error) {
+	links, err := c.deps.Evidence.Links.Links(ctx, c.deps.Tenant, gateway.ChannelEGVP, replyID)
+	if err != nil {
+		return false, err
 	}
-	if m.Card != nil {
-		f.SenderRole = m.Card.Role
+	for _, l := range links {
+		if l.ReplyID == replyID {
+			return true, nil
+		}
 	}
-	if x := m.XJustiz; x != nil {
-		f.XJustizVersion, f.XJustizMessageID, f.XJustizForeignMessageID = x.Version, x.Header.OwnMessageID, x.Header.ForeignMessageID
+	return false, nil
+}
+
+// egvpAnswer composes the answer to an EGVP message: to the sender's SAFE-ID, encrypted
+// for the cipher certificate the message brought or, without one, the directory's for
+// that SAFE-ID; the files egvp builds from the message as read again from its kept
+// files, then (for an ordinary answer) the text and the attachments.
+func (o *Outbound) egvpAnswer(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived) (*answer, error) {
+	safeID := orig.EGVP.SenderSafeID
+	addressee, err := o.egvpAddressee(req, orig)
+	if err != nil {
+		return nil, replies.Permanent(err)
 	}
-	return f
+	if o.card == nil {
+		return nil, replies.Permanent(fmt.Errorf("osci: answer %s: osci.business_card is not configured, and an EGVP answer carries it", req.ReplyID))
+	}
+	m, err := o.reread(ctx, req, orig)
+	if err != nil {
+		return nil, err
+	}
+	ans := &answer{addressee: addressee, container: egvp.ContainerProject, xjustizID: egvp.XJustizID(req.ReplyID)}
+	var files []egvp.File
+	var own []file
+	if req.EEB != nil {
+		files, err = receiptFiles(req, m, *o.card, ans.xjustizID, o.now())
+	} else {
+		own = textAndAttachments(req)
+		names := make([]string, len(own))
+		for i, it := range own {
+			names[i] = it.name
+		}
+		files, err = egvp.BuildAnswer(m, egvp.Answer{Own: *o.card, Subject: req.Subject, Files: names, OwnMessageID: ans.xjustizID, Created: o.now()})
+	}
+	if err != nil {
+		return nil, replies.Permanent(fmt.Errorf("osci: answer %s to %s: %w", req.ReplyID, safeID, err))
+	}
+	for _, f := range files {
+		ans.items = append(ans.items, file{name: f.Name, inline: f.Inline, data: f.Data})
+	}
+	ans.items = append(ans.items, own...)
+	return ans, nil
+}
+
+// egvpAddressee checks the answer's address, "safe:" and the sender's SAFE-ID (or, in events
+// recorded before From became the SAFE-ID, the originator cipher certificate's
+// address), and finds the certificate to encrypt for.
+func (o *Outbound) egvpAddressee(req *gateway.ReplyRequested, orig *gateway.MessageReceived) (*cert.Certificate, error) {
+	safeID := orig.EGVP.SenderSafeID
+	c, err := originatorCipher(req, orig)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case req.To.Address == SafeAddressPrefix+safeID:
+	case c != nil && req.To.Address == cipherAddress(c):
+	default:
+		return nil, fmt.Errorf("osci: answer %s: address %.80q is not the sender's %s%s", req.ReplyID, req.To.Address, SafeAddressPrefix, safeID)
+	}
+	if c != nil {
+		return c, nil
+	}
+	if c := o.directory[safeID]; c != nil {
+		return c, nil
+	}
+	return nil, fmt.Errorf("osci: answer %s: no cipher certificate for %s: the message brought none, and osci.directory lists none", req.ReplyID, safeID)
+}
+
+// maxKeptFileBytes caps each EGVP file read back from the blob store.
+const maxKeptFileBytes = 4 << 20
+
+// reread reads the EGVP files of orig back from the blob store (the decrypted
+// contents listed as its parts) and gives them their meaning again; the result must
+// be the message as received: same sender, same XJustiz id.
+func (o *Outbound) reread(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived) (*egvp.Message, error) {
+	var files []egvp.File
+	seen := map[string]bool{}
+	for _, p := range orig.Parts {
+		name := p.Filename
+		if seen[name] || (name != egvp.FileCard && name != egvp.FileDescription && name != egvp.FileXJustiz) || p.Blob.SHA256 == "" {
+			continue
+		}
+		seen[name] = true
+		data, err := o.readBlob(ctx, p.Blob)
+		if err != nil {
+			return nil, fmt.Errorf("osci: answer %s: reading the message's %s: %w", req.ReplyID, name, err)
+		}
+		files = append(files, egvp.File{Name: name, Inline: name != egvp.FileXJustiz, Data: data})
+	}
+	m, err := egvp.ReadFiles(files, egvp.Limits{})
+	if err != nil {
+		return nil, replies.Permanent(fmt.Errorf("osci: answer %s: the message's kept files: %w", req.ReplyID, err))
+	}
+	f := orig.EGVP
+	var xjID string
+	if m.XJustiz != nil {
+		xjID = m.XJustiz.Header.OwnMessageID
+	}
+	if m.SenderSafeID != f.SenderSafeID || xjID != f.XJustizMessageID {
+		return nil, replies.Permanent(fmt.Errorf("osci: answer %s: the message's kept files name sender %q and XJustiz id %q, the receipt %q and %q",
+			req.ReplyID, m.SenderSafeID, xjID, f.SenderSafeID, f.XJustizMessageID))
+	}
+	return m, nil
+}
+
+func (o *Outbound) readBlob(ctx context.Context, ref blob.Ref) ([]byte, error) {
+	if ref.Size > maxKeptFileBytes {
+		return nil, fmt.Errorf("%d bytes, over %d", ref.Size, maxKeptFileBytes)
+	}
+	rc, err := o.blobs.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, maxKeptFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxKeptFileBytes {
+		return nil, fmt.Errorf("over %d bytes", maxKeptFileBytes)
+	}
+	return data, nil
+}
+
+// receiptFiles builds the eEB the office decided on.
+func receiptFiles(req *gateway.ReplyRequested, m *egvp.Message, own egvp.BusinessCard, xjID string, now time.Time) ([]egvp.File, error) {
+	e := req.EEB
+	a := egvp.ReceiptAnswer{Own: own, DeviatingRecipient: e.DeviatingRecipient, OwnMessageID: xjID, Created: now}
+	switch e.Decision {
+	case gateway.EEBAcknowledged:
+		d, err := time.Parse(time.DateOnly, e.ReceivedOn)
+		if err != nil {
+			return nil, fmt.Errorf("eEB: date of receipt %.40q: %w", e.ReceivedOn, err)
+		}
+		a.Received = d
+	case gateway.EEBRefused:
+		a.Refusal = &xjustiz.Refusal{Code: e.RefusalCode, Reason: e.Reason}
+	default:
+		return nil, fmt.Errorf("eEB: decision %.40q is neither %s nor %s", e.Decision, gateway.EEBAcknowledged, gateway.EEBRefused)
+	}
+	return egvp.BuildReceiptAnswer(m, a)
 }

@@ -33,8 +33,14 @@ func egvpContent(card []byte) string {
 // posing as it) carrying an EGVP container signed by alice and encrypted for bob; the
 // process card carries the inspections report.
 func egvpDelivery(t testing.TB, card, xj []byte, id, intermediary string, report []osci.Inspection) []byte {
+	return egvpDeliveryFrom(t, pair(t, "alice_signature_4096"), card, xj, id, intermediary, report)
+}
+
+// egvpDeliveryFrom is egvpDelivery with the originator's signature key pair given:
+// its certificate is the transport signature's (a VHN, in the origin tests).
+func egvpDeliveryFrom(t testing.TB, alice *KeyPair, card, xj []byte, id, intermediary string, report []osci.Inspection) []byte {
 	ctx := context.Background()
-	alice, aliceC, bob := pair(t, "alice_signature_4096"), pair(t, "alice_cipher_4096"), pair(t, "bob_cipher_4096")
+	aliceC, bob := pair(t, "alice_cipher_4096"), pair(t, "bob_cipher_4096")
 	const cid = "xjustiz_nachricht.xml"
 	signed, err := osci.SignContainer(ctx, []byte(egvpContent(card)), osci.SignOptions{Signer: alice.Key,
 		CertificateID: osci.CertificateID("originator", "signature", alice.Cert), Attachments: []string{cid},

@@ -63,11 +63,7 @@ func TestSamplesPruefprotokoll(t *testing.T) {
 			if sc := d.Envelope.NonIntermediaryCertificates.Role("SignatureCertificateOriginator"); len(sc) == 1 {
 				msg.Metadata[MetaOriginatorSignature] = base64.StdEncoding.EncodeToString(sc[0].Cert.Raw)
 			}
-			msg.EGVP = egvpFields(m)
-			for _, p := range m.Problems {
-				msg.Problems = append(msg.Problems, "egvp: "+p)
-			}
-			markDetachedSignatures(msg.Parts, m)
+			egvp.Apply(msg, m)
 
 			hs, err := verification.Handlers(ctx, verification.Config{}, verification.Deps{Blobs: bs})
 			if err != nil {

@@ -47,6 +47,7 @@ type core struct {
 	signature   *KeyPair
 	interCipher *x509.Certificate
 	interSig    *cert.Certificate
+	vhnAnchors  []*cert.Certificate
 	lim         osci.Limits
 }
 
@@ -70,6 +71,9 @@ func newCore(cfg Config, deps gateway.IntakeDeps) (*core, error) {
 	}
 	if c.interSig, err = cert.Parse(x.Raw); err != nil {
 		return nil, fmt.Errorf("osci: intermediary signature certificate: %w", err)
+	}
+	if c.vhnAnchors, err = LoadAnchors(cfg.VHNAnchors); err != nil {
+		return nil, err
 	}
 	c.lim = osci.Limits{MaxMessageBytes: cfg.maxBytes(), MaxAttachmentBytes: cfg.maxBytes()}
 	return c, nil
@@ -104,7 +108,7 @@ type opened struct {
 // it, and says what the peer may be told. Whatever cannot be opened, decrypted or
 // verified is listed in Problems and recorded all the same.
 func (c *core) record(ctx context.Context, raw blob.Ref, o opened) (verdict, gateway.Receipt, error) {
-	msg, key := c.receipt(ctx, raw, o)
+	msg, key, eeb := c.receipt(ctx, raw, o)
 	rc, err := c.deps.Intake.Record(ctx, c.deps.Tenant, key, msg)
 	switch {
 	case errors.Is(err, eventstore.ErrInvalidEvent):
@@ -112,19 +116,22 @@ func (c *core) record(ctx context.Context, raw blob.Ref, o opened) (verdict, gat
 	case err != nil:
 		return retryLater, rc, err
 	}
+	c.linkReturningEEB(ctx, eeb)
 	if c.deps.AfterRecord != nil {
 		c.deps.AfterRecord(rc)
 	}
 	return recorded, rc, nil
 }
 
-func (c *core) receipt(ctx context.Context, raw blob.Ref, o opened) (*gateway.MessageReceived, string) {
+// receipt builds the MessageReceived of a delivery and its message key; for a
+// returning eEB of one of our answers also the evidence that links it there.
+func (c *core) receipt(ctx context.Context, raw blob.Ref, o opened) (*gateway.MessageReceived, string, *gateway.DeliveryEvidenceRecorded) {
 	msg := &gateway.MessageReceived{Channel: gateway.ChannelEGVP, Raw: raw, ReceivedAt: c.deps.Now().UTC(),
 		Transport: gateway.TransportEvidence{RemoteAddr: o.remote, TLS: o.tls}}
 	key := gateway.MessageKey(gateway.ChannelEGVP, "sha256:"+raw.SHA256)
 	if o.openErr != nil || o.req == nil {
 		msg.Problems = append(msg.Problems, fmt.Sprintf("osci: not opened: %v", o.openErr))
-		return msg, key
+		return msg, key, nil
 	}
 	env := o.req.Envelope
 	msg.Metadata = map[string]string{MetaMessageType: string(env.Type)}
@@ -152,8 +159,8 @@ func (c *core) receipt(ctx context.Context, raw blob.Ref, o opened) (*gateway.Me
 		msg.Problems = append(msg.Problems, "osci: the message is not signed by the configured intermediary")
 	}
 	c.originator(o.req, msg)
-	c.contents(ctx, o.req, msg)
-	return msg, key
+	eeb := c.contents(ctx, o.req, msg)
+	return msg, key, eeb
 }
 
 func processCardText(b osci.ProcessCardBundle) string {
@@ -197,11 +204,11 @@ func (c *core) originator(req *osci.Request, msg *gateway.MessageReceived) {
 
 // contents decrypts the content package with the authority's key, checks the authors'
 // signatures and lists every content as a part whose blob holds its plaintext.
-func (c *core) contents(ctx context.Context, req *osci.Request, msg *gateway.MessageReceived) {
+func (c *core) contents(ctx context.Context, req *osci.Request, msg *gateway.MessageReceived) *gateway.DeliveryEvidenceRecorded {
 	env := req.Envelope
 	if env.ContentPackage == nil {
 		msg.Problems = append(msg.Problems, "osci: no content package")
-		return
+		return nil
 	}
 	var certs []*osci.Certificates
 	for _, b := range []*osci.Certificates{env.NonIntermediaryCertificates, env.IntermediaryCertificates} {
@@ -241,7 +248,7 @@ func (c *core) contents(ctx context.Context, req *osci.Request, msg *gateway.Mes
 		}
 		return req.Message.Part(cid)
 	}
-	c.readEGVP(ctx, req, read, attachment, msg)
+	return c.readEGVP(ctx, req, read, attachment, msg)
 }
 
 func (c *core) signatures(ctx context.Context, doc *xmldsig.Document, cc *osci.ContentContainer, certs []*osci.Certificates, parts func(string) *osci.Part, msg *gateway.MessageReceived) []string {

@@ -315,6 +315,17 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		// subscriptions would only cost.
 		handlers = append(handlers, offices.TriageQueue()...)
 	}
+	runner := &projection.Runner{Log: g.log, DB: g.state, Registry: reg, Logger: logger}
+	intake := &gateway.Intake{Log: g.log}
+	g.intake = intake
+	// The index is set up now, so that evidence arriving before its first
+	// run finds the table; the recorder catches it up before it gives a
+	// reference up as unknown. The outbound sides record evidence too, so
+	// it is built before them.
+	if err := runner.Setup(ctx, projection.References{}); err != nil {
+		return nil, fmt.Errorf("references projection: %w", err)
+	}
+	g.evidence = projection.NewEvidenceRecorder(runner)
 	outbound, err := g.buildOutbound()
 	if err != nil {
 		return nil, err
@@ -353,16 +364,6 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		return nil, err
 	}
 	g.pipe = pipe
-	runner := &projection.Runner{Log: g.log, DB: g.state, Registry: reg, Logger: logger}
-	intake := &gateway.Intake{Log: g.log}
-	g.intake = intake
-	// The index is set up now, so that evidence arriving before its first
-	// run finds the table; the recorder catches it up before it gives a
-	// reference up as unknown.
-	if err := runner.Setup(ctx, projection.References{}); err != nil {
-		return nil, fmt.Errorf("references projection: %w", err)
-	}
-	g.evidence = projection.NewEvidenceRecorder(runner)
 	if err := g.buildWebUI(ctx, runner, office, policy.Plan); err != nil {
 		return nil, err
 	}
@@ -469,7 +470,8 @@ func (g *Gateway) buildOutbound() (map[gateway.Channel]replies.Outbound, error) 
 		if !ok {
 			continue
 		}
-		o, err := reg.Outbound.Build(sec, channels.OutboundDeps{Blobs: g.blobs, Logger: g.logger.With("component", reg.Outbound.Section.Key)})
+		o, err := reg.Outbound.Build(sec, channels.OutboundDeps{Blobs: g.blobs, Logger: g.logger.With("component", reg.Outbound.Section.Key),
+			Evidence: g.evidence, Tenant: g.cfg.Tenant})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", reg.Outbound.Section.Key, err)
 		}

@@ -230,3 +230,23 @@ func demoPassword(t *testing.T, path string) string {
 	t.Fatalf("no password in %s", path)
 	return ""
 }
+
+// TestOneEGVPTransport: a configuration with both osci: and egvp_enterprise: is
+// refused at load; either alone loads.
+func TestOneEGVPTransport(t *testing.T) {
+	osci := "osci:\n  intermediary: {url: \"http://127.0.0.1:1/\", cipher_cert_file: c, signature_cert_file: s}\n  cipher: {pkcs12_file: k, password_file: p}\n  signature: {pkcs12_file: k, password_file: p}\n  poll_interval: 1m\n"
+	ent := "egvp_enterprise:\n  endpoint: http://127.0.0.1:1/EGVP-WS/EGVP-WebService\n  user_id: DE.Justiz.x\n  poll_interval: 1m\n  outbound: true\n"
+	for _, tc := range []struct {
+		conf string
+		ok   bool
+	}{{osci, true}, {ent, true}, {osci + ent, false}} {
+		path := filepath.Join(t.TempDir(), "poststelle.yaml")
+		if err := os.WriteFile(path, []byte("data_dir: "+t.TempDir()+"\n"+tc.conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadConfig(path)
+		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), "osci and egvp_enterprise") {
+			t.Errorf("%q: %v", tc.conf, err)
+		}
+	}
+}

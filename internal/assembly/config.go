@@ -351,7 +351,7 @@ func (c *Config) validate() error {
 			}
 		}
 	}
-	return nil
+	return c.registry.CheckTransports(func(key string) bool { _, ok := c.sections[key]; return ok })
 }
 
 func (b *BlobsConfig) validate() error {

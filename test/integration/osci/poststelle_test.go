@@ -72,6 +72,7 @@ osci:
   poll_interval: 300ms
   passive: {listen: %q}
   outbound: true
+  business_card: {organisation: Bob's Behörde, city: Musterstadt, safe_id: DE.Justiz.b0b0b0b0-0000-4000-8000-000000000b0b.0001, role: egvp_bebpo}
 `, g.dir, g.api, servetest.FreeAddr(t), servetest.FreeAddr(t), url,
 		c("osci_manager_cipher_4096.cer"), c("osci_manager_signature_4096.cer"),
 		c("bob_cipher_4096.p12"), pin, c("bob_signature_4096.p12"), pin, alg, passiveAddr)

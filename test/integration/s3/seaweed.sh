@@ -9,8 +9,9 @@
 # The module is on the Go module proxy but `go install …@version` refuses it for its
 # replace directive, so the build copies the downloaded module into a writable directory
 # and runs `go build ./weed` there. The binary is cached under
-# ${POSTSTELLE_CACHE:-~/.cache/poststelle}/weed-<version>; the build is CPU-heavy and runs
-# under the shared lock /tmp/poststelle-peers.lock.
+# ${POSTSTELLE_CACHE:-~/.cache/poststelle}/weed-<version>. The build takes no lock of its own:
+# callers (CI, a developer running the suite under /tmp/poststelle-peers.lock) already hold
+# whatever lock they use, and a second flock on the same file here would wait for itself.
 set -euo pipefail
 version="${SEAWEED_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
 cache="${POSTSTELLE_CACHE:-$HOME/.cache/poststelle}"
@@ -38,7 +39,7 @@ build_in() {
   cp -r "$dir" "$work/src"
   chmod -R u+w "$work/src"
   echo "seaweed.sh: building weed $version (first run only, about 8 minutes on 2 cores)" >&2
-  (cd "$work/src" && flock /tmp/poststelle-peers.lock go build -o "$work/weed" ./weed)
+  (cd "$work/src" && go build -o "$work/weed" ./weed)
 }
 
 freeport() {
