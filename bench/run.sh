@@ -5,6 +5,7 @@
 #
 #   bash bench/run.sh                 # the full run (23–31 minutes on the 2 shared cores)
 #   BENCH_QUICK=1 bash bench/run.sh   # a smoke run with small counts (5–10 minutes); report in $BENCH_OUT (a temporary directory)
+#   BENCH_RENDER=1 bash bench/run.sh  # no harness: render bench/report.md and .svg again from bench/results and bench/notes.md
 #
 # Every harness runs under the peers lock (/tmp/poststelle-peers.lock), one
 # at a time, so that no other helper's peers run beside it; the lock is
@@ -21,17 +22,20 @@ export KAFKA_PORT="${KAFKA_PORT:-19592}" KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLL
 export KAFKA_WORK="${KAFKA_WORK:-$work/kafka-bench}"
 export KAFKA_CLUSTER_BASE="${KAFKA_CLUSTER_BASE:-19500}" KAFKA_CLUSTER_WORK="${KAFKA_CLUSTER_WORK:-$work/kafka-cluster-bench}"
 
+if [[ -n ${BENCH_RENDER:-} ]]; then
+  exec go run ./bench/report -in bench/results -md bench/report.md -svg bench/report.svg -notes bench/notes.md
+fi
 if [[ -n ${BENCH_QUICK:-} ]]; then
   mode=quick
   out="${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/poststelle-bench-quick.XXXXXX")}"
   md="$out/report.md" svg="$out/report.svg"
-  events=2000 sqlite_rounds=1 osci_n=32 smtp_n=300 smtp_rounds=1 sse_n=500 kafka_records=20000 kafka_seconds=2 scale_n=150 scale_rounds=1
+  events=2000 sqlite_rounds=1 osci_n=32 smtp_n=300 smtp_rounds=1 sse_n=500 sse_rates=400 kafka_records=20000 kafka_seconds=2 scale_n=150 scale_rounds=1
   rs_messages=800 rs_rounds=1 rs_read=2s
 else
   mode=full
   out="${BENCH_OUT:-$root/bench/results}"
   md="$root/bench/report.md" svg="$root/bench/report.svg"
-  events=20000 sqlite_rounds=3 osci_n=256 smtp_n=4000 smtp_rounds=3 sse_n=3000 kafka_records=200000 kafka_seconds=10 scale_n=1500 scale_rounds=2
+  events=20000 sqlite_rounds=3 osci_n=256 smtp_n=4000 smtp_rounds=3 sse_n=3000 sse_rates=200,400,700 kafka_records=200000 kafka_seconds=10 scale_n=1500 scale_rounds=2
   rs_messages=2000 rs_rounds=2 rs_read=5s
 fi
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -42,6 +46,7 @@ rm -f "$out"/*.json "$out"/*.txt
 # rendered again without running the harnesses.
 echo "$commit" >"$out/commit.txt"
 echo "$mode" >"$out/mode.txt"
+{ grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'; } >"$out/cpu.txt" || true
 date -u '+%Y-%m-%d %H:%M UTC' >"$out/date.txt"
 uptime >"$out/load-before.txt"
 failed=()
@@ -59,7 +64,8 @@ step smtp go run ./test/integration/mail/bench -n "$smtp_n" -rounds "$smtp_round
 # and the Java library decrypting the same messages (bench.sh builds its peer;
 # the step holds the lock already).
 step osci env OSCI_BENCH_LOCKED=1 bash test/integration/osci/bench/bench.sh -n "$osci_n" -dialogs 64 -json "$out/osci.json"
-step sse go run ./office/officeapi/bench -n "$sse_n" -rate 1000 -json "$out/sse.json"
+# Open-loop at the goal's 1,000/s, and a sweep of lower rates on fresh gateways.
+step sse go run ./office/officeapi/bench -n "$sse_n" -rate 1000 -rates "$sse_rates" -json "$out/sse.json"
 # Fresh broker data each run (jars stay): the benchmark topics of earlier
 # runs would only fill the disk, about 1.4 GB a run.
 bash test/integration/kafka/broker.sh reset >/dev/null 2>&1 || true

@@ -35,10 +35,15 @@ var (
 	strictTable = regexp.MustCompile(`\)\s*STRICT\s*$`)
 )
 
-// tableInfoQuery is the one SQLite catalogue query of the inbox (does
-// office_messages.seq still have its old NOT NULL?), in PostgreSQL's words.
-const tableInfoQuery = `SELECT CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END FROM information_schema.columns
-	WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'seq'`
+// tableInfoQuery is the SQLite catalogue query of the inbox (does
+// office_messages.seq still have its old NOT NULL? is there an
+// office_eeb.due?), in PostgreSQL's words, for the column the query names.
+func tableInfoQuery(column string) string {
+	return `SELECT CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END FROM information_schema.columns
+	WHERE table_schema = current_schema() AND table_name = $1 AND column_name = '` + column + `'`
+}
+
+var tableInfoColumn = regexp.MustCompile(`name = '(\w+)'`)
 
 func (t *translations) get(q string) string {
 	if v, ok := t.m.Load(q); ok {
@@ -55,7 +60,9 @@ func (t *translations) get(q string) string {
 // integers are 64 bits).
 func translate(q string) string {
 	if strings.Contains(q, "pragma_table_info") {
-		return tableInfoQuery
+		if m := tableInfoColumn.FindStringSubmatch(q); m != nil {
+			return tableInfoQuery(m[1])
+		}
 	}
 	q = strictTable.ReplaceAllString(q, ")")
 	q = integerWord.ReplaceAllString(q, "BIGINT")

@@ -14,7 +14,8 @@ func TestTranslate(t *testing.T) {
 		{`SELECT '?' FROM t WHERE a = ?`, `SELECT '?' FROM t WHERE a = $1`},
 		{"CREATE TABLE IF NOT EXISTS p (\n\tname TEXT NOT NULL, part INTEGER NOT NULL, PRIMARY KEY (name, part)) STRICT",
 			"CREATE TABLE IF NOT EXISTS p (\n\tname TEXT NOT NULL, part BIGINT NOT NULL, PRIMARY KEY (name, part))"},
-		{`SELECT "notnull" FROM pragma_table_info(?) WHERE name = 'seq'`, tableInfoQuery},
+		{`SELECT "notnull" FROM pragma_table_info(?) WHERE name = 'seq'`, tableInfoQuery("seq")},
+		{`SELECT "notnull" FROM pragma_table_info(?) WHERE name = 'due'`, tableInfoQuery("due")},
 		{`SELECT 1 WHERE ?12 = ?`, `SELECT 1 WHERE $12 = $13`},
 	}
 	for _, tt := range tests {

@@ -47,7 +47,12 @@ func main() {
 		b, _ := readCapped(filepath.Join(*in, name), 4096)
 		return strings.TrimSpace(string(b))
 	}
-	m := machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH,
+	// The CPU the figures were measured on, not the one rendering them.
+	cpu := fromRun("", "cpu.txt")
+	if cpu == "" {
+		cpu = cpuModel()
+	}
+	m := machine{CPUs: runtime.NumCPU(), CPUModel: cpu, GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH,
 		Commit: fromRun(*commit, "commit.txt"), Date: fromRun("", "date.txt"), Mode: fromRun(*mode, "mode.txt"),
 		LoadBefore: fromRun(*before, "load-before.txt"), LoadAfter: fromRun(*after, "load-after.txt")}
 	if m.Date == "" {

@@ -28,6 +28,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/egvprecord"
 )
 
 // Metadata keys of the connector's receipts.
@@ -272,7 +273,7 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, id string, data io
 		return msg, nil
 	}
 	replyID := in.sentAnswers().CheckReturningEEB(ctx, m)
-	egvp.Apply(msg, m)
+	egvprecord.Apply(msg, m)
 	msg.SenderMessageID = m.MessageID
 	// The Zugang is when the message reached the mailbox at the intermediary, as the
 	// process card in the export says, not when Enterprise handed it on.
@@ -298,12 +299,12 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, id string, data io
 	if replyID == "" {
 		return msg, nil
 	}
-	return msg, egvp.ReturningEEBEvidence(m, replyID, msg, "application/zip")
+	return msg, egvprecord.ReturningEEBEvidence(m, replyID, msg, "application/zip")
 }
 
 // sentAnswers is the record a returning eEB is checked against.
-func (in *Inbound) sentAnswers() egvp.SentAnswers {
-	return egvp.SentAnswers{Evidence: in.deps.Evidence, Tenant: in.deps.Tenant}
+func (in *Inbound) sentAnswers() egvprecord.SentAnswers {
+	return egvprecord.SentAnswers{Evidence: in.deps.Evidence, Tenant: in.deps.Tenant}
 }
 
 // transportCertificate is the DER of the export's transport certificate when it is

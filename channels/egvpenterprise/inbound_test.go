@@ -20,6 +20,7 @@ import (
 	"github.com/poststelle/poststelle/channels/egvpenterprise/enterprisetest"
 	"github.com/poststelle/poststelle/egvp"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/egvprecord"
 	"github.com/poststelle/poststelle/internal/corpus"
 	"github.com/poststelle/poststelle/internal/gatewaytest"
 )
@@ -172,7 +173,7 @@ func TestSamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if w := egvp.Fields(direct); !equalJSON(t, w, e) {
+			if w := egvprecord.Fields(direct); !equalJSON(t, w, e) {
 				t.Errorf("egvp section\n got %+v\nwant %+v", e, w)
 			}
 			if m.From.Address != AddressPrefix+direct.SenderSafeID {

@@ -11,6 +11,7 @@ import (
 	"github.com/poststelle/poststelle/egvp"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/egvprecord"
 	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/osci"
 	"github.com/poststelle/poststelle/xjustiz"
@@ -39,7 +40,7 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 		return nil
 	}
 	replyID := c.sentAnswers().CheckReturningEEB(ctx, m)
-	egvp.Apply(msg, m)
+	egvprecord.Apply(msg, m)
 	// The sender is its mailbox: "safe:" and the SAFE-ID an answer goes to, as the
 	// EGVP Enterprise connector records it; the cipher certificate stays in the
 	// metadata.
@@ -52,7 +53,7 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 	if replyID == "" {
 		return nil
 	}
-	return egvp.ReturningEEBEvidence(m, replyID, msg, "multipart/related")
+	return egvprecord.ReturningEEBEvidence(m, replyID, msg, "multipart/related")
 }
 
 // SafeAddressPrefix starts the address of an EGVP mailbox by its SAFE-ID, the form
@@ -60,8 +61,8 @@ func (c *core) readEGVP(ctx context.Context, req *osci.Request, containers []*os
 const SafeAddressPrefix = "safe:"
 
 // sentAnswers is the record a returning eEB is checked against.
-func (c *core) sentAnswers() egvp.SentAnswers {
-	return egvp.SentAnswers{Evidence: c.deps.Evidence, Tenant: c.deps.Tenant}
+func (c *core) sentAnswers() egvprecord.SentAnswers {
+	return egvprecord.SentAnswers{Evidence: c.deps.Evidence, Tenant: c.deps.Tenant}
 }
 
 // linkReturningEEB records the evidence of a returning eEB once the eEB itself is

@@ -17,6 +17,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/egvprecord"
 	"github.com/poststelle/poststelle/gateway/projection"
 	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/internal/corpus"
@@ -105,7 +106,7 @@ func (w *world) received(t *testing.T, xj string, withCipher bool) (*gateway.Mes
 		t.Fatal(err)
 	}
 	msg := &gateway.MessageReceived{Channel: gateway.ChannelEGVP, SenderMessageID: "Y291cnQtMQ==", From: gateway.Address{Address: SafeAddressPrefix + courtSafeID},
-		Subject: "Beschluss", ReceivedAt: w.now, Metadata: map[string]string{}, EGVP: egvp.Fields(m)}
+		Subject: "Beschluss", ReceivedAt: w.now, Metadata: map[string]string{}, EGVP: egvprecord.Fields(m)}
 	for i, f := range files {
 		ref, err := w.env.Blobs.PutBytes(ctx, f.Data)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/egvprecord"
 	"github.com/poststelle/poststelle/gateway/verification"
 	"github.com/poststelle/poststelle/internal/corpus"
 	"github.com/poststelle/poststelle/osci"
@@ -63,7 +64,7 @@ func TestSamplesPruefprotokoll(t *testing.T) {
 			if sc := d.Envelope.NonIntermediaryCertificates.Role("SignatureCertificateOriginator"); len(sc) == 1 {
 				msg.Metadata[MetaOriginatorSignature] = base64.StdEncoding.EncodeToString(sc[0].Cert.Raw)
 			}
-			egvp.Apply(msg, m)
+			egvprecord.Apply(msg, m)
 
 			hs, err := verification.Handlers(ctx, verification.Config{}, verification.Deps{Blobs: bs})
 			if err != nil {

@@ -236,9 +236,11 @@ func (o *Outbound) fill(ctx context.Context, replyID string, r *osci.Response, o
 }
 
 // processCard fetches the answer's process card: when the intermediary took it in,
-// and whether the addressee has fetched it yet.
+// and whether the addressee has fetched it yet. It asks as the answer's originator
+// (o.sender: with osci.vhn the VHN), since the intermediary shows a process card only
+// to the delivery's originator.
 func (o *Outbound) processCard(ctx context.Context, replyID, id string) cardAnswer {
-	d, err := o.client.InitDialog(ctx)
+	d, err := o.sender.InitDialog(ctx)
 	if err != nil {
 		return cardAnswer{text: "process card not fetched: " + err.Error()}
 	}

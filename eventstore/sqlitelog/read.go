@@ -77,7 +77,29 @@ func (l *Log) Read(ctx context.Context, partition int32, from int64, limit int) 
 	if limit <= 0 || limit > maxRead {
 		limit = maxRead
 	}
-	return l.query(ctx, min(limit, readCapacity), `WHERE off >= ? ORDER BY off LIMIT ?`, from, limit)
+	stmt, err := l.readStatement(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := stmt.QueryContext(ctx, from, limit)
+	return l.scanRows(rows, err, min(limit, readCapacity))
+}
+
+// readStatement is Read's statement, prepared on the first Read and kept:
+// every pipeline handler and the projections read the log page by page, and
+// parsing the statement for each page was 6 % of the gateway's CPU in the
+// office benchmark (office/officeapi/bench, bench/notes.md).
+func (l *Log) readStatement(ctx context.Context) (*sql.Stmt, error) {
+	l.readMu.Lock()
+	defer l.readMu.Unlock()
+	if l.readStmt == nil {
+		s, err := l.rdb.PrepareContext(ctx, selectEvent+`WHERE off >= ? ORDER BY off LIMIT ?`)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitelog: prepare reading %s: %w", l.cfg.Path, err)
+		}
+		l.readStmt = s
+	}
+	return l.readStmt, nil
 }
 
 // ReadStream implements eventstore.Log.
@@ -93,6 +115,11 @@ func (l *Log) Lookup(ctx context.Context, id string) (*eventstore.Event, error) 
 // query reads events with room for capacity of them to begin with.
 func (l *Log) query(ctx context.Context, capacity int, where string, args ...any) ([]eventstore.Event, error) {
 	rows, err := l.rdb.QueryContext(ctx, selectEvent+where, args...)
+	return l.scanRows(rows, err, capacity)
+}
+
+// scanRows reads the events of a query's rows (or returns its error).
+func (l *Log) scanRows(rows *sql.Rows, err error, capacity int) ([]eventstore.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlitelog: read events from %s: %w", l.cfg.Path, err)
 	}

@@ -42,14 +42,17 @@ type Config struct {
 
 // Log is the SQLite event log. It implements eventstore.Log and eventstore.Heads.
 type Log struct {
-	cfg    Config
-	logID  string
-	wdb    *sql.DB // the writer's single connection
-	rdb    *sql.DB // readers
-	reqs   chan *appendReq
-	stop   chan struct{}
-	done   chan struct{}
-	closed sync.Once
+	cfg   Config
+	logID string
+	wdb   *sql.DB // the writer's single connection
+	rdb   *sql.DB // readers
+	// readStmt is Read's prepared statement on rdb (readStatement).
+	readMu   sync.Mutex
+	readStmt *sql.Stmt
+	reqs     chan *appendReq
+	stop     chan struct{}
+	done     chan struct{}
+	closed   sync.Once
 
 	mu     sync.Mutex
 	notify chan struct{} // closed and replaced after each commit
@@ -356,9 +359,12 @@ func (l *Log) Close() error {
 		<-l.ckptDone
 		err = errors.Join(l.wdb.Close(), l.cdb.Close())
 	})
-	if l.wdb == nil {
-		return l.rdb.Close()
+	l.readMu.Lock()
+	if l.readStmt != nil {
+		err = errors.Join(err, l.readStmt.Close())
+		l.readStmt = nil
 	}
+	l.readMu.Unlock()
 	return errors.Join(err, l.rdb.Close())
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,8 +20,10 @@ import (
 // Inbox is the read model of the office queues and the triage queue: a
 // projection of MessageReceived, MessageRouted, RoutingFailed,
 // ProcessingFailed, MessageDelivered, MessageAcknowledged, the Reply* events,
-// WebhookDelivered, WebhookFailed and DeliveryEvidenceRecorded. Dropping its tables and replaying the log rebuilds it identically
-// (see Dump). Register it with a projection.Runner.
+// WebhookDelivered, WebhookFailed and DeliveryEvidenceRecorded, with the eEB
+// tasks of EGVP messages that ask for one (EEBTask). Dropping its tables and
+// replaying the log rebuilds it identically (see Dump). Register it with a
+// projection.Runner.
 type Inbox struct {
 	// Notifier, when set, is told after every committed batch of changes,
 	// so that long polls and event streams wake without polling the
@@ -38,6 +41,11 @@ type Inbox struct {
 	// first TriageQueued's StreamSeq (TriageQueue appends them), without it
 	// the next place when the item is opened.
 	QueuedOrder bool
+	// EEBDueAfter is the site's period after receipt in which an eEB task is
+	// due (default DefaultEEBDueAfter). A task's due date is fixed when its
+	// receipt is folded: a changed period applies to messages received
+	// afterwards, and to all once the read model is rebuilt.
+	EEBDueAfter time.Duration
 }
 
 // Name implements projection.Projection.
@@ -106,7 +114,7 @@ func (Inbox) Setup(ctx context.Context, tx *sql.Tx) error {
 	if err := dropOldSchema(ctx, tx); err != nil {
 		return err
 	}
-	for _, s := range inboxSchema {
+	for _, s := range append(slices.Clone(inboxSchema), eebSchema...) {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("offices: create inbox tables: %w", err)
 		}
@@ -115,12 +123,13 @@ func (Inbox) Setup(ctx context.Context, tx *sql.Tx) error {
 }
 
 // inboxTables are every table of the read model.
-var inboxTables = []string{"inbox_received", "office_messages", "office_queue", "triage_items", "triage_queue", "office_replies", "office_evidence"}
+var inboxTables = []string{"inbox_received", "office_messages", "office_queue", "triage_items", "triage_queue", "office_replies", "office_evidence", "office_eeb"}
 
 // dropOldSchema drops the tables of a state database made before queue
 // places could come from MessageQueued (office_messages.seq NOT NULL) or
-// triage places from TriageQueued (triage_items.seq NOT NULL), and their
-// positions, so that the read model is rebuilt from the log.
+// triage places from TriageQueued (triage_items.seq NOT NULL), or before the
+// eEB tasks (office_messages without office_eeb), and their positions, so
+// that the read model is rebuilt from the log.
 func dropOldSchema(ctx context.Context, tx *sql.Tx) error {
 	old := false
 	for _, table := range []string{"office_messages", "triage_items"} {
@@ -130,6 +139,14 @@ func dropOldSchema(ctx context.Context, tx *sql.Tx) error {
 			return fmt.Errorf("offices: inspect the inbox schema: %w", err)
 		}
 		old = old || (err == nil && notNull != 0)
+		if table == "office_messages" && err == nil {
+			var n int
+			err := tx.QueryRowContext(ctx, `SELECT "notnull" FROM pragma_table_info(?) WHERE name = 'due'`, "office_eeb").Scan(&n)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("offices: inspect the inbox schema: %w", err)
+			}
+			old = old || errors.Is(err, sql.ErrNoRows)
+		}
 	}
 	if !old {
 		return nil
@@ -165,6 +182,9 @@ const (
 // Apply implements projection.Projection.
 func (in Inbox) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Event, p gateway.Payload) error {
 	at := e.RecordedAt.UTC().Format(time.RFC3339Nano)
+	if err := in.applyEEB(ctx, tx, e, p); err != nil {
+		return fmt.Errorf("offices: inbox: eEB task: %s %s: %w", e.Type, e.ID, err)
+	}
 	var err error
 	switch m := p.(type) {
 	case *gateway.MessageReceived:
@@ -440,6 +460,11 @@ type Message struct {
 	// De-Mail channel (sender as confirmed, dispatch options, integrity
 	// verdict, qualification, written form); absent on every other channel.
 	DeMail *gateway.DeMailEvidence `json:"deMail,omitempty"`
+	// EGVP is what the EGVP message layer read from a message taken in on the
+	// EGVP channel: SAFE-IDs, both Aktenzeichen, the XJustiz message type and
+	// the proof of origin (origin vhn, sender-signed or none, with its reason),
+	// the trust level an office weighs the message by; absent on every other.
+	EGVP *gateway.EGVPFields `json:"egvp,omitempty"`
 	// Report is the SignaturesVerified summary (with the references to the
 	// full report and the Prüfprotokoll) once signatures were verified;
 	// absent until then.
@@ -448,6 +473,9 @@ type Message struct {
 	// in the order it was recorded. GetMessage fills it; the queue
 	// listings leave it out.
 	Evidence []Evidence `json:"evidence,omitempty"`
+	// EEB is the court's request for an eEB as a task, on an EGVP message
+	// that asks for one; absent on every other.
+	EEB *EEBTask `json:"eeb,omitempty"`
 }
 
 // Evidence is one piece of delivery evidence as an office sees it: the
@@ -487,8 +515,11 @@ func ListEvidence(ctx context.Context, db *sql.DB, tenant, stream string) ([]Evi
 // ErrNotFound means the office has no such message.
 var ErrNotFound = errors.New("offices: no such message in this office")
 
-const messageColumns = `office, tenant, stream, seq, state, routed_at, routing, delivered_via,
-	acknowledged_by, acknowledged_via, acknowledged_at, received, report`
+const messageColumns = `m.office, m.tenant, m.stream, m.seq, m.state, m.routed_at, m.routing, m.delivered_via,
+	m.acknowledged_by, m.acknowledged_via, m.acknowledged_at, m.received, m.report, ` + eebColumns
+
+// messageFrom is the FROM clause messageColumns read.
+const messageFrom = ` FROM office_messages m LEFT JOIN office_eeb e ON e.tenant = m.tenant AND e.stream = m.stream`
 
 // ListInbox returns the office's messages with Seq above since, oldest first.
 func ListInbox(ctx context.Context, db *sql.DB, office string, since int64) ([]Message, error) {
@@ -503,6 +534,10 @@ type Query struct {
 	Limit int
 	// State, when set, selects one state.
 	State string
+	// EEB, when set, selects messages by their eEB task (EEBFilterOpen,
+	// EEBFilterRequested or a task state) and orders them by due date
+	// instead of Seq; Since still selects Seq above it.
+	EEB string
 }
 
 // ListInboxPage returns a page of an office's queue, oldest first.
@@ -511,8 +546,17 @@ func ListInboxPage(ctx context.Context, db *sql.DB, q Query) ([]Message, error) 
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := db.QueryContext(ctx, `SELECT `+messageColumns+` FROM office_messages
-		WHERE office = ? AND seq > ? AND (? = '' OR state = ?) ORDER BY seq LIMIT ?`, q.Office, q.Since, q.State, q.State, limit)
+	eeb, eebArgs, ok := eebFilter(q.EEB)
+	if !ok {
+		return nil, fmt.Errorf("offices: list %s: unknown eEB filter %q", q.Office, q.EEB)
+	}
+	order := ` ORDER BY m.seq`
+	if q.EEB != "" {
+		order = ` ORDER BY e.due, m.seq`
+	}
+	args := append([]any{q.Office, q.Since, q.State, q.State}, eebArgs...)
+	rows, err := db.QueryContext(ctx, `SELECT `+messageColumns+messageFrom+`
+		WHERE m.office = ? AND m.seq > ? AND (? = '' OR m.state = ?)`+eeb+order+` LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("offices: list %s: %w", q.Office, err)
 	}
@@ -533,7 +577,7 @@ func ListInboxPage(ctx context.Context, db *sql.DB, q Query) ([]Message, error) 
 
 // GetMessage returns one message of an office's queue, or ErrNotFound.
 func GetMessage(ctx context.Context, db *sql.DB, office, stream string) (Message, error) {
-	row := db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM office_messages WHERE office = ? AND stream = ?`, office, stream)
+	row := db.QueryRowContext(ctx, `SELECT `+messageColumns+messageFrom+` WHERE m.office = ? AND m.stream = ?`, office, stream)
 	m, err := scanMessage(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, ErrNotFound
@@ -562,9 +606,14 @@ type scanner interface{ Scan(...any) error }
 func scanMessage(s scanner) (Message, error) {
 	var m Message
 	var routedAt, routing, via, ackAt, received, report string
-	if err := s.Scan(&m.Office, &m.Tenant, &m.Stream, &m.Seq, &m.State, &routedAt, &routing, &via,
-		&m.AcknowledgedBy, &m.AcknowledgedVia, &ackAt, &received, &report); err != nil {
+	var eeb eebScan
+	if err := s.Scan(append([]any{&m.Office, &m.Tenant, &m.Stream, &m.Seq, &m.State, &routedAt, &routing, &via,
+		&m.AcknowledgedBy, &m.AcknowledgedVia, &ackAt, &received, &report}, eeb.dest()...)...); err != nil {
 		return Message{}, err
+	}
+	var err error
+	if m.EEB, err = eeb.task(); err != nil {
+		return Message{}, fmt.Errorf("%s: %w", m.Stream, err)
 	}
 	var rec gateway.MessageReceived
 	if err := gateway.UnmarshalReceived([]byte(received), &rec); err != nil {
@@ -574,7 +623,7 @@ func scanMessage(s scanner) (Message, error) {
 		return Message{}, fmt.Errorf("decode routing of %s: %w", m.Stream, err)
 	}
 	m.Channel, m.SenderMessageID, m.Coordinates = rec.Channel, rec.SenderMessageID, rec.Transport.Coordinates
-	m.From, m.To, m.Cc, m.DeMail = rec.From, rec.To, rec.Cc, rec.DeMail
+	m.From, m.To, m.Cc, m.DeMail, m.EGVP = rec.From, rec.To, rec.Cc, rec.DeMail, rec.EGVP
 	m.Subject, m.ReceivedAt, m.Raw, m.Parts, m.Metadata, m.Problems = rec.Subject, rec.ReceivedAt, rec.Raw, rec.Parts, rec.Metadata, rec.Problems
 	m.RoutedAt, _ = time.Parse(time.RFC3339Nano, routedAt)
 	m.DeliveredVia = splitList(via)
@@ -644,6 +693,9 @@ type TriageItem struct {
 	AssignedBy string    `json:"assignedBy,omitempty"`
 	// Received is the message's receipt, when there is one.
 	Received *gateway.MessageReceived `json:"received,omitempty"`
+	// EEB is the message's eEB task, when it asks for one: the mailroom
+	// sees that a court waits while the item is open.
+	EEB *EEBTask `json:"eeb,omitempty"`
 }
 
 // ListTriage returns triage items with Seq above since, oldest first; open
@@ -653,8 +705,9 @@ func ListTriage(ctx context.Context, db *sql.DB, since int64, all bool, limit in
 		limit = -1
 	}
 	rows, err := db.QueryContext(ctx, `SELECT t.tenant, t.stream, t.seq, t.kind, t.reason, t.since, t.state, t.assigned_to, t.assigned_by,
-			COALESCE(r.received, '')
+			COALESCE(r.received, ''), `+eebColumns+`
 		FROM triage_items t LEFT JOIN inbox_received r ON r.tenant = t.tenant AND r.stream = t.stream
+			LEFT JOIN office_eeb e ON e.tenant = t.tenant AND e.stream = t.stream
 		WHERE t.seq > ? AND (? OR t.state = 'open') ORDER BY t.seq LIMIT ?`, since, all, limit)
 	if err != nil {
 		return nil, fmt.Errorf("offices: list triage: %w", err)
@@ -674,8 +727,9 @@ func ListTriage(ctx context.Context, db *sql.DB, since int64, all bool, limit in
 // GetTriage returns the triage item of a stream, or ErrNotFound.
 func GetTriage(ctx context.Context, db *sql.DB, stream string) (TriageItem, error) {
 	row := db.QueryRowContext(ctx, `SELECT t.tenant, t.stream, COALESCE(t.seq, 0), t.kind, t.reason, t.since, t.state, t.assigned_to, t.assigned_by,
-			COALESCE(r.received, '')
-		FROM triage_items t LEFT JOIN inbox_received r ON r.tenant = t.tenant AND r.stream = t.stream WHERE t.stream = ?`, stream)
+			COALESCE(r.received, ''), `+eebColumns+`
+		FROM triage_items t LEFT JOIN inbox_received r ON r.tenant = t.tenant AND r.stream = t.stream
+			LEFT JOIN office_eeb e ON e.tenant = t.tenant AND e.stream = t.stream WHERE t.stream = ?`, stream)
 	it, err := scanTriage(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return TriageItem{}, ErrNotFound
@@ -689,8 +743,14 @@ func GetTriage(ctx context.Context, db *sql.DB, stream string) (TriageItem, erro
 func scanTriage(s scanner) (TriageItem, error) {
 	var it TriageItem
 	var since, received string
-	if err := s.Scan(&it.Tenant, &it.Stream, &it.Seq, &it.Kind, &it.Reason, &since, &it.State, &it.AssignedTo, &it.AssignedBy, &received); err != nil {
+	var eeb eebScan
+	if err := s.Scan(append([]any{&it.Tenant, &it.Stream, &it.Seq, &it.Kind, &it.Reason, &since, &it.State, &it.AssignedTo, &it.AssignedBy,
+		&received}, eeb.dest()...)...); err != nil {
 		return it, err
+	}
+	var err error
+	if it.EEB, err = eeb.task(); err != nil {
+		return it, fmt.Errorf("%s: %w", it.Stream, err)
 	}
 	it.Since, _ = time.Parse(time.RFC3339Nano, since)
 	if received != "" {
@@ -721,6 +781,8 @@ func Dump(ctx context.Context, db *sql.DB) (string, error) {
 		`SELECT 'reply', reply_id, stream, json_array(tenant, office, author, channel, recipient, subject, state, attempts, error, requested_at, updated_at)
 			FROM office_replies ORDER BY reply_id`,
 		`SELECT 'evidence', event_id, stream, json_array(tenant, recorded_at, evidence) FROM office_evidence ORDER BY tenant, stream, event_id`,
+		`SELECT 'eeb', tenant, stream, json_array(documents, due, status, decision, reply_id, answered_by, answered_office, answered_at, sent_at, error)
+			FROM office_eeb ORDER BY tenant, stream`,
 	}
 	for _, q := range queries {
 		rows, err := db.QueryContext(ctx, q)

@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -33,7 +35,10 @@ var (
 	// ErrInvalid: the answer itself is unacceptable (subject, body); the
 	// wrapping error says what.
 	ErrInvalid = errors.New("replies: invalid answer")
-	// ErrConflict: the request key was used before for a different answer.
+	// ErrConflict: the request key was used before for a different answer,
+	// or an eEB answer is asked for a message that has one already (a court
+	// gets at most one per request, another only after the first failed for
+	// good).
 	ErrConflict = errors.New("replies: the request key was used for another answer")
 )
 
@@ -55,6 +60,10 @@ type Answer struct {
 	// is recorded in the event's metadata with Metadata.
 	Via      string
 	Metadata map[string]string
+	// EEB, when set, makes the answer the office's decision on the court's
+	// eEB request (see gateway.ReplyRequested.EEB); Text may then be empty
+	// and Subject defaults to EEBSubject.
+	EEB *gateway.EEBAnswer
 }
 
 // Requested is what RequestReply recorded.
@@ -85,6 +94,9 @@ type Requester struct {
 	// Plan is the reply-channel policy (Policy.Plan of the channel
 	// registry's policy); required.
 	Plan PlanFunc
+	// Now is the clock an eEB's date is checked against (default
+	// time.Now).
+	Now func() time.Time
 }
 
 // ReplyID is the id of an office's answer: it follows from the office, the
@@ -140,12 +152,18 @@ func (rq *Requester) RequestReply(ctx context.Context, by offices.Principal, off
 	if !by.CanAct(office) {
 		return Requested{}, ErrForbidden
 	}
-	if err := checkText(a); err != nil {
+	if err := checkAnswer(a); err != nil {
 		return Requested{}, err
 	}
-	received, routed, err := rq.history(ctx, office, stream)
+	h, err := rq.history(ctx, office, stream)
 	if err != nil {
 		return Requested{}, err
+	}
+	received := h.received
+	if a.EEB != nil {
+		if err := CheckEEBFor(a.EEB, received, rq.now()); err != nil {
+			return Requested{}, err
+		}
 	}
 	if rq.Plan == nil {
 		return Requested{}, errors.New("replies: Requester.Plan is required")
@@ -157,6 +175,9 @@ func (rq *Requester) RequestReply(ctx context.Context, by offices.Principal, off
 	subject := a.Subject
 	if subject == "" {
 		subject = ReplySubject(received.Subject)
+		if a.EEB != nil {
+			subject = EEBSubject(received)
+		}
 	}
 	if err := CheckSubject(subject); err != nil {
 		return Requested{}, err
@@ -168,25 +189,64 @@ func (rq *Requester) RequestReply(ctx context.Context, by offices.Principal, off
 		key = hex.EncodeToString(b[:])
 	}
 	replyID := ReplyID(office, stream, key)
-	body, err := rq.Blobs.PutBytes(ctx, a.Text)
-	if err != nil {
-		return Requested{}, fmt.Errorf("replies: store text of %s: %w", replyID, err)
+	messageKey := ""
+	if a.EEB != nil {
+		if messageKey, err = h.eebKey(stream, replyID); err != nil {
+			return Requested{}, err
+		}
+	}
+	var body blob.Ref
+	if len(a.Text) > 0 || a.EEB == nil {
+		if body, err = rq.Blobs.PutBytes(ctx, a.Text); err != nil {
+			return Requested{}, fmt.Errorf("replies: store text of %s: %w", replyID, err)
+		}
 	}
 	p := &gateway.ReplyRequested{ReplyID: replyID, Office: office, Author: by.User, Channel: ch, To: to,
-		Subject: subject, Body: body, Attachments: a.Attachments, InReplyTo: OriginalMessageID(received)}
-	ev, err := gateway.Follow("reply/"+replyID, routed, 0, p)
+		Subject: subject, Body: body, Attachments: a.Attachments, InReplyTo: OriginalMessageID(received), EEB: a.EEB}
+	ev, err := gateway.Follow("reply/"+replyID, h.routed, 0, p)
 	if err != nil {
 		return Requested{}, err
 	}
 	ev.Metadata = metadata(a)
+	ev.MessageKey = messageKey
+	if prev := h.eeb(replyID); prev != nil && prev.eventID != ev.ID {
+		// The message was routed to the office again since: the same
+		// answer is the one recorded then, not a second eEB.
+		if !reflect.DeepEqual(prev.payload, p) {
+			return Requested{}, ErrConflict
+		}
+		return Requested{ReplyID: replyID, EventID: prev.eventID, Channel: prev.payload.Channel, To: prev.payload.To, Existing: true}, nil
+	}
 	res, err := rq.Log.Append(ctx, ev)
 	if errors.Is(err, eventstore.ErrConflict) {
 		return Requested{}, ErrConflict
+	}
+	if errors.Is(err, eventstore.ErrDuplicateMessage) {
+		return Requested{}, fmt.Errorf("%w: an eEB answer to this message was recorded at the same moment", ErrConflict)
 	}
 	if err != nil {
 		return Requested{}, fmt.Errorf("replies: append request %s: %w", replyID, err)
 	}
 	return Requested{ReplyID: replyID, EventID: ev.ID, Channel: ch, To: to, Existing: res[0].Existing}, nil
+}
+
+func (rq *Requester) now() time.Time {
+	if rq.Now != nil {
+		return rq.Now()
+	}
+	return time.Now()
+}
+
+// checkAnswer checks what an answer holds by itself: its text (required
+// unless something is attached or it is an eEB) and its eEB decision.
+func checkAnswer(a Answer) error {
+	if a.EEB == nil {
+		return checkText(a)
+	}
+	if !utf8.Valid(a.Text) || slices.Contains(a.Text, 0) {
+		return fmt.Errorf("%w: text: UTF-8 without NUL", ErrInvalid)
+	}
+	return CheckEEB(a.EEB)
 }
 
 func checkText(a Answer) error {
@@ -213,40 +273,96 @@ func metadata(a Answer) map[string]string {
 	return m
 }
 
-// history reads the stream's receipt and the latest MessageRouted that
-// placed the message in office.
-func (rq *Requester) history(ctx context.Context, office, stream string) (*gateway.MessageReceived, *eventstore.Event, error) {
+// streamHistory is what RequestReply needs of a message's stream: its
+// receipt, the MessageRouted that placed it in the office, and the eEB
+// answers recorded so far.
+type streamHistory struct {
+	received *gateway.MessageReceived
+	routed   *eventstore.Event
+	// eebs are the eEB answers in the order recorded.
+	eebs []eebRecord
+}
+
+// eebRecord is one recorded eEB answer and what became of it.
+type eebRecord struct {
+	replyID, messageKey, eventID string
+	payload                      *gateway.ReplyRequested
+	failed                       bool // for good (ReplyFailed permanent)
+}
+
+// eeb returns the recorded eEB answer replyID, nil when there is none.
+func (h *streamHistory) eeb(replyID string) *eebRecord {
+	for i := range h.eebs {
+		if h.eebs[i].replyID == replyID {
+			return &h.eebs[i]
+		}
+	}
+	return nil
+}
+
+// eebKey decides whether an eEB answer replyID may be recorded and returns
+// its message key: the same answer again keeps the key it was recorded with
+// (the log then reports it as existing, or ErrConflict if the decision
+// differs); another is refused with ErrConflict while an earlier one is
+// pending or sent, and after earlier ones failed for good it takes the
+// next key.
+func (h *streamHistory) eebKey(stream, replyID string) (string, error) {
+	if r := h.eeb(replyID); r != nil {
+		return r.messageKey, nil
+	}
+	for _, r := range h.eebs {
+		if !r.failed {
+			return "", fmt.Errorf("%w: this message's eEB was answered already (reply %s); another can be sent only if that one fails for good", ErrConflict, r.replyID)
+		}
+	}
+	return eebMessageKey(stream, len(h.eebs)), nil
+}
+
+// history reads the stream's receipt, the latest MessageRouted that placed
+// the message in office and the eEB answers.
+func (rq *Requester) history(ctx context.Context, office, stream string) (*streamHistory, error) {
 	tenant := rq.Tenant
 	if tenant == "" {
 		tenant = gateway.DefaultTenant
 	}
 	evs, err := rq.Log.ReadStream(ctx, tenant, stream)
 	if err != nil {
-		return nil, nil, fmt.Errorf("replies: read stream %s: %w", stream, err)
+		return nil, fmt.Errorf("replies: read stream %s: %w", stream, err)
 	}
 	reg := gateway.NewRegistry()
-	var received *gateway.MessageReceived
-	var routed *eventstore.Event
+	h := &streamHistory{}
 	for i := range evs {
 		e := &evs[i]
-		if e.Type != "MessageReceived" && e.Type != "MessageRouted" {
+		switch e.Type {
+		case "MessageReceived", "MessageRouted", "ReplyRequested", "ReplyFailed":
+		default:
 			continue
 		}
 		p, err := reg.Decode(e)
 		if err != nil {
-			return nil, nil, fmt.Errorf("replies: %w", err)
+			return nil, fmt.Errorf("replies: %w", err)
 		}
 		switch p := p.(type) {
 		case *gateway.MessageReceived:
-			received = p
+			h.received = p
 		case *gateway.MessageRouted:
 			if slices.Contains(p.Offices, office) {
-				routed = e
+				h.routed = e
+			}
+		case *gateway.ReplyRequested:
+			if p.EEB != nil {
+				h.eebs = append(h.eebs, eebRecord{replyID: p.ReplyID, messageKey: e.MessageKey, eventID: e.ID, payload: p})
+			}
+		case *gateway.ReplyFailed:
+			for j := range h.eebs {
+				if h.eebs[j].replyID == p.ReplyID && p.Permanent {
+					h.eebs[j].failed = true
+				}
 			}
 		}
 	}
-	if received == nil || routed == nil {
-		return nil, nil, ErrNotFound
+	if h.received == nil || h.routed == nil {
+		return nil, ErrNotFound
 	}
-	return received, routed, nil
+	return h, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/witness"
 	"github.com/poststelle/poststelle/gateway/replies"
 	"github.com/poststelle/poststelle/gateway/verification"
+	"github.com/poststelle/poststelle/internal/dialconf"
 	"github.com/poststelle/poststelle/office/officeapi"
 	"github.com/poststelle/poststelle/office/officeimap"
 	"github.com/poststelle/poststelle/office/submission"
@@ -120,6 +121,28 @@ type EventStoreConfig struct {
 type OpsConfig struct {
 	// Listen is host:port; empty (the default) runs no ops listener.
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiles under /debug/pprof/ on the ops listener,
+	// for measuring where a node's CPU goes. Off by default, and refused
+	// unless Listen is a loopback address: a profile shows what the process
+	// does in detail and a CPU profile costs CPU while it runs.
+	Pprof bool `yaml:"pprof"`
+}
+
+func (o OpsConfig) validate() error {
+	if o.Listen == "" {
+		if o.Pprof {
+			return errors.New("ops.pprof: needs ops.listen")
+		}
+		return nil
+	}
+	host, _, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return fmt.Errorf("ops.listen: %q is not host:port", o.Listen)
+	}
+	if o.Pprof && !dialconf.IsLoopback(host) {
+		return fmt.Errorf("ops.pprof: only on a loopback ops.listen, not %q", o.Listen)
+	}
+	return nil
 }
 
 // BlobsConfig selects the blob store backend.
@@ -305,10 +328,8 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("eventstore.backend: %q is not sqlite or kafka", c.EventStore.Backend)
 	}
-	if c.Ops.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Ops.Listen); err != nil {
-			return fmt.Errorf("ops.listen: %q is not host:port", c.Ops.Listen)
-		}
+	if err := c.Ops.validate(); err != nil {
+		return err
 	}
 	if err := c.Blobs.validate(); err != nil {
 		return err

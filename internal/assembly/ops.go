@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"strconv"
 	"time"
 
 	"github.com/poststelle/poststelle/gateway"
@@ -38,14 +40,51 @@ func (g *Gateway) buildOps(ctx context.Context, reg *gateway.Registry) error {
 }
 
 func (g *Gateway) serveOps(ctx context.Context) error {
-	srv := &http.Server{Handler: g.metrics.Mux(g.ready.Check), ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10,
+	mux := g.metrics.Mux(g.ready.Check)
+	write := 30 * time.Second
+	if g.cfg.Ops.Pprof {
+		addPprof(mux)
+		// A CPU profile or trace answers after the seconds it was asked for.
+		write = maxProfile + 30*time.Second
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: write, MaxHeaderBytes: 16 << 10,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
-	g.logger.Info("ops listener serving /metrics, /healthz, /readyz", "addr", g.opsLn.Addr().String())
+	g.logger.Info("ops listener serving /metrics, /healthz, /readyz", "addr", g.opsLn.Addr().String(), "pprof", g.cfg.Ops.Pprof)
 	if err := httpserve.Run(ctx, srv, g.opsLn, "", "", 5*time.Second); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("ops: %w", err)
 	}
 	return ctx.Err()
+}
+
+// maxProfile bounds the seconds a CPU profile or trace may be asked for, so
+// that a request cannot hold the profiler (one at a time per process) for
+// longer.
+const maxProfile = 120 * time.Second
+
+// addPprof serves Go's profiles under /debug/pprof/ (ops.pprof). The
+// handlers are registered on this listener's mux only: net/http/pprof also
+// registers them on http.DefaultServeMux, which nothing here serves.
+func addPprof(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.Handle("GET /debug/pprof/profile", boundSeconds(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", boundSeconds(http.HandlerFunc(pprof.Trace)))
+}
+
+// boundSeconds refuses a seconds parameter above maxProfile.
+func boundSeconds(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.URL.Query().Get("seconds"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 || time.Duration(n)*time.Second > maxProfile {
+				http.Error(w, fmt.Sprintf("seconds: 1 to %d", int(maxProfile.Seconds())), http.StatusBadRequest)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // OpsAddr is the ops listener's bound address, nil when none is configured.

@@ -77,3 +77,55 @@ func waitFor(t *testing.T, url string, code int, want string) {
 	}
 	t.Fatalf("GET %s never answered %d with %q; last: %s", url, code, want, last)
 }
+
+// TestOpsPprof: ops.pprof serves a CPU profile on the ops listener, within
+// the bound on its seconds; without it /debug/pprof/ is not there.
+func TestOpsPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprint("pprof=", on), func(t *testing.T) {
+			cfg := config(t, fmt.Sprintf("office_api: {listen: \"127.0.0.1:0\"}\nops: {listen: \"127.0.0.1:0\", pprof: %v}\n", on))
+			g, err := Build(context.Background(), cfg, Deps{Logger: slog.New(slog.DiscardHandler), Notice: io.Discard, Version: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- g.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			<-g.Running()
+			ops := "http://" + g.OpsAddr().String()
+			if !on {
+				get(t, ops+"/debug/pprof/profile?seconds=1", http.StatusNotFound, "")
+				return
+			}
+			// A CPU profile is gzipped protobuf.
+			if body := get(t, ops+"/debug/pprof/profile?seconds=1", http.StatusOK, ""); !strings.HasPrefix(body, "\x1f\x8b") {
+				t.Errorf("profile starts %q, want gzip", body[:min(len(body), 8)])
+			}
+			get(t, ops+"/debug/pprof/profile?seconds=121", http.StatusBadRequest, "seconds: 1 to 120")
+			get(t, ops+"/debug/pprof/profile?seconds=x", http.StatusBadRequest, "seconds")
+			get(t, ops+"/debug/pprof/goroutine?debug=1", http.StatusOK, "goroutine profile")
+		})
+	}
+}
+
+// TestOpsPprofConfig: ops.pprof needs a loopback ops listener.
+func TestOpsPprofConfig(t *testing.T) {
+	for body, want := range map[string]string{
+		"ops: {pprof: true}\n":                             "ops.pprof: needs ops.listen",
+		"ops: {listen: \"0.0.0.0:9464\", pprof: true}\n":   "ops.pprof: only on a loopback",
+		"ops: {listen: \"10.1.2.3:9464\", pprof: true}\n":  "ops.pprof: only on a loopback",
+		"ops: {listen: \"[::1]:9464\", pprof: true}\n":     "",
+		"ops: {listen: \"localhost:9464\", pprof: true}\n": "",
+		"ops: {listen: \"0.0.0.0:9464\"}\n":                "",
+	} {
+		_, err := LoadConfig(writeConfig(t, body))
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%q: %v", body, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%q: %v, want an error containing %q", body, err, want)
+		}
+	}
+}

@@ -45,6 +45,12 @@ const (
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, emailPolicy(t), nil)
+}
+
+// newTestEnvWith is newTestEnv with another reply policy and clock.
+func newTestEnvWith(t *testing.T, plan replies.PlanFunc, now func() time.Time) *testEnv {
+	t.Helper()
 	g := gatewaytest.New(t)
 	e := &testEnv{t: t, log: g.Log, db: g.State, blobs: g.Blobs, tokens: map[string]string{}, streams: map[string]string{}}
 	tok := func(name string) string {
@@ -70,7 +76,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	n := offices.NewNotifier()
 	e.inbox = offices.Inbox{Notifier: n}
 	e.runner = &projection.Runner{Log: g.Log, DB: g.State, Registry: gateway.NewRegistry()}
-	s, err := New(Config{MaxReplyBytes: 4096, MaxWait: 5 * time.Second}, Deps{Log: g.Log, DB: g.State, Blobs: g.Blobs, Directory: e.dir, Notifier: n, Plan: emailPolicy(t)})
+	s, err := New(Config{MaxReplyBytes: 4096, MaxWait: 5 * time.Second}, Deps{Log: g.Log, DB: g.State, Blobs: g.Blobs, Directory: e.dir, Notifier: n, Plan: plan, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +211,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/offices/{o}/events?since=0", "", read, true},
 		{"POST", "/offices/{o}/messages/{s}/ack", "", act, true},
 		{"POST", "/offices/{o}/messages/{s}/replies", `{"body":"Danke"}`, act, true},
+		{"POST", "/offices/{o}/messages/{s}/eeb", `{"decision":"acknowledged","receivedOn":"2026-12-02"}`, act, true},
 		{"GET", "/triage", "", triageView, false},
 		{"GET", "/triage/{t}", "", triageView, false},
 		{"POST", "/triage/{t}/assign", `{"offices":["a"],"reason":"Bauakte"}`, triageAssign, false},
@@ -248,6 +255,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 					want = []int{401}
 				case !allowed(role, ep.kind, own):
 					want = []int{403}
+				case strings.HasSuffix(ep.path, "/eeb"):
+					want = []int{422} // the seeded messages are e-mails, which ask for no eEB
 				case ep.kind == triageAssign:
 					want = []int{201, 409} // the first assignment wins
 				case ep.method == "POST":

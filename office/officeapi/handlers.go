@@ -69,10 +69,12 @@ func (s *Server) listMessages(w http.ResponseWriter, r *request) {
 	since, err1 := intParam(q.Get("since"), 0)
 	limit, err2 := intParam(q.Get("limit"), defaultLimit)
 	waitSec, err3 := intParam(q.Get("wait"), 0)
-	state := q.Get("state")
+	state, eeb := q.Get("state"), q.Get("eeb")
 	if err := errors.Join(err1, err2, err3); err != nil || since < 0 || limit < 1 || waitSec < 0 ||
-		!slices.Contains([]string{"", offices.StateNew, offices.StateDelivered, offices.StateAcknowledged}, state) {
-		writeError(w, http.StatusBadRequest, "since, limit and wait are non-negative integers; state is new, delivered or acknowledged")
+		!slices.Contains([]string{"", offices.StateNew, offices.StateDelivered, offices.StateAcknowledged}, state) ||
+		!offices.ValidEEBFilter(eeb) {
+		writeError(w, http.StatusBadRequest, "since, limit and wait are non-negative integers; state is new, delivered or acknowledged; "+
+			"eeb is open, requested, answering, sent or failed")
 		return
 	}
 	limit = min(limit, maxLimit)
@@ -82,15 +84,17 @@ func (s *Server) listMessages(w http.ResponseWriter, r *request) {
 	stop := time.Now().Add(wait)
 	for {
 		changed := s.changed()
-		msgs, err := offices.ListInboxPage(ctx, s.deps.DB, offices.Query{Office: r.office, Since: since, Limit: int(limit), State: state})
+		msgs, err := offices.ListInboxPage(ctx, s.deps.DB, offices.Query{Office: r.office, Since: since, Limit: int(limit), State: state, EEB: eeb})
 		if err != nil {
 			s.internal(w, r, "list messages", err)
 			return
 		}
 		if len(msgs) > 0 || wait == 0 || !time.Now().Before(stop) {
+			// With eeb the page is ordered by due date: the cursor is the
+			// highest seq on it.
 			next := since
-			if len(msgs) > 0 {
-				next = msgs[len(msgs)-1].Seq
+			for _, m := range msgs {
+				next = max(next, m.Seq)
 			}
 			if msgs == nil {
 				msgs = []offices.Message{}
@@ -329,31 +333,14 @@ func (s *Server) reply(w http.ResponseWriter, r *request) {
 	if !s.decodeJSON(w, r, s.cfg.MaxReplyBytes, &req) {
 		return
 	}
-	key := r.Header.Get("Idempotency-Key")
-	if len(key) > 200 || strings.ContainsFunc(key, unicode.IsControl) {
-		writeError(w, http.StatusBadRequest, "Idempotency-Key: at most 200 characters, no control characters")
+	key, ok := idempotencyKey(w, r)
+	if !ok {
 		return
 	}
-	rq := replies.Requester{Log: s.deps.Log, Blobs: s.deps.Blobs, Tenant: s.deps.Tenant, Plan: s.deps.Plan}
+	rq := replies.Requester{Log: s.deps.Log, Blobs: s.deps.Blobs, Tenant: s.deps.Tenant, Plan: s.deps.Plan, Now: s.deps.Now}
 	res, err := rq.RequestReply(r.Context(), r.p, r.office, r.stream,
 		replies.Answer{Key: key, Subject: req.Subject, Text: []byte(req.Body), Via: "api"})
-	switch {
-	case errors.Is(err, replies.ErrInvalid):
-		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), replies.ErrInvalid.Error()+": "))
-	case errors.Is(err, replies.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no such message in this office")
-	case errors.Is(err, replies.ErrForbidden):
-		writeError(w, http.StatusForbidden, "not allowed to answer for this office")
-	case errors.Is(err, replies.ErrConflict):
-		writeError(w, http.StatusConflict, "this Idempotency-Key was used for another reply")
-	case errors.Is(err, replies.ErrCannotAnswer):
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
-	case err != nil:
-		s.internal(w, r, "request reply", err)
-	default:
-		writeJSON(w, createdOr(http.StatusAccepted, res.Existing), replyResult{ReplyID: res.ReplyID, EventID: res.EventID,
-			Channel: res.Channel, To: res.To, Existing: res.Existing})
-	}
+	s.writeRequested(w, r, res, err)
 }
 
 // checkHeaderText refuses what could break out of a header line: CR, LF,

@@ -48,6 +48,12 @@ type Config struct {
 	MaxStream time.Duration `yaml:"max_stream"`
 	// Webhook tunes the push to case systems.
 	Webhook WebhookConfig `yaml:"webhook"`
+	// EEBDueAfter is the site's period after receipt in which a court's
+	// eEB request is due as an office task (default 72 h,
+	// offices.DefaultEEBDueAfter): XJustiz carries no deadline. It sets
+	// the inbox read model's offices.Inbox.EEBDueAfter, which every office
+	// surface (API, IMAP, web UI) shows.
+	EEBDueAfter time.Duration `yaml:"eeb_due_after"`
 }
 
 func (c Config) withDefaults() Config {
@@ -146,6 +152,7 @@ func (s *Server) endpoints() []endpoint {
 		{"GET /offices/{office}/messages/{stream}/evidence/{event}", s.officeRead(s.downloadEvidence)},
 		{"POST /offices/{office}/messages/{stream}/ack", s.officeAct(s.acknowledge)},
 		{"POST /offices/{office}/messages/{stream}/replies", s.officeAct(s.reply)},
+		{"POST /offices/{office}/messages/{stream}/eeb", s.officeAct(s.answerEEB)},
 		{"GET /offices/{office}/events", s.officeRead(s.events)},
 		{"GET /triage", s.triageView(s.listTriage)},
 		{"GET /triage/{stream}", s.triageView(s.getTriage)},

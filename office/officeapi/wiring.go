@@ -87,7 +87,10 @@ func Wire(cfg WiringConfig, deps WiringDeps) (*Wiring, error) {
 		deps.Logger = slog.Default()
 	}
 	w := &Wiring{Notifier: offices.NewNotifier()}
-	w.Inbox = offices.Inbox{Notifier: w.Notifier}
+	if cfg.API.EEBDueAfter < 0 {
+		return nil, fmt.Errorf("office_api: eeb_due_after: %s is negative", cfg.API.EEBDueAfter)
+	}
+	w.Inbox = offices.Inbox{Notifier: w.Notifier, EEBDueAfter: cfg.API.EEBDueAfter}
 	var ocfg offices.Config
 	var err error
 	if cfg.OfficesFile == "" {

@@ -65,6 +65,12 @@ func renderCopy(m offices.Message, maxInline int64) *officeCopy {
 	field("X-Poststelle-Office", m.Office)
 	field("X-Poststelle-Stream", m.Stream)
 	field("X-Poststelle-Channel", mailcompose.Clean(string(m.Channel)))
+	if m.EEB != nil {
+		// The request and its due date are fixed at receipt, so the copy
+		// keeps its bytes under its UID; whether it is answered is the
+		// $EEB keyword's.
+		field("X-Poststelle-EEB", eebHeader(m.EEB))
+	}
 	field("MIME-Version", "1.0")
 	field("Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": boundary}))
 	b.WriteString("\r\n")
@@ -113,11 +119,38 @@ func coverNote(m offices.Message, inline bool) string {
 	fmt.Fprintf(&b, "Absender / sender: %s\n", mailcompose.Clean(m.From.Address))
 	fmt.Fprintf(&b, "Betreff / subject: %s\n", mailcompose.Clean(m.Subject))
 	fmt.Fprintf(&b, "Original: SHA-256 %s, %d bytes\n", m.Raw.SHA256, m.Raw.Size)
+	if t := m.EEB; t != nil {
+		due := t.Due.UTC().Format(time.RFC3339)
+		fmt.Fprintf(&b, "\nEmpfangsbekenntnis (eEB) angefordert, fällig bis %s (interne Frist, keine gerichtliche).\n", due)
+		fmt.Fprintf(&b, "The court asks for an electronic acknowledgement of receipt (eEB), due by %s (the site's period, not the court's).\n", due)
+		if len(t.Documents) > 0 {
+			fmt.Fprintf(&b, "Dokumente / documents: %s\n", mailcompose.Clean(strings.Join(t.Documents, ", ")))
+		}
+		b.WriteString("Bestätigen oder ablehnen in der Web-Oberfläche oder über die Office-API; eine E-Mail-Antwort ist kein eEB.\n")
+		b.WriteString("Acknowledge or refuse it in the web UI or through the office API; an e-mail answer is not an eEB.\n")
+	}
 	if inline {
 		b.WriteString("\nDas Original ist unverändert angehängt (original.eml), das Prüfprotokoll als pruefprotokoll.html.\n")
 		b.WriteString("The original is attached unchanged (original.eml), the verification report as pruefprotokoll.html.\n")
 	}
 	return b.String()
+}
+
+// eebHeader is the X-Poststelle-EEB value: "requested; due=<RFC 3339 UTC>"
+// and the documents' XJustiz ids.
+func eebHeader(t *offices.EEBTask) string {
+	v := "requested; due=" + t.Due.UTC().Format(time.RFC3339)
+	if len(t.Documents) > 0 {
+		// XJustiz ids are ASCII; anything else would need an encoding a
+		// header parameter does not have, so it shows as '?'.
+		v += "; documents=" + strings.Map(func(r rune) rune {
+			if r <= ' ' || r >= 0x7f || r == ';' {
+				return '?'
+			}
+			return r
+		}, strings.Join(t.Documents, ","))
+	}
+	return v
 }
 
 func reportHTML(m offices.Message) string {

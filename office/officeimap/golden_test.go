@@ -39,6 +39,13 @@ func TestCopyGolden(t *testing.T) {
 		OriginatorProvider: "provider.de-mail.example", Authoritative: true, Verdict: "provider-signed",
 		VerdictDetail: "signed by provider provider.de-mail.example (CN=Signatur <Provider>)", Qualification: "QESeal",
 		QualificationDetail: "PASSED; certificate: QC for eSeal with QSCD", ProviderCertificate: strings.Repeat("cd", 32), WrittenForm: true}
+	eeb := base
+	eeb.Channel, eeb.SenderMessageID = gateway.ChannelEGVP, "osci-20260302-4711"
+	eeb.From = gateway.Address{Name: "VG Koblenz", Address: "osci:c0ffee"}
+	eeb.Subject = "Zustellung 1 K 519/20.KO"
+	eeb.Metadata = nil
+	eeb.EEB = &offices.EEBTask{Requested: true, Documents: []string{"urteil-1", "beschluss-2"}, Due: eeb.ReceivedAt.Add(offices.DefaultEEBDueAfter),
+		Status: offices.EEBOpen}
 	for _, tc := range []struct {
 		name      string
 		m         offices.Message
@@ -47,9 +54,18 @@ func TestCopyGolden(t *testing.T) {
 		{"copy-smtp.eml", base, 1 << 20},
 		{"copy-demail.eml", dm, 1 << 20},
 		{"copy-imap-too-large.eml", imap, 100},
+		{"copy-egvp-eeb.eml", eeb, 1 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := renderCopy(tc.m, tc.maxInline)
+			if tc.m.EEB != nil {
+				// The task's state is the keyword's, never the copy's.
+				answered := tc.m
+				answered.EEB = &offices.EEBTask{Requested: true, Documents: tc.m.EEB.Documents, Due: tc.m.EEB.Due, Status: offices.EEBSent, ReplyID: "rpl-1"}
+				if a := renderCopy(answered, tc.maxInline); !bytes.Equal(a.prefix, c.prefix) || !bytes.Equal(a.suffix, c.suffix) {
+					t.Error("answering the eEB changed the copy's bytes")
+				}
+			}
 			got := append(append(bytes.Clone(c.prefix), "<original>"...), c.suffix...)
 			path := filepath.Join("testdata", "golden", tc.name)
 			if *update {

@@ -24,7 +24,7 @@ const opTimeout = time.Minute
 var (
 	errReadOnly   = &imap.Error{Type: imap.StatusResponseTypeNo, Text: "this mailbox is read-only for you"}
 	errEvidence   = &imap.Error{Type: imap.StatusResponseTypeNo, Text: "received messages are evidence: they cannot be deleted, moved or changed"}
-	errOnlySeen   = &imap.Error{Type: imap.StatusResponseTypeNo, Text: `only \Seen (acknowledged) is kept here`}
+	errOnlySeen   = &imap.Error{Type: imap.StatusResponseTypeNo, Text: `only \Seen (acknowledged) is kept here; $EEB is the gateway's and goes when the eEB is answered`}
 	errNoMailbox  = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "no such mailbox"}
 	errFixedBoxes = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "the office mailboxes are fixed"}
 )
@@ -48,7 +48,9 @@ type mailbox struct {
 	office   string
 	readOnly bool
 	msgs     []offices.Message
-	seen     []bool
+	// told holds each message's flags as the client was last told them
+	// (flagKey), so that Poll reports what changed.
+	told []string
 	// acked holds streams this session acknowledged before the read model
 	// caught up with the event.
 	acked map[string]bool
@@ -157,16 +159,16 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	}
 	mb := &mailbox{office: office, msgs: msgs, acked: map[string]bool{},
 		readOnly: options.ReadOnly || office == "" || !s.p.CanAct(office)}
-	mb.seen = make([]bool, len(msgs))
+	mb.told = make([]string, len(msgs))
 	var firstUnseen uint32
 	for i := range msgs {
-		mb.seen[i] = mb.isSeen(i)
-		if !mb.seen[i] && firstUnseen == 0 {
+		mb.told[i] = mb.flagKey(i)
+		if !mb.isSeen(i) && firstUnseen == 0 {
 			firstUnseen = uint32(i + 1)
 		}
 	}
 	s.sel = mb
-	data := &imap.SelectData{Flags: []imap.Flag{imap.FlagSeen}, NumMessages: uint32(len(msgs)),
+	data := &imap.SelectData{Flags: []imap.Flag{imap.FlagSeen, FlagEEB}, NumMessages: uint32(len(msgs)),
 		FirstUnseenSeqNum: firstUnseen, UIDNext: mb.uidNext(), UIDValidity: UIDValidity(office)}
 	if !mb.readOnly {
 		data.PermanentFlags = []imap.Flag{imap.FlagSeen}
@@ -178,11 +180,30 @@ func (mb *mailbox) isSeen(i int) bool {
 	return mb.msgs[i].State == offices.StateAcknowledged || mb.acked[mb.msgs[i].Stream]
 }
 
+// FlagEEB is the keyword of a message whose court asked for an eEB that
+// awaits the office's decision (offices.EEBTask.AwaitsDecision): it goes
+// when the office answers, and comes back if the answer fails for good. It
+// is the gateway's: a client can neither set nor clear it.
+const FlagEEB imap.Flag = "$EEB"
+
 func (mb *mailbox) flags(i int) []imap.Flag {
+	out := []imap.Flag{}
 	if mb.isSeen(i) {
-		return []imap.Flag{imap.FlagSeen}
+		out = append(out, imap.FlagSeen)
 	}
-	return []imap.Flag{}
+	if mb.msgs[i].EEB.AwaitsDecision() {
+		out = append(out, FlagEEB)
+	}
+	return out
+}
+
+// flagKey is message i's flags as one comparable value.
+func (mb *mailbox) flagKey(i int) string {
+	var b strings.Builder
+	for _, f := range mb.flags(i) {
+		b.WriteString(string(f) + " ")
+	}
+	return b.String()
 }
 
 func (mb *mailbox) uidNext() imap.UID {
@@ -300,12 +321,12 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	grew := len(msgs) > len(mb.msgs)
 	mb.msgs = msgs
 	for i := range msgs {
-		if i >= len(mb.seen) {
-			mb.seen = append(mb.seen, mb.isSeen(i))
+		if i >= len(mb.told) {
+			mb.told = append(mb.told, mb.flagKey(i))
 			continue
 		}
-		if now := mb.isSeen(i); now != mb.seen[i] {
-			mb.seen[i] = now
+		if now := mb.flagKey(i); now != mb.told[i] {
+			mb.told[i] = now
 			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(msgs[i].Seq), mb.flags(i)); err != nil {
 				return err
 			}
@@ -455,7 +476,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, mb *mailbox, i int, option
 	}
 	if options.Flags || read {
 		rw.WriteFlags(mb.flags(i))
-		mb.seen[i] = mb.isSeen(i)
+		mb.told[i] = mb.flagKey(i)
 	}
 	if options.RFC822Size {
 		rw.WriteRFC822Size(c.size())
@@ -508,7 +529,8 @@ func (s *session) acknowledge(mb *mailbox, i int) error {
 }
 
 // Store implements imapserver.Session. Adding \Seen acknowledges; removing
-// it changes nothing (an acknowledgement stands); other flags are refused.
+// it changes nothing (an acknowledgement stands); $EEB is left as the eEB
+// task has it; other flags are refused.
 func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
 	mb := s.sel
 	setSeen := false
@@ -519,6 +541,10 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 				setSeen = true
 			case strings.EqualFold(string(f), string(imap.FlagDeleted)):
 				return errEvidence
+			case strings.EqualFold(string(f), string(FlagEEB)):
+				// The gateway's own keyword: naming it changes nothing,
+				// so that a client that stores the flags it was shown
+				// does not fail.
 			default:
 				return errOnlySeen
 			}
@@ -534,7 +560,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 				return err
 			}
 		}
-		mb.seen[i] = mb.isSeen(i)
+		mb.told[i] = mb.flagKey(i)
 		if flags.Silent {
 			continue
 		}

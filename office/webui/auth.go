@@ -170,7 +170,7 @@ func (s *Server) render(w http.ResponseWriter, r *request, status int, page stri
 // link cannot make the page say anything else.
 func flashKey(k string) string {
 	switch k {
-	case "triage.routed", "note.added", "message.sent", "message.acked":
+	case "triage.routed", "note.added", "message.sent", "message.acked", "eeb.recorded":
 		return k
 	}
 	return ""

@@ -31,6 +31,12 @@ type messageView struct {
 	Notes    []timelineEntry
 	Replies  []offices.Reply
 	Triage   *offices.TriageItem
+	// EEB is the court's eEB request as the office's task; nil when the
+	// message asks for none. EEBRefusable is false for an XJustiz 2.x
+	// request, which can only be acknowledged; Today is the form's date.
+	EEB          *offices.EEBTask
+	EEBRefusable bool
+	Today        string
 	// ActOffice is the office the viewer acts for, empty when they cannot
 	// acknowledge or answer.
 	ActOffice    string
@@ -106,6 +112,13 @@ func (s *Server) loadMessage(r *request, h Hit) (*messageView, error) {
 	if it, err := offices.GetTriage(ctx, s.deps.DB, h.Stream); err == nil {
 		v.Triage = &it
 	}
+	if v.EEB, err = offices.GetEEB(ctx, s.deps.DB, h.Tenant, h.Stream); err != nil {
+		return nil, err
+	}
+	if v.Received != nil && v.Received.EGVP != nil {
+		v.EEBRefusable = !strings.HasPrefix(v.Received.EGVP.XJustizVersion, "2.")
+	}
+	v.Today = officeToday(s.deps.Now())
 	if o, ok := actingOffice(r.p(), h, ""); ok {
 		v.ActOffice = o
 	}
@@ -146,7 +159,11 @@ func describe(p gateway.Payload) (detail, by string) {
 	case *gateway.TimestampApplied:
 		return m.TSA + " " + m.GenTime.UTC().Format(time.RFC3339), ""
 	case *gateway.ReplyRequested:
-		return fmt.Sprintf("%s to %s on %s: %s", m.ReplyID, m.To.Address, m.Channel, m.Subject), m.Author
+		d := fmt.Sprintf("%s to %s on %s: %s", m.ReplyID, m.To.Address, m.Channel, m.Subject)
+		if a := m.EEB; a != nil {
+			d += fmt.Sprintf(" (eEB %s%s%s)", a.Decision, prefixed(" ", a.ReceivedOn), prefixed(" code ", a.RefusalCode))
+		}
+		return d, m.Author
 	case *gateway.ReplySent:
 		return fmt.Sprintf("%s on %s (attempt %d): %s", m.ReplyID, m.Channel, m.Attempt, m.Response), ""
 	case *gateway.ReplyFailed:
@@ -163,4 +180,11 @@ func describe(p gateway.Payload) (detail, by string) {
 		return m.Text, m.By
 	}
 	return "", ""
+}
+
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
 }

@@ -204,7 +204,13 @@ func (s *Server) officeView(w http.ResponseWriter, r *request) {
 		s.internal(w, r, "office view", err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "office", map[string]any{"Office": o, "Messages": msgs, "Since": latest, "CanAct": r.p().CanAct(id)})
+	// The office's eEB work list: what courts wait for, most urgent first.
+	eeb, err := offices.ListInboxPage(ctx, s.deps.DB, offices.Query{Office: id, EEB: offices.EEBFilterOpen, Limit: 200})
+	if err != nil {
+		s.internal(w, r, "office view", err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "office", map[string]any{"Office": o, "Messages": msgs, "Since": latest, "CanAct": r.p().CanAct(id), "EEB": eeb})
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *request) {

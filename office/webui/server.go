@@ -194,6 +194,7 @@ func (s *Server) routes() {
 		{"GET /messages/{stream}/proof", auditRoles, s.downloadProof},
 		{"POST /messages/{stream}/ack", officeMembers, s.acknowledge},
 		{"POST /messages/{stream}/answer", officeMembers, s.answer},
+		{"POST /messages/{stream}/eeb", officeMembers, s.answerEEB},
 		{"POST /messages/{stream}/notes", noteRoles, s.addNote},
 		{"GET /audit", auditRoles, s.audit},
 		{"GET /events", anyone, s.events},

@@ -60,7 +60,9 @@ func newTestEnvWith(t *testing.T, cfg Config, logger *slog.Logger) *testEnv {
 		t.Fatal(err)
 	}
 	policy, err := replies.NewPolicy(map[gateway.Channel]replies.Route{
-		gateway.ChannelSMTP: {Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}}, []gateway.Channel{gateway.ChannelSMTP})
+		gateway.ChannelSMTP: {Channel: gateway.ChannelSMTP, Address: replies.EmailAddress},
+		gateway.ChannelEGVP: {Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
+		[]gateway.Channel{gateway.ChannelSMTP, gateway.ChannelEGVP})
 	if err != nil {
 		t.Fatal(err)
 	}

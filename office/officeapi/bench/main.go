@@ -9,7 +9,16 @@
 // is left out, since the benchmark records through the intake itself. The
 // integration tests run the poststelle binary instead.
 //
-//	go run ./office/officeapi/bench -n 3000 -rate 1000
+// The offer is open-loop: message i is due at i/rate seconds after the
+// start whatever the earlier ones take, and its latency counts from when it
+// was due, so a gateway that falls behind shows it in the latency rather
+// than slowing the offer down. It reports the rate it offered in fact (the
+// issue times), the rate intake acknowledged and the rate delivered over
+// SSE, and samples how far each projection and pipeline handler lags
+// behind the log, which names the stage that holds the backlog. -rates
+// runs the same on a fresh gateway at each rate of a sweep.
+//
+//	go run ./office/officeapi/bench -n 3000 -rate 1000 -rates 200,400,700
 package main
 
 import (
@@ -36,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	_ "modernc.org/sqlite"
 
 	"github.com/poststelle/poststelle/bench/figures"
@@ -50,9 +60,10 @@ func main() {
 	data := flag.String("data", "", "data directory (default: a temporary one, removed afterwards)")
 	apiAddr := flag.String("api", "127.0.0.1:0", "office API listen address")
 	n := flag.Int("n", 3000, "messages to send")
-	rate := flag.Int("rate", 1000, "messages per second to offer (0: as fast as possible)")
+	rate := flag.Int("rate", 1000, "messages per second to offer (0: as fast as possible, 32 appenders); the goal's figures")
+	sweep := flag.String("rates", "", "comma-separated further rates to measure, each on a fresh gateway (a sweep, e.g. 200,400,700)")
 	size := flag.Int("size", 10<<10, "message size in bytes")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the gateway runs (not the raw append) to `file`")
 	jsonOut := flag.String("json", "", "also write the figures as JSON to `file` (for bench/report)")
 	blockProfile := flag.String("blockprofile", "", "write a profile of where goroutines blocked to `file`")
 	mutexProfile := flag.String("mutexprofile", "", "write a profile of mutex contention to `file`")
@@ -65,15 +76,9 @@ func main() {
 		runtime.SetMutexProfileFraction(10)
 		defer writeProfile("mutex", *mutexProfile)
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
+	rates, err := parseRates(*rate, *sweep)
+	if err != nil {
+		fail(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -89,7 +94,11 @@ func main() {
 	}
 	fig := figures.New("sse")
 	fig.Params["messages"], fig.Params["rate"], fig.Params["size"], fig.Params["rules"] = fmt.Sprint(*n), fmt.Sprint(*rate), fmt.Sprint(*size), "1000"
-	if err := bench(ctx, dir, *apiAddr, *n, *rate, *size, logger, fig); err != nil {
+	if *sweep != "" {
+		fig.Params["sweep"] = *sweep
+	}
+	fig.Params["offer"] = fmt.Sprintf("open-loop, up to %d in flight", maxInFlight)
+	if err := bench(ctx, dir, *apiAddr, *n, rates, *size, *cpuProfile, logger, fig); err != nil {
 		fail(err)
 	}
 	if *jsonOut != "" {
@@ -110,6 +119,24 @@ func writeProfile(name, path string) {
 	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// parseRates is the sweep's rates in ascending order with the goal's rate
+// among them, once each.
+func parseRates(goal int, sweep string) ([]int, error) {
+	rates := []int{goal}
+	for _, f := range strings.FieldsFunc(sweep, func(r rune) bool { return r == ',' || r == ' ' }) {
+		r, err := strconv.Atoi(f)
+		if err != nil || r <= 0 {
+			return nil, fmt.Errorf("-rates: %q is not a positive rate", f)
+		}
+		rates = append(rates, r)
+	}
+	if goal < 0 {
+		return nil, errors.New("-rate: negative")
+	}
+	slices.Sort(rates)
+	return slices.Compact(rates), nil
 }
 
 func fail(err error) {
@@ -212,8 +239,8 @@ func ruleSet(dir, token string) (officesFile, rulesFile string, err error) {
 	return officesFile, rulesFile, os.WriteFile(rulesFile, []byte(rules.String()), 0o600)
 }
 
-func bench(ctx context.Context, dir, apiAddr string, n, rate, size int, logger *slog.Logger, fig *figures.Run) error {
-	fmt.Printf("messages %d of %d bytes, offered rate %d/s, 1,000 rules (worst case: catch-all decides), the gateway as serve builds it on the embedded SQLite log\n", n, size, rate)
+func bench(ctx context.Context, dir, apiAddr string, n int, rates []int, size int, cpuProfile string, logger *slog.Logger, fig *figures.Run) error {
+	fmt.Printf("messages %d of %d bytes per rate, offered open-loop at %v/s, 1,000 rules (worst case: catch-all decides), the gateway as serve builds it on the embedded SQLite log\n", n, size, rates)
 	body := make([]byte, size)
 	for i := range body {
 		body[i] = 'a' + byte(i%26)
@@ -222,23 +249,86 @@ func bench(ctx context.Context, dir, apiAddr string, n, rate, size int, logger *
 	if err := rawAppend(ctx, filepath.Join(dir, "raw"), n, body, logger, fig); err != nil {
 		return err
 	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	goal := fig.Params["rate"]
+	for _, rate := range rates {
+		res, err := atRate(ctx, filepath.Join(dir, fmt.Sprintf("gw%d", rate)), apiAddr, n, rate, body, logger)
+		if err != nil {
+			return fmt.Errorf("at %d/s: %w", rate, err)
+		}
+		res.print(rate)
+		if fmt.Sprint(rate) == goal {
+			fig.Add("offered", "offered", res.offered, "msg/s")
+			fig.Add("accepted", "acknowledged by intake", res.accepted, "msg/s")
+			fig.Add("delivered", "delivered over SSE", res.delivered, "msg/s").Latency(res.p50, res.p99)
+		}
+		if rate > 0 {
+			fig.Add(fmt.Sprintf("sweep%d_offered", rate), fmt.Sprintf("at %d/s: offered", rate), res.offered, "msg/s")
+			fig.Add(fmt.Sprintf("sweep%d_delivered", rate), fmt.Sprintf("at %d/s: delivered over SSE", rate), res.delivered, "msg/s").Latency(res.p50, res.p99)
+		}
+	}
+	return nil
+}
+
+// result is one rate's run on its own gateway.
+type result struct {
+	offered, accepted, delivered float64 // msg/s
+	p50, p90, p99, max           time.Duration
+	inFlight                     int // most recordings under way at once
+	lags                         []lag
+}
+
+func (r result) print(rate int) {
+	fmt.Printf("at %4d/s: offered %.0f msg/s, acknowledged %.0f msg/s, delivered over SSE %.0f msg/s; latency p50 %v  p90 %v  p99 %v  max %v; %d recordings in flight at most\n",
+		rate, r.offered, r.accepted, r.delivered, r.p50.Round(time.Millisecond), r.p90.Round(time.Millisecond),
+		r.p99.Round(time.Millisecond), r.max.Round(time.Millisecond), r.inFlight)
+	var b strings.Builder
+	for i, l := range r.lags {
+		if i == 6 || l.max == 0 {
+			break
+		}
+		fmt.Fprintf(&b, " %s %d;", l.name, l.max)
+	}
+	if b.Len() > 0 {
+		fmt.Printf("           most events behind the log at once:%s\n", strings.TrimSuffix(b.String(), ";"))
+	}
+}
+
+// atRate offers n messages at rate to a fresh gateway in dir and waits
+// until the office has seen them all over SSE.
+func atRate(ctx context.Context, dir, apiAddr string, n, rate int, body []byte, logger *slog.Logger) (result, error) {
 	token, err := offices.NewToken()
 	if err != nil {
-		return err
+		return result{}, err
 	}
-	gdir := filepath.Join(dir, "gw")
-	os.MkdirAll(gdir, 0o750)
-	officesFile, rulesFile, err := ruleSet(gdir, token)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return result{}, err
+	}
+	officesFile, rulesFile, err := ruleSet(dir, token)
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	g, err := start(ctx, gdir, officesFile, rulesFile, apiAddr, logger)
+	g, err := start(ctx, dir, officesFile, rulesFile, apiAddr, logger)
 	if err != nil {
-		return err
+		return result{}, err
 	}
-	sent := make([]time.Time, n)
+	defer func() {
+		cancel()
+		g.wait()
+	}()
+	due := make([]time.Time, n)
 	var mu sync.Mutex
 	lat := make([]time.Duration, 0, n)
 	seen := make(chan struct{})
@@ -251,7 +341,7 @@ func bench(ctx context.Context, dir, apiAddr string, n, rate, size int, logger *
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			lat = append(lat, time.Since(sent[i]))
+			lat = append(lat, time.Since(due[i]))
 			if len(lat) == n {
 				close(seen)
 			}
@@ -261,31 +351,31 @@ func bench(ctx context.Context, dir, apiAddr string, n, rate, size int, logger *
 		}
 	}()
 	<-sseReady
+	lagCtx, stopLags := context.WithCancel(ctx)
+	lags := make(chan []lag, 1)
+	go func() { lags <- sampleLags(lagCtx, g.gw.Metrics().Registry()) }()
 	begin := time.Now()
-	if err := offer(ctx, g, n, rate, body, sent, &mu); err != nil {
-		return err
+	o, err := offer(ctx, g, n, rate, body, due, &mu)
+	if err != nil {
+		stopLags()
+		return result{}, err
 	}
-	offered := time.Since(begin)
 	select {
 	case <-seen:
 	case <-time.After(5 * time.Minute):
+		stopLags()
 		mu.Lock()
 		defer mu.Unlock()
-		return fmt.Errorf("only %d of %d messages reached the office", len(lat), n)
+		return result{}, fmt.Errorf("only %d of %d messages reached the office", len(lat), n)
 	}
 	total := time.Since(begin)
+	stopLags()
 	mu.Lock()
 	slices.Sort(lat)
 	mu.Unlock()
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
-	fmt.Printf("end to end (receive → routed → SSE):  offered %.0f msg/s, delivered %.0f msg/s; latency p50 %v  p90 %v  p99 %v  max %v\n",
-		float64(n)/offered.Seconds(), float64(n)/total.Seconds(), pct(0.50).Round(time.Microsecond), pct(0.90).Round(time.Microsecond),
-		pct(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
-	fig.Add("offered", "offered", float64(n)/offered.Seconds(), "msg/s")
-	fig.Add("delivered", "delivered over SSE", float64(n)/total.Seconds(), "msg/s").Latency(pct(0.50), pct(0.99))
-	cancel()
-	g.wait()
-	return nil
+	return result{offered: o.offered, accepted: float64(n) / o.acked.Seconds(), delivered: float64(n) / total.Seconds(),
+		p50: pct(0.50), p90: pct(0.90), p99: pct(0.99), max: lat[len(lat)-1], inFlight: o.inFlight, lags: <-lags}, nil
 }
 
 // rawAppend measures recording alone: blob + MessageReceived, with the
@@ -355,22 +445,125 @@ func record(ctx context.Context, in *gateway.Intake, blobs blob.Backend, i int, 
 		Parts: []gateway.Part{{Path: "1", MediaType: "text/plain", Kind: "body", Blob: ref}}})
 }
 
-// offer records messages at the offered rate; the clock for a message's
-// latency starts when its recording starts.
-func offer(ctx context.Context, g *embedded, n, rate int, body []byte, sent []time.Time, mu *sync.Mutex) error {
+// maxInFlight bounds the recordings the open-loop offer has under way at
+// once (each holds a message's bytes); when intake falls that far behind,
+// the offer waits and the rate it reports drops below the nominal one.
+const maxInFlight = 4096
+
+// offered is what the offer loop did: the rate it issued messages at, how
+// long until intake had acknowledged every one, and the most recordings
+// under way at once.
+type offered struct {
+	offered  float64
+	acked    time.Duration
+	inFlight int
+}
+
+// offer records messages open-loop: message i is due at begin + i/rate and
+// is issued then on a goroutine of its own (up to maxInFlight), whatever
+// the earlier ones take; a late wake-up issues every message due by then.
+// Its latency clock starts when it was due. Rate 0 offers as fast as
+// appenders closed-loop recorders allow.
+func offer(ctx context.Context, g *embedded, n, rate int, body []byte, due []time.Time, mu *sync.Mutex) (offered, error) {
+	limit := maxInFlight
+	if rate == 0 {
+		limit = appenders
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	var inFlight, most int
+	var fmu sync.Mutex
 	begin := time.Now()
-	return parallel(n, func(i int) error {
+	for i := range n {
+		at := time.Now()
 		if rate > 0 {
-			if d := time.Until(begin.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
+			at = begin.Add(time.Duration(i) * time.Second / time.Duration(rate))
+			if d := time.Until(at); d > 0 {
 				time.Sleep(d)
 			}
 		}
+		sem <- struct{}{}
 		mu.Lock()
-		sent[i] = time.Now()
+		due[i] = at
 		mu.Unlock()
-		_, err := record(ctx, g.intake, g.blobs, i, body, "e2e")
-		return err
-	})
+		fmu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		fmu.Unlock()
+		wg.Go(func() {
+			defer func() {
+				fmu.Lock()
+				inFlight--
+				fmu.Unlock()
+				<-sem
+			}()
+			if _, err := record(ctx, g.intake, g.blobs, i, body, "e2e"); err != nil {
+				once.Do(func() { first = err })
+			}
+		})
+	}
+	// The last message is due (n-1)/rate after the first; one more interval
+	// makes a loop that kept up report the nominal rate.
+	issued := time.Since(begin)
+	if rate > 0 {
+		issued += time.Second / time.Duration(rate)
+	}
+	wg.Wait()
+	return offered{offered: float64(n) / issued.Seconds(), acked: time.Since(begin), inFlight: most}, first
+}
+
+// lag is the most events a projection or pipeline handler was behind the
+// log at one sample.
+type lag struct {
+	name string
+	max  int64
+}
+
+// sampleLags reads the projection and handler lag gauges every 100 ms
+// until ctx ends and returns each one's maximum, largest first.
+func sampleLags(ctx context.Context, reg prometheus.Gatherer) []lag {
+	most := map[string]int64{}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		fams, err := reg.Gather()
+		if err == nil {
+			for _, f := range fams {
+				kind, ok := map[string]string{"poststelle_projection_lag_events": "projection", "poststelle_handler_lag_events": "handler"}[f.GetName()]
+				if !ok {
+					continue
+				}
+				sum := map[string]int64{} // over partitions
+				for _, m := range f.GetMetric() {
+					for _, l := range m.GetLabel() {
+						if l.GetName() == kind {
+							sum[kind+" "+l.GetValue()] += int64(m.GetGauge().GetValue())
+						}
+					}
+				}
+				for k, v := range sum {
+					most[k] = max(most[k], v)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			out := make([]lag, 0, len(most))
+			for k, v := range most {
+				out = append(out, lag{k, v})
+			}
+			slices.SortFunc(out, func(a, b lag) int {
+				if a.max != b.max {
+					return int(b.max - a.max)
+				}
+				return strings.Compare(a.name, b.name)
+			})
+			return out
+		case <-tick.C:
+		}
+	}
 }
 
 // readEvents follows the office's event stream.

@@ -27,12 +27,15 @@ var sigAlgs = []struct{ name, uri string }{
 	{"rsa-pss", rsaPSS},
 }
 
-func startIntermediary(t *testing.T, e env, method string, passive map[string]string) *intermediary.Server {
+// startIntermediary starts the stand-in with the sample PKI's keys; roots are CAs its
+// inspection trusts besides the sample CA (the test VHN CA).
+func startIntermediary(t *testing.T, e env, method string, passive map[string]string, roots ...*x509.Certificate) *intermediary.Server {
 	t.Helper()
 	keys, err := intermediary.SampleKeys(e.certs)
 	if err != nil {
 		t.Fatal(err)
 	}
+	keys.Roots = append(keys.Roots, roots...)
 	var logs bytes.Buffer
 	srv, err := intermediary.Start(t.Context(), intermediary.Config{
 		Keys: keys, SignatureMethod: method, Passive: passive, SpoolDir: t.TempDir(),

@@ -52,8 +52,9 @@ func main() {
 	partitions := flag.Int("partitions", 6, "partitions of the topic")
 	dir := flag.String("dir", "", "working directory (default: a temporary one, removed afterwards)")
 	jsonOut := flag.String("json", "", "also write the figures as JSON to `file` (for bench/report)")
+	profiles := flag.String("profile", "", "take CPU profiles of every serve process (ops.pprof) over the measured span into `dir`, one file per node and slice")
 	flag.Parse()
-	cfg := setup{n: *n, senders: *senders, size: *size, partitions: *partitions}
+	cfg := setup{n: *n, senders: *senders, size: *size, partitions: *partitions, profiles: *profiles}
 	if err := run(cfg, strings.Split(*single, ","), strings.Split(*cluster, ","), max(*rounds, 1), *dir, *jsonOut); err != nil {
 		fmt.Fprintln(os.Stderr, "scaling:", err)
 		os.Exit(1)
@@ -62,6 +63,8 @@ func main() {
 
 type setup struct {
 	n, senders, size, partitions int
+	// profiles is where CPU profiles go; empty takes none.
+	profiles string
 }
 
 // outcome is one configuration's run: messages, wall time, CPU time of the
@@ -137,13 +140,14 @@ func run(s setup, single, cluster []string, rounds int, dir, jsonOut string) err
 type node struct {
 	proc      *servetest.Process
 	smtp, api string
+	ops       string // the ops listener, for /debug/pprof
 	dataDir   string
 	user, pw  string
 }
 
 // measure starts k nodes on the brokers, sends s.n messages spread over
 // them and returns what it cost.
-func measure(bin, dir string, s setup, k int, brokers []string, rf int) (outcome, error) {
+func measure(bin, dir string, s setup, k int, brokers []string, rf int) (_ outcome, err error) {
 	topic := fmt.Sprintf("scaling-%d-%d", k, time.Now().UnixNano())
 	nodes, err := startNodes(bin, dir, k, brokers, rf, topic, s)
 	defer func() {
@@ -159,6 +163,17 @@ func measure(bin, dir string, s setup, k int, brokers []string, rf int) (outcome
 	cpu0, err := waitIdle(nodes, 20*time.Second)
 	if err != nil {
 		return outcome{}, err
+	}
+	if s.profiles != "" {
+		stop, err := profile(nodes, filepath.Join(s.profiles, filepath.Base(dir)))
+		if err != nil {
+			return outcome{}, err
+		}
+		defer func() {
+			if perr := stop(); perr != nil && err == nil {
+				err = perr
+			}
+		}()
 	}
 	start := time.Now()
 	if err := send(nodes, topic, s); err != nil {
@@ -190,12 +205,12 @@ func startNodes(bin, dir string, k int, brokers []string, rf int, topic string, 
 	}
 	var nodes []*node
 	for i := range k {
-		addrs, err := freeAddrs(4)
+		addrs, err := freeAddrs(5)
 		if err != nil {
 			return nodes, err
 		}
 		ndir := filepath.Join(dir, fmt.Sprintf("node%d", i))
-		n := &node{smtp: addrs[0], api: addrs[1], dataDir: filepath.Join(ndir, "data")}
+		n := &node{smtp: addrs[0], api: addrs[1], ops: addrs[4], dataDir: filepath.Join(ndir, "data")}
 		if err := os.MkdirAll(n.dataDir, 0o750); err != nil {
 			return nodes, err
 		}
@@ -213,8 +228,9 @@ smtp: {listen: %q, hostname: gw%d.kreis.example, accept_all: true, max_connectio
 office_api: {listen: %q}
 office_imap: {listen: %q}
 smtp_submission: {listen: %q}
+ops: {listen: %q, pprof: %v}
 `, n.dataDir, filepath.Join(dir, "keys", "gateway.key"), strings.Join(brokers, ", "), topic, s.partitions, rf, topic,
-			n.smtp, i, s.senders+4, n.api, addrs[2], addrs[3])
+			n.smtp, i, s.senders+4, n.api, addrs[2], addrs[3], n.ops, s.profiles != "")
 		if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
 			return nodes, err
 		}
@@ -385,6 +401,60 @@ func procCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("cpu time of %d: %w", pid, err)
 	}
 	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// profileSlice is the length of each CPU profile a node is asked for; the
+// slices of a node cover the measured span back to back (pprof merges them).
+const profileSlice = 5 * time.Second
+
+// profile takes CPU profiles of every node in slices of profileSlice into
+// dir/nodeI-SEQ.pprof until the returned stop is called; stop waits for the
+// slice under way, so that the profiles cover the measured span.
+func profile(nodes []*node, dir string) (stop func() error, err error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	for i, n := range nodes {
+		wg.Go(func() {
+			for seq := 0; ; seq++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if err := n.profileSlice(filepath.Join(dir, fmt.Sprintf("node%d-%03d.pprof", i, seq))); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		})
+	}
+	return func() error {
+		close(done)
+		wg.Wait()
+		return errors.Join(errs...)
+	}, nil
+}
+
+// profileSlice writes one CPU profile of profileSlice to file.
+func (n *node) profileSlice(file string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", n.ops, int(profileSlice.Seconds()))
+	resp, err := http.Get(url)
+	if err != nil {
+		return fmt.Errorf("profile of %s: %w", n.ops, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile of %s: %s", n.ops, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("profile of %s: %w", n.ops, err)
+	}
+	return os.WriteFile(file, b, 0o600)
 }
 
 // freeAddrs returns n loopback addresses whose ports were free a moment ago.

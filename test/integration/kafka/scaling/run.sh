@@ -6,6 +6,11 @@
 #
 #   flock /tmp/poststelle-peers.lock bash test/integration/kafka/scaling/run.sh
 #   N=500 ROUNDS=1 BENCH_OUT=bench/results bash test/integration/kafka/scaling/run.sh   # also scaling.json
+#   PROFILE=/tmp/prof bash test/integration/kafka/scaling/run.sh   # also CPU profiles of each serve process
+#
+# With PROFILE, each node's CPU profile over the measured span lands in
+# $PROFILE/<one|three><round>/node<i>-<slice>.pprof; read them with
+#   go tool pprof -top $PROFILE/three0/node*.pprof
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kdir="$here/.."
@@ -34,4 +39,4 @@ if [[ -n ${BENCH_OUT:-} ]]; then
 fi
 cd "$root"
 go run ./test/integration/kafka/scaling -single "127.0.0.1:$KAFKA_PORT" -cluster "$(bash "$kdir/cluster.sh" brokers)" \
-  -n "${N:-2000}" -rounds "${ROUNDS:-2}" "${json[@]}"
+  -n "${N:-2000}" -rounds "${ROUNDS:-2}" ${PROFILE:+-profile "$PROFILE"} "${json[@]}"

@@ -253,7 +253,7 @@ func (s *Server) newDelivery(ctx context.Context, x *exchange) (*delivery, *x509
 	d.creation = s.timestamp(ctx, "creation", d.quality, req.Message.Envelope)
 	var addrResult string
 	for _, e := range d.certificates {
-		in := s.inspect(e.Cert, now)
+		in := s.inspect(ctx, e.Cert, now)
 		if e.Role == "CipherCertificateAddressee" {
 			addrResult = in.MathResult
 		}
@@ -266,8 +266,9 @@ func (s *Server) newDelivery(ctx context.Context, x *exchange) (*delivery, *x509
 }
 
 // inspect checks one certificate for the inspection report: its signature against
-// the configured roots and its validity period, offline only.
-func (s *Server) inspect(c *cert.Certificate, now time.Time) osci.Inspection {
+// the configured roots and its validity period offline, and online with the OCSP
+// responder it names when that is on a loopback address (online.go).
+func (s *Server) inspect(ctx context.Context, c *cert.Certificate, now time.Time) osci.Inspection {
 	x, err := x509.ParseCertificate(c.Raw)
 	in := osci.Inspection{CertType: "unknown", MathResult: "indeterminate", OfflineResult: "indeterminate"}
 	in.Timestamp = osci.Timestamp{Plain: now}
@@ -280,9 +281,10 @@ func (s *Server) inspect(c *cert.Certificate, now time.Time) osci.Inspection {
 		return in
 	}
 	in.MathResult = "corrupted"
+	var issuer *x509.Certificate
 	for _, r := range s.cfg.Keys.Roots {
 		if x.CheckSignatureFrom(r) == nil {
-			in.MathResult = "ok"
+			in.MathResult, issuer = "ok", r
 			break
 		}
 	}
@@ -294,6 +296,9 @@ func (s *Server) inspect(c *cert.Certificate, now time.Time) osci.Inspection {
 		in.OfflineResult = "invalid"
 	default:
 		in.OfflineResult = "valid"
+	}
+	if issuer != nil {
+		in.OnlineResult, in.OCSP = s.online(ctx, x, issuer)
 	}
 	return in
 }

@@ -61,6 +61,7 @@ final class Delivery {
     switch (c.getContentType()) {
       case Content.DATA:
         m.put("type", "data");
+        m.put("refId", c.getRefID());
         m.put("text", c.getContentData());
         break;
       case Content.ATTACHMENT_REFERENCE:

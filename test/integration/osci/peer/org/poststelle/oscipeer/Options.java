@@ -17,6 +17,7 @@ final class Options {
       "        --message-id ID --dialog CONV,SEQ,CHALLENGE --keep-dialog --timeout-ms N",
       "        --store-out FILE --store-in FILE --out FILE --out-dir DIR",
       "store/forward: --addressee CER --subject S --content TEXT --attach BYTES (repeatable)",
+      "        --container ID --inline NAME=FILE --attach-file NAME=FILE (both repeatable)",
       "        --enc-alg aes256-gcm|aes128-gcm|aes256-cbc|... --plain-content --unsigned-content",
       "forward: --recipient-url URL",
       "fetch: --reader P12",
@@ -25,7 +26,7 @@ final class Options {
 
   private static final Set<String> FLAGS = Set.of("no-transport-encryption", "no-signatures", "keep-dialog",
       "plain-content", "unsigned-content");
-  private static final Set<String> REPEATABLE = Set.of("attach");
+  private static final Set<String> REPEATABLE = Set.of("attach", "inline", "attach-file");
 
   final String mode;
   private final Map<String, List<String>> values = new HashMap<>();

@@ -263,8 +263,27 @@ public final class Peer {
     boolean encrypt = !opt.flag("plain-content");
     String alg = Algorithms.symmetric(opt.value("enc-alg", "aes256-gcm"));
     ContentContainer cc = new ContentContainer();
-    cc.addContent(new Content(opt.value("content", "Poststelle interop content.")));
+    if (opt.has("container")) cc.setRefID(opt.value("container", null));
+    // An EGVP message carries only named files; the text content is the default otherwise.
+    if (opt.has("content") || opt.values("inline").isEmpty()) {
+      cc.addContent(new Content(opt.value("content", "Poststelle interop content.")));
+    }
+    for (String spec : opt.values("inline")) {
+      String[] nf = nameAndFile(spec, "--inline");
+      Content c = new Content(Files.readString(Paths.get(nf[1]), StandardCharsets.UTF_8));
+      c.setRefID(nf[0]);
+      cc.addContent(c);
+    }
     List<Object> sent = new ArrayList<>();
+    for (String spec : opt.values("attach-file")) {
+      String[] nf = nameAndFile(spec, "--attach-file");
+      byte[] data = Files.readAllBytes(Paths.get(nf[1]));
+      InputStream in = new java.io.ByteArrayInputStream(data);
+      Content c = new Content(encrypt ? new Attachment(in, nf[0], alg) : new Attachment(in, nf[0]));
+      c.setRefID(nf[0]);
+      cc.addContent(c);
+      sent.add(Map.of("refId", nf[0], "length", data.length, "sha256", hex(MessageDigest.getInstance("SHA-256").digest(data))));
+    }
     List<String> sizes = opt.values("attach");
     for (int i = 0; i < sizes.size(); i++) {
       long n = Long.parseLong(sizes.get(i));
@@ -283,6 +302,13 @@ public final class Peer {
     EncryptedDataOSCI ed = new EncryptedDataOSCI(alg, cc);
     ed.encrypt(to);
     enc.add(ed);
+  }
+
+  /** nameAndFile splits a NAME=FILE option value: the file's name in the message, and its path. */
+  private static String[] nameAndFile(String spec, String option) {
+    int eq = spec.indexOf('=');
+    if (eq <= 0 || eq == spec.length() - 1) throw new IllegalArgumentException(option + " wants NAME=FILE, got " + spec);
+    return new String[] {spec.substring(0, eq), spec.substring(eq + 1)};
   }
 
   // ---- recipient
@@ -307,6 +333,8 @@ public final class Peer {
     Reader reader = new Reader(opt.has("reader") ? new FileDecrypter(k.p12(opt.value("reader", null))) : own);
     result.putAll(Delivery.describe(r.getMessageId(), r.getSubject(), r.getContentContainer(), r.getEncryptedData(),
         reader, outDir()));
+    // The sender's OSCI signature certificate: its transport signature (an EGVP VHN).
+    result.put("originator", r.getOriginator() == null ? null : roleCert(r.getOriginator()));
     result.put("processCard", processCard(r.getProcessCardBundle()));
     closeDialog(dh);
   }
@@ -392,6 +420,7 @@ public final class Peer {
         e.put("mathResult", i.getMathResult());
         e.put("offlineResult", i.getOfflineResult());
         e.put("onlineChecked", i.isOnlineChecked());
+        e.put("onlineResult", i.isOnlineChecked() ? i.getOnlineResult() : null);
         e.put("timestamp", timestamp(i.getTimeStamp()));
         ins.add(e);
       }

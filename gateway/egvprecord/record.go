@@ -1,12 +1,18 @@
-package egvp
+// Package egvprecord records an EGVP message (package egvp) as the gateway's
+// MessageReceived: the egvp section, the From address and the parts' kinds. Both EGVP
+// transports, the OSCI channel and the EGVP Enterprise connector, call it, so that a
+// message reads the same whichever way it came; package egvp itself stays free of
+// the gateway.
+package egvprecord
 
 import (
+	"github.com/poststelle/poststelle/egvp"
 	"github.com/poststelle/poststelle/gateway"
 )
 
 // Fields maps m to the MessageReceived's egvp section (docs/egvp.md). Both EGVP
 // transports, the OSCI channel and the EGVP Enterprise connector, record it so.
-func Fields(m *Message) *gateway.EGVPFields {
+func Fields(m *egvp.Message) *gateway.EGVPFields {
 	f := &gateway.EGVPFields{
 		SenderSafeID: m.SenderSafeID, RecipientSafeID: m.RecipientSafeID,
 		SenderFileNumber: m.SenderFileNumber, RecipientFileNumber: m.RecipientFileNumber,
@@ -27,7 +33,7 @@ func Fields(m *Message) *gateway.EGVPFields {
 // Apply records m in msg: its egvp section, the kind of its detached signatures among
 // msg's parts (MarkDetachedSignatures), its subject (the Betreff) when it has one, and
 // its problems, each prefixed "egvp: ". The channel lists msg.Parts first.
-func Apply(msg *gateway.MessageReceived, m *Message) {
+func Apply(msg *gateway.MessageReceived, m *egvp.Message) {
 	msg.EGVP = Fields(m)
 	MarkDetachedSignatures(msg.Parts, m)
 	if m.Subject != "" {
@@ -48,7 +54,7 @@ const PartKindSignature = "signature"
 // kind "signature", so that the verification projection checks it against
 // that file, whatever its extension. An unpaired one stays an attachment: a
 // ".sig" without its file may be anything.
-func MarkDetachedSignatures(parts []gateway.Part, m *Message) {
+func MarkDetachedSignatures(parts []gateway.Part, m *egvp.Message) {
 	paired := map[string]bool{}
 	for _, p := range m.Parts {
 		if p.SignatureOf != "" {

@@ -1,10 +1,11 @@
-package egvp
+package egvprecord
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
 
+	"github.com/poststelle/poststelle/egvp"
 	"github.com/poststelle/poststelle/gateway"
 )
 
@@ -19,17 +20,17 @@ type SentAnswers struct {
 }
 
 // CheckReturningEEB flags a returning eEB whose fremdeNachrichtenID is no XJustiz id
-// of an answer recorded on the channel (XJustizID), the index caught up before an id
+// of an answer recorded on the channel (egvp.XJustizID), the index caught up before an id
 // is called unknown. It returns the ReplyID of the answer the eEB is for, "" when it
 // is for none of ours or m is no returning eEB.
-func (s SentAnswers) CheckReturningEEB(ctx context.Context, m *Message) string {
+func (s SentAnswers) CheckReturningEEB(ctx context.Context, m *egvp.Message) string {
 	ev := s.Evidence
 	if m.Receipt == nil || ev == nil || ev.Links == nil {
 		return ""
 	}
 	var answered string
 	known := func(id string) bool {
-		replyID, ok := ReplyIDOf(id)
+		replyID, ok := egvp.ReplyIDOf(id)
 		if !ok {
 			return false
 		}
@@ -71,7 +72,7 @@ func (s SentAnswers) sent(ctx context.Context, replyID string) (bool, error) {
 // delivered (service failed, with the refusal's code and reason). The addressee
 // attests it; the evidence bytes are the eEB message as received (msg.Raw, of
 // mediaType).
-func ReturningEEBEvidence(m *Message, replyID string, msg *gateway.MessageReceived, mediaType string) *gateway.DeliveryEvidenceRecorded {
+func ReturningEEBEvidence(m *egvp.Message, replyID string, msg *gateway.MessageReceived, mediaType string) *gateway.DeliveryEvidenceRecorded {
 	ev := &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelEGVP, Kind: gateway.EvidenceRead,
 		References: []gateway.EvidenceReference{{Kind: "replyId", Value: replyID}, {Kind: "xjustizMessageId", Value: m.AnswersXJustizID}},
 		Attester:   gateway.Attester{Role: "addressee", Name: m.SenderSafeID, ID: m.SenderSafeID},
