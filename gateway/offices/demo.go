@@ -53,6 +53,12 @@ func EnsureDemo(dataDir string) (cfg Config, creds Credentials, created bool, er
 	return cfg, creds, created, nil
 }
 
+// ReadDemoCredentials reads the demo login EnsureDemo keeps in dataDir, for a
+// test or a benchmark that logs in as the demo office's member.
+func ReadDemoCredentials(dataDir string) (Credentials, error) {
+	return readCredentials(filepath.Join(dataDir, DemoCredentialsFile))
+}
+
 func readCredentials(path string) (Credentials, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/offices"
 )
 
 // Build compiles cmd/poststelle into dir and returns the binary's path. A
@@ -341,6 +342,48 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// DemoLogin reads the demo office's login that serve made in dataDir on its
+// first start.
+func DemoLogin(t testing.TB, dataDir string) offices.Credentials {
+	t.Helper()
+	c, err := offices.ReadDemoCredentials(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Reply answers the message of stream through the office API at api as the
+// demo office's member, retrying while the office does not have the message
+// yet (404) for up to a minute.
+func Reply(t testing.TB, api, dataDir, stream, text string) {
+	t.Helper()
+	login := DemoLogin(t, dataDir)
+	body, err := json.Marshal(map[string]string{"body": text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + api + "/offices/" + offices.DemoOffice + "/messages/" + stream + "/replies"
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.SetBasicAuth(login.User, login.Password)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusAccepted {
+			return
+		}
+		if resp.StatusCode != http.StatusNotFound || time.Now().After(deadline) {
+			t.Fatalf("reply request: %s", resp.Status)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

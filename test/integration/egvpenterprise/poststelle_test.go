@@ -231,33 +231,5 @@ func TestServeEnterprise(t *testing.T) {
 // reply answers a message through the office API as the demo office.
 func (s *site) reply(t *testing.T, stream string) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(s.dir, "data", "demo-credentials.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var password string
-	for line := range strings.Lines(string(raw)) {
-		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "password="); ok {
-			password = p
-		}
-	}
-	url := "http://" + s.api + "/offices/demo/messages/" + stream + "/replies"
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"body":"Ihre Klage ist eingegangen."}`))
-		req.SetBasicAuth("demo", password)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusAccepted {
-			return
-		}
-		if resp.StatusCode != http.StatusNotFound || time.Now().After(deadline) {
-			t.Fatalf("reply request: %s", resp.Status)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	servetest.Reply(t, s.api, filepath.Join(s.dir, "data"), stream, "Ihre Klage ist eingegangen.")
 }

@@ -76,18 +76,8 @@ smtp_submission: {listen: %q}
 
 func (n *clusterNode) login(t *testing.T) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(n.dataDir, "demo-credentials.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(l, "user="); ok {
-			n.user = v
-		}
-		if v, ok := strings.CutPrefix(l, "password="); ok {
-			n.pw = v
-		}
-	}
+	c := servetest.DemoLogin(t, n.dataDir)
+	n.user, n.pw = c.User, c.Password
 }
 
 func (n *clusterNode) get(t *testing.T, path string) (int, []byte) {

@@ -72,19 +72,8 @@ func perStream(t *testing.T, config, typ string) map[string]int {
 // demoInbox lists the demo office's queue over the API of the node at api.
 func demoInbox(t *testing.T, dataDir, api string) []string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(dataDir, "demo-credentials.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var user, pw string
-	for _, l := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(l, "user="); ok {
-			user = v
-		}
-		if v, ok := strings.CutPrefix(l, "password="); ok {
-			pw = v
-		}
-	}
+	login := servetest.DemoLogin(t, dataDir)
+	user, pw := login.User, login.Password
 	req, _ := http.NewRequest("GET", "http://"+api+"/offices/demo/messages?limit=1000", nil)
 	req.SetBasicAuth(user, pw)
 	resp, err := http.DefaultClient.Do(req)

@@ -73,19 +73,8 @@ func smtpGateway(t *testing.T, extra string) *gw {
 // demoLogin reads the demo office's login that serve made on first start.
 func (g *gw) demoLogin(t *testing.T) (user, password string) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(g.dir, "data", "demo-credentials.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(l, "user="); ok {
-			user = v
-		}
-		if v, ok := strings.CutPrefix(l, "password="); ok {
-			password = v
-		}
-	}
-	return user, password
+	c := servetest.DemoLogin(t, filepath.Join(g.dir, "data"))
+	return c.User, c.Password
 }
 
 // rawMessage downloads the stored bytes of a message from the office API,

@@ -7,13 +7,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/internal/servetest"
@@ -186,35 +184,7 @@ func TestPoststelleAnswer(t *testing.T) {
 // reply answers a message through the office API as the demo office.
 func (g *bobGateway) reply(t *testing.T, stream string) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(g.dir, "data", "demo-credentials.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var password string
-	for line := range strings.Lines(string(raw)) {
-		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "password="); ok {
-			password = p
-		}
-	}
-	url := "http://" + g.api + "/offices/demo/messages/" + stream + "/replies"
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"body":"Ihr Antrag ist eingegangen."}`))
-		req.SetBasicAuth("demo", password)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusAccepted {
-			return
-		}
-		if resp.StatusCode != http.StatusNotFound || time.Now().After(deadline) {
-			t.Fatalf("reply request: %s", resp.Status)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	servetest.Reply(t, g.api, filepath.Join(g.dir, "data"), stream, "Ihr Antrag ist eingegangen.")
 }
 
 // checkAnswer says Alice's library decrypted the answer and found Bob's content
