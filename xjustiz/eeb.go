@@ -18,6 +18,9 @@ type Answer struct {
 	// Generation picks the element names: Generation2 writes XJustiz 2.4.0 as the
 	// TestnachrichtEeb_1 sample, Generation3 XJustiz 3.5.1 (xjustiz_2200_eeb_3_1.xsd).
 	Generation Generation
+	// Layout LayoutPartner writes the Nachrichtenkopf of XJustiz 3.6/3.7 (see
+	// VersionPartner) instead of 3.5.1's; it needs Generation3.
+	Layout Layout
 	// SenderFileNumber is the answering side's Aktenzeichen, RecipientFileNumber the
 	// requesting court's.
 	SenderFileNumber, RecipientFileNumber string
@@ -43,6 +46,7 @@ func AnswerTo(req *Message, ownID string, created time.Time) Answer {
 	}
 	return Answer{
 		Generation:          g,
+		Layout:              req.Layout,
 		SenderFileNumber:    req.Header.RecipientFileNumber,
 		RecipientFileNumber: req.Header.SenderFileNumber,
 		Created:             created,
@@ -100,21 +104,13 @@ func BuildReceipt(a Answer) ([]byte, error) {
 	w := &writer{}
 	w.raw(`<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` + "\n")
 	w.raw(`<tns:nachricht.eeb.zuruecklaufend.2200007 xmlns:tns="http://www.xjustiz.de" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.xjustiz.de ` + g.schema + `">` + "\n")
-	if g.versionOnHeader {
-		w.raw(`  <tns:nachrichtenkopf xjustizVersion="` + g.version + `">` + "\n")
+	version := g.version
+	if a.Layout == LayoutPartner {
+		version = VersionPartner
+		w.partnerHead(partnerHead{senderFileNumber: a.SenderFileNumber, recipientFileNumber: a.RecipientFileNumber,
+			created: a.Created, sender: a.Sender, recipient: a.Recipient, ownID: a.OwnMessageID, foreignID: a.ForeignMessageID})
 	} else {
-		w.raw("  <tns:nachrichtenkopf>\n")
-	}
-	w.elem(4, "aktenzeichen.absender", a.SenderFileNumber)
-	w.elem(4, "aktenzeichen.empfaenger", a.RecipientFileNumber)
-	w.elem(4, "erstellungszeitpunkt", a.Created.Format("2006-01-02T15:04:05.000Z07:00"))
-	w.party(g.sender, a.Sender)
-	w.party(g.recipient, a.Recipient)
-	w.elem(4, g.ownID, a.OwnMessageID)
-	w.elem(4, g.foreignID, a.ForeignMessageID)
-	w.raw("  </tns:nachrichtenkopf>\n")
-	if g.grunddatenEmpty {
-		w.raw(`  <tns:grunddaten xjustizVersion="` + g.version + `"/>` + "\n")
+		w.flatHead(g, a)
 	}
 	w.raw("  <tns:fachdaten>\n")
 	if a.Refusal != nil {
@@ -134,10 +130,30 @@ func BuildReceipt(a Answer) ([]byte, error) {
 	}
 	w.raw("  </tns:fachdaten>\n")
 	w.raw("</tns:nachricht.eeb.zuruecklaufend.2200007>\n")
-	if err := selfCheck(w.b.Bytes(), g.version); err != nil {
+	if err := selfCheck(w.b.Bytes(), version); err != nil {
 		return nil, err
 	}
 	return w.b.Bytes(), nil
+}
+
+// flatHead writes the Nachrichtenkopf of 2.x to 3.5 and, for 2.x, the grunddaten.
+func (w *writer) flatHead(g gen, a Answer) {
+	if g.versionOnHeader {
+		w.raw(`  <tns:nachrichtenkopf xjustizVersion="` + g.version + `">` + "\n")
+	} else {
+		w.raw("  <tns:nachrichtenkopf>\n")
+	}
+	w.elem(4, "aktenzeichen.absender", a.SenderFileNumber)
+	w.elem(4, "aktenzeichen.empfaenger", a.RecipientFileNumber)
+	w.elem(4, "erstellungszeitpunkt", a.Created.Format("2006-01-02T15:04:05.000Z07:00"))
+	w.party(g.sender, a.Sender)
+	w.party(g.recipient, a.Recipient)
+	w.elem(4, g.ownID, a.OwnMessageID)
+	w.elem(4, g.foreignID, a.ForeignMessageID)
+	w.raw("  </tns:nachrichtenkopf>\n")
+	if g.grunddatenEmpty {
+		w.raw(`  <tns:grunddaten xjustizVersion="` + g.version + `"/>` + "\n")
+	}
 }
 
 // selfCheck holds what is written to its schema table, where there is one: an id
@@ -170,6 +186,8 @@ func (a Answer) check(knownGeneration bool) error {
 		return fmt.Errorf("%w: sender and recipient need a kind (gericht, sonstige, ...), have %q and %q", ErrAnswer, a.Sender.Kind, a.Recipient.Kind)
 	case (a.Refusal == nil) == a.Received.IsZero():
 		return fmt.Errorf("%w: exactly one of the date of receipt and a refusal", ErrAnswer)
+	case a.Layout == LayoutPartner && a.Generation != Generation3:
+		return fmt.Errorf("%w: the 3.6/3.7 Nachrichtenkopf is XJustiz 3", ErrAnswer)
 	case a.Refusal != nil && a.Generation != Generation3:
 		// The 2.x refusal elements are not in the material this package follows.
 		return fmt.Errorf("%w: a refusal is written in XJustiz 3 only", ErrAnswer)
@@ -221,3 +239,75 @@ func attrEscape(s string) string {
 }
 
 func spaces(n int) string { return "          "[:n] }
+
+// VersionPartner is the xjustizVersion written with LayoutPartner: 3.6.2, which the
+// Nachrichtenkopf of both the 3.6.2 and the 3.7.0 schema packages fixes (the 3.7.0
+// package kept the 3.6.2 attribute), so the answer is valid for a 3.6 or 3.7 court.
+const VersionPartner = "3.6.2"
+
+// The herstellerinformation the 3.6/3.7 Nachrichtenkopf requires.
+const (
+	productName    = "Poststelle"
+	productVendor  = "Poststelle project"
+	productVersion = "1"
+)
+
+// partnerHead is what a 3.6/3.7 Nachrichtenkopf states.
+type partnerHead struct {
+	senderFileNumber, recipientFileNumber string
+	created                               time.Time
+	sender, recipient                     Party
+	ownID, foreignID                      string
+}
+
+// partnerHead writes the 3.6/3.7 Nachrichtenkopf: an unknown recipient Aktenzeichen
+// is aktenzeichen.unbekannt, since the element is required there.
+func (w *writer) partnerHead(h partnerHead) {
+	w.raw(`  <tns:nachrichtenkopf xjustizVersion="` + VersionPartner + `">` + "\n")
+	w.elem(4, "erstellungszeitpunkt", h.created.Format("2006-01-02T15:04:05.000Z07:00"))
+	w.raw("    <tns:absender>\n")
+	w.partner(h.sender)
+	if h.senderFileNumber != "" {
+		w.elem(6, "aktenzeichen", h.senderFileNumber)
+	}
+	w.elem(6, "eigeneNachrichtenID", h.ownID)
+	w.raw("    </tns:absender>\n")
+	w.raw("    <tns:empfaenger>\n")
+	w.partner(h.recipient)
+	w.raw("      <tns:auswahl_aktenzeichen>\n")
+	if h.recipientFileNumber != "" {
+		w.elem(8, "aktenzeichen.freitext", h.recipientFileNumber)
+	} else {
+		w.elem(8, "aktenzeichen.unbekannt", "true")
+	}
+	w.raw("      </tns:auswahl_aktenzeichen>\n")
+	if h.foreignID != "" {
+		w.elem(6, "fremdeNachrichtenID", h.foreignID)
+	}
+	w.raw("    </tns:empfaenger>\n")
+	w.raw("    <tns:herstellerinformation>\n")
+	w.elem(6, "nameDesProdukts", productName)
+	w.elem(6, "herstellerDesProdukts", productVendor)
+	w.elem(6, "version", productVersion)
+	w.raw("    </tns:herstellerinformation>\n")
+	w.raw("  </tns:nachrichtenkopf>\n")
+}
+
+// partner writes a Type.GDS.Kommunikationspartner.
+func (w *writer) partner(p Party) {
+	w.raw("      <tns:informationen>\n")
+	w.raw("        <tns:auswahl_kommunikationspartner>\n")
+	if p.Code != "" {
+		lv := ""
+		if p.ListVersion != "" {
+			lv = ` listVersionID="` + attrEscape(p.ListVersion) + `"`
+		}
+		w.raw("          <tns:" + p.Kind + lv + "><code>")
+		w.text(p.Code)
+		w.raw("</code></tns:" + p.Kind + ">\n")
+	} else {
+		w.elem(10, p.Kind, p.Name)
+	}
+	w.raw("        </tns:auswahl_kommunikationspartner>\n")
+	w.raw("      </tns:informationen>\n")
+}

@@ -45,7 +45,27 @@ func oracleBase(t *testing.T) []oracleCase {
 		}
 		return out
 	}
+	req36, err := Parse(request36(t), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	build36 := func(modify func(*Answer)) []byte {
+		a := AnswerTo(req36, "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d", created)
+		modify(&a)
+		out, err := BuildReceipt(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
 	return []oracleCase{
+		{"request 3.6.2", request36(t)},
+		{"eEB 3.6.2 acknowledged", build36(func(a *Answer) { a.Received = time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC) })},
+		{"eEB 3.6.2 refused", build36(func(a *Answer) { a.Refusal = &Refusal{Code: RefusalNotParty, Reason: "nicht beteiligt"} })},
+		{"eEB 3.6.2 no recipient Aktenzeichen", build36(func(a *Answer) {
+			a.Received = time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+			a.RecipientFileNumber = ""
+		})},
 		{"sample 3.2.1", read("egvp", "Messages", "Testnachricht_xjustiz321", "attachments", "xjustiz_nachricht.xml")},
 		{"sample 3.4.1", read("fitconnect", "fit-connect-adapter", "xjustiz_nachricht.xml")},
 		{"eEB acknowledged", build(func(a *Answer) { a.Received = time.Date(2026, 2, 3, 0, 0, 0, 0, time.UTC) })},
@@ -85,6 +105,19 @@ var breakages = []struct{ name, pattern, repl string }{
 	{"bad boolean", `<tns:zustellungsempfaenger.abweichend>true`, "<tns:zustellungsempfaenger.abweichend>ja"},
 	{"no fachdaten", `(?s)<tns:fachdaten>.*</tns:fachdaten>`, ""},
 	{"after fachdaten", `</tns:fachdaten>`, "</tns:fachdaten><tns:grunddaten/>"},
+	// The 3.6/3.7 Nachrichtenkopf.
+	{"no absender", `(?s)<tns:absender>.*?</tns:absender>`, ""},
+	{"no partner information", `(?s)(<tns:empfaenger>\s*)<tns:informationen>.*?</tns:informationen>`, "$1"},
+	{"empty kommunikationspartner", `(?s)<tns:auswahl_kommunikationspartner>.*?</tns:auswahl_kommunikationspartner>`, "<tns:auswahl_kommunikationspartner/>"},
+	{"partner prefixed as in 3.5", `<tns:gericht (listVersionID="[^"]*")><code>([^<]*)</code></tns:gericht>`, `<tns:absender.gericht $1><code>$2</code></tns:absender.gericht>`},
+	{"no recipient Aktenzeichen", `(?s)(<tns:empfaenger>.*?)<tns:auswahl_aktenzeichen>.*?</tns:auswahl_aktenzeichen>`, "$1"},
+	{"two recipient Aktenzeichen", `(?s)(<tns:empfaenger>.*?</tns:aktenzeichen.freitext>)`, "$1<tns:aktenzeichen.neu>true</tns:aktenzeichen.neu>"},
+	{"aktenzeichen.neu false", `<tns:aktenzeichen.unbekannt>true`, "<tns:aktenzeichen.unbekannt>false"},
+	{"own id under empfaenger", `(?s)(<tns:empfaenger>.*?)(</tns:empfaenger>)`, "${1}<tns:eigeneNachrichtenID>6e1f0a2b-3c4d-4e5f-a6b7-c8d9e0f1a2b3</tns:eigeneNachrichtenID>$2"},
+	{"no herstellerinformation", `(?s)<tns:herstellerinformation>.*?</tns:herstellerinformation>`, ""},
+	{"herstellerinformation without version", `<tns:version>[^<]*</tns:version>`, ""},
+	{"flat Aktenzeichen in the 3.6 header", `(<tns:nachrichtenkopf[^>]*>\s*)(<tns:erstellungszeitpunkt>)`, "${1}<tns:aktenzeichen.absender>1</tns:aktenzeichen.absender>$2"},
+	{"partner id not a UUID", `(<tns:absender>(?s:.*?)<tns:eigeneNachrichtenID>)`, "${1}z"},
 }
 
 // breakOnce replaces the first match of pattern, reporting whether there was one.
@@ -144,6 +177,13 @@ func TestSchemaAgainstXmllint(t *testing.T) {
 			if lintValid != oursValid {
 				t.Errorf("xmllint valid=%v, validator valid=%v (checked %q)\nxmllint: %s\nvalidator: %q\n%s", lintValid, oursValid, m.SchemaChecked, out, ours, tc.doc)
 			}
+			if version == "3.6.2" {
+				// The 3.7.0 package keeps the 3.6.2 Nachrichtenkopf and eEB: the same verdict.
+				out, err := exec.Command(xmllint, "--noout", "--nonet", "--schema", oracleSchema(t, "3.7.0", tc.doc), file).CombinedOutput()
+				if (err == nil) != lintValid {
+					t.Errorf("xmllint 3.7.0 valid=%v, 3.6.2 valid=%v\n%s", err == nil, lintValid, out)
+				}
+			}
 			if lintValid {
 				valid++
 			} else {
@@ -161,6 +201,8 @@ func TestSchemaAgainstXmllint(t *testing.T) {
 // (its xjustizVersion was the thing broken): the schemaLocation and the samples tell.
 func oracleVersion(doc []byte) string {
 	switch {
+	case bytes.Contains(doc, []byte("<tns:absender>")) || bytes.Contains(doc, []byte("nachrichten_3_2.xsd")):
+		return "3.6.2"
 	case bytes.Contains(doc, []byte("Testnachricht")) || bytes.Contains(doc, []byte("2021-12-08")):
 		return "3.2.1"
 	case bytes.Contains(doc, []byte("din-spec-91379")):
@@ -204,4 +246,15 @@ func TestWrittenIsSchemaValid(t *testing.T) {
 			}
 		})
 	}
+}
+
+// request36 is the 3.6.2 request written for these tests (valid by xmllint against
+// the 3.6.2 and the 3.7.0 schemas).
+func request36(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "request-3.6.2.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -29,6 +29,19 @@ const (
 	Generation3       Generation = 3
 )
 
+// Layout is the arrangement of the Nachrichtenkopf within a generation.
+type Layout int
+
+// The layouts read and written.
+const (
+	// LayoutFlat is 2.x to 3.5: the Aktenzeichen, parties and ids are children of
+	// the Nachrichtenkopf.
+	LayoutFlat Layout = 0
+	// LayoutPartner is 3.6 and 3.7: each side is an absender or empfaenger element
+	// holding its Kommunikationspartner, its Aktenzeichen and its message id.
+	LayoutPartner Layout = 1
+)
+
 // Limits bound the parsing of one xjustiz_nachricht.xml.
 type Limits struct {
 	// MaxBytes caps the document; 0 takes 4 MiB (a Schriftgutobjekte message lists
@@ -62,8 +75,11 @@ type Message struct {
 	Version, Schema string
 	// Generation is that of the element names the header uses.
 	Generation Generation
-	Header     Header
-	Documents  []Document
+	// Layout is how the Nachrichtenkopf places the parties: LayoutPartner for the
+	// absender/empfaenger elements of XJustiz 3.6 and 3.7.
+	Layout    Layout
+	Header    Header
+	Documents []Document
 	// Receipt is the fachdaten of a returning eEB (nachricht.eeb.zuruecklaufend).
 	Receipt *Receipt
 	// SchemaChecked is the XJustiz version whose schema tables the message was
@@ -260,6 +276,8 @@ var header3 = map[string]bool{
 	"auswahl_absender": true, "auswahl_empfaenger": true, "eigeneNachrichtenID": true,
 	"fremdeNachrichtenID": true, "nachrichtenuebergreifenderProzess": true, "sendungsprioritaet": true,
 	"nachrichtennummer": true, "nachrichtenanzahl": true, "herstellerinformation": true,
+	"absender": true, "empfaenger": true, "ereignis": true, "vertraulichkeit": true,
+	"auswahl_vertraulichkeit": true, "routingInformationAusSafeverzeichnis.empfaenger": true,
 }
 
 func (r *reader) header(e *xmldsig.Element) {
@@ -281,6 +299,10 @@ func (r *reader) header(e *xmldsig.Element) {
 			h.OwnMessageID = strings.TrimSpace(k.Text())
 		case name == "fremde_Nachrichten_ID" || name == "fremdeNachrichtenID":
 			h.ForeignMessageID = strings.TrimSpace(k.Text())
+		case name == "absender":
+			r.partnerSide(k, &h.Sender, &h.SenderFileNumber, &h.OwnMessageID)
+		case name == "empfaenger":
+			r.partnerSide(k, &h.Recipient, &h.RecipientFileNumber, &h.ForeignMessageID)
 		case name == "auswahl_absender":
 			h.Sender = party3(k, "absender.")
 		case name == "auswahl_empfaenger":
@@ -310,6 +332,29 @@ func (r *reader) header(e *xmldsig.Element) {
 		m.Generation = Generation3
 	}
 	r.checkHeader()
+}
+
+// partnerSide reads a 3.6/3.7 absender or empfaenger: the party from informationen,
+// the Aktenzeichen (the sender's plain, the recipient's as aktenzeichen.freitext;
+// aktenzeichen.neu and .unbekannt leave it empty) and the side's message id.
+func (r *reader) partnerSide(e *xmldsig.Element, party *Party, fileNumber, id *string) {
+	r.msg.Layout = LayoutPartner
+	for _, k := range e.Elements() {
+		switch k.Local {
+		case "informationen":
+			if c := k.Child(Namespace, "auswahl_kommunikationspartner"); c != nil {
+				*party = party3(c, "")
+			}
+		case "aktenzeichen":
+			setOnce(fileNumber, strings.TrimSpace(k.Text()))
+		case "auswahl_aktenzeichen":
+			if c := k.Child(Namespace, "aktenzeichen.freitext"); c != nil {
+				setOnce(fileNumber, strings.TrimSpace(c.Text()))
+			}
+		case "eigeneNachrichtenID", "fremdeNachrichtenID":
+			*id = strings.TrimSpace(k.Text())
+		}
+	}
 }
 
 func setOnce(dst *string, v string) {

@@ -25,6 +25,10 @@ type Reply struct {
 	// eigene Nachrichten-ID, empty when the answered message had none.
 	OwnMessageID, ForeignMessageID string
 	Documents                      []ReplyDocument
+	// Layout LayoutPartner writes XJustiz 3.6.2 (xjustiz_0005_nachrichten_3_2.xsd,
+	// valid for 3.6 and 3.7 alike, see VersionPartner) for a court that wrote the
+	// 3.6/3.7 Nachrichtenkopf.
+	Layout Layout
 }
 
 // ReplyDocument is one dokument of the answer: one file.
@@ -46,6 +50,7 @@ func ReplyTo(orig *Message, ownID string, created time.Time) Reply {
 		Recipient:           orig.Header.Sender,
 		OwnMessageID:        ownID,
 		ForeignMessageID:    orig.Header.OwnMessageID,
+		Layout:              orig.Layout,
 	}
 }
 
@@ -77,9 +82,26 @@ func BuildReply(r Reply) ([]byte, error) {
 		return nil, err
 	}
 	g := generations[Generation3]
+	schema, bestandteil := "xjustiz_0005_nachrichten_3_1.xsd", "2.4"
+	if r.Layout == LayoutPartner {
+		// 3.6.2 and 3.7.0 fix the Codeliste gds.bestandteiltyp at 2.5.
+		schema, bestandteil = "xjustiz_0005_nachrichten_3_2.xsd", "2.5"
+	}
 	w := &writer{}
 	w.raw(`<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` + "\n")
-	w.raw(`<tns:nachricht.gds.uebermittlungSchriftgutobjekte.0005005 xmlns:tns="http://www.xjustiz.de" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.xjustiz.de xjustiz_0005_nachrichten_3_1.xsd">` + "\n")
+	w.raw(`<tns:nachricht.gds.uebermittlungSchriftgutobjekte.0005005 xmlns:tns="http://www.xjustiz.de" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.xjustiz.de ` + schema + `">` + "\n")
+	if r.Layout == LayoutPartner {
+		w.partnerHead(partnerHead{senderFileNumber: r.SenderFileNumber, recipientFileNumber: r.RecipientFileNumber,
+			created: r.Created, sender: r.Sender, recipient: r.Recipient, ownID: r.OwnMessageID, foreignID: r.ForeignMessageID})
+	} else {
+		w.flatReplyHead(g, r)
+	}
+	w.replyBody(r, bestandteil)
+	return w.b.Bytes(), nil
+}
+
+// flatReplyHead writes the 3.5.1 Nachrichtenkopf of an answer.
+func (w *writer) flatReplyHead(g gen, r Reply) {
 	w.raw(`  <tns:nachrichtenkopf xjustizVersion="` + g.version + `">` + "\n")
 	if r.SenderFileNumber != "" {
 		w.elem(4, "aktenzeichen.absender", r.SenderFileNumber)
@@ -95,6 +117,10 @@ func BuildReply(r Reply) ([]byte, error) {
 		w.elem(4, g.foreignID, r.ForeignMessageID)
 	}
 	w.raw("  </tns:nachrichtenkopf>\n")
+}
+
+// replyBody writes the grunddaten and the documents of an answer.
+func (w *writer) replyBody(r Reply, bestandteil string) {
 	// Grunddaten are required in a Basisnachricht; all their children are optional,
 	// and the answer has no case data of its own to state.
 	w.raw("  <tns:grunddaten/>\n")
@@ -112,14 +138,13 @@ func BuildReply(r Reply) ([]byte, error) {
 		w.elem(8, "anzeigename", d.FileName)
 		w.raw("        <tns:datei>\n")
 		w.elem(10, "dateiname", d.FileName)
-		w.raw(`          <tns:bestandteil listURI="urn:xoev-de:xjustiz:codeliste:gds.bestandteiltyp" listVersionID="2.4"><code>001</code></tns:bestandteil>` + "\n")
+		w.raw(`          <tns:bestandteil listURI="urn:xoev-de:xjustiz:codeliste:gds.bestandteiltyp" listVersionID="` + bestandteil + `"><code>001</code></tns:bestandteil>` + "\n")
 		w.raw("        </tns:datei>\n")
 		w.raw("      </tns:xjustiz.fachspezifischeDaten>\n")
 		w.raw("    </tns:dokument>\n")
 	}
 	w.raw("  </tns:schriftgutobjekte>\n")
 	w.raw("</tns:nachricht.gds.uebermittlungSchriftgutobjekte.0005005>\n")
-	return w.b.Bytes(), nil
 }
 
 func (r Reply) check() error {

@@ -81,6 +81,11 @@ var (
 	xsBoolean  = &simpleType{name: "xs:boolean", collapse: true, valid: func(s string) bool {
 		return s == "true" || s == "false" || s == "1" || s == "0"
 	}}
+	// xsTrue is an xs:boolean fixed to true (aktenzeichen.neu, .unbekannt): fixed
+	// compares values, so "1" is true as well.
+	xsTrue = &simpleType{name: "xs:boolean=true", collapse: true, valid: func(s string) bool {
+		return s == "true" || s == "1"
+	}}
 	xsInteger = &simpleType{name: "xs:integer", collapse: true, valid: func(s string) bool {
 		return integerPattern.MatchString(s)
 	}}
@@ -220,6 +225,64 @@ func headerModel3(version string, police, routing, confidentiality bool) decl {
 		attrs: []attrDecl{{name: "xjustizVersion", required: true, fixed: version}}}
 }
 
+// headerModel36 is the Nachrichtenkopf of XJustiz 3.6.2 (and of 3.7.0, whose
+// xjustiz_0000_grunddatensatz_3_7.xsd keeps it unchanged, down to xjustizVersion
+// fixed "3.6.2"): each side in its own absender/empfaenger element with its
+// Type.GDS.Kommunikationspartner, its Aktenzeichen and its message id.
+func headerModel36(version string) decl {
+	partner := decl{name: "informationen", min: 1, max: 1, kind: contentElement, model: []decl{
+		{name: "auswahl_kommunikationspartner", min: 1, max: 1, kind: contentElement, model: []decl{{choice: []decl{
+			code("gericht", 1, 1, typ3("gds.gerichte")),
+			text("sonstige", 1, 1, xsString),
+			code("rvTraeger", 1, 1, rvTraeger),
+			code("polizeibehoerde", 1, 1, typ3("gds.polizeibehoerden")),
+			code("finanzbehoerde", 1, 1, &codeType{list: "urn:xoev-de:ag-it-standards:codeliste:gds.finanzbehoerden", versionRequired: true}),
+		}}}},
+		text("routingInformationAusSafeverzeichnis", 0, 1, xsString),
+		{name: "auswahl_verweisGrunddaten", min: 0, max: 1, kind: contentElement, model: []decl{{choice: []decl{
+			text("ref.instanznummer", 1, 1, xsString),
+			{name: "ref.rollennummer", min: 1, max: 1, kind: contentElement, model: []decl{
+				text("ref.rollennummer", 1, 1, xsString),
+			}},
+		}}}},
+	}}
+	m := []decl{
+		text("erstellungszeitpunkt", 1, 1, xsDateTime),
+		{name: "absender", min: 1, max: 1, kind: contentElement, model: []decl{
+			partner,
+			text("aktenzeichen", 0, 1, xsString),
+			text("eigeneNachrichtenID", 1, 1, uuidType),
+		}},
+		{name: "empfaenger", min: 1, max: 1, kind: contentElement, model: []decl{
+			partner,
+			{name: "auswahl_aktenzeichen", min: 1, max: 1, kind: contentElement, model: []decl{{choice: []decl{
+				text("aktenzeichen.freitext", 1, 1, xsString),
+				text("aktenzeichen.neu", 1, 1, xsTrue),
+				text("aktenzeichen.unbekannt", 1, 1, xsTrue),
+			}}}},
+			text("fremdeNachrichtenID", 0, 1, uuidType),
+		}},
+		{name: "nachrichtenuebergreifenderProzess", min: 0, max: 1, kind: contentElement, model: []decl{
+			text("prozessID", 1, 1, uuidType),
+			text("nachrichtenNummer", 0, 1, xsInteger),
+			text("nachrichtenAnzahl", 0, 1, xsInteger),
+		}},
+		code("ereignis", 0, unbounded, typ3("gds.ereignis")),
+		{name: "herstellerinformation", min: 1, max: 1, kind: contentElement, model: []decl{
+			text("nameDesProdukts", 1, 1, xsString),
+			text("herstellerDesProdukts", 1, 1, xsString),
+			text("version", 1, 1, xsString),
+		}},
+		code("sendungsprioritaet", 0, 1, typ3("gds.sendungsprioritaet")),
+		{name: "auswahl_vertraulichkeit", min: 0, max: 1, kind: contentElement, model: []decl{{choice: []decl{
+			text("vertraulichZuBehandelnGrund", 1, 1, xsString),
+			code("geheimhaltungsgrad", 1, 1, typ3("gds.geheimhaltungsgrad")),
+		}}}},
+	}
+	return decl{name: "nachrichtenkopf", min: 1, max: 1, kind: contentElement, model: m,
+		attrs: []attrDecl{{name: "xjustizVersion", required: true, fixed: version}}}
+}
+
 func eebFachdaten(stoerung *codeType) decl {
 	return decl{name: "fachdaten", min: 1, max: 1, kind: contentElement, model: []decl{
 		{choice: []decl{
@@ -250,6 +313,7 @@ var schemaSets = map[string]*schemaSet{
 	"3.2.1": newSchemaSet("3.2.1", headerModel3("3.2.1", false, false, false), stoerungsID20),
 	"3.4.1": newSchemaSet("3.4.1", headerModel3("3.4.1", false, false, true), stoerungsID21),
 	"3.5.1": newSchemaSet("3.5.1", headerModel3("3.5.1", true, true, true), stoerungsID21),
+	"3.6.2": newSchemaSet("3.6.2", headerModel36("3.6.2"), stoerungsID21),
 }
 
 // SchemaVersions are the XJustiz versions whose messages are checked against their

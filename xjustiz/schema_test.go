@@ -151,6 +151,9 @@ func (s *xsdSet) element(t *testing.T, n *xsdNode) string {
 		return name + s.complex(t, ct)
 	}
 	if v, ok := simpleNames[typ]; ok {
+		if f := n.attr("fixed"); f != "" {
+			v += "=" + f
+		}
 		return name + "text:" + v
 	}
 	return name + "text:string"
@@ -281,5 +284,25 @@ func TestSchemaTables(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSchemaTables370 holds the 3.7.0 schema files to the 3.6.2 tables: 3.7.0 keeps
+// the Nachrichtenkopf and the eEB of 3.6.2, xjustizVersion fixed "3.6.2" included, so
+// a 3.7.0 message is checked with them (see schemaSets).
+func TestSchemaTables370(t *testing.T) {
+	xsd := loadXSD(t, "3.7.0")
+	set := schemaSets["3.6.2"]
+	for root, model := range set.roots {
+		el := xsd.elements[root]
+		if el == nil {
+			t.Errorf("%s: no element in the 3.7.0 schema files", root)
+			continue
+		}
+		want := xsd.element(t, el)
+		got := describeDecl(&decl{name: root, min: 1, max: 1, kind: contentElement, model: model})
+		if got != want {
+			t.Errorf("%s:\n table %s\nschema %s", root, got, want)
+		}
 	}
 }
