@@ -12,15 +12,19 @@
 //     the version on grunddaten;
 //   - XJustiz 3.x (3.2.1 in a sample, 3.5.1 in the Pflegestelle's eEB tool, schema
 //     xjustiz_2200_eeb_3_1.xsd): auswahl_absender/absender.gericht, eigeneNachrichtenID,
-//     ruecksendungEEB.erforderlich, the version on nachrichtenkopf.
+//     ruecksendungEEB.erforderlich, the version on nachrichtenkopf;
+//   - XJustiz 3.6/3.7 (schema xjustiz_0005_nachrichten_3_2.xsd, Layout LayoutPartner):
+//     each side in an absender/empfaenger element with its Kommunikationspartner,
+//     Aktenzeichen and message id, read into the same Header fields.
 //
 // The returning eEB is written in either: 2.4.0 as the real TestnachrichtEeb_1 sample,
 // 3.5.1 as the Pflegestelle's tool writes it (fremdeNachrichtenID is the request's
 // eigeneNachrichtenID, rule SCH-EEB-0001; the refusal's stoerungsID from the Codeliste
-// eeb.stoerungs-id 2.1).
+// eeb.stoerungs-id 2.1), and a 3.6/3.7 request's eEB and answer in its layout as 3.6.2,
+// which the 3.6.2 and the 3.7.0 schemas both accept (VersionPartner).
 //
-// A 3.x message of a version whose schema package is followed (3.2.1, 3.4.1, 3.5.1;
-// SchemaVersions) is also checked against tables written from its published XSDs:
+// A 3.x message of a version whose schema package is followed (3.2.1, 3.4.1, 3.5.1,
+// 3.6.2; SchemaVersions) is also checked against tables written from its published XSDs:
 // the message's element sequence, the whole Nachrichtenkopf and eEB fachdaten, their
 // simple types and XÖV code types (schema.go says what is left out).
 //

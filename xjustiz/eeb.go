@@ -16,7 +16,8 @@ import (
 // (Received set) or its refusal (Refusal set) of the request OwnMessageID answers.
 type Answer struct {
 	// Generation picks the element names: Generation2 writes XJustiz 2.4.0 as the
-	// TestnachrichtEeb_1 sample, Generation3 XJustiz 3.5.1 (xjustiz_2200_eeb_3_1.xsd).
+	// TestnachrichtEeb_1 sample, Generation3 XJustiz 3.5.1 (xjustiz_2200_eeb_3_1.xsd)
+	// or, with Layout LayoutPartner, 3.6.2.
 	Generation Generation
 	// Layout LayoutPartner writes the Nachrichtenkopf of XJustiz 3.6/3.7 (see
 	// VersionPartner) instead of 3.5.1's; it needs Generation3.

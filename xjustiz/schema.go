@@ -11,10 +11,10 @@ import (
 	"github.com/poststelle/poststelle/crypto/xmldsig"
 )
 
-// The schema tables below are written from the XJustiz schema packages 3.2.1, 3.4.1
-// and 3.5.1 of the XJustiz-Pflegestelle (testdata/xjustiz/xsd, provenance in
+// The schema tables below are written from the XJustiz schema packages 3.2.1, 3.4.1,
+// 3.5.1, 3.6.2 and 3.7.0 of the XJustiz-Pflegestelle (testdata/xjustiz/xsd, provenance in
 // testdata/SOURCES.tsv): Type.GDS.Nachrichtenkopf of xjustiz_0000_grunddatensatz_3_2,
-// _3_4 and _3_5.xsd, the message elements of xjustiz_0005_nachrichten_3_0/_3_1.xsd,
+// _3_4, _3_5, _3_6 and _3_7.xsd, the message elements of xjustiz_0005_nachrichten_3_0/_3_1/_3_2.xsd,
 // Type.EEB.Zuruecklaufend of xjustiz_2200_eeb_3_0/_3_1.xsd, and the code types of
 // xjustiz_0010_cl_allgemein, _0020_cl_gerichte and _2210_cl_eeb. TestSchemaTables
 // derives the same models from those files and fails when a table strays from them;
