@@ -280,14 +280,23 @@ var header3 = map[string]bool{
 	"auswahl_vertraulichkeit": true, "routingInformationAusSafeverzeichnis.empfaenger": true,
 }
 
+// flatOnly are the Nachrichtenkopf elements of 3.0 to 3.5 that 3.6 moved under
+// absender/empfaenger.
+var flatOnly = map[string]bool{
+	"aktenzeichen.absender": true, "aktenzeichen.empfaenger": true, "auswahl_absender": true,
+	"auswahl_empfaenger": true, "eigeneNachrichtenID": true, "fremdeNachrichtenID": true,
+	"routingInformationAusSafeverzeichnis.empfaenger": true, "vertraulichkeit": true,
+}
+
 func (r *reader) header(e *xmldsig.Element) {
 	m, h := r.msg, &r.msg.Header
 	if v, ok := e.Attr("xjustizVersion"); ok {
 		m.Version = v
 	}
-	gen2, gen3 := false, false
+	gen2, gen3, flat := false, false, false
 	for _, k := range e.Elements() {
 		name := k.Local
+		flat = flat || flatOnly[name]
 		switch {
 		case name == "aktenzeichen.absender":
 			setOnce(&h.SenderFileNumber, strings.TrimSpace(k.Text()))
@@ -322,6 +331,9 @@ func (r *reader) header(e *xmldsig.Element) {
 		case !header2[name] && !header3[name]:
 			r.problem("nachrichtenkopf: unknown element %s", name)
 		}
+	}
+	if m.Layout == LayoutPartner && flat {
+		r.problem("nachrichtenkopf mixes the 3.5 and the 3.6/3.7 layout (auswahl_absender, aktenzeichen.absender, ... beside absender/empfaenger)")
 	}
 	switch {
 	case gen2 && gen3:

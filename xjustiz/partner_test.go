@@ -68,6 +68,15 @@ func TestParsePartnerVariants(t *testing.T) {
 			t.Errorf("problems %q checked %q header %+v", m.Problems, m.SchemaChecked, m.Header)
 		}
 	})
+	t.Run("layouts mixed", func(t *testing.T) {
+		m, err := Parse(swap("<tns:absender>", "<tns:aktenzeichen.absender>1</tns:aktenzeichen.absender><tns:absender>"), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(m.Problems, "\n"), "mixes the 3.5 and the 3.6/3.7 layout") {
+			t.Errorf("problems %q", m.Problems)
+		}
+	})
 	t.Run("no absender", func(t *testing.T) {
 		i, j := strings.Index(base, "<tns:absender>"), strings.Index(base, "</tns:absender>")+len("</tns:absender>")
 		m, err := Parse([]byte(base[:i]+base[j:]), Limits{})
