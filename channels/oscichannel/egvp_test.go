@@ -83,6 +83,31 @@ func egvpDeliveryFrom(t testing.TB, alice *KeyPair, card, xj []byte, id, interme
 	return out.Bytes()
 }
 
+// request37 is a court's request in the Nachrichtenkopf of XJustiz 3.6/3.7
+// (absender/empfaenger with their Kommunikationspartner), asking for an eEB.
+const request37 = `<?xml version="1.0" encoding="UTF-8"?>
+<tns:nachricht.gds.uebermittlungSchriftgutobjekte.0005005 xmlns:tns="http://www.xjustiz.de" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.xjustiz.de xjustiz_0005_nachrichten_3_2.xsd">
+ <tns:nachrichtenkopf xjustizVersion="3.7.0">
+  <tns:erstellungszeitpunkt>2026-12-01T09:10:11+01:00</tns:erstellungszeitpunkt>
+  <tns:absender>
+   <tns:informationen><tns:auswahl_kommunikationspartner><tns:gericht listVersionID="3.6"><code>R1101</code></tns:gericht></tns:auswahl_kommunikationspartner></tns:informationen>
+   <tns:aktenzeichen>4 Ca 99/20</tns:aktenzeichen>
+   <tns:eigeneNachrichtenID>8d5b7e0a-1c2f-4a3b-9e4d-5f6a7b8c9d0e</tns:eigeneNachrichtenID>
+  </tns:absender>
+  <tns:empfaenger>
+   <tns:informationen><tns:auswahl_kommunikationspartner><tns:gericht listVersionID="3.6"><code>T6076</code></tns:gericht></tns:auswahl_kommunikationspartner></tns:informationen>
+   <tns:auswahl_aktenzeichen><tns:aktenzeichen.freitext>AZ-2026/17</tns:aktenzeichen.freitext></tns:auswahl_aktenzeichen>
+  </tns:empfaenger>
+  <tns:herstellerinformation><tns:nameDesProdukts>Fachverfahren</tns:nameDesProdukts><tns:herstellerDesProdukts>Land</tns:herstellerDesProdukts><tns:version>3.7</tns:version></tns:herstellerinformation>
+ </tns:nachrichtenkopf>
+ <tns:grunddaten/>
+ <tns:schriftgutobjekte>
+  <tns:dokument><tns:identifikation><tns:id>d1</tns:id></tns:identifikation>
+   <tns:xjustiz.fachspezifischeDaten><tns:datei><tns:dateiname>urteil.pdf</tns:dateiname></tns:datei>
+   <tns:ruecksendungEEB.erforderlich>true</tns:ruecksendungEEB.erforderlich></tns:xjustiz.fachspezifischeDaten></tns:dokument>
+ </tns:schriftgutobjekte>
+</tns:nachricht.gds.uebermittlungSchriftgutobjekte.0005005>`
+
 const egvpChannelRules = `
 rules:
   - id: arbeitsgericht
@@ -141,6 +166,14 @@ func TestReceiveEGVP(t *testing.T) {
 				XJustizMessageID: "714967a2-5e13-4c07-91c2-41adb4537bbc", XJustizForeignMessageID: "e238a754-f63d-4196-98e6-89c50f015b2e",
 				Origin: "sender-signed", OriginReason: uninspected},
 			[]string{"egvp: the Visitenkarte claims a bebpo mailbox, the transport certificate proves none"}, "zustellung"},
+		{"XJustiz 3.7 request asking for an eEB", sample("Testnachricht_1", "additionals/visitenkarte.xml"), []byte(request37),
+			"osci_manager", inspected,
+			gateway.EGVPFields{SenderSafeID: justizID, SenderRole: "egvp_justiz",
+				SenderFileNumber: "4 Ca 99/20", RecipientFileNumber: "AZ-2026/17",
+				MessageType: "nachricht.gds.uebermittlungSchriftgutobjekte", RecipientCode: "T6076", XJustizVersion: "3.7.0",
+				XJustizMessageID: "8d5b7e0a-1c2f-4a3b-9e4d-5f6a7b8c9d0e", EEBRequested: true, EEBDocuments: []string{"d1"},
+				Origin: "sender-signed", OriginReason: notVHN},
+			[]string{justizClaim}, "personalamt"},
 		{"XJustiz message unreadable", sample("Testnachricht_1", "additionals/visitenkarte.xml"), []byte("kein XML"),
 			"osci_manager", inspected,
 			gateway.EGVPFields{SenderSafeID: justizID, SenderRole: "egvp_justiz", Origin: "sender-signed", OriginReason: notVHN},
