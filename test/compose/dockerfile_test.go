@@ -3,6 +3,7 @@ package compose
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,4 +150,52 @@ func containsAll(list []string, want ...string) bool {
 		}
 	}
 	return true
+}
+
+// TestImagePaths: the gateway image's entrypoint and its health check call
+// the binary where the final stage puts it, so that the compose command
+// (serve …) and the health check (ready …) run it.
+func TestImagePaths(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stages [][]string // the lines of each stage
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "FROM ") {
+			stages = append(stages, nil)
+		}
+		if len(stages) > 0 {
+			stages[len(stages)-1] = append(stages[len(stages)-1], l)
+		}
+	}
+	if len(stages) == 0 {
+		t.Fatal("no stage in the Dockerfile")
+	}
+	var bin, entrypoint string
+	for _, l := range stages[len(stages)-1] {
+		f := strings.Fields(l)
+		if len(f) >= 4 && f[0] == "COPY" && f[1] == "--from=build" && f[2] == "/out/poststelle" {
+			bin = f[3]
+		}
+		if after, ok := strings.CutPrefix(l, "ENTRYPOINT "); ok {
+			var ep []string
+			if err := json.Unmarshal([]byte(after), &ep); err != nil || len(ep) == 0 {
+				t.Fatalf("ENTRYPOINT %s: %v", after, err)
+			}
+			entrypoint = ep[0]
+		}
+	}
+	if bin == "" || entrypoint != bin {
+		t.Fatalf("the final stage copies the binary to %q, its entrypoint is %q", bin, entrypoint)
+	}
+	p := project(t)
+	for _, g := range gateways(p) {
+		if g.Build.Target != "" {
+			t.Errorf("%s builds stage %s, not the final image", g.Name, g.Build.Target)
+		}
+		if hc := g.HealthCheck; hc == nil || len(hc.Test) < 2 || hc.Test[1] != bin {
+			t.Errorf("%s: health check %v does not run %s", g.Name, hc, bin)
+		}
+	}
 }
