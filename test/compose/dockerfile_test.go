@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -197,5 +198,32 @@ func TestImagePaths(t *testing.T) {
 		if hc := g.HealthCheck; hc == nil || len(hc.Test) < 2 || hc.Test[1] != bin {
 			t.Errorf("%s: health check %v does not run %s", g.Name, hc, bin)
 		}
+	}
+}
+
+// TestDockerignore: the directories .gitignore keeps out of the repository
+// (the demo's data directory with its signing key, the integration tests'
+// downloads) stay out of the build context that `COPY . .` sends.
+func TestDockerignore(t *testing.T) {
+	lines := func(name string) []string {
+		b, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Fields(string(b))
+	}
+	ignored := lines(".dockerignore")
+	dirs := 0
+	for _, g := range lines(".gitignore") {
+		if !strings.HasPrefix(g, "/") || !strings.HasSuffix(g, "/") {
+			continue
+		}
+		dirs++
+		if dir := strings.Trim(g, "/"); !slices.Contains(ignored, dir) {
+			t.Errorf(".gitignore keeps out %s, .dockerignore does not", g)
+		}
+	}
+	if dirs == 0 {
+		t.Fatal("no directory in .gitignore; the check checks nothing")
 	}
 }
