@@ -54,6 +54,7 @@ Usage:
   poststelle bench [flags]                   measure append and verify rates
   poststelle route test --config FILE MSG.eml show which offices a message goes to, and why
   poststelle hash-password < PASSWORD-LINE   an argon2id password_hash for the offices configuration
+  poststelle ready [--config FILE]           exit 0 if the node's ops listener answers /readyz with 200
   poststelle help                            show this text
 
 Start with:  poststelle serve
@@ -108,6 +109,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runVerify(ctx, rest, stdout, stderr)
 	case "hash-password":
 		return runHashPassword(os.Stdin, stdout, stderr)
+	case "ready":
+		return runReady(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
