@@ -28,10 +28,6 @@ func (l *Log) Read(ctx context.Context, partition int32, from int64, limit int) 
 	l.mu.Lock()
 	s := l.parts[partition]
 	end := min(int64(len(s.koffs)), from+int64(limit))
-	if evs, ok := s.recent.get(from, end); ok {
-		l.mu.Unlock()
-		return evs, nil
-	}
 	var koffs []int64
 	if from < end {
 		koffs = append(koffs, s.koffs[from:end]...)
