@@ -90,6 +90,19 @@ func ReadMessage(ctx context.Context, r io.Reader, lim Limits, spool Spool) (*Mu
 		}
 		_, _ = br.Discard(2)
 	}
+	h, err := readMessageHeader(br, lim)
+	if err != nil {
+		return nil, err
+	}
+	if v := h.Get("Mime-Version"); v != "" && strings.TrimSpace(v) != "1.0" {
+		return nil, fmt.Errorf("%w: MIME-Version %q", ErrFormat, v)
+	}
+	return readParts(ctx, h.Get("Content-Type"), br, lim, spool)
+}
+
+// readMessageHeader reads and parses the MIME header block a message starts with,
+// within lim.MaxHeaderBytes.
+func readMessageHeader(br *bufio.Reader, lim Limits) (textproto.MIMEHeader, error) {
 	block, err := readHeaderBlock(br, lim.MaxHeaderBytes)
 	if err != nil {
 		return nil, fmt.Errorf("osci: reading the message header: %w", err)
@@ -98,10 +111,7 @@ func ReadMessage(ctx context.Context, r io.Reader, lim Limits, spool Spool) (*Mu
 	if err != nil {
 		return nil, fmt.Errorf("%w: message header: %v", ErrFormat, err)
 	}
-	if v := h.Get("Mime-Version"); v != "" && strings.TrimSpace(v) != "1.0" {
-		return nil, fmt.Errorf("%w: MIME-Version %q", ErrFormat, v)
-	}
-	return readParts(ctx, h.Get("Content-Type"), br, lim, spool)
+	return h, nil
 }
 
 // ReadEnvelope reads only the SOAP part of a message that carries its own MIME headers,
@@ -111,13 +121,9 @@ func ReadMessage(ctx context.Context, r io.Reader, lim Limits, spool Spool) (*Mu
 func ReadEnvelope(ctx context.Context, r io.Reader, lim Limits) ([]byte, error) {
 	lim = lim.withDefaults()
 	br := bufio.NewReaderSize(&capReader{r: r, left: lim.MaxMessageBytes}, 32<<10)
-	block, err := readHeaderBlock(br, lim.MaxHeaderBytes)
+	h, err := readMessageHeader(br, lim)
 	if err != nil {
-		return nil, fmt.Errorf("osci: reading the message header: %w", err)
-	}
-	h, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(block))).ReadMIMEHeader()
-	if err != nil {
-		return nil, fmt.Errorf("%w: message header: %v", ErrFormat, err)
+		return nil, err
 	}
 	boundary, err := relatedBoundary(h.Get("Content-Type"))
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/poststelle/poststelle/channels"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/internal/servetest"
 )
 
 // The fake channel of these tests: a collector that records one message
@@ -184,27 +184,8 @@ func TestFakeChannelEndToEnd(t *testing.T) {
 		t.Fatal("the fake inbound was not started")
 	}
 
-	password := demoPassword(t, filepath.Join(dir, "data", "demo-credentials.txt"))
-	url := "http://" + g.OfficeAPIAddr().String() + "/offices/demo/messages/" + rc.Stream + "/replies"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"body":"Ihr Antrag ist eingegangen."}`))
-		req.SetBasicAuth("demo", password)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusAccepted {
-			break
-		}
-		// 404 until routing has put the message into the office's queue.
-		if resp.StatusCode != http.StatusNotFound || time.Now().After(deadline) {
-			t.Fatalf("reply request: %s", resp.Status)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// The office API answers 404 until routing has put the message into the office's queue.
+	servetest.Reply(t, g.OfficeAPIAddr().String(), filepath.Join(dir, "data"), rc.Stream, "Ihr Antrag ist eingegangen.")
 
 	select {
 	case s := <-sent:
@@ -214,21 +195,6 @@ func TestFakeChannelEndToEnd(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the reply sender did not use the fake outbound")
 	}
-}
-
-func demoPassword(t *testing.T, path string) string {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(raw)) {
-		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "password="); ok {
-			return p
-		}
-	}
-	t.Fatalf("no password in %s", path)
-	return ""
 }
 
 // TestOneEGVPTransport: a configuration with both osci: and egvp_enterprise: is
