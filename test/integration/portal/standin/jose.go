@@ -1,7 +1,6 @@
 package standin
 
 import (
-	"bytes"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
@@ -240,18 +239,16 @@ func checkClaims(payload []byte, set *SET) error {
 			return fmt.Errorf("set: claim %s missing", k)
 		}
 	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
 	var c struct {
 		Schema string                     `json:"$schema"`
 		JTI    string                     `json:"jti"`
 		Iss    string                     `json:"iss"`
-		Iat    json.Number                `json:"iat"`
+		Iat    json.RawMessage            `json:"iat"`
 		Sub    string                     `json:"sub"`
 		Txn    string                     `json:"txn"`
 		Events map[string]json.RawMessage `json:"events"`
 	}
-	if err := dec.Decode(&c); err != nil {
+	if err := json.Unmarshal(payload, &c); err != nil {
 		return fmt.Errorf("set: claims: %w", err)
 	}
 	if !setSchemaRE.MatchString(c.Schema) {
@@ -263,8 +260,9 @@ func checkClaims(payload []byte, set *SET) error {
 	if c.Iss == "" {
 		return errors.New("set: empty iss")
 	}
-	iat, err := c.Iat.Int64()
-	if err != nil || iat <= 0 {
+	// iat is a NumericDate (RFC 7519 §2); FITKO's schema wants an integer.
+	var iat int64
+	if err := json.Unmarshal(c.Iat, &iat); err != nil || iat <= 0 {
 		return fmt.Errorf("set: iat %q is not a positive integer (NumericDate)", c.Iat)
 	}
 	m := subjectRE.FindStringSubmatch(c.Sub)
