@@ -211,8 +211,10 @@ func (s *Server) senderReplyLocked(w http.ResponseWriter, c *Client, id string) 
 		writeProblem(w, http.StatusNotFound, "reply-not-found", "Reply not found", "no reply "+id, "")
 		return nil
 	}
-	if c.Role != Sender || rp.Sender != c.ID {
-		writeProblem(w, http.StatusForbidden, "forbidden", "Forbidden", "reply "+id+" is not to a submission of this client", "")
+	// The reply's sender-side owner, or the destination that wrote it (to
+	// read back its record, e.g. its case).
+	if !(c.Role == Sender && rp.Sender == c.ID || c.Role == Subscriber && slices.Contains(c.Destinations, rp.DestinationID)) {
+		writeProblem(w, http.StatusForbidden, "forbidden", "Forbidden", "reply "+id+" is neither to a submission of this client nor from its destination", "")
 		return nil
 	}
 	return rp
