@@ -105,7 +105,7 @@ func TestBuiltinSections(t *testing.T) {
 	for _, s := range channels.Builtin().Sections() {
 		keys = append(keys, s.Key)
 	}
-	if got, want := strings.Join(keys, " "), "smtp smtp_out imap demail osci egvp_enterprise"; got != want {
+	if got, want := strings.Join(keys, " "), "smtp smtp_out imap demail osci egvp_enterprise portal"; got != want {
 		t.Errorf("sections %q, want %q", got, want)
 	}
 	for _, r := range channels.Builtin().All() {
