@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha512"
 	"encoding/base64"
@@ -619,7 +620,7 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, f *fetched, events
 	if st := s.ServiceType; st != nil {
 		pf.ServiceIdentifier, pf.ServiceName = st.Identifier, st.Name
 	}
-	md := in.readMetadata(s, pf, problem)
+	md := in.readMetadata(ctx, s, pf, msg, problem)
 	if md != nil {
 		if pst := md.PublicServiceType; pst != nil && pst.Identifier != "" {
 			pf.ServiceIdentifier = pst.Identifier
@@ -666,7 +667,8 @@ func firstNonEmpty(s ...string) string {
 
 // readMetadata decrypts, parses and validates the metadata; nil when it
 // cannot be read at all.
-func (in *Inbound) readMetadata(s *submission, pf *gateway.PortalFields, problem func(typ, instance, detail string)) *metadata {
+func (in *Inbound) readMetadata(ctx context.Context, s *submission, pf *gateway.PortalFields, msg *gateway.MessageReceived,
+	problem func(typ, instance, detail string)) *metadata {
 	if s.EncryptedMetadata == "" {
 		problem(problemEncryptionIssue, "metadata", "the submission has no encrypted metadata")
 		return nil
@@ -683,6 +685,7 @@ func (in *Inbound) readMetadata(s *submission, pf *gateway.PortalFields, problem
 		return nil
 	}
 	pf.Checks = append(pf.Checks, "metadata decrypted ("+jweAlg+", "+jweEnc+")")
+	in.storeMetadata(ctx, doc, msg)
 	var md metadata
 	if err := json.Unmarshal(doc, &md); err != nil {
 		problem(problemSyntaxViolation, "metadata", "the metadata is not a JSON object: "+err.Error())
@@ -718,6 +721,21 @@ func (in *Inbound) readMetadata(s *submission, pf *gateway.PortalFields, problem
 		problem(p.Type, p.Instance, p.Detail)
 	}
 	return &md
+}
+
+// MetadataPath is the path of the part holding the decrypted metadata; the
+// outbound reads the reply channel from it.
+const MetadataPath = "metadata"
+
+// storeMetadata keeps the decrypted metadata as the message's first part.
+func (in *Inbound) storeMetadata(ctx context.Context, doc []byte, msg *gateway.MessageReceived) {
+	p := gateway.Part{Path: MetadataPath, MediaType: "application/json", Filename: "metadata.json", Kind: "attachment"}
+	ref, err := in.deps.Blobs.Put(ctx, bytes.NewReader(doc), maxMetadataBytes)
+	if err != nil {
+		p.Problems = append(p.Problems, "portal: storing the decrypted metadata: "+err.Error())
+	}
+	p.Blob = ref
+	msg.Parts = append(msg.Parts, p)
 }
 
 // maxMetadataBytes caps decrypted metadata.

@@ -140,10 +140,11 @@ func TestAcceptsAValidSubmission(t *testing.T) {
 	if m.SenderMessageID != s.ref.SubmissionID || m.Transport.Coordinates != s.ref.CaseID {
 		t.Errorf("ids %q %q", m.SenderMessageID, m.Transport.Coordinates)
 	}
-	if len(m.Parts) != 2 || m.Parts[0].Kind != "body" || m.Parts[1].Filename != "message.eml" || m.Parts[1].MediaType != "message/rfc822" {
+	if len(m.Parts) != 3 || m.Parts[0].Path != MetadataPath || m.Parts[1].Kind != "body" || m.Parts[2].Filename != "message.eml" ||
+		m.Parts[2].MediaType != "message/rfc822" {
 		t.Fatalf("parts %+v", m.Parts)
 	}
-	if !bytes.Equal(e.blob(t, m.Parts[1]), att) {
+	if !bytes.Equal(e.blob(t, m.Parts[2]), att) {
 		t.Error("the attachment's bytes differ")
 	}
 	if got := e.fake.decisions(s.ref.SubmissionID); !slices.Equal(got, []string{"accept-submission"}) {
