@@ -37,6 +37,7 @@ func Builtin() Registry {
 	demailIn := demailInbound()
 	osciIn := osciInbound()
 	enterpriseIn := enterpriseInbound()
+	portalIn := portalInbound()
 	reg, err := NewRegistry(
 		Registration{Name: gateway.ChannelSMTP, Inbound: smtpInbound(), Outbound: smtpOutbound(),
 			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
@@ -49,14 +50,15 @@ func Builtin() Registry {
 		// intermediary, answers stored in the originator's mailbox there;
 		// or a site's EGVP Enterprise does the OSCI (egvp_enterprise:).
 		// The portal takes a FIT-Connect destination's submissions (portal:);
-		// answers go back on the portal, to the submission.
+		// answers go back on the portal as FIT-Connect replies, encrypted to
+		// the key the submission named (without one they go to triage).
 		Registration{Name: gateway.ChannelDeMail, Inbound: demailIn, Outbound: demailOutbound(demailIn),
 			Reply: replies.Route{Channel: gateway.ChannelDeMail, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelEGVP, Inbound: osciIn, Outbound: osciOutbound(osciIn), Transport: OSCISection,
 			Reply: replies.Route{Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelEGVP, Inbound: enterpriseIn, Outbound: enterpriseOutbound(enterpriseIn), Transport: EGVPEnterpriseSection,
 			Reply: replies.Route{Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
-		Registration{Name: gateway.ChannelPortal, Inbound: portalInbound(),
+		Registration{Name: gateway.ChannelPortal, Inbound: portalIn, Outbound: portalOutbound(portalIn),
 			Reply: replies.Route{Channel: gateway.ChannelPortal, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelAPI, Reply: replies.Route{Reason: "messages handed in through the API have no reply channel"}},
 	)
@@ -180,4 +182,17 @@ func portalInbound() *InboundSide {
 			}
 			return in, nil
 		})
+}
+
+// portalOutbound sends answers to portal messages with the portal section's
+// API client.
+func portalOutbound(in *InboundSide) *OutboundSide {
+	return NewSharedOutbound(in, func(c *portal.Config, deps OutboundDeps) (replies.Outbound, error) {
+		out, err := portal.NewOutbound(*c, portal.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger, Evidence: deps.Evidence,
+			Tenant: deps.Tenant})
+		if err != nil || out == nil {
+			return nil, err
+		}
+		return out, nil
+	})
 }

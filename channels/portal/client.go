@@ -262,3 +262,51 @@ func New(cfg Config, deps gateway.IntakeDeps) (*Inbound, error) {
 	}
 	return nil, err
 }
+
+// CreateReply is POST /replies with the submission and the announced
+// attachments.
+func (p *httpPlatform) CreateReply(ctx context.Context, submissionID string, attachmentIDs []string) (string, string, error) {
+	if attachmentIDs == nil {
+		attachmentIDs = []string{}
+	}
+	body, err := json.Marshal(map[string]any{"submissionId": submissionID, "announcedAttachments": attachmentIDs})
+	if err != nil {
+		return "", "", err
+	}
+	resp, err := p.do(ctx, http.MethodPost, "/replies", strings.NewReader(string(body)), "application/json")
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ReplyID string `json:"replyId"`
+		CaseID  string `json:"caseId"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxErrorBody*4)).Decode(&out); err != nil || !acceptableID(out.ReplyID) {
+		return "", "", fmt.Errorf("POST /replies: no replyId in the answer (%v)", err)
+	}
+	return out.ReplyID, out.CaseID, nil
+}
+
+// UploadReplyAttachment is PUT /replies/{replyId}/attachments/{attachmentId}.
+func (p *httpPlatform) UploadReplyAttachment(ctx context.Context, replyID, attachmentID, jwe string) error {
+	resp, err := p.do(ctx, http.MethodPut, "/replies/"+url.PathEscape(replyID)+"/attachments/"+url.PathEscape(attachmentID),
+		strings.NewReader(jwe), "application/jose")
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// SubmitReply is PUT /replies/{replyId} with the encrypted metadata and data.
+func (p *httpPlatform) SubmitReply(ctx context.Context, replyID, encryptedMetadata, encryptedData string) error {
+	body, err := json.Marshal(map[string]string{"encryptedMetadata": encryptedMetadata, "encryptedData": encryptedData})
+	if err != nil {
+		return err
+	}
+	resp, err := p.do(ctx, http.MethodPut, "/replies/"+url.PathEscape(replyID), strings.NewReader(string(body)), "application/json")
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}

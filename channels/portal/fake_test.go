@@ -4,11 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha512"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -63,11 +62,6 @@ func encrypt(t testing.TB, plain []byte, pub *rsa.PublicKey, zip bool) string {
 	return s
 }
 
-func sha512Hex(b []byte) string {
-	h := sha512.Sum512(b)
-	return hex.EncodeToString(h[:])
-}
-
 // fakeSub is one submission at the fake platform.
 type fakeSub struct {
 	ref         submissionRef
@@ -105,6 +99,10 @@ type fakePlatform struct {
 	fetches     map[string]int
 	// hold, when set, blocks GetSubmission until it is closed.
 	hold chan struct{}
+	// replies are the replies received, by reply id; caseOf the case of
+	// every submission ever added.
+	replies map[string]*fakeReply
+	caseOf  map[string]string
 }
 
 func newFake() *fakePlatform {
@@ -115,6 +113,10 @@ func (f *fakePlatform) add(s *fakeSub) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.subs[s.ref.SubmissionID] = s
+	if f.caseOf == nil {
+		f.caseOf = map[string]string{}
+	}
+	f.caseOf[s.ref.SubmissionID] = s.ref.CaseID
 	f.order = append(f.order, s.ref.SubmissionID)
 	if len(f.events[s.ref.CaseID]) == 0 {
 		f.events[s.ref.CaseID] = append(f.events[s.ref.CaseID], s.events...)
@@ -373,4 +375,64 @@ func build(t testing.TB, spec subSpec) *fakeSub {
 		fs.events = []string{set}
 	}
 	return fs
+}
+
+// fakeReply is a reply the fake received.
+type fakeReply struct {
+	submissionID, caseID string
+	announced            []string
+	attachments          map[string]string
+	encMetadata, encData string
+}
+
+// CreateReply implements replyAPI.
+func (f *fakePlatform) CreateReply(_ context.Context, submissionID string, ids []string) (string, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.checkToken(); err != nil {
+		return "", "", err
+	}
+	if f.replies == nil {
+		f.replies = map[string]*fakeReply{}
+	}
+	caseID := f.caseOf[submissionID]
+	if caseID == "" {
+		return "", "", errNotFound
+	}
+	id := newID('r')
+	f.replies[id] = &fakeReply{submissionID: submissionID, caseID: caseID, announced: ids, attachments: map[string]string{}}
+	return id, caseID, nil
+}
+
+func (f *fakePlatform) UploadReplyAttachment(_ context.Context, replyID, aid, jwe string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.replies[replyID]
+	if !ok || !slices.Contains(r.announced, aid) {
+		return errNotFound
+	}
+	r.attachments[aid] = jwe
+	return nil
+}
+
+func (f *fakePlatform) SubmitReply(_ context.Context, replyID, encMeta, encData string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.replies[replyID]
+	if !ok {
+		return errNotFound
+	}
+	if len(r.attachments) != len(r.announced) {
+		return fmt.Errorf("409: %d of %d attachments uploaded", len(r.attachments), len(r.announced))
+	}
+	r.encMetadata, r.encData = encMeta, encData
+	ev, _ := json.Marshal(map[string]any{})
+	payload, _ := json.Marshal(setPayload{JTI: newID('e'), Iss: "https://api.fitko.de/fit-connect/", Iat: 1_800_000_000,
+		Sub: "reply:" + replyID, Txn: "case:" + r.caseID, Events: map[string]json.RawMessage{eventPrefix + "submit-reply": ev}})
+	set, err := testKeys().SignSET(payload)
+	if err != nil {
+		return err
+	}
+	f.events[r.caseID] = append(f.events[r.caseID], set)
+	return nil
 }
