@@ -3,6 +3,7 @@ package fitconnect
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // FuzzDecrypt: any input either decrypts (only a token made with the key) or
@@ -58,6 +59,65 @@ func FuzzParseMetadata(f *testing.F) {
 		_ = md.CheckAttachments(nil)
 		if md.ReplyChannel != nil && md.ReplyChannel.FitConnect != nil {
 			_, _ = md.ReplyChannel.FitConnect.EncryptionKey()
+		}
+	})
+}
+
+// FuzzParseSET: any input verifies (only what our key signed) or fails with
+// ErrInvalidSET or ErrSETSignature; never a panic.
+func FuzzParseSET(f *testing.F) {
+	a, _ := testKeys(f)
+	keys := testKeySet(f, a, "sig-1")
+	p, err := NewAcceptSubmission(SETClaims{Issuer: destID, Subject: SubjectSubmission(subID), CaseID: caseID}, AuthenticationTags{Metadata: "m"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := testSigner(f, a, "sig-1").Sign(p)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add("eyJhbGciOiJQUzUxMiIsInR5cCI6InNlY2V2ZW50K2p3dCIsImtpZCI6InNpZy0xIn0.e30.AAAA")
+	f.Add("..")
+	f.Add("a.b.c.d.e")
+	f.Fuzz(func(t *testing.T, in string) {
+		s, err := ParseSET(in, keys, VerifyOptions{})
+		if err == nil {
+			if s.Event == "" || s.KeyID != "sig-1" {
+				t.Fatalf("verified SET without event or with kid %q", s.KeyID)
+			}
+			_, _, _ = s.AuthenticationTags()
+			_, _ = s.Problems()
+			return
+		}
+		if !errors.Is(err, ErrInvalidSET) && !errors.Is(err, ErrSETSignature) {
+			t.Fatalf("unexpected error kind: %v", err)
+		}
+	})
+}
+
+// FuzzCallback: header values and body from outside; only an authentic
+// callback parses.
+func FuzzCallback(f *testing.F) {
+	secret := []byte("secret")
+	now := time.Unix(1672527599, 0)
+	ts, auth := SignCallback(secret, []byte(callbackBody), now)
+	f.Add(ts, auth, []byte(callbackBody))
+	f.Add("1672527599", "00", []byte("{}"))
+	f.Add("-1", "", []byte(nil))
+	f.Add("99999999999999999999", auth, []byte(callbackBody))
+	v := CallbackVerifier{Secret: secret, Now: func() time.Time { return now }, MaxBody: 1 << 16}
+	f.Fuzz(func(t *testing.T, ts, auth string, body []byte) {
+		c, err := v.Verify(ts, auth, body)
+		if err == nil {
+			if c.Type == "" {
+				t.Fatal("accepted a callback without type")
+			}
+			_ = c.IDs()
+			return
+		}
+		if !errors.Is(err, ErrCallbackAuthentication) && !errors.Is(err, ErrCallbackTimestamp) && !errors.Is(err, ErrCallbackBody) {
+			t.Fatalf("unexpected error kind: %v", err)
 		}
 	})
 }
