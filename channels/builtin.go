@@ -9,6 +9,7 @@ import (
 	"github.com/poststelle/poststelle/channels/egvpenterprise"
 	"github.com/poststelle/poststelle/channels/imap"
 	"github.com/poststelle/poststelle/channels/oscichannel"
+	"github.com/poststelle/poststelle/channels/portal"
 	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/channels/smtpout"
 	"github.com/poststelle/poststelle/gateway"
@@ -26,6 +27,8 @@ const (
 	// EGVPEnterpriseSection is EGVP's other transport, through an EGVP
 	// Enterprise installation's web service; a node configures it or osci.
 	EGVPEnterpriseSection = "egvp_enterprise"
+	// PortalSection is the FIT-Connect destination (docs/portal.md).
+	PortalSection = "portal"
 )
 
 // Builtin is the registry of the channels this build has. A new channel
@@ -34,6 +37,7 @@ func Builtin() Registry {
 	demailIn := demailInbound()
 	osciIn := osciInbound()
 	enterpriseIn := enterpriseInbound()
+	portalIn := portalInbound()
 	reg, err := NewRegistry(
 		Registration{Name: gateway.ChannelSMTP, Inbound: smtpInbound(), Outbound: smtpOutbound(),
 			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
@@ -45,15 +49,17 @@ func Builtin() Registry {
 		// (osci: section): deliveries fetched from or forwarded by the
 		// intermediary, answers stored in the originator's mailbox there;
 		// or a site's EGVP Enterprise does the OSCI (egvp_enterprise:).
-		// The portal has no adapter yet and is answered on its own channel
-		// (postbox), reaching triage with replies.ErrNoOutbound.
+		// The portal takes a FIT-Connect destination's submissions (portal:);
+		// answers go back on the portal as FIT-Connect replies, encrypted to
+		// the key the submission named (without one they go to triage).
 		Registration{Name: gateway.ChannelDeMail, Inbound: demailIn, Outbound: demailOutbound(demailIn),
 			Reply: replies.Route{Channel: gateway.ChannelDeMail, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelEGVP, Inbound: osciIn, Outbound: osciOutbound(osciIn), Transport: OSCISection,
 			Reply: replies.Route{Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelEGVP, Inbound: enterpriseIn, Outbound: enterpriseOutbound(enterpriseIn), Transport: EGVPEnterpriseSection,
 			Reply: replies.Route{Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
-		Registration{Name: gateway.ChannelPortal, Reply: replies.Route{Channel: gateway.ChannelPortal, Address: replies.SenderAddress}},
+		Registration{Name: gateway.ChannelPortal, Inbound: portalIn, Outbound: portalOutbound(portalIn),
+			Reply: replies.Route{Channel: gateway.ChannelPortal, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelAPI, Reply: replies.Route{Reason: "messages handed in through the API have no reply channel"}},
 	)
 	if err != nil {
@@ -160,6 +166,30 @@ func enterpriseOutbound(in *InboundSide) *OutboundSide {
 	return NewSharedOutbound(in, func(c *egvpenterprise.Config, deps OutboundDeps) (replies.Outbound, error) {
 		out, err := egvpenterprise.NewOutbound(*c, egvpenterprise.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger,
 			Evidence: deps.Evidence, Tenant: deps.Tenant})
+		if err != nil || out == nil {
+			return nil, err
+		}
+		return out, nil
+	})
+}
+
+func portalInbound() *InboundSide {
+	return NewInbound(SectionSpec[portal.Config]{Key: PortalSection, Validate: (*portal.Config).Validate},
+		func(c *portal.Config, deps gateway.IntakeDeps) (gateway.Inbound, error) {
+			in, err := portal.New(*c, deps)
+			if err != nil || in == nil {
+				return nil, err
+			}
+			return in, nil
+		})
+}
+
+// portalOutbound sends answers to portal messages with the portal section's
+// API client.
+func portalOutbound(in *InboundSide) *OutboundSide {
+	return NewSharedOutbound(in, func(c *portal.Config, deps OutboundDeps) (replies.Outbound, error) {
+		out, err := portal.NewOutbound(*c, portal.OutboundDeps{Blobs: deps.Blobs, Logger: deps.Logger, Evidence: deps.Evidence,
+			Tenant: deps.Tenant})
 		if err != nil || out == nil {
 			return nil, err
 		}

@@ -136,6 +136,83 @@ type MessageReceived struct {
 	// by the EGVP channel, nil on every other, and ignored by the routing rules
 	// on another channel.
 	EGVP *EGVPFields `json:"egvp,omitempty"`
+	// Portal is what the portal channel read from a FIT-Connect submission:
+	// set only by the portal channel, nil on every other, and ignored by the
+	// routing rules on another channel.
+	Portal *PortalFields `json:"portal,omitempty"`
+}
+
+// PortalFields are the typed fields of a submission received through
+// FIT-Connect (channels/portal): where it was addressed, which
+// Verwaltungsleistung it is for, how its sender may be answered, and what the
+// gateway checked and decided about it. The service and the reply channel
+// are the submission's metadata, the sender's claims; Checks and Decision are
+// the gateway's own.
+type PortalFields struct {
+	// DestinationID is the FIT-Connect destination (Zustellpunkt) the
+	// submission was addressed to, SubmissionID and CaseID the platform's ids
+	// of the submission and of its case (Vorgang).
+	DestinationID string `json:"destinationId"`
+	SubmissionID  string `json:"submissionId"`
+	CaseID        string `json:"caseId,omitempty"`
+	// ServiceIdentifier is the Verwaltungsleistung's identifier, a URN
+	// (urn:de:fim:leika:leistung:99123456760610 for a LeiKa service), as the
+	// metadata's publicServiceType states it or else the submission's
+	// serviceType; ServiceName its name.
+	ServiceIdentifier string `json:"serviceIdentifier,omitempty"`
+	ServiceName       string `json:"serviceName,omitempty"`
+	// LeikaKey is the LeiKa key, the part of a urn:de:fim:leika:leistung:
+	// identifier after that prefix; empty for another kind of identifier.
+	LeikaKey string `json:"leikaKey,omitempty"`
+	// MetadataSchema is the metadata's $schema URI (the schema it was
+	// validated against).
+	MetadataSchema string `json:"metadataSchema,omitempty"`
+	// ReplyChannel is the kind of reply channel the metadata names:
+	// fitConnect, eMail, deMail, fink or elster; empty when it names none.
+	ReplyChannel string `json:"replyChannel,omitempty"`
+	// AuthenticationTags are the JWE authentication tags of the encrypted
+	// metadata, data and attachments, as the accept-submission event states
+	// them.
+	AuthenticationTags *PortalAuthenticationTags `json:"authenticationTags,omitempty"`
+	// Checks lists what was verified and held ("metadata decrypted",
+	// "metadata schema 1.0.0", "data hash sha512", ...).
+	Checks []string `json:"checks,omitempty"`
+	// Decision is the gateway's answer to the platform: PortalAccepted or
+	// PortalRejected (with Problems).
+	Decision string `json:"decision"`
+	// Problems are the FIT-Connect problems a rejection names.
+	Problems []PortalProblem `json:"problems,omitempty"`
+}
+
+// The decisions on a FIT-Connect submission.
+const (
+	// PortalAccepted: every check held; accept-submission is posted.
+	PortalAccepted = "accepted"
+	// PortalRejected: a check failed; reject-submission is posted with the
+	// problems.
+	PortalRejected = "rejected"
+)
+
+// PortalAuthenticationTags are the JWE authentication tags (base64url) of a
+// submission's encrypted parts.
+type PortalAuthenticationTags struct {
+	Metadata string `json:"metadata,omitempty"`
+	Data     string `json:"data,omitempty"`
+	// Attachments maps attachment ids to their tags.
+	Attachments map[string]string `json:"attachments,omitempty"`
+}
+
+// PortalProblem is one problem of a rejected submission, in the form of the
+// reject-submission event (an RFC 7807 problem).
+type PortalProblem struct {
+	// Type is the problem's URI
+	// (https://schema.fitko.de/fit-connect/events/problems/hash-mismatch).
+	Type   string `json:"type"`
+	Title  string `json:"title,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	// Instance names what the problem is about: "metadata", "data" or
+	// "attachment:<id>".
+	Instance string `json:"instance,omitempty"`
 }
 
 // EGVPFields are the typed fields of a message received on EGVP (package egvp):

@@ -54,6 +54,9 @@ type Input struct {
 	Facts      Facts
 	// EGVP is the message's EGVP fields, nil unless it came on the EGVP channel.
 	EGVP *gateway.EGVPFields
+	// Portal is the message's FIT-Connect fields, nil unless it came on the
+	// portal channel.
+	Portal *gateway.PortalFields
 
 	senderDomains []string
 	rcptDomains   []string
@@ -76,6 +79,9 @@ func NewInput(m *gateway.MessageReceived, f Facts) *Input {
 		Subject: clip(m.Subject), Metadata: m.Metadata, Facts: f}
 	if in.Channel == gateway.ChannelEGVP {
 		in.EGVP = m.EGVP
+	}
+	if in.Channel == gateway.ChannelPortal {
+		in.Portal = m.Portal
 	}
 	add := func(a string) {
 		a = normAddress(a)
@@ -303,6 +309,7 @@ const (
 	failSubject
 	failFileNumber
 	failEGVP
+	failPortal
 )
 
 // check returns the first condition in fails, cheapest first, or noFailure;
@@ -346,6 +353,8 @@ func (r *rule) check(in *Input) (failure, int) {
 		return failFileNumber, 0
 	case r.egvp != nil && r.egvp.mismatch(in.EGVP) != "":
 		return failEGVP, 0
+	case r.portal != nil && r.portal.mismatch(in.Portal) != "":
+		return failPortal, 0
 	}
 	return noFailure, 0
 }
@@ -384,6 +393,8 @@ func (r *rule) mismatch(in *Input) string {
 		return fmt.Sprintf("subject does not match %s", r.subject)
 	case failEGVP:
 		return r.egvp.mismatch(in.EGVP)
+	case failPortal:
+		return r.portal.mismatch(in.Portal)
 	}
 	return "no file number pattern matches the subject or the stated file numbers"
 }

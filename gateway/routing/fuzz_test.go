@@ -32,6 +32,7 @@ func FuzzPrefilter(f *testing.F) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(sampleRules))
 	f.Add([]byte(egvpRules))
+	f.Add([]byte(portalRules))
 	f.Add([]byte("rules: [{id: a, match: {}, offices: [x]}]"))
 	f.Add([]byte("rules: [{id: a, match: {metadata: {k: ''}}, offices: [x]}]"))
 	msgs := []*gateway.MessageReceived{
@@ -42,6 +43,7 @@ func FuzzParse(f *testing.F) {
 		}),
 		msg(func(m *gateway.MessageReceived) { m.From.Address = "x@a.bund.de"; m.Subject = "BA-2024/1 [spam]" }),
 		egvpMsg(func(e *gateway.EGVPFields) { e.EEBRequested = true; e.SenderFileNumber = "BA-2024/1" }),
+		portalMsg(nil),
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		set, err := Parse(raw, Options{})

@@ -134,6 +134,9 @@ type MatchSpec struct {
 	SafeID stringList `yaml:"safe_id"`
 	// Origin matches the EGVP proof of origin: vhn, sender-signed or none.
 	Origin stringList `yaml:"origin"`
+	// Portal matches the typed fields of a FIT-Connect submission received on
+	// the portal channel; on other channels it never holds.
+	Portal *PortalSpec `yaml:"portal"`
 }
 
 // XJustizSpec holds the conditions on an EGVP message's XJustiz fields; all given
@@ -248,6 +251,7 @@ type rule struct {
 	wfSatisfied tri
 	problems    tri
 	egvp        *egvpCond
+	portal      *portalCond
 	offices     []string
 	triage      bool
 	cont        bool
@@ -346,6 +350,9 @@ func compileRule(pos int, spec RuleSpec, opts Options) (*rule, error) {
 	r.verified, r.wfRequired, r.wfSatisfied = triOf(m.Verified), triOf(m.WrittenFormRequired), triOf(m.WrittenFormSatisfied)
 	r.problems = triOf(m.Problems)
 	if r.egvp, err = compileEGVP(m); err != nil {
+		return nil, err
+	}
+	if r.portal, err = compilePortal(m.Portal); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -1,0 +1,388 @@
+package portal
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/replies"
+)
+
+// Answers to a portal message go back through FIT-Connect's reply mechanism
+// (Rückkanal, Submission API: POST /replies, PUT /replies/{id}/attachments/{aid},
+// PUT /replies/{id}; the platform then writes submit-reply into the case's
+// event log, the sender's side accept-reply or reject-reply). The reply is
+// encrypted to the key the submission's metadata named in
+// replyChannel.fitConnect.encryptionPublicKey (metadata schema 2.x). The reply
+// API is not in the Submission API v1 the Python SDK 0.4.2 speaks; these
+// paths and bodies are the closest documented form (FITKO's "Rückkanal"
+// pages and the fitconnect package's client), unverified against the
+// platform.
+//
+// The reply's data is a small JSON document of the answer (replyDataSchema):
+// an office writes free text, not the Fachdaten of a process standard.
+
+// replyDataSchema names the JSON of a reply's data.
+const replyDataSchema = "urn:poststelle:fitconnect:reply-text:1"
+
+// replyMetadataSchema is the metadata schema of a reply.
+const replyMetadataSchema = metadataSchemaPrefix + "2.1.0/metadata.schema.json"
+
+// replyAPI is the reply part of the Submission API.
+type replyAPI interface {
+	// CreateReply announces a reply to a submission with its attachments'
+	// ids and returns the platform's reply id and, when it says, the case.
+	CreateReply(ctx context.Context, submissionID string, attachmentIDs []string) (replyID, caseID string, err error)
+	UploadReplyAttachment(ctx context.Context, replyID, attachmentID, jwe string) error
+	SubmitReply(ctx context.Context, replyID, encryptedMetadata, encryptedData string) error
+	// EventLog returns the case's event log (the reply's events are in it).
+	EventLog(ctx context.Context, caseID string) ([]string, error)
+	RefreshToken(ctx context.Context) error
+}
+
+// Outbound sends answers to portal messages. It implements replies.Outbound.
+//
+// The platform takes no id of ours for a reply, so a resend after a crash
+// between the platform's acceptance and the recorded ReplySent sends the
+// answer twice.
+type Outbound struct {
+	api      replyAPI
+	blobs    blob.Backend
+	log      *slog.Logger
+	evidence *gateway.EvidenceRecorder
+	tenant   string
+	now      func() time.Time
+	maxSize  int64
+}
+
+// OutboundDeps are the sender's collaborators.
+type OutboundDeps struct {
+	Blobs  blob.Backend
+	Logger *slog.Logger
+	// Evidence, when set, records the reply's events in the event log as
+	// delivery evidence of the answer.
+	Evidence *gateway.EvidenceRecorder
+	Tenant   string
+}
+
+// NewOutbound builds the sender of cfg; nil when cfg does not enable the
+// channel.
+func NewOutbound(cfg Config, deps OutboundDeps) (*Outbound, error) {
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("portal: %w", err)
+	}
+	secret, err := readSecret("client_secret_file", cfg.ClientSecretFile)
+	if err != nil {
+		return nil, err
+	}
+	return newOutbound(cfg, deps, newHTTPPlatform(&cfg, secret))
+}
+
+func newOutbound(cfg Config, deps OutboundDeps, api replyAPI) (*Outbound, error) {
+	if deps.Blobs == nil {
+		return nil, errors.New("portal: outbound without a blob store")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Tenant == "" {
+		deps.Tenant = gateway.DefaultTenant
+	}
+	return &Outbound{api: api, blobs: deps.Blobs, evidence: deps.Evidence, tenant: deps.Tenant, now: time.Now,
+		maxSize: cfg.maxSize(), log: deps.Logger.With("channel", "portal", "role", "sender")}, nil
+}
+
+// ErrNoFITConnectReplyChannel: the submission named no FIT-Connect reply
+// channel, so the answer cannot go back on the portal.
+var ErrNoFITConnectReplyChannel = errors.New("the submission named no FIT-Connect reply channel")
+
+// call repeats f once after renewing a refused token.
+func (o *Outbound) call(ctx context.Context, f func() error) error {
+	err := f()
+	if !errors.Is(err, errUnauthorized) {
+		return err
+	}
+	if rerr := o.api.RefreshToken(ctx); rerr != nil {
+		return fmt.Errorf("refreshing the access token: %w", rerr)
+	}
+	return f()
+}
+
+// Send implements replies.Outbound.
+func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived) (replies.SentInfo, error) {
+	if orig == nil || orig.Channel != gateway.ChannelPortal || orig.Portal == nil || orig.Portal.SubmissionID == "" {
+		return replies.SentInfo{}, replies.Permanent(fmt.Errorf("portal: answer %s: the answered message is not a FIT-Connect submission", req.ReplyID))
+	}
+	if req.EEB != nil {
+		return replies.SentInfo{}, replies.Permanent(fmt.Errorf("portal: answer %s: an eEB is an EGVP answer", req.ReplyID))
+	}
+	sub := orig.Portal.SubmissionID
+	key, err := o.replyKey(ctx, orig)
+	if err != nil {
+		return replies.SentInfo{}, replies.Permanent(fmt.Errorf("portal: answer %s to submission %s: %w", req.ReplyID, sub, err))
+	}
+	body, err := o.read(ctx, req.Body)
+	if err != nil {
+		return replies.SentInfo{}, fmt.Errorf("portal: answer %s: reading the body: %w", req.ReplyID, err)
+	}
+	data, err := json.Marshal(struct {
+		Schema       string `json:"$schema"`
+		SubmissionID string `json:"submissionId"`
+		Subject      string `json:"subject,omitempty"`
+		Text         string `json:"text"`
+	}{replyDataSchema, sub, req.Subject, string(body)})
+	if err != nil {
+		return replies.SentInfo{}, replies.Permanent(err)
+	}
+	type att struct {
+		id, jwe string
+		meta    map[string]any
+	}
+	var atts []att
+	var ids []string
+	for i, p := range req.Attachments {
+		b, err := o.read(ctx, p.Blob)
+		if err != nil {
+			return replies.SentInfo{}, fmt.Errorf("portal: answer %s: reading attachment %d: %w", req.ReplyID, i+1, err)
+		}
+		jwe, err := encryptTo(b, key)
+		if err != nil {
+			return replies.SentInfo{}, replies.Permanent(fmt.Errorf("portal: answer %s: encrypting attachment %d: %w", req.ReplyID, i+1, err))
+		}
+		id := replyAttachmentID(req.ReplyID, i)
+		mt := p.MediaType
+		if !mediaTypeR.MatchString(mt) {
+			mt = "application/octet-stream"
+		}
+		m := map[string]any{"attachmentId": id, "hash": map[string]string{"type": "sha512", "content": sha512Hex(b)},
+			"purpose": "attachment", "mimeType": mt}
+		if p.Filename != "" {
+			m["filename"] = p.Filename
+		}
+		atts = append(atts, att{id: id, jwe: jwe, meta: m})
+		ids = append(ids, id)
+	}
+	attMeta := make([]any, 0, len(atts))
+	for _, a := range atts {
+		attMeta = append(attMeta, a.meta)
+	}
+	md, err := json.Marshal(map[string]any{"$schema": replyMetadataSchema, "contentStructure": map[string]any{
+		"data": map[string]any{"hash": map[string]string{"type": "sha512", "content": sha512Hex(data)},
+			"submissionSchema": map[string]string{"schemaUri": replyDataSchema, "mimeType": "application/json"}},
+		"attachments": attMeta}})
+	if err != nil {
+		return replies.SentInfo{}, replies.Permanent(err)
+	}
+	encMeta, err := encryptTo(md, key)
+	if err == nil {
+		var encData string
+		if encData, err = encryptTo(data, key); err == nil {
+			return o.send(ctx, req, orig, ids, func(replyID string) error {
+				for _, a := range atts {
+					if err := o.call(ctx, func() error { return o.api.UploadReplyAttachment(ctx, replyID, a.id, a.jwe) }); err != nil {
+						return fmt.Errorf("uploading attachment %s: %w", a.id, err)
+					}
+				}
+				return o.call(ctx, func() error { return o.api.SubmitReply(ctx, replyID, encMeta, encData) })
+			})
+		}
+	}
+	return replies.SentInfo{}, replies.Permanent(fmt.Errorf("portal: answer %s: encrypting: %w", req.ReplyID, err))
+}
+
+func (o *Outbound) send(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived, ids []string,
+	upload func(replyID string) error) (replies.SentInfo, error) {
+	sub := orig.Portal.SubmissionID
+	var replyID, caseID string
+	err := o.call(ctx, func() error {
+		var err error
+		replyID, caseID, err = o.api.CreateReply(ctx, sub, ids)
+		return err
+	})
+	if errors.Is(err, errNotFound) {
+		return replies.SentInfo{}, replies.Permanent(fmt.Errorf("portal: answer %s: the platform knows submission %s no more: %w", req.ReplyID, sub, err))
+	}
+	if err != nil {
+		return replies.SentInfo{}, fmt.Errorf("portal: answer %s: creating the reply: %w", req.ReplyID, err)
+	}
+	if err := upload(replyID); err != nil {
+		return replies.SentInfo{}, fmt.Errorf("portal: answer %s (reply %s): %w", req.ReplyID, replyID, err)
+	}
+	if caseID == "" {
+		caseID = orig.Portal.CaseID
+	}
+	n := o.recordEvents(ctx, req, replyID, caseID)
+	o.log.Info("answer sent through FIT-Connect", "replyId", req.ReplyID, "fitconnectReplyId", replyID, "submissionId", sub,
+		"caseId", caseID, "events", n)
+	return replies.SentInfo{ChannelMessageID: replyID,
+		Response: fmt.Sprintf("FIT-Connect reply %s submitted to case %s", replyID, caseID)}, nil
+}
+
+// replyKey is the reply key the answered submission's metadata names.
+func (o *Outbound) replyKey(ctx context.Context, orig *gateway.MessageReceived) (*rsa.PublicKey, error) {
+	var mdPart *gateway.Part
+	for i := range orig.Parts {
+		if orig.Parts[i].Path == MetadataPath {
+			mdPart = &orig.Parts[i]
+		}
+	}
+	kind := orig.Portal.ReplyChannel
+	if kind == "" {
+		kind = "none"
+	}
+	if mdPart == nil || mdPart.Blob.SHA256 == "" {
+		return nil, fmt.Errorf("%w (its metadata could not be read)", ErrNoFITConnectReplyChannel)
+	}
+	doc, err := o.read(ctx, mdPart.Blob)
+	if err != nil {
+		return nil, fmt.Errorf("reading the submission's metadata: %w", err)
+	}
+	var md struct {
+		ReplyChannel struct {
+			FitConnect *struct {
+				EncryptionPublicKey json.RawMessage `json:"encryptionPublicKey"`
+			} `json:"fitConnect"`
+		} `json:"replyChannel"`
+	}
+	if err := json.Unmarshal(doc, &md); err != nil || md.ReplyChannel.FitConnect == nil {
+		return nil, fmt.Errorf("%w (its reply channel: %s); answer it on another channel", ErrNoFITConnectReplyChannel, kind)
+	}
+	var k jose.JSONWebKey
+	if err := k.UnmarshalJSON(md.ReplyChannel.FitConnect.EncryptionPublicKey); err != nil {
+		return nil, fmt.Errorf("the reply key is not a JWK: %w", err)
+	}
+	pub, ok := k.Key.(*rsa.PublicKey)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("the reply key is a %T, want a public RSA key", k.Key)
+	case k.Algorithm != "" && k.Algorithm != jweAlg:
+		return nil, fmt.Errorf("the reply key's alg is %q, want %s", k.Algorithm, jweAlg)
+	case pub.N.BitLen() < 2048:
+		return nil, fmt.Errorf("the reply key has %d bits, want at least 2048", pub.N.BitLen())
+	}
+	return pub, nil
+}
+
+func (o *Outbound) read(ctx context.Context, ref blob.Ref) ([]byte, error) {
+	if ref.SHA256 == "" {
+		return nil, nil
+	}
+	rc, err := o.blobs.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, o.maxSize+1))
+	if err == nil && int64(len(b)) > o.maxSize {
+		err = fmt.Errorf("more than max_submission_size (%d bytes)", o.maxSize)
+	}
+	return b, err
+}
+
+// encryptTo encrypts plain to key as FIT-Connect requires: compact JWE,
+// RSA-OAEP-256, A256GCM, no compression.
+func encryptTo(plain []byte, key *rsa.PublicKey) (string, error) {
+	enc, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{Algorithm: jose.RSA_OAEP_256, Key: key}, nil)
+	if err != nil {
+		return "", err
+	}
+	obj, err := enc.Encrypt(plain)
+	if err != nil {
+		return "", err
+	}
+	return obj.CompactSerialize()
+}
+
+// replyAttachmentID is the id of an answer's i-th attachment: a UUID derived
+// from the reply id, the same on every attempt.
+func replyAttachmentID(replyID string, i int) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "poststelle-portal-reply-attachment\x00%s\x00%d", replyID, i))
+	x := hex.EncodeToString(h[:16])
+	return x[:8] + "-" + x[8:12] + "-8" + x[13:16] + "-" + fmt.Sprintf("%x", 0x8|(h[8]&0x3)) + x[17:20] + "-" + x[20:32]
+}
+
+func sha512Hex(b []byte) string {
+	h := sha512.Sum512(b)
+	return hex.EncodeToString(h[:])
+}
+
+// The reply events of the event log and what they attest of an answer.
+var replyEventKinds = map[string]gateway.EvidenceKind{
+	eventPrefix + "submit-reply": gateway.EvidenceDispatched,
+	eventPrefix + "accept-reply": gateway.EvidenceRetrieved,
+	eventPrefix + "reject-reply": gateway.EvidenceNotDelivered,
+}
+
+// recordEvents records the reply's events in the case's event log as
+// delivery evidence of the answer; it returns how many it found. Events that
+// arrive later (accept-reply) are not fetched again: no poll of sent replies
+// is built. The SETs' signatures are not checked here; the evidence says so.
+func (o *Outbound) recordEvents(ctx context.Context, req *gateway.ReplyRequested, replyID, caseID string) int {
+	if o.evidence == nil || caseID == "" || !acceptableID(caseID) {
+		return 0
+	}
+	var events []string
+	err := o.call(ctx, func() error {
+		var err error
+		events, err = o.api.EventLog(ctx, caseID)
+		return err
+	})
+	if err != nil {
+		o.log.Warn("reading the reply's events", "replyId", req.ReplyID, "caseId", caseID, "err", err)
+		return 0
+	}
+	n := 0
+	for _, e := range events {
+		p, err := parseSET(e)
+		if err != nil || p.Sub != "reply:"+replyID || p.JTI == "" {
+			continue
+		}
+		for typ, raw := range p.Events {
+			kind, ok := replyEventKinds[typ]
+			if !ok {
+				continue
+			}
+			ev := &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelPortal, Kind: kind,
+				References: []gateway.EvidenceReference{{Kind: "replyId", Value: req.ReplyID}, {Kind: "fitconnectReplyId", Value: replyID}},
+				Attester:   gateway.Attester{Role: "portal", Name: "FIT-Connect", ID: p.Iss}, AttestedAt: time.Unix(p.Iat, 0).UTC(),
+				EvidenceID: "fitconnect:" + p.JTI, MediaType: "application/jose",
+				Problems: []string{"a FIT-Connect event log SET, its signature not verified by the portal channel"}}
+			if kind == gateway.EvidenceNotDelivered {
+				ev.Reason = "reject-reply: " + strings.TrimSpace(string(raw))
+				if len(ev.Reason) > 500 {
+					ev.Reason = ev.Reason[:500]
+				}
+			}
+			if ref, err := o.blobs.Put(ctx, bytes.NewReader([]byte(e)), maxSETBytes); err == nil {
+				ev.Evidence = ref
+			}
+			rc, err := o.evidence.Record(ctx, o.tenant, ev)
+			switch {
+			case err != nil:
+				o.log.Error("recording the reply's evidence", "replyId", req.ReplyID, "kind", kind, "err", err)
+			case !rc.Linked:
+				o.log.Warn("the reply's evidence is not linked", "replyId", req.ReplyID, "kind", kind, "stream", rc.Stream)
+			default:
+				n++
+			}
+		}
+	}
+	return n
+}
