@@ -24,9 +24,10 @@ import (
 
 // world is the stand-in process the tests share, with its setup.
 type world struct {
-	dir   string
-	setup standin.Setup
-	proc  *exec.Cmd
+	dir     string
+	setup   standin.Setup
+	proc    *exec.Cmd
+	logPath string
 }
 
 var shared *world
@@ -40,63 +41,99 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// runMain builds cmd/fitconnect-standin, starts it on 127.0.0.1 with its
-// keys cached in the user's cache directory (seven 4096-bit RSA keys are
-// slow to make on a busy machine) and runs the tests.
+// standinBin is the built cmd/fitconnect-standin; keysFile caches its keys
+// in the user's cache directory (seven 4096-bit RSA keys are slow to make on
+// a busy machine).
+var standinBin, keysFile string
+
+// runMain builds cmd/fitconnect-standin, starts the shared stand-in on
+// 127.0.0.1 and runs the tests.
 func runMain(m *testing.M) (int, error) {
 	dir, err := os.MkdirTemp("", "poststelle-portal-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "fitconnect-standin")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/poststelle/poststelle/test/integration/portal/standin/cmd/fitconnect-standin").CombinedOutput(); err != nil {
+	standinBin = filepath.Join(dir, "fitconnect-standin")
+	if out, err := exec.Command("go", "build", "-o", standinBin, "github.com/poststelle/poststelle/test/integration/portal/standin/cmd/fitconnect-standin").CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("building the stand-in: %v\n%s", err, out)
 	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = dir
 	}
-	state := filepath.Join(dir, "state")
-	logf, err := os.Create(filepath.Join(dir, "standin.log"))
+	keysFile = filepath.Join(cache, "poststelle", "fitconnect-standin-keys.json")
+	w, err := startStandin(filepath.Join(dir, "shared"))
 	if err != nil {
 		return 0, err
 	}
-	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-state", state,
-		"-keys", filepath.Join(cache, "poststelle", "fitconnect-standin-keys.json"))
+	defer w.stop()
+	shared = w
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "stand-in log (tail):\n%s\n", tail(w.log(), 60))
+	}
+	return code, nil
+}
+
+// startStandin runs the stand-in process with its state in dir and waits
+// for its address.
+func startStandin(dir string) (*world, error) {
+	state := filepath.Join(dir, "state")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "standin.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(standinBin, "-listen", "127.0.0.1:0", "-state", state, "-keys", keysFile)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}()
+	w := &world{dir: state, proc: cmd, logPath: logf.Name()}
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		if _, err := os.Stat(filepath.Join(state, "addr")); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logf.Name())
-			return 0, fmt.Errorf("the stand-in did not start:\n%s", log)
+			w.stop()
+			return nil, fmt.Errorf("the stand-in did not start:\n%s", w.log())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	data, err := os.ReadFile(filepath.Join(state, "standin.json"))
 	if err != nil {
-		return 0, err
+		w.stop()
+		return nil, err
 	}
-	shared = &world{dir: state, proc: cmd}
-	if err := json.Unmarshal(data, &shared.setup); err != nil {
-		return 0, err
+	if err := json.Unmarshal(data, &w.setup); err != nil {
+		w.stop()
+		return nil, err
 	}
-	code := m.Run()
-	if code != 0 {
-		log, _ := os.ReadFile(logf.Name())
-		fmt.Fprintf(os.Stderr, "stand-in log (tail):\n%s\n", tail(string(log), 60))
-	}
-	return code, nil
+	return w, nil
+}
+
+func (w *world) stop() {
+	_ = w.proc.Process.Signal(os.Interrupt)
+	_ = w.proc.Wait()
+}
+
+func (w *world) log() string {
+	b, _ := os.ReadFile(w.logPath)
+	return string(b)
+}
+
+// useWorld makes the helpers (login, py, control, ...) talk to w until the
+// test ends. The tests of this package do not run in parallel.
+func useWorld(t *testing.T, w *world) {
+	t.Helper()
+	old := shared
+	shared = w
+	t.Cleanup(func() { shared = old })
 }
 
 func tail(s string, n int) string {

@@ -84,7 +84,7 @@ def cmd_submit(args, setup):
         pub = json.loads(key.export_public())
         pub["key_ops"] = ["wrapKey"]
         pub["alg"] = "RSA-OAEP-256"
-        metadata["replyChannel"] = {"fitConnect": {"encryptionPublicKey": pub}}
+        metadata["replyChannel"] = {"fitConnect": {"processStandards": [DATA_SCHEMA], "encryptionPublicKey": pub}}
         with open(args.reply_key, "w") as f:
             f.write(key.export_private())
         out["replyKid"] = pub["kid"]

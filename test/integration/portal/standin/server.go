@@ -242,10 +242,16 @@ func (s *Server) Handler() http.Handler {
 	return s.logged(mux)
 }
 
+// logged logs every request with its status and, for a refused one, the
+// start of the problem it got: what a test shows when a client was refused.
 func (s *Server) logged(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(rec, r)
+		if rec.status >= 400 {
+			s.opt.Logger.Warn("request refused", "method", r.Method, "path", r.URL.Path, "status", rec.status, "problem", string(rec.head))
+			return
+		}
 		s.opt.Logger.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status)
 	})
 }
@@ -253,11 +259,19 @@ func (s *Server) logged(h http.Handler) http.Handler {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	head   []byte // the first bytes of the body of a refusal
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status >= 400 && len(r.head) < 512 {
+		r.head = append(r.head, b[:min(len(b), 512-len(r.head))]...)
+	}
+	return r.ResponseWriter.Write(b)
 }
 
 // handleToken is the OAuth2 token endpoint: client credentials grant (RFC
