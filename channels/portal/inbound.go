@@ -17,9 +17,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/routing"
 )
@@ -47,7 +49,7 @@ type Inbound struct {
 	deps    gateway.IntakeDeps
 	api     platform
 	keys    keys
-	schemas schemaValidator
+	schemas *fitconnect.MetadataValidator
 	log     *slog.Logger
 	remote  string
 	// callbackSecret is the HMAC key of the callbacks; nil without them.
@@ -85,9 +87,8 @@ const (
 // inboundOptions are the collaborators newInbound takes; New builds the
 // production ones from the configuration.
 type inboundOptions struct {
-	api     platform
-	keys    keys
-	schemas schemaValidator
+	api  platform
+	keys keys
 	// callbackSecret enables the callback handler.
 	callbackSecret []byte
 	remote         string
@@ -101,7 +102,11 @@ func newInbound(cfg Config, deps gateway.IntakeDeps, o inboundOptions) (*Inbound
 	if o.api == nil || o.keys == nil {
 		return nil, errors.New("portal: a platform client and keys are required")
 	}
-	return &Inbound{cfg: cfg, deps: deps, api: o.api, keys: o.keys, schemas: o.schemas, remote: o.remote,
+	schemas, err := fitconnect.NewMetadataValidator(fitconnect.MetadataOptions{MaxSize: maxMetadataBytes})
+	if err != nil {
+		return nil, fmt.Errorf("portal: %w", err)
+	}
+	return &Inbound{cfg: cfg, deps: deps, api: o.api, keys: o.keys, schemas: schemas, remote: o.remote,
 		log:            deps.Logger.With("channel", "portal", "destination", cfg.DestinationID),
 		callbackSecret: o.callbackSecret, callbacks: newReplayCache(), wake: make(chan struct{}, 1),
 		busy: map[string]bool{}, left: map[string]bool{}}, nil
@@ -702,20 +707,19 @@ func (in *Inbound) readMetadata(ctx context.Context, s *submission, pf *gateway.
 		problem(problemMissingSchema, "metadata", fmt.Sprintf("$schema %.200q is not a FIT-Connect metadata schema", uri))
 		return &md
 	}
-	if in.schemas != nil {
-		err := in.schemas.Validate(uri, doc)
-		var se *schemaError
-		switch {
-		case errors.Is(err, errUnsupportedSchema):
-			problem(problemUnsupportedSchema, "metadata", fmt.Sprintf("metadata schema %s is not supported", uri))
-			return &md
-		case errors.As(err, &se):
-			problem(problemSchemaViolation, "metadata", se.Detail)
-		case err != nil:
-			problem(problemSchemaViolation, "metadata", err.Error())
-		default:
-			pf.Checks = append(pf.Checks, "metadata valid against "+uri)
+	if _, err := in.schemas.Parse(doc); err != nil {
+		var pe *fitconnect.ProblemError
+		if errors.As(err, &pe) {
+			detail := pe.Detail
+			if pe.Err != nil {
+				detail += ": " + pe.Err.Error()
+			}
+			problem(pe.Type, "metadata", clipText(detail, 1000))
+		} else {
+			problem(problemSchemaViolation, "metadata", clipText(err.Error(), 1000))
 		}
+	} else {
+		pf.Checks = append(pf.Checks, "metadata valid against "+uri)
 	}
 	for _, p := range md.checkStructure() {
 		problem(p.Type, p.Instance, p.Detail)
@@ -736,6 +740,17 @@ func (in *Inbound) storeMetadata(ctx context.Context, doc []byte, msg *gateway.M
 	}
 	p.Blob = ref
 	msg.Parts = append(msg.Parts, p)
+}
+
+// clipText shortens s to at most n bytes, on a rune boundary.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // maxMetadataBytes caps decrypted metadata.
