@@ -622,7 +622,11 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, f *fetched, events
 	if s.DestinationID != "" && !strings.EqualFold(s.DestinationID, in.cfg.DestinationID) {
 		problem(problemSyntaxViolation, "submission", fmt.Sprintf("the submission is addressed to destination %s", s.DestinationID))
 	}
-	if st := s.ServiceType; st != nil {
+	st := s.ServiceType
+	if st == nil {
+		st = s.PublicService
+	}
+	if st != nil {
 		pf.ServiceIdentifier, pf.ServiceName = st.Identifier, st.Name
 	}
 	md := in.readMetadata(ctx, s, pf, msg, problem)

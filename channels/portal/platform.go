@@ -62,14 +62,16 @@ type submissionRef struct {
 // submission is the answer of GET /submissions/{submissionId}, the members
 // the collector reads; the stored raw envelope keeps the whole answer.
 type submission struct {
-	DestinationID     string          `json:"destinationId"`
-	SubmissionID      string          `json:"submissionId"`
-	CaseID            string          `json:"caseId"`
-	Attachments       []string        `json:"attachments"`
-	EncryptedMetadata string          `json:"encryptedMetadata"`
-	EncryptedData     string          `json:"encryptedData"`
-	ServiceType       *serviceType    `json:"serviceType"`
-	Callback          json.RawMessage `json:"callback,omitempty"`
+	DestinationID     string       `json:"destinationId"`
+	SubmissionID      string       `json:"submissionId"`
+	CaseID            string       `json:"caseId"`
+	Attachments       []string     `json:"attachments"`
+	EncryptedMetadata string       `json:"encryptedMetadata"`
+	EncryptedData     string       `json:"encryptedData"`
+	ServiceType       *serviceType `json:"serviceType"`
+	// PublicService is the Submission API v2 name of serviceType.
+	PublicService *serviceType    `json:"publicService"`
+	Callback      json.RawMessage `json:"callback,omitempty"`
 }
 
 type serviceType struct {
