@@ -70,6 +70,8 @@ type Inbound struct {
 	failures int
 	// closeKey releases a PKCS#11 token when Run ends.
 	closeKey func() error
+	// keysCache are the platform's signature keys.
+	keysCache *fitconnect.KeySet
 }
 
 // outcome is what became of one submission.
@@ -579,9 +581,24 @@ func hasDecision(events []string, destinationID, submissionID string) bool {
 	return false
 }
 
-// submitTags are the authentication tags of the platform's
-// submit-submission in the event log; nil when it has none.
-func submitTags(events []string, submissionID string) *authTags {
+// submitEvent is the platform's submit-submission of a submission as the
+// event log holds it.
+type submitEvent struct {
+	raw  string
+	p    *setPayload
+	tags *authTags
+	// verified is set when the SET's signature verified with the platform's
+	// keys; verifyErr says why not.
+	verified  bool
+	kid       string
+	verifyErr error
+}
+
+// submitEvents finds the platform's submit-submission SETs of a submission
+// and verifies each with the platform's keys (fetched once per process, and
+// again when a kid is unknown).
+func (in *Inbound) submitEvents(ctx context.Context, events []string, submissionID string) []submitEvent {
+	var out []submitEvent
 	for _, e := range events {
 		p, err := parseSET(e)
 		if err != nil || p.Sub != "submission:"+submissionID {
@@ -594,11 +611,44 @@ func submitTags(events []string, submissionID string) *authTags {
 		var ev struct {
 			AuthenticationTags *authTags `json:"authenticationTags"`
 		}
-		if json.Unmarshal(raw, &ev) == nil && ev.AuthenticationTags != nil {
-			return ev.AuthenticationTags
+		_ = json.Unmarshal(raw, &ev)
+		se := submitEvent{raw: e, p: p, tags: ev.AuthenticationTags}
+		keys, err := in.platformKeys(ctx, false)
+		if err == nil {
+			var s *fitconnect.SET
+			s, err = fitconnect.ParseSET(e, keys, fitconnect.VerifyOptions{})
+			if errors.Is(err, fitconnect.ErrSETSignature) {
+				if keys, err = in.platformKeys(ctx, true); err == nil {
+					s, err = fitconnect.ParseSET(e, keys, fitconnect.VerifyOptions{})
+				}
+			}
+			if err == nil {
+				se.verified, se.kid = true, s.KeyID
+			}
 		}
+		se.verifyErr = err
+		out = append(out, se)
 	}
-	return nil
+	return out
+}
+
+// platformKeys returns the platform's keys, fetched when there are none yet or
+// renew is set.
+func (in *Inbound) platformKeys(ctx context.Context, renew bool) (*fitconnect.KeySet, error) {
+	in.mu.Lock()
+	k := in.keysCache
+	in.mu.Unlock()
+	if k != nil && !renew {
+		return k, nil
+	}
+	k, err := in.api.PlatformKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the platform's keys: %w", err)
+	}
+	in.mu.Lock()
+	in.keysCache = k
+	in.mu.Unlock()
+	return k, nil
 }
 
 // receipt decrypts and checks a fetched submission and builds its
@@ -650,7 +700,7 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, f *fetched, events
 	msg.Subject = "FIT-Connect: " + firstNonEmpty(pf.ServiceName, pf.ServiceIdentifier, "Einreichung "+s.SubmissionID)
 	in.readData(ctx, s, md, pf, msg, problem)
 	in.readAttachments(ctx, f, md, pf, msg, problem)
-	in.compareTags(events, logErr, s.SubmissionID, pf, problem)
+	in.compareTags(ctx, events, logErr, s.SubmissionID, pf, problem)
 	pf.Decision = gateway.PortalAccepted
 	if len(pf.Problems) > 0 {
 		pf.Decision = gateway.PortalRejected
@@ -883,17 +933,35 @@ func (in *Inbound) storePlain(ctx context.Context, r io.Reader, size int64, inst
 }
 
 // compareTags compares the JWE tags with those the platform recorded in
-// submit-submission, when the event log has it.
-func (in *Inbound) compareTags(events []string, logErr error, submissionID string, pf *gateway.PortalFields,
-	problem func(typ, instance, detail string)) {
+// submit-submission, when the event log has it. A submit-submission whose
+// signature does not verify with the platform's keys is the problem
+// invalid-event-log; when the keys cannot be fetched the tags are compared
+// all the same, and the checks say the event was not verified.
+func (in *Inbound) compareTags(ctx context.Context, events []string, logErr error, submissionID string, pf *gateway.PortalFields,
+	problem func(typ, instance, detail string)) []submitEvent {
 	if logErr != nil {
 		pf.Checks = append(pf.Checks, "event log not read; authentication tags not compared with submit-submission")
-		return
+		return nil
 	}
-	want := submitTags(events, submissionID)
+	subs := in.submitEvents(ctx, events, submissionID)
+	var want *authTags
+	for _, se := range subs {
+		switch {
+		case se.verified:
+			pf.Checks = append(pf.Checks, "submit-submission signed by the platform (kid "+clipText(se.kid, 64)+")")
+		case errors.Is(se.verifyErr, fitconnect.ErrSETSignature) || errors.Is(se.verifyErr, fitconnect.ErrInvalidSET):
+			problem(problemPrefix+"invalid-event-log", "submission", "submit-submission does not verify: "+clipText(se.verifyErr.Error(), 300))
+			continue
+		default:
+			pf.Checks = append(pf.Checks, "submit-submission not verified: "+clipText(fmt.Sprint(se.verifyErr), 300))
+		}
+		if se.tags != nil && want == nil {
+			want = se.tags
+		}
+	}
 	if want == nil {
 		pf.Checks = append(pf.Checks, "no submit-submission with authentication tags in the event log; tags not compared")
-		return
+		return subs
 	}
 	got := pf.AuthenticationTags
 	if want.Metadata != got.Metadata {
@@ -908,6 +976,7 @@ func (in *Inbound) compareTags(events []string, logErr error, submissionID strin
 		}
 	}
 	pf.Checks = append(pf.Checks, "authentication tags compared with submit-submission")
+	return subs
 }
 
 // safeFilename is the base name of a sender's file name, without control

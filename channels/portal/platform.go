@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+
+	"github.com/poststelle/poststelle/fitconnect"
 )
 
 // platform is the Submission API v1 as the collector uses it (the
@@ -29,6 +31,9 @@ type platform interface {
 	// EventLog returns the case's event log, the SETs in their compact form:
 	// GET /cases/{caseId}/events → {"eventLog": [...]}.
 	EventLog(ctx context.Context, caseID string) ([]string, error)
+	// PlatformKeys fetches the platform's signature keys (its JWKS), which
+	// the SETs it writes (submit-submission) are verified with.
+	PlatformKeys(ctx context.Context) (*fitconnect.KeySet, error)
 	// RefreshToken fetches a new access token; the collector calls it when
 	// the platform refused the current one (errUnauthorized) and repeats the
 	// call once.
