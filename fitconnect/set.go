@@ -304,7 +304,8 @@ func (s *Signer) Sign(p *SETPayload) (string, error) {
 }
 
 // KeySet holds the public keys SETs are verified with, by kid: the platform's
-// (from its JWKS) and destinations' signature keys.
+// (from its JWKS) and destinations' signature keys. Fill it, then share it:
+// ParseSET may run concurrently, Add and AddJWK may not run alongside.
 type KeySet struct {
 	keys map[string]*rsa.PublicKey
 }
