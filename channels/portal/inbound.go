@@ -329,6 +329,11 @@ func (in *Inbound) take(ctx context.Context, id string) (outcome, error) {
 	if in.deps.AfterRecord != nil {
 		in.deps.AfterRecord(rc)
 	}
+	if !acceptableID(f.sub.CaseID) {
+		// Recorded with its problems; there is no case to post a decision to.
+		in.leave(id, "recorded, but the platform's answer names no case to confirm in", nil)
+		return outcomeLeft, nil
+	}
 	if rc.Duplicate && hasDecision(events, in.cfg.DestinationID, id) {
 		in.log.Info("submission recorded and decided before", "submissionId", id, "stream", rc.Stream)
 		return outcomeConfirmed, nil
@@ -364,7 +369,7 @@ func (in *Inbound) fetch(ctx context.Context, id string) (*fetched, error) {
 	}
 	f := &fetched{dir: dir}
 	budget := in.cfg.maxSize()
-	var sb strings.Builder
+	var sb bytes.Buffer
 	lw := &limitWriter{w: &sb, left: budget}
 	err = in.call(ctx, func() error {
 		sb.Reset()
@@ -377,7 +382,7 @@ func (in *Inbound) fetch(ctx context.Context, id string) (*fetched, error) {
 	if err != nil {
 		return f, err
 	}
-	f.subJSON = []byte(sb.String())
+	f.subJSON = sb.Bytes()
 	budget -= int64(len(f.subJSON))
 	if err := json.Unmarshal(f.subJSON, &f.sub); err != nil {
 		// Recorded with the problem all the same: the bytes are evidence.

@@ -476,3 +476,26 @@ type refusing struct{}
 func (refusing) Record(context.Context, string, string, *gateway.MessageReceived) (gateway.Receipt, error) {
 	return gateway.Receipt{}, eventstore.ErrInvalidEvent
 }
+
+// TestHostileSubmissionJSON: a platform answer that is not a submission is
+// recorded with its bytes and a problem, and left unconfirmed (no case).
+func TestHostileSubmissionJSON(t *testing.T) {
+	for _, body := range []string{"<html>502 Bad Gateway</html>", `{"submissionId": 7}`, `[]`} {
+		e := newEnv(t, nil)
+		id := newID('h')
+		e.fake.add(&fakeSub{ref: submissionRef{DestinationID: testDestination, SubmissionID: id}, json: []byte(body)})
+		if err := e.in.Poll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got := e.received(t)
+		if len(got) != 1 || len(got[0].msg.Problems) == 0 || got[0].msg.Portal.Decision != gateway.PortalRejected {
+			t.Fatalf("%q: %d messages %+v", body, len(got), got)
+		}
+		if raw := e.blob(t, gateway.Part{Blob: got[0].msg.Raw}); !bytes.Contains(raw, []byte(body)) && !bytes.Contains(raw, []byte("submissionBase64")) {
+			t.Errorf("%q: raw %s", body, raw)
+		}
+		if len(e.fake.posts) != 0 || !e.in.isLeft(id) {
+			t.Errorf("%q: %d SETs, left %v", body, len(e.fake.posts), e.in.isLeft(id))
+		}
+	}
+}
