@@ -130,6 +130,9 @@ func TestAnswerThroughFITConnect(t *testing.T) {
 	for _, ev := range e.evidence(t) {
 		if ev.Channel == gateway.ChannelPortal && slices.Contains(ev.References, gateway.EvidenceReference{Kind: "replyId", Value: "rpl-1"}) {
 			kinds = append(kinds, ev.Kind)
+			if ev.Verification == nil || ev.Verification.Indication != "TOTAL_PASSED" {
+				t.Errorf("submit-reply's verification %+v", ev.Verification)
+			}
 		}
 	}
 	if !slices.Equal(kinds, []gateway.EvidenceKind{gateway.EvidenceDispatched}) {
