@@ -109,7 +109,7 @@ func newInbound(cfg Config, deps gateway.IntakeDeps, o inboundOptions) (*Inbound
 		return nil, fmt.Errorf("portal: %w", err)
 	}
 	return &Inbound{cfg: cfg, deps: deps, api: o.api, keys: o.keys, schemas: schemas, remote: o.remote,
-		log:            deps.Logger.With("channel", "portal", "destination", cfg.DestinationID),
+		log:            deps.Logger.With("destination", cfg.DestinationID),
 		callbackSecret: o.callbackSecret, callbacks: newReplayCache(), wake: make(chan struct{}, 1),
 		busy: map[string]bool{}, left: map[string]bool{}}, nil
 }
