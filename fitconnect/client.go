@@ -453,7 +453,10 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 func (b *cappedBody) Close() error { return b.r.Close() }
 
 // PostEvent posts a SET (accept-submission, reject-submission, ...) to the
-// case's event log.
+// case's event log. After a crash between posting and recording that it was
+// posted, GetSubmission answering ErrGone tells that the platform took the
+// confirmation (a confirmed submission is deleted); posting again would add a
+// second event.
 func (c *Client) PostEvent(ctx context.Context, caseID, set string) error {
 	resp, err := c.do(ctx, request{
 		op:          "posting an event to case " + caseID,

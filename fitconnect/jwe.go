@@ -79,6 +79,22 @@ type Decrypter struct {
 // KeyID is the kid of the key ("" when unknown).
 func (d *Decrypter) KeyID() string { return d.kid }
 
+// PublicJWK is the matching encryption key as a public JWK (kid, alg
+// RSA-OAEP-256, use enc, key_ops wrapKey): what senders encrypt to.
+func (d *Decrypter) PublicJWK() ([]byte, error) {
+	var pub *rsa.PublicKey
+	switch k := d.key.(type) {
+	case *rsa.PrivateKey:
+		pub = &k.PublicKey
+	case oaepDecrypter:
+		pub, _ = k.d.Public().(*rsa.PublicKey)
+	}
+	if pub == nil {
+		return nil, fmt.Errorf("%w: no public key", ErrInvalidKey)
+	}
+	return publicJWK(pub, d.kid, KeyAlgorithm, "enc", "wrapKey")
+}
+
 // NewJWKDecrypter reads a private RSA JWK. alg, when present, must be
 // RSA-OAEP-256 and key_ops, when present, must allow unwrapKey (or decrypt).
 func NewJWKDecrypter(jwk []byte) (*Decrypter, error) {

@@ -89,8 +89,11 @@ func (r *Received) Event(issuer string, c SETClaims) (*SETPayload, error) {
 }
 
 // Receive fetches and checks one submission. An error means the check could
-// not be done (the platform, the network, ErrGone): decide nothing and try
-// again later. Faults of the sender come back as Received.Problems.
+// not be done (the platform, the network): decide nothing and try again later;
+// ErrGone means there is nothing left to decide. A submission larger than the
+// client's MaxSubmissionSize is ErrResponseTooLarge: retrying will not help, and
+// the caller rejects it with the case id from the listing (SubmissionRef).
+// Faults of the sender come back as Received.Problems.
 func (rc *Receiver) Receive(ctx context.Context, submissionID string) (*Received, error) {
 	if rc.Client == nil || rc.Decrypter == nil || rc.Metadata == nil {
 		return nil, errors.New("fitconnect: receiver needs a client, a decrypter and a metadata validator")
@@ -162,7 +165,7 @@ func (rc *Receiver) Receive(ctx context.Context, submissionID string) (*Received
 		raw, err := rc.Client.GetAttachment(ctx, submissionID, id)
 		if err != nil {
 			if errors.Is(err, ErrResponseTooLarge) {
-				problem(ProblemEncryptionIssue, InstanceAttachment(id), "attachment larger than this destination accepts")
+				problem(ProblemTechnicalError, InstanceAttachment(id), "attachment larger than this destination accepts")
 				continue
 			}
 			return nil, err

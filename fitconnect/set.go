@@ -180,6 +180,7 @@ func NewRejectSubmission(c SETClaims, problems []Problem) (*SETPayload, error) {
 // Signer signs SETs with the destination's signature key (PS512).
 type Signer struct {
 	kid    string
+	pub    *rsa.PublicKey
 	signer jose.Signer
 }
 
@@ -203,7 +204,7 @@ func NewJWKSigner(jwk []byte) (*Signer, error) {
 	if k.KeyID == "" {
 		return nil, fmt.Errorf("%w: signing JWK has no kid", ErrInvalidKey)
 	}
-	return newSigner(k.KeyID, priv)
+	return newSigner(k.KeyID, &priv.PublicKey, priv)
 }
 
 // LoadJWKSigner reads a private signing JWK file.
@@ -229,16 +230,35 @@ func NewCryptoSigner(kid string, cs crypto.Signer) (*Signer, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: signer holds a %T, want an RSA key", ErrInvalidKey, cs.Public())
 	}
-	return newSigner(kid, opaqueSigner{cs: cs, pub: pub, kid: kid})
+	return newSigner(kid, pub, opaqueSigner{cs: cs, pub: pub, kid: kid})
 }
 
-func newSigner(kid string, key any) (*Signer, error) {
+func newSigner(kid string, pub *rsa.PublicKey, key any) (*Signer, error) {
 	opts := (&jose.SignerOptions{}).WithType(SETType).WithHeader(jose.HeaderKey("kid"), kid)
 	js, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.PS512, Key: key}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("fitconnect: preparing SET signer: %w", err)
 	}
-	return &Signer{kid: kid, signer: js}, nil
+	return &Signer{kid: kid, pub: pub, signer: js}, nil
+}
+
+// PublicJWK is the verification key as a public JWK (kid, alg PS512, use sig,
+// key_ops verify): what is registered for the destination at the platform.
+func (s *Signer) PublicJWK() ([]byte, error) {
+	return publicJWK(s.pub, s.kid, SignatureAlgorithm, "sig", "verify")
+}
+
+func publicJWK(pub *rsa.PublicKey, kid, alg, use, op string) ([]byte, error) {
+	b, err := jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: alg, Use: use}.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("fitconnect: encoding public JWK: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("fitconnect: encoding public JWK: %w", err)
+	}
+	m["key_ops"] = []string{op}
+	return json.Marshal(m)
 }
 
 // opaqueSigner lets go-jose sign through a crypto.Signer.
@@ -284,7 +304,8 @@ func (s *Signer) Sign(p *SETPayload) (string, error) {
 }
 
 // KeySet holds the public keys SETs are verified with, by kid: the platform's
-// (from its JWKS) and destinations' signature keys.
+// (from its JWKS) and destinations' signature keys. Fill it, then share it:
+// ParseSET may run concurrently, Add and AddJWK may not run alongside.
 type KeySet struct {
 	keys map[string]*rsa.PublicKey
 }

@@ -231,6 +231,31 @@ func TestParseSETRefuses(t *testing.T) {
 	}
 }
 
+// TestPublicJWKs: the public halves of our keys, as registered at the
+// platform, are accepted where senders and verifiers read them.
+func TestPublicJWKs(t *testing.T) {
+	a, b := testKeys(t)
+	sj, err := testSigner(t, a, "sig-1").PublicJWK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := NewKeySet().AddJWK(sj); err != nil || strings.Contains(string(sj), `"d"`) {
+		t.Errorf("signer's public JWK %s: %v", sj, err)
+	}
+	ej, err := testDecrypter(t, b, "enc-1").PublicJWK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ParseEncryptionKey(ej)
+	if err != nil || pub.KeyID != "enc-1" || strings.Contains(string(ej), `"d"`) {
+		t.Errorf("decrypter's public JWK %s: %v", ej, err)
+	}
+	cd, _ := NewCryptoDecrypter("enc-2", b)
+	if j, err := cd.PublicJWK(); err != nil || !strings.Contains(string(j), `"wrapKey"`) {
+		t.Errorf("crypto decrypter's public JWK %s: %v", j, err)
+	}
+}
+
 func TestSignerKeys(t *testing.T) {
 	a, _ := testKeys(t)
 	for _, tc := range []struct {

@@ -26,10 +26,12 @@ import (
 // the submissions themselves come from the API, and polling goes on, so a
 // lost or refused callback delays nothing for longer than poll_interval.
 const (
-	callbackMaxAge     = 5 * time.Minute
-	maxCallbackBody    = 64 << 10
-	maxCallbackIDs     = 1000
-	callbackTypePrefix = "https://schema.fitko.de/fit-connect/callbacks/"
+	callbackMaxAge  = 5 * time.Minute
+	maxCallbackBody = 64 << 10
+	maxCallbackIDs  = 1000
+	// callbackTypePrefix starts a callback's type (the docs show
+	// .../fit-connect/callbacks/... and .../fit-connect/submission-api/callbacks/...).
+	callbackTypePrefix = "https://schema.fitko.de/fit-connect/"
 	// maxReplayEntries bounds the replay cache; callbacks beyond it within
 	// five minutes are refused rather than remembered without bound.
 	maxReplayEntries = 100_000

@@ -1,15 +1,19 @@
 package portal
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha512"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poststelle/poststelle/gateway"
 )
 
 func sign(secret, ts, body string) string {
@@ -65,5 +69,63 @@ func TestCallbacks(t *testing.T) {
 				t.Error("the answer holds the secret")
 			}
 		})
+	}
+}
+
+// TestRunWakesOnCallback runs the collector with its callback receiver on
+// 127.0.0.1: the first poll takes what is waiting, a verified callback makes
+// it take a new submission at once (the poll interval is an hour), a forged
+// one is refused.
+func TestRunWakesOnCallback(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	e := newEnv(t, func(c *Config, _ *gateway.IntakeDeps) { c.PollInterval, c.CallbackListen = time.Hour, addr })
+	first, second := build(t, subSpec{}), build(t, subSpec{})
+	e.fake.add(first)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.in.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, func() bool { return len(e.fake.decisions(first.ref.SubmissionID)) == 1 })
+	e.fake.add(second)
+	body := `{"type":"https://schema.fitko.de/fit-connect/callbacks/new-submissions","submissionIds":["` + second.ref.SubmissionID + `"]}`
+	post := func(secret string) int {
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		for {
+			req, _ := http.NewRequest("POST", "http://"+addr+CallbackPath, strings.NewReader(body))
+			req.Header.Set("callback-timestamp", ts)
+			req.Header.Set("callback-authentication", sign(secret, ts, body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				time.Sleep(10 * time.Millisecond) // the receiver may not listen yet
+				continue
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+	}
+	if code := post("wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("forged callback: %d", code)
+	}
+	if code := post("callback-secret"); code != http.StatusOK {
+		t.Fatalf("verified callback: %d", code)
+	}
+	waitFor(t, func() bool { return len(e.fake.decisions(second.ref.SubmissionID)) == 1 })
+}
+
+// waitFor polls cond until it holds; the test's own deadline bounds it.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		time.Sleep(5 * time.Millisecond)
 	}
 }

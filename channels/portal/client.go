@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/pkcs11"
+	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
 )
 
@@ -309,4 +310,32 @@ func (p *httpPlatform) SubmitReply(ctx context.Context, replyID, encryptedMetada
 		return err
 	}
 	return resp.Body.Close()
+}
+
+// PlatformKeys is the platform's JWKS: the Submission API's base URL without
+// its version segment, + /.well-known/jwks.json (as package fitconnect's
+// client derives it). It needs no token.
+func (p *httpPlatform) PlatformKeys(ctx context.Context) (*fitconnect.KeySet, error) {
+	u, err := url.Parse(p.base)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = strings.TrimSuffix(strings.TrimRight(u.Path, "/"), "/v1") + "/.well-known/jwks.json"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u.Path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u.Path, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20+1))
+	if err != nil || len(b) > 1<<20 {
+		return nil, fmt.Errorf("GET %s: unreadable or larger than 1 MiB (%v)", u.Path, err)
+	}
+	return fitconnect.ParseJWKSet(b)
 }

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -12,8 +13,7 @@ import (
 // gateway posted (accept-submission: the destination retrieved the
 // submission; reject-submission: it did not take it) and the platform's
 // submit-submission (the submission reached the destination's mailbox at the
-// platform). The platform's SET is recorded as read, its signature not
-// checked here; the evidence says so. A failure is logged: the decision is
+// platform), with the verdict on its signature. A failure is logged: the decision is
 // posted whatever becomes of its evidence.
 func (in *Inbound) recordEvidence(ctx context.Context, s submission, msg *gateway.MessageReceived, set string) {
 	if in.deps.Evidence == nil {
@@ -41,19 +41,20 @@ func (in *Inbound) recordEvidence(ctx context.Context, s submission, msg *gatewa
 		in.log.Warn("reading the event log for the platform's events", "submissionId", s.SubmissionID, "err", err)
 		return
 	}
-	for _, e := range events {
-		p, err := parseSET(e)
-		if err != nil || p.Sub != "submission:"+s.SubmissionID {
-			continue
-		}
-		if _, ok := p.Events[eventSubmit]; !ok || p.JTI == "" {
+	for _, se := range in.submitEvents(ctx, events, s.SubmissionID) {
+		if se.p.JTI == "" {
 			continue
 		}
 		ev := &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelPortal, Kind: gateway.EvidenceDelivered, References: refs,
-			Attester:   gateway.Attester{Role: "portal", Name: "FIT-Connect Zustelldienst", ID: p.Iss},
-			AttestedAt: time.Unix(p.Iat, 0).UTC(), EvidenceID: "fitconnect:" + p.JTI, MediaType: "application/jose",
-			Problems: []string{"the platform's submit-submission SET, its signature not verified by the portal channel"}}
-		if ref, err := in.deps.Blobs.Put(ctx, strings.NewReader(e), maxSETBytes); err == nil {
+			Attester:   gateway.Attester{Role: "portal", Name: "FIT-Connect Zustelldienst", ID: se.p.Iss},
+			AttestedAt: time.Unix(se.p.Iat, 0).UTC(), EvidenceID: "fitconnect:" + se.p.JTI, MediaType: "application/jose"}
+		if se.verified {
+			ev.Verification = &gateway.EvidenceVerification{Indication: "TOTAL_PASSED", Format: "JWS", Signer: "kid " + se.kid}
+		} else {
+			ev.Verification = &gateway.EvidenceVerification{Indication: "INDETERMINATE", Format: "JWS", Detail: clipText(fmt.Sprint(se.verifyErr), 300)}
+			ev.Problems = []string{"the platform's submit-submission SET, its signature not verified"}
+		}
+		if ref, err := in.deps.Blobs.Put(ctx, strings.NewReader(se.raw), maxSETBytes); err == nil {
 			ev.Evidence = ref
 		}
 		in.record(ctx, ev)

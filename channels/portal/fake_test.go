@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/poststelle/poststelle/fitconnect"
 )
 
 const testDestination = "0b7c1a52-4e38-4a0a-9c1e-54f2a3b4c5d6"
@@ -230,6 +232,14 @@ func (f *fakePlatform) EventLog(_ context.Context, caseID string) ([]string, err
 	return append([]string(nil), f.events[caseID]...), nil
 }
 
+// PlatformKeys implements platform: the key the fake's own SETs are signed
+// with, under kid sig-1.
+func (f *fakePlatform) PlatformKeys(context.Context) (*fitconnect.KeySet, error) {
+	k := fitconnect.NewKeySet()
+	k.Add("sig-1", &testKeys().sign.PublicKey)
+	return k, nil
+}
+
 func (f *fakePlatform) RefreshToken(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -273,6 +283,8 @@ type subSpec struct {
 	// event log, with the true tags or, with wrongTags, another data tag.
 	submitEvent bool
 	wrongTags   bool
+	// forgedSubmit signs submit-submission with a key not the platform's.
+	forgedSubmit bool
 }
 
 // submissionJSON is the platform's answer as the fake serves it.
@@ -368,7 +380,11 @@ func build(t testing.TB, spec subSpec) *fakeSub {
 		ev, _ := json.Marshal(map[string]any{"authenticationTags": tags})
 		payload, _ := json.Marshal(setPayload{JTI: newID('e'), Iss: "https://api.fitko.de/fit-connect/", Iat: 1_800_000_000,
 			Sub: "submission:" + spec.id, Txn: "case:" + spec.caseID, Events: map[string]json.RawMessage{eventSubmit: ev}})
-		set, err := testKeys().SignSET(payload)
+		signer := testKeys()
+		if spec.forgedSubmit {
+			signer = &jwkKeys{sign: otherKey(), signKID: "sig-1"}
+		}
+		set, err := signer.SignSET(payload)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,11 @@
 package portal
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +62,51 @@ func FuzzCallback(f *testing.F) {
 		err := verifyCallback([]byte("secret-not-in-the-corpus"), ts, auth, body, now, newReplayCache())
 		if err == nil {
 			t.Fatalf("a callback verified without the secret: %q %q", ts, auth)
+		}
+	})
+}
+
+// FuzzEnvelope: whatever the platform answers, the raw envelope is JSON that
+// gives back the answer and the attachment bytes.
+func FuzzEnvelope(f *testing.F) {
+	f.Add([]byte(`{"submissionId":"x"}`), []byte("a.b.c.d.e"))
+	f.Add([]byte("<html>"), []byte("\"\\\x00\xff"))
+	f.Add([]byte(""), []byte(""))
+	f.Add([]byte("null"), []byte(" "))
+	f.Add([]byte(" 1 "), []byte("a\n"))
+	f.Fuzz(func(t *testing.T, sub, att []byte) {
+		name := filepath.Join(t.TempDir(), "a")
+		if err := os.WriteFile(name, att, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := writeEnvelope(&b, sub, []fetchedAttachment{{id: "a1", file: name, size: int64(len(att))}}); err != nil {
+			t.Fatal(err)
+		}
+		var env struct {
+			Format           string          `json:"format"`
+			Submission       json.RawMessage `json:"submission"`
+			SubmissionBase64 []byte          `json:"submissionBase64"`
+			Attachments      []struct {
+				AttachmentID              string `json:"attachmentId"`
+				EncryptedAttachment       string `json:"encryptedAttachment"`
+				EncryptedAttachmentBase64 []byte `json:"encryptedAttachmentBase64"`
+			} `json:"attachments"`
+		}
+		if err := json.Unmarshal(b.Bytes(), &env); err != nil {
+			t.Fatalf("not JSON: %v\n%q", err, b.Bytes())
+		}
+		gotSub, wantSub := env.SubmissionBase64, sub
+		if env.Submission != nil {
+			// Embedded verbatim; the decoder drops the whitespace around it.
+			gotSub, wantSub = env.Submission, bytes.TrimSpace(sub)
+		}
+		gotAtt := env.Attachments[0].EncryptedAttachmentBase64
+		if env.Attachments[0].EncryptedAttachment != "" {
+			gotAtt = []byte(env.Attachments[0].EncryptedAttachment)
+		}
+		if env.Format != envelopeFormat || !bytes.Equal(gotSub, wantSub) || !bytes.Equal(gotAtt, att) {
+			t.Fatalf("envelope %q does not give back %q and %q", b.Bytes(), sub, att)
 		}
 	})
 }

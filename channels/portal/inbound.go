@@ -17,9 +17,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/routing"
 )
@@ -47,7 +49,7 @@ type Inbound struct {
 	deps    gateway.IntakeDeps
 	api     platform
 	keys    keys
-	schemas schemaValidator
+	schemas *fitconnect.MetadataValidator
 	log     *slog.Logger
 	remote  string
 	// callbackSecret is the HMAC key of the callbacks; nil without them.
@@ -68,6 +70,8 @@ type Inbound struct {
 	failures int
 	// closeKey releases a PKCS#11 token when Run ends.
 	closeKey func() error
+	// keysCache are the platform's signature keys.
+	keysCache *fitconnect.KeySet
 }
 
 // outcome is what became of one submission.
@@ -85,9 +89,8 @@ const (
 // inboundOptions are the collaborators newInbound takes; New builds the
 // production ones from the configuration.
 type inboundOptions struct {
-	api     platform
-	keys    keys
-	schemas schemaValidator
+	api  platform
+	keys keys
 	// callbackSecret enables the callback handler.
 	callbackSecret []byte
 	remote         string
@@ -101,8 +104,12 @@ func newInbound(cfg Config, deps gateway.IntakeDeps, o inboundOptions) (*Inbound
 	if o.api == nil || o.keys == nil {
 		return nil, errors.New("portal: a platform client and keys are required")
 	}
-	return &Inbound{cfg: cfg, deps: deps, api: o.api, keys: o.keys, schemas: o.schemas, remote: o.remote,
-		log:            deps.Logger.With("channel", "portal", "destination", cfg.DestinationID),
+	schemas, err := fitconnect.NewMetadataValidator(fitconnect.MetadataOptions{MaxSize: maxMetadataBytes})
+	if err != nil {
+		return nil, fmt.Errorf("portal: %w", err)
+	}
+	return &Inbound{cfg: cfg, deps: deps, api: o.api, keys: o.keys, schemas: schemas, remote: o.remote,
+		log:            deps.Logger.With("destination", cfg.DestinationID),
 		callbackSecret: o.callbackSecret, callbacks: newReplayCache(), wake: make(chan struct{}, 1),
 		busy: map[string]bool{}, left: map[string]bool{}}, nil
 }
@@ -322,6 +329,11 @@ func (in *Inbound) take(ctx context.Context, id string) (outcome, error) {
 	if in.deps.AfterRecord != nil {
 		in.deps.AfterRecord(rc)
 	}
+	if !acceptableID(f.sub.CaseID) {
+		// Recorded with its problems; there is no case to post a decision to.
+		in.leave(id, "recorded, but the platform's answer names no case to confirm in", nil)
+		return outcomeLeft, nil
+	}
 	if rc.Duplicate && hasDecision(events, in.cfg.DestinationID, id) {
 		in.log.Info("submission recorded and decided before", "submissionId", id, "stream", rc.Stream)
 		return outcomeConfirmed, nil
@@ -357,7 +369,7 @@ func (in *Inbound) fetch(ctx context.Context, id string) (*fetched, error) {
 	}
 	f := &fetched{dir: dir}
 	budget := in.cfg.maxSize()
-	var sb strings.Builder
+	var sb bytes.Buffer
 	lw := &limitWriter{w: &sb, left: budget}
 	err = in.call(ctx, func() error {
 		sb.Reset()
@@ -370,7 +382,7 @@ func (in *Inbound) fetch(ctx context.Context, id string) (*fetched, error) {
 	if err != nil {
 		return f, err
 	}
-	f.subJSON = []byte(sb.String())
+	f.subJSON = sb.Bytes()
 	budget -= int64(len(f.subJSON))
 	if err := json.Unmarshal(f.subJSON, &f.sub); err != nil {
 		// Recorded with the problem all the same: the bytes are evidence.
@@ -574,9 +586,24 @@ func hasDecision(events []string, destinationID, submissionID string) bool {
 	return false
 }
 
-// submitTags are the authentication tags of the platform's
-// submit-submission in the event log; nil when it has none.
-func submitTags(events []string, submissionID string) *authTags {
+// submitEvent is the platform's submit-submission of a submission as the
+// event log holds it.
+type submitEvent struct {
+	raw  string
+	p    *setPayload
+	tags *authTags
+	// verified is set when the SET's signature verified with the platform's
+	// keys; verifyErr says why not.
+	verified  bool
+	kid       string
+	verifyErr error
+}
+
+// submitEvents finds the platform's submit-submission SETs of a submission
+// and verifies each with the platform's keys (fetched once per process, and
+// again when a kid is unknown).
+func (in *Inbound) submitEvents(ctx context.Context, events []string, submissionID string) []submitEvent {
+	var out []submitEvent
 	for _, e := range events {
 		p, err := parseSET(e)
 		if err != nil || p.Sub != "submission:"+submissionID {
@@ -589,11 +616,44 @@ func submitTags(events []string, submissionID string) *authTags {
 		var ev struct {
 			AuthenticationTags *authTags `json:"authenticationTags"`
 		}
-		if json.Unmarshal(raw, &ev) == nil && ev.AuthenticationTags != nil {
-			return ev.AuthenticationTags
+		_ = json.Unmarshal(raw, &ev)
+		se := submitEvent{raw: e, p: p, tags: ev.AuthenticationTags}
+		keys, err := in.platformKeys(ctx, false)
+		if err == nil {
+			var s *fitconnect.SET
+			s, err = fitconnect.ParseSET(e, keys, fitconnect.VerifyOptions{})
+			if errors.Is(err, fitconnect.ErrSETSignature) {
+				if keys, err = in.platformKeys(ctx, true); err == nil {
+					s, err = fitconnect.ParseSET(e, keys, fitconnect.VerifyOptions{})
+				}
+			}
+			if err == nil {
+				se.verified, se.kid = true, s.KeyID
+			}
 		}
+		se.verifyErr = err
+		out = append(out, se)
 	}
-	return nil
+	return out
+}
+
+// platformKeys returns the platform's keys, fetched when there are none yet or
+// renew is set.
+func (in *Inbound) platformKeys(ctx context.Context, renew bool) (*fitconnect.KeySet, error) {
+	in.mu.Lock()
+	k := in.keysCache
+	in.mu.Unlock()
+	if k != nil && !renew {
+		return k, nil
+	}
+	k, err := in.api.PlatformKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the platform's keys: %w", err)
+	}
+	in.mu.Lock()
+	in.keysCache = k
+	in.mu.Unlock()
+	return k, nil
 }
 
 // receipt decrypts and checks a fetched submission and builds its
@@ -617,7 +677,11 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, f *fetched, events
 	if s.DestinationID != "" && !strings.EqualFold(s.DestinationID, in.cfg.DestinationID) {
 		problem(problemSyntaxViolation, "submission", fmt.Sprintf("the submission is addressed to destination %s", s.DestinationID))
 	}
-	if st := s.ServiceType; st != nil {
+	st := s.ServiceType
+	if st == nil {
+		st = s.PublicService
+	}
+	if st != nil {
 		pf.ServiceIdentifier, pf.ServiceName = st.Identifier, st.Name
 	}
 	md := in.readMetadata(ctx, s, pf, msg, problem)
@@ -641,7 +705,7 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, f *fetched, events
 	msg.Subject = "FIT-Connect: " + firstNonEmpty(pf.ServiceName, pf.ServiceIdentifier, "Einreichung "+s.SubmissionID)
 	in.readData(ctx, s, md, pf, msg, problem)
 	in.readAttachments(ctx, f, md, pf, msg, problem)
-	in.compareTags(events, logErr, s.SubmissionID, pf, problem)
+	in.compareTags(ctx, events, logErr, s.SubmissionID, pf, problem)
 	pf.Decision = gateway.PortalAccepted
 	if len(pf.Problems) > 0 {
 		pf.Decision = gateway.PortalRejected
@@ -702,20 +766,19 @@ func (in *Inbound) readMetadata(ctx context.Context, s *submission, pf *gateway.
 		problem(problemMissingSchema, "metadata", fmt.Sprintf("$schema %.200q is not a FIT-Connect metadata schema", uri))
 		return &md
 	}
-	if in.schemas != nil {
-		err := in.schemas.Validate(uri, doc)
-		var se *schemaError
-		switch {
-		case errors.Is(err, errUnsupportedSchema):
-			problem(problemUnsupportedSchema, "metadata", fmt.Sprintf("metadata schema %s is not supported", uri))
-			return &md
-		case errors.As(err, &se):
-			problem(problemSchemaViolation, "metadata", se.Detail)
-		case err != nil:
-			problem(problemSchemaViolation, "metadata", err.Error())
-		default:
-			pf.Checks = append(pf.Checks, "metadata valid against "+uri)
+	if _, err := in.schemas.Parse(doc); err != nil {
+		var pe *fitconnect.ProblemError
+		if errors.As(err, &pe) {
+			detail := pe.Detail
+			if pe.Err != nil {
+				detail += ": " + pe.Err.Error()
+			}
+			problem(pe.Type, "metadata", clipText(detail, 1000))
+		} else {
+			problem(problemSchemaViolation, "metadata", clipText(err.Error(), 1000))
 		}
+	} else {
+		pf.Checks = append(pf.Checks, "metadata valid against "+uri)
 	}
 	for _, p := range md.checkStructure() {
 		problem(p.Type, p.Instance, p.Detail)
@@ -736,6 +799,17 @@ func (in *Inbound) storeMetadata(ctx context.Context, doc []byte, msg *gateway.M
 	}
 	p.Blob = ref
 	msg.Parts = append(msg.Parts, p)
+}
+
+// clipText shortens s to at most n bytes, on a rune boundary.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // maxMetadataBytes caps decrypted metadata.
@@ -864,17 +938,35 @@ func (in *Inbound) storePlain(ctx context.Context, r io.Reader, size int64, inst
 }
 
 // compareTags compares the JWE tags with those the platform recorded in
-// submit-submission, when the event log has it.
-func (in *Inbound) compareTags(events []string, logErr error, submissionID string, pf *gateway.PortalFields,
-	problem func(typ, instance, detail string)) {
+// submit-submission, when the event log has it. A submit-submission whose
+// signature does not verify with the platform's keys is the problem
+// invalid-event-log; when the keys cannot be fetched the tags are compared
+// all the same, and the checks say the event was not verified.
+func (in *Inbound) compareTags(ctx context.Context, events []string, logErr error, submissionID string, pf *gateway.PortalFields,
+	problem func(typ, instance, detail string)) []submitEvent {
 	if logErr != nil {
 		pf.Checks = append(pf.Checks, "event log not read; authentication tags not compared with submit-submission")
-		return
+		return nil
 	}
-	want := submitTags(events, submissionID)
+	subs := in.submitEvents(ctx, events, submissionID)
+	var want *authTags
+	for _, se := range subs {
+		switch {
+		case se.verified:
+			pf.Checks = append(pf.Checks, "submit-submission signed by the platform (kid "+clipText(se.kid, 64)+")")
+		case errors.Is(se.verifyErr, fitconnect.ErrSETSignature) || errors.Is(se.verifyErr, fitconnect.ErrInvalidSET):
+			problem(problemPrefix+"invalid-event-log", "submission", "submit-submission does not verify: "+clipText(se.verifyErr.Error(), 300))
+			continue
+		default:
+			pf.Checks = append(pf.Checks, "submit-submission not verified: "+clipText(fmt.Sprint(se.verifyErr), 300))
+		}
+		if se.tags != nil && want == nil {
+			want = se.tags
+		}
+	}
 	if want == nil {
 		pf.Checks = append(pf.Checks, "no submit-submission with authentication tags in the event log; tags not compared")
-		return
+		return subs
 	}
 	got := pf.AuthenticationTags
 	if want.Metadata != got.Metadata {
@@ -889,6 +981,7 @@ func (in *Inbound) compareTags(events []string, logErr error, submissionID strin
 		}
 	}
 	pf.Checks = append(pf.Checks, "authentication tags compared with submit-submission")
+	return subs
 }
 
 // safeFilename is the base name of a sender's file name, without control

@@ -191,7 +191,8 @@ func TestSubmitSubmissionEvidence(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := e.received(t)[0].msg
-	if m.Portal.Decision != gateway.PortalAccepted || !slices.Contains(m.Portal.Checks, "authentication tags compared with submit-submission") {
+	if m.Portal.Decision != gateway.PortalAccepted || !slices.Contains(m.Portal.Checks, "authentication tags compared with submit-submission") ||
+		!slices.Contains(m.Portal.Checks, "submit-submission signed by the platform (kid sig-1)") {
 		t.Fatalf("decision %s checks %v problems %v", m.Portal.Decision, m.Portal.Checks, m.Problems)
 	}
 	var kinds []gateway.EvidenceKind
@@ -199,6 +200,9 @@ func TestSubmitSubmissionEvidence(t *testing.T) {
 		kinds = append(kinds, ev.Kind)
 		if ev.Unlinked != "" || ev.Evidence.SHA256 == "" {
 			t.Errorf("evidence %+v", ev)
+		}
+		if ev.Kind == gateway.EvidenceDelivered && (ev.Verification == nil || ev.Verification.Indication != "TOTAL_PASSED") {
+			t.Errorf("submit-submission's verification %+v", ev.Verification)
 		}
 	}
 	if !slices.Equal(kinds, []gateway.EvidenceKind{gateway.EvidenceRetrieved, gateway.EvidenceDelivered}) {
@@ -251,6 +255,7 @@ func TestBadInput(t *testing.T) {
 			a := m["contentStructure"].(map[string]any)["attachments"].([]any)[0].(map[string]any)
 			a["hash"] = map[string]any{"type": "sha512", "content": sha512Hex([]byte("other"))}
 		}}, "hash-mismatch", "attachment:"},
+		{"submit-submission not signed by the platform", subSpec{submitEvent: true, forgedSubmit: true}, "invalid-event-log", "submission"},
 		{"tag differs from submit-submission's", subSpec{submitEvent: true, wrongTags: true}, "incorrect-authentication-tag", "data"},
 		{"attachment the metadata does not list", subSpec{attachments: [][]byte{att}, meta: func(m map[string]any) {
 			m["contentStructure"].(map[string]any)["attachments"] = []any{}
@@ -470,4 +475,27 @@ type refusing struct{}
 
 func (refusing) Record(context.Context, string, string, *gateway.MessageReceived) (gateway.Receipt, error) {
 	return gateway.Receipt{}, eventstore.ErrInvalidEvent
+}
+
+// TestHostileSubmissionJSON: a platform answer that is not a submission is
+// recorded with its bytes and a problem, and left unconfirmed (no case).
+func TestHostileSubmissionJSON(t *testing.T) {
+	for _, body := range []string{"<html>502 Bad Gateway</html>", `{"submissionId": 7}`, `[]`} {
+		e := newEnv(t, nil)
+		id := newID('h')
+		e.fake.add(&fakeSub{ref: submissionRef{DestinationID: testDestination, SubmissionID: id}, json: []byte(body)})
+		if err := e.in.Poll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got := e.received(t)
+		if len(got) != 1 || len(got[0].msg.Problems) == 0 || got[0].msg.Portal.Decision != gateway.PortalRejected {
+			t.Fatalf("%q: %d messages %+v", body, len(got), got)
+		}
+		if raw := e.blob(t, gateway.Part{Blob: got[0].msg.Raw}); !bytes.Contains(raw, []byte(body)) && !bytes.Contains(raw, []byte("submissionBase64")) {
+			t.Errorf("%q: raw %s", body, raw)
+		}
+		if len(e.fake.posts) != 0 || !e.in.isLeft(id) {
+			t.Errorf("%q: %d SETs, left %v", body, len(e.fake.posts), e.in.isLeft(id))
+		}
+	}
 }

@@ -84,20 +84,6 @@ type attachmentMeta struct {
 	Description  string    `json:"description"`
 }
 
-// schemaValidator validates decrypted metadata against the JSON schema its
-// $schema names. It returns errUnsupportedSchema for a version it does not
-// have, and a *schemaError for a violation.
-type schemaValidator interface {
-	Validate(schemaURI string, doc []byte) error
-}
-
-// schemaError is a metadata document that violates its schema.
-type schemaError struct{ Detail string }
-
-func (e *schemaError) Error() string { return "metadata violates its schema: " + e.Detail }
-
-var errUnsupportedSchema = fmt.Errorf("metadata schema version not supported")
-
 var (
 	hexSHA512  = regexp.MustCompile(`^[a-f0-9]{128}$`)
 	mediaTypeR = regexp.MustCompile(`^[-\w.]+/[-\w.+]+$`)

@@ -18,6 +18,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/replies"
 )
@@ -51,6 +52,8 @@ type replyAPI interface {
 	SubmitReply(ctx context.Context, replyID, encryptedMetadata, encryptedData string) error
 	// EventLog returns the case's event log (the reply's events are in it).
 	EventLog(ctx context.Context, caseID string) ([]string, error)
+	// PlatformKeys are the platform's signature keys, for submit-reply.
+	PlatformKeys(ctx context.Context) (*fitconnect.KeySet, error)
 	RefreshToken(ctx context.Context) error
 }
 
@@ -333,7 +336,9 @@ var replyEventKinds = map[string]gateway.EvidenceKind{
 // recordEvents records the reply's events in the case's event log as
 // delivery evidence of the answer; it returns how many it found. Events that
 // arrive later (accept-reply) are not fetched again: no poll of sent replies
-// is built. The SETs' signatures are not checked here; the evidence says so.
+// is built. The platform's SETs are verified with its keys, and the evidence
+// carries the verdict; the sender's (accept-reply, reject-reply) are signed
+// with keys this channel does not have and are recorded as unverified.
 func (o *Outbound) recordEvents(ctx context.Context, req *gateway.ReplyRequested, replyID, caseID string) int {
 	if o.evidence == nil || caseID == "" || !acceptableID(caseID) {
 		return 0
@@ -349,10 +354,19 @@ func (o *Outbound) recordEvents(ctx context.Context, req *gateway.ReplyRequested
 		return 0
 	}
 	n := 0
+	platformKeys, keysErr := o.api.PlatformKeys(ctx)
 	for _, e := range events {
 		p, err := parseSET(e)
 		if err != nil || p.Sub != "reply:"+replyID || p.JTI == "" {
 			continue
+		}
+		verification := &gateway.EvidenceVerification{Indication: "INDETERMINATE", Format: "JWS"}
+		if keysErr != nil {
+			verification.Detail = clipText("the platform's keys: "+keysErr.Error(), 300)
+		} else if s, err := fitconnect.ParseSET(e, platformKeys, fitconnect.VerifyOptions{}); err == nil {
+			verification = &gateway.EvidenceVerification{Indication: "TOTAL_PASSED", Format: "JWS", Signer: "kid " + s.KeyID}
+		} else {
+			verification.Detail = clipText(err.Error(), 300)
 		}
 		for typ, raw := range p.Events {
 			kind, ok := replyEventKinds[typ]
@@ -362,8 +376,10 @@ func (o *Outbound) recordEvents(ctx context.Context, req *gateway.ReplyRequested
 			ev := &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelPortal, Kind: kind,
 				References: []gateway.EvidenceReference{{Kind: "replyId", Value: req.ReplyID}, {Kind: "fitconnectReplyId", Value: replyID}},
 				Attester:   gateway.Attester{Role: "portal", Name: "FIT-Connect", ID: p.Iss}, AttestedAt: time.Unix(p.Iat, 0).UTC(),
-				EvidenceID: "fitconnect:" + p.JTI, MediaType: "application/jose",
-				Problems: []string{"a FIT-Connect event log SET, its signature not verified by the portal channel"}}
+				EvidenceID: "fitconnect:" + p.JTI, MediaType: "application/jose", Verification: verification}
+			if verification.Indication != "TOTAL_PASSED" {
+				ev.Problems = []string{"a FIT-Connect event log SET whose signature was not verified with the platform's keys"}
+			}
 			if kind == gateway.EvidenceNotDelivered {
 				ev.Reason = "reject-reply: " + strings.TrimSpace(string(raw))
 				if len(ev.Reason) > 500 {

@@ -15,6 +15,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/replies"
 )
@@ -37,7 +38,7 @@ func answerEnv(t *testing.T, replyChannel map[string]any) (*testEnv, *gateway.Me
 	}
 	got := e.received(t)
 	if len(got) != 1 || got[0].msg.Portal.Decision != gateway.PortalAccepted {
-		t.Fatalf("%d messages %+v", len(got), got)
+		t.Fatalf("%d messages, problems %v", len(got), got[0].msg.Problems)
 	}
 	return e, got[0].msg, got[0].stream
 }
@@ -68,14 +69,20 @@ func decryptWith(t testing.TB, jwe string, k *rsa.PrivateKey) []byte {
 // FIT-Connect reply channel goes back as a reply encrypted to its key, with
 // its attachment, and the platform's submit-reply is recorded as evidence.
 func TestAnswerThroughFITConnect(t *testing.T) {
-	citizen, err := rsa.GenerateKey(rand.Reader, 2048)
+	citizen, err := rsa.GenerateKey(rand.Reader, 4096) // metadata 2.1.0 asks for 4096 bits
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := json.Marshal(jose.JSONWebKey{Key: &citizen.PublicKey, Algorithm: "RSA-OAEP-256", KeyID: "citizen", Use: "enc"})
+	jwk, err := json.Marshal(jose.JSONWebKey{Key: &citizen.PublicKey, Algorithm: "RSA-OAEP-256", KeyID: "citizen-reply-key"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var pubMap map[string]any
+	if err := json.Unmarshal(jwk, &pubMap); err != nil {
+		t.Fatal(err)
+	}
+	pubMap["key_ops"] = []string{"wrapKey"}
+	pub, _ := json.Marshal(pubMap)
 	e, orig, _ := answerEnv(t, map[string]any{"fitConnect": map[string]any{"encryptionPublicKey": json.RawMessage(pub),
 		"processStandards": []string{"urn:xoev-de:example:standard:1"}}})
 	if orig.Portal.ReplyChannel != "fitConnect" {
@@ -103,8 +110,16 @@ func TestAnswerThroughFITConnect(t *testing.T) {
 	if err := json.Unmarshal(decryptWith(t, r.encData, citizen), &data); err != nil || data.Subject != "Ihr Antrag" || !strings.HasPrefix(data.Text, "Sehr geehrte") {
 		t.Errorf("data %+v %v", data, err)
 	}
+	rawMD := decryptWith(t, r.encMetadata, citizen)
+	v, err := fitconnect.NewMetadataValidator(fitconnect.MetadataOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Parse(rawMD); err != nil {
+		t.Errorf("the reply's metadata does not validate: %v", err)
+	}
 	var md metadata
-	if err := json.Unmarshal(decryptWith(t, r.encMetadata, citizen), &md); err != nil || len(md.ContentStructure.Attachments) != 1 ||
+	if err := json.Unmarshal(rawMD, &md); err != nil || len(md.ContentStructure.Attachments) != 1 ||
 		md.ContentStructure.Attachments[0].Filename != "bescheid.pdf" {
 		t.Errorf("metadata %+v %v", md, err)
 	}
@@ -115,6 +130,9 @@ func TestAnswerThroughFITConnect(t *testing.T) {
 	for _, ev := range e.evidence(t) {
 		if ev.Channel == gateway.ChannelPortal && slices.Contains(ev.References, gateway.EvidenceReference{Kind: "replyId", Value: "rpl-1"}) {
 			kinds = append(kinds, ev.Kind)
+			if ev.Verification == nil || ev.Verification.Indication != "TOTAL_PASSED" {
+				t.Errorf("submit-reply's verification %+v", ev.Verification)
+			}
 		}
 	}
 	if !slices.Equal(kinds, []gateway.EvidenceKind{gateway.EvidenceDispatched}) {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+
+	"github.com/poststelle/poststelle/fitconnect"
 )
 
 // platform is the Submission API v1 as the collector uses it (the
@@ -29,6 +31,9 @@ type platform interface {
 	// EventLog returns the case's event log, the SETs in their compact form:
 	// GET /cases/{caseId}/events → {"eventLog": [...]}.
 	EventLog(ctx context.Context, caseID string) ([]string, error)
+	// PlatformKeys fetches the platform's signature keys (its JWKS), which
+	// the SETs it writes (submit-submission) are verified with.
+	PlatformKeys(ctx context.Context) (*fitconnect.KeySet, error)
 	// RefreshToken fetches a new access token; the collector calls it when
 	// the platform refused the current one (errUnauthorized) and repeats the
 	// call once.
@@ -62,14 +67,16 @@ type submissionRef struct {
 // submission is the answer of GET /submissions/{submissionId}, the members
 // the collector reads; the stored raw envelope keeps the whole answer.
 type submission struct {
-	DestinationID     string          `json:"destinationId"`
-	SubmissionID      string          `json:"submissionId"`
-	CaseID            string          `json:"caseId"`
-	Attachments       []string        `json:"attachments"`
-	EncryptedMetadata string          `json:"encryptedMetadata"`
-	EncryptedData     string          `json:"encryptedData"`
-	ServiceType       *serviceType    `json:"serviceType"`
-	Callback          json.RawMessage `json:"callback,omitempty"`
+	DestinationID     string       `json:"destinationId"`
+	SubmissionID      string       `json:"submissionId"`
+	CaseID            string       `json:"caseId"`
+	Attachments       []string     `json:"attachments"`
+	EncryptedMetadata string       `json:"encryptedMetadata"`
+	EncryptedData     string       `json:"encryptedData"`
+	ServiceType       *serviceType `json:"serviceType"`
+	// PublicService is the Submission API v2 name of serviceType.
+	PublicService *serviceType    `json:"publicService"`
+	Callback      json.RawMessage `json:"callback,omitempty"`
 }
 
 type serviceType struct {

@@ -9,13 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
 )
 
 // The Security Event Tokens (RFC 8417) of a submission's event log, as
 // FIT-Connect names them (docs.fitko.de, "Event-Log").
 const (
-	setSchema          = "https://schema.fitko.de/fit-connect/events/1.0.0/set-payload.schema.json"
 	eventPrefix        = "https://schema.fitko.de/fit-connect/events/"
 	eventAccept        = eventPrefix + "accept-submission"
 	eventReject        = eventPrefix + "reject-submission"
@@ -52,27 +52,26 @@ func decisionJTI(submissionID, decision string) string {
 }
 
 // decisionPayload builds the accept-submission or reject-submission payload
-// of a decided submission.
+// of a decided submission (package fitconnect's builders: $schema, jti, iss
+// the destination, iat, sub, txn, one event).
 func decisionPayload(destinationID, submissionID, caseID string, f *gateway.PortalFields, now time.Time) ([]byte, error) {
-	p := setPayload{Schema: setSchema, JTI: decisionJTI(submissionID, f.Decision), Iss: destinationID, Iat: now.Unix(),
-		Sub: "submission:" + submissionID, Txn: "case:" + caseID}
-	var ev []byte
+	c := fitconnect.SETClaims{Issuer: destinationID, Subject: fitconnect.SubjectSubmission(submissionID), CaseID: caseID,
+		IssuedAt: now, JTI: decisionJTI(submissionID, f.Decision)}
+	var p *fitconnect.SETPayload
 	var err error
 	switch f.Decision {
 	case gateway.PortalAccepted:
-		var tags authTags
+		var tags fitconnect.AuthenticationTags
 		if t := f.AuthenticationTags; t != nil {
-			tags = authTags{Metadata: t.Metadata, Data: t.Data, Attachments: t.Attachments}
+			tags = fitconnect.AuthenticationTags{Metadata: t.Metadata, Data: t.Data, Attachments: t.Attachments}
 		}
-		ev, err = json.Marshal(struct {
-			AuthenticationTags authTags `json:"authenticationTags"`
-		}{tags})
-		p.Events = map[string]json.RawMessage{eventAccept: ev}
+		p, err = fitconnect.NewAcceptSubmission(c, tags)
 	default:
-		ev, err = json.Marshal(struct {
-			Problems []gateway.PortalProblem `json:"problems"`
-		}{f.Problems})
-		p.Events = map[string]json.RawMessage{eventReject: ev}
+		problems := make([]fitconnect.Problem, 0, len(f.Problems))
+		for _, pr := range f.Problems {
+			problems = append(problems, fitconnect.Problem{Type: pr.Type, Title: pr.Title, Detail: pr.Detail, Instance: pr.Instance})
+		}
+		p, err = fitconnect.NewRejectSubmission(c, problems)
 	}
 	if err != nil {
 		return nil, err
