@@ -437,3 +437,20 @@ func signWith(t *testing.T, key standin.JWK, kid, typ string, claims map[string]
 	}
 	return s
 }
+
+// callbacks are the stand-in process's callback attempts.
+func callbacks(t *testing.T) []standin.CallbackRecord {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, shared.setup.Control.URL+"/callbacks", nil)
+	req.Header.Set("X-Standin-Control", shared.setup.Control.Secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []standin.CallbackRecord
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -166,6 +166,13 @@ func TestServe(t *testing.T) {
 		p.Decision != gateway.PortalAccepted || len(p.Problems) != 0 || len(m.Problems) != 0 {
 		t.Fatalf("MessageReceived: channel %s portal %+v problems %q", m.Channel, p, m.Problems)
 	}
+	// The platform's new-submissions callback reached the gateway and was
+	// taken (200: its HMAC and timestamp verified).
+	servetest.WaitFor(t, "the gateway taking a callback", func() bool {
+		return slices.ContainsFunc(callbacks(t), func(c standin.CallbackRecord) bool {
+			return c.URL == "http://"+site.callback+"/fitconnect/callback" && c.Status == http.StatusOK
+		})
+	})
 	set := decision(t, good.SubmissionID, good.CaseID)
 	if set.Event != standin.EventAcceptSubmission {
 		t.Fatalf("decision %s, want accept-submission", set.Event)
