@@ -138,7 +138,9 @@ func decision(t *testing.T, submissionID, caseID string) *standin.SET {
 // submission whose metadata states a wrong hash, one encrypted to another
 // key and one whose stored tag the platform changed are recorded and rejected
 // with the right problems. An office answers through the office API; the
-// reply reaches the citizen, who decrypts it with jwcrypto.
+// reply reaches the citizen, who decrypts it with jwcrypto. Expired tokens
+// are renewed; a submission that vanishes between listing and fetch is
+// neither recorded nor confirmed.
 func TestServe(t *testing.T) {
 	w, err := startStandin(t.TempDir())
 	if err != nil {
@@ -238,17 +240,41 @@ func TestServe(t *testing.T) {
 		t.Fatalf("event log %v", names)
 	}
 
-	// 4. A tag the platform changed after submit-submission: the gateway
-	// compares the JWEs with the platform's record and rejects.
+	// 4. The platform expires every token: the gateway's next call gets 401,
+	// it fetches a new token and goes on.
+	control(t, "/expire-tokens", nil)
+	var later submitted
+	py(t, &later, "submit", "--attachments", "0")
+	if _, m := site.received(t, later.SubmissionID); m.Portal.Decision != gateway.PortalAccepted {
+		t.Fatalf("after the tokens expired: %+v", m.Portal)
+	}
+	if set := decision(t, later.SubmissionID, later.CaseID); set.Event != standin.EventAcceptSubmission {
+		t.Fatalf("after the tokens expired: %s", set.Event)
+	}
+
+	// 5. With serve stopped: one submission vanishes after the listing that
+	// shows it (the gateway's fetch gets 404), and the platform changes the
+	// stored tag of another's attachment after submit-submission (the gateway
+	// compares the JWEs with the platform's record and rejects).
 	serve.Stop(t)
-	var swapped submitted
+	var vanished, swapped submitted
+	py(t, &vanished, "submit", "--attachments", "0")
 	py(t, &swapped, "submit", "--attachments", "1")
+	control(t, "/vanish", map[string]string{"submissionId": vanished.SubmissionID})
 	control(t, "/tamper", map[string]string{"submissionId": swapped.SubmissionID, "part": "attachment:" + swapped.Attachments[0] + ":tag"})
 	servetest.Start(t, poststelleBin(t), site.config, site.api)
 	_, m = site.received(t, swapped.SubmissionID)
 	set = decision(t, swapped.SubmissionID, swapped.CaseID)
-	if m.Portal.Decision != gateway.PortalRejected || set.Event != standin.EventRejectSubmission {
+	if m.Portal.Decision != gateway.PortalRejected || set.Event != standin.EventRejectSubmission ||
+		!slices.ContainsFunc(m.Portal.Problems, func(pr gateway.PortalProblem) bool {
+			return pr.Type == standin.ProblemTypePrefix+"incorrect-authentication-tag"
+		}) {
 		t.Fatalf("a swapped attachment: recorded %+v, posted %s", m.Portal, set.Event)
+	}
+	// The vanished one was listed with the swapped one (oldest first), so the
+	// gateway has been past it: nothing recorded, nothing decided.
+	if st := submissionState(t, vanished.SubmissionID); st != "submitted" {
+		t.Fatalf("the vanished submission was decided: %s", st)
 	}
 
 	// One message per submission, however often it was listed.
@@ -263,8 +289,8 @@ func TestServe(t *testing.T) {
 			t.Errorf("submission %s recorded %d times", id, n)
 		}
 	}
-	if len(seen) != 4 {
-		t.Errorf("%d submissions recorded, want 4", len(seen))
+	if seen[vanished.SubmissionID] != 0 || len(seen) != 5 {
+		t.Errorf("%d submissions recorded, want 5 (the vanished one not: %d)", len(seen), seen[vanished.SubmissionID])
 	}
 }
 
