@@ -127,7 +127,12 @@ func parseSubmission(body io.Reader, boundary string, maxBytes int64, maxParts i
 			if err != nil {
 				return nil, err
 			}
-			ref, err := put(p, maxBytes)
+			src := &readErr{r: p}
+			ref, err := put(src, maxBytes)
+			if src.err != nil && !errors.Is(src.err, blob.ErrCorrupt) {
+				// The body ended inside the part or broke its framing.
+				return nil, badRequest("bad-multipart", "attachment %d does not read: %v", len(sub.parts)+1, src.err)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("store attachment %d: %w", len(sub.parts)+1, err)
 			}
@@ -280,6 +285,22 @@ func (h *headerLimit) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
 	if h.counting {
 		h.n += n
+	}
+	return n, err
+}
+
+// readErr remembers the error its reader ended with other than io.EOF: a
+// multipart body that breaks off inside a part, as opposed to the blob
+// store failing to take the part.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		e.err = err
 	}
 	return n, err
 }
