@@ -110,6 +110,10 @@ func (in *Inbound) Run(ctx context.Context) error {
 // Handler is the API's HTTP handler.
 func (in *Inbound) Handler() http.Handler {
 	mux := http.NewServeMux()
+	// healthz needs no token and reveals nothing: for supervisors and tests.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	mux.HandleFunc("POST /v1/messages", in.auth(in.submit))
 	mux.HandleFunc("GET /v1/answers", in.auth(in.listAnswers))
 	mux.HandleFunc("GET /v1/answers/{id}", in.auth(in.getAnswer))
