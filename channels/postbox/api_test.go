@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -406,7 +408,8 @@ func TestAnswerPickUp(t *testing.T) {
 	}
 	r = e.do(http.MethodGet, "/v1/answers/reply-1/attachments/1", testToken, nil, nil)
 	if r.status != 200 || r.body != "%PDF-1.7 bescheid" || r.header.Get("Content-Type") != "application/pdf" ||
-		!strings.Contains(r.header.Get("Content-Disposition"), "bescheid.pdf") {
+		!strings.Contains(r.header.Get("Content-Disposition"), "bescheid.pdf") ||
+		r.header.Get("Repr-Digest") != "sha-256=:"+base64.StdEncoding.EncodeToString(sha256sum(r.body))+":" {
 		t.Errorf("attachment: %d %q %v", r.status, r.body, r.header)
 	}
 	if r := e.do(http.MethodGet, "/v1/answers/reply-1/attachments/2", testToken, nil, nil); r.status != http.StatusNotFound {
@@ -454,6 +457,11 @@ func TestAnswerPickUp(t *testing.T) {
 	if q, err := lookup(context.Background(), e.state, gateway.DefaultTenant, "portal-a", "reply-1"); err != nil || q.pickedUpAt == "" {
 		t.Errorf("after a rebuild: %+v %v", q, err)
 	}
+}
+
+func sha256sum(s string) []byte {
+	sum := sha256.Sum256([]byte(s))
+	return sum[:]
 }
 
 func TestNoAnswerQueueWithoutState(t *testing.T) {
@@ -505,5 +513,30 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("err %v, want prefix %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestAttachmentKeptAsSent: an attachment's Content-Transfer-Encoding is
+// not decoded and a Content-Type that does not parse is not a refusal: both
+// are noted on the part, and the bytes are stored as sent.
+func TestAttachmentKeptAsSent(t *testing.T) {
+	e := newEnv(t, testConfig(1<<20), nil)
+	body := "--b\r\nContent-Disposition: form-data; name=\"message\"\r\nContent-Type: application/json\r\n\r\n" +
+		`{"senderReference":"a","postboxReference":"pb"}` + "\r\n" +
+		"--b\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"scan.pdf\"\r\n" +
+		"Content-Type: bad//type\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjcK\r\n--b--\r\n"
+	r := e.do(http.MethodPost, "/v1/messages", testToken, map[string]string{"Idempotency-Key": "k", "Content-Type": "multipart/form-data; boundary=b"}, []byte(body))
+	if r.status != http.StatusCreated {
+		t.Fatalf("submit: %d %s", r.status, r.body)
+	}
+	m := e.received()[0]
+	if len(m.Parts) != 1 || m.Parts[0].MediaType != "application/octet-stream" || len(m.Parts[0].Problems) != 2 {
+		t.Fatalf("parts %+v", m.Parts)
+	}
+	if got, _ := blob.ReadAllFrom(context.Background(), e.blobs, m.Parts[0].Blob, 1<<10); string(got) != "JVBERi0xLjcK" {
+		t.Errorf("stored %q, want the base64 as sent", got)
+	}
+	if len(m.Problems) != 0 {
+		t.Errorf("message problems %v", m.Problems)
 	}
 }

@@ -2,6 +2,8 @@ package postbox
 
 import (
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -193,8 +195,12 @@ func (in *Inbound) stream(w http.ResponseWriter, r *http.Request, c *client, ref
 	w.Header().Set("Content-Type", mt)
 	w.Header().Set("Content-Length", strconv.FormatInt(ref.Size, 10))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	// The digest lets the portal check what it stores (RFC 9530).
-	w.Header().Set("Repr-Digest", "sha-256=:"+ref.SHA256+":")
+	// The digest lets the portal check what it stores: RFC 9530 section 3,
+	// a Dictionary whose value is a Byte Sequence, base64 between colons
+	// (RFC 8941 section 3.3.5).
+	if sum, err := hex.DecodeString(ref.SHA256); err == nil {
+		w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
+	}
 	if filename != "" {
 		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": filename}))
 	}
