@@ -207,6 +207,13 @@ func TestSubmitRecordsTheEnvelopeAndAttachments(t *testing.T) {
 	if r := e.submit(testToken, "k-1", "b3", goodParts...); r.status != http.StatusOK || !strings.Contains(r.body, `"duplicate":true`) {
 		t.Errorf("same client, same key: %d %s", r.status, r.body)
 	}
+	// The same key for another message is a conflict; the first stands.
+	other := append([]part(nil), goodParts...)
+	other[1].body = "%PDF-1.7 ein anderer Antrag"
+	if r := e.submit(testToken, "k-1", "b4", other...); r.status != http.StatusUnprocessableEntity ||
+		!strings.Contains(r.body, "urn:poststelle:postbox:idempotency-key-reused") {
+		t.Errorf("same key, other attachment: %d %s", r.status, r.body)
+	}
 	if n := len(e.received()); n != 2 {
 		t.Errorf("%d messages, want 2", n)
 	}

@@ -63,7 +63,7 @@ func New(cfg Config, deps gateway.IntakeDeps) (*Inbound, error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	in.ln = ln
-	in.srv = &http.Server{Handler: in.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10,
+	in.srv = &http.Server{Handler: in.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn)}
 	return in, nil
 }
@@ -266,6 +266,13 @@ func (in *Inbound) submit(w http.ResponseWriter, r *http.Request, c *client) {
 	}
 	// 4. Acknowledge: only now is the message the authority's.
 	stream := gateway.StreamID(in.deps.Tenant, msgKey)
+	if rcpt.Duplicate && !in.sameSubmission(ctx, stream, msg) {
+		// draft-ietf-httpapi-idempotency-key-header section 2.7: a key
+		// reused for another request is 422. The first message stands.
+		problem(w, http.StatusUnprocessableEntity, "idempotency-key-reused",
+			"this Idempotency-Key was used for another message; the first one is recorded")
+		return
+	}
 	in.deps.Logger.Info("postbox message received", "client", c.ID, "stream", stream, "event", rcpt.EventID, "duplicate", rcpt.Duplicate)
 	status := http.StatusCreated
 	if rcpt.Duplicate {
@@ -273,6 +280,47 @@ func (in *Inbound) submit(w http.ResponseWriter, r *http.Request, c *client) {
 	}
 	w.Header().Set("Location", "/v1/messages/"+stream)
 	writeJSON(w, status, submitted{MessageID: stream, ReceiptID: rcpt.EventID, Duplicate: rcpt.Duplicate})
+}
+
+// sameSubmission reports whether the message recorded in stream is msg
+// again: the same envelope and the same attachments (the raw body differs
+// on every retry by its multipart boundary, so it is not compared). Without
+// the log (tests of the intake alone), or when the record cannot be read,
+// a redelivery counts as the same: the message is recorded either way.
+func (in *Inbound) sameSubmission(ctx context.Context, stream string, msg *gateway.MessageReceived) bool {
+	if in.deps.Log == nil {
+		return true
+	}
+	evs, err := in.deps.Log.ReadStream(ctx, in.deps.Tenant, stream)
+	if err != nil {
+		in.deps.Logger.Warn("postbox: read a recorded submission", "stream", stream, "err", err)
+		return true
+	}
+	reg := gateway.NewRegistry()
+	for i := range evs {
+		if evs[i].Type != (gateway.MessageReceived{}).EventType() {
+			continue
+		}
+		p, err := reg.Decode(&evs[i])
+		first, ok := p.(*gateway.MessageReceived)
+		if err != nil || !ok {
+			return true
+		}
+		return fingerprint(first) == fingerprint(msg)
+	}
+	return true
+}
+
+// fingerprint is what makes two submissions the same message.
+func fingerprint(m *gateway.MessageReceived) string {
+	b, _ := json.Marshal(struct {
+		ID       string
+		From     gateway.Address
+		Subject  string
+		Metadata map[string]string
+		Parts    []gateway.Part
+	}{m.SenderMessageID, m.From, m.Subject, m.Metadata, m.Parts})
+	return string(b)
 }
 
 // parse reads the stored body back and stores each attachment.
