@@ -547,3 +547,26 @@ func TestAttachmentKeptAsSent(t *testing.T) {
 		t.Errorf("message problems %v", m.Problems)
 	}
 }
+
+// TestRateLimitOverHTTP: past its burst a client gets 429 with Retry-After,
+// and the other client is not affected; a 401 names the Bearer scheme.
+func TestRateLimitOverHTTP(t *testing.T) {
+	cfg := testConfig(1 << 20)
+	cfg.Clients[0].RatePerMinute = 1
+	e := newEnv(t, cfg, nil)
+	var last response
+	for range limiterBurst + 2 {
+		last = e.do(http.MethodGet, "/v1/answers", testToken, nil, nil)
+	}
+	if last.status != http.StatusTooManyRequests || last.header.Get("Retry-After") == "" ||
+		!strings.Contains(last.body, "urn:poststelle:postbox:rate-limited") {
+		t.Errorf("past the burst: %d %v %s", last.status, last.header, last.body)
+	}
+	if r := e.do(http.MethodGet, "/v1/answers", otherToken, nil, nil); r.status != http.StatusOK {
+		t.Errorf("the other client: %d %s", r.status, r.body)
+	}
+	if r := e.do(http.MethodGet, "/v1/answers", "", nil, nil); r.status != http.StatusUnauthorized ||
+		!strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer ") {
+		t.Errorf("no token: %d %v", r.status, r.header)
+	}
+}
