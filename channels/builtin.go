@@ -9,6 +9,7 @@ import (
 	"github.com/poststelle/poststelle/channels/egvpenterprise"
 	"github.com/poststelle/poststelle/channels/imap"
 	"github.com/poststelle/poststelle/channels/oscichannel"
+	"github.com/poststelle/poststelle/channels/postbox"
 	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/channels/smtpout"
 	"github.com/poststelle/poststelle/gateway"
@@ -26,6 +27,8 @@ const (
 	// EGVPEnterpriseSection is EGVP's other transport, through an EGVP
 	// Enterprise installation's web service; a node configures it or osci.
 	EGVPEnterpriseSection = "egvp_enterprise"
+	// PostboxSection is the direct postbox API (channels/postbox).
+	PostboxSection = "postbox"
 )
 
 // Builtin is the registry of the channels this build has. A new channel
@@ -34,6 +37,7 @@ func Builtin() Registry {
 	demailIn := demailInbound()
 	osciIn := osciInbound()
 	enterpriseIn := enterpriseInbound()
+	postboxIn := postboxInbound()
 	reg, err := NewRegistry(
 		Registration{Name: gateway.ChannelSMTP, Inbound: smtpInbound(), Outbound: smtpOutbound(),
 			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
@@ -55,6 +59,11 @@ func Builtin() Registry {
 			Reply: replies.Route{Channel: gateway.ChannelEGVP, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelPortal, Reply: replies.Route{Channel: gateway.ChannelPortal, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelAPI, Reply: replies.Route{Reason: "messages handed in through the API have no reply channel"}},
+		// The direct postbox API: answers go into the answer queue of the
+		// portal that submitted the message, for the citizen's postbox
+		// reference recorded as From.
+		Registration{Name: gateway.ChannelPostbox, Inbound: postboxIn, Outbound: postboxOutbound(postboxIn),
+			Reply: replies.Route{Channel: gateway.ChannelPostbox, Address: replies.SenderAddress}},
 	)
 	if err != nil {
 		// The list above is fixed at compile time; TestBuiltin keeps it valid.
@@ -164,5 +173,20 @@ func enterpriseOutbound(in *InboundSide) *OutboundSide {
 			return nil, err
 		}
 		return out, nil
+	})
+}
+
+func postboxInbound() *InboundSide {
+	return NewInbound(SectionSpec[postbox.Config]{Key: PostboxSection, Validate: (*postbox.Config).Validate},
+		func(c *postbox.Config, deps gateway.IntakeDeps) (gateway.Inbound, error) {
+			return postbox.New(*c, deps)
+		})
+}
+
+// postboxOutbound reads the postbox section of in: the clients whose
+// answer queues exist.
+func postboxOutbound(in *InboundSide) *OutboundSide {
+	return NewSharedOutbound(in, func(c *postbox.Config, _ OutboundDeps) (replies.Outbound, error) {
+		return postbox.NewOutbound(*c)
 	})
 }
