@@ -2,7 +2,6 @@
 # `make test` is the one command CI runs (see .ci/run and README.md).
 
 GO ?= go
-INTEGRATION := $(wildcard test/integration/*/run.sh)
 # Pinned so that a fresh machine needs no install: go run fetches it once
 # from the module proxy into the module cache.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -27,8 +26,9 @@ lint:
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
 
+# Every script runs, and a summary of the failures comes last (all.sh).
 integration:
-	@set -e; for s in $(INTEGRATION); do echo "== $$s"; bash $$s; done
+	@bash test/integration/all.sh
 
 # Every measure of issue 16 in one run, then bench/report.md and
 # bench/report.svg (bench/run.sh; the harnesses run under the peers lock).

@@ -10,6 +10,7 @@ import (
 	"github.com/poststelle/poststelle/channels/imap"
 	"github.com/poststelle/poststelle/channels/oscichannel"
 	"github.com/poststelle/poststelle/channels/portal"
+	"github.com/poststelle/poststelle/channels/postbox"
 	"github.com/poststelle/poststelle/channels/smtp"
 	"github.com/poststelle/poststelle/channels/smtpout"
 	"github.com/poststelle/poststelle/gateway"
@@ -29,6 +30,8 @@ const (
 	EGVPEnterpriseSection = "egvp_enterprise"
 	// PortalSection is the FIT-Connect destination (docs/portal.md).
 	PortalSection = "portal"
+	// PostboxSection is the direct postbox API (channels/postbox).
+	PostboxSection = "postbox"
 )
 
 // Builtin is the registry of the channels this build has. A new channel
@@ -38,6 +41,7 @@ func Builtin() Registry {
 	osciIn := osciInbound()
 	enterpriseIn := enterpriseInbound()
 	portalIn := portalInbound()
+	postboxIn := postboxInbound()
 	reg, err := NewRegistry(
 		Registration{Name: gateway.ChannelSMTP, Inbound: smtpInbound(), Outbound: smtpOutbound(),
 			Reply: replies.Route{Channel: gateway.ChannelSMTP, Address: replies.EmailAddress}},
@@ -61,6 +65,11 @@ func Builtin() Registry {
 		Registration{Name: gateway.ChannelPortal, Inbound: portalIn, Outbound: portalOutbound(portalIn),
 			Reply: replies.Route{Channel: gateway.ChannelPortal, Address: replies.SenderAddress}},
 		Registration{Name: gateway.ChannelAPI, Reply: replies.Route{Reason: "messages handed in through the API have no reply channel"}},
+		// The direct postbox API: answers go into the answer queue of the
+		// portal that submitted the message, for the citizen's postbox
+		// reference recorded as From.
+		Registration{Name: gateway.ChannelPostbox, Inbound: postboxIn, Outbound: postboxOutbound(postboxIn),
+			Reply: replies.Route{Channel: gateway.ChannelPostbox, Address: replies.SenderAddress}},
 	)
 	if err != nil {
 		// The list above is fixed at compile time; TestBuiltin keeps it valid.
@@ -194,5 +203,20 @@ func portalOutbound(in *InboundSide) *OutboundSide {
 			return nil, err
 		}
 		return out, nil
+	})
+}
+
+func postboxInbound() *InboundSide {
+	return NewInbound(SectionSpec[postbox.Config]{Key: PostboxSection, Validate: (*postbox.Config).Validate},
+		func(c *postbox.Config, deps gateway.IntakeDeps) (gateway.Inbound, error) {
+			return postbox.New(*c, deps)
+		})
+}
+
+// postboxOutbound reads the postbox section of in: the clients whose
+// answer queues exist.
+func postboxOutbound(in *InboundSide) *OutboundSide {
+	return NewSharedOutbound(in, func(c *postbox.Config, _ OutboundDeps) (replies.Outbound, error) {
+		return postbox.NewOutbound(*c)
 	})
 }

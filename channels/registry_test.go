@@ -57,6 +57,10 @@ func TestBuiltinReplyRoutes(t *testing.T) {
 				to: "portal:6f2b1f3e-9a4c-4d6e-8b1a-2c3d4e5f6a7b"},
 			{in: gateway.MessageReceived{}, wantErr: true},
 		},
+		gateway.ChannelPostbox: {
+			{in: gateway.MessageReceived{From: gateway.Address{Address: "pb-4711", Name: "Erika Muster"}}, ch: gateway.ChannelPostbox, to: "pb-4711", name: "Erika Muster"},
+			{in: gateway.MessageReceived{}, wantErr: true},
+		},
 		gateway.ChannelAPI: {
 			{in: gateway.MessageReceived{From: from}, ch: gateway.ChannelAPI, to: "buerger@example.org", name: "Erika Muster", noOut: true, wantErr: true},
 		},
@@ -100,18 +104,18 @@ func TestBuiltinReplyRoutes(t *testing.T) {
 
 // TestBuiltinSections: the built-in channels read exactly the sections the
 // README documents (De-Mail's and OSCI's outbounds read their inbound's
-// section too), and only SMTP, De-Mail, EGVP and the portal have an outbound so far.
+// section too), and only SMTP, De-Mail, EGVP, the portal and the postbox have an outbound so far.
 func TestBuiltinSections(t *testing.T) {
 	var keys []string
 	for _, s := range channels.Builtin().Sections() {
 		keys = append(keys, s.Key)
 	}
-	if got, want := strings.Join(keys, " "), "smtp smtp_out imap demail osci egvp_enterprise portal"; got != want {
+	if got, want := strings.Join(keys, " "), "smtp smtp_out imap demail osci egvp_enterprise portal postbox"; got != want {
 		t.Errorf("sections %q, want %q", got, want)
 	}
 	for _, r := range channels.Builtin().All() {
 		if (r.Outbound != nil) != (r.Name == gateway.ChannelSMTP || r.Name == gateway.ChannelDeMail || r.Name == gateway.ChannelEGVP ||
-			r.Name == gateway.ChannelPortal) {
+			r.Name == gateway.ChannelPortal || r.Name == gateway.ChannelPostbox) {
 			t.Errorf("%s: outbound %v", r.Name, r.Outbound != nil)
 		}
 	}

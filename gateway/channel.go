@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
 	"time"
 
+	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 )
 
@@ -86,6 +88,12 @@ type IntakeDeps struct {
 	Tenant string
 	// Now returns the time of receipt (default time.Now).
 	Now func() time.Time
+	// Log and State, when set, are the gateway's log and its read-model
+	// database (state.db), for a channel that keeps a read model of its own
+	// (the postbox API's answer queue, channels/postbox). Nil in most tests;
+	// such a channel then offers only its intake.
+	Log   eventstore.Log
+	State *sql.DB
 	// AfterRecord, when set, runs after a message is recorded and before the
 	// channel acknowledges it. Fault-injection tests use it to crash in the
 	// window a lost acknowledgement falls into.

@@ -30,6 +30,9 @@ const (
 	ChannelEGVP   Channel = "egvp"
 	ChannelPortal Channel = "portal"
 	ChannelAPI    Channel = "api"
+	// ChannelPostbox is the direct postbox API (channels/postbox) for
+	// portals that do not speak FIT-Connect.
+	ChannelPostbox Channel = "postbox"
 )
 
 // Address is a participant's address as the channel states it: an e-mail

@@ -443,7 +443,7 @@ func (g *Gateway) buildInbound() error {
 			continue
 		}
 		in, err := reg.Inbound.Build(sec, gateway.IntakeDeps{Intake: g.intake, Evidence: g.evidence, Blobs: g.blobs,
-			Logger: g.logger.With("channel", string(reg.Name)), Tenant: g.cfg.Tenant, AfterRecord: g.crash.hook()})
+			Log: g.log, State: g.state, Logger: g.logger.With("channel", string(reg.Name)), Tenant: g.cfg.Tenant, AfterRecord: g.crash.hook()})
 		if err != nil {
 			return fmt.Errorf("%s: %w", reg.Inbound.Section.Key, err)
 		}

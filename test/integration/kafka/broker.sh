@@ -89,8 +89,8 @@ CONF
 
 running() { [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
-ready() { # a metadata request succeeds
-  run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --list >/dev/null 2>&1
+ready() { # a metadata request succeeds (probe.py: no JVM start per poll)
+  python3 "$here/probe.py" "127.0.0.1:$port"
 }
 
 start() {

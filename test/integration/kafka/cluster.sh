@@ -79,10 +79,9 @@ start_one() {
   log "node $n starting on 127.0.0.1:$(port "$n") (log $dir/node.log)"
 }
 
-ready() { # every node answers and the cluster has three brokers
-  local out
-  out="$(run_class org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "$(brokers)" 2>/dev/null)" || return 1
-  [[ "$(grep -c '^127.0.0.1:' <<<"$out")" -ge 3 ]]
+ready() { # every node answers a metadata request that lists three brokers
+  local n
+  for n in 1 2 3; do python3 "$here/probe.py" "127.0.0.1:$(port "$n")" 3 || return 1; done
 }
 
 start() {

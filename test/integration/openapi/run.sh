@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh [DOC] — validates docs/openapi/office-api.yaml (or DOC) as OpenAPI 3.1 with
+# run.sh [DOC...] — validates every docs/openapi/*.yaml (or each DOC) as OpenAPI 3.1 with
 # openapi-spec-validator (PyPI), which runs in a private virtual environment
 # made on first use under the user's cache directory. Exits non-zero when the
 # document does not validate. Starts no server.
@@ -10,7 +10,6 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
-doc="${1:-$root/docs/openapi/office-api.yaml}"
 # Pinned so that a new release cannot turn a passing document into a failing run.
 version=0.9.0
 venv="${OPENAPI_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/poststelle/openapi-spec-validator-$version}"
@@ -27,4 +26,9 @@ if ! "$venv/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
   python3 -m venv "$venv" || { log "python3 -m venv failed (Debian: apt-get install -y python3-venv)"; exit 1; }
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "openapi-spec-validator==$version"
 fi
-"$venv/bin/openapi-spec-validator" "$doc"
+if [ $# -eq 0 ]; then
+  set -- "$root"/docs/openapi/*.yaml
+fi
+for doc in "$@"; do
+  "$venv/bin/openapi-spec-validator" "$doc"
+done
