@@ -43,7 +43,7 @@ type retrieved struct {
 // pass.
 func TestSDKSubmitRetrieve(t *testing.T) {
 	for _, n := range []int{0, 1, 3} {
-		t.Run(strings.Repeat("a", n), func(t *testing.T) {
+		t.Run(strconv.Itoa(n)+" attachments", func(t *testing.T) {
 			var sub submitted
 			py(t, &sub, "submit", "--attachments", strconv.Itoa(n))
 			if len(sub.Attachments) != n {
