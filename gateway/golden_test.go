@@ -47,6 +47,7 @@ func goldenPayloads() []Payload {
 		&MessageDelivered{Office: "bauamt", Via: "webhook", Target: "https://bauamt.example/hook"},
 		&MessageQueued{Office: "bauamt", Stream: "m-1", RoutedBy: "evt-routed", Rule: "bau"},
 		&TriageQueued{Stream: "m-1", Cause: "evt-routing-failed", Kind: "routing"},
+		&EEBOverdue{Due: goldenTime, Offices: []string{"rechtsamt"}},
 		&MessageAcknowledged{Office: "bauamt", By: "m.muster", Via: "api"},
 		&ReplyRequested{ReplyID: "rpl-1", Office: "bauamt", Author: "m.muster", Channel: ChannelSMTP,
 			To: Address{Address: "buerger@example.org", Name: "Bürger"}, Subject: "Re: Antrag", Body: goldenRef,

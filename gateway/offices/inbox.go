@@ -114,7 +114,15 @@ func (Inbox) Setup(ctx context.Context, tx *sql.Tx) error {
 	if err := dropOldSchema(ctx, tx); err != nil {
 		return err
 	}
-	for _, s := range append(slices.Clone(inboxSchema), eebSchema...) {
+	for _, s := range append(slices.Clone(inboxSchema), eebSchema[0]) {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("offices: create inbox tables: %w", err)
+		}
+	}
+	if err := addOverdueColumn(ctx, tx); err != nil {
+		return err
+	}
+	for _, s := range eebSchema[1:] {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("offices: create inbox tables: %w", err)
 		}
@@ -684,7 +692,8 @@ type TriageItem struct {
 	// failing on it), "reply" (an answer failed for good), "webhook" (a
 	// push to an office's case system failed for good) or "evidence"
 	// (delivery evidence no message or answer matched; the item's stream is
-	// the evidence's own).
+	// the evidence's own) or "eeb-overdue" (a court's eEB request passed its
+	// due date unanswered; state "answered" once the office answers).
 	Kind       string    `json:"kind"`
 	Reason     string    `json:"reason"`
 	Since      time.Time `json:"since"`
@@ -781,7 +790,7 @@ func Dump(ctx context.Context, db *sql.DB) (string, error) {
 		`SELECT 'reply', reply_id, stream, json_array(tenant, office, author, channel, recipient, subject, state, attempts, error, requested_at, updated_at)
 			FROM office_replies ORDER BY reply_id`,
 		`SELECT 'evidence', event_id, stream, json_array(tenant, recorded_at, evidence) FROM office_evidence ORDER BY tenant, stream, event_id`,
-		`SELECT 'eeb', tenant, stream, json_array(documents, due, status, decision, reply_id, answered_by, answered_office, answered_at, sent_at, error)
+		`SELECT 'eeb', tenant, stream, json_array(documents, due, status, decision, reply_id, answered_by, answered_office, answered_at, sent_at, error, overdue_at)
 			FROM office_eeb ORDER BY tenant, stream`,
 	}
 	for _, q := range queries {
