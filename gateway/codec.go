@@ -80,6 +80,8 @@ func NewRegistry() *Registry {
 		func() Payload { return &MessageQueued{} },
 		func() Payload { return &TriageQueued{} },
 		func() Payload { return &EEBOverdue{} },
+		func() Payload { return &ReplyAttempted{} },
+		func() Payload { return &ReplyResendOrdered{} },
 	} {
 		r.types[f().EventType()] = f
 	}

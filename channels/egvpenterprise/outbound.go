@@ -25,8 +25,10 @@ import (
 // It implements replies.Outbound.
 //
 // The web service takes no id of the caller's, so a resend after a crash between
-// Enterprise's acceptance and the recorded ReplySent sends the answer twice; the
-// XJustiz id of an eEB is derived from the reply id, so a court sees the same eEB.
+// Enterprise's acceptance and the recorded ReplySent would send the answer twice. It is
+// therefore a replies.AtMostOnce: the sender records each attempt's intent before the
+// hand-over, and an attempt found started without an outcome goes to triage ("may
+// have been sent — check EGVP Enterprise") instead of being sent again.
 type Outbound struct {
 	cfg      Config
 	client   *egvpsoap.Client
@@ -72,6 +74,14 @@ func NewOutbound(cfg Config, deps OutboundDeps) (*Outbound, error) {
 	}
 	return &Outbound{cfg: cfg, client: c, blobs: deps.Blobs, now: time.Now, evidence: deps.Evidence, tenant: deps.Tenant,
 		log: deps.Logger.With("channel", "egvp", "transport", "egvp-enterprise", "role", "sender")}, nil
+}
+
+// Intent implements replies.AtMostOnce: the ids an operator finds the answer by in
+// Enterprise's journal and at the court (the XJustiz message id is derived from the
+// reply id), and the mailbox it is sent from.
+func (o *Outbound) Intent(req *gateway.ReplyRequested) (string, []gateway.EvidenceReference) {
+	return "EGVP Enterprise", []gateway.EvidenceReference{{Kind: "replyId", Value: req.ReplyID},
+		{Kind: "xjustizMessageId", Value: egvp.XJustizID(req.ReplyID)}, {Kind: "enterpriseUserId", Value: o.cfg.UserID}}
 }
 
 // Send implements replies.Outbound.

@@ -190,7 +190,9 @@ func (in Inbox) applyEEB(ctx context.Context, tx projection.Tx, e *eventstore.Ev
 		return err
 	case *gateway.ReplyFailed:
 		status := EEBAnswering
-		if m.Permanent {
+		// An eEB that may have been sent is not failed: another answer
+		// would reach the court under another id.
+		if m.Permanent && !m.Uncertain {
 			status = EEBFailed
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE office_eeb SET status = ?, error = ? WHERE tenant = ? AND stream = ? AND reply_id = ? AND status != ?`,

@@ -229,6 +229,14 @@ func (in Inbox) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Event
 	case *gateway.ReplySent:
 		_, err = tx.ExecContext(ctx, `UPDATE office_replies SET state = 'sent', attempts = ?, error = '', updated_at = ? WHERE reply_id = ?`,
 			m.Attempt, at, m.ReplyID)
+		if err == nil {
+			err = resolveUncertain(ctx, tx, e)
+		}
+	case *gateway.ReplyResendOrdered:
+		_, err = tx.ExecContext(ctx, `UPDATE office_replies SET state = 'retrying', updated_at = ? WHERE reply_id = ? AND state != 'sent'`, at, m.ReplyID)
+		if err == nil {
+			err = resolveUncertain(ctx, tx, e)
+		}
 	case *gateway.ReplyFailed:
 		state := "retrying"
 		if m.Permanent {
@@ -236,7 +244,12 @@ func (in Inbox) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Event
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE office_replies SET state = ?, attempts = ?, error = ?, updated_at = ? WHERE reply_id = ? AND state != 'sent'`,
 			state, m.Attempt, m.Error, at, m.ReplyID)
-		if err == nil && m.Permanent {
+		switch {
+		case err == nil && m.Uncertain:
+			// Not sent again blindly: the mailroom checks the peer and
+			// marks it sent or orders a resend.
+			err = in.openTriage(ctx, tx, e, TriageReplyUncertain, m.Error, at)
+		case err == nil && m.Permanent:
 			// An answer that cannot be sent must not fail silently: the
 			// mailroom sees it in triage and takes another way.
 			err = in.openTriage(ctx, tx, e, "reply", fmt.Sprintf("answer %s could not be sent: %s", m.ReplyID, m.Error), at)
@@ -250,6 +263,19 @@ func (in Inbox) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Event
 		return fmt.Errorf("offices: inbox: %s %s: %w", e.Type, e.ID, err)
 	}
 	return nil
+}
+
+// TriageReplyUncertain is the kind of the triage item of an answer that may
+// have been sent (ReplyFailed with Uncertain): its state becomes "resolved"
+// when it is marked sent or a resend is ordered.
+const TriageReplyUncertain = "reply-uncertain"
+
+// resolveUncertain closes the stream's open item about an answer that may
+// have been sent, once a person decided.
+func resolveUncertain(ctx context.Context, tx projection.Tx, e *eventstore.Event) error {
+	_, err := tx.ExecContext(ctx, `UPDATE triage_items SET state = 'resolved' WHERE tenant = ? AND stream = ? AND kind = ? AND state = 'open'`,
+		e.Tenant, e.Stream, TriageReplyUncertain)
+	return err
 }
 
 // Committed implements projection.Committer: long polls, event streams and
@@ -692,7 +718,8 @@ type TriageItem struct {
 	// failing on it), "reply" (an answer failed for good), "webhook" (a
 	// push to an office's case system failed for good) or "evidence"
 	// (delivery evidence no message or answer matched; the item's stream is
-	// the evidence's own) or "eeb-overdue" (a court's eEB request passed its
+	// the evidence's own), "reply-uncertain" (an answer may have been sent;
+	// a person checks the peer) or "eeb-overdue" (a court's eEB request passed its
 	// due date unanswered; state "answered" once the office answers).
 	Kind       string    `json:"kind"`
 	Reason     string    `json:"reason"`

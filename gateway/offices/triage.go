@@ -26,6 +26,9 @@ func TriageQueue() []pipeline.Handler {
 		"WebhookFailed":    func(gateway.Payload) (string, bool) { return "webhook", true },
 		"ReplyFailed": func(p gateway.Payload) (string, bool) {
 			m, ok := p.(*gateway.ReplyFailed)
+			if ok && m.Uncertain {
+				return TriageReplyUncertain, true
+			}
 			return "reply", ok && m.Permanent
 		},
 		"EEBOverdue": func(gateway.Payload) (string, bool) { return TriageEEBOverdue, true },
