@@ -128,7 +128,7 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 	state := o.recordState(ctx, req, id)
 	o.log.Info("answer handed to EGVP Enterprise", "replyId", req.ReplyID, "customId", id, "eeb", req.EEB != nil, "state", state)
 	return replies.SentInfo{ChannelMessageID: id, Sent: sent,
-		Response: "sendAsynchroniousMessage OK, customID " + id + " (EGVP Enterprise sends it asynchronously); " + state}, nil
+		Response: sentPrefix + id + " (EGVP Enterprise sends it asynchronously); " + state}, nil
 }
 
 // receiver is the SAFE-ID the answer goes to: the reply's address, which must be the

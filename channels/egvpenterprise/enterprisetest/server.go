@@ -391,6 +391,30 @@ func (s *Server) SetSendState(state string) {
 	s.sendState = state
 }
 
+// SetState changes the state of a message sent before (by its customID), as
+// Enterprise's journal moves on: WS_ASEND to OSCI_SENT, say.
+func (s *Server) SetState(customID, state string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.states == nil {
+		s.states = map[string]string{}
+	}
+	s.states[customID] = state
+}
+
+// StateRequests counts the getState requests so far.
+func (s *Server) StateRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.requests {
+		if r.Operation == "getState" {
+			n++
+		}
+	}
+	return n
+}
+
 // StateTime is the time getState reports for every state.
 const StateTime = "2026-02-04T08:00:05.000Z"
 
