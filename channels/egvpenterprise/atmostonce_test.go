@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poststelle/poststelle/channels/egvpenterprise/enterprisetest"
 	"github.com/poststelle/poststelle/egvp"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/gateway"
@@ -143,5 +144,58 @@ func TestAtMostOnceAfterCrash(t *testing.T) {
 				t.Fatalf("second decision: %v", err)
 			}
 		})
+	}
+}
+
+// TestAtMostOnceLostAnswer: the request reached Enterprise and its answer was lost
+// (the connection ended): the answer is uncertain, to triage, not retried; a
+// service that cannot be reached at all is a temporary failure, retried as before.
+func TestAtMostOnceLostAnswer(t *testing.T) {
+	r, stream, req := answeredRig(t)
+	ctx := context.Background()
+	newSender := func(o *Outbound) *replies.Sender {
+		s, err := replies.New(replies.Config{}, replies.Deps{Log: r.env.Log, Registry: gateway.NewRegistry(), State: r.env.State,
+			Outbound: map[gateway.Channel]replies.Outbound{gateway.ChannelEGVP: o}, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	cause, p := requestEvent(t, r, stream, req.ReplyID)
+
+	// Nobody listens: not sent, retried later.
+	down := *r
+	down.cfg.Endpoint = "http://127.0.0.1:1/EGVP-WS/EGVP-WebService"
+	out, err := newSender(down.outbound(t)).Handler().Handle(ctx, cause, p)
+	if err != nil || len(out) != 1 {
+		t.Fatalf("unreachable: %v %v", out, err)
+	}
+	if f, ok := out[0].(*gateway.ReplyFailed); !ok || f.Permanent || f.Uncertain {
+		t.Fatalf("unreachable: %+v", out[0])
+	}
+
+	// Reached, answer lost (another answer: the first one's attempt has its
+	// outcome only in the handler's output, which this test does not append).
+	req2 := *req
+	req2.ReplyID = req.ReplyID + "-2"
+	ev, err := gateway.Follow("reply/2", cause, 0, &req2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.env.Log.Append(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	cause2, p2 := requestEvent(t, r, stream, req2.ReplyID)
+	r.srv.FailNext("sendAsynchroniousMessage", enterprisetest.FailLostAnswer)
+	out, err = newSender(r.outbound(t)).Handler().Handle(ctx, cause2, p2)
+	if err != nil || len(out) != 1 {
+		t.Fatalf("lost answer: %v %v", out, err)
+	}
+	f, ok := out[0].(*gateway.ReplyFailed)
+	if !ok || !f.Permanent || !f.Uncertain || !strings.Contains(f.Error, "its answer was lost") || !strings.Contains(f.Error, "check EGVP Enterprise") {
+		t.Fatalf("lost answer: %+v", out[0])
+	}
+	if n := len(r.srv.Sent()); n != 1 {
+		t.Fatalf("%d handed over", n)
 	}
 }

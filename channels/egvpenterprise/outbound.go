@@ -2,10 +2,13 @@ package egvpenterprise
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path"
@@ -343,6 +346,24 @@ func classify(req *gateway.ReplyRequested, err error) error {
 			return err
 		}
 		return replies.Permanent(err)
+	case notSent(err):
+		return err
 	}
-	return err
+	// The request may have reached Enterprise and its answer been lost (the
+	// connection ended, the time ran out, the answer was unreadable): sending
+	// again could send twice, so the mailroom checks (replies.MaybeSent).
+	return replies.MaybeSent(err)
+}
+
+// notSent reports errors that happen before a request can reach the service: the
+// connection was never made (dial, name resolution) or TLS refused the server.
+func notSent(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	var rec tls.RecordHeaderError
+	return (errors.As(err, &op) && op.Op == "dial") || errors.As(err, &dns) || errors.As(err, &unknownCA) ||
+		errors.As(err, &invalid) || errors.As(err, &host) || errors.As(err, &rec)
 }

@@ -51,3 +51,19 @@ type AtMostOnce interface {
 	// Enterprise") and the ids the answer carries there.
 	Intent(reply *gateway.ReplyRequested) (peer string, refs []gateway.EvidenceReference)
 }
+
+// MaybeSent marks the error of a Send on an AtMostOnce outbound after which
+// the peer may have the answer (the request went out, its answer did not
+// come back). The Sender records it as uncertain, to triage, instead of
+// retrying it.
+func MaybeSent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return maybeSentError{err}
+}
+
+type maybeSentError struct{ err error }
+
+func (e maybeSentError) Error() string { return e.err.Error() }
+func (e maybeSentError) Unwrap() error { return e.err }

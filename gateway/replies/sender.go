@@ -145,12 +145,18 @@ func (e effect) Attempt(ctx context.Context, j outbox.Job) ([]gateway.Payload, e
 	if out == nil {
 		return nil, outbox.Permanent(fmt.Errorf("%w: none is configured for %s", ErrNoOutbound, req.Channel))
 	}
-	if amo, ok := out.(AtMostOnce); ok {
+	amo, atMostOnce := out.(AtMostOnce)
+	if atMostOnce {
 		if err := e.recordIntent(ctx, j, req, amo); err != nil {
 			return nil, err
 		}
 	}
 	info, err := out.Send(ctx, req, original)
+	var ms maybeSentError
+	if err != nil && atMostOnce && errors.As(err, &ms) {
+		peer, refs := amo.Intent(req)
+		return nil, outbox.Permanent(&uncertainError{replyID: req.ReplyID, attempt: j.Attempt, peer: peer, refs: refs, cause: err})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +178,9 @@ type uncertainError struct {
 	attempt int
 	peer    string
 	refs    []gateway.EvidenceReference
+	// cause is the hand-over's error when it failed with MaybeSent; nil when
+	// an earlier start of the attempt has no outcome.
+	cause error
 }
 
 func (u *uncertainError) Error() string {
@@ -179,8 +188,12 @@ func (u *uncertainError) Error() string {
 	for _, r := range u.refs {
 		ids = append(ids, r.Kind+" "+r.Value)
 	}
-	return fmt.Sprintf("answer %s may have been sent — check %s (attempt %d was handed over or about to be when the gateway stopped; reply %s; %s); "+
-		"then mark it sent or order a resend", u.replyID, u.peer, u.attempt, u.replyID, strings.Join(ids, ", "))
+	what := "was handed over or about to be when the gateway stopped"
+	if u.cause != nil {
+		what = "went out, and its answer was lost: " + u.cause.Error()
+	}
+	return fmt.Sprintf("answer %s may have been sent — check %s (attempt %d %s; reply %s; %s); "+
+		"then mark it sent or order a resend", u.replyID, u.peer, u.attempt, what, u.replyID, strings.Join(ids, ", "))
 }
 
 // recordIntent makes an attempt on an AtMostOnce outbound safe: an attempt
