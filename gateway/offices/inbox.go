@@ -20,7 +20,7 @@ import (
 // Inbox is the read model of the office queues and the triage queue: a
 // projection of MessageReceived, MessageRouted, RoutingFailed,
 // ProcessingFailed, MessageDelivered, MessageAcknowledged, the Reply* events,
-// WebhookDelivered, WebhookFailed and DeliveryEvidenceRecorded, with the eEB
+// WebhookDelivered, WebhookFailed, DeliveryEvidenceRecorded and EEBOverdue, with the eEB
 // tasks of EGVP messages that ask for one (EEBTask). Dropping its tables and
 // replaying the log rebuilds it identically (see Dump). Register it with a
 // projection.Runner.
