@@ -1,8 +1,12 @@
 package fitconnect
 
 import (
+	"bytes"
 	"errors"
+	"io"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -29,8 +33,45 @@ func FuzzDecrypt(f *testing.F) {
 			return
 		}
 		if !errors.Is(err, ErrMalformedJWE) && !errors.Is(err, ErrUnsupportedJWE) &&
-			!errors.Is(err, ErrDecryption) && !errors.Is(err, ErrJWETooLarge) {
+			!errors.Is(err, ErrDecryption) && !errors.Is(err, ErrJWETooLarge) && !errors.Is(err, ErrPlaintextTooLarge) {
 			t.Fatalf("unexpected error kind: %v", err)
+		}
+	})
+}
+
+// FuzzOpenJWE feeds arbitrary serializations to the stream decrypter, one
+// byte a read: no panic, never more plaintext than the cap, and the same
+// answer as Decrypt on the same bytes.
+func FuzzOpenJWE(f *testing.F) {
+	a, _ := testKeys(f)
+	dec := testDecrypter(f, a, "k")
+	good := encryptWith(f, []byte(`{"a":1}`), &a.PublicKey, false)
+	f.Add(good)
+	f.Add(encryptWith(f, bytes.Repeat([]byte("zipped "), 1000), &a.PublicKey, true))
+	f.Add("a.b.c.d.e")
+	f.Add("....")
+	f.Add(good + ".")
+	f.Add(replaceSegment(good, 0, "eyJhbGciOiJSU0EtT0FFUC0yNTYiLCJlbmMiOiJBMjU2R0NNIiwiemlwIjoiR1oifQ")) // zip GZ
+	f.Fuzz(func(t *testing.T, s string) {
+		const maxPlain = 1 << 12
+		opts := DecryptOptions{MaxSize: 1 << 16, MaxPlaintext: maxPlain, AllowCompression: true}
+		r, info, err := OpenJWE(iotest.OneByteReader(strings.NewReader(s)), dec, opts)
+		if info == nil {
+			t.Fatal("no info")
+		}
+		_, derr := Decrypt([]byte(s), dec, opts)
+		if err != nil {
+			if derr == nil {
+				t.Fatalf("OpenJWE failed (%v) where Decrypt did not", err)
+			}
+			return
+		}
+		n, rerr := io.Copy(io.Discard, r)
+		if n > maxPlain {
+			t.Fatalf("%d bytes of plaintext past the cap", n)
+		}
+		if (rerr == nil) != (derr == nil) {
+			t.Fatalf("reading: %v, Decrypt: %v", rerr, derr)
 		}
 	})
 }

@@ -1,8 +1,12 @@
 package fitconnect
 
 import (
+	"bufio"
 	"bytes"
+	"compress/flate"
 	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -51,6 +55,9 @@ var (
 	ErrDecryption = errors.New("fitconnect: JWE decryption failed")
 	// ErrJWETooLarge: the serialization exceeds the cap.
 	ErrJWETooLarge = errors.New("fitconnect: JWE too large")
+	// ErrPlaintextTooLarge: the decrypted (inflated) content exceeds
+	// DecryptOptions.MaxPlaintext.
+	ErrPlaintextTooLarge = errors.New("fitconnect: decrypted content too large")
 	// ErrInvalidKey: a JWK is not a key FIT-Connect allows for its purpose.
 	ErrInvalidKey = errors.New("fitconnect: invalid key")
 )
@@ -73,7 +80,8 @@ func (e *UnsupportedJWEError) Is(target error) bool { return target == ErrUnsupp
 // a PKCS#11 key from crypto/pkcs11, which must do RSA-OAEP with SHA-256.
 type Decrypter struct {
 	kid string
-	key any // *rsa.PrivateKey or jose.OpaqueKeyDecrypter
+	// key unwraps the content encryption key; *rsa.PrivateKey is one too.
+	key crypto.Decrypter
 }
 
 // KeyID is the kid of the key ("" when unknown).
@@ -82,13 +90,7 @@ func (d *Decrypter) KeyID() string { return d.kid }
 // PublicJWK is the matching encryption key as a public JWK (kid, alg
 // RSA-OAEP-256, use enc, key_ops wrapKey): what senders encrypt to.
 func (d *Decrypter) PublicJWK() ([]byte, error) {
-	var pub *rsa.PublicKey
-	switch k := d.key.(type) {
-	case *rsa.PrivateKey:
-		pub = &k.PublicKey
-	case oaepDecrypter:
-		pub, _ = k.d.Public().(*rsa.PublicKey)
-	}
+	pub, _ := d.key.Public().(*rsa.PublicKey)
 	if pub == nil {
 		return nil, fmt.Errorf("%w: no public key", ErrInvalidKey)
 	}
@@ -126,7 +128,9 @@ func LoadJWKDecrypter(path string) (*Decrypter, error) {
 }
 
 // NewCryptoDecrypter wraps a crypto.Decrypter holding an RSA key (for example
-// a *pkcs11.Key). kid is the key's id as registered with the destination.
+// a *pkcs11.Key). kid is the key's id as registered with the destination. The
+// key is only ever asked for RSA-OAEP with SHA-256 (RFC 7518 §4.3), because
+// every other alg is refused before a key is touched.
 func NewCryptoDecrypter(kid string, d crypto.Decrypter) (*Decrypter, error) {
 	if d == nil {
 		return nil, fmt.Errorf("%w: nil decrypter", ErrInvalidKey)
@@ -134,35 +138,34 @@ func NewCryptoDecrypter(kid string, d crypto.Decrypter) (*Decrypter, error) {
 	if _, ok := d.Public().(*rsa.PublicKey); !ok {
 		return nil, fmt.Errorf("%w: decrypter holds a %T, want an RSA key", ErrInvalidKey, d.Public())
 	}
-	return &Decrypter{kid: kid, key: oaepDecrypter{d}}, nil
+	return &Decrypter{kid: kid, key: d}, nil
 }
 
-// oaepDecrypter lets go-jose unwrap the CEK through a crypto.Decrypter; it is
-// only reached for alg RSA-OAEP-256 because Decrypt refuses every other alg
-// first, and it checks again so the key is never used for anything else.
-type oaepDecrypter struct{ d crypto.Decrypter }
-
-func (o oaepDecrypter) DecryptKey(encryptedKey []byte, h jose.Header) ([]byte, error) {
-	if h.Algorithm != KeyAlgorithm {
-		return nil, &UnsupportedJWEError{Member: "alg", Value: h.Algorithm}
-	}
-	return o.d.Decrypt(rand.Reader, encryptedKey, &rsa.OAEPOptions{Hash: crypto.SHA256})
-}
-
-// DecryptOptions bound and tune Decrypt.
+// DecryptOptions bound and tune decryption.
 type DecryptOptions struct {
 	// MaxSize caps the compact serialization in bytes; 0 means DefaultMaxJWESize.
+	// Reading stops with ErrJWETooLarge as soon as the input passes it.
 	MaxSize int64
+	// MaxPlaintext caps the decrypted content, after inflating; 0 means the
+	// serialization's cap (MaxSize or its default). Past it, decryption fails
+	// with ErrPlaintextTooLarge.
+	MaxPlaintext int64
+	// Size is the serialization's length when the caller knows it (a file's
+	// size, a Content-Length): the ciphertext buffer is then allocated once at
+	// its final size. 0 means unknown (a bytes.Reader or strings.Reader is
+	// measured; other readers grow the buffer as they are read).
+	Size int64
 	// AllowCompression accepts "zip":"DEF". FIT-Connect's Submission API v2
 	// forbids zip, and we refuse it by default; the Python SDK fitconnect 0.4.2
 	// (v1) always sets it, so a destination that must read what that SDK sends
-	// turns this on. go-jose then inflates at most max(250 kB, 10 × the
-	// ciphertext), so the plaintext stays bounded.
+	// turns this on. The inflated content stays within MaxPlaintext.
 	AllowCompression bool
 }
 
-// Decrypted is the result of Decrypt.
+// Decrypted is the result of a decryption.
 type Decrypted struct {
+	// Plaintext is the decrypted content (nil from OpenJWE, which hands out a
+	// reader instead).
 	Plaintext []byte
 	// AuthenticationTag is the fifth compact segment exactly as transmitted
 	// (base64url): accept-submission lists these, and the platform's
@@ -173,8 +176,8 @@ type Decrypted struct {
 	Compressed        bool   // the header had zip DEF (only with AllowCompression)
 }
 
-// jweHeader is the part of the protected header we check before go-jose sees
-// the token.
+// jweHeader is the part of the protected header we check before any key
+// operation.
 type jweHeader struct {
 	Alg  string          `json:"alg"`
 	Enc  string          `json:"enc"`
@@ -184,70 +187,361 @@ type jweHeader struct {
 	Cty  string          `json:"cty"`
 }
 
-// Decrypt decrypts a compact JWE with the destination's key. The size is checked
-// before anything is decoded; alg, enc, zip and crit are checked before any key
-// operation; only then does go-jose (restricted to RSA-OAEP-256/A256GCM as
-// well) unwrap the key and verify the tag.
+// check refuses every header FIT-Connect does not allow: another alg or enc,
+// a crit member (RFC 7516 §4.1.13: we understand no extension), or zip other
+// than DEF, and DEF unless allowed.
+func (h *jweHeader) check(allowZip bool) error {
+	switch {
+	case h.Alg != KeyAlgorithm:
+		return &UnsupportedJWEError{Member: "alg", Value: h.Alg}
+	case h.Enc != ContentEncryption:
+		return &UnsupportedJWEError{Member: "enc", Value: h.Enc}
+	case len(h.Crit) > 0 && string(h.Crit) != "null":
+		return &UnsupportedJWEError{Member: "crit", Value: string(h.Crit)}
+	case h.Zip != nil && (!allowZip || *h.Zip != "DEF"):
+		return &UnsupportedJWEError{Member: "zip", Value: *h.Zip}
+	}
+	return nil
+}
+
+// Decrypt decrypts a compact JWE held in memory with the destination's key
+// (DecryptReader over the bytes: there is one decryption path).
 func Decrypt(compact []byte, d *Decrypter, opts DecryptOptions) (*Decrypted, error) {
-	if d == nil {
-		return nil, fmt.Errorf("%w: no decryption key", ErrInvalidKey)
+	if opts.Size == 0 {
+		opts.Size = int64(len(compact))
 	}
-	limit := opts.MaxSize
-	if limit <= 0 {
-		limit = DefaultMaxJWESize
-	}
-	if int64(len(compact)) > limit {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrJWETooLarge, len(compact), limit)
-	}
-	compact = bytes.TrimSpace(compact)
-	h, tag, err := inspectCompact(compact)
+	return DecryptReader(bytes.NewReader(compact), d, opts)
+}
+
+// DecryptReader reads a compact JWE from r and decrypts it with the
+// destination's key, within the bounds of opts; see OpenJWE for the order of
+// the checks. Plaintext is the whole content, for an uncompressed JWE in the
+// very buffer the ciphertext was decoded into.
+func DecryptReader(r io.Reader, d *Decrypter, opts DecryptOptions) (*Decrypted, error) {
+	info, pt, err := decryptCompact(r, d, opts)
 	if err != nil {
 		return nil, err
 	}
-	if h.Alg != KeyAlgorithm {
-		return nil, &UnsupportedJWEError{Member: "alg", Value: h.Alg}
-	}
-	if h.Enc != ContentEncryption {
-		return nil, &UnsupportedJWEError{Member: "enc", Value: h.Enc}
-	}
-	if len(h.Crit) > 0 && string(h.Crit) != "null" {
-		return nil, &UnsupportedJWEError{Member: "crit", Value: string(h.Crit)}
-	}
-	if h.Zip != nil && (!opts.AllowCompression || *h.Zip != "DEF") {
-		return nil, &UnsupportedJWEError{Member: "zip", Value: *h.Zip}
-	}
-	if err := checkTag(tag); err != nil {
-		return nil, err
-	}
-	obj, err := jose.ParseEncryptedCompact(string(compact),
-		[]jose.KeyAlgorithm{jose.RSA_OAEP_256}, []jose.ContentEncryption{jose.A256GCM})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedJWE, err)
-	}
-	var key any
-	switch k := d.key.(type) {
-	case *rsa.PrivateKey:
-		key = k
-	case oaepDecrypter:
-		key = jose.OpaqueKeyDecrypter(k)
-	}
-	pt, err := obj.Decrypt(key)
-	if err != nil {
-		var ue *UnsupportedJWEError
-		if errors.As(err, &ue) {
+	if info.Compressed {
+		if pt, err = io.ReadAll(inflater(pt, plaintextCap(opts))); err != nil {
 			return nil, err
 		}
-		// go-jose answers ErrCryptoFailure for a bad key or tag and a plain
-		// error for an oversized inflate; neither says more than "no".
-		return nil, fmt.Errorf("%w: %v", ErrDecryption, err)
 	}
-	return &Decrypted{
-		Plaintext:         pt,
-		AuthenticationTag: tag,
-		KeyID:             h.Kid,
-		ContentType:       h.Cty,
-		Compressed:        h.Zip != nil,
-	}, nil
+	info.Plaintext = pt
+	return info, nil
+}
+
+// OpenJWE reads a compact JWE from r, decrypts it and returns a reader of the
+// plaintext (inflated as it is read when the header says zip DEF; reading
+// fails with ErrPlaintextTooLarge past MaxPlaintext) and what the JWE says
+// about itself. It reads as a stream: the protected header, encrypted key and
+// IV are small and capped, the ciphertext is base64-decoded into one buffer of
+// its own size and decrypted in place, so a JWE of n bytes costs about 3n/4
+// bytes of memory, never the copies of a string-based JOSE library. The input
+// is capped before it is decoded; alg, enc, zip and crit are checked before
+// any key operation; a failed key unwrap goes on with a random key (RFC 7516
+// §11.5), so that a wrong key and a tampered token fail alike, at the tag.
+//
+// The returned *Decrypted is never nil: on an error it holds what was read
+// before it (the header's kid and cty, and the tag once the whole token was
+// read), which a receipt may name. Its Plaintext is nil.
+func OpenJWE(r io.Reader, d *Decrypter, opts DecryptOptions) (io.Reader, *Decrypted, error) {
+	info, pt, err := decryptCompact(r, d, opts)
+	if err != nil {
+		return nil, info, err
+	}
+	if info.Compressed {
+		return inflater(pt, plaintextCap(opts)), info, nil
+	}
+	return bytes.NewReader(pt), info, nil
+}
+
+const (
+	// maxHeaderSegment caps the protected header's base64url (maxHeaderSize
+	// decoded bytes).
+	maxHeaderSegment = (maxHeaderSize*4 + 2) / 3
+	// maxKeySegment caps the encrypted key: an RSA key of 16384 bits gives
+	// 2048 bytes, 2731 characters.
+	maxKeySegment = 4 << 10
+	// gcmIVSize is the A256GCM IV length (RFC 7518 §5.3).
+	gcmIVSize = 12
+	// cekSize is the A256GCM key length.
+	cekSize = 32
+)
+
+func serializationCap(opts DecryptOptions) int64 {
+	if opts.MaxSize > 0 {
+		return opts.MaxSize
+	}
+	return DefaultMaxJWESize
+}
+
+func plaintextCap(opts DecryptOptions) int64 {
+	if opts.MaxPlaintext > 0 {
+		return opts.MaxPlaintext
+	}
+	return serializationCap(opts)
+}
+
+// decryptCompact is the one decryption path: it returns the header's facts
+// (never nil) and the GCM plaintext, still compressed when info.Compressed.
+func decryptCompact(r io.Reader, d *Decrypter, opts DecryptOptions) (*Decrypted, []byte, error) {
+	info := &Decrypted{}
+	if d == nil || d.key == nil {
+		return info, nil, fmt.Errorf("%w: no decryption key", ErrInvalidKey)
+	}
+	limit := serializationCap(opts)
+	size := opts.Size
+	if size == 0 {
+		if l, ok := r.(interface{ Len() int }); ok {
+			size = int64(l.Len())
+		}
+	}
+	if size > limit {
+		return info, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrJWETooLarge, size, limit)
+	}
+	lr := &capReader{r: r, left: limit}
+	br := bufio.NewReaderSize(lr, 64<<10)
+
+	// RFC 7516 §7.1: BASE64URL(header) . key . iv . ciphertext . tag. The
+	// in-memory form used to be trimmed; a stream may start with white space
+	// as well.
+	skipSpace(br)
+	protected, more, err := readSegment(br, maxHeaderSegment)
+	if err != nil {
+		return info, nil, lr.wrap(fmt.Errorf("%w: protected header: %v", ErrMalformedJWE, err))
+	}
+	if !more {
+		return info, nil, fmt.Errorf("%w: 1 segment, want 5", ErrMalformedJWE)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(string(protected))
+	if err != nil {
+		return info, nil, fmt.Errorf("%w: protected header: %v", ErrMalformedJWE, err)
+	}
+	var h jweHeader
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return info, nil, fmt.Errorf("%w: protected header: %v", ErrMalformedJWE, err)
+	}
+	info.KeyID, info.ContentType, info.Compressed = h.Kid, h.Cty, h.Zip != nil
+	if err := h.check(opts.AllowCompression); err != nil {
+		return info, nil, err
+	}
+	ek, err := readB64Segment(br, maxKeySegment, "encrypted key")
+	if err != nil {
+		return info, nil, lr.wrap(err)
+	}
+	iv, err := readB64Segment(br, 64, "initialization vector")
+	if err != nil {
+		return info, nil, lr.wrap(err)
+	}
+	if len(iv) != gcmIVSize {
+		return info, nil, fmt.Errorf("%w: initialization vector of %d bytes, want %d", ErrMalformedJWE, len(iv), gcmIVSize)
+	}
+	// The ciphertext and the tag go into one buffer in the layout
+	// cipher.AEAD.Open takes, and are decrypted in place. The margin covers
+	// bytes.Buffer's last read (it grows when fewer than 512 bytes are free)
+	// and the tag appended.
+	est := int64(0)
+	if size > 0 {
+		est = size*3/4 + 512 + gcmTagSize
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, est))
+	seg := &segmentReader{r: br}
+	if _, err := io.Copy(buf, base64.NewDecoder(base64.RawURLEncoding, seg)); err != nil {
+		return info, nil, lr.wrap(fmt.Errorf("%w: ciphertext: %v", ErrMalformedJWE, err))
+	}
+	tagSeg, more, err := readSegment(br, 64)
+	if err != nil {
+		return info, nil, lr.wrap(fmt.Errorf("%w: authentication tag: %v", ErrMalformedJWE, err))
+	}
+	tagSeg = bytes.TrimRight(tagSeg, " \t\r\n")
+	if rest, _ := br.Peek(1); more || len(rest) > 0 {
+		return info, nil, lr.wrap(fmt.Errorf("%w: more than five segments", ErrMalformedJWE))
+	}
+	if lr.over {
+		return info, nil, fmt.Errorf("%w: more than %d bytes", ErrJWETooLarge, limit)
+	}
+	if err := checkTag(string(tagSeg)); err != nil {
+		return info, nil, err
+	}
+	info.AuthenticationTag = string(tagSeg)
+	tag, _ := base64.RawURLEncoding.DecodeString(string(tagSeg))
+
+	cek, err := d.key.Decrypt(rand.Reader, ek, &rsa.OAEPOptions{Hash: crypto.SHA256})
+	if err != nil || len(cek) != cekSize {
+		// RFC 7516 §11.5: no oracle on the key unwrap.
+		cek = make([]byte, cekSize)
+		_, _ = rand.Read(cek)
+	}
+	block, err := aes.NewCipher(cek)
+	if err != nil {
+		return info, nil, fmt.Errorf("%w: %v", ErrDecryption, err)
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return info, nil, fmt.Errorf("%w: %v", ErrDecryption, err)
+	}
+	ct := append(buf.Bytes(), tag...)
+	// RFC 7516 §5.2 step 14: the AAD is the ASCII of the encoded header.
+	pt, err := gcm.Open(ct[:0], iv, ct, protected)
+	if err != nil {
+		return info, nil, fmt.Errorf("%w: the key does not open the content or the tag does not verify", ErrDecryption)
+	}
+	if !info.Compressed && int64(len(pt)) > plaintextCap(opts) {
+		return info, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrPlaintextTooLarge, len(pt), plaintextCap(opts))
+	}
+	return info, pt, nil
+}
+
+// capReader passes at most left bytes and then reports over (one byte more is
+// read to tell "exactly the cap" from "more").
+type capReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		c.over = true
+		return 0, ErrJWETooLarge
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		c.over = true
+		n += int(c.left) // hand out no byte past the cap
+		return n, ErrJWETooLarge
+	}
+	return n, err
+}
+
+// wrap turns err into ErrJWETooLarge when the input ran past the cap (the
+// segment readers see only a read error).
+func (c *capReader) wrap(err error) error {
+	if c.over {
+		return fmt.Errorf("%w: the input passes the cap", ErrJWETooLarge)
+	}
+	return err
+}
+
+func skipSpace(br *bufio.Reader) {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return
+		}
+		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+			_ = br.UnreadByte()
+			return
+		}
+	}
+}
+
+// readSegment reads up to the next '.' (more true) or the end of the input,
+// at most limit bytes.
+func readSegment(br *bufio.Reader, limit int) (seg []byte, more bool, err error) {
+	var out []byte
+	for {
+		chunk, err := br.ReadSlice('.')
+		switch {
+		case err == nil:
+			out = append(out, chunk[:len(chunk)-1]...)
+		case errors.Is(err, bufio.ErrBufferFull), errors.Is(err, io.EOF):
+			out = append(out, chunk...)
+		default:
+			return nil, false, err
+		}
+		if len(out) > limit {
+			return nil, false, fmt.Errorf("segment longer than %d bytes", limit)
+		}
+		if err == nil {
+			return out, true, nil
+		}
+		if errors.Is(err, io.EOF) {
+			return out, false, nil
+		}
+	}
+}
+
+// readB64Segment reads one of the inner segments, which a '.' must end.
+func readB64Segment(br *bufio.Reader, limit int, what string) ([]byte, error) {
+	s, more, err := readSegment(br, limit)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformedJWE, what, err)
+	}
+	if !more {
+		return nil, fmt.Errorf("%w: the input ends in the %s", ErrMalformedJWE, what)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(string(s))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformedJWE, what, err)
+	}
+	return b, nil
+}
+
+// segmentReader reads one segment of a compact serialization, up to its '.'.
+type segmentReader struct {
+	r       *bufio.Reader
+	pending []byte
+	end     bool
+}
+
+func (s *segmentReader) Read(p []byte) (int, error) {
+	for len(s.pending) == 0 {
+		if s.end {
+			return 0, io.EOF
+		}
+		chunk, err := s.r.ReadSlice('.')
+		switch {
+		case err == nil:
+			chunk, s.end = chunk[:len(chunk)-1], true
+		case errors.Is(err, bufio.ErrBufferFull):
+		case errors.Is(err, io.EOF):
+			return 0, fmt.Errorf("%w: the ciphertext is the last segment", io.ErrUnexpectedEOF)
+		default:
+			return 0, err
+		}
+		s.pending = chunk
+	}
+	n := copy(p, s.pending)
+	s.pending = s.pending[n:]
+	return n, nil
+}
+
+// inflater inflates zip DEF content (RFC 7516 §4.1.3, RFC 1951), at most
+// limit bytes.
+func inflater(pt []byte, limit int64) io.Reader {
+	return &inflateReader{r: flate.NewReader(bytes.NewReader(pt)), left: limit, limit: limit}
+}
+
+// inflateReader fails with ErrPlaintextTooLarge past the cap and turns a
+// corrupt stream into ErrMalformedJWE.
+type inflateReader struct {
+	r           io.Reader
+	left, limit int64
+}
+
+func (c *inflateReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		var one [1]byte
+		if n, _ := c.r.Read(one[:]); n > 0 {
+			return 0, fmt.Errorf("%w: more than %d bytes inflated", ErrPlaintextTooLarge, c.limit)
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return n, fmt.Errorf("%w: zip DEF content: %v", ErrMalformedJWE, err)
+	}
+	return n, err
 }
 
 // inspectCompact splits a compact JWE into its five segments, decodes the

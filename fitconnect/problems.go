@@ -122,7 +122,7 @@ func ProblemFor(err error, instance string) Problem {
 	}
 	switch {
 	case errors.Is(err, ErrUnsupportedJWE), errors.Is(err, ErrMalformedJWE),
-		errors.Is(err, ErrDecryption), errors.Is(err, ErrJWETooLarge):
+		errors.Is(err, ErrDecryption), errors.Is(err, ErrJWETooLarge), errors.Is(err, ErrPlaintextTooLarge):
 		return NewProblem(ProblemEncryptionIssue, instance, err.Error())
 	case errors.Is(err, ErrHashMismatch):
 		return NewProblem(ProblemHashMismatch, instance, err.Error())
