@@ -2,6 +2,7 @@ package fitconnect
 
 import (
 	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -50,6 +52,9 @@ var (
 	ErrCallbackAuthentication = errors.New("fitconnect: callback authentication failed")
 	ErrCallbackTimestamp      = errors.New("fitconnect: callback timestamp out of range")
 	ErrCallbackBody           = errors.New("fitconnect: callback body invalid")
+	// ErrCallbackReplayed: the same timestamp and body verified before (only
+	// with CallbackVerifier.Replays).
+	ErrCallbackReplayed = errors.New("fitconnect: callback replayed")
 )
 
 // CallbackVerifier checks callbacks with the callback secret.
@@ -60,6 +65,56 @@ type CallbackVerifier struct {
 	Now func() time.Time
 	// MaxBody caps the body (DefaultMaxCallbackSize when 0).
 	MaxBody int64
+	// Replays, when set, refuses a callback whose timestamp and body verified
+	// before (ErrCallbackReplayed). The docs' five minutes bound how long a
+	// captured callback stays valid; within them it could be sent again.
+	Replays *CallbackReplays
+}
+
+// DefaultMaxCallbackReplays bounds CallbackReplays when no bound is given.
+const DefaultMaxCallbackReplays = 100_000
+
+// CallbackReplays remembers the callbacks verified within CallbackMaxSkew of
+// their timestamp, at most a bound of them: past it further callbacks are
+// refused rather than remembered without bound (the platform sends again, and
+// polling fetches the submissions anyway). Safe for concurrent use.
+type CallbackReplays struct {
+	mu   sync.Mutex
+	max  int
+	seen map[[sha256.Size]byte]time.Time
+}
+
+// NewCallbackReplays makes a replay cache of at most max entries
+// (DefaultMaxCallbackReplays when max <= 0).
+func NewCallbackReplays(max int) *CallbackReplays {
+	if max <= 0 {
+		max = DefaultMaxCallbackReplays
+	}
+	return &CallbackReplays{max: max, seen: map[[sha256.Size]byte]time.Time{}}
+}
+
+// add records (timestamp, body), sent at sent, and reports whether it was new.
+// Entries are dropped once their timestamp is out of range, when they could
+// not verify again anyway.
+func (c *CallbackReplays) add(timestamp string, body []byte, sent, now time.Time) bool {
+	h := sha256.New()
+	h.Write([]byte(timestamp))
+	h.Write([]byte{0})
+	h.Write(body)
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, t := range c.seen {
+		if now.Sub(t) > CallbackMaxSkew {
+			delete(c.seen, key)
+		}
+	}
+	if _, dup := c.seen[k]; dup || len(c.seen) >= c.max {
+		return false
+	}
+	c.seen[k] = sent
+	return true
 }
 
 // SubmissionRef names one submission: as listed by GET /submissions and in a
@@ -118,8 +173,12 @@ func (v *CallbackVerifier) VerifyRequest(r *http.Request) (*Callback, error) {
 	return v.Verify(r.Header.Get(CallbackTimestampHeader), r.Header.Get(CallbackAuthenticationHeader), body)
 }
 
-// Verify checks timestamp and HMAC of a callback and parses its body. The HMAC
-// is checked before the body is parsed, so nothing unauthenticated is decoded.
+// Verify checks timestamp and HMAC of a callback (and, with Replays, that it is
+// new) and parses its body. The HMAC is checked before the body is parsed, so
+// nothing unauthenticated is decoded. A callback that is authentic but whose
+// body is not understood comes back as ErrCallbackBody together with a
+// Callback holding only its Timestamp: the caller may still take it as a hint
+// to poll.
 func (v *CallbackVerifier) Verify(timestamp, authentication string, body []byte) (*Callback, error) {
 	if len(v.Secret) == 0 {
 		return nil, fmt.Errorf("%w: no callback secret configured", ErrCallbackAuthentication)
@@ -151,12 +210,15 @@ func (v *CallbackVerifier) Verify(timestamp, authentication string, body []byte)
 	if !hmac.Equal(got, callbackMAC(v.Secret, ts, body)) {
 		return nil, fmt.Errorf("%w: HMAC does not match", ErrCallbackAuthentication)
 	}
+	if v.Replays != nil && !v.Replays.add(ts, body, sent, now()) {
+		return nil, fmt.Errorf("%w: sent %s", ErrCallbackReplayed, sent.UTC().Format(time.RFC3339))
+	}
 	var c Callback
 	if err := json.Unmarshal(body, &c); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCallbackBody, err)
+		return &Callback{Timestamp: sent}, fmt.Errorf("%w: %v", ErrCallbackBody, err)
 	}
 	if c.Type == "" {
-		return nil, fmt.Errorf("%w: no type", ErrCallbackBody)
+		return &Callback{Timestamp: sent}, fmt.Errorf("%w: no type", ErrCallbackBody)
 	}
 	c.Timestamp = sent
 	return &c, nil

@@ -63,12 +63,54 @@ func TestCallbackVerify(t *testing.T) {
 			}
 		})
 	}
-	// Authentic but not a callback body: refused after the HMAC, as a body error.
+	// Authentic but not a callback body: refused after the HMAC, as a body
+	// error, with the timestamp for a caller that polls all the same.
 	for _, body := range []string{`not json`, `{"submissionIds":[]}`} {
 		ts, auth := SignCallback(secret, []byte(body), sent)
-		if _, err := v.Verify(ts, auth, []byte(body)); !errors.Is(err, ErrCallbackBody) {
-			t.Errorf("body %q: error %v, want ErrCallbackBody", body, err)
+		if c, err := v.Verify(ts, auth, []byte(body)); !errors.Is(err, ErrCallbackBody) || c == nil || !c.Timestamp.Equal(sent) {
+			t.Errorf("body %q: %+v, error %v, want ErrCallbackBody and the timestamp", body, c, err)
 		}
+	}
+}
+
+// TestCallbackReplays: with a replay cache the same timestamp and body verify
+// once; another body or timestamp is new; an entry is forgotten once its
+// timestamp is out of range; the bound refuses rather than grows.
+func TestCallbackReplays(t *testing.T) {
+	secret := []byte("s")
+	sent := time.Unix(1_800_000_000, 0)
+	now := sent
+	v := CallbackVerifier{Secret: secret, Now: func() time.Time { return now }, Replays: NewCallbackReplays(3)}
+	send := func(body string, at time.Time) error {
+		ts, auth := SignCallback(secret, []byte(body), at)
+		_, err := v.Verify(ts, auth, []byte(body))
+		return err
+	}
+	body := `{"type":"` + CallbackNewSubmissions + `","submissionIds":["a"]}`
+	if err := send(body, sent); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(body, sent); !errors.Is(err, ErrCallbackReplayed) {
+		t.Fatalf("replay: %v, want ErrCallbackReplayed", err)
+	}
+	if err := send(body, sent.Add(time.Second)); err != nil {
+		t.Errorf("same body, new timestamp: %v", err)
+	}
+	if err := send(strings.Replace(body, `"a"`, `"b"`, 1), sent); err != nil {
+		t.Errorf("new body: %v", err)
+	}
+	if err := send(strings.Replace(body, `"a"`, `"c"`, 1), sent); !errors.Is(err, ErrCallbackReplayed) {
+		t.Errorf("past the bound: %v, want refused", err)
+	}
+	// Six minutes on, the old entries are gone and a new callback fits.
+	now = sent.Add(6 * time.Minute)
+	if err := send(body, now); err != nil {
+		t.Errorf("after expiry: %v", err)
+	}
+	// A forged replay of a new callback is still an authentication failure.
+	ts, auth := SignCallback([]byte("other"), []byte(body), now)
+	if _, err := v.Verify(ts, auth, []byte(body)); !errors.Is(err, ErrCallbackAuthentication) {
+		t.Errorf("forged: %v", err)
 	}
 }
 

@@ -395,9 +395,82 @@ func (c *Client) GetSubmission(ctx context.Context, submissionID string) (*Submi
 	return &s, nil
 }
 
+// FetchedSubmission is GET /submissions/{id} as the platform answered it.
+type FetchedSubmission struct {
+	// Raw is the response body byte for byte: the evidence a destination
+	// stores before anything else, from which an auditor holding the key can
+	// decrypt everything again.
+	Raw []byte
+	// Submission is Raw parsed; nil when Raw is not a submission of the
+	// requested id (ParseError says why).
+	Submission *Submission
+	// ParseError is why Raw did not parse, or names another submission; nil
+	// when Submission is set. It is the sender's or the platform's fault, not
+	// a failure of the fetch: the caller may record Raw with the problem.
+	ParseError error
+}
+
+// FetchSubmission fetches a submission and keeps its bytes as fetched beside
+// the parsed struct (GetSubmission when only the struct matters). The body is
+// capped at MaxSubmissionSize (ErrResponseTooLarge past it); a submission that
+// no longer exists is ErrGone. A body that is no submission is not an error of
+// the fetch but FetchedSubmission.ParseError.
+func (c *Client) FetchSubmission(ctx context.Context, submissionID string) (*FetchedSubmission, error) {
+	op := "fetching submission " + submissionID
+	resp, err := c.do(ctx, request{op: op, method: http.MethodGet, path: "/submissions" + seg(submissionID),
+		accept: "application/json", gone404: true})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength > c.maxSize {
+		return nil, fmt.Errorf("fitconnect: %s: %w: %d bytes announced, limit %d", op, ErrResponseTooLarge, resp.ContentLength, c.maxSize)
+	}
+	b, err := readLimited(resp.Body, c.maxSize)
+	if err != nil {
+		return nil, fmt.Errorf("fitconnect: %s: %w", op, err)
+	}
+	f := &FetchedSubmission{Raw: b}
+	var s Submission
+	switch err := json.Unmarshal(b, &s); {
+	case err != nil:
+		f.ParseError = fmt.Errorf("fitconnect: %s: decoding response: %w", op, err)
+	case s.SubmissionID != submissionID:
+		f.ParseError = fmt.Errorf("fitconnect: %s: the platform answered with submission %q", op, truncate(s.SubmissionID, 64))
+	default:
+		f.Submission = &s
+	}
+	return f, nil
+}
+
+// CopyAttachment streams an attachment's JWE into w, at most limit bytes
+// (MaxSubmissionSize when limit <= 0, and never more than it), and returns the
+// number of bytes written. Past the cap it fails with ErrResponseTooLarge
+// after writing no more than limit bytes; a vanished attachment is ErrGone.
+// A caller that retries must discard what an earlier attempt wrote.
+func (c *Client) CopyAttachment(ctx context.Context, submissionID, attachmentID string, w io.Writer, limit int64) (int64, error) {
+	if limit <= 0 || limit > c.maxSize {
+		limit = c.maxSize
+	}
+	rc, err := c.openAttachment(ctx, submissionID, attachmentID, limit)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n, err := io.Copy(w, rc)
+	if err != nil {
+		return n, fmt.Errorf("fitconnect: reading attachment %s: %w", attachmentID, err)
+	}
+	return n, nil
+}
+
 // OpenAttachment streams an attachment's JWE; reading past the cap fails with
 // ErrResponseTooLarge. The caller closes the reader.
 func (c *Client) OpenAttachment(ctx context.Context, submissionID, attachmentID string) (io.ReadCloser, error) {
+	return c.openAttachment(ctx, submissionID, attachmentID, c.maxSize)
+}
+
+func (c *Client) openAttachment(ctx context.Context, submissionID, attachmentID string, limit int64) (io.ReadCloser, error) {
 	resp, err := c.do(ctx, request{
 		op:      "fetching attachment " + attachmentID + " of submission " + submissionID,
 		method:  http.MethodGet,
@@ -408,11 +481,11 @@ func (c *Client) OpenAttachment(ctx context.Context, submissionID, attachmentID 
 	if err != nil {
 		return nil, err
 	}
-	if resp.ContentLength > c.maxSize {
+	if resp.ContentLength > limit {
 		resp.Body.Close()
-		return nil, fmt.Errorf("%w: attachment %s announces %d bytes, limit %d", ErrResponseTooLarge, attachmentID, resp.ContentLength, c.maxSize)
+		return nil, fmt.Errorf("%w: attachment %s announces %d bytes, limit %d", ErrResponseTooLarge, attachmentID, resp.ContentLength, limit)
 	}
-	return &cappedBody{r: resp.Body, left: c.maxSize}, nil
+	return &cappedBody{r: resp.Body, left: limit}, nil
 }
 
 // GetAttachment reads an attachment's JWE whole (bounded by MaxSubmissionSize).
@@ -445,7 +518,9 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
-		return n, ErrResponseTooLarge
+		// The one byte read past the cap only tells that there is more; it
+		// is not handed out.
+		return n + int(b.left), ErrResponseTooLarge
 	}
 	return n, err
 }

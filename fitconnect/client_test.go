@@ -1,6 +1,7 @@
 package fitconnect
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,8 @@ type fakePlatform struct {
 	replyAtts map[string]string
 	jwks      []byte
 	fail500   bool
+	// rawSubs are answered verbatim for GET /submissions/{id}.
+	rawSubs map[string][]byte
 }
 
 func newFakePlatform(t *testing.T) (*fakePlatform, *httptest.Server) {
@@ -101,6 +104,11 @@ func (p *fakePlatform) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		page = page[min(off, total):min(off+lim, total)]
 		writeJSON(w, 200, SubmissionList{Count: len(page), Offset: off, TotalCount: total, Submissions: page})
 	case r.Method == "GET" && len(parts) == 2 && parts[0] == "submissions":
+		if raw, ok := p.rawSubs[parts[1]]; ok {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(raw)
+			return
+		}
 		s, ok := p.subs[parts[1]]
 		if !ok {
 			problem(w, 404, SubmissionAPIProblemPrefix+"submission-not-found")
@@ -356,5 +364,52 @@ func TestNewClientConfig(t *testing.T) {
 	c, err := NewClient(ClientConfig{BaseURL: "https://submission-api.example.org/v1/", TokenURL: "https://auth.example.org/token", ClientID: "a", ClientSecret: "b"})
 	if err != nil || c.jwksURL != "https://submission-api.example.org/.well-known/jwks.json" {
 		t.Errorf("jwks URL %q, %v", c.jwksURL, err)
+	}
+}
+
+// TestClientFetchSubmissionRaw: FetchSubmission hands out the answer byte for
+// byte (member order, white space, members the struct does not know) beside
+// the parsed struct; a body that is no submission is a ParseError with the
+// bytes, not a failed fetch; the caps hold.
+func TestClientFetchSubmissionRaw(t *testing.T) {
+	p, srv := newFakePlatform(t)
+	raw := []byte(`{ "submissionId":"` + subID + `", "caseId":"` + caseID + `","destinationId":"` + destID +
+		`","attachments":["` + attA + `"],"encryptedMetadata":"m.e.t.a.x","extra":{"unknown":true}}` + "\n")
+	p.rawSubs = map[string][]byte{subID: raw, "broken": []byte(`{"submissionId":`), "other": []byte(`{"submissionId":"someone-else"}`),
+		"big": []byte(`{"submissionId":"big","encryptedData":"` + strings.Repeat("x", 2000) + `"}`)}
+	p.atts[subID+"/"+attA] = []byte(strings.Repeat("a", 500))
+	c := testClient(t, srv, 1000)
+	ctx := context.Background()
+
+	f, err := c.FetchSubmission(ctx, subID)
+	if err != nil || f.ParseError != nil || !bytes.Equal(f.Raw, raw) || f.Submission.CaseID != caseID || f.Submission.Attachments[0] != attA {
+		t.Fatalf("FetchSubmission: %+v, %v", f, err)
+	}
+	for _, id := range []string{"broken", "other"} {
+		f, err := c.FetchSubmission(ctx, id)
+		if err != nil || f.ParseError == nil || f.Submission != nil || !bytes.Equal(f.Raw, p.rawSubs[id]) {
+			t.Errorf("%s: %+v, %v; want the bytes and a ParseError", id, f, err)
+		}
+	}
+	if _, err := c.FetchSubmission(ctx, "big"); !errors.Is(err, ErrResponseTooLarge) {
+		t.Errorf("oversized submission: %v", err)
+	}
+	if _, err := c.FetchSubmission(ctx, "vanished"); !errors.Is(err, ErrGone) {
+		t.Errorf("vanished submission: %v", err)
+	}
+
+	// CopyAttachment: within its own limit, and never more than the limit
+	// written when the attachment is larger.
+	var buf bytes.Buffer
+	if n, err := c.CopyAttachment(ctx, subID, attA, &buf, 500); err != nil || n != 500 || buf.Len() != 500 {
+		t.Fatalf("CopyAttachment: %d, %v", n, err)
+	}
+	buf.Reset()
+	n, err := c.CopyAttachment(ctx, subID, attA, &buf, 499)
+	if !errors.Is(err, ErrResponseTooLarge) || n > 499 || buf.Len() > 499 {
+		t.Errorf("CopyAttachment past the limit: %d bytes written, %v", n, err)
+	}
+	if _, err := c.CopyAttachment(ctx, subID, "nope", io.Discard, 0); !errors.Is(err, ErrGone) {
+		t.Errorf("vanished attachment: %v", err)
 	}
 }

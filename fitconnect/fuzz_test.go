@@ -122,7 +122,14 @@ func FuzzParseSET(f *testing.F) {
 	f.Add("..")
 	f.Add("a.b.c.d.e")
 	f.Fuzz(func(t *testing.T, in string) {
+		peeked, perr := PeekSET(in)
 		s, err := ParseSET(in, keys, VerifyOptions{})
+		if perr != nil && !errors.Is(perr, ErrInvalidSET) {
+			t.Fatalf("PeekSET: unexpected error kind: %v", perr)
+		}
+		if err == nil && (perr != nil || peeked.JTI != s.JTI) {
+			t.Fatalf("verified but PeekSET says %+v, %v", peeked, perr)
+		}
 		if err == nil {
 			if s.Event == "" || s.KeyID != "sig-1" {
 				t.Fatalf("verified SET without event or with kid %q", s.KeyID)
@@ -159,6 +166,23 @@ func FuzzCallback(f *testing.F) {
 		}
 		if !errors.Is(err, ErrCallbackAuthentication) && !errors.Is(err, ErrCallbackTimestamp) && !errors.Is(err, ErrCallbackBody) {
 			t.Fatalf("unexpected error kind: %v", err)
+		}
+	})
+}
+
+// FuzzCallbackUnknownSecret (the portal channel's former FuzzCallback):
+// nothing verifies without the secret, whatever the headers and body, and
+// the replay cache never lets an unauthenticated callback in.
+func FuzzCallbackUnknownSecret(f *testing.F) {
+	now := time.Unix(1_800_000_000, 0)
+	ts, auth := SignCallback([]byte("s"), []byte("{}"), now)
+	f.Add(ts, auth, []byte("{}"))
+	f.Add("-1", "00", []byte(nil))
+	f.Add("99999999999999999999", "", []byte("x"))
+	v := CallbackVerifier{Secret: []byte("secret-not-in-the-corpus"), Now: func() time.Time { return now }, Replays: NewCallbackReplays(0)}
+	f.Fuzz(func(t *testing.T, ts, auth string, body []byte) {
+		if c, err := v.Verify(ts, auth, body); err == nil || c != nil {
+			t.Fatalf("a callback verified without the secret: %q %q (%+v, %v)", ts, auth, c, err)
 		}
 	})
 }

@@ -399,6 +399,9 @@ type capReader struct {
 	r    io.Reader
 	left int64
 	over bool
+	// ioErr is a read error of the input: the caller's trouble (a file, a
+	// connection), not a malformed token.
+	ioErr error
 }
 
 func (c *capReader) Read(p []byte) (int, error) {
@@ -416,12 +419,19 @@ func (c *capReader) Read(p []byte) (int, error) {
 		n += int(c.left) // hand out no byte past the cap
 		return n, ErrJWETooLarge
 	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.ioErr = err
+	}
 	return n, err
 }
 
-// wrap turns err into ErrJWETooLarge when the input ran past the cap (the
-// segment readers see only a read error).
+// wrap turns err into ErrJWETooLarge when the input ran past the cap, and
+// into the read error itself when reading failed (the segment readers see
+// only a read error; neither is a malformed token).
 func (c *capReader) wrap(err error) error {
+	if c.ioErr != nil {
+		return fmt.Errorf("fitconnect: reading the JWE: %w", c.ioErr)
+	}
 	if c.over {
 		return fmt.Errorf("%w: the input passes the cap", ErrJWETooLarge)
 	}

@@ -165,6 +165,16 @@ func TestDecryptReaderBounds(t *testing.T) {
 			t.Fatalf("error %v, info %+v", err, info)
 		}
 	})
+	t.Run("read error is not a malformed token", func(t *testing.T) {
+		boom := errors.New("disk on fire")
+		for _, at := range []int{10, len(plain) / 2, len(plain) - 3} {
+			r := io.MultiReader(strings.NewReader(plain[:at]), iotest.ErrReader(boom))
+			_, err := DecryptReader(r, dec, DecryptOptions{})
+			if !errors.Is(err, boom) || errors.Is(err, ErrMalformedJWE) {
+				t.Errorf("cut at %d: error %v, want the read error", at, err)
+			}
+		}
+	})
 	t.Run("no key", func(t *testing.T) {
 		if _, _, err := OpenJWE(strings.NewReader(plain), nil, DecryptOptions{}); !errors.Is(err, ErrInvalidKey) {
 			t.Fatalf("error %v, want ErrInvalidKey", err)

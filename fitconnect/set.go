@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -431,6 +432,30 @@ func (s *SET) Problems() ([]Problem, error) {
 		return nil, fmt.Errorf("%w: event details: %v", ErrInvalidSET, err)
 	}
 	return d.Problems, nil
+}
+
+// PeekSET reads the payload of a compact SET without verifying anything but
+// its shape and size (DefaultMaxSETSize): to find the events of a submission
+// or reply in an event log, and to tell ours from the platform's. Nothing may
+// be decided on what it returns before ParseSET verified the same token.
+func PeekSET(compact string) (*SETPayload, error) {
+	compact = strings.TrimSpace(compact)
+	if len(compact) > DefaultMaxSETSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidSET, len(compact), DefaultMaxSETSize)
+	}
+	parts := strings.Split(compact, ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("%w: %d segments, want 3", ErrInvalidSET, len(parts))
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrInvalidSET, err)
+	}
+	var p SETPayload
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrInvalidSET, err)
+	}
+	return &p, nil
 }
 
 // ParseSET verifies a compact SET against keys and returns its claims. It

@@ -128,6 +128,35 @@ func TestRejectSubmissionSET(t *testing.T) {
 	}
 }
 
+// TestPeekSET: the payload of any well-formed SET is readable before (and
+// without) verification, whoever signed it; malformed ones are ErrInvalidSET.
+func TestPeekSET(t *testing.T) {
+	a, b := testKeys(t)
+	p, err := NewAcceptSubmission(SETClaims{Issuer: destID, Subject: SubjectSubmission(subID), CaseID: caseID}, AuthenticationTags{Metadata: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []*rsa.PrivateKey{a, b} {
+		compact, err := testSigner(t, key, "unknown-kid").Sign(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := PeekSET(" " + compact + "\n")
+		if err != nil || got.Issuer != destID || got.Subject != "submission:"+subID || got.Events[EventAcceptSubmission] == nil {
+			t.Errorf("PeekSET: %+v, %v", got, err)
+		}
+		if _, err := ParseSET(compact, testKeySet(t, a, "sig-1"), VerifyOptions{}); !errors.Is(err, ErrSETSignature) {
+			t.Errorf("ParseSET of the peeked token: %v, want ErrSETSignature", err)
+		}
+	}
+	for _, bad := range []string{"", "a.b", "a.b.c.d", "a.!!!.c", "a." + base64.RawURLEncoding.EncodeToString([]byte("[]")) + ".c",
+		"a." + strings.Repeat("A", DefaultMaxSETSize) + ".c"} {
+		if _, err := PeekSET(bad); !errors.Is(err, ErrInvalidSET) {
+			t.Errorf("PeekSET(%.20q): %v, want ErrInvalidSET", bad, err)
+		}
+	}
+}
+
 // TestPlatformSET: the platform's own submit-submission, signed with a key of
 // its JWKS, verifies and yields the tags the destination compares with.
 func TestPlatformSET(t *testing.T) {
