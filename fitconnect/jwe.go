@@ -87,10 +87,17 @@ type Decrypter struct {
 // KeyID is the kid of the key ("" when unknown).
 func (d *Decrypter) KeyID() string { return d.kid }
 
+// Public is the key's public half (nil when the key holds none), e.g. to
+// check its length against a policy.
+func (d *Decrypter) Public() *rsa.PublicKey {
+	pub, _ := d.key.Public().(*rsa.PublicKey)
+	return pub
+}
+
 // PublicJWK is the matching encryption key as a public JWK (kid, alg
 // RSA-OAEP-256, use enc, key_ops wrapKey): what senders encrypt to.
 func (d *Decrypter) PublicJWK() ([]byte, error) {
-	pub, _ := d.key.Public().(*rsa.PublicKey)
+	pub := d.Public()
 	if pub == nil {
 		return nil, fmt.Errorf("%w: no public key", ErrInvalidKey)
 	}

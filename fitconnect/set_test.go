@@ -283,6 +283,9 @@ func TestPublicJWKs(t *testing.T) {
 	if j, err := cd.PublicJWK(); err != nil || !strings.Contains(string(j), `"wrapKey"`) {
 		t.Errorf("crypto decrypter's public JWK %s: %v", j, err)
 	}
+	if !cd.Public().Equal(&b.PublicKey) || !testDecrypter(t, b, "enc-1").Public().Equal(&b.PublicKey) {
+		t.Error("Public is not the key's public half")
+	}
 }
 
 func TestSignerKeys(t *testing.T) {
