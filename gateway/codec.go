@@ -79,6 +79,7 @@ func NewRegistry() *Registry {
 		func() Payload { return &NoteAdded{} },
 		func() Payload { return &MessageQueued{} },
 		func() Payload { return &TriageQueued{} },
+		func() Payload { return &ReplyIDAssigned{} },
 	} {
 		r.types[f().EventType()] = f
 	}

@@ -27,6 +27,19 @@ func (l links) Links(_ context.Context, _ string, ch gateway.Channel, id string)
 			return []gateway.EvidenceLink{{Stream: m.stream, Source: "senderMessageId"}}, nil
 		}
 	}
+	// An answer, by its ReplyID, as projection.References links it.
+	evs, err := l.e.env.Log.Read(context.Background(), 0, 0, 10000)
+	if err != nil {
+		return nil, err
+	}
+	reg := gateway.NewRegistry()
+	for i := range evs {
+		if p, err := reg.Decode(&evs[i]); err == nil {
+			if r, ok := p.(*gateway.ReplyRequested); ok && r.Channel == ch && r.ReplyID == id {
+				return []gateway.EvidenceLink{{Stream: evs[i].Stream, ReplyID: id, Source: "replyId"}}, nil
+			}
+		}
+	}
 	return nil, nil
 }
 
