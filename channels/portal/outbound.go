@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"bytes"
 	"context"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -12,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -73,6 +71,7 @@ type Outbound struct {
 	blobs    blob.Backend
 	log      *slog.Logger
 	evidence *gateway.EvidenceRecorder
+	rec      replyEvidence
 	tenant   string
 	now      func() time.Time
 	maxSize  int64
@@ -116,8 +115,13 @@ func newOutbound(cfg Config, deps OutboundDeps, api replyAPI) (*Outbound, error)
 	if deps.Tenant == "" {
 		deps.Tenant = gateway.DefaultTenant
 	}
+	senders, err := loadSenderKeys(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	o := &Outbound{api: api, blobs: deps.Blobs, evidence: deps.Evidence, tenant: deps.Tenant, now: time.Now, registry: gateway.NewRegistry(),
 		maxSize: cfg.maxSize(), log: deps.Logger.With("channel", "portal", "role", "sender")}
+	o.rec = replyEvidence{evidence: deps.Evidence, blobs: deps.Blobs, tenant: deps.Tenant, log: o.log, senders: senders}
 	if deps.Evidence != nil {
 		o.events = deps.Evidence.Log
 	}
@@ -505,19 +509,10 @@ func sha512Hex(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// The reply events of the event log and what they attest of an answer.
-var replyEventKinds = map[string]gateway.EvidenceKind{
-	eventPrefix + "submit-reply": gateway.EvidenceDispatched,
-	eventPrefix + "accept-reply": gateway.EvidenceRetrieved,
-	eventPrefix + "reject-reply": gateway.EvidenceNotDelivered,
-}
-
 // recordEvents records the reply's events in the case's event log as
-// delivery evidence of the answer; it returns how many it found. Events that
-// arrive later (accept-reply) are not fetched again: no poll of sent replies
-// is built. The platform's SETs are verified with its keys, and the evidence
-// carries the verdict; the sender's (accept-reply, reject-reply) are signed
-// with keys this channel does not have and are recorded as unverified.
+// delivery evidence of the answer; it returns how many it recorded. Events
+// that arrive later (accept-reply, reject-reply) are recorded by the
+// inbound's reply watch (replyWatch).
 func (o *Outbound) recordEvents(ctx context.Context, req *gateway.ReplyRequested, replyID, caseID string) int {
 	if o.evidence == nil || caseID == "" || !acceptableID(caseID) {
 		return 0
@@ -532,52 +527,10 @@ func (o *Outbound) recordEvents(ctx context.Context, req *gateway.ReplyRequested
 		o.log.Warn("reading the reply's events", "replyId", req.ReplyID, "caseId", caseID, "err", err)
 		return 0
 	}
-	n := 0
-	platformKeys, keysErr := o.api.PlatformKeys(ctx)
-	for _, e := range events {
-		p, err := parseSET(e)
-		if err != nil || p.Sub != "reply:"+replyID || p.JTI == "" {
-			continue
-		}
-		verification := &gateway.EvidenceVerification{Indication: "INDETERMINATE", Format: "JWS"}
-		if keysErr != nil {
-			verification.Detail = clipText("the platform's keys: "+keysErr.Error(), 300)
-		} else if s, err := fitconnect.ParseSET(e, platformKeys, fitconnect.VerifyOptions{}); err == nil {
-			verification = &gateway.EvidenceVerification{Indication: "TOTAL_PASSED", Format: "JWS", Signer: "kid " + s.KeyID}
-		} else {
-			verification.Detail = clipText(err.Error(), 300)
-		}
-		for typ, raw := range p.Events {
-			kind, ok := replyEventKinds[typ]
-			if !ok {
-				continue
-			}
-			ev := &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelPortal, Kind: kind,
-				References: []gateway.EvidenceReference{{Kind: "replyId", Value: req.ReplyID}, {Kind: "fitconnectReplyId", Value: replyID}},
-				Attester:   gateway.Attester{Role: "portal", Name: "FIT-Connect", ID: p.Iss}, AttestedAt: time.Unix(p.Iat, 0).UTC(),
-				EvidenceID: "fitconnect:" + p.JTI, MediaType: "application/jose", Verification: verification}
-			if verification.Indication != "TOTAL_PASSED" {
-				ev.Problems = []string{"a FIT-Connect event log SET whose signature was not verified with the platform's keys"}
-			}
-			if kind == gateway.EvidenceNotDelivered {
-				ev.Reason = "reject-reply: " + strings.TrimSpace(string(raw))
-				if len(ev.Reason) > 500 {
-					ev.Reason = ev.Reason[:500]
-				}
-			}
-			if ref, err := o.blobs.Put(ctx, bytes.NewReader([]byte(e)), maxSETBytes); err == nil {
-				ev.Evidence = ref
-			}
-			rc, err := o.evidence.Record(ctx, o.tenant, ev)
-			switch {
-			case err != nil:
-				o.log.Error("recording the reply's evidence", "replyId", req.ReplyID, "kind", kind, "err", err)
-			case !rc.Linked:
-				o.log.Warn("the reply's evidence is not linked", "replyId", req.ReplyID, "kind", kind, "stream", rc.Stream)
-			default:
-				n++
-			}
-		}
+	if len(events) > maxEventLogEntries {
+		events = events[:maxEventLogEntries]
 	}
+	platformKeys, keysErr := o.api.PlatformKeys(ctx)
+	n, _ := o.rec.record(ctx, req.ReplyID, replyID, events, platformKeys, keysErr)
 	return n
 }

@@ -23,7 +23,13 @@ import (
 // answerEnv receives one submission and returns its receipt, ready to answer.
 func answerEnv(t *testing.T, replyChannel map[string]any) (*testEnv, *gateway.MessageReceived, string) {
 	t.Helper()
-	e := newEnv(t, nil)
+	return answerEnvWith(t, replyChannel, nil)
+}
+
+// answerEnvWith is answerEnv with the environment changed by mod.
+func answerEnvWith(t *testing.T, replyChannel map[string]any, mod func(*testEnv, *Config, *gateway.IntakeDeps)) (*testEnv, *gateway.MessageReceived, string) {
+	t.Helper()
+	e := newEnvOf(t, mod)
 	s := build(t, subSpec{meta: func(m map[string]any) {
 		m["$schema"] = replyMetadataSchema
 		if replyChannel == nil {
@@ -69,6 +75,13 @@ func decryptWith(t testing.TB, jwe string, k *rsa.PrivateKey) []byte {
 // reply channel with a fresh citizen's key.
 func fitConnectAnswerEnv(t *testing.T) (*testEnv, *gateway.MessageReceived, string, *rsa.PrivateKey) {
 	t.Helper()
+	return fitConnectAnswerEnvWith(t, nil)
+}
+
+// fitConnectAnswerEnvWith is fitConnectAnswerEnv with the environment
+// changed by mod.
+func fitConnectAnswerEnvWith(t *testing.T, mod func(*testEnv, *Config, *gateway.IntakeDeps)) (*testEnv, *gateway.MessageReceived, string, *rsa.PrivateKey) {
+	t.Helper()
 	citizen, err := rsa.GenerateKey(rand.Reader, 4096) // metadata 2.1.0 asks for 4096 bits
 	if err != nil {
 		t.Fatal(err)
@@ -83,8 +96,8 @@ func fitConnectAnswerEnv(t *testing.T) (*testEnv, *gateway.MessageReceived, stri
 	}
 	pubMap["key_ops"] = []string{"wrapKey"}
 	pub, _ := json.Marshal(pubMap)
-	e, orig, stream := answerEnv(t, map[string]any{"fitConnect": map[string]any{"encryptionPublicKey": json.RawMessage(pub),
-		"processStandards": []string{"urn:xoev-de:example:standard:1"}}})
+	e, orig, stream := answerEnvWith(t, map[string]any{"fitConnect": map[string]any{"encryptionPublicKey": json.RawMessage(pub),
+		"processStandards": []string{"urn:xoev-de:example:standard:1"}}}, mod)
 	if orig.Portal.ReplyChannel != "fitConnect" {
 		t.Fatalf("reply channel %q", orig.Portal.ReplyChannel)
 	}

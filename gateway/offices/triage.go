@@ -30,6 +30,9 @@ func TriageQueue() []pipeline.Handler {
 		},
 		"DeliveryEvidenceRecorded": func(p gateway.Payload) (string, bool) {
 			m, ok := p.(*gateway.DeliveryEvidenceRecorded)
+			if ok && answerExpired(m) {
+				return "reply", true
+			}
 			return "evidence", ok && m.Unlinked != ""
 		},
 	}
