@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/replies"
 )
 
 // assignedIDs are the platform reply ids recorded for an answer.
@@ -118,6 +119,67 @@ func TestAnswerAtMostOnce(t *testing.T) {
 			again, err := out.Send(ctx, req, orig)
 			if err != nil || again.ChannelMessageID != info.ChannelMessageID || e.fake.submittedReplies() != 1 {
 				t.Errorf("third attempt: %+v, %v; %d submitted", again, err, e.fake.submittedReplies())
+			}
+		})
+	}
+}
+
+// TestAnswerCrashThroughSender runs the answer through replies.Sender's
+// handler and crashes the gateway between the platform's acceptance of the
+// reply and the append of the handler's outcome (the outcome is dropped, as
+// a killed process never appends it). The redelivered ReplyRequested is
+// attempted again; it ends in ReplySent naming the reply the platform has,
+// and the platform holds one submitted reply.
+func TestAnswerCrashThroughSender(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// lost: the platform's answer to the submit never arrived.
+		lost bool
+	}{{"after the outbound returned", false}, {"while the platform answered the submit", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, orig, stream, _ := fitConnectAnswerEnv(t)
+			out, err := newOutbound(e.in.cfg, OutboundDeps{Blobs: e.env.Blobs, Logger: slog.New(slog.DiscardHandler), Evidence: e.in.deps.Evidence}, e.fake)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := replies.New(replies.Config{MaxAttempts: 3}, replies.Deps{Log: e.env.Log, Registry: gateway.NewRegistry(), State: e.env.State,
+				Outbound: map[gateway.Channel]replies.Outbound{gateway.ChannelPortal: out}, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := &gateway.ReplyRequested{ReplyID: "rpl-crash", Channel: gateway.ChannelPortal, To: orig.From, Subject: "Bescheid",
+				Body: e.put(t, []byte("Anbei der Bescheid.")).Blob}
+			e.request(t, stream, req)
+			evs, err := e.env.Log.ReadStream(context.Background(), gateway.DefaultTenant, stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cause := &evs[len(evs)-1]
+			h := s.Handler()
+			if tc.lost {
+				e.fake.lostSubmit = errors.New("connection reset")
+			}
+			if _, err := h.Handle(context.Background(), cause, req); err != nil {
+				t.Fatal(err)
+			}
+			// The crash: the handler's outcome is never appended. The
+			// restarted pipeline delivers the ReplyRequested again.
+			got, err := h.Handle(context.Background(), cause, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 {
+				t.Fatalf("outcome %+v", got)
+			}
+			sent, ok := got[0].(*gateway.ReplySent)
+			if !ok {
+				t.Fatalf("outcome %T %+v, want ReplySent", got[0], got[0])
+			}
+			e.fake.mu.Lock()
+			created, r := len(e.fake.replies), e.fake.replies[sent.ChannelMessageID]
+			e.fake.mu.Unlock()
+			if created != 1 || r == nil || e.fake.submittedReplies() != 1 || !strings.Contains(sent.Response, "not sent again") {
+				t.Errorf("%d replies at the platform, %d submitted; ReplySent %+v", created, e.fake.submittedReplies(), sent)
 			}
 		})
 	}
