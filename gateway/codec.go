@@ -79,6 +79,9 @@ func NewRegistry() *Registry {
 		func() Payload { return &NoteAdded{} },
 		func() Payload { return &MessageQueued{} },
 		func() Payload { return &TriageQueued{} },
+		func() Payload { return &EEBOverdue{} },
+		func() Payload { return &ReplyAttempted{} },
+		func() Payload { return &ReplyResendOrdered{} },
 		func() Payload { return &ReplyIDAssigned{} },
 	} {
 		r.types[f().EventType()] = f

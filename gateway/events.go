@@ -423,6 +423,11 @@ type ReplyFailed struct {
 	Error     string    `json:"error"`
 	Permanent bool      `json:"permanent"`
 	RetryAt   time.Time `json:"retryAt,omitzero"`
+	// Uncertain marks a permanent failure that is no failure known: an
+	// earlier start of this attempt (ReplyAttempted) has no outcome, so the
+	// peer may have the answer. The answer is not sent again until a person
+	// checked (ReplyResendOrdered) or it is marked sent (ReplySent).
+	Uncertain bool `json:"uncertain,omitempty"`
 }
 
 // ProcessingFailed records that a projection kept failing on an event. The

@@ -77,6 +77,9 @@ type Inbound struct {
 	log      *slog.Logger
 
 	mu sync.Mutex
+	// pending polls the state of answers Enterprise had not sent yet (nil unless
+	// the outbound side is on and evidence is recorded).
+	pending *Pending
 	// left are the ids this process gave up on (too large, refused by the log): they
 	// stay uncommitted in Enterprise, for the operator, and are not fetched again.
 	left map[string]bool
@@ -100,8 +103,10 @@ func New(cfg Config, deps gateway.IntakeDeps) (*Inbound, error) {
 		return nil, err
 	}
 	u, _ := url.Parse(cfg.Endpoint)
-	return &Inbound{cfg: cfg, egvp: ecfg, deps: deps, client: c, interval: cfg.PollInterval, remote: u.Host,
-		log: deps.Logger.With("channel", "egvp", "transport", "egvp-enterprise"), left: map[string]bool{}}, nil
+	in := &Inbound{cfg: cfg, egvp: ecfg, deps: deps, client: c, interval: cfg.PollInterval, remote: u.Host,
+		log: deps.Logger.With("channel", "egvp", "transport", "egvp-enterprise"), left: map[string]bool{}}
+	in.pending = newPending(cfg, c, deps.Log, deps.Evidence, in.log)
+	return in, nil
 }
 
 // newClient is the web service client of cfg, its password read, its TLS trust the
@@ -136,6 +141,11 @@ func (in *Inbound) Run(ctx context.Context) error {
 	for {
 		if err := in.Poll(ctx); err != nil && ctx.Err() == nil {
 			in.log.Warn("polling EGVP Enterprise", "err", err)
+		}
+		if in.pending != nil {
+			if err := in.pending.Poll(ctx); err != nil && ctx.Err() == nil {
+				in.log.Warn("polling the states of pending answers", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

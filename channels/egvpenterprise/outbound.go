@@ -2,10 +2,13 @@ package egvpenterprise
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path"
@@ -25,8 +28,10 @@ import (
 // It implements replies.Outbound.
 //
 // The web service takes no id of the caller's, so a resend after a crash between
-// Enterprise's acceptance and the recorded ReplySent sends the answer twice; the
-// XJustiz id of an eEB is derived from the reply id, so a court sees the same eEB.
+// Enterprise's acceptance and the recorded ReplySent would send the answer twice. It is
+// therefore a replies.AtMostOnce: the sender records each attempt's intent before the
+// hand-over, and an attempt found started without an outcome goes to triage ("may
+// have been sent — check EGVP Enterprise") instead of being sent again.
 type Outbound struct {
 	cfg      Config
 	client   *egvpsoap.Client
@@ -74,6 +79,14 @@ func NewOutbound(cfg Config, deps OutboundDeps) (*Outbound, error) {
 		log: deps.Logger.With("channel", "egvp", "transport", "egvp-enterprise", "role", "sender")}, nil
 }
 
+// Intent implements replies.AtMostOnce: the ids an operator finds the answer by in
+// Enterprise's journal and at the court (the XJustiz message id is derived from the
+// reply id), and the mailbox it is sent from.
+func (o *Outbound) Intent(req *gateway.ReplyRequested) (string, []gateway.EvidenceReference) {
+	return "EGVP Enterprise", []gateway.EvidenceReference{{Kind: "replyId", Value: req.ReplyID},
+		{Kind: "xjustizMessageId", Value: egvp.XJustizID(req.ReplyID)}, {Kind: "enterpriseUserId", Value: o.cfg.UserID}}
+}
+
 // Send implements replies.Outbound.
 func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived) (replies.SentInfo, error) {
 	to, err := receiver(req, orig)
@@ -118,7 +131,7 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 	state := o.recordState(ctx, req, id)
 	o.log.Info("answer handed to EGVP Enterprise", "replyId", req.ReplyID, "customId", id, "eeb", req.EEB != nil, "state", state)
 	return replies.SentInfo{ChannelMessageID: id, Sent: sent,
-		Response: "sendAsynchroniousMessage OK, customID " + id + " (EGVP Enterprise sends it asynchronously); " + state}, nil
+		Response: sentPrefix + id + " (EGVP Enterprise sends it asynchronously); " + state}, nil
 }
 
 // receiver is the SAFE-ID the answer goes to: the reply's address, which must be the
@@ -333,6 +346,24 @@ func classify(req *gateway.ReplyRequested, err error) error {
 			return err
 		}
 		return replies.Permanent(err)
+	case notSent(err):
+		return err
 	}
-	return err
+	// The request may have reached Enterprise and its answer been lost (the
+	// connection ended, the time ran out, the answer was unreadable): sending
+	// again could send twice, so the mailroom checks (replies.MaybeSent).
+	return replies.MaybeSent(err)
+}
+
+// notSent reports errors that happen before a request can reach the service: the
+// connection was never made (dial, name resolution) or TLS refused the server.
+func notSent(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	var rec tls.RecordHeaderError
+	return (errors.As(err, &op) && op.Op == "dial") || errors.As(err, &dns) || errors.As(err, &unknownCA) ||
+		errors.As(err, &invalid) || errors.As(err, &host) || errors.As(err, &rec)
 }

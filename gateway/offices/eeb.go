@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/poststelle/poststelle/eventstore"
@@ -57,6 +58,12 @@ type EEBTask struct {
 	SentAt *time.Time `json:"sentAt,omitempty"`
 	// Error is the last failed attempt's.
 	Error string `json:"error,omitempty"`
+	// Overdue is set while the task awaits the office's decision after its
+	// due date passed (an EEBOverdue is in the log: OverdueWatch records it).
+	Overdue bool `json:"overdue,omitempty"`
+	// OverdueSince is when the gateway recorded that the due date passed;
+	// it stays once the office answered.
+	OverdueSince *time.Time `json:"overdueSince,omitempty"`
 }
 
 // AwaitsDecision reports whether the office still has to decide: nothing
@@ -75,8 +82,28 @@ var eebSchema = []string{
 		decision TEXT NOT NULL DEFAULT '', reply_id TEXT NOT NULL DEFAULT '',
 		answered_by TEXT NOT NULL DEFAULT '', answered_office TEXT NOT NULL DEFAULT '', answered_at TEXT NOT NULL DEFAULT '',
 		sent_at TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',
+		overdue_at TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (tenant, stream)) STRICT`,
 	`CREATE INDEX IF NOT EXISTS office_eeb_reply ON office_eeb (reply_id)`,
+	`CREATE INDEX IF NOT EXISTS office_eeb_due ON office_eeb (status, due)`,
+}
+
+// addOverdueColumn adds office_eeb.overdue_at to a state database made
+// before it. No such database has an EEBOverdue folded (the event came with
+// the column), so the empty default is what a rebuild would give.
+func addOverdueColumn(ctx context.Context, tx *sql.Tx) error {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('office_eeb') WHERE name = 'overdue_at'`).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("offices: inspect office_eeb: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `ALTER TABLE office_eeb ADD COLUMN overdue_at TEXT NOT NULL DEFAULT ''`); err != nil {
+		return fmt.Errorf("offices: add office_eeb.overdue_at: %w", err)
+	}
+	return nil
 }
 
 // fixedTime is the stored form of the task's times.
@@ -118,14 +145,54 @@ func (in Inbox) applyEEB(ctx context.Context, tx projection.Tx, e *eventstore.Ev
 			WHERE tenant = ? AND stream = ? AND (status IN (?, ?) OR reply_id = ?)`,
 			EEBAnswering, m.EEB.Decision, m.ReplyID, m.Author, m.Office, e.RecordedAt.UTC().Format(fixedTime),
 			e.Tenant, e.Stream, EEBOpen, EEBFailed, m.ReplyID)
+		if err != nil {
+			return err
+		}
+		// The office answered: the overdue item has done its job. An item
+		// of another kind (an unrouted message, a failed answer) stays.
+		_, err = tx.ExecContext(ctx, `UPDATE triage_items SET state = 'answered' WHERE tenant = ? AND stream = ? AND kind = ? AND state = 'open'`,
+			e.Tenant, e.Stream, TriageEEBOverdue)
 		return err
+	case *gateway.EEBOverdue:
+		// The time is kept whatever the task's state, so the watch does not
+		// ask again; the task shows as overdue (and the item opens) only
+		// while it awaits a decision: an answer the watch did not see yet
+		// wins, and one that fails for good later opens its own item.
+		var status string
+		err := tx.QueryRowContext(ctx, `UPDATE office_eeb SET overdue_at = ? WHERE tenant = ? AND stream = ? AND overdue_at = '' RETURNING status`,
+			e.RecordedAt.UTC().Format(fixedTime), e.Tenant, e.Stream).Scan(&status)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && status != EEBOpen && status != EEBFailed) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		offices := "triage"
+		if len(m.Offices) > 0 {
+			offices = strings.Join(m.Offices, ", ")
+		}
+		reason := fmt.Sprintf("eEB overdue: the court's request was due %s (%s) and is not answered", m.Due.UTC().Format(time.RFC3339), offices)
+		// A stream has one triage item. One already open for another cause
+		// (unrouted, a failed answer) is what the mailroom must solve
+		// first; it keeps its kind and says that the court waits too.
+		res, err := tx.ExecContext(ctx, `UPDATE triage_items SET reason = reason || ' — ' || ? WHERE tenant = ? AND stream = ? AND state = 'open' AND kind != ?`,
+			reason, e.Tenant, e.Stream, TriageEEBOverdue)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
+		}
+		return in.openTriage(ctx, tx, e, TriageEEBOverdue, reason, e.RecordedAt.UTC().Format(time.RFC3339Nano))
 	case *gateway.ReplySent:
 		_, err := tx.ExecContext(ctx, `UPDATE office_eeb SET status = ?, sent_at = ?, error = '' WHERE tenant = ? AND stream = ? AND reply_id = ?`,
 			EEBSent, e.RecordedAt.UTC().Format(fixedTime), e.Tenant, e.Stream, m.ReplyID)
 		return err
 	case *gateway.ReplyFailed:
 		status := EEBAnswering
-		if m.Permanent {
+		// An eEB that may have been sent is not failed: another answer
+		// would reach the court under another id.
+		if m.Permanent && !m.Uncertain {
 			status = EEBFailed
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE office_eeb SET status = ?, error = ? WHERE tenant = ? AND stream = ? AND reply_id = ? AND status != ?`,
@@ -139,15 +206,15 @@ func (in Inbox) applyEEB(ctx context.Context, tx projection.Tx, e *eventstore.Ev
 // (LEFT JOIN: all empty without a task).
 const eebColumns = `COALESCE(e.status, ''), COALESCE(e.documents, '[]'), COALESCE(e.due, ''), COALESCE(e.decision, ''),
 	COALESCE(e.reply_id, ''), COALESCE(e.answered_by, ''), COALESCE(e.answered_office, ''), COALESCE(e.answered_at, ''),
-	COALESCE(e.sent_at, ''), COALESCE(e.error, '')`
+	COALESCE(e.sent_at, ''), COALESCE(e.error, ''), COALESCE(e.overdue_at, '')`
 
 // eebScan receives eebColumns.
 type eebScan struct {
-	status, docs, due, decision, replyID, by, office, answeredAt, sentAt, errText string
+	status, docs, due, decision, replyID, by, office, answeredAt, sentAt, errText, overdueAt string
 }
 
 func (s *eebScan) dest() []any {
-	return []any{&s.status, &s.docs, &s.due, &s.decision, &s.replyID, &s.by, &s.office, &s.answeredAt, &s.sentAt, &s.errText}
+	return []any{&s.status, &s.docs, &s.due, &s.decision, &s.replyID, &s.by, &s.office, &s.answeredAt, &s.sentAt, &s.errText, &s.overdueAt}
 }
 
 func (s *eebScan) task() (*EEBTask, error) {
@@ -160,7 +227,8 @@ func (s *eebScan) task() (*EEBTask, error) {
 		return nil, fmt.Errorf("decode eEB documents: %w", err)
 	}
 	t.Due, _ = time.Parse(fixedTime, s.due)
-	t.AnsweredAt, t.SentAt = optTime(s.answeredAt), optTime(s.sentAt)
+	t.AnsweredAt, t.SentAt, t.OverdueSince = optTime(s.answeredAt), optTime(s.sentAt), optTime(s.overdueAt)
+	t.Overdue = t.OverdueSince != nil && t.AwaitsDecision()
 	return t, nil
 }
 
@@ -196,6 +264,8 @@ func eebFilter(q string) (where string, args []any, ok bool) {
 		return "", nil, true
 	case EEBFilterOpen:
 		return ` AND e.status IN (?, ?)`, []any{EEBOpen, EEBFailed}, true
+	case EEBFilterOverdue:
+		return ` AND e.status IN (?, ?) AND e.overdue_at != ''`, []any{EEBOpen, EEBFailed}, true
 	case EEBFilterRequested:
 		return ` AND e.status IS NOT NULL`, nil, true
 	case EEBAnswering, EEBSent, EEBFailed:
@@ -211,7 +281,13 @@ const (
 	EEBFilterOpen = "open"
 	// EEBFilterRequested selects every message with an eEB task.
 	EEBFilterRequested = "requested"
+	// EEBFilterOverdue selects the tasks awaiting a decision whose due date
+	// passed (EEBTask.Overdue).
+	EEBFilterOverdue = "overdue"
 )
+
+// TriageEEBOverdue is the kind of the triage item an overdue eEB task opens.
+const TriageEEBOverdue = "eeb-overdue"
 
 // ValidEEBFilter reports whether v is a value of Query.EEB.
 func ValidEEBFilter(v string) bool {

@@ -134,7 +134,7 @@ func TestEEBTaskLifecycleAndRebuild(t *testing.T) {
 			t.Errorf("eeb=%s: %v, want %v", tt.filter, got, tt.want)
 		}
 	}
-	if _, err := ListInboxPage(ctx, e.db, Query{Office: "bauamt", EEB: "overdue"}); err == nil || ValidEEBFilter("overdue") {
+	if _, err := ListInboxPage(ctx, e.db, Query{Office: "bauamt", EEB: "late"}); err == nil || ValidEEBFilter("late") {
 		t.Fatal("an unknown filter was accepted")
 	}
 	// The failed answer's triage item shows the task.

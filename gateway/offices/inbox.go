@@ -20,7 +20,7 @@ import (
 // Inbox is the read model of the office queues and the triage queue: a
 // projection of MessageReceived, MessageRouted, RoutingFailed,
 // ProcessingFailed, MessageDelivered, MessageAcknowledged, the Reply* events,
-// WebhookDelivered, WebhookFailed and DeliveryEvidenceRecorded, with the eEB
+// WebhookDelivered, WebhookFailed, DeliveryEvidenceRecorded and EEBOverdue, with the eEB
 // tasks of EGVP messages that ask for one (EEBTask). Dropping its tables and
 // replaying the log rebuilds it identically (see Dump). Register it with a
 // projection.Runner.
@@ -114,7 +114,15 @@ func (Inbox) Setup(ctx context.Context, tx *sql.Tx) error {
 	if err := dropOldSchema(ctx, tx); err != nil {
 		return err
 	}
-	for _, s := range append(slices.Clone(inboxSchema), eebSchema...) {
+	for _, s := range append(slices.Clone(inboxSchema), eebSchema[0]) {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("offices: create inbox tables: %w", err)
+		}
+	}
+	if err := addOverdueColumn(ctx, tx); err != nil {
+		return err
+	}
+	for _, s := range eebSchema[1:] {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("offices: create inbox tables: %w", err)
 		}
@@ -221,6 +229,14 @@ func (in Inbox) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Event
 	case *gateway.ReplySent:
 		_, err = tx.ExecContext(ctx, `UPDATE office_replies SET state = 'sent', attempts = ?, error = '', updated_at = ? WHERE reply_id = ?`,
 			m.Attempt, at, m.ReplyID)
+		if err == nil {
+			err = resolveUncertain(ctx, tx, e)
+		}
+	case *gateway.ReplyResendOrdered:
+		_, err = tx.ExecContext(ctx, `UPDATE office_replies SET state = 'retrying', updated_at = ? WHERE reply_id = ? AND state != 'sent'`, at, m.ReplyID)
+		if err == nil {
+			err = resolveUncertain(ctx, tx, e)
+		}
 	case *gateway.ReplyFailed:
 		state := "retrying"
 		if m.Permanent {
@@ -228,7 +244,12 @@ func (in Inbox) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Event
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE office_replies SET state = ?, attempts = ?, error = ?, updated_at = ? WHERE reply_id = ? AND state != 'sent'`,
 			state, m.Attempt, m.Error, at, m.ReplyID)
-		if err == nil && m.Permanent {
+		switch {
+		case err == nil && m.Uncertain:
+			// Not sent again blindly: the mailroom checks the peer and
+			// marks it sent or orders a resend.
+			err = in.openTriage(ctx, tx, e, TriageReplyUncertain, m.Error, at)
+		case err == nil && m.Permanent:
 			// An answer that cannot be sent must not fail silently: the
 			// mailroom sees it in triage and takes another way.
 			err = in.openTriage(ctx, tx, e, "reply", fmt.Sprintf("answer %s could not be sent: %s", m.ReplyID, m.Error), at)
@@ -242,6 +263,19 @@ func (in Inbox) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Event
 		return fmt.Errorf("offices: inbox: %s %s: %w", e.Type, e.ID, err)
 	}
 	return nil
+}
+
+// TriageReplyUncertain is the kind of the triage item of an answer that may
+// have been sent (ReplyFailed with Uncertain): its state becomes "resolved"
+// when it is marked sent or a resend is ordered.
+const TriageReplyUncertain = "reply-uncertain"
+
+// resolveUncertain closes the stream's open item about an answer that may
+// have been sent, once a person decided.
+func resolveUncertain(ctx context.Context, tx projection.Tx, e *eventstore.Event) error {
+	_, err := tx.ExecContext(ctx, `UPDATE triage_items SET state = 'resolved' WHERE tenant = ? AND stream = ? AND kind = ? AND state = 'open'`,
+		e.Tenant, e.Stream, TriageReplyUncertain)
+	return err
 }
 
 // Committed implements projection.Committer: long polls, event streams and
@@ -698,7 +732,9 @@ type TriageItem struct {
 	// failing on it), "reply" (an answer failed for good), "webhook" (a
 	// push to an office's case system failed for good) or "evidence"
 	// (delivery evidence no message or answer matched; the item's stream is
-	// the evidence's own).
+	// the evidence's own), "reply-uncertain" (an answer may have been sent;
+	// a person checks the peer) or "eeb-overdue" (a court's eEB request passed its
+	// due date unanswered; state "answered" once the office answers).
 	Kind       string    `json:"kind"`
 	Reason     string    `json:"reason"`
 	Since      time.Time `json:"since"`
@@ -795,7 +831,7 @@ func Dump(ctx context.Context, db *sql.DB) (string, error) {
 		`SELECT 'reply', reply_id, stream, json_array(tenant, office, author, channel, recipient, subject, state, attempts, error, requested_at, updated_at)
 			FROM office_replies ORDER BY reply_id`,
 		`SELECT 'evidence', event_id, stream, json_array(tenant, recorded_at, evidence) FROM office_evidence ORDER BY tenant, stream, event_id`,
-		`SELECT 'eeb', tenant, stream, json_array(documents, due, status, decision, reply_id, answered_by, answered_office, answered_at, sent_at, error)
+		`SELECT 'eeb', tenant, stream, json_array(documents, due, status, decision, reply_id, answered_by, answered_office, answered_at, sent_at, error, overdue_at)
 			FROM office_eeb ORDER BY tenant, stream`,
 	}
 	for _, q := range queries {

@@ -26,8 +26,12 @@ func TriageQueue() []pipeline.Handler {
 		"WebhookFailed":    func(gateway.Payload) (string, bool) { return "webhook", true },
 		"ReplyFailed": func(p gateway.Payload) (string, bool) {
 			m, ok := p.(*gateway.ReplyFailed)
+			if ok && m.Uncertain {
+				return TriageReplyUncertain, true
+			}
 			return "reply", ok && m.Permanent
 		},
+		"EEBOverdue": func(gateway.Payload) (string, bool) { return TriageEEBOverdue, true },
 		"DeliveryEvidenceRecorded": func(p gateway.Payload) (string, bool) {
 			m, ok := p.(*gateway.DeliveryEvidenceRecorded)
 			if ok && answerExpired(m) {
@@ -37,7 +41,7 @@ func TriageQueue() []pipeline.Handler {
 		},
 	}
 	var hs []pipeline.Handler
-	for _, topic := range []string{"RoutingFailed", "ProcessingFailed", "WebhookFailed", "ReplyFailed", "DeliveryEvidenceRecorded"} {
+	for _, topic := range []string{"RoutingFailed", "ProcessingFailed", "WebhookFailed", "ReplyFailed", "DeliveryEvidenceRecorded", "EEBOverdue"} {
 		kind := opens[topic]
 		hs = append(hs, pipeline.Handler{Name: TriageQueueHandler + "/" + topic, Topic: topic,
 			Handle: func(_ context.Context, cause *eventstore.Event, p gateway.Payload) ([]gateway.Payload, error) {

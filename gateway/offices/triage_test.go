@@ -167,9 +167,10 @@ func TestTriageQueueHandlers(t *testing.T) {
 		{"ReplyFailed", &gateway.ReplyFailed{ReplyID: "r"}, ""},
 		{"DeliveryEvidenceRecorded", &gateway.DeliveryEvidenceRecorded{Unlinked: "no match"}, "evidence"},
 		{"DeliveryEvidenceRecorded", &gateway.DeliveryEvidenceRecorded{}, ""},
+		{"EEBOverdue", &gateway.EEBOverdue{}, TriageEEBOverdue},
 	}
-	if n := len(TriageQueue()); n != 5 {
-		t.Fatalf("%d handlers, want one per opening event type (5)", n)
+	if n := len(TriageQueue()); n != 6 {
+		t.Fatalf("%d handlers, want one per opening event type (6)", n)
 	}
 	for _, c := range cases {
 		out, err := triageHandler(t, c.topic).Handle(context.Background(), cause, c.p)

@@ -64,14 +64,16 @@ func (s Schedule) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Eve
 			// An effect may be attempted before its request is seen (a
 			// webhook has none), so the row is made here if need be. A
 			// later attempt never goes back to an earlier state, and a
-			// done effect stays done.
+			// done effect stays done; a retry at the attempt of a
+			// permanent failure reopens it (see reopens).
 			_, err = tx.ExecContext(ctx, `INSERT INTO outbox_schedule (kind, tenant, effect_id, stream, state, attempt, retry_at, last_error)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (kind, tenant, effect_id) DO UPDATE SET state = excluded.state, attempt = excluded.attempt,
 					retry_at = excluded.retry_at, last_error = CASE WHEN excluded.state = ? THEN last_error ELSE excluded.last_error END
 				WHERE outbox_schedule.state != ? AND (outbox_schedule.attempt < excluded.attempt
-					OR (outbox_schedule.attempt = excluded.attempt AND excluded.state = ?))`,
-				kind, e.Tenant, st.ID, e.Stream, st.State, st.Attempt, at, st.Error, StateDone, StateDone, StateDone)
+					OR (outbox_schedule.attempt = excluded.attempt AND excluded.state = ?)
+					OR (outbox_schedule.attempt = excluded.attempt AND outbox_schedule.state = ? AND excluded.state = ?))`,
+				kind, e.Tenant, st.ID, e.Stream, st.State, st.Attempt, at, st.Error, StateDone, StateDone, StateDone, StateFailed, StateRetry)
 		}
 		if err != nil {
 			return fmt.Errorf("outbox: schedule %s %s: %w", kind, st.ID, err)

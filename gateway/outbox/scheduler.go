@@ -203,8 +203,17 @@ func (s *Scheduler) attempt(ctx context.Context, j Job) []gateway.Payload {
 type state struct {
 	attempts   int
 	done       bool // done or failed permanently
+	succeeded  bool
 	lastStep   Step
 	lastFailed *Decoded
+}
+
+// reopens reports whether step, at the attempt of a permanent failure, is
+// a retry a person ordered after it (replies: an answer that may have been
+// sent was checked and is sent again); any other step at the same attempt
+// changes nothing.
+func reopens(st state, step Step) bool {
+	return step.State == StateRetry && step.Attempt == st.attempts && st.lastStep.State == StateFailed
 }
 
 // read decodes a stream; events of types the registry does not know are
@@ -237,12 +246,12 @@ func (s *Scheduler) fold(hist []Decoded, id string) state {
 			}
 			switch step.State {
 			case StateDone:
-				st.done = true
+				st.done, st.succeeded = true, true
 				st.attempts = max(st.attempts, step.Attempt)
 			case StateRetry, StateFailed:
-				if step.Attempt > st.attempts {
+				if step.Attempt > st.attempts || (!st.succeeded && reopens(st, step)) {
 					st.attempts, st.lastStep, st.lastFailed = step.Attempt, step, &hist[i]
-					st.done = st.done || step.State == StateFailed
+					st.done = st.succeeded || step.State == StateFailed
 				}
 			}
 		}

@@ -36,3 +36,34 @@ func Permanent(err error) error { return outbox.Permanent(err) }
 
 // IsPermanent reports whether err was marked with Permanent.
 func IsPermanent(err error) bool { return outbox.IsPermanent(err) }
+
+// AtMostOnce is an Outbound whose peer cannot recognise a resend: it takes
+// no id of ours by which a second hand-over of the same answer would be
+// refused or merged (EGVP Enterprise's sendAsynchroniousMessage). Before
+// each attempt the Sender records a gateway.ReplyAttempted with what Intent
+// returns, durable before Send is called; an attempt found with such a
+// record and no outcome (the gateway stopped between the hand-over and the
+// recorded ReplySent) is not sent again: it fails as uncertain, to triage,
+// until a person checks the peer (ResolveUncertain).
+type AtMostOnce interface {
+	Outbound
+	// Intent names the peer where a person can check (e.g. "EGVP
+	// Enterprise") and the ids the answer carries there.
+	Intent(reply *gateway.ReplyRequested) (peer string, refs []gateway.EvidenceReference)
+}
+
+// MaybeSent marks the error of a Send on an AtMostOnce outbound after which
+// the peer may have the answer (the request went out, its answer did not
+// come back). The Sender records it as uncertain, to triage, instead of
+// retrying it.
+func MaybeSent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return maybeSentError{err}
+}
+
+type maybeSentError struct{ err error }
+
+func (e maybeSentError) Error() string { return e.err.Error() }
+func (e maybeSentError) Unwrap() error { return e.err }

@@ -355,7 +355,7 @@ func (rq *Requester) history(ctx context.Context, office, stream string) (*strea
 			}
 		case *gateway.ReplyFailed:
 			for j := range h.eebs {
-				if h.eebs[j].replyID == p.ReplyID && p.Permanent {
+				if h.eebs[j].replyID == p.ReplyID && p.Permanent && !p.Uncertain {
 					h.eebs[j].failed = true
 				}
 			}

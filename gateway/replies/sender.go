@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/poststelle/poststelle/eventstore"
@@ -20,6 +21,8 @@ import (
 const (
 	HandlerName = "replies"
 	retryName   = "replies/retry"
+	intentName  = "replies/intent"
+	resolveName = "replies/resolve"
 )
 
 // Kind names answers in the outbox schedule (outbox.GetStatus).
@@ -64,7 +67,7 @@ func New(cfg Config, deps Deps) (*Sender, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	sched, err := outbox.New(effect{outbound: deps.Outbound, logger: deps.Logger}, cfg.WithDefaults(defaults),
+	sched, err := outbox.New(effect{outbound: deps.Outbound, logger: deps.Logger, log: deps.Log}, cfg.WithDefaults(defaults),
 		outbox.Deps{Log: deps.Log, Registry: deps.Registry, State: deps.State, Logger: deps.Logger, Now: deps.Now, Owns: deps.Owns})
 	if err != nil {
 		return nil, fmt.Errorf("replies: %w", err)
@@ -93,6 +96,8 @@ func (s *Sender) RetryDue(ctx context.Context, runner *projection.Runner) error 
 type effect struct {
 	outbound map[gateway.Channel]Outbound
 	logger   *slog.Logger
+	// log records the intent of an attempt on an AtMostOnce outbound.
+	log eventstore.Log
 }
 
 func (effect) Kind() string        { return Kind }
@@ -108,7 +113,7 @@ func (effect) Requested(_ context.Context, cause *eventstore.Event, p gateway.Pa
 	return []outbox.Job{{ID: req.ReplyID}}, nil
 }
 
-func (effect) Steps(_ *eventstore.Event, p gateway.Payload) []outbox.Step {
+func (effect) Steps(e *eventstore.Event, p gateway.Payload) []outbox.Step {
 	switch m := p.(type) {
 	case *gateway.ReplyRequested:
 		return []outbox.Step{{ID: m.ReplyID, State: outbox.StatePending}}
@@ -120,6 +125,10 @@ func (effect) Steps(_ *eventstore.Event, p gateway.Payload) []outbox.Step {
 			st.State = outbox.StateFailed
 		}
 		return []outbox.Step{st}
+	case *gateway.ReplyResendOrdered:
+		// A person checked the peer after an uncertain attempt: due now.
+		return []outbox.Step{{ID: m.ReplyID, State: outbox.StateRetry, Attempt: m.Attempt, RetryAt: e.RecordedAt,
+			Error: "resend ordered by " + m.By}}
 	}
 	return nil
 }
@@ -136,7 +145,18 @@ func (e effect) Attempt(ctx context.Context, j outbox.Job) ([]gateway.Payload, e
 	if out == nil {
 		return nil, outbox.Permanent(fmt.Errorf("%w: none is configured for %s", ErrNoOutbound, req.Channel))
 	}
+	amo, atMostOnce := out.(AtMostOnce)
+	if atMostOnce {
+		if err := e.recordIntent(ctx, j, req, amo); err != nil {
+			return nil, err
+		}
+	}
 	info, err := out.Send(ctx, req, original)
+	var ms maybeSentError
+	if err != nil && atMostOnce && errors.As(err, &ms) {
+		peer, refs := amo.Intent(req)
+		return nil, outbox.Permanent(&uncertainError{replyID: req.ReplyID, attempt: j.Attempt, peer: peer, refs: refs, cause: err})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +166,85 @@ func (e effect) Attempt(ctx context.Context, j outbox.Job) ([]gateway.Payload, e
 }
 
 func (effect) Failed(j outbox.Job, f outbox.Failure) gateway.Payload {
-	return &gateway.ReplyFailed{ReplyID: j.ID, Attempt: j.Attempt, Error: f.Error, Permanent: f.Permanent, RetryAt: f.RetryAt}
+	var u *uncertainError
+	return &gateway.ReplyFailed{ReplyID: j.ID, Attempt: j.Attempt, Error: f.Error, Permanent: f.Permanent, RetryAt: f.RetryAt,
+		Uncertain: errors.As(f.Err, &u)}
+}
+
+// uncertainError is an attempt that must not be made: an earlier start of
+// it may have reached the peer.
+type uncertainError struct {
+	replyID string
+	attempt int
+	peer    string
+	refs    []gateway.EvidenceReference
+	// cause is the hand-over's error when it failed with MaybeSent; nil when
+	// an earlier start of the attempt has no outcome.
+	cause error
+}
+
+func (u *uncertainError) Error() string {
+	var ids []string
+	for _, r := range u.refs {
+		ids = append(ids, r.Kind+" "+r.Value)
+	}
+	what := "was handed over or about to be when the gateway stopped"
+	if u.cause != nil {
+		what = "went out, and its answer was lost: " + u.cause.Error()
+	}
+	return fmt.Sprintf("answer %s may have been sent — check %s (attempt %d %s; reply %s; %s); "+
+		"then mark it sent or order a resend", u.replyID, u.peer, u.attempt, what, u.replyID, strings.Join(ids, ", "))
+}
+
+// recordIntent makes an attempt on an AtMostOnce outbound safe: an attempt
+// of the reply started before without an outcome is uncertain (not sent
+// again); otherwise a ReplyAttempted is recorded, durable, before the
+// hand-over.
+func (e effect) recordIntent(ctx context.Context, j outbox.Job, req *gateway.ReplyRequested, out AtMostOnce) error {
+	if u := openIntent(j.History, req.ReplyID); u != nil {
+		return outbox.Permanent(u)
+	}
+	peer, refs := out.Intent(req)
+	p := &gateway.ReplyAttempted{ReplyID: req.ReplyID, Attempt: j.Attempt, Channel: req.Channel, Peer: peer, References: refs}
+	if e.log == nil || j.Cause.Event == nil {
+		return outbox.Permanent(fmt.Errorf("replies: no log to record the attempt on %s, which sends at most once", req.Channel))
+	}
+	ev, err := gateway.Follow(intentName, j.Cause.Event, j.Attempt, p)
+	if err != nil {
+		return err
+	}
+	res, err := e.log.Append(ctx, ev)
+	if err != nil {
+		return fmt.Errorf("replies: record attempt %d of %s before the hand-over: %w", j.Attempt, req.ReplyID, err)
+	}
+	if len(res) == 1 && res[0].Existing {
+		// Recorded by a run whose history this one did not see yet.
+		return outbox.Permanent(&uncertainError{replyID: req.ReplyID, attempt: j.Attempt, peer: peer, refs: refs})
+	}
+	return nil
+}
+
+// openIntent finds a ReplyAttempted of the reply whose attempt has no
+// ReplySent or ReplyFailed.
+func openIntent(hist []outbox.Decoded, replyID string) *uncertainError {
+	var open *uncertainError
+	for _, d := range hist {
+		switch m := d.Payload.(type) {
+		case *gateway.ReplyAttempted:
+			if m.ReplyID == replyID {
+				open = &uncertainError{replyID: replyID, attempt: m.Attempt, peer: m.Peer, refs: m.References}
+			}
+		case *gateway.ReplySent:
+			if m.ReplyID == replyID && open != nil && m.Attempt >= open.attempt {
+				open = nil
+			}
+		case *gateway.ReplyFailed:
+			if m.ReplyID == replyID && open != nil && m.Attempt >= open.attempt {
+				open = nil
+			}
+		}
+	}
+	return open
 }
 
 // story finds the reply's request and the message it answers.

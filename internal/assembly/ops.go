@@ -21,6 +21,7 @@ func (g *Gateway) buildOps(ctx context.Context, reg *gateway.Registry) error {
 	g.metrics = metrics.New()
 	g.blobs = g.metrics.Blobs(g.blobs)
 	g.metrics.Registry().MustRegister(&metrics.Positions{Log: g.log, DB: g.state, Logger: g.logger})
+	g.metrics.Registry().MustRegister(&metrics.EEBTasks{DB: g.state, Logger: g.logger})
 	g.ready = &metrics.Readiness{Log: g.log, DB: g.state, Blobs: g.blobs}
 	if err := g.ready.Start(ctx); err != nil {
 		return err

@@ -215,6 +215,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/triage", "", triageView, false},
 		{"GET", "/triage/{t}", "", triageView, false},
 		{"POST", "/triage/{t}/assign", `{"offices":["a"],"reason":"Bauakte"}`, triageAssign, false},
+		{"POST", "/triage/{t}/replies/r-1/resolve", `{"action":"resend"}`, triageAssign, false},
 	}
 	allowed := func(role string, kind access, own bool) bool {
 		switch role {

@@ -82,7 +82,7 @@ func TestEEBAnswer(t *testing.T) {
 	if list.Next != list.Messages[2].Seq || list.Messages[2].Seq < list.Messages[1].Seq {
 		t.Fatalf("next %d of %+v", list.Next, list.Messages)
 	}
-	if resp := e.do(member, "GET", "/offices/a/messages?eeb=overdue", ""); resp.StatusCode != 400 {
+	if resp := e.do(member, "GET", "/offices/a/messages?eeb=late", ""); resp.StatusCode != 400 {
 		t.Fatalf("unknown eeb filter: %d", resp.StatusCode)
 	}
 	json.Unmarshal([]byte(readBody(t, e.do(member, "GET", "/offices/a/messages", ""))), &list)

@@ -530,3 +530,48 @@ func createdOr(created int, existing bool) int {
 	}
 	return created
 }
+
+type resolveRequest struct {
+	// Action is "sent" (found in the peer's journal) or "resend".
+	Action string `json:"action"`
+	Note   string `json:"note"`
+}
+
+type resolveResult struct {
+	Action   string `json:"action"`
+	Existing bool   `json:"existing"`
+}
+
+// resolveReply records the mailroom's decision on an answer that may have
+// been sent (triage kind reply-uncertain): after checking the peer, it was
+// sent, or it is sent again.
+func (s *Server) resolveReply(w http.ResponseWriter, r *request) {
+	httpserve.SetWriteDeadline(w, answerTimeout)
+	var req resolveRequest
+	if !s.decodeJSON(w, r, maxJSONBody, &req) {
+		return
+	}
+	if req.Action != replies.ResolveSent && req.Action != replies.ResolveResend {
+		writeError(w, http.StatusBadRequest, `action: "sent" or "resend"`)
+		return
+	}
+	if msg := checkHeaderText("note", req.Note, 2000); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	reply := r.PathValue("reply")
+	if reply == "" || len(reply) > 200 {
+		writeError(w, http.StatusBadRequest, "reply: the answer's id")
+		return
+	}
+	res, err := replies.ResolveUncertain(r.Context(), s.deps.Log, replies.Resolution{Tenant: s.deps.Tenant, Stream: r.stream, ReplyID: reply,
+		Action: req.Action, By: r.p.User, Note: req.Note})
+	switch {
+	case errors.Is(err, replies.ErrNotUncertain):
+		writeError(w, http.StatusConflict, "the answer has no attempt that may have been sent (or it was decided already)")
+	case err != nil:
+		s.internal(w, r, "resolve an uncertain answer", err)
+	default:
+		writeJSON(w, createdOr(http.StatusCreated, res.Existing), resolveResult{Action: req.Action, Existing: res.Existing})
+	}
+}

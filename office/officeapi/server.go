@@ -157,6 +157,7 @@ func (s *Server) endpoints() []endpoint {
 		{"GET /triage", s.triageView(s.listTriage)},
 		{"GET /triage/{stream}", s.triageView(s.getTriage)},
 		{"POST /triage/{stream}/assign", s.triageAssign(s.assign)},
+		{"POST /triage/{stream}/replies/{reply}/resolve", s.triageAssign(s.resolveReply)},
 	}
 }
 

@@ -74,6 +74,8 @@ type Wiring struct {
 	// Webhooks retries webhook deliveries (Run does); nil when no office
 	// has a webhook.
 	Webhooks *Webhooks
+	// Overdue records eEB tasks that passed their due date (Run runs it).
+	Overdue *offices.OverdueWatch
 	// Demo is the demo login when the demo set-up runs.
 	Demo *offices.Credentials
 	// DemoCreated reports that the demo login was made at this start.
@@ -129,6 +131,7 @@ func Wire(cfg WiringConfig, deps WiringDeps) (*Wiring, error) {
 		route = routing.VerifiedHandler(hc)
 	}
 	w.Handlers = []pipeline.Handler{route, offices.QueueDelivery()}
+	w.Overdue = &offices.OverdueWatch{Log: deps.Log, State: deps.DB, Owns: deps.Owns, Logger: deps.Logger.With("component", "eeb-overdue")}
 	// The webhook handler runs only where webhooks are configured: every
 	// handler costs a durable position update per event.
 	if slices.ContainsFunc(ocfg.Offices, func(o offices.Office) bool { return len(o.Webhooks) > 0 }) {
@@ -167,12 +170,13 @@ func (w *Wiring) announceDemo(cfg WiringConfig, deps WiringDeps) {
 		"file", file, "user", w.Demo.User, "api", api)
 }
 
-// Run serves the API, watches the rule file and retries webhook deliveries
+// Run serves the API, watches the rule file, records overdue eEB tasks and
+// retries webhook deliveries
 // until ctx ends; the first task to fail stops the others.
 func (w *Wiring) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tasks := []func(context.Context) error{func(ctx context.Context) error { return w.Rules.Watch(ctx, 0) }, w.Server.Run}
+	tasks := []func(context.Context) error{func(ctx context.Context) error { return w.Rules.Watch(ctx, 0) }, w.Server.Run, w.Overdue.Run}
 	if w.Webhooks != nil {
 		tasks = append(tasks, w.Webhooks.Run)
 	}

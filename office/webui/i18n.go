@@ -147,6 +147,8 @@ var catalogue = map[string][2]string{
 	"kind.reply":             {"Antwort gescheitert", "answer failed"},
 	"kind.webhook":           {"Webhook gescheitert", "webhook failed"},
 	"kind.evidence":          {"Nachweis ohne Nachricht", "evidence without message"},
+	"kind.eeb-overdue":       {"eEB überfällig", "eEB overdue"},
+	"kind.reply-uncertain":   {"Antwort vielleicht gesendet", "answer may have been sent"},
 	"note.title":             {"Vermerke", "Notes"},
 	"note.text":              {"Vermerk", "Note"},
 	"note.add":               {"Vermerk speichern", "Add note"},

@@ -471,7 +471,7 @@ func TestCatalogueComplete(t *testing.T) {
 		keys []string
 	}{{"status.", Statuses}, {"verify.", Verifications}, {"role.", []string{"office", "mailroom", "admin", "auditor"}},
 		{"reply.", []string{"requested", "retrying", "sent", "failed"}}, {"integrity.", []string{"ok", "broken", "pending", "error"}},
-		{"kind.", []string{"routing", "processing", "reply", "webhook", "evidence"}}} {
+		{"kind.", []string{"routing", "processing", "reply", "webhook", "evidence", "eeb-overdue", "reply-uncertain"}}} {
 		for _, k := range prefix.keys {
 			if _, ok := catalogue[prefix.p+k]; !ok {
 				t.Errorf("key %q is not in the catalogue", prefix.p+k)

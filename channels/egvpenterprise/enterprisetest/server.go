@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +87,9 @@ const (
 	FailHTTP
 	// FailGeneral answers the operation's response with returnCode GENERAL_ERROR.
 	FailGeneral
+	// FailLostAnswer carries the operation out (a sent message is recorded) and
+	// closes the connection without answering: the answer lost on the way back.
+	FailLostAnswer
 )
 
 // New returns a stand-in with the mailboxes userIDs and no messages.
@@ -208,9 +212,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, Request{Operation: op, SOAPAction: action, Body: data})
+	var lost bool
 	if fs := s.fail[op]; len(fs) > 0 {
 		s.fail[op] = fs[1:]
 		switch fs[0] {
+		case FailLostAnswer:
+			lost = true
 		case FailFault:
 			fault(w, "soap:Server", "injected failure")
 			return
@@ -221,6 +228,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			respond(w, op, field("returnCode", "GENERAL_ERROR"))
 			return
 		}
+	}
+	if lost {
+		// The operation's answer goes nowhere; the client sees the connection end.
+		rw := w
+		defer func() {
+			if hj, ok := rw.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					conn.Close()
+				}
+			}
+		}()
+		w = httptest.NewRecorder()
 	}
 	switch op {
 	case "getUncommittedMessageIDs":
@@ -389,6 +408,30 @@ func (s *Server) SetSendState(state string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sendState = state
+}
+
+// SetState changes the state of a message sent before (by its customID), as
+// Enterprise's journal moves on: WS_ASEND to OSCI_SENT, say.
+func (s *Server) SetState(customID, state string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.states == nil {
+		s.states = map[string]string{}
+	}
+	s.states[customID] = state
+}
+
+// StateRequests counts the getState requests so far.
+func (s *Server) StateRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.requests {
+		if r.Operation == "getState" {
+			n++
+		}
+	}
+	return n
 }
 
 // StateTime is the time getState reports for every state.
