@@ -243,6 +243,9 @@ func newSigner(kid string, pub *rsa.PublicKey, key any) (*Signer, error) {
 	return &Signer{kid: kid, pub: pub, signer: js}, nil
 }
 
+// Public is the verification key, e.g. to check its length against a policy.
+func (s *Signer) Public() *rsa.PublicKey { return s.pub }
+
 // PublicJWK is the verification key as a public JWK (kid, alg PS512, use sig,
 // key_ops verify): what is registered for the destination at the platform.
 func (s *Signer) PublicJWK() ([]byte, error) {

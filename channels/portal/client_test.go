@@ -135,8 +135,8 @@ func TestNewOverHTTP(t *testing.T) {
 	}
 	k := testKeys()
 	cfg := Config{SubmissionAPI: srv.URL + "/v1", TokenURL: srv.URL + "/token", ClientID: "client", ClientSecretFile: secret,
-		DestinationID: testDestination, DecryptionKeyFile: writeJWK(t, dir, "dec.jwk", k.dec.(*rsa.PrivateKey), "RSA-OAEP-256", "enc-1"),
-		SigningKeyFile: writeJWK(t, dir, "sig.jwk", k.sign, "PS512", "sig-1")}
+		DestinationID: testDestination, DecryptionKeyFile: writeJWK(t, dir, "dec.jwk", k.decKey, "RSA-OAEP-256", "enc-1"),
+		SigningKeyFile: writeJWK(t, dir, "sig.jwk", k.signKey, "PS512", "sig-1")}
 	e := newEnv(t, nil)
 	in, err := New(cfg, gateway.IntakeDeps{Intake: e.intake, Blobs: e.env.Blobs, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/channeltest"
 )
@@ -126,7 +127,7 @@ func (d *driver) Transmitted(t testing.TB, raw []byte) []byte {
 // envelopeOf is the raw envelope of s as the collector writes it.
 func envelopeOf(t testing.TB, s *fakeSub) []byte {
 	t.Helper()
-	var sj submission
+	var sj fitconnect.Submission
 	if err := jsonUnmarshal(s.json, &sj); err != nil {
 		t.Fatal(err)
 	}

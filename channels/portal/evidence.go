@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
 )
 
@@ -15,7 +16,7 @@ import (
 // submit-submission (the submission reached the destination's mailbox at the
 // platform), with the verdict on its signature. A failure is logged: the decision is
 // posted whatever becomes of its evidence.
-func (in *Inbound) recordEvidence(ctx context.Context, s submission, msg *gateway.MessageReceived, set string) {
+func (in *Inbound) recordEvidence(ctx context.Context, s fitconnect.Submission, msg *gateway.MessageReceived, set string) {
 	if in.deps.Evidence == nil {
 		return
 	}
@@ -28,7 +29,7 @@ func (in *Inbound) recordEvidence(ctx context.Context, s submission, msg *gatewa
 		ours.Kind = gateway.EvidenceNotDelivered
 		var why []string
 		for _, p := range msg.Portal.Problems {
-			why = append(why, strings.TrimPrefix(p.Type, problemPrefix))
+			why = append(why, strings.TrimPrefix(p.Type, fitconnect.ProblemTypePrefix))
 		}
 		ours.Reason = "rejected by the destination: " + strings.Join(why, ", ")
 	}
@@ -46,8 +47,8 @@ func (in *Inbound) recordEvidence(ctx context.Context, s submission, msg *gatewa
 			continue
 		}
 		ev := &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelPortal, Kind: gateway.EvidenceDelivered, References: refs,
-			Attester:   gateway.Attester{Role: "portal", Name: "FIT-Connect Zustelldienst", ID: se.p.Iss},
-			AttestedAt: time.Unix(se.p.Iat, 0).UTC(), EvidenceID: "fitconnect:" + se.p.JTI, MediaType: "application/jose"}
+			Attester:   gateway.Attester{Role: "portal", Name: "FIT-Connect Zustelldienst", ID: se.p.Issuer},
+			AttestedAt: time.Unix(se.p.IssuedAt, 0).UTC(), EvidenceID: "fitconnect:" + se.p.JTI, MediaType: "application/jose"}
 		if se.verified {
 			ev.Verification = &gateway.EvidenceVerification{Indication: "TOTAL_PASSED", Format: "JWS", Signer: "kid " + se.kid}
 		} else {

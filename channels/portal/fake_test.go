@@ -19,8 +19,30 @@ import (
 
 const testDestination = "0b7c1a52-4e38-4a0a-9c1e-54f2a3b4c5d6"
 
+// testKeyPair are the RSA keys of a test and the channel's keys made of them.
+type testKeyPair struct {
+	*destKeys
+	decKey, signKey *rsa.PrivateKey
+}
+
+// newTestKeys makes the channel's keys of dec (kid enc-1; none when nil) and
+// sign (kid).
+func newTestKeys(dec, sign *rsa.PrivateKey, kid string) *testKeyPair {
+	k := &testKeyPair{destKeys: &destKeys{}, decKey: dec, signKey: sign}
+	var err error
+	if dec != nil {
+		if k.destKeys.dec, err = fitconnect.NewCryptoDecrypter("enc-1", dec); err != nil {
+			panic(err)
+		}
+	}
+	if k.signer, err = fitconnect.NewCryptoSigner(kid, sign); err != nil {
+		panic(err)
+	}
+	return k
+}
+
 // testKeys are the destination's keys, made once for the package's tests.
-var testKeys = sync.OnceValue(func() *jwkKeys {
+var testKeys = sync.OnceValue(func() *testKeyPair {
 	dec, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		panic(err)
@@ -29,7 +51,7 @@ var testKeys = sync.OnceValue(func() *jwkKeys {
 	if err != nil {
 		panic(err)
 	}
-	return &jwkKeys{dec: dec, sign: sign, signKID: "sig-1"}
+	return newTestKeys(dec, sign, "sig-1")
 })
 
 // otherKey is a key the submissions are not encrypted to.
@@ -66,7 +88,7 @@ func encrypt(t testing.TB, plain []byte, pub *rsa.PublicKey, zip bool) string {
 
 // fakeSub is one submission at the fake platform.
 type fakeSub struct {
-	ref         submissionRef
+	ref         fitconnect.SubmissionRef
 	json        []byte
 	attachments map[string]string
 	// events are the case's event log entries the platform wrote.
@@ -76,7 +98,7 @@ type fakeSub struct {
 // posted is a SET the fake received.
 type posted struct {
 	caseID, set string
-	payload     *setPayload
+	payload     *fitconnect.SETPayload
 }
 
 // fakePlatform is the Submission API in memory. A decided submission leaves
@@ -138,22 +160,22 @@ func (f *fakePlatform) checkToken() error {
 	return nil
 }
 
-func (f *fakePlatform) ListSubmissions(_ context.Context, dest string, offset, limit int) (submissionPage, error) {
+func (f *fakePlatform) ListSubmissions(_ context.Context, dest string, offset, limit int) (fitconnect.SubmissionList, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.checkToken(); err != nil {
-		return submissionPage{}, err
+		return fitconnect.SubmissionList{}, err
 	}
 	if f.listErr != nil {
-		return submissionPage{}, f.listErr
+		return fitconnect.SubmissionList{}, f.listErr
 	}
-	var all []submissionRef
+	var all []fitconnect.SubmissionRef
 	for _, id := range f.order {
 		if s, ok := f.subs[id]; ok && s.ref.DestinationID == dest {
 			all = append(all, s.ref)
 		}
 	}
-	p := submissionPage{Offset: offset, TotalCount: len(all)}
+	p := fitconnect.SubmissionList{Offset: offset, TotalCount: len(all)}
 	if offset < len(all) {
 		p.Submissions = all[offset:min(len(all), offset+limit)]
 	}
@@ -219,13 +241,13 @@ func (f *fakePlatform) PostEvent(_ context.Context, caseID, set string) error {
 	if f.postErr != nil {
 		return f.postErr
 	}
-	p, err := parseSET(set)
+	p, err := fitconnect.PeekSET(set)
 	if err != nil {
 		return err
 	}
 	f.posts = append(f.posts, posted{caseID: caseID, set: set, payload: p})
 	f.events[caseID] = append(f.events[caseID], set)
-	delete(f.subs, strings.TrimPrefix(p.Sub, "submission:"))
+	delete(f.subs, strings.TrimPrefix(p.Subject, "submission:"))
 	return nil
 }
 
@@ -242,7 +264,7 @@ func (f *fakePlatform) EventLog(_ context.Context, caseID string) ([]string, err
 // with, under kid sig-1.
 func (f *fakePlatform) PlatformKeys(context.Context) (*fitconnect.KeySet, error) {
 	k := fitconnect.NewKeySet()
-	k.Add("sig-1", &testKeys().sign.PublicKey)
+	k.Add("sig-1", &testKeys().signKey.PublicKey)
 	return k, nil
 }
 
@@ -260,11 +282,11 @@ func (f *fakePlatform) decisions(id string) []string {
 	defer f.mu.Unlock()
 	var out []string
 	for _, p := range f.posts {
-		if p.payload.Sub != "submission:"+id {
+		if p.payload.Subject != "submission:"+id {
 			continue
 		}
 		for ev := range p.payload.Events {
-			out = append(out, strings.TrimPrefix(ev, eventPrefix))
+			out = append(out, strings.TrimPrefix(ev, fitconnect.EventPrefix))
 		}
 	}
 	return out
@@ -329,7 +351,7 @@ func build(t testing.TB, spec subSpec) *fakeSub {
 	if spec.data == nil {
 		spec.data = []byte(`{"$schema":"urn:example:bauantrag","antragsteller":"Erika Mustermann"}`)
 	}
-	pub := &testKeys().dec.(*rsa.PrivateKey).PublicKey
+	pub := &testKeys().decKey.PublicKey
 	if spec.encryptTo != nil {
 		pub = spec.encryptTo
 	}
@@ -341,7 +363,7 @@ func build(t testing.TB, spec subSpec) *fakeSub {
 		aid := fmt.Sprintf("%08x-1111-4000-8000-%012x", i+1, i+1)
 		s.Attachments = append(s.Attachments, aid)
 		s.jwes[aid] = encrypt(t, a, pub, spec.zip)
-		atts = append(atts, map[string]any{"attachmentId": aid, "hash": map[string]any{"type": "sha512", "content": sha512Hex(a)},
+		atts = append(atts, map[string]any{"attachmentId": aid, "hash": map[string]any{"type": "sha512", "content": fitconnect.SHA512Hex(a)},
 			"purpose": "attachment", "mimeType": "message/rfc822", "filename": "message.eml"})
 	}
 	if atts == nil {
@@ -350,7 +372,7 @@ func build(t testing.TB, spec subSpec) *fakeSub {
 	md := map[string]any{"$schema": "https://schema.fitko.de/fit-connect/metadata/1.0.0/metadata.schema.json",
 		"publicServiceType": map[string]any{"name": "Baugenehmigung", "identifier": "urn:de:fim:leika:leistung:99108008252000"},
 		"contentStructure": map[string]any{"attachments": atts, "data": map[string]any{
-			"hash":             map[string]any{"type": "sha512", "content": sha512Hex(spec.data)},
+			"hash":             map[string]any{"type": "sha512", "content": fitconnect.SHA512Hex(spec.data)},
 			"submissionSchema": map[string]any{"schemaUri": "urn:example:bauantrag", "mimeType": "application/json"}}},
 		"replyChannel": map[string]any{"eMail": map[string]any{"address": "erika@example.org"}}}
 	if spec.meta != nil {
@@ -372,11 +394,11 @@ func build(t testing.TB, spec subSpec) *fakeSub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &fakeSub{ref: submissionRef{DestinationID: testDestination, SubmissionID: spec.id, CaseID: spec.caseID}, json: body,
+	fs := &fakeSub{ref: fitconnect.SubmissionRef{DestinationID: testDestination, SubmissionID: spec.id, CaseID: spec.caseID}, json: body,
 		attachments: s.jwes}
 	if spec.submitEvent {
 		tag := func(jwe string) string { return jwe[strings.LastIndexByte(jwe, '.')+1:] }
-		tags := authTags{Metadata: tag(s.EncryptedMetadata), Data: tag(s.EncryptedData), Attachments: map[string]string{}}
+		tags := fitconnect.AuthenticationTags{Metadata: tag(s.EncryptedMetadata), Data: tag(s.EncryptedData), Attachments: map[string]string{}}
 		for id, j := range s.jwes {
 			tags.Attachments[id] = tag(j)
 		}
@@ -384,11 +406,11 @@ func build(t testing.TB, spec subSpec) *fakeSub {
 			tags.Data = "AAAAAAAAAAAAAAAAAAAAAA"
 		}
 		ev, _ := json.Marshal(map[string]any{"authenticationTags": tags})
-		payload, _ := json.Marshal(setPayload{JTI: newID('e'), Iss: "https://api.fitko.de/fit-connect/", Iat: 1_800_000_000,
-			Sub: "submission:" + spec.id, Txn: "case:" + spec.caseID, Events: map[string]json.RawMessage{eventSubmit: ev}})
+		payload := &fitconnect.SETPayload{JTI: newID('e'), Issuer: "https://api.fitko.de/fit-connect/", IssuedAt: 1_800_000_000,
+			Subject: "submission:" + spec.id, Transaction: "case:" + spec.caseID, Events: map[string]json.RawMessage{fitconnect.EventSubmitSubmission: ev}}
 		signer := testKeys()
 		if spec.forgedSubmit {
-			signer = &jwkKeys{sign: otherKey(), signKID: "sig-1"}
+			signer = newTestKeys(nil, otherKey(), "sig-1")
 		}
 		set, err := signer.SignSET(payload)
 		if err != nil {
@@ -455,8 +477,8 @@ func (f *fakePlatform) SubmitReply(_ context.Context, replyID, encMeta, encData 
 	}
 	r.encMetadata, r.encData = encMeta, encData
 	ev, _ := json.Marshal(map[string]any{})
-	payload, _ := json.Marshal(setPayload{JTI: newID('e'), Iss: "https://api.fitko.de/fit-connect/", Iat: 1_800_000_000,
-		Sub: "reply:" + replyID, Txn: "case:" + r.caseID, Events: map[string]json.RawMessage{eventPrefix + "submit-reply": ev}})
+	payload := &fitconnect.SETPayload{JTI: newID('e'), Issuer: "https://api.fitko.de/fit-connect/", IssuedAt: 1_800_000_000,
+		Subject: "reply:" + replyID, Transaction: "case:" + r.caseID, Events: map[string]json.RawMessage{fitconnect.EventPrefix + "submit-reply": ev}}
 	set, err := testKeys().SignSET(payload)
 	if err != nil {
 		return err

@@ -5,35 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-)
 
-// FuzzDecryptJWE feeds arbitrary compact serializations: no panic, bounded
-// output, and a valid JWE with a flipped byte never decrypts.
-func FuzzDecryptJWE(f *testing.F) {
-	good := encrypt(f, []byte(`{"a":1}`), &testKeys().sign.PublicKey, false)
-	f.Add(good)
-	f.Add(encrypt(f, []byte("zipped zipped zipped"), &testKeys().sign.PublicKey, true))
-	f.Add("a.b.c.d.e")
-	f.Add("....")
-	f.Add(withHeader(good, `{"alg":"RSA-OAEP-256","enc":"A256GCM","zip":"GZ"}`))
-	f.Add(withHeader(good, `{"alg":"RSA-OAEP-256","enc":"A256GCM","crit":["x"]}`))
-	f.Fuzz(func(t *testing.T, s string) {
-		r, _, err := decryptJWE(strings.NewReader(s), int64(len(s)), testKeys().Decrypter(), 1<<16)
-		if err != nil {
-			return
-		}
-		n, _ := io.Copy(io.Discard, r)
-		if n > 1<<16 {
-			t.Fatalf("%d bytes of plaintext past the cap", n)
-		}
-	})
-}
+	"github.com/poststelle/poststelle/fitconnect"
+)
 
 // FuzzMetadata feeds arbitrary decrypted metadata through the checks: no
 // panic.
@@ -50,21 +28,6 @@ func FuzzMetadata(f *testing.F) {
 		_ = md.replyKind()
 		_ = md.attachment("x")
 		_ = metadataSchemaURI.MatchString(md.Schema)
-	})
-}
-
-// FuzzCallback feeds arbitrary callback headers and bodies: no panic, and
-// nothing verifies without the secret.
-func FuzzCallback(f *testing.F) {
-	now := time.Unix(1_800_000_000, 0)
-	f.Add("1800000000", sign("s", "1800000000", "{}"), []byte("{}"))
-	f.Add("-1", "00", []byte(nil))
-	f.Add("99999999999999999999", "", []byte("x"))
-	f.Fuzz(func(t *testing.T, ts, auth string, body []byte) {
-		err := verifyCallback([]byte("secret-not-in-the-corpus"), ts, auth, body, now, newReplayCache())
-		if err == nil {
-			t.Fatalf("a callback verified without the secret: %q %q", ts, auth)
-		}
 	})
 }
 
@@ -117,8 +80,8 @@ func FuzzEnvelope(f *testing.F) {
 // reply's events: no panic, and nothing is recorded for an entry that is
 // not a SET about the reply.
 func FuzzReplyEvents(f *testing.F) {
-	payload, _ := json.Marshal(setPayload{JTI: "j-1", Iss: "x", Iat: 1, Sub: "reply:r-1", Txn: "case:c-1",
-		Events: map[string]json.RawMessage{eventPrefix + "accept-reply": json.RawMessage(`{}`)}})
+	payload := &fitconnect.SETPayload{JTI: "j-1", Issuer: "x", IssuedAt: 1, Subject: "reply:r-1", Transaction: "case:c-1",
+		Events: map[string]json.RawMessage{fitconnect.EventPrefix + "accept-reply": json.RawMessage(`{}`)}}
 	set, err := testKeys().SignSET(payload)
 	if err != nil {
 		f.Fatal(err)
@@ -131,7 +94,7 @@ func FuzzReplyEvents(f *testing.F) {
 	rec := replyEvidence{evidence: e.in.deps.Evidence, blobs: e.env.Blobs, tenant: "default", log: e.in.log}
 	f.Fuzz(func(t *testing.T, s string) {
 		n, _ := rec.record(context.Background(), "rpl-1", "r-1", []string{s}, nil, errors.New("no keys"))
-		if p, err := parseSET(s); (err != nil || p.Sub != "reply:r-1") && n != 0 {
+		if p, err := fitconnect.PeekSET(s); (err != nil || p.Subject != "reply:r-1") && n != 0 {
 			t.Fatalf("%d recorded from %q", n, s)
 		}
 	})

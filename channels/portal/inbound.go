@@ -52,9 +52,9 @@ type Inbound struct {
 	schemas *fitconnect.MetadataValidator
 	log     *slog.Logger
 	remote  string
-	// callbackSecret is the HMAC key of the callbacks; nil without them.
-	callbackSecret []byte
-	callbacks      *replayCache
+	// callbacks verifies the callbacks with their HMAC key (none without
+	// them: every callback is then refused).
+	callbacks *fitconnect.CallbackVerifier
 
 	// wake is signalled by a verified callback: poll now.
 	wake chan struct{}
@@ -116,9 +116,10 @@ func newInbound(cfg Config, deps gateway.IntakeDeps, o inboundOptions) (*Inbound
 		return nil, err
 	}
 	in := &Inbound{cfg: cfg, deps: deps, api: o.api, keys: o.keys, schemas: schemas, remote: o.remote,
-		log:            deps.Logger.With("destination", cfg.DestinationID),
-		callbackSecret: o.callbackSecret, callbacks: newReplayCache(), wake: make(chan struct{}, 1),
-		busy: map[string]bool{}, left: map[string]bool{}}
+		log:  deps.Logger.With("destination", cfg.DestinationID),
+		wake: make(chan struct{}, 1), busy: map[string]bool{}, left: map[string]bool{}}
+	// The clock is read through in, so that a test's clock applies.
+	in.callbacks = newCallbackVerifier(o.callbackSecret, func() time.Time { return in.deps.Now() })
 	in.watch = newReplyWatch(in, replyEvidence{evidence: deps.Evidence, blobs: deps.Blobs, tenant: deps.Tenant,
 		log: in.log.With("role", "reply-watch"), senders: senders})
 	return in, nil
@@ -194,10 +195,10 @@ func (in *Inbound) Poll(ctx context.Context) error {
 }
 
 func (in *Inbound) poll(ctx context.Context) error {
-	var refs []submissionRef
+	var refs []fitconnect.SubmissionRef
 	seen := map[string]bool{}
 	for page, offset := 0, 0; page < maxPages; page++ {
-		var p submissionPage
+		var p fitconnect.SubmissionList
 		err := in.call(ctx, func() error {
 			var err error
 			p, err = in.api.ListSubmissions(ctx, in.cfg.DestinationID, offset, pageSize)
@@ -285,7 +286,7 @@ func (in *Inbound) release(id string) {
 // temporary files, removed by close.
 type fetched struct {
 	subJSON     []byte
-	sub         submission
+	sub         fitconnect.Submission
 	attachments []fetchedAttachment
 	dir         string
 }
@@ -408,7 +409,7 @@ func (in *Inbound) fetch(ctx context.Context, id string) (*fetched, error) {
 	budget -= int64(len(f.subJSON))
 	if err := json.Unmarshal(f.subJSON, &f.sub); err != nil {
 		// Recorded with the problem all the same: the bytes are evidence.
-		f.sub = submission{SubmissionID: id}
+		f.sub = fitconnect.Submission{SubmissionID: id}
 		return f, nil
 	}
 	if len(f.sub.Attachments) > maxAttachments {
@@ -594,14 +595,14 @@ func (in *Inbound) eventLog(ctx context.Context, caseID string) ([]string, error
 // reject-submission of the submission.
 func hasDecision(events []string, destinationID, submissionID string) bool {
 	for _, e := range events {
-		p, err := parseSET(e)
-		if err != nil || !strings.EqualFold(p.Iss, destinationID) || p.Sub != "submission:"+submissionID {
+		p, err := fitconnect.PeekSET(e)
+		if err != nil || !strings.EqualFold(p.Issuer, destinationID) || p.Subject != "submission:"+submissionID {
 			continue
 		}
-		if _, ok := p.Events[eventAccept]; ok {
+		if _, ok := p.Events[fitconnect.EventAcceptSubmission]; ok {
 			return true
 		}
-		if _, ok := p.Events[eventReject]; ok {
+		if _, ok := p.Events[fitconnect.EventRejectSubmission]; ok {
 			return true
 		}
 	}
@@ -612,8 +613,8 @@ func hasDecision(events []string, destinationID, submissionID string) bool {
 // event log holds it.
 type submitEvent struct {
 	raw  string
-	p    *setPayload
-	tags *authTags
+	p    *fitconnect.SETPayload
+	tags *fitconnect.AuthenticationTags
 	// verified is set when the SET's signature verified with the platform's
 	// keys; verifyErr says why not.
 	verified  bool
@@ -627,16 +628,16 @@ type submitEvent struct {
 func (in *Inbound) submitEvents(ctx context.Context, events []string, submissionID string) []submitEvent {
 	var out []submitEvent
 	for _, e := range events {
-		p, err := parseSET(e)
-		if err != nil || p.Sub != "submission:"+submissionID {
+		p, err := fitconnect.PeekSET(e)
+		if err != nil || p.Subject != "submission:"+submissionID {
 			continue
 		}
-		raw, ok := p.Events[eventSubmit]
+		raw, ok := p.Events[fitconnect.EventSubmitSubmission]
 		if !ok {
 			continue
 		}
 		var ev struct {
-			AuthenticationTags *authTags `json:"authenticationTags"`
+			AuthenticationTags *fitconnect.AuthenticationTags `json:"authenticationTags"`
 		}
 		_ = json.Unmarshal(raw, &ev)
 		se := submitEvent{raw: e, p: p, tags: ev.AuthenticationTags}
@@ -717,7 +718,7 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, f *fetched, events
 		pf.MetadataSchema = md.Schema
 		pf.ReplyChannel = md.replyKind()
 	}
-	pf.LeikaKey, _ = strings.CutPrefix(pf.ServiceIdentifier, leikaPrefix)
+	pf.LeikaKey, _ = strings.CutPrefix(pf.ServiceIdentifier, fitconnect.LeikaPrefix)
 	if pf.LeikaKey == pf.ServiceIdentifier {
 		pf.LeikaKey = ""
 	}
@@ -733,7 +734,7 @@ func (in *Inbound) receipt(ctx context.Context, raw blob.Ref, f *fetched, events
 		pf.Decision = gateway.PortalRejected
 	}
 	for _, p := range pf.Problems {
-		msg.Problems = append(msg.Problems, fmt.Sprintf("portal: %s: %s (%s)", strings.TrimPrefix(p.Type, problemPrefix), p.Detail, p.Instance))
+		msg.Problems = append(msg.Problems, fmt.Sprintf("portal: %s: %s (%s)", strings.TrimPrefix(p.Type, fitconnect.ProblemTypePrefix), p.Detail, p.Instance))
 	}
 	return msg
 }
@@ -753,14 +754,14 @@ func firstNonEmpty(s ...string) string {
 
 // readMetadata decrypts, parses and validates the metadata; nil when it
 // cannot be read at all.
-func (in *Inbound) readMetadata(ctx context.Context, s *submission, pf *gateway.PortalFields, msg *gateway.MessageReceived,
+func (in *Inbound) readMetadata(ctx context.Context, s *fitconnect.Submission, pf *gateway.PortalFields, msg *gateway.MessageReceived,
 	problem func(typ, instance, detail string)) *metadata {
 	if s.EncryptedMetadata == "" {
 		problem(problemEncryptionIssue, "metadata", "the submission has no encrypted metadata")
 		return nil
 	}
-	r, info, err := decryptJWE(strings.NewReader(s.EncryptedMetadata), int64(len(s.EncryptedMetadata)), in.keys.Decrypter(), maxMetadataBytes)
-	pf.AuthenticationTags.Metadata = info.Tag
+	r, info, err := fitconnect.OpenJWE(strings.NewReader(s.EncryptedMetadata), in.keys.Decrypter(), in.decryptOptions(maxMetadataBytes))
+	pf.AuthenticationTags.Metadata = info.AuthenticationTag
 	if err != nil {
 		problem(problemEncryptionIssue, "metadata", err.Error())
 		return nil
@@ -770,7 +771,7 @@ func (in *Inbound) readMetadata(ctx context.Context, s *submission, pf *gateway.
 		problem(problemEncryptionIssue, "metadata", err.Error())
 		return nil
 	}
-	pf.Checks = append(pf.Checks, "metadata decrypted ("+jweAlg+", "+jweEnc+")")
+	pf.Checks = append(pf.Checks, "metadata decrypted ("+fitconnect.KeyAlgorithm+", "+fitconnect.ContentEncryption+")")
 	in.storeMetadata(ctx, doc, msg)
 	var md metadata
 	if err := json.Unmarshal(doc, &md); err != nil {
@@ -837,8 +838,17 @@ func clipText(s string, n int) string {
 // maxMetadataBytes caps decrypted metadata.
 const maxMetadataBytes = 1 << 20
 
+// decryptOptions bound a JWE of the submission: the serialization within
+// max_submission_size (the fetch has already held it to that), the decrypted
+// content within maxPlain. zip DEF is accepted because the Python SDK
+// fitconnect 0.4.2, a v1 client, always compresses; the inflated content stays
+// within maxPlain.
+func (in *Inbound) decryptOptions(maxPlain int64) fitconnect.DecryptOptions {
+	return fitconnect.DecryptOptions{MaxSize: in.cfg.maxSize(), MaxPlaintext: maxPlain, AllowCompression: true}
+}
+
 // readData decrypts the data, stores it as the body part and checks its hash.
-func (in *Inbound) readData(ctx context.Context, s *submission, md *metadata, pf *gateway.PortalFields, msg *gateway.MessageReceived,
+func (in *Inbound) readData(ctx context.Context, s *fitconnect.Submission, md *metadata, pf *gateway.PortalFields, msg *gateway.MessageReceived,
 	problem func(typ, instance, detail string)) {
 	var want *hashSpec
 	mediaType := "application/octet-stream"
@@ -930,33 +940,35 @@ func (in *Inbound) readAttachments(ctx context.Context, f *fetched, md *metadata
 // whether the part decrypted and matched.
 func (in *Inbound) storePlain(ctx context.Context, r io.Reader, size int64, instance string, want *hashSpec, p *gateway.Part,
 	pf *gateway.PortalFields, problem func(typ, instance, detail string)) (string, bool) {
-	pt, info, err := decryptJWE(r, size, in.keys.Decrypter(), in.cfg.maxSize())
+	opts := in.decryptOptions(in.cfg.maxSize())
+	opts.Size = size
+	pt, info, err := fitconnect.OpenJWE(r, in.keys.Decrypter(), opts)
 	if err != nil {
 		problem(problemEncryptionIssue, instance, err.Error())
 		p.Problems = append(p.Problems, "portal: "+err.Error())
-		return info.Tag, false
+		return info.AuthenticationTag, false
 	}
 	h := sha512.New()
 	ref, err := in.deps.Blobs.Put(ctx, io.TeeReader(pt, h), in.cfg.maxSize())
 	if err != nil {
-		if errors.Is(err, errPlainTooLarge) || errors.Is(err, blob.ErrTooLarge) {
+		if errors.Is(err, fitconnect.ErrPlaintextTooLarge) || errors.Is(err, blob.ErrTooLarge) {
 			problem(problemEncryptionIssue, instance, "the decrypted content is larger than max_submission_size")
 		} else {
 			problem(problemEncryptionIssue, instance, "the content could not be decrypted and stored: "+err.Error())
 		}
 		p.Problems = append(p.Problems, "portal: "+err.Error())
-		return info.Tag, false
+		return info.AuthenticationTag, false
 	}
 	p.Blob = ref
 	if want == nil {
-		return info.Tag, true
+		return info.AuthenticationTag, true
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); want.Type != "sha512" || got != want.Content {
 		problem(problemHashMismatch, instance, "the SHA-512 of the decrypted content differs from the metadata's hash")
 		p.Problems = append(p.Problems, "portal: hash mismatch")
-		return info.Tag, false
+		return info.AuthenticationTag, false
 	}
-	return info.Tag, true
+	return info.AuthenticationTag, true
 }
 
 // compareTags compares the JWE tags with those the platform recorded in
@@ -971,13 +983,13 @@ func (in *Inbound) compareTags(ctx context.Context, events []string, logErr erro
 		return nil
 	}
 	subs := in.submitEvents(ctx, events, submissionID)
-	var want *authTags
+	var want *fitconnect.AuthenticationTags
 	for _, se := range subs {
 		switch {
 		case se.verified:
 			pf.Checks = append(pf.Checks, "submit-submission signed by the platform (kid "+clipText(se.kid, 64)+")")
 		case errors.Is(se.verifyErr, fitconnect.ErrSETSignature) || errors.Is(se.verifyErr, fitconnect.ErrInvalidSET):
-			problem(problemPrefix+"invalid-event-log", "submission", "submit-submission does not verify: "+clipText(se.verifyErr.Error(), 300))
+			problem(fitconnect.ProblemTypePrefix+"invalid-event-log", "submission", "submit-submission does not verify: "+clipText(se.verifyErr.Error(), 300))
 			continue
 		default:
 			pf.Checks = append(pf.Checks, "submit-submission not verified: "+clipText(fmt.Sprint(se.verifyErr), 300))
@@ -1039,7 +1051,7 @@ func extension(mediaType string) string {
 
 // confirm posts the decision's SET, and records it and the platform's events
 // as delivery evidence.
-func (in *Inbound) confirm(ctx context.Context, s submission, msg *gateway.MessageReceived, rc gateway.Receipt) error {
+func (in *Inbound) confirm(ctx context.Context, s fitconnect.Submission, msg *gateway.MessageReceived, rc gateway.Receipt) error {
 	payload, err := decisionPayload(in.cfg.DestinationID, s.SubmissionID, s.CaseID, msg.Portal, in.deps.Now())
 	if err != nil {
 		return err

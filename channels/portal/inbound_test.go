@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/internal/gatewaytest"
 )
@@ -176,16 +177,16 @@ func TestAcceptsAValidSubmission(t *testing.T) {
 	// The SET names the tags and is signed PS512 with the signing key's kid.
 	set := e.fake.posts[0]
 	var ev struct {
-		AuthenticationTags authTags `json:"authenticationTags"`
+		AuthenticationTags fitconnect.AuthenticationTags `json:"authenticationTags"`
 	}
-	if err := jsonUnmarshal(set.payload.Events[eventAccept], &ev); err != nil || ev.AuthenticationTags.Metadata != p.AuthenticationTags.Metadata ||
+	if err := jsonUnmarshal(set.payload.Events[fitconnect.EventAcceptSubmission], &ev); err != nil || ev.AuthenticationTags.Metadata != p.AuthenticationTags.Metadata ||
 		len(ev.AuthenticationTags.Attachments) != 1 {
-		t.Errorf("accept-submission %s (%v)", set.payload.Events[eventAccept], err)
+		t.Errorf("accept-submission %s (%v)", set.payload.Events[fitconnect.EventAcceptSubmission], err)
 	}
-	if set.payload.Iss != testDestination || set.payload.Txn != "case:"+s.ref.CaseID {
+	if set.payload.Issuer != testDestination || set.payload.Transaction != "case:"+s.ref.CaseID {
 		t.Errorf("SET payload %+v", set.payload)
 	}
-	if err := verifySET(set.set, &testKeys().sign.PublicKey); err != nil {
+	if err := verifySET(set.set, &testKeys().signKey.PublicKey); err != nil {
 		t.Error(err)
 	}
 	// The raw envelope holds the submission and the attachment's JWE.
@@ -276,7 +277,7 @@ func TestBadInput(t *testing.T) {
 		}}, "hash-mismatch", "data"},
 		{"hash mismatch of an attachment", subSpec{attachments: [][]byte{att}, meta: func(m map[string]any) {
 			a := m["contentStructure"].(map[string]any)["attachments"].([]any)[0].(map[string]any)
-			a["hash"] = map[string]any{"type": "sha512", "content": sha512Hex([]byte("other"))}
+			a["hash"] = map[string]any{"type": "sha512", "content": fitconnect.SHA512Hex([]byte("other"))}
 		}}, "hash-mismatch", "attachment:"},
 		{"submit-submission not signed by the platform", subSpec{submitEvent: true, forgedSubmit: true}, "invalid-event-log", "submission"},
 		{"tag differs from submit-submission's", subSpec{submitEvent: true, wrongTags: true}, "incorrect-authentication-tag", "data"},
@@ -301,7 +302,7 @@ func TestBadInput(t *testing.T) {
 			}
 			found := false
 			for _, pr := range p.Problems {
-				found = found || pr.Type == problemPrefix+tc.want && strings.HasPrefix(pr.Instance, tc.inst)
+				found = found || pr.Type == fitconnect.ProblemTypePrefix+tc.want && strings.HasPrefix(pr.Instance, tc.inst)
 			}
 			if !found {
 				t.Errorf("problems %+v, want %s at %s", p.Problems, tc.want, tc.inst)
@@ -312,8 +313,8 @@ func TestBadInput(t *testing.T) {
 			var rej struct {
 				Problems []gateway.PortalProblem `json:"problems"`
 			}
-			if err := jsonUnmarshal(e.fake.posts[0].payload.Events[eventReject], &rej); err != nil || len(rej.Problems) != len(p.Problems) {
-				t.Errorf("reject-submission %s", e.fake.posts[0].payload.Events[eventReject])
+			if err := jsonUnmarshal(e.fake.posts[0].payload.Events[fitconnect.EventRejectSubmission], &rej); err != nil || len(rej.Problems) != len(p.Problems) {
+				t.Errorf("reject-submission %s", e.fake.posts[0].payload.Events[fitconnect.EventRejectSubmission])
 			}
 		})
 	}
@@ -506,7 +507,7 @@ func TestHostileSubmissionJSON(t *testing.T) {
 	for _, body := range []string{"<html>502 Bad Gateway</html>", `{"submissionId": 7}`, `[]`} {
 		e := newEnv(t, nil)
 		id := newID('h')
-		e.fake.add(&fakeSub{ref: submissionRef{DestinationID: testDestination, SubmissionID: id}, json: []byte(body)})
+		e.fake.add(&fakeSub{ref: fitconnect.SubmissionRef{DestinationID: testDestination, SubmissionID: id}, json: []byte(body)})
 		if err := e.in.Poll(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -6,48 +6,34 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
 )
 
-// The problem types of reject-submission (FIT-Connect "Event-Log",
-// problem types under https://schema.fitko.de/fit-connect/events/problems/).
+// The problem types of reject-submission, as package fitconnect names them.
 const (
-	problemPrefix              = "https://schema.fitko.de/fit-connect/events/problems/"
-	problemEncryptionIssue     = problemPrefix + "encryption-issue"
-	problemSyntaxViolation     = problemPrefix + "syntax-violation"
-	problemMissingSchema       = problemPrefix + "missing-schema"
-	problemUnsupportedSchema   = problemPrefix + "unsupported-schema"
-	problemSchemaViolation     = problemPrefix + "schema-violation"
-	problemHashMismatch        = problemPrefix + "hash-mismatch"
-	problemAttachmentsMismatch = problemPrefix + "attachments-mismatch"
-	problemMissingData         = problemPrefix + "missing-data"
-	problemIncorrectTag        = problemPrefix + "incorrect-authentication-tag"
+	problemEncryptionIssue     = fitconnect.ProblemEncryptionIssue
+	problemSyntaxViolation     = fitconnect.ProblemSyntaxViolation
+	problemMissingSchema       = fitconnect.ProblemMissingSchema
+	problemSchemaViolation     = fitconnect.ProblemSchemaViolation
+	problemHashMismatch        = fitconnect.ProblemHashMismatch
+	problemAttachmentsMismatch = fitconnect.ProblemAttachmentsMismatch
+	problemMissingData         = fitconnect.ProblemMissingData
+	problemIncorrectTag        = fitconnect.ProblemIncorrectAuthenticationTag
 )
 
-var problemTitles = map[string]string{
-	problemEncryptionIssue:     "Entschlüsselungsfehler",
-	problemSyntaxViolation:     "Syntax-Fehler",
-	problemMissingSchema:       "Schemareferenz fehlt",
-	problemUnsupportedSchema:   "Schema nicht unterstützt",
-	problemSchemaViolation:     "Schema-Fehler",
-	problemHashMismatch:        "Prüfsumme stimmt nicht",
-	problemAttachmentsMismatch: "Anlagen stimmen nicht überein",
-	problemMissingData:         "Fachdaten fehlen",
-	problemIncorrectTag:        "Authentication-Tag ungültig",
-}
-
+// newProblem is fitconnect.NewProblem (type, our title, detail, instance) as
+// the channel records it.
 func newProblem(typ, instance, detail string) gateway.PortalProblem {
-	return gateway.PortalProblem{Type: typ, Title: problemTitles[typ], Detail: detail, Instance: instance}
+	p := fitconnect.NewProblem(typ, instance, detail)
+	return gateway.PortalProblem{Type: p.Type, Title: p.Title, Detail: p.Detail, Instance: p.Instance}
 }
 
 // metadataSchemaPrefix starts the $schema of every FIT-Connect metadata
 // schema version ("https://schema.fitko.de/fit-connect/metadata/1.0.0/metadata.schema.json").
-const metadataSchemaPrefix = "https://schema.fitko.de/fit-connect/metadata/"
+const metadataSchemaPrefix = fitconnect.MetadataSchemaPrefix
 
 var metadataSchemaURI = regexp.MustCompile(`^https://schema\.fitko\.de/fit-connect/metadata/(\d+)\.(\d+)\.(\d+)/metadata\.schema\.json$`)
-
-// leikaPrefix starts a LeiKa service identifier.
-const leikaPrefix = "urn:de:fim:leika:leistung:"
 
 // metadata is the decrypted metadata's members the channel reads
 // (metadata schema 1.0.0 and 2.x).

@@ -2,9 +2,7 @@ package portal
 
 import (
 	"context"
-	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,8 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
@@ -102,7 +98,11 @@ func NewOutbound(cfg Config, deps OutboundDeps) (*Outbound, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newOutbound(cfg, deps, newHTTPPlatform(&cfg, secret))
+	api, err := newFCPlatform(&cfg, secret, deps.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return newOutbound(cfg, deps, api)
 }
 
 func newOutbound(cfg Config, deps OutboundDeps, api replyAPI) (*Outbound, error) {
@@ -181,7 +181,7 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 		if err != nil {
 			return replies.SentInfo{}, fmt.Errorf("portal: answer %s: reading attachment %d: %w", req.ReplyID, i+1, err)
 		}
-		jwe, err := encryptTo(b, key)
+		jwe, err := fitconnect.Encrypt(b, key, fitconnect.EncryptOptions{})
 		if err != nil {
 			return replies.SentInfo{}, replies.Permanent(fmt.Errorf("portal: answer %s: encrypting attachment %d: %w", req.ReplyID, i+1, err))
 		}
@@ -190,7 +190,7 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 		if !mediaTypeR.MatchString(mt) {
 			mt = "application/octet-stream"
 		}
-		m := map[string]any{"attachmentId": id, "hash": map[string]string{"type": "sha512", "content": sha512Hex(b)},
+		m := map[string]any{"attachmentId": id, "hash": map[string]string{"type": "sha512", "content": fitconnect.SHA512Hex(b)},
 			"purpose": "attachment", "mimeType": mt}
 		if p.Filename != "" {
 			m["filename"] = p.Filename
@@ -203,16 +203,16 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 		attMeta = append(attMeta, a.meta)
 	}
 	md, err := json.Marshal(map[string]any{"$schema": replyMetadataSchema, "contentStructure": map[string]any{
-		"data": map[string]any{"hash": map[string]string{"type": "sha512", "content": sha512Hex(data)},
+		"data": map[string]any{"hash": map[string]string{"type": "sha512", "content": fitconnect.SHA512Hex(data)},
 			"submissionSchema": map[string]string{"schemaUri": replyDataSchema, "mimeType": "application/json"}},
 		"attachments": attMeta}})
 	if err != nil {
 		return replies.SentInfo{}, replies.Permanent(err)
 	}
-	encMeta, err := encryptTo(md, key)
+	encMeta, err := fitconnect.Encrypt(md, key, fitconnect.EncryptOptions{ContentType: "application/json"})
 	if err == nil {
 		var encData string
-		if encData, err = encryptTo(data, key); err == nil {
+		if encData, err = fitconnect.Encrypt(data, key, fitconnect.EncryptOptions{ContentType: "application/json"}); err == nil {
 			return o.send(ctx, req, orig, ids, func(replyID string) error {
 				for _, a := range atts {
 					if err := o.call(ctx, func() error { return o.api.UploadReplyAttachment(ctx, replyID, a.id, a.jwe) }); err != nil {
@@ -410,11 +410,11 @@ func (o *Outbound) submitted(ctx context.Context, caseID, replyID string) (bool,
 		return false, err
 	}
 	for _, e := range events {
-		p, err := parseSET(e)
-		if err != nil || p.Sub != "reply:"+replyID {
+		p, err := fitconnect.PeekSET(e)
+		if err != nil || p.Subject != "reply:"+replyID {
 			continue
 		}
-		if _, ok := p.Events[eventPrefix+"submit-reply"]; ok {
+		if _, ok := p.Events[fitconnect.EventPrefix+"submit-reply"]; ok {
 			return true, nil
 		}
 	}
@@ -422,7 +422,7 @@ func (o *Outbound) submitted(ctx context.Context, caseID, replyID string) (bool,
 }
 
 // replyKey is the reply key the answered submission's metadata names.
-func (o *Outbound) replyKey(ctx context.Context, orig *gateway.MessageReceived) (*rsa.PublicKey, error) {
+func (o *Outbound) replyKey(ctx context.Context, orig *gateway.MessageReceived) (*fitconnect.PublicKey, error) {
 	var mdPart *gateway.Part
 	for i := range orig.Parts {
 		if orig.Parts[i].Path == MetadataPath {
@@ -450,18 +450,14 @@ func (o *Outbound) replyKey(ctx context.Context, orig *gateway.MessageReceived) 
 	if err := json.Unmarshal(doc, &md); err != nil || md.ReplyChannel.FitConnect == nil {
 		return nil, fmt.Errorf("%w (its reply channel: %s); answer it on another channel", ErrNoFITConnectReplyChannel, kind)
 	}
-	var k jose.JSONWebKey
-	if err := k.UnmarshalJSON(md.ReplyChannel.FitConnect.EncryptionPublicKey); err != nil {
-		return nil, fmt.Errorf("the reply key is not a JWK: %w", err)
+	// fitconnect checks kty RSA, alg RSA-OAEP-256 and key_ops wrapKey, when
+	// present.
+	pub, err := fitconnect.ParseEncryptionKey(md.ReplyChannel.FitConnect.EncryptionPublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("the reply key: %w", err)
 	}
-	pub, ok := k.Key.(*rsa.PublicKey)
-	switch {
-	case !ok:
-		return nil, fmt.Errorf("the reply key is a %T, want a public RSA key", k.Key)
-	case k.Algorithm != "" && k.Algorithm != jweAlg:
-		return nil, fmt.Errorf("the reply key's alg is %q, want %s", k.Algorithm, jweAlg)
-	case pub.N.BitLen() < 2048:
-		return nil, fmt.Errorf("the reply key has %d bits, want at least 2048", pub.N.BitLen())
+	if pub.Bits() < minKeyBits {
+		return nil, fmt.Errorf("the reply key has %d bits, want at least %d", pub.Bits(), minKeyBits)
 	}
 	return pub, nil
 }
@@ -482,31 +478,12 @@ func (o *Outbound) read(ctx context.Context, ref blob.Ref) ([]byte, error) {
 	return b, err
 }
 
-// encryptTo encrypts plain to key as FIT-Connect requires: compact JWE,
-// RSA-OAEP-256, A256GCM, no compression.
-func encryptTo(plain []byte, key *rsa.PublicKey) (string, error) {
-	enc, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{Algorithm: jose.RSA_OAEP_256, Key: key}, nil)
-	if err != nil {
-		return "", err
-	}
-	obj, err := enc.Encrypt(plain)
-	if err != nil {
-		return "", err
-	}
-	return obj.CompactSerialize()
-}
-
 // replyAttachmentID is the id of an answer's i-th attachment: a UUID derived
 // from the reply id, the same on every attempt.
 func replyAttachmentID(replyID string, i int) string {
 	h := sha256.Sum256(fmt.Appendf(nil, "poststelle-portal-reply-attachment\x00%s\x00%d", replyID, i))
 	x := hex.EncodeToString(h[:16])
 	return x[:8] + "-" + x[8:12] + "-8" + x[13:16] + "-" + fmt.Sprintf("%x", 0x8|(h[8]&0x3)) + x[17:20] + "-" + x[20:32]
-}
-
-func sha512Hex(b []byte) string {
-	h := sha512.Sum512(b)
-	return hex.EncodeToString(h[:])
 }
 
 // recordEvents records the reply's events in the case's event log as

@@ -2,8 +2,8 @@ package portal
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/poststelle/poststelle/fitconnect"
@@ -11,13 +11,13 @@ import (
 
 // platform is the Submission API v1 as the collector uses it (the
 // destination's side: docs.fitko.de, "Submission API"). The production
-// implementation is an HTTP client with OAuth2 client credentials; the tests
-// use a fake. Bodies stream into a writer so that the collector caps and
+// implementation is package fitconnect's Client (fcPlatform); the tests use a
+// fake. Bodies stream into a writer so that the collector caps and
 // stores them as they arrive.
 type platform interface {
 	// ListSubmissions returns one page of the submissions waiting for the
 	// destination: GET /submissions?destinationId=&offset=&limit=.
-	ListSubmissions(ctx context.Context, destinationID string, offset, limit int) (submissionPage, error)
+	ListSubmissions(ctx context.Context, destinationID string, offset, limit int) (fitconnect.SubmissionList, error)
 	// GetSubmission writes the submission's JSON, exactly as the platform
 	// answered GET /submissions/{submissionId}, to w.
 	GetSubmission(ctx context.Context, submissionID string, w io.Writer) error
@@ -34,9 +34,9 @@ type platform interface {
 	// PlatformKeys fetches the platform's signature keys (its JWKS), which
 	// the SETs it writes (submit-submission) are verified with.
 	PlatformKeys(ctx context.Context) (*fitconnect.KeySet, error)
-	// RefreshToken fetches a new access token; the collector calls it when
-	// the platform refused the current one (errUnauthorized) and repeats the
-	// call once.
+	// RefreshToken is called when the platform refused the token
+	// (errUnauthorized) before the collector repeats the call once; the fake
+	// counts it, fitconnect's client has renewed the token by itself.
 	RefreshToken(ctx context.Context) error
 }
 
@@ -49,47 +49,62 @@ var (
 	errUnauthorized = errors.New("portal: access token refused by the platform")
 )
 
-// submissionPage is the answer of GET /submissions.
-type submissionPage struct {
-	Count       int             `json:"count"`
-	Offset      int             `json:"offset"`
-	TotalCount  int             `json:"totalCount"`
-	Submissions []submissionRef `json:"submissions"`
-}
-
-// submissionRef is one entry of the list.
-type submissionRef struct {
-	DestinationID string `json:"destinationId"`
-	SubmissionID  string `json:"submissionId"`
-	CaseID        string `json:"caseId"`
-}
-
-// submission is the answer of GET /submissions/{submissionId}, the members
-// the collector reads; the stored raw envelope keeps the whole answer.
-type submission struct {
-	DestinationID     string       `json:"destinationId"`
-	SubmissionID      string       `json:"submissionId"`
-	CaseID            string       `json:"caseId"`
-	Attachments       []string     `json:"attachments"`
-	EncryptedMetadata string       `json:"encryptedMetadata"`
-	EncryptedData     string       `json:"encryptedData"`
-	ServiceType       *serviceType `json:"serviceType"`
-	// PublicService is the Submission API v2 name of serviceType.
-	PublicService *serviceType    `json:"publicService"`
-	Callback      json.RawMessage `json:"callback,omitempty"`
-}
-
-type serviceType struct {
-	Name       string `json:"name"`
-	Identifier string `json:"identifier"`
-}
-
 // keys are the destination's private keys: the decryption key (a JWK file or
 // a PKCS#11 token) and the key the SETs are signed with.
 type keys interface {
 	// Decrypter unwraps content encryption keys (RSA-OAEP-256).
-	Decrypter() cryptoDecrypter
+	Decrypter() *fitconnect.Decrypter
 	// SignSET signs a SET payload as a compact JWS (PS512, typ
 	// secevent+jwt, kid of the signing key).
-	SignSET(payload []byte) (string, error)
+	SignSET(p *fitconnect.SETPayload) (string, error)
 }
+
+// destKeys are the keys of package fitconnect the channel was configured
+// with.
+type destKeys struct {
+	dec    *fitconnect.Decrypter
+	signer *fitconnect.Signer
+}
+
+func (k *destKeys) Decrypter() *fitconnect.Decrypter { return k.dec }
+
+func (k *destKeys) SignSET(p *fitconnect.SETPayload) (string, error) { return k.signer.Sign(p) }
+
+// minKeyBits is the smallest RSA key the channel takes. FIT-Connect asks for
+// 4096 bits (fitconnect.MinKeyBits); 2048 is the floor we hold a destination
+// to, so that test environments with smaller keys still work.
+const minKeyBits = 2048
+
+// loadKeys reads the decryption and signing keys of c (package fitconnect
+// checks kty, alg, key_ops and the signing key's kid). A PKCS#11 decryption
+// key is handed in by the caller (dec), since opening a token is the
+// assembly's.
+func loadKeys(c *Config, dec *fitconnect.Decrypter) (*destKeys, error) {
+	k := &destKeys{dec: dec}
+	if dec == nil {
+		raw, err := readSecret("decryption_key_file", c.DecryptionKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		if k.dec, err = fitconnect.NewJWKDecrypter(raw); err != nil {
+			return nil, fmt.Errorf("portal: decryption_key_file: %w", err)
+		}
+		if bits := k.dec.Public().N.BitLen(); bits < minKeyBits {
+			return nil, fmt.Errorf("portal: decryption_key_file: a %d-bit key, want at least %d bits", bits, minKeyBits)
+		}
+	}
+	raw, err := readSecret("signing_key_file", c.SigningKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if k.signer, err = fitconnect.NewJWKSigner(raw); err != nil {
+		return nil, fmt.Errorf("portal: signing_key_file: %w (the JWK needs the kid the platform finds the verification key by)", err)
+	}
+	if bits := k.signer.Public().N.BitLen(); bits < minKeyBits {
+		return nil, fmt.Errorf("portal: signing_key_file: a %d-bit key, want at least %d bits", bits, minKeyBits)
+	}
+	return k, nil
+}
+
+// maxEventLogEntries bounds what is read of one case's event log.
+const maxEventLogEntries = 1000

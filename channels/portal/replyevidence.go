@@ -14,9 +14,9 @@ import (
 
 // The reply events of the event log and what they attest of an answer.
 var replyEventKinds = map[string]gateway.EvidenceKind{
-	eventPrefix + "submit-reply": gateway.EvidenceDispatched,
-	eventPrefix + "accept-reply": gateway.EvidenceRetrieved,
-	eventPrefix + "reject-reply": gateway.EvidenceNotDelivered,
+	fitconnect.EventPrefix + "submit-reply": gateway.EvidenceDispatched,
+	fitconnect.EventPrefix + "accept-reply": gateway.EvidenceRetrieved,
+	fitconnect.EventPrefix + "reject-reply": gateway.EvidenceNotDelivered,
 }
 
 // finalReplyKind reports the kinds of evidence after which the platform has
@@ -89,8 +89,8 @@ func (r *replyEvidence) record(ctx context.Context, answerID, replyID string, ev
 		return 0, false
 	}
 	for _, e := range events {
-		p, err := parseSET(e)
-		if err != nil || p.Sub != "reply:"+replyID || p.JTI == "" {
+		p, err := fitconnect.PeekSET(e)
+		if err != nil || p.Subject != "reply:"+replyID || p.JTI == "" {
 			continue
 		}
 		var verification *gateway.EvidenceVerification
@@ -104,7 +104,7 @@ func (r *replyEvidence) record(ctx context.Context, answerID, replyID string, ev
 			}
 			ev := &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelPortal, Kind: kind,
 				References: []gateway.EvidenceReference{{Kind: "replyId", Value: answerID}, {Kind: "fitconnectReplyId", Value: replyID}},
-				Attester:   gateway.Attester{Role: "portal", Name: "FIT-Connect", ID: clipText(p.Iss, 200)}, AttestedAt: time.Unix(p.Iat, 0).UTC(),
+				Attester:   gateway.Attester{Role: "portal", Name: "FIT-Connect", ID: clipText(p.Issuer, 200)}, AttestedAt: time.Unix(p.IssuedAt, 0).UTC(),
 				EvidenceID: "fitconnect:" + clipText(p.JTI, 200), MediaType: "application/jose", Verification: verification}
 			if verification.Indication != "TOTAL_PASSED" {
 				ev.Problems = []string{"a FIT-Connect event log SET whose signature was verified neither with the platform's nor with a sender's keys"}

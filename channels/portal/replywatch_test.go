@@ -15,6 +15,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/projection"
 )
@@ -37,7 +38,7 @@ type watchEnv struct {
 	stream string
 	out    *Outbound
 	clock  *clock
-	sender *jwkKeys
+	sender *testKeyPair
 	mod    func(*testEnv, *Config, *gateway.IntakeDeps)
 }
 
@@ -47,7 +48,7 @@ func newWatchEnv(t *testing.T) *watchEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &watchEnv{clock: &clock{t: time.Now()}, sender: &jwkKeys{sign: senderKey, signKID: "sender-1"}}
+	w := &watchEnv{clock: &clock{t: time.Now()}, sender: newTestKeys(nil, senderKey, "sender-1")}
 	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &senderKey.PublicKey, KeyID: "sender-1", Algorithm: "PS512", Use: "sig"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -110,11 +111,11 @@ func (w *watchEnv) answer(t *testing.T, replyID string) string {
 
 // senderEvent appends to the case's event log a SET the sender's side
 // wrote about reply replyID, signed with signer.
-func (w *watchEnv) senderEvent(t *testing.T, signer *jwkKeys, jti, event, replyID string, details map[string]any) {
+func (w *watchEnv) senderEvent(t *testing.T, signer *testKeyPair, jti, event, replyID string, details map[string]any) {
 	t.Helper()
 	d, _ := json.Marshal(details)
-	payload, _ := json.Marshal(setPayload{JTI: jti, Iss: "onlinedienst.example", Iat: w.clock.now().Unix(),
-		Sub: "reply:" + replyID, Txn: "case:" + w.orig.Portal.CaseID, Events: map[string]json.RawMessage{eventPrefix + event: d}})
+	payload := &fitconnect.SETPayload{JTI: jti, Issuer: "onlinedienst.example", IssuedAt: w.clock.now().Unix(),
+		Subject: "reply:" + replyID, Transaction: "case:" + w.orig.Portal.CaseID, Events: map[string]json.RawMessage{fitconnect.EventPrefix + event: d}}
 	set, err := signer.SignSET(payload)
 	if err != nil {
 		t.Fatal(err)
@@ -190,10 +191,10 @@ func TestReplyWatchRejectAndForgery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.senderEvent(t, &jwkKeys{sign: stranger, signKID: "sender-1"}, "jti-forged", "reject-reply", platformID,
+	w.senderEvent(t, newTestKeys(nil, stranger, "sender-1"), "jti-forged", "reject-reply", platformID,
 		map[string]any{"problems": []map[string]string{{"type": "x", "detail": "forged"}}})
 	w.senderEvent(t, w.sender, "jti-reject", "reject-reply", platformID,
-		map[string]any{"problems": []map[string]string{{"type": eventPrefix + "problems/encryption-issue", "detail": "cannot decrypt"}}})
+		map[string]any{"problems": []map[string]string{{"type": fitconnect.EventPrefix + "problems/encryption-issue", "detail": "cannot decrypt"}}})
 	w.round(t, t0.Add(time.Minute), 1)
 	ev := w.answerEvidence(t, "rpl-w2")
 	if len(ev) != 3 {

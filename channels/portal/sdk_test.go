@@ -11,6 +11,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
 )
 
@@ -52,8 +53,8 @@ func TestSDKSubmission(t *testing.T) {
 	}
 	e := newEnv(t, nil)
 	fake := newFake()
-	fake.add(&fakeSub{ref: submissionRef{DestinationID: dest, SubmissionID: sub, CaseID: caseID}, json: body, attachments: g.Attachments})
-	keys := &jwkKeys{dec: jwk.Key.(*rsa.PrivateKey), sign: testKeys().sign, signKID: "sig-1"}
+	fake.add(&fakeSub{ref: fitconnect.SubmissionRef{DestinationID: dest, SubmissionID: sub, CaseID: caseID}, json: body, attachments: g.Attachments})
+	keys := newTestKeys(jwk.Key.(*rsa.PrivateKey), testKeys().signKey, "sig-1")
 	in, err := newInbound(Config{SubmissionAPI: "http://127.0.0.1:1/v1", DestinationID: dest, MaxSubmissionSize: 4 << 20},
 		gateway.IntakeDeps{Intake: e.intake, Blobs: e.env.Blobs, Logger: slog.New(slog.DiscardHandler)}, inboundOptions{api: fake, keys: keys})
 	if err != nil {
