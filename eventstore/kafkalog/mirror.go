@@ -72,7 +72,7 @@ func (l *Log) Mirror(ctx context.Context, cfg MirrorConfig) error {
 		return errReadOnly
 	}
 	rt := cmp.Or[kafka.RoundTripper](cfg.transport, l.client.Transport)
-	m := &mirror{l: l, cfg: cfg, rt: rt, last: map[string]mirrorTail{}, part: map[string]int32{}, made: map[string]bool{},
+	m := &mirror{l: l, cfg: cfg, rt: rt, last: map[string]mirrorTail{}, part: map[string]int32{}, made: map[string]bool{}, src: map[string]string{},
 		client: &kafka.Client{Addr: l.client.Addr, Timeout: l.client.Timeout, Transport: rt}}
 	group := "mirror." + cfg.Name
 	start := func(ctx context.Context, p int32) (int64, error) {
@@ -100,6 +100,7 @@ type mirror struct {
 	mu   sync.Mutex
 	last map[string]mirrorTail // topic -> its newest record, while this owner holds its partition
 	part map[string]int32      // topic -> the log partition of its stream
+	src  map[string]string     // topic -> the record key (tenant and stream) copied to it
 	made map[string]bool       // topics known to exist
 }
 
@@ -128,6 +129,18 @@ func (m *mirror) forget(p int32) {
 // that follows is safe whatever became of the failed one (see Mirror).
 func (m *mirror) copy(ctx context.Context, e *eventstore.Event) error {
 	topic := m.cfg.Topic(e.Stream)
+	// One stream per topic: the records of a second one (another tenant's
+	// stream of the same name) would compete for the same sequence.
+	key := string(recordKey(e.Tenant, e.Stream))
+	m.mu.Lock()
+	src, seen := m.src[topic]
+	if !seen {
+		m.src[topic] = key
+	}
+	m.mu.Unlock()
+	if seen && src != key {
+		return fmt.Errorf("kafkalog: mirror: streams %q and %q both map to topic %s", src, key, topic)
+	}
 	for attempt := 0; ; attempt++ {
 		tail, err := m.newest(ctx, topic, e.Position.Partition)
 		if err != nil {

@@ -228,3 +228,22 @@ func TestMirrorZombieOwnerCopiesOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestMirrorRefusesTwoStreamsInOneTopic: two tenants' streams of one name
+// map to one topic; their records would compete for the topic's sequence,
+// so the mirror stops instead of copying the second.
+func TestMirrorRefusesTwoStreamsInOneTopic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, cfg, out := mirrorFixture(t, ctx, 1)
+	if _, err := l.Append(ctx, eventstore.Event{ID: "other-q", Tenant: "u", Stream: "office/a", Type: "Queued", Version: 1, Data: []byte("msg-u")}); err != nil {
+		t.Fatal(err)
+	}
+	err := l.Mirror(ctx, cfg)
+	if err == nil || !strings.Contains(err.Error(), "both map to topic") {
+		t.Fatalf("Mirror returned %v, want the two streams named", err)
+	}
+	if got := mirrored(t, ctx, l, out); len(got) > 1 {
+		t.Fatalf("mirror topic holds %q", got)
+	}
+}
