@@ -82,6 +82,7 @@ func NewRegistry() *Registry {
 		func() Payload { return &EEBOverdue{} },
 		func() Payload { return &ReplyAttempted{} },
 		func() Payload { return &ReplyResendOrdered{} },
+		func() Payload { return &ReplyIDAssigned{} },
 	} {
 		r.types[f().EventType()] = f
 	}

@@ -58,6 +58,8 @@ func goldenPayloads() []Payload {
 			InReplyTo:   "<antrag-7@buerger.example>"},
 		&ReplySent{ReplyID: "rpl-1", Channel: ChannelSMTP, ChannelMessageID: "<rpl-1@kreis.example>", Attempt: 2, Response: "250 ok"},
 		&ReplyFailed{ReplyID: "rpl-1", Attempt: 1, Error: "connection refused", Permanent: false, RetryAt: goldenTime},
+		&ReplyIDAssigned{ReplyID: "rpl-1", Channel: ChannelPortal, PeerID: "3f0c9a52-6b0e-4c53-9d0a-3f1d0b9e6a11",
+			References: []EvidenceReference{{Kind: "caseId", Value: "a1b2c3d4-0000-4000-8000-000000000001"}}},
 		&ProcessingFailed{Handler: "route", EventID: "rcv-x", Type: "MessageReceived", Attempts: 5, Error: "boom"},
 		&SignaturesVerified{Signatures: []SignatureSummary{{Part: "1.2", Format: "CAdES", Indication: "TOTAL_PASSED",
 			SubIndication: "", Qualification: "QESig", Signer: "CN=Bürger", SigningTime: goldenTime}},

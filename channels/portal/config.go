@@ -59,6 +59,16 @@ type Config struct {
 	MaxSubmissionSize ByteSize `yaml:"max_submission_size"`
 	// Timeout caps one call to the platform (default 2m).
 	Timeout time.Duration `yaml:"timeout"`
+	// ReplyHorizon is how long after sending an answer the case's event
+	// log is watched for the sender side's accept-reply or reject-reply
+	// (default 14 days, the time the platform keeps a submission
+	// unconfirmed); an answer without either by then goes to triage.
+	ReplyHorizon time.Duration `yaml:"reply_horizon"`
+	// ReplySenderKeysFile, when set, is a JWK Set (RFC 7517 §5) of the
+	// senders' signature keys, which verify the accept-reply and
+	// reject-reply SETs they write; without it those are recorded with the
+	// verdict INDETERMINATE.
+	ReplySenderKeysFile string `yaml:"reply_sender_keys_file"`
 }
 
 // PKCS11Key names a private key on a PKCS#11 token (SoftHSM2, an HSM).
@@ -79,6 +89,7 @@ const (
 	defaultPollInterval      = 30 * time.Second
 	defaultMaxSubmissionSize = 100 << 20
 	defaultTimeout           = 2 * time.Minute
+	defaultReplyHorizon      = 14 * 24 * time.Hour
 	// maxSecretFile caps a secret or key file.
 	maxSecretFile = 64 << 10
 )
@@ -124,6 +135,9 @@ func (c *Config) Validate() error {
 	if c.Timeout < 0 {
 		errs = append(errs, errors.New("timeout: negative"))
 	}
+	if c.ReplyHorizon < 0 {
+		errs = append(errs, errors.New("reply_horizon: negative"))
+	}
 	if c.MaxSubmissionSize < 0 {
 		errs = append(errs, errors.New("max_submission_size: negative"))
 	}
@@ -143,6 +157,13 @@ func (c *Config) pollInterval() time.Duration {
 		return c.PollInterval
 	}
 	return defaultPollInterval
+}
+
+func (c *Config) replyHorizon() time.Duration {
+	if c.ReplyHorizon > 0 {
+		return c.ReplyHorizon
+	}
+	return defaultReplyHorizon
 }
 
 func (c *Config) maxSize() int64 {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -37,6 +38,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.CallbackListen = "nohost" }, "callback_listen"},
 		{func(c *Config) { c.CallbackListen = "127.0.0.1:0" }, "callback_secret_file"},
 		{func(c *Config) { c.PollInterval = -1 }, "poll_interval"},
+		{func(c *Config) { c.ReplyHorizon = -time.Hour }, "reply_horizon"},
 	} {
 		c := ok()
 		tc.mod(&c)
@@ -49,8 +51,11 @@ func TestConfigValidate(t *testing.T) {
 func TestConfigYAML(t *testing.T) {
 	var c Config
 	err := yaml.Unmarshal([]byte("submission_api: http://127.0.0.1:1/v1\nmax_submission_size: 100MiB\npoll_interval: 30s\n"), &c)
-	if err != nil || c.MaxSubmissionSize != 100<<20 || c.pollInterval().Seconds() != 30 {
+	if err != nil || c.MaxSubmissionSize != 100<<20 || c.pollInterval().Seconds() != 30 || c.replyHorizon() != 14*24*time.Hour {
 		t.Fatalf("%+v %v", c, err)
+	}
+	if err := yaml.Unmarshal([]byte("reply_horizon: 72h\n"), &c); err != nil || c.replyHorizon() != 72*time.Hour {
+		t.Fatalf("reply_horizon: %v %v", c.ReplyHorizon, err)
 	}
 	for _, bad := range []string{"max_submission_size: lots", "max_submission_size: -1KiB"} {
 		if err := yaml.Unmarshal([]byte(bad), &c); err == nil {
@@ -75,5 +80,24 @@ func TestSecretsNotInErrors(t *testing.T) {
 	b, err := readSecret("client_secret_file", path)
 	if err != nil || string(b) != secret {
 		t.Fatalf("%q %v", b, err)
+	}
+}
+
+// TestReplySenderKeysFile: a reply_sender_keys_file that is missing or not
+// a JWK Set of signature keys stops the channel at start, naming the file.
+func TestReplySenderKeysFile(t *testing.T) {
+	dir := t.TempDir()
+	notJWKS := filepath.Join(dir, "keys.json")
+	if err := os.WriteFile(notJWKS, []byte(`{"keys":[{"kty":"oct","k":"Zm9v"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(dir, "missing.jwks"), notJWKS} {
+		_, err := loadSenderKeys(&Config{ReplySenderKeysFile: path})
+		if err == nil || !strings.Contains(err.Error(), "reply_sender_keys_file") {
+			t.Errorf("%s: %v", path, err)
+		}
+	}
+	if ks, err := loadSenderKeys(&Config{}); ks != nil || err != nil {
+		t.Errorf("without the file: %v %v", ks, err)
 	}
 }

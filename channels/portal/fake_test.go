@@ -101,6 +101,12 @@ type fakePlatform struct {
 	fetches     map[string]int
 	// hold, when set, blocks GetSubmission until it is closed.
 	hold chan struct{}
+	// lostSubmit, when set, is returned by the next SubmitReply after the
+	// platform accepted the reply: the answer got lost on the way back, as
+	// when the gateway stops right after the platform's acceptance.
+	lostSubmit error
+	// failUpload, when set, fails every reply attachment upload.
+	failUpload error
 	// replies are the replies received, by reply id; caseOf the case of
 	// every submission ever added.
 	replies map[string]*fakeReply
@@ -423,6 +429,9 @@ func (f *fakePlatform) CreateReply(_ context.Context, submissionID string, ids [
 func (f *fakePlatform) UploadReplyAttachment(_ context.Context, replyID, aid, jwe string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failUpload != nil {
+		return f.failUpload
+	}
 	r, ok := f.replies[replyID]
 	if !ok || !slices.Contains(r.announced, aid) {
 		return errNotFound
@@ -438,6 +447,9 @@ func (f *fakePlatform) SubmitReply(_ context.Context, replyID, encMeta, encData 
 	if !ok {
 		return errNotFound
 	}
+	if r.encData != "" {
+		return fmt.Errorf("409: reply %s is submitted already", replyID)
+	}
 	if len(r.attachments) != len(r.announced) {
 		return fmt.Errorf("409: %d of %d attachments uploaded", len(r.attachments), len(r.announced))
 	}
@@ -450,5 +462,22 @@ func (f *fakePlatform) SubmitReply(_ context.Context, replyID, encMeta, encData 
 		return err
 	}
 	f.events[r.caseID] = append(f.events[r.caseID], set)
+	if err := f.lostSubmit; err != nil {
+		f.lostSubmit = nil
+		return err
+	}
 	return nil
+}
+
+// submittedReplies counts the replies the platform has as submitted.
+func (f *fakePlatform) submittedReplies() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, r := range f.replies {
+		if r.encData != "" {
+			n++
+		}
+	}
+	return n
 }

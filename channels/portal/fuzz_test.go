@@ -2,7 +2,9 @@ package portal
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -107,6 +109,30 @@ func FuzzEnvelope(f *testing.F) {
 		}
 		if env.Format != envelopeFormat || !bytes.Equal(gotSub, wantSub) || !bytes.Equal(gotAtt, att) {
 			t.Fatalf("envelope %q does not give back %q and %q", b.Bytes(), sub, att)
+		}
+	})
+}
+
+// FuzzReplyEvents feeds arbitrary event log entries to the recording of a
+// reply's events: no panic, and nothing is recorded for an entry that is
+// not a SET about the reply.
+func FuzzReplyEvents(f *testing.F) {
+	payload, _ := json.Marshal(setPayload{JTI: "j-1", Iss: "x", Iat: 1, Sub: "reply:r-1", Txn: "case:c-1",
+		Events: map[string]json.RawMessage{eventPrefix + "accept-reply": json.RawMessage(`{}`)}})
+	set, err := testKeys().SignSET(payload)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(set)
+	f.Add("a.b.c")
+	f.Add("..")
+	f.Add(strings.Replace(set, ".", "..", 1))
+	e := newEnv(f, nil)
+	rec := replyEvidence{evidence: e.in.deps.Evidence, blobs: e.env.Blobs, tenant: "default", log: e.in.log}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, _ := rec.record(context.Background(), "rpl-1", "r-1", []string{s}, nil, errors.New("no keys"))
+		if p, err := parseSET(s); (err != nil || p.Sub != "reply:r-1") && n != 0 {
+			t.Fatalf("%d recorded from %q", n, s)
 		}
 	})
 }

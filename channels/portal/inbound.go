@@ -72,6 +72,9 @@ type Inbound struct {
 	closeKey func() error
 	// keysCache are the platform's signature keys.
 	keysCache *fitconnect.KeySet
+	// watch reads the event logs of sent answers; nil without a log and a
+	// state database.
+	watch *replyWatch
 }
 
 // outcome is what became of one submission.
@@ -108,14 +111,22 @@ func newInbound(cfg Config, deps gateway.IntakeDeps, o inboundOptions) (*Inbound
 	if err != nil {
 		return nil, fmt.Errorf("portal: %w", err)
 	}
-	return &Inbound{cfg: cfg, deps: deps, api: o.api, keys: o.keys, schemas: schemas, remote: o.remote,
+	senders, err := loadSenderKeys(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	in := &Inbound{cfg: cfg, deps: deps, api: o.api, keys: o.keys, schemas: schemas, remote: o.remote,
 		log:            deps.Logger.With("destination", cfg.DestinationID),
 		callbackSecret: o.callbackSecret, callbacks: newReplayCache(), wake: make(chan struct{}, 1),
-		busy: map[string]bool{}, left: map[string]bool{}}, nil
+		busy: map[string]bool{}, left: map[string]bool{}}
+	in.watch = newReplyWatch(in, replyEvidence{evidence: deps.Evidence, blobs: deps.Blobs, tenant: deps.Tenant,
+		log: in.log.With("role", "reply-watch"), senders: senders})
+	return in, nil
 }
 
 // Run polls every poll_interval and whenever a verified callback arrives,
-// until ctx ends; with callback_listen it also serves the callbacks.
+// until ctx ends; with callback_listen it also serves the callbacks, and with
+// the log and the state database the reply watch runs alongside.
 func (in *Inbound) Run(ctx context.Context) error {
 	if in.closeKey != nil {
 		defer in.closeKey()
@@ -126,6 +137,17 @@ func (in *Inbound) Run(ctx context.Context) error {
 			return err
 		}
 		defer stop()
+	}
+	if in.watch != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := in.watch.run(ctx); err != nil {
+				in.log.Error("the reply watch stopped", "err", err)
+			}
+		}()
+		defer func() { cancel(); <-done }()
 	}
 	for {
 		wait := in.cfg.pollInterval()

@@ -27,6 +27,19 @@ func (l links) Links(_ context.Context, _ string, ch gateway.Channel, id string)
 			return []gateway.EvidenceLink{{Stream: m.stream, Source: "senderMessageId"}}, nil
 		}
 	}
+	// An answer, by its ReplyID, as projection.References links it.
+	evs, err := l.e.env.Log.Read(context.Background(), 0, 0, 10000)
+	if err != nil {
+		return nil, err
+	}
+	reg := gateway.NewRegistry()
+	for i := range evs {
+		if p, err := reg.Decode(&evs[i]); err == nil {
+			if r, ok := p.(*gateway.ReplyRequested); ok && r.Channel == ch && r.ReplyID == id {
+				return []gateway.EvidenceLink{{Stream: evs[i].Stream, ReplyID: id, Source: "replyId"}}, nil
+			}
+		}
+	}
 	return nil, nil
 }
 
@@ -45,13 +58,23 @@ type receivedMsg struct {
 
 func newEnv(t testing.TB, mod func(*Config, *gateway.IntakeDeps)) *testEnv {
 	t.Helper()
+	if mod == nil {
+		return newEnvOf(t, nil)
+	}
+	return newEnvOf(t, func(_ *testEnv, c *Config, d *gateway.IntakeDeps) { mod(c, d) })
+}
+
+// newEnvOf is newEnv whose mod sees the environment (its log, state
+// database and blobs).
+func newEnvOf(t testing.TB, mod func(*testEnv, *Config, *gateway.IntakeDeps)) *testEnv {
+	t.Helper()
 	e := &testEnv{t: t, env: gatewaytest.New(t), fake: newFake()}
 	e.intake = &gateway.Intake{Log: e.env.Log}
 	cfg := Config{SubmissionAPI: "http://127.0.0.1:1/v1", DestinationID: testDestination, MaxSubmissionSize: 4 << 20}
 	deps := gateway.IntakeDeps{Intake: e.intake, Blobs: e.env.Blobs, Logger: slog.New(slog.DiscardHandler),
 		Evidence: &gateway.EvidenceRecorder{Log: e.env.Log, Links: links{e}}}
 	if mod != nil {
-		mod(&cfg, &deps)
+		mod(e, &cfg, &deps)
 	}
 	in, err := newInbound(cfg, deps, inboundOptions{api: e.fake, keys: testKeys(), callbackSecret: []byte("callback-secret")})
 	if err != nil {

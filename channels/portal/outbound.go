@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"bytes"
 	"context"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -12,11 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/fitconnect"
 	"github.com/poststelle/poststelle/gateway"
@@ -59,14 +58,20 @@ type replyAPI interface {
 
 // Outbound sends answers to portal messages. It implements replies.Outbound.
 //
-// The platform takes no id of ours for a reply, so a resend after a crash
-// between the platform's acceptance and the recorded ReplySent sends the
-// answer twice.
+// The platform takes no id of ours for a reply: it gives the reply its own
+// id when it is created (POST /replies), and only the final PUT submits it.
+// So the outbound records that id (gateway.ReplyIDAssigned, in the answered
+// message's stream) before it uploads or submits anything, and an attempt
+// that finds one looks the reply up in the case's event log first: a reply
+// already submitted is recorded as sent, never submitted twice.
 type Outbound struct {
 	api      replyAPI
+	events   eventstore.Log
+	registry *gateway.Registry
 	blobs    blob.Backend
 	log      *slog.Logger
 	evidence *gateway.EvidenceRecorder
+	rec      replyEvidence
 	tenant   string
 	now      func() time.Time
 	maxSize  int64
@@ -77,7 +82,9 @@ type OutboundDeps struct {
 	Blobs  blob.Backend
 	Logger *slog.Logger
 	// Evidence, when set, records the reply's events in the event log as
-	// delivery evidence of the answer.
+	// delivery evidence of the answer, and its Log is where the outbound
+	// records the platform's id of a reply before submitting it (without
+	// it an attempt after a crash may send the answer twice).
 	Evidence *gateway.EvidenceRecorder
 	Tenant   string
 }
@@ -108,8 +115,17 @@ func newOutbound(cfg Config, deps OutboundDeps, api replyAPI) (*Outbound, error)
 	if deps.Tenant == "" {
 		deps.Tenant = gateway.DefaultTenant
 	}
-	return &Outbound{api: api, blobs: deps.Blobs, evidence: deps.Evidence, tenant: deps.Tenant, now: time.Now,
-		maxSize: cfg.maxSize(), log: deps.Logger.With("channel", "portal", "role", "sender")}, nil
+	senders, err := loadSenderKeys(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	o := &Outbound{api: api, blobs: deps.Blobs, evidence: deps.Evidence, tenant: deps.Tenant, now: time.Now, registry: gateway.NewRegistry(),
+		maxSize: cfg.maxSize(), log: deps.Logger.With("channel", "portal", "role", "sender")}
+	o.rec = replyEvidence{evidence: deps.Evidence, blobs: deps.Blobs, tenant: deps.Tenant, log: o.log, senders: senders}
+	if deps.Evidence != nil {
+		o.events = deps.Evidence.Log
+	}
+	return o, nil
 }
 
 // ErrNoFITConnectReplyChannel: the submission named no FIT-Connect reply
@@ -213,8 +229,21 @@ func (o *Outbound) Send(ctx context.Context, req *gateway.ReplyRequested, orig *
 func (o *Outbound) send(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived, ids []string,
 	upload func(replyID string) error) (replies.SentInfo, error) {
 	sub := orig.Portal.SubmissionID
+	h, err := o.history(ctx, req, orig)
+	if err != nil {
+		return replies.SentInfo{}, fmt.Errorf("portal: answer %s: %w", req.ReplyID, err)
+	}
+	if n := len(h.assigned); n > 0 {
+		// An earlier attempt created the reply at the platform and may have
+		// submitted it: find it there before creating another.
+		a := h.assigned[n-1]
+		info, done, err := o.resume(ctx, req, orig, a, upload)
+		if done || err != nil {
+			return info, err
+		}
+	}
 	var replyID, caseID string
-	err := o.call(ctx, func() error {
+	err = o.call(ctx, func() error {
 		var err error
 		replyID, caseID, err = o.api.CreateReply(ctx, sub, ids)
 		return err
@@ -225,17 +254,171 @@ func (o *Outbound) send(ctx context.Context, req *gateway.ReplyRequested, orig *
 	if err != nil {
 		return replies.SentInfo{}, fmt.Errorf("portal: answer %s: creating the reply: %w", req.ReplyID, err)
 	}
-	if err := upload(replyID); err != nil {
-		return replies.SentInfo{}, fmt.Errorf("portal: answer %s (reply %s): %w", req.ReplyID, replyID, err)
-	}
 	if caseID == "" {
 		caseID = orig.Portal.CaseID
 	}
+	if err := o.assign(ctx, req, h, replyID, caseID); err != nil {
+		// The reply stays an unsubmitted draft at the platform: nothing
+		// reached the citizen, and the next attempt creates another.
+		return replies.SentInfo{}, fmt.Errorf("portal: answer %s (reply %s): %w", req.ReplyID, replyID, err)
+	}
+	if err := upload(replyID); err != nil {
+		return replies.SentInfo{}, fmt.Errorf("portal: answer %s (reply %s): %w", req.ReplyID, replyID, err)
+	}
+	return o.sent(ctx, req, sub, replyID, caseID, ""), nil
+}
+
+// sent records the reply's events so far and reports the reply as sent.
+func (o *Outbound) sent(ctx context.Context, req *gateway.ReplyRequested, sub, replyID, caseID, how string) replies.SentInfo {
 	n := o.recordEvents(ctx, req, replyID, caseID)
 	o.log.Info("answer sent through FIT-Connect", "replyId", req.ReplyID, "fitconnectReplyId", replyID, "submissionId", sub,
-		"caseId", caseID, "events", n)
-	return replies.SentInfo{ChannelMessageID: replyID,
-		Response: fmt.Sprintf("FIT-Connect reply %s submitted to case %s", replyID, caseID)}, nil
+		"caseId", caseID, "events", n, "resumed", how != "")
+	resp := fmt.Sprintf("FIT-Connect reply %s submitted to case %s", replyID, caseID)
+	if how != "" {
+		resp += " (" + how + ")"
+	}
+	return replies.SentInfo{ChannelMessageID: replyID, Response: resp}
+}
+
+// replyHistory is what the log holds of an answer before an attempt: the
+// ReplyRequested event (the cause of the ids recorded for it) and the
+// platform ids earlier attempts were given, oldest first.
+type replyHistory struct {
+	cause    *eventstore.Event
+	assigned []gateway.ReplyIDAssigned
+}
+
+// history reads the answered message's stream. Without a log (tests of the
+// encryption alone) there is no history and sending is at least once.
+func (o *Outbound) history(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived) (replyHistory, error) {
+	var h replyHistory
+	if o.events == nil {
+		return h, nil
+	}
+	stream := gateway.StreamID(o.tenant, gateway.MessageKey(gateway.ChannelPortal, orig.Portal.DestinationID+":"+orig.Portal.SubmissionID))
+	evs, err := o.events.ReadStream(ctx, o.tenant, stream)
+	if err != nil {
+		return h, fmt.Errorf("reading the message's stream: %w", err)
+	}
+	for i := range evs {
+		switch evs[i].Type {
+		case (gateway.ReplyRequested{}).EventType(), (gateway.ReplyIDAssigned{}).EventType():
+		default:
+			continue
+		}
+		p, err := o.registry.Decode(&evs[i])
+		if err != nil {
+			return h, fmt.Errorf("reading the message's stream: %w", err)
+		}
+		switch m := p.(type) {
+		case *gateway.ReplyRequested:
+			if m.ReplyID == req.ReplyID && h.cause == nil {
+				h.cause = &evs[i]
+			}
+		case *gateway.ReplyIDAssigned:
+			if m.ReplyID == req.ReplyID && m.Channel == gateway.ChannelPortal && m.PeerID != "" {
+				h.assigned = append(h.assigned, *m)
+			}
+		}
+	}
+	if h.cause == nil {
+		return h, fmt.Errorf("the stream %s has no ReplyRequested %s", stream, req.ReplyID)
+	}
+	return h, nil
+}
+
+// assignName is the handler name in the ids of the ReplyIDAssigned events
+// the outbound appends; it must never change.
+const assignName = "portal/reply-id"
+
+// assign records, durable before anything is uploaded or submitted, that
+// the answer is reply replyID at the platform.
+func (o *Outbound) assign(ctx context.Context, req *gateway.ReplyRequested, h replyHistory, replyID, caseID string) error {
+	if o.events == nil {
+		return nil
+	}
+	p := &gateway.ReplyIDAssigned{ReplyID: req.ReplyID, Channel: gateway.ChannelPortal, PeerID: replyID,
+		References: []gateway.EvidenceReference{{Kind: "caseId", Value: caseID}}}
+	ev, err := gateway.Follow(assignName, h.cause, len(h.assigned)+1, p)
+	if err != nil {
+		return err
+	}
+	res, err := o.events.Append(ctx, ev)
+	if err != nil {
+		return fmt.Errorf("recording the reply id before submitting: %w", err)
+	}
+	if len(res) == 1 && res[0].Existing {
+		// Another attempt, which this one did not see, recorded its own
+		// reply under the same place: that one is the answer's.
+		return errors.New("another attempt recorded a reply id for this answer at the same time")
+	}
+	return nil
+}
+
+// resume finishes an attempt that created reply a.PeerID: when the case's
+// event log shows the platform's submit-reply for it, the answer was sent
+// and is not sent again; otherwise its attachments are uploaded again (the
+// PUTs replace) and it is submitted. A reply the platform no longer knows
+// (404), never submitted, leaves done false: a new one is created.
+func (o *Outbound) resume(ctx context.Context, req *gateway.ReplyRequested, orig *gateway.MessageReceived, a gateway.ReplyIDAssigned,
+	upload func(string) error) (replies.SentInfo, bool, error) {
+	sub := orig.Portal.SubmissionID
+	caseID := orig.Portal.CaseID
+	for _, r := range a.References {
+		if r.Kind == "caseId" && r.Value != "" {
+			caseID = r.Value
+		}
+	}
+	submitted, err := o.submitted(ctx, caseID, a.PeerID)
+	if err != nil {
+		return replies.SentInfo{}, false, fmt.Errorf("portal: answer %s: looking for reply %s in the case's event log: %w", req.ReplyID, a.PeerID, err)
+	}
+	if submitted {
+		o.log.Warn("the answer was submitted before the gateway stopped; recorded as sent, not sent again", "replyId", req.ReplyID,
+			"fitconnectReplyId", a.PeerID, "caseId", caseID)
+		return o.sent(ctx, req, sub, a.PeerID, caseID, "found submitted in the case's event log; not sent again"), true, nil
+	}
+	err = upload(a.PeerID)
+	switch {
+	case err == nil:
+		return o.sent(ctx, req, sub, a.PeerID, caseID, "an earlier attempt's reply, submitted now"), true, nil
+	case errors.Is(err, errNotFound):
+		o.log.Warn("the reply an earlier attempt created is gone at the platform; creating another", "replyId", req.ReplyID,
+			"fitconnectReplyId", a.PeerID, "err", err)
+		return replies.SentInfo{}, false, nil
+	default:
+		// Perhaps submitted and not yet in the event log: the next attempt
+		// looks again, and never creates a second reply while this one
+		// exists.
+		return replies.SentInfo{}, false, fmt.Errorf("portal: answer %s (reply %s of an earlier attempt): %w", req.ReplyID, a.PeerID, err)
+	}
+}
+
+// submitted reports whether the case's event log holds a submit-reply for
+// the reply. The SET's signature is not checked here: whoever wrote it, the
+// platform has the reply as submitted, and submitting again cannot help.
+func (o *Outbound) submitted(ctx context.Context, caseID, replyID string) (bool, error) {
+	if caseID == "" || !acceptableID(caseID) {
+		return false, fmt.Errorf("no usable case id %q", clipText(caseID, 80))
+	}
+	var events []string
+	if err := o.call(ctx, func() error {
+		var err error
+		events, err = o.api.EventLog(ctx, caseID)
+		return err
+	}); err != nil {
+		return false, err
+	}
+	for _, e := range events {
+		p, err := parseSET(e)
+		if err != nil || p.Sub != "reply:"+replyID {
+			continue
+		}
+		if _, ok := p.Events[eventPrefix+"submit-reply"]; ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // replyKey is the reply key the answered submission's metadata names.
@@ -326,19 +509,10 @@ func sha512Hex(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// The reply events of the event log and what they attest of an answer.
-var replyEventKinds = map[string]gateway.EvidenceKind{
-	eventPrefix + "submit-reply": gateway.EvidenceDispatched,
-	eventPrefix + "accept-reply": gateway.EvidenceRetrieved,
-	eventPrefix + "reject-reply": gateway.EvidenceNotDelivered,
-}
-
 // recordEvents records the reply's events in the case's event log as
-// delivery evidence of the answer; it returns how many it found. Events that
-// arrive later (accept-reply) are not fetched again: no poll of sent replies
-// is built. The platform's SETs are verified with its keys, and the evidence
-// carries the verdict; the sender's (accept-reply, reject-reply) are signed
-// with keys this channel does not have and are recorded as unverified.
+// delivery evidence of the answer; it returns how many it recorded. Events
+// that arrive later (accept-reply, reject-reply) are recorded by the
+// inbound's reply watch (replyWatch).
 func (o *Outbound) recordEvents(ctx context.Context, req *gateway.ReplyRequested, replyID, caseID string) int {
 	if o.evidence == nil || caseID == "" || !acceptableID(caseID) {
 		return 0
@@ -353,52 +527,10 @@ func (o *Outbound) recordEvents(ctx context.Context, req *gateway.ReplyRequested
 		o.log.Warn("reading the reply's events", "replyId", req.ReplyID, "caseId", caseID, "err", err)
 		return 0
 	}
-	n := 0
-	platformKeys, keysErr := o.api.PlatformKeys(ctx)
-	for _, e := range events {
-		p, err := parseSET(e)
-		if err != nil || p.Sub != "reply:"+replyID || p.JTI == "" {
-			continue
-		}
-		verification := &gateway.EvidenceVerification{Indication: "INDETERMINATE", Format: "JWS"}
-		if keysErr != nil {
-			verification.Detail = clipText("the platform's keys: "+keysErr.Error(), 300)
-		} else if s, err := fitconnect.ParseSET(e, platformKeys, fitconnect.VerifyOptions{}); err == nil {
-			verification = &gateway.EvidenceVerification{Indication: "TOTAL_PASSED", Format: "JWS", Signer: "kid " + s.KeyID}
-		} else {
-			verification.Detail = clipText(err.Error(), 300)
-		}
-		for typ, raw := range p.Events {
-			kind, ok := replyEventKinds[typ]
-			if !ok {
-				continue
-			}
-			ev := &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelPortal, Kind: kind,
-				References: []gateway.EvidenceReference{{Kind: "replyId", Value: req.ReplyID}, {Kind: "fitconnectReplyId", Value: replyID}},
-				Attester:   gateway.Attester{Role: "portal", Name: "FIT-Connect", ID: p.Iss}, AttestedAt: time.Unix(p.Iat, 0).UTC(),
-				EvidenceID: "fitconnect:" + p.JTI, MediaType: "application/jose", Verification: verification}
-			if verification.Indication != "TOTAL_PASSED" {
-				ev.Problems = []string{"a FIT-Connect event log SET whose signature was not verified with the platform's keys"}
-			}
-			if kind == gateway.EvidenceNotDelivered {
-				ev.Reason = "reject-reply: " + strings.TrimSpace(string(raw))
-				if len(ev.Reason) > 500 {
-					ev.Reason = ev.Reason[:500]
-				}
-			}
-			if ref, err := o.blobs.Put(ctx, bytes.NewReader([]byte(e)), maxSETBytes); err == nil {
-				ev.Evidence = ref
-			}
-			rc, err := o.evidence.Record(ctx, o.tenant, ev)
-			switch {
-			case err != nil:
-				o.log.Error("recording the reply's evidence", "replyId", req.ReplyID, "kind", kind, "err", err)
-			case !rc.Linked:
-				o.log.Warn("the reply's evidence is not linked", "replyId", req.ReplyID, "kind", kind, "stream", rc.Stream)
-			default:
-				n++
-			}
-		}
+	if len(events) > maxEventLogEntries {
+		events = events[:maxEventLogEntries]
 	}
+	platformKeys, keysErr := o.api.PlatformKeys(ctx)
+	n, _ := o.rec.record(ctx, req.ReplyID, replyID, events, platformKeys, keysErr)
 	return n
 }

@@ -23,7 +23,13 @@ import (
 // answerEnv receives one submission and returns its receipt, ready to answer.
 func answerEnv(t *testing.T, replyChannel map[string]any) (*testEnv, *gateway.MessageReceived, string) {
 	t.Helper()
-	e := newEnv(t, nil)
+	return answerEnvWith(t, replyChannel, nil)
+}
+
+// answerEnvWith is answerEnv with the environment changed by mod.
+func answerEnvWith(t *testing.T, replyChannel map[string]any, mod func(*testEnv, *Config, *gateway.IntakeDeps)) (*testEnv, *gateway.MessageReceived, string) {
+	t.Helper()
+	e := newEnvOf(t, mod)
 	s := build(t, subSpec{meta: func(m map[string]any) {
 		m["$schema"] = replyMetadataSchema
 		if replyChannel == nil {
@@ -65,10 +71,17 @@ func decryptWith(t testing.TB, jwe string, k *rsa.PrivateKey) []byte {
 	return b
 }
 
-// TestAnswerThroughFITConnect: an answer to a submission that named a
-// FIT-Connect reply channel goes back as a reply encrypted to its key, with
-// its attachment, and the platform's submit-reply is recorded as evidence.
-func TestAnswerThroughFITConnect(t *testing.T) {
+// fitConnectAnswerEnv receives one submission that named a FIT-Connect
+// reply channel with a fresh citizen's key.
+func fitConnectAnswerEnv(t *testing.T) (*testEnv, *gateway.MessageReceived, string, *rsa.PrivateKey) {
+	t.Helper()
+	return fitConnectAnswerEnvWith(t, nil)
+}
+
+// fitConnectAnswerEnvWith is fitConnectAnswerEnv with the environment
+// changed by mod.
+func fitConnectAnswerEnvWith(t *testing.T, mod func(*testEnv, *Config, *gateway.IntakeDeps)) (*testEnv, *gateway.MessageReceived, string, *rsa.PrivateKey) {
+	t.Helper()
 	citizen, err := rsa.GenerateKey(rand.Reader, 4096) // metadata 2.1.0 asks for 4096 bits
 	if err != nil {
 		t.Fatal(err)
@@ -83,11 +96,36 @@ func TestAnswerThroughFITConnect(t *testing.T) {
 	}
 	pubMap["key_ops"] = []string{"wrapKey"}
 	pub, _ := json.Marshal(pubMap)
-	e, orig, _ := answerEnv(t, map[string]any{"fitConnect": map[string]any{"encryptionPublicKey": json.RawMessage(pub),
-		"processStandards": []string{"urn:xoev-de:example:standard:1"}}})
+	e, orig, stream := answerEnvWith(t, map[string]any{"fitConnect": map[string]any{"encryptionPublicKey": json.RawMessage(pub),
+		"processStandards": []string{"urn:xoev-de:example:standard:1"}}}, mod)
 	if orig.Portal.ReplyChannel != "fitConnect" {
 		t.Fatalf("reply channel %q", orig.Portal.ReplyChannel)
 	}
+	return e, orig, stream, citizen
+}
+
+// request records the office's answer in the message's stream, as the
+// office API does before the Sender attempts it.
+func (e *testEnv) request(t testing.TB, stream string, req *gateway.ReplyRequested) {
+	t.Helper()
+	evs, err := e.env.Log.ReadStream(context.Background(), gateway.DefaultTenant, stream)
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("stream %s: %d events, %v", stream, len(evs), err)
+	}
+	ev, err := gateway.Follow("test/office", &evs[0], len(evs), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.env.Log.Append(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAnswerThroughFITConnect: an answer to a submission that named a
+// FIT-Connect reply channel goes back as a reply encrypted to its key, with
+// its attachment, and the platform's submit-reply is recorded as evidence.
+func TestAnswerThroughFITConnect(t *testing.T) {
+	e, orig, stream, citizen := fitConnectAnswerEnv(t)
 	out, err := newOutbound(e.in.cfg, OutboundDeps{Blobs: e.env.Blobs, Logger: slog.New(slog.DiscardHandler), Evidence: e.in.deps.Evidence}, e.fake)
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +134,7 @@ func TestAnswerThroughFITConnect(t *testing.T) {
 	att.MediaType, att.Filename = "application/pdf", "bescheid.pdf"
 	req := &gateway.ReplyRequested{ReplyID: "rpl-1", Channel: gateway.ChannelPortal, To: orig.From, Subject: "Ihr Antrag",
 		Body: e.put(t, []byte("Sehr geehrte Frau Mustermann, ...")).Blob, Attachments: []gateway.Part{att}}
+	e.request(t, stream, req)
 	info, err := out.Send(context.Background(), req, orig)
 	if err != nil {
 		t.Fatal(err)

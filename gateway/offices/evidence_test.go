@@ -87,3 +87,66 @@ func TestInboxEvidence(t *testing.T) {
 		t.Fatalf("rebuilt inbox differs:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
+
+// TestInboxExpiredAnswer: evidence that an answer was not acknowledged in
+// time (kind expired, about an answer) stays on the message and opens a
+// triage item of kind reply; the same kind about the message itself does
+// not.
+func TestInboxExpiredAnswer(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	in := Inbox{}
+	if err := e.run.Setup(ctx, projection.References{}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := gateway.NewReceived("", gateway.MessageKey(gateway.ChannelPortal, "d:s1"), &gateway.MessageReceived{
+		Channel: gateway.ChannelPortal, SenderMessageID: "s1", Subject: "Antrag", ReceivedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := e.append(t, ev)
+	routed := e.follow(t, "route", rcv, &gateway.MessageRouted{Offices: []string{"bauamt"}, DecidedBy: "rules"})
+	e.follow(t, "reply", routed, &gateway.ReplyRequested{ReplyID: "rep-9", Office: "bauamt", Author: "mueller",
+		Channel: gateway.ChannelPortal, Subject: "Bescheid"})
+	rec := projection.NewEvidenceRecorder(e.run)
+	if _, err := rec.Record(ctx, "", &gateway.DeliveryEvidenceRecorded{Channel: gateway.ChannelPortal, Kind: gateway.EvidenceExpired,
+		References: []gateway.EvidenceReference{{Kind: "replyId", Value: "rep-9"}},
+		Attester:   gateway.Attester{Role: "portal", Name: "FIT-Connect event log"}, AttestedAt: time.Date(2026, 1, 20, 0, 0, 0, 0, time.UTC),
+		EvidenceID: "no-ack:r-9", Reason: "no acknowledgement of the reply"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.run.CatchUp(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	it, err := GetTriage(ctx, e.db, rcv.Stream)
+	if err != nil || it.Kind != "reply" || it.State != "open" || !strings.Contains(it.Reason, "rep-9") ||
+		!strings.Contains(it.Reason, "no acknowledgement of the reply") {
+		t.Fatalf("triage: %+v %v", it, err)
+	}
+	if m, err := GetMessage(ctx, e.db, "bauamt", rcv.Stream); err != nil || len(m.Evidence) != 1 || m.Evidence[0].Kind != gateway.EvidenceExpired {
+		t.Fatalf("evidence on the message: %+v %v", m.Evidence, err)
+	}
+	hs := TriageQueue()
+	for _, h := range hs {
+		if h.Topic != "DeliveryEvidenceRecorded" {
+			continue
+		}
+		for _, tc := range []struct {
+			ev   *gateway.DeliveryEvidenceRecorded
+			want string
+		}{
+			{&gateway.DeliveryEvidenceRecorded{Kind: gateway.EvidenceExpired, ReplyID: "rep-9"}, "reply"},
+			{&gateway.DeliveryEvidenceRecorded{Kind: gateway.EvidenceExpired}, ""},
+			{&gateway.DeliveryEvidenceRecorded{Kind: gateway.EvidenceRetrieved, ReplyID: "rep-9"}, ""},
+		} {
+			out, err := h.Handle(ctx, rcv, tc.ev)
+			got := ""
+			if len(out) == 1 {
+				got = out[0].(*gateway.TriageQueued).Kind
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("%+v: triage %q, want %q (%v)", tc.ev, got, tc.want, err)
+			}
+		}
+	}
+}

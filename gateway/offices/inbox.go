@@ -430,10 +430,24 @@ func (in Inbox) applyEvidence(ctx context.Context, tx projection.Tx, e *eventsto
 	if err != nil {
 		return err
 	}
+	if answerExpired(m) {
+		// An answer nobody acknowledged in the time its channel allows may
+		// not have reached the citizen: the mailroom decides what to do.
+		if err := in.openTriage(ctx, tx, e, "reply", fmt.Sprintf("answer %s: %s (%s)", m.ReplyID, m.Reason, m.Attester.Name), at); err != nil {
+			return err
+		}
+	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO office_evidence (tenant, stream, event_id, part, pos, recorded_at, evidence)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		e.Tenant, e.Stream, e.ID, e.Position.Partition, e.Position.Offset, at, string(j))
 	return err
+}
+
+// answerExpired reports linked evidence that an answer expired: not
+// acknowledged within the time its channel allows (a FIT-Connect reply
+// without accept-reply or reject-reply). It opens a triage item.
+func answerExpired(m *gateway.DeliveryEvidenceRecorded) bool {
+	return m.Unlinked == "" && m.ReplyID != "" && m.Kind == gateway.EvidenceExpired
 }
 
 func splitList(s string) []string {

@@ -34,6 +34,9 @@ func TriageQueue() []pipeline.Handler {
 		"EEBOverdue": func(gateway.Payload) (string, bool) { return TriageEEBOverdue, true },
 		"DeliveryEvidenceRecorded": func(p gateway.Payload) (string, bool) {
 			m, ok := p.(*gateway.DeliveryEvidenceRecorded)
+			if ok && answerExpired(m) {
+				return "reply", true
+			}
 			return "evidence", ok && m.Unlinked != ""
 		},
 	}
