@@ -54,6 +54,7 @@ type partitionState struct {
 	keys     map[string]int64   // tenant "\x00" message key -> log offset
 	streams  map[string][]int64 // record key -> log offsets
 	frontier integrity.Frontier
+	recent   recent // the newest events, decoded, for Read
 }
 
 type idEntry struct {
@@ -132,6 +133,7 @@ func (s *partitionState) foldDecoded(partition, partitions int32, r *rawRecord, 
 	}
 	s.streams[string(key)] = append(streamOffs, off)
 	s.frontier.Append(leaf)
+	s.recent.add(e)
 	return verdict{kind: accepted, pos: e.Position}, &e
 }
 

@@ -28,6 +28,20 @@ func (l *Log) Read(ctx context.Context, partition int32, from int64, limit int) 
 	l.mu.Lock()
 	s := l.parts[partition]
 	end := min(int64(len(s.koffs)), from+int64(limit))
+	if evs, ok := s.recent.get(from, end); ok {
+		l.mu.Unlock()
+		return evs, nil
+	}
+	l.mu.Unlock()
+	return l.readFetched(ctx, partition, from, limit)
+}
+
+// readFetched is Read for a range the window of recent events does not
+// hold: it fetches the records from the brokers and decodes them again.
+func (l *Log) readFetched(ctx context.Context, partition int32, from int64, limit int) ([]eventstore.Event, error) {
+	l.mu.Lock()
+	s := l.parts[partition]
+	end := min(int64(len(s.koffs)), from+int64(limit))
 	var koffs []int64
 	if from < end {
 		koffs = append(koffs, s.koffs[from:end]...)

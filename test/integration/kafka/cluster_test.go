@@ -340,6 +340,21 @@ func TestCluster(t *testing.T) {
 	if len(recs) != total {
 		t.Fatalf("kafka-console-consumer read %d records, want %d", len(recs), total)
 	}
+	// A seq held twice says more than the first mismatch: whether one
+	// message was copied twice or two messages got one seq.
+	bySeq := map[int64][]string{}
+	for i, r := range recs {
+		bySeq[r.seq] = append(bySeq[r.seq], fmt.Sprintf("record %d: %s", i, r.stream))
+	}
+	for _, r := range recs {
+		if at := bySeq[r.seq]; len(at) > 1 {
+			api := "nothing"
+			if r.seq >= 1 && r.seq <= int64(len(want)) {
+				api = fmt.Sprintf("%q", want[r.seq-1])
+			}
+			t.Fatalf("queue topic holds seq %d %d times (%s); the API's queue has %s under it", r.seq, len(at), strings.Join(at, ", "), api)
+		}
+	}
 	for i, r := range recs {
 		if line := fmt.Sprintf("%d %s", r.seq, r.stream); line != want[i] {
 			var seqs []int64
