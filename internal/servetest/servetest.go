@@ -388,3 +388,24 @@ func Reply(t testing.TB, api, dataDir, stream, text string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Main is the TestMain of an integration test package that runs the
+// binary: it builds it once into a temporary directory (Build), sets *bin,
+// runs the tests and removes the directory.
+func Main(m *testing.M, bin *string) {
+	os.Exit(runMain(m, bin))
+}
+
+func runMain(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "poststelle-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}

@@ -55,22 +55,7 @@ func imapsAddr() string { return os.Getenv(envIMAPS) }
 // bin is the poststelle binary, built once by TestMain.
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "poststelle-demail-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin, err = servetest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servetest.Main(m, &bin) }
 
 // mailbox is one of Dovecot's test users (peer.sh): an authority's
 // De-Mail mailbox at the provider gateway.
