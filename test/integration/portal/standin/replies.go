@@ -123,22 +123,9 @@ func (s *Server) putReplyAttachment(w http.ResponseWriter, r *http.Request, c *C
 }
 
 func (s *Server) submitReply(w http.ResponseWriter, r *http.Request, c *Client) {
-	var body struct {
-		EncryptedMetadata string `json:"encryptedMetadata"`
-		EncryptedData     string `json:"encryptedData"`
-	}
-	if !decodeJSON(w, r, s.opt.MaxBody, &body) {
+	body, ok := s.readEncrypted(w, r)
+	if !ok {
 		return
-	}
-	if _, err := ParseCompactJWE(body.EncryptedMetadata); err != nil {
-		writeProblem(w, http.StatusBadRequest, "invalid-request", "Bad Request", "encryptedMetadata: "+err.Error(), "encryptedMetadata")
-		return
-	}
-	if body.EncryptedData != "" {
-		if _, err := ParseCompactJWE(body.EncryptedData); err != nil {
-			writeProblem(w, http.StatusBadRequest, "invalid-request", "Bad Request", "encryptedData: "+err.Error(), "encryptedData")
-			return
-		}
 	}
 	id := r.PathValue("replyId")
 	s.mu.Lock()
@@ -147,11 +134,8 @@ func (s *Server) submitReply(w http.ResponseWriter, r *http.Request, c *Client) 
 	if rp == nil {
 		return
 	}
-	for _, a := range rp.Announced {
-		if _, ok := rp.Attachments[a]; !ok {
-			writeProblem(w, http.StatusUnprocessableEntity, "missing-attachments", "Missing attachments", "announced attachment "+a+" was not uploaded", "")
-			return
-		}
+	if !allUploaded(w, rp.Announced, rp.Attachments) {
+		return
 	}
 	rp.EncMetadata, rp.EncData = body.EncryptedMetadata, body.EncryptedData
 	rp.State, rp.Submitted = stateSubmitted, s.opt.Now()

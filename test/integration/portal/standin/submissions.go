@@ -301,22 +301,9 @@ func (s *Server) putAttachment(w http.ResponseWriter, r *http.Request, c *Client
 // there. The platform then writes submit-submission with the JWEs'
 // authentication tags and notifies the destination's callback.
 func (s *Server) submitSubmission(w http.ResponseWriter, r *http.Request, c *Client) {
-	var body struct {
-		EncryptedMetadata string `json:"encryptedMetadata"`
-		EncryptedData     string `json:"encryptedData"`
-	}
-	if !decodeJSON(w, r, s.opt.MaxBody, &body) {
+	body, ok := s.readEncrypted(w, r)
+	if !ok {
 		return
-	}
-	if _, err := ParseCompactJWE(body.EncryptedMetadata); err != nil {
-		writeProblem(w, http.StatusBadRequest, "invalid-request", "Bad Request", "encryptedMetadata: "+err.Error(), "encryptedMetadata")
-		return
-	}
-	if body.EncryptedData != "" {
-		if _, err := ParseCompactJWE(body.EncryptedData); err != nil {
-			writeProblem(w, http.StatusBadRequest, "invalid-request", "Bad Request", "encryptedData: "+err.Error(), "encryptedData")
-			return
-		}
 	}
 	id := r.PathValue("submissionId")
 	s.mu.Lock()
@@ -325,11 +312,8 @@ func (s *Server) submitSubmission(w http.ResponseWriter, r *http.Request, c *Cli
 	if sub == nil {
 		return
 	}
-	for _, a := range sub.Announced {
-		if _, ok := sub.Attachments[a]; !ok {
-			writeProblem(w, http.StatusUnprocessableEntity, "missing-attachments", "Missing attachments", "announced attachment "+a+" was not uploaded", "")
-			return
-		}
+	if !allUploaded(w, sub.Announced, sub.Attachments) {
+		return
 	}
 	sub.EncMetadata, sub.EncData = body.EncryptedMetadata, body.EncryptedData
 	sub.State, sub.Submitted = stateSubmitted, s.opt.Now()
@@ -531,4 +515,43 @@ func readJOSE(w http.ResponseWriter, r *http.Request) (string, bool) {
 		return "", false
 	}
 	return jwe, true
+}
+
+// encryptedBody is the body of PUT /v1/submissions/{id} and PUT
+// /v1/replies/{id}: the metadata's JWE and, optionally, the data's.
+type encryptedBody struct {
+	EncryptedMetadata string `json:"encryptedMetadata"`
+	EncryptedData     string `json:"encryptedData"`
+}
+
+// readEncrypted decodes an encryptedBody and checks that both JWEs are
+// compact JWEs, answering a problem when not.
+func (s *Server) readEncrypted(w http.ResponseWriter, r *http.Request) (encryptedBody, bool) {
+	var body encryptedBody
+	if !decodeJSON(w, r, s.opt.MaxBody, &body) {
+		return body, false
+	}
+	if _, err := ParseCompactJWE(body.EncryptedMetadata); err != nil {
+		writeProblem(w, http.StatusBadRequest, "invalid-request", "Bad Request", "encryptedMetadata: "+err.Error(), "encryptedMetadata")
+		return body, false
+	}
+	if body.EncryptedData != "" {
+		if _, err := ParseCompactJWE(body.EncryptedData); err != nil {
+			writeProblem(w, http.StatusBadRequest, "invalid-request", "Bad Request", "encryptedData: "+err.Error(), "encryptedData")
+			return body, false
+		}
+	}
+	return body, true
+}
+
+// allUploaded reports whether every announced attachment was uploaded,
+// answering missing-attachments when not.
+func allUploaded(w http.ResponseWriter, announced []string, uploaded map[string]string) bool {
+	for _, a := range announced {
+		if _, ok := uploaded[a]; !ok {
+			writeProblem(w, http.StatusUnprocessableEntity, "missing-attachments", "Missing attachments", "announced attachment "+a+" was not uploaded", "")
+			return false
+		}
+	}
+	return true
 }
