@@ -55,9 +55,13 @@ func goldenPayloads() []Payload {
 		&ReplyRequested{ReplyID: "rpl-1", Office: "bauamt", Author: "m.muster", Channel: ChannelSMTP,
 			To: Address{Address: "buerger@example.org", Name: "Bürger"}, Subject: "Re: Antrag", Body: goldenRef,
 			Attachments: []Part{{Path: "1", MediaType: "application/pdf", Blob: goldenRef, Kind: "attachment"}},
-			InReplyTo:   "<antrag-7@buerger.example>"},
-		&ReplySent{ReplyID: "rpl-1", Channel: ChannelSMTP, ChannelMessageID: "<rpl-1@kreis.example>", Attempt: 2, Response: "250 ok"},
-		&ReplyFailed{ReplyID: "rpl-1", Attempt: 1, Error: "connection refused", Permanent: false, RetryAt: goldenTime},
+			InReplyTo:   "<antrag-7@buerger.example>",
+			EEB: &EEBAnswer{Decision: EEBRefused, ReceivedOn: "2026-11-27", RefusalCode: "2", Reason: "Anlage fehlt",
+				DeviatingRecipient: true}},
+		&ReplySent{ReplyID: "rpl-1", Channel: ChannelSMTP, ChannelMessageID: "<rpl-1@kreis.example>", Attempt: 2, Response: "250 ok",
+			Sent: goldenRef},
+		&ReplyFailed{ReplyID: "rpl-1", Attempt: 1, Error: "no answer after the request was written", Permanent: true,
+			RetryAt: goldenTime, Uncertain: true},
 		&ReplyIDAssigned{ReplyID: "rpl-1", Channel: ChannelPortal, PeerID: "3f0c9a52-6b0e-4c53-9d0a-3f1d0b9e6a11",
 			References: []EvidenceReference{{Kind: "caseId", Value: "a1b2c3d4-0000-4000-8000-000000000001"}}},
 		&ProcessingFailed{Handler: "route", EventID: "rcv-x", Type: "MessageReceived", Attempts: 5, Error: "boom"},
@@ -180,5 +184,25 @@ func TestDecodeVersion1(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGoldenPayloadsFillEveryField keeps goldenPayloads honest: a field left
+// at its zero value (and so, if omitempty, absent from the golden file) would
+// let a renamed or re-tagged field pass unnoticed.
+func TestGoldenPayloadsFillEveryField(t *testing.T) {
+	for _, p := range goldenPayloads() {
+		v := reflect.ValueOf(p).Elem()
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			// MessageReceived's channel sections have golden files of their
+			// own (golden_egvp_test.go, golden_portal_test.go).
+			if p.EventType() == "MessageReceived" && (f.Name == "EGVP" || f.Name == "Portal") {
+				continue
+			}
+			if f.IsExported() && v.Field(i).IsZero() {
+				t.Errorf("%s.%s is zero in goldenPayloads", p.EventType(), f.Name)
+			}
+		}
 	}
 }
