@@ -43,7 +43,18 @@ func tableInfoQuery(column string) string {
 	WHERE table_schema = current_schema() AND table_name = $1 AND column_name = '` + column + `'`
 }
 
-var tableInfoColumn = regexp.MustCompile(`name = '(\w+)'`)
+// columnCountQuery is the other catalogue question the read models ask
+// (does office_eeb have overdue_at yet?): how many columns of that name a
+// table has, with the table named in the statement.
+func columnCountQuery(table, column string) string {
+	return `SELECT COUNT(*) FROM information_schema.columns
+	WHERE table_schema = current_schema() AND table_name = '` + table + `' AND column_name = '` + column + `'`
+}
+
+var (
+	tableInfoColumn = regexp.MustCompile(`name = '(\w+)'`)
+	tableInfoNamed  = regexp.MustCompile(`pragma_table_info\('(\w+)'\)`)
+)
 
 func (t *translations) get(q string) string {
 	if v, ok := t.m.Load(q); ok {
@@ -60,7 +71,11 @@ func (t *translations) get(q string) string {
 // integers are 64 bits).
 func translate(q string) string {
 	if strings.Contains(q, "pragma_table_info") {
-		if m := tableInfoColumn.FindStringSubmatch(q); m != nil {
+		m := tableInfoColumn.FindStringSubmatch(q)
+		if t := tableInfoNamed.FindStringSubmatch(q); t != nil && m != nil && strings.Contains(q, "COUNT(*)") {
+			return columnCountQuery(t[1], m[1])
+		}
+		if m != nil {
 			return tableInfoQuery(m[1])
 		}
 	}

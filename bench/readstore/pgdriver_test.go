@@ -16,6 +16,8 @@ func TestTranslate(t *testing.T) {
 			"CREATE TABLE IF NOT EXISTS p (\n\tname TEXT NOT NULL, part BIGINT NOT NULL, PRIMARY KEY (name, part))"},
 		{`SELECT "notnull" FROM pragma_table_info(?) WHERE name = 'seq'`, tableInfoQuery("seq")},
 		{`SELECT "notnull" FROM pragma_table_info(?) WHERE name = 'due'`, tableInfoQuery("due")},
+		{`SELECT COUNT(*) FROM pragma_table_info('office_eeb') WHERE name = 'overdue_at'`,
+			columnCountQuery("office_eeb", "overdue_at")},
 		{`SELECT 1 WHERE ?12 = ?`, `SELECT 1 WHERE $12 = $13`},
 	}
 	for _, tt := range tests {
