@@ -32,6 +32,10 @@ type SignOptions struct {
 	// signer's first (required, it identifies the signer and is referenced
 	// by the signing-certificate-v2 attribute), then its chain.
 	Certificates [][]byte
+	// OmitCertificates leaves the certificates field out; the signer is
+	// still identified by the issuer and serial of Certificates[0]. A TSA
+	// does so when the request's certReq is false (RFC 3161 section 2.4.1).
+	OmitCertificates bool
 	// Hash is the digest algorithm: SHA-256 (default), SHA-384 or SHA-512.
 	// Ed25519 always uses SHA-512 (RFC 8419).
 	Hash crypto.Hash
@@ -300,11 +304,13 @@ func (s *cmsSigner) sign(digest, content []byte) ([]byte, error) {
 						})
 					}
 				})
-				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-					for _, c := range certs {
-						b.AddBytes(c)
-					}
-				})
+				if !s.opts.OmitCertificates {
+					b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+						for _, c := range certs {
+							b.AddBytes(c)
+						}
+					})
+				}
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 						b.AddASN1Int64(1) // issuerAndSerialNumber
