@@ -360,3 +360,66 @@ func imprintOutcome(ts *TimestampResult) Outcome {
 	}
 	return NotChecked
 }
+
+// CRLs go into the crls field, where openssl cms -verify -crl_check finds
+// the signer's revocation status; without them the same check fails.
+func TestSignCRLs(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "CRL CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(8),
+		Subject: pkix.Name{CommonName: "CRL Seal"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}, ca, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1),
+		ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, ca, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &signPKI{caFile: caFile}
+	content := []byte("Bescheid")
+	for _, tc := range []struct {
+		name string
+		crls [][]byte
+		want bool
+	}{{"with CRL", [][]byte{crl}, true}, {"without", nil, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			der, err := Sign(context.Background(), content, SignOptions{Signer: key, Certificates: [][]byte{leafDER, caDER},
+				CRLs: tc.crls, SigningTime: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sd, err := Parse(der)
+			if err != nil || len(sd.CRLs) != len(tc.crls) {
+				t.Fatalf("parse: %v, %d CRLs", err, len(sd.CRLs))
+			}
+			if r := sd.Verify(VerifyOptions{}).Signers[0]; !r.Valid {
+				t.Fatalf("checks %+v", r.Checks)
+			}
+			f := filepath.Join(dir, "sig.der")
+			if err := os.WriteFile(f, der, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command("openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", f, "-CAfile", p.caFile,
+				"-crl_check", "-out", os.DevNull).CombinedOutput()
+			if (err == nil) != tc.want {
+				t.Fatalf("openssl -crl_check: err %v, want success %v\n%s", err, tc.want, out)
+			}
+		})
+	}
+	if _, err := Sign(context.Background(), content, SignOptions{Signer: key, Certificates: [][]byte{leafDER}, CRLs: [][]byte{{0x04, 0x00}}}); err == nil {
+		t.Fatal("a CRL that is no SEQUENCE accepted")
+	}
+}
