@@ -13,6 +13,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"os"
 	"os/exec"
@@ -422,4 +423,55 @@ func TestSignCRLs(t *testing.T) {
 	if _, err := Sign(context.Background(), content, SignOptions{Signer: key, Certificates: [][]byte{leafDER}, CRLs: [][]byte{{0x04, 0x00}}}); err == nil {
 		t.Fatal("a CRL that is no SEQUENCE accepted")
 	}
+}
+
+// opaqueSigner hides the key's type, as a PKCS#11 key does, and records
+// the options Sign passes.
+type opaqueSigner struct {
+	inner crypto.Signer
+	opts  []crypto.SignerOpts
+}
+
+func (o *opaqueSigner) Public() crypto.PublicKey { return o.inner.Public() }
+func (o *opaqueSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	o.opts = append(o.opts, opts)
+	return o.inner.Sign(r, digest, opts)
+}
+
+// A crypto.Signer that is no *rsa.PrivateKey gets the PSS options it needs
+// (a token is asked for RSASSA-PSS by them), and a faulty one is caught.
+func TestSignOpaqueSigner(t *testing.T) {
+	o := &opaqueSigner{inner: rsaKeyOnce()}
+	p := newSignPKI(t, o)
+	der, err := Sign(context.Background(), []byte("x"), SignOptions{Signer: o, Certificates: [][]byte{p.leaf, p.ca}, PSS: true, Hash: crypto.SHA384})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pss, ok := o.opts[0].(*rsa.PSSOptions)
+	if len(o.opts) != 1 || !ok || pss.Hash != crypto.SHA384 || pss.SaltLength != rsa.PSSSaltLengthEqualsHash {
+		t.Fatalf("signer options %#v", o.opts)
+	}
+	sd, _ := Parse(der)
+	if r := sd.Verify(VerifyOptions{}).Signers[0]; !r.Valid {
+		t.Fatalf("checks %+v", r.Checks)
+	}
+	if ok, out := opensslVerify(t, p, der, nil); !ok {
+		t.Fatalf("openssl:\n%s", out)
+	}
+	// A token that returns a wrong value is caught before the bytes leave.
+	bad := &faultySigner{o}
+	if _, err := Sign(context.Background(), []byte("x"), SignOptions{Signer: bad, Certificates: [][]byte{p.leaf}}); err == nil ||
+		!strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("faulty signer: %v", err)
+	}
+}
+
+type faultySigner struct{ crypto.Signer }
+
+func (f *faultySigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	sig, err := f.Signer.Sign(r, digest, opts)
+	if err == nil {
+		sig[len(sig)/2] ^= 0x01
+	}
+	return sig, err
 }
