@@ -116,7 +116,7 @@ func (b *Builder) Build(ctx context.Context, tenant, stream string, w io.Writer)
 		return err
 	}
 
-	aw, err := asic.NewWriter(w, asic.Limits{MaxEntries: 4 * maxEventsInBag, MaxEntrySize: 1 << 30, MaxTotalSize: 4 << 30})
+	aw, err := asic.NewWriter(w, asic.Limits{MaxEntries: 4 * maxEventsInBag, MaxEntrySize: MaxBundle, MaxTotalSize: MaxBundle})
 	if err != nil {
 		return err
 	}

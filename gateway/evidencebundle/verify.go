@@ -29,8 +29,9 @@ import (
 	"github.com/poststelle/poststelle/gateway"
 )
 
-// MaxBundle caps the bundle Verify reads whole.
-const MaxBundle = 1 << 30
+// MaxBundle caps the bundle Verify reads whole: the seal is checked by
+// crypto/verify, which reads no larger file.
+const MaxBundle = verify.MaxInputSize
 
 // VerifyOptions are what the checker brings from outside the bundle.
 type VerifyOptions struct {

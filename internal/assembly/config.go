@@ -76,6 +76,9 @@ type Config struct {
 	Ops OpsConfig `yaml:"ops"`
 	// Witnesses receive the log's signed head on a schedule; nil: none.
 	Witnesses *witness.Config `yaml:"witnesses"`
+	// Evidence configures the evidence bundles (`poststelle evidence`, the
+	// office API's bundle download): the seal over them.
+	Evidence EvidenceConfig `yaml:"evidence"`
 
 	// The channels' own sections (smtp:, imap:, smtp_out:, …) are not
 	// fields here: the channel registry names them, and the loader decodes
