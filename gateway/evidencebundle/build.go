@@ -57,8 +57,14 @@ type Builder struct {
 	Now     func() time.Time
 }
 
-// ErrNoStream means the stream has no events.
-var ErrNoStream = errors.New("evidencebundle: no such message")
+// Errors of Build a caller tells apart.
+var (
+	// ErrNoStream means the stream has no events.
+	ErrNoStream = errors.New("evidencebundle: no such message")
+	// ErrNotCovered means an event of the stream is newer than its
+	// partition's newest signed checkpoint, so it cannot be proven yet.
+	ErrNotCovered = errors.New("evidencebundle: not yet covered by a signed checkpoint")
+)
 
 // erasedType is the event type crypto-shredding records when it destroyed
 // a message's key; a bundle of such a message lists the bytes as erased.
@@ -253,7 +259,7 @@ func (b *Builder) prove(ctx context.Context, evs []eventstore.Event, heads []int
 		p := e.Position.Partition
 		head, ok := byPart[p]
 		if !ok || e.Position.Offset >= head.Size {
-			return nil, fmt.Errorf("evidencebundle: event %s (%d/%d) is not yet covered by a signed checkpoint; try again after the next one", e.ID, p, e.Position.Offset)
+			return nil, fmt.Errorf("%w: event %s (%d/%d); try again after the next checkpoint", ErrNotCovered, e.ID, p, e.Position.Offset)
 		}
 		t, ok := trees[p]
 		if !ok {

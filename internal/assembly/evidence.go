@@ -21,6 +21,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/integrity"
 	"github.com/poststelle/poststelle/gateway/evidencebundle"
+	"github.com/poststelle/poststelle/office/officeapi"
 )
 
 // EvidenceConfig is the evidence section.
@@ -59,6 +60,21 @@ func EvidenceBuilder(cfg *Config, l integrity.AuditedLog, blobs blob.Opener, sig
 		}
 	}
 	return b, nil
+}
+
+// bundleFunc is the office API's bundle maker: nil (the download answers
+// 503) on a log that keeps no signed heads.
+func bundleFunc(cfg *Config, g *Stores, version string, logger *slog.Logger) (officeapi.BundleFunc, error) {
+	l, ok := g.log.(integrity.AuditedLog)
+	if !ok {
+		logger.Warn("evidence: the log keeps no signed heads; the office API offers no evidence bundles", "backend", cfg.EventStore.Backend)
+		return nil, nil
+	}
+	b, err := EvidenceBuilder(cfg, l, g.blobs, g.signer, version, logger.With("component", "evidence"))
+	if err != nil {
+		return nil, err
+	}
+	return b.Build, nil
 }
 
 // LoadSeal reads evidence.seal, or makes the self-issued demo seal.
