@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Sealer makes the detached CAdES signature (a CMS SignedData without
@@ -63,6 +64,9 @@ type Writer struct {
 	objects []Written
 	total   int64
 	done    bool
+	// modified dates every entry: the time the container was begun (a
+	// zero time would be written as the invalid DOS date 1980-00-00).
+	modified time.Time
 }
 
 // NewWriter starts a container on w and writes the mimetype entry. Zero
@@ -74,15 +78,16 @@ func NewWriter(w io.Writer, lim Limits) (*Writer, error) {
 	// fixed offset, and java.util.zip (DSS) cannot read a stored entry that
 	// has a data descriptor.
 	mt := []byte(MimeTypeE)
+	now := time.Now().UTC().Truncate(time.Second)
 	fw, err := zw.CreateRaw(&zip.FileHeader{Name: "mimetype", Method: zip.Store, CRC32: crc32.ChecksumIEEE(mt),
-		CompressedSize64: uint64(len(mt)), UncompressedSize64: uint64(len(mt))})
+		CompressedSize64: uint64(len(mt)), UncompressedSize64: uint64(len(mt)), Modified: now})
 	if err != nil {
 		return nil, fmt.Errorf("asic: write mimetype: %w", err)
 	}
 	if _, err := fw.Write(mt); err != nil {
 		return nil, fmt.Errorf("asic: write mimetype: %w", err)
 	}
-	return &Writer{zw: zw, lim: lim.withDefaults(), names: map[string]bool{"mimetype": true}}, nil
+	return &Writer{zw: zw, lim: lim.withDefaults(), names: map[string]bool{"mimetype": true}, modified: now}, nil
 }
 
 // Add writes one data object, read from r to its end. name is the path in
@@ -109,7 +114,7 @@ func (w *Writer) Add(ctx context.Context, name, mediaType string, r io.Reader) (
 		mediaType = "application/octet-stream"
 	}
 	w.names[strings.ToLower(name)] = true
-	fw, err := w.zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate})
+	fw, err := w.zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: w.modified})
 	if err != nil {
 		return Written{}, fmt.Errorf("asic: add %s: %w", name, err)
 	}
@@ -152,7 +157,7 @@ func (w *Writer) Seal(ctx context.Context, s Sealer) error {
 		name string
 		data []byte
 	}{{ManifestName, manifest}, {SignatureName, sig}} {
-		fw, err := w.zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: zip.Deflate})
+		fw, err := w.zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: zip.Deflate, Modified: w.modified})
 		if err != nil {
 			return fmt.Errorf("asic: write %s: %w", e.name, err)
 		}
