@@ -2,6 +2,7 @@ package evidencebundle
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -14,7 +15,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +56,10 @@ type Builder struct {
 	// TSA, when set, timestamps the head at bundle time; without it the
 	// head goes into the bundle untimestamped.
 	TSA *tsp.Client
+	// WitnessDirs are the witnesses' head directories (witnesses.dir):
+	// when no TSA timestamps a fresh head, the newest witnessed head with
+	// a timestamp that covers the message's events is taken instead.
+	WitnessDirs []string
 	// Version names the software in evidence.json.
 	Version string
 	Logger  *slog.Logger
@@ -93,29 +102,13 @@ func (b *Builder) Build(ctx context.Context, tenant, stream string, w io.Writer)
 	if len(evs) > maxEventsInBag {
 		return fmt.Errorf("evidencebundle: stream %s has %d events, more than %d", stream, len(evs), maxEventsInBag)
 	}
-	heads, err := integrity.CurrentHeads(ctx, b.Log, b.Signer.Public())
+	heads, note, headStamp, source, err := b.head(ctx, evs, logger)
 	if err != nil {
-		return fmt.Errorf("evidencebundle: current head: %w", err)
+		return err
 	}
 	proofs, err := b.prove(ctx, evs, heads)
 	if err != nil {
 		return err
-	}
-	note, err := integrity.SignHeads(b.Signer, heads)
-	if err != nil {
-		return fmt.Errorf("evidencebundle: sign head: %w", err)
-	}
-	var headStamp []byte
-	if b.TSA != nil {
-		digest := sha256.Sum256(note)
-		st, err := b.TSA.Timestamp(ctx, digest[:])
-		if err != nil {
-			// A bundle without the head's timestamp still proves the
-			// events under the gateway key; the index says it has none.
-			logger.Warn("evidence bundle: head not timestamped", "stream", stream, "err", err)
-		} else {
-			headStamp = witness.GrantedResponse(st.Raw)
-		}
 	}
 	pubPEM, fp, err := publicKeyPEM(b.Signer.Public())
 	if err != nil {
@@ -128,7 +121,7 @@ func (b *Builder) Build(ctx context.Context, tenant, stream string, w io.Writer)
 	}
 	idx := &Index{Format: Format, CreatedAt: now().UTC(), CreatedBy: "poststelle " + b.Version, LogID: b.Log.LogID(),
 		Tenant: tenant, Stream: stream, GatewayKey: KeyInfo{File: KeyName, Fingerprint: fp},
-		Head: HeadInfo{File: HeadName, Source: "signed at bundle time"}, Seal: SealInfo{File: asic.SignatureName}}
+		Head: HeadInfo{File: HeadName, Source: source}, Seal: SealInfo{File: asic.SignatureName}}
 	for i, c := range b.Sealer.Certificates() {
 		if i == 0 {
 			idx.Seal.Subject = c.Subject.String()
@@ -240,6 +233,98 @@ func (b *Builder) Build(ctx context.Context, tenant, stream string, w io.Writer)
 		return fmt.Errorf("evidencebundle: %w", err)
 	}
 	return nil
+}
+
+// head returns the signed head the proofs lead to: a fresh one, signed
+// now and timestamped when a TSA answers; failing a timestamp, the newest
+// timestamped head a witness keeps that covers every event of the stream;
+// failing that, the fresh head without a timestamp.
+func (b *Builder) head(ctx context.Context, evs []eventstore.Event, logger *slog.Logger) ([]integrity.Head, []byte, []byte, string, error) {
+	heads, err := integrity.CurrentHeads(ctx, b.Log, b.Signer.Public())
+	if err != nil {
+		return nil, nil, nil, "", fmt.Errorf("evidencebundle: current head: %w", err)
+	}
+	note, err := integrity.SignHeads(b.Signer, heads)
+	if err != nil {
+		return nil, nil, nil, "", fmt.Errorf("evidencebundle: sign head: %w", err)
+	}
+	if b.TSA != nil {
+		digest := sha256.Sum256(note)
+		st, err := b.TSA.Timestamp(ctx, digest[:])
+		if err == nil {
+			return heads, note, witness.GrantedResponse(st.Raw), "signed and timestamped at bundle time", nil
+		}
+		logger.Warn("evidence bundle: fresh head not timestamped", "err", err)
+	}
+	if wh, wnote, wstamp, file, ok := b.witnessed(evs); ok {
+		return wh, wnote, wstamp, "witnessed head " + filepath.Base(file), nil
+	}
+	return heads, note, nil, "signed at bundle time, without a timestamp", nil
+}
+
+// witnessed finds the newest head in the witness directories that has a
+// timestamp over it and covers every event of evs.
+func (b *Builder) witnessed(evs []eventstore.Event) ([]integrity.Head, []byte, []byte, string, bool) {
+	type cand struct {
+		file string
+		size int64
+	}
+	var cands []cand
+	for _, d := range b.WitnessDirs {
+		files, _ := filepath.Glob(filepath.Join(d, "head-*.note"))
+		for _, f := range files {
+			n, _ := strconv.ParseInt(strings.SplitN(strings.TrimPrefix(filepath.Base(f), "head-"), "-", 2)[0], 10, 64)
+			cands = append(cands, cand{f, n})
+		}
+	}
+	slices.SortFunc(cands, func(a, b cand) int { return cmp.Or(cmp.Compare(b.size, a.size), strings.Compare(b.file, a.file)) })
+	for _, c := range cands {
+		note, err1 := readSmall(c.file, integrity.MaxHeadFile)
+		stamp, err2 := readSmall(strings.TrimSuffix(c.file, ".note")+".tsr", tsp.MaxTokenSize)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		heads, err := integrity.ParseHeads(note, b.Signer.Public())
+		if err != nil || !covers(heads, b.Log.LogID(), evs) {
+			continue
+		}
+		tok, err := witness.ParseStamp(stamp)
+		if err != nil || !tok.Verify(tsp.VerifyOptions{Data: note}).Valid {
+			continue
+		}
+		return heads, note, stamp, c.file, true
+	}
+	return nil, nil, nil, "", false
+}
+
+// covers reports whether heads of log logID hold every event of evs.
+func covers(heads []integrity.Head, logID string, evs []eventstore.Event) bool {
+	size := map[int32]int64{}
+	for _, h := range heads {
+		if h.LogID != logID {
+			return false
+		}
+		size[h.Partition] = h.Size
+	}
+	for i := range evs {
+		if evs[i].Position.Offset >= size[evs[i].Position.Partition] {
+			return false
+		}
+	}
+	return true
+}
+
+func readSmall(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err == nil && int64(len(b)) > max {
+		err = fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	return b, err
 }
 
 // prove builds the inclusion proof of every event against the head of its

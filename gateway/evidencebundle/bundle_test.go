@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,9 @@ import (
 	"github.com/poststelle/poststelle/crypto/verify/verifytest"
 	"github.com/poststelle/poststelle/eventstore"
 	"github.com/poststelle/poststelle/eventstore/blob"
+	"github.com/poststelle/poststelle/eventstore/integrity"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
+	"github.com/poststelle/poststelle/eventstore/witness"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/evidencebundle"
 )
@@ -337,4 +340,52 @@ func fileOf(t *testing.T, data []byte, name string) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// TestWitnessedHead: without a TSA at bundle time, the newest timestamped
+// head a witness directory keeps stands in, when it covers the message.
+func TestWitnessedHead(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, false)
+	tsa := f.b.TSA
+	f.b.TSA = nil
+	dir := t.TempDir()
+	heads, err := integrity.CurrentHeads(ctx, f.b.Log, f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	note, err := integrity.SignHeads(f.b.Signer, heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(note)
+	st, err := tsa.Timestamp(ctx, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &witness.Dir{Path: dir}
+	if err := w.Publish(ctx, &witness.Publication{Note: note, Heads: heads, Response: witness.GrantedResponse(st.Raw), Size: heads[0].Size, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	// An older, smaller head that does not cover the message is passed over.
+	small := []integrity.Head{{LogID: heads[0].LogID, Partition: 0, Size: 1, Root: heads[0].Root}}
+	if sn, err := integrity.SignHeads(f.b.Signer, small); err == nil {
+		w.Publish(ctx, &witness.Publication{Note: sn, Heads: small, Response: witness.GrantedResponse(st.Raw), Size: 1, At: time.Now()})
+	}
+
+	res := check(t, f.build(t), evidencebundle.VerifyOptions{Key: f.key, Trust: f.anchor})
+	if !res.OK() {
+		t.Fatalf("failed: %+v", res.Failed())
+	}
+	if h := res.Index.Head; h.Timestamp != "" || h.Source != "signed at bundle time, without a timestamp" {
+		t.Fatalf("without witness dirs: head %+v", h)
+	}
+	f.b.WitnessDirs = []string{dir}
+	res = check(t, f.build(t), evidencebundle.VerifyOptions{Key: f.key, Trust: f.anchor})
+	if !res.OK() {
+		t.Fatalf("failed: %+v", res.Failed())
+	}
+	if h := res.Index.Head; h.Timestamp != evidencebundle.HeadStampName || !strings.HasPrefix(h.Source, "witnessed head head-") {
+		t.Fatalf("head %+v", h)
+	}
 }

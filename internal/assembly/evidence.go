@@ -49,6 +49,9 @@ func EvidenceBuilder(cfg *Config, l integrity.AuditedLog, blobs blob.Opener, sig
 		return nil, err
 	}
 	b := &evidencebundle.Builder{Log: l, Blobs: blobs, Signer: signer, Sealer: seal, Version: version, Logger: logger}
+	if cfg.Witnesses != nil {
+		b.WitnessDirs = cfg.Witnesses.Dir
+	}
 	switch {
 	case cfg.Witnesses != nil && cfg.Witnesses.TSA == "none":
 	case cfg.Witnesses != nil && cfg.Witnesses.TSA != "":
