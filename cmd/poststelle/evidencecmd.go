@@ -58,11 +58,12 @@ func runEvidence(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "poststelle: open blobs:", err)
 		return exitUsage
 	}
-	b, err := assembly.EvidenceBuilder(cfg, l, blobs, signer, version, logger)
+	b, release, err := assembly.EvidenceBuilder(ctx, cfg, l, blobs, signer, version, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "poststelle:", err)
 		return exitUsage
 	}
+	defer release()
 	// Written beside the target and renamed, so that a failed bundle never
 	// leaves a file that looks like one.
 	tmp, err := os.CreateTemp(filepath.Dir(*out), ".evidence-*")

@@ -8,16 +8,25 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/poststelle/poststelle/crypto/selfissued"
 	"github.com/poststelle/poststelle/gateway"
 )
 
 // TestEvidenceBundleCLI makes the bundle of one message of a log with the
-// self-issued seal, verifies it with the published key and the seal as
+// seal of a self-issued CA, verifies it with the published key and the seal as
 // trust anchor, and refuses it with a changed byte and with another key.
 func TestEvidenceBundleCLI(t *testing.T) {
 	dir := testLog(t, 5)
+	ca, err := selfissued.LoadOrCreateCA(filepath.Join(dir, "ca", "ca.pem"), filepath.Join(dir, "ca", "ca-key.pem"), "Test Seal CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealCert, sealKey := filepath.Join(dir, "seal", "seal.pem"), filepath.Join(dir, "seal", "seal-key.pem")
+	if _, err := ca.LoadOrIssue(sealCert, sealKey, "Test Seal", selfissued.Seal); err != nil {
+		t.Fatal(err)
+	}
 	cfg := filepath.Join(dir, "poststelle.yaml")
-	os.WriteFile(cfg, []byte("data_dir: "+dir+"\n"), 0o600)
+	os.WriteFile(cfg, []byte("data_dir: "+dir+"\nevidence: {seal: {cert_file: "+sealCert+", key_file: "+sealKey+"}}\n"), 0o600)
 	stream := gateway.StreamID(gateway.DefaultTenant, gateway.MessageKey(gateway.ChannelSMTP, "2"))
 	out := filepath.Join(dir, "bundle.asice")
 	code, _, errs := cli(t, dir, "evidence", stream, "--config", cfg, "--out", out)
@@ -25,7 +34,7 @@ func TestEvidenceBundleCLI(t *testing.T) {
 		t.Fatalf("evidence: exit %d: %s", code, errs)
 	}
 	pub := filepath.Join(dir, "keys", "gateway.pub")
-	seal := filepath.Join(dir, "keys", "seal.crt")
+	seal := ca.CertFile
 	code, res, errs := cli(t, dir, "evidence", "verify", out, "--key", pub, "--trust", seal)
 	if code != exitOK || !strings.Contains(res, "VALID:") {
 		t.Fatalf("verify: exit %d\n%s%s", code, res, errs)

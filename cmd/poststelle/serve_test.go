@@ -63,6 +63,7 @@ func startDemo(t *testing.T) *demoServer {
 	// gateway running on this machine.
 	assembly.ChannelSection[smtp.Config](cfg, channels.SMTPSection).Listen, cfg.OfficeAPI.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.OfficeIMAP.Listen, cfg.Submission.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.TSAServer.Listen = "127.0.0.1:0"
 	d := &demoServer{log: &syncBuffer{}, notice: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -410,7 +410,7 @@ func (k *checker) head(pub crypto.PublicKey) (map[int32]integrity.Head, []byte, 
 // headStamp checks the RFC 3161 token over the head file.
 func (k *checker) headStamp(note []byte) {
 	if k.idx.Head.Timestamp == "" {
-		k.ok("head-timestamp", "none: no TSA was configured when the bundle was made, so the head's time rests on the seal")
+		k.ok("head-timestamp", "none (%s): the head's time rests on the seal", k.idx.Head.Source)
 		return
 	}
 	raw, ok := k.file(k.idx.Head.Timestamp)

@@ -251,6 +251,9 @@ type Gateway struct {
 	ready   *metrics.Readiness
 	opsLn   net.Listener
 	ui      *webui.Server
+	// tsaLn and tsaKey are the gateway's own TSA (tsaseal.go), nil without.
+	tsaLn  net.Listener
+	tsaKey *SigningKey
 }
 
 // task is one long-lived part of the gateway.
@@ -288,6 +291,20 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	if err != nil {
 		return nil, err
 	}
+	// The local TSA is bound before the handlers, which may stamp with it.
+	if cfg, err = g.buildTSAServer(ctx, cfg); err != nil {
+		return nil, err
+	}
+	g.cfg = cfg
+	if seal, err := cfg.OpenSeal(ctx, logger); err != nil {
+		return nil, err
+	} else if seal != nil {
+		// Opened here only to fail early and to make the demo seal on the
+		// first start; the evidence command opens it when it seals.
+		if err := seal.Close(); err != nil {
+			return nil, fmt.Errorf("evidence.seal: %w", err)
+		}
+	}
 	handlers, err := verification.Handlers(ctx, cfg.Verification, verification.Deps{Blobs: g.blobs,
 		Logger: logger.With("component", "verification"), Verifier: "poststelle " + deps.Version})
 	if err != nil {
@@ -299,7 +316,7 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	if err != nil {
 		return nil, err
 	}
-	bundle, err := bundleFunc(cfg, g.Stores, deps.Version, logger)
+	bundle, err := bundleFunc(ctx, cfg, g.Stores, deps.Version, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -76,9 +76,15 @@ type Config struct {
 	Ops OpsConfig `yaml:"ops"`
 	// Witnesses receive the log's signed head on a schedule; nil: none.
 	Witnesses *witness.Config `yaml:"witnesses"`
-	// Evidence configures the evidence bundles (`poststelle evidence`, the
-	// office API's bundle download): the seal over them.
+	// TSAServer runs the gateway's own RFC 3161 TSA (tsaseal.go); nil runs
+	// none, except in the demo set-up, which runs one on 127.0.0.1:3180.
+	// When verification.tsas is empty, receipts are stamped by it.
+	TSAServer *TSAServerConfig `yaml:"tsa_server"`
+	// Evidence configures evidence bundles: the seal.
 	Evidence EvidenceConfig `yaml:"evidence"`
+
+	// demo is set when no configuration file was given.
+	demo bool
 
 	// The channels' own sections (smtp:, imap:, smtp_out:, …) are not
 	// fields here: the channel registry names them, and the loader decodes
@@ -210,6 +216,7 @@ func LoadConfigWith(path string, reg channels.Registry) (*Config, error) {
 			return nil, fmt.Errorf("config: %s: %w", path, err)
 		}
 	}
+	c.demo = path == ""
 	c.setDefaults()
 	if path == "" {
 		c.WebUI = &webui.Config{}
@@ -294,6 +301,7 @@ func (c *Config) setDefaults() {
 	if c.Blobs.Backend == "" {
 		c.Blobs.Backend = "local"
 	}
+	c.setTSAServerDefaults()
 }
 
 // validate names the first bad field, as a YAML path.
@@ -330,6 +338,9 @@ func (c *Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("eventstore.backend: %q is not sqlite or kafka", c.EventStore.Backend)
+	}
+	if err := c.validateTSAServer(); err != nil {
+		return err
 	}
 	if err := c.Ops.validate(); err != nil {
 		return err

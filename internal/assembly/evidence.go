@@ -1,21 +1,13 @@
 package assembly
 
 import (
+	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
 	"log/slog"
-	"math/big"
-	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/poststelle/poststelle/crypto/tsp"
 	"github.com/poststelle/poststelle/eventstore/blob"
@@ -24,31 +16,38 @@ import (
 	"github.com/poststelle/poststelle/office/officeapi"
 )
 
-// EvidenceConfig is the evidence section.
-type EvidenceConfig struct {
-	// Seal is the seal certificate and key the bundles are sealed with.
-	Seal SealConfig `yaml:"seal"`
-}
-
-// SealConfig names the seal certificate (PEM, the seal certificate first,
-// then its chain) and its PKCS#8 PEM key. Without them a self-issued seal
-// is made in <data_dir>/keys/seal.{crt,key} on first use: good for the demo,
-// not for a court, since nobody vouches for it.
-type SealConfig struct {
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-}
+// ErrNoSeal means evidence.seal is not configured: without a seal there
+// are no evidence bundles.
+var ErrNoSeal = errors.New("evidence.seal is not configured; evidence bundles need a seal certificate (docs/evidence.md)")
 
 // EvidenceBuilder builds the bundle maker from the configuration: the log
-// and blobs given, the gateway key, the seal, and the TSA that timestamps
-// the head (witnesses.tsa, else verification.tsas; none: no head
-// timestamp).
-func EvidenceBuilder(cfg *Config, l integrity.AuditedLog, blobs blob.Opener, signer crypto.Signer, version string, logger *slog.Logger) (*evidencebundle.Builder, error) {
-	seal, err := LoadSeal(cfg, logger)
+// and blobs given, the gateway key, the seal (evidence.seal, opened here;
+// close releases it), and the TSA that timestamps the head: witnesses.tsa,
+// else verification.tsas, else the gateway's own tsa_server; none: the
+// newest timestamped head of witnesses.dir, or no head timestamp.
+func EvidenceBuilder(ctx context.Context, cfg *Config, l integrity.AuditedLog, blobs blob.Opener, signer crypto.Signer, version string, logger *slog.Logger) (b *evidencebundle.Builder, release func() error, err error) {
+	key, err := cfg.OpenSeal(ctx, logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	b := &evidencebundle.Builder{Log: l, Blobs: blobs, Signer: signer, Sealer: seal, Version: version, Logger: logger}
+	if key == nil {
+		return nil, nil, ErrNoSeal
+	}
+	chain := make([]*x509.Certificate, 0, len(key.Certificates))
+	for _, der := range key.Certificates {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			key.Close()
+			return nil, nil, fmt.Errorf("evidence.seal: %w", err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		key.Close()
+		return nil, nil, errors.New("evidence.seal: no certificate for the seal key")
+	}
+	b = &evidencebundle.Builder{Log: l, Blobs: blobs, Signer: signer, Sealer: &evidencebundle.KeySealer{Key: key.Signer, Chain: chain},
+		Version: version, Logger: logger}
 	if cfg.Witnesses != nil {
 		b.WitnessDirs = cfg.Witnesses.Dir
 	}
@@ -61,126 +60,42 @@ func EvidenceBuilder(cfg *Config, l integrity.AuditedLog, blobs blob.Opener, sig
 		for _, t := range cfg.Verification.TSAs {
 			b.TSA.TSAs = append(b.TSA.TSAs, tsp.TSA{Name: t.Name, URL: t.URL})
 		}
+	case cfg.TSAServer != nil:
+		// Outside serve (the evidence command) the gateway's own TSA
+		// answers only while serve runs; otherwise the head goes without.
+		b.TSA = &tsp.Client{TSAs: []tsp.TSA{{Name: LocalTSAName, URL: "http://" + cfg.TSAServer.Listen + "/"}}, Attempts: 1, Logger: logger}
 	}
-	return b, nil
+	return b, key.Close, nil
 }
 
-// bundleFunc is the office API's bundle maker: nil (the download answers
-// 503) on a log that keeps no signed heads.
-func bundleFunc(cfg *Config, g *Stores, version string, logger *slog.Logger) (officeapi.BundleFunc, error) {
+// bundleFunc is the office API's and the web UI's bundle maker: nil (the
+// download answers 503) on a log that keeps no signed heads or without a
+// seal. The seal is opened for each bundle, so that a token key is held
+// only while it seals.
+func bundleFunc(ctx context.Context, cfg *Config, g *Stores, version string, logger *slog.Logger) (officeapi.BundleFunc, error) {
 	l, ok := g.log.(integrity.AuditedLog)
 	if !ok {
-		logger.Warn("evidence: the log keeps no signed heads; the office API offers no evidence bundles", "backend", cfg.EventStore.Backend)
+		logger.Warn("evidence: the log keeps no signed heads; no evidence bundles", "backend", cfg.EventStore.Backend)
 		return nil, nil
 	}
-	b, err := EvidenceBuilder(cfg, l, g.blobs, g.signer, version, logger.With("component", "evidence"))
+	logger = logger.With("component", "evidence")
+	_, closeSeal, err := EvidenceBuilder(ctx, cfg, l, g.blobs, g.signer, version, logger)
+	if errors.Is(err, ErrNoSeal) {
+		logger.Warn("evidence: no evidence.seal configured; the office API and the web UI offer no evidence bundles")
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	return b.Build, nil
-}
-
-// LoadSeal reads evidence.seal, or makes the self-issued demo seal.
-func LoadSeal(cfg *Config, logger *slog.Logger) (*evidencebundle.KeySealer, error) {
-	sc := cfg.Evidence.Seal
-	if (sc.CertFile == "") != (sc.KeyFile == "") {
-		return nil, errors.New("evidence.seal: cert_file and key_file go together")
+	if err := closeSeal(); err != nil {
+		return nil, fmt.Errorf("evidence.seal: %w", err)
 	}
-	if sc.CertFile == "" {
-		sc.CertFile = filepath.Join(cfg.DataDir, "keys", "seal.crt")
-		sc.KeyFile = filepath.Join(cfg.DataDir, "keys", "seal.key")
-		if _, err := os.Stat(sc.CertFile); errors.Is(err, fs.ErrNotExist) {
-			if err := selfIssueSeal(sc.CertFile, sc.KeyFile); err != nil {
-				return nil, fmt.Errorf("evidence.seal: make the self-issued seal: %w", err)
-			}
-			logger.Warn("evidence: no evidence.seal configured; made a self-issued seal certificate, which nobody vouches for", "cert", sc.CertFile)
-		}
-	}
-	return readSeal(sc)
-}
-
-func readSeal(sc SealConfig) (*evidencebundle.KeySealer, error) {
-	certPEM, err := os.ReadFile(sc.CertFile)
-	if err != nil {
-		return nil, fmt.Errorf("evidence.seal.cert_file: %w", err)
-	}
-	var chain []*x509.Certificate
-	for rest := certPEM; ; {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
+	return func(ctx context.Context, tenant, stream string, w io.Writer) error {
+		b, closeSeal, err := EvidenceBuilder(ctx, cfg, l, g.blobs, g.signer, version, logger)
 		if err != nil {
-			return nil, fmt.Errorf("evidence.seal.cert_file %s: %w", sc.CertFile, err)
+			return err
 		}
-		chain = append(chain, c)
-	}
-	if len(chain) == 0 {
-		return nil, fmt.Errorf("evidence.seal.cert_file %s holds no certificate", sc.CertFile)
-	}
-	keyPEM, err := os.ReadFile(sc.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("evidence.seal.key_file: %w", err)
-	}
-	blk, _ := pem.Decode(keyPEM)
-	if blk == nil {
-		return nil, fmt.Errorf("evidence.seal.key_file %s is not PEM", sc.KeyFile)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("evidence.seal.key_file %s: %w", sc.KeyFile, err)
-	}
-	signer, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("evidence.seal.key_file %s: %T cannot sign", sc.KeyFile, k)
-	}
-	pub, err := x509.MarshalPKIXPublicKey(signer.Public())
-	if err != nil {
-		return nil, fmt.Errorf("evidence.seal.key_file %s: %w", sc.KeyFile, err)
-	}
-	if string(pub) != string(chain[0].RawSubjectPublicKeyInfo) {
-		return nil, fmt.Errorf("evidence.seal: the key in %s is not the key of the certificate in %s", sc.KeyFile, sc.CertFile)
-	}
-	return &evidencebundle.KeySealer{Key: signer, Chain: chain}, nil
-}
-
-// selfIssueSeal makes an ECDSA P-256 key and a self-issued seal
-// certificate (key usage digitalSignature and nonRepudiation, ten years).
-func selfIssueSeal(certFile, keyFile string) error {
-	if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
-		return err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return err
-	}
-	now := time.Now().UTC()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "Poststelle evidence seal (self-issued, demo)", Organization: []string{"Poststelle demo"}, Country: []string{"DE"}},
-		NotBefore:    now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment | x509.KeyUsageCertSign,
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return err
-	}
-	k8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k8}), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+		defer closeSeal()
+		return b.Build(ctx, tenant, stream, w)
+	}, nil
 }
