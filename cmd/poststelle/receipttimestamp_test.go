@@ -103,4 +103,16 @@ func TestDemoReceiptTimestamp(t *testing.T) {
 	if !strings.Contains(string(text), "Non Repudiation") {
 		t.Fatalf("seal certificate:\n%s", text)
 	}
+	// What the bundle seals with: the demo seal, its chain and a fresh CRL.
+	seal2, err := cfg.OpenSeal(context.Background(), slog.New(slog.DiscardHandler))
+	if err != nil || seal2 == nil {
+		t.Fatalf("OpenSeal: %v", err)
+	}
+	defer seal2.Close()
+	if len(seal2.Certificates) != 2 || len(seal2.CRLs) != 1 {
+		t.Fatalf("seal: %d certificates, %d CRLs", len(seal2.Certificates), len(seal2.CRLs))
+	}
+	if _, err := os.Stat(filepath.Join("data", "demo-ca", "ca.crl")); err != nil {
+		t.Fatalf("the demo CRL for auditors: %v", err)
+	}
 }

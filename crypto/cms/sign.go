@@ -32,6 +32,11 @@ type SignOptions struct {
 	// signer's first (required, it identifies the signer and is referenced
 	// by the signing-certificate-v2 attribute), then its chain.
 	Certificates [][]byte
+	// CRLs are DER CertificateLists for the crls field
+	// (RevocationInfoChoices), so that a validator has revocation data for
+	// the certificates without fetching it (what DSS needs to reach a
+	// conclusive verdict offline). Left out with OmitCertificates.
+	CRLs [][]byte
 	// OmitCertificates leaves the certificates field out; the signer is
 	// still identified by the issuer and serial of Certificates[0]. A TSA
 	// does so when the request's certReq is false (RFC 3161 section 2.4.1).
@@ -48,7 +53,9 @@ type SignOptions struct {
 	// id-ct-TSTInfo (OIDTSTInfo).
 	ContentType asn1.ObjectIdentifier
 	// SigningTime, when not zero, is put in a signing-time attribute
-	// (truncated to seconds).
+	// (truncated to seconds). CAdES-B-B (ETSI EN 319 122-1) requires it,
+	// and DSS's default policy fails a signature without it: set it for
+	// anything but timestamp tokens.
 	SigningTime time.Time
 	// SignedAttributes are further signed attributes (Type and Values, the
 	// values complete DER elements); contentType, messageDigest,
@@ -157,6 +164,14 @@ func newCMSSigner(opts SignOptions) (*cmsSigner, error) {
 	for i, der := range opts.Certificates[1:] {
 		if _, err := cert.Parse(der); err != nil {
 			return nil, fmt.Errorf("cms: sign: certificate %d: %w", i+1, err)
+		}
+	}
+	if len(opts.CRLs) > maxCRLs {
+		return nil, fmt.Errorf("cms: sign: %d CRLs, at most %d", len(opts.CRLs), maxCRLs)
+	}
+	for i, der := range opts.CRLs {
+		if err := checkSequence(der); err != nil {
+			return nil, fmt.Errorf("cms: sign: CRL %d: %w", i, err)
 		}
 	}
 	if c.PublicKey == nil {
@@ -288,6 +303,8 @@ func (s *cmsSigner) sign(digest, content []byte) ([]byte, error) {
 	certs := slices.Clone(s.opts.Certificates)
 	slices.SortFunc(certs, bytes.Compare) // DER SET OF
 	certs = slices.CompactFunc(certs, bytes.Equal)
+	crls := slices.Clone(s.opts.CRLs)
+	slices.SortFunc(crls, bytes.Compare)
 
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
@@ -310,6 +327,13 @@ func (s *cmsSigner) sign(digest, content []byte) ([]byte, error) {
 							b.AddBytes(c)
 						}
 					})
+					if len(crls) > 0 {
+						b.AddASN1(cbasn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+							for _, c := range crls {
+								b.AddBytes(c)
+							}
+						})
+					}
 				}
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
@@ -472,6 +496,16 @@ func checkElement(v []byte) error {
 	var tag cbasn1.Tag
 	if !s.ReadAnyASN1Element(&el, &tag) || !s.Empty() {
 		return errors.New("value is not one DER element")
+	}
+	return nil
+}
+
+// checkSequence accepts exactly one DER SEQUENCE (a CertificateList).
+func checkSequence(v []byte) error {
+	s := cryptobyte.String(v)
+	var el cryptobyte.String
+	if !s.ReadASN1Element(&el, cbasn1.SEQUENCE) || !s.Empty() {
+		return errors.New("not one DER SEQUENCE")
 	}
 	return nil
 }

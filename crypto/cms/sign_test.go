@@ -13,6 +13,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"os"
 	"os/exec"
@@ -359,4 +360,118 @@ func imprintOutcome(ts *TimestampResult) Outcome {
 		}
 	}
 	return NotChecked
+}
+
+// CRLs go into the crls field, where openssl cms -verify -crl_check finds
+// the signer's revocation status; without them the same check fails.
+func TestSignCRLs(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "CRL CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(8),
+		Subject: pkix.Name{CommonName: "CRL Seal"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}, ca, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1),
+		ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, ca, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &signPKI{caFile: caFile}
+	content := []byte("Bescheid")
+	for _, tc := range []struct {
+		name string
+		crls [][]byte
+		want bool
+	}{{"with CRL", [][]byte{crl}, true}, {"without", nil, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			der, err := Sign(context.Background(), content, SignOptions{Signer: key, Certificates: [][]byte{leafDER, caDER},
+				CRLs: tc.crls, SigningTime: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sd, err := Parse(der)
+			if err != nil || len(sd.CRLs) != len(tc.crls) {
+				t.Fatalf("parse: %v, %d CRLs", err, len(sd.CRLs))
+			}
+			if r := sd.Verify(VerifyOptions{}).Signers[0]; !r.Valid {
+				t.Fatalf("checks %+v", r.Checks)
+			}
+			f := filepath.Join(dir, "sig.der")
+			if err := os.WriteFile(f, der, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command("openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", f, "-CAfile", p.caFile,
+				"-crl_check", "-out", os.DevNull).CombinedOutput()
+			if (err == nil) != tc.want {
+				t.Fatalf("openssl -crl_check: err %v, want success %v\n%s", err, tc.want, out)
+			}
+		})
+	}
+	if _, err := Sign(context.Background(), content, SignOptions{Signer: key, Certificates: [][]byte{leafDER}, CRLs: [][]byte{{0x04, 0x00}}}); err == nil {
+		t.Fatal("a CRL that is no SEQUENCE accepted")
+	}
+}
+
+// opaqueSigner hides the key's type, as a PKCS#11 key does, and records
+// the options Sign passes.
+type opaqueSigner struct {
+	inner crypto.Signer
+	opts  []crypto.SignerOpts
+}
+
+func (o *opaqueSigner) Public() crypto.PublicKey { return o.inner.Public() }
+func (o *opaqueSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	o.opts = append(o.opts, opts)
+	return o.inner.Sign(r, digest, opts)
+}
+
+// A crypto.Signer that is no *rsa.PrivateKey gets the PSS options it needs
+// (a token is asked for RSASSA-PSS by them), and a faulty one is caught.
+func TestSignOpaqueSigner(t *testing.T) {
+	o := &opaqueSigner{inner: rsaKeyOnce()}
+	p := newSignPKI(t, o)
+	der, err := Sign(context.Background(), []byte("x"), SignOptions{Signer: o, Certificates: [][]byte{p.leaf, p.ca}, PSS: true, Hash: crypto.SHA384})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pss, ok := o.opts[0].(*rsa.PSSOptions)
+	if len(o.opts) != 1 || !ok || pss.Hash != crypto.SHA384 || pss.SaltLength != rsa.PSSSaltLengthEqualsHash {
+		t.Fatalf("signer options %#v", o.opts)
+	}
+	sd, _ := Parse(der)
+	if r := sd.Verify(VerifyOptions{}).Signers[0]; !r.Valid {
+		t.Fatalf("checks %+v", r.Checks)
+	}
+	if ok, out := opensslVerify(t, p, der, nil); !ok {
+		t.Fatalf("openssl:\n%s", out)
+	}
+	// A token that returns a wrong value is caught before the bytes leave.
+	bad := &faultySigner{o}
+	if _, err := Sign(context.Background(), []byte("x"), SignOptions{Signer: bad, Certificates: [][]byte{p.leaf}}); err == nil ||
+		!strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("faulty signer: %v", err)
+	}
+}
+
+type faultySigner struct{ crypto.Signer }
+
+func (f *faultySigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	sig, err := f.Signer.Sign(r, digest, opts)
+	if err == nil {
+		sig[len(sig)/2] ^= 0x01
+	}
+	return sig, err
 }

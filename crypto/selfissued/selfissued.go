@@ -255,3 +255,29 @@ func publicKeyEqual(a, b crypto.PublicKey) bool {
 	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && e.Equal(b)
 }
+
+// crlValidity is how long a demo CRL is current; the demo issues a fresh
+// one at every start and whenever a signature needs one.
+const crlValidity = 7 * 24 * time.Hour
+
+// CRL issues an empty CRL of the CA (nothing is ever revoked in the demo),
+// current from an hour ago for crlValidity, and writes it (DER) to path
+// when path is not empty. Evidence carries it so that a validator such as
+// DSS has revocation data offline.
+func (ca *CA) CRL(path string) ([]byte, error) {
+	now := time.Now()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:     big.NewInt(now.UnixMicro()),
+		ThisUpdate: now.Add(-time.Hour),
+		NextUpdate: now.Add(crlValidity),
+	}, ca.Cert, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("selfissued: issue CRL: %w", err)
+	}
+	if path != "" {
+		if err := os.WriteFile(path, der, 0o644); err != nil {
+			return nil, fmt.Errorf("selfissued: write %s: %w", path, err)
+		}
+	}
+	return der, nil
+}

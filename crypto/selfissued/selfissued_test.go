@@ -1,6 +1,7 @@
 package selfissued
 
 import (
+	"bytes"
 	"crypto/x509"
 	"os"
 	"path/filepath"
@@ -73,5 +74,28 @@ func TestIssueAndReload(t *testing.T) {
 	}
 	if _, err := LoadOrCreateCA(p("seal.pem"), p("ca-key.pem"), "x"); err == nil {
 		t.Fatal("CA key not matching the certificate accepted")
+	}
+}
+
+func TestCRL(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), "Demo CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := ca.CRL(filepath.Join(dir, "ca.crl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crl.CheckSignatureFrom(ca.Cert); err != nil || len(crl.RevokedCertificateEntries) != 0 ||
+		!crl.NextUpdate.After(crl.ThisUpdate) {
+		t.Fatalf("CRL: %v, %d entries, %v..%v", err, len(crl.RevokedCertificateEntries), crl.ThisUpdate, crl.NextUpdate)
+	}
+	if onDisk, _ := os.ReadFile(filepath.Join(dir, "ca.crl")); !bytes.Equal(onDisk, der) {
+		t.Fatal("ca.crl differs from the CRL returned")
 	}
 }

@@ -74,6 +74,9 @@ type Config struct {
 	// Certificates are DER: the TSA certificate first (with the critical
 	// timeStamping EKU), then its chain, all included when certReq is set.
 	Certificates [][]byte
+	// CRLs (DER) go into tokens with the certificates, so that the TSA
+	// certificate's status can be checked offline.
+	CRLs [][]byte
 	// Policy is the TSA policy OID put in every TSTInfo; a request asking
 	// for another policy is refused (unacceptedPolicy).
 	Policy asn1.ObjectIdentifier
@@ -211,7 +214,7 @@ func (s *Server) token(ctx context.Context, h crypto.Hash, digest []byte, nonce 
 		return nil, err
 	}
 	tok, err := cms.Sign(ctx, info, cms.SignOptions{
-		Signer: s.cfg.Signer, Certificates: s.cfg.Certificates, OmitCertificates: omitCerts,
+		Signer: s.cfg.Signer, Certificates: s.cfg.Certificates, CRLs: s.cfg.CRLs, OmitCertificates: omitCerts,
 		Hash: s.cfg.Hash, ContentType: cms.OIDTSTInfo, SigningTime: genTime,
 	})
 	if err != nil {

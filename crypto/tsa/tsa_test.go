@@ -31,7 +31,7 @@ type fixture struct {
 	url    string
 }
 
-func newFixture(t *testing.T, dir string, clock func() time.Time) *fixture {
+func newFixture(t testing.TB, dir string, clock func() time.Time) *fixture {
 	t.Helper()
 	ca, err := selfissued.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), "Test CA")
 	if err != nil {
@@ -63,7 +63,7 @@ func newFixture(t *testing.T, dir string, clock func() time.Time) *fixture {
 	return &fixture{dir: dir, caFile: ca.CertFile, srv: srv, url: hs.URL}
 }
 
-func openssl(t *testing.T, dir string, args ...string) (string, error) {
+func openssl(t testing.TB, dir string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command("openssl", args...)
 	cmd.Dir = dir

@@ -82,7 +82,11 @@ type EvidenceConfig struct {
 type SigningKey struct {
 	Signer       crypto.Signer
 	Certificates [][]byte
-	close        func() error
+	// CRLs (DER) are current revocation data for Certificates, to embed
+	// in what is signed (cms.SignOptions.CRLs): the demo CA's fresh CRL
+	// for self-issued keys, none otherwise.
+	CRLs  [][]byte
+	close func() error
 }
 
 // Close releases a token key; a file key needs nothing.
@@ -145,6 +149,20 @@ func (c *Config) DemoCA() (*selfissued.CA, error) {
 	return selfissued.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), "Poststelle Demo CA")
 }
 
+// demoCRL issues a fresh CRL of the demo CA and writes it beside the
+// anchor (<data_dir>/demo-ca/ca.crl) for auditors.
+func (c *Config) demoCRL() ([][]byte, error) {
+	ca, err := c.DemoCA()
+	if err != nil {
+		return nil, err
+	}
+	crl, err := ca.CRL(filepath.Join(filepath.Dir(ca.CertFile), "ca.crl"))
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{crl}, nil
+}
+
 // OpenSeal opens the evidence seal (evidence.seal), issuing the demo seal
 // certificate first in the demo set-up. It returns nil, nil when no seal
 // is configured.
@@ -168,6 +186,11 @@ func (c *Config) OpenSeal(ctx context.Context, logger *slog.Logger) (*SigningKey
 	k, err := c.Evidence.Seal.Open(ctx, logger)
 	if err != nil {
 		return nil, fmt.Errorf("evidence.seal: %w", err)
+	}
+	if c.demo {
+		if k.CRLs, err = c.demoCRL(); err != nil {
+			return nil, fmt.Errorf("evidence.seal: %w", err)
+		}
 	}
 	return k, nil
 }
@@ -270,8 +293,17 @@ func (g *Gateway) buildTSAServer(ctx context.Context, cfg *Config) (*Config, err
 		return nil, fmt.Errorf("tsa_server: %w", err)
 	}
 	g.tsaKey = key
+	if s.selfIssued {
+		// The demo CA's CRL goes into every token with the certificates,
+		// so that DSS reaches a verdict on the TSA certificate offline.
+		// It is issued at start and current for a week; restart a demo
+		// that runs longer.
+		if key.CRLs, err = cfg.demoCRL(); err != nil {
+			return nil, fmt.Errorf("tsa_server: %w", err)
+		}
+	}
 	policy, _ := parseOID(s.Policy) // validated at load
-	srv, err := tsa.New(tsa.Config{Signer: key.Signer, Certificates: key.Certificates, Policy: policy,
+	srv, err := tsa.New(tsa.Config{Signer: key.Signer, Certificates: key.Certificates, CRLs: key.CRLs, Policy: policy,
 		Serials: &tsa.SerialFile{Path: filepath.Join(s.Dir, "serial")}, Accuracy: s.Accuracy,
 		Logger: g.logger.With("component", "tsa")})
 	if err != nil {
