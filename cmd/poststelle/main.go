@@ -50,6 +50,8 @@ Usage:
   poststelle log prove --stream ID [flags]   prove one message's events are in the log
   poststelle log check-proof --key PUB FILE  verify such a proof offline
   poststelle log head [--out FILE]           the signed tree head, to keep for log verify --head
+  poststelle evidence ID --out FILE          the evidence bundle of one message (ASiC-E, sealed)
+  poststelle evidence verify FILE [--key PUB] [--trust PEM]  check a bundle offline
   poststelle keys init [--config FILE]       create the gateway's signing key
   poststelle bench [flags]                   measure append and verify rates
   poststelle route test --config FILE MSG.eml show which offices a message goes to, and why
@@ -107,6 +109,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runRoute(rest, stdout, stderr)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr)
+	case "evidence":
+		return runEvidence(ctx, rest, stdout, stderr)
 	case "hash-password":
 		return runHashPassword(os.Stdin, stdout, stderr)
 	case "ready":

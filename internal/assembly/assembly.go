@@ -238,6 +238,8 @@ type Gateway struct {
 	// gateway.EvidenceRecorder), linked through projection.References.
 	evidence *gateway.EvidenceRecorder
 	office   *officeapi.Wiring
+	// bundle makes evidence bundles for the office API and the web UI.
+	bundle officeapi.BundleFunc
 	// inbound are the running inbound channels.
 	inbound map[gateway.Channel]gateway.Inbound
 	// outboundNames are the channels answers can go out on.
@@ -314,10 +316,15 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	if err != nil {
 		return nil, err
 	}
+	bundle, err := bundleFunc(ctx, cfg, g.Stores, deps.Version, logger)
+	if err != nil {
+		return nil, err
+	}
+	g.bundle = bundle
 	office, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: cfg.Offices, RulesFile: cfg.Routing.Rules,
 		RoutingAfterVerification: cfg.Routing.AfterVerification, API: cfg.OfficeAPI, DataDir: cfg.DataDir},
 		officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant, Notice: notice,
-			Plan: policy.Plan, Ready: g.ready.Check, Owns: owner.owns()})
+			Plan: policy.Plan, Ready: g.ready.Check, Owns: owner.owns(), Bundle: bundle})
 	if err != nil {
 		return nil, fmt.Errorf("offices: %w", err)
 	}
@@ -427,7 +434,7 @@ func (g *Gateway) buildWebUI(ctx context.Context, runner *projection.Runner, off
 	audited, _ := g.log.(integrity.AuditedLog)
 	ui, err := webui.New(*g.cfg.WebUI, webui.Deps{Log: g.log, DB: g.state, Blobs: g.blobs, Directory: office.Directory,
 		Notifier: office.Notifier, Logger: g.logger.With("component", "webui"), Tenant: g.cfg.Tenant, Plan: plan,
-		PublicKey: g.signer.Public(), Audited: audited})
+		PublicKey: g.signer.Public(), Audited: audited, Bundle: g.bundle})
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,8 @@ func newTestEnvWith(t *testing.T, plan replies.PlanFunc, now func() time.Time) *
 	n := offices.NewNotifier()
 	e.inbox = offices.Inbox{Notifier: n}
 	e.runner = &projection.Runner{Log: g.Log, DB: g.State, Registry: gateway.NewRegistry()}
-	s, err := New(Config{MaxReplyBytes: 4096, MaxWait: 5 * time.Second}, Deps{Log: g.Log, DB: g.State, Blobs: g.Blobs, Directory: e.dir, Notifier: n, Plan: plan, Now: now})
+	s, err := New(Config{MaxReplyBytes: 4096, MaxWait: 5 * time.Second}, Deps{Log: g.Log, DB: g.State, Blobs: g.Blobs, Directory: e.dir, Notifier: n, Plan: plan, Now: now,
+		Bundle: fakeBundle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +209,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/offices/{o}/messages/{s}/raw", "", read, true},
 		{"GET", "/offices/{o}/messages/{s}/parts/2", "", read, true},
 		{"GET", "/offices/{o}/messages/{s}/report", "", read, true},
+		{"GET", "/offices/{o}/messages/{s}/bundle", "", read, true},
 		{"GET", "/offices/{o}/events?since=0", "", read, true},
 		{"POST", "/offices/{o}/messages/{s}/ack", "", act, true},
 		{"POST", "/offices/{o}/messages/{s}/replies", `{"body":"Danke"}`, act, true},

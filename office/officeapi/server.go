@@ -95,6 +95,9 @@ type Deps struct {
 	Plan replies.PlanFunc
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Bundle writes a message's evidence bundle (gateway/evidencebundle)
+	// for GET .../bundle; nil answers 503.
+	Bundle BundleFunc
 	// Ready decides GET /readyz: nil is ready (metrics.Readiness.Check in
 	// serve). Without it /readyz answers like /healthz.
 	Ready func(context.Context) error
@@ -148,6 +151,7 @@ func (s *Server) endpoints() []endpoint {
 		{"GET /offices/{office}/messages/{stream}/raw", s.officeRead(s.downloadRaw)},
 		{"GET /offices/{office}/messages/{stream}/parts/{part}", s.officeRead(s.downloadPart)},
 		{"GET /offices/{office}/messages/{stream}/report", s.officeRead(s.downloadReport)},
+		{"GET /offices/{office}/messages/{stream}/bundle", s.officeRead(s.downloadBundle)},
 		{"GET /offices/{office}/messages/{stream}/evidence", s.officeRead(s.evidenceHTML)},
 		{"GET /offices/{office}/messages/{stream}/evidence/{event}", s.officeRead(s.downloadEvidence)},
 		{"POST /offices/{office}/messages/{stream}/ack", s.officeAct(s.acknowledge)},

@@ -56,6 +56,8 @@ type WiringDeps struct {
 	Notice io.Writer
 	// Ready decides GET /readyz (see Deps.Ready).
 	Ready func(context.Context) error
+	// Bundle makes evidence bundles (see Deps.Bundle).
+	Bundle BundleFunc
 	// Owns limits webhook retries to the streams this process owns (see
 	// outbox.Deps.Owns); nil owns all.
 	Owns outbox.OwnsFunc
@@ -143,7 +145,7 @@ func Wire(cfg WiringConfig, deps WiringDeps) (*Wiring, error) {
 		w.Handlers = append(w.Handlers, w.Webhooks.Handler())
 	}
 	w.Server, err = New(cfg.API, Deps{Log: deps.Log, DB: deps.DB, Blobs: deps.Blobs, Directory: w.Directory,
-		Notifier: w.Notifier, Logger: deps.Logger, Tenant: deps.Tenant, Plan: deps.Plan, Ready: deps.Ready})
+		Notifier: w.Notifier, Logger: deps.Logger, Tenant: deps.Tenant, Plan: deps.Plan, Ready: deps.Ready, Bundle: deps.Bundle})
 	if err != nil {
 		return nil, err
 	}

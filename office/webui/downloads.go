@@ -6,7 +6,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/poststelle/poststelle/eventstore/blob"
@@ -126,6 +128,49 @@ func (s *Server) downloadProof(w http.ResponseWriter, r *request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(proof)
+}
+
+// downloadBundle sends the message's evidence bundle, made into a
+// temporary file first so that a failure is an error page and not a
+// truncated container.
+func (s *Server) downloadBundle(w http.ResponseWriter, r *request) {
+	v, ok := s.receipt(w, r)
+	if !ok {
+		return
+	}
+	if s.deps.Bundle == nil {
+		s.fail(w, r, http.StatusNotFound, "error.notfound")
+		return
+	}
+	httpserve.SetWriteDeadline(w, downloadDeadline)
+	tmp, err := os.CreateTemp("", "poststelle-bundle-*")
+	if err != nil {
+		s.internal(w, r, "bundle", err)
+		return
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if err := s.deps.Bundle(r.Context(), v.Hit.Tenant, v.Hit.Stream, tmp); err != nil {
+		s.internal(w, r, "bundle", err)
+		return
+	}
+	size, err := tmp.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		s.internal(w, r, "bundle", err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/vnd.etsi.asic-e+zip")
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": "evidence-" + v.Hit.Stream + ".asice"}))
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, tmp); err != nil {
+		s.deps.Logger.Warn("web UI: bundle download ended early", "path", r.URL.Path, "err", err)
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // sendBlob streams a stored blob; the store checks its hash as it streams,

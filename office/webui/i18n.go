@@ -168,6 +168,8 @@ var catalogue = map[string][2]string{
 	"message.parts":          {"Bestandteile", "Parts"},
 	"message.download":       {"Herunterladen", "Download"},
 	"message.raw":            {"Originalnachricht (.eml)", "Original message (.eml)"},
+	"message.bundle":         {"Beweispaket (ASiC-E)", "Evidence bundle (ASiC-E)"},
+	"message.bundle.title":   {"Eine Datei, die Eingang, Prüfung und Verlauf belegt, ohne Poststelle prüfbar", "One file that proves receipt, verification and history, checkable without Poststelle"},
 	"message.report":         {"Prüfprotokoll", "Prüfprotokoll (verification report)"},
 	"message.reportopen":     {"Prüfprotokoll öffnen", "Open the Prüfprotokoll"},
 	"message.reportjson":     {"Bericht (JSON)", "Report (JSON)"},

@@ -43,6 +43,7 @@ type messageView struct {
 	Acknowledged bool
 	CanNote      bool
 	CanProve     bool
+	CanBundle    bool
 	Key          string
 }
 
@@ -68,7 +69,8 @@ func (s *Server) message(w http.ResponseWriter, r *request) {
 
 func (s *Server) loadMessage(r *request, h Hit) (*messageView, error) {
 	ctx := r.Context()
-	v := &messageView{Hit: h, Key: randomToken(), CanNote: noteRoles(r.p()), CanProve: auditRoles(r.p()) && s.deps.Audited != nil}
+	v := &messageView{Hit: h, Key: randomToken(), CanNote: noteRoles(r.p()), CanProve: auditRoles(r.p()) && s.deps.Audited != nil,
+		CanBundle: s.deps.Bundle != nil}
 	evs, err := s.deps.Log.ReadStream(ctx, h.Tenant, h.Stream)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", h.Stream, err)

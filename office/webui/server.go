@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -72,7 +73,10 @@ type Deps struct {
 	// them the overview says the log was not checked.
 	PublicKey crypto.PublicKey
 	Audited   integrity.AuditedLog
-	Now       func() time.Time
+	// Bundle writes a message's evidence bundle (gateway/evidencebundle's
+	// Builder.Build); nil offers none.
+	Bundle func(ctx context.Context, tenant, stream string, w io.Writer) error
+	Now    func() time.Time
 }
 
 // Server is the web UI.
@@ -192,6 +196,7 @@ func (s *Server) routes() {
 		{"GET /messages/{stream}/report", anyone, s.downloadReport},
 		{"GET /messages/{stream}/evidence/{event}", anyone, s.downloadEvidence},
 		{"GET /messages/{stream}/proof", auditRoles, s.downloadProof},
+		{"GET /messages/{stream}/bundle", anyone, s.downloadBundle},
 		{"POST /messages/{stream}/ack", officeMembers, s.acknowledge},
 		{"POST /messages/{stream}/answer", officeMembers, s.answer},
 		{"POST /messages/{stream}/eeb", officeMembers, s.answerEEB},

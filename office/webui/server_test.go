@@ -75,7 +75,11 @@ func newTestEnvWith(t *testing.T, cfg Config, logger *slog.Logger) *testEnv {
 		}
 	}
 	s, err := New(cfg, Deps{Log: g.Log, DB: g.State, Blobs: g.Blobs, Directory: dir, Notifier: n, Plan: policy.Plan,
-		Logger: logger, Audited: g.Log, PublicKey: gatewaytest.Key.Public()})
+		Logger: logger, Audited: g.Log, PublicKey: gatewaytest.Key.Public(),
+		Bundle: func(_ context.Context, tenant, stream string, w io.Writer) error {
+			_, err := io.WriteString(w, "bundle of "+tenant+"/"+stream)
+			return err
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +221,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"/messages/" + sb + "/parts/2", want{"member-a": no, "post": no, "root": ok, "pruefer": ok}},
 		{"/messages/" + sb + "/report", want{"member-a": no, "post": no, "root": ok, "pruefer": ok}},
 		{"/messages/" + sb + "/raw", want{"member-a": no, "post": no, "root": ok, "pruefer": ok}},
+		{"/messages/" + sb + "/bundle", want{"member-a": no, "post": no, "root": ok, "pruefer": ok}},
+		{"/messages/" + sa + "/bundle", want{"member-a": ok, "post": no}},
 		{"/messages/" + sa + "/proof", want{"member-a": no, "post": no}},
 	}
 	posts := []struct {
@@ -514,5 +520,21 @@ func TestProofExportAndIntegrity(t *testing.T) {
 	e.ui.verifyOnce(context.Background())
 	if _, page := aud.get("/audit"); !strings.Contains(page, `integrity-ok">intact`) {
 		t.Fatal("the audit page does not report the verified log intact")
+	}
+}
+
+func TestBundleLinkAndDownload(t *testing.T) {
+	e := newTestEnv(t)
+	e.seed("201", "a")
+	s := e.streams["201"]
+	b := e.browser("")
+	if code := b.login("member-a", password); code != http.StatusSeeOther {
+		t.Fatalf("login answered %d", code)
+	}
+	if code, page := b.get("/messages/" + s); code != http.StatusOK || !strings.Contains(page, `href="/messages/`+s+`/bundle"`) {
+		t.Fatalf("message page %d has no bundle link", code)
+	}
+	if code, body := b.get("/messages/" + s + "/bundle"); code != http.StatusOK || body != "bundle of default/"+s {
+		t.Fatalf("bundle: %d %q", code, body)
 	}
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Evidence bundle integration test: builds the poststelle binary, starts
+# `poststelle serve` with a test TSA for receipt timestamps, receives a
+# message over SMTP, downloads its evidence bundle from the office API and
+# makes one with `poststelle evidence`, and checks both with
+# `poststelle evidence verify` and with the EU DSS validator
+# (test/integration/dss, built on first use), intact and with one byte
+# changed. DSS is a peer, so the test holds the shared peers lock.
+#
+#   test/integration/evidence/run.sh [go test flags]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+# test/setup.sh names every Debian package the tests use; quick when all are there.
+bash "$repo/test/setup.sh" >/dev/null
+lock=/tmp/poststelle-peers.lock
+if [[ -z "${POSTSTELLE_PEERS_LOCKED:-}" ]]; then
+	export POSTSTELLE_PEERS_LOCKED=1
+	exec flock "$lock" "$0" "$@"
+fi
+if [[ ! -f "$repo/test/integration/dss/validator/target/dss-oracle-1.0.jar" ]]; then
+	bash "$repo/test/integration/dss/build.sh"
+fi
+cd "$repo"
+exec go test -tags integration -count=1 "$@" ./test/integration/evidence/
