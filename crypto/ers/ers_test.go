@@ -11,68 +11,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststelle/poststelle/crypto/cert"
 	"github.com/poststelle/poststelle/crypto/ers"
 	"github.com/poststelle/poststelle/crypto/ers/erstest"
 	"github.com/poststelle/poststelle/crypto/trust"
 )
 
-const year = 365 * 24 * time.Hour
+const year = erstest.Year
 
-// lifecycle is a record's life: built at T0 by TSA 1, its timestamp renewed
-// ten years on by TSA 2 under a new CA, then its hash tree renewed to
-// SHA-512 an hour later.
+// lifecycle is erstest's simulated life of three records.
 type lifecycle struct {
-	t0                       time.Time
+	*erstest.Life
 	data                     [][]byte
 	store                    *trust.Store
 	built, renewed, rehashed []*ers.EvidenceRecord
-	tsa1, tsa2               *erstest.TSA
 }
 
 func newLifecycle(t *testing.T, t0 time.Time) *lifecycle {
 	t.Helper()
-	ctx := context.Background()
-	day := 24 * time.Hour
-	ca1, err := erstest.NewCA("Test Root 2026", t0.Add(-day), t0.Add(30*year))
+	data := [][]byte{[]byte("Antrag auf Akteneinsicht\n"), []byte("Bescheid vom 3. Dezember\n"), []byte("Widerspruch\n")}
+	l, err := erstest.NewLife(context.Background(), t0, data)
 	must(t, err)
-	tsa1, err := ca1.NewTSA("Test TSA 1", t0.Add(-day), t0.Add(10*year+60*day))
-	must(t, err)
-	ca2, err := erstest.NewCA("Test Root 2036", t0.Add(10*year-day), t0.Add(40*year))
-	must(t, err)
-	tsa2, err := ca2.NewTSA("Test TSA 2", t0.Add(10*year-day), t0.Add(20*year))
-	must(t, err)
-	store := trust.NewStore()
-	for _, ca := range []*erstest.CA{ca1, ca2} {
-		c, err := cert.Parse(ca.Cert.Raw)
-		must(t, err)
-		store.AddCertificate(c, ca.Cert.Subject.CommonName)
-	}
-	l := &lifecycle{t0: t0, store: store, tsa1: tsa1, tsa2: tsa2,
-		data: [][]byte{[]byte("Antrag auf Akteneinsicht\n"), []byte("Bescheid vom 3. Dezember\n"), []byte("Widerspruch\n")}}
-
-	tsa1.Now = func() time.Time { return t0 }
-	var digests [][]byte
-	for _, d := range l.data {
-		s := sha256.Sum256(d)
-		digests = append(digests, s[:])
-	}
-	l.built, err = ers.Build(ctx, tsa1, crypto.SHA256, digests)
-	must(t, err)
-
-	tsa2.Now = func() time.Time { return t0.Add(10 * year) }
-	l.renewed, err = ers.TimestampRenewal(ctx, tsa2, l.built...)
-	must(t, err)
-
-	tsa2.Now = func() time.Time { return t0.Add(10*year + time.Hour) }
-	var items []ers.RenewalItem
-	for i, d := range l.data {
-		s := sha512.Sum512(d)
-		items = append(items, ers.RenewalItem{Record: l.renewed[i], Digest: s[:]})
-	}
-	l.rehashed, err = ers.HashTreeRenewal(ctx, tsa2, crypto.SHA512, items...)
-	must(t, err)
-	return l
+	return &lifecycle{Life: l, data: data, store: l.Store, built: l.Built, renewed: l.Renewed, rehashed: l.Rehashed}
 }
 
 func must(t *testing.T, err error) {

@@ -79,8 +79,14 @@ type TSA struct {
 	Key  *ecdsa.PrivateKey
 	Cert *x509.Certificate
 	// Now is the TSA's clock.
-	Now    func() time.Time
+	Now func() time.Time
+	// NoCRL leaves the CA's CRL out of the tokens. By default each token
+	// carries a CRL of the TSA's CA issued at the token's time, as DSS
+	// wants revocation data for a TSA certificate and validates offline.
+	NoCRL  bool
+	ca     *CA
 	serial atomic.Int64
+	crlNum atomic.Int64
 }
 
 // NewTSA issues a TSA certificate (critical timeStamping EKU as RFC 3161
@@ -110,7 +116,18 @@ func (ca *CA) NewTSA(name string, notBefore, notAfter time.Time) (*TSA, error) {
 		return nil, err
 	}
 	start := notBefore.Add(time.Hour)
-	return &TSA{Key: key, Cert: c, Now: func() time.Time { return start }}, nil
+	return &TSA{Key: key, Cert: c, Now: func() time.Time { return start }, ca: ca}, nil
+}
+
+// crl is the CA's empty CRL issued at now, valid for a week.
+func (a *TSA) crl(now time.Time) ([]byte, error) {
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(a.crlNum.Add(1)), ThisUpdate: now, NextUpdate: now.Add(7 * 24 * time.Hour),
+	}, a.ca.Cert, a.ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("erstest: CRL: %w", err)
+	}
+	return der, nil
 }
 
 // Stamp implements ers.Stamper without a network.
@@ -173,12 +190,19 @@ func (a *TSA) token(alg, hashed []byte, nonce *big.Int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.sign(tst)
+	var crl []byte
+	if !a.NoCRL {
+		if crl, err = a.crl(a.Now()); err != nil {
+			return nil, err
+		}
+	}
+	return a.sign(tst, crl)
 }
 
 // sign wraps a TSTInfo into a CMS SignedData with content-type,
-// message-digest and signing-certificate-v2 signed attributes.
-func (a *TSA) sign(info []byte) ([]byte, error) {
+// message-digest and signing-certificate-v2 signed attributes, and the CRL
+// (if any) among the SignedData's crls.
+func (a *TSA) sign(info, crl []byte) ([]byte, error) {
 	md := sha256.Sum256(info)
 	ch := sha256.Sum256(a.Cert.Raw)
 	attr := func(oid asn1.ObjectIdentifier, value func(*cryptobyte.Builder)) []byte {
@@ -230,6 +254,9 @@ func (a *TSA) sign(info []byte) ([]byte, error) {
 					b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddASN1OctetString(info) })
 				})
 				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(a.Cert.Raw) })
+				if crl != nil {
+					b.AddASN1(cbasn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(crl) })
+				}
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 						b.AddASN1Int64(1)
