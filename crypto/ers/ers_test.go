@@ -248,3 +248,30 @@ func TestHTTPStamper(t *testing.T) {
 		t.Fatal("digest of the wrong size accepted")
 	}
 }
+
+// TestRevokedTSA: TSA 1's key is compromised a day after the record was
+// built; its renewal a day later (by the same TSA, whose token carries the
+// CRL) cannot save it, and the CRL in the token is what tells.
+func TestRevokedTSA(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Second)
+	l := newLifecycle(t, t0)
+	day := 24 * time.Hour
+	l.CA1.Revoke(l.TSA1, t0.Add(day))
+	l.TSA1.Now = func() time.Time { return t0.Add(2 * day) }
+	renewed, err := ers.TimestampRenewal(ctx, l.TSA1, l.built[0])
+	must(t, err)
+	r, err := roundTrip(t, renewed[0]).Verify(ers.VerifyOptions{Data: l.data[0], Trust: l.store, Time: t0.Add(3 * day)})
+	must(t, err)
+	if r.Valid || !strings.Contains(problems(r), "revoked at") {
+		t.Fatalf("revoked TSA accepted: %s", problems(r))
+	}
+	t.Log(problems(r))
+	// The records renewed by TSA 2 carry no CRL with the revocation (their
+	// tokens predate it): they still verify, as DSS would find too.
+	r, err = l.renewed[0].Verify(ers.VerifyOptions{Data: l.data[0], Trust: l.store, Time: t0.Add(10*year + time.Hour)})
+	must(t, err)
+	if !r.Valid {
+		t.Fatalf("renewed record: %s", problems(r))
+	}
+}

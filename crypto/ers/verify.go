@@ -62,8 +62,12 @@ type Result struct {
 // renewal). Each timestamp must verify (RFC 3161, crypto/tsp), with genTimes
 // in order, and its TSA certificate chain must lead to opts.Trust and be
 // valid both at its genTime and at the time the next timestamp took over.
-// Revocation of TSA certificates is not checked: the record carries no
-// revocation data unless cryptoInfos hold some, which is not read yet.
+// Revocation of TSA certificates is checked against the CRLs embedded in
+// the record's timestamp tokens (any token's, so that a renewal token may
+// bring the previous TSA's): a TSA certificate revoked before its
+// timestamp was renewed fails. Missing revocation data is not held against
+// a timestamp, nor stale data (DSS's default policy does the same); OCSP
+// responses and cryptoInfos are not read yet.
 //
 // An error means the record cannot be checked (unsupported features, bad
 // options); a record that fails verification gives a Result with Valid false.
@@ -107,6 +111,7 @@ func (er *EvidenceRecord) Verify(opts VerifyOptions) (*Result, error) {
 			all = append(all, ref{c, i})
 		}
 	}
+	crls := er.embeddedCRLs()
 	var prevGen time.Time
 	for k, r := range all {
 		ch := er.Chains[r.c]
@@ -156,7 +161,7 @@ func (er *EvidenceRecord) Verify(opts VerifyOptions) (*Result, error) {
 				}
 				if tr.TSACertificate != nil {
 					sr.TSA = tr.TSACertificate.Subject.String()
-					checkTSA(opts, tr, sr.GenTime, sr.CheckedAt, problem)
+					checkTSA(opts, tr, crls, sr.GenTime, sr.CheckedAt, problem)
 				}
 			}
 		}
@@ -188,9 +193,10 @@ func (er *EvidenceRecord) Verify(opts VerifyOptions) (*Result, error) {
 
 // checkTSA validates the TSA certificate chain at the token's genTime and
 // at the time the next archive timestamp took over.
-func checkTSA(opts VerifyOptions, tr *tsp.Result, gen, until time.Time, problem func(string, ...any)) {
+func checkTSA(opts VerifyOptions, tr *tsp.Result, crls []*trust.CRL, gen, until time.Time, problem func(string, ...any)) {
 	for _, t := range []time.Time{gen, until} {
-		v := opts.Trust.Validate(trust.Input{Leaf: tr.TSACertificate, Intermediates: tr.Certificates, Time: t, RevocationOptional: true})
+		v := opts.Trust.Validate(trust.Input{Leaf: tr.TSACertificate, Intermediates: tr.Certificates, CRLs: crls, Time: t,
+			RevocationOptional: true, IgnoreRevocationFreshness: true})
 		if v.Indication != trust.Passed {
 			var why []string
 			for _, c := range v.Checks {
@@ -207,6 +213,28 @@ func checkTSA(opts VerifyOptions, tr *tsp.Result, gen, until time.Time, problem 
 			problem("TSA key: %s", why)
 		}
 	}
+}
+
+// embeddedCRLs are the CRLs of all the record's timestamp tokens; ones
+// that do not parse are skipped (they cannot vouch for anything, and the
+// token's signature covers none of them).
+func (er *EvidenceRecord) embeddedCRLs() []*trust.CRL {
+	var out []*trust.CRL
+	seen := map[string]bool{}
+	for _, c := range er.Chains {
+		for _, a := range c.Stamps {
+			for _, raw := range a.Token.SignedData.CRLs {
+				if seen[string(raw)] {
+					continue
+				}
+				seen[string(raw)] = true
+				if crl, err := trust.ParseCRL(raw); err == nil {
+					out = append(out, crl)
+				}
+			}
+		}
+	}
+	return out
 }
 
 func (er *EvidenceRecord) listsAlgorithms() bool {

@@ -22,6 +22,7 @@ import (
 	"math/big"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,17 @@ import (
 type CA struct {
 	Key  *ecdsa.PrivateKey
 	Cert *x509.Certificate
+
+	mu      sync.Mutex
+	revoked []x509.RevocationListEntry
+}
+
+// Revoke lists the TSA's certificate on the CA's CRLs issued from now on,
+// revoked at the given time (keyCompromise).
+func (ca *CA) Revoke(tsa *TSA, at time.Time) {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	ca.revoked = append(ca.revoked, x509.RevocationListEntry{SerialNumber: tsa.Cert.SerialNumber, RevocationTime: at, ReasonCode: 1})
 }
 
 func serial() *big.Int {
@@ -121,8 +133,12 @@ func (ca *CA) NewTSA(name string, notBefore, notAfter time.Time) (*TSA, error) {
 
 // crl is the CA's empty CRL issued at now, valid for a week.
 func (a *TSA) crl(now time.Time) ([]byte, error) {
+	a.ca.mu.Lock()
+	revoked := slices.Clone(a.ca.revoked)
+	a.ca.mu.Unlock()
 	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
 		Number: big.NewInt(a.crlNum.Add(1)), ThisUpdate: now, NextUpdate: now.Add(7 * 24 * time.Hour),
+		RevokedCertificateEntries: revoked,
 	}, a.ca.Cert, a.ca.Key)
 	if err != nil {
 		return nil, fmt.Errorf("erstest: CRL: %w", err)

@@ -3,7 +3,7 @@
 // timestamp renewed at T0+10y by TSA 2 under a new root, hash tree renewed
 // to SHA-512 an hour later) over three data objects and over a single one,
 // plus the negatives (a changed data byte, another data object, a changed
-// byte in a record). It writes them with the anchors and jobs.tsv to
+// byte in a record, a TSA revoked before its timestamp was renewed). It writes them with the anchors and jobs.tsv to
 // crypto/ers/testdata/dss. The outputs are committed: DSS's golden verdicts
 // refer to these exact bytes, so rerun it only together with the oracle
 // (test/integration/ers/run.sh --regen).
@@ -104,6 +104,19 @@ func run(dir string) error {
 		return err
 	}
 
+	// TSA 1's key compromised a day after T0; its own renewal a day later
+	// carries the CRL that says so.
+	day := 24 * time.Hour
+	life.CA1.Revoke(life.TSA1, t0.Add(day))
+	life.TSA1.Now = func() time.Time { return t0.Add(2 * day) }
+	revoked, err := ers.TimestampRenewal(ctx, life.TSA1, life.Built[0])
+	if err != nil {
+		return err
+	}
+	if _, err := writeER("revoked-renewed.ers", revoked[0]); err != nil {
+		return err
+	}
+
 	trust, strust := "root1.pem,root2.pem", "single-root1.pem,single-root2.pem"
 	today := t0.Add(time.Hour)
 	later := t0.Add(erstest.RehashedAt + time.Hour)
@@ -124,6 +137,7 @@ func run(dir string) error {
 		{"rehashed-changed-data", "rehashed-0.ers", "data-0-changed.txt", trust, later},
 		{"rehashed-wrong-object", "rehashed-0.ers", "data-2.txt", trust, later},
 		{"rehashed-changed-record", "rehashed-1-changed.ers", "data-1.txt", trust, later},
+		{"revoked-tsa", "revoked-renewed.ers", "data-0.txt", trust, t0.Add(3 * day)},
 		{"single-built-today", "single-built.ers", "single.txt", strust, today},
 		{"single-renewed-ten-years", "single-renewed.ers", "single.txt", strust, later},
 		{"single-rehashed-ten-years", "single-rehashed.ers", "single.txt", strust, later},
