@@ -25,6 +25,9 @@ import java.util.regex.Pattern;
  * check:   dss-oracle --check [--refresh] --jobs JOBS.tsv --corpus DIR --base DIR --out GOLDEN_DIR
  * </pre>
  *
+ * With --evidence-record, the SIGNATURE (or every job's signature) is a detached RFC 4998
+ * evidence record and the detached files are its data objects.
+ *
  * A batch validates many documents in one JVM because DSS's start-up dominates a
  * single run. The jobs file is tab-separated: name, signature, detached, trust,
  * at. Signature and detached paths are relative to --corpus, trust paths to
@@ -65,6 +68,7 @@ public final class Main {
         Path anchors = null;
         boolean check = false;
         boolean refresh = false;
+        boolean evidenceRecord = false;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             switch (a) {
@@ -78,6 +82,7 @@ public final class Main {
                 case "--dump-anchors" -> anchors = Paths.get(arg(args, ++i, a));
                 case "--check" -> check = true;
                 case "--refresh" -> refresh = true;
+                case "--evidence-record" -> evidenceRecord = true;
                 case "-h", "--help" -> throw new UsageException(usage());
                 default -> {
                     if (a.startsWith("--")) {
@@ -91,6 +96,7 @@ public final class Main {
             }
         }
         Oracle oracle = new Oracle(anchors);
+        single.evidenceRecord = evidenceRecord;
         if (jobs == null) {
             if (single.signature == null) {
                 throw new UsageException(usage());
@@ -106,11 +112,11 @@ public final class Main {
             throw new UsageException("--refresh needs --check");
         }
         if (check) {
-            return check(oracle, readJobs(jobs), corpus, base, outDir, refresh);
+            return check(oracle, readJobs(jobs, evidenceRecord), corpus, base, outDir, refresh);
         }
         Files.createDirectories(outDir);
         int failed = 0;
-        List<Job> list = readJobs(jobs);
+        List<Job> list = readJobs(jobs, evidenceRecord);
         for (Job j : list) {
             long t0 = System.nanoTime();
             Map<String, Object> res = oracle.validate(j, corpus, base, null);
@@ -214,7 +220,7 @@ public final class Main {
         return args[i];
     }
 
-    static List<Job> readJobs(Path file) throws IOException, UsageException {
+    static List<Job> readJobs(Path file, boolean evidenceRecord) throws IOException, UsageException {
         List<Job> jobs = new ArrayList<>();
         int n = 0;
         for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
@@ -232,6 +238,7 @@ public final class Main {
             j.detached = list(f[2]);
             j.trust = list(f[3]);
             j.at = f[4];
+            j.evidenceRecord = evidenceRecord;
             jobs.add(j);
         }
         return jobs;
@@ -266,8 +273,10 @@ public final class Main {
                 usage:
                   dss-oracle [--detached FILE|sha256:BASE64]... [--trust CERTFILE]... [--at RFC3339|now]
                              [--dump-anchors DIR] SIGNATURE
+                  dss-oracle --evidence-record [--detached DATAFILE]... [--trust CERTFILE]... [--at RFC3339|now] RECORD.ers
                   dss-oracle --jobs JOBS.tsv --corpus DIR --base DIR --out DIR [--dump-anchors DIR]
-                  dss-oracle --check [--refresh] --jobs JOBS.tsv --corpus DIR --base DIR --out GOLDEN_DIR""";
+                  dss-oracle --check [--refresh] --jobs JOBS.tsv --corpus DIR --base DIR --out GOLDEN_DIR
+                  (--evidence-record with --jobs: every job is an evidence record)""";
     }
 
     /** One validation request. */
@@ -277,9 +286,14 @@ public final class Main {
         List<String> detached = new ArrayList<>();
         List<String> trust = new ArrayList<>();
         String at;
+        /** The signature file is a detached RFC 4998 evidence record over the detached files. */
+        boolean evidenceRecord;
 
         Map<String, Object> describe() {
             Map<String, Object> m = new LinkedHashMap<>();
+            if (evidenceRecord) {
+                m.put("mode", "evidence-record");
+            }
             m.put("signature", signature);
             m.put("detached", detached);
             m.put("trust", trust);

@@ -2,11 +2,13 @@ package org.poststelle.dssoracle;
 
 import eu.europa.esig.dss.diagnostic.CertificateWrapper;
 import eu.europa.esig.dss.diagnostic.DiagnosticData;
+import eu.europa.esig.dss.diagnostic.EvidenceRecordWrapper;
 import eu.europa.esig.dss.diagnostic.SignatureWrapper;
 import eu.europa.esig.dss.diagnostic.TimestampWrapper;
 import eu.europa.esig.dss.diagnostic.jaxb.XmlDigestMatcher;
 import eu.europa.esig.dss.enumerations.DigestAlgorithm;
 import eu.europa.esig.dss.enumerations.TokenExtractionStrategy;
+import eu.europa.esig.dss.evidencerecord.common.validation.DefaultEvidenceRecordValidator;
 import eu.europa.esig.dss.jaxb.object.Message;
 import eu.europa.esig.dss.model.DSSDocument;
 import eu.europa.esig.dss.model.DigestDocument;
@@ -109,6 +111,9 @@ final class Oracle {
         cv.setTrustedCertSources(sources.toArray(new CertificateSource[0]));
 
         DSSDocument doc = new FileDocument(corpus.resolve(job.signature).toFile());
+        if (job.evidenceRecord) {
+            return runEvidenceRecord(job, corpus, at, cv, doc);
+        }
         SignedDocumentValidator v = SignedDocumentValidator.fromDocument(doc);
         v.setCertificateVerifier(cv);
         v.setValidationTime(at);
@@ -128,6 +133,27 @@ final class Oracle {
         }
         // A fresh default policy per job: DSS's policy objects cache results that
         // depend on the validation time, so a shared one leaks between jobs.
+        return v.validateDocument(ValidationPolicyLoader.fromDefaultValidationPolicy().create());
+    }
+
+    /**
+     * Validates a detached RFC 4998 evidence record against its data objects (DSS's
+     * dss-evidence-record-asn1). Detached files are the archived data objects.
+     */
+    private static Reports runEvidenceRecord(Main.Job job, Path corpus, Date at, CommonCertificateVerifier cv, DSSDocument doc) {
+        DefaultEvidenceRecordValidator v = DefaultEvidenceRecordValidator.fromDocument(doc);
+        v.setCertificateVerifier(cv);
+        v.setValidationTime(at);
+        v.setTokenExtractionStrategy(TokenExtractionStrategy.EXTRACT_CERTIFICATES_ONLY);
+        List<DSSDocument> detached = new ArrayList<>();
+        for (String d : job.detached) {
+            if (d.startsWith("sha256:")) {
+                detached.add(new DigestDocument(DigestAlgorithm.SHA256, d.substring("sha256:".length())));
+            } else {
+                detached.add(new FileDocument(corpus.resolve(d).toFile()));
+            }
+        }
+        v.setDetachedContents(detached);
         return v.validateDocument(ValidationPolicyLoader.fromDefaultValidationPolicy().create());
     }
 
@@ -204,6 +230,59 @@ final class Oracle {
             tsts.add(detachedTimestamp(sr, dd, id));
         }
         out.put("timestamps", tsts);
+        // Only present when DSS found evidence records, so that the other modes' output stays as it was.
+        List<Object> records = new ArrayList<>();
+        for (String id : sr.getEvidenceRecordIdList()) {
+            records.add(evidenceRecord(sr, dd, id));
+        }
+        if (!records.isEmpty()) {
+            out.put("evidenceRecords", records);
+        }
+    }
+
+    private static Map<String, Object> evidenceRecord(SimpleReport sr, DiagnosticData dd, String id) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        EvidenceRecordWrapper er = dd.getEvidenceRecordById(id);
+        m.put("id", id);
+        m.put("type", er == null ? null : name(er.getEvidenceRecordType()));
+        m.put("indication", name(sr.getIndication(id)));
+        m.put("subIndication", name(sr.getSubIndication(id)));
+        m.put("poeTime", time(sr.getEvidenceRecordPOE(id)));
+        if (er != null) {
+            m.put("structuralValid", er.isStructuralValidationValid());
+            m.put("digestMatchers", digestMatchers(er.getDigestMatchers()));
+        }
+        List<Object> ts = new ArrayList<>();
+        List<XmlTimestamp> xts = sr.getEvidenceRecordTimestamps(id);
+        if (xts != null) {
+            for (XmlTimestamp t : xts) {
+                TimestampWrapper tw = dd.getTimestampById(t.getId());
+                Map<String, Object> tm = timestamp(t, tw);
+                if (tw != null) {
+                    tm.put("chain", chain(tw.getCertificateChain()));
+                    tm.put("digestMatchers", digestMatchers(tw.getDigestMatchers()));
+                }
+                ts.add(tm);
+            }
+        }
+        m.put("timestamps", ts);
+        m.put("errors", messages(sr.getAdESValidationErrors(id)));
+        m.put("warnings", messages(sr.getAdESValidationWarnings(id)));
+        m.put("infos", messages(sr.getAdESValidationInfo(id)));
+        return m;
+    }
+
+    private static List<Object> digestMatchers(List<XmlDigestMatcher> list) {
+        List<Object> l = new ArrayList<>();
+        for (XmlDigestMatcher dm : list) {
+            Map<String, Object> d = new LinkedHashMap<>();
+            d.put("type", name(dm.getType()));
+            d.put("name", dm.getDocumentName());
+            d.put("found", dm.isDataFound());
+            d.put("intact", dm.isDataIntact());
+            l.add(d);
+        }
+        return l;
     }
 
     private static Map<String, Object> signature(SimpleReport sr, DiagnosticData dd, String id) {
