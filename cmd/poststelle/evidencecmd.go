@@ -17,14 +17,19 @@ import (
 )
 
 const evidenceUsage = `usage: poststelle evidence MESSAGE-ID --out FILE [--config FILE] [--db FILE] [--tenant T]
-       poststelle evidence verify FILE [--key gateway.pub] [--trust anchors.pem]...`
+       poststelle evidence verify FILE [--key gateway.pub] [--trust anchors.pem]...
+       poststelle evidence renew --dir DIR [--data DIR] [--tsa URL] [--hash SHA-512] [--dry-run]`
 
 // runEvidence is `poststelle evidence`: the evidence bundle of one message
 // (its stream id, as log replay and the office API name it), or with
-// verify the offline check of one.
+// verify the offline check of one, or with renew the renewal of RFC 4998
+// evidence records.
 func runEvidence(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "verify" {
 		return runEvidenceVerify(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "renew" {
+		return runEvidenceRenew(ctx, args[1:], stdout, stderr)
 	}
 	fs, cfgPath := newFlags("evidence", stderr)
 	lf := addLogFlags(fs, cfgPath)

@@ -60,7 +60,7 @@ func TestEvidenceRenew(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := runEvidenceRenew(ctx, c.args, &stdout, &stderr)
+			code := runEvidence(ctx, append([]string{"renew"}, c.args...), &stdout, &stderr)
 			if code != c.code || !strings.Contains(stdout.String(), c.out) {
 				t.Fatalf("exit %d (want %d), stdout %q, stderr %q", code, c.code, stdout.String(), stderr.String())
 			}

@@ -52,6 +52,7 @@ Usage:
   poststelle log head [--out FILE]           the signed tree head, to keep for log verify --head
   poststelle evidence ID --out FILE          the evidence bundle of one message (ASiC-E, sealed)
   poststelle evidence verify FILE [--key PUB] [--trust PEM]  check a bundle offline
+  poststelle evidence renew --dir DIR        renew RFC 4998 evidence records (timestamps, hash trees)
   poststelle keys init [--config FILE]       create the gateway's signing key
   poststelle bench [flags]                   measure append and verify rates
   poststelle route test --config FILE MSG.eml show which offices a message goes to, and why
