@@ -6,13 +6,11 @@
 package erstest
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -215,79 +213,17 @@ func (a *TSA) token(alg, hashed []byte, nonce *big.Int) ([]byte, error) {
 	return a.sign(tst, crl)
 }
 
-// sign wraps a TSTInfo into a CMS SignedData with content-type,
-// message-digest and signing-certificate-v2 signed attributes, and the CRL
+// sign wraps a TSTInfo into a CMS SignedData (cms.Sign: content-type,
+// message-digest and signing-certificate-v2 signed attributes) with the CRL
 // (if any) among the SignedData's crls.
 func (a *TSA) sign(info, crl []byte) ([]byte, error) {
-	md := sha256.Sum256(info)
-	ch := sha256.Sum256(a.Cert.Raw)
-	attr := func(oid asn1.ObjectIdentifier, value func(*cryptobyte.Builder)) []byte {
-		var b cryptobyte.Builder
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddASN1ObjectIdentifier(oid)
-			b.AddASN1(cbasn1.SET, value)
-		})
-		return b.BytesOrPanic()
+	opts := cms.SignOptions{Signer: a.Key, Certificates: [][]byte{a.Cert.Raw}, ContentType: cms.OIDTSTInfo}
+	if crl != nil {
+		opts.CRLs = [][]byte{crl}
 	}
-	attrs := [][]byte{
-		attr(cms.OIDAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(cms.OIDTSTInfo) }),
-		attr(cms.OIDAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(md[:]) }),
-		attr(cms.OIDAttrSigningCertificateV2, func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1OctetString(ch[:]) })
-				})
-			})
-		}),
-	}
-	slices.SortFunc(attrs, bytes.Compare) // DER orders a SET OF by encoding
-	var set cryptobyte.Builder
-	set.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-		for _, at := range attrs {
-			b.AddBytes(at)
-		}
-	})
-	setDER := set.BytesOrPanic()
-	var setBody cryptobyte.String
-	in := cryptobyte.String(setDER)
-	in.ReadASN1(&setBody, cbasn1.SET)
-	digest := sha256.Sum256(setDER)
-	sig, err := a.Key.Sign(rand.Reader, digest[:], crypto.SHA256)
+	tok, err := cms.Sign(context.Background(), info, opts)
 	if err != nil {
 		return nil, fmt.Errorf("erstest: sign: %w", err)
 	}
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(cms.OIDSignedData)
-		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1Int64(3)
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(sigalg.OIDDigestSHA256) })
-				})
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1ObjectIdentifier(cms.OIDTSTInfo)
-					b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddASN1OctetString(info) })
-				})
-				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(a.Cert.Raw) })
-				if crl != nil {
-					b.AddASN1(cbasn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(crl) })
-				}
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1Int64(1)
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							b.AddBytes(a.Cert.RawIssuer)
-							b.AddASN1BigInt(a.Cert.SerialNumber)
-						})
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(sigalg.OIDDigestSHA256) })
-						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(setBody) })
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(sigalg.OIDECDSAWithSHA256) })
-						b.AddASN1OctetString(sig)
-					})
-				})
-			})
-		})
-	})
-	return b.Bytes()
+	return tok, nil
 }
