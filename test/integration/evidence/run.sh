@@ -5,19 +5,16 @@
 # makes one with `poststelle evidence`, and checks both with
 # `poststelle evidence verify` and with the EU DSS validator
 # (test/integration/dss, built on first use), intact and with one byte
-# changed. DSS is a peer, so the test holds the shared peers lock.
+# changed. On a shared machine run it under the peers lock, like the other
+# scripts (a lock taken here would deadlock under make integration run
+# inside such a lock):
 #
-#   test/integration/evidence/run.sh [go test flags]
+#   flock /tmp/poststelle-peers.lock bash test/integration/evidence/run.sh [go test flags]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 # test/setup.sh names every Debian package the tests use; quick when all are there.
 bash "$repo/test/setup.sh" >/dev/null
-lock=/tmp/poststelle-peers.lock
-if [[ -z "${POSTSTELLE_PEERS_LOCKED:-}" ]]; then
-	export POSTSTELLE_PEERS_LOCKED=1
-	exec flock "$lock" "$0" "$@"
-fi
 if [[ ! -f "$repo/test/integration/dss/validator/target/dss-oracle-1.0.jar" ]]; then
 	bash "$repo/test/integration/dss/build.sh"
 fi
