@@ -34,7 +34,22 @@ var (
 	ErrTooLarge = errors.New("blob: content exceeds the size limit")
 	ErrCorrupt  = errors.New("blob: content does not match its hash")
 	ErrBadRef   = errors.New("blob: malformed reference")
+	// ErrErased is a blob whose key was destroyed at the end of its
+	// retention (crypto-shredding, eventstore/cryptblob): the reference is
+	// known, the bytes are gone for good. It is not ErrNotFound: a store
+	// that lost a blob is broken, one that erased it did its job.
+	ErrErased = errors.New("blob: content erased")
+	// ErrNotErasable is an Erase of a blob that cannot be shredded, such as
+	// one stored in plaintext before encryption at rest was switched on.
+	ErrNotErasable = errors.New("blob: content cannot be erased")
 )
+
+// Eraser is a store that can destroy a blob's content for good. Erase is
+// idempotent: erasing an erased blob succeeds. Afterwards every read of the
+// reference ends in ErrErased, on every node that shares the store.
+type Eraser interface {
+	Erase(ctx context.Context, ref Ref) error
+}
 
 // Backend is a content-addressed blob store. Every implementation passes
 // the suite in eventstore/blob/blobtest: Put streams (bounded memory for any
