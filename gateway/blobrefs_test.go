@@ -66,7 +66,7 @@ func TestBlobRefsListsEveryRef(t *testing.T) {
 			t.Errorf("%s lists unset references: %v", name, zero.BlobRefs())
 		}
 	}
-	if withRefs != 6 {
-		t.Errorf("%d payload types with blob references, want 6 (MessageReceived, ReplyRequested, ReplySent, SignaturesVerified, TimestampApplied, DeliveryEvidenceRecorded)", withRefs)
+	if withRefs != 7 {
+		t.Errorf("%d payload types with blob references, want 7 (MessageReceived, ReplyRequested, ReplySent, SignaturesVerified, TimestampApplied, DeliveryEvidenceRecorded, EvidenceRecordSaved)", withRefs)
 	}
 }

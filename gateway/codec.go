@@ -83,6 +83,7 @@ func NewRegistry() *Registry {
 		func() Payload { return &ReplyAttempted{} },
 		func() Payload { return &ReplyResendOrdered{} },
 		func() Payload { return &ReplyIDAssigned{} },
+		func() Payload { return &EvidenceRecordSaved{} },
 	} {
 		r.types[f().EventType()] = f
 	}

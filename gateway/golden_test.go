@@ -88,6 +88,9 @@ func goldenPayloads() []Payload {
 				Detail: "provider certificate from the configured trust"},
 			Reason: "retrieved by the recipient", Problems: []string{"header: duplicate X-de-mail-private-id"}},
 		&NoteAdded{By: "post1", Role: "mailroom", Office: "bauamt", Text: "Telefonisch mit dem Bauamt geklärt"},
+		&EvidenceRecordSaved{Object: PreservedObject{Kind: PreservedOriginal, Stream: "msg-1", Data: goldenRef}, Record: goldenRef,
+			Cause: RecordTimestampRenewal, Hash: "SHA-256", GenTime: goldenTime, TSA: "CN=Beispiel-TSA,O=Beispiel,C=DE",
+			NextDue: goldenTime.AddDate(2, 0, 0)},
 	}
 }
 
