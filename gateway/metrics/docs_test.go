@@ -25,7 +25,9 @@ func registered(t *testing.T) []string {
 		"poststelle_verification_signatures_total", "poststelle_verification_written_form_total", "poststelle_routing_routed_total",
 		"poststelle_delivery_total", "poststelle_answers_total", "poststelle_processing_failed_total", "poststelle_log_observed_offset",
 		"poststelle_blob_operation_seconds", "poststelle_blob_errors_total", "poststelle_log_end_offset",
-		"poststelle_projection_lag_events", "poststelle_handler_lag_events", "poststelle_consumer_group_assignment", "poststelle_eeb_tasks"} {
+		"poststelle_projection_lag_events", "poststelle_handler_lag_events", "poststelle_consumer_group_assignment", "poststelle_eeb_tasks",
+		"poststelle_evidence_records_total", "poststelle_evidence_records_next_due_timestamp_seconds",
+		"poststelle_evidence_records_last_run_timestamp_seconds"} {
 		if !slices.Contains(names, d) {
 			names = append(names, d)
 		}
