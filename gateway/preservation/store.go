@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/poststelle/poststelle/crypto/ers"
@@ -40,13 +41,11 @@ type Store struct {
 	// chains counts the chains of each record as loaded, to tell a
 	// timestamp renewal from a hash-tree renewal when it is saved.
 	chains map[string]int
-	// saved counts the records saved, by cause.
-	saved map[string]int
 }
 
 func newStore(j *Job, now time.Time, stamps *stampCache) *Store {
 	return &Store{db: j.deps.DB, blobs: j.deps.Blobs, log: j.deps.Log, tenant: j.deps.Tenant, policy: j.policy,
-		now: now, stamps: stamps, chains: map[string]int{}, saved: map[string]int{}}
+		now: now, stamps: stamps, chains: map[string]int{}}
 }
 
 // List implements ers.Store.
@@ -91,7 +90,6 @@ func (s *Store) Save(ctx context.Context, name string, er *ers.EvidenceRecord) e
 	if _, err := s.log.Append(ctx, ev); err != nil {
 		return fmt.Errorf("preservation: record the renewed record of %s: %w", name, err)
 	}
-	s.saved[cause]++
 	return nil
 }
 
@@ -149,8 +147,10 @@ func (r *erasedReader) Read(p []byte) (int, error) {
 // stampCache remembers, per timestamp token, what the records sharing it
 // have in common: the records of one batch share their newest timestamp, so
 // the policy's decision (which verifies the token) and the TSA's name are
-// worked out once per batch, not once per record.
+// worked out once per batch, not once per record. Records are saved
+// concurrently, so it locks.
 type stampCache struct {
+	mu        sync.Mutex
 	names     map[*tsp.Token]string
 	decisions map[decisionKey]ers.Decision
 }
@@ -166,6 +166,8 @@ func newStampCache() *stampCache {
 
 // tsa is the subject of the certificate that signed tok.
 func (c *stampCache) tsa(tok *tsp.Token) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if n, ok := c.names[tok]; ok {
 		return n
 	}
@@ -180,6 +182,8 @@ func (c *stampCache) tsa(tok *tsp.Token) string {
 // decide is policy.Decide, once per newest timestamp and chain algorithm:
 // those are all Decide looks at.
 func (c *stampCache) decide(policy *ers.Policy, er *ers.EvidenceRecord, now time.Time) ers.Decision {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	last := er.Chains[len(er.Chains)-1]
 	k := decisionKey{tok: last.Stamps[len(last.Stamps)-1].Token, hash: sigalg.HashName(last.Hash())}
 	if d, ok := c.decisions[k]; ok {
