@@ -53,11 +53,17 @@ type demoServer struct {
 
 // startDemo runs serve in the current directory as `poststelle serve` with
 // no configuration file would.
-func startDemo(t *testing.T) *demoServer {
+func startDemo(t *testing.T) *demoServer { t.Helper(); return startDemoWith(t, nil) }
+
+// startDemoWith is startDemo with the configuration changed by tweak first.
+func startDemoWith(t *testing.T, tweak func(*assembly.Config)) *demoServer {
 	t.Helper()
 	cfg, err := loadConfig("")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tweak != nil {
+		tweak(cfg)
 	}
 	// Only the fixed demo ports change: the test must not collide with a
 	// gateway running on this machine.

@@ -414,6 +414,9 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	if heads != nil {
 		g.add("witnesses", heads.Run)
 	}
+	if err := g.buildPreservation(ctx, reg, owner); err != nil {
+		return nil, err
+	}
 	if err := g.buildInbound(); err != nil {
 		return nil, err
 	}

@@ -80,7 +80,7 @@ type Config struct {
 	// none, except in the demo set-up, which runs one on 127.0.0.1:3180.
 	// When verification.tsas is empty, receipts are stamped by it.
 	TSAServer *TSAServerConfig `yaml:"tsa_server"`
-	// Evidence configures evidence bundles: the seal.
+	// Evidence configures evidence bundles (the seal) and evidence records.
 	Evidence EvidenceConfig `yaml:"evidence"`
 
 	// demo is set when no configuration file was given.
@@ -340,6 +340,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("eventstore.backend: %q is not sqlite or kafka", c.EventStore.Backend)
 	}
 	if err := c.validateTSAServer(); err != nil {
+		return err
+	}
+	if err := c.Evidence.Records.Validate("evidence.records"); err != nil {
 		return err
 	}
 	if err := c.Ops.validate(); err != nil {

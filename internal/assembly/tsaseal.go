@@ -20,6 +20,7 @@ import (
 	"github.com/poststelle/poststelle/crypto/pkcs11"
 	"github.com/poststelle/poststelle/crypto/selfissued"
 	"github.com/poststelle/poststelle/crypto/tsa"
+	"github.com/poststelle/poststelle/gateway/preservation"
 	"github.com/poststelle/poststelle/gateway/verification"
 	"github.com/poststelle/poststelle/office/httpserve"
 )
@@ -76,6 +77,9 @@ type EvidenceConfig struct {
 	// when absent, a seal certificate under the demo CA is made in
 	// <data_dir>/seal.
 	Seal *KeyConfig `yaml:"seal"`
+	// Records are the RFC 4998 evidence records serve builds over the
+	// originals and log heads and renews (gateway/preservation).
+	Records preservation.Config `yaml:"records"`
 }
 
 // SigningKey is an opened key with its certificates (DER, own first).
