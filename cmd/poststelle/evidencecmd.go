@@ -18,18 +18,23 @@ import (
 
 const evidenceUsage = `usage: poststelle evidence MESSAGE-ID --out FILE [--config FILE] [--db FILE] [--tenant T]
        poststelle evidence verify FILE [--key gateway.pub] [--trust anchors.pem]...
-       poststelle evidence renew --dir DIR [--data DIR] [--tsa URL] [--hash SHA-512] [--dry-run]`
+       poststelle evidence renew --dir DIR [--data DIR] [--tsa URL] [--hash SHA-512] [--dry-run]
+       poststelle evidence records --out DIR [--config FILE] [--db FILE] [--tenant T]`
 
 // runEvidence is `poststelle evidence`: the evidence bundle of one message
 // (its stream id, as log replay and the office API name it), or with
-// verify the offline check of one, or with renew the renewal of RFC 4998
-// evidence records.
+// verify the offline check of one, with renew the renewal of RFC 4998
+// evidence records in a directory, or with records the export of serve's
+// own records.
 func runEvidence(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "verify" {
 		return runEvidenceVerify(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "renew" {
 		return runEvidenceRenew(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "records" {
+		return runEvidenceRecords(ctx, args[1:], stdout, stderr)
 	}
 	fs, cfgPath := newFlags("evidence", stderr)
 	lf := addLogFlags(fs, cfgPath)

@@ -19,12 +19,12 @@ import (
 // the data object NAME). The "evidence" dispatcher calls it with the
 // arguments after "renew".
 //
-// Serve should run the same ers.Renew daily (the report's NextDue says when
-// the next renewal is foreseen; a daily run also catches catalogue changes,
-// which arrive with a new binary), under the log's single-writer lease so
-// that two gateways never renew the same record, and alert when Failed is
-// not empty: a record that cannot be renewed before its TSA certificate
-// expires loses its proof.
+// Serve does the same for its own records (gateway/preservation, the
+// evidence.records configuration): it builds them over the originals and
+// log heads and runs ers.Renew daily over those due, on the owner of the
+// stream evidence-records only, and logs an error per record it could not
+// renew. This command is for records kept outside the gateway, and for an
+// auditor's dry run over `evidence records --out DIR`.
 func runEvidenceRenew(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, cfgPath := newFlags("evidence renew", stderr)
 	dir := fs.String("dir", "", "directory of evidence records (`NAME.ers`)")
@@ -37,7 +37,8 @@ func runEvidenceRenew(ctx context.Context, args []string, stdout, stderr io.Writ
 		return code
 	}
 	if *dir == "" || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: poststelle evidence renew --dir DIR [--data DIR] [--tsa URL] [--hash SHA-512] [--dry-run]")
+		fmt.Fprintln(stderr, "usage: poststelle evidence renew --dir DIR [--data DIR] [--tsa URL] [--hash SHA-512] [--dry-run]\n"+
+			"(serve builds and renews its own records itself, see evidence.records; poststelle evidence records --out DIR exports them)")
 		return exitUsage
 	}
 	h, ok := renewHash(*hashName)

@@ -53,6 +53,7 @@ Usage:
   poststelle evidence ID --out FILE          the evidence bundle of one message (ASiC-E, sealed)
   poststelle evidence verify FILE [--key PUB] [--trust PEM]  check a bundle offline
   poststelle evidence renew --dir DIR        renew RFC 4998 evidence records (timestamps, hash trees)
+  poststelle evidence records --out DIR      export serve's evidence records (NAME.ers beside NAME)
   poststelle keys init [--config FILE]       create the gateway's signing key
   poststelle bench [flags]                   measure append and verify rates
   poststelle route test --config FILE MSG.eml show which offices a message goes to, and why
