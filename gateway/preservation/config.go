@@ -29,8 +29,9 @@ type Config struct {
 	// TSA is the URL of the TSA that stamps records and renewals; empty:
 	// the first of verification.tsas (the gateway's own TSA in the demo).
 	TSA string `yaml:"tsa"`
-	// MaxBatch caps the data objects of one run's hash tree (default
-	// 100,000); the rest wait for the next run.
+	// MaxBatch caps the data objects of one run's hash tree, the head
+	// included (default 100,000; at least 2); the rest wait for the next
+	// run.
 	MaxBatch int `yaml:"max_batch"`
 }
 
@@ -73,8 +74,8 @@ func (c Config) Validate(prefix string) error {
 	if _, err := ParseHash(c.RenewHash); err != nil {
 		return fmt.Errorf("%s.renew_hash: %w", prefix, err)
 	}
-	if c.MaxBatch < 1 {
-		return fmt.Errorf("%s.max_batch: %d is not a positive number", prefix, c.MaxBatch)
+	if c.MaxBatch < 2 {
+		return fmt.Errorf("%s.max_batch: %d is fewer than 2 (a run's originals and the log's head)", prefix, c.MaxBatch)
 	}
 	if c.TSA != "" {
 		if u, err := url.Parse(c.TSA); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

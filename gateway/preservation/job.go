@@ -167,18 +167,21 @@ func (j *Job) RunOnce(ctx context.Context) (*Report, error) {
 		return rep, errors.Join(err, derr)
 	}
 	rep.NextDue = due
-	j.account(rep, now)
+	j.account(rep, now, err == nil)
 	return rep, err
 }
 
-// account reports the run to the metrics and the log.
-func (j *Job) account(rep *Report, now time.Time) {
+// account reports the run to the metrics and the log. Only a complete run
+// moves the last-run gauge, so that a TSA out of reach for days shows.
+func (j *Job) account(rep *Report, now time.Time, complete bool) {
 	m := j.deps.Metrics
 	m.Outcome(gateway.RecordBuilt, len(rep.Built))
 	m.Outcome(gateway.RecordTimestampRenewal, len(rep.TimestampsRenewed))
 	m.Outcome(gateway.RecordHashTreeRenewal, len(rep.HashTreesRenewed))
 	m.Outcome("failed", len(rep.Failed))
-	m.Ran(now, rep.NextDue)
+	if complete {
+		m.Ran(now, rep.NextDue)
+	}
 	// An alert each: a record not renewed before its TSA certificate
 	// expires or its hash algorithm weakens loses its proof.
 	for _, name := range slices.Sorted(maps.Keys(rep.Failed)) {

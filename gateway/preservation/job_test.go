@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	_ "modernc.org/sqlite"
 
 	"github.com/poststelle/poststelle/crypto/cert"
@@ -28,6 +29,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/integrity"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/metrics"
 	"github.com/poststelle/poststelle/gateway/preservation"
 )
 
@@ -298,18 +300,27 @@ func TestRecordWithoutEventIsRebuilt(t *testing.T) {
 	w.tsa[0].Now = func() time.Time { return w.t0 }
 	failing := &failingLog{Log: w.log}
 	failing.fail.Store(true)
+	reg := prometheus.NewRegistry()
 	j, err := preservation.New(preservation.Config{}, preservation.Deps{Log: failing, DB: w.db, Blobs: w.blobs,
 		Registry: gateway.NewRegistry(), Stamper: w.tsa[0], Head: w.head, Logger: slog.New(slog.DiscardHandler),
-		Now: func() time.Time { return w.t0 }})
+		Now: func() time.Time { return w.t0 }, Metrics: metrics.NewPreservation(reg)})
 	must(t, err)
 	if rep, err := j.RunOnce(ctx); err == nil || len(rep.Built) != 0 {
 		t.Fatalf("run with the log refusing: %+v, %v", rep, err)
+	}
+	if v := gauge(t, reg, "poststelle_evidence_records_last_run_timestamp_seconds"); v != 0 {
+		t.Fatalf("an incomplete run counts as a run: %v", v)
 	}
 	failing.fail.Store(false)
 	rep, err := j.RunOnce(ctx)
 	must(t, err)
 	if len(rep.Built) != 2 {
 		t.Fatalf("rerun: %+v", rep)
+	}
+	if gauge(t, reg, "poststelle_evidence_records_last_run_timestamp_seconds") != float64(w.t0.Unix()) ||
+		gauge(t, reg, "poststelle_evidence_records_next_due_timestamp_seconds") != float64(w.tsa[0].Cert.NotAfter.Add(-180*day).Unix()) ||
+		gauge(t, reg, `poststelle_evidence_records_total{outcome="built"}`) != 2 {
+		t.Fatal("metrics after the rerun do not say what it did")
 	}
 	rep, err = j.RunOnce(ctx)
 	must(t, err)
@@ -365,6 +376,33 @@ func hexOf(b []byte) string {
 		out = append(out, digits[c>>4], digits[c&15])
 	}
 	return string(out)
+}
+
+// gauge reads one sample: "name" or "name{label="value"}".
+func gauge(t *testing.T, reg *prometheus.Registry, series string) float64 {
+	t.Helper()
+	name, label, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
+	fams, err := reg.Gather()
+	must(t, err)
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+			if strings.Join(ls, ",") != label {
+				continue
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
 }
 
 func must(t *testing.T, err error) {
