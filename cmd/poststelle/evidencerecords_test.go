@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/poststelle/poststelle/crypto/trust"
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/preservation"
 	"github.com/poststelle/poststelle/internal/assembly"
 )
@@ -48,8 +50,40 @@ func TestDemoEvidenceRecords(t *testing.T) {
 		}
 		return kinds[gateway.PreservedOriginal] && kinds[gateway.PreservedLogHead]
 	})
+	// The message's evidence bundle carries its original's record.
+	var stream string
+	for _, r := range records {
+		if r.Object.Kind == gateway.PreservedOriginal {
+			stream = r.Object.Stream
+		}
+	}
+	creds, err := readDemoCredentials(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bundle []byte
+	eventually(t, "the bundle download", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+d.api+"/offices/"+offices.DemoOffice+"/messages/"+stream+"/bundle", nil)
+		req.SetBasicAuth(creds.User, creds.Password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
+		bundle, _ = io.ReadAll(resp.Body)
+		return true
+	})
 	if err := d.stop(); err != nil {
 		t.Fatalf("serve: %v", err)
+	}
+	os.WriteFile("bundle.asice", bundle, 0o600)
+	code, out, errs := cli(t, "data", "evidence", "verify", "bundle.asice",
+		"--key", filepath.Join("data", "keys", "gateway.pub"), "--trust", filepath.Join("data", "demo-ca", "ca.pem"))
+	if code != exitOK || !strings.Contains(out, "evidence-record") || !strings.Contains(out, "records/original.ers covers the original bytes") {
+		t.Fatalf("evidence verify: exit %d\n%s%s", code, out, errs)
 	}
 	if !strings.Contains(d.log.String(), "evidence records: run done") {
 		t.Errorf("no run logged:\n%s", d.log.String())
@@ -99,7 +133,7 @@ func TestDemoEvidenceRecords(t *testing.T) {
 
 	// The auditor's export: NAME.ers beside NAME, which evidence renew
 	// reads as it reads any directory of records.
-	code, out, errs := cli(t, "data", "evidence", "records", "--out", "records")
+	code, out, errs = cli(t, "data", "evidence", "records", "--out", "records")
 	if code != exitOK {
 		t.Fatalf("evidence records: exit %d\n%s%s", code, out, errs)
 	}

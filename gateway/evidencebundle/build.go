@@ -60,6 +60,10 @@ type Builder struct {
 	// when no TSA timestamps a fresh head, the newest witnessed head with
 	// a timestamp that covers the message's events is taken instead.
 	WitnessDirs []string
+	// OriginalRecord, when set, returns the current RFC 4998 evidence
+	// record over the message's original (false: none yet), which goes in
+	// as RecordName.
+	OriginalRecord func(ctx context.Context, tenant, stream string) (blob.Ref, bool, error)
 	// Version names the software in evidence.json.
 	Version string
 	Logger  *slog.Logger
@@ -222,6 +226,9 @@ func (b *Builder) Build(ctx context.Context, tenant, stream string, w io.Writer)
 			idx.Message.Original = pb.name
 		}
 	}
+	if err := b.addRecord(ctx, tenant, stream, add); err != nil {
+		return err
+	}
 	ij, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		return err
@@ -233,6 +240,29 @@ func (b *Builder) Build(ctx context.Context, tenant, stream string, w io.Writer)
 		return fmt.Errorf("evidencebundle: %w", err)
 	}
 	return nil
+}
+
+// addRecord adds the evidence record over the original, when the gateway
+// keeps one. It is not an event's blob: the log names it in the stream
+// evidence-records, which the bundle does not prove; the record proves
+// itself against the original and the TSAs' roots.
+func (b *Builder) addRecord(ctx context.Context, tenant, stream string, add func(name, role, desc, mediaType string, r io.Reader, events ...string) error) error {
+	if b.OriginalRecord == nil {
+		return nil
+	}
+	ref, ok, err := b.OriginalRecord(ctx, tenant, stream)
+	if err != nil {
+		return fmt.Errorf("evidencebundle: evidence record of %s: %w", stream, err)
+	}
+	if !ok {
+		return nil
+	}
+	rc, err := b.Blobs.Open(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("evidencebundle: evidence record of %s: %w", stream, err)
+	}
+	defer rc.Close()
+	return add(RecordName, RecordRole, "RFC 4998 evidence record (DER) over the original bytes, as the gateway keeps and renews it", "application/octet-stream", rc)
 }
 
 // head returns the signed head the proofs lead to: a fresh one, signed

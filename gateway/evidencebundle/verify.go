@@ -18,12 +18,14 @@ import (
 
 	"github.com/poststelle/poststelle/crypto/asic"
 	"github.com/poststelle/poststelle/crypto/cms"
+	"github.com/poststelle/poststelle/crypto/ers"
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/crypto/report"
 	"github.com/poststelle/poststelle/crypto/trust"
 	"github.com/poststelle/poststelle/crypto/tsp"
 	"github.com/poststelle/poststelle/crypto/verify"
 	"github.com/poststelle/poststelle/eventstore"
+	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/integrity"
 	"github.com/poststelle/poststelle/eventstore/witness"
 	"github.com/poststelle/poststelle/gateway"
@@ -50,7 +52,7 @@ type VerifyOptions struct {
 type Finding struct {
 	// Check names what was checked: container, seal, manifest, index,
 	// gateway-key, head, head-timestamp, event, inclusion, blobs,
-	// original, receipt-timestamp, erased.
+	// original, receipt-timestamp, evidence-record, erased.
 	Check  string
 	OK     bool
 	Detail string
@@ -661,6 +663,72 @@ func (k *checker) blobs(evs []provenEvent) {
 		ts := p.(*gateway.TimestampApplied)
 		k.receiptStamp(pe.ev, ts, bySum, original, haveOriginal)
 	}
+	k.record(evs, original, haveOriginal)
+}
+
+// record checks the evidence record over the original, when the bundle
+// has one: it covers the original's hash (the bytes, or the hash the
+// receipt event records when they are erased), and its archive
+// timestamps verify against the trust anchors.
+func (k *checker) record(evs []provenEvent, original []byte, haveOriginal bool) {
+	der, ok := k.file(RecordName)
+	if !ok || !slices.ContainsFunc(k.idx.Files, func(f FileInfo) bool { return f.Name == RecordName && f.Role == RecordRole }) {
+		return
+	}
+	er, err := ers.Parse(der)
+	if err != nil {
+		k.fail("evidence-record", "%s: %v", RecordName, err)
+		return
+	}
+	opts := ers.VerifyOptions{Data: original, Trust: k.opts.Trust, Time: k.opts.Time}
+	digest := sha256.Sum256(original)
+	what := "the original bytes"
+	if !haveOriginal {
+		raw, ok := receivedRaw(evs)
+		d, err := hex.DecodeString(raw.SHA256)
+		if !ok || err != nil {
+			k.fail("evidence-record", "%s: no original and no receipt event to hold it to", RecordName)
+			return
+		}
+		copy(digest[:], d)
+		opts = ers.VerifyOptions{Digests: map[crypto.Hash][]byte{crypto.SHA256: digest[:]}, Trust: k.opts.Trust, Time: k.opts.Time}
+		what = "the SHA-256 the receipt event records (the bytes are erased)"
+	}
+	if !er.Covers(digest[:]) {
+		k.fail("evidence-record", "%s does not cover %s", RecordName, what)
+		return
+	}
+	stamps := 0
+	for _, c := range er.Chains {
+		stamps += len(c.Stamps)
+	}
+	if k.opts.Trust == nil {
+		k.ok("evidence-record", "%s covers %s; its %d archive timestamps are not checked without trust anchors", RecordName, what, stamps)
+		return
+	}
+	res, err := er.Verify(opts)
+	switch {
+	case err != nil:
+		k.fail("evidence-record", "%s: %v", RecordName, err)
+	case !res.Valid:
+		k.fail("evidence-record", "%s covers %s but does not verify: %s", RecordName, what, strings.Join(res.Problems, "; "))
+	default:
+		k.ok("evidence-record", "%s covers %s; %d archive timestamps in %d chains, chained to a trust anchor", RecordName, what, stamps, len(er.Chains))
+	}
+}
+
+// receivedRaw is the raw reference of the stream's MessageReceived.
+func receivedRaw(evs []provenEvent) (blob.Ref, bool) {
+	reg := gateway.NewRegistry()
+	for _, pe := range evs {
+		if pe.ev.Type != "MessageReceived" {
+			continue
+		}
+		if p, err := reg.Decode(pe.ev); err == nil {
+			return p.(*gateway.MessageReceived).Raw, true
+		}
+	}
+	return blob.Ref{}, false
 }
 
 // receiptStamp checks a TimestampApplied: its token covers the original

@@ -237,3 +237,17 @@ type Record struct {
 	Record blob.Ref
 	Cause  string
 }
+
+// OriginalRecord returns the blob of the current evidence record over a
+// message's original, false while it has none. The projection must be
+// caught up by the caller (projection.Runner.CatchUp with Objects).
+func OriginalRecord(ctx context.Context, db *sql.DB, tenant, stream string) (blob.Ref, bool, error) {
+	o, err := lookup(ctx, db, tenant, ObjectName(gateway.PreservedOriginal, stream, blob.Ref{}))
+	if errors.Is(err, errUnknownObject) {
+		return blob.Ref{}, false, nil
+	}
+	if err != nil {
+		return blob.Ref{}, false, err
+	}
+	return o.record, o.record != (blob.Ref{}), nil
+}

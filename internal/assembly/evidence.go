@@ -96,6 +96,7 @@ func bundleFunc(ctx context.Context, cfg *Config, g *Stores, version string, log
 			return err
 		}
 		defer closeSeal()
+		b.OriginalRecord = originalRecords(cfg, g)
 		return b.Build(ctx, tenant, stream, w)
 	}, nil
 }

@@ -6,10 +6,12 @@ import (
 	"fmt"
 
 	"github.com/poststelle/poststelle/crypto/ers"
+	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/integrity"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/metrics"
 	"github.com/poststelle/poststelle/gateway/preservation"
+	"github.com/poststelle/poststelle/gateway/projection"
 )
 
 // buildPreservation adds the evidence-record job (evidence.records): on by
@@ -43,8 +45,23 @@ func (g *Gateway) buildPreservation(ctx context.Context, reg *gateway.Registry, 
 	if err := job.Setup(ctx); err != nil {
 		return fmt.Errorf("evidence.records: %w", err)
 	}
+	// The job catches the projection up itself; it also runs here, on
+	// every node, so that evidence bundles find a message's record at once.
+	runner := &projection.Runner{Log: g.log, DB: g.state, Registry: reg, Logger: g.logger}
+	g.add("evidence records projection", func(ctx context.Context) error { return runner.Run(ctx, preservation.Objects{}) })
 	g.add("evidence records", job.Run)
 	return nil
+}
+
+// originalRecords finds the current evidence record of a message's
+// original for its evidence bundle; nil when serve keeps no records.
+func originalRecords(cfg *Config, g *Stores) func(ctx context.Context, tenant, stream string) (blob.Ref, bool, error) {
+	if !cfg.Evidence.Records.On(len(cfg.Verification.TSAs) > 0) {
+		return nil
+	}
+	return func(ctx context.Context, tenant, stream string) (blob.Ref, bool, error) {
+		return preservation.OriginalRecord(ctx, g.state, tenant, stream)
+	}
 }
 
 // recordsStamper is evidence.records.tsa, else the first of
