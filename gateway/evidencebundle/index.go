@@ -27,15 +27,15 @@ const Format = "poststelle-evidence-bundle/1"
 
 // Names of the fixed files in a bundle.
 const (
-	IndexName      = "evidence.json"
-	KeyName        = "gateway.pub"
-	HeadName       = "log/head.note"
-	HeadStampName  = "log/head.tsr"
-	ProofsName     = "log/proofs.json"
+	IndexName     = "evidence.json"
+	KeyName       = "gateway.pub"
+	HeadName      = "log/head.note"
+	HeadStampName = "log/head.tsr"
+	ProofsName    = "log/proofs.json"
 	// RecordName is the RFC 4998 evidence record over the original, when
 	// the gateway keeps one (role RecordRole).
-	RecordName = "records/original.ers"
-	RecordRole = "evidence-record"
+	RecordName     = "records/original.ers"
+	RecordRole     = "evidence-record"
 	eventsDir      = "log/events/"
 	maxIndexSize   = 8 << 20
 	maxProofsSize  = 16 << 20
