@@ -107,9 +107,12 @@ func New(cfg Config, deps Deps) (*Job, error) {
 func (j *Job) Setup(ctx context.Context) error { return j.runner.Setup(ctx, Objects{}) }
 
 // Run runs the job every Interval, the first time shortly after start,
-// until ctx ends. A failed run is logged and retried at the next.
+// until ctx ends. A failed run is logged and retried at the next. A
+// process that does not own the stream asks again shortly, so that a node
+// taking over from a lost owner does not wait a whole interval.
 func (j *Job) Run(ctx context.Context) error {
-	t := time.NewTimer(min(firstRunAfter, j.cfg.Interval))
+	soon := min(firstRunAfter, j.cfg.Interval)
+	t := time.NewTimer(soon)
 	defer t.Stop()
 	for {
 		select {
@@ -117,8 +120,13 @@ func (j *Job) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		if _, err := j.RunOnce(ctx); err != nil && ctx.Err() == nil {
+		rep, err := j.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
 			j.deps.Logger.Error("evidence records: run failed; retried at the next run", "err", err, "next_run", j.cfg.Interval)
+		}
+		if rep != nil && rep.Skipped {
+			t.Reset(soon)
+			continue
 		}
 		t.Reset(j.cfg.Interval)
 	}

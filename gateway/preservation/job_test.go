@@ -411,3 +411,36 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestRunSchedules: Run's first run comes an interval (here the shortest,
+// a second) after start, and a node that becomes the owner runs at once
+// rather than a whole interval later.
+func TestRunSchedules(t *testing.T) {
+	w := newWorld(t)
+	w.receive(t, "a", "Subject: x\r\n\r\ny\r\n")
+	w.tsa[0].Now = func() time.Time { return w.t0 }
+	var owner atomic.Bool
+	j, err := preservation.New(preservation.Config{Interval: time.Second}, preservation.Deps{Log: w.log, DB: w.db, Blobs: w.blobs,
+		Registry: gateway.NewRegistry(), Stamper: w.tsa[0], Head: w.head, Logger: slog.New(slog.DiscardHandler),
+		Owns: func(string, string) bool { return owner.Load() }})
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- j.Run(ctx) }()
+	time.Sleep(1500 * time.Millisecond)
+	if n := len(w.saved(t)); n != 0 {
+		t.Fatalf("a node that does not own the stream built records (%d causes)", n)
+	}
+	owner.Store(true)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(w.saved(t)[gateway.RecordBuilt]) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the new owner did not run")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run ended with %v", err)
+	}
+}
