@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +19,6 @@ import (
 	"github.com/poststelle/poststelle/eventstore/kafkalog"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
-	"github.com/poststelle/poststelle/internal/assembly"
 )
 
 func keysGenerate(cfg *Config) (crypto.Signer, error) {
@@ -123,12 +121,14 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return code
 	}
 	var each func(*eventstore.Event) error
+	var blobs *blobChecker
 	if *checkBlobs {
-		each, err = blobChecker(ctx, cfg, l)
+		blobs, err = newBlobChecker(ctx, cfg, l)
 		if err != nil {
 			fmt.Fprintln(stderr, "poststelle:", err)
 			return exitUsage
 		}
+		each = blobs.check
 	}
 	hv, code := loadHeads(heads, pub, l.LogID(), stdout, stderr)
 	if code != exitOK {
@@ -158,6 +158,12 @@ func runLogVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if !hv.report(stdout, int32(len(sum.Partitions))) {
 		return exitFailed
+	}
+	if blobs != nil {
+		if err := blobs.finish(stdout); err != nil {
+			fmt.Fprintln(stdout, "BROKEN:", err)
+			return exitFailed
+		}
 	}
 	elapsed := time.Since(start)
 	for i, p := range sum.Partitions {
@@ -273,36 +279,6 @@ func insideDir(dir, path string) bool {
 	}
 	rel, err := filepath.Rel(d, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
-}
-
-// blobChecker re-hashes every blob an event refers to (gateway.Payload's
-// BlobRefs): raw messages and parts, verification reports, Prüfprotokolle,
-// timestamp tokens, answer bodies and attachments. A timestamp token must
-// also cover the raw message it claims to (timestampChecker).
-func blobChecker(ctx context.Context, cfg *Config, l eventstore.Log) (func(*eventstore.Event) error, error) {
-	store, err := assembly.OpenBlobs(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return nil, err
-	}
-	reg := gateway.NewRegistry()
-	stamps := &timestampChecker{store: store, log: l, reg: reg}
-	return func(e *eventstore.Event) error {
-		p, err := reg.Decode(e)
-		if err != nil {
-			return fmt.Errorf("cannot check the blobs of event %s: %w", e.ID, err)
-		}
-		for _, r := range p.BlobRefs() {
-			if err := store.Verify(ctx, r); err != nil {
-				return fmt.Errorf("event %s (%s): %w", e.ID, e.Type, err)
-			}
-		}
-		if ts, ok := p.(*gateway.TimestampApplied); ok {
-			if err := stamps.check(ctx, e, ts); err != nil {
-				return fmt.Errorf("event %s (%s): %w", e.ID, e.Type, err)
-			}
-		}
-		return nil
-	}, nil
 }
 
 // replayedEvent is the JSON line form of an event.

@@ -36,6 +36,8 @@ type testEnv struct {
 	srv     *httptest.Server
 	tokens  map[string]string
 	streams map[string]string // name → stream
+	// erased are the blobs the server's store reads as erased.
+	erased *erasingBlobs
 }
 
 const (
@@ -76,7 +78,8 @@ func newTestEnvWith(t *testing.T, plan replies.PlanFunc, now func() time.Time) *
 	n := offices.NewNotifier()
 	e.inbox = offices.Inbox{Notifier: n}
 	e.runner = &projection.Runner{Log: g.Log, DB: g.State, Registry: gateway.NewRegistry()}
-	s, err := New(Config{MaxReplyBytes: 4096, MaxWait: 5 * time.Second}, Deps{Log: g.Log, DB: g.State, Blobs: g.Blobs, Directory: e.dir, Notifier: n, Plan: plan, Now: now,
+	e.erased = &erasingBlobs{Backend: g.Blobs, refs: map[string]bool{}}
+	s, err := New(Config{MaxReplyBytes: 4096, MaxWait: 5 * time.Second}, Deps{Log: g.Log, DB: g.State, Blobs: e.erased, Directory: e.dir, Notifier: n, Plan: plan, Now: now,
 		Bundle: fakeBundle})
 	if err != nil {
 		t.Fatal(err)

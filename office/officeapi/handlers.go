@@ -258,6 +258,12 @@ func (s *Server) sendBlob(w http.ResponseWriter, r *request, ref blob.Ref, media
 		writeError(w, http.StatusNotFound, "content not stored")
 		return
 	}
+	if errors.Is(err, blob.ErrErased) {
+		// Gone for good, not missing: the retention period ended and the
+		// key was destroyed; the message's events and evidence remain.
+		writeError(w, http.StatusGone, "content erased at the end of its retention period; the evidence bundle still proves what happened")
+		return
+	}
 	if err != nil {
 		s.internal(w, r, "open blob", err)
 		return

@@ -35,6 +35,8 @@ type env struct {
 	runner *projection.Runner
 	srv    *officeimap.Server
 	n      int
+	// erased are the blobs the server's store reads as erased.
+	erased *erasingBlobs
 }
 
 var passwords = map[string]string{"alice": "alice-pw-1", "bob": "bob-pw-1", "root": "root-pw-1", "audit": "audit-pw-1", "mail": "mail-pw-1"}
@@ -71,7 +73,8 @@ func newEnv(t *testing.T, mod func(*officeimap.Config)) *env {
 	if mod != nil {
 		mod(&icfg)
 	}
-	e.srv, err = officeimap.New(icfg, officeimap.Deps{Directory: e.dir2, State: e.state, Log: e.log, Blobs: e.blobs, DataDir: e.dir})
+	e.erased = &erasingBlobs{Backend: e.blobs, refs: map[string]bool{}}
+	e.srv, err = officeimap.New(icfg, officeimap.Deps{Directory: e.dir2, State: e.state, Log: e.log, Blobs: e.erased, DataDir: e.dir})
 	if err != nil {
 		t.Fatal(err)
 	}

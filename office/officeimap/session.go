@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway/offices"
 )
 
@@ -26,6 +28,7 @@ var (
 	errEvidence   = &imap.Error{Type: imap.StatusResponseTypeNo, Text: "received messages are evidence: they cannot be deleted, moved or changed"}
 	errOnlySeen   = &imap.Error{Type: imap.StatusResponseTypeNo, Text: `only \Seen (acknowledged) is kept here; $EEB is the gateway's and goes when the eEB is answered`}
 	errNoMailbox  = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "no such mailbox"}
+	errErased     = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "the content was erased at the end of its retention period"}
 	errFixedBoxes = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "the office mailboxes are fixed"}
 )
 
@@ -454,6 +457,12 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, mb *mailbox, i int, option
 	if needBody {
 		var err error
 		if data, c, err = s.content(m); err != nil {
+			if errors.Is(err, blob.ErrErased) {
+				// RFC 5530 UNAVAILABLE: not a fault of the server, and
+				// retrying will not help; the client keeps the headers it
+				// has.
+				return errErased
+			}
 			s.srv.deps.Logger.Error("office IMAP fetch failed", "office", mb.office, "stream", m.Stream, "err", err)
 			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: "the message cannot be read now"}
 		}
@@ -661,6 +670,10 @@ func (s *session) matches(mb *mailbox, i int, c *imap.SearchCriteria) (bool, err
 	}
 	if len(c.Body) > 0 || len(c.Text) > 0 {
 		data, _, err := s.content(m)
+		if errors.Is(err, blob.ErrErased) {
+			// An erased message matches no text: its text is gone.
+			return false, nil
+		}
 		if err != nil {
 			return false, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "a message cannot be read now"}
 		}

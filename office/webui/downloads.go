@@ -182,6 +182,10 @@ func (s *Server) sendBlob(w http.ResponseWriter, r *request, ref blob.Ref, media
 		s.fail(w, r, http.StatusNotFound, "error.notfound")
 		return
 	}
+	if errors.Is(err, blob.ErrErased) {
+		s.fail(w, r, http.StatusGone, "error.erased")
+		return
+	}
 	if err != nil {
 		s.internal(w, r, "open blob", err)
 		return

@@ -217,6 +217,7 @@ var catalogue = map[string][2]string{
 	"audit.verify":           {"Jetzt prüfen", "Verify now"},
 	"error.forbidden":        {"Dafür fehlt die Berechtigung.", "You are not allowed to do this."},
 	"error.notfound":         {"Nicht gefunden.", "Not found."},
+	"error.erased":           {"Der Inhalt wurde nach Ablauf der Aufbewahrungsfrist gelöscht; die Ereignisse und der Nachweis bleiben.", "The content was erased at the end of its retention period; the events and the evidence remain."},
 	"error.csrf":             {"Das Formular ist abgelaufen. Bitte neu laden.", "The form has expired. Please reload."},
 	"error.internal":         {"Interner Fehler.", "Internal error."},
 	"error.bad":              {"Ungültige Eingabe.", "Invalid input."},
