@@ -83,6 +83,9 @@ func NewRegistry() *Registry {
 		func() Payload { return &ReplyAttempted{} },
 		func() Payload { return &ReplyResendOrdered{} },
 		func() Payload { return &ReplyIDAssigned{} },
+		func() Payload { return &ContentErased{} },
+		func() Payload { return &LegalHoldSet{} },
+		func() Payload { return &LegalHoldReleased{} },
 	} {
 		r.types[f().EventType()] = f
 	}

@@ -88,6 +88,11 @@ func goldenPayloads() []Payload {
 				Detail: "provider certificate from the configured trust"},
 			Reason: "retrieved by the recipient", Problems: []string{"header: duplicate X-de-mail-private-id"}},
 		&NoteAdded{By: "post1", Role: "mailroom", Office: "bauamt", Text: "Telefonisch mit dem Bauamt geklärt"},
+		&ContentErased{ErasedAt: goldenTime, Rule: "office bauamt: 10y from the end of the year of receipt",
+			Reason: "retention-expired", Office: "bauamt", RetainUntil: goldenTime, Actor: "admin1",
+			Blobs: []blob.Ref{goldenRef}, Kept: []blob.Ref{{SHA256: goldenRef.SHA256, Size: 7}}},
+		&LegalHoldSet{Reason: "Klage anhängig", Actor: "admin1", Case: "VG 1 K 23/26", SetAt: goldenTime},
+		&LegalHoldReleased{Reason: "Verfahren abgeschlossen", Actor: "admin1", ReleasedAt: goldenTime},
 	}
 }
 
