@@ -583,3 +583,38 @@ func TestModelRebuild(t *testing.T) {
 		t.Fatalf("after a rebuild the shared part is not kept: %+v", ce)
 	}
 }
+
+func TestRun(t *testing.T) {
+	t.Run("enabled", func(t *testing.T) {
+		e := newEnv(t)
+		m := e.receive(t, "a", "s", "kasse")
+		e.now = received.AddDate(1, 0, 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.svc.Run(ctx) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for !e.er.isErased(m.raw) {
+			if time.Now().After(deadline) {
+				t.Fatal("Run erased nothing")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run ended with %v", err)
+		}
+	})
+	t.Run("disabled", func(t *testing.T) {
+		e := newEnv(t, func(e *env) { e.cfg.Enabled = false })
+		m := e.receive(t, "a", "s", "kasse")
+		e.now = received.AddDate(1, 0, 0)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		if err := e.svc.Run(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Run ended with %v", err)
+		}
+		if len(e.erasures(t, m.stream)) != 0 || e.er.isErased(m.raw) {
+			t.Fatal("retention not enabled, yet a message was erased")
+		}
+	})
+}
