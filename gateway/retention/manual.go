@@ -122,11 +122,6 @@ func (s *Service) EraseNow(ctx context.Context, tenant, stream, reason, actor st
 	case s.deps.Eraser == nil:
 		return nil, ErrCannotErase
 	}
-	// The shared blobs are judged on a read model that has every message
-	// the log holds now.
-	if err := s.runner.CatchUp(ctx, Model{}); err != nil {
-		return nil, fmt.Errorf("retention: catch up: %w", err)
-	}
 	ev := &gateway.ContentErased{ErasedAt: s.deps.Now().UTC(), Rule: RuleManual, Reason: reason, Actor: actor}
 	if d, err := s.deps.Policy.Decide(h.offices, h.receivedAt); err == nil {
 		ev.Office, ev.RetainUntil = d.Office, d.RetainUntil.UTC()

@@ -257,8 +257,12 @@ func (s *Service) erase(ctx context.Context, tenant, stream string, h history, e
 }
 
 // record appends the ContentErased, with the blobs partitioned on the
-// read model.
+// read model, caught up first so that a message received since the round
+// began keeps a blob it shares.
 func (s *Service) record(ctx context.Context, tenant, stream string, h history, ev *gateway.ContentErased) error {
+	if err := s.runner.CatchUp(ctx, Model{}); err != nil {
+		return fmt.Errorf("retention: catch up: %w", err)
+	}
 	var err error
 	if ev.Blobs, ev.Kept, err = s.partition(ctx, tenant, stream, h.contents); err != nil {
 		return err

@@ -618,3 +618,24 @@ func TestRun(t *testing.T) {
 		}
 	})
 }
+
+// TestBlobSharedByAMessageArrivingMidRound: a message received after the
+// round read its candidates, carrying the same attachment, keeps it.
+func TestBlobSharedByAMessageArrivingMidRound(t *testing.T) {
+	e := newEnv(t)
+	old := e.receive(t, "old", "the same attachment", "kasse")
+	arrived := false
+	e.owns = func(string, string) bool {
+		if !arrived {
+			arrived = true
+			e.receive(t, "new", "the same attachment", "bauamt")
+		}
+		return true
+	}
+	e.now = received.AddDate(1, 0, 0)
+	e.eraseDue(t, 1)
+	ce := e.erasures(t, old.stream)[0]
+	if !sameRefs(ce.Kept, []blob.Ref{old.part}) || e.er.isErased(old.part) {
+		t.Fatalf("erased %v, kept %v; the new message's attachment must stay", ce.Blobs, ce.Kept)
+	}
+}
