@@ -37,7 +37,9 @@ type Config struct {
 	// Interval is how often the scheduler looks for due messages
 	// (default 1h).
 	Interval time.Duration `yaml:"interval"`
-	// Batch caps the messages one round erases (default 100).
+	// Batch caps the messages one round erases (default 100); a round
+	// that erased a full batch is followed by another at once, so that a
+	// backlog drains without waiting an Interval per batch.
 	Batch int `yaml:"batch"`
 	// TimeZone is where the calendar is read (default Europe/Berlin): the
 	// day and the year of receipt are those of the authority.

@@ -130,17 +130,32 @@ func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {
-		n, err := s.EraseDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.deps.Logger.Error("retention: round failed", "erased", n, "err", err)
-		} else if n > 0 {
-			s.deps.Logger.Info("retention: erased messages whose retention period ended", "erased", n)
-		}
+		s.drain(ctx)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 		}
+	}
+}
+
+// drain runs rounds until one erases less than a full batch: a backlog
+// (retention switched on over years of messages) goes in one go, a batch
+// at a time, instead of one batch per interval.
+func (s *Service) drain(ctx context.Context) {
+	total := 0
+	for ctx.Err() == nil {
+		n, err := s.EraseDue(ctx)
+		total += n
+		if err != nil && ctx.Err() == nil {
+			s.deps.Logger.Error("retention: round failed", "erased", n, "err", err)
+		}
+		if err != nil || n < s.cfg.Batch {
+			break
+		}
+	}
+	if total > 0 {
+		s.deps.Logger.Info("retention: erased messages whose retention period ended", "erased", total)
 	}
 }
 

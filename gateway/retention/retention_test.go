@@ -604,6 +604,31 @@ func TestRun(t *testing.T) {
 			t.Fatalf("Run ended with %v", err)
 		}
 	})
+	t.Run("a backlog drains at once", func(t *testing.T) {
+		e := newEnv(t)
+		var all []message
+		for i := range 25 {
+			all = append(all, e.receive(t, fmt.Sprint("m", i), fmt.Sprint("s", i), "kasse"))
+		}
+		erasedAll := func() bool {
+			return !slices.ContainsFunc(all, func(m message) bool { return !e.er.isErased(m.raw) })
+		}
+		e.now = received.AddDate(1, 0, 0)
+		e.cfg.Interval = time.Hour
+		e.rebuildService(t, e.er)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.svc.Run(ctx) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for !erasedAll() {
+			if time.Now().After(deadline) {
+				t.Fatal("the backlog waits for the next interval")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		<-done
+	})
 	t.Run("disabled", func(t *testing.T) {
 		e := newEnv(t, func(e *env) { e.cfg.Enabled = false })
 		m := e.receive(t, "a", "s", "kasse")
