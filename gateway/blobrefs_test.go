@@ -40,6 +40,11 @@ func fillRefs(v reflect.Value, n *int) []blob.Ref {
 	return nil
 }
 
+// notVouched are the payloads whose references name blobs that need not be
+// there: ContentErased lists the blobs it erased, and `log verify --blobs`
+// must not look for them.
+var notVouched = map[string]struct{}{"ContentErased": {}}
+
 // TestBlobRefsListsEveryRef walks every registered payload type, so that a
 // new event type with a blob reference cannot be left out of log verify --blobs.
 func TestBlobRefsListsEveryRef(t *testing.T) {
@@ -53,6 +58,13 @@ func TestBlobRefsListsEveryRef(t *testing.T) {
 		var n int
 		want := fillRefs(reflect.ValueOf(p).Elem(), &n)
 		got := p.BlobRefs()
+		if _, ok := notVouched[name]; ok {
+			// The payload names blobs it does not vouch for.
+			if len(got) != 0 {
+				t.Errorf("%s.BlobRefs() = %v, want none", name, got)
+			}
+			continue
+		}
 		cmp := func(a, b blob.Ref) int { return int(a.Size - b.Size) }
 		slices.SortFunc(got, cmp)
 		if !slices.Equal(got, want) {

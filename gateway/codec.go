@@ -84,6 +84,9 @@ func NewRegistry() *Registry {
 		func() Payload { return &ReplyResendOrdered{} },
 		func() Payload { return &ReplyIDAssigned{} },
 		func() Payload { return &EvidenceRecordSaved{} },
+		func() Payload { return &ContentErased{} },
+		func() Payload { return &LegalHoldSet{} },
+		func() Payload { return &LegalHoldReleased{} },
 	} {
 		r.types[f().EventType()] = f
 	}

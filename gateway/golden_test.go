@@ -91,6 +91,11 @@ func goldenPayloads() []Payload {
 		&EvidenceRecordSaved{Object: PreservedObject{Kind: PreservedOriginal, Stream: "msg-1", Data: goldenRef}, Record: goldenRef,
 			Cause: RecordTimestampRenewal, Hash: "SHA-256", GenTime: goldenTime, TSA: "CN=Beispiel-TSA,O=Beispiel,C=DE",
 			NextDue: goldenTime.AddDate(2, 0, 0)},
+		&ContentErased{ErasedAt: goldenTime, Rule: "office bauamt: 10y from the end of the year of receipt",
+			Reason: "retention-expired", Office: "bauamt", RetainUntil: goldenTime, Actor: "admin1",
+			Blobs: []blob.Ref{goldenRef}, Kept: []blob.Ref{{SHA256: goldenRef.SHA256, Size: 7}}},
+		&LegalHoldSet{Reason: "Klage anhängig", Actor: "admin1", Case: "VG 1 K 23/26", SetAt: goldenTime},
+		&LegalHoldReleased{Reason: "Verfahren abgeschlossen", Actor: "admin1", ReleasedAt: goldenTime},
 	}
 }
 

@@ -206,6 +206,8 @@ func (b *Builder) Build(ctx context.Context, tenant, stream string, w io.Writer)
 		rc, err := b.Blobs.Open(ctx, pb.ref)
 		if err != nil {
 			reason := err.Error()
+			// A shredded blob reads as ErrErased (eventstore/cryptblob);
+			// one erased by a store without keys is simply gone.
 			if (errors.Is(err, blob.ErrErased) || errors.Is(err, blob.ErrNotFound)) && idx.Erased != nil {
 				reason = "erased"
 			}

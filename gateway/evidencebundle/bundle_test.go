@@ -114,7 +114,7 @@ func newFixture(t *testing.T, erased bool) *fixture {
 	}
 	var blobs blob.Opener = store
 	if erased {
-		blobs = &erasedStore{Opener: store, gone: map[string]bool{rawRef.SHA256: true, htmlRef.SHA256: true}}
+		blobs = &erasedStore{Opener: store, gone: map[string]error{rawRef.SHA256: blob.ErrErased, htmlRef.SHA256: blob.ErrNotFound}}
 	}
 	b := &evidencebundle.Builder{Log: l, Blobs: blobs, Signer: signer, TSA: tsa, Version: "test", Sealer: opensslSealer(t, p)}
 	return &fixture{b: b, stream: stream, pki: p, key: signer.Public().(ed25519.PublicKey), anchor: anchor}
@@ -151,15 +151,17 @@ func (s *sealer) Seal(_ context.Context, m []byte) ([]byte, error) {
 
 func (s *sealer) Certificates() []*x509.Certificate { return []*x509.Certificate{s.crt} }
 
-// erasedStore has lost some blobs, as crypto-shredding leaves them.
+// erasedStore has lost some blobs, as crypto-shredding leaves them: a
+// shredded blob reads as ErrErased, one a store without keys removed is
+// not found.
 type erasedStore struct {
 	blob.Opener
-	gone map[string]bool
+	gone map[string]error
 }
 
 func (s *erasedStore) Open(ctx context.Context, ref blob.Ref) (io.ReadCloser, error) {
-	if s.gone[ref.SHA256] {
-		return nil, blob.ErrNotFound
+	if err := s.gone[ref.SHA256]; err != nil {
+		return nil, err
 	}
 	return s.Opener.Open(ctx, ref)
 }

@@ -22,6 +22,8 @@ import (
 	"regexp"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/poststelle/poststelle/gateway/retention"
 )
 
 // Config is the YAML configuration of offices and staff.
@@ -30,6 +32,7 @@ import (
 //	  - id: bauamt
 //	    name: Bauordnungsamt
 //	    webhooks: [{url: "https://dms.example/hook", secret_file: /etc/poststelle/bauamt.hook}]
+//	    retention: {period: 10y, from: end-of-year}
 //	    members:
 //	      - {user: mueller, password_hash: "$2a$10$..."}
 //	      - {user: dms-bauamt, token_hash: "sha256:4f1c..."}
@@ -52,6 +55,9 @@ type Office struct {
 	// Webhooks receive a signed POST for every message routed to the office.
 	Webhooks []Webhook `yaml:"webhooks"`
 	Members  []Member  `yaml:"members"`
+	// Retention is how long the office's messages are kept before their
+	// contents are erased (gateway/retention); nil keeps them for ever.
+	Retention *retention.Rule `yaml:"retention"`
 }
 
 // Webhook is a case system's (DMS, Fachverfahren) endpoint.
@@ -150,6 +156,11 @@ func (c *Config) Validate() error {
 		for j, w := range o.Webhooks {
 			if err := w.validate(); err != nil {
 				return fmt.Errorf("%s.webhooks[%d]: %w", p, j, err)
+			}
+		}
+		if o.Retention != nil {
+			if err := o.Retention.Validate(); err != nil {
+				return fmt.Errorf("%s.retention.%w", p, err)
 			}
 		}
 		seenUser := map[string]bool{}
@@ -260,4 +271,16 @@ func (c *Config) OfficeIDs() []string {
 		ids[i] = o.ID
 	}
 	return ids
+}
+
+// RetentionRules returns the retention rule of every office that has one,
+// for retention.NewPolicy.
+func (c *Config) RetentionRules() map[string]retention.Rule {
+	rules := map[string]retention.Rule{}
+	for _, o := range c.Offices {
+		if o.Retention != nil {
+			rules[o.ID] = *o.Retention
+		}
+	}
+	return rules
 }

@@ -72,6 +72,17 @@ func (p *Principal) CanAssign() bool {
 	return p != nil && (p.Role == RoleMailroom || p.Role == RoleAdmin)
 }
 
+// CanManageRetention reports whether p may set and release legal holds and
+// erase a message's contents: admins only, since an erasure cannot be
+// undone and a hold overrides the retention rules.
+func (p *Principal) CanManageRetention() bool { return p != nil && p.Role == RoleAdmin }
+
+// CanReadRetention reports whether p may see a message's retention, hold
+// and erasure: admins and auditors.
+func (p *Principal) CanReadRetention() bool {
+	return p != nil && (p.Role == RoleAdmin || p.Role == RoleAuditor)
+}
+
 // ErrUnauthenticated is returned for every failed authentication, whatever
 // the reason, so that a caller cannot learn which users exist.
 var ErrUnauthenticated = errors.New("offices: authentication failed")

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/projection"
+	"github.com/poststelle/poststelle/gateway/retention"
 	"github.com/poststelle/poststelle/internal/gatewaytest"
 )
 
@@ -55,6 +57,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{"webhook scheme", "offices: [{id: a, webhooks: [{url: \"ftp://x\", secret_file: s}]}]", "webhooks[0]"},
 		{"webhook secret", "offices: [{id: a, webhooks: [{url: \"https://x\"}]}]", "secret_file"},
 		{"webhook userinfo", "offices: [{id: a, webhooks: [{url: \"https://u:p@x\", secret_file: s}]}]", "credentials"},
+		{"retention", "offices: [{id: a, retention: {period: 10y, from: end-of-year}}, {id: b, retention: {period: 6m, from: receipt}}]", ""},
+		{"retention default from", "offices: [{id: a, retention: {period: 1y6m}}]", ""},
+		{"retention bad period", "offices: [{id: a, retention: {period: 10 years}}]", "period"},
+		{"retention too long", "offices: [{id: a, retention: {period: 101y}}]", "longer than"},
+		{"retention no period", "offices: [{id: a, retention: {from: receipt}}]", "offices[0].retention.period"},
+		{"retention bad from", "offices: [{id: a, retention: {period: 1y, from: closing}}]", "offices[0].retention.from"},
+		{"retention unknown field", "offices: [{id: a, retention: {period: 1y, start: receipt}}]", "start"},
 		{"argon params", "admins: [{user: u, password_hash: \"$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5\"}]", "out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +78,19 @@ func TestParseConfigErrors(t *testing.T) {
 				t.Fatalf("error %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestRetentionRules(t *testing.T) {
+	c, err := ParseConfig([]byte("offices: [{id: a, retention: {period: 10y}}, {id: b}, {id: c, retention: {period: 30d, from: receipt}}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.RetentionRules()
+	want := map[string]retention.Rule{"a": {Period: retention.Period{Years: 10}},
+		"c": {Period: retention.Period{Days: 30}, From: retention.FromReceipt}}
+	if !maps.Equal(got, want) {
+		t.Fatalf("RetentionRules() = %v, want %v", got, want)
 	}
 }
 

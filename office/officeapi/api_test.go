@@ -38,6 +38,8 @@ type testEnv struct {
 	streams map[string]string // name → stream
 	// erased are the blobs the server's store reads as erased.
 	erased *erasingBlobs
+	// shredded records what the retention service erased.
+	shredded *erasedBlobs
 }
 
 const (
@@ -79,8 +81,9 @@ func newTestEnvWith(t *testing.T, plan replies.PlanFunc, now func() time.Time) *
 	e.inbox = offices.Inbox{Notifier: n}
 	e.runner = &projection.Runner{Log: g.Log, DB: g.State, Registry: gateway.NewRegistry()}
 	e.erased = &erasingBlobs{Backend: g.Blobs, refs: map[string]bool{}}
+	e.shredded = &erasedBlobs{}
 	s, err := New(Config{MaxReplyBytes: 4096, MaxWait: 5 * time.Second}, Deps{Log: g.Log, DB: g.State, Blobs: e.erased, Directory: e.dir, Notifier: n, Plan: plan, Now: now,
-		Bundle: fakeBundle})
+		Bundle: fakeBundle, Retention: newRetention(t, g, e.shredded)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,6 +201,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		act
 		triageView
 		triageAssign
+		retentionRead
+		retentionAct
 		anyone
 	)
 	endpoints := []struct {
@@ -221,6 +226,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/triage/{t}", "", triageView, false},
 		{"POST", "/triage/{t}/assign", `{"offices":["a"],"reason":"Bauakte"}`, triageAssign, false},
 		{"POST", "/triage/{t}/replies/r-1/resolve", `{"action":"resend"}`, triageAssign, false},
+		{"GET", "/admin/messages/{s}/retention", "", retentionRead, false},
+		{"POST", "/admin/messages/{s}/hold", `{"reason":"Klage","case":"VG 1 K 23/26"}`, retentionAct, false},
+		{"POST", "/admin/messages/{s}/hold/release", `{"reason":"Verfahren beendet"}`, retentionAct, false},
+		{"POST", "/admin/messages/{s}/erase", `{"reason":"Antrag nach Art. 17 DSGVO"}`, retentionAct, false},
 	}
 	allowed := func(role string, kind access, own bool) bool {
 		switch role {
@@ -239,6 +248,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			return role == "mailroom" || role == "admin" || role == "auditor"
 		case triageAssign:
 			return role == "mailroom" || role == "admin"
+		case retentionRead:
+			return role == "admin" || role == "auditor"
+		case retentionAct:
+			return role == "admin"
 		}
 		return false
 	}
@@ -265,6 +278,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 					want = []int{422} // the seeded messages are e-mails, which ask for no eEB
 				case ep.kind == triageAssign:
 					want = []int{201, 409} // the first assignment wins
+				case ep.kind == retentionAct:
+					want = []int{200, 201}
 				case ep.method == "POST":
 					want = []int{200, 201, 202}
 				default:

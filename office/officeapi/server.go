@@ -98,6 +98,9 @@ type Deps struct {
 	// Bundle writes a message's evidence bundle (gateway/evidencebundle)
 	// for GET .../bundle; nil answers 503.
 	Bundle BundleFunc
+	// Retention serves the admin endpoints on a message's retention, legal
+	// hold and erasure (*retention.Service); nil answers 503.
+	Retention Retention
 	// Ready decides GET /readyz: nil is ready (metrics.Readiness.Check in
 	// serve). Without it /readyz answers like /healthz.
 	Ready func(context.Context) error
@@ -162,6 +165,10 @@ func (s *Server) endpoints() []endpoint {
 		{"GET /triage/{stream}", s.triageView(s.getTriage)},
 		{"POST /triage/{stream}/assign", s.triageAssign(s.assign)},
 		{"POST /triage/{stream}/replies/{reply}/resolve", s.triageAssign(s.resolveReply)},
+		{"GET /admin/messages/{stream}/retention", s.retentionRead(s.retentionStatus)},
+		{"POST /admin/messages/{stream}/hold", s.retentionAct(s.hold)},
+		{"POST /admin/messages/{stream}/hold/release", s.retentionAct(s.releaseHold)},
+		{"POST /admin/messages/{stream}/erase", s.retentionAct(s.eraseNow)},
 	}
 }
 

@@ -58,6 +58,11 @@ type WiringDeps struct {
 	Ready func(context.Context) error
 	// Bundle makes evidence bundles (see Deps.Bundle).
 	Bundle BundleFunc
+	// NewRetention, when set, makes the retention service that serves the
+	// admin retention endpoints (see Deps.Retention) from the offices
+	// configuration Wire loads: retention.NewPolicy needs its
+	// RetentionRules. Nil answers those endpoints 503.
+	NewRetention func(offices.Config) (Retention, error)
 	// Owns limits webhook retries to the streams this process owns (see
 	// outbox.Deps.Owns); nil owns all.
 	Owns outbox.OwnsFunc
@@ -76,6 +81,8 @@ type Wiring struct {
 	// Webhooks retries webhook deliveries (Run does); nil when no office
 	// has a webhook.
 	Webhooks *Webhooks
+	// Retention is what WiringDeps.NewRetention made, nil without it.
+	Retention Retention
 	// Overdue records eEB tasks that passed their due date (Run runs it).
 	Overdue *offices.OverdueWatch
 	// Demo is the demo login when the demo set-up runs.
@@ -144,8 +151,14 @@ func Wire(cfg WiringConfig, deps WiringDeps) (*Wiring, error) {
 		}
 		w.Handlers = append(w.Handlers, w.Webhooks.Handler())
 	}
+	if deps.NewRetention != nil {
+		if w.Retention, err = deps.NewRetention(ocfg); err != nil {
+			return nil, err
+		}
+	}
 	w.Server, err = New(cfg.API, Deps{Log: deps.Log, DB: deps.DB, Blobs: deps.Blobs, Directory: w.Directory,
-		Notifier: w.Notifier, Logger: deps.Logger, Tenant: deps.Tenant, Plan: deps.Plan, Ready: deps.Ready, Bundle: deps.Bundle})
+		Notifier: w.Notifier, Logger: deps.Logger, Tenant: deps.Tenant, Plan: deps.Plan, Ready: deps.Ready, Bundle: deps.Bundle,
+		Retention: w.Retention})
 	if err != nil {
 		return nil, err
 	}
