@@ -175,6 +175,7 @@ func (s *SQLite) submit(ctx context.Context, r *request) error {
 // committer is the only goroutine that writes.
 func (s *SQLite) committer() {
 	defer close(s.done)
+	var last batchStats
 	for {
 		var first *request
 		select {
@@ -183,19 +184,52 @@ func (s *SQLite) committer() {
 			s.drainQueued()
 			return
 		}
-		s.commit(s.gather(first))
+		batch := s.gather(first, last)
+		start := time.Now()
+		s.commit(batch)
+		last = batchStats{requests: len(batch), took: time.Since(start)}
 	}
+}
+
+// batchStats describes the previous commit, which sizes the next batch.
+type batchStats struct {
+	requests int
+	took     time.Duration
 }
 
 // gather takes first and whatever else is queued, up to maxBatch: the
 // requests that arrived while the last commit was being made durable.
-func (s *SQLite) gather(first *request) []*request {
+//
+// Puts reach the key store just after their ciphertexts' group commit in
+// the blob store released them together, a few microseconds apart; a
+// committer that commits at once takes the first alone and makes the rest
+// wait for the next fsync. So, as the event log's writer does, when fewer
+// requests are queued than the last commit carried, it waits for that many,
+// but at most half as long as the last commit took.
+func (s *SQLite) gather(first *request, last batchStats) []*request {
 	batch := []*request{first}
+fill:
 	for len(batch) < maxBatch {
 		select {
 		case r := <-s.reqs:
 			batch = append(batch, r)
 		default:
+			break fill
+		}
+	}
+	target := min(last.requests, maxBatch)
+	if len(batch) >= target || last.took <= 0 {
+		return batch
+	}
+	timer := time.NewTimer(last.took / 2)
+	defer timer.Stop()
+	for len(batch) < target {
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		case <-timer.C:
+			return batch
+		case <-s.stop:
 			return batch
 		}
 	}
@@ -209,7 +243,7 @@ func (s *SQLite) drainQueued() {
 	for {
 		select {
 		case r := <-s.reqs:
-			s.commit(s.gather(r))
+			s.commit(s.gather(r, batchStats{}))
 		default:
 			return
 		}

@@ -187,7 +187,7 @@ func (s *Store) reencrypt(ref blob.Ref, content []byte) error {
 		return err
 	}
 	var ct bytes.Buffer
-	if _, err := encrypt(ctx, &ct, bytes.NewReader(content), dataKey, s.chunk, 0); err != nil {
+	if _, err := encrypt(ctx, &ct, bytes.NewReader(content), dataKey, nil, s.chunk, 0); err != nil {
 		return err
 	}
 	return s.repoint(ref, e, ct.Bytes())

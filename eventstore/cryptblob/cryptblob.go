@@ -56,6 +56,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/blobkeys"
@@ -68,6 +69,9 @@ type Store struct {
 	kek    KEK
 	logger *slog.Logger
 	chunk  int
+	// bufs holds chunk buffers of finished puts: a 10 KiB message would
+	// otherwise allocate a 64 KiB buffer per blob.
+	bufs sync.Pool
 }
 
 var (
@@ -112,8 +116,15 @@ func (s *Store) putCiphertext(ctx context.Context, r io.Reader, dataKey []byte, 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ref, encErr = encrypt(ctx, pw, r, dataKey, s.chunk, maxSize)
+		buf, _ := s.bufs.Get().(*[]byte)
+		if buf == nil {
+			b := make([]byte, s.chunk+tagSize)
+			buf = &b
+		}
+		ref, encErr = encrypt(ctx, pw, r, dataKey, *buf, s.chunk, maxSize)
 		pw.CloseWithError(encErr)
+		// The pipe copies what it is given, so the buffer is free again.
+		s.bufs.Put(buf)
 	}()
 	limit := int64(0)
 	if maxSize > 0 {

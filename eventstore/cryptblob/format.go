@@ -91,9 +91,9 @@ func plainSize(ciphertext int64, chunk int) (int64, bool) {
 }
 
 // encrypt streams src, at most maxSize bytes when maxSize > 0, to dst as the
-// ciphertext under key, and returns the plaintext's reference. It holds one
-// chunk.
-func encrypt(ctx context.Context, dst io.Writer, src io.Reader, key []byte, chunk int, maxSize int64) (blob.Ref, error) {
+// ciphertext under key, and returns the plaintext's reference. buf, of
+// chunk+tagSize bytes, is the only buffer it uses (nil: it makes one).
+func encrypt(ctx context.Context, dst io.Writer, src io.Reader, key, buf []byte, chunk int, maxSize int64) (blob.Ref, error) {
 	aead, err := newGCM(key)
 	if err != nil {
 		return blob.Ref{}, err
@@ -101,16 +101,18 @@ func encrypt(ctx context.Context, dst io.Writer, src io.Reader, key []byte, chun
 	if maxSize > 0 {
 		src = io.LimitReader(src, maxSize+1)
 	}
+	if len(buf) < chunk+tagSize {
+		buf = make([]byte, chunk+tagSize)
+	}
 	hdr := header(chunk)
 	if _, err := dst.Write(hdr); err != nil {
 		return blob.Ref{}, fmt.Errorf("cryptblob: write header: %w", err)
 	}
-	br := bufio.NewReaderSize(&ctxReader{ctx: ctx, r: src}, chunk)
-	buf := make([]byte, chunk, chunk+tagSize)
+	in := &chunkReader{r: &ctxReader{ctx: ctx, r: src}}
 	h := sha256.New()
 	var n int64
 	for i := uint64(0); ; i++ {
-		m, last, err := readChunk(br, buf)
+		m, last, err := in.next(buf[:chunk])
 		if err != nil {
 			return blob.Ref{}, fmt.Errorf("cryptblob: read content: %w", err)
 		}
@@ -127,21 +129,35 @@ func encrypt(ctx context.Context, dst io.Writer, src io.Reader, key []byte, chun
 	}
 }
 
-// readChunk fills buf from br and reports whether the input ended with it:
-// a full chunk is the last only when nothing follows it.
-func readChunk(br *bufio.Reader, buf []byte) (int, bool, error) {
-	m, err := io.ReadFull(br, buf)
+// chunkReader cuts its input into chunks and tells the last: a full chunk
+// is the last only when nothing follows it, which it learns by reading one
+// byte ahead and carrying that byte into the next chunk.
+type chunkReader struct {
+	r        io.Reader
+	carry    [1]byte
+	hasCarry bool
+}
+
+func (c *chunkReader) next(buf []byte) (int, bool, error) {
+	m := 0
+	if c.hasCarry {
+		buf[0], m, c.hasCarry = c.carry[0], 1, false
+	}
+	k, err := io.ReadFull(c.r, buf[m:])
+	m += k
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
 		return m, true, nil
 	case err != nil:
 		return m, false, err
 	}
-	if _, err := br.Peek(1); err == io.EOF {
+	switch _, err := io.ReadFull(c.r, c.carry[:]); {
+	case err == io.EOF:
 		return m, true, nil
-	} else if err != nil {
+	case err != nil:
 		return m, false, err
 	}
+	c.hasCarry = true
 	return m, false, nil
 }
 
