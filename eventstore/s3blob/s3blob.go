@@ -100,6 +100,30 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 // New builds the store without contacting the service.
 func New(cfg Config) (*Store, error) {
+	client, err := NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	part := cfg.PartSize
+	if part == 0 {
+		part = defaultPartSize
+	}
+	if part < minPartSize {
+		return nil, fmt.Errorf("s3blob: part size %d is below S3's minimum of %d", part, minPartSize)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Store{client: client, core: minio.Core{Client: client}, bucket: cfg.Bucket,
+		prefix: cfg.Prefix, part: part, logger: logger}, nil
+}
+
+// NewClient builds the S3 client the store uses from cfg (endpoint, bucket,
+// credentials, TLS, retries), without contacting the service, so that
+// other stores in the same bucket (the cluster's key store,
+// eventstore/blobkeys) connect exactly as the blob store does.
+func NewClient(cfg Config) (*minio.Client, error) {
 	if cfg.Endpoint == "" || cfg.Bucket == "" {
 		return nil, errors.New("s3blob: endpoint and bucket are required")
 	}
@@ -134,19 +158,7 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3blob: client for %s: %w", cfg.Endpoint, err)
 	}
-	part := cfg.PartSize
-	if part == 0 {
-		part = defaultPartSize
-	}
-	if part < minPartSize {
-		return nil, fmt.Errorf("s3blob: part size %d is below S3's minimum of %d", part, minPartSize)
-	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	return &Store{client: client, core: minio.Core{Client: client}, bucket: cfg.Bucket,
-		prefix: cfg.Prefix, part: part, logger: logger}, nil
+	return client, nil
 }
 
 func readKey(path string) (string, error) {
