@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -21,7 +22,7 @@ type timedBlobs struct {
 
 func (t *timedBlobs) done(op string, start time.Time, err error) {
 	t.m.blobOps.WithLabelValues(op).Observe(time.Since(start).Seconds())
-	if err != nil && !errors.Is(err, blob.ErrTooLarge) && !errors.Is(err, blob.ErrNotFound) && !errors.Is(err, context.Canceled) {
+	if err != nil && !errors.Is(err, blob.ErrTooLarge) && !errors.Is(err, blob.ErrNotFound) && !errors.Is(err, blob.ErrErased) && !errors.Is(err, context.Canceled) {
 		t.m.blobErrors.WithLabelValues(op).Inc()
 	}
 }
@@ -74,4 +75,37 @@ func (t *timedBlobs) Ping(ctx context.Context) error {
 	err := t.b.Ping(ctx)
 	t.done("ping", start, err)
 	return err
+}
+
+// Erase passes erasure through to a store that can (eventstore/cryptblob);
+// any other refuses it with blob.ErrNotErasable.
+func (t *timedBlobs) Erase(ctx context.Context, ref blob.Ref) error {
+	e, ok := t.b.(blob.Eraser)
+	if !ok {
+		return fmt.Errorf("%w: the blob store does not encrypt at rest", blob.ErrNotErasable)
+	}
+	start := time.Now()
+	err := e.Erase(ctx, ref)
+	t.done("erase", start, err)
+	return err
+}
+
+// Erasable tells whether the inner store could erase ref (see
+// retention.ErasableChecker); a store that cannot erase says no.
+func (t *timedBlobs) Erasable(ctx context.Context, ref blob.Ref) (bool, error) {
+	if c, ok := t.b.(interface {
+		Erasable(context.Context, blob.Ref) (bool, error)
+	}); ok {
+		return c.Erasable(ctx, ref)
+	}
+	_, ok := t.b.(blob.Eraser)
+	return ok, nil
+}
+
+// Close closes the inner store when it has anything to close.
+func (t *timedBlobs) Close() error {
+	if c, ok := t.b.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }

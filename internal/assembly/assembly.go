@@ -25,9 +25,7 @@ import (
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/eventstore/integrity"
 	"github.com/poststelle/poststelle/eventstore/kafkalog"
-	"github.com/poststelle/poststelle/eventstore/packblob"
 	"github.com/poststelle/poststelle/eventstore/pubsub"
-	"github.com/poststelle/poststelle/eventstore/s3blob"
 	"github.com/poststelle/poststelle/eventstore/sqlitelog"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/metrics"
@@ -105,7 +103,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Stores, error
 	if g.log, err = openLog(ctx, cfg, signer, logger); err != nil {
 		return nil, err
 	}
-	if g.blobs, err = OpenBlobs(ctx, cfg, logger); err != nil {
+	if g.blobs, err = openBlobs(ctx, cfg, logger, true); err != nil {
 		g.Close()
 		return nil, err
 	}
@@ -114,28 +112,6 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Stores, error
 		return nil, err
 	}
 	return g, nil
-}
-
-// OpenBlobs opens the configured blob store: the local directory (small
-// blobs in packs, the rest and every blob written before packs as files),
-// or the S3 bucket after checking that it answers.
-func OpenBlobs(ctx context.Context, cfg *Config, logger *slog.Logger) (blob.Backend, error) {
-	if cfg.Blobs.Backend != "s3" {
-		store, err := packblob.Open(ctx, packblob.Config{Dir: filepath.Join(cfg.DataDir, "blobs"),
-			MaxPacked: cfg.Blobs.MaxPackedBytes, Logger: logger.With("component", "blobs")})
-		if err != nil {
-			return nil, fmt.Errorf("open blob store: %w", err)
-		}
-		return store, nil
-	}
-	s := cfg.Blobs.S3
-	store, err := s3blob.Open(ctx, s3blob.Config{Endpoint: s.Endpoint, Bucket: s.Bucket, Prefix: s.Prefix, Region: s.Region,
-		AccessKeyFile: s.AccessKeyFile, SecretKeyFile: s.SecretKeyFile, TLS: s.TLS, CAFile: s.CAFile,
-		PartSize: s.PartSize, MaxRetries: s.MaxRetries, Logger: logger})
-	if err != nil {
-		return nil, fmt.Errorf("open blob store: %w", err)
-	}
-	return store, nil
 }
 
 func openLog(ctx context.Context, cfg *Config, signer crypto.Signer, logger *slog.Logger) (eventstore.Log, error) {
@@ -321,12 +297,18 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 		return nil, err
 	}
 	g.bundle = bundle
+	ret := &retentionWiring{g: g, reg: reg, owner: owner}
 	office, err := officeapi.Wire(officeapi.WiringConfig{OfficesFile: cfg.Offices, RulesFile: cfg.Routing.Rules,
 		RoutingAfterVerification: cfg.Routing.AfterVerification, API: cfg.OfficeAPI, DataDir: cfg.DataDir},
 		officeapi.WiringDeps{Log: g.log, DB: g.state, Blobs: g.blobs, Logger: logger, Tenant: cfg.Tenant, Notice: notice,
-			Plan: policy.Plan, Ready: g.ready.Check, Owns: owner.owns(), Bundle: bundle})
+			Plan: policy.Plan, Ready: g.ready.Check, Owns: owner.owns(), Bundle: bundle, NewRetention: ret.make})
 	if err != nil {
 		return nil, fmt.Errorf("offices: %w", err)
+	}
+	if ret.erasing() {
+		// Completes an erasure that was recorded but interrupted before
+		// the keys were destroyed, here or on a node that died.
+		handlers = append(handlers, ret.service.Handler())
 	}
 	// A partitioned log has no one order of arrival: queue places come
 	// from the office's own stream there, triage places from the triage
@@ -403,6 +385,9 @@ func Build(ctx context.Context, cfg *Config, deps Deps) (_ *Gateway, err error) 
 	g.add("references projection", func(ctx context.Context) error { return runner.Run(ctx, projection.References{}) })
 	g.add("office api", office.Run)
 	g.add("reply retries", sender.Run)
+	if ret.service != nil {
+		g.add("retention", ret.service.Run)
+	}
 	if owner != nil {
 		g.add("schedule ownership", owner.Run)
 		g.add("queue topics", func(ctx context.Context) error { return g.mirrorQueues(ctx, reg) })

@@ -18,6 +18,7 @@ import (
 	"github.com/poststelle/poststelle/crypto/keys"
 	"github.com/poststelle/poststelle/eventstore/witness"
 	"github.com/poststelle/poststelle/gateway/replies"
+	"github.com/poststelle/poststelle/gateway/retention"
 	"github.com/poststelle/poststelle/gateway/verification"
 	"github.com/poststelle/poststelle/internal/dialconf"
 	"github.com/poststelle/poststelle/office/officeapi"
@@ -82,6 +83,10 @@ type Config struct {
 	TSAServer *TSAServerConfig `yaml:"tsa_server"`
 	// Evidence configures evidence bundles (the seal) and evidence records.
 	Evidence EvidenceConfig `yaml:"evidence"`
+	// Retention runs the erasure of contents at the end of their offices'
+	// retention periods (offices[].retention in the offices file; see
+	// docs/retention.md). Off, nothing is erased by time.
+	Retention retention.Config `yaml:"retention"`
 
 	// demo is set when no configuration file was given.
 	demo bool
@@ -166,7 +171,23 @@ type BlobsConfig struct {
 	// every new blob a file, as before packs existed (packs already
 	// written stay readable).
 	MaxPackedBytes int64 `yaml:"max_packed_bytes"`
+	// Encryption is "on" (default) or "off". On, every new blob is
+	// encrypted under a key of its own (eventstore/cryptblob), which is
+	// what lets retention erase contents by destroying the key; blobs
+	// written while it was off stay readable and cannot be erased.
+	Encryption string `yaml:"encryption"`
+	// KEKFile holds the key-encryption key, 64 hex digits, mode 0600
+	// (default <data_dir>/keys/blob-kek; created on the first start of a
+	// local store). Every node of a cluster needs the same file; the S3
+	// store never creates one.
+	KEKFile string `yaml:"kek_file"`
+	// KeysAllowVersioning lets the S3 key store open a versioned bucket;
+	// see blobkeys.S3Config.AllowVersioning before setting it.
+	KeysAllowVersioning bool `yaml:"keys_allow_versioning"`
 }
+
+// encrypted reports whether new blobs are encrypted at rest.
+func (b *BlobsConfig) encrypted() bool { return b.Encryption != "off" }
 
 // S3Config is the YAML form of s3blob.Config. The keys are files, never
 // values in the configuration.
@@ -301,6 +322,9 @@ func (c *Config) setDefaults() {
 	if c.Blobs.Backend == "" {
 		c.Blobs.Backend = "local"
 	}
+	if c.Blobs.KEKFile == "" {
+		c.Blobs.KEKFile = filepath.Join(c.DataDir, "keys", "blob-kek")
+	}
 	c.setTSAServerDefaults()
 }
 
@@ -351,6 +375,9 @@ func (c *Config) validate() error {
 	if err := c.Blobs.validate(); err != nil {
 		return err
 	}
+	if err := c.Retention.Validate(); err != nil {
+		return fmt.Errorf("retention.%w", err)
+	}
 	if c.WebUI != nil {
 		if err := c.WebUI.Validate(); err != nil {
 			return fmt.Errorf("web_ui.%w", err)
@@ -372,6 +399,11 @@ func (c *Config) validate() error {
 }
 
 func (b *BlobsConfig) validate() error {
+	switch b.Encryption {
+	case "", "on", "off":
+	default:
+		return fmt.Errorf("blobs.encryption: %q is not on or off", b.Encryption)
+	}
 	switch b.Backend {
 	case "local":
 		if b.MaxPackedBytes < -1 {
