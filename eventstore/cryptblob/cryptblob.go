@@ -43,11 +43,11 @@
 //
 // Intake cost (BenchmarkPut10KiB: 16 writers, distinct 10 KiB blobs,
 // packblob alone against cryptblob over packblob with the SQLite key store,
-// on the shared 2-core development machine, 2026-12-04): 100-210 µs per
-// blob plain, 390-500 µs encrypted over repeated runs, 2 to 4 times as
-// much. The run is latency-bound (the CPUs about half busy): the key
-// store's fsync follows the ciphertext's, and the key entry must not be
-// durable before the ciphertext it names. See docs/retention.md.
+// shared 2-core development machine, 2026-12-04, three runs): 57-122 µs
+// per blob plain, 173-341 µs encrypted, about 3 times in the quietest run.
+// The cipher takes 3-4 % of the CPU; the rest is latency: the key store's
+// fsync follows the ciphertext's, since a key entry must not be durable
+// before the ciphertext it names. See docs/retention.md.
 package cryptblob
 
 import (
