@@ -1,7 +1,11 @@
 package assembly
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -52,19 +56,20 @@ func TestBlobsConfig(t *testing.T) {
 	}
 }
 
-func TestOpenBlobsLocalDefault(t *testing.T) {
-	cfg := config(t, "")
+// TestOpenBlobsLocalPlain: with encryption off the store is the pack
+// store in the data directory, and a data directory from before packs has
+// its file blobs served as they are.
+func TestOpenBlobsLocalPlain(t *testing.T) {
+	cfg := config(t, "blobs: {encryption: off}\n")
 	b, err := OpenBlobs(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s, ok := b.(*packblob.Store)
 	if !ok || s.Dir() != filepath.Join(cfg.DataDir, "blobs") {
-		t.Fatalf("default blob store is %T, want the pack store in the data directory", b)
+		t.Fatalf("plain blob store is %T, want the pack store in the data directory", b)
 	}
 	defer s.Close()
-	// A data directory from before packs: its file blobs are served as
-	// they are.
 	files, err := blob.Open(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +80,88 @@ func TestOpenBlobsLocalDefault(t *testing.T) {
 	}
 	if got, err := b.ReadAll(context.Background(), ref, 0); err != nil || string(got) != "Zugang vor den Packs" {
 		t.Fatalf("old file blob through the default store: %q %v", got, err)
+	}
+}
+
+// TestOpenBlobsEncryptedDefault: by default blobs are encrypted at rest.
+// serve makes the KEK on a local store's first start (mode 0600), a
+// command beside it never does; blobs stored before encryption stay
+// readable and are not erasable, new ones are written encrypted (their
+// bytes are in no file of the data directory) and erase for good.
+func TestOpenBlobsEncryptedDefault(t *testing.T) {
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	cfg := config(t, "")
+	if _, err := OpenBlobs(ctx, cfg, logger); err == nil || !strings.Contains(err.Error(), "blobs.kek_file") {
+		t.Fatalf("a command without a KEK: %v, want an error naming blobs.kek_file", err)
+	}
+	plain, err := packblob.Open(ctx, packblob.Config{Dir: filepath.Join(cfg.DataDir, "blobs")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := plain.PutBytes(ctx, []byte("Zugang vor der Verschluesselung"))
+	plain.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := openBlobs(ctx, cfg, logger, true)
+	if err != nil {
+		t.Fatalf("serve's first start: %v", err)
+	}
+	defer b.(io.Closer).Close()
+	if fi, err := os.Stat(cfg.Blobs.KEKFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("KEK file: %v %v", fi, err)
+	}
+	if got, err := b.ReadAll(ctx, old, 0); err != nil || string(got) != "Zugang vor der Verschluesselung" {
+		t.Fatalf("plaintext blob from before: %q %v", got, err)
+	}
+	secret := []byte("Geheimnis-4711 im Antrag")
+	ref, err := b.PutBytes(ctx, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.(io.Closer).Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertNotInFiles(t, cfg.DataDir, secret)
+	b, err = OpenBlobs(ctx, cfg, logger)
+	if err != nil {
+		t.Fatalf("a command after serve made the KEK: %v", err)
+	}
+	if got, err := b.ReadAll(ctx, ref, 0); err != nil || string(got) != string(secret) {
+		t.Fatalf("encrypted blob: %q %v", got, err)
+	}
+	er := b.(blob.Eraser)
+	if err := er.Erase(ctx, old); !errors.Is(err, blob.ErrNotErasable) {
+		t.Fatalf("erase of the plaintext blob: %v, want ErrNotErasable", err)
+	}
+	if err := er.Erase(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ReadAll(ctx, ref, 0); !errors.Is(err, blob.ErrErased) {
+		t.Fatalf("read after erasure: %v, want ErrErased", err)
+	}
+	b.(io.Closer).Close()
+}
+
+// assertNotInFiles fails when any file under dir holds needle.
+func assertNotInFiles(t *testing.T, dir string, needle []byte) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, needle) {
+			t.Errorf("%s holds %q in plaintext", path, needle)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
