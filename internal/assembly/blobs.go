@@ -32,7 +32,7 @@ func openBlobs(ctx context.Context, cfg *Config, logger *slog.Logger, serve bool
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.Blobs.encrypted() {
+	if !cfg.Blobs.encrypted() || (!serve && neverEncrypted(cfg)) {
 		return inner, nil
 	}
 	store, err := encryptBlobs(ctx, cfg, inner, logger, serve)
@@ -41,6 +41,19 @@ func openBlobs(ctx context.Context, cfg *Config, logger *slog.Logger, serve bool
 		return nil, err
 	}
 	return store, nil
+}
+
+// neverEncrypted reports a local data directory that serve never opened
+// with encryption on: no KEK and no key store, so every blob in it is
+// plaintext (one from before encryption at rest, or a copy made for an
+// audit without the keys) and a command reads it as such.
+func neverEncrypted(cfg *Config) bool {
+	if cfg.Blobs.Backend == "s3" {
+		return false
+	}
+	_, errKEK := os.Stat(cfg.Blobs.KEKFile)
+	_, errKeys := os.Stat(filepath.Join(cfg.DataDir, "blobkeys.db"))
+	return errors.Is(errKEK, fs.ErrNotExist) && errors.Is(errKeys, fs.ErrNotExist)
 }
 
 func openPlainBlobs(ctx context.Context, cfg *Config, logger *slog.Logger) (blob.Backend, error) {

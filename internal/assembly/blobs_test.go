@@ -92,8 +92,12 @@ func TestOpenBlobsEncryptedDefault(t *testing.T) {
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
 	cfg := config(t, "")
-	if _, err := OpenBlobs(ctx, cfg, logger); err == nil || !strings.Contains(err.Error(), "blobs.kek_file") {
-		t.Fatalf("a command without a KEK: %v, want an error naming blobs.kek_file", err)
+	if b, err := OpenBlobs(ctx, cfg, logger); err != nil {
+		t.Fatalf("a command on a data directory never encrypted: %v", err)
+	} else if _, ok := b.(*packblob.Store); !ok {
+		t.Fatalf("a command on a data directory never encrypted opens %T, want the plain pack store", b)
+	} else {
+		b.(io.Closer).Close()
 	}
 	plain, err := packblob.Open(ctx, packblob.Config{Dir: filepath.Join(cfg.DataDir, "blobs")})
 	if err != nil {
@@ -124,6 +128,19 @@ func TestOpenBlobsEncryptedDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertNotInFiles(t, cfg.DataDir, secret)
+	kek, err := os.ReadFile(cfg.Blobs.KEKFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(cfg.Blobs.KEKFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenBlobs(ctx, cfg, logger); err == nil || !strings.Contains(err.Error(), "blobs.kek_file") {
+		t.Fatalf("a command with the key store but without its KEK: %v, want an error naming blobs.kek_file", err)
+	}
+	if err := os.WriteFile(cfg.Blobs.KEKFile, kek, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	b, err = OpenBlobs(ctx, cfg, logger)
 	if err != nil {
 		t.Fatalf("a command after serve made the KEK: %v", err)
