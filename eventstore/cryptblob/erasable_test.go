@@ -3,7 +3,6 @@ package cryptblob
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/poststelle/poststelle/eventstore/blob"
@@ -46,6 +45,6 @@ func TestErasable(t *testing.T) {
 
 func newErasableStore(t *testing.T) (*Store, blob.Backend) {
 	t.Helper()
-	inner := &memBackend{m: &blob.Memory{}}
-	return New(inner, openKeys(t, filepath.Join(t.TempDir(), "keys.db")), testKEK(t), nil), inner
+	f, mem := memFixture(t)
+	return f.open(t), mem
 }

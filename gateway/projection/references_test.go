@@ -77,23 +77,7 @@ func (e *evidenceEnv) catchUp(t *testing.T) {
 // streamEvidence returns the evidence events of a stream.
 func (e *evidenceEnv) streamEvidence(t *testing.T, stream string) []*gateway.DeliveryEvidenceRecorded {
 	t.Helper()
-	evs, err := e.env.Log.ReadStream(context.Background(), gateway.DefaultTenant, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := gateway.NewRegistry()
-	var out []*gateway.DeliveryEvidenceRecorded
-	for i := range evs {
-		if evs[i].Type != "DeliveryEvidenceRecorded" {
-			continue
-		}
-		p, err := reg.Decode(&evs[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, p.(*gateway.DeliveryEvidenceRecorded))
-	}
-	return out
+	return gatewaytest.Payloads[*gateway.DeliveryEvidenceRecorded](t, e.env.Log, gateway.DefaultTenant, stream)
 }
 
 var evidenceBlob = blob.Ref{SHA256: "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03", Size: 6}

@@ -184,23 +184,7 @@ func (e *env) eraseDue(t *testing.T, want int) {
 // erasures returns the ContentErased events of a stream.
 func (e *env) erasures(t *testing.T, stream string) []*gateway.ContentErased {
 	t.Helper()
-	evs, err := e.g.Log.ReadStream(context.Background(), gateway.DefaultTenant, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := gateway.NewRegistry()
-	var out []*gateway.ContentErased
-	for i := range evs {
-		if evs[i].Type != "ContentErased" {
-			continue
-		}
-		p, err := reg.Decode(&evs[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, p.(*gateway.ContentErased))
-	}
-	return out
+	return gatewaytest.Payloads[*gateway.ContentErased](t, e.g.Log, gateway.DefaultTenant, stream)
 }
 
 func sameRefs(got, want []blob.Ref) bool {
