@@ -86,6 +86,14 @@ type Deps struct {
 	// cluster only the owner of a stream's partition runs its schedule.
 	// Nil owns every stream.
 	Owns func(tenant, stream string) bool
+	// Metrics, when set, counts erasures (metrics.Retention).
+	Metrics Observer
+}
+
+// Observer is told what the service erased, for the operator's metrics.
+type Observer interface {
+	Erased(reason string, blobs int)
+	EraseFailed(n int)
 }
 
 // Service runs the retention schedule and the manual actions.
@@ -264,7 +272,13 @@ func (s *Service) erase(ctx context.Context, tenant, stream string, h history, e
 	if err := s.record(ctx, tenant, stream, h, ev); err != nil {
 		return err
 	}
+	if s.deps.Metrics != nil {
+		s.deps.Metrics.Erased(ev.Reason, len(ev.Blobs))
+	}
 	if err := s.eraseBlobs(ctx, stream, ev.Blobs); err != nil {
+		if s.deps.Metrics != nil {
+			s.deps.Metrics.EraseFailed(len(ev.Blobs))
+		}
 		s.deps.Logger.Warn("retention: erasure recorded, keys not all destroyed yet; the erasure handler completes it",
 			"stream", stream, "err", err)
 	}

@@ -75,9 +75,35 @@ type env struct {
 	owns   func(tenant, stream string) bool
 	cfg    retention.Config
 	policy *retention.Policy
+	// counted is what the service told its metrics.
+	counted counts
 }
 
 var received = time.Date(2026, 3, 5, 9, 0, 0, 0, time.UTC)
+
+// counts is a retention.Observer that counts what it is told.
+type counts struct {
+	mu       sync.Mutex
+	erasures map[string]int
+	blobs    int
+	failed   int
+}
+
+func (c *counts) Erased(reason string, blobs int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.erasures == nil {
+		c.erasures = map[string]int{}
+	}
+	c.erasures[reason]++
+	c.blobs += blobs
+}
+
+func (c *counts) EraseFailed(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failed += n
+}
 
 func newEnv(t *testing.T, mutate ...func(*env)) *env {
 	t.Helper()
@@ -103,7 +129,7 @@ func (e *env) rebuildService(t *testing.T, er blob.Eraser) {
 	var err error
 	e.svc, err = retention.New(e.cfg, retention.Deps{Log: e.g.Log, Registry: gateway.NewRegistry(), State: e.g.State,
 		Eraser: er, Policy: e.policy, Now: func() time.Time { return e.now },
-		Owns: func(tenant, stream string) bool { return e.owns == nil || e.owns(tenant, stream) }})
+		Owns: func(tenant, stream string) bool { return e.owns == nil || e.owns(tenant, stream) }, Metrics: &e.counted})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,6 +260,9 @@ func TestErasedOnceWhenThePeriodEnds(t *testing.T) {
 	st, err := e.svc.Status(context.Background(), gateway.DefaultTenant, m.stream)
 	if err != nil || !st.Erased || st.Erasure == nil || st.Office != "kasse" {
 		t.Fatalf("Status = %+v, %v", st, err)
+	}
+	if e.counted.erasures[retention.ReasonExpired] != 1 || e.counted.blobs != 3 || e.counted.failed != 0 {
+		t.Fatalf("metrics told %v erasures of %d blobs, %d failed; want one expiry of 3 blobs", e.counted.erasures, e.counted.blobs, e.counted.failed)
 	}
 }
 

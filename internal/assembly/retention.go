@@ -3,6 +3,7 @@ package assembly
 import (
 	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
+	"github.com/poststelle/poststelle/gateway/metrics"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/gateway/retention"
 	"github.com/poststelle/poststelle/office/officeapi"
@@ -32,7 +33,8 @@ func (w *retentionWiring) make(oc offices.Config) (officeapi.Retention, error) {
 		er = nil
 	}
 	s, err := retention.New(w.g.cfg.Retention, retention.Deps{Log: w.g.log, Registry: w.reg, State: w.g.state,
-		Eraser: er, Policy: pol, Logger: w.g.logger.With("component", "retention"), Owns: w.owner.owns()})
+		Eraser: er, Policy: pol, Logger: w.g.logger.With("component", "retention"), Owns: w.owner.owns(),
+		Metrics: metrics.NewRetention(w.g.metrics.Registry())})
 	if err != nil {
 		return nil, err
 	}
