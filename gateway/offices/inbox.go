@@ -20,7 +20,8 @@ import (
 // Inbox is the read model of the office queues and the triage queue: a
 // projection of MessageReceived, MessageRouted, RoutingFailed,
 // ProcessingFailed, MessageDelivered, MessageAcknowledged, the Reply* events,
-// WebhookDelivered, WebhookFailed, DeliveryEvidenceRecorded and EEBOverdue, with the eEB
+// WebhookDelivered, WebhookFailed, DeliveryEvidenceRecorded, EEBOverdue,
+// ContentErased, LegalHoldSet and LegalHoldReleased, with the eEB
 // tasks of EGVP messages that ask for one (EEBTask). Dropping its tables and
 // replaying the log rebuilds it identically (see Dump). Register it with a
 // projection.Runner.
@@ -62,6 +63,7 @@ var inboxSchema = []string{
 	`CREATE TABLE IF NOT EXISTS inbox_received (
 		tenant TEXT NOT NULL, stream TEXT NOT NULL, received TEXT NOT NULL DEFAULT '{}',
 		report TEXT NOT NULL DEFAULT '',
+		` + retentionColumnsDDL + `,
 		PRIMARY KEY (tenant, stream)) STRICT`,
 	`CREATE TABLE IF NOT EXISTS office_messages (
 		office TEXT NOT NULL, tenant TEXT NOT NULL, stream TEXT NOT NULL,
@@ -74,6 +76,7 @@ var inboxSchema = []string{
 		acknowledged_by TEXT NOT NULL DEFAULT '', acknowledged_via TEXT NOT NULL DEFAULT '',
 		acknowledged_at TEXT NOT NULL DEFAULT '',
 		received TEXT NOT NULL DEFAULT '{}', report TEXT NOT NULL DEFAULT '',
+		` + retentionColumnsDDL + `,
 		PRIMARY KEY (office, tenant, stream)) STRICT`,
 	`CREATE UNIQUE INDEX IF NOT EXISTS office_messages_seq ON office_messages (office, seq)`,
 	`CREATE INDEX IF NOT EXISTS office_messages_stream ON office_messages (tenant, stream)`,
@@ -122,6 +125,9 @@ func (Inbox) Setup(ctx context.Context, tx *sql.Tx) error {
 	if err := addOverdueColumn(ctx, tx); err != nil {
 		return err
 	}
+	if err := addRetentionColumns(ctx, tx); err != nil {
+		return err
+	}
 	for _, s := range eebSchema[1:] {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("offices: create inbox tables: %w", err)
@@ -164,10 +170,7 @@ func dropOldSchema(ctx context.Context, tx *sql.Tx) error {
 			return fmt.Errorf("offices: drop old %s: %w", t, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM projection_positions WHERE name IN ('office-inbox', 'office-inbox/queued')`); err != nil {
-		return fmt.Errorf("offices: reset the inbox position: %w", err)
-	}
-	return nil
+	return resetInboxPosition(ctx, tx)
 }
 
 // Reset implements projection.Projection.
@@ -256,6 +259,12 @@ func (in Inbox) Apply(ctx context.Context, tx projection.Tx, e *eventstore.Event
 		}
 	case *gateway.DeliveryEvidenceRecorded:
 		err = in.applyEvidence(ctx, tx, e, m, at)
+	case *gateway.ContentErased:
+		err = applyErased(ctx, tx, e, m)
+	case *gateway.LegalHoldSet:
+		err = applyHold(ctx, tx, e, m)
+	case *gateway.LegalHoldReleased:
+		err = setRetention(ctx, tx, e, `hold_since = '', hold_case = ''`)
 	default:
 		return nil
 	}
@@ -314,7 +323,9 @@ func applyVerified(ctx context.Context, tx projection.Tx, e *eventstore.Event, m
 
 func applyRouted(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *gateway.MessageRouted, at string, queued bool) error {
 	received, report := "{}", ""
-	err := tx.QueryRowContext(ctx, `SELECT received, report FROM inbox_received WHERE tenant = ? AND stream = ?`, e.Tenant, e.Stream).Scan(&received, &report)
+	var ret retentionRow
+	err := tx.QueryRowContext(ctx, `SELECT received, report, `+retentionColumns+` FROM inbox_received WHERE tenant = ? AND stream = ?`,
+		e.Tenant, e.Stream).Scan(append([]any{&received, &report}, ret.dest()...)...)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
@@ -336,11 +347,11 @@ func applyRouted(ctx context.Context, tx projection.Tx, e *eventstore.Event, m *
 	}
 	for _, office := range m.Offices {
 		_, err := tx.ExecContext(ctx, `INSERT INTO office_messages (office, tenant, stream, seq, received_at, channel, sender, subject,
-				state, routed_at, routing, received, report)
-			VALUES (?1, ?2, ?3, `+place+`, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+				state, routed_at, routing, received, report, `+retentionColumns+`)
+			VALUES (?1, ?2, ?3, `+place+`, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
 			ON CONFLICT (office, tenant, stream) DO NOTHING`,
 			office, e.Tenant, e.Stream, receivedAt, string(rec.Channel), rec.From.Address, rec.Subject,
-			StateNew, at, string(routing), received, report)
+			StateNew, at, string(routing), received, report, ret.ErasedAt, ret.ErasedRule, ret.ErasedReason, ret.HoldSince, ret.HoldCase)
 		if err != nil {
 			return err
 		}
@@ -524,6 +535,13 @@ type Message struct {
 	// EEB is the court's request for an eEB as a task, on an EGVP message
 	// that asks for one; absent on every other.
 	EEB *EEBTask `json:"eeb,omitempty"`
+	// Erased says when and why the message's contents were erased
+	// (ContentErased); absent while they are kept. Raw, Parts and Report
+	// still name the erased blobs by hash, but reading them fails.
+	Erased *Erasure `json:"erased,omitempty"`
+	// Hold is the legal hold on the message while it lasts; absent
+	// without one and once it is released.
+	Hold *Hold `json:"legalHold,omitempty"`
 }
 
 // Evidence is one piece of delivery evidence as an office sees it: the
@@ -564,7 +582,8 @@ func ListEvidence(ctx context.Context, db *sql.DB, tenant, stream string) ([]Evi
 var ErrNotFound = errors.New("offices: no such message in this office")
 
 const messageColumns = `m.office, m.tenant, m.stream, m.seq, m.state, m.routed_at, m.routing, m.delivered_via,
-	m.acknowledged_by, m.acknowledged_via, m.acknowledged_at, m.received, m.report, ` + eebColumns
+	m.acknowledged_by, m.acknowledged_via, m.acknowledged_at, m.received, m.report,
+	m.erased_at, m.erased_rule, m.erased_reason, m.hold_since, m.hold_case, ` + eebColumns
 
 // messageFrom is the FROM clause messageColumns read.
 const messageFrom = ` FROM office_messages m LEFT JOIN office_eeb e ON e.tenant = m.tenant AND e.stream = m.stream`
@@ -655,10 +674,13 @@ func scanMessage(s scanner) (Message, error) {
 	var m Message
 	var routedAt, routing, via, ackAt, received, report string
 	var eeb eebScan
-	if err := s.Scan(append([]any{&m.Office, &m.Tenant, &m.Stream, &m.Seq, &m.State, &routedAt, &routing, &via,
-		&m.AcknowledgedBy, &m.AcknowledgedVia, &ackAt, &received, &report}, eeb.dest()...)...); err != nil {
+	var ret retentionRow
+	dest := append([]any{&m.Office, &m.Tenant, &m.Stream, &m.Seq, &m.State, &routedAt, &routing, &via,
+		&m.AcknowledgedBy, &m.AcknowledgedVia, &ackAt, &received, &report}, ret.dest()...)
+	if err := s.Scan(append(dest, eeb.dest()...)...); err != nil {
 		return Message{}, err
 	}
+	m.Erased, m.Hold = ret.erasure(), ret.hold()
 	var err error
 	if m.EEB, err = eeb.task(); err != nil {
 		return Message{}, fmt.Errorf("%s: %w", m.Stream, err)
@@ -821,9 +843,9 @@ func scanTriage(s scanner) (TriageItem, error) {
 func Dump(ctx context.Context, db *sql.DB) (string, error) {
 	var b strings.Builder
 	queries := []string{
-		`SELECT 'received', tenant, stream, json_array(received, report) FROM inbox_received ORDER BY tenant, stream`,
+		`SELECT 'received', tenant, stream, json_array(received, report, ` + retentionColumns + `) FROM inbox_received ORDER BY tenant, stream`,
 		`SELECT 'office', office, stream, json_array(tenant, received_at, channel, sender, subject, state, routed_at, routing,
-			delivered_via, acknowledged_by, acknowledged_via, acknowledged_at, received, report)
+			delivered_via, acknowledged_by, acknowledged_via, acknowledged_at, received, report, ` + retentionColumns + `)
 			FROM office_messages ORDER BY office, tenant, stream`,
 		`SELECT 'queue', office, stream, json_array(tenant, seq) FROM office_queue ORDER BY office, seq`,
 		`SELECT 'triage', tenant, stream, json_array(kind, reason, since, state, assigned_to, assigned_by) FROM triage_items ORDER BY tenant, stream`,

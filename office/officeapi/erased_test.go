@@ -2,9 +2,11 @@ package officeapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -93,6 +95,59 @@ func TestErasedContentIsGone(t *testing.T) {
 		}
 		if tc.want == http.StatusGone && strings.Contains(got, "hello m1") {
 			t.Errorf("GET %s: erased content in the answer: %q", tc.path, got)
+		}
+	}
+}
+
+// TestErasureAndHoldInMessageJSON: the message list and the single message
+// say that a message's contents were erased (when, rule, reason) and that
+// another is on legal hold (since, case), as the OpenAPI document names
+// them; a message with neither carries neither key.
+func TestErasureAndHoldInMessageJSON(t *testing.T) {
+	e := newTestEnv(t)
+	erased, held, plain := e.seed("me", "a", "e.pdf"), e.seed("mh", "a", "h.pdf"), e.seed("mp", "a", "p.pdf")
+	admin, member := creds{token: e.tokens["admin"]}, creds{token: e.tokens["member-a"]}
+	for path, body := range map[string]string{
+		"/admin/messages/" + erased.Stream + "/erase": `{"reason":"Antrag nach Art. 17 DSGVO"}`,
+		"/admin/messages/" + held.Stream + "/hold":    `{"reason":"Klage anhängig","case":"VG 1 K 23/26"}`,
+	} {
+		if resp := e.do(admin, "POST", path, body); resp.StatusCode/100 != 2 {
+			t.Fatalf("POST %s: %d %s", path, resp.StatusCode, readBody(t, resp))
+		}
+	}
+	e.catchUp()
+
+	var list struct {
+		Messages []json.RawMessage `json:"messages"`
+	}
+	resp := e.do(member, "GET", "/offices/a/messages", "")
+	if err := json.Unmarshal([]byte(readBody(t, resp)), &list); err != nil || len(list.Messages) != 3 {
+		t.Fatalf("list: %d messages, %v", len(list.Messages), err)
+	}
+	listed := map[string]string{}
+	for _, m := range list.Messages {
+		var s struct{ Stream string }
+		json.Unmarshal(m, &s)
+		listed[s.Stream] = string(m)
+	}
+	erasedKey := regexp.MustCompile(`"erased":\{"at":"[0-9T:.Z-]+","rule":"manual","reason":"Antrag nach Art. 17 DSGVO"\}`)
+	holdKey := regexp.MustCompile(`"legalHold":\{"since":"[0-9T:.Z-]+","case":"VG 1 K 23/26"\}`)
+	for _, tc := range []struct {
+		name, stream string
+		erased, hold bool
+	}{
+		{"erased", erased.Stream, true, false},
+		{"held", held.Stream, false, true},
+		{"plain", plain.Stream, false, false},
+	} {
+		detail := readBody(t, e.do(member, "GET", "/offices/a/messages/"+tc.stream, ""))
+		for where, j := range map[string]string{"list": listed[tc.stream], "detail": detail} {
+			if erasedKey.MatchString(j) != tc.erased || strings.Contains(j, `"erased"`) != tc.erased {
+				t.Errorf("%s in the %s: erased %v wanted: %s", tc.name, where, tc.erased, j)
+			}
+			if holdKey.MatchString(j) != tc.hold || strings.Contains(j, `"legalHold"`) != tc.hold {
+				t.Errorf("%s in the %s: hold %v wanted: %s", tc.name, where, tc.hold, j)
+			}
 		}
 	}
 }

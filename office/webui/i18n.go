@@ -251,4 +251,13 @@ var catalogue = map[string][2]string{
 	"eeb.submit":             {"Empfangsbekenntnis senden", "Send the eEB"},
 	"eeb.recorded":           {"Empfangsbekenntnis aufgenommen, es wird an das Gericht gesendet.", "eEB recorded; it is being sent to the court."},
 	"eeb.notrecorded":        {"Das Empfangsbekenntnis wurde nicht aufgenommen.", "The eEB was not recorded."},
+	"erased.on":              {"Inhalt gelöscht am", "Content erased on"},
+	"erased.rule":            {"Regel", "rule"},
+	"erased.reason":          {"Grund", "reason"},
+	"erased.remain":          {"Die Ereignisse, ihre Prüfsummen und die Nachweise bleiben.", "The events, their checksums and the evidence remain."},
+	"erased.short":           {"gelöscht", "erased"},
+	"hold.since":             {"Sperrvermerk seit", "Legal hold since"},
+	"hold.case":              {"Aktenzeichen", "case"},
+	"hold.explain":           {"Solange er besteht, wird der Inhalt nicht gelöscht.", "The content is not erased while it lasts."},
+	"hold.short":             {"Sperrvermerk", "legal hold"},
 }

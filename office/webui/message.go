@@ -3,9 +3,11 @@ package webui
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/poststelle/poststelle/eventstore/blob"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/offices"
 	"github.com/poststelle/poststelle/office/httpserve"
@@ -45,6 +47,26 @@ type messageView struct {
 	CanProve     bool
 	CanBundle    bool
 	Key          string
+	// Erased is the message's erasure, nil while its contents are kept;
+	// Hold is its legal hold while one lasts.
+	Erased *gateway.ContentErased
+	Hold   *gateway.LegalHoldSet
+}
+
+// Gone reports whether the message's contents were erased and ref is not
+// among the blobs the erasure kept, so that the page shows the erasure
+// instead of a link that answers 410 Gone. A blob the erasure neither
+// lists as erased nor as kept counts as gone: a link to it is not promised.
+func (v *messageView) Gone(ref blob.Ref) bool {
+	if v.Erased == nil {
+		return false
+	}
+	return !slices.ContainsFunc(v.Erased.Kept, func(k blob.Ref) bool { return k.SHA256 == ref.SHA256 })
+}
+
+// RawGone is Gone of the raw message; false before the receipt is read.
+func (v *messageView) RawGone() bool {
+	return v.Received != nil && v.Gone(v.Received.Raw)
 }
 
 func (s *Server) message(w http.ResponseWriter, r *request) {
@@ -95,6 +117,12 @@ func (s *Server) loadMessage(r *request, h Hit) (*messageView, error) {
 			if r.p().Member(m.Office) {
 				v.Acknowledged = true
 			}
+		case *gateway.ContentErased:
+			v.Erased = m
+		case *gateway.LegalHoldSet:
+			v.Hold = m
+		case *gateway.LegalHoldReleased:
+			v.Hold = nil
 		}
 		v.Timeline = append(v.Timeline, entry)
 	}
@@ -180,6 +208,12 @@ func describe(p gateway.Payload) (detail, by string) {
 		return fmt.Sprintf("%s %s from %s %s", m.Channel, m.Kind, m.Attester.Name, m.EvidenceID), m.Attester.Name
 	case *gateway.NoteAdded:
 		return m.Text, m.By
+	case *gateway.ContentErased:
+		return fmt.Sprintf("%s: %s (%d blobs erased, %d kept)", m.Rule, m.Reason, len(m.Blobs), len(m.Kept)), m.Actor
+	case *gateway.LegalHoldSet:
+		return m.Reason + prefixed(" – ", m.Case), m.Actor
+	case *gateway.LegalHoldReleased:
+		return m.Reason, m.Actor
 	}
 	return "", ""
 }
