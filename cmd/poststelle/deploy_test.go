@@ -155,3 +155,45 @@ func unitSettings(t *testing.T, path string) map[string]string {
 	}
 	return m
 }
+
+// TestDeployBlobExamples loads each commented-out blobs: example of
+// deploy/poststelle.yaml, uncommented, through the configuration loader:
+// the encryption settings it documents must be ones serve accepts.
+func TestDeployBlobExamples(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(deployDir, "poststelle.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var examples []string
+	var cur []string
+	for _, line := range append(strings.Split(string(data), "\n"), "") {
+		switch {
+		case line == "# blobs:":
+			cur = []string{"blobs:"}
+		case cur != nil && strings.HasPrefix(line, "#   "):
+			cur = append(cur, strings.TrimPrefix(line, "# "))
+		case cur != nil:
+			examples = append(examples, strings.Join(cur, "\n"))
+			cur = nil
+		}
+	}
+	if len(examples) != 2 {
+		t.Fatalf("%d blobs: examples in deploy/poststelle.yaml, want the local and the S3 one", len(examples))
+	}
+	want := []struct{ backend, kek string }{{"", "/var/lib/poststelle/keys/blob-kek"}, {"s3", "/etc/poststelle/keys/blob-kek"}}
+	for i, ex := range examples {
+		f := filepath.Join(t.TempDir(), "poststelle.yaml")
+		if err := os.WriteFile(f, []byte("data_dir: /var/lib/poststelle\n"+ex+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(f)
+		if err != nil {
+			t.Fatalf("example %d:\n%s\n%v", i, ex, err)
+		}
+		if cfg.Blobs.Backend != want[i].backend && !(want[i].backend == "" && cfg.Blobs.Backend == "local") ||
+			cfg.Blobs.Encryption == "off" || cfg.Blobs.KEKFile != want[i].kek || cfg.Blobs.KeysAllowVersioning {
+			t.Errorf("example %d: backend %q, encryption %q, kek_file %q, keys_allow_versioning %v", i, cfg.Blobs.Backend,
+				cfg.Blobs.Encryption, cfg.Blobs.KEKFile, cfg.Blobs.KeysAllowVersioning)
+		}
+	}
+}

@@ -183,7 +183,8 @@ func assertNotInFiles(t *testing.T, dir string, needle []byte) {
 }
 
 // TestComposeConfiguration: the gateways' configuration in
-// docker-compose.yml loads (Kafka log, S3 blobs, ops listener).
+// docker-compose.yml loads (Kafka log, S3 blobs encrypted at rest, ops
+// listener).
 func TestComposeConfiguration(t *testing.T) {
 	b, err := os.ReadFile("../../docker-compose.yml")
 	if err != nil {
@@ -209,5 +210,11 @@ func TestComposeConfiguration(t *testing.T) {
 		len(cfg.EventStore.Kafka.Brokers) != 3 || cfg.EventStore.Kafka.ReplicationFactor != 3 {
 		t.Fatalf("compose configuration: blobs %q, log %q with %d brokers, ops %q", cfg.Blobs.Backend,
 			cfg.EventStore.Backend, len(cfg.EventStore.Kafka.Brokers), cfg.Ops.Listen)
+	}
+	// Encrypted at rest under a KEK every gateway shares: serve never makes
+	// one for S3, so the file is the keys job's (test/compose checks it).
+	if !cfg.Blobs.encrypted() || cfg.Blobs.KEKFile != "/var/lib/poststelle/keys/blob-kek" || cfg.Blobs.KeysAllowVersioning {
+		t.Fatalf("compose configuration: encryption %q, kek_file %q, keys_allow_versioning %v", cfg.Blobs.Encryption,
+			cfg.Blobs.KEKFile, cfg.Blobs.KeysAllowVersioning)
 	}
 }

@@ -325,7 +325,7 @@ func flagValue(args []string, name string) string {
 // TestGateways: two gateway processes on one configuration that names all
 // three brokers, the replication factor the brokers enforce, the S3 server
 // and the bucket the bucket job creates, key files mounted where it reads
-// them, and a healthcheck on its own /readyz.
+// them, the KEK of encryption at rest, and a healthcheck on its own /readyz.
 func TestGateways(t *testing.T) {
 	p := project(t)
 	gs := gateways(p)
@@ -350,6 +350,7 @@ func TestGateways(t *testing.T) {
 		checkLog(t, p, g, cfg)
 		checkBlobs(t, p, g, cfg)
 		checkKeys(t, p, g, cfg)
+		checkKEK(t, p, g, cfg)
 		// The healthcheck runs `poststelle ready` on the same configuration,
 		// which asks ops.listen's /readyz.
 		hc := g.HealthCheck
@@ -456,18 +457,77 @@ func checkKeys(t *testing.T, p *types.Project, g types.ServiceConfig, cfg *assem
 	if d, ok := g.DependsOn["keys"]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
 		t.Errorf("%s does not wait for the keys job", g.Name)
 	}
-	mount := func(s types.ServiceConfig, file string) string {
-		for _, v := range s.Volumes {
-			if v.Type == types.VolumeTypeVolume && strings.HasPrefix(file, v.Target+"/") {
-				return v.Source
-			}
-		}
-		return ""
-	}
-	vol := mount(g, cfg.Keys.SigningKey)
-	if vol == "" || mount(p.Services["keys"], cfg.Keys.SigningKey) != vol {
+	vol := volumeOf(g, cfg.Keys.SigningKey)
+	if vol == "" || volumeOf(p.Services["keys"], cfg.Keys.SigningKey) != vol {
 		t.Errorf("%s: signing key %s is not on the volume the keys job writes", g.Name, cfg.Keys.SigningKey)
 	}
+}
+
+// volumeOf names the named volume s has file on, "" when none.
+func volumeOf(s types.ServiceConfig, file string) string {
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeVolume && strings.HasPrefix(file, v.Target+"/") {
+			return v.Source
+		}
+	}
+	return ""
+}
+
+// checkKEK: the gateways encrypt their blobs at rest under one KEK (serve
+// never makes one for S3), read from the keys volume, where the keys job
+// installs it with mode 0600 for the gateway's user from a file secret the
+// operator makes; that file is kept out of the repository.
+func checkKEK(t *testing.T, p *types.Project, g types.ServiceConfig, cfg *assembly.Config) {
+	t.Helper()
+	if cfg.Blobs.Encryption == "off" {
+		t.Fatalf("%s: blobs.encryption is off", g.Name)
+	}
+	kek := cfg.Blobs.KEKFile
+	keys := p.Services["keys"]
+	if vol := volumeOf(g, kek); vol == "" || volumeOf(keys, kek) != vol {
+		t.Errorf("%s: kek_file %s is not on the volume the keys job writes", g.Name, kek)
+	}
+	var from, file string
+	for _, sc := range keys.Secrets {
+		if def, ok := p.Secrets[sc.Source]; ok && def.File != "" {
+			from, file = sc.Target, def.File
+			if from == "" {
+				from = sc.Source
+			}
+			if !strings.HasPrefix(from, "/") {
+				from = "/run/secrets/" + from
+			}
+		}
+	}
+	if from == "" {
+		t.Fatalf("the keys job has no file secret to install the KEK from")
+	}
+	job := strings.Join(keys.Command, "\n")
+	for _, want := range []string{"install -m 0600 " + from + " " + kek, "cmp -s " + from + " " + kek, "chown -R 65532:65532 " + filepath.Dir(kek)} {
+		if !strings.Contains(job, want) {
+			t.Errorf("the keys job does not run %q", want)
+		}
+	}
+	rel, err := filepath.Rel(mustAbs(t, root), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignore, err := os.ReadFile(filepath.Join(root, ".gitignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(strings.Split(string(ignore), "\n"), "/"+filepath.ToSlash(rel)) {
+		t.Errorf("the KEK secret's file %s is not in .gitignore", rel)
+	}
+}
+
+func mustAbs(t *testing.T, path string) string {
+	t.Helper()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
 }
 
 // dockerfileStages lists the stage names (FROM … AS name) and the COPY

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,9 @@ import (
 )
 
 // clusterBlobs is the blob store section every node of the cluster test
-// shares: the S3 server run.sh started (SeaweedFS), one prefix per test.
+// shares: the S3 server run.sh started (SeaweedFS), one prefix per test,
+// encrypted at rest under the cluster's one KEK (root/keys/blob-kek, which
+// clusterKeys writes: serve never makes one for S3).
 func clusterBlobs(t *testing.T, root string) string {
 	t.Helper()
 	need := func(k string) string {
@@ -37,25 +40,39 @@ func clusterBlobs(t *testing.T, root string) string {
 		}
 		return v
 	}
-	return fmt.Sprintf("blobs:\n  backend: s3\n  s3: {endpoint: %q, bucket: %q, prefix: %q, access_key_file: %s, secret_key_file: %s}\n",
-		need("S3_ENDPOINT"), need("S3_BUCKET"), filepath.Base(root)+"/", need("S3_ACCESS_KEY_FILE"), need("S3_SECRET_KEY_FILE"))
+	return fmt.Sprintf("blobs:\n  backend: s3\n  kek_file: %s\n  s3: {endpoint: %q, bucket: %q, prefix: %q, access_key_file: %s, secret_key_file: %s}\n",
+		clusterKEK(root), need("S3_ENDPOINT"), need("S3_BUCKET"), filepath.Base(root)+"/", need("S3_ACCESS_KEY_FILE"), need("S3_SECRET_KEY_FILE"))
+}
+
+func clusterKEK(root string) string { return filepath.Join(root, "keys", "blob-kek") }
+
+// clusterKeys makes what every node of the cluster shares besides the log
+// and the bucket: the KEK and the offices file (the office "demo" with one
+// member, and an admin).
+func clusterKeys(t *testing.T, root string) servetest.Staff {
+	t.Helper()
+	servetest.WriteKEK(t, clusterKEK(root))
+	return servetest.WriteStaff(t, filepath.Join(root, "staff"))
 }
 
 // clusterNode is one gateway of the cluster test, with its own data
-// directory (state database, demo login, IMAP certificate) and ports.
+// directory (state database, IMAP certificate) and ports; the office
+// member's login is the cluster's one offices file's.
 type clusterNode struct {
 	*serveNode
 	dataDir, imap string
 	user, pw      string
 }
 
-func clusterConfig(t *testing.T, root string, i int, brokers []string, topic string) *clusterNode {
+func clusterConfig(t *testing.T, root string, i int, brokers []string, topic string, staff servetest.Staff) *clusterNode {
 	t.Helper()
 	dir := filepath.Join(root, fmt.Sprintf("node%d", i))
 	n := &clusterNode{serveNode: &serveNode{config: filepath.Join(dir, "poststelle.yaml"), api: servetest.FreeAddr(t), smtp: servetest.FreeAddr(t)},
-		dataDir: filepath.Join(dir, "data"), imap: servetest.FreeAddr(t)}
+		dataDir: filepath.Join(dir, "data"), imap: servetest.FreeAddr(t), user: staff.Member.User, pw: staff.Member.Password}
 	conf := fmt.Sprintf(`data_dir: %s
 keys: {signing_key: %s}
+offices: %s
+routing: {rules: %s}
 eventstore:
   backend: kafka
   kafka: {brokers: [%s], topic: %s, partitions: %d, replication_factor: 3, group: %s, checkpoint_interval: 300ms}
@@ -63,7 +80,7 @@ eventstore:
 office_api: {listen: %q}
 office_imap: {listen: %q, tls: none}
 smtp_submission: {listen: %q}
-`, n.dataDir, filepath.Join(root, "keys", "gateway.key"), strings.Join(brokers, ", "), topic, scaleoutPartitions, topic,
+`, n.dataDir, filepath.Join(root, "keys", "gateway.key"), staff.OfficesFile, staff.RulesFile, strings.Join(brokers, ", "), topic, scaleoutPartitions, topic,
 		clusterBlobs(t, root), n.smtp, i, n.api, n.imap, servetest.FreeAddr(t))
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatal(err)
@@ -72,12 +89,6 @@ smtp_submission: {listen: %q}
 		t.Fatal(err)
 	}
 	return n
-}
-
-func (n *clusterNode) login(t *testing.T) {
-	t.Helper()
-	c := servetest.DemoLogin(t, n.dataDir)
-	n.user, n.pw = c.User, c.Password
 }
 
 func (n *clusterNode) get(t *testing.T, path string) (int, []byte) {
@@ -192,6 +203,9 @@ func consoleQueue(t *testing.T, brokers []string, topic string, want int) []queu
 	return recs
 }
 
+// erasedBlobs finds log verify --blobs's count of erased blobs.
+var erasedBlobs = regexp.MustCompile(`(\d+) blobs erased as ContentErased events record`)
+
 // queueRec is what the test reads of a queue topic's record.
 type queueRec struct {
 	seq         int64
@@ -206,8 +220,10 @@ type queueRec struct {
 // queued once; every node lists the same queue with the same seq and IMAP
 // UIDs, including the killed one once restarted with its stale state;
 // a department's kafka-console-consumer reads each message once in queue
-// order; every node serves every message's bytes; log verify --blobs passes
-// from every node's configuration.
+// order; every node serves every message's bytes, encrypted at rest under
+// the cluster's one KEK; a message erased through one node's admin API is
+// gone (410) at every node; log verify --blobs passes from every node's
+// configuration, counting the erased blobs.
 func TestCluster(t *testing.T) {
 	v := os.Getenv("KAFKA_CLUSTER")
 	if v == "" {
@@ -216,12 +232,12 @@ func TestCluster(t *testing.T) {
 	brokers := strings.Split(v, ",")
 	topic := uniqueTopic("cluster")
 	root := t.TempDir()
+	staff := clusterKeys(t, root)
 	nodes := make([]*clusterNode, 3)
 	for i := range nodes {
-		nodes[i] = clusterConfig(t, root, i, brokers, topic)
+		nodes[i] = clusterConfig(t, root, i, brokers, topic, staff)
 		// One after the other: the first start makes the shared key.
 		nodes[i].proc = servetest.Start(t, bin, nodes[i].config, nodes[i].api)
-		nodes[i].login(t)
 	}
 	start := time.Now()
 
@@ -373,19 +389,33 @@ func TestCluster(t *testing.T) {
 			}
 		}
 	}
+	// One erasure through node 1's admin API: the key is destroyed in the
+	// bucket's key store, which every node shares, so every node answers
+	// 410 for those bytes and goes on serving the others.
+	erased := recs[0]
+	staff.Erase(t, nodes[1].api, erased.stream, "Antrag nach Art. 17 DSGVO")
+	for i, n := range nodes {
+		if code, _ := n.get(t, erased.raw); code != http.StatusGone {
+			t.Fatalf("node %d: GET %s after the erasure at node 1: %d, want 410", i, erased.raw, code)
+		}
+		if code, _ := n.get(t, recs[1].raw); code != http.StatusOK {
+			t.Fatalf("node %d: GET %s (not erased): %d", i, recs[1].raw, code)
+		}
+	}
 	for i, n := range nodes {
 		var out string
 		servetest.WaitFor(t, fmt.Sprintf("log verify --blobs at node %d", i), func() bool {
 			code, o, e := servetest.CLI(t, bin, n.config, "log", "verify", "--blobs")
 			out = o + e
-			return code == 0
+			m := erasedBlobs.FindStringSubmatch(o)
+			return code == 0 && m != nil && m[1] != "0"
 		})
 		if i == 0 {
 			t.Logf("log verify --blobs:\n%s", out)
 		}
 	}
 	t.Logf("%d messages over SMTP in %s at three gateways; gateway 0 and broker 2 SIGKILLed after %d acknowledged; "+
-		"queues, seq, IMAP UIDs and queue topic identical on every node", total, intake.Round(time.Millisecond), killedAt)
+		"queues, seq, IMAP UIDs and queue topic identical on every node; one erasure seen by all", total, intake.Round(time.Millisecond), killedAt)
 	for _, n := range nodes {
 		n.proc.Stop(t)
 	}

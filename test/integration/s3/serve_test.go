@@ -2,10 +2,13 @@
 
 // Package s3 runs `poststelle serve` with its blobs in a real S3 server
 // (SeaweedFS, started by run.sh): intake over SMTP acknowledges only once
-// the object store has the bytes, and the office API serves them from there.
+// the object store has the bytes, which it holds only encrypted at rest,
+// the office API serves them from there, and an admin's erasure destroys
+// them for good.
 package s3
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -17,6 +20,7 @@ import (
 	"net/smtp"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -41,9 +45,12 @@ func env(t *testing.T, name string) string {
 	return v
 }
 
-// gw is one installation whose blobs live under prefix in the test bucket.
+// gw is one installation whose blobs live under prefix in the test bucket,
+// encrypted at rest under a KEK of its own (serve never makes one for S3),
+// with an offices file whose admin may erase contents.
 type gw struct {
 	dir, config, api, smtp, ops, prefix string
+	staff                               servetest.Staff
 }
 
 func newGateway(t *testing.T, accessFile, secretFile string) *gw {
@@ -53,7 +60,12 @@ func newGateway(t *testing.T, accessFile, secretFile string) *gw {
 	g := &gw{dir: t.TempDir(), api: servetest.FreeAddr(t), smtp: servetest.FreeAddr(t), ops: servetest.FreeAddr(t),
 		prefix: "serve-" + hex.EncodeToString(b[:]) + "/"}
 	g.config = filepath.Join(g.dir, "poststelle.yaml")
+	g.staff = servetest.WriteStaff(t, g.dir)
+	kek := filepath.Join(g.dir, "keys", "blob-kek")
+	servetest.WriteKEK(t, kek)
 	conf := fmt.Sprintf(`data_dir: %s/data
+offices: %s
+routing: {rules: %s}
 office_api: {listen: %q}
 office_imap: {listen: %q}
 smtp_submission: {listen: %q}
@@ -61,37 +73,41 @@ ops: {listen: %q}
 smtp: {listen: %q, accept_all: true}
 blobs:
   backend: s3
+  kek_file: %s
   s3: {endpoint: %q, bucket: %q, prefix: %q, access_key_file: %s, secret_key_file: %s}
-`, g.dir, g.api, servetest.FreeAddr(t), servetest.FreeAddr(t), g.ops, g.smtp,
-		env(t, "S3_ENDPOINT"), env(t, "S3_BUCKET"), g.prefix, accessFile, secretFile)
+`, g.dir, g.staff.OfficesFile, g.staff.RulesFile, g.api, servetest.FreeAddr(t), servetest.FreeAddr(t), g.ops, g.smtp,
+		kek, env(t, "S3_ENDPOINT"), env(t, "S3_BUCKET"), g.prefix, accessFile, secretFile)
 	if err := os.WriteFile(g.config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return g
 }
 
-func (g *gw) demoLogin(t *testing.T) (user, password string) {
-	t.Helper()
-	c := servetest.DemoLogin(t, filepath.Join(g.dir, "data"))
-	return c.User, c.Password
+// getRaw asks the office API for a message's bytes as the office's member.
+func (g *gw) getRaw(stream string) (int, []byte, error) {
+	req, err := http.NewRequest("GET", "http://"+g.api+"/offices/demo/messages/"+stream+"/raw", nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.SetBasicAuth(g.staff.Member.User, g.staff.Member.Password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, b, err
 }
 
-// raw downloads a message's bytes from the office API as the demo office's
+// raw downloads a message's bytes from the office API as the office's
 // member, once the message is in the office.
 func (g *gw) raw(t *testing.T, stream string) []byte {
 	t.Helper()
-	user, pw := g.demoLogin(t)
 	var raw []byte
 	servetest.WaitFor(t, "the message in the demo office", func() bool {
-		req, _ := http.NewRequest("GET", "http://"+g.api+"/offices/demo/messages/"+stream+"/raw", nil)
-		req.SetBasicAuth(user, pw)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		raw, _ = io.ReadAll(resp.Body)
-		return resp.StatusCode == http.StatusOK
+		code, b, err := g.getRaw(stream)
+		raw = b
+		return err == nil && code == http.StatusOK
 	})
 	return raw
 }
@@ -112,11 +128,18 @@ func bucketClient(t *testing.T) *minio.Client {
 }
 
 const citizenMail = "From: buerger@example.org\r\nTo: bauamt@kreis.example\r\nSubject: Bauantrag\r\n" +
-	"Message-ID: <s3-serve-1@example.org>\r\n\r\nSehr geehrte Damen und Herren,\r\nanbei mein Antrag.\r\n"
+	"Message-ID: <s3-serve-1@example.org>\r\n\r\nSehr geehrte Damen und Herren,\r\nanbei mein Antrag fuer " + plainMarker + ".\r\n"
 
-// TestServeWithS3: a message taken in over SMTP is in the bucket under its
-// SHA-256 (and not in the data directory), the office API serves its bytes,
-// `log verify --blobs` re-reads it from S3, and the metrics show the puts.
+// plainMarker is a phrase of the message body that no object in the bucket
+// may hold: the bytes are there only encrypted.
+const plainMarker = "Flurstueck-4711-12"
+
+// TestServeWithS3: a message taken in over SMTP is in the bucket only
+// encrypted (no object under the gateway's prefix holds a phrase of its
+// body, and nothing is in the data directory), the office API serves its
+// bytes, `log verify --blobs` re-reads it from S3, and the metrics show the
+// puts. An admin then erases it: /raw answers 410 and log verify --blobs
+// still passes, counting the erased blob.
 func TestServeWithS3(t *testing.T) {
 	g := newGateway(t, env(t, "S3_ACCESS_KEY_FILE"), env(t, "S3_SECRET_KEY_FILE"))
 	servetest.Start(t, bin, g.config, g.api)
@@ -132,14 +155,7 @@ func TestServeWithS3(t *testing.T) {
 	if m.Raw.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("raw ref %s, want the SHA-256 of the sent bytes", m.Raw.SHA256)
 	}
-	obj, err := bucketClient(t).GetObject(context.Background(), env(t, "S3_BUCKET"), g.prefix+"sha256/"+m.Raw.SHA256, minio.GetObjectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored, err := io.ReadAll(obj)
-	if err != nil || string(stored) != citizenMail {
-		t.Fatalf("object in the bucket: %v %q", err, stored)
-	}
+	checkCiphertextOnly(t, g.prefix, len(citizenMail))
 	if _, err := os.Stat(filepath.Join(g.dir, "data", "blobs")); !os.IsNotExist(err) {
 		t.Errorf("the data directory has a local blob store: %v", err)
 	}
@@ -163,6 +179,57 @@ func TestServeWithS3(t *testing.T) {
 	})
 	if !strings.Contains(body, `poststelle_blob_operation_seconds_count{op="put"}`) {
 		t.Error("metrics lack the blob puts")
+	}
+
+	g.staff.Erase(t, g.api, recs[0].Stream, "Antrag nach Art. 17 DSGVO")
+	if code, b, err := g.getRaw(recs[0].Stream); err != nil || code != http.StatusGone {
+		t.Fatalf("/raw after the erasure: %d %v %q, want 410", code, err, b)
+	}
+	if n := len(servetest.Replay(t, bin, g.config, "ContentErased")); n != 1 {
+		t.Fatalf("%d ContentErased events, want 1", n)
+	}
+	code, out, errs := servetest.CLI(t, bin, g.config, "log", "verify", "--blobs")
+	if m := erasedCount.FindStringSubmatch(out); code != 0 || m == nil || m[1] == "0" {
+		t.Fatalf("log verify --blobs after the erasure: exit %d\n%s\n%s", code, out, errs)
+	}
+	checkCiphertextOnly(t, g.prefix, len(citizenMail))
+}
+
+// erasedCount finds log verify --blobs's count of erased blobs.
+var erasedCount = regexp.MustCompile(`(\d+) blobs erased as ContentErased events record`)
+
+// checkCiphertextOnly lists every object under prefix in the bucket: none
+// may hold the message's plaintext marker, and one outside the key store's
+// keys/ must be at least as large as the message (its ciphertext), so that
+// the scan is not vacuous.
+func checkCiphertextOnly(t *testing.T, prefix string, size int) {
+	t.Helper()
+	ctx := context.Background()
+	c, bucket := bucketClient(t), env(t, "S3_BUCKET")
+	var objects, ciphertexts int
+	for info := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if info.Err != nil {
+			t.Fatalf("list the bucket: %v", info.Err)
+		}
+		obj, err := c.GetObject(ctx, bucket, info.Key, minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(io.LimitReader(obj, 16<<20))
+		obj.Close()
+		if err != nil {
+			t.Fatalf("read %s: %v", info.Key, err)
+		}
+		if bytes.Contains(b, []byte(plainMarker)) || bytes.Contains(b, []byte("Sehr geehrte")) {
+			t.Errorf("object %s holds the message's plaintext", info.Key)
+		}
+		objects++
+		if !strings.HasPrefix(info.Key, prefix+"keys/") && len(b) >= size {
+			ciphertexts++
+		}
+	}
+	if ciphertexts == 0 {
+		t.Fatalf("none of the %d objects under %s is the message's ciphertext", objects, prefix)
 	}
 }
 
