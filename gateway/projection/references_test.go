@@ -50,21 +50,12 @@ func (e *evidenceEnv) receive(t *testing.T, ch gateway.Channel, key, msgID, coor
 
 func (e *evidenceEnv) follow(t *testing.T, handler string, cause eventstore.Event, p gateway.Payload) eventstore.Event {
 	t.Helper()
-	ev, err := gateway.Follow(handler, &cause, 0, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e.append(t, ev)
+	return e.env.Follow(t, handler, cause, p)
 }
 
 func (e *evidenceEnv) append(t *testing.T, ev eventstore.Event) eventstore.Event {
 	t.Helper()
-	res, err := e.env.Log.Append(context.Background(), ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev.Position = res[0].Position
-	return ev
+	return e.env.Append(t, ev)
 }
 
 func (e *evidenceEnv) catchUp(t *testing.T) {

@@ -179,21 +179,12 @@ func (e *env) receive(t *testing.T, key, shared string, offices ...string) messa
 
 func (e *env) follow(t *testing.T, handler string, cause eventstore.Event, p gateway.Payload) eventstore.Event {
 	t.Helper()
-	ev, err := gateway.Follow(handler, &cause, 0, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e.append(t, ev)
+	return e.g.Follow(t, handler, cause, p)
 }
 
 func (e *env) append(t *testing.T, ev eventstore.Event) eventstore.Event {
 	t.Helper()
-	res, err := e.g.Log.Append(context.Background(), ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev.Position = res[0].Position
-	return ev
+	return e.g.Append(t, ev)
 }
 
 func (e *env) eraseDue(t *testing.T, want int) {

@@ -29,3 +29,24 @@ func Payloads[T gateway.Payload](t testing.TB, l eventstore.Log, tenant, stream 
 	}
 	return out
 }
+
+// Append appends ev to the log and returns it with its position.
+func (e *Env) Append(t testing.TB, ev eventstore.Event) eventstore.Event {
+	t.Helper()
+	res, err := e.Log.Append(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Position = res[0].Position
+	return ev
+}
+
+// Follow appends the event a handler records in answer to cause.
+func (e *Env) Follow(t testing.TB, handler string, cause eventstore.Event, p gateway.Payload) eventstore.Event {
+	t.Helper()
+	ev, err := gateway.Follow(handler, &cause, 0, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.Append(t, ev)
+}
