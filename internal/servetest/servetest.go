@@ -12,12 +12,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,17 +45,36 @@ func Build(dir string) (string, error) {
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment
-// ago. Another process may take it before the gateway binds it; the
-// gateway then fails to start, loudly.
+// ago. The port comes from below Linux's ephemeral range (32768–60999 by
+// default): a port in that range, released again, is what the kernel
+// hands the next outgoing connection or ":0" listener, of this machine's
+// other tests too, and the gateway then failed to bind it. Below the range
+// only another FreeAddr can take it, and a port handed out once is not
+// handed out again by this process.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := freeLow + rand.IntN(freeHigh-freeLow)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("servetest: no free loopback port between 20000 and 32767")
+	return ""
 }
+
+// The range FreeAddr draws from, and the ports it handed out: a test
+// process's record, so that two calls never return the same port.
+const freeLow, freeHigh = 20000, 32768
+
+var handedOut sync.Map
 
 // Process is one running `poststelle serve`.
 type Process struct {
