@@ -13,6 +13,7 @@ import (
 	"github.com/poststelle/poststelle/crypto/verify"
 	"github.com/poststelle/poststelle/gateway"
 	"github.com/poststelle/poststelle/gateway/evidencebundle"
+	"github.com/poststelle/poststelle/gateway/preservation"
 	"github.com/poststelle/poststelle/internal/assembly"
 )
 
@@ -74,6 +75,9 @@ func runEvidence(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitUsage
 	}
 	defer release()
+	// The record of the original, as serve's bundles carry it, read from
+	// the log: serve's state database is not the command's to read.
+	b.OriginalRecord = preservation.OriginalRecordFromLog(l)
 	// Written beside the target and renamed, so that a failed bundle never
 	// leaves a file that looks like one.
 	tmp, err := os.CreateTemp(filepath.Dir(*out), ".evidence-*")

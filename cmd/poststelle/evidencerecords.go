@@ -49,22 +49,10 @@ func runEvidenceRecords(ctx context.Context, args []string, stdout, stderr io.Wr
 	if c, ok := blobs.(io.Closer); ok {
 		defer c.Close()
 	}
-	evs, err := l.ReadStream(ctx, *tenant, gateway.EvidenceRecordsStream)
+	latest, err := preservation.LatestRecords(ctx, l, *tenant)
 	if err != nil {
-		fmt.Fprintln(stderr, "poststelle: read evidence records:", err)
+		fmt.Fprintln(stderr, "poststelle:", err)
 		return exitFailed
-	}
-	reg := gateway.NewRegistry()
-	latest := map[string]*gateway.EvidenceRecordSaved{}
-	for i := range evs {
-		p, err := reg.Decode(&evs[i])
-		if err != nil {
-			fmt.Fprintln(stderr, "poststelle:", err)
-			return exitFailed
-		}
-		if s, ok := p.(*gateway.EvidenceRecordSaved); ok {
-			latest[preservation.ObjectName(s.Object.Kind, s.Object.Stream, s.Object.Data)] = s
-		}
 	}
 	if err := os.MkdirAll(*out, 0o750); err != nil {
 		fmt.Fprintln(stderr, "poststelle:", err)

@@ -85,6 +85,15 @@ func TestDemoEvidenceRecords(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "evidence-record") || !strings.Contains(out, "records/original.ers covers the original bytes") {
 		t.Fatalf("evidence verify: exit %d\n%s%s", code, out, errs)
 	}
+	// The command's bundle, made offline from the log, carries it too.
+	if code, out, errs := cli(t, "data", "evidence", stream, "--out", "cli.asice"); code != exitOK {
+		t.Fatalf("evidence %s --out: exit %d\n%s%s", stream, code, out, errs)
+	}
+	code, out, errs = cli(t, "data", "evidence", "verify", "cli.asice",
+		"--key", filepath.Join("data", "keys", "gateway.pub"), "--trust", filepath.Join("data", "demo-ca", "ca.pem"))
+	if code != exitOK || !strings.Contains(out, "records/original.ers covers the original bytes") {
+		t.Fatalf("evidence verify of the command's bundle: exit %d\n%s%s", code, out, errs)
+	}
 	if !strings.Contains(d.log.String(), "evidence records: run done") {
 		t.Errorf("no run logged:\n%s", d.log.String())
 	}
