@@ -197,7 +197,31 @@ func (s *S3) Erase(ctx context.Context, plain blob.Ref) error {
 
 // read fetches and parses the key object of sum; found is false when there
 // is none. etag is the object's ETag, for a conditional write over it.
+//
+// The client reads an object's body with If-Match on the ETag its first
+// answer gave, so an object another node rewrote in between (a racing Add
+// or Erase) ends the read in PreconditionFailed; that is a changed object,
+// not a failure, and the read starts over.
 func (s *S3) read(ctx context.Context, sum string) (r record, etag string, found bool, err error) {
+	for range maxWriteAttempts {
+		r, etag, found, err = s.readOnce(ctx, sum)
+		if !errors.Is(err, errChanged) {
+			return r, etag, found, err
+		}
+	}
+	return record{}, "", false, fmt.Errorf("blobkeys: read key of %s: changed %d times while read", sum, maxWriteAttempts)
+}
+
+// errChanged is a key object rewritten while it was read.
+var errChanged = errors.New("blobkeys: the key object changed while it was read")
+
+// changed reports an answer that says the object changed under the read.
+func changed(err error) bool {
+	var er minio.ErrorResponse
+	return errors.As(err, &er) && er.Code == "PreconditionFailed"
+}
+
+func (s *S3) readOnce(ctx context.Context, sum string) (r record, etag string, found bool, err error) {
 	obj, err := s.client.GetObject(ctx, s.bucket, s.key(sum), minio.GetObjectOptions{})
 	if err != nil {
 		return record{}, "", false, fmt.Errorf("blobkeys: get key of %s: %w", sum, err)
@@ -208,6 +232,9 @@ func (s *S3) read(ctx context.Context, sum string) (r record, etag string, found
 		if code := minio.ToErrorResponse(err).Code; code == "NoSuchKey" || code == "NotFound" {
 			return record{}, "", false, nil
 		}
+		if changed(err) {
+			return record{}, "", false, errChanged
+		}
 		return record{}, "", false, fmt.Errorf("blobkeys: get key of %s: %w", sum, err)
 	}
 	if info.Size > maxRecord {
@@ -215,6 +242,9 @@ func (s *S3) read(ctx context.Context, sum string) (r record, etag string, found
 	}
 	b, err := io.ReadAll(io.LimitReader(obj, maxRecord+1))
 	if err != nil {
+		if changed(err) {
+			return record{}, "", false, errChanged
+		}
 		return record{}, "", false, fmt.Errorf("blobkeys: read key of %s: %w", sum, err)
 	}
 	r, err = decodeRecord(sum, b)
