@@ -3,7 +3,6 @@ package metrics
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -13,7 +12,16 @@ import (
 // Blobs wraps a blob store to time its operations. A refused oversized
 // message and a missing blob are answers, not store errors, so they do not
 // count as errors.
-func (m *Metrics) Blobs(b blob.Backend) blob.Backend { return &timedBlobs{b: b, m: m} }
+// A store that can erase (eventstore/cryptblob) stays a blob.Eraser through
+// the wrapper, and one that cannot does not become one, so that callers
+// can tell by the type alone.
+func (m *Metrics) Blobs(b blob.Backend) blob.Backend {
+	t := &timedBlobs{b: b, m: m}
+	if e, ok := b.(blob.Eraser); ok {
+		return &timedErasingBlobs{timedBlobs: t, e: e}
+	}
+	return t
+}
 
 type timedBlobs struct {
 	b blob.Backend
@@ -77,29 +85,29 @@ func (t *timedBlobs) Ping(ctx context.Context) error {
 	return err
 }
 
-// Erase passes erasure through to a store that can (eventstore/cryptblob);
-// any other refuses it with blob.ErrNotErasable.
-func (t *timedBlobs) Erase(ctx context.Context, ref blob.Ref) error {
-	e, ok := t.b.(blob.Eraser)
-	if !ok {
-		return fmt.Errorf("%w: the blob store does not encrypt at rest", blob.ErrNotErasable)
-	}
+// timedErasingBlobs is timedBlobs over a store that can erase.
+type timedErasingBlobs struct {
+	*timedBlobs
+	e blob.Eraser
+}
+
+// Erase times the inner store's erasure.
+func (t *timedErasingBlobs) Erase(ctx context.Context, ref blob.Ref) error {
 	start := time.Now()
-	err := e.Erase(ctx, ref)
+	err := t.e.Erase(ctx, ref)
 	t.done("erase", start, err)
 	return err
 }
 
-// Erasable tells whether the inner store could erase ref (see
-// retention.ErasableChecker); a store that cannot erase says no.
-func (t *timedBlobs) Erasable(ctx context.Context, ref blob.Ref) (bool, error) {
-	if c, ok := t.b.(interface {
+// Erasable passes the inner store's answer through (see
+// retention.ErasableChecker); without one, every blob counts as erasable.
+func (t *timedErasingBlobs) Erasable(ctx context.Context, ref blob.Ref) (bool, error) {
+	if c, ok := t.e.(interface {
 		Erasable(context.Context, blob.Ref) (bool, error)
 	}); ok {
 		return c.Erasable(ctx, ref)
 	}
-	_, ok := t.b.(blob.Eraser)
-	return ok, nil
+	return true, nil
 }
 
 // Close closes the inner store when it has anything to close.

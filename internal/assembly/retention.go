@@ -26,14 +26,8 @@ func (w *retentionWiring) make(oc offices.Config) (officeapi.Retention, error) {
 	if err != nil {
 		return nil, err
 	}
-	// With encryption at rest off the store cannot erase: holds and the
-	// status still answer, erasure is refused.
-	er, _ := w.g.blobs.(blob.Eraser)
-	if !w.g.cfg.Blobs.encrypted() {
-		er = nil
-	}
 	s, err := retention.New(w.g.cfg.Retention, retention.Deps{Log: w.g.log, Registry: w.reg, State: w.g.state,
-		Eraser: er, Policy: pol, Logger: w.g.logger.With("component", "retention"), Owns: w.owner.owns(),
+		Eraser: w.eraser(), Policy: pol, Logger: w.g.logger.With("component", "retention"), Owns: w.owner.owns(),
 		Metrics: metrics.NewRetention(w.g.metrics.Registry())})
 	if err != nil {
 		return nil, err
@@ -46,8 +40,15 @@ func (w *retentionWiring) make(oc offices.Config) (officeapi.Retention, error) {
 	return s, nil
 }
 
-// erasing reports whether erasures can run here (there is an eraser).
-func (w *retentionWiring) erasing() bool {
-	_, ok := w.g.blobs.(blob.Eraser)
-	return w.service != nil && ok && w.g.cfg.Blobs.encrypted()
+// eraser is the blob store as an eraser, nil when it cannot erase
+// (encryption at rest off): holds and the status still answer then,
+// erasure is refused.
+func (w *retentionWiring) eraser() blob.Eraser {
+	if e, ok := w.g.blobs.(blob.Eraser); ok {
+		return e
+	}
+	return nil
 }
+
+// erasing reports whether erasures can run here.
+func (w *retentionWiring) erasing() bool { return w.service != nil && w.eraser() != nil }
